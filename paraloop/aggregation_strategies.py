@@ -1,0 +1,320 @@
+"""How the private copies of a :class:`~paraloop.Variable` are combined.
+
+Every worker runs its iterations on a *private copy* of each Variable, started
+from :meth:`AggregationStrategy.start`.  After the loop the partial results are
+combined with :meth:`AggregationStrategy.combine`, strictly in iteration order,
+onto the Variable's pre-loop value.  That is why a strategy only has to be
+*associative*: the order of the operands is always the sequential one.
+
+Writing your own takes a few lines::
+
+    from paraloop import aggregation_strategies
+
+    class LongestString(aggregation_strategies.AggregationStrategy):
+        def start(self, value):
+            return ""
+        def combine(self, accumulated, partial):
+            return partial if len(partial) > len(accumulated) else accumulated
+
+    longest = Variable("", aggregation_strategy=LongestString)
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict, deque
+from collections.abc import Callable, Mapping
+import typing
+
+# The strategy named Any below shadows typing.Any in this module.
+Value = typing.Any
+
+__all__ = [
+    "NOTHING",
+    "AggregationStrategy",
+    "All",
+    "Any",
+    "Concatenate",
+    "Last",
+    "Max",
+    "Merge",
+    "Min",
+    "Product",
+    "Reduce",
+    "Sum",
+    "Union",
+]
+
+
+class _Nothing:
+    """The private start of strategies whose partials may be 'no assignment at all'."""
+
+    _instance: _Nothing | None = None
+
+    def __new__(cls) -> _Nothing:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "paraloop.aggregation_strategies.NOTHING"
+
+    def __reduce__(self) -> str:
+        return "NOTHING"
+
+
+NOTHING: Value = _Nothing()
+
+
+def _is_numpy_array(value: object) -> bool:
+    return type(value).__module__ == "numpy" and type(value).__name__ == "ndarray"
+
+
+def _empty_like(value: Value) -> Value:
+    """An empty container of the same type (and default factory, and maxlen)."""
+    if isinstance(value, defaultdict):
+        return type(value)(value.default_factory)
+    if isinstance(value, deque):
+        return type(value)(maxlen=value.maxlen)
+    if _is_numpy_array(value):
+        return value[:0].copy()
+    return type(value)()
+
+
+class AggregationStrategy:
+    """The strategy protocol: subclass it and override :meth:`start` and :meth:`combine`.
+
+    ``check`` may refuse values the strategy cannot combine; the refusal happens
+    when the ``Variable`` is created, not after an hour of work.
+    """
+
+    def check(self, value: Value) -> str | None:
+        """Return why ``value`` cannot be aggregated with this strategy, or ``None``."""
+        return None
+
+    def start(self, value: Value) -> Value:
+        """The value a worker's private copy starts from, given the pre-loop value."""
+        raise NotImplementedError
+
+    def combine(self, accumulated: Value, partial: Value) -> Value:
+        """Combine the result so far with the next partial result, in iteration order.
+
+        May update ``accumulated`` in place and return it (that keeps the
+        identity of lists and dicts); must return the combined value.
+        """
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__module__}.{type(self).__qualname__}()"
+
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other) and vars(self) == vars(other)
+
+    def __hash__(self) -> int:
+        return hash(type(self))
+
+
+class Sum(AggregationStrategy):
+    """Adds partial results: numbers, numpy arrays, and mappings per key.
+
+    ``total += n`` or ``counts[word] += 1`` (with a ``Counter``/``defaultdict``)::
+
+        total = Variable(0, aggregation_strategy=Sum)
+    """
+
+    def check(self, value: Value) -> str | None:
+        if isinstance(value, (str, bytes, list, tuple, deque)):
+            return (
+                f"Sum adds numbers, numpy arrays and mappings per key; "
+                f"for a {type(value).__name__} use Concatenate"
+            )
+        if isinstance(value, (set, frozenset)):
+            return "Sum cannot add sets; use Union"
+        if isinstance(value, Mapping) or _is_numpy_array(value):
+            return None
+        try:
+            value + value
+        except TypeError:
+            return f"Sum needs values that support '+', and {type(value).__name__} does not"
+        return None
+
+    def start(self, value: Value) -> Value:
+        if isinstance(value, Mapping):
+            return _empty_like(value)
+        if _is_numpy_array(value):
+            return value * 0
+        return value - value if not isinstance(value, bool) else 0
+
+    def combine(self, accumulated: Value, partial: Value) -> Value:
+        if isinstance(accumulated, Mapping):
+            for key, amount in partial.items():
+                accumulated[key] = accumulated[key] + amount if key in accumulated else amount
+            return accumulated
+        if _is_numpy_array(accumulated):
+            accumulated += partial
+            return accumulated
+        return accumulated + partial
+
+
+class Product(AggregationStrategy):
+    """Multiplies partial results: ``v *= x``."""
+
+    def check(self, value: Value) -> str | None:
+        try:
+            value * value
+        except TypeError:
+            return f"Product needs values that support '*', and {type(value).__name__} does not"
+        return None
+
+    def start(self, value: Value) -> Value:
+        if _is_numpy_array(value):
+            return value * 0 + 1
+        return type(value)(1)
+
+    def combine(self, accumulated: Value, partial: Value) -> Value:
+        return accumulated * partial
+
+
+class Concatenate(AggregationStrategy):
+    """Joins partial results in iteration order: lists, tuples, strings, deques, dicts, numpy arrays.
+
+    ``out.append(x)``, ``out += [x]``, ``text += s``, ``d[key] = value``::
+
+        results = Variable([], aggregation_strategy=Concatenate)
+    """
+
+    def check(self, value: Value) -> str | None:
+        if isinstance(value, (list, tuple, str, bytes, deque, dict)) or _is_numpy_array(value):
+            return None
+        return (
+            f"Concatenate joins lists, tuples, strings, bytes, deques, dicts and numpy arrays, "
+            f"not {type(value).__name__}"
+        )
+
+    def start(self, value: Value) -> Value:
+        return _empty_like(value)
+
+    def combine(self, accumulated: Value, partial: Value) -> Value:
+        if isinstance(accumulated, (list, deque)):
+            accumulated.extend(partial)
+            return accumulated
+        if isinstance(accumulated, dict):
+            accumulated.update(partial)
+            return accumulated
+        if _is_numpy_array(accumulated):
+            import numpy
+
+            return numpy.concatenate([accumulated, partial])
+        return accumulated + partial
+
+
+class Merge(AggregationStrategy):
+    """Merges dict updates; the later iteration wins, the first insertion fixes the key order.
+
+    ``d[key] = value`` or ``d.update(other)``.
+    """
+
+    def check(self, value: Value) -> str | None:
+        if isinstance(value, dict):
+            return None
+        return f"Merge combines dicts, not {type(value).__name__}"
+
+    def start(self, value: Value) -> Value:
+        return _empty_like(value)
+
+    def combine(self, accumulated: Value, partial: Value) -> Value:
+        accumulated.update(partial)
+        return accumulated
+
+
+class Union(AggregationStrategy):
+    """Unites sets: ``s.add(x)``, ``s |= other``."""
+
+    def check(self, value: Value) -> str | None:
+        if isinstance(value, (set, frozenset)):
+            return None
+        return f"Union combines sets, not {type(value).__name__}"
+
+    def start(self, value: Value) -> Value:
+        return _empty_like(value)
+
+    def combine(self, accumulated: Value, partial: Value) -> Value:
+        if isinstance(accumulated, set):
+            accumulated |= partial
+            return accumulated
+        return accumulated | partial
+
+
+class _Extremum(AggregationStrategy):
+    """Min and Max start every private copy from the pre-loop value: both are idempotent."""
+
+    pick: Callable[[Value, Value], Value]
+
+    def start(self, value: Value) -> Value:
+        return value
+
+    def combine(self, accumulated: Value, partial: Value) -> Value:
+        return type(self).pick(accumulated, partial)
+
+
+class Min(_Extremum):
+    """Keeps the smallest value: ``v = min(v, x)``."""
+
+    pick = staticmethod(min)
+
+
+class Max(_Extremum):
+    """Keeps the largest value: ``v = max(v, x)``."""
+
+    pick = staticmethod(max)
+
+
+class Any(AggregationStrategy):  # noqa: A001 - the name users look for
+    """True when any iteration set it: ``found = found or test(x)``, ``found |= test(x)``."""
+
+    def start(self, value: object) -> bool:
+        return False
+
+    def combine(self, accumulated: object, partial: object) -> bool:
+        return bool(accumulated) or bool(partial)
+
+
+class All(AggregationStrategy):
+    """True while every iteration kept it: ``ok = ok and test(x)``, ``ok &= test(x)``."""
+
+    def start(self, value: object) -> bool:
+        return True
+
+    def combine(self, accumulated: object, partial: object) -> bool:
+        return bool(accumulated) and bool(partial)
+
+
+class Last(AggregationStrategy):
+    """The value the last assigning iteration gave: ``v = x``."""
+
+    def start(self, value: object) -> object:
+        return NOTHING
+
+    def combine(self, accumulated: object, partial: object) -> object:
+        return accumulated if partial is NOTHING else partial
+
+
+class Reduce(AggregationStrategy):
+    """Combines with your own associative function, ``v = function(v, x)``.
+
+    ``identity`` is the value that changes nothing (0 for ``math.gcd``)::
+
+        g = Variable(0, aggregation_strategy=Reduce(math.gcd, identity=0))
+    """
+
+    def __init__(self, function: Callable[[Value, Value], Value], identity: Value) -> None:
+        self.function = function
+        self.identity = identity
+
+    def __repr__(self) -> str:
+        return f"Reduce({self.function!r}, identity={self.identity!r})"
+
+    def start(self, value: Value) -> Value:
+        return self.identity
+
+    def combine(self, accumulated: Value, partial: Value) -> Value:
+        return self.function(accumulated, partial)

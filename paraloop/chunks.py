@@ -1,0 +1,84 @@
+"""Cutting the loop's iterable into chunks, lazily, with sizes that follow the work.
+
+A chunk is the unit sent to a worker.  One message per iteration is far too
+slow for cheap bodies, one huge chunk balances badly for expensive ones, so the
+size adapts to the iteration time the workers measure, aiming at chunks of a
+few tens of milliseconds.  Sizes depend on measured times only, never on the
+number of workers.  The iterable is read one chunk at a time, when a worker is
+free to take it, so read-ahead is bounded by the number of chunks in flight.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["Chunk", "Chunker"]
+
+# Aim for chunks that take about this long: long enough that the cost of a
+# round trip to a worker (tens of microseconds) vanishes, short enough that
+# the last chunks balance well.
+TARGET_SECONDS = 0.02
+MAX_CHUNK = 1 << 20
+
+
+@dataclass
+class Chunk:
+    index: int
+    start: int
+    items: Sequence[Any]
+
+
+class Chunker:
+    """Hands out consecutive chunks of ``iterable`` on request."""
+
+    def __init__(self, iterable: Iterable[Any], chunksize: int | None = None) -> None:
+        self._sequence: Sequence[Any] | None = None
+        self._iterator: Iterator[Any] | None = None
+        if isinstance(iterable, (range, list, tuple)):
+            # Slices of these are cheap and pickle compactly (a range slice is a range).
+            self._sequence = iterable
+        else:
+            self._iterator = iter(iterable)
+        self.fixed = chunksize is not None
+        self.size = chunksize if chunksize is not None else 1
+        self.position = 0
+        self.count = 0
+        self.exhausted = False
+        self.stopped = False
+        self._measured = False
+
+    def next(self) -> Chunk | None:
+        if self.exhausted or self.stopped:
+            return None
+        size = self.size
+        if self._sequence is not None:
+            items: Sequence[Any] = self._sequence[self.position : self.position + size]
+        else:
+            assert self._iterator is not None
+            items = list(itertools.islice(self._iterator, size))
+        if not items:
+            self.exhausted = True
+            return None
+        chunk = Chunk(self.count, self.position, items)
+        self.count += 1
+        self.position += len(items)
+        if len(items) < size:
+            self.exhausted = True
+        if not self.fixed and not self._measured:
+            self.size = min(self.size * 2, MAX_CHUNK)
+        return chunk
+
+    def observe(self, items: int, seconds: float) -> None:
+        """Adapt the size to a worker's measured time for ``items`` iterations."""
+        if self.fixed or items <= 0:
+            return
+        self._measured = True
+        per_item = max(seconds / items, 1e-9)
+        wanted = int(TARGET_SECONDS / per_item)
+        self.size = max(1, min(wanted, self.size * 2, MAX_CHUNK))
+
+    def stop(self) -> None:
+        self.stopped = True

@@ -1,0 +1,96 @@
+"""``python -m paraloop``: run a script with its ParaLoop loops rewritten, or show the rewrite."""
+
+from __future__ import annotations
+
+import builtins
+import os
+import sys
+import types
+
+from .hook.loader import ParaLoopLoader, compile_rewritten
+from .hook.rewriter import show
+
+__all__ = ["main", "run_script"]
+
+USAGE = """\
+usage: python -m paraloop SCRIPT [ARGS...]
+       python -m paraloop --show FILE
+
+Run SCRIPT as __main__ (with sys.argv, sys.path[0] and __file__ as
+'python SCRIPT' sets them) with its ParaLoop loops running in parallel; the
+script needs no '# paraloop: enable' line.  Modules it imports are rewritten
+when they carry that line.
+
+  --show FILE   print FILE's source as paraloop rewrites it
+  -h, --help    print this help
+
+Environment variables:
+  PARALOOP_BACKEND        processes (default) or sequential, for every loop
+  PARALOOP_WORKERS        number of worker processes for loops that give none
+  PARALOOP_START_METHOD   fork, forkserver or spawn for the worker processes
+"""
+
+
+def run_script(script: str, args: list[str]) -> None:
+    """Run ``script`` as ``__main__`` with its loops rewritten, as ``python script`` would."""
+    path = os.path.abspath(script)
+    with open(path, "rb") as handle:
+        source = handle.read()
+    code = compile_rewritten(source, path)
+    main = types.ModuleType("__main__")
+    main.__file__ = path
+    main.__spec__ = None
+    main.__loader__ = ParaLoopLoader("__main__", path)
+    main.__builtins__ = builtins  # type: ignore[attr-defined]
+    main.__cached__ = None  # type: ignore[attr-defined]
+    sys.modules["__main__"] = main
+    sys.argv[:] = [script, *args]
+    sys.path[0] = os.path.dirname(path)
+    exec(code, main.__dict__)
+
+
+def _report(error: BaseException) -> None:
+    """Print the traceback as 'python script.py' would: from the script's frame on."""
+    traceback_ = error.__traceback__
+    here = os.path.abspath(__file__)
+    while traceback_ is not None and os.path.abspath(traceback_.tb_frame.f_code.co_filename) == here:
+        traceback_ = traceback_.tb_next
+    sys.excepthook(type(error), error, traceback_)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args:
+        sys.stderr.write(USAGE)
+        return 2
+    if args[0] in ("-h", "--help"):
+        sys.stdout.write(USAGE)
+        return 0
+    if args[0] == "--show":
+        if len(args) != 2:
+            sys.stderr.write(USAGE)
+            return 2
+        with open(args[1], "rb") as handle:
+            sys.stdout.write(show(handle.read(), args[1]))
+        return 0
+    script = args[0]
+    if not os.path.isfile(script):
+        sys.stderr.write(f"{sys.executable}: can't open file {os.path.abspath(script)!r}: "
+                         "[Errno 2] No such file or directory\n")
+        return 2
+    try:
+        run_script(script, args[1:])
+    except SyntaxError as error:
+        _report(error)
+        return 1
+    except (SystemExit, KeyboardInterrupt):
+        raise
+    except BaseException as error:  # noqa: BLE001 - reported like the interpreter does
+        _report(error)
+        return 1
+    return 0
+
+
+def console_main() -> None:
+    """The ``paraloop`` console script: ``paraloop script.py`` is ``python -m paraloop script.py``."""
+    sys.exit(main())

@@ -1,0 +1,61 @@
+"""How many CPUs this process may really use: affinity, cgroup quota, and the override."""
+
+from __future__ import annotations
+
+import math
+import os
+
+__all__ = ["available_cpus", "default_workers"]
+
+
+def _cgroup_quota() -> float | None:
+    """CPUs allowed by the cgroup's CPU quota (v2 ``cpu.max`` or v1 CFS), if any."""
+    try:
+        with open("/sys/fs/cgroup/cpu.max") as handle:
+            quota, period = handle.read().split()[:2]
+        if quota != "max":
+            return int(quota) / int(period)
+        return None
+    except (OSError, ValueError):
+        pass
+    try:
+        with open("/sys/fs/cgroup/cpu/cpu.cfs_quota_us") as q, open(
+            "/sys/fs/cgroup/cpu/cpu.cfs_period_us"
+        ) as p:
+            quota_us, period_us = int(q.read()), int(p.read())
+        if quota_us > 0 and period_us > 0:
+            return quota_us / period_us
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def available_cpus() -> int:
+    """The CPUs this process may run on, never less than one."""
+    if hasattr(os, "sched_getaffinity"):
+        count = len(os.sched_getaffinity(0))
+    else:  # pragma: no cover - macOS and Windows
+        count = os.cpu_count() or 1
+    quota = _cgroup_quota()
+    if quota is not None:
+        count = min(count, max(1, math.ceil(quota)))
+    return max(1, count)
+
+
+def default_workers() -> int:
+    """Workers for a loop that names no count: ``PARALOOP_WORKERS`` or the usable CPUs."""
+    override = os.environ.get("PARALOOP_WORKERS", "").strip()
+    if override:
+        try:
+            value = int(override)
+        except ValueError:
+            value = 0
+        if value < 1:
+            from .errors import ParaLoopError
+
+            raise ParaLoopError(
+                f"PARALOOP_WORKERS={override!r} is not a positive whole number; "
+                "set it to the number of worker processes, e.g. PARALOOP_WORKERS=4"
+            )
+        return value
+    return available_cpus()

@@ -1,0 +1,132 @@
+"""Running one chunk of a loop through its generated worker function.
+
+The same code runs a chunk in a worker process, in a thread, or inline in the
+caller: it gives the worker function fresh private copies of the tracked
+Variables, calls it, and turns what the function returns (how the chunk
+ended, and its local names) into an :class:`Outcome` the caller can combine.
+"""
+
+from __future__ import annotations
+
+import operator
+import reprlib
+import time
+import traceback
+import types
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .chunks import Chunk
+from .variable import Variable
+
+__all__ = ["BROKE", "DONE", "RAISED", "RETURNED", "UNBOUND", "Job", "Outcome", "execute_chunk"]
+
+
+class _Unbound:
+    """Stands for a name that was not bound when the loop started."""
+
+    def __repr__(self) -> str:
+        return "<unbound>"
+
+    def __reduce__(self) -> str:
+        return "UNBOUND"
+
+
+UNBOUND: Any = _Unbound()
+
+# How a chunk ended; the generated worker functions return one of these.
+DONE = 0
+BROKE = 1
+RAISED = 2
+RETURNED = 3
+
+
+@dataclass
+class Job:
+    """Everything a worker needs for one loop; shipped once per loop, not per chunk."""
+
+    function: Callable[..., Any]
+    params: tuple[str, ...]
+    values: tuple[Any, ...]
+    tracked: frozenset[str]
+    stored: tuple[str, ...]
+    after: frozenset[str]
+    filename: str
+    line: int
+
+    def portable(self) -> Job:
+        """A copy whose function dill sends by value (a copy is not found by its name)."""
+        function = self.function
+        clone = types.FunctionType(
+            function.__code__,
+            function.__globals__,
+            function.__name__,
+            function.__defaults__,
+            function.__closure__,
+        )
+        clone.__qualname__ = function.__qualname__
+        clone.__module__ = function.__module__
+        return Job(
+            clone, self.params, self.values, self.tracked, self.stored, self.after,
+            self.filename, self.line,
+        )
+
+
+@dataclass
+class Outcome:
+    """What one chunk produced, in a form the caller combines in chunk order."""
+
+    chunk: int
+    start: int
+    size: int
+    kind: int = DONE
+    # Global index of the iteration that broke, raised or returned.
+    stop: int | None = None
+    value: Any = None
+    partials: dict[str, Any] = field(default_factory=dict)
+    bound: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+    traceback: str | None = None
+    item: str | None = None
+
+    @property
+    def iterations(self) -> int:
+        return self.size if self.stop is None else self.stop - self.start + 1
+
+
+def execute_chunk(job: Job, chunk: Chunk) -> Outcome:
+    args = [
+        value._private() if name in job.tracked else value
+        for name, value in zip(job.params, job.values)
+    ]
+    items = chunk.items
+    began = time.perf_counter()
+    kind, value, iterator, names = job.function(items, *args)
+    seconds = time.perf_counter() - began
+
+    outcome = Outcome(chunk.index, chunk.start, len(items), kind, seconds=seconds)
+    if kind != DONE:
+        position = len(items) - operator.length_hint(iterator) - 1
+        outcome.stop = chunk.start + position
+        outcome.value = value
+        if kind == RAISED:
+            outcome.item = reprlib.repr(items[position]) if 0 <= position < len(items) else None
+            outcome.traceback = "".join(
+                traceback.format_exception(type(value), value, value.__traceback__)
+            )
+    initial = dict(zip(job.params, args))
+    for name in job.tracked:
+        private = initial[name]
+        current = names.get(name, private)
+        # ``v += x`` keeps the private Variable bound; ``v = min(v, x)`` or
+        # ``v = x`` rebinds the name, and the new value is the partial result.
+        outcome.partials[name] = current.value if isinstance(current, Variable) else current
+    for name in job.stored:
+        if name in job.tracked or name not in names:
+            continue
+        current = names[name]
+        if name in initial and current is initial[name]:
+            continue  # not rebound by this chunk
+        outcome.bound[name] = current
+    return outcome

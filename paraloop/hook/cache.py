@@ -1,0 +1,82 @@
+"""The bytecode cache of rewritten modules.
+
+Rewritten code lives beside ordinary bytecode under a tag of its own
+(``name.cpython-312.paraloop-<version>.pyc``), so a plain import never loads
+it.  The file holds the interpreter's magic number and a hash of the source
+and of paraloop's version: a change to either makes it stale.  Files are
+written atomically (a temporary file, then ``os.replace``) and silently not
+written when ``sys.dont_write_bytecode`` is set or the directory is read-only;
+``sys.pycache_prefix`` is honoured.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import marshal
+import os
+import sys
+import threading
+from types import CodeType
+
+from .rewriter import REWRITER_VERSION
+
+__all__ = ["TAG", "cache_path", "read", "write"]
+
+
+from .._version import __version__
+
+TAG = f"paraloop-{__version__}-r{REWRITER_VERSION}"
+_HEADER = importlib.util.MAGIC_NUMBER + b"PLOP"
+
+
+def _key(source: bytes) -> bytes:
+    return importlib.util.source_hash(TAG.encode() + b"\0" + source)
+
+
+def cache_path(source_path: str) -> str | None:
+    """Where the rewritten bytecode of ``source_path`` is cached, or None (no cache tag)."""
+    try:
+        ordinary = importlib.util.cache_from_source(source_path)
+    except (NotImplementedError, ValueError):
+        return None
+    return ordinary[: -len(".pyc")] + f".{TAG}.pyc"
+
+
+def read(source_path: str, source: bytes) -> CodeType | None:
+    path = cache_path(source_path)
+    if path is None:
+        return None
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError:
+        return None
+    header = _HEADER + _key(source)
+    if not data.startswith(header):
+        return None
+    try:
+        code = marshal.loads(memoryview(data)[len(header) :])
+    except (EOFError, ValueError, TypeError):
+        return None
+    return code if isinstance(code, CodeType) else None
+
+
+def write(source_path: str, source: bytes, code: CodeType) -> None:
+    if sys.dont_write_bytecode:
+        return
+    path = cache_path(source_path)
+    if path is None:
+        return
+    data = _HEADER + _key(source) + marshal.dumps(code)
+    temporary = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(temporary, "wb") as handle:
+            handle.write(data)
+        os.replace(temporary, path)
+    except OSError:
+        # Read-only directory, full disk: the module works, only uncached.
+        try:
+            os.unlink(temporary)
+        except OSError:
+            pass

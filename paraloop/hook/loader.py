@@ -1,0 +1,53 @@
+"""The loader of marked modules: parse, rewrite, compile, with a cache of its own."""
+
+from __future__ import annotations
+
+import ast
+import importlib.machinery
+import importlib.util
+from types import CodeType
+from typing import Any
+
+from ..errors import ParaLoopError
+from . import cache
+from .rewriter import rewrite
+
+__all__ = ["ParaLoopLoader", "compile_rewritten"]
+
+
+def compile_rewritten(source: bytes | str, path: str, optimize: int = -1) -> CodeType:
+    """Compile ``source`` with its ParaLoop loops rewritten.
+
+    A syntax error in the user's code comes straight from the parser; an
+    unsupported loop raises :class:`~paraloop.UnsupportedLoopError`.
+    """
+    tree = ast.parse(source, path)
+    text = importlib.util.decode_source(source) if isinstance(source, bytes) else source
+    rewrite(tree, path, text.splitlines())
+    try:
+        return compile(tree, path, "exec", dont_inherit=True, optimize=optimize)
+    except (SyntaxError, ValueError) as error:
+        # The user's own code may be what the compiler refuses ('break'
+        # outside a loop passes the parser): then report that, unchanged.
+        compile(source, path, "exec", dont_inherit=True, optimize=optimize)
+        raise ParaLoopError(
+            f"{path}: paraloop rewrote this module into code that does not compile ({error}). "
+            "This is a bug in paraloop; please report it with the output of "
+            f"'python -m paraloop --show {path}'"
+        ) from error
+
+
+class ParaLoopLoader(importlib.machinery.SourceFileLoader):
+    """A source loader that rewrites ParaLoop loops and caches the result under its own tag."""
+
+    def get_code(self, fullname: str) -> CodeType:
+        path = self.get_filename(fullname)
+        source = self.get_data(path)
+        code = cache.read(path, source)
+        if code is None:
+            code = self.source_to_code(source, path)
+            cache.write(path, source, code)
+        return code
+
+    def source_to_code(self, data: Any, path: Any, *, _optimize: int = -1) -> CodeType:  # type: ignore[override]
+        return compile_rewritten(data, path, _optimize)

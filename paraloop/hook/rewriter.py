@@ -1,0 +1,414 @@
+"""Turns each ``for ... in ParaLoop(...)`` loop of a module into a worker function.
+
+For a loop ::
+
+    for i in ParaLoop(range(100)):
+        counter += i
+
+the rewriter emits, in the loop's place, a function that runs the loop body
+over one chunk of items, and a call into :mod:`paraloop.runtime` that feeds it
+the chunks, combines the results and rebinds the names the body bound::
+
+    def __paraloop_body_1__(__paraloop_chunk__, counter):
+        ...
+        for i in __paraloop_it__:
+            counter += i
+        ...
+    __paraloop_r1__ = __paraloop_rt__.run(ParaLoop(range(100)), __paraloop_body_1__, ...)
+    if 'i' in __paraloop_r1__.bound:
+        i = __paraloop_r1__.bound['i']
+
+The body's statements are moved, not copied, so every line keeps its place in
+the user's file; generated statements carry the line of the ``for``.  All
+generated names start with ``__paraloop`` and end with ``__`` (so class bodies
+do not mangle them); user code may not use such names.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from ..errors import UnsupportedLoopError
+from .names import block_names, function_locals, module_bound
+
+__all__ = ["RESERVED_PREFIX", "REWRITER_VERSION", "rewrite", "show"]
+
+# Bump on any change to the generated code: it is part of the bytecode cache key.
+REWRITER_VERSION = 1
+RESERVED_PREFIX = "__paraloop"
+RUNTIME = "__paraloop_rt__"
+
+_FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
+_NESTED_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
+
+_WORKER_TEMPLATE = """
+def {worker}(__paraloop_chunk__{params}):
+    __paraloop_it__ = iter(__paraloop_chunk__)
+    try:
+        for __paraloop_target__ in __paraloop_it__:
+            pass
+        else:
+            return ({rt}.DONE, None, __paraloop_it__, locals())
+    except BaseException as __paraloop_exc__:
+        return ({rt}.RAISED, __paraloop_exc__, __paraloop_it__, locals())
+    return ({rt}.BROKE, None, __paraloop_it__, locals())
+"""
+
+
+@dataclass
+class _ParaLoopNames:
+    """How this module can spell ``ParaLoop``."""
+
+    functions: set[str] = field(default_factory=set)
+    modules: set[str] = field(default_factory=set)
+
+    def matches(self, node: ast.expr) -> bool:
+        if not isinstance(node, ast.Call):
+            return False
+        func = node.func
+        if isinstance(func, ast.Name):
+            return func.id in self.functions
+        return (
+            isinstance(func, ast.Attribute)
+            and func.attr == "ParaLoop"
+            and isinstance(func.value, ast.Name)
+            and func.value.id in self.modules
+        )
+
+
+def _paraloop_names(tree: ast.Module) -> _ParaLoopNames:
+    names = _ParaLoopNames()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module == "paraloop" and not node.level:
+            for alias in node.names:
+                if alias.name == "ParaLoop":
+                    names.functions.add(alias.asname or alias.name)
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name == "paraloop":
+                    names.modules.add(alias.asname or "paraloop")
+                elif alias.name.startswith("paraloop.") and alias.asname is None:
+                    names.modules.add("paraloop")
+    return names
+
+
+def _refuse(message: str, node: ast.AST, filename: str, lines: list[str]) -> UnsupportedLoopError:
+    lineno = getattr(node, "lineno", 1)
+    text = lines[lineno - 1] if 0 < lineno <= len(lines) else None
+    offset = getattr(node, "col_offset", 0) + 1
+    end_lineno = getattr(node, "end_lineno", None)
+    end_offset = getattr(node, "end_col_offset", None)
+    if end_lineno != lineno or end_offset is None:
+        end_lineno = end_offset = None
+    else:
+        end_offset += 1
+    details = (filename, lineno, offset, text, end_lineno, end_offset)
+    return UnsupportedLoopError(message, details)
+
+
+def _place(nodes: Iterable[ast.AST], where: ast.AST) -> None:
+    """Give generated nodes the location of ``where`` (for a loop: its ``ParaLoop(...)`` call).
+
+    A traceback through generated code then shows the user's loop line with
+    the carets under ``ParaLoop(...)``.
+    """
+    lineno: int = where.lineno  # type: ignore[attr-defined]
+    col: int = where.col_offset  # type: ignore[attr-defined]
+    end_lineno = getattr(where, "end_lineno", None)
+    end_col = getattr(where, "end_col_offset", None)
+    if end_lineno != lineno or end_col is None:
+        end_lineno, end_col = lineno, col
+    for node in nodes:
+        for child in ast.walk(node):
+            if "lineno" in child._attributes:
+                child.lineno = lineno  # type: ignore[attr-defined]
+                child.col_offset = col  # type: ignore[attr-defined]
+                child.end_lineno = end_lineno  # type: ignore[attr-defined]
+                child.end_col_offset = end_col  # type: ignore[attr-defined]
+
+
+def _parse_statements(source: str, where: ast.AST) -> list[ast.stmt]:
+    statements = ast.parse(source).body
+    _place(statements, where)
+    return statements
+
+
+def _same_scope_nodes(body: list[ast.stmt]) -> Iterable[ast.AST]:
+    stack: list[ast.AST] = list(reversed(body))
+    while stack:
+        node = stack.pop()
+        yield node
+        if not isinstance(node, _NESTED_SCOPES):
+            stack.extend(reversed(list(ast.iter_child_nodes(node))))
+
+
+class _Rewriter:
+    def __init__(self, tree: ast.Module, filename: str, source_lines: list[str]) -> None:
+        self.tree = tree
+        self.filename = filename
+        self.lines = source_lines
+        self.paraloop = _paraloop_names(tree)
+        self.count = 0
+        self.consumed: set[int] = set()
+        self._module_bound: set[str] | None = None
+
+    def refuse(self, message: str, node: ast.AST) -> UnsupportedLoopError:
+        return _refuse(message, node, self.filename, self.lines)
+
+    @property
+    def module_bound(self) -> set[str]:
+        if self._module_bound is None:
+            self._module_bound = module_bound(self.tree)
+        return self._module_bound
+
+    # Walking the tree.
+    def block(self, body: list[ast.stmt], scopes: list[ast.AST]) -> list[ast.stmt]:
+        result: list[ast.stmt] = []
+        for statement in body:
+            if isinstance(statement, ast.For) and self.paraloop.matches(statement.iter):
+                result.extend(self.loop(statement, scopes))
+                continue
+            if isinstance(statement, ast.AsyncFor) and self.paraloop.matches(statement.iter):
+                raise self.refuse(
+                    "'async for' over ParaLoop is not supported; use a plain 'for' loop "
+                    "(the iterations run in worker processes, not on the event loop)",
+                    statement,
+                )
+            self.inner_blocks(statement, scopes)
+            result.append(statement)
+        return result
+
+    def inner_blocks(self, statement: ast.stmt, scopes: list[ast.AST]) -> None:
+        inner_scopes = scopes + [statement] if isinstance(statement, (*_FUNCTIONS, ast.ClassDef)) else scopes
+        for name in ("body", "orelse", "finalbody"):
+            block = getattr(statement, name, None)
+            if isinstance(block, list) and block and isinstance(block[0], ast.stmt):
+                setattr(statement, name, self.block(block, inner_scopes))
+        for handler in getattr(statement, "handlers", ()):
+            handler.body = self.block(handler.body, scopes)
+        for case in getattr(statement, "cases", ()):
+            case.body = self.block(case.body, scopes)
+
+    # One loop.
+    def check_body(self, loop: ast.For, in_function: bool) -> None:
+        for node in _same_scope_nodes(loop.body):
+            if isinstance(node, (ast.Yield, ast.YieldFrom)):
+                raise self.refuse(
+                    "a ParaLoop body cannot 'yield': its iterations run in other processes. "
+                    "Collect the values in a list (or a Variable) and yield them after the loop",
+                    node,
+                )
+            if isinstance(node, ast.Await):
+                raise self.refuse(
+                    "a ParaLoop body cannot 'await': its iterations run in worker processes, "
+                    "not on the event loop. Call a plain function, or use asyncio.gather",
+                    node,
+                )
+            if isinstance(node, (ast.Global, ast.Nonlocal)):
+                keyword = "global" if isinstance(node, ast.Global) else "nonlocal"
+                raise self.refuse(
+                    f"'{keyword}' inside a ParaLoop body is not supported yet; declare "
+                    f"'{keyword} {', '.join(node.names)}' in the function around the loop instead",
+                    node,
+                )
+            if isinstance(node, ast.Return) and not in_function:
+                raise self.refuse("'return' outside function", node)
+
+    def loop(self, loop: ast.For, scopes: list[ast.AST]) -> list[ast.stmt]:
+        self.count += 1
+        number = self.count
+        worker = f"__paraloop_body_{number}__"
+        result = f"__paraloop_r{number}__"
+        function = next((s for s in reversed(scopes) if isinstance(s, _FUNCTIONS)), None)
+        innermost = scopes[-1] if scopes else None
+        self.check_body(loop, in_function=function is not None)
+        self.consumed.add(id(loop.iter))
+
+        body = block_names([ast.Assign(targets=[loop.target], value=ast.Constant(None)), *loop.body])
+        # The loop target is bound before anything in an iteration can read it.
+        targets = {n.id for n in ast.walk(loop.target) if isinstance(n, ast.Name)}
+        reads = {n for n in body.loads if not n.startswith(RESERVED_PREFIX)} - targets
+        binds = sorted(n for n in body.stores if not n.startswith(RESERVED_PREFIX))
+
+        # Which of the names the body reads exist around the loop, and where.
+        local: list[str] = []
+        free: list[str] = []
+        params: list[str] = []
+        if isinstance(innermost, _FUNCTIONS):
+            enclosing = block_names(innermost.body)
+            own = function_locals(innermost, enclosing) | set(binds)
+            own -= enclosing.global_decls
+            outer = self.outer_function_names(scopes[:-1])
+            for name in sorted(reads):
+                if name in own or name in enclosing.nonlocal_decls:
+                    local.append(name)
+                    params.append(name)
+                elif name in enclosing.global_decls and name in self.module_bound:
+                    params.append(name)
+                elif name in outer:
+                    free.append(name)
+                    params.append(name)
+                elif name in self.module_bound:
+                    params.append(name)
+        elif isinstance(innermost, ast.ClassDef):
+            class_bound = block_names(innermost.body).stores | set(binds)
+            params = [n for n in sorted(reads) if n in class_bound or n in self.module_bound]
+        else:
+            params = [n for n in sorted(reads) if n in self.module_bound or n in binds]
+
+        worker_def = self.worker(worker, params, loop, function is not None)
+
+        if isinstance(innermost, _FUNCTIONS):
+            extra = "".join(f", {name!r}: {name}" for name in free)
+            scope = f"{{**locals(){extra}}}" if free else "locals()"
+        elif isinstance(innermost, ast.ClassDef):
+            scope = "locals()"
+        else:
+            scope = "None"
+        after = sorted(set(binds) & self.read_outside(loop, innermost))
+        call = (
+            f"{result} = {RUNTIME}.run(__paraloop_loop__, {worker}, {scope}, "
+            f"line={loop.lineno}, local={tuple(local)!r}, stored={tuple(binds)!r}, "
+            f"after={tuple(after)!r})\n"
+        )
+        for name in binds:
+            call += f"if {name!r} in {result}.bound:\n    {name} = {result}.bound[{name!r}]\n"
+        if function is not None and any(isinstance(n, ast.Return) for n in _same_scope_nodes(loop.body)):
+            value = f"{result}.value"
+            if function.name.startswith(RESERVED_PREFIX):
+                # Inside an outer loop's worker, a return is that worker's outcome.
+                value = f"({RUNTIME}.RETURNED, {value}, __paraloop_it__, locals())"
+            call += f"if {result}.returned:\n    return {value}\n"
+        if loop.orelse:
+            call += f"if not {result}.broke:\n    pass\n"
+        if not isinstance(innermost, _FUNCTIONS):
+            call += f"del {worker}, {result}\n"
+        statements = _parse_statements(call, loop.iter)
+        run_call = statements[0].value  # type: ignore[attr-defined]
+        run_call.args[0] = loop.iter
+        if loop.orelse:
+            else_if = next(s for s in statements if isinstance(s, ast.If) and isinstance(s.test, ast.UnaryOp))
+            else_if.body = self.block(loop.orelse, scopes)
+        return [worker_def, *statements]
+
+    def worker(self, name: str, params: list[str], loop: ast.For, in_function: bool) -> ast.stmt:
+        source = _WORKER_TEMPLATE.format(
+            worker=name, params="".join(f", {p}" for p in params), rt=RUNTIME
+        )
+        unbound = "".join(f"    if {p} is {RUNTIME}.UNBOUND:\n        del {p}\n" for p in params)
+        source = source.replace("    __paraloop_it__ =", unbound + "    __paraloop_it__ =", 1)
+        (definition,) = _parse_statements(source, loop.iter)
+        assert isinstance(definition, ast.FunctionDef)
+        inner_for = next(n for n in ast.walk(definition) if isinstance(n, ast.For))
+        inner_for.target = loop.target
+        inner_for.body = loop.body
+        if in_function:
+            self.returns_to_outcomes(inner_for.body, loop)
+        # Nested ParaLoop loops inside the body run inside this worker.
+        inner_for.body = self.block(inner_for.body, [definition])
+        return definition
+
+    def returns_to_outcomes(self, body: list[ast.stmt], loop: ast.For) -> None:
+        for node in _same_scope_nodes(body):
+            if isinstance(node, ast.Return):
+                value = node.value if node.value is not None else ast.Constant(None)
+                outcome = ast.parse(
+                    f"({RUNTIME}.RETURNED, None, __paraloop_it__, locals())", mode="eval"
+                ).body
+                _place([outcome], node)
+                assert isinstance(outcome, ast.Tuple)
+                outcome.elts[1] = value
+                node.value = outcome
+
+    def outer_function_names(self, scopes: list[ast.AST]) -> set[str]:
+        names: set[str] = set()
+        for scope in scopes:
+            if isinstance(scope, _FUNCTIONS):
+                names |= function_locals(scope)
+        return names
+
+    def read_outside(self, loop: ast.For, innermost: ast.AST | None) -> set[str]:
+        """Names read anywhere in the loop's scope (or module) outside the loop body."""
+        container: ast.AST = innermost if isinstance(innermost, _FUNCTIONS) else self.tree
+        inside = {id(n) for statement in loop.body for n in ast.walk(statement)}
+        inside |= {id(n) for n in ast.walk(loop.target)}
+        reads: set[str] = set()
+        for node in ast.walk(container):
+            if id(node) in inside:
+                continue
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+                reads.add(node.id)
+            elif isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name):
+                reads.add(node.target.id)
+        if not isinstance(innermost, _FUNCTIONS):
+            # Other modules can read a module's (or class's) public names.
+            reads |= {n for n in module_bound(self.tree) if not n.startswith("_")}
+        return reads
+
+    def check_leftovers(self) -> None:
+        for node in ast.walk(self.tree):
+            if isinstance(node, ast.Call) and self.paraloop.matches(node) and id(node) not in self.consumed:
+                raise self.refuse(
+                    "ParaLoop(...) is only parallel as the iterable of a 'for' statement, "
+                    "as in 'for item in ParaLoop(items):'; comprehensions and other uses "
+                    "are not supported yet. Write the loop as a for statement",
+                    node,
+                )
+
+    def check_reserved(self) -> None:
+        for node in ast.walk(self.tree):
+            name = node.id if isinstance(node, ast.Name) else getattr(node, "name", None)
+            if isinstance(name, str) and name.startswith(RESERVED_PREFIX):
+                raise self.refuse(
+                    f"the name {name!r} is reserved for code paraloop generates; rename it",
+                    node,
+                )
+
+
+def _insert_import(tree: ast.Module) -> None:
+    position = 0
+    body = tree.body
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) and isinstance(
+        body[0].value.value, str
+    ):
+        position = 1
+    while position < len(body) and isinstance(body[position], ast.ImportFrom) and (
+        body[position].module == "__future__"  # type: ignore[attr-defined]
+    ):
+        position += 1
+    (statement,) = ast.parse(f"import paraloop.runtime as {RUNTIME}").body
+    where = body[position] if position < len(body) else body[-1]
+    _place([statement], where)
+    body.insert(position, statement)
+
+
+def rewrite(tree: ast.Module, filename: str, source_lines: list[str]) -> int:
+    """Rewrite the ParaLoop loops of ``tree`` in place; return how many there were.
+
+    Raises :class:`~paraloop.UnsupportedLoopError` for loops it cannot rewrite.
+    A tree without ``ParaLoop`` is left exactly as it was.
+    """
+    rewriter = _Rewriter(tree, filename, source_lines)
+    if not rewriter.paraloop.functions and not rewriter.paraloop.modules:
+        return 0
+    rewriter.check_reserved()
+    tree.body = rewriter.block(tree.body, [])
+    rewriter.check_leftovers()
+    if rewriter.count:
+        _insert_import(tree)
+    return rewriter.count
+
+
+def show(source: str | bytes, filename: str = "<source>") -> str:
+    """Return the source of ``source`` as paraloop rewrites it.
+
+    Example::
+
+        >>> print(paraloop.show("from paraloop import ParaLoop\\nfor i in ParaLoop([1]):\\n    pass\\n"))
+    """
+    tree = ast.parse(source, filename)
+    text = source.decode("utf-8", "replace") if isinstance(source, bytes) else source
+    rewrite(tree, filename, text.splitlines())
+    return ast.unparse(tree) + "\n"

@@ -1,0 +1,113 @@
+"""``ParaLoop``: the marker a user wraps around a loop's iterable."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Iterable, Iterator
+from typing import Generic, TypeVar
+
+from .errors import ParaLoopError, ParaLoopWarning
+
+__all__ = ["BACKENDS", "ParaLoop"]
+
+T = TypeVar("T")
+
+BACKENDS = ("processes", "sequential")
+START_METHODS = ("fork", "forkserver", "spawn")
+
+_NOT_REWRITTEN = (
+    "this ParaLoop loop was not rewritten, so it runs sequentially. To run it in "
+    "parallel, put the line '# paraloop: enable' at the top of its module and import "
+    "paraloop before importing that module, or run the script with "
+    "'python -m paraloop script.py'"
+)
+
+
+class ParaLoop(Generic[T]):
+    """Wrap a ``for`` loop's iterable to run the loop's iterations in parallel.
+
+    In a module marked with ``# paraloop: enable`` (or a script run with
+    ``python -m paraloop``), the loop below runs across worker processes and
+    leaves ``counter`` exactly as the plain loop would::
+
+        # paraloop: enable
+        from paraloop import ParaLoop, Variable, aggregation_strategies
+
+        counter = Variable(0, aggregation_strategy=aggregation_strategies.Sum)
+        for i in ParaLoop(range(100), num_processes=2):
+            counter += i
+
+    Options:
+
+    - ``num_processes``: the number of workers; default: the CPUs this process
+      may use, or ``PARALOOP_WORKERS``.
+    - ``backend``: ``"processes"`` (default) or ``"sequential"`` (runs in the
+      caller, for debugging with pdb); ``PARALOOP_BACKEND`` overrides it.
+    - ``chunksize``: iterations per message to a worker; default: adapted to
+      the measured iteration time.
+    - ``start_method``: ``"fork"``, ``"forkserver"`` or ``"spawn"`` for the
+      worker processes; default: ``PARALOOP_START_METHOD`` or the platform's.
+
+    Iterated directly (a loop that was not rewritten), it yields the items of
+    ``iterable`` in order and warns once that the loop ran sequentially.
+    """
+
+    def __init__(
+        self,
+        iterable: Iterable[T],
+        num_processes: int | None = None,
+        *,
+        backend: str | None = None,
+        chunksize: int | None = None,
+        start_method: str | None = None,
+    ) -> None:
+        if num_processes is not None and (
+            not isinstance(num_processes, int) or isinstance(num_processes, bool) or num_processes < 1
+        ):
+            raise ParaLoopError(f"num_processes={num_processes!r}: give a whole number of at least 1")
+        if chunksize is not None and (
+            not isinstance(chunksize, int) or isinstance(chunksize, bool) or chunksize < 1
+        ):
+            raise ParaLoopError(f"chunksize={chunksize!r}: give a whole number of at least 1")
+        if backend is not None and backend not in BACKENDS:
+            raise ParaLoopError(
+                f"backend={backend!r} is not available; choose one of {', '.join(map(repr, BACKENDS))}"
+            )
+        if start_method is not None and start_method not in START_METHODS:
+            raise ParaLoopError(
+                f"start_method={start_method!r}: choose one of {', '.join(map(repr, START_METHODS))}"
+            )
+        self.iterable = iterable
+        self.num_processes = num_processes
+        self.backend = backend
+        self.chunksize = chunksize
+        self.start_method = start_method
+
+    def resolved_backend(self) -> str:
+        override = os.environ.get("PARALOOP_BACKEND", "").strip()
+        if override:
+            if override not in BACKENDS:
+                raise ParaLoopError(
+                    f"PARALOOP_BACKEND={override!r} is not a backend; choose one of "
+                    f"{', '.join(BACKENDS)}"
+                )
+            return override
+        return self.backend or "processes"
+
+    def resolved_start_method(self) -> str | None:
+        override = os.environ.get("PARALOOP_START_METHOD", "").strip()
+        if override:
+            if override not in START_METHODS:
+                raise ParaLoopError(
+                    f"PARALOOP_START_METHOD={override!r}: choose one of {', '.join(START_METHODS)}"
+                )
+            return override
+        return self.start_method
+
+    def __iter__(self) -> Iterator[T]:
+        warnings.warn(_NOT_REWRITTEN, ParaLoopWarning, stacklevel=2)
+        return iter(self.iterable)
+
+    def __repr__(self) -> str:
+        return f"ParaLoop({self.iterable!r}, num_processes={self.num_processes!r})"

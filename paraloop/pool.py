@@ -1,0 +1,233 @@
+"""The local process pool: workers on pipes, watched for death, reused across loops.
+
+Each worker has its own pipe and holds at most one chunk at a time, so the
+parent always knows which iterations a worker holds, never blocks sending to a
+busy worker (a worker only receives while idle, so large chunks and large
+results cannot deadlock the pipe), and notices a dead worker at once through
+its process sentinel.  Workers that were still running when a loop ended early
+(a ``break``, an exception) finish their chunk in the background; their
+results are discarded when they arrive.
+"""
+
+from __future__ import annotations
+
+import atexit
+import itertools
+import os
+import signal
+import sys
+import threading
+import types
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import multiprocess
+from multiprocess.connection import wait
+
+from . import serialize
+from .chunks import Chunk, Chunker
+from .errors import WorkerCrashedError
+from .execute import Job, Outcome
+from .worker import CHUNK, HEADER, JOB, QUIT, serve
+
+__all__ = ["ProcessPool", "get_pool", "shutdown_pools"]
+
+_loop_ids = itertools.count(1)
+_main_lock = threading.Lock()
+
+
+@contextmanager
+def _main_hidden(method: str) -> Iterator[None]:
+    """Start spawn and forkserver workers without re-running the user's ``__main__``.
+
+    Those start methods make the child run the parent's main script first,
+    which for a script without an ``if __name__ == "__main__":`` guard would
+    run the whole program again in every worker.  paraloop's workers never
+    need it (the loop's function travels by value), so while a worker starts
+    the parent's ``__main__`` is, for that moment, a module without a file.
+    """
+    if method == "fork":
+        yield
+        return
+    with _main_lock:
+        main = sys.modules.get("__main__")
+        sys.modules["__main__"] = types.ModuleType("__main__")
+        try:
+            yield
+        finally:
+            if main is not None:
+                sys.modules["__main__"] = main
+
+
+class _Worker:
+    def __init__(self, context: Any, method: str, number: int) -> None:
+        parent_end, child_end = context.Pipe(duplex=True)
+        self.process = context.Process(
+            target=serve, args=(child_end,), name=f"paraloop-worker-{number}", daemon=True
+        )
+        with _main_hidden(method):
+            self.process.start()
+        child_end.close()
+        self.connection = parent_end
+        self.job_id = -1
+        self.chunk: Chunk | None = None
+        # Results of chunks from loops that ended early, still to be discarded.
+        self.stale = 0
+
+    def send(self, kind: int, loop_id: int, index: int, start: int, payload: bytes) -> None:
+        self.connection.send_bytes(HEADER.pack(kind, loop_id, index, start) + payload)
+
+    def describe_exit(self) -> str:
+        self.process.join(timeout=1.0)
+        code = self.process.exitcode
+        if code is None:
+            return "stopped answering"
+        if code < 0:
+            try:
+                name = signal.Signals(-code).name
+            except ValueError:
+                name = f"signal {-code}"
+            return f"was killed by {name}"
+        return f"exited with code {code}"
+
+    def stop(self, wait_seconds: float) -> None:
+        try:
+            self.send(QUIT, 0, 0, 0, b"")
+        except OSError:
+            pass
+        self.process.join(timeout=wait_seconds)
+        self.kill()
+
+    def kill(self) -> None:
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join(timeout=5.0)
+        self.connection.close()
+
+
+class ProcessPool:
+    """Worker processes of one start method, grown on demand and reused by every loop."""
+
+    def __init__(self, method: str | None) -> None:
+        self.context = multiprocess.get_context(method)
+        self.method: str = self.context.get_start_method()
+        self.workers: list[_Worker] = []
+        self.pid = os.getpid()
+        self._numbers = itertools.count(1)
+
+    def ensure(self, count: int) -> list[_Worker]:
+        self.workers = [w for w in self.workers if w.process.is_alive()]
+        while len(self.workers) < count:
+            self.workers.append(_Worker(self.context, self.method, next(self._numbers)))
+        return self.workers[:count]
+
+    def _discard(self, worker: _Worker) -> None:
+        if worker in self.workers:
+            self.workers.remove(worker)
+        worker.kill()
+
+    def run(self, job: Job, chunker: Chunker, count: int) -> Iterator[Outcome]:
+        """Run the chunks of ``chunker`` on ``count`` workers; yield outcomes as they arrive."""
+        active = self.ensure(count)
+        loop_id = next(_loop_ids)
+        job_message: bytes | None = None
+        idle = [w for w in active if w.stale == 0]
+        try:
+            while True:
+                while idle:
+                    chunk = chunker.next()
+                    if chunk is None:
+                        break
+                    worker = idle.pop()
+                    try:
+                        if worker.job_id != loop_id:
+                            if job_message is None:
+                                job_message = serialize.dumps_by_value(job.portable())
+                            worker.send(JOB, loop_id, 0, 0, job_message)
+                            worker.job_id = loop_id
+                        worker.chunk = chunk
+                        worker.send(CHUNK, loop_id, chunk.index, chunk.start, serialize.dumps(chunk.items))
+                    except (BrokenPipeError, ConnectionResetError):
+                        self._crashed(worker, job)
+                if not any(w.chunk is not None for w in active):
+                    if chunker.exhausted or chunker.stopped:
+                        return
+                    if not any(w.stale for w in active):
+                        raise RuntimeError("paraloop pool has no worker to run the next chunk")
+                waiting = [w for w in active if w.chunk is not None or w.stale]
+                ready = wait([w.connection for w in waiting] + [w.process.sentinel for w in waiting])
+                for worker in waiting:
+                    if worker.connection in ready:
+                        try:
+                            data = worker.connection.recv_bytes()
+                        except (EOFError, OSError):
+                            self._crashed(worker, job)
+                        if worker.stale:
+                            worker.stale -= 1
+                            if not worker.stale and worker.chunk is None:
+                                idle.append(worker)
+                            continue
+                        worker.chunk = None
+                        idle.append(worker)
+                        yield serialize.loads(data)
+                    elif worker.process.sentinel in ready:
+                        self._crashed(worker, job)
+        except KeyboardInterrupt:
+            # The workers are running user code that will not stop by itself.
+            for worker in active:
+                if worker.chunk is not None or worker.stale:
+                    worker.chunk = None
+                    self._discard(worker)
+            raise
+        finally:
+            for worker in active:
+                if worker.chunk is not None:
+                    worker.chunk = None
+                    worker.stale += 1
+
+    def _crashed(self, worker: _Worker, job: Job) -> None:
+        chunk = worker.chunk
+        worker.chunk = None
+        how = worker.describe_exit()
+        self._discard(worker)
+        if chunk is None:
+            held = "no iterations"
+        else:
+            last = chunk.start + len(chunk.items) - 1
+            held = f"iteration {chunk.start}" if last == chunk.start else f"iterations {chunk.start} to {last}"
+        raise WorkerCrashedError(
+            f"{job.filename}, line {job.line}: a worker process (pid {worker.process.pid}) {how} "
+            f"while running {held} of the loop. The iterations it held were lost; "
+            "if it ran out of memory, use fewer workers (num_processes=...) or smaller items"
+        )
+
+    def shutdown(self) -> None:
+        workers, self.workers = self.workers, []
+        for worker in workers:
+            worker.stop(wait_seconds=0.0 if worker.stale else 1.0)
+
+
+_pools: dict[str | None, ProcessPool] = {}
+_pools_lock = threading.Lock()
+
+
+def get_pool(method: str | None) -> ProcessPool:
+    """The shared pool for ``method``; a forked child gets pools of its own."""
+    with _pools_lock:
+        pool = _pools.get(method)
+        if pool is None or pool.pid != os.getpid():
+            if pool is None and not _pools:
+                atexit.register(shutdown_pools)
+            pool = ProcessPool(method)
+            _pools[method] = pool
+        return pool
+
+
+def shutdown_pools() -> None:
+    """Stop every worker process; called at interpreter exit."""
+    with _pools_lock:
+        pools = [p for p in _pools.values() if p.pid == os.getpid()]
+        _pools.clear()
+    for pool in pools:
+        pool.shutdown()

@@ -1,0 +1,163 @@
+"""What the rewritten loops call: gather the captured values, run the chunks, combine.
+
+Generated code calls :func:`run` once per loop.  The data path is one way:
+the worker function and the captured values go to a backend (a process pool,
+or inline for ``backend="sequential"`` and for loops nested in a worker); the
+backend returns one :class:`~paraloop.execute.Outcome` per chunk in any order;
+:class:`Combiner` applies them strictly in chunk order, so tracked state ends
+as the sequential loop leaves it, also after a ``break``, a ``return`` or an
+exception.
+"""
+
+from __future__ import annotations
+
+import builtins
+import sys
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .chunks import Chunker
+from .cpus import default_workers
+from .errors import RemoteTraceback
+from .execute import BROKE, DONE, RAISED, RETURNED, UNBOUND, Job, Outcome, execute_chunk
+from .loop import ParaLoop
+from .variable import Variable
+from .worker import in_worker
+
+__all__ = ["BROKE", "DONE", "RAISED", "RETURNED", "UNBOUND", "LoopResult", "run"]
+
+
+@dataclass
+class LoopResult:
+    """What the code after a rewritten loop needs: names to rebind and how the loop ended."""
+
+    bound: dict[str, Any] = field(default_factory=dict)
+    broke: bool = False
+    returned: bool = False
+    value: Any = None
+
+
+class Combiner:
+    """Applies chunk outcomes in chunk order onto the pre-loop state."""
+
+    def __init__(self, variables: Mapping[str, Variable[Any]], job: Job) -> None:
+        self.variables = variables
+        self.accumulated = {name: var.value for name, var in variables.items()}
+        self.job = job
+        self.result = LoopResult()
+        self._pending: dict[int, Outcome] = {}
+        self._next = 0
+
+    def add(self, outcome: Outcome) -> bool:
+        """Take one outcome; return True once the loop's result is complete."""
+        self._pending[outcome.chunk] = outcome
+        while self._next in self._pending:
+            current = self._pending.pop(self._next)
+            self._next += 1
+            self._apply(current)
+            if current.kind != DONE:
+                return True
+        return False
+
+    def _apply(self, outcome: Outcome) -> None:
+        for name, partial in outcome.partials.items():
+            strategy = self.variables[name].aggregation_strategy
+            self.accumulated[name] = strategy.combine(self.accumulated[name], partial)
+        self.result.bound.update(outcome.bound)
+        if outcome.kind == BROKE:
+            self.result.broke = True
+        elif outcome.kind == RETURNED:
+            self.result.returned = True
+            self.result.broke = True
+            self.result.value = outcome.value
+        elif outcome.kind == RAISED:
+            self.finish()
+            raise _with_context(outcome, self.job)
+
+    def finish(self) -> LoopResult:
+        for name, variable in self.variables.items():
+            object.__setattr__(variable, "value", self.accumulated[name])
+        return self.result
+
+
+def _with_context(outcome: Outcome, job: Job) -> BaseException:
+    error: BaseException = outcome.value
+    note = (
+        f"paraloop: raised in iteration {outcome.stop} (item {outcome.item}) "
+        f"of the loop at {job.filename}, line {job.line}"
+    )
+    if outcome.traceback is not None and error.__traceback__ is None:
+        # It came from another process: show the worker's traceback as the cause.
+        text = outcome.traceback if sys.version_info >= (3, 11) else outcome.traceback + note + "\n"
+        error.__cause__ = RemoteTraceback(text)
+    if sys.version_info >= (3, 11):
+        error.add_note(note)
+    return error
+
+
+def _lookup(name: str, scope: Mapping[str, Any] | None, local: tuple[str, ...], globs: Mapping[str, Any]) -> Any:
+    if scope is not None and name in scope:
+        return scope[name]
+    if name in local:
+        return UNBOUND
+    if name in globs:
+        return globs[name]
+    return getattr(builtins, name, UNBOUND)
+
+
+def _inline(job: Job, chunker: Chunker) -> Iterator[Outcome]:
+    while (chunk := chunker.next()) is not None:
+        yield execute_chunk(job, chunk)
+
+
+def run(
+    loop: Any,
+    worker: Callable[..., Any],
+    scope: Mapping[str, Any] | None,
+    *,
+    line: int,
+    local: tuple[str, ...] = (),
+    stored: tuple[str, ...] = (),
+    after: tuple[str, ...] = (),
+) -> LoopResult:
+    """Run one rewritten loop. Called by generated code only; its signature may change."""
+    if not isinstance(loop, ParaLoop):
+        # ``ParaLoop`` was rebound to something else: iterate it plainly, in order.
+        loop = ParaLoop(loop, backend="sequential")
+    code = worker.__code__
+    params = code.co_varnames[1 : code.co_argcount]
+    values = [_lookup(name, scope, local, worker.__globals__) for name in params]
+    variables = {name: v for name, v in zip(params, values) if isinstance(v, Variable)}
+    job = Job(
+        function=worker,
+        params=params,
+        values=tuple(v._private() if isinstance(v, Variable) else v for v in values),
+        tracked=frozenset(variables),
+        stored=stored,
+        after=frozenset(after),
+        filename=code.co_filename,
+        line=line,
+    )
+    combiner = Combiner(variables, job)
+    chunker = Chunker(loop.iterable, loop.chunksize)
+    backend = "sequential" if in_worker() else loop.resolved_backend()
+    if backend == "sequential":
+        outcomes = _inline(job, chunker)
+    else:
+        from .pool import get_pool
+
+        count = loop.num_processes or default_workers()
+        outcomes = get_pool(loop.resolved_start_method()).run(job, chunker, count)
+    try:
+        for outcome in outcomes:
+            chunker.observe(outcome.iterations, outcome.seconds)
+            if outcome.kind != DONE:
+                chunker.stop()
+            if combiner.add(outcome):
+                break
+    finally:
+        close = getattr(outcomes, "close", None)
+        if close is not None:
+            close()
+    return combiner.finish()

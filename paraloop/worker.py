@@ -1,0 +1,126 @@
+"""The main loop of a worker process.
+
+A worker reads messages from its pipe: a job (the loop's worker function and
+captured values, once per loop), chunks to run, or the order to quit.  It
+answers each chunk with one outcome, serialized here in the worker so that a
+value that cannot travel becomes an error that names it instead of a broken
+pipe.  It ignores Ctrl-C (the parent stops it) and quits when the parent is
+gone.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import struct
+from typing import Any
+
+from . import serialize
+from .chunks import Chunk
+from .errors import ParaLoopError
+from .execute import RAISED, Job, Outcome, execute_chunk
+
+__all__ = ["HEADER", "JOB", "CHUNK", "QUIT", "in_worker", "serve"]
+
+# Message header: kind, loop id, chunk index, start index.
+HEADER = struct.Struct("<BQQQ")
+JOB = 1
+CHUNK = 2
+QUIT = 3
+
+_in_worker = False
+
+
+def in_worker() -> bool:
+    """True inside a paraloop worker: nested ParaLoop loops there run sequentially."""
+    return _in_worker
+
+
+def encode_outcome(outcome: Outcome, job: Job) -> bytes:
+    """Serialize an outcome; values that cannot travel are dropped or reported by name."""
+    if outcome.kind == RAISED:
+        outcome.value = _portable_exception(outcome.value)
+    try:
+        return serialize.dumps(outcome)
+    except Exception:  # noqa: BLE001 - find out which value could not travel
+        pass
+    for name, value in list(outcome.bound.items()):
+        if not _travels(value):
+            if name in job.after:
+                return _cannot_travel(outcome, job, name, value, "is read after the loop")
+            # Nothing after the loop reads it: it need not travel back.
+            del outcome.bound[name]
+    for name, value in outcome.partials.items():
+        if not _travels(value):
+            return _cannot_travel(outcome, job, name, value, "is a Variable of the loop")
+    if outcome.value is not None and not _travels(outcome.value):
+        return _cannot_travel(outcome, job, "return value", outcome.value, "is returned")
+    return serialize.dumps(outcome)
+
+
+def _travels(value: Any) -> bool:
+    try:
+        serialize.dumps(value)
+    except Exception:  # noqa: BLE001
+        return False
+    return True
+
+
+def _cannot_travel(outcome: Outcome, job: Job, name: str, value: Any, why: str) -> bytes:
+    error = ParaLoopError(
+        f"{job.filename}, line {job.line}: {name!r} {why}, but its value "
+        f"{type(value).__name__} cannot be sent back from a worker process. "
+        "Keep unpicklable objects inside the loop body, or use backend='sequential'"
+    )
+    failed = Outcome(outcome.chunk, outcome.start, outcome.size, RAISED, outcome.start, error)
+    return serialize.dumps(failed)
+
+
+def _portable_exception(error: BaseException) -> BaseException:
+    """The exception itself if it survives a round trip, else a ParaLoopError that describes it."""
+    try:
+        data = serialize.dumps(error)
+        copy = serialize.loads(data)
+        if type(copy) is type(error):
+            return error
+    except Exception:  # noqa: BLE001
+        pass
+    return ParaLoopError(
+        f"{type(error).__module__}.{type(error).__qualname__}: {error} "
+        "(the original exception could not be sent from the worker process)"
+    )
+
+
+def serve(connection: Any) -> None:
+    """Run chunks until told to quit or until the parent process is gone."""
+    global _in_worker
+    _in_worker = True
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = os.getppid()
+    job: Job | None = None
+    job_id = -1
+    while True:
+        # Poll with a timeout: a sibling forked later may hold our pipe open,
+        # so EOF alone does not prove the parent is alive.
+        if not connection.poll(1.0):
+            if os.getppid() != parent:
+                return
+            continue
+        try:
+            message = connection.recv_bytes()
+        except (EOFError, OSError):
+            return
+        kind, loop_id, index, start = HEADER.unpack_from(message)
+        payload = memoryview(message)[HEADER.size :]
+        if kind == QUIT:
+            return
+        if kind == JOB:
+            job = serialize.loads(payload)
+            job_id = loop_id
+            continue
+        if kind == CHUNK:
+            if job is None or job_id != loop_id:
+                raise RuntimeError("paraloop worker received a chunk before its job")
+            items = serialize.loads(payload)
+            outcome = execute_chunk(job, Chunk(index, start, items))
+            connection.send_bytes(encode_outcome(outcome, job))
