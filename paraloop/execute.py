@@ -14,6 +14,7 @@ import time
 import traceback
 import types
 from collections.abc import Callable
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,6 +51,10 @@ class Job:
     params: tuple[str, ...]
     values: tuple[Any, ...]
     tracked: frozenset[str]
+    # Tracked names the body uses as Variables (``v.value``): they get a
+    # private Variable; the others get the bare private value, which is as
+    # fast as the plain loop.
+    wrapped: frozenset[str]
     stored: tuple[str, ...]
     after: frozenset[str]
     filename: str
@@ -67,10 +72,7 @@ class Job:
         )
         clone.__qualname__ = function.__qualname__
         clone.__module__ = function.__module__
-        return Job(
-            clone, self.params, self.values, self.tracked, self.stored, self.after,
-            self.filename, self.line,
-        )
+        return dataclasses.replace(self, function=clone)
 
 
 @dataclass
@@ -95,11 +97,15 @@ class Outcome:
         return self.size if self.stop is None else self.stop - self.start + 1
 
 
+def _argument(job: Job, name: str, value: Any) -> Any:
+    if name not in job.tracked:
+        return value
+    private = value._private()
+    return private if name in job.wrapped else private.value
+
+
 def execute_chunk(job: Job, chunk: Chunk) -> Outcome:
-    args = [
-        value._private() if name in job.tracked else value
-        for name, value in zip(job.params, job.values)
-    ]
+    args = [_argument(job, name, value) for name, value in zip(job.params, job.values)]
     items = chunk.items
     began = time.perf_counter()
     kind, value, iterator, names = job.function(items, *args)
@@ -117,8 +123,7 @@ def execute_chunk(job: Job, chunk: Chunk) -> Outcome:
             )
     initial = dict(zip(job.params, args))
     for name in job.tracked:
-        private = initial[name]
-        current = names.get(name, private)
+        current = names.get(name, initial[name])
         # ``v += x`` keeps the private Variable bound; ``v = min(v, x)`` or
         # ``v = x`` rebinds the name, and the new value is the partial result.
         outcome.partials[name] = current.value if isinstance(current, Variable) else current

@@ -14,6 +14,7 @@ from __future__ import annotations
 import atexit
 import itertools
 import os
+import pickle
 import signal
 import sys
 import threading
@@ -143,7 +144,10 @@ class ProcessPool:
                     try:
                         if worker.job_id != loop_id:
                             if job_message is None:
-                                job_message = serialize.dumps_by_value(job.portable())
+                                job_message = pickle.dumps(
+                                    (sys.path, serialize.dumps_by_value(job.portable())),
+                                    protocol=pickle.HIGHEST_PROTOCOL,
+                                )
                             worker.send(JOB, loop_id, 0, 0, job_message)
                             worker.job_id = loop_id
                         worker.chunk = chunk

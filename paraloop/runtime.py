@@ -106,6 +106,13 @@ def _lookup(name: str, scope: Mapping[str, Any] | None, local: tuple[str, ...], 
     return getattr(builtins, name, UNBOUND)
 
 
+def _rename(worker: Callable[..., Any], name: str) -> None:
+    """Make tracebacks say ``in run`` (the user's function), not ``in __paraloop_body_1__``."""
+    code = worker.__code__
+    if code.co_name != name:
+        worker.__code__ = code.replace(co_name=name)
+
+
 def _inline(job: Job, chunker: Chunker) -> Iterator[Outcome]:
     while (chunk := chunker.next()) is not None:
         yield execute_chunk(job, chunk)
@@ -120,8 +127,11 @@ def run(
     local: tuple[str, ...] = (),
     stored: tuple[str, ...] = (),
     after: tuple[str, ...] = (),
+    wrapped: tuple[str, ...] = (),
+    name: str = "<module>",
 ) -> LoopResult:
     """Run one rewritten loop. Called by generated code only; its signature may change."""
+    _rename(worker, name)
     if not isinstance(loop, ParaLoop):
         # ``ParaLoop`` was rebound to something else: iterate it plainly, in order.
         loop = ParaLoop(loop, backend="sequential")
@@ -134,6 +144,7 @@ def run(
         params=params,
         values=tuple(v._private() if isinstance(v, Variable) else v for v in values),
         tracked=frozenset(variables),
+        wrapped=frozenset(wrapped),
         stored=stored,
         after=frozenset(after),
         filename=code.co_filename,

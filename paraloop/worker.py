@@ -10,7 +10,10 @@ gone.
 
 from __future__ import annotations
 
+import importlib
 import os
+import pickle
+import sys
 import signal
 import struct
 from typing import Any
@@ -91,6 +94,28 @@ def _portable_exception(error: BaseException) -> BaseException:
     )
 
 
+def _load_job(payload: memoryview) -> Job:
+    """Load a job, first taking the parent's ``sys.path`` (it may have grown since we started)."""
+    path, data = pickle.loads(payload)
+    if path != sys.path:
+        sys.path[:] = path
+        importlib.invalidate_caches()
+    try:
+        return serialize.loads(data)  # type: ignore[no-any-return]
+    except ImportError:
+        # A module written after this worker listed its directories.
+        importlib.invalidate_caches()
+        return serialize.loads(data)  # type: ignore[no-any-return]
+
+
+def _job_failure(error: BaseException) -> ParaLoopError:
+    return ParaLoopError(
+        f"a worker process could not load the loop ({type(error).__name__}: {error}). "
+        "Everything the loop body uses must be importable in a new process, or defined in "
+        "the script itself; use backend='sequential' to run the loop in the caller"
+    )
+
+
 def serve(connection: Any) -> None:
     """Run chunks until told to quit or until the parent process is gone."""
     global _in_worker
@@ -98,6 +123,7 @@ def serve(connection: Any) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     parent = os.getppid()
     job: Job | None = None
+    job_error: ParaLoopError | None = None
     job_id = -1
     while True:
         # Poll with a timeout: a sibling forked later may hold our pipe open,
@@ -115,12 +141,19 @@ def serve(connection: Any) -> None:
         if kind == QUIT:
             return
         if kind == JOB:
-            job = serialize.loads(payload)
             job_id = loop_id
+            try:
+                job, job_error = _load_job(payload), None
+            except Exception as error:  # noqa: BLE001 - reported for every chunk of the loop
+                job, job_error = None, _job_failure(error)
             continue
         if kind == CHUNK:
-            if job is None or job_id != loop_id:
+            if job_id != loop_id:
                 raise RuntimeError("paraloop worker received a chunk before its job")
+            if job is None:
+                failed = Outcome(index, start, 0, RAISED, start, job_error)
+                connection.send_bytes(serialize.dumps(failed))
+                continue
             items = serialize.loads(payload)
             outcome = execute_chunk(job, Chunk(index, start, items))
             connection.send_bytes(encode_outcome(outcome, job))

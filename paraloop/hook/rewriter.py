@@ -153,6 +153,7 @@ class _Rewriter:
         self.count = 0
         self.consumed: set[int] = set()
         self._module_bound: set[str] | None = None
+        self.scope_names: dict[str, str] = {}
 
     def refuse(self, message: str, node: ast.AST) -> UnsupportedLoopError:
         return _refuse(message, node, self.filename, self.lines)
@@ -260,6 +261,11 @@ class _Rewriter:
 
         worker_def = self.worker(worker, params, loop, function is not None)
 
+        # Tracebacks through the worker name the scope the loop was written in.
+        scope_name = getattr(innermost, "name", "<module>")
+        if scope_name.startswith(RESERVED_PREFIX):
+            scope_name = self.scope_names.get(scope_name, "<module>")
+        self.scope_names[worker] = scope_name
         if isinstance(innermost, _FUNCTIONS):
             extra = "".join(f", {name!r}: {name}" for name in free)
             scope = f"{{**locals(){extra}}}" if free else "locals()"
@@ -268,10 +274,20 @@ class _Rewriter:
         else:
             scope = "None"
         after = sorted(set(binds) & self.read_outside(loop, innermost))
+        # Names the body treats as Variables (``v.value``) need the wrapper in the worker.
+        wrapped = sorted(
+            {
+                node.value.id
+                for node in _same_scope_nodes(loop.body)
+                if isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and node.attr in ("value", "aggregation_strategy")
+            }
+        )
         call = (
             f"{result} = {RUNTIME}.run(__paraloop_loop__, {worker}, {scope}, "
             f"line={loop.lineno}, local={tuple(local)!r}, stored={tuple(binds)!r}, "
-            f"after={tuple(after)!r})\n"
+            f"after={tuple(after)!r}, wrapped={tuple(wrapped)!r}, name={scope_name!r})\n"
         )
         for name in binds:
             call += f"if {name!r} in {result}.bound:\n    {name} = {result}.bound[{name!r}]\n"

@@ -1,0 +1,303 @@
+"""The runtime as a user sees it: order, initial values, control flow, errors, crashes."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from types import ModuleType
+
+import pytest
+
+import paraloop
+from paraloop.errors import RemoteTraceback
+
+START_METHODS = ["fork", "forkserver", "spawn"]
+
+Loader = Callable[..., ModuleType]
+
+
+@pytest.mark.parametrize("method", START_METHODS)
+@pytest.mark.parametrize("workers,chunksize", [(1, None), (2, None), (2, 1), (3, 7)])
+def test_concatenate_keeps_iteration_order(load_module: Loader, method: str, workers: int, chunksize: int | None) -> None:
+    """Concatenated results come back in iteration order, whatever the workers and chunks."""
+    module = load_module(f"""
+        from paraloop import ParaLoop, Variable, aggregation_strategies as s
+        words = Variable(["start"], aggregation_strategy=s.Concatenate)
+        keys = Variable({{"first": 0}}, aggregation_strategy=s.Concatenate)
+        text = Variable(">", aggregation_strategy=s.Concatenate)
+        total = Variable(3, aggregation_strategy=s.Sum)
+        for i in ParaLoop(range(200), num_processes={workers}, chunksize={chunksize}, start_method={method!r}):
+            words.append(i * i)
+            keys[f"k{{i}}"] = i
+            text += str(i % 10)
+            total += i
+    """)
+    assert module.words.value == ["start"] + [i * i for i in range(200)]
+    assert list(module.keys.value) == ["first"] + [f"k{i}" for i in range(200)]
+    assert module.text.value == ">" + "".join(str(i % 10) for i in range(200))
+    assert module.total.value == 3 + sum(range(200))
+    assert type(module.total.value) is int
+
+
+def test_combined_value_keeps_identity(load_module: Loader) -> None:
+    """Other names bound to a Variable's list see the combined result."""
+    module = load_module("""
+        from paraloop import ParaLoop, Variable, aggregation_strategies as s
+        shared = [1, 2]
+        alias = shared
+        out = Variable(shared, aggregation_strategy=s.Concatenate)
+        for i in ParaLoop(range(30), num_processes=2):
+            out.append(i)
+    """)
+    assert module.alias is module.out.value
+    assert module.alias == [1, 2, *range(30)]
+
+
+def test_iterations_run_in_other_processes(load_module: Loader) -> None:
+    """The body runs in worker processes, not in the caller."""
+    module = load_module("""
+        import os
+        from paraloop import ParaLoop, Variable, aggregation_strategies as s
+        pids = Variable(set(), aggregation_strategy=s.Union)
+        for i in ParaLoop(range(20), num_processes=2, chunksize=1):
+            pids.add(os.getpid())
+    """)
+    assert module.pids.value
+    assert os.getpid() not in module.pids.value
+
+
+def test_names_bound_by_the_loop_hold_the_last_value(load_module: Loader) -> None:
+    """The target and names bound in the body hold the last iteration's values."""
+    module = load_module("""
+        from paraloop import ParaLoop
+        for i, (a, *rest) in ParaLoop([(n, (n * 2, n, n)) for n in range(50)], num_processes=2):
+            square = i * i
+            if i % 7 == 0:
+                seventh = i
+    """)
+    assert (module.i, module.a, module.rest, module.square, module.seventh) == (49, 98, [49, 49], 2401, 49)
+
+
+def test_names_in_a_function_and_an_empty_loop(load_module: Loader) -> None:
+    """Inside a function, bound names come back; an empty loop leaves them unbound."""
+    module = load_module("""
+        from paraloop import ParaLoop
+        def last(items, offset):
+            for item in ParaLoop(items, num_processes=2):
+                shifted = item + offset
+            return item, shifted
+        def empty():
+            for item in ParaLoop([], num_processes=2):
+                pass
+            return item
+    """)
+    assert module.last(list(range(10)), 100) == (9, 109)
+    with pytest.raises(UnboundLocalError):
+        module.empty()
+
+
+def test_continue_break_and_else(load_module: Loader) -> None:
+    """continue skips, break keeps exactly the prefix, else runs only without break."""
+    module = load_module("""
+        from paraloop import ParaLoop, Variable, aggregation_strategies as s
+        def run(stop):
+            seen = Variable([], aggregation_strategy=s.Concatenate)
+            finished = False
+            for i in ParaLoop(range(100), num_processes=2, chunksize=3):
+                if i % 2:
+                    continue
+                seen.append(i)
+                if i == stop:
+                    break
+                seen.append(-i)
+            else:
+                finished = True
+            return seen.value, finished, i
+    """)
+    expected: list[int] = []
+    for i in range(0, 41, 2):
+        expected.append(i)
+        if i != 40:
+            expected.append(-i)
+    assert module.run(40) == (expected, False, 40)
+    full, finished, last = module.run(-1)
+    assert finished is True and last == 99 and len(full) == 100
+
+
+def test_break_ends_an_infinite_iterable(load_module: Loader) -> None:
+    """A loop over an endless generator finishes at its break."""
+    module = load_module("""
+        import itertools
+        from paraloop import ParaLoop, Variable, aggregation_strategies as s
+        total = Variable(0, aggregation_strategy=s.Sum)
+        for i in ParaLoop(itertools.count(), num_processes=2):
+            if i == 5000:
+                break
+            total += i
+    """)
+    assert module.total.value == sum(range(5000))
+    assert module.i == 5000
+
+
+def test_return_from_the_body(load_module: Loader) -> None:
+    """return in the body returns the earliest returning iteration's value."""
+    module = load_module("""
+        from paraloop import ParaLoop
+        def first_multiple(items, k):
+            for x in ParaLoop(items, num_processes=2, chunksize=2):
+                if x % k == 0:
+                    return x
+            return None
+    """)
+    assert module.first_multiple([5, 9, 14, 21, 28, 35], 7) == 14
+    assert module.first_multiple([1, 2, 3], 11) is None
+
+
+def test_exception_is_raised_with_its_type_traceback_and_prefix_state(load_module: Loader) -> None:
+    """An iteration's exception reaches the caller with the worker traceback; state is the prefix."""
+    module = load_module("""
+        from paraloop import ParaLoop, Variable, aggregation_strategies as s
+        seen = Variable([], aggregation_strategy=s.Concatenate)
+        def run():
+            for i in ParaLoop(range(100), num_processes=2, chunksize=4):
+                seen.append(i)
+                if i == 37:
+                    raise KeyError(f"missing {i}")
+    """)
+    with pytest.raises(KeyError) as caught:
+        module.run()
+    error = caught.value
+    assert error.args == ("missing 37",)
+    assert isinstance(error.__cause__, RemoteTraceback)
+    # Line 9 of the file: the marker line, a blank line, then the source above.
+    assert f'File "{module.__file__}", line 9, in run' in error.__cause__.text
+    if sys.version_info >= (3, 11):
+        assert any("iteration 37" in note for note in error.__notes__)
+    else:
+        assert "iteration 37" in error.__cause__.text
+    assert module.seen.value == list(range(38))
+
+
+def test_sequential_backend_gives_the_same_result(load_module: Loader) -> None:
+    """backend="sequential" runs in the caller with the same semantics."""
+    module = load_module("""
+        import os
+        from paraloop import ParaLoop, Variable, aggregation_strategies as s
+        pids = Variable(set(), aggregation_strategy=s.Union)
+        total = Variable(10, aggregation_strategy=s.Sum)
+        for i in ParaLoop(range(100), backend="sequential"):
+            pids.add(os.getpid())
+            total += i
+    """)
+    assert module.pids.value == {os.getpid()}
+    assert module.total.value == 10 + sum(range(100))
+
+
+def test_environment_variable_selects_the_backend(load_module: Loader, monkeypatch: pytest.MonkeyPatch) -> None:
+    """PARALOOP_BACKEND overrides the code's backend."""
+    monkeypatch.setenv("PARALOOP_BACKEND", "sequential")
+    module = load_module("""
+        import os
+        from paraloop import ParaLoop
+        for i in ParaLoop(range(10), num_processes=2):
+            pid = os.getpid()
+    """)
+    assert module.pid == os.getpid()
+
+
+def test_input_is_read_lazily(load_module: Loader) -> None:
+    """The iterable is consumed a chunk at a time, not all at once."""
+    module = load_module("""
+        from paraloop import ParaLoop, Variable, aggregation_strategies as s
+        consumed = 0
+        def numbers():
+            global consumed
+            for n in range(10**9):
+                consumed += 1
+                yield n
+        for i in ParaLoop(numbers(), num_processes=2, chunksize=10):
+            if i == 25:
+                break
+    """)
+    # Two workers each hold at most one chunk of ten: the rest was never read.
+    assert module.consumed <= 25 + 1 + 2 * 10
+
+
+def test_worker_crash_is_an_error_and_the_pool_recovers(load_module: Loader) -> None:
+    """A worker that dies raises WorkerCrashedError naming its iterations; the next loop works."""
+    module = load_module("""
+        import os
+        from paraloop import ParaLoop, Variable, aggregation_strategies as s
+        def crash():
+            for i in ParaLoop(range(40), num_processes=2, chunksize=5):
+                if i == 12:
+                    os._exit(7)
+        def fine():
+            total = Variable(0, aggregation_strategy=s.Sum)
+            for i in ParaLoop(range(40), num_processes=2, chunksize=5):
+                total += i
+            return total.value
+    """)
+    with pytest.raises(paraloop.WorkerCrashedError, match=r"iterations 10 to 14.*exited with code 7|exited with code 7.*iterations 10 to 14"):
+        module.crash()
+    assert module.fine() == sum(range(40))
+
+
+def test_nested_paraloop_runs_inside_the_worker(load_module: Loader) -> None:
+    """A ParaLoop inside a ParaLoop body runs sequentially in the worker, correctly."""
+    module = load_module("""
+        from paraloop import ParaLoop, Variable, aggregation_strategies as s
+        rows = Variable([], aggregation_strategy=s.Concatenate)
+        for i in ParaLoop(range(6), num_processes=2):
+            row = Variable([], aggregation_strategy=s.Concatenate)
+            for j in ParaLoop(range(4)):
+                row.append(i * j)
+            rows.append(row.value)
+    """)
+    assert module.rows.value == [[i * j for j in range(4)] for i in range(6)]
+
+
+def test_a_loop_in_a_method_and_a_class_body(load_module: Loader) -> None:
+    """Loops in methods read self; loops in class bodies bind class attributes."""
+    module = load_module("""
+        from paraloop import ParaLoop, Variable, aggregation_strategies as s
+        class Scaler:
+            for k in ParaLoop(range(3), num_processes=2):
+                last = k
+            def __init__(self, factor):
+                self.factor = factor
+            def scale(self, values):
+                out = Variable([], aggregation_strategy=s.Concatenate)
+                for v in ParaLoop(values, num_processes=2):
+                    out.append(v * self.factor)
+                return out.value
+    """)
+    assert module.Scaler.last == 2
+    assert module.Scaler(3).scale([1, 2, 3]) == [3, 6, 9]
+
+
+def test_unpicklable_value_not_read_after_the_loop_is_fine(load_module: Loader) -> None:
+    """A body-local value that cannot be pickled does not need to travel back."""
+    module = load_module("""
+        import threading
+        from paraloop import ParaLoop, Variable, aggregation_strategies as s
+        def run():
+            total = Variable(0, aggregation_strategy=s.Sum)
+            for i in ParaLoop(range(10), num_processes=2):
+                lock = threading.Lock()
+                with lock:
+                    total += i
+            return total.value
+    """)
+    assert module.run() == 45
+
+
+def test_variable_refuses_a_mismatched_strategy() -> None:
+    """A Variable whose value its strategy cannot combine is refused at creation."""
+    from paraloop import Variable, aggregation_strategies as s
+
+    with pytest.raises(paraloop.ParaLoopError, match="Concatenate"):
+        Variable([], aggregation_strategy=s.Sum)
+    with pytest.raises(paraloop.ParaLoopError, match="Union"):
+        Variable(set(), aggregation_strategy=s.Sum)
