@@ -4,8 +4,7 @@
 Run it with ``python -m paraloop examples/readme_example.py``.
 """
 
-from paraloop import ParaLoop, Variable
-from paraloop import aggregation_strategies
+from paraloop import ParaLoop, Variable, aggregation_strategies
 
 counter = Variable(3, aggregation_strategy=aggregation_strategies.Sum)
 dictionary = Variable({}, aggregation_strategy=aggregation_strategies.Concatenate)

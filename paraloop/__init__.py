@@ -19,6 +19,7 @@ Importing paraloop installs the import hook that does the rewriting.
 from __future__ import annotations
 
 from . import aggregation_strategies
+from ._version import __version__
 from .errors import (
     IterationTimeoutError,
     ParaLoopError,
@@ -26,12 +27,10 @@ from .errors import (
     UnsupportedLoopError,
     WorkerCrashedError,
 )
-from ._version import __version__
 from .hook import install, uninstall
 from .hook.rewriter import show
 from .loop import ParaLoop
 from .variable import Variable
-
 
 __all__ = [
     "IterationTimeoutError",

@@ -21,9 +21,9 @@ Writing your own takes a few lines::
 
 from __future__ import annotations
 
-from collections import defaultdict, deque
-from collections.abc import Callable, Mapping
 import typing
+from collections import defaultdict, deque
+from collections.abc import Callable, Mapping, MutableMapping
 
 # The strategy named Any below shadows typing.Any in this module.
 Value = typing.Any
@@ -145,7 +145,7 @@ class Sum(AggregationStrategy):
         return value - value if not isinstance(value, bool) else 0
 
     def combine(self, accumulated: Value, partial: Value) -> Value:
-        if isinstance(accumulated, Mapping):
+        if isinstance(accumulated, MutableMapping):
             for key, amount in partial.items():
                 accumulated[key] = accumulated[key] + amount if key in accumulated else amount
             return accumulated
@@ -201,7 +201,7 @@ class Concatenate(AggregationStrategy):
             accumulated.update(partial)
             return accumulated
         if _is_numpy_array(accumulated):
-            import numpy
+            import numpy  # type: ignore[import-not-found, unused-ignore]
 
             return numpy.concatenate([accumulated, partial])
         return accumulated + partial
@@ -268,7 +268,7 @@ class Max(_Extremum):
     pick = staticmethod(max)
 
 
-class Any(AggregationStrategy):  # noqa: A001 - the name users look for
+class Any(AggregationStrategy):
     """True when any iteration set it: ``found = found or test(x)``, ``found |= test(x)``."""
 
     def start(self, value: object) -> bool:

@@ -75,8 +75,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     script = args[0]
     if not os.path.isfile(script):
-        sys.stderr.write(f"{sys.executable}: can't open file {os.path.abspath(script)!r}: "
-                         "[Errno 2] No such file or directory\n")
+        sys.stderr.write(
+            f"{sys.executable}: can't open file {os.path.abspath(script)!r}: "
+            "[Errno 2] No such file or directory\n"
+        )
         return 2
     try:
         run_script(script, args[1:])

@@ -19,9 +19,10 @@ def _cgroup_quota() -> float | None:
     except (OSError, ValueError):
         pass
     try:
-        with open("/sys/fs/cgroup/cpu/cpu.cfs_quota_us") as q, open(
-            "/sys/fs/cgroup/cpu/cpu.cfs_period_us"
-        ) as p:
+        with (
+            open("/sys/fs/cgroup/cpu/cpu.cfs_quota_us") as q,
+            open("/sys/fs/cgroup/cpu/cpu.cfs_period_us") as p,
+        ):
             quota_us, period_us = int(q.read()), int(p.read())
         if quota_us > 0 and period_us > 0:
             return quota_us / period_us

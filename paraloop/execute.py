@@ -8,13 +8,13 @@ ended, and its local names) into an :class:`Outcome` the caller can combine.
 
 from __future__ import annotations
 
+import dataclasses
 import operator
 import reprlib
 import time
 import traceback
 import types
 from collections.abc import Callable
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -118,9 +118,7 @@ def execute_chunk(job: Job, chunk: Chunk) -> Outcome:
         outcome.value = value
         if kind == RAISED:
             outcome.item = reprlib.repr(items[position]) if 0 <= position < len(items) else None
-            outcome.traceback = "".join(
-                traceback.format_exception(type(value), value, value.__traceback__)
-            )
+            outcome.traceback = "".join(traceback.format_exception(type(value), value, value.__traceback__))
     initial = dict(zip(job.params, args))
     for name in job.tracked:
         current = names.get(name, initial[name])

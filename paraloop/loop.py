@@ -89,8 +89,7 @@ class ParaLoop(Generic[T]):
         if override:
             if override not in BACKENDS:
                 raise ParaLoopError(
-                    f"PARALOOP_BACKEND={override!r} is not a backend; choose one of "
-                    f"{', '.join(BACKENDS)}"
+                    f"PARALOOP_BACKEND={override!r} is not a backend; choose one of {', '.join(BACKENDS)}"
                 )
             return override
         return self.backend or "processes"

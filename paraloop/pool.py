@@ -199,7 +199,7 @@ class ProcessPool:
             held = "no iterations"
         else:
             last = chunk.start + len(chunk.items) - 1
-            held = f"iteration {chunk.start}" if last == chunk.start else f"iterations {chunk.start} to {last}"
+            held = f"iterations {chunk.start} to {last}" if last != chunk.start else f"iteration {last}"
         raise WorkerCrashedError(
             f"{job.filename}, line {job.line}: a worker process (pid {worker.process.pid}) {how} "
             f"while running {held} of the loop. The iterations it held were lost; "

@@ -22,6 +22,7 @@ from .cpus import default_workers
 from .errors import RemoteTraceback
 from .execute import BROKE, DONE, RAISED, RETURNED, UNBOUND, Job, Outcome, execute_chunk
 from .loop import ParaLoop
+from .refusals import check_uses
 from .variable import Variable
 from .worker import in_worker
 
@@ -96,7 +97,9 @@ def _with_context(outcome: Outcome, job: Job) -> BaseException:
     return error
 
 
-def _lookup(name: str, scope: Mapping[str, Any] | None, local: tuple[str, ...], globs: Mapping[str, Any]) -> Any:
+def _lookup(
+    name: str, scope: Mapping[str, Any] | None, local: tuple[str, ...], globs: Mapping[str, Any]
+) -> Any:
     if scope is not None and name in scope:
         return scope[name]
     if name in local:
@@ -129,6 +132,7 @@ def run(
     after: tuple[str, ...] = (),
     wrapped: tuple[str, ...] = (),
     name: str = "<module>",
+    uses: tuple[tuple[str, int, str, str], ...] = (),
 ) -> LoopResult:
     """Run one rewritten loop. Called by generated code only; its signature may change."""
     _rename(worker, name)
@@ -138,6 +142,12 @@ def run(
     code = worker.__code__
     params = code.co_varnames[1 : code.co_argcount]
     values = [_lookup(name, scope, local, worker.__globals__) for name in params]
+    if uses:
+        known = dict(zip(params, values))
+        for use in uses:
+            if use[0] not in known:
+                known[use[0]] = _lookup(use[0], scope, local, worker.__globals__)
+        check_uses(uses, known, code.co_filename)
     variables = {name: v for name, v in zip(params, values) if isinstance(v, Variable)}
     job = Job(
         function=worker,

@@ -34,7 +34,8 @@ def dumps(obj: Any) -> bytes:
 
 def dumps_by_value(obj: Any) -> bytes:
     """Serialize with dill, functions and classes of ``__main__`` by value."""
-    return _DILL + dill.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL, recurse=True)
+    data: bytes = dill.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL, recurse=True)
+    return _DILL + data
 
 
 def loads(data: bytes | memoryview) -> Any:

@@ -44,7 +44,7 @@ class Variable(Generic[T]):
         print(counter)          # 4953
     """
 
-    __slots__ = ("value", "aggregation_strategy")
+    __slots__ = ("aggregation_strategy", "value")
 
     value: T
     aggregation_strategy: AggregationStrategy
@@ -52,9 +52,7 @@ class Variable(Generic[T]):
     def __init__(
         self,
         value: T,
-        aggregation_strategy: type[AggregationStrategy] | AggregationStrategy = (
-            aggregation_strategies.Last
-        ),
+        aggregation_strategy: type[AggregationStrategy] | AggregationStrategy = (aggregation_strategies.Last),
     ) -> None:
         strategy = _strategy_instance(aggregation_strategy)
         reason = strategy.check(value)
@@ -101,7 +99,8 @@ class Variable(Generic[T]):
         return len(self.value)  # type: ignore[arg-type]
 
     def __iter__(self) -> Iterator[Any]:
-        return iter(self.value)  # type: ignore[call-overload]
+        iterable: Any = self.value
+        return iter(iterable)
 
     def __contains__(self, item: object) -> bool:
         return item in self.value  # type: ignore[operator]
@@ -118,7 +117,8 @@ class Variable(Generic[T]):
     __hash__ = None  # type: ignore[assignment]
 
     def __int__(self) -> int:
-        return int(self.value)  # type: ignore[call-overload]
+        number: Any = self.value
+        return int(number)
 
     def __float__(self) -> float:
         return float(self.value)  # type: ignore[arg-type]
@@ -173,8 +173,19 @@ def _unary(op: Callable[[Any], Any]) -> Callable[[Variable[Any]], Any]:
 
 
 for _name in (
-    "add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "matmul",
-    "and", "or", "xor", "lshift", "rshift",
+    "add",
+    "sub",
+    "mul",
+    "truediv",
+    "floordiv",
+    "mod",
+    "pow",
+    "matmul",
+    "and",
+    "or",
+    "xor",
+    "lshift",
+    "rshift",
 ):
     _op = getattr(operator, f"{_name}_" if _name in ("and", "or") else _name)
     setattr(Variable, f"__{_name}__", _binary(_op))
@@ -184,5 +195,5 @@ for _name in ("lt", "le", "eq", "ne", "gt", "ge"):
     setattr(Variable, f"__{_name}__", _binary(getattr(operator, _name)))
 for _name in ("neg", "pos", "abs", "invert"):
     setattr(Variable, f"__{_name}__", _unary(getattr(operator, _name)))
-setattr(Variable, "__divmod__", _binary(divmod))
-setattr(Variable, "__rdivmod__", _reflected(divmod))
+for _name, _method in (("__divmod__", _binary(divmod)), ("__rdivmod__", _reflected(divmod))):
+    setattr(Variable, _name, _method)

@@ -13,9 +13,9 @@ from __future__ import annotations
 import importlib
 import os
 import pickle
-import sys
 import signal
 import struct
+import sys
 from typing import Any
 
 from . import serialize

@@ -19,7 +19,9 @@ Loader = Callable[..., ModuleType]
 
 @pytest.mark.parametrize("method", START_METHODS)
 @pytest.mark.parametrize("workers,chunksize", [(1, None), (2, None), (2, 1), (3, 7)])
-def test_concatenate_keeps_iteration_order(load_module: Loader, method: str, workers: int, chunksize: int | None) -> None:
+def test_concatenate_keeps_iteration_order(
+    load_module: Loader, method: str, workers: int, chunksize: int | None
+) -> None:
     """Concatenated results come back in iteration order, whatever the workers and chunks."""
     module = load_module(f"""
         from paraloop import ParaLoop, Variable, aggregation_strategies as s
@@ -194,7 +196,9 @@ def test_sequential_backend_gives_the_same_result(load_module: Loader) -> None:
     assert module.total.value == 10 + sum(range(100))
 
 
-def test_environment_variable_selects_the_backend(load_module: Loader, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_environment_variable_selects_the_backend(
+    load_module: Loader, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """PARALOOP_BACKEND overrides the code's backend."""
     monkeypatch.setenv("PARALOOP_BACKEND", "sequential")
     module = load_module("""
@@ -239,7 +243,10 @@ def test_worker_crash_is_an_error_and_the_pool_recovers(load_module: Loader) -> 
                 total += i
             return total.value
     """)
-    with pytest.raises(paraloop.WorkerCrashedError, match=r"iterations 10 to 14.*exited with code 7|exited with code 7.*iterations 10 to 14"):
+    with pytest.raises(
+        paraloop.WorkerCrashedError,
+        match=r"iterations 10 to 14.*exited with code 7|exited with code 7.*iterations 10 to 14",
+    ):
         module.crash()
     assert module.fine() == sum(range(40))
 
@@ -295,7 +302,8 @@ def test_unpicklable_value_not_read_after_the_loop_is_fine(load_module: Loader) 
 
 def test_variable_refuses_a_mismatched_strategy() -> None:
     """A Variable whose value its strategy cannot combine is refused at creation."""
-    from paraloop import Variable, aggregation_strategies as s
+    from paraloop import Variable
+    from paraloop import aggregation_strategies as s
 
     with pytest.raises(paraloop.ParaLoopError, match="Concatenate"):
         Variable([], aggregation_strategy=s.Sum)

@@ -18,7 +18,7 @@ def installed() -> bool:
 def install() -> None:
     """Put paraloop's finder first on ``sys.meta_path`` (once; ``import paraloop`` does it)."""
     if not installed():
-        sys.meta_path.insert(0, ParaLoopFinder())  # type: ignore[arg-type]
+        sys.meta_path.insert(0, ParaLoopFinder())
 
 
 def uninstall() -> None:

@@ -63,7 +63,7 @@ class ParaLoopFinder:
     ) -> ModuleSpec | None:
         meta_path = sys.meta_path
         try:
-            position = meta_path.index(self)  # type: ignore[arg-type]
+            position = meta_path.index(self)
         except ValueError:
             return None
         for finder in meta_path[position + 1 :]:

@@ -9,6 +9,7 @@ are scopes of their own: only their free names count for the block around them.
 from __future__ import annotations
 
 import ast
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 __all__ = ["BlockNames", "block_names", "function_locals", "module_bound"]
@@ -107,7 +108,7 @@ class _Collector(ast.NodeVisitor):
         inner = block_names(node.body)
         self._absorb(inner, function_locals(node, inner))
 
-    visit_AsyncFunctionDef = visit_FunctionDef  # type: ignore[assignment]
+    visit_AsyncFunctionDef = visit_FunctionDef
 
     def visit_Lambda(self, node: ast.Lambda) -> None:
         for default in [*node.args.defaults, *node.args.kw_defaults]:
@@ -142,20 +143,16 @@ class _Collector(ast.NodeVisitor):
         targets: set[str] = set()
         for generator in generators:
             targets |= {n.id for n in ast.walk(generator.target) if isinstance(n, ast.Name)}
-        walrus = {
-            n.target.id
-            for n in _walk_same_scope(node)
-            if isinstance(n, ast.NamedExpr)
-        }
+        walrus = {n.target.id for n in _walk_same_scope(node) if isinstance(n, ast.NamedExpr)}
         # Assignment expressions in a comprehension bind in the enclosing scope.
         self.names.stores |= walrus
         self.names.loads |= (inner.names.loads | inner.names.stores) - targets - walrus
         self.names.loads |= inner.names.loads & walrus
 
-    visit_ListComp = _comprehension  # type: ignore[assignment]
-    visit_SetComp = _comprehension  # type: ignore[assignment]
-    visit_DictComp = _comprehension  # type: ignore[assignment]
-    visit_GeneratorExp = _comprehension  # type: ignore[assignment]
+    visit_ListComp = _comprehension
+    visit_SetComp = _comprehension
+    visit_DictComp = _comprehension
+    visit_GeneratorExp = _comprehension
 
 
 def _walk_same_scope(node: ast.AST) -> list[ast.AST]:
@@ -175,7 +172,7 @@ def _parameters(args: ast.arguments) -> set[str]:
     return {arg.arg for arg in every if arg is not None}
 
 
-def _collect(nodes: list[ast.AST]) -> BlockNames:
+def _collect(nodes: Sequence[ast.AST]) -> BlockNames:
     collector = _Collector()
     for node in nodes:
         collector.visit(node)
@@ -184,7 +181,7 @@ def _collect(nodes: list[ast.AST]) -> BlockNames:
 
 def block_names(body: list[ast.stmt]) -> BlockNames:
     """The names a list of statements reads and binds in its own scope."""
-    return _collect(list(body))
+    return _collect(body)
 
 
 def function_locals(
@@ -192,8 +189,7 @@ def function_locals(
 ) -> set[str]:
     """Local names of a function: parameters and bindings, less global/nonlocal ones."""
     if names is None:
-        body = node.body if isinstance(node.body, list) else [node.body]
-        names = block_names(body)
+        names = _collect(node.body) if isinstance(node.body, list) else _collect([node.body])
     return (_parameters(node.args) | names.stores) - names.global_decls - names.nonlocal_decls
 
 

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 
 from ..errors import UnsupportedLoopError
 from .names import block_names, function_locals, module_bound
+from .uses import outer_uses
 
 __all__ = ["RESERVED_PREFIX", "REWRITER_VERSION", "rewrite", "show"]
 
@@ -182,7 +183,7 @@ class _Rewriter:
         return result
 
     def inner_blocks(self, statement: ast.stmt, scopes: list[ast.AST]) -> None:
-        inner_scopes = scopes + [statement] if isinstance(statement, (*_FUNCTIONS, ast.ClassDef)) else scopes
+        inner_scopes = [*scopes, statement] if isinstance(statement, (*_FUNCTIONS, ast.ClassDef)) else scopes
         for name in ("body", "orelse", "finalbody"):
             block = getattr(statement, name, None)
             if isinstance(block, list) and block and isinstance(block[0], ast.stmt):
@@ -287,7 +288,8 @@ class _Rewriter:
         call = (
             f"{result} = {RUNTIME}.run(__paraloop_loop__, {worker}, {scope}, "
             f"line={loop.lineno}, local={tuple(local)!r}, stored={tuple(binds)!r}, "
-            f"after={tuple(after)!r}, wrapped={tuple(wrapped)!r}, name={scope_name!r})\n"
+            f"after={tuple(after)!r}, wrapped={tuple(wrapped)!r}, name={scope_name!r}, "
+            f"uses={tuple(outer_uses(loop.target, loop.body))!r})\n"
         )
         for name in binds:
             call += f"if {name!r} in {result}.bound:\n    {name} = {result}.bound[{name!r}]\n"
@@ -310,9 +312,7 @@ class _Rewriter:
         return [worker_def, *statements]
 
     def worker(self, name: str, params: list[str], loop: ast.For, in_function: bool) -> ast.stmt:
-        source = _WORKER_TEMPLATE.format(
-            worker=name, params="".join(f", {p}" for p in params), rt=RUNTIME
-        )
+        source = _WORKER_TEMPLATE.format(worker=name, params="".join(f", {p}" for p in params), rt=RUNTIME)
         unbound = "".join(f"    if {p} is {RUNTIME}.UNBOUND:\n        del {p}\n" for p in params)
         source = source.replace("    __paraloop_it__ =", unbound + "    __paraloop_it__ =", 1)
         (definition,) = _parse_statements(source, loop.iter)
@@ -386,12 +386,19 @@ class _Rewriter:
 def _insert_import(tree: ast.Module) -> None:
     position = 0
     body = tree.body
-    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) and isinstance(
-        body[0].value.value, str
+    if (
+        body
+        and isinstance(body[0], ast.Expr)
+        and isinstance(body[0].value, ast.Constant)
+        and isinstance(body[0].value.value, str)
     ):
         position = 1
-    while position < len(body) and isinstance(body[position], ast.ImportFrom) and (
-        body[position].module == "__future__"  # type: ignore[attr-defined]
+    while (
+        position < len(body)
+        and isinstance(body[position], ast.ImportFrom)
+        and (
+            body[position].module == "__future__"  # type: ignore[attr-defined]
+        )
     ):
         position += 1
     (statement,) = ast.parse(f"import paraloop.runtime as {RUNTIME}").body

@@ -1,0 +1,175 @@
+"""What paraloop refuses, and how: the exception class, the file, the exact line, the fix."""
+
+from __future__ import annotations
+
+import importlib
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+import paraloop
+
+Loader = Callable[..., ModuleType]
+
+HEADER = "from paraloop import ParaLoop, Variable, aggregation_strategies as s\n"
+
+
+def line_of(source: str, needle: str) -> int:
+    """The 1-based line of ``needle`` in the module load_module writes (marker line first)."""
+    lines = ("# paraloop: enable\n" + textwrap.dedent(source)).splitlines()
+    return next(number for number, text in enumerate(lines, 1) if needle in text)
+
+
+@pytest.mark.parametrize(
+    "body,needle,words",
+    [
+        (
+            "total = 0\nfor i in ParaLoop(range(9), num_processes=2):\n    total += i\n",
+            "total += i",
+            ["'total'", "Variable(total", "Sum"],
+        ),
+        (
+            "x = 1\nfor i in ParaLoop(range(9), num_processes=2):\n    x = x * 2 + i\n",
+            "x = x * 2",
+            ["'x'", "next"],
+        ),
+        (
+            "out = []\nfor i in ParaLoop(range(9), num_processes=2):\n    out.append(i)\n",
+            "out.append",
+            ["'out'", "list", "Concatenate"],
+        ),
+        (
+            "out = [3, 1]\nfor i in ParaLoop(range(9), num_processes=2):\n    out.sort()\n",
+            "out.sort",
+            ["'out'"],
+        ),
+        (
+            "seen = {}\nfor i in ParaLoop(range(9), num_processes=2):\n    seen[i] = i\n",
+            "seen[i] = i",
+            ["'seen'", "dict", "Merge"],
+        ),
+        (
+            "items = [1, 2]\nfor i in ParaLoop(range(9), num_processes=2):\n    items.pop()\n",
+            "items.pop",
+            ["'items'"],
+        ),
+    ],
+)
+def test_plain_outer_names_that_cannot_be_combined(
+    load_module: Loader, body: str, needle: str, words: list[str]
+) -> None:
+    """Carried values and mutated plain containers raise ParaLoopError naming file, line and fix."""
+    source = HEADER + body
+    with pytest.raises(paraloop.ParaLoopError) as caught:
+        load_module(source)
+    message = str(caught.value)
+    assert f", line {line_of(source, needle)}:" in message
+    assert ".py, line" in message
+    for word in words:
+        assert word in message
+
+
+def test_attribute_of_an_outer_object(load_module: Loader) -> None:
+    """self.hits += 1 and self.items.append(x) in a body are refused with the line."""
+    source = HEADER + textwrap.dedent("""
+        class Counter:
+            def __init__(self):
+                self.hits = 0
+                self.items = []
+            def count(self, values):
+                for v in ParaLoop(values, num_processes=2):
+                    self.hits += 1
+            def collect(self, values):
+                for v in ParaLoop(values, num_processes=2):
+                    self.items.append(v)
+    """)
+    module = load_module(source)
+    with pytest.raises(paraloop.ParaLoopError, match=rf"line {line_of(source, 'self.hits += 1')}:.*'self'"):
+        module.Counter().count([1, 2])
+    with pytest.raises(
+        paraloop.ParaLoopError, match=rf"line {line_of(source, 'self.items.append')}:.*'self'"
+    ):
+        module.Counter().collect([1, 2])
+
+
+def test_assigned_before_read_is_not_a_dependency(load_module: Loader) -> None:
+    """A name the body assigns before reading it is per-iteration, not carried."""
+    module = load_module(
+        HEADER
+        + textwrap.dedent("""
+        x = 100
+        total = Variable(0, aggregation_strategy=s.Sum)
+        for i in ParaLoop(range(10), num_processes=2):
+            x = i * 2
+            x += 1
+            total += x
+    """)
+    )
+    assert module.total.value == sum(i * 2 + 1 for i in range(10))
+    assert module.x == 19
+
+
+def test_mutating_a_variable_is_fine(load_module: Loader) -> None:
+    """The same forms on a Variable are combined, not refused."""
+    module = load_module(
+        HEADER
+        + textwrap.dedent("""
+        out = Variable([], aggregation_strategy=s.Concatenate)
+        for i in ParaLoop(range(5), num_processes=2):
+            out.append(i)
+            out += [i]
+    """)
+    )
+    assert module.out.value == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]
+
+
+@pytest.mark.parametrize(
+    "body,needle,phrase",
+    [
+        ("def f(xs):\n    for x in ParaLoop(xs):\n        yield x\n", "yield x", "cannot 'yield'"),
+        ("def f(xs):\n    for x in ParaLoop(xs):\n        yield from x\n", "yield from", "cannot 'yield'"),
+        ("async def f(xs):\n    for x in ParaLoop(xs):\n        await x\n", "await x", "cannot 'await'"),
+        ("async def f(xs):\n    async for x in ParaLoop(xs):\n        pass\n", "async for", "'async for'"),
+        (
+            "def f(xs):\n    global g\n    for x in ParaLoop(xs):\n        nonlocal_ = 1\n        global h\n",
+            "global h",
+            "'global'",
+        ),
+        ("squares = [x * x for x in ParaLoop(range(3))]\n", "squares", "for' statement"),
+        ("loop = ParaLoop(range(3))\n", "loop =", "for' statement"),
+        ("for x in ParaLoop(range(3)):\n    return x\n", "return x", "'return' outside function"),
+        ("for __paraloop_x in ParaLoop(range(3)):\n    pass\n", "__paraloop_x", "reserved"),
+    ],
+)
+def test_unsupported_loops_are_refused_at_import(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, body: str, needle: str, phrase: str
+) -> None:
+    """Unsupported loops raise UnsupportedLoopError, a SyntaxError with file, line and offset."""
+    source = "# paraloop: enable\n" + HEADER + body
+    path = tmp_path / "refused_module.py"
+    path.write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    importlib.invalidate_caches()
+    with pytest.raises(paraloop.UnsupportedLoopError) as caught:
+        importlib.import_module("refused_module")
+    error = caught.value
+    assert isinstance(error, SyntaxError)
+    assert error.filename == str(path)
+    expected_line = next(n for n, text in enumerate(source.splitlines(), 1) if needle in text)
+    assert error.lineno == expected_line
+    assert error.offset is not None and error.offset >= 1
+    assert phrase in error.msg
+
+
+def test_user_syntax_errors_come_from_the_parser(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A plain syntax error in a marked module is Python's own SyntaxError, not ours."""
+    (tmp_path / "broken_module.py").write_text("# paraloop: enable\nx = (\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    importlib.invalidate_caches()
+    with pytest.raises(SyntaxError) as caught:
+        importlib.import_module("broken_module")
+    assert not isinstance(caught.value, paraloop.UnsupportedLoopError)
+    assert caught.value.filename == str(tmp_path / "broken_module.py")
