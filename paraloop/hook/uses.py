@@ -109,5 +109,5 @@ def outer_uses(target: ast.expr, body: list[ast.stmt]) -> list[Use]:
             isinstance(changed, ast.Subscript) and isinstance(changed.value, ast.Name)
         )
         kind = "mutated" if direct else "attribute"
-        uses.append((name, node.lineno, kind, _source(node)))
+        uses.append((name, getattr(node, "lineno", 0), kind, _source(node)))
     return uses
