@@ -260,13 +260,13 @@ class _Rewriter:
         else:
             params = [n for n in sorted(reads) if n in self.module_bound or n in binds]
 
-        worker_def = self.worker(worker, params, loop, function is not None)
-
         # Tracebacks through the worker name the scope the loop was written in.
         scope_name = getattr(innermost, "name", "<module>")
         if scope_name.startswith(RESERVED_PREFIX):
             scope_name = self.scope_names.get(scope_name, "<module>")
         self.scope_names[worker] = scope_name
+        worker_def = self.worker(worker, params, loop, function is not None)
+
         if isinstance(innermost, _FUNCTIONS):
             extra = "".join(f", {name!r}: {name}" for name in free)
             scope = f"{{**locals(){extra}}}" if free else "locals()"
