@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -28,7 +29,11 @@ def test_rewritten_source_matches_golden(source_path: Path) -> None:
     expected_path = source_path.with_suffix(".expected")
     if os.environ.get("PARALOOP_UPDATE_GOLDEN"):
         expected_path.write_text(shown)
-    assert shown == expected_path.read_text()
+    expected = expected_path.read_text()
+    # The same code on every version; ast.unparse's spelling changed after 3.10.
+    assert ast.dump(ast.parse(shown)) == ast.dump(ast.parse(expected))
+    if sys.version_info >= (3, 11):
+        assert shown == expected
     compile(shown, source_path.name, "exec", dont_inherit=True)
 
 
@@ -50,5 +55,7 @@ def test_generated_nodes_point_at_the_loop_and_body_keeps_its_lines() -> None:
     body_line = next(n for n, text in enumerate(source.splitlines(), 1) if "square = i * i" in text)
     worker = next(n for n in tree.body if isinstance(n, ast.FunctionDef))
     assert worker.lineno == loop_line
-    assigns = [n for n in ast.walk(worker) if isinstance(n, ast.Assign) and ast.unparse(n) == "square = i * i"]
+    assigns = [
+        n for n in ast.walk(worker) if isinstance(n, ast.Assign) and ast.unparse(n) == "square = i * i"
+    ]
     assert [a.lineno for a in assigns] == [body_line]
