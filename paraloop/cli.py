@@ -33,7 +33,9 @@ Environment variables:
 
 def run_script(script: str, args: list[str]) -> None:
     """Run ``script`` as ``__main__`` with its loops rewritten, as ``python script`` would."""
-    path = os.path.abspath(script)
+    # As the interpreter does: __file__ is the path as given, made absolute but not
+    # normalised; sys.path[0] is the directory of the real file (symlinks resolved).
+    path = script if os.path.isabs(script) else os.path.join(os.getcwd(), script)
     with open(path, "rb") as handle:
         source = handle.read()
     code = compile_rewritten(source, path)
@@ -45,17 +47,23 @@ def run_script(script: str, args: list[str]) -> None:
     main.__cached__ = None  # type: ignore[attr-defined]
     sys.modules["__main__"] = main
     sys.argv[:] = [script, *args]
-    sys.path[0] = os.path.dirname(path)
+    sys.path[0] = os.path.dirname(os.path.realpath(path))
     exec(code, main.__dict__)
 
 
-def _report(error: BaseException) -> None:
-    """Print the traceback as 'python script.py' would: from the script's frame on."""
-    traceback_ = error.__traceback__
-    here = os.path.abspath(__file__)
-    while traceback_ is not None and os.path.abspath(traceback_.tb_frame.f_code.co_filename) == here:
-        traceback_ = traceback_.tb_next
-    sys.excepthook(type(error), error, traceback_)
+def _report(error: BaseException, compiling: bool) -> None:
+    """Print the error as 'python script.py' would: from the script's frame on.
+
+    A syntax error in the script itself has no frames at all.
+    """
+    traceback_ = None
+    if not compiling:
+        traceback_ = error.__traceback__
+        here = os.path.abspath(__file__)
+        while traceback_ is not None and os.path.abspath(traceback_.tb_frame.f_code.co_filename) == here:
+            traceback_ = traceback_.tb_next
+    # The default excepthook prints the exception's own traceback, so trim that.
+    sys.excepthook(type(error), error.with_traceback(traceback_), traceback_)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,15 +90,24 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         run_script(script, args[1:])
-    except SyntaxError as error:
-        _report(error)
-        return 1
     except (SystemExit, KeyboardInterrupt):
         raise
     except BaseException as error:  # noqa: BLE001 - reported like the interpreter does
-        _report(error)
+        _report(error, compiling=_in_compile(error))
         return 1
     return 0
+
+
+def _in_compile(error: BaseException) -> bool:
+    """True for a syntax error raised while compiling the script, not while running it."""
+    if not isinstance(error, SyntaxError):
+        return False
+    traceback_ = error.__traceback__
+    while traceback_ is not None:
+        if traceback_.tb_frame.f_code is run_script.__code__ and traceback_.tb_next is not None:
+            return traceback_.tb_next.tb_frame.f_code.co_name != "<module>"
+        traceback_ = traceback_.tb_next
+    return True
 
 
 def console_main() -> None:
