@@ -21,8 +21,9 @@ Writing your own takes a few lines::
 
 from __future__ import annotations
 
+import numbers
 import typing
-from collections import defaultdict, deque
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Mapping, MutableMapping
 
 # The strategy named Any below shadows typing.Any in this module.
@@ -34,6 +35,7 @@ __all__ = [
     "All",
     "Any",
     "Concatenate",
+    "IndexWrites",
     "Last",
     "Max",
     "Merge",
@@ -78,6 +80,27 @@ def _empty_like(value: Value) -> Value:
     if _is_numpy_array(value):
         return value[:0].copy()
     return type(value)()
+
+
+def _zero(value: Value) -> Value:
+    """The neutral value of ``value``'s type for addition: 0, 0.0, [], set(), ''."""
+    if isinstance(value, numbers.Number) and not isinstance(value, bool):
+        number: Value = value
+        return number - number
+    if isinstance(value, bool):
+        return 0
+    return _empty_like(value)
+
+
+def _add(total: Value, amount: Value) -> Value:
+    """``total + amount``, in place for lists and sets (as ``d[k].append(x)`` would be)."""
+    if isinstance(total, list):
+        total.extend(amount)
+        return total
+    if isinstance(total, set):
+        total |= amount
+        return total
+    return total + amount
 
 
 class AggregationStrategy:
@@ -138,8 +161,13 @@ class Sum(AggregationStrategy):
         return None
 
     def start(self, value: Value) -> Value:
-        if isinstance(value, Mapping):
+        if isinstance(value, (Counter, defaultdict)):
             return _empty_like(value)
+        if isinstance(value, Mapping):
+            # A plain dict has no default: the body's d[key] += x needs the keys
+            # it had before the loop, each at zero.
+            kind: Value = type(value)
+            return kind((key, _zero(amount)) for key, amount in value.items())
         if _is_numpy_array(value):
             return value * 0
         return value - value if not isinstance(value, bool) else 0
@@ -147,7 +175,7 @@ class Sum(AggregationStrategy):
     def combine(self, accumulated: Value, partial: Value) -> Value:
         if isinstance(accumulated, MutableMapping):
             for key, amount in partial.items():
-                accumulated[key] = accumulated[key] + amount if key in accumulated else amount
+                accumulated[key] = _add(accumulated[key], amount) if key in accumulated else amount
             return accumulated
         if _is_numpy_array(accumulated):
             accumulated += partial
@@ -296,6 +324,50 @@ class Last(AggregationStrategy):
 
     def combine(self, accumulated: object, partial: object) -> object:
         return accumulated if partial is NOTHING else partial
+
+
+class _Writes:
+    """A worker's record of ``out[index] = value`` assignments, in iteration order."""
+
+    __slots__ = ("writes",)
+
+    def __init__(self) -> None:
+        self.writes: list[tuple[Value, Value]] = []
+
+    def __setitem__(self, index: Value, value: Value) -> None:
+        self.writes.append((index, value))
+
+    def __reduce__(self) -> tuple[Value, ...]:
+        return (_rebuild_writes, (self.writes,))
+
+
+def _rebuild_writes(writes: list[tuple[Value, Value]]) -> _Writes:
+    record = _Writes()
+    record.writes = writes
+    return record
+
+
+class IndexWrites(AggregationStrategy):
+    """``out[i] = f(x)`` on a preallocated list or numpy array: only the indexes written change.
+
+    Each worker records its assignments; they are applied to the original
+    list or array in iteration order, in place::
+
+        out = Variable([None] * n, aggregation_strategy=IndexWrites)
+    """
+
+    def check(self, value: Value) -> str | None:
+        if isinstance(value, list) or _is_numpy_array(value):
+            return None
+        return f"IndexWrites assigns into a list or numpy array, not {type(value).__name__}"
+
+    def start(self, value: Value) -> Value:
+        return _Writes()
+
+    def combine(self, accumulated: Value, partial: Value) -> Value:
+        for index, item in partial.writes:
+            accumulated[index] = item
+        return accumulated
 
 
 class Reduce(AggregationStrategy):

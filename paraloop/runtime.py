@@ -22,7 +22,7 @@ from .cpus import default_workers
 from .errors import RemoteTraceback
 from .execute import BROKE, DONE, RAISED, RETURNED, UNBOUND, Job, Outcome, execute_chunk
 from .loop import ParaLoop
-from .refusals import check_uses
+from .reductions import infer_reductions
 from .variable import Variable
 from .worker import in_worker
 
@@ -42,8 +42,9 @@ class LoopResult:
 class Combiner:
     """Applies chunk outcomes in chunk order onto the pre-loop state."""
 
-    def __init__(self, variables: Mapping[str, Variable[Any]], job: Job) -> None:
+    def __init__(self, variables: Mapping[str, Variable[Any]], job: Job, inferred: Mapping[str, Any]) -> None:
         self.variables = variables
+        self.inferred = inferred
         self.accumulated = {name: var.value for name, var in variables.items()}
         self.job = job
         self.result = LoopResult()
@@ -78,7 +79,12 @@ class Combiner:
 
     def finish(self) -> LoopResult:
         for name, variable in self.variables.items():
-            object.__setattr__(variable, "value", self.accumulated[name])
+            combined = self.accumulated[name]
+            if name in self.inferred:
+                if combined is not self.inferred[name]:
+                    self.result.bound[name] = combined
+            else:
+                object.__setattr__(variable, "value", combined)
         return self.result
 
 
@@ -107,6 +113,13 @@ def _lookup(
     if name in globs:
         return globs[name]
     return getattr(builtins, name, UNBOUND)
+
+
+def _internal_variable(value: Any, strategy: Any) -> Variable[Any]:
+    variable: Variable[Any] = Variable.__new__(Variable)
+    object.__setattr__(variable, "value", value)
+    object.__setattr__(variable, "aggregation_strategy", strategy)
+    return variable
 
 
 def _rename(worker: Callable[..., Any], name: str) -> None:
@@ -142,13 +155,20 @@ def run(
     code = worker.__code__
     params = code.co_varnames[1 : code.co_argcount]
     values = [_lookup(name, scope, local, worker.__globals__) for name in params]
+    variables = {name: v for name, v in zip(params, values) if isinstance(v, Variable)}
+    inferred: dict[str, Any] = {}
     if uses:
         known = dict(zip(params, values))
         for use in uses:
             if use[0] not in known:
                 known[use[0]] = _lookup(use[0], scope, local, worker.__globals__)
-        check_uses(uses, known, code.co_filename)
-    variables = {name: v for name, v in zip(params, values) if isinstance(v, Variable)}
+        for reduced, strategy in infer_reductions(uses, known, code.co_filename).items():
+            if reduced in params:
+                # A plain name updated by the body is tracked like a Variable; the combined
+                # value is rebound to the name unless it was updated in place.
+                inferred[reduced] = known[reduced]
+                variables[reduced] = _internal_variable(known[reduced], strategy)
+    values = [variables.get(name, value) for name, value in zip(params, values)]
     job = Job(
         function=worker,
         params=params,
@@ -160,7 +180,7 @@ def run(
         filename=code.co_filename,
         line=line,
     )
-    combiner = Combiner(variables, job)
+    combiner = Combiner(variables, job, inferred)
     chunker = Chunker(loop.iterable, loop.chunksize)
     backend = "sequential" if in_worker() else loop.resolved_backend()
     if backend == "sequential":

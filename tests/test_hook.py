@@ -86,9 +86,14 @@ def forget(*names: str) -> None:
             del sys.modules[loaded]
 
 
+def marked(body: str) -> str:
+    """``body`` (dedented) with the marker line on top."""
+    return MARK + textwrap.dedent(body)
+
+
 def sum_module(stop: int = 100, start: int = 0) -> str:
     """A marked module that sums range(stop) onto ``start`` with a ParaLoop loop."""
-    return MARK + textwrap.dedent(f"""\
+    return marked(f"""\
         from paraloop import ParaLoop, Variable, aggregation_strategies
         total = Variable({start}, aggregation_strategy=aggregation_strategies.Sum)
         for i in ParaLoop(range({stop}), num_processes=2):
@@ -142,14 +147,15 @@ def test_marked_module_loop_runs_in_worker_processes(tmp_path: Path, modules: li
     """A marked module is loaded by ParaLoopLoader and its loop body runs in other processes."""
     name = unique_name()
     modules.append(name)
-    write(tmp_path / f"{name}.py", MARK + """\
-import os
-from paraloop import ParaLoop, Variable, aggregation_strategies
-pids = Variable(set(), aggregation_strategy=aggregation_strategies.Union)
-for i in ParaLoop(range(40), num_processes=2, chunksize=1):
-    sum(range(2000))
-    pids.add(os.getpid())
-""")
+    source = marked("""\
+        import os
+        from paraloop import ParaLoop, Variable, aggregation_strategies
+        pids = Variable(set(), aggregation_strategy=aggregation_strategies.Union)
+        for i in ParaLoop(range(40), num_processes=2, chunksize=1):
+            sum(range(2000))
+            pids.add(os.getpid())
+    """)
+    write(tmp_path / f"{name}.py", source)
     module = import_rewritten(name)
     assert module.pids.value
     assert os.getpid() not in module.pids.value
@@ -162,7 +168,7 @@ def test_unmarked_module_is_loaded_exactly_as_without_paraloop(tmp_path: Path, m
     """An unmarked module gets the ordinary loader and code; its loop warns once and runs sequentially."""
     name = unique_name()
     modules.append(name)
-    path = write(tmp_path / f"{name}.py", """\
+    source = """\
         import os
         from paraloop import ParaLoop, Variable, aggregation_strategies
         total = Variable(5, aggregation_strategy=aggregation_strategies.Sum)
@@ -170,7 +176,8 @@ def test_unmarked_module_is_loaded_exactly_as_without_paraloop(tmp_path: Path, m
         for i in ParaLoop(range(100), num_processes=2):
             total += i
             pids.add(os.getpid())
-    """)
+    """
+    path = write(tmp_path / f"{name}.py", source)
     module = import_plain(name)
     assert module.total.value == 5 + 4950
     assert module.pids.value == {os.getpid()}
@@ -184,14 +191,18 @@ def test_unmarked_module_is_loaded_exactly_as_without_paraloop(tmp_path: Path, m
 @pytest.mark.parametrize(
     "head",
     [
-        pytest.param('"""Docstring text that quotes the marker:\n# paraloop: enable\n"""\n', id="in-docstring"),
+        pytest.param(
+            '"""Docstring text that quotes the marker:\n# paraloop: enable\n"""\n', id="in-docstring"
+        ),
         pytest.param('x = "# paraloop: enable"\n', id="in-string"),
         pytest.param("import os\n# paraloop: enable\n", id="after-first-statement"),
         pytest.param("# paraloop: enable\n# paraloop: disable\n", id="with-disable"),
         pytest.param("# paraloop: disable\n# paraloop: enable\n", id="after-disable"),
     ],
 )
-def test_marker_that_does_not_count_leaves_module_plain(tmp_path: Path, modules: list[str], head: str) -> None:
+def test_marker_that_does_not_count_leaves_module_plain(
+    tmp_path: Path, modules: list[str], head: str
+) -> None:
     """A marker in a string, after the first statement, or next to a disable does not rewrite."""
     name = unique_name()
     modules.append(name)
@@ -204,7 +215,10 @@ def test_marker_after_docstring_and_comments_rewrites(tmp_path: Path, modules: l
     """A marker comment after the module docstring (still before any statement) rewrites."""
     name = unique_name()
     modules.append(name)
-    write(tmp_path / f"{name}.py", '#!/usr/bin/env python\n"""The docstring."""\n\n# a comment\n' + sum_module(100))
+    write(
+        tmp_path / f"{name}.py",
+        '#!/usr/bin/env python\n"""The docstring."""\n\n# a comment\n' + sum_module(100),
+    )
     module = import_rewritten(name)
     assert module.__doc__ == "The docstring."
     assert module.total.value == 4950
@@ -229,7 +243,9 @@ def test_latin1_source_with_coding_cookie_is_rewritten(tmp_path: Path, modules: 
     name = unique_name()
     modules.append(name)
     source = (
-        "# -*- coding: latin-1 -*-\n" + MARK + "from paraloop import ParaLoop, Variable, aggregation_strategies\n"
+        "# -*- coding: latin-1 -*-\n"
+        + MARK
+        + "from paraloop import ParaLoop, Variable, aggregation_strategies\n"
         "text = Variable('\u00bb', aggregation_strategy=aggregation_strategies.Concatenate)\n"
         "for i in ParaLoop(range(6), num_processes=2, chunksize=1):\n"
         "    text += '\u00e9' if i % 2 else '\u00e0'\n"
@@ -313,13 +329,14 @@ def test_cached_module_moved_elsewhere_reports_its_new_path(
     name = unique_name()
     modules.append(name)
     old_dir, new_dir = tmp_path / "old", tmp_path / "new"
-    write(old_dir / f"{name}.py", MARK + """\
-from paraloop import ParaLoop
+    source = marked("""\
+        from paraloop import ParaLoop
 
-def fail():
-    for i in ParaLoop(range(3), backend="sequential"):
-        raise ValueError(i)  # the failing line
-""")
+        def fail():
+            for i in ParaLoop(range(3), backend="sequential"):
+                raise ValueError(i)  # the failing line
+    """)
+    write(old_dir / f"{name}.py", source)
     monkeypatch.syspath_prepend(str(old_dir))
     import_rewritten(name)
     forget(name)
@@ -410,12 +427,12 @@ def test_dont_write_bytecode_writes_no_cache(
 
 # 6. Tracebacks.
 
-RAISING = MARK + """\
-from paraloop import ParaLoop
-for i in ParaLoop(range(20), num_processes=2, chunksize=1, backend={backend!r}):
-    if i == 7:
-        raise ValueError(f"bad {{i}}")  # the failing line
-"""
+RAISING = marked("""\
+    from paraloop import ParaLoop
+    for i in ParaLoop(range(20), num_processes=2, chunksize=1, backend={backend!r}):
+        if i == 7:
+            raise ValueError(f"bad {{i}}")  # the failing line
+""")
 
 
 def test_worker_traceback_points_at_user_file_and_line(tmp_path: Path, modules: list[str]) -> None:
@@ -524,13 +541,14 @@ def test_unsupported_loop_raises_at_import(tmp_path: Path, modules: list[str]) -
     """A yield in a ParaLoop body raises UnsupportedLoopError, a SyntaxError naming the file and line."""
     name = unique_name()
     modules.append(name)
-    path = write(tmp_path / f"{name}.py", MARK + """\
-from paraloop import ParaLoop
+    source = marked("""\
+        from paraloop import ParaLoop
 
-def numbers():
-    for i in ParaLoop(range(3), num_processes=2):
-        yield i  # not allowed
-""")
+        def numbers():
+            for i in ParaLoop(range(3), num_processes=2):
+                yield i  # not allowed
+    """)
+    path = write(tmp_path / f"{name}.py", source)
     with pytest.raises(UnsupportedLoopError) as caught:
         importlib.import_module(name)
     error = caught.value
@@ -550,13 +568,14 @@ def test_marked_package_and_submodule(tmp_path: Path, modules: list[str]) -> Non
     directory = tmp_path / package
     write(directory / "__init__.py", sum_module(10))
     write(directory / "helper.py", "SCALE = 3\n")
-    write(directory / "sub.py", MARK + """\
-from paraloop import ParaLoop, Variable, aggregation_strategies
-from .helper import SCALE
-scaled = Variable([], aggregation_strategy=aggregation_strategies.Concatenate)
-for i in ParaLoop(range(5), num_processes=2, chunksize=1):
-    scaled.append(i * SCALE)
-""")
+    source = marked("""\
+        from paraloop import ParaLoop, Variable, aggregation_strategies
+        from .helper import SCALE
+        scaled = Variable([], aggregation_strategy=aggregation_strategies.Concatenate)
+        for i in ParaLoop(range(5), num_processes=2, chunksize=1):
+            scaled.append(i * SCALE)
+    """)
+    write(directory / "sub.py", source)
     sub = import_rewritten(f"{package}.sub")
     parent = sys.modules[package]
     assert isinstance(parent.__spec__.loader, ParaLoopLoader)
@@ -580,8 +599,7 @@ def test_marked_pytest_module_runs_in_parallel(pytester: pytest.Pytester) -> Non
     # module, hence the conftest.
     pytester.makeconftest("import paraloop\n")
     pytester.makepyfile(
-        test_marked=MARK
-        + textwrap.dedent("""\
+        test_marked=marked("""\
             import os
             from paraloop import ParaLoop, Variable, aggregation_strategies
 

@@ -18,6 +18,7 @@ from types import ModuleType
 from typing import Any
 
 from ..errors import ParaLoopWarning
+from .cache import cache_path
 from .loader import ParaLoopLoader
 from .marker import has_marker, marker_in_head
 
@@ -51,12 +52,15 @@ class ParaLoopFinder:
             return None
         if not has_marker(origin):
             return None
-        return importlib.util.spec_from_file_location(
+        rewritten = importlib.util.spec_from_file_location(
             fullname,
             origin,
             loader=ParaLoopLoader(fullname, origin),
             submodule_search_locations=spec.submodule_search_locations,
         )
+        if rewritten is not None:
+            rewritten.cached = cache_path(origin)
+        return rewritten
 
     def _spec_from_later_finders(
         self, fullname: str, path: Sequence[str] | None, target: ModuleType | None

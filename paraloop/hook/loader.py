@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import _imp
 import ast
 import importlib.machinery
 import importlib.util
@@ -47,6 +48,10 @@ class ParaLoopLoader(importlib.machinery.SourceFileLoader):
         if code is None:
             code = self.source_to_code(source, path)
             cache.write(path, source, code)
+        else:
+            # The project may have moved since the cache was written: as the
+            # interpreter does for its own bytecode, record the current path.
+            _imp._fix_co_filename(code, path)  # type: ignore[attr-defined]
         return code
 
     def source_to_code(self, data: Any, path: Any, *, _optimize: int = -1) -> CodeType:  # type: ignore[override]

@@ -1,0 +1,240 @@
+"""Deciding, when a loop starts, how each outer name the body updates is combined.
+
+The rewriter lists every use of every outer name in a loop body with its form
+(see :mod:`paraloop.hook.uses`).  Here those forms meet the values the names
+have when the loop starts:
+
+- a :class:`~paraloop.Variable` is combined with its own strategy; reading it
+  in the body (each worker sees only its part) is refused;
+- a plain number, list, dict, set, Counter, defaultdict, deque or numpy array
+  updated only in the forms of CONTRACT.md section 4 gets a strategy inferred
+  from the forms and the type (``total += x`` is a Sum, ``out.append(x)`` a
+  Concatenate, ``out[i] = x`` on a preallocated list writes those indexes);
+- anything else that the workers would silently get wrong (a value carried
+  from one iteration to the next, a mutation like ``.sort()``, an attribute of
+  an outer object, a reduction read in the body) raises ParaLoopError naming
+  the file, the line, the name, and the fix.
+
+Updates through methods of the user's own objects (``model.update(batch)``)
+are untracked side effects: they happen in the workers.
+"""
+
+from __future__ import annotations
+
+import numbers
+import operator
+from collections import Counter, OrderedDict, defaultdict, deque
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from . import aggregation_strategies as strategies
+from .aggregation_strategies import AggregationStrategy
+from .errors import ParaLoopError
+from .execute import UNBOUND
+from .variable import Variable
+
+__all__ = ["infer_reductions"]
+
+Use = tuple[str, int, str, str]
+
+_CONTAINERS = (list, dict, set, frozenset, bytearray, deque, Counter, OrderedDict, defaultdict)
+_SUGGESTION = {
+    "list": "Concatenate",
+    "tuple": "Concatenate",
+    "str": "Concatenate",
+    "deque": "Concatenate",
+    "dict": "Merge",
+    "OrderedDict": "Merge",
+    "set": "Union",
+    "frozenset": "Union",
+}
+
+
+def _is_numpy_array(value: object) -> bool:
+    return type(value).__module__ == "numpy" and type(value).__name__ == "ndarray"
+
+
+def _is_container(value: object) -> bool:
+    return isinstance(value, _CONTAINERS) or _is_numpy_array(value)
+
+
+def _strategy_for(forms: set[str], value: object) -> AggregationStrategy | None:
+    """The strategy that combines these update forms on this value, if there is one."""
+    additive = {"aug:Add", "aug:Sub"}
+    if isinstance(value, bool):
+        if forms in ({"aug:BitOr", "or"}, {"aug:BitAnd", "and"}):
+            return strategies.Any() if "or" in forms else strategies.All()
+        table: dict[str, AggregationStrategy] = {
+            "aug:BitOr": strategies.Any(),
+            "or": strategies.Any(),
+            "aug:BitAnd": strategies.All(),
+            "and": strategies.All(),
+            "max": strategies.Max(),
+            "min": strategies.Min(),
+        }
+        return table[next(iter(forms))] if len(forms) == 1 and forms <= set(table) else None
+    if isinstance(value, numbers.Number) or (
+        type(value).__module__ == "numpy" and not _is_numpy_array(value)
+    ):
+        if forms <= additive:
+            return strategies.Sum()
+        if forms == {"aug:Mult"}:
+            return strategies.Product()
+        if forms == {"max"}:
+            return strategies.Max()
+        if forms == {"min"}:
+            return strategies.Min()
+        if isinstance(value, int):
+            bitwise = {
+                "aug:BitOr": (operator.or_, 0),
+                "aug:BitXor": (operator.xor, 0),
+                "aug:BitAnd": (operator.and_, -1),
+            }
+            if len(forms) == 1 and forms <= set(bitwise):
+                function, identity = bitwise[next(iter(forms))]
+                return strategies.Reduce(function, identity)
+        return None
+    if _is_numpy_array(value):
+        if forms <= additive:
+            return strategies.Sum()
+        if forms == {"aug:Mult"}:
+            return strategies.Product()
+        if forms == {"item"}:
+            return strategies.IndexWrites()
+        return None
+    if isinstance(value, (str, bytes, tuple)):
+        return strategies.Concatenate() if forms == {"aug:Add"} else None
+    if isinstance(value, (list, deque)):
+        if forms <= {"aug:Add", "call:append", "call:extend"}:
+            return strategies.Concatenate()
+        if forms == {"item"} and isinstance(value, list):
+            return strategies.IndexWrites()
+        return None
+    if isinstance(value, (set, frozenset)):
+        if forms <= {"call:add", "call:update", "aug:BitOr"}:
+            return strategies.Union()
+        return None
+    if isinstance(value, Counter):
+        if forms <= {"item-aug:Add", "item-aug:Sub", "call:update"}:
+            return strategies.Sum()
+        return strategies.Merge() if forms == {"item"} else None
+    if isinstance(value, dict):
+        per_key = {"item-aug:Add", "item-aug:Sub", "item-call:append", "item-call:extend",
+                   "item-call:add", "item-call:update"}  # fmt: skip
+        if forms <= per_key:
+            return strategies.Sum()
+        if forms <= {"item", "call:update", "aug:BitOr"}:
+            return strategies.Merge()
+        return None
+    return None
+
+
+def _fix(name: str, value: object) -> str:
+    strategy = _SUGGESTION.get(type(value).__name__, "Sum")
+    return (
+        f"Wrap it before the loop, {name} = Variable({name}, "
+        f"aggregation_strategy=aggregation_strategies.{strategy}), and use it in the body "
+        "only in the forms its strategy combines (+=, append, [key] = ...)"
+    )
+
+
+def _refuse(filename: str, use: Use, message: str) -> ParaLoopError:
+    _name, line, _form, source = use
+    return ParaLoopError(f"{filename}, line {line}: {message} (in '{source}')")
+
+
+def _check_variable(name: str, group: list[Use], filename: str) -> None:
+    for use in group:
+        form = use[2]
+        if form == "read":
+            raise _refuse(
+                filename,
+                use,
+                f"the ParaLoop body reads the Variable {name!r} besides updating it; each worker "
+                "sees only its own part of it until the loop ends. Read it after the loop",
+            )
+        if form == "attribute" or form.startswith("mutate:"):
+            raise _refuse(
+                filename,
+                use,
+                f"the ParaLoop body changes the Variable {name!r} in a way its strategy cannot "
+                "combine. Update it with +=, append, extend, add, update, [key] = or min/max",
+            )
+
+
+def _infer(name: str, value: Any, group: list[Use], filename: str) -> AggregationStrategy | None:
+    by_form: dict[str, list[Use]] = {}
+    for use in group:
+        kind = use[2]
+        key = kind if kind in ("read", "assign", "attribute") or kind.startswith("mutate:") else "update"
+        by_form.setdefault(key, []).append(use)
+    kind_name = type(value).__name__
+    if "attribute" in by_form:
+        raise _refuse(
+            filename,
+            by_form["attribute"][0],
+            f"the ParaLoop body changes an attribute or element of {name!r} in place. Worker "
+            "processes change their own copies, so the change would be lost. Collect the values "
+            "in a Variable and apply them after the loop",
+        )
+    mutations = by_form.get("mutate", []) + [
+        u for k, v in by_form.items() if k.startswith("mutate:") for u in v
+    ]
+    if mutations and _is_container(value):
+        raise _refuse(
+            filename,
+            mutations[0],
+            f"the ParaLoop body changes {name!r}, a {kind_name} from outside the loop, in a way "
+            f"that depends on its current contents; the workers' changes would be lost. {_fix(name, value)}",
+        )
+    updates = by_form.get("update", [])
+    if "assign" in by_form:
+        raise _refuse(
+            filename,
+            by_form["assign"][0],
+            f"{name!r} carries a value from one iteration to the next, which iterations "
+            f"running in parallel cannot do. {_fix(name, value)}",
+        )
+    if not updates:
+        return None  # only read: a captured input
+    forms = {use[2] for use in updates}
+    strategy = _strategy_for(forms, value)
+    if strategy is None:
+        if not _is_container(value) and not isinstance(value, (numbers.Number, str, bytes, tuple)):
+            return None  # the user's own object: its methods are untracked side effects
+        spelled = ", ".join(sorted(use[3] for use in updates))
+        raise _refuse(
+            filename,
+            updates[0],
+            f"paraloop cannot combine these updates of {name!r} (a {kind_name}) across workers: "
+            f"{spelled}. {_fix(name, value)}",
+        )
+    if "read" in by_form:
+        raise _refuse(
+            filename,
+            by_form["read"][0],
+            f"the ParaLoop body reads {name!r} besides updating it (line {updates[0][1]}); each "
+            "worker sees only its own part of it until the loop ends. Read it after the loop",
+        )
+    return strategy
+
+
+def infer_reductions(
+    uses: Sequence[Use], values: Mapping[str, Any], filename: str
+) -> dict[str, AggregationStrategy]:
+    """Strategies for the plain names the body updates; refuse what cannot be combined."""
+    groups: dict[str, list[Use]] = {}
+    for use in uses:
+        groups.setdefault(use[0], []).append(use)
+    inferred: dict[str, AggregationStrategy] = {}
+    for name, group in groups.items():
+        value = values.get(name, UNBOUND)
+        if value is UNBOUND:
+            continue
+        if isinstance(value, Variable):
+            _check_variable(name, group, filename)
+            continue
+        strategy = _infer(name, value, group, filename)
+        if strategy is not None:
+            inferred[name] = strategy
+    return inferred
