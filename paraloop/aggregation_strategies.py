@@ -174,8 +174,15 @@ class Sum(AggregationStrategy):
 
     def combine(self, accumulated: Value, partial: Value) -> Value:
         if isinstance(accumulated, MutableMapping):
+            get = accumulated.get
             for key, amount in partial.items():
-                accumulated[key] = _add(accumulated[key], amount) if key in accumulated else amount
+                current = get(key, NOTHING)
+                if current is NOTHING:
+                    accumulated[key] = amount
+                elif isinstance(current, (list, set)):
+                    accumulated[key] = _add(current, amount)
+                else:
+                    accumulated[key] = current + amount
             return accumulated
         if _is_numpy_array(accumulated):
             accumulated += partial

@@ -21,6 +21,11 @@ __all__ = ["Chunk", "Chunker"]
 # round trip to a worker (tens of microseconds) vanishes, short enough that
 # the last chunks balance well.
 TARGET_SECONDS = 0.02
+# ...unless receiving and combining a chunk's results costs the caller more
+# than this share of the chunk's own time (large partial dicts): then chunks
+# grow, since combining cost grows slower than the chunk.
+OVERHEAD_SHARE = 0.05
+MAX_TARGET_SECONDS = 1.0
 MAX_CHUNK = 1 << 20
 
 
@@ -49,6 +54,7 @@ class Chunker:
         self.exhausted = False
         self.stopped = False
         self._measured = False
+        self.target = TARGET_SECONDS
 
     def next(self) -> Chunk | None:
         if self.exhausted or self.stopped:
@@ -71,13 +77,15 @@ class Chunker:
             self.size = min(self.size * 2, MAX_CHUNK)
         return chunk
 
-    def observe(self, items: int, seconds: float) -> None:
-        """Adapt the size to a worker's measured time for ``items`` iterations."""
+    def observe(self, items: int, seconds: float, overhead: float = 0.0) -> None:
+        """Adapt the size to a worker's time for ``items`` iterations and the caller's overhead."""
         if self.fixed or items <= 0:
             return
         self._measured = True
+        if overhead > OVERHEAD_SHARE * seconds:
+            self.target = min(MAX_TARGET_SECONDS, max(self.target, overhead / OVERHEAD_SHARE))
         per_item = max(seconds / items, 1e-9)
-        wanted = int(TARGET_SECONDS / per_item)
+        wanted = int(self.target / per_item)
         self.size = max(1, min(wanted, self.size * 2, MAX_CHUNK))
 
     def stop(self) -> None:

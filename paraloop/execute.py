@@ -91,6 +91,8 @@ class Outcome:
     seconds: float = 0.0
     traceback: str | None = None
     item: str | None = None
+    # Seconds the caller spent receiving this outcome (set by the pool).
+    received: float = 0.0
 
     @property
     def iterations(self) -> int:

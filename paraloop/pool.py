@@ -18,6 +18,7 @@ import pickle
 import signal
 import sys
 import threading
+import time
 import types
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -174,7 +175,10 @@ class ProcessPool:
                             continue
                         worker.chunk = None
                         idle.append(worker)
-                        yield serialize.loads(data)
+                        began = time.perf_counter()
+                        outcome: Outcome = serialize.loads(data)
+                        outcome.received = time.perf_counter() - began
+                        yield outcome
                     elif worker.process.sentinel in ready:
                         self._crashed(worker, job)
         except KeyboardInterrupt:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import builtins
 import sys
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -191,12 +192,17 @@ def run(
         count = loop.num_processes or default_workers()
         outcomes = get_pool(loop.resolved_start_method()).run(job, chunker, count)
     try:
+        received = time.perf_counter()
         for outcome in outcomes:
-            chunker.observe(outcome.iterations, outcome.seconds)
             if outcome.kind != DONE:
                 chunker.stop()
             if combiner.add(outcome):
                 break
+            # What this chunk cost the caller: receiving it and combining it.
+            now = time.perf_counter()
+            overhead = outcome.received + (now - received) if backend != "sequential" else 0.0
+            chunker.observe(outcome.iterations, outcome.seconds, overhead)
+            received = time.perf_counter()
     finally:
         close = getattr(outcomes, "close", None)
         if close is not None:
