@@ -108,7 +108,16 @@ class AggregationStrategy:
 
     ``check`` may refuse values the strategy cannot combine; the refusal happens
     when the ``Variable`` is created, not after an hour of work.
+
+    ``readable_in_body`` says whether the loop body may read the Variable, as
+    in ``if x < best: best = x``.  That is right for strategies that select
+    (Min, Max, Any, All, Reduce, most custom ones): comparing with the
+    worker's private copy and combining the copies gives the sequential
+    answer.  It is wrong for strategies that accumulate (Sum, Concatenate,
+    ...): a worker would read only its own part, so paraloop refuses the loop.
     """
+
+    readable_in_body: bool = True
 
     def check(self, value: Value) -> str | None:
         """Return why ``value`` cannot be aggregated with this strategy, or ``None``."""
@@ -143,6 +152,8 @@ class Sum(AggregationStrategy):
 
         total = Variable(0, aggregation_strategy=Sum)
     """
+
+    readable_in_body = False
 
     def check(self, value: Value) -> str | None:
         if isinstance(value, (str, bytes, list, tuple, deque)):
@@ -193,6 +204,8 @@ class Sum(AggregationStrategy):
 class Product(AggregationStrategy):
     """Multiplies partial results: ``v *= x``."""
 
+    readable_in_body = False
+
     def check(self, value: Value) -> str | None:
         try:
             value * value
@@ -216,6 +229,8 @@ class Concatenate(AggregationStrategy):
 
         results = Variable([], aggregation_strategy=Concatenate)
     """
+
+    readable_in_body = False
 
     def check(self, value: Value) -> str | None:
         if isinstance(value, (list, tuple, str, bytes, deque, dict)) or _is_numpy_array(value):
@@ -248,6 +263,8 @@ class Merge(AggregationStrategy):
     ``d[key] = value`` or ``d.update(other)``.
     """
 
+    readable_in_body = False
+
     def check(self, value: Value) -> str | None:
         if isinstance(value, dict):
             return None
@@ -263,6 +280,8 @@ class Merge(AggregationStrategy):
 
 class Union(AggregationStrategy):
     """Unites sets: ``s.add(x)``, ``s |= other``."""
+
+    readable_in_body = False
 
     def check(self, value: Value) -> str | None:
         if isinstance(value, (set, frozenset)):
@@ -326,6 +345,8 @@ class All(AggregationStrategy):
 class Last(AggregationStrategy):
     """The value the last assigning iteration gave: ``v = x``."""
 
+    readable_in_body = False
+
     def start(self, value: object) -> object:
         return NOTHING
 
@@ -362,6 +383,8 @@ class IndexWrites(AggregationStrategy):
 
         out = Variable([None] * n, aggregation_strategy=IndexWrites)
     """
+
+    readable_in_body = False
 
     def check(self, value: Value) -> str | None:
         if isinstance(value, list) or _is_numpy_array(value):

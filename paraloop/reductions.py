@@ -143,15 +143,17 @@ def _refuse(filename: str, use: Use, message: str) -> ParaLoopError:
     return ParaLoopError(f"{filename}, line {line}: {message} (in '{source}')")
 
 
-def _check_variable(name: str, group: list[Use], filename: str) -> None:
+def _check_variable(name: str, variable: Variable[Any], group: list[Use], filename: str) -> None:
+    readable = variable.aggregation_strategy.readable_in_body
     for use in group:
         form = use[2]
-        if form == "read":
+        if form == "read" and not readable:
             raise _refuse(
                 filename,
                 use,
-                f"the ParaLoop body reads the Variable {name!r} besides updating it; each worker "
-                "sees only its own part of it until the loop ends. Read it after the loop",
+                f"the ParaLoop body reads the Variable {name!r} besides updating it; with "
+                f"{type(variable.aggregation_strategy).__name__}, each worker sees only its own "
+                "part of it until the loop ends. Read it after the loop",
             )
         if form == "attribute" or form.startswith("mutate:"):
             raise _refuse(
@@ -232,7 +234,7 @@ def infer_reductions(
         if value is UNBOUND:
             continue
         if isinstance(value, Variable):
-            _check_variable(name, group, filename)
+            _check_variable(name, value, group, filename)
             continue
         strategy = _infer(name, value, group, filename)
         if strategy is not None:

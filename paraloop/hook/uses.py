@@ -154,19 +154,19 @@ class _Classifier(ast.NodeVisitor):
                     self.add(name, node, "or" if isinstance(value.op, ast.Or) else "and")
                     self.visit(other)
                     return
-            if (
-                isinstance(value, ast.Call)
-                and sum(self.name_of(a) == name for a in value.args) == 1
-                and not _mentions(value.func, name)
-            ):
-                arguments: list[ast.AST] = [*value.args, *value.keywords]
-                others = [a for a in arguments if self.name_of(a) != name]
-                if not any(_mentions(a, name) for a in others):
-                    # g = gcd(g, x): the user's own combining function.
+            if isinstance(value, ast.Call) and not _mentions(value.func, name):
+                # g = gcd(g, x), a = np.concatenate([a, row]): the user's own combining function.
+                spots: list[ast.AST] = []
+                for argument in value.args:
+                    inner = argument.elts if isinstance(argument, (ast.List, ast.Tuple)) else [argument]
+                    spots.extend(inner)
+                spots.extend(value.keywords)
+                others = [spot for spot in spots if self.name_of(spot) != name]
+                if len(spots) - len(others) == 1 and not any(_mentions(o, name) for o in others):
                     self.add(name, node, "apply")
                     self.visit(value.func)
-                    for argument in others:
-                        self.visit(argument)
+                    for spot in others:
+                        self.visit(spot)
                     return
             self.add(name, node, "assign")
             self.visit(value)
