@@ -113,7 +113,7 @@ def execute_chunk(job: Job, chunk: Chunk) -> Outcome:
     kind, value, iterator, names = job.function(items, *args)
     seconds = time.perf_counter() - began
 
-    outcome = Outcome(chunk.index, chunk.start, len(items), kind, seconds=seconds)
+    outcome = Outcome(chunk.index, chunk.start, len(items), kind, value=value, seconds=seconds)
     if kind != DONE:
         position = len(items) - operator.length_hint(iterator) - 1
         outcome.stop = chunk.start + position

@@ -73,6 +73,9 @@ class _Worker:
         child_end.close()
         self.connection = parent_end
         self.job_id = -1
+        # The loop that holds this worker while it runs (a generator expression
+        # over ParaLoop can hold workers while other loops run).
+        self.lease: int | None = None
         self.chunk: Chunk | None = None
         # Results of chunks from loops that ended early, still to be discarded.
         self.stale = 0
@@ -117,12 +120,21 @@ class ProcessPool:
         self.workers: list[_Worker] = []
         self.pid = os.getpid()
         self._numbers = itertools.count(1)
+        self._lock = threading.Lock()
 
-    def ensure(self, count: int) -> list[_Worker]:
-        self.workers = [w for w in self.workers if w.process.is_alive()]
-        while len(self.workers) < count:
-            self.workers.append(_Worker(self.context, self.method, next(self._numbers)))
-        return self.workers[:count]
+    def lease(self, count: int, loop_id: int) -> list[_Worker]:
+        """``count`` live workers that no other running loop holds, started if need be."""
+        with self._lock:
+            self.workers = [w for w in self.workers if w.process.is_alive()]
+            free = [w for w in self.workers if w.lease is None]
+            while len(free) < count:
+                worker = _Worker(self.context, self.method, next(self._numbers))
+                self.workers.append(worker)
+                free.append(worker)
+            chosen = free[:count]
+            for worker in chosen:
+                worker.lease = loop_id
+            return chosen
 
     def _discard(self, worker: _Worker) -> None:
         if worker in self.workers:
@@ -131,8 +143,8 @@ class ProcessPool:
 
     def run(self, job: Job, chunker: Chunker, count: int) -> Iterator[Outcome]:
         """Run the chunks of ``chunker`` on ``count`` workers; yield outcomes as they arrive."""
-        active = self.ensure(count)
         loop_id = next(_loop_ids)
+        active = self.lease(count, loop_id)
         job_message: bytes | None = None
         idle = [w for w in active if w.stale == 0]
         try:
@@ -193,6 +205,7 @@ class ProcessPool:
                 if worker.chunk is not None:
                     worker.chunk = None
                     worker.stale += 1
+                worker.lease = None
 
     def _crashed(self, worker: _Worker, job: Job) -> None:
         chunk = worker.chunk

@@ -135,6 +135,72 @@ def _inline(job: Job, chunker: Chunker) -> Iterator[Outcome]:
         yield execute_chunk(job, chunk)
 
 
+def _capture(
+    worker: Callable[..., Any], scope: Mapping[str, Any] | None, local: tuple[str, ...]
+) -> tuple[tuple[str, ...], list[Any]]:
+    """The worker's parameters and their values where the loop stands."""
+    code = worker.__code__
+    params = code.co_varnames[1 : code.co_argcount]
+    return params, [_lookup(name, scope, local, worker.__globals__) for name in params]
+
+
+def _outcomes(loop: ParaLoop[Any], job: Job, chunker: Chunker) -> Iterator[Outcome]:
+    """Run the job's chunks on the loop's backend; outcomes arrive in any order."""
+    backend = "sequential" if in_worker() else loop.resolved_backend()
+    if backend == "sequential":
+        return _inline(job, chunker)
+    from .pool import get_pool
+
+    count = loop.num_processes or default_workers()
+    return get_pool(loop.resolved_start_method()).run(job, chunker, count)
+
+
+def _drive(outcomes: Iterator[Outcome], chunker: Chunker, inline: bool) -> Iterator[Outcome]:
+    """Yield outcomes in chunk order, stopping at the first that did not finish its chunk.
+
+    Feeds the chunker the measured times (and what each chunk cost the caller),
+    and closes the backend's stream however the consumer stops.
+    """
+    pending: dict[int, Outcome] = {}
+    expected = 0
+    try:
+        received = time.perf_counter()
+        for outcome in outcomes:
+            if outcome.kind != DONE:
+                chunker.stop()
+            pending[outcome.chunk] = outcome
+            while expected in pending:
+                current = pending.pop(expected)
+                expected += 1
+                yield current
+                if current.kind != DONE:
+                    return
+            # What this chunk cost the caller: receiving it and combining it.
+            overhead = 0.0 if inline else outcome.received + (time.perf_counter() - received)
+            chunker.observe(outcome.iterations, outcome.seconds, overhead)
+            received = time.perf_counter()
+    finally:
+        close = getattr(outcomes, "close", None)
+        if close is not None:
+            close()
+
+
+def _plain_job(
+    loop: Any, worker: Callable[..., Any], values: list[Any], params: tuple[str, ...], line: int
+) -> Job:
+    return Job(
+        function=worker,
+        params=params,
+        values=tuple(values),
+        tracked=frozenset(),
+        wrapped=frozenset(),
+        stored=(),
+        after=frozenset(),
+        filename=worker.__code__.co_filename,
+        line=line,
+    )
+
+
 def run(
     loop: Any,
     worker: Callable[..., Any],
@@ -153,9 +219,7 @@ def run(
     if not isinstance(loop, ParaLoop):
         # ``ParaLoop`` was rebound to something else: iterate it plainly, in order.
         loop = ParaLoop(loop, backend="sequential")
-    code = worker.__code__
-    params = code.co_varnames[1 : code.co_argcount]
-    values = [_lookup(name, scope, local, worker.__globals__) for name in params]
+    params, values = _capture(worker, scope, local)
     variables = {name: v for name, v in zip(params, values) if isinstance(v, Variable)}
     inferred: dict[str, Any] = {}
     if uses:
@@ -163,7 +227,7 @@ def run(
         for use in uses:
             if use[0] not in known:
                 known[use[0]] = _lookup(use[0], scope, local, worker.__globals__)
-        for reduced, strategy in infer_reductions(uses, known, code.co_filename).items():
+        for reduced, strategy in infer_reductions(uses, known, worker.__code__.co_filename).items():
             if reduced in params:
                 # A plain name updated by the body is tracked like a Variable; the combined
                 # value is rebound to the name unless it was updated in place.
@@ -178,33 +242,50 @@ def run(
         wrapped=frozenset(wrapped),
         stored=stored,
         after=frozenset(after),
-        filename=code.co_filename,
+        filename=worker.__code__.co_filename,
         line=line,
     )
     combiner = Combiner(variables, job, inferred)
     chunker = Chunker(loop.iterable, loop.chunksize)
-    backend = "sequential" if in_worker() else loop.resolved_backend()
-    if backend == "sequential":
-        outcomes = _inline(job, chunker)
-    else:
-        from .pool import get_pool
-
-        count = loop.num_processes or default_workers()
-        outcomes = get_pool(loop.resolved_start_method()).run(job, chunker, count)
-    try:
-        received = time.perf_counter()
-        for outcome in outcomes:
-            if outcome.kind != DONE:
-                chunker.stop()
-            if combiner.add(outcome):
-                break
-            # What this chunk cost the caller: receiving it and combining it.
-            now = time.perf_counter()
-            overhead = outcome.received + (now - received) if backend != "sequential" else 0.0
-            chunker.observe(outcome.iterations, outcome.seconds, overhead)
-            received = time.perf_counter()
-    finally:
-        close = getattr(outcomes, "close", None)
-        if close is not None:
-            close()
+    inline = in_worker() or loop.resolved_backend() == "sequential"
+    for outcome in _drive(_outcomes(loop, job, chunker), chunker, inline):
+        if combiner.add(outcome):
+            break
     return combiner.finish()
+
+
+def comprehension(
+    loop: Any,
+    worker: Callable[..., Any],
+    scope: Mapping[str, Any] | None,
+    kind: str,
+    *,
+    line: int,
+    local: tuple[str, ...] = (),
+    name: str = "<module>",
+) -> Any:
+    """Build a list, set, dict or generator comprehension over ParaLoop, chunk by chunk, in order."""
+    _rename(worker, name)
+    if not isinstance(loop, ParaLoop):
+        loop = ParaLoop(loop, backend="sequential")
+    params, values = _capture(worker, scope, local)
+    job = _plain_job(loop, worker, values, params, line)
+
+    def parts() -> Iterator[Any]:
+        chunker = Chunker(loop.iterable, loop.chunksize)
+        inline = in_worker() or loop.resolved_backend() == "sequential"
+        for outcome in _drive(_outcomes(loop, job, chunker), chunker, inline):
+            if outcome.kind == RAISED:
+                raise _with_context(outcome, job)
+            yield outcome.value
+
+    if kind == "generator":
+        # Lazy, like the generator expression it replaces: nothing runs until iterated.
+        return (item for part in parts() for item in part)
+    result: Any = {"list": list, "set": set, "dict": dict}[kind]()
+    for part in parts():
+        if kind == "list":
+            result.extend(part)
+        else:
+            result.update(part)
+    return result

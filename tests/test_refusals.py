@@ -172,7 +172,7 @@ def test_mutating_a_variable_is_fine(load_module: Loader) -> None:
             "global h",
             "'global'",
         ),
-        ("squares = [x * x for x in ParaLoop(range(3))]\n", "squares", "for' statement"),
+        ("make = lambda: [x * x for x in ParaLoop(range(3))]\n", "make", "for' statement"),
         ("loop = ParaLoop(range(3))\n", "loop =", "for' statement"),
         ("for x in ParaLoop(range(3)):\n    return x\n", "return x", "'return' outside function"),
         ("for __paraloop_x in ParaLoop(range(3)):\n    pass\n", "__paraloop_x", "reserved"),
@@ -183,12 +183,13 @@ def test_unsupported_loops_are_refused_at_import(
 ) -> None:
     """Unsupported loops raise UnsupportedLoopError, a SyntaxError with file, line and offset."""
     source = "# paraloop: enable\n" + HEADER + body
-    path = tmp_path / "refused_module.py"
+    module_name = f"refused_module_{abs(hash((body, needle)))}"
+    path = tmp_path / f"{module_name}.py"
     path.write_text(source)
     monkeypatch.syspath_prepend(str(tmp_path))
     importlib.invalidate_caches()
     with pytest.raises(paraloop.UnsupportedLoopError) as caught:
-        importlib.import_module("refused_module")
+        importlib.import_module(module_name)
     error = caught.value
     assert isinstance(error, SyntaxError)
     assert error.filename == str(path)

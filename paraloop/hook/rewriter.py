@@ -58,6 +58,69 @@ def {worker}(__paraloop_chunk__{params}):
 """
 
 
+_COMPREHENSION_TEMPLATE = """
+def {worker}(__paraloop_chunk__{params}):
+    __paraloop_it__ = iter(__paraloop_chunk__)
+    try:
+        __paraloop_out__ = None
+    except BaseException as __paraloop_exc__:
+        return ({rt}.RAISED, __paraloop_exc__, __paraloop_it__, {{}})
+    return ({rt}.DONE, __paraloop_out__, __paraloop_it__, {{}})
+"""
+
+_COMPREHENSION_KINDS = {
+    ast.ListComp: "list",
+    ast.SetComp: "set",
+    ast.DictComp: "dict",
+    ast.GeneratorExp: "generator",
+}
+
+
+def _own_fields(statement: ast.stmt) -> list[str]:
+    """The fields of a statement evaluated where the statement stands (not its blocks)."""
+    if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        return ["decorator_list", "args", "returns"]
+    if isinstance(statement, ast.ClassDef):
+        return ["decorator_list", "bases", "keywords"]
+    if isinstance(statement, (ast.For, ast.AsyncFor)):
+        return ["iter"]
+    if isinstance(statement, (ast.While, ast.If)):
+        return ["test"]
+    if isinstance(statement, (ast.With, ast.AsyncWith)):
+        return ["items"]
+    if isinstance(statement, ast.Match):
+        return ["subject"]
+    if isinstance(statement, ast.Try) or type(statement).__name__ == "TryStar":
+        return []
+    return list(statement._fields)
+
+
+class _Hoister(ast.NodeTransformer):
+    """Replaces comprehensions over ParaLoop in one statement's own expressions."""
+
+    def __init__(self, rewriter: _Rewriter, scopes: list[ast.AST]) -> None:
+        self.rewriter = rewriter
+        self.scopes = scopes
+        self.definitions: list[ast.stmt] = []
+
+    def visit_Lambda(self, node: ast.Lambda) -> ast.AST:
+        return node  # a scope of its own: left to the leftover check
+
+    def _comprehension(self, node: ast.expr) -> ast.AST:
+        assert isinstance(node, (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp))
+        first = node.generators[0]
+        if self.rewriter.paraloop.matches(first.iter):
+            return self.rewriter.comprehension(node, self.scopes, self.definitions)
+        # Only the first iterable is evaluated in this scope.
+        first.iter = self.visit(first.iter)
+        return node
+
+    visit_ListComp = _comprehension
+    visit_SetComp = _comprehension
+    visit_DictComp = _comprehension
+    visit_GeneratorExp = _comprehension
+
+
 @dataclass
 class _ParaLoopNames:
     """How this module can spell ``ParaLoop``."""
@@ -136,6 +199,12 @@ def _parse_statements(source: str, where: ast.AST) -> list[ast.stmt]:
     return statements
 
 
+def _with_unbound_prologue(source: str, params: list[str]) -> str:
+    """Names unbound when the loop started are unbound in the worker too (not a sentinel)."""
+    unbound = "".join(f"    if {p} is {RUNTIME}.UNBOUND:\n        del {p}\n" for p in params)
+    return source.replace("    __paraloop_it__ =", unbound + "    __paraloop_it__ =", 1)
+
+
 def _same_scope_nodes(body: list[ast.stmt]) -> Iterable[ast.AST]:
     stack: list[ast.AST] = list(reversed(body))
     while stack:
@@ -178,9 +247,82 @@ class _Rewriter:
                     "(the iterations run in worker processes, not on the event loop)",
                     statement,
                 )
+            definitions = self.hoist_comprehensions(statement, scopes)
+            result.extend(definitions)
             self.inner_blocks(statement, scopes)
             result.append(statement)
+            if definitions and not isinstance(scopes[-1] if scopes else None, _FUNCTIONS):
+                names = ", ".join(d.name for d in definitions if isinstance(d, ast.FunctionDef))
+                result.extend(_parse_statements(f"del {names}\n", statement))
         return result
+
+    def hoist_comprehensions(self, statement: ast.stmt, scopes: list[ast.AST]) -> list[ast.stmt]:
+        """Rewrite the ParaLoop comprehensions ``statement`` evaluates; return their workers."""
+        hoister = _Hoister(self, scopes)
+        for name in _own_fields(statement):
+            value = getattr(statement, name, None)
+            if isinstance(value, list):
+                setattr(statement, name, [hoister.visit(v) if isinstance(v, ast.AST) else v for v in value])
+            elif isinstance(value, ast.AST):
+                setattr(statement, name, hoister.visit(value))
+        return hoister.definitions
+
+    def comprehension(self, node: ast.expr, scopes: list[ast.AST], definitions: list[ast.stmt]) -> ast.expr:
+        """A comprehension over ParaLoop: a worker builds it over one chunk; the runtime joins them."""
+        assert isinstance(node, (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp))
+        for inner in ast.walk(node):
+            if isinstance(inner, (ast.Yield, ast.YieldFrom, ast.Await)):
+                raise self.refuse("a comprehension over ParaLoop cannot 'yield' or 'await'", inner)
+            if isinstance(inner, ast.NamedExpr):
+                raise self.refuse(
+                    "an assignment expression (:=) in a comprehension over ParaLoop is not "
+                    "supported; write the loop as a for statement",
+                    inner,
+                )
+        self.count += 1
+        worker = f"__paraloop_body_{self.count}__"
+        first = node.generators[0]
+        self.consumed.add(id(first.iter))
+        chunk_iterator = ast.copy_location(ast.Name(id="__paraloop_it__", ctx=ast.Load()), first.iter)
+        generators = [
+            ast.comprehension(target=first.target, iter=chunk_iterator, ifs=first.ifs, is_async=0),
+            *node.generators[1:],
+        ]
+        per_chunk: ast.expr
+        if isinstance(node, ast.DictComp):
+            per_chunk = ast.DictComp(key=node.key, value=node.value, generators=generators)
+        elif isinstance(node, ast.SetComp):
+            per_chunk = ast.SetComp(elt=node.elt, generators=generators)
+        else:
+            # A generator expression's chunks are built as lists and yielded lazily.
+            per_chunk = ast.ListComp(elt=node.elt, generators=generators)
+        ast.copy_location(per_chunk, node)
+        reads = {n for n in block_names([ast.Expr(per_chunk)]).loads if not n.startswith(RESERVED_PREFIX)}
+        params, local, free = self.captured(reads, set(), scopes)
+        name = self.scope_name(worker, scopes)
+        source = _COMPREHENSION_TEMPLATE.format(
+            worker=worker, params="".join(f", {p}" for p in params), rt=RUNTIME
+        )
+        (definition,) = _parse_statements(_with_unbound_prologue(source, params), first.iter)
+        assert isinstance(definition, ast.FunctionDef)
+        assignment = next(
+            n
+            for n in ast.walk(definition)
+            if isinstance(n, ast.Assign) and ast.unparse(n.targets[0]) == "__paraloop_out__"
+        )
+        assignment.value = per_chunk
+        definitions.append(definition)
+        kind = _COMPREHENSION_KINDS[type(node)]
+        call = ast.parse(
+            f"{RUNTIME}.comprehension(__paraloop_loop__, {worker}, "
+            f"{self.scope_argument(free, scopes)}, {kind!r}, line={first.iter.lineno}, "
+            f"local={tuple(local)!r}, name={name!r})",
+            mode="eval",
+        ).body
+        _place([call], first.iter)
+        assert isinstance(call, ast.Call)
+        call.args[0] = first.iter
+        return call
 
     def inner_blocks(self, statement: ast.stmt, scopes: list[ast.AST]) -> None:
         inner_scopes = [*scopes, statement] if isinstance(statement, (*_FUNCTIONS, ast.ClassDef)) else scopes
@@ -218,6 +360,61 @@ class _Rewriter:
             if isinstance(node, ast.Return) and not in_function:
                 raise self.refuse("'return' outside function", node)
 
+    def captured(
+        self, reads: set[str], binds: set[str], scopes: list[ast.AST]
+    ) -> tuple[list[str], list[str], list[str]]:
+        """Which names read by generated code exist around it, and where.
+
+        Returns the worker's parameters, those of them that are locals of the
+        enclosing function, and those that are free variables from functions
+        further out (the call passes them explicitly).
+        """
+        innermost = scopes[-1] if scopes else None
+        local: list[str] = []
+        free: list[str] = []
+        params: list[str] = []
+        if isinstance(innermost, _FUNCTIONS):
+            enclosing = block_names(innermost.body)
+            own = (function_locals(innermost, enclosing) | binds) - enclosing.global_decls
+            outer = self.outer_function_names(scopes[:-1])
+            for name in sorted(reads):
+                if name in own or name in enclosing.nonlocal_decls:
+                    local.append(name)
+                    params.append(name)
+                elif name in enclosing.global_decls and name in self.module_bound:
+                    params.append(name)
+                elif name in outer:
+                    free.append(name)
+                    params.append(name)
+                elif name in self.module_bound:
+                    params.append(name)
+        elif isinstance(innermost, ast.ClassDef):
+            class_bound = block_names(innermost.body).stores | binds
+            params = [n for n in sorted(reads) if n in class_bound or n in self.module_bound]
+        else:
+            params = [n for n in sorted(reads) if n in self.module_bound or n in binds]
+        return params, local, free
+
+    def scope_name(self, worker: str, scopes: list[ast.AST]) -> str:
+        """The name tracebacks through ``worker`` show: the scope the code was written in."""
+        innermost = scopes[-1] if scopes else None
+        name: str = getattr(innermost, "name", "<module>")
+        if name.startswith(RESERVED_PREFIX):
+            name = self.scope_names.get(name, "<module>")
+        self.scope_names[worker] = name
+        return name
+
+    @staticmethod
+    def scope_argument(free: list[str], scopes: list[ast.AST]) -> str:
+        """Source of the mapping the runtime reads captured names from."""
+        innermost = scopes[-1] if scopes else None
+        if isinstance(innermost, _FUNCTIONS):
+            extra = "".join(f", {name!r}: {name}" for name in free)
+            return f"{{**locals(){extra}}}" if free else "locals()"
+        if isinstance(innermost, ast.ClassDef):
+            return "locals()"
+        return "None"
+
     def loop(self, loop: ast.For, scopes: list[ast.AST]) -> list[ast.stmt]:
         self.count += 1
         number = self.count
@@ -234,46 +431,11 @@ class _Rewriter:
         reads = {n for n in body.loads if not n.startswith(RESERVED_PREFIX)} - targets
         binds = sorted(n for n in body.stores if not n.startswith(RESERVED_PREFIX))
 
-        # Which of the names the body reads exist around the loop, and where.
-        local: list[str] = []
-        free: list[str] = []
-        params: list[str] = []
-        if isinstance(innermost, _FUNCTIONS):
-            enclosing = block_names(innermost.body)
-            own = function_locals(innermost, enclosing) | set(binds)
-            own -= enclosing.global_decls
-            outer = self.outer_function_names(scopes[:-1])
-            for name in sorted(reads):
-                if name in own or name in enclosing.nonlocal_decls:
-                    local.append(name)
-                    params.append(name)
-                elif name in enclosing.global_decls and name in self.module_bound:
-                    params.append(name)
-                elif name in outer:
-                    free.append(name)
-                    params.append(name)
-                elif name in self.module_bound:
-                    params.append(name)
-        elif isinstance(innermost, ast.ClassDef):
-            class_bound = block_names(innermost.body).stores | set(binds)
-            params = [n for n in sorted(reads) if n in class_bound or n in self.module_bound]
-        else:
-            params = [n for n in sorted(reads) if n in self.module_bound or n in binds]
-
-        # Tracebacks through the worker name the scope the loop was written in.
-        scope_name = getattr(innermost, "name", "<module>")
-        if scope_name.startswith(RESERVED_PREFIX):
-            scope_name = self.scope_names.get(scope_name, "<module>")
-        self.scope_names[worker] = scope_name
+        params, local, free = self.captured(reads, set(binds), scopes)
+        scope_name = self.scope_name(worker, scopes)
         worker_def = self.worker(worker, params, loop, function is not None)
 
-        if isinstance(innermost, _FUNCTIONS):
-            extra = "".join(f", {name!r}: {name}" for name in free)
-            scope = f"{{**locals(){extra}}}" if free else "locals()"
-        elif isinstance(innermost, ast.ClassDef):
-            scope = "locals()"
-        else:
-            scope = "None"
+        scope = self.scope_argument(free, scopes)
         after = sorted(set(binds) & self.read_outside(loop, innermost))
         # Names the body treats as Variables (``v.value``) need the wrapper in the worker.
         wrapped = sorted(
@@ -313,9 +475,7 @@ class _Rewriter:
 
     def worker(self, name: str, params: list[str], loop: ast.For, in_function: bool) -> ast.stmt:
         source = _WORKER_TEMPLATE.format(worker=name, params="".join(f", {p}" for p in params), rt=RUNTIME)
-        unbound = "".join(f"    if {p} is {RUNTIME}.UNBOUND:\n        del {p}\n" for p in params)
-        source = source.replace("    __paraloop_it__ =", unbound + "    __paraloop_it__ =", 1)
-        (definition,) = _parse_statements(source, loop.iter)
+        (definition,) = _parse_statements(_with_unbound_prologue(source, params), loop.iter)
         assert isinstance(definition, ast.FunctionDef)
         inner_for = next(n for n in ast.walk(definition) if isinstance(n, ast.For))
         inner_for.target = loop.target
@@ -367,9 +527,10 @@ class _Rewriter:
         for node in ast.walk(self.tree):
             if isinstance(node, ast.Call) and self.paraloop.matches(node) and id(node) not in self.consumed:
                 raise self.refuse(
-                    "ParaLoop(...) is only parallel as the iterable of a 'for' statement, "
-                    "as in 'for item in ParaLoop(items):'; comprehensions and other uses "
-                    "are not supported yet. Write the loop as a for statement",
+                    "ParaLoop(...) is only parallel as the iterable of a 'for' statement "
+                    "('for item in ParaLoop(items):') or of the first 'for' of a comprehension "
+                    "evaluated where it stands (not inside a lambda or another comprehension). "
+                    "Write the loop as a for statement",
                     node,
                 )
 

@@ -1,0 +1,182 @@
+"""Sequential semantics of the constructs CONTRACT.md section 5 and issue 3 list, run for real."""
+
+from __future__ import annotations
+
+import textwrap
+import warnings
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+import paraloop
+
+Loader = Callable[..., ModuleType]
+
+START_METHODS = ["fork", "forkserver", "spawn"]
+
+
+def plain(source: str) -> dict[str, Any]:
+    namespace: dict[str, Any] = {"__name__": "plain"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", paraloop.ParaLoopWarning)
+        exec(compile(textwrap.dedent(source), "<plain>", "exec"), namespace)
+    return namespace
+
+
+def same_as_plain(load_module: Loader, source: str, names: list[str]) -> ModuleType:
+    expected = plain(source)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", paraloop.ParaLoopWarning)
+        module = load_module(textwrap.dedent(source))
+    for name in names:
+        assert getattr(module, name) == expected[name], name
+        assert type(getattr(module, name)) is type(expected[name]), name
+    return module
+
+
+@pytest.mark.parametrize("method", START_METHODS)
+def test_comprehensions_keep_order_and_type(load_module: Loader, method: str) -> None:
+    """List, set and dict comprehensions over ParaLoop equal the plain ones, in order."""
+    same_as_plain(
+        load_module,
+        f"""
+        from paraloop import ParaLoop
+        offset = 3
+        options = dict(num_processes=2, chunksize=3, start_method={method!r})
+        squares = [x * x + offset for x in ParaLoop(range(40), **options) if x % 3]
+        pairs = [(x, y) for x in ParaLoop(range(6), **options) for y in range(x)]
+        residues = {{x % 7 for x in ParaLoop(range(50), **options)}}
+        table = {{f"k{{x % 5}}": x for x in ParaLoop(range(23), **options)}}
+        table_keys = list(table)
+        total = sum(x for x in ParaLoop(range(100), **options))
+    """,
+        ["squares", "pairs", "residues", "table", "table_keys", "total"],
+    )
+
+
+def test_generator_expression_stays_lazy(load_module: Loader) -> None:
+    """A generator expression over ParaLoop runs nothing until iterated, and yields in order."""
+    module = load_module("""
+        import itertools
+        from paraloop import ParaLoop
+        pulled = 0
+        def numbers():
+            global pulled
+            for n in itertools.count():
+                pulled += 1
+                yield n
+        doubled = (n * 2 for n in ParaLoop(numbers(), num_processes=2, chunksize=4))
+        pulled_before = pulled
+        first = [next(doubled) for _ in range(10)]
+    """)
+    assert module.pulled_before == 0
+    assert module.first == [n * 2 for n in range(10)]
+
+
+def test_comprehension_in_a_function_uses_locals_and_closures(load_module: Loader) -> None:
+    """Comprehensions in functions see locals, parameters and outer functions' variables."""
+    module = load_module("""
+        from paraloop import ParaLoop
+        def outer(scale):
+            def inner(rows):
+                return [[value * scale for value in row] for row in ParaLoop(rows, num_processes=2)]
+            return inner
+    """)
+    assert module.outer(10)([[1, 2], [3]]) == [[10, 20], [30]]
+
+
+def test_exception_in_a_comprehension(load_module: Loader) -> None:
+    """An exception in a comprehension element is raised with its type and the iteration."""
+    module = load_module("""
+        from paraloop import ParaLoop
+        def build():
+            return [10 // (x - 17) for x in ParaLoop(range(40), num_processes=2, chunksize=5)]
+    """)
+    with pytest.raises(ZeroDivisionError) as caught:
+        module.build()
+    text = "".join(getattr(caught.value, "__notes__", [])) + str(caught.value.__cause__)
+    assert "iteration 17" in text
+
+
+def test_nested_plain_loops_keep_their_own_control_flow(load_module: Loader) -> None:
+    """break, continue and else of loops inside the body belong to those loops."""
+    same_as_plain(
+        load_module,
+        """
+        from paraloop import ParaLoop, Variable, aggregation_strategies as s
+        found = Variable([], aggregation_strategy=s.Concatenate)
+        for i in ParaLoop(range(30), num_processes=2, chunksize=4):
+            for j in range(2, i):
+                if i % j == 0:
+                    break
+            else:
+                found.append(i)
+            k = 0
+            while True:
+                k += 1
+                if k < 3:
+                    continue
+                break
+            found.append(-k)
+        found = found.value
+    """,
+        ["found"],
+    )
+
+
+def test_defs_lambdas_walrus_and_closures_in_the_body(load_module: Loader) -> None:
+    """Functions, lambdas, comprehensions and := inside the body work as in a plain loop."""
+    same_as_plain(
+        load_module,
+        """
+        from paraloop import ParaLoop
+        base = 100
+        results = []
+        for i in ParaLoop(range(20), num_processes=2, chunksize=3):
+            def shifted(x, by=i):
+                return x + by + base
+            double = lambda y: y * 2
+            evens = [v for v in range(i) if v % 2 == 0]
+            if (n := len(evens)) > 3:
+                results.append((shifted(n), double(n)))
+    """,
+        ["results", "n", "evens"],
+    )
+
+
+def test_method_reads_self_and_uses_super(load_module: Loader) -> None:
+    """A loop in a method reads self (and the class's other attributes)."""
+    module = load_module("""
+        from paraloop import ParaLoop
+        class Base:
+            factor = 3
+        class Scaler(Base):
+            def __init__(self, offset):
+                self.offset = offset
+            def apply(self, values):
+                out = []
+                for v in ParaLoop(values, num_processes=2):
+                    out.append(v * self.factor + self.offset)
+                return out
+    """)
+    assert module.Scaler(1).apply([1, 2, 3]) == [4, 7, 10]
+
+
+def test_break_in_a_function_with_else_and_names(load_module: Loader) -> None:
+    """After break, names hold the breaking iteration's values; else does not run."""
+    module = load_module("""
+        from paraloop import ParaLoop
+        def search(items, wanted):
+            note = "none"
+            for position, item in ParaLoop(list(enumerate(items)), num_processes=2, chunksize=2):
+                label = f"{position}:{item}"
+                if item == wanted:
+                    break
+            else:
+                note = "not found"
+            return position, label, note
+    """)
+    assert module.search(list("abcdefg"), "e") == (4, "4:e", "none")
+    assert module.search(list("abc"), "z") == (2, "2:c", "not found")
