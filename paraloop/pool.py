@@ -4,9 +4,10 @@ Each worker has its own pipe and holds at most one chunk at a time, so the
 parent always knows which iterations a worker holds, never blocks sending to a
 busy worker (a worker only receives while idle, so large chunks and large
 results cannot deadlock the pipe), and notices a dead worker at once through
-its process sentinel.  Workers that were still running when a loop ended early
-(a ``break``, an exception) finish their chunk in the background; their
-results are discarded when they arrive.
+its process sentinel.  Workers still running chunks when a loop ends early
+(a ``break``, an exception, a generator expression dropped half-way) are
+terminated at once, so the rest of the loop is cancelled promptly; the pool
+starts new workers when the next loop needs them.
 """
 
 from __future__ import annotations
@@ -77,8 +78,6 @@ class _Worker:
         # over ParaLoop can hold workers while other loops run).
         self.lease: int | None = None
         self.chunk: Chunk | None = None
-        # Results of chunks from loops that ended early, still to be discarded.
-        self.stale = 0
 
     def send(self, kind: int, loop_id: int, index: int, start: int, payload: bytes) -> None:
         self.connection.send_bytes(HEADER.pack(kind, loop_id, index, start) + payload)
@@ -146,7 +145,7 @@ class ProcessPool:
         loop_id = next(_loop_ids)
         active = self.lease(count, loop_id)
         job_message: bytes | None = None
-        idle = [w for w in active if w.stale == 0]
+        idle = list(active)
         try:
             while True:
                 while idle:
@@ -168,11 +167,8 @@ class ProcessPool:
                     except (BrokenPipeError, ConnectionResetError):
                         self._crashed(worker, job)
                 if not any(w.chunk is not None for w in active):
-                    if chunker.exhausted or chunker.stopped:
-                        return
-                    if not any(w.stale for w in active):
-                        raise RuntimeError("paraloop pool has no worker to run the next chunk")
-                waiting = [w for w in active if w.chunk is not None or w.stale]
+                    return
+                waiting = [w for w in active if w.chunk is not None]
                 ready = wait([w.connection for w in waiting] + [w.process.sentinel for w in waiting])
                 for worker in waiting:
                     if worker.connection in ready:
@@ -180,11 +176,6 @@ class ProcessPool:
                             data = worker.connection.recv_bytes()
                         except (EOFError, OSError):
                             self._crashed(worker, job)
-                        if worker.stale:
-                            worker.stale -= 1
-                            if not worker.stale and worker.chunk is None:
-                                idle.append(worker)
-                            continue
                         worker.chunk = None
                         idle.append(worker)
                         began = time.perf_counter()
@@ -193,18 +184,13 @@ class ProcessPool:
                         yield outcome
                     elif worker.process.sentinel in ready:
                         self._crashed(worker, job)
-        except KeyboardInterrupt:
-            # The workers are running user code that will not stop by itself.
-            for worker in active:
-                if worker.chunk is not None or worker.stale:
-                    worker.chunk = None
-                    self._discard(worker)
-            raise
         finally:
+            # Chunks still running belong to iterations after a break, an
+            # exception or Ctrl-C: cancel them by stopping their workers.
             for worker in active:
                 if worker.chunk is not None:
                     worker.chunk = None
-                    worker.stale += 1
+                    self._discard(worker)
                 worker.lease = None
 
     def _crashed(self, worker: _Worker, job: Job) -> None:
@@ -226,7 +212,7 @@ class ProcessPool:
     def shutdown(self) -> None:
         workers, self.workers = self.workers, []
         for worker in workers:
-            worker.stop(wait_seconds=0.0 if worker.stale else 1.0)
+            worker.stop(wait_seconds=1.0)
 
 
 _pools: dict[str | None, ProcessPool] = {}

@@ -332,3 +332,31 @@ def test_variable_refuses_a_mismatched_strategy() -> None:
         Variable([], aggregation_strategy=s.Sum)
     with pytest.raises(paraloop.ParaLoopError, match="Union"):
         Variable(set(), aggregation_strategy=s.Sum)
+
+
+def test_iterations_after_a_break_are_cancelled_promptly(load_module: Loader) -> None:
+    """A break does not wait for slow iterations running elsewhere; the next loop runs at once."""
+    module = load_module("""
+        import time
+        from paraloop import ParaLoop
+        def search():
+            began = time.monotonic()
+            for i in ParaLoop(range(4), num_processes=2, chunksize=1):
+                if i == 0:
+                    break
+                time.sleep(60)
+            return i, time.monotonic() - began
+        def quick():
+            out = []
+            for i in ParaLoop(range(4), num_processes=2, chunksize=1):
+                out.append(i)
+            return out
+    """)
+    import time
+
+    began = time.monotonic()
+    found, inside = module.search()
+    assert found == 0
+    assert module.quick() == [0, 1, 2, 3]
+    # Both loops together, far below the 60 s the cancelled iteration would take.
+    assert time.monotonic() - began < 20
