@@ -232,6 +232,16 @@ def infer_reductions(
     for name, group in groups.items():
         value = values.get(name, UNBOUND)
         if value is UNBOUND:
+            forms = {use[2] for use in group}
+            if "read" in forms and "assign" in forms:
+                # Unbound before the loop, so every read sees an earlier iteration's value.
+                raise _refuse(
+                    filename,
+                    next(use for use in group if use[2] == "read"),
+                    f"{name!r} is read in one iteration before that iteration assigns it, so it "
+                    "carries a value from an earlier iteration, which iterations running in "
+                    "parallel cannot do. Assign it before reading it in every iteration",
+                )
             continue
         if isinstance(value, Variable):
             _check_variable(name, value, group, filename)

@@ -76,6 +76,19 @@ CASES: dict[str, tuple[str, list[str]]] = {
     """,
         ["out", "alias"],
     ),
+    "reductions inside an inner loop": (
+        """
+        counts = {}
+        total = 0
+        longest = 0
+        for line in ParaLoop(["a b a", "c", "", "b b a c d"] * 9, {options}):
+            for word in line.split():
+                counts[word] = 1
+                total += 1
+                longest = max(longest, len(word))
+    """,
+        ["counts", "total", "longest"],
+    ),
     "str +=": (
         """
         text = ">"

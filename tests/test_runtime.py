@@ -355,7 +355,7 @@ def test_iterations_after_a_break_are_cancelled_promptly(load_module: Loader) ->
     import time
 
     began = time.monotonic()
-    found, inside = module.search()
+    found, _inside = module.search()
     assert found == 0
     assert module.quick() == [0, 1, 2, 3]
     # Both loops together, far below the 60 s the cancelled iteration would take.

@@ -180,3 +180,57 @@ def test_break_in_a_function_with_else_and_names(load_module: Loader) -> None:
     """)
     assert module.search(list("abcdefg"), "e") == (4, "4:e", "none")
     assert module.search(list("abc"), "z") == (2, "2:c", "not found")
+
+
+def test_global_and_nonlocal_in_the_body(load_module: Loader) -> None:
+    """global and nonlocal declared in a body act as in a plain loop."""
+    same_as_plain(
+        load_module,
+        """
+        from paraloop import ParaLoop
+        count = 0
+        names = []
+        def tally(items):
+            for item in ParaLoop(items, num_processes=2):
+                global count, names
+                count += item
+                names.append(str(item))
+        tally([1, 2, 3])
+        def outer():
+            total = 10
+            def inner(xs):
+                for x in ParaLoop(xs, num_processes=2):
+                    nonlocal total
+                    total += x
+            inner([1, 2])
+            return total
+        result = outer()
+        for i in ParaLoop(range(3), num_processes=2):
+            global last
+            last = i
+    """,
+        ["count", "names", "result", "last"],
+    )
+
+
+def test_names_assigned_on_every_path_are_per_iteration(load_module: Loader) -> None:
+    """A name assigned on every path before it is read is per-iteration, not carried."""
+    same_as_plain(
+        load_module,
+        """
+        from paraloop import ParaLoop
+        label = "before"
+        labels = []
+        for i in ParaLoop(range(12), num_processes=2, chunksize=2):
+            if i % 2:
+                label = "odd"
+            else:
+                label = "even"
+            try:
+                value = 10 // (i % 4)
+            except ZeroDivisionError:
+                value = -1
+            labels.append((label, value))
+    """,
+        ["labels", "label", "value"],
+    )

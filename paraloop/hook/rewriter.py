@@ -224,6 +224,8 @@ class _Rewriter:
         self.consumed: set[int] = set()
         self._module_bound: set[str] | None = None
         self.scope_names: dict[str, str] = {}
+        # global/nonlocal statements lifted out of loop bodies, per enclosing scope.
+        self.declarations: dict[int, list[ast.stmt]] = {}
 
     def refuse(self, message: str, node: ast.AST) -> UnsupportedLoopError:
         return _refuse(message, node, self.filename, self.lines)
@@ -255,6 +257,31 @@ class _Rewriter:
                 names = ", ".join(d.name for d in definitions if isinstance(d, ast.FunctionDef))
                 result.extend(_parse_statements(f"del {names}\n", statement))
         return result
+
+    def hoist_declarations(self, loop: ast.For, innermost: ast.AST | None) -> None:
+        """Move ``global``/``nonlocal`` out of the body to the top of the enclosing scope.
+
+        In Python such a declaration applies to the whole function (or class
+        body) it stands in, so moving it changes nothing for the user's code;
+        the worker then receives the name like any other, and the code after
+        the loop assigns the global (or nonlocal) name.  At module level the
+        declaration means nothing and is dropped.
+        """
+        for node in _same_scope_nodes(loop.body):
+            for block_name in ("body", "orelse", "finalbody"):
+                block = getattr(node, block_name, None)
+                if isinstance(block, list):
+                    block[:] = [self.lift(s, innermost) for s in block]
+            for handler in getattr(node, "handlers", ()):
+                handler.body[:] = [self.lift(s, innermost) for s in handler.body]
+        loop.body[:] = [self.lift(s, innermost) for s in loop.body]
+
+    def lift(self, statement: ast.stmt, innermost: ast.AST | None) -> ast.stmt:
+        if not isinstance(statement, (ast.Global, ast.Nonlocal)):
+            return statement
+        if innermost is not None:
+            self.declarations.setdefault(id(innermost), []).append(statement)
+        return ast.copy_location(ast.Pass(), statement)
 
     def hoist_comprehensions(self, statement: ast.stmt, scopes: list[ast.AST]) -> list[ast.stmt]:
         """Rewrite the ParaLoop comprehensions ``statement`` evaluates; return their workers."""
@@ -330,6 +357,9 @@ class _Rewriter:
             block = getattr(statement, name, None)
             if isinstance(block, list) and block and isinstance(block[0], ast.stmt):
                 setattr(statement, name, self.block(block, inner_scopes))
+        lifted = self.declarations.pop(id(statement), None)
+        if lifted:
+            statement.body[:0] = lifted  # type: ignore[attr-defined]
         for handler in getattr(statement, "handlers", ()):
             handler.body = self.block(handler.body, scopes)
         for case in getattr(statement, "cases", ()):
@@ -348,13 +378,6 @@ class _Rewriter:
                 raise self.refuse(
                     "a ParaLoop body cannot 'await': its iterations run in worker processes, "
                     "not on the event loop. Call a plain function, or use asyncio.gather",
-                    node,
-                )
-            if isinstance(node, (ast.Global, ast.Nonlocal)):
-                keyword = "global" if isinstance(node, ast.Global) else "nonlocal"
-                raise self.refuse(
-                    f"'{keyword}' inside a ParaLoop body is not supported yet; declare "
-                    f"'{keyword} {', '.join(node.names)}' in the function around the loop instead",
                     node,
                 )
             if isinstance(node, ast.Return) and not in_function:
@@ -433,6 +456,7 @@ class _Rewriter:
 
         params, local, free = self.captured(reads, set(binds), scopes)
         scope_name = self.scope_name(worker, scopes)
+        self.hoist_declarations(loop, innermost)
         worker_def = self.worker(worker, params, loop, function is not None)
 
         scope = self.scope_argument(free, scopes)

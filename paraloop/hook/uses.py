@@ -15,6 +15,8 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterator
 
+from .flow import read_before_assigned
+
 __all__ = ["MUTATING_METHODS", "UPDATE_METHODS", "Use", "outer_uses"]
 
 # Methods whose effect paraloop can combine, as the statement ``x.method(e)``.
@@ -54,20 +56,6 @@ def _in_order(node: ast.AST) -> Iterator[ast.AST]:
         children = list(ast.iter_child_nodes(node))
     for child in children:
         yield from _in_order(child)
-
-
-def _first_uses(target: ast.expr, body: list[ast.stmt]) -> dict[str, str]:
-    first: dict[str, str] = {}
-    for node in ast.walk(target):
-        if isinstance(node, ast.Name):
-            first[node.id] = "store"
-    for statement in body:
-        for node in _in_order(statement):
-            if isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name):
-                first.setdefault(node.target.id, "load")
-            elif isinstance(node, ast.Name):
-                first.setdefault(node.id, "load" if isinstance(node.ctx, ast.Load) else "store")
-    return first
 
 
 def _source(node: ast.AST) -> str:
@@ -259,12 +247,11 @@ class _Classifier(ast.NodeVisitor):
 def outer_uses(target: ast.expr, body: list[ast.stmt]) -> list[Use]:
     """Every use of every outer name in a loop body, with its form.
 
-    A name is *outer* when, in evaluation order, the body reads it before it
-    assigns it: it then refers to the value from before the loop (or, in a
-    plain loop, from the previous iteration).
+    A name is *outer* when some path through one iteration reads it before
+    assigning it (see :mod:`paraloop.hook.flow`): it then refers to the value
+    from before the loop, or, in a plain loop, from the previous iteration.
     """
-    first = _first_uses(target, body)
-    classifier = _Classifier({name for name, kind in first.items() if kind == "load"})
+    classifier = _Classifier(read_before_assigned(target, body))
     for statement in body:
         classifier.visit(statement)
     # Names the body only reads are inputs: nothing to decide about them.
