@@ -168,6 +168,11 @@ def test_mutating_a_variable_is_fine(load_module: Loader) -> None:
         ("async def f(xs):\n    for x in ParaLoop(xs):\n        await x\n", "await x", "cannot 'await'"),
         ("async def f(xs):\n    async for x in ParaLoop(xs):\n        pass\n", "async for", "'async for'"),
         (
+            "async def f(xs, lock):\n    for x in ParaLoop(xs):\n        async with lock:\n            pass\n",
+            "async with",
+            "'async with'",
+        ),
+        (
             "def f(xs):\n    return [y for y in ParaLoop(xs) if (z := y)]\n",
             ":=",
             "assignment expression",

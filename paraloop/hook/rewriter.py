@@ -298,8 +298,12 @@ class _Rewriter:
         """A comprehension over ParaLoop: a worker builds it over one chunk; the runtime joins them."""
         assert isinstance(node, (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp))
         for inner in ast.walk(node):
-            if isinstance(inner, (ast.Yield, ast.YieldFrom, ast.Await)):
-                raise self.refuse("a comprehension over ParaLoop cannot 'yield' or 'await'", inner)
+            if isinstance(inner, (ast.Yield, ast.YieldFrom, ast.Await)) or (
+                isinstance(inner, ast.comprehension) and inner.is_async
+            ):
+                raise self.refuse(
+                    "a comprehension over ParaLoop cannot 'yield', 'await' or 'async for'", inner
+                )
             if isinstance(inner, ast.NamedExpr):
                 raise self.refuse(
                     "an assignment expression (:=) in a comprehension over ParaLoop is not "
@@ -374,9 +378,13 @@ class _Rewriter:
                     "Collect the values in a list (or a Variable) and yield them after the loop",
                     node,
                 )
-            if isinstance(node, ast.Await):
+            asynchronous = isinstance(node, (ast.Await, ast.AsyncWith, ast.AsyncFor)) or (
+                isinstance(node, ast.comprehension) and node.is_async
+            )
+            if asynchronous:
+                spelled = {ast.AsyncWith: "async with", ast.AsyncFor: "async for"}.get(type(node), "await")
                 raise self.refuse(
-                    "a ParaLoop body cannot 'await': its iterations run in worker processes, "
+                    f"a ParaLoop body cannot '{spelled}': its iterations run in worker processes, "
                     "not on the event loop. Call a plain function, or use asyncio.gather",
                     node,
                 )
@@ -513,7 +521,9 @@ class _Rewriter:
     def returns_to_outcomes(self, body: list[ast.stmt], loop: ast.For) -> None:
         for node in _same_scope_nodes(body):
             if isinstance(node, ast.Return):
-                value = node.value if node.value is not None else ast.Constant(None)
+                value = node.value
+                if value is None:
+                    value = ast.copy_location(ast.Constant(None), node)
                 outcome = ast.parse(
                     f"({RUNTIME}.RETURNED, None, __paraloop_it__, locals())", mode="eval"
                 ).body
