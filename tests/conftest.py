@@ -38,3 +38,11 @@ def load_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cal
     yield load
     for name in names:
         sys.modules.pop(name, None)
+
+
+@pytest.fixture(params=START_METHODS)
+def every_start_method(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run the test once per start method (PARALOOP_START_METHOD overrides the code)."""
+    method: str = request.param
+    monkeypatch.setenv("PARALOOP_START_METHOD", method)
+    return method

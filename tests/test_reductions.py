@@ -22,6 +22,9 @@ import paraloop
 
 Loader = Callable[..., ModuleType]
 
+# Every test here runs under fork, forkserver and spawn.
+pytestmark = pytest.mark.usefixtures("every_start_method")
+
 SETTINGS = [(1, None), (2, None), (2, 1), (3, 4)]
 
 PRELUDE = """\

@@ -14,6 +14,9 @@ import paraloop
 
 Loader = Callable[..., ModuleType]
 
+# Every test here runs under fork, forkserver and spawn.
+pytestmark = pytest.mark.usefixtures("every_start_method")
+
 START_METHODS = ["fork", "forkserver", "spawn"]
 
 
@@ -147,21 +150,25 @@ def test_defs_lambdas_walrus_and_closures_in_the_body(load_module: Loader) -> No
 
 
 def test_method_reads_self_and_uses_super(load_module: Loader) -> None:
-    """A loop in a method reads self (and the class's other attributes)."""
+    """A loop in a method reads self and calls super() as the plain loop would."""
     module = load_module("""
         from paraloop import ParaLoop
         class Base:
             factor = 3
+            def shift(self, v):
+                return v + 100
         class Scaler(Base):
             def __init__(self, offset):
                 self.offset = offset
+            def shift(self, v):
+                return -1
             def apply(self, values):
                 out = []
                 for v in ParaLoop(values, num_processes=2):
-                    out.append(v * self.factor + self.offset)
+                    out.append(super().shift(v * self.factor) + self.offset)
                 return out
     """)
-    assert module.Scaler(1).apply([1, 2, 3]) == [4, 7, 10]
+    assert module.Scaler(1).apply([1, 2, 3]) == [104, 107, 110]
 
 
 def test_break_in_a_function_with_else_and_names(load_module: Loader) -> None:

@@ -205,6 +205,32 @@ def _with_unbound_prologue(source: str, params: list[str]) -> str:
     return source.replace("    __paraloop_it__ =", unbound + "    __paraloop_it__ =", 1)
 
 
+def _method_self(scopes: list[ast.AST]) -> str | None:
+    """The first parameter of a method the loop is directly in, for ``super()``."""
+    if len(scopes) >= 2 and isinstance(scopes[-1], _FUNCTIONS) and isinstance(scopes[-2], ast.ClassDef):
+        arguments = scopes[-1].args
+        positional = [*arguments.posonlyargs, *arguments.args]
+        if positional:
+            return positional[0].arg
+    return None
+
+
+def _explicit_super(body: list[ast.stmt], first: str) -> None:
+    """``super()`` in the body becomes ``super(__class__, self)``: the worker has no ``self`` first."""
+    for node in _same_scope_nodes(body):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id == "super"
+            and not node.args
+            and not node.keywords
+        ):
+            node.args = [
+                ast.copy_location(ast.Name("__class__", ast.Load()), node),
+                ast.copy_location(ast.Name(first, ast.Load()), node),
+            ]
+
+
 def _same_scope_nodes(body: list[ast.stmt]) -> Iterable[ast.AST]:
     stack: list[ast.AST] = list(reversed(body))
     while stack:
@@ -465,7 +491,7 @@ class _Rewriter:
         params, local, free = self.captured(reads, set(binds), scopes)
         scope_name = self.scope_name(worker, scopes)
         self.hoist_declarations(loop, innermost)
-        worker_def = self.worker(worker, params, loop, function is not None)
+        worker_def = self.worker(worker, params, loop, function is not None, _method_self(scopes))
 
         scope = self.scope_argument(free, scopes)
         after = sorted(set(binds) & self.read_outside(loop, innermost))
@@ -505,7 +531,9 @@ class _Rewriter:
             else_if.body = self.block(loop.orelse, scopes)
         return [worker_def, *statements]
 
-    def worker(self, name: str, params: list[str], loop: ast.For, in_function: bool) -> ast.stmt:
+    def worker(
+        self, name: str, params: list[str], loop: ast.For, in_function: bool, method_self: str | None = None
+    ) -> ast.stmt:
         source = _WORKER_TEMPLATE.format(worker=name, params="".join(f", {p}" for p in params), rt=RUNTIME)
         (definition,) = _parse_statements(_with_unbound_prologue(source, params), loop.iter)
         assert isinstance(definition, ast.FunctionDef)
@@ -514,6 +542,8 @@ class _Rewriter:
         inner_for.body = loop.body
         if in_function:
             self.returns_to_outcomes(inner_for.body, loop)
+        if method_self is not None:
+            _explicit_super(inner_for.body, method_self)
         # Nested ParaLoop loops inside the body run inside this worker.
         inner_for.body = self.block(inner_for.body, [definition])
         return definition
