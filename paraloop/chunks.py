@@ -26,7 +26,8 @@ TARGET_SECONDS = 0.02
 # grow, since combining cost grows slower than the chunk.
 OVERHEAD_SHARE = 0.05
 MAX_TARGET_SECONDS = 1.0
-MAX_CHUNK = 1 << 20
+# Bounds read-ahead: at this size the cost of a round trip is already negligible.
+MAX_CHUNK = 1 << 16
 
 
 @dataclass

@@ -1,0 +1,182 @@
+"""Failures and resources, checked from outside the process where it matters.
+
+Ctrl-C, a worker killed by a signal, the CPUs a process may use, pool reuse,
+and a ten-million-item generator under a memory bound.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+import paraloop
+
+Loader = Callable[..., ModuleType]
+
+
+def group_members(group: int) -> list[int]:
+    """Live (non-zombie) processes whose process group is ``group``."""
+    members = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        state, pgrp = fields[0], int(fields[2])
+        if pgrp == group and state != "Z":
+            members.append(int(entry))
+    return members
+
+
+def wait_for_no_members(group: int, seconds: float) -> list[int]:
+    deadline = time.monotonic() + seconds
+    while (members := group_members(group)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return members
+
+
+@pytest.mark.parametrize("method", ["fork", "forkserver", "spawn"])
+def test_ctrl_c_stops_everything(tmp_path: Path, method: str) -> None:
+    """SIGINT to a running script: KeyboardInterrupt within a second, no process left behind."""
+    script = tmp_path / "busy.py"
+    script.write_text(
+        textwrap.dedent(f"""
+        import sys, time
+        from paraloop import ParaLoop
+        def spin(i):
+            if i == 0:
+                print("running", flush=True)
+            end = time.monotonic() + 600
+            while time.monotonic() < end:
+                pass
+        for i in ParaLoop(range(8), num_processes=2, chunksize=1, start_method={method!r}):
+            spin(i)
+    """)
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "paraloop", str(script)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().strip() == "running"
+        # Like a terminal: the signal goes to the whole process group.
+        sent = time.monotonic()
+        os.killpg(process.pid, signal.SIGINT)
+        process.wait(timeout=30)
+        elapsed = time.monotonic() - sent
+        stderr = process.stderr.read() if process.stderr else ""
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    assert process.returncode in (-signal.SIGINT, 130, 1), stderr
+    assert "KeyboardInterrupt" in stderr
+    assert elapsed < 5, f"took {elapsed:.1f} s to stop"
+    assert wait_for_no_members(process.pid, 5) == []
+
+
+def test_worker_killed_by_a_signal(load_module: Loader) -> None:
+    """A worker killed by SIGKILL raises WorkerCrashedError naming the signal and its iterations."""
+    module = load_module("""
+        import os, signal
+        from paraloop import ParaLoop, Variable, aggregation_strategies as s
+        def run():
+            total = 0
+            for i in ParaLoop(range(30), num_processes=2, chunksize=3):
+                if i == 7:
+                    os.kill(os.getpid(), signal.SIGKILL)
+                total += i
+            return total
+        def again():
+            total = 0
+            for i in ParaLoop(range(30), num_processes=2):
+                total += i
+            return total
+    """)
+    began = time.monotonic()
+    with pytest.raises(paraloop.WorkerCrashedError, match=r"SIGKILL.*iterations 6 to 8"):
+        module.run()
+    assert time.monotonic() - began < 10
+    assert module.again() == sum(range(30))
+
+
+def test_one_cpu_means_one_worker(tmp_path: Path) -> None:
+    """A process restricted to one CPU (taskset) chooses one worker."""
+    code = "from paraloop.cpus import default_workers, available_cpus; print(available_cpus(), default_workers())"
+    result = subprocess.run(
+        ["taskset", "-c", "0", sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={k: v for k, v in os.environ.items() if k != "PARALOOP_WORKERS"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["1", "1"]
+
+
+def test_workers_environment_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """PARALOOP_WORKERS overrides the count; a bad value is refused with what to write."""
+    from paraloop.cpus import default_workers
+
+    monkeypatch.setenv("PARALOOP_WORKERS", "5")
+    assert default_workers() == 5
+    monkeypatch.setenv("PARALOOP_WORKERS", "many")
+    with pytest.raises(paraloop.ParaLoopError, match="PARALOOP_WORKERS=4"):
+        default_workers()
+
+
+def test_pool_is_reused_across_loops(load_module: Loader) -> None:
+    """A second loop runs on the same worker processes as the first."""
+    module = load_module("""
+        import os
+        from paraloop import ParaLoop, Variable, aggregation_strategies as s
+        def pids():
+            seen = set()
+            for i in ParaLoop(range(40), num_processes=2, chunksize=1):
+                seen.add(os.getpid())
+            return seen
+    """)
+    first = module.pids()
+    second = module.pids()
+    assert first and second <= first | second and second & first
+
+
+def test_ten_million_items_keep_the_parent_flat(tmp_path: Path) -> None:
+    """A generator of ten million items runs without the parent holding it (peak RSS bound)."""
+    script = tmp_path / "big.py"
+    script.write_text(
+        textwrap.dedent("""
+        import resource
+        from paraloop import ParaLoop
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        total = 0
+        for i in ParaLoop((n for n in range(10_000_000)), num_processes=2):
+            total += i & 1
+        after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        print(total, (after - before) // 1024)
+    """)
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "paraloop", str(script)], capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stderr
+    total, grown_mib = map(int, result.stdout.split())
+    assert total == 5_000_000
+    # Ten million ints in a list would take about 400 MiB.
+    assert grown_mib < 60, f"the parent grew by {grown_mib} MiB"
