@@ -36,6 +36,9 @@ class Chunk:
     start: int
     items: Sequence[Any]
 
+    def _replace_items(self, items: Any) -> Chunk:
+        return Chunk(self.index, self.start, items)
+
 
 class Chunker:
     """Hands out consecutive chunks of ``iterable`` on request."""

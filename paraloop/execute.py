@@ -59,6 +59,8 @@ class Job:
     after: frozenset[str]
     filename: str
     line: int
+    # Seconds one iteration may take, or None.
+    timeout: float | None = None
 
     def portable(self) -> Job:
         """A copy whose function dill sends by value (a copy is not found by its name)."""
@@ -106,11 +108,48 @@ def _argument(job: Job, name: str, value: Any) -> Any:
     return private if name in job.wrapped else private.value
 
 
-def execute_chunk(job: Job, chunk: Chunk) -> Outcome:
+class Timed:
+    """Iterates a chunk, stamping each iteration's index and start time into ``clock``.
+
+    ``clock`` is shared with the parent process, which stops the worker when
+    an iteration runs past the loop's timeout.
+    """
+
+    __slots__ = ("clock", "items", "position", "start")
+
+    def __init__(self, items: Any, start: int, clock: Any) -> None:
+        self.items = items
+        self.start = start
+        self.clock = clock
+        self.position = 0
+
+    def __iter__(self) -> Timed:
+        return self
+
+    def __next__(self) -> Any:
+        if self.position >= len(self.items):
+            self.clock[0] = 0.0
+            raise StopIteration
+        item = self.items[self.position]
+        self.clock[1] = self.start + self.position
+        self.clock[0] = time.monotonic()
+        self.position += 1
+        return item
+
+    def __length_hint__(self) -> int:
+        return len(self.items) - self.position
+
+
+def execute_chunk(job: Job, chunk: Chunk, clock: Any = None) -> Outcome:
     args = [_argument(job, name, value) for name, value in zip(job.params, job.values)]
     items = chunk.items
+    iterable = Timed(items, chunk.start, clock) if clock is not None and job.timeout else items
     began = time.perf_counter()
-    kind, value, iterator, names = job.function(items, *args)
+    try:
+        kind, value, iterator, names = job.function(iterable, *args)
+    finally:
+        if clock is not None:
+            clock[0] = 0.0
     seconds = time.perf_counter() - began
 
     outcome = Outcome(chunk.index, chunk.start, len(items), kind, value=value, seconds=seconds)

@@ -48,6 +48,8 @@ class ParaLoop(Generic[T]):
       the measured iteration time.
     - ``start_method``: ``"fork"``, ``"forkserver"`` or ``"spawn"`` for the
       worker processes; default: ``PARALOOP_START_METHOD`` or the platform's.
+    - ``timeout``: seconds one iteration may take; a longer one raises
+      :class:`~paraloop.IterationTimeoutError` (its worker is stopped).
 
     Iterated directly (a loop that was not rewritten), it yields the items of
     ``iterable`` in order and warns once that the loop ran sequentially.
@@ -61,6 +63,7 @@ class ParaLoop(Generic[T]):
         backend: str | None = None,
         chunksize: int | None = None,
         start_method: str | None = None,
+        timeout: float | None = None,
     ) -> None:
         if num_processes is not None and (
             not isinstance(num_processes, int) or isinstance(num_processes, bool) or num_processes < 1
@@ -70,6 +73,10 @@ class ParaLoop(Generic[T]):
             not isinstance(chunksize, int) or isinstance(chunksize, bool) or chunksize < 1
         ):
             raise ParaLoopError(f"chunksize={chunksize!r}: give a whole number of at least 1")
+        if timeout is not None and (
+            not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not timeout > 0
+        ):
+            raise ParaLoopError(f"timeout={timeout!r}: give the seconds one iteration may take, above 0")
         if backend is not None and backend not in BACKENDS:
             raise ParaLoopError(
                 f"backend={backend!r} is not available; choose one of {', '.join(map(repr, BACKENDS))}"
@@ -83,6 +90,7 @@ class ParaLoop(Generic[T]):
         self.backend = backend
         self.chunksize = chunksize
         self.start_method = start_method
+        self.timeout = float(timeout) if timeout is not None else None
 
     def resolved_backend(self) -> str:
         override = os.environ.get("PARALOOP_BACKEND", "").strip()

@@ -16,6 +16,7 @@ import atexit
 import itertools
 import os
 import pickle
+import reprlib
 import signal
 import sys
 import threading
@@ -30,7 +31,7 @@ from multiprocess.connection import wait
 
 from . import serialize
 from .chunks import Chunk, Chunker
-from .errors import WorkerCrashedError
+from .errors import IterationTimeoutError, WorkerCrashedError
 from .execute import Job, Outcome
 from .worker import CHUNK, HEADER, JOB, QUIT, serve
 
@@ -66,8 +67,10 @@ def _main_hidden(method: str) -> Iterator[None]:
 class _Worker:
     def __init__(self, context: Any, method: str, number: int) -> None:
         parent_end, child_end = context.Pipe(duplex=True)
+        # The running iteration's start time and index, for loops with a timeout.
+        self.clock = context.RawArray("d", 2)
         self.process = context.Process(
-            target=serve, args=(child_end,), name=f"paraloop-worker-{number}", daemon=True
+            target=serve, args=(child_end, self.clock), name=f"paraloop-worker-{number}", daemon=True
         )
         with _main_hidden(method):
             self.process.start()
@@ -169,7 +172,12 @@ class ProcessPool:
                 if not any(w.chunk is not None for w in active):
                     return
                 waiting = [w for w in active if w.chunk is not None]
-                ready = wait([w.connection for w in waiting] + [w.process.sentinel for w in waiting])
+                ready = wait(
+                    [w.connection for w in waiting] + [w.process.sentinel for w in waiting],
+                    self._until_deadline(waiting, job.timeout),
+                )
+                if job.timeout is not None:
+                    self._check_deadlines(waiting, ready, job)
                 for worker in waiting:
                     if worker.connection in ready:
                         try:
@@ -192,6 +200,37 @@ class ProcessPool:
                     worker.chunk = None
                     self._discard(worker)
                 worker.lease = None
+
+    @staticmethod
+    def _until_deadline(waiting: list[_Worker], timeout: float | None) -> float | None:
+        """How long to wait before some running iteration would pass the timeout."""
+        if timeout is None:
+            return None
+        started: list[float] = [w.clock[0] for w in waiting if w.clock[0] > 0]
+        if not started:
+            return min(timeout, 0.5)  # the iterations have not stamped their start yet
+        return max(0.0, min(started) + timeout - time.monotonic()) + 0.01
+
+    def _check_deadlines(self, waiting: list[_Worker], ready: list[Any], job: Job) -> None:
+        assert job.timeout is not None
+        now = time.monotonic()
+        for worker in waiting:
+            started = worker.clock[0]
+            if worker.connection in ready or not started or now - started <= job.timeout:
+                continue
+            index = int(worker.clock[1])
+            chunk = worker.chunk
+            item = ""
+            if chunk is not None and 0 <= index - chunk.start < len(chunk.items):
+                item = f" (item {reprlib.repr(chunk.items[index - chunk.start])})"
+            worker.chunk = None
+            self._discard(worker)
+            raise IterationTimeoutError(
+                f"{job.filename}, line {job.line}: iteration {index}{item} ran longer than "
+                f"timeout={job.timeout:g} s, so its worker process was stopped. Raise the "
+                "timeout, or find out why that iteration is slow (backend='sequential' runs it "
+                "in the caller, where a debugger works)"
+            )
 
     def _crashed(self, worker: _Worker, job: Job) -> None:
         chunk = worker.chunk

@@ -12,7 +12,9 @@ exception.
 from __future__ import annotations
 
 import builtins
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -20,7 +22,7 @@ from typing import Any
 
 from .chunks import Chunker
 from .cpus import default_workers
-from .errors import RemoteTraceback
+from .errors import IterationTimeoutError, ParaLoopError, RemoteTraceback, WorkerCrashedError
 from .execute import BROKE, DONE, RAISED, RETURNED, UNBOUND, Job, Outcome, execute_chunk
 from .loop import ParaLoop
 from .reductions import infer_reductions
@@ -131,8 +133,71 @@ def _rename(worker: Callable[..., Any], name: str) -> None:
 
 
 def _inline(job: Job, chunker: Chunker) -> Iterator[Outcome]:
-    while (chunk := chunker.next()) is not None:
-        yield execute_chunk(job, chunk)
+    if job.timeout is None:
+        while (chunk := chunker.next()) is not None:
+            yield execute_chunk(job, chunk)
+        return
+    if threading.current_thread() is not threading.main_thread():
+        raise ParaLoopError(
+            f"{job.filename}, line {job.line}: timeout= with backend='sequential' works only in "
+            "the main thread (it uses SIGALRM); use the processes backend here"
+        )
+    previous = signal.signal(signal.SIGALRM, _alarm(job))
+    try:
+        while (chunk := chunker.next()) is not None:
+            yield execute_chunk(job, chunk._replace_items(_Alarmed(chunk.items, job.timeout)))
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _alarm(job: Job) -> Callable[[int, Any], None]:
+    def expired(signum: int, frame: Any) -> None:
+        raise IterationTimeoutError(
+            f"{job.filename}, line {job.line}: an iteration ran longer than timeout={job.timeout:g} s"
+        )
+
+    return expired
+
+
+class _Alarmed:
+    """A chunk's items; each iteration arms SIGALRM for the timeout (the inline backend)."""
+
+    def __init__(self, items: Any, timeout: float) -> None:
+        self.items = items
+        self.timeout = timeout
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: Any) -> Any:
+        return self.items[index]
+
+    def __iter__(self) -> _AlarmedIterator:
+        return _AlarmedIterator(self.items, self.timeout)
+
+
+class _AlarmedIterator:
+    # No __len__: operator.length_hint must see how many items are left.
+    def __init__(self, items: Any, timeout: float) -> None:
+        self.items = items
+        self.timeout = timeout
+        self.position = 0
+
+    def __iter__(self) -> _AlarmedIterator:
+        return self
+
+    def __next__(self) -> Any:
+        if self.position >= len(self.items):
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            raise StopIteration
+        item = self.items[self.position]
+        self.position += 1
+        signal.setitimer(signal.ITIMER_REAL, self.timeout)
+        return item
+
+    def __length_hint__(self) -> int:
+        return len(self.items) - self.position
 
 
 def _capture(
@@ -189,6 +254,7 @@ def _plain_job(
     loop: Any, worker: Callable[..., Any], values: list[Any], params: tuple[str, ...], line: int
 ) -> Job:
     return Job(
+        timeout=loop.timeout,
         function=worker,
         params=params,
         values=tuple(values),
@@ -244,13 +310,19 @@ def run(
         after=frozenset(after),
         filename=worker.__code__.co_filename,
         line=line,
+        timeout=loop.timeout,
     )
     combiner = Combiner(variables, job, inferred)
     chunker = Chunker(loop.iterable, loop.chunksize)
     inline = in_worker() or loop.resolved_backend() == "sequential"
-    for outcome in _drive(_outcomes(loop, job, chunker), chunker, inline):
-        if combiner.add(outcome):
-            break
+    try:
+        for outcome in _drive(_outcomes(loop, job, chunker), chunker, inline):
+            if combiner.add(outcome):
+                break
+    except (WorkerCrashedError, IterationTimeoutError):
+        # Tracked state keeps what the chunks before the lost one contributed.
+        combiner.finish()
+        raise
     return combiner.finish()
 
 

@@ -116,8 +116,12 @@ def _job_failure(error: BaseException) -> ParaLoopError:
     )
 
 
-def serve(connection: Any) -> None:
-    """Run chunks until told to quit or until the parent process is gone."""
+def serve(connection: Any, clock: Any = None) -> None:
+    """Run chunks until told to quit or until the parent process is gone.
+
+    ``clock`` (shared with the parent) receives the index and start time of
+    the running iteration when the loop has a timeout.
+    """
     global _in_worker
     _in_worker = True
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -155,5 +159,5 @@ def serve(connection: Any) -> None:
                 connection.send_bytes(serialize.dumps(failed))
                 continue
             items = serialize.loads(payload)
-            outcome = execute_chunk(job, Chunk(index, start, items))
+            outcome = execute_chunk(job, Chunk(index, start, items), clock)
             connection.send_bytes(encode_outcome(outcome, job))

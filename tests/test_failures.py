@@ -180,3 +180,41 @@ def test_ten_million_items_keep_the_parent_flat(tmp_path: Path) -> None:
     assert total == 5_000_000
     # Ten million ints in a list would take about 400 MiB.
     assert grown_mib < 60, f"the parent grew by {grown_mib} MiB"
+
+
+@pytest.mark.parametrize("backend", ["processes", "sequential"])
+def test_iteration_timeout(load_module: Loader, backend: str) -> None:
+    """An iteration over timeout= raises IterationTimeoutError (a TimeoutError) naming it, promptly."""
+    module = load_module(f"""
+        import time
+        from paraloop import ParaLoop, Variable, aggregation_strategies as s
+        def run(limit):
+            done = Variable([], aggregation_strategy=s.Concatenate)
+            for i in ParaLoop(range(12), num_processes=2, chunksize=3, timeout=limit, backend={backend!r}):
+                if i == 7:
+                    time.sleep(120)
+                done.append(i)
+            return done.value
+        def quick():
+            total = 0
+            for i in ParaLoop(range(12), num_processes=2, timeout=30, backend={backend!r}):
+                total += i
+            return total
+    """)
+    began = time.monotonic()
+    with pytest.raises(paraloop.IterationTimeoutError) as caught:
+        module.run(1.0)
+    assert time.monotonic() - began < 20
+    assert isinstance(caught.value, TimeoutError)
+    if backend == "processes":
+        assert "iteration 7 (item 7)" in str(caught.value)
+    else:
+        notes = "".join(getattr(caught.value, "__notes__", []))
+        assert "iteration 7" in notes or sys.version_info < (3, 11)
+    assert module.quick() == sum(range(12))
+
+
+def test_timeout_must_be_positive() -> None:
+    """timeout=0 or a non-number is refused when the loop is made."""
+    with pytest.raises(paraloop.ParaLoopError, match="timeout"):
+        paraloop.ParaLoop(range(3), timeout=0)
