@@ -50,6 +50,8 @@ class ParaLoop(Generic[T]):
       worker processes; default: ``PARALOOP_START_METHOD`` or the platform's.
     - ``timeout``: seconds one iteration may take; a longer one raises
       :class:`~paraloop.IterationTimeoutError` (its worker is stopped).
+    - ``progress``: show a progress bar (tqdm; the notebook widget in
+      Jupyter), with the total where the iterable has a ``len()``.
 
     Iterated directly (a loop that was not rewritten), it yields the items of
     ``iterable`` in order and warns once that the loop ran sequentially.
@@ -64,6 +66,7 @@ class ParaLoop(Generic[T]):
         chunksize: int | None = None,
         start_method: str | None = None,
         timeout: float | None = None,
+        progress: bool = False,
     ) -> None:
         if num_processes is not None and (
             not isinstance(num_processes, int) or isinstance(num_processes, bool) or num_processes < 1
@@ -91,6 +94,7 @@ class ParaLoop(Generic[T]):
         self.chunksize = chunksize
         self.start_method = start_method
         self.timeout = float(timeout) if timeout is not None else None
+        self.progress = bool(progress)
 
     def resolved_backend(self) -> str:
         override = os.environ.get("PARALOOP_BACKEND", "").strip()

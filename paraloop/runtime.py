@@ -25,6 +25,7 @@ from .cpus import default_workers
 from .errors import IterationTimeoutError, ParaLoopError, RemoteTraceback, WorkerCrashedError
 from .execute import BROKE, DONE, RAISED, RETURNED, UNBOUND, Job, Outcome, execute_chunk
 from .loop import ParaLoop
+from .progress import open_bar
 from .reductions import infer_reductions
 from .variable import Variable
 from .worker import in_worker
@@ -220,7 +221,7 @@ def _outcomes(loop: ParaLoop[Any], job: Job, chunker: Chunker) -> Iterator[Outco
     return get_pool(loop.resolved_start_method()).run(job, chunker, count)
 
 
-def _drive(outcomes: Iterator[Outcome], chunker: Chunker, inline: bool) -> Iterator[Outcome]:
+def _drive(outcomes: Iterator[Outcome], chunker: Chunker, inline: bool, bar: Any = None) -> Iterator[Outcome]:
     """Yield outcomes in chunk order, stopping at the first that did not finish its chunk.
 
     Feeds the chunker the measured times (and what each chunk cost the caller),
@@ -231,6 +232,8 @@ def _drive(outcomes: Iterator[Outcome], chunker: Chunker, inline: bool) -> Itera
     try:
         received = time.perf_counter()
         for outcome in outcomes:
+            if bar is not None:
+                bar.update(outcome.iterations)
             if outcome.kind != DONE:
                 chunker.stop()
             pending[outcome.chunk] = outcome
@@ -248,6 +251,8 @@ def _drive(outcomes: Iterator[Outcome], chunker: Chunker, inline: bool) -> Itera
         close = getattr(outcomes, "close", None)
         if close is not None:
             close()
+        if bar is not None:
+            bar.close()
 
 
 def _plain_job(
@@ -315,8 +320,9 @@ def run(
     combiner = Combiner(variables, job, inferred)
     chunker = Chunker(loop.iterable, loop.chunksize)
     inline = in_worker() or loop.resolved_backend() == "sequential"
+    bar = open_bar(loop.iterable, job.filename, line) if loop.progress else None
     try:
-        for outcome in _drive(_outcomes(loop, job, chunker), chunker, inline):
+        for outcome in _drive(_outcomes(loop, job, chunker), chunker, inline, bar):
             if combiner.add(outcome):
                 break
     except (WorkerCrashedError, IterationTimeoutError):
@@ -346,7 +352,8 @@ def comprehension(
     def parts() -> Iterator[Any]:
         chunker = Chunker(loop.iterable, loop.chunksize)
         inline = in_worker() or loop.resolved_backend() == "sequential"
-        for outcome in _drive(_outcomes(loop, job, chunker), chunker, inline):
+        bar = open_bar(loop.iterable, job.filename, line) if loop.progress else None
+        for outcome in _drive(_outcomes(loop, job, chunker), chunker, inline, bar):
             if outcome.kind == RAISED:
                 raise _with_context(outcome, job)
             yield outcome.value

@@ -218,3 +218,25 @@ def test_timeout_must_be_positive() -> None:
     """timeout=0 or a non-number is refused when the loop is made."""
     with pytest.raises(paraloop.ParaLoopError, match="timeout"):
         paraloop.ParaLoop(range(3), timeout=0)
+
+
+def test_progress_bar_counts_every_iteration(tmp_path: Path) -> None:
+    """progress=True draws a tqdm bar that reaches the total (len of the iterable)."""
+    script = tmp_path / "bar.py"
+    script.write_text(
+        textwrap.dedent("""
+        from paraloop import ParaLoop
+        total = 0
+        for i in ParaLoop(range(250), num_processes=2, progress=True):
+            total += i
+        squares = [i * i for i in ParaLoop(list(range(40)), num_processes=2, progress=True)]
+        print(total, len(squares))
+    """)
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "paraloop", str(script)], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [str(sum(range(250))), "40"]
+    assert "250/250" in result.stderr and "40/40" in result.stderr
+    assert "100%" in result.stderr
