@@ -11,6 +11,7 @@ free to take it, so read-ahead is bounded by the number of chunks in flight.
 from __future__ import annotations
 
 import itertools
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -59,8 +60,14 @@ class Chunker:
         self.stopped = False
         self._measured = False
         self.target = TARGET_SECONDS
+        # The threads backend takes chunks from several threads.
+        self._lock = threading.Lock()
 
     def next(self) -> Chunk | None:
+        with self._lock:
+            return self._next()
+
+    def _next(self) -> Chunk | None:
         if self.exhausted or self.stopped:
             return None
         size = self.size
@@ -85,6 +92,10 @@ class Chunker:
         """Adapt the size to a worker's time for ``items`` iterations and the caller's overhead."""
         if self.fixed or items <= 0:
             return
+        with self._lock:
+            self._observe(items, seconds, overhead)
+
+    def _observe(self, items: int, seconds: float, overhead: float) -> None:
         self._measured = True
         if overhead > OVERHEAD_SHARE * seconds:
             self.target = min(MAX_TARGET_SECONDS, max(self.target, overhead / OVERHEAD_SHARE))

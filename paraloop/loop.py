@@ -13,7 +13,7 @@ __all__ = ["BACKENDS", "ParaLoop"]
 
 T = TypeVar("T")
 
-BACKENDS = ("processes", "sequential")
+BACKENDS = ("processes", "threads", "sequential")
 START_METHODS = ("fork", "forkserver", "spawn")
 
 _NOT_REWRITTEN = (
@@ -42,8 +42,10 @@ class ParaLoop(Generic[T]):
 
     - ``num_processes``: the number of workers; default: the CPUs this process
       may use, or ``PARALOOP_WORKERS``.
-    - ``backend``: ``"processes"`` (default) or ``"sequential"`` (runs in the
-      caller, for debugging with pdb); ``PARALOOP_BACKEND`` overrides it.
+    - ``backend``: ``"processes"`` (default), ``"threads"`` (for iterations
+      that mostly wait, or bodies that use locks, open files or sockets) or
+      ``"sequential"`` (runs in the caller, for debugging with pdb);
+      ``PARALOOP_BACKEND`` overrides it.
     - ``chunksize``: iterations per message to a worker; default: adapted to
       the measured iteration time.
     - ``start_method``: ``"fork"``, ``"forkserver"`` or ``"spawn"`` for the

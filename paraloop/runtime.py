@@ -27,6 +27,7 @@ from .execute import BROKE, DONE, RAISED, RETURNED, UNBOUND, Job, Outcome, execu
 from .loop import ParaLoop
 from .progress import open_bar
 from .reductions import infer_reductions
+from .threads import in_worker_thread, run_threads
 from .variable import Variable
 from .worker import in_worker
 
@@ -104,6 +105,9 @@ def _with_context(outcome: Outcome, job: Job) -> BaseException:
         error.__cause__ = RemoteTraceback(text)
     if sys.version_info >= (3, 11):
         error.add_note(note)
+    else:
+        # Printed only from 3.11 on, but readable by code on 3.10 too.
+        error.__notes__ = [*getattr(error, "__notes__", []), note]  # type: ignore[attr-defined]
     return error
 
 
@@ -210,14 +214,28 @@ def _capture(
     return params, [_lookup(name, scope, local, worker.__globals__) for name in params]
 
 
+def _backend(loop: ParaLoop[Any]) -> str:
+    """The loop's backend; a loop nested in a worker (process or thread) runs sequentially."""
+    if in_worker() or in_worker_thread():
+        return "sequential"
+    return loop.resolved_backend()
+
+
 def _outcomes(loop: ParaLoop[Any], job: Job, chunker: Chunker) -> Iterator[Outcome]:
     """Run the job's chunks on the loop's backend; outcomes arrive in any order."""
-    backend = "sequential" if in_worker() else loop.resolved_backend()
+    backend = _backend(loop)
     if backend == "sequential":
         return _inline(job, chunker)
+    count = loop.num_processes or default_workers()
+    if backend == "threads":
+        if job.timeout is not None:
+            raise ParaLoopError(
+                f"{job.filename}, line {job.line}: timeout= cannot stop a thread; use "
+                "backend='processes' for loops with a timeout"
+            )
+        return run_threads(job, chunker, count)
     from .pool import get_pool
 
-    count = loop.num_processes or default_workers()
     return get_pool(loop.resolved_start_method()).run(job, chunker, count)
 
 
@@ -319,7 +337,7 @@ def run(
     )
     combiner = Combiner(variables, job, inferred)
     chunker = Chunker(loop.iterable, loop.chunksize)
-    inline = in_worker() or loop.resolved_backend() == "sequential"
+    inline = _backend(loop) != "processes"
     bar = open_bar(loop.iterable, job.filename, line) if loop.progress else None
     try:
         for outcome in _drive(_outcomes(loop, job, chunker), chunker, inline, bar):
@@ -351,7 +369,7 @@ def comprehension(
 
     def parts() -> Iterator[Any]:
         chunker = Chunker(loop.iterable, loop.chunksize)
-        inline = in_worker() or loop.resolved_backend() == "sequential"
+        inline = _backend(loop) != "processes"
         bar = open_bar(loop.iterable, job.filename, line) if loop.progress else None
         for outcome in _drive(_outcomes(loop, job, chunker), chunker, inline, bar):
             if outcome.kind == RAISED:

@@ -40,9 +40,17 @@ def load_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cal
         sys.modules.pop(name, None)
 
 
-@pytest.fixture(params=START_METHODS)
-def every_start_method(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Run the test once per start method (PARALOOP_START_METHOD overrides the code)."""
-    method: str = request.param
-    monkeypatch.setenv("PARALOOP_START_METHOD", method)
-    return method
+@pytest.fixture(params=[*START_METHODS, "threads", "sequential"])
+def every_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run the test on processes under each start method, on threads and sequentially.
+
+    CONTRACT.md section 7: the same loop gives the same tracked result on every
+    backend. The environment variables override what the code asks for.
+    """
+    choice: str = request.param
+    if choice in START_METHODS:
+        monkeypatch.setenv("PARALOOP_BACKEND", "processes")
+        monkeypatch.setenv("PARALOOP_START_METHOD", choice)
+    else:
+        monkeypatch.setenv("PARALOOP_BACKEND", choice)
+    return choice

@@ -22,8 +22,8 @@ import paraloop
 
 Loader = Callable[..., ModuleType]
 
-# Every test here runs under fork, forkserver and spawn.
-pytestmark = pytest.mark.usefixtures("every_start_method")
+# Every test here runs on every backend (and start method): CONTRACT.md section 7.
+pytestmark = pytest.mark.usefixtures("every_backend")
 
 SETTINGS = [(1, None), (2, None), (2, 1), (3, 4)]
 

@@ -14,8 +14,8 @@ import paraloop
 
 Loader = Callable[..., ModuleType]
 
-# Every test here runs under fork, forkserver and spawn.
-pytestmark = pytest.mark.usefixtures("every_start_method")
+# Every test here runs on every backend (and start method): CONTRACT.md section 7.
+pytestmark = pytest.mark.usefixtures("every_backend")
 
 START_METHODS = ["fork", "forkserver", "spawn"]
 

@@ -1,0 +1,83 @@
+"""What is particular to the threads and sequential backends."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from types import ModuleType
+
+import pytest
+
+import paraloop
+
+Loader = Callable[..., ModuleType]
+
+
+def test_threads_run_in_this_process_in_other_threads(load_module: Loader) -> None:
+    """backend='threads' runs the body in threads of the caller's process."""
+    module = load_module("""
+        import os, threading, time
+        from paraloop import ParaLoop
+        pids = set()
+        threads = set()
+        for i in ParaLoop(range(40), num_processes=3, chunksize=1, backend="threads"):
+            time.sleep(0.001)
+            pids.add(os.getpid())
+            threads.add(threading.current_thread().name)
+    """)
+    assert module.pids == {os.getpid()}
+    assert threading.current_thread().name not in module.threads
+    assert all(name.startswith("paraloop-thread-") for name in module.threads)
+
+
+def test_threads_accept_what_processes_cannot_receive(load_module: Loader) -> None:
+    """A lock and an open file captured by the body work with threads."""
+    module = load_module("""
+        import threading
+        from paraloop import ParaLoop
+        lock = threading.Lock()
+        def write_lines(path):
+            with open(path, "w") as handle:
+                for i in ParaLoop(range(50), num_processes=2, backend="threads"):
+                    with lock:
+                        handle.write(f"{i}\\n")
+    """)
+    path = module.__file__ + ".txt"
+    module.write_lines(path)
+    with open(path) as handle:
+        assert sorted(int(line) for line in handle) == list(range(50))
+
+
+def test_nested_loop_in_a_thread_runs_sequentially(load_module: Loader) -> None:
+    """A ParaLoop inside a threaded body runs in that thread, with the right result."""
+    module = load_module("""
+        import threading
+        from paraloop import ParaLoop
+        rows = []
+        for i in ParaLoop(range(4), num_processes=2, backend="threads"):
+            names = set()
+            for j in ParaLoop(range(3)):
+                names.add(threading.current_thread().name)
+            rows.append((i, len(names)))
+    """)
+    assert module.rows == [(i, 1) for i in range(4)]
+
+
+def test_timeout_is_refused_with_threads(load_module: Loader) -> None:
+    """timeout= with threads is refused: a thread cannot be stopped."""
+    with pytest.raises(paraloop.ParaLoopError, match="cannot stop a thread"):
+        load_module("""
+            from paraloop import ParaLoop
+            for i in ParaLoop(range(3), backend="threads", timeout=5):
+                pass
+        """)
+
+
+def test_unknown_backend_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An unknown backend, in code or in PARALOOP_BACKEND, is refused with the choices."""
+    with pytest.raises(paraloop.ParaLoopError, match="'threads'"):
+        paraloop.ParaLoop(range(3), backend="gpu")
+    monkeypatch.setenv("PARALOOP_BACKEND", "gpu")
+    with pytest.raises(paraloop.ParaLoopError, match="threads"):
+        paraloop.ParaLoop(range(3)).resolved_backend()
