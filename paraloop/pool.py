@@ -13,11 +13,13 @@ starts new workers when the next loop needs them.
 from __future__ import annotations
 
 import atexit
+import io
 import itertools
 import os
 import pickle
 import reprlib
 import signal
+import socket
 import sys
 import threading
 import time
@@ -31,7 +33,7 @@ from multiprocess.connection import wait
 
 from . import serialize
 from .chunks import Chunk, Chunker
-from .errors import IterationTimeoutError, WorkerCrashedError
+from .errors import IterationTimeoutError, ParaLoopError, WorkerCrashedError
 from .execute import Job, Outcome
 from .worker import CHUNK, HEADER, JOB, QUIT, serve
 
@@ -62,6 +64,61 @@ def _main_hidden(method: str) -> Iterator[None]:
         finally:
             if main is not None:
                 sys.modules["__main__"] = main
+
+
+_LOCAL_TYPES = (
+    type(threading.Lock()),
+    type(threading.RLock()),
+    threading.Condition,
+    threading.Semaphore,
+    threading.Event,
+    threading.Barrier,
+    socket.socket,
+)
+
+
+def _bound_to_this_process(value: object) -> bool:
+    """Objects a copy of which would not be the same thing in a worker.
+
+    dill can pickle a lock or an open file, but a worker would get a new lock
+    that excludes nobody, or the file opened anew: refused, not copied.
+    """
+    if isinstance(value, _LOCAL_TYPES):
+        return True
+    if isinstance(value, io.IOBase) and not isinstance(value, (io.BytesIO, io.StringIO)):
+        return True
+    return False
+
+
+def _job_bytes(job: Job) -> bytes:
+    """The job by value, or a ParaLoopError naming the captured value that cannot travel."""
+    for name, value in zip(job.params, job.values):
+        if _bound_to_this_process(value):
+            raise ParaLoopError(
+                f"{job.filename}, line {job.line}: the loop body uses {name!r}, a "
+                f"{type(value).__module__}.{type(value).__qualname__} that belongs to this process "
+                "and cannot be sent to a worker process. Create it inside the body, or use "
+                "backend='threads', which shares it"
+            )
+    try:
+        return serialize.dumps_by_value(job.portable())
+    except Exception as error:  # noqa: BLE001 - find out which value it was
+        failure = error
+    for name, value in zip(job.params, job.values):
+        try:
+            serialize.dumps_by_value(value)
+        except Exception as error:  # noqa: BLE001
+            raise ParaLoopError(
+                f"{job.filename}, line {job.line}: the loop body uses {name!r}, a "
+                f"{type(value).__module__}.{type(value).__qualname__} that cannot be sent to a "
+                f"worker process ({type(error).__name__}: {error}). Create it inside the body, "
+                "or use backend='threads', which shares it"
+            ) from None
+    raise ParaLoopError(
+        f"{job.filename}, line {job.line}: the loop body cannot be sent to a worker process "
+        f"({type(failure).__name__}: {failure}); something it uses from around the loop cannot be "
+        "pickled. Create it inside the body, or use backend='threads'"
+    ) from failure
 
 
 class _Worker:
@@ -160,8 +217,7 @@ class ProcessPool:
                         if worker.job_id != loop_id:
                             if job_message is None:
                                 job_message = pickle.dumps(
-                                    (sys.path, serialize.dumps_by_value(job.portable())),
-                                    protocol=pickle.HIGHEST_PROTOCOL,
+                                    (sys.path, _job_bytes(job)), protocol=pickle.HIGHEST_PROTOCOL
                                 )
                             worker.send(JOB, loop_id, 0, 0, job_message)
                             worker.job_id = loop_id

@@ -81,3 +81,20 @@ def test_unknown_backend_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PARALOOP_BACKEND", "gpu")
     with pytest.raises(paraloop.ParaLoopError, match="threads"):
         paraloop.ParaLoop(range(3)).resolved_backend()
+
+
+@pytest.mark.parametrize("make", ["threading.Lock()", "open(__file__)", "socket.socket()"])
+def test_unpicklable_capture_is_refused_naming_it(load_module: Loader, make: str) -> None:
+    """A lock, open file or socket captured by the body is refused up front, naming it."""
+    module = load_module(f"""
+        import socket, threading
+        from paraloop import ParaLoop
+        def run():
+            handle = {make}
+            for i in ParaLoop(range(4), num_processes=2, backend="processes"):
+                print(handle, i)
+    """)
+    with pytest.raises(
+        paraloop.ParaLoopError, match=r"line 7: the loop body uses 'handle'.*backend='threads'"
+    ):
+        module.run()
