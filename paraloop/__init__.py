@@ -47,4 +47,19 @@ __all__ = [
     "uninstall",
 ]
 
+
+def load_ipython_extension(shell: object) -> None:
+    """``%load_ext paraloop`` in IPython or Jupyter: rewrite the loops of every later cell."""
+    from .ipython import load_ipython_extension as load
+
+    load(shell)
+
+
+def unload_ipython_extension(shell: object) -> None:
+    """``%unload_ext paraloop``: stop rewriting cells."""
+    from .ipython import unload_ipython_extension as unload
+
+    unload(shell)
+
+
 install()

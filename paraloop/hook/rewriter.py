@@ -279,7 +279,9 @@ class _Rewriter:
             result.extend(definitions)
             self.inner_blocks(statement, scopes)
             result.append(statement)
-            if definitions and not isinstance(scopes[-1] if scopes else None, _FUNCTIONS):
+            # No del after a bare expression: IPython shows a cell's last expression.
+            keep_last = isinstance(statement, ast.Expr)
+            if definitions and not keep_last and not isinstance(scopes[-1] if scopes else None, _FUNCTIONS):
                 names = ", ".join(d.name for d in definitions if isinstance(d, ast.FunctionDef))
                 result.extend(_parse_statements(f"del {names}\n", statement))
         return result
