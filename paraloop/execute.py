@@ -108,36 +108,58 @@ def _argument(job: Job, name: str, value: Any) -> Any:
     return private if name in job.wrapped else private.value
 
 
-class Timed:
-    """Iterates a chunk, stamping each iteration's index and start time into ``clock``.
+class ChunkIterator:
+    """Iterates a chunk's items, calling :meth:`starting` before each iteration.
 
-    ``clock`` is shared with the parent process, which stops the worker when
-    an iteration runs past the loop's timeout.
+    It has no ``__len__``, so ``operator.length_hint`` tells how many items are
+    left (which is how a stopped chunk's iteration index is found).
     """
 
-    __slots__ = ("clock", "items", "position", "start")
+    __slots__ = ("items", "position", "start")
 
-    def __init__(self, items: Any, start: int, clock: Any) -> None:
+    def __init__(self, items: Any, start: int) -> None:
         self.items = items
         self.start = start
-        self.clock = clock
         self.position = 0
 
-    def __iter__(self) -> Timed:
+    def __iter__(self) -> ChunkIterator:
         return self
 
     def __next__(self) -> Any:
         if self.position >= len(self.items):
-            self.clock[0] = 0.0
+            self.finished()
             raise StopIteration
         item = self.items[self.position]
-        self.clock[1] = self.start + self.position
-        self.clock[0] = time.monotonic()
+        self.starting(self.start + self.position)
         self.position += 1
         return item
 
     def __length_hint__(self) -> int:
         return len(self.items) - self.position
+
+    def starting(self, index: int) -> None:
+        """Called before the iteration with this (global) index runs."""
+
+    def finished(self) -> None:
+        """Called when the chunk has no more items."""
+
+
+class Timed(ChunkIterator):
+    """Stamps each iteration's index and start time into ``clock``, shared with the parent,
+    which stops the worker when an iteration runs past the loop's timeout."""
+
+    __slots__ = ("clock",)
+
+    def __init__(self, items: Any, start: int, clock: Any) -> None:
+        super().__init__(items, start)
+        self.clock = clock
+
+    def starting(self, index: int) -> None:
+        self.clock[1] = index
+        self.clock[0] = time.monotonic()
+
+    def finished(self) -> None:
+        self.clock[0] = 0.0
 
 
 def execute_chunk(job: Job, chunk: Chunk, clock: Any = None) -> Outcome:

@@ -23,7 +23,7 @@ from typing import Any
 from .chunks import Chunker
 from .cpus import default_workers
 from .errors import IterationTimeoutError, ParaLoopError, RemoteTraceback, WorkerCrashedError
-from .execute import BROKE, DONE, RAISED, RETURNED, UNBOUND, Job, Outcome, execute_chunk
+from .execute import BROKE, DONE, RAISED, RETURNED, UNBOUND, ChunkIterator, Job, Outcome, execute_chunk
 from .loop import ParaLoop
 from .progress import open_bar
 from .reductions import infer_reductions
@@ -150,7 +150,7 @@ def _inline(job: Job, chunker: Chunker) -> Iterator[Outcome]:
     previous = signal.signal(signal.SIGALRM, _alarm(job))
     try:
         while (chunk := chunker.next()) is not None:
-            yield execute_chunk(job, chunk._replace_items(_Alarmed(chunk.items, job.timeout)))
+            yield execute_chunk(job, chunk._replace_items(_Alarmed(chunk.items, job.timeout, chunk.start)))
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
@@ -168,9 +168,10 @@ def _alarm(job: Job) -> Callable[[int, Any], None]:
 class _Alarmed:
     """A chunk's items; each iteration arms SIGALRM for the timeout (the inline backend)."""
 
-    def __init__(self, items: Any, timeout: float) -> None:
+    def __init__(self, items: Any, timeout: float, start: int) -> None:
         self.items = items
         self.timeout = timeout
+        self.start = start
 
     def __len__(self) -> int:
         return len(self.items)
@@ -179,30 +180,21 @@ class _Alarmed:
         return self.items[index]
 
     def __iter__(self) -> _AlarmedIterator:
-        return _AlarmedIterator(self.items, self.timeout)
+        return _AlarmedIterator(self.items, self.start, self.timeout)
 
 
-class _AlarmedIterator:
-    # No __len__: operator.length_hint must see how many items are left.
-    def __init__(self, items: Any, timeout: float) -> None:
-        self.items = items
+class _AlarmedIterator(ChunkIterator):
+    __slots__ = ("timeout",)
+
+    def __init__(self, items: Any, start: int, timeout: float) -> None:
+        super().__init__(items, start)
         self.timeout = timeout
-        self.position = 0
 
-    def __iter__(self) -> _AlarmedIterator:
-        return self
-
-    def __next__(self) -> Any:
-        if self.position >= len(self.items):
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            raise StopIteration
-        item = self.items[self.position]
-        self.position += 1
+    def starting(self, index: int) -> None:
         signal.setitimer(signal.ITIMER_REAL, self.timeout)
-        return item
 
-    def __length_hint__(self) -> int:
-        return len(self.items) - self.position
+    def finished(self) -> None:
+        signal.setitimer(signal.ITIMER_REAL, 0)
 
 
 def _capture(
