@@ -21,13 +21,17 @@ __all__ = ["ParaLoopTransformer", "load_ipython_extension", "unload_ipython_exte
 
 
 class ParaLoopTransformer(ast.NodeTransformer):
-    """Rewrites the ParaLoop loops of a cell."""
+    """Rewrites the ParaLoop loops of a cell, knowing what earlier cells bound."""
+
+    def __init__(self, shell: Any) -> None:
+        super().__init__()
+        self.shell = shell
 
     def visit_Module(self, node: ast.Module) -> ast.Module:
         from IPython.core.error import InputRejected
 
         try:
-            rewrite(node, "<cell>", ast.unparse(node).splitlines())
+            rewrite(node, "<cell>", ast.unparse(node).splitlines(), self.shell.user_ns)
         except UnsupportedLoopError as error:
             raise InputRejected(f"paraloop: line {error.lineno} of the cell: {error.msg}") from None
         ast.fix_missing_locations(node)
@@ -41,7 +45,7 @@ def _registered(shell: Any) -> list[ParaLoopTransformer]:
 def load_ipython_extension(shell: Any) -> None:
     """Called by ``%load_ext paraloop``: start rewriting later cells (once)."""
     if not _registered(shell):
-        shell.ast_transformers.append(ParaLoopTransformer())
+        shell.ast_transformers.append(ParaLoopTransformer(shell))
 
 
 def unload_ipython_extension(shell: Any) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import atexit
 import io
 import itertools
+import logging
 import os
 import pickle
 import reprlib
@@ -39,6 +40,7 @@ from .worker import CHUNK, HEADER, JOB, QUIT, serve
 
 __all__ = ["ProcessPool", "get_pool", "shutdown_pools"]
 
+logger = logging.getLogger("paraloop")
 _loop_ids = itertools.count(1)
 _main_lock = threading.Lock()
 
@@ -132,6 +134,7 @@ class _Worker:
         with _main_hidden(method):
             self.process.start()
         child_end.close()
+        logger.debug("started %s (pid %s, %s)", self.process.name, self.process.pid, method)
         self.connection = parent_end
         self.job_id = -1
         # The loop that holds this worker while it runs (a generator expression
@@ -196,6 +199,7 @@ class ProcessPool:
             return chosen
 
     def _discard(self, worker: _Worker) -> None:
+        logger.debug("stopping %s (pid %s)", worker.process.name, worker.process.pid)
         if worker in self.workers:
             self.workers.remove(worker)
         worker.kill()

@@ -12,6 +12,7 @@ exception.
 from __future__ import annotations
 
 import builtins
+import logging
 import signal
 import sys
 import threading
@@ -31,7 +32,9 @@ from .threads import in_worker_thread, run_threads
 from .variable import Variable
 from .worker import in_worker
 
-__all__ = ["BROKE", "DONE", "RAISED", "RETURNED", "UNBOUND", "LoopResult", "run"]
+__all__ = ["BROKE", "DONE", "RAISED", "RETURNED", "UNBOUND", "LoopResult", "comprehension", "run"]
+
+logger = logging.getLogger("paraloop")
 
 
 @dataclass
@@ -216,9 +219,10 @@ def _backend(loop: ParaLoop[Any]) -> str:
 def _outcomes(loop: ParaLoop[Any], job: Job, chunker: Chunker) -> Iterator[Outcome]:
     """Run the job's chunks on the loop's backend; outcomes arrive in any order."""
     backend = _backend(loop)
+    count = loop.num_processes or default_workers()
+    logger.debug("loop at %s, line %d: backend %s, %d worker(s)", job.filename, job.line, backend, count)
     if backend == "sequential":
         return _inline(job, chunker)
-    count = loop.num_processes or default_workers()
     if backend == "threads":
         if job.timeout is not None:
             raise ParaLoopError(

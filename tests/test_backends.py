@@ -98,3 +98,18 @@ def test_unpicklable_capture_is_refused_naming_it(load_module: Loader, make: str
         paraloop.ParaLoopError, match=r"line 7: the loop body uses 'handle'.*backend='threads'"
     ):
         module.run()
+
+
+def test_paraloop_logs_through_its_logger(load_module: Loader, caplog: pytest.LogCaptureFixture) -> None:
+    """Rewrites and loop runs are logged on logging.getLogger('paraloop'), never printed."""
+    with caplog.at_level("DEBUG", logger="paraloop"):
+        module = load_module("""
+            from paraloop import ParaLoop
+            total = 0
+            for i in ParaLoop(range(5), num_processes=2):
+                total += i
+        """)
+    assert module.total == 10
+    messages = [r.getMessage() for r in caplog.records if r.name == "paraloop"]
+    assert any("rewrote 1 ParaLoop loop(s)" in m for m in messages)
+    assert any("backend processes, 2 worker(s)" in m for m in messages)

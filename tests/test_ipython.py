@@ -78,3 +78,26 @@ def test_unload_stops_rewriting(shell: Any) -> None:
     assert result.success, result.error_in_exec
     assert shell.user_ns["pids"] == {os.getpid()}
     assert shell.user_ns["warned"]
+
+
+@pytest.mark.parametrize("method", ["fork", "forkserver", "spawn"])
+def test_state_from_earlier_cells(shell: Any, method: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ParaLoop imported, a Variable and a plain list made in earlier cells: combined correctly."""
+    monkeypatch.setenv("PARALOOP_START_METHOD", method)
+    assert run(
+        shell, "import paraloop as pl\nfrom paraloop import ParaLoop, Variable, aggregation_strategies as s"
+    ).success
+    assert run(
+        shell, "seen = Variable([], aggregation_strategy=s.Concatenate)\nsquares = []\nclass Box:\n    k = 3"
+    ).success
+    result = run(
+        shell,
+        "for i in ParaLoop(range(12), num_processes=2, chunksize=2):\n"
+        "    seen.append(i)\n"
+        "    squares.append(i * i * Box.k)\n"
+        "doubled = [x * 2 for x in pl.ParaLoop(range(4), num_processes=2)]\n",
+    )
+    assert result.success, result.error_in_exec
+    assert shell.user_ns["seen"].value == list(range(12))
+    assert shell.user_ns["squares"] == [i * i * 3 for i in range(12)]
+    assert shell.user_ns["doubled"] == [0, 2, 4, 6]

@@ -6,6 +6,7 @@ import _imp
 import ast
 import importlib.machinery
 import importlib.util
+import logging
 from types import CodeType
 from typing import Any
 
@@ -14,6 +15,8 @@ from . import cache
 from .rewriter import rewrite
 
 __all__ = ["ParaLoopLoader", "compile_rewritten"]
+
+logger = logging.getLogger("paraloop")
 
 
 def compile_rewritten(source: bytes | str, path: str, optimize: int = -1) -> CodeType:
@@ -24,7 +27,8 @@ def compile_rewritten(source: bytes | str, path: str, optimize: int = -1) -> Cod
     """
     tree = ast.parse(source, path)
     text = importlib.util.decode_source(source) if isinstance(source, bytes) else source
-    rewrite(tree, path, text.splitlines())
+    count = rewrite(tree, path, text.splitlines())
+    logger.debug("rewrote %d ParaLoop loop(s) in %s", count, path)
     try:
         return compile(tree, path, "exec", dont_inherit=True, optimize=optimize)
     except (SyntaxError, ValueError) as error:
@@ -49,6 +53,7 @@ class ParaLoopLoader(importlib.machinery.SourceFileLoader):
             code = self.source_to_code(source, path)
             cache.write(path, source, code)
         else:
+            logger.debug("loaded rewritten %s from its cache", path)
             # The project may have moved since the cache was written: as the
             # interpreter does for its own bytecode, record the current path.
             _imp._fix_co_filename(code, path)  # type: ignore[attr-defined]

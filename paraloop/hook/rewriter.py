@@ -27,8 +27,9 @@ do not mangle them); user code may not use such names.
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from types import ModuleType
 
 from ..errors import UnsupportedLoopError
 from .names import block_names, function_locals, module_bound
@@ -241,11 +242,27 @@ def _same_scope_nodes(body: list[ast.stmt]) -> Iterable[ast.AST]:
 
 
 class _Rewriter:
-    def __init__(self, tree: ast.Module, filename: str, source_lines: list[str]) -> None:
+    def __init__(
+        self,
+        tree: ast.Module,
+        filename: str,
+        source_lines: list[str],
+        namespace: Mapping[str, object] | None = None,
+    ) -> None:
         self.tree = tree
         self.filename = filename
         self.lines = source_lines
         self.paraloop = _paraloop_names(tree)
+        # An interactive namespace (IPython) holds what earlier cells bound.
+        self.namespace_names: set[str] = set(namespace or ())
+        for name, value in (namespace or {}).items():
+            if (
+                getattr(value, "__module__", None) == "paraloop.loop"
+                and getattr(value, "__name__", "") == "ParaLoop"
+            ):
+                self.paraloop.functions.add(name)
+            elif getattr(value, "__name__", None) == "paraloop" and isinstance(value, ModuleType):
+                self.paraloop.modules.add(name)
         self.count = 0
         self.consumed: set[int] = set()
         self._module_bound: set[str] | None = None
@@ -259,7 +276,7 @@ class _Rewriter:
     @property
     def module_bound(self) -> set[str]:
         if self._module_bound is None:
-            self._module_bound = module_bound(self.tree)
+            self._module_bound = module_bound(self.tree) | self.namespace_names
         return self._module_bound
 
     # Walking the tree.
@@ -634,13 +651,20 @@ def _insert_import(tree: ast.Module) -> None:
     body.insert(position, statement)
 
 
-def rewrite(tree: ast.Module, filename: str, source_lines: list[str]) -> int:
+def rewrite(
+    tree: ast.Module,
+    filename: str,
+    source_lines: list[str],
+    namespace: Mapping[str, object] | None = None,
+) -> int:
     """Rewrite the ParaLoop loops of ``tree`` in place; return how many there were.
 
-    Raises :class:`~paraloop.UnsupportedLoopError` for loops it cannot rewrite.
-    A tree without ``ParaLoop`` is left exactly as it was.
+    ``namespace`` is the namespace the code will run in when it already holds
+    names (an IPython cell runs where earlier cells ran).  Raises
+    :class:`~paraloop.UnsupportedLoopError` for loops it cannot rewrite.  A
+    tree without ``ParaLoop`` is left exactly as it was.
     """
-    rewriter = _Rewriter(tree, filename, source_lines)
+    rewriter = _Rewriter(tree, filename, source_lines, namespace)
     if not rewriter.paraloop.functions and not rewriter.paraloop.modules:
         return 0
     rewriter.check_reserved()
