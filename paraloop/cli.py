@@ -25,7 +25,7 @@ when they carry that line.
   -h, --help    print this help
 
 Environment variables:
-  PARALOOP_BACKEND        processes (default) or sequential, for every loop
+  PARALOOP_BACKEND        processes (default), threads or sequential, for every loop
   PARALOOP_WORKERS        number of worker processes for loops that give none
   PARALOOP_START_METHOD   fork, forkserver or spawn for the worker processes
 """

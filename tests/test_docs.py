@@ -17,7 +17,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
-PRINT_COMMENT = re.compile(r"^print\(.*\)\s+# (.*)$")
+PRINT_COMMENT = re.compile(r"^\s*print\(.*\)\s+# (.*)$")
 
 
 def blocks() -> list[tuple[str, str]]:

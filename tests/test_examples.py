@@ -50,3 +50,20 @@ def test_word_frequencies_agree_with_the_plain_loop() -> None:
     assert int(lines["distinct words"]) > 1000
     assert int(lines["total words"]) > int(lines["distinct words"])
     assert "plain loop" in lines and lines["plain loop"].strip().endswith(" s")
+
+
+def test_show_prints_every_example_rewritten() -> None:
+    """python -m paraloop --show prints each example's rewritten source."""
+    for example in sorted(EXAMPLES.glob("*.py")):
+        result = run("-m", "paraloop", "--show", str(example))
+        assert result.returncode == 0, result.stderr
+        assert "__paraloop_rt__.run(" in result.stdout, example.name
+        compile(result.stdout, str(example), "exec")
+
+
+def test_help_names_every_option_and_variable() -> None:
+    """python -m paraloop --help documents the options and environment variables."""
+    result = run("-m", "paraloop", "--help")
+    assert result.returncode == 0
+    for word in ("--show", "PARALOOP_BACKEND", "PARALOOP_WORKERS", "PARALOOP_START_METHOD", "threads"):
+        assert word in result.stdout, word

@@ -510,6 +510,8 @@ class _Rewriter:
         params, local, free = self.captured(reads, set(binds), scopes)
         scope_name = self.scope_name(worker, scopes)
         self.hoist_declarations(loop, innermost)
+        # Before the body is moved and its returns rewritten: errors quote the user's code.
+        uses = tuple(outer_uses(loop.target, loop.body))
         worker_def = self.worker(worker, params, loop, function is not None, _method_self(scopes))
 
         scope = self.scope_argument(free, scopes)
@@ -528,7 +530,7 @@ class _Rewriter:
             f"{result} = {RUNTIME}.run(__paraloop_loop__, {worker}, {scope}, "
             f"line={loop.lineno}, local={tuple(local)!r}, stored={tuple(binds)!r}, "
             f"after={tuple(after)!r}, wrapped={tuple(wrapped)!r}, name={scope_name!r}, "
-            f"uses={tuple(outer_uses(loop.target, loop.body))!r})\n"
+            f"uses={uses!r})\n"
         )
         for name in binds:
             call += f"if {name!r} in {result}.bound:\n    {name} = {result}.bound[{name!r}]\n"
