@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import os
 
-__all__ = ["available_cpus", "default_workers"]
+__all__ = ["available_cpus", "default_workers", "waiting_workers"]
 
 
 def _cgroup_quota() -> float | None:
@@ -41,6 +41,11 @@ def available_cpus() -> int:
     if quota is not None:
         count = min(count, max(1, math.ceil(quota)))
     return max(1, count)
+
+
+def waiting_workers() -> int:
+    """How far the pool may grow for loops whose iterations mostly wait (network, disk)."""
+    return min(32, 8 * available_cpus())
 
 
 def default_workers() -> int:

@@ -91,6 +91,8 @@ class Outcome:
     partials: dict[str, Any] = field(default_factory=dict)
     bound: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    # CPU time the chunk used: far below ``seconds`` when iterations mostly wait.
+    cpu: float = 0.0
     traceback: str | None = None
     item: str | None = None
     # Seconds the caller spent receiving this outcome (set by the pool).
@@ -167,14 +169,16 @@ def execute_chunk(job: Job, chunk: Chunk, clock: Any = None) -> Outcome:
     items = chunk.items
     iterable = Timed(items, chunk.start, clock) if clock is not None and job.timeout else items
     began = time.perf_counter()
+    began_cpu = time.process_time()
     try:
         kind, value, iterator, names = job.function(iterable, *args)
     finally:
         if clock is not None:
             clock[0] = 0.0
     seconds = time.perf_counter() - began
+    cpu = time.process_time() - began_cpu
 
-    outcome = Outcome(chunk.index, chunk.start, len(items), kind, value=value, seconds=seconds)
+    outcome = Outcome(chunk.index, chunk.start, len(items), kind, value=value, seconds=seconds, cpu=cpu)
     if kind != DONE:
         position = len(items) - operator.length_hint(iterator) - 1
         outcome.stop = chunk.start + position

@@ -16,6 +16,7 @@ import atexit
 import io
 import itertools
 import logging
+import math
 import os
 import pickle
 import reprlib
@@ -34,6 +35,7 @@ from multiprocess.connection import wait
 
 from . import serialize
 from .chunks import Chunk, Chunker
+from .cpus import available_cpus
 from .errors import IterationTimeoutError, ParaLoopError, WorkerCrashedError
 from .execute import Job, Outcome
 from .worker import CHUNK, HEADER, JOB, QUIT, serve
@@ -173,6 +175,11 @@ class _Worker:
         self.connection.close()
 
 
+def _mostly_waiting(wall: float, cpu: float) -> bool:
+    """Iterations that used under 30% of their time on the CPU (after 50 ms of evidence)."""
+    return wall > 0.05 and cpu < 0.3 * wall
+
+
 class ProcessPool:
     """Worker processes of one start method, grown on demand and reused by every loop."""
 
@@ -204,10 +211,15 @@ class ProcessPool:
             self.workers.remove(worker)
         worker.kill()
 
-    def run(self, job: Job, chunker: Chunker, count: int) -> Iterator[Outcome]:
-        """Run the chunks of ``chunker`` on ``count`` workers; yield outcomes as they arrive."""
+    def run(self, job: Job, chunker: Chunker, count: int, grow_to: int | None = None) -> Iterator[Outcome]:
+        """Run the chunks of ``chunker`` on ``count`` workers; yield outcomes as they arrive.
+
+        With ``grow_to``, a loop whose iterations mostly wait (their CPU time is
+        far below their wall time) gets more workers, doubling up to ``grow_to``.
+        """
         loop_id = next(_loop_ids)
         active = self.lease(count, loop_id)
+        wall = cpu = 0.0
         job_message: bytes | None = None
         idle = list(active)
         try:
@@ -249,6 +261,17 @@ class ProcessPool:
                         began = time.perf_counter()
                         outcome: Outcome = serialize.loads(data)
                         outcome.received = time.perf_counter() - began
+                        wall, cpu = wall + outcome.seconds, cpu + outcome.cpu
+                        if grow_to is not None and _mostly_waiting(wall, cpu):
+                            # Enough workers that the waiting ones keep the CPUs busy.
+                            wanted = min(
+                                grow_to, math.ceil(available_cpus() * wall / max(cpu, wall / grow_to))
+                            )
+                            if wanted > len(active):
+                                more = self.lease(wanted - len(active), loop_id)
+                                logger.debug("iterations mostly wait: %d more workers", len(more))
+                                active.extend(more)
+                                idle.extend(more)
                         yield outcome
                     elif worker.process.sentinel in ready:
                         self._crashed(worker, job)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import builtins
 import logging
+import os
 import signal
 import sys
 import threading
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .chunks import Chunker
-from .cpus import default_workers
+from .cpus import default_workers, waiting_workers
 from .errors import IterationTimeoutError, ParaLoopError, RemoteTraceback, WorkerCrashedError
 from .execute import BROKE, DONE, RAISED, RETURNED, UNBOUND, ChunkIterator, Job, Outcome, execute_chunk
 from .loop import ParaLoop
@@ -232,7 +233,10 @@ def _outcomes(loop: ParaLoop[Any], job: Job, chunker: Chunker) -> Iterator[Outco
         return run_threads(job, chunker, count)
     from .pool import get_pool
 
-    return get_pool(loop.resolved_start_method()).run(job, chunker, count)
+    # With no count given, a loop whose iterations mostly wait may get more workers.
+    automatic = loop.num_processes is None and not os.environ.get("PARALOOP_WORKERS", "").strip()
+    grow_to = waiting_workers() if automatic else None
+    return get_pool(loop.resolved_start_method()).run(job, chunker, count, grow_to)
 
 
 def _drive(outcomes: Iterator[Outcome], chunker: Chunker, inline: bool, bar: Any = None) -> Iterator[Outcome]:

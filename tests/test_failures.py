@@ -240,3 +240,37 @@ def test_progress_bar_counts_every_iteration(tmp_path: Path) -> None:
     assert result.stdout.split() == [str(sum(range(250))), "40"]
     assert "250/250" in result.stderr and "40/40" in result.stderr
     assert "100%" in result.stderr
+
+
+def test_waiting_iterations_get_more_workers(load_module: Loader, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With no worker count, a loop whose iterations mostly wait grows past the CPU count."""
+    from paraloop.cpus import available_cpus
+
+    monkeypatch.delenv("PARALOOP_WORKERS", raising=False)
+    module = load_module("""
+        import os, time
+        from paraloop import ParaLoop
+        def waiting():
+            pids = set()
+            for i in ParaLoop(range(120)):
+                time.sleep(0.02)
+                pids.add(os.getpid())
+            return pids
+        def busy():
+            pids = set()
+            for i in ParaLoop(range(60)):
+                end = time.process_time() + 0.01
+                while time.process_time() < end:
+                    pass
+                pids.add(os.getpid())
+            return pids
+        def fixed():
+            pids = set()
+            for i in ParaLoop(range(60), num_processes=2):
+                time.sleep(0.01)
+                pids.add(os.getpid())
+            return pids
+    """)
+    assert len(module.waiting()) > available_cpus()
+    assert len(module.busy()) <= available_cpus()
+    assert len(module.fixed()) <= 2
