@@ -58,6 +58,8 @@ class Chunker:
         self.count = 0
         self.exhausted = False
         self.stopped = False
+        # An exception the iterable raised, raised after the chunks before it.
+        self.error: Exception | None = None
         self._measured = False
         self.target = TARGET_SECONDS
         # The threads backend takes chunks from several threads.
@@ -75,7 +77,15 @@ class Chunker:
             items: Sequence[Any] = self._sequence[self.position : self.position + size]
         else:
             assert self._iterator is not None
-            items = list(itertools.islice(self._iterator, size))
+            items = []
+            try:
+                for item in itertools.islice(self._iterator, size):
+                    items.append(item)
+            except Exception as error:  # noqa: BLE001 - raised after the items before it ran
+                # As in a plain loop, the items produced before the failure still run;
+                # the error is raised once their chunks are combined.
+                self.error = error
+                self.exhausted = True
         if not items:
             self.exhausted = True
             return None

@@ -193,10 +193,8 @@ def execute_chunk(job: Job, chunk: Chunk, clock: Any = None) -> Outcome:
         # ``v = x`` rebinds the name, and the new value is the partial result.
         outcome.partials[name] = current.value if isinstance(current, Variable) else current
     for name in job.stored:
-        if name in job.tracked or name not in names:
-            continue
-        current = names[name]
-        if name in initial and current is initial[name]:
-            continue  # not rebound by this chunk
-        outcome.bound[name] = current
+        # Stored names start unbound in each chunk (unless tracked), so a name
+        # present at the end was bound by this chunk.
+        if name not in job.tracked and name in names:
+            outcome.bound[name] = names[name]
     return outcome

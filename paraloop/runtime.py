@@ -46,6 +46,9 @@ class LoopResult:
     broke: bool = False
     returned: bool = False
     value: Any = None
+    # An exception the loop raised: re-raised by the generated code after it
+    # has rebound the names, so they are as the plain loop left them.
+    error: BaseException | None = None
 
 
 class Combiner:
@@ -83,8 +86,7 @@ class Combiner:
             self.result.broke = True
             self.result.value = outcome.value
         elif outcome.kind == RAISED:
-            self.finish()
-            raise _with_context(outcome, self.job)
+            self.result.error = _with_context(outcome, self.job)
 
     def finish(self) -> LoopResult:
         for name, variable in self.variables.items():
@@ -265,6 +267,8 @@ def _drive(outcomes: Iterator[Outcome], chunker: Chunker, inline: bool, bar: Any
             overhead = 0.0 if inline else outcome.received + (time.perf_counter() - received)
             chunker.observe(outcome.iterations, outcome.seconds, overhead)
             received = time.perf_counter()
+        if chunker.error is not None:
+            raise chunker.error
     finally:
         close = getattr(outcomes, "close", None)
         if close is not None:
@@ -343,10 +347,12 @@ def run(
         for outcome in _drive(_outcomes(loop, job, chunker), chunker, inline, bar):
             if combiner.add(outcome):
                 break
-    except (WorkerCrashedError, IterationTimeoutError):
-        # Tracked state keeps what the chunks before the lost one contributed.
-        combiner.finish()
-        raise
+    except BaseException as error:  # noqa: BLE001 - handed to the generated code
+        # The iterable raised, a worker died, an iteration timed out, Ctrl-C:
+        # tracked state keeps what the chunks before it contributed.
+        result = combiner.finish()
+        result.error = error
+        return result
     return combiner.finish()
 
 

@@ -22,7 +22,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, note, settings
+from hypothesis import HealthCheck, Phase, given, note, settings
 from hypothesis import strategies as st
 
 import paraloop
@@ -317,6 +317,9 @@ PROPERTY_SETTINGS = settings(
     deadline=None,
     derandomize=True,
     database=None,
+    report_multiple_bugs=False,
+    # The explain phase traces every line of paraloop too: tens of seconds for a failure.
+    phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink],
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 

@@ -33,12 +33,13 @@ from types import ModuleType
 
 from ..errors import UnsupportedLoopError
 from .names import block_names, function_locals, module_bound
+from .flow import read_before_assigned
 from .uses import outer_uses
 
 __all__ = ["RESERVED_PREFIX", "REWRITER_VERSION", "rewrite", "show"]
 
 # Bump on any change to the generated code: it is part of the bytecode cache key.
-REWRITER_VERSION = 1
+REWRITER_VERSION = 2
 RESERVED_PREFIX = "__paraloop"
 RUNTIME = "__paraloop_rt__"
 
@@ -506,6 +507,10 @@ class _Rewriter:
         targets = {n.id for n in ast.walk(loop.target) if isinstance(n, ast.Name)}
         reads = {n for n in body.loads if not n.startswith(RESERVED_PREFIX)} - targets
         binds = sorted(n for n in body.stores if not n.startswith(RESERVED_PREFIX))
+        # A name the body assigns before any read gets no pre-loop value: it
+        # starts unbound in every chunk, so "bound in this chunk" is exact.
+        early = read_before_assigned(loop.target, loop.body)
+        reads -= {n for n in binds if n not in early}
 
         params, local, free = self.captured(reads, set(binds), scopes)
         scope_name = self.scope_name(worker, scopes)
@@ -534,6 +539,7 @@ class _Rewriter:
         )
         for name in binds:
             call += f"if {name!r} in {result}.bound:\n    {name} = {result}.bound[{name!r}]\n"
+        call += f"if {result}.error is not None:\n    raise {result}.error\n"
         if function is not None and any(isinstance(n, ast.Return) for n in _same_scope_nodes(loop.body)):
             value = f"{result}.value"
             if function.name.startswith(RESERVED_PREFIX):
