@@ -24,7 +24,7 @@ from typing import Any
 
 from .chunks import Chunker
 from .cpus import default_workers, waiting_workers
-from .errors import IterationTimeoutError, ParaLoopError, RemoteTraceback, WorkerCrashedError
+from .errors import IterationTimeoutError, ParaLoopError, RemoteTraceback
 from .execute import BROKE, DONE, RAISED, RETURNED, UNBOUND, ChunkIterator, Job, Outcome, execute_chunk
 from .loop import ParaLoop
 from .progress import open_bar

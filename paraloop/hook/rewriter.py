@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 from types import ModuleType
 
 from ..errors import UnsupportedLoopError
-from .names import block_names, function_locals, module_bound
 from .flow import read_before_assigned
+from .names import block_names, function_locals, module_bound
 from .uses import outer_uses
 
 __all__ = ["RESERVED_PREFIX", "REWRITER_VERSION", "rewrite", "show"]
