@@ -92,13 +92,32 @@ def _zero(value: Value) -> Value:
     return _empty_like(value)
 
 
+_NEUTRAL_FACTORIES = (int, float, complex, list, set, dict, str, tuple)
+
+
+class _ZeroOf:
+    """A default factory giving the zero of what ``factory`` gives (picklable, unlike a lambda)."""
+
+    def __init__(self, factory: Value) -> None:
+        self.factory = factory
+
+    def __call__(self) -> Value:
+        return _zero(self.factory())
+
+
 def _add(total: Value, amount: Value) -> Value:
-    """``total + amount``, in place for lists and sets (as ``d[k].append(x)`` would be)."""
+    """``total + amount``; in place for lists, sets and dicts (as ``d[k].append(x)`` would be).
+
+    A dict entry grows by ``update``: later keys win, and a Counter adds counts.
+    """
     if isinstance(total, list):
         total.extend(amount)
         return total
     if isinstance(total, set):
         total |= amount
+        return total
+    if isinstance(total, dict):
+        total.update(amount)
         return total
     return total + amount
 
@@ -172,6 +191,12 @@ class Sum(AggregationStrategy):
         return None
 
     def start(self, value: Value) -> Value:
+        if isinstance(value, defaultdict) and value.default_factory is not None:
+            factory = value.default_factory
+            if factory not in _NEUTRAL_FACTORIES:
+                # defaultdict(lambda: 100): each private copy must start keys at
+                # zero, or every chunk would add the default once more.
+                return defaultdict(_ZeroOf(factory))
         if isinstance(value, (Counter, defaultdict)):
             return _empty_like(value)
         if isinstance(value, Mapping):
@@ -186,11 +211,13 @@ class Sum(AggregationStrategy):
     def combine(self, accumulated: Value, partial: Value) -> Value:
         if isinstance(accumulated, MutableMapping):
             get = accumulated.get
+            # A key new to a defaultdict starts from its default, as d[k] += x would.
+            factory = getattr(accumulated, "default_factory", None)
             for key, amount in partial.items():
                 current = get(key, NOTHING)
                 if current is NOTHING:
-                    accumulated[key] = amount
-                elif isinstance(current, (list, set)):
+                    accumulated[key] = amount if factory is None else _add(factory(), amount)
+                elif isinstance(current, (list, set, dict)):
                     accumulated[key] = _add(current, amount)
                 else:
                     accumulated[key] = current + amount
@@ -325,21 +352,23 @@ class Max(_Extremum):
 class Any(AggregationStrategy):
     """True when any iteration set it: ``found = found or test(x)``, ``found |= test(x)``."""
 
-    def start(self, value: object) -> bool:
+    def start(self, value: object) -> object:
         return False
 
-    def combine(self, accumulated: object, partial: object) -> bool:
-        return bool(accumulated) or bool(partial)
+    def combine(self, accumulated: object, partial: object) -> object:
+        # As ``found = found or x`` would: the first true value, not just True.
+        return accumulated or partial
 
 
 class All(AggregationStrategy):
     """True while every iteration kept it: ``ok = ok and test(x)``, ``ok &= test(x)``."""
 
-    def start(self, value: object) -> bool:
+    def start(self, value: object) -> object:
         return True
 
-    def combine(self, accumulated: object, partial: object) -> bool:
-        return bool(accumulated) and bool(partial)
+    def combine(self, accumulated: object, partial: object) -> object:
+        # As ``ok = ok and x`` would: the first false value, not just False.
+        return accumulated and partial
 
 
 class Last(AggregationStrategy):

@@ -61,6 +61,10 @@ def _is_container(value: object) -> bool:
 def _strategy_for(forms: set[str], value: object) -> AggregationStrategy | None:
     """The strategy that combines these update forms on this value, if there is one."""
     additive = {"aug:Add", "aug:Sub"}
+    if forms == {"or"}:
+        return strategies.Any()
+    if forms == {"and"}:
+        return strategies.All()
     if isinstance(value, bool):
         if forms in ({"aug:BitOr", "or"}, {"aug:BitAnd", "and"}):
             return strategies.Any() if "or" in forms else strategies.All()
@@ -202,8 +206,13 @@ def _infer(name: str, value: Any, group: list[Use], filename: str) -> Aggregatio
     forms = {use[2] for use in updates}
     strategy = _strategy_for(forms, value)
     if strategy is None:
-        if not _is_container(value) and not isinstance(value, (numbers.Number, str, bytes, tuple)):
-            return None  # the user's own object: its methods are untracked side effects
+        in_place = all(form.startswith(("call:", "item")) for form in forms)
+        if (
+            in_place
+            and not _is_container(value)
+            and not isinstance(value, (numbers.Number, str, bytes, tuple))
+        ):
+            return None  # methods of the user's own object: untracked side effects
         spelled = ", ".join(sorted(use[3] for use in updates))
         raise _refuse(
             filename,

@@ -92,6 +92,33 @@ CASES: dict[str, tuple[str, list[str]]] = {
     """,
         ["counts", "total", "longest"],
     ),
+    "defaultdict with a non-zero default": (
+        """
+        budget = defaultdict(lambda: 100)
+        for i in ParaLoop(range(60), {options}):
+            budget["x" if i % 2 else "y"] -= 1
+        budget = dict(budget)
+    """,
+        ["budget"],
+    ),
+    "dict of dicts grown with update": (
+        """
+        groups = {"odd": {}, "even": {}}
+        for i in ParaLoop(range(30), {options}):
+            groups["odd" if i % 2 else "even"].update({i: i * i})
+    """,
+        ["groups"],
+    ),
+    "or and and keep Python's values": (
+        """
+        found = None
+        zero = 1
+        for word in ParaLoop(["apple", "banana", "cherry", "blue"] * 5, {options}):
+            found = found or (word if word.startswith("b") else None)
+            zero = zero and len(word) - 4
+    """,
+        ["found", "zero"],
+    ),
     "str +=": (
         """
         text = ">"

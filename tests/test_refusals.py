@@ -179,6 +179,7 @@ def test_mutating_a_variable_is_fine(load_module: Loader) -> None:
         ),
         ("make = lambda: [x * x for x in ParaLoop(range(3))]\n", "make", "for' statement"),
         ("loop = ParaLoop(range(3))\n", "loop =", "for' statement"),
+        ("d = {}\nfor d['k'] in ParaLoop(range(3)):\n    pass\n", "for d[", "name or a tuple of names"),
         ("for x in ParaLoop(range(3)):\n    return x\n", "return x", "'return' outside function"),
         ("for __paraloop_x in ParaLoop(range(3)):\n    pass\n", "__paraloop_x", "reserved"),
     ],

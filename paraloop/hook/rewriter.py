@@ -417,6 +417,14 @@ class _Rewriter:
 
     # One loop.
     def check_body(self, loop: ast.For, in_function: bool) -> None:
+        for node in ast.walk(loop.target):
+            if isinstance(node, (ast.Attribute, ast.Subscript)):
+                raise self.refuse(
+                    "the target of a ParaLoop loop must be a name or a tuple of names: "
+                    f"'{ast.unparse(node)}' would be assigned in the workers only. Loop over "
+                    "a name and assign it in the body (collected with a Variable)",
+                    node,
+                )
         for node in _same_scope_nodes(loop.body):
             if isinstance(node, (ast.Yield, ast.YieldFrom)):
                 raise self.refuse(
