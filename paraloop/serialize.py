@@ -9,7 +9,9 @@ dill, which sends functions and classes of ``__main__`` by value.
 
 from __future__ import annotations
 
+import io
 import pickle
+import sys
 from typing import Any
 
 import dill
@@ -38,11 +40,39 @@ def dumps_by_value(obj: Any) -> bytes:
     return _DILL + data
 
 
+def _main_type(kind: type, name: str, bases: tuple[type, ...], namespace: dict[str, Any]) -> type:
+    """Rebuild a class of ``__main__`` sent by value, or reuse the one this process has.
+
+    Without this, a dataclass defined in the user's script would come back
+    from a worker as a new class of the same name: ``isinstance`` and ``==``
+    with the script's own objects would fail.  A worker keeps the classes it
+    rebuilds in its ``__main__``, so later items and results refer to one class.
+    """
+    main = sys.modules.get("__main__")
+    if namespace.get("__module__") == "__main__" and main is not None:
+        existing = getattr(main, name, None)
+        if isinstance(existing, type) and existing.__qualname__ == namespace.get("__qualname__", name):
+            return existing
+        created: type = dill._dill._create_type(kind, name, bases, namespace)
+        if existing is None:
+            setattr(main, name, created)
+        return created
+    rebuilt: type = dill._dill._create_type(kind, name, bases, namespace)
+    return rebuilt
+
+
+class _Unpickler(dill.Unpickler):  # type: ignore[misc]
+    def find_class(self, module: str, name: str) -> Any:
+        if module == "dill._dill" and name == "_create_type":
+            return _main_type
+        return super().find_class(module, name)
+
+
 def loads(data: bytes | memoryview) -> Any:
     view = memoryview(data)
     tag, payload = bytes(view[:1]), view[1:]
     if tag == _PICKLE:
         return pickle.loads(payload)
     if tag == _DILL:
-        return dill.loads(bytes(payload))
+        return _Unpickler(io.BytesIO(payload)).load()
     raise ValueError(f"unknown paraloop payload tag {tag!r}")

@@ -538,3 +538,31 @@ def test_lambda_and_module_constant_travel_by_value_under_spawn(tmp_path: Path) 
     table = {"a": 1, "b": 20, "c": 300}
     keys = list("abc") * 10
     assert json.loads(result.stdout) == [[table[k] * 2 for k in keys], sum(table[k] for k in keys)]
+
+
+@pytest.mark.parametrize("method", ["fork", "forkserver", "spawn"])
+def test_script_classes_come_back_as_the_scripts_own(tmp_path: Path, method: str) -> None:
+    """Instances of a dataclass defined in the script are of the script's class after the loop."""
+    script = tmp_path / "classes.py"
+    script.write_text(
+        textwrap.dedent(f"""
+            from dataclasses import dataclass
+            from paraloop import ParaLoop
+
+            @dataclass
+            class Point:
+                x: int
+
+            out = []
+            for i in ParaLoop(range(6), num_processes=2, chunksize=1, start_method={method!r}):
+                out.append(Point(i))
+            last = Point(-1)
+            for p in ParaLoop([Point(1), Point(2)], num_processes=2, chunksize=1, start_method={method!r}):
+                last = Point(p.x * 10)
+            print(all(type(p) is Point for p in out), out == [Point(i) for i in range(6)])
+            print(type(last) is Point, last == Point(20))
+        """)
+    )
+    result = run_paraloop(script)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True"] * 4
