@@ -241,3 +241,55 @@ def test_names_assigned_on_every_path_are_per_iteration(load_module: Loader) -> 
     """,
         ["labels", "label", "value"],
     )
+
+
+def test_private_names_in_classes(load_module: Loader) -> None:
+    """__private names bound in a method's or class body's loop come back (name mangling)."""
+    module = load_module("""
+        from paraloop import ParaLoop
+        class C:
+            for __i in ParaLoop(range(4), num_processes=2):
+                pass
+            def m(self):
+                for i in ParaLoop(range(4), num_processes=2, chunksize=2):
+                    __last = i * 10
+                return __last
+        result = C().m()
+        hidden = C._C__i
+    """)
+    assert (module.result, module.hidden) == (30, 3)
+
+
+def test_return_from_a_nested_paraloop(load_module: Loader) -> None:
+    """return inside a ParaLoop nested in a ParaLoop body returns the plain value."""
+    same_as_plain(
+        load_module,
+        """
+        from paraloop import ParaLoop
+        def nested(rows):
+            for r in ParaLoop(rows, num_processes=2, chunksize=1):
+                for v in ParaLoop(r):
+                    if v < 0:
+                        return (r, v)
+            return "none"
+        found = nested([[1, 2], [3, -1, -2], [-5]])
+        nothing = nested([[1], [2]])
+    """,
+        ["found", "nothing"],
+    )
+
+
+def test_comprehension_in_a_class_body_skips_class_names(load_module: Loader) -> None:
+    """As in Python, a comprehension in a class body does not see the class's names."""
+    same_as_plain(
+        load_module,
+        """
+        from paraloop import ParaLoop
+        k = 1
+        class A:
+            k = 100
+            vals = [x * k for x in ParaLoop(range(3), num_processes=2)]
+        vals = A.vals
+    """,
+        ["vals"],
+    )

@@ -27,7 +27,7 @@ do not mangle them); user code may not use such names.
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import ModuleType
 
@@ -207,6 +207,19 @@ def _with_unbound_prologue(source: str, params: list[str]) -> str:
     return source.replace("    __paraloop_it__ =", unbound + "    __paraloop_it__ =", 1)
 
 
+def _mangler(scopes: list[ast.AST]) -> Callable[[str], str]:
+    """How the compiler spells a name inside the innermost enclosing class (``__x`` -> ``_C__x``)."""
+    classes = [s for s in scopes if isinstance(s, ast.ClassDef)]
+    stripped = classes[-1].name.lstrip("_") if classes else ""
+
+    def mangle(name: str) -> str:
+        if stripped and name.startswith("__") and not name.endswith("__"):
+            return f"_{stripped}{name}"
+        return name
+
+    return mangle
+
+
 def _method_self(scopes: list[ast.AST]) -> str | None:
     """The first parameter of a method the loop is directly in, for ``super()``."""
     if len(scopes) >= 2 and isinstance(scopes[-1], _FUNCTIONS) and isinstance(scopes[-2], ast.ClassDef):
@@ -233,13 +246,20 @@ def _explicit_super(body: list[ast.stmt], first: str) -> None:
             ]
 
 
-def _same_scope_nodes(body: list[ast.stmt]) -> Iterable[ast.AST]:
+def _same_scope_nodes(
+    body: list[ast.stmt], skip: Callable[[ast.expr], bool] | None = None
+) -> Iterable[ast.AST]:
+    """The nodes of ``body`` outside nested scopes (and, with ``skip``, outside loops whose
+    iterable ``skip`` accepts: a nested ParaLoop loop's returns belong to its own worker)."""
     stack: list[ast.AST] = list(reversed(body))
     while stack:
         node = stack.pop()
         yield node
-        if not isinstance(node, _NESTED_SCOPES):
-            stack.extend(reversed(list(ast.iter_child_nodes(node))))
+        if isinstance(node, _NESTED_SCOPES):
+            continue
+        if skip is not None and isinstance(node, ast.For) and skip(node.iter):
+            continue
+        stack.extend(reversed(list(ast.iter_child_nodes(node))))
 
 
 class _Rewriter:
@@ -375,7 +395,7 @@ class _Rewriter:
             per_chunk = ast.ListComp(elt=node.elt, generators=generators)
         ast.copy_location(per_chunk, node)
         reads = {n for n in block_names([ast.Expr(per_chunk)]).loads if not n.startswith(RESERVED_PREFIX)}
-        params, local, free = self.captured(reads, set(), scopes)
+        params, local, free = self.captured(reads, set(), scopes, class_visible=False)
         name = self.scope_name(worker, scopes)
         source = _COMPREHENSION_TEMPLATE.format(
             worker=worker, params="".join(f", {p}" for p in params), rt=RUNTIME
@@ -390,9 +410,11 @@ class _Rewriter:
         assignment.value = per_chunk
         definitions.append(definition)
         kind = _COMPREHENSION_KINDS[type(node)]
+        in_class_body = bool(scopes) and isinstance(scopes[-1], ast.ClassDef)
         call = ast.parse(
             f"{RUNTIME}.comprehension(__paraloop_loop__, {worker}, "
-            f"{self.scope_argument(free, scopes)}, {kind!r}, line={first.iter.lineno}, "
+            f"{'None' if in_class_body else self.scope_argument(free, scopes)}, {kind!r}, "
+            f"line={first.iter.lineno}, "
             f"local={tuple(local)!r}, name={name!r})",
             mode="eval",
         ).body
@@ -446,7 +468,7 @@ class _Rewriter:
                 raise self.refuse("'return' outside function", node)
 
     def captured(
-        self, reads: set[str], binds: set[str], scopes: list[ast.AST]
+        self, reads: set[str], binds: set[str], scopes: list[ast.AST], class_visible: bool = True
     ) -> tuple[list[str], list[str], list[str]]:
         """Which names read by generated code exist around it, and where.
 
@@ -473,9 +495,12 @@ class _Rewriter:
                     params.append(name)
                 elif name in self.module_bound:
                     params.append(name)
-        elif isinstance(innermost, ast.ClassDef):
+        elif isinstance(innermost, ast.ClassDef) and class_visible:
             class_bound = block_names(innermost.body).stores | binds
             params = [n for n in sorted(reads) if n in class_bound or n in self.module_bound]
+        elif isinstance(innermost, ast.ClassDef):
+            # A comprehension in a class body does not see the class's names.
+            params = [n for n in sorted(reads) if n in self.module_bound]
         else:
             params = [n for n in sorted(reads) if n in self.module_bound or n in binds]
         return params, local, free
@@ -539,14 +564,18 @@ class _Rewriter:
                 and node.attr in ("value", "aggregation_strategy")
             }
         )
+        # Inside a class, the compiler mangles __private names; the keys must match.
+        mangle = _mangler(scopes)
+        uses = tuple((mangle(n), line, form, text) for n, line, form, text in uses)
         call = (
             f"{result} = {RUNTIME}.run(__paraloop_loop__, {worker}, {scope}, "
-            f"line={loop.lineno}, local={tuple(local)!r}, stored={tuple(binds)!r}, "
-            f"after={tuple(after)!r}, wrapped={tuple(wrapped)!r}, name={scope_name!r}, "
-            f"uses={uses!r})\n"
+            f"line={loop.lineno}, local={tuple(map(mangle, local))!r}, "
+            f"stored={tuple(map(mangle, binds))!r}, after={tuple(map(mangle, after))!r}, "
+            f"wrapped={tuple(map(mangle, wrapped))!r}, name={scope_name!r}, uses={uses!r})\n"
         )
         for name in binds:
-            call += f"if {name!r} in {result}.bound:\n    {name} = {result}.bound[{name!r}]\n"
+            key = mangle(name)
+            call += f"if {key!r} in {result}.bound:\n    {name} = {result}.bound[{key!r}]\n"
         call += f"if {result}.error is not None:\n    raise {result}.error\n"
         if function is not None and any(isinstance(n, ast.Return) for n in _same_scope_nodes(loop.body)):
             value = f"{result}.value"
@@ -584,7 +613,7 @@ class _Rewriter:
         return definition
 
     def returns_to_outcomes(self, body: list[ast.stmt], loop: ast.For) -> None:
-        for node in _same_scope_nodes(body):
+        for node in _same_scope_nodes(body, skip=self.paraloop.matches):
             if isinstance(node, ast.Return):
                 value = node.value
                 if value is None:
