@@ -214,3 +214,37 @@ def test_user_syntax_errors_come_from_the_parser(tmp_path: Path, monkeypatch: py
         importlib.import_module("broken_module")
     assert not isinstance(caught.value, paraloop.UnsupportedLoopError)
     assert caught.value.filename == str(tmp_path / "broken_module.py")
+
+
+def test_walrus_that_may_not_run_is_a_carried_value(load_module: Loader) -> None:
+    """A := in a short-circuited operand may not assign: reading the name later is refused."""
+    with pytest.raises(paraloop.ParaLoopError, match="'last' carries a value"):
+        load_module(
+            HEADER
+            + textwrap.dedent("""
+            last = None
+            out = []
+            for i in ParaLoop(range(6), num_processes=2):
+                if i % 4 == 1 and (last := i):
+                    pass
+                out.append(last)
+        """)
+        )
+
+
+def test_match_whose_cases_all_bind_is_not_a_dependency(load_module: Loader) -> None:
+    """A name every case of a match binds (with a catch-all case) is per-iteration."""
+    module = load_module(
+        HEADER
+        + textwrap.dedent("""
+        out = []
+        for item in ParaLoop([(1, 2), 3, (4, 5)], num_processes=2, chunksize=1):
+            match item:
+                case (a, b):
+                    pass
+                case _:
+                    a = 0
+            out.append(a)
+    """)
+    )
+    assert module.out == [1, 0, 4]

@@ -44,7 +44,20 @@ class _Flow:
         if isinstance(node, _COMPREHENSIONS):
             names = block_names([ast.Expr(node)])
             self.early |= names.loads - assigned
-            assigned |= names.stores
+            # Its := targets are assigned only if it runs at least once: not definitely.
+            return
+        if isinstance(node, ast.BoolOp):
+            # Only the first operand surely runs; := in the others may not happen.
+            self.expression(node.values[0], assigned)
+            for operand in node.values[1:]:
+                self.expression(operand, set(assigned))
+            return
+        if isinstance(node, ast.IfExp):
+            self.expression(node.test, assigned)
+            body, orelse = set(assigned), set(assigned)
+            self.expression(node.body, body)
+            self.expression(node.orelse, orelse)
+            assigned |= body & orelse
             return
         if isinstance(node, ast.NamedExpr):
             self.expression(node.value, assigned)
@@ -154,6 +167,8 @@ class _Flow:
             return a
         if isinstance(node, ast.Match):
             self.expression(node.subject, a)
+            case_ends: list[set[str] | None] = []
+            exhaustive = False
             for case in node.cases:
                 bound = set(a)
                 for pattern in ast.walk(case.pattern):
@@ -161,8 +176,20 @@ class _Flow:
                     if isinstance(name, str):
                         bound.add(name)
                 self.expression(case.guard, bound)
-                self.block(case.body, bound)
-            return a
+                case_ends.append(self.block(case.body, bound))
+                # case _: (or a bare capture) without a guard matches anything.
+                if (
+                    isinstance(case.pattern, ast.MatchAs)
+                    and case.pattern.pattern is None
+                    and case.guard is None
+                ):
+                    exhaustive = True
+            if not exhaustive:
+                case_ends.append(a)  # no case matched
+            after: set[str] | None = None
+            for end in case_ends:
+                after = end if after is None else _merge(after, end)
+            return after
         if isinstance(node, (ast.Return, ast.Raise, ast.Break, ast.Continue)):
             for child in ast.iter_child_nodes(node):
                 self.expression(child, a)
