@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, Phase, given, note, settings
 from hypothesis import strategies as st
+from plain_loop import run_plain
 
 import paraloop
 
@@ -266,15 +267,6 @@ def raising_programs(draw: st.DrawFn) -> tuple[str, int]:
 # ---------------------------------------------------------------------------
 # Runners and comparison
 # ---------------------------------------------------------------------------
-
-
-def run_plain(source: str) -> dict[str, Any]:
-    """Exec the source unrewritten: ParaLoop iterates sequentially (its warning silenced)."""
-    namespace: dict[str, Any] = {"__name__": "plain"}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", paraloop.ParaLoopWarning)
-        exec(compile(source, "<plain>", "exec"), namespace)
-    return namespace
 
 
 def run_paraloop(load_module: Loader, source: str) -> ModuleType:

@@ -17,6 +17,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from plain_loop import run_plain
 
 import paraloop
 
@@ -271,14 +272,6 @@ CASES: dict[str, tuple[str, list[str]]] = {
         ],
     ),
 }
-
-
-def run_plain(source: str) -> dict[str, Any]:
-    namespace: dict[str, Any] = {"__name__": "plain"}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", paraloop.ParaLoopWarning)
-        exec(compile(source, "<plain>", "exec"), namespace)
-    return namespace
 
 
 def assert_same(plain: Any, parallel: Any, name: str) -> None:

@@ -6,9 +6,9 @@ import textwrap
 import warnings
 from collections.abc import Callable
 from types import ModuleType
-from typing import Any
 
 import pytest
+from plain_loop import run_plain
 
 import paraloop
 
@@ -20,16 +20,8 @@ pytestmark = pytest.mark.usefixtures("every_backend")
 START_METHODS = ["fork", "forkserver", "spawn"]
 
 
-def plain(source: str) -> dict[str, Any]:
-    namespace: dict[str, Any] = {"__name__": "plain"}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", paraloop.ParaLoopWarning)
-        exec(compile(textwrap.dedent(source), "<plain>", "exec"), namespace)
-    return namespace
-
-
 def same_as_plain(load_module: Loader, source: str, names: list[str]) -> ModuleType:
-    expected = plain(source)
+    expected = run_plain(source)
     with warnings.catch_warnings():
         warnings.simplefilter("error", paraloop.ParaLoopWarning)
         module = load_module(textwrap.dedent(source))
