@@ -29,6 +29,7 @@ OVERHEAD_SHARE = 0.05
 MAX_TARGET_SECONDS = 1.0
 # Bounds read-ahead: at this size the cost of a round trip is already negligible.
 MAX_CHUNK = 1 << 16
+GROWTH = 16
 
 
 @dataclass
@@ -94,8 +95,8 @@ class Chunker:
         self.position += len(items)
         if len(items) < size:
             self.exhausted = True
-        if not self.fixed and not self._measured:
-            self.size = min(self.size * 2, MAX_CHUNK)
+        # Until a worker has measured an iteration, chunks stay at one item, so
+        # that many workers starting at once do not each take a growing share.
         return chunk
 
     def observe(self, items: int, seconds: float, overhead: float = 0.0) -> None:
@@ -111,7 +112,8 @@ class Chunker:
             self.target = min(MAX_TARGET_SECONDS, max(self.target, overhead / OVERHEAD_SHARE))
         per_item = max(seconds / items, 1e-9)
         wanted = int(self.target / per_item)
-        self.size = max(1, min(wanted, self.size * 2, MAX_CHUNK))
+        # Grow fast (one noisy measurement cannot overshoot by more than this).
+        self.size = max(1, min(wanted, self.size * GROWTH, MAX_CHUNK))
 
     def stop(self) -> None:
         self.stopped = True

@@ -250,23 +250,25 @@ def _drive(outcomes: Iterator[Outcome], chunker: Chunker, inline: bool, bar: Any
     pending: dict[int, Outcome] = {}
     expected = 0
     try:
-        received = time.perf_counter()
         for outcome in outcomes:
             if bar is not None:
                 bar.update(outcome.iterations)
             if outcome.kind != DONE:
                 chunker.stop()
             pending[outcome.chunk] = outcome
+            combining = 0.0
             while expected in pending:
                 current = pending.pop(expected)
                 expected += 1
-                yield current
+                began = time.perf_counter()
+                yield current  # the consumer combines it meanwhile
+                combining += time.perf_counter() - began
                 if current.kind != DONE:
                     return
-            # What this chunk cost the caller: receiving it and combining it.
-            overhead = 0.0 if inline else outcome.received + (time.perf_counter() - received)
+            # What this chunk cost the caller: receiving it and combining it (not
+            # the time spent waiting for it).
+            overhead = 0.0 if inline else outcome.received + combining
             chunker.observe(outcome.iterations, outcome.seconds, overhead)
-            received = time.perf_counter()
         if chunker.error is not None:
             raise chunker.error
     finally:

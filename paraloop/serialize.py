@@ -14,8 +14,6 @@ import pickle
 import sys
 from typing import Any
 
-import dill
-
 __all__ = ["dumps", "dumps_by_value", "loads"]
 
 _PICKLE = b"P"
@@ -36,6 +34,8 @@ def dumps(obj: Any) -> bytes:
 
 def dumps_by_value(obj: Any) -> bytes:
     """Serialize with dill, functions and classes of ``__main__`` by value."""
+    import dill  # imported when first needed: importing a rewritten module stays cheap
+
     data: bytes = dill.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL, recurse=True)
     return _DILL + data
 
@@ -53,19 +53,31 @@ def _main_type(kind: type, name: str, bases: tuple[type, ...], namespace: dict[s
         existing = getattr(main, name, None)
         if isinstance(existing, type) and existing.__qualname__ == namespace.get("__qualname__", name):
             return existing
-        created: type = dill._dill._create_type(kind, name, bases, namespace)
+        created: type = _create_type(kind, name, bases, namespace)
         if existing is None:
             setattr(main, name, created)
         return created
-    rebuilt: type = dill._dill._create_type(kind, name, bases, namespace)
+    rebuilt: type = _create_type(kind, name, bases, namespace)
     return rebuilt
 
 
-class _Unpickler(dill.Unpickler):  # type: ignore[misc]
-    def find_class(self, module: str, name: str) -> Any:
-        if module == "dill._dill" and name == "_create_type":
-            return _main_type
-        return super().find_class(module, name)
+def _create_type(kind: type, name: str, bases: tuple[type, ...], namespace: dict[str, Any]) -> type:
+    import dill
+
+    created: type = dill._dill._create_type(kind, name, bases, namespace)
+    return created
+
+
+def _unpickler(payload: memoryview) -> Any:
+    import dill
+
+    class _Unpickler(dill.Unpickler):  # type: ignore[misc]
+        def find_class(self, module: str, name: str) -> Any:
+            if module == "dill._dill" and name == "_create_type":
+                return _main_type
+            return super().find_class(module, name)
+
+    return _Unpickler(io.BytesIO(payload))
 
 
 def loads(data: bytes | memoryview) -> Any:
@@ -74,5 +86,5 @@ def loads(data: bytes | memoryview) -> Any:
     if tag == _PICKLE:
         return pickle.loads(payload)
     if tag == _DILL:
-        return _Unpickler(io.BytesIO(payload)).load()
+        return _unpickler(payload).load()
     raise ValueError(f"unknown paraloop payload tag {tag!r}")
