@@ -1,0 +1,100 @@
+"""Measured causes: one instrumented run of a paraloop variant, printed as JSON.
+
+    python diagnose.py chunks MODULE VARIANT '{"n": 64}' [MODULE,...]  # how the loop was cut
+                                    # into chunks (MODULE,...: imported before the loop)
+    python diagnose.py finder DIRECTORY                     # where the import hook's time goes
+    python diagnose.py marked DIRECTORY                     # what importing a marked module imports
+
+These look inside paraloop (``paraloop.chunks.Chunker``, ``paraloop.pool``,
+``paraloop.hook.finder``) and only observe: they wrap methods to record what
+happens. They explain a figure; the figures themselves come from ``child.py``.
+"""
+
+import cProfile
+import importlib
+import json
+import pstats
+import sys
+import time
+
+
+def chunks(module_name, variant, args, preload=()):
+    import paraloop  # noqa: F401 - installs the hook before the workload is imported
+
+    for name in preload:
+        importlib.import_module(name)
+    from paraloop import chunks as chunking
+
+    events = {"sizes": [], "seconds": [], "arrivals": [], "overheads": [], "targets": []}
+    began = time.perf_counter()
+    original_next, original_observe = chunking.Chunker._next, chunking.Chunker._observe
+
+    def next_chunk(self):
+        chunk = original_next(self)
+        if chunk is not None:
+            events["sizes"].append(len(chunk.items))
+        return chunk
+
+    def observe(self, items, seconds, overhead):
+        events["seconds"].append(seconds)
+        events["arrivals"].append(time.perf_counter() - began)
+        events["overheads"].append(overhead)
+        original_observe(self, items, seconds, overhead)
+        events["targets"].append(self.target)
+
+    chunking.Chunker._next, chunking.Chunker._observe = next_chunk, observe
+    module = importlib.import_module(module_name)
+    inputs = module.setup(**args)
+    modules = set(sys.modules)
+    began = time.perf_counter()
+    getattr(module, variant)(*inputs)
+    events["loop_seconds"] = time.perf_counter() - began
+    # Top-level modules the caller imported during the loop (inside the clock).
+    events["imported"] = sorted(m for m in set(sys.modules) - modules if "." not in m and m[0] != "_")
+    from paraloop import pool
+
+    events["worker_processes"] = sum(len(p.workers) for p in pool._pools.values())
+    return events
+
+
+def finder(directory):
+    import paraloop  # noqa: F401
+
+    sys.path.insert(0, directory)
+    profile = cProfile.Profile()
+    profile.enable()
+    for k in range(200):
+        importlib.import_module(f"w6_plain_{k:03d}")
+    profile.disable()
+    stats = pstats.Stats(profile).stats
+    found = {}
+    for (filename, _, function), (_, _, _, cumulative, _) in stats.items():
+        if "paraloop" in filename and function in ("find_spec", "_spec_from_later_finders", "has_marker"):
+            found[function] = found.get(function, 0.0) + cumulative
+        if function == "_find_and_load":
+            found["all_imports"] = max(found.get("all_imports", 0.0), cumulative)
+    return found
+
+
+def marked(directory):
+    """The modules that importing the marked module (cached) brings in after ``import paraloop``."""
+    import paraloop  # noqa: F401
+
+    sys.dont_write_bytecode = False
+    sys.path.insert(0, directory)
+    before = set(sys.modules)
+    began = time.perf_counter()
+    importlib.import_module("w6_marked")
+    seconds = time.perf_counter() - began
+    return {"seconds": seconds, "new_modules": sorted(set(sys.modules) - before - {"w6_marked"})}
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "chunks":
+        preload = sys.argv[5].split(",") if len(sys.argv) > 5 and sys.argv[5] else ()
+        result = chunks(sys.argv[2], sys.argv[3], json.loads(sys.argv[4]), preload)
+    elif sys.argv[1] == "marked":
+        result = marked(sys.argv[2])
+    else:
+        result = finder(sys.argv[2])
+    print(json.dumps(result))

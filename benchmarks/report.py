@@ -1,0 +1,399 @@
+# ruff: noqa: RUF001 - the report writes multiplication signs and dashes on purpose
+"""Writes ``docs/benchmarks.md`` (machine, targets, tables, measured causes) and the chart."""
+
+from __future__ import annotations
+
+import datetime
+import importlib.metadata
+import os
+import platform
+import subprocess
+import sys
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness import Stats, Table
+
+W2_DELAY = 0.020
+
+
+@dataclass
+class Context:
+    reps: int
+    quick: bool
+    seconds: float
+    rounds: int
+    capacity: Stats
+    commit: str = ""  # paraloop's commit when the run started
+    finished: str = ""  # when the measuring ended
+
+
+def duration(seconds: float) -> str:
+    if seconds < 0.01:
+        return f"{seconds * 1000:.2f} ms"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    return f"{seconds:.2f} s"
+
+
+def spread(stats: Stats) -> str:
+    return f"{duration(stats.median)} [{duration(stats.low)}–{duration(stats.high)}]"
+
+
+def machine(context: Context) -> list[str]:
+    model = "unknown"
+    with open("/proc/cpuinfo") as handle:
+        for line in handle:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    with open("/proc/meminfo") as handle:
+        memory = int(handle.readline().split()[1]) / 1024**2
+    versions = []
+    for package in ("paraloop", "joblib", "mpire", "matplotlib", "numpy"):
+        try:
+            versions.append(f"{package} {importlib.metadata.version(package)}")
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    capacity = context.capacity
+    return [
+        f"- paraloop at commit {context.commit}"
+        + ("" if commit() == context.commit else f" (**changed during the run**, now {commit()})"),
+        f"- `nproc`: {len(os.sched_getaffinity(0))} (os.cpu_count(): {os.cpu_count()}); CPU model: {model}; "
+        f"memory {memory:.0f} GiB",
+        f"- Python {platform.python_version()} ({platform.python_implementation()}), {platform.platform()}",
+        f"- {', '.join(versions)}",
+        "- Parallel capacity, measured in this run: two pure-Python processes at once did "
+        f"{capacity.median:.2f}× [{capacity.low:.2f}–{capacity.high:.2f}] the work of one alone in the "
+        "same time (2.00× would be two full cores; the spread shows how much the VM's speed varies).",
+    ]
+
+
+Target = tuple[str, str, bool, str]  # target, measured, met, measured cause
+
+
+def commit() -> str:
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(root), "log", "-1", "--format=%h (%s)"], capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "paraloop"], capture_output=True, text=True
+        ).stdout.strip()
+    except OSError:
+        return "unknown"
+    return f"{head}{', with uncommitted changes to paraloop/' if dirty else ''}"
+
+
+def target_rows(tables: dict[str, Table], found: dict) -> list[Target]:
+    return [
+        *_w1(tables, found),
+        *_w2(tables["w2"], found),
+        _w3(tables["w3"], found),
+        *_w4(tables, found),
+        *_w6(tables, found),
+    ]
+
+
+def _w1(tables: dict[str, Table], found: dict) -> list[Target]:
+    rows = []
+    for n, limit in ((200_000, 1.5), (1_000_000, 1.3)):
+        t = tables[f"w1-{n}"]
+        ratio = t.ratio("paraloop")
+        cold, warm = t.rows["paraloop"].loop.median, t.rows["paraloop:warm"].loop.median
+        cause = (
+            f"First-loop start-up (the pool's start and what the first loop imports): cold "
+            f"{duration(cold)} − pool already started {duration(warm)} = {duration(cold - warm)}, "
+            f"against a plain loop of {duration(t.plain.loop.median)}; with "
+            f"the pool started paraloop is {t.ratio('paraloop:warm'):.2f}× the plain loop. Whole process: "
+            f"{t.ratio('paraloop', 'process'):.2f}× (importing paraloop included)."
+        )
+        events = found.get("w1", {})
+        if n == 200_000 and events.get("arrivals"):
+            cause += (
+                " In an instrumented cold run the first result came back after "
+                f"{duration(events['arrivals'][0])} (the workers start first); it sent "
+                f"{len(events['sizes'])} chunks ({_sizes(events['sizes'])} iterations)."
+            )
+        if n == 200_000 and events.get("preloaded"):
+            cause += (
+                f" During the loop the caller imported {_modules(events['imported'])}: with those imported "
+                f"before the clock, the cold loop took {duration(events['preloaded'])} instead of "
+                f"{duration(events['cold'])} (medians of 3 instrumented runs)."
+            )
+        target = f"W1 {n:,}: paraloop cold ≤ {limit}× the plain loop"
+        rows.append((target, f"{ratio:.2f}×", ratio <= limit, cause))
+    return rows
+
+
+def _w2(t: Table, found: dict) -> list[Target]:
+    best = t.best_peer()
+    best_speedup = t.rows[best].speedup(t.plain)
+    default, threads = t.rows["paraloop"].speedup(t.plain), t.rows["paraloop_threads"].speedup(t.plain)
+    events, cause = found.get("w2", {}), ""
+    if events.get("worker_processes"):
+        workers, sizes = events["worker_processes"], events["sizes"]
+        cause = (
+            f"paraloop grew its pool to {workers} worker processes (its cap: 8 per CPU, at most 32), "
+            f"so at most {workers} requests wait at once: 256 × 20 ms / {workers} ≥ "
+            f"{duration(256 * W2_DELAY / workers)}, against {duration(t.rows[best].loop.median)} for "
+            f"{t.rows[best].label}. It sent the requests in {len(sizes)} chunks of {_sizes(sizes)}, "
+            f"each run one request after another in a worker (≥ {duration(max(sizes) * W2_DELAY)} for "
+            f"the largest), its chunk target reaching {duration(max(events['targets']))}."
+        )
+    measured = (
+        f"{default:.1f}× vs {best_speedup:.1f}× ({t.rows[best].label}): {default / best_speedup:.2f} of it"
+    )
+    rows = [
+        (
+            "W2: paraloop default ≥ 0.8 of the best peer's speedup",
+            measured,
+            default >= 0.8 * best_speedup,
+            cause,
+        )
+    ]
+    sizes, cause = found.get("w2-threads", {}).get("sizes", []), ""
+    if sizes:
+        cause = (
+            f"The threads backend cut the 256 iterations into {len(sizes)} chunks of {_sizes(sizes)}; "
+            f"the largest, {max(sizes)} requests, ran one after another in one thread "
+            f"(≥ {duration(max(sizes) * W2_DELAY)}) while most of the 64 threads got no chunk."
+        )
+        if sizes[:4] == [1, 2, 4, 8]:
+            cause += (
+                " The size doubled with every chunk handed out before a first time was measured, and "
+                "all the threads took their first chunk at once."
+            )
+    target = 'W2: paraloop backend="threads", 64 workers ≥ the best peer\'s speedup'
+    rows.append((target, f"{threads:.1f}× vs {best_speedup:.1f}×", threads >= best_speedup, cause))
+    return rows
+
+
+def _w3(t: Table, found: dict) -> Target:
+    speedup = t.rows["paraloop"].speedup(t.plain)
+    best = t.best_peer()
+    cause = (
+        f"On this VM two processes at once did {found['capacity']:.2f}× the work of one (measured "
+        f"above); the best peer, {t.rows[best].label}, reached {t.rows[best].speedup(t.plain):.2f}×, "
+        "and paraloop with its pool started before the clock "
+        f"{t.rows['paraloop:warm'].speedup(t.plain):.2f}×. "
+        + _chunk_cause(found.get("w3", {}), "iterations", t.plain.loop.median)
+    )
+    return ("W3: paraloop ≥ 1.85× faster than the plain loop", f"{speedup:.2f}×", speedup >= 1.85, cause)
+
+
+def _w4(tables: dict[str, Table], found: dict) -> list[Target]:
+    rows = []
+    for name in ("half", "all"):
+        t = tables[f"w4-{name}"]
+        speedup = t.rows["paraloop"].speedup(t.plain)
+        cause = (
+            "See the row for all files."
+            if name == "half"
+            else _chunk_cause(found.get("w4", {}), "files", t.plain.loop.median)
+        )
+        rows.append(
+            (
+                f"W4 ({name} of the files): paraloop cold ≥ 1.2× faster",
+                f"{speedup:.2f}×",
+                speedup >= 1.2,
+                cause,
+            )
+        )
+    return rows
+
+
+def _w6(tables: dict[str, Table], found: dict) -> list[Target]:
+    t = tables["w6-hook"]
+    ratio = t.ratio("unmarked_200_hook")
+    finder, cause = found.get("finder", {}), ""
+    if finder.get("find_spec"):
+        cause = (
+            f"Profiled: of {duration(finder.get('all_imports', 0))} for the 200 imports, paraloop's "
+            f"finder took {duration(finder['find_spec'])}: "
+            f"{duration(finder.get('_spec_from_later_finders', 0))} asking the finders after it for the "
+            "module (which the import system then asks again, since paraloop declines unmarked modules) "
+            f"and {duration(finder.get('has_marker', 0))} reading each file's head for the marker."
+        )
+    rows = [("W6: 200 unmarked imports ≤ 1.05× with the hook", f"{ratio:.2f}×", ratio <= 1.05, cause)]
+    t = tables["w6-marked"]
+    ratio = t.ratio("marked_cached")
+    imported = found.get("marked", {}).get("new_modules", [])
+    cause = (
+        "With paraloop.runtime imported beforehand the same cached import takes "
+        f"{duration(t.rows['marked_cached_runtime'].loop.median)} "
+        f"({t.ratio('marked_cached_runtime'):.2f}×): the rest is the rewritten module's first line, "
+        "`import paraloop.runtime`."
+    )
+    if imported:
+        cause += (
+            f" In a separate run that import brought in {len(imported)} more modules, among them "
+            f"{', '.join(m for m in imported if m.startswith('paraloop') or m.split('.')[0][0] != '_')}."
+        )
+    rows.append(
+        ("W6: a cached marked module ≤ 1.2× a plain cached import", f"{ratio:.2f}×", ratio <= 1.2, cause)
+    )
+    return rows
+
+
+def _modules(names: list[str]) -> str:
+    """Third-party modules by name, standard-library ones counted."""
+    others = [name for name in names if name not in sys.stdlib_module_names]
+    standard = len(names) - len(others)
+    return ", ".join(others) + (f" and {standard} standard-library modules" if standard else "")
+
+
+def _sizes(sizes: list[int]) -> str:
+    return ", ".join(map(str, sizes)) if len(sizes) <= 24 else ", ".join(map(str, sizes[:20])) + ", …"
+
+
+def _chunk_cause(events: dict, unit: str, plain: float) -> str:
+    sizes, arrivals = events.get("sizes", []), events.get("arrivals", [])
+    if not sizes or len(arrivals) < 2:
+        return ""
+    counted, busy, took = sum(events["overheads"]), sum(events["seconds"]), events["loop_seconds"]
+    text = (
+        f"An instrumented run took {duration(took)}: paraloop cut the loop into {len(sizes)} chunks of "
+        f"{_sizes(sizes)} {unit}; the workers spent {duration(busy)} on them in all, {busy / plain:.2f}× "
+        f"the plain loop's {duration(plain)}, and the caller counted {duration(counted)} receiving and "
+        "combining results."
+    )
+    if max(events["targets"]) > 0.05:
+        text += (
+            f" The chunk target grew from 20 ms to {duration(max(events['targets']))} (documented: "
+            "about 20 ms)"
+        )
+        text += (
+            ": the 'caller overhead' that drives it includes the caller's idle wait for results."
+            if counted > 0.5 * took
+            else "."
+        )
+    tail = arrivals[-1] - arrivals[-2]
+    if tail > 0.05:
+        text += f" The last result came {duration(tail)} after the one before it, a worker idle meanwhile."
+    return text
+
+
+def table_markdown(table: Table) -> list[str]:
+    lines = [
+        f"### {table.title}",
+        "",
+        "| tool | loop: median [min–max] | × plain | whole process: median [min–max] | × plain "
+        "| parent peak RSS |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+
+    def ratio(variant: str, clock: str) -> str:
+        return f"{table.ratio(variant, clock):.2f}×" if table.both_clocks or clock == table.clock else "—"
+
+    for variant, row in table.rows.items():
+        label = f"*{row.label}*" if row.kind == "info" else row.label
+        lines.append(
+            f"| {label} | {spread(row.loop)} | {ratio(variant, 'loop')} | {spread(row.process)} "
+            f"| {ratio(variant, 'process')} | {row.maxrss_mb.median:.0f} MB |"
+        )
+    return [*lines, ""]
+
+
+NOTES = {
+    "w1-200000": "Loop = the call of the loop's function in a fresh process (pool start included); "
+    "whole process = `python child.py ...` from start to exit (imports and pool shutdown included). "
+    "The italic row is not cold: paraloop's pool was started before the clock, to show what starting "
+    "it costs.",
+    "w1-gen": "Peak resident memory of the parent process only (`ru_maxrss`), generator input: paraloop "
+    "reads it a chunk at a time; Pool.map turns it into a list first.",
+    "w2": "Peers hand-tuned for waiting: many workers, one item per message. The server "
+    "(ThreadingHTTPServer) runs in a thread of the driver on 127.0.0.1.",
+    "w3": "Per-iteration work calibrated once per run; Pool and ProcessPoolExecutor use chunksize 1.",
+    "w4-half": "Result (the Counter and the total) checked equal to the plain loop's, key order included, "
+    "for every tool. Peers map a per-file function (the loop body) and merge the Counters in file order.",
+    "w5": "Ratios use the whole process (a script whose only work is the loop). "
+    "`python -m paraloop w5_startup.py paraloop` with `PARALOOP_START_METHOD` set.",
+    "w6-hook": "Only the import statements are timed, in a fresh process each, with bytecode cached; "
+    "'whole process' here also includes `import paraloop`.",
+    "w6-marked": "`import paraloop` comes first (untimed) in every row; the timed import is the one module. "
+    "The italic row is a diagnostic.",
+}
+
+
+def markdown(tables: list[Table], found: dict, context: Context) -> str:
+    by_key = {t.key: t for t in tables}
+    found = {**found, "capacity": context.capacity.median}
+    now = context.finished or datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Generated by `python benchmarks/run.py{' --quick' if context.quick else ''}` on {now}, "
+        f"in {context.seconds / 60:.1f} minutes. Every figure is the median of {context.reps} repetitions "
+        "(W6: twice as many), each in a fresh process, with its spread [min–max], and is also given as a "
+        "ratio to the plain loop measured in the same run (below 1× is faster). Every tool's result was "
+        "checked equal to the plain loop's. See [benchmarks/README.md](../benchmarks/README.md) for what "
+        "each workload does.",
+        "",
+        "## Machine",
+        "",
+        *machine(context),
+        "",
+        "## Targets",
+        "",
+        "| target | measured | status | measured cause |",
+        "|---|---|---|---|",
+    ]
+    for target, measured, met, cause in target_rows(by_key, found):
+        lines.append(
+            f"| {target} | {measured} | {'MET' if met else '**NOT MET**'} | {cause if not met else ''} |"
+        )
+    lines += ["", "![ratio to the plain loop per workload and tool](benchmarks.png)", "", "## Results", ""]
+    for table in tables:
+        lines += table_markdown(table)
+        if table.key in NOTES:
+            lines += [NOTES[table.key], ""]
+    return "\n".join(lines)
+
+
+COLORS = {"plain": "#9e9e9e", "paraloop": "#1f77b4", "peer": "#ff7f0e", "info": "#aec7e8"}
+
+
+def chart(tables: list[Table], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib import ticker
+
+    shown = [t for t in tables if t.key != "w1-gen"]
+    columns = 3
+    rows = -(-len(shown) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(19, 4.2 * rows))
+    for ax, table in zip(axes.flat, shown):
+        variants = list(table.rows)[::-1]
+        ratios = [table.ratio(v) for v in variants]
+        labels = [table.rows[v].label for v in variants]
+        colors = [COLORS[table.rows[v].kind] for v in variants]
+        ax.barh(range(len(variants)), ratios, color=colors)
+        ax.set_xscale("log")
+        ax.axvline(1.0, color="black", linewidth=0.8)
+        ax.set_yticks(range(len(variants)), labels, fontsize=8)
+        title = table.title + (" [whole process]" if table.clock == "process" else "")
+        ax.set_title("\n".join(textwrap.wrap(title, 48)), fontsize=9.5)
+        ax.set_xlim(min(ratios) / 1.6, max(ratios) * 2.2)
+        for y, ratio in enumerate(ratios):
+            ax.text(ratio * 1.05, y, f"{ratio:.2f}×", va="center", fontsize=8)
+        ax.xaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda x, _: f"{x:g}×"))
+        ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+        ax.tick_params(axis="x", labelsize=8)
+        ax.set_xlabel("time ÷ plain loop's time (log scale; left of the line = faster)", fontsize=8)
+    for ax in list(axes.flat)[len(shown) :]:
+        ax.axis("off")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in COLORS.values()]
+    figure.legend(handles, ["plain loop", "paraloop", "peer", "paraloop, diagnostic"], loc="lower right",
+                  ncol=4, fontsize=9)  # fmt: skip
+    figure.suptitle(
+        "paraloop benchmarks: median time relative to the plain loop of the same run", fontsize=13
+    )
+    figure.tight_layout(rect=(0, 0.02, 1, 0.97))
+    figure.savefig(path, dpi=110)
+    plt.close(figure)

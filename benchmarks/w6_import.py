@@ -1,0 +1,89 @@
+"""W6 import: what the import hook costs modules it does not rewrite, and a rewritten one.
+
+    python w6_import.py MODE DIRECTORY
+
+``generate(DIRECTORY)`` writes 200 unmarked modules and one module with a
+ParaLoop loop inside a function, marked (``w6_marked``) and unmarked
+(``w6_unmarked``, the same source without the marker line). Each MODE runs in a
+fresh process and times only the import statement(s), with bytecode caching on:
+
+- ``unmarked_200`` / ``unmarked_200_hook``: import the 200 modules, without
+  paraloop / after ``import paraloop`` (which installs the hook);
+- ``unmarked_cached``: after ``import paraloop``, import ``w6_unmarked`` from its cache;
+- ``marked_cached``: after ``import paraloop``, import ``w6_marked`` from paraloop's cache;
+- ``marked_cold``: the same with paraloop's cache of it deleted first (parse, rewrite, compile, write);
+- ``marked_cached_runtime``: ``marked_cached`` with ``paraloop.runtime`` imported beforehand.
+"""
+
+import importlib
+import sys
+import time
+from pathlib import Path
+
+from harness import report
+
+COUNT = 200
+FILLER = """
+CONST = {k}
+
+
+def scale(x):
+    return x * CONST + {k}
+
+
+def describe(items):
+    return ", ".join(str(scale(item)) for item in items)
+
+
+class Record:
+    def __init__(self, value):
+        self.value = value
+
+    def doubled(self):
+        return Record(self.value * 2)
+"""
+LOOP = """from paraloop import ParaLoop
+
+def total(items):
+    acc = 0
+    for item in ParaLoop(items):
+        acc += scale(item)
+    return acc
+"""
+
+
+def generate(directory):
+    directory = Path(directory)
+    for k in range(COUNT):
+        (directory / f"w6_plain_{k:03d}.py").write_text(f'"""Generated module {k}."""\n' + FILLER.format(k=k))
+    body = LOOP + FILLER.format(k=7)
+    (directory / "w6_marked.py").write_text("# paraloop: enable\n" + body)
+    (directory / "w6_unmarked.py").write_text("# (the same module, without the marker)\n" + body)
+
+
+def main(mode, directory):
+    sys.dont_write_bytecode = False
+    sys.path.insert(0, directory)
+    if mode != "unmarked_200":
+        import paraloop  # installs the hook
+    if mode == "marked_cold":
+        for cached in Path(directory, "__pycache__").glob("w6_marked.*paraloop*.pyc"):
+            cached.unlink()
+    if mode == "marked_cached_runtime":
+        import paraloop.runtime  # noqa: F401
+    if mode.startswith("unmarked_200"):
+        began = time.perf_counter()
+        modules = [importlib.import_module(f"w6_plain_{k:03d}") for k in range(COUNT)]
+        seconds = time.perf_counter() - began
+        result = sum(module.scale(1) for module in modules)
+    else:
+        name = "w6_unmarked" if mode == "unmarked_cached" else "w6_marked"
+        began = time.perf_counter()
+        module = importlib.import_module(name)
+        seconds = time.perf_counter() - began
+        result = (sorted(n for n in vars(module) if not n.startswith("__")), module.describe([1, 2]))
+    report(seconds, result)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])
