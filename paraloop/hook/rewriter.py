@@ -287,6 +287,7 @@ class _Rewriter:
         self.count = 0
         self.consumed: set[int] = set()
         self._module_bound: set[str] | None = None
+        self._tree_bound: set[str] | None = None
         self.scope_names: dict[str, str] = {}
         # global/nonlocal statements lifted out of loop bodies, per enclosing scope.
         self.declarations: dict[int, list[ast.stmt]] = {}
@@ -296,9 +297,17 @@ class _Rewriter:
 
     @property
     def module_bound(self) -> set[str]:
+        """Names bound at module level, in this source or (IPython) by earlier cells."""
         if self._module_bound is None:
-            self._module_bound = module_bound(self.tree) | self.namespace_names
+            self._module_bound = self.tree_bound | self.namespace_names
         return self._module_bound
+
+    @property
+    def tree_bound(self) -> set[str]:
+        """Names this source binds at module level; walked once per module, not per loop."""
+        if self._tree_bound is None:
+            self._tree_bound = module_bound(self.tree)
+        return self._tree_bound
 
     # Walking the tree.
     def block(self, body: list[ast.stmt], scopes: list[ast.AST]) -> list[ast.stmt]:
@@ -648,7 +657,7 @@ class _Rewriter:
                 reads.add(node.target.id)
         if not isinstance(innermost, _FUNCTIONS):
             # Other modules can read a module's (or class's) public names.
-            reads |= {n for n in module_bound(self.tree) if not n.startswith("_")}
+            reads |= {n for n in self.tree_bound if not n.startswith("_")}
         return reads
 
     def check_leftovers(self) -> None:
