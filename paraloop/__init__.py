@@ -30,6 +30,7 @@ from .errors import (
 from .hook import install, uninstall
 from .hook.rewriter import show
 from .loop import ParaLoop
+from .shared import SharedArray
 from .variable import Variable
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "ParaLoop",
     "ParaLoopError",
     "ParaLoopWarning",
+    "SharedArray",
     "UnsupportedLoopError",
     "Variable",
     "WorkerCrashedError",

@@ -97,6 +97,8 @@ class Outcome:
     item: str | None = None
     # Seconds the caller spent receiving this outcome (set by the pool).
     received: float = 0.0
+    # Set by the caller when the outcome came from another process.
+    remote: bool = False
 
     @property
     def iterations(self) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Iterable, Iterator
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from .errors import ParaLoopError, ParaLoopWarning
 
@@ -13,7 +13,7 @@ __all__ = ["BACKENDS", "ParaLoop"]
 
 T = TypeVar("T")
 
-BACKENDS = ("processes", "threads", "sequential")
+BACKENDS = ("processes", "threads", "sequential", "dask")
 START_METHODS = ("fork", "forkserver", "spawn")
 
 _NOT_REWRITTEN = (
@@ -44,8 +44,13 @@ class ParaLoop(Generic[T]):
       may use, or ``PARALOOP_WORKERS``.
     - ``backend``: ``"processes"`` (default), ``"threads"`` (for iterations
       that mostly wait, or bodies that use locks, open files or sockets) or
-      ``"sequential"`` (runs in the caller, for debugging with pdb);
+      ``"sequential"`` (runs in the caller, for debugging with pdb) or
+      ``"dask"`` (a Dask distributed cluster; extra ``paraloop[dask]``);
       ``PARALOOP_BACKEND`` overrides it.
+    - ``scheduler``: for ``backend="dask"``, the cluster: a scheduler
+      address (``"tcp://10.0.0.5:8786"``) or a ``distributed.Client``;
+      default: ``PARALOOP_DASK_SCHEDULER``, else the client the program
+      already made, else a ``LocalCluster`` paraloop starts on this machine.
     - ``chunksize``: iterations per message to a worker; default: adapted to
       the measured iteration time.
     - ``start_method``: ``"fork"``, ``"forkserver"`` or ``"spawn"`` for the
@@ -69,6 +74,7 @@ class ParaLoop(Generic[T]):
         start_method: str | None = None,
         timeout: float | None = None,
         progress: bool = False,
+        scheduler: Any = None,
     ) -> None:
         if num_processes is not None and (
             not isinstance(num_processes, int) or isinstance(num_processes, bool) or num_processes < 1
@@ -97,6 +103,7 @@ class ParaLoop(Generic[T]):
         self.start_method = start_method
         self.timeout = float(timeout) if timeout is not None else None
         self.progress = bool(progress)
+        self.scheduler = scheduler
 
     def resolved_backend(self) -> str:
         override = os.environ.get("PARALOOP_BACKEND", "").strip()

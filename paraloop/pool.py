@@ -48,7 +48,7 @@ _main_lock = threading.Lock()
 
 
 @contextmanager
-def _main_hidden(method: str) -> Iterator[None]:
+def main_hidden(method: str) -> Iterator[None]:
     """Start spawn and forkserver workers without re-running the user's ``__main__``.
 
     Those start methods make the child run the parent's main script first,
@@ -94,7 +94,7 @@ def _bound_to_this_process(value: object) -> bool:
     return False
 
 
-def _job_bytes(job: Job) -> bytes:
+def job_bytes(job: Job) -> bytes:
     """The job by value, or a ParaLoopError naming the captured value that cannot travel."""
     for name, value in zip(job.params, job.values):
         if _bound_to_this_process(value):
@@ -133,7 +133,7 @@ class _Worker:
         self.process = context.Process(
             target=serve, args=(child_end, self.clock), name=f"paraloop-worker-{number}", daemon=True
         )
-        with _main_hidden(method):
+        with main_hidden(method):
             self.process.start()
         child_end.close()
         logger.debug("started %s (pid %s, %s)", self.process.name, self.process.pid, method)
@@ -233,7 +233,7 @@ class ProcessPool:
                         if worker.job_id != loop_id:
                             if job_message is None:
                                 job_message = pickle.dumps(
-                                    (sys.path, _job_bytes(job)), protocol=pickle.HIGHEST_PROTOCOL
+                                    (sys.path, job_bytes(job)), protocol=pickle.HIGHEST_PROTOCOL
                                 )
                             worker.send(JOB, loop_id, 0, 0, job_message)
                             worker.job_id = loop_id
@@ -261,6 +261,7 @@ class ProcessPool:
                         began = time.perf_counter()
                         outcome: Outcome = serialize.loads(data)
                         outcome.received = time.perf_counter() - began
+                        outcome.remote = True
                         wall, cpu = wall + outcome.seconds, cpu + outcome.cpu
                         if grow_to is not None and _mostly_waiting(wall, cpu):
                             # Enough workers that the waiting ones keep the CPUs busy.

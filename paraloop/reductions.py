@@ -31,6 +31,7 @@ from . import aggregation_strategies as strategies
 from .aggregation_strategies import AggregationStrategy
 from .errors import ParaLoopError
 from .execute import UNBOUND
+from .shared import SharedArray
 from .variable import Variable
 
 __all__ = ["infer_reductions"]
@@ -175,6 +176,8 @@ def _infer(name: str, value: Any, group: list[Use], filename: str) -> Aggregatio
         key = kind if kind in ("read", "assign", "attribute") or kind.startswith("mutate:") else "update"
         by_form.setdefault(key, []).append(use)
     kind_name = type(value).__name__
+    if isinstance(value, SharedArray) and "assign" not in by_form:
+        return None  # workers write into the shared memory itself: nothing to combine
     if "attribute" in by_form:
         raise _refuse(
             filename,

@@ -105,8 +105,10 @@ def _with_context(outcome: Outcome, job: Job) -> BaseException:
         f"paraloop: raised in iteration {outcome.stop} (item {outcome.item}) "
         f"of the loop at {job.filename}, line {job.line}"
     )
-    if outcome.traceback is not None and error.__traceback__ is None:
-        # It came from another process: show the worker's traceback as the cause.
+    if outcome.traceback is not None and outcome.remote:
+        # It came from another process: show the worker's traceback as the cause
+        # (and not a copy of it that tblib, once Dask imported it, rebuilds).
+        error.__traceback__ = None
         text = outcome.traceback if sys.version_info >= (3, 11) else outcome.traceback + note + "\n"
         error.__cause__ = RemoteTraceback(text)
     if sys.version_info >= (3, 11):
@@ -233,6 +235,10 @@ def _outcomes(loop: ParaLoop[Any], job: Job, chunker: Chunker) -> Iterator[Outco
                 "backend='processes' for loops with a timeout"
             )
         return run_threads(job, chunker, count)
+    if backend == "dask":
+        from .dask_backend import run_dask
+
+        return run_dask(job, chunker, loop.scheduler, loop.num_processes)
     from .pool import get_pool
 
     # With no count given, a loop whose iterations mostly wait may get more workers.
@@ -343,7 +349,7 @@ def run(
     )
     combiner = Combiner(variables, job, inferred)
     chunker = Chunker(loop.iterable, loop.chunksize)
-    inline = _backend(loop) != "processes"
+    inline = _backend(loop) in ("threads", "sequential")
     bar = open_bar(loop.iterable, job.filename, line) if loop.progress else None
     try:
         for outcome in _drive(_outcomes(loop, job, chunker), chunker, inline, bar):
@@ -377,7 +383,7 @@ def comprehension(
 
     def parts() -> Iterator[Any]:
         chunker = Chunker(loop.iterable, loop.chunksize)
-        inline = _backend(loop) != "processes"
+        inline = _backend(loop) in ("threads", "sequential")
         bar = open_bar(loop.iterable, job.filename, line) if loop.progress else None
         for outcome in _drive(_outcomes(loop, job, chunker), chunker, inline, bar):
             if outcome.kind == RAISED:

@@ -14,11 +14,12 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 from .chunks import Chunker
 from .execute import Job, Outcome, execute_chunk
 
-__all__ = ["in_worker_thread", "run_threads"]
+__all__ = ["in_worker_thread", "run_threads", "running_chunk"]
 
 _state = threading.local()
 _FINISHED = object()
@@ -27,6 +28,17 @@ _FINISHED = object()
 def in_worker_thread() -> bool:
     """True in a thread running a chunk: nested ParaLoop loops there run sequentially."""
     return bool(getattr(_state, "active", False))
+
+
+@contextmanager
+def running_chunk() -> Iterator[None]:
+    """Mark this thread as running a chunk (a Dask task runs in a worker's thread too)."""
+    previous = getattr(_state, "active", False)
+    _state.active = True
+    try:
+        yield
+    finally:
+        _state.active = previous
 
 
 def run_threads(job: Job, chunker: Chunker, count: int) -> Iterator[Outcome]:

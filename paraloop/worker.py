@@ -108,7 +108,7 @@ def _load_job(payload: memoryview) -> Job:
         return serialize.loads(data)  # type: ignore[no-any-return]
 
 
-def _job_failure(error: BaseException) -> ParaLoopError:
+def job_failure(error: BaseException) -> ParaLoopError:
     return ParaLoopError(
         f"a worker process could not load the loop ({type(error).__name__}: {error}). "
         "Everything the loop body uses must be importable in a new process, or defined in "
@@ -149,7 +149,7 @@ def serve(connection: Any, clock: Any = None) -> None:
             try:
                 job, job_error = _load_job(payload), None
             except Exception as error:  # noqa: BLE001 - reported for every chunk of the loop
-                job, job_error = None, _job_failure(error)
+                job, job_error = None, job_failure(error)
             continue
         if kind == CHUNK:
             if job_id != loop_id:

@@ -1,0 +1,330 @@
+"""The Dask backend: a loop's chunks run as tasks on a Dask distributed cluster.
+
+For users who outgrow one machine.  The cluster is, in this order: the one at
+``PARALOOP_DASK_SCHEDULER``, the ``scheduler=`` the loop names (an address or
+a ``distributed.Client``), the client the program already made (Dask's
+current client), or else a ``LocalCluster`` that paraloop starts on
+127.0.0.1 once and stops at exit.
+
+The worker function travels by value (dill), like the process pool's, so
+Dask workers never import the user's script; the job is scattered to the
+cluster once per loop and cached by each worker.  Every task returns the
+same serialized :class:`~paraloop.execute.Outcome` a process worker sends, so
+combining, ``break``, ``return`` and exceptions behave exactly as on the
+other backends.
+
+A worker that dies while it holds a chunk: on the cluster paraloop starts,
+Dask is told not to retry the chunk elsewhere (``allowed-failures`` 0), and
+the loop raises :class:`~paraloop.WorkerCrashedError` naming the chunk's
+iterations.  On a cluster the user brings, Dask's own setting decides: by
+default it retries a lost chunk on another worker up to three times (the
+result stays correct, since a chunk's outcome is taken once; untracked side
+effects may happen twice), then the loop raises ``WorkerCrashedError``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import sys
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Iterator
+from typing import Any
+
+from . import serialize
+from .chunks import Chunk, Chunker
+from .cpus import default_workers
+from .errors import ParaLoopError, WorkerCrashedError
+from .execute import RAISED, Job, Outcome, execute_chunk
+
+__all__ = ["run_dask", "shutdown"]
+
+logger = logging.getLogger("paraloop")
+
+# Seconds the cluster may have no worker at all while chunks wait, before the
+# loop gives up (rather than hang on a cluster that lost every worker).
+NO_WORKERS_GRACE = 30.0
+
+# How long to try to reach a scheduler named by address.
+CONNECT_TIMEOUT = "10s"
+
+_lock = threading.Lock()
+# The LocalCluster paraloop started, and the client on it.
+_own: tuple[Any, Any] | None = None
+_registered = False
+# Clients paraloop opened on scheduler addresses, reused by later loops.
+_clients: dict[str, Any] = {}
+
+
+def _import_distributed() -> Any:
+    try:
+        import distributed
+    except ImportError:
+        raise ParaLoopError(
+            "backend='dask' needs Dask's distributed scheduler, which is not installed: "
+            "pip install 'paraloop[dask]' (or pip install 'dask[distributed]')"
+        ) from None
+    return distributed
+
+
+def _client(scheduler: Any, workers: int | None) -> Any:
+    """The Dask client the loop runs on (see the module's docstring for the order)."""
+    distributed = _import_distributed()
+    address = os.environ.get("PARALOOP_DASK_SCHEDULER", "").strip() or None
+    if address is None and scheduler is not None:
+        if isinstance(scheduler, distributed.Client):
+            return scheduler
+        address = str(scheduler)
+    if address is not None:
+        return _client_at(distributed, address)
+    try:
+        return distributed.Client.current()
+    except ValueError:
+        pass
+    return _own_client(distributed, workers or default_workers())
+
+
+def _client_at(distributed: Any, address: str) -> Any:
+    with _lock:
+        client = _clients.get(address)
+        if client is not None and client.status == "running":
+            return client
+        try:
+            client = distributed.Client(address, set_as_default=False, timeout=CONNECT_TIMEOUT)
+        except OSError as error:
+            raise ParaLoopError(
+                f"cannot reach the Dask scheduler at {address!r} ({error}); check the address "
+                "(PARALOOP_DASK_SCHEDULER or scheduler=) and that the scheduler runs"
+            ) from None
+        _register_shutdown()
+        _clients[address] = client
+        return client
+
+
+def _register_shutdown() -> None:
+    global _registered
+    if not _registered:
+        atexit.register(shutdown)
+        _registered = True
+
+
+def _own_client(distributed: Any, workers: int) -> Any:
+    """A LocalCluster on 127.0.0.1, started once per process and stopped at exit."""
+    global _own
+    with _lock:
+        if _own is not None:
+            cluster, client = _own
+            if client.status == "running":
+                if len(cluster.workers) != workers:
+                    cluster.scale(workers)
+                    client.wait_for_workers(workers, timeout=60)
+                return client
+            _stop(cluster, client)
+            _own = None
+        from distributed.deploy.subprocess import SubprocessCluster
+
+        logger.debug("starting a Dask cluster with %d worker process(es) on 127.0.0.1", workers)
+        # Scheduler and workers run as separate programs (``python -m
+        # distributed.cli.dask_spec``), not as multiprocessing children: a
+        # worker Dask restarts after a crash must not re-run the user's script
+        # (as a spawned child does when the script has no main guard).  A chunk
+        # lost with its worker is an error, not retried elsewhere.
+        cluster = SubprocessCluster(
+            host="127.0.0.1",
+            n_workers=workers,
+            threads_per_worker=1,
+            dashboard_address=None,
+            scheduler_kwargs={"allowed_failures": 0},
+            silence_logs=logging.CRITICAL,
+        )
+        client = distributed.Client(cluster, set_as_default=False)
+        client.wait_for_workers(workers, timeout=60)
+        _register_shutdown()
+        _own = (cluster, client)
+        return client
+
+
+def _stop(cluster: Any, client: Any) -> None:
+    try:
+        client.close()
+    finally:
+        cluster.close()
+
+
+def shutdown() -> None:
+    """Close paraloop's clients and stop the cluster it started, if any; called at exit."""
+    global _own
+    with _lock:
+        own, _own = _own, None
+        clients = list(_clients.values())
+        _clients.clear()
+    for client in clients:
+        client.close()
+    if own is not None:
+        _stop(*own)
+
+
+# Jobs a Dask worker has loaded, by loop key: a loop's chunks reuse its job.
+_jobs: OrderedDict[str, Job | ParaLoopError] = OrderedDict()
+_jobs_lock = threading.Lock()
+
+
+def _job(key: str, data: bytes, path: list[str]) -> Job | ParaLoopError:
+    with _jobs_lock:
+        found = _jobs.get(key)
+        if found is not None:
+            return found
+        # The caller's import path, for modules the function refers to by name;
+        # only directories this machine has (the cluster may be elsewhere).
+        for entry in reversed(path):
+            if entry not in sys.path and os.path.isdir(entry):
+                sys.path.insert(0, entry)
+        try:
+            loaded: Job | ParaLoopError = serialize.loads(data)
+        except Exception as error:  # noqa: BLE001 - reported for every chunk of the loop
+            from .worker import job_failure
+
+            loaded = job_failure(error)
+        _jobs[key] = loaded
+        while len(_jobs) > 8:
+            _jobs.popitem(last=False)
+        return loaded
+
+
+def run_chunk(key: str, data: bytes, path: list[str], index: int, start: int, items: bytes) -> bytes:
+    """The Dask task: run one chunk, return its serialized outcome."""
+    from .threads import running_chunk
+    from .worker import encode_outcome
+
+    # Also while loading: a module the job imports may hold ParaLoop loops at
+    # its top level, and those must run here, not send tasks to the cluster.
+    with running_chunk():
+        job = _job(key, data, path)
+        if isinstance(job, ParaLoopError):
+            return serialize.dumps(Outcome(index, start, 0, RAISED, start, job))
+        outcome = execute_chunk(job, Chunk(index, start, serialize.loads(items)))
+    return encode_outcome(outcome, job)
+
+
+def _held(job: Job, chunk: Chunk) -> str:
+    last = chunk.start + len(chunk.items) - 1
+    return f"iterations {chunk.start} to {last}" if last != chunk.start else f"iteration {last}"
+
+
+def run_dask(job: Job, chunker: Chunker, scheduler: Any, workers: int | None) -> Iterator[Outcome]:
+    """Run the chunks as tasks on a Dask cluster; yield outcomes as they arrive."""
+    distributed = _import_distributed()
+    from .pool import job_bytes
+
+    if job.timeout is not None:
+        raise ParaLoopError(
+            f"{job.filename}, line {job.line}: timeout= is not available with backend='dask' "
+            "(Dask cannot stop a running task); use backend='processes' for loops with a timeout"
+        )
+    refuse_shared_arrays(job)
+    client = _client(scheduler, workers)
+    data = job_bytes(job)
+    key = uuid.uuid4().hex
+    # Every worker gets a copy: the loss of one worker does not lose the job.
+    job_future = client.scatter(data, hash=False, broadcast=True)
+    path = list(sys.path)
+    # Enough chunks in flight that no worker waits for the next one.
+    threads = sum(client.nthreads().values()) or 1
+    in_flight = 2 * (workers if workers is not None else threads)
+    running: dict[Any, Chunk] = {}
+    no_workers_since: float | None = None
+    try:
+        while True:
+            while len(running) < in_flight:
+                chunk = chunker.next()
+                if chunk is None:
+                    break
+                future = client.submit(
+                    run_chunk,
+                    key,
+                    job_future,
+                    path,
+                    chunk.index,
+                    chunk.start,
+                    serialize.dumps(chunk.items),
+                    key=f"paraloop-{key}-{chunk.index}",
+                    pure=False,
+                    retries=0,
+                )
+                running[future] = chunk
+            if not running:
+                return
+            finished = [future for future in running if future.done()]
+            if not finished:
+                try:
+                    with client.as_current():
+                        distributed.wait(list(running), timeout=1.0, return_when="FIRST_COMPLETED")
+                except distributed.client.FuturesCancelledError:
+                    pass  # the cancelled ones are done: reported below
+                except TimeoutError:
+                    # Watch the cluster: one that lost every worker would never answer.
+                    no_workers_since = _check_workers(client, job, no_workers_since)
+                continue
+            no_workers_since = None
+            for future in sorted(finished, key=lambda f: running[f].index):
+                chunk = running.pop(future)
+                yield _outcome(distributed, future, chunk, job)
+    finally:
+        if running:
+            client.cancel(list(running))
+        client.cancel([job_future])
+
+
+def _check_workers(client: Any, job: Job, since: float | None) -> float | None:
+    if client.nthreads():
+        return None
+    now = time.monotonic()
+    if since is None:
+        return now
+    if now - since > NO_WORKERS_GRACE:
+        raise WorkerCrashedError(
+            f"{job.filename}, line {job.line}: the Dask cluster at {client.scheduler.address} has had "
+            f"no workers for {NO_WORKERS_GRACE:g} s, so the loop's chunks cannot run; start workers "
+            "or use another backend"
+        )
+    return since
+
+
+def _outcome(distributed: Any, future: Any, chunk: Chunk, job: Job) -> Outcome:
+    began = time.perf_counter()
+    try:
+        data = future.result()
+    except distributed.KilledWorker as error:
+        raise WorkerCrashedError(
+            f"{job.filename}, line {job.line}: a Dask worker ({error.last_worker.address}) died "
+            f"while running {_held(job, chunk)} of the loop. The iterations it held were lost; "
+            "if it ran out of memory, give the workers more memory or use smaller items"
+        ) from None
+    except distributed.client.FutureCancelledError as error:
+        raise WorkerCrashedError(
+            f"{job.filename}, line {job.line}: Dask lost {_held(job, chunk)} of the loop ({error}): "
+            "the workers that held it or the loop's data died, or the cluster was closed or restarted. "
+            "The iterations were lost"
+        ) from None
+    outcome: Outcome = serialize.loads(data)
+    outcome.received = time.perf_counter() - began
+    outcome.remote = True
+    return outcome
+
+
+def refuse_shared_arrays(job: Job) -> None:
+    """A SharedArray lives in this machine's memory: Dask workers cannot write into it."""
+    from .shared import SharedArray
+
+    for name, value in zip(job.params, job.values):
+        if isinstance(value, SharedArray):
+            raise ParaLoopError(
+                f"{job.filename}, line {job.line}: the loop body writes into {name!r}, a "
+                "SharedArray, which lives in this machine's shared memory and cannot be reached "
+                "by Dask workers. Use backend='processes' or 'threads' for it, or collect the "
+                "values with a Variable (aggregation_strategies.IndexWrites) instead"
+            )

@@ -1,0 +1,253 @@
+"""The Dask backend against real clusters on 127.0.0.1.
+
+The section 7 suite (test_semantics.py, test_reductions.py) runs on Dask too,
+through the ``every_backend`` fixture; these tests cover what is particular
+to Dask: which cluster a loop uses, that the cluster's workers ran the
+iterations, a worker killed mid-loop, and the cluster paraloop starts itself.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import distributed
+import pytest
+
+import paraloop
+from paraloop import dask_backend
+
+Loader = Callable[..., ModuleType]
+
+
+@pytest.fixture
+def on_cluster(dask_cluster: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The test cluster, with no environment override and every worker up."""
+    monkeypatch.delenv("PARALOOP_DASK_SCHEDULER", raising=False)
+    monkeypatch.delenv("PARALOOP_BACKEND", raising=False)
+    with distributed.Client(dask_cluster, set_as_default=False) as client:
+        client.wait_for_workers(2, timeout=60)
+    yield dask_cluster
+
+
+def _worker_addresses(cluster: Any) -> set[str]:
+    with distributed.Client(cluster, set_as_default=False) as client:
+        return set(client.scheduler_info()["workers"])
+
+
+def test_the_cluster_workers_ran_the_iterations(load_module: Loader, on_cluster: Any) -> None:
+    """Every iteration ran on a worker of the named cluster, both workers took part."""
+    module = load_module(f"""
+        import os, time
+        from distributed import get_worker
+        from paraloop import ParaLoop
+        addresses = set()
+        pids = set()
+        squares = []
+        for i in ParaLoop(range(24), chunksize=1, backend="dask", scheduler={on_cluster.scheduler_address!r}):
+            time.sleep(0.05)
+            addresses.add(get_worker().address)
+            pids.add(os.getpid())
+            squares.append(i * i)
+    """)
+    assert module.squares == [i * i for i in range(24)]
+    assert module.addresses == _worker_addresses(on_cluster)
+    assert all(address.startswith("tcp://127.0.0.1:") for address in module.addresses)
+    assert os.getpid() not in module.pids
+
+
+def test_the_client_the_program_made_is_used(load_module: Loader, on_cluster: Any) -> None:
+    """With no address, a loop runs on the program's current Dask client."""
+    module = load_module("""
+        from distributed import get_worker
+        from paraloop import ParaLoop
+        def run():
+            addresses = set()
+            total = 0
+            for i in ParaLoop(range(100), backend="dask"):
+                total += i
+                addresses.add(get_worker().address)
+            return total, addresses
+    """)
+    with distributed.Client(on_cluster):
+        total, addresses = module.run()
+    assert total == sum(range(100))
+    assert addresses and addresses <= _worker_addresses(on_cluster)
+
+
+def test_a_client_object_can_be_passed(load_module: Loader, on_cluster: Any) -> None:
+    module = load_module("""
+        from paraloop import ParaLoop
+        def run(client):
+            found = {}
+            for word in ParaLoop(["a", "bb", "ccc"], backend="dask", scheduler=client):
+                found[word] = len(word)
+            return found
+    """)
+    with distributed.Client(on_cluster, set_as_default=False) as client:
+        assert module.run(client) == {"a": 1, "bb": 2, "ccc": 3}
+
+
+def test_a_worker_killed_mid_loop_is_an_error_not_a_hang(load_module: Loader, on_cluster: Any) -> None:
+    """SIGKILL of the worker running iteration 7: WorkerCrashedError naming it, within seconds."""
+    module = load_module(f"""
+        import os, signal, time
+        from paraloop import ParaLoop
+        done = []
+        def run():
+            for i in ParaLoop(range(40), chunksize=1, backend="dask", scheduler={on_cluster.scheduler_address!r}):
+                time.sleep(0.02)
+                if i == 7:
+                    os.kill(os.getpid(), signal.SIGKILL)
+                done.append(i)
+    """)
+    began = time.monotonic()
+    with pytest.raises(paraloop.WorkerCrashedError, match=r"line 7: a Dask worker .* iteration 7 of the loop"):
+        module.run()
+    assert time.monotonic() - began < 30
+    # Tracked state holds exactly the iterations before the lost one.
+    assert module.done == list(range(7))
+    # The nanny restarts the worker; the next loop works.
+    with distributed.Client(on_cluster, set_as_default=False) as client:
+        client.wait_for_workers(2, timeout=60)
+    again = load_module(f"""
+        from paraloop import ParaLoop
+        total = 0
+        for i in ParaLoop(range(50), backend="dask", scheduler={on_cluster.scheduler_address!r}):
+            total += i
+    """)
+    assert again.total == sum(range(50))
+
+
+def test_an_exception_keeps_its_type_and_the_workers_traceback(load_module: Loader, on_cluster: Any) -> None:
+    module = load_module(f"""
+        from paraloop import ParaLoop
+        seen = []
+        def run():
+            for i in ParaLoop(range(20), chunksize=3, backend="dask", scheduler={on_cluster.scheduler_address!r}):
+                if i == 11:
+                    raise KeyError(f"bad {{i}}")
+                seen.append(i)
+    """)
+    with pytest.raises(KeyError, match="bad 11") as caught:
+        module.run()
+    assert module.seen == list(range(11))
+    notes = getattr(caught.value, "__notes__", [])
+    assert any("iteration 11 (item 11)" in note for note in notes)
+    cause = caught.value.__cause__
+    assert isinstance(cause, paraloop.errors.RemoteTraceback)
+    assert f'{module.__file__}", line 8, in run' in cause.text
+
+
+def test_timeout_and_shared_arrays_are_refused(load_module: Loader, on_cluster: Any) -> None:
+    module = load_module(f"""
+        from paraloop import ParaLoop, SharedArray
+        def timed():
+            for i in ParaLoop(range(4), backend="dask", timeout=1, scheduler={on_cluster.scheduler_address!r}):
+                pass
+        out = SharedArray(4)
+        def shared():
+            for i in ParaLoop(range(4), backend="dask", scheduler={on_cluster.scheduler_address!r}):
+                out[i] = i
+    """)
+    with pytest.raises(paraloop.ParaLoopError, match=r"line 5: timeout= is not available with backend='dask'"):
+        module.timed()
+    with pytest.raises(paraloop.ParaLoopError, match=r"line 9: .*'out', a SharedArray.*Dask workers"):
+        module.shared()
+
+
+def test_an_unreachable_scheduler_is_named(load_module: Loader, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(dask_backend, "CONNECT_TIMEOUT", "1s")
+    monkeypatch.setenv("PARALOOP_DASK_SCHEDULER", "tcp://127.0.0.1:9")
+    module = load_module("""
+        from paraloop import ParaLoop
+        def run():
+            for i in ParaLoop(range(4), backend="dask"):
+                pass
+    """)
+    with pytest.raises(paraloop.ParaLoopError, match=r"cannot reach the Dask scheduler at 'tcp://127.0.0.1:9'"):
+        module.run()
+
+
+_OWN_CLUSTER_SCRIPT = """\
+# paraloop: enable
+import os, signal, time
+from distributed import get_worker
+from paraloop import ParaLoop, WorkerCrashedError
+from paraloop import dask_backend
+
+print("script started", flush=True)
+addresses = set()
+total = 0
+for i in ParaLoop(range(200), backend="dask", chunksize=10):
+    total += i
+    addresses.add(get_worker().address)
+print("total", total)
+print("hosts", sorted({a.split(":")[1] for a in addresses}))
+try:
+    for i in ParaLoop(range(40), backend="dask", chunksize=1):
+        time.sleep(0.02)
+        if i == 5:
+            os.kill(os.getpid(), signal.SIGKILL)
+except WorkerCrashedError as error:
+    print("crashed", "iteration 5" in str(error))
+client = dask_backend._own[1]
+client.wait_for_workers(2, timeout=60)
+workers = list(client.run(os.getpid).values())
+nannies = list(client.run(os.getppid).values())
+pids = workers + nannies + [client.run_on_scheduler(os.getpid)]
+print("pids", *pids, flush=True)
+"""
+
+
+def test_paraloop_starts_and_stops_its_own_cluster(tmp_path: Path) -> None:
+    """No client and no address: a local cluster on 127.0.0.1, gone when the script ends.
+
+    The script has no main guard; it must run once, also after a worker was
+    killed and restarted.
+    """
+    script = tmp_path / "own_cluster.py"
+    script.write_text(_OWN_CLUSTER_SCRIPT)
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("PARALOOP_")}
+    environment["PARALOOP_WORKERS"] = "2"
+    result = subprocess.run(
+        [sys.executable, "-m", "paraloop", str(script)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env=environment,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines.count("script started") == 1, result.stdout
+    assert f"total {sum(range(200))}" in lines
+    assert "hosts ['//127.0.0.1']" in lines
+    assert "crashed True" in lines
+    pids = [int(p) for p in next(line for line in lines if line.startswith("pids")).split()[1:]]
+    assert len(set(pids)) == 5
+    for pid in pids:
+        assert not _alive(pid), f"process {pid} of paraloop's cluster outlived the script"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            state = handle.read().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+def test_missing_distributed_is_explained(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without the extra installed, the error says what to install."""
+    monkeypatch.setitem(sys.modules, "distributed", None)
+    with pytest.raises(paraloop.ParaLoopError, match=r"pip install 'paraloop\[dask\]'"):
+        dask_backend._import_distributed()
+
