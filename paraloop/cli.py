@@ -25,9 +25,10 @@ when they carry that line.
   -h, --help    print this help
 
 Environment variables:
-  PARALOOP_BACKEND        processes (default), threads or sequential, for every loop
+  PARALOOP_BACKEND        processes (default), threads, sequential or dask, for every loop
   PARALOOP_WORKERS        number of worker processes for loops that give none
   PARALOOP_START_METHOD   fork, forkserver or spawn for the worker processes
+  PARALOOP_DASK_SCHEDULER address of the Dask scheduler for backend dask
 """
 
 

@@ -3,8 +3,8 @@
 For users who outgrow one machine.  The cluster is, in this order: the one at
 ``PARALOOP_DASK_SCHEDULER``, the ``scheduler=`` the loop names (an address or
 a ``distributed.Client``), the client the program already made (Dask's
-current client), or else a ``LocalCluster`` that paraloop starts on
-127.0.0.1 once and stops at exit.
+current client), or else a local cluster that paraloop starts on
+127.0.0.1 once (scheduler and workers as separate programs) and stops at exit.
 
 The worker function travels by value (dill), like the process pool's, so
 Dask workers never import the user's script; the job is scattered to the
@@ -27,6 +27,7 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import signal
 import sys
 import threading
 import time
@@ -113,13 +114,14 @@ def _register_shutdown() -> None:
 
 
 def _own_client(distributed: Any, workers: int) -> Any:
-    """A LocalCluster on 127.0.0.1, started once per process and stopped at exit."""
+    """A local cluster on 127.0.0.1, started once per process and stopped at exit."""
     global _own
     with _lock:
         if _own is not None:
             cluster, client = _own
             if client.status == "running":
-                if len(cluster.workers) != workers:
+                # Grown, never shrunk: a loop asking for fewer keeps fewer chunks in flight.
+                if len(cluster.workers) < workers:
                     cluster.scale(workers)
                     client.wait_for_workers(workers, timeout=60)
                 return client
@@ -133,14 +135,26 @@ def _own_client(distributed: Any, workers: int) -> Any:
         # worker Dask restarts after a crash must not re-run the user's script
         # (as a spawned child does when the script has no main guard).  A chunk
         # lost with its worker is an error, not retried elsewhere.
-        cluster = SubprocessCluster(
-            host="127.0.0.1",
-            n_workers=workers,
-            threads_per_worker=1,
-            dashboard_address=None,
-            scheduler_kwargs={"allowed_failures": 0},
-            silence_logs=logging.CRITICAL,
-        )
+        options: dict[str, Any] = {
+            "host": "127.0.0.1",
+            "n_workers": workers,
+            "threads_per_worker": 1,
+            "dashboard_address": None,
+            "scheduler_kwargs": {"allowed_failures": 0},
+            "silence_logs": logging.CRITICAL,
+        }
+        # The Dask programs read their log level from the environment they inherit.
+        quiet = {"DASK_LOGGING__DISTRIBUTED": "error"}
+        saved = {name: os.environ.get(name) for name in quiet}
+        os.environ.update(quiet)
+        try:
+            cluster = SubprocessCluster(**options)
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
         client = distributed.Client(cluster, set_as_default=False)
         client.wait_for_workers(workers, timeout=60)
         _register_shutdown()
@@ -149,15 +163,63 @@ def _own_client(distributed: Any, workers: int) -> Any:
 
 
 def _stop(cluster: Any, client: Any) -> None:
+    """Close the cluster paraloop started, letting its processes clean up after themselves.
+
+    Dask's own ``close()`` kills the worker programs at once, with the
+    semaphores their nannies made still on ``/dev/shm``; so they are asked to
+    stop first, and what is still running after a few seconds is killed.
+    After Ctrl-C in a terminal the cluster's processes got the signal too and
+    are already shutting down.
+    """
+    import psutil  # a dependency of distributed
+
+    scheduler = getattr(cluster.scheduler, "process", None)
+    nannies = [getattr(worker, "process", None) for worker in cluster.workers.values()]
+    if client.status == "running":
+        try:
+            client.close(timeout=3)  # first, so that it does not try to reconnect
+        except Exception:  # the processes are stopped below either way
+            logger.debug("closing the Dask client failed", exc_info=True)
+    # SIGTERM, which the Dask programs handle by closing in order (closed by
+    # the scheduler instead, the nannies leave their semaphores behind):
+    # the nannies first, while the scheduler they report to still runs.
+    for group in ([n.pid for n in nannies if n is not None], [scheduler.pid] if scheduler else []):
+        for pid in group:
+            if _running(pid):
+                os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 5.0
+        while any(_running(pid) for pid in group) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        for pid in group:
+            if _running(pid):
+                try:
+                    process = psutil.Process(pid)
+                    for child in process.children(recursive=True):
+                        child.kill()
+                    process.kill()
+                except psutil.NoSuchProcess:
+                    pass
+    # Everything is gone: Dask closing it again (now or at exit) would only wait for it.
+    cluster.shutdown_on_close = False
     try:
-        client.close()
-    finally:
-        cluster.close()
+        client.close(timeout=1)
+    except Exception:  # noqa: BLE001 - nothing is left to close
+        pass
+
+
+def _running(pid: int) -> bool:
+    """The process exists and has not exited (a zombie waits only to be reaped)."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
 
 
 def shutdown() -> None:
     """Close paraloop's clients and stop the cluster it started, if any; called at exit."""
     global _own
+    began = time.monotonic()
     with _lock:
         own, _own = _own, None
         clients = list(_clients.values())
@@ -166,6 +228,7 @@ def shutdown() -> None:
         client.close()
     if own is not None:
         _stop(*own)
+        logger.debug("stopped the Dask cluster in %.2f s", time.monotonic() - began)
 
 
 # Jobs a Dask worker has loaded, by loop key: a loop's chunks reuse its job.
@@ -274,9 +337,11 @@ def run_dask(job: Job, chunker: Chunker, scheduler: Any, workers: int | None) ->
                 chunk = running.pop(future)
                 yield _outcome(distributed, future, chunk, job)
     finally:
-        if running:
-            client.cancel(list(running))
-        client.cancel([job_future])
+        # Released, not cancelled: releasing never waits for the scheduler (which
+        # after Ctrl-C in a terminal may be gone), and chunks nobody wants are
+        # dropped by the scheduler before they start.
+        for future in [*running, job_future]:
+            future.release()
 
 
 def _check_workers(client: Any, job: Job, since: float | None) -> float | None:

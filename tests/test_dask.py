@@ -9,6 +9,7 @@ iterations, a worker killed mid-loop, and the cluster paraloop starts itself.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -108,7 +109,9 @@ def test_a_worker_killed_mid_loop_is_an_error_not_a_hang(load_module: Loader, on
                 done.append(i)
     """)
     began = time.monotonic()
-    with pytest.raises(paraloop.WorkerCrashedError, match=r"line 7: a Dask worker .* iteration 7 of the loop"):
+    with pytest.raises(
+        paraloop.WorkerCrashedError, match=r"line 7: a Dask worker .* iteration 7 of the loop"
+    ):
         module.run()
     assert time.monotonic() - began < 30
     # Tracked state holds exactly the iterations before the lost one.
@@ -156,7 +159,9 @@ def test_timeout_and_shared_arrays_are_refused(load_module: Loader, on_cluster: 
             for i in ParaLoop(range(4), backend="dask", scheduler={on_cluster.scheduler_address!r}):
                 out[i] = i
     """)
-    with pytest.raises(paraloop.ParaLoopError, match=r"line 5: timeout= is not available with backend='dask'"):
+    with pytest.raises(
+        paraloop.ParaLoopError, match=r"line 5: timeout= is not available with backend='dask'"
+    ):
         module.timed()
     with pytest.raises(paraloop.ParaLoopError, match=r"line 9: .*'out', a SharedArray.*Dask workers"):
         module.shared()
@@ -171,7 +176,9 @@ def test_an_unreachable_scheduler_is_named(load_module: Loader, monkeypatch: pyt
             for i in ParaLoop(range(4), backend="dask"):
                 pass
     """)
-    with pytest.raises(paraloop.ParaLoopError, match=r"cannot reach the Dask scheduler at 'tcp://127.0.0.1:9'"):
+    with pytest.raises(
+        paraloop.ParaLoopError, match=r"cannot reach the Dask scheduler at 'tcp://127.0.0.1:9'"
+    ):
         module.run()
 
 
@@ -251,3 +258,46 @@ def test_missing_distributed_is_explained(monkeypatch: pytest.MonkeyPatch) -> No
     with pytest.raises(paraloop.ParaLoopError, match=r"pip install 'paraloop\[dask\]'"):
         dask_backend._import_distributed()
 
+
+def test_ctrl_c_stops_paraloops_own_cluster(tmp_path: Path) -> None:
+    """SIGINT to the script's process group: KeyboardInterrupt, no process and no semaphore left."""
+    from test_failures import wait_for_no_members
+
+    script = tmp_path / "busy_dask.py"
+    script.write_text(
+        "# paraloop: enable\n"
+        "import time\n"
+        "from paraloop import ParaLoop\n"
+        "for i in ParaLoop(range(8), backend='dask', num_processes=2, chunksize=1):\n"
+        "    if i == 0:\n"
+        "        print('running', flush=True)\n"
+        "    end = time.monotonic() + 600\n"
+        "    while time.monotonic() < end:\n"
+        "        pass\n"
+    )
+    before = set(os.listdir("/dev/shm"))
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("PARALOOP_")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "paraloop", str(script)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        env=environment,
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().strip() == "running"
+        sent = time.monotonic()
+        os.killpg(process.pid, signal.SIGINT)
+        process.wait(timeout=60)
+        elapsed = time.monotonic() - sent
+        stderr = process.stderr.read() if process.stderr else ""
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    assert "KeyboardInterrupt" in stderr
+    assert elapsed < 5, f"took {elapsed:.1f} s to stop"
+    assert wait_for_no_members(process.pid, 5) == []
+    assert set(os.listdir("/dev/shm")) <= before

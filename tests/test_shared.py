@@ -1,0 +1,196 @@
+"""SharedArray: workers write in place; the memory is freed at exit, after crashes too.
+
+Also CONTRACT.md section 5's promise that no shared-memory segment is left
+behind after a crash or a timeout.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import pickle
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+from conftest import START_METHODS
+
+from paraloop import SharedArray
+
+Loader = Callable[..., ModuleType]
+
+SHM = Path("/dev/shm")
+
+
+@pytest.fixture(params=[*START_METHODS, "threads", "sequential"])
+def local_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every backend that can reach this machine's memory (Dask refuses SharedArray)."""
+    choice: str = request.param
+    if choice in START_METHODS:
+        monkeypatch.setenv("PARALOOP_BACKEND", "processes")
+        monkeypatch.setenv("PARALOOP_START_METHOD", choice)
+    else:
+        monkeypatch.setenv("PARALOOP_BACKEND", choice)
+    return choice
+
+
+def test_workers_write_in_place(load_module: Loader, local_backend: str) -> None:
+    module = load_module("""
+        import os
+        from paraloop import ParaLoop, SharedArray
+        out = SharedArray(300, dtype="int64", fill=-1)
+        pids = set()
+        for i in ParaLoop(range(300), num_processes=2, chunksize=7):
+            out[i] = i * i
+            pids.add(os.getpid())
+    """)
+    assert np.array_equal(module.out.array, np.arange(300) ** 2)
+    if local_backend in START_METHODS:
+        assert os.getpid() not in module.pids  # written by other processes
+
+
+def test_rows_and_in_place_updates(load_module: Loader, local_backend: str) -> None:
+    module = load_module("""
+        import numpy as np
+        from paraloop import ParaLoop, SharedArray
+        out = SharedArray.from_array(np.ones((50, 3)))
+        def fill():
+            for i in ParaLoop(range(50), num_processes=2):
+                out[i] += [i, 2 * i, 3 * i]
+                out[i, 0] *= 2
+    """)
+    module.fill()
+    expected = np.ones((50, 3)) + np.arange(50)[:, None] * np.array([1, 2, 3])
+    expected[:, 0] *= 2
+    assert np.array_equal(np.asarray(module.out), expected)
+    assert module.out.dtype == np.float64 and len(module.out) == 50
+
+
+def test_unpickled_in_its_own_process_it_is_the_same_array() -> None:
+    out = SharedArray((2, 2))
+    assert pickle.loads(pickle.dumps(out)) is out
+    out.free()
+
+
+def test_free_and_garbage_collection_release_the_memory() -> None:
+    first = SharedArray(10)
+    second = SharedArray(10)
+    names = first.name, second.name
+    assert all((SHM / name).exists() for name in names)
+    first.free()
+    assert not (SHM / names[0]).exists()
+    del second
+    gc.collect()
+    assert not (SHM / names[1]).exists()
+
+
+def _script(tmp_path: Path, body: str) -> subprocess.CompletedProcess[str]:
+    script = tmp_path / "shared_script.py"
+    script.write_text("# paraloop: enable\n" + body)
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("PARALOOP_")}
+    return subprocess.run(
+        [sys.executable, "-m", "paraloop", str(script)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=environment,
+        cwd=tmp_path,
+    )
+
+
+def _shared_segments() -> set[str]:
+    return {entry.name for entry in SHM.iterdir()}
+
+
+def test_freed_when_the_program_ends_after_a_worker_crashed(tmp_path: Path) -> None:
+    before = _shared_segments()
+    result = _script(
+        tmp_path,
+        """
+import os
+from paraloop import ParaLoop, SharedArray, WorkerCrashedError
+out = SharedArray(100)
+for i in ParaLoop(range(100), num_processes=2, chunksize=5, start_method="spawn"):
+    out[i] = i
+try:
+    for i in ParaLoop(range(100), num_processes=2, chunksize=5, start_method="spawn"):
+        if i == 42:
+            os._exit(9)
+except WorkerCrashedError:
+    print("crashed")
+print(out.name, os.path.exists("/dev/shm/" + out.name), out.array.sum())
+""",
+    )
+    assert result.returncode == 0, result.stderr
+    crashed, line = result.stdout.splitlines()
+    name, existed, value = line.split()
+    assert crashed == "crashed" and existed == "True" and value == "4950.0"
+    assert not (SHM / name).exists()
+    assert _shared_segments() <= before
+    assert "leaked" not in result.stderr
+
+
+def test_freed_when_the_program_itself_is_killed(tmp_path: Path) -> None:
+    """SIGKILL leaves no chance to clean up: the resource tracker frees the segment."""
+    result = _script(
+        tmp_path,
+        """
+import os, signal
+from paraloop import ParaLoop, SharedArray
+out = SharedArray(1000)
+for i in ParaLoop(range(1000), num_processes=2):
+    out[i] = i
+print(out.name, flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+""",
+    )
+    assert result.returncode == -9, result.stderr
+    name = result.stdout.strip()
+    assert name.startswith("paraloop_")
+    # The tracker notices its creator is gone and unlinks what it left.
+    deadline = time.monotonic() + 20
+    while (SHM / name).exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not (SHM / name).exists()
+
+
+def test_no_segment_is_left_after_crash_timeout_and_interrupt(tmp_path: Path) -> None:
+    """CONTRACT.md section 5: after a crash, a timeout or Ctrl-C, no shared memory remains."""
+    before = _shared_segments()
+    result = _script(
+        tmp_path,
+        """
+import os, signal, time
+from paraloop import ParaLoop, WorkerCrashedError, IterationTimeoutError
+main = os.getpid()
+for method in ("fork", "forkserver", "spawn"):
+    try:
+        for i in ParaLoop(range(20), num_processes=2, chunksize=1, start_method=method):
+            if i == 5:
+                os._exit(1)
+    except WorkerCrashedError:
+        print("crash", method)
+    try:
+        for i in ParaLoop(range(4), num_processes=2, timeout=0.5, start_method=method):
+            time.sleep(10 if i == 2 else 0)
+    except IterationTimeoutError:
+        print("timeout", method)
+    try:
+        for i in ParaLoop(range(20), num_processes=2, chunksize=1, start_method=method):
+            if i == 3:
+                os.kill(main, signal.SIGINT)
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        print("interrupt", method)
+""",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        f"{kind} {method}" for method in START_METHODS for kind in ("crash", "timeout", "interrupt")
+    ]
+    assert _shared_segments() <= before
