@@ -190,10 +190,16 @@ from paraloop import ParaLoop, WorkerCrashedError
 from paraloop import dask_backend
 
 print("script started", flush=True)
+
+
+def square(x):  # defined in the script: it travels to the workers by value
+    return x * x
+
+
 addresses = set()
 total = 0
 for i in ParaLoop(range(200), backend="dask", chunksize=10):
-    total += i
+    total += square(i)
     addresses.add(get_worker().address)
 print("total", total)
 print("hosts", sorted({a.split(":")[1] for a in addresses}))
@@ -234,7 +240,7 @@ def test_paraloop_starts_and_stops_its_own_cluster(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines.count("script started") == 1, result.stdout
-    assert f"total {sum(range(200))}" in lines
+    assert f"total {sum(i * i for i in range(200))}" in lines
     assert "hosts ['//127.0.0.1']" in lines
     assert "crashed True" in lines
     pids = [int(p) for p in next(line for line in lines if line.startswith("pids")).split()[1:]]
