@@ -66,14 +66,15 @@ class Chunker:
         # The threads backend takes chunks from several threads.
         self._lock = threading.Lock()
 
-    def next(self) -> Chunk | None:
+    def next(self, minimum: int = 1) -> Chunk | None:
+        """The next chunk, of at least ``minimum`` items (unless the size was fixed), or None."""
         with self._lock:
-            return self._next()
+            return self._next(minimum)
 
-    def _next(self) -> Chunk | None:
+    def _next(self, minimum: int) -> Chunk | None:
         if self.exhausted or self.stopped:
             return None
-        size = self.size
+        size = self.size if self.fixed else min(MAX_CHUNK, max(self.size, minimum))
         if self._sequence is not None:
             items: Sequence[Any] = self._sequence[self.position : self.position + size]
         else:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import os
 
-__all__ = ["available_cpus", "default_workers", "waiting_workers"]
+__all__ = ["available_cpus", "default_workers", "waiting_iterations", "waiting_workers"]
 
 
 def _cgroup_quota() -> float | None:
@@ -44,8 +44,13 @@ def available_cpus() -> int:
 
 
 def waiting_workers() -> int:
-    """How far the pool may grow for loops whose iterations mostly wait (network, disk)."""
+    """How far the pool may grow in processes for waiting loops that cannot use lanes (timeout=)."""
     return min(32, 8 * available_cpus())
+
+
+def waiting_iterations() -> int:
+    """How many iterations may be in flight at once for loops whose iterations mostly wait."""
+    return min(128, 32 * available_cpus())
 
 
 def default_workers() -> int:

@@ -99,6 +99,10 @@ class Outcome:
     received: float = 0.0
     # Set by the caller when the outcome came from another process.
     remote: bool = False
+    # A chunk run in lanes (see :mod:`paraloop.lanes`): its parts, in order, each
+    # combined like a chunk of its own; the parts after one that did not finish
+    # are dropped.
+    parts: list[Outcome] | None = None
 
     @property
     def iterations(self) -> int:

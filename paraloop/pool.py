@@ -35,9 +35,10 @@ from multiprocess.connection import wait
 
 from . import serialize
 from .chunks import Chunk, Chunker
-from .cpus import available_cpus
+from .cpus import available_cpus, waiting_workers
 from .errors import IterationTimeoutError, ParaLoopError, WorkerCrashedError
 from .execute import Job, Outcome
+from .lanes import MAX_LANES
 from .worker import CHUNK, HEADER, JOB, QUIT, serve
 
 __all__ = ["ProcessPool", "get_pool", "shutdown_pools"]
@@ -144,8 +145,8 @@ class _Worker:
         self.lease: int | None = None
         self.chunk: Chunk | None = None
 
-    def send(self, kind: int, loop_id: int, index: int, start: int, payload: bytes) -> None:
-        self.connection.send_bytes(HEADER.pack(kind, loop_id, index, start) + payload)
+    def send(self, kind: int, loop_id: int, index: int, start: int, payload: bytes, lanes: int = 1) -> None:
+        self.connection.send_bytes(HEADER.pack(kind, loop_id, index, start, lanes) + payload)
 
     def describe_exit(self) -> str:
         self.process.join(timeout=1.0)
@@ -173,6 +174,18 @@ class _Worker:
             self.process.kill()
             self.process.join(timeout=5.0)
         self.connection.close()
+
+
+def _in_flight(outcome: Outcome, cpus: int) -> int:
+    """Iterations in flight that keep ``cpus`` busy, judged by this chunk's wall and CPU time.
+
+    One iteration waits ``wall`` and computes ``cpu``: about wall/cpu of them
+    share a CPU.  A chunk run in lanes took its wall time once for all lanes.
+    """
+    iterations = max(1, outcome.iterations)
+    wall = outcome.seconds * len(outcome.parts or (outcome,)) / iterations
+    cpu = max(outcome.cpu / iterations, 1e-6)
+    return max(1, math.ceil(cpus * wall / cpu))
 
 
 def _mostly_waiting(wall: float, cpu: float) -> bool:
@@ -214,18 +227,24 @@ class ProcessPool:
     def run(self, job: Job, chunker: Chunker, count: int, grow_to: int | None = None) -> Iterator[Outcome]:
         """Run the chunks of ``chunker`` on ``count`` workers; yield outcomes as they arrive.
 
-        With ``grow_to``, a loop whose iterations mostly wait (their CPU time is
-        far below their wall time) gets more workers, doubling up to ``grow_to``.
+        With ``grow_to`` (iterations in flight at most), a loop whose iterations
+        mostly wait (their CPU time is far below their wall time) gets more of
+        them in flight: each worker runs its chunks in lanes (threads, see
+        :mod:`paraloop.lanes`), or, for a loop with a timeout (which a thread
+        cannot honour), more worker processes.
         """
         loop_id = next(_loop_ids)
         active = self.lease(count, loop_id)
+        lanes = 1
+        process_cap = waiting_workers()
         wall = cpu = 0.0
         job_message: bytes | None = None
         idle = list(active)
         try:
             while True:
                 while idle:
-                    chunk = chunker.next()
+                    # With lanes, a chunk has at least an item per lane.
+                    chunk = chunker.next(minimum=lanes)
                     if chunk is None:
                         break
                     worker = idle.pop()
@@ -238,7 +257,8 @@ class ProcessPool:
                             worker.send(JOB, loop_id, 0, 0, job_message)
                             worker.job_id = loop_id
                         worker.chunk = chunk
-                        worker.send(CHUNK, loop_id, chunk.index, chunk.start, serialize.dumps(chunk.items))
+                        items = serialize.dumps(chunk.items)
+                        worker.send(CHUNK, loop_id, chunk.index, chunk.start, items, lanes)
                     except (BrokenPipeError, ConnectionResetError):
                         self._crashed(worker, job)
                 if not any(w.chunk is not None for w in active):
@@ -262,14 +282,18 @@ class ProcessPool:
                         outcome: Outcome = serialize.loads(data)
                         outcome.received = time.perf_counter() - began
                         outcome.remote = True
+                        for part in outcome.parts or ():
+                            part.remote = True
                         wall, cpu = wall + outcome.seconds, cpu + outcome.cpu
                         if grow_to is not None and _mostly_waiting(wall, cpu):
-                            # Enough workers that the waiting ones keep the CPUs busy.
-                            wanted = min(
-                                grow_to, math.ceil(available_cpus() * wall / max(cpu, wall / grow_to))
-                            )
-                            if wanted > len(active):
-                                more = self.lease(wanted - len(active), loop_id)
+                            wanted = min(grow_to, _in_flight(outcome, available_cpus()))
+                            if job.timeout is None:
+                                more_lanes = min(MAX_LANES, math.ceil(wanted / len(active)))
+                                if more_lanes > lanes:
+                                    logger.debug("iterations mostly wait: %d lanes per worker", more_lanes)
+                                    lanes = more_lanes
+                            elif min(wanted, process_cap) > len(active):
+                                more = self.lease(min(wanted, process_cap) - len(active), loop_id)
                                 logger.debug("iterations mostly wait: %d more workers", len(more))
                                 active.extend(more)
                                 idle.extend(more)

@@ -23,10 +23,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .chunks import Chunker
-from .cpus import default_workers, waiting_workers
+from .cpus import default_workers, waiting_iterations
 from .errors import IterationTimeoutError, ParaLoopError, RemoteTraceback
 from .execute import BROKE, DONE, RAISED, RETURNED, UNBOUND, ChunkIterator, Job, Outcome, execute_chunk
 from .loop import ParaLoop
+
+# Imported with the runtime, when a module with ParaLoop loops is imported, not
+# when its first loop starts: the process pool's libraries (multiprocess and
+# dill) take tens of milliseconds to import, which a first loop should not wait for.
+from .pool import get_pool
 from .progress import open_bar
 from .reductions import infer_reductions
 from .threads import in_worker_thread, run_threads
@@ -69,9 +74,11 @@ class Combiner:
         while self._next in self._pending:
             current = self._pending.pop(self._next)
             self._next += 1
-            self._apply(current)
-            if current.kind != DONE:
-                return True
+            # A chunk run in lanes: its parts in order, each like a chunk.
+            for part in current.parts or (current,):
+                self._apply(part)
+                if part.kind != DONE:
+                    return True
         return False
 
     def _apply(self, outcome: Outcome) -> None:
@@ -239,11 +246,9 @@ def _outcomes(loop: ParaLoop[Any], job: Job, chunker: Chunker) -> Iterator[Outco
         from .dask_backend import run_dask
 
         return run_dask(job, chunker, loop.scheduler, loop.num_processes)
-    from .pool import get_pool
-
     # With no count given, a loop whose iterations mostly wait may get more workers.
     automatic = loop.num_processes is None and not os.environ.get("PARALOOP_WORKERS", "").strip()
-    grow_to = waiting_workers() if automatic else None
+    grow_to = waiting_iterations() if automatic else None
     return get_pool(loop.resolved_start_method()).run(job, chunker, count, grow_to)
 
 
@@ -386,9 +391,10 @@ def comprehension(
         inline = _backend(loop) in ("threads", "sequential")
         bar = open_bar(loop.iterable, job.filename, line) if loop.progress else None
         for outcome in _drive(_outcomes(loop, job, chunker), chunker, inline, bar):
-            if outcome.kind == RAISED:
-                raise _with_context(outcome, job)
-            yield outcome.value
+            for part in outcome.parts or (outcome,):
+                if part.kind == RAISED:
+                    raise _with_context(part, job)
+                yield part.value
 
     if kind == "generator":
         # Lazy, like the generator expression it replaces: nothing runs until iterated.

@@ -22,11 +22,12 @@ from . import serialize
 from .chunks import Chunk
 from .errors import ParaLoopError
 from .execute import RAISED, Job, Outcome, execute_chunk
+from .lanes import execute_lanes
 
 __all__ = ["HEADER", "JOB", "CHUNK", "QUIT", "in_worker", "serve"]
 
-# Message header: kind, loop id, chunk index, start index.
-HEADER = struct.Struct("<BQQQ")
+# Message header: kind, loop id, chunk index, start index, lanes.
+HEADER = struct.Struct("<BQQQH")
 JOB = 1
 CHUNK = 2
 QUIT = 3
@@ -41,6 +42,29 @@ def in_worker() -> bool:
 
 def encode_outcome(outcome: Outcome, job: Job) -> bytes:
     """Serialize an outcome; values that cannot travel are dropped or reported by name."""
+    if outcome.parts is None:
+        return _encode(outcome, job)
+    for part in outcome.parts:
+        if part.kind == RAISED:
+            part.value = _portable_exception(part.value)
+    try:
+        return serialize.dumps(outcome)
+    except Exception:  # noqa: BLE001 - find out which part could not travel
+        pass
+    parts = [serialize.loads(_encode(part, job)) for part in outcome.parts]
+    for number, part in enumerate(parts):
+        if part.kind == RAISED and outcome.parts[number].kind != RAISED:
+            # A value of this part could not travel: the chunk ends there.
+            parts = parts[: number + 1]
+            outcome.kind, outcome.stop, outcome.value = part.kind, part.stop, part.value
+            break
+    outcome.parts = parts
+    if outcome.kind == RAISED:
+        outcome.value = parts[-1].value
+    return serialize.dumps(outcome)
+
+
+def _encode(outcome: Outcome, job: Job) -> bytes:
     if outcome.kind == RAISED:
         outcome.value = _portable_exception(outcome.value)
     try:
@@ -140,7 +164,7 @@ def serve(connection: Any, clock: Any = None) -> None:
             message = connection.recv_bytes()
         except (EOFError, OSError):
             return
-        kind, loop_id, index, start = HEADER.unpack_from(message)
+        kind, loop_id, index, start, lanes = HEADER.unpack_from(message)
         payload = memoryview(message)[HEADER.size :]
         if kind == QUIT:
             return
@@ -159,5 +183,8 @@ def serve(connection: Any, clock: Any = None) -> None:
                 connection.send_bytes(serialize.dumps(failed))
                 continue
             items = serialize.loads(payload)
-            outcome = execute_chunk(job, Chunk(index, start, items), clock)
+            if lanes > 1 and len(items) > 1:
+                outcome = execute_lanes(job, Chunk(index, start, items), lanes)
+            else:
+                outcome = execute_chunk(job, Chunk(index, start, items), clock)
             connection.send_bytes(encode_outcome(outcome, job))

@@ -242,35 +242,54 @@ def test_progress_bar_counts_every_iteration(tmp_path: Path) -> None:
     assert "100%" in result.stderr
 
 
-def test_waiting_iterations_get_more_workers(load_module: Loader, monkeypatch: pytest.MonkeyPatch) -> None:
-    """With no worker count, a loop whose iterations mostly wait grows past the CPU count."""
+def test_waiting_iterations_get_more_in_flight(load_module: Loader, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With no worker count, a loop whose iterations mostly wait runs more of them at once than CPUs.
+
+    The workers run parts of their chunks in threads (lanes); with a timeout,
+    which a thread cannot honour, the pool grows in processes instead.
+    """
     from paraloop.cpus import available_cpus
 
     monkeypatch.delenv("PARALOOP_WORKERS", raising=False)
     module = load_module("""
         import os, time
         from paraloop import ParaLoop
-        def waiting():
+
+        def overlap(spans):
+            # The most iterations that were running at one moment.
+            events = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
+            running = most = 0
+            for _, step in events:
+                running += step
+                most = max(most, running)
+            return most
+
+        def waiting(**options):
+            spans = []
             pids = set()
-            for i in ParaLoop(range(120)):
+            for i in ParaLoop(range(160), **options):
+                start = time.monotonic()
                 time.sleep(0.02)
+                spans.append((start, time.monotonic()))
                 pids.add(os.getpid())
-            return pids
+            return overlap(spans), len(pids)
+
         def busy():
-            pids = set()
+            spans = []
             for i in ParaLoop(range(60)):
+                start = time.monotonic()
                 end = time.process_time() + 0.01
                 while time.process_time() < end:
                     pass
-                pids.add(os.getpid())
-            return pids
-        def fixed():
-            pids = set()
-            for i in ParaLoop(range(60), num_processes=2):
-                time.sleep(0.01)
-                pids.add(os.getpid())
-            return pids
+                spans.append((start, time.monotonic()))
+            return overlap(spans)
     """)
-    assert len(module.waiting()) > available_cpus()
-    assert len(module.busy()) <= available_cpus()
-    assert len(module.fixed()) <= 2
+    cpus = available_cpus()
+    in_flight, processes = module.waiting()
+    assert in_flight >= 4 * cpus
+    assert processes <= cpus  # the same worker processes, running lanes
+    in_flight, processes = module.waiting(timeout=5)
+    assert processes > cpus  # more processes instead
+    in_flight, processes = module.waiting(num_processes=2)
+    assert in_flight <= 2  # a count given is a count kept
+    assert module.busy() <= cpus

@@ -1,0 +1,126 @@
+"""Lanes: worker processes run parts of a chunk in threads when iterations mostly wait.
+
+Every test here runs a loop whose iterations sleep, with no worker count, so
+the pool switches to lanes after the first chunks; each checks that lanes
+were really used (the iterations ran in ``paraloop-lane`` threads) and that
+the result is still exactly the plain loop's: order, break, return,
+exceptions, comprehensions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from types import ModuleType
+
+import pytest
+
+import paraloop
+
+Loader = Callable[..., ModuleType]
+
+N = 240
+
+
+@pytest.fixture
+def waiting(load_module: Loader, monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
+    monkeypatch.delenv("PARALOOP_WORKERS", raising=False)
+    monkeypatch.delenv("PARALOOP_BACKEND", raising=False)
+    yield load_module(f"""
+        import threading, time
+        from paraloop import ParaLoop
+
+        def lane():
+            return threading.current_thread().name.startswith("paraloop-lane")
+
+        def tracked():
+            total = 0
+            order = []
+            squares = {{}}
+            lanes = set()
+            for i in ParaLoop(range({N})):
+                time.sleep(0.005)
+                total += i
+                order.append(i)
+                squares[i] = i * i
+                lanes.add(lane())
+                last = i
+            return total, order, squares, lanes, last
+
+        def broken(at):
+            seen = []
+            lanes = set()
+            for i in ParaLoop(range({N})):
+                time.sleep(0.005)
+                lanes.add(lane())
+                if i == at:
+                    break
+                seen.append(i)
+            else:
+                seen.append("else")
+            return seen, lanes, i
+
+        def returned(at):
+            for i in ParaLoop(range({N})):
+                time.sleep(0.005)
+                if i >= at:
+                    return i, lane()
+            return None
+
+        seen = []
+        def raising(at):
+            for i in ParaLoop(range({N})):
+                time.sleep(0.005)
+                if i == at:
+                    raise ValueError(f"bad {{i}}")
+                seen.append(i)
+
+        def comprehension():
+            return [(i, lane()) for i in ParaLoop(range({N})) if time.sleep(0.005) is None]
+
+        def unpicklable():
+            for i in ParaLoop(range({N})):
+                time.sleep(0.005)
+                if lane():
+                    handle = (n for n in range(3))  # a generator: no serializer carries it
+            return handle
+    """)
+
+
+def test_tracked_state_in_order(waiting: ModuleType) -> None:
+    total, order, squares, lanes, last = waiting.tracked()
+    assert True in lanes
+    assert total == sum(range(N))
+    assert order == list(range(N))
+    assert list(squares.items()) == [(i, i * i) for i in range(N)]
+    assert last == N - 1
+
+
+def test_break_keeps_exactly_the_prefix(waiting: ModuleType) -> None:
+    seen, lanes, i = waiting.broken(200)
+    assert True in lanes
+    assert seen == list(range(200))
+    assert i == 200
+
+
+def test_return_gives_the_earliest_returning_iteration(waiting: ModuleType) -> None:
+    # Iterations after 150 return too, in parallel; the earliest one's value wins.
+    assert waiting.returned(150) == (150, True)
+
+
+def test_exception_after_the_prefix(waiting: ModuleType) -> None:
+    with pytest.raises(ValueError, match="bad 210") as caught:
+        waiting.raising(210)
+    assert waiting.seen == list(range(210))
+    assert any("iteration 210 (item 210)" in note for note in getattr(caught.value, "__notes__", []))
+    assert isinstance(caught.value.__cause__, paraloop.errors.RemoteTraceback)
+
+
+def test_comprehension_in_order(waiting: ModuleType) -> None:
+    result = waiting.comprehension()
+    assert [i for i, _ in result] == list(range(N))
+    assert any(in_lane for _, in_lane in result)
+
+
+def test_a_value_that_cannot_travel_back_is_named(waiting: ModuleType) -> None:
+    with pytest.raises(paraloop.ParaLoopError, match=r"'handle' is read after the loop"):
+        waiting.unpicklable()
