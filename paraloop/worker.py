@@ -42,31 +42,29 @@ def in_worker() -> bool:
 
 def encode_outcome(outcome: Outcome, job: Job) -> bytes:
     """Serialize an outcome; values that cannot travel are dropped or reported by name."""
-    if outcome.parts is None:
-        return _encode(outcome, job)
-    for part in outcome.parts:
-        if part.kind == RAISED:
-            part.value = _portable_exception(part.value)
+    parts = outcome.parts or []
+    for each in (*parts, outcome):
+        if each.kind == RAISED:
+            each.value = parts[-1].value if each is outcome and parts else _portable_exception(each.value)
     try:
         return serialize.dumps(outcome)
-    except Exception:  # noqa: BLE001 - find out which part could not travel
+    except Exception:  # noqa: BLE001 - find out which value could not travel
         pass
-    parts = [serialize.loads(_encode(part, job)) for part in outcome.parts]
-    for number, part in enumerate(parts):
-        if part.kind == RAISED and outcome.parts[number].kind != RAISED:
+    if not parts:
+        return _repaired(outcome, job)
+    repaired = [serialize.loads(_repaired(part, job)) for part in parts]
+    for number, part in enumerate(repaired):
+        if part.kind == RAISED and parts[number].kind != RAISED:
             # A value of this part could not travel: the chunk ends there.
-            parts = parts[: number + 1]
+            repaired = repaired[: number + 1]
             outcome.kind, outcome.stop, outcome.value = part.kind, part.stop, part.value
             break
-    outcome.parts = parts
-    if outcome.kind == RAISED:
-        outcome.value = parts[-1].value
+    outcome.parts = repaired
     return serialize.dumps(outcome)
 
 
-def _encode(outcome: Outcome, job: Job) -> bytes:
-    if outcome.kind == RAISED:
-        outcome.value = _portable_exception(outcome.value)
+def _repaired(outcome: Outcome, job: Job) -> bytes:
+    """An outcome that failed to serialize: drop what need not travel, or name what cannot."""
     try:
         return serialize.dumps(outcome)
     except Exception:  # noqa: BLE001 - find out which value could not travel

@@ -5,8 +5,12 @@ from __future__ import annotations
 import importlib
 import itertools
 import logging
+import os
+import signal
+import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
@@ -68,14 +72,8 @@ def dask_cluster() -> Iterator[Any]:
     cluster.close()
 
 
-@pytest.fixture(params=[*START_METHODS, "threads", "sequential", "dask"])
-def every_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Run the test on processes under each start method, on threads, sequentially and on Dask.
-
-    CONTRACT.md section 7: the same loop gives the same tracked result on every
-    backend. The environment variables override what the code asks for.
-    """
-    choice: str = request.param
+def use_backend(choice: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Make every loop of the test run on ``choice``: the environment overrides the code."""
     if choice in START_METHODS:
         monkeypatch.setenv("PARALOOP_BACKEND", "processes")
         monkeypatch.setenv("PARALOOP_START_METHOD", choice)
@@ -85,3 +83,62 @@ def every_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatc
         cluster = request.getfixturevalue("dask_cluster")
         monkeypatch.setenv("PARALOOP_DASK_SCHEDULER", cluster.scheduler_address)
     return choice
+
+
+@pytest.fixture(params=[*START_METHODS, "threads", "sequential", "dask"])
+def every_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run the test on processes under each start method, on threads, sequentially and on Dask.
+
+    CONTRACT.md section 7: the same loop gives the same tracked result on every
+    backend. The environment variables override what the code asks for.
+    """
+    return use_backend(request.param, request, monkeypatch)
+
+
+def run_script(
+    script: Path, *, timeout: float = 120, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``python -m paraloop script`` in the script's directory, free of the tests' PARALOOP_* settings."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("PARALOOP_")}
+    environment.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "paraloop", str(script)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=environment,
+        cwd=script.parent,
+    )
+
+
+def interrupt_like_a_terminal(
+    script: Path, *, env: dict[str, str] | None = None
+) -> tuple[int, int, str, float]:
+    """Run the script in its own process group; once it prints ``running``, SIGINT the group.
+
+    Returns the process group, the exit status, the script's stderr and the
+    seconds it took to exit after the signal.
+    """
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("PARALOOP_")}
+    environment.update(env or {})
+    process = subprocess.Popen(
+        [sys.executable, "-m", "paraloop", str(script)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        env=environment,
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().strip() == "running"
+        sent = time.monotonic()
+        os.killpg(process.pid, signal.SIGINT)
+        process.wait(timeout=60)
+        elapsed = time.monotonic() - sent
+        stderr = process.stderr.read() if process.stderr else ""
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    return process.pid, process.returncode, stderr, elapsed

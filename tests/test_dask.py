@@ -9,8 +9,6 @@ iterations, a worker killed mid-loop, and the cluster paraloop starts itself.
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -20,6 +18,7 @@ from typing import Any
 
 import distributed
 import pytest
+from conftest import interrupt_like_a_terminal, run_script
 
 import paraloop
 from paraloop import dask_backend
@@ -227,16 +226,7 @@ def test_paraloop_starts_and_stops_its_own_cluster(tmp_path: Path) -> None:
     """
     script = tmp_path / "own_cluster.py"
     script.write_text(_OWN_CLUSTER_SCRIPT)
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("PARALOOP_")}
-    environment["PARALOOP_WORKERS"] = "2"
-    result = subprocess.run(
-        [sys.executable, "-m", "paraloop", str(script)],
-        capture_output=True,
-        text=True,
-        timeout=240,
-        env=environment,
-        cwd=tmp_path,
-    )
+    result = run_script(script, timeout=240, env={"PARALOOP_WORKERS": "2"})
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines.count("script started") == 1, result.stdout
@@ -282,28 +272,8 @@ def test_ctrl_c_stops_paraloops_own_cluster(tmp_path: Path) -> None:
         "        pass\n"
     )
     before = set(os.listdir("/dev/shm"))
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("PARALOOP_")}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "paraloop", str(script)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-        env=environment,
-    )
-    try:
-        assert process.stdout is not None
-        assert process.stdout.readline().strip() == "running"
-        sent = time.monotonic()
-        os.killpg(process.pid, signal.SIGINT)
-        process.wait(timeout=60)
-        elapsed = time.monotonic() - sent
-        stderr = process.stderr.read() if process.stderr else ""
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+    group, _, stderr, elapsed = interrupt_like_a_terminal(script)
     assert "KeyboardInterrupt" in stderr
     assert elapsed < 5, f"took {elapsed:.1f} s to stop"
-    assert wait_for_no_members(process.pid, 5) == []
+    assert wait_for_no_members(group, 5) == []
     assert set(os.listdir("/dev/shm")) <= before

@@ -17,6 +17,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from conftest import interrupt_like_a_terminal
 
 import paraloop
 
@@ -65,30 +66,12 @@ def test_ctrl_c_stops_everything(tmp_path: Path, method: str) -> None:
             spin(i)
     """)
     )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "paraloop", str(script)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        assert process.stdout is not None
-        assert process.stdout.readline().strip() == "running"
-        # Like a terminal: the signal goes to the whole process group.
-        sent = time.monotonic()
-        os.killpg(process.pid, signal.SIGINT)
-        process.wait(timeout=30)
-        elapsed = time.monotonic() - sent
-        stderr = process.stderr.read() if process.stderr else ""
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-    assert process.returncode in (-signal.SIGINT, 130, 1), stderr
+    # Like a terminal: the signal goes to the whole process group.
+    group, status, stderr, elapsed = interrupt_like_a_terminal(script)
+    assert status in (-signal.SIGINT, 130, 1), stderr
     assert "KeyboardInterrupt" in stderr
     assert elapsed < 5, f"took {elapsed:.1f} s to stop"
-    assert wait_for_no_members(process.pid, 5) == []
+    assert wait_for_no_members(group, 5) == []
 
 
 def test_worker_killed_by_a_signal(load_module: Loader) -> None:

@@ -10,7 +10,6 @@ import gc
 import os
 import pickle
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,7 +17,7 @@ from types import ModuleType
 
 import numpy as np
 import pytest
-from conftest import START_METHODS
+from conftest import START_METHODS, run_script, use_backend
 
 from paraloop import SharedArray
 
@@ -30,13 +29,7 @@ SHM = Path("/dev/shm")
 @pytest.fixture(params=[*START_METHODS, "threads", "sequential"])
 def local_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Every backend that can reach this machine's memory (Dask refuses SharedArray)."""
-    choice: str = request.param
-    if choice in START_METHODS:
-        monkeypatch.setenv("PARALOOP_BACKEND", "processes")
-        monkeypatch.setenv("PARALOOP_START_METHOD", choice)
-    else:
-        monkeypatch.setenv("PARALOOP_BACKEND", choice)
-    return choice
+    return use_backend(request.param, request, monkeypatch)
 
 
 def test_workers_write_in_place(load_module: Loader, local_backend: str) -> None:
@@ -92,15 +85,7 @@ def test_free_and_garbage_collection_release_the_memory() -> None:
 def _script(tmp_path: Path, body: str) -> subprocess.CompletedProcess[str]:
     script = tmp_path / "shared_script.py"
     script.write_text("# paraloop: enable\n" + body)
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("PARALOOP_")}
-    return subprocess.run(
-        [sys.executable, "-m", "paraloop", str(script)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=environment,
-        cwd=tmp_path,
-    )
+    return run_script(script)
 
 
 def _shared_segments() -> set[str]:
