@@ -189,8 +189,8 @@ def _in_flight(outcome: Outcome, cpus: int) -> int:
 
 
 def _mostly_waiting(wall: float, cpu: float) -> bool:
-    """Iterations that used under 30% of their time on the CPU (after 50 ms of evidence)."""
-    return wall > 0.05 and cpu < 0.3 * wall
+    """Iterations that used under 30% of their time on the CPU (after 15 ms of evidence)."""
+    return wall > 0.015 and cpu < 0.3 * wall
 
 
 class ProcessPool:
@@ -286,17 +286,20 @@ class ProcessPool:
                             part.remote = True
                         wall, cpu = wall + outcome.seconds, cpu + outcome.cpu
                         if grow_to is not None and _mostly_waiting(wall, cpu):
-                            wanted = min(grow_to, _in_flight(outcome, available_cpus()))
                             if job.timeout is None:
-                                more_lanes = min(MAX_LANES, math.ceil(wanted / len(active)))
-                                if more_lanes > lanes:
-                                    logger.debug("iterations mostly wait: %d lanes per worker", more_lanes)
-                                    lanes = more_lanes
-                            elif min(wanted, process_cap) > len(active):
-                                more = self.lease(min(wanted, process_cap) - len(active), loop_id)
-                                logger.debug("iterations mostly wait: %d more workers", len(more))
-                                active.extend(more)
-                                idle.extend(more)
+                                # As many in flight as allowed at once: a first estimate from the
+                                # first chunks (whose CPU time includes one-off costs) falls short,
+                                # and each step up costs a round of chunks.
+                                if lanes == 1:
+                                    lanes = min(MAX_LANES, math.ceil(grow_to / len(active)))
+                                    logger.debug("iterations mostly wait: %d lanes per worker", lanes)
+                            else:
+                                wanted = min(grow_to, process_cap, _in_flight(outcome, available_cpus()))
+                                if wanted > len(active):
+                                    more = self.lease(wanted - len(active), loop_id)
+                                    logger.debug("iterations mostly wait: %d more workers", len(more))
+                                    active.extend(more)
+                                    idle.extend(more)
                         yield outcome
                     elif worker.process.sentinel in ready:
                         self._crashed(worker, job)
