@@ -29,8 +29,8 @@ def chunks(module_name, variant, args, preload=()):
     began = time.perf_counter()
     original_next, original_observe = chunking.Chunker._next, chunking.Chunker._observe
 
-    def next_chunk(self):
-        chunk = original_next(self)
+    def next_chunk(self, *args):
+        chunk = original_next(self, *args)
         if chunk is not None:
             events["sizes"].append(len(chunk.items))
         return chunk

@@ -133,7 +133,7 @@ def _w2(t: Table, found: dict) -> list[Target]:
     best_speedup = t.rows[best].speedup(t.plain)
     default, threads = t.rows["paraloop"].speedup(t.plain), t.rows["paraloop_threads"].speedup(t.plain)
     events, cause = found.get("w2", {}), ""
-    if events.get("worker_processes"):
+    if events.get("worker_processes", 0) > (os.cpu_count() or 1):
         workers, sizes = events["worker_processes"], events["sizes"]
         cause = (
             f"paraloop grew its pool to {workers} worker processes (its cap: 8 per CPU, at most 32), "
@@ -142,6 +142,18 @@ def _w2(t: Table, found: dict) -> list[Target]:
             f"{t.rows[best].label}. It sent the requests in {len(sizes)} chunks of {_sizes(sizes)}, "
             f"each run one request after another in a worker (≥ {duration(max(sizes) * W2_DELAY)} for "
             f"the largest), its chunk target reaching {duration(max(events['targets']))}."
+        )
+    elif events.get("arrivals"):
+        sizes, arrivals = events["sizes"], events["arrivals"]
+        singles = next((n for n, size in enumerate(sizes) if size > 1), len(sizes))
+        cause = (
+            f"paraloop kept {events.get('worker_processes', '?')} worker processes and, once it "
+            f"measured that the iterations wait, ran each chunk in lanes (threads in the workers): "
+            f"{len(sizes)} chunks of {_sizes(sizes)}. Before that, {singles} chunks of one request "
+            f"each ran alone, the first outcome arriving {duration(arrivals[0])} after the loop "
+            f"started (worker start and a first connection included); {t.rows[best].label} has all "
+            f"its threads busy from the start. With 64 requests in flight the client and the "
+            f"server share 2 CPUs, so each round of chunks takes about twice the 20 ms delay."
         )
     measured = (
         f"{default:.1f}× vs {best_speedup:.1f}× ({t.rows[best].label}): {default / best_speedup:.2f} of it"
