@@ -285,6 +285,13 @@ class ProcessPool:
                         for part in outcome.parts or ():
                             part.remote = True
                         wall, cpu = wall + outcome.seconds, cpu + outcome.cpu
+                        if outcome.parts and outcome.cpu > 0.8 * outcome.seconds:
+                            # The first iterations waited (a cold file, a first connection) but
+                            # these kept the CPU busy: threads only contend for it, and each
+                            # part's private copies cost the caller combining. Back to one lane.
+                            if lanes > 1:
+                                logger.debug("iterations keep the CPU busy: back to 1 lane per worker")
+                            lanes, grow_to = 1, None
                         if grow_to is not None and _mostly_waiting(wall, cpu):
                             if job.timeout is None:
                                 # As many in flight as allowed at once: a first estimate from the

@@ -124,3 +124,32 @@ def test_comprehension_in_order(waiting: ModuleType) -> None:
 def test_a_value_that_cannot_travel_back_is_named(waiting: ModuleType) -> None:
     with pytest.raises(paraloop.ParaLoopError, match=r"'handle' is read after the loop"):
         waiting.unpicklable()
+
+
+def test_a_loop_that_only_started_waiting_goes_back_to_one_lane(
+    load_module: Loader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """First iterations that wait switch lanes on; iterations that then keep the CPU busy switch them off."""
+    monkeypatch.delenv("PARALOOP_WORKERS", raising=False)
+    monkeypatch.delenv("PARALOOP_BACKEND", raising=False)
+    module = load_module("""
+        import threading, time
+        from paraloop import ParaLoop
+        def run():
+            total = 0
+            lanes = []
+            for i in ParaLoop(range(400)):
+                if i < 4:
+                    time.sleep(0.03)  # a slow start: a cold cache, a first connection
+                else:
+                    end = time.process_time() + 0.004
+                    while time.process_time() < end:
+                        pass
+                total += i
+                lanes.append(threading.current_thread().name.startswith("paraloop-lane"))
+            return total, lanes
+    """)
+    total, lanes = module.run()
+    assert total == sum(range(400))
+    assert any(lanes), "the waiting start should have switched lanes on"
+    assert not any(lanes[-100:]), "busy iterations should run without lanes"
