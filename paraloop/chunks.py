@@ -66,15 +66,17 @@ class Chunker:
         # The threads backend takes chunks from several threads.
         self._lock = threading.Lock()
 
-    def next(self, minimum: int = 1) -> Chunk | None:
-        """The next chunk, of at least ``minimum`` items (unless the size was fixed), or None."""
+    def next(self, minimum: int = 1, maximum: int | None = None) -> Chunk | None:
+        """The next chunk, of ``minimum`` to ``maximum`` items (unless the size was fixed), or None."""
         with self._lock:
-            return self._next(minimum)
+            return self._next(minimum, maximum)
 
-    def _next(self, minimum: int) -> Chunk | None:
+    def _next(self, minimum: int, maximum: int | None) -> Chunk | None:
         if self.exhausted or self.stopped:
             return None
         size = self.size if self.fixed else min(MAX_CHUNK, max(self.size, minimum))
+        if maximum is not None and not self.fixed:
+            size = max(1, min(size, maximum))
         if self._sequence is not None:
             items: Sequence[Any] = self._sequence[self.position : self.position + size]
         else:

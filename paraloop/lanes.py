@@ -7,10 +7,16 @@ wait, it asks each worker to split a chunk into consecutive parts and run
 them in threads of its own ("lanes").  Each part runs on its own private
 copies of the tracked state, exactly like a chunk, and the caller combines
 the parts in order, so the result is the one the plain loop gives.
+
+Whether lanes still pay is checked with a probe (:class:`Probe`): a chunk of a
+few iterations run alone.  Measured in lanes, a loop that computes and a
+waiting loop that keeps its worker busy look alike (the CPU is busy either
+way, and a thread waiting for the GIL looks like one waiting for the network).
 """
 
 from __future__ import annotations
 
+import math
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -18,10 +24,72 @@ from typing import Any
 from .chunks import Chunk
 from .execute import DONE, Job, Outcome, execute_chunk
 
-__all__ = ["MAX_LANES", "execute_lanes"]
+__all__ = ["EVIDENCE_SECONDS", "MAX_LANES", "Probe", "execute_lanes", "mostly_waiting"]
 
 # Threads one worker process may run a chunk on.
 MAX_LANES = 64
+# Iterations measured for at least this long tell whether they wait.
+EVIDENCE_SECONDS = 0.015
+# A chunk in lanes busier than this share of its time has a probe looked again...
+BUSY_SHARE = 0.8
+# ...but no sooner than this many chunks in lanes after the last probe.
+PROBE_SPACING = 8
+
+
+def mostly_waiting(wall: float, cpu: float) -> bool:
+    """Iterations that used under 30% of their time on the CPU (after enough evidence)."""
+    return wall > EVIDENCE_SECONDS and cpu < 0.3 * wall
+
+
+class Probe:
+    """The caller's probe of a loop running in lanes: do its iterations, run alone, still wait?
+
+    The first chunk back from lanes asks for a probe (the first iterations may
+    have waited for a cold cache or a first connection, and the rest compute);
+    later ones only when their worker's CPU was busy.  A probe costs a waiting
+    loop a few iterations run one at a time, once.
+    """
+
+    def __init__(self) -> None:
+        self.wanted = False
+        self.running = False
+        # Items the next probe chunk may hold: one, until a first probe measured them.
+        self.size = 1
+        self.wall = 0.0
+        self.cpu = 0.0
+        self.items = 0
+        self.probes = 0
+        self.since = 0
+
+    def after_lanes(self, outcome: Outcome) -> None:
+        """Note a chunk that ran in lanes; ask for a probe if it is time."""
+        self.since += 1
+        busy = outcome.cpu > BUSY_SHARE * outcome.seconds
+        if not self.running and (self.probes == 0 or (busy and self.since >= PROBE_SPACING)):
+            self.wanted = True
+
+    def start(self) -> int:
+        """The probe chunk is being sent: the most items it may hold."""
+        self.wanted, self.running = False, True
+        return self.size
+
+    def add(self, outcome: Outcome) -> bool | None:
+        """A probe chunk's outcome: whether iterations wait, or None while evidence is short."""
+        self.running = False
+        self.wall += outcome.seconds
+        self.cpu += outcome.cpu
+        self.items += outcome.iterations
+        if self.wall <= EVIDENCE_SECONDS:
+            per_item = max(self.wall / max(1, self.items), 1e-6)
+            self.size = max(1, math.ceil((EVIDENCE_SECONDS - self.wall) / per_item))
+            self.wanted = True
+            return None
+        waiting = mostly_waiting(self.wall, self.cpu)
+        self.wall = self.cpu = 0.0
+        self.items, self.size, self.since = 0, 1, 0
+        self.probes += 1
+        return waiting
+
 
 _executor: ThreadPoolExecutor | None = None
 

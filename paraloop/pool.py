@@ -38,7 +38,7 @@ from .chunks import Chunk, Chunker
 from .cpus import available_cpus, waiting_workers
 from .errors import IterationTimeoutError, ParaLoopError, WorkerCrashedError
 from .execute import Job, Outcome
-from .lanes import MAX_LANES
+from .lanes import MAX_LANES, Probe, mostly_waiting
 from .worker import CHUNK, HEADER, JOB, QUIT, serve
 
 __all__ = ["ProcessPool", "get_pool", "shutdown_pools"]
@@ -144,6 +144,8 @@ class _Worker:
         # over ParaLoop can hold workers while other loops run).
         self.lease: int | None = None
         self.chunk: Chunk | None = None
+        # The running chunk is a lanes probe (see paraloop.lanes.Probe).
+        self.probing = False
 
     def send(self, kind: int, loop_id: int, index: int, start: int, payload: bytes, lanes: int = 1) -> None:
         self.connection.send_bytes(HEADER.pack(kind, loop_id, index, start, lanes) + payload)
@@ -186,11 +188,6 @@ def _in_flight(outcome: Outcome, cpus: int) -> int:
     wall = outcome.seconds * len(outcome.parts or (outcome,)) / iterations
     cpu = max(outcome.cpu / iterations, 1e-6)
     return max(1, math.ceil(cpus * wall / cpu))
-
-
-def _mostly_waiting(wall: float, cpu: float) -> bool:
-    """Iterations that used under 30% of their time on the CPU (after 15 ms of evidence)."""
-    return wall > 0.015 and cpu < 0.3 * wall
 
 
 class ProcessPool:
@@ -236,6 +233,7 @@ class ProcessPool:
         loop_id = next(_loop_ids)
         active = self.lease(count, loop_id)
         lanes = 1
+        probe = Probe()
         process_cap = waiting_workers()
         wall = cpu = 0.0
         job_message: bytes | None = None
@@ -243,11 +241,16 @@ class ProcessPool:
         try:
             while True:
                 while idle:
-                    # With lanes, a chunk has at least an item per lane.
-                    chunk = chunker.next(minimum=lanes)
+                    probing = lanes > 1 and probe.wanted and not chunker.fixed
+                    if probing:
+                        chunk = chunker.next(maximum=probe.start())
+                    else:
+                        # With lanes, a chunk has at least an item per lane.
+                        chunk = chunker.next(minimum=lanes)
                     if chunk is None:
                         break
                     worker = idle.pop()
+                    worker.probing = probing
                     try:
                         if worker.job_id != loop_id:
                             if job_message is None:
@@ -258,7 +261,7 @@ class ProcessPool:
                             worker.job_id = loop_id
                         worker.chunk = chunk
                         items = serialize.dumps(chunk.items)
-                        worker.send(CHUNK, loop_id, chunk.index, chunk.start, items, lanes)
+                        worker.send(CHUNK, loop_id, chunk.index, chunk.start, items, 1 if probing else lanes)
                     except (BrokenPipeError, ConnectionResetError):
                         self._crashed(worker, job)
                 if not any(w.chunk is not None for w in active):
@@ -285,14 +288,17 @@ class ProcessPool:
                         for part in outcome.parts or ():
                             part.remote = True
                         wall, cpu = wall + outcome.seconds, cpu + outcome.cpu
-                        if outcome.parts and outcome.cpu > 0.8 * outcome.seconds:
-                            # The first iterations waited (a cold file, a first connection) but
-                            # these kept the CPU busy: threads only contend for it, and each
-                            # part's private copies cost the caller combining. Back to one lane.
-                            if lanes > 1:
-                                logger.debug("iterations keep the CPU busy: back to 1 lane per worker")
-                            lanes, grow_to = 1, None
-                        if grow_to is not None and _mostly_waiting(wall, cpu):
+                        if worker.probing:
+                            worker.probing = False
+                            alone_waits = probe.add(outcome)
+                            if alone_waits is False and lanes > 1:
+                                # Threads would only contend for the CPU, and each part's
+                                # private copies cost the caller combining.
+                                logger.debug("iterations run alone keep the CPU busy: back to 1 lane")
+                                lanes, grow_to = 1, None
+                        elif outcome.parts and lanes > 1:
+                            probe.after_lanes(outcome)
+                        if grow_to is not None and mostly_waiting(wall, cpu):
                             if job.timeout is None:
                                 # As many in flight as allowed at once: a first estimate from the
                                 # first chunks (whose CPU time includes one-off costs) falls short,

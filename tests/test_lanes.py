@@ -153,3 +153,24 @@ def test_a_loop_that_only_started_waiting_goes_back_to_one_lane(
     assert total == sum(range(400))
     assert any(lanes), "the waiting start should have switched lanes on"
     assert not any(lanes[-100:]), "busy iterations should run without lanes"
+
+
+def test_a_loop_that_keeps_waiting_keeps_its_lanes(
+    load_module: Loader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The probe that looks again (a few iterations run alone) finds them waiting: lanes stay on."""
+    monkeypatch.delenv("PARALOOP_WORKERS", raising=False)
+    monkeypatch.delenv("PARALOOP_BACKEND", raising=False)
+    module = load_module("""
+        import threading, time
+        from paraloop import ParaLoop
+        def run():
+            lanes = []
+            for i in ParaLoop(range(600)):
+                time.sleep(0.004)
+                lanes.append(threading.current_thread().name.startswith("paraloop-lane"))
+            return lanes
+    """)
+    lanes = module.run()
+    assert len(lanes) == 600
+    assert sum(lanes[-300:]) > 250, "the later iterations should still run in lanes"
