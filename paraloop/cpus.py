@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 
-__all__ = ["available_cpus", "default_workers", "waiting_iterations", "waiting_workers"]
+__all__ = ["available_cpus", "default_workers", "queued_seconds", "waiting_iterations", "waiting_workers"]
+
+_schedstat = threading.local()
 
 
 def _cgroup_quota() -> float | None:
@@ -70,3 +73,30 @@ def default_workers() -> int:
             )
         return value
     return available_cpus()
+
+
+def queued_seconds() -> float:
+    """Seconds the calling thread has spent ready to run but waiting for a CPU, 0.0 if unknown.
+
+    On a loaded machine a busy iteration gets a fraction of a CPU, and its
+    CPU time alone would make it look like one that waits for the network.
+    CPU time plus this queueing time is what it asked of the CPUs.  Linux
+    keeps the figure per thread in ``/proc/thread-self/schedstat``; the file
+    stays open (per thread and process) and is re-read at offset 0.
+    """
+    pid = os.getpid()
+    opened = getattr(_schedstat, "opened", None)
+    if opened is None or opened[0] != pid:
+        try:
+            descriptor = os.open("/proc/thread-self/schedstat", os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            descriptor = -1
+        # A forked child inherits the parent thread's descriptor: it names the parent's thread.
+        opened = _schedstat.opened = (pid, descriptor)
+    if opened[1] < 0:
+        return 0.0
+    try:
+        fields = os.pread(opened[1], 128, 0).split()
+        return int(fields[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .chunks import Chunk
+from .cpus import queued_seconds
 from .variable import Variable
 
 __all__ = ["BROKE", "DONE", "RAISED", "RETURNED", "UNBOUND", "Job", "Outcome", "execute_chunk"]
@@ -93,6 +94,8 @@ class Outcome:
     seconds: float = 0.0
     # CPU time the chunk used: far below ``seconds`` when iterations mostly wait.
     cpu: float = 0.0
+    # Time it was ready to run but waited for a CPU (a loaded machine), where known.
+    queued: float = 0.0
     traceback: str | None = None
     item: str | None = None
     # Seconds the caller spent receiving this outcome (set by the pool).
@@ -174,6 +177,7 @@ def execute_chunk(job: Job, chunk: Chunk, clock: Any = None) -> Outcome:
     args = [_argument(job, name, value) for name, value in zip(job.params, job.values)]
     items = chunk.items
     iterable = Timed(items, chunk.start, clock) if clock is not None and job.timeout else items
+    began_queued = queued_seconds()
     began = time.perf_counter()
     began_cpu = time.process_time()
     try:
@@ -183,8 +187,11 @@ def execute_chunk(job: Job, chunk: Chunk, clock: Any = None) -> Outcome:
             clock[0] = 0.0
     seconds = time.perf_counter() - began
     cpu = time.process_time() - began_cpu
+    queued = queued_seconds() - began_queued
 
-    outcome = Outcome(chunk.index, chunk.start, len(items), kind, value=value, seconds=seconds, cpu=cpu)
+    outcome = Outcome(
+        chunk.index, chunk.start, len(items), kind, value=value, seconds=seconds, cpu=cpu, queued=queued
+    )
     if kind != DONE:
         position = len(items) - operator.length_hint(iterator) - 1
         outcome.stop = chunk.start + position

@@ -37,7 +37,7 @@ PROBE_SPACING = 8
 
 
 def mostly_waiting(wall: float, cpu: float) -> bool:
-    """Iterations that used under 30% of their time on the CPU (after enough evidence)."""
+    """Iterations that used (or queued for) a CPU under 30% of their time, after enough evidence."""
     return wall > EVIDENCE_SECONDS and cpu < 0.3 * wall
 
 
@@ -77,7 +77,7 @@ class Probe:
         """A probe chunk's outcome: whether iterations wait, or None while evidence is short."""
         self.running = False
         self.wall += outcome.seconds
-        self.cpu += outcome.cpu
+        self.cpu += outcome.cpu + outcome.queued
         self.items += outcome.iterations
         if self.wall <= EVIDENCE_SECONDS:
             per_item = max(self.wall / max(1, self.items), 1e-6)

@@ -186,7 +186,7 @@ def _in_flight(outcome: Outcome, cpus: int) -> int:
     """
     iterations = max(1, outcome.iterations)
     wall = outcome.seconds * len(outcome.parts or (outcome,)) / iterations
-    cpu = max(outcome.cpu / iterations, 1e-6)
+    cpu = max((outcome.cpu + outcome.queued) / iterations, 1e-6)
     return max(1, math.ceil(cpus * wall / cpu))
 
 
@@ -287,7 +287,7 @@ class ProcessPool:
                         outcome.remote = True
                         for part in outcome.parts or ():
                             part.remote = True
-                        wall, cpu = wall + outcome.seconds, cpu + outcome.cpu
+                        wall, cpu = wall + outcome.seconds, cpu + outcome.cpu + outcome.queued
                         if worker.probing:
                             worker.probing = False
                             alone_waits = probe.add(outcome)
