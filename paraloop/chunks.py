@@ -30,6 +30,12 @@ MAX_TARGET_SECONDS = 1.0
 # Bounds read-ahead: at this size the cost of a round trip is already negligible.
 MAX_CHUNK = 1 << 16
 GROWTH = 16
+# Towards the end of a sequence of known length, a chunk takes at most this
+# share of what is left (but never less than a tenth of the target time), so
+# that the workers finish together instead of one waiting for another's last
+# large chunk.  The rule uses the items left, never the number of workers.
+TAIL_SHARE = 4
+TAIL_FLOOR = 10
 
 
 @dataclass
@@ -62,6 +68,7 @@ class Chunker:
         # An exception the iterable raised, raised after the chunks before it.
         self.error: Exception | None = None
         self._measured = False
+        self._floor = 1
         self.target = TARGET_SECONDS
         # The threads backend takes chunks from several threads.
         self._lock = threading.Lock()
@@ -74,9 +81,16 @@ class Chunker:
     def _next(self, minimum: int, maximum: int | None) -> Chunk | None:
         if self.exhausted or self.stopped:
             return None
-        size = self.size if self.fixed else min(MAX_CHUNK, max(self.size, minimum))
-        if maximum is not None and not self.fixed:
-            size = max(1, min(size, maximum))
+        if self.fixed:
+            size = self.size
+        else:
+            size = self.size
+            if self._sequence is not None and self._measured:
+                left = len(self._sequence) - self.position
+                size = min(size, max(self._floor, -(-left // TAIL_SHARE)))
+            size = min(MAX_CHUNK, max(size, minimum))
+            if maximum is not None:
+                size = max(1, min(size, maximum))
         if self._sequence is not None:
             items: Sequence[Any] = self._sequence[self.position : self.position + size]
         else:
@@ -115,6 +129,7 @@ class Chunker:
             self.target = min(MAX_TARGET_SECONDS, max(self.target, overhead / OVERHEAD_SHARE))
         per_item = max(seconds / items, 1e-9)
         wanted = int(self.target / per_item)
+        self._floor = max(1, wanted // TAIL_FLOOR)
         # Grow fast (one noisy measurement cannot overshoot by more than this).
         self.size = max(1, min(wanted, self.size * GROWTH, MAX_CHUNK))
 

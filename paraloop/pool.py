@@ -13,10 +13,12 @@ starts new workers when the next loop needs them.
 from __future__ import annotations
 
 import atexit
+import ctypes
 import io
 import itertools
 import logging
 import math
+import mmap
 import os
 import pickle
 import reprlib
@@ -71,6 +73,29 @@ def main_hidden(method: str) -> Iterator[None]:
                 sys.modules["__main__"] = main
 
 
+@contextmanager
+def ctrl_c_held() -> Iterator[None]:
+    """Hold Ctrl-C while a worker starts; deliver it once the worker is the pool's.
+
+    A SIGINT that arrives during ``os.fork()`` raises KeyboardInterrupt inside
+    an at-fork hook (logging has one), where Python prints and drops it: the
+    program would go on waiting for workers, which ignore Ctrl-C.  So the
+    signal is only noted meanwhile, and raised afterwards as it would have been.
+    """
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or not callable(previous):
+        yield
+        return
+    held: list[Any] = []
+    signal.signal(signal.SIGINT, lambda signum, frame: held.append(frame))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if held:
+            previous(signal.SIGINT, held[0])
+
+
 _LOCAL_TYPES = (
     type(threading.Lock()),
     type(threading.RLock()),
@@ -105,6 +130,9 @@ def job_bytes(job: Job) -> bytes:
                 "and cannot be sent to a worker process. Create it inside the body, or use "
                 "backend='threads', which shares it"
             )
+    fast = serialize.dumps_function_job(job, job.function)  # type: ignore[arg-type]
+    if fast is not None:
+        return fast
     try:
         return serialize.dumps_by_value(job.portable())
     except Exception as error:  # noqa: BLE001 - find out which value it was
@@ -126,11 +154,20 @@ def job_bytes(job: Job) -> bytes:
     ) from failure
 
 
+def _clock(context: Any, method: str) -> Any:
+    """Two doubles shared with one worker process."""
+    if method == "fork":
+        # A forked child inherits an anonymous shared mapping: it costs microseconds,
+        # where a RawArray (a file in /dev/shm) costs about a millisecond per worker.
+        return (ctypes.c_double * 2).from_buffer(mmap.mmap(-1, 16))
+    return context.RawArray("d", 2)
+
+
 class _Worker:
     def __init__(self, context: Any, method: str, number: int) -> None:
         parent_end, child_end = context.Pipe(duplex=True)
         # The running iteration's start time and index, for loops with a timeout.
-        self.clock = context.RawArray("d", 2)
+        self.clock = _clock(context, method)
         self.process = context.Process(
             target=serve, args=(child_end, self.clock), name=f"paraloop-worker-{number}", daemon=True
         )
@@ -201,14 +238,18 @@ class ProcessPool:
         self._numbers = itertools.count(1)
         self._lock = threading.Lock()
 
-    def lease(self, count: int, loop_id: int) -> list[_Worker]:
-        """``count`` live workers that no other running loop holds, started if need be."""
+    def lease(self, count: int, loop_id: int, start: bool = True) -> list[_Worker]:
+        """``count`` live workers that no other running loop holds, started if need be.
+
+        With ``start=False``, only those already running (maybe fewer).
+        """
         with self._lock:
             self.workers = [w for w in self.workers if w.process.is_alive()]
             free = [w for w in self.workers if w.lease is None]
-            while len(free) < count:
-                worker = _Worker(self.context, self.method, next(self._numbers))
-                self.workers.append(worker)
+            while start and len(free) < count:
+                with ctrl_c_held():
+                    worker = _Worker(self.context, self.method, next(self._numbers))
+                    self.workers.append(worker)
                 free.append(worker)
             chosen = free[:count]
             for worker in chosen:
@@ -231,7 +272,10 @@ class ProcessPool:
         cannot honour), more worker processes.
         """
         loop_id = next(_loop_ids)
-        active = self.lease(count, loop_id)
+        active = self.lease(count, loop_id, start=False)
+        # Workers still to start: one at a time, each once the ones before it have a
+        # chunk, so that they compute while the next fork (milliseconds) happens.
+        to_start = count - len(active)
         lanes = 1
         probe = Probe()
         process_cap = waiting_workers()
@@ -240,7 +284,14 @@ class ProcessPool:
         idle = list(active)
         try:
             while True:
-                while idle:
+                while True:
+                    if not idle:
+                        if to_start == 0 or chunker.exhausted or chunker.stopped:
+                            break
+                        started = self.lease(1, loop_id)
+                        to_start -= 1
+                        active.extend(started)
+                        idle.extend(started)
                     probing = lanes > 1 and probe.wanted and not chunker.fixed
                     if probing:
                         chunk = chunker.next(maximum=probe.start())

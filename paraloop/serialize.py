@@ -9,12 +9,16 @@ dill, which sends functions and classes of ``__main__`` by value.
 
 from __future__ import annotations
 
+import builtins
+import importlib
 import io
+import marshal
 import pickle
 import sys
+import types
 from typing import Any
 
-__all__ = ["dumps", "dumps_by_value", "loads"]
+__all__ = ["dumps", "dumps_by_value", "dumps_function_job", "loads"]
 
 _PICKLE = b"P"
 _DILL = b"D"
@@ -34,10 +38,143 @@ def dumps(obj: Any) -> bytes:
 
 def dumps_by_value(obj: Any) -> bytes:
     """Serialize with dill, functions and classes of ``__main__`` by value."""
-    import dill  # imported when first needed: importing a rewritten module stays cheap
+    buffer = io.BytesIO()
+    _pickler_class()(buffer, protocol=pickle.HIGHEST_PROTOCOL, recurse=True).dump(obj)
+    return _DILL + buffer.getvalue()
 
-    data: bytes = dill.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL, recurse=True)
-    return _DILL + data
+
+def dumps_function_job(obj: Any, function: types.FunctionType) -> bytes | None:
+    """``obj`` with ``function`` by value through the standard pickle, or None if dill is needed.
+
+    dill finds a function's globals by disassembling it and pickles in pure
+    Python: several milliseconds for a loop's first job, all of it before any
+    worker can start.  For the common case (a body that uses importable
+    functions, modules of the standard library or of installed packages, and
+    plain values) the standard pickle does the same work in a fraction of
+    that: the function's code goes through :mod:`marshal`, with the globals it
+    names.  Anything it cannot carry as dill would (``__main__``, a closure, a
+    module of the user's own project) falls back to dill.
+    """
+    buffer = io.BytesIO()
+    try:
+        _FunctionPickler(buffer, function).dump(obj)
+    except Exception:  # noqa: BLE001 - dill handles it, or names what cannot travel
+        return None
+    data = buffer.getvalue()
+    if b"__main__" in data:
+        return None
+    return _PICKLE + data
+
+
+class _NeedsDill(Exception):
+    pass
+
+
+class _FunctionPickler(pickle.Pickler):
+    def __init__(self, file: io.BytesIO, function: types.FunctionType) -> None:
+        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
+        self.function = function
+
+    def reducer_override(self, obj: Any) -> Any:
+        if isinstance(obj, types.FunctionType) and (obj is self.function or not _locatable(obj)):
+            if obj.__closure__ or obj.__module__ == "__main__":
+                raise _NeedsDill
+            return _function, _function_state(obj)
+        if isinstance(obj, types.ModuleType):
+            if not _sent_by_name(obj):
+                raise _NeedsDill  # dill sends its namespace
+            return importlib.import_module, (obj.__name__,)
+        return NotImplemented
+
+
+def _locatable(function: types.FunctionType) -> bool:
+    """Whether the standard pickle finds ``function`` by its module and qualified name."""
+    found: Any = sys.modules.get(function.__module__)
+    for part in function.__qualname__.split("."):
+        found = getattr(found, part, None)
+    return found is function
+
+
+def _sent_by_name(module: types.ModuleType) -> bool:
+    """Modules dill sends by name (installed ones) and paraloop's own."""
+    name = module.__name__
+    if name == "paraloop" or name.startswith("paraloop."):
+        return True
+    filename = getattr(module, "__file__", None)
+    if filename is None:
+        return hasattr(module, "__spec__") and name in sys.builtin_module_names
+    prefixes = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
+    return any(filename.startswith(prefix + "/") for prefix in prefixes)
+
+
+def _names(code: types.CodeType) -> set[str]:
+    names = set(code.co_names)
+    for constant in code.co_consts:
+        if isinstance(constant, types.CodeType):
+            names |= _names(constant)
+    return names
+
+
+def _function_state(function: types.FunctionType) -> tuple[Any, ...]:
+    namespace = function.__globals__
+    used = {name: namespace[name] for name in sorted(_names(function.__code__)) if name in namespace}
+    return (
+        marshal.dumps(function.__code__),
+        function.__module__,
+        used,
+        function.__name__,
+        function.__qualname__,
+        function.__defaults__,
+        function.__kwdefaults__,
+    )
+
+
+def _function(
+    code: bytes,
+    module: str,
+    used: dict[str, Any],
+    name: str,
+    qualname: str,
+    defaults: tuple[Any, ...] | None,
+    kwdefaults: dict[str, Any] | None,
+) -> types.FunctionType:
+    """Rebuild a function sent by :func:`dumps_function_job`, with the globals it uses."""
+    namespace = {"__builtins__": builtins, "__name__": module, **used}
+    function = types.FunctionType(marshal.loads(code), namespace, name, defaults)
+    function.__qualname__ = qualname
+    function.__module__ = module
+    function.__kwdefaults__ = kwdefaults
+    return function
+
+
+_pickler: type | None = None
+
+
+def _pickler_class() -> type:
+    """dill's pickler, except that paraloop's own modules always travel by name.
+
+    dill sends a module that lies outside the interpreter's prefix (a project
+    directory, an editable install) with its whole namespace, so that the
+    receiver sees the sender's current module attributes.  That is right for
+    the user's modules, but every worker function refers to paraloop's runtime,
+    and its namespace cost milliseconds to pickle for every loop.
+    """
+    global _pickler
+    if _pickler is None:
+        import dill
+
+        save_module = dill.Pickler.dispatch[types.ModuleType]
+
+        def save_module_by_name(pickler: Any, module: types.ModuleType) -> None:
+            if module.__name__ == "paraloop" or module.__name__.startswith("paraloop."):
+                pickler.save_reduce(importlib.import_module, (module.__name__,), obj=module)
+            else:
+                save_module(pickler, module)
+
+        dispatch = type(dill.Pickler.dispatch)(dill.Pickler.dispatch)
+        dispatch[types.ModuleType] = save_module_by_name
+        _pickler = type("_Pickler", (dill.Pickler,), {"dispatch": dispatch})
+    return _pickler
 
 
 def _main_type(kind: type, name: str, bases: tuple[type, ...], namespace: dict[str, Any]) -> type:

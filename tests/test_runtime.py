@@ -360,3 +360,26 @@ def test_iterations_after_a_break_are_cancelled_promptly(load_module: Loader) ->
     assert module.quick() == [0, 1, 2, 3]
     # Both loops together, far below the 60 s the cancelled iteration would take.
     assert time.monotonic() - began < 20
+
+
+@pytest.mark.parametrize("method", START_METHODS)
+def test_a_module_of_the_project_reaches_the_workers_as_the_caller_changed_it(
+    load_module: Loader, method: str
+) -> None:
+    """The body reads a project module's attribute set after import: workers see the new value.
+
+    Modules of the user's project travel with their namespace (dill's way); only
+    installed modules and paraloop's own travel by name.
+    """
+    settings = load_module("threshold = 1\n", marked=False)
+    module = load_module(f"""
+        from paraloop import ParaLoop
+        import {settings.__name__} as settings
+        def run():
+            seen = []
+            for i in ParaLoop(range(20), num_processes=2, start_method={method!r}):
+                seen.append(settings.threshold)
+            return seen
+    """)
+    settings.threshold = 5
+    assert module.run() == [5] * 20

@@ -1,0 +1,41 @@
+"""Chunk sizes: adapted to measured time, bounded read-ahead, and a balanced end."""
+
+from __future__ import annotations
+
+from paraloop.chunks import MAX_CHUNK, TAIL_SHARE, Chunker
+
+
+def cut(chunker: Chunker, seconds_per_item: float) -> list[tuple[int, int]]:
+    """Every chunk as (start, size), each measured as it comes back."""
+    chunks = []
+    while (chunk := chunker.next()) is not None:
+        chunks.append((chunk.start, len(chunk.items)))
+        chunker.observe(len(chunk.items), seconds_per_item * len(chunk.items))
+    return chunks
+
+
+def test_chunks_cover_the_sequence_in_order_and_shrink_towards_its_end() -> None:
+    n = 200_000
+    chunks = cut(Chunker(range(n)), 1e-7)
+    starts = [start for start, _ in chunks]
+    sizes = [size for _, size in chunks]
+    assert starts == [sum(sizes[:k]) for k in range(len(sizes))]
+    assert sum(sizes) == n
+    assert max(sizes) <= MAX_CHUNK
+    # A tenth of the 20 ms target is 20,000 items at 0.1 us each: no chunk past the ramp is
+    # more than a quarter of what was left, or that floor.
+    for start, size in chunks[3:]:
+        assert size <= max(20_000, -(-(n - start) // TAIL_SHARE))
+    assert sizes[-2] < max(sizes), "the end is cut finer than the middle"
+    assert len(chunks) < 20
+
+
+def test_an_iterator_of_unknown_length_keeps_full_chunks() -> None:
+    sizes = [size for _, size in cut(Chunker(iter(range(300_000))), 1e-7)]
+    assert sum(sizes) == 300_000
+    assert MAX_CHUNK in sizes[-3:-1]
+
+
+def test_a_fixed_chunksize_is_kept_to_the_end() -> None:
+    sizes = [size for _, size in cut(Chunker(range(1000), chunksize=64), 1e-7)]
+    assert sizes == [64] * 15 + [40]
