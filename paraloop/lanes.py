@@ -34,6 +34,9 @@ EVIDENCE_SECONDS = 0.015
 BUSY_SHARE = 0.8
 # ...but no sooner than this many chunks in lanes after the last probe.
 PROBE_SPACING = 8
+# A first probe is sent if iterations in lanes use this many times the CPU
+# the iterations run alone used before lanes: the loop may have changed.
+CHANGED = 3
 
 
 def mostly_waiting(wall: float, cpu: float) -> bool:
@@ -44,10 +47,11 @@ def mostly_waiting(wall: float, cpu: float) -> bool:
 class Probe:
     """The caller's probe of a loop running in lanes: do its iterations, run alone, still wait?
 
-    The first chunk back from lanes asks for a probe (the first iterations may
-    have waited for a cold cache or a first connection, and the rest compute);
-    later ones only when their worker's CPU was busy.  A probe costs a waiting
-    loop a few iterations run one at a time, once.
+    A chunk back from lanes asks for a probe when its iterations used far more
+    CPU each than the iterations that switched lanes on (those waited for a
+    cold cache or a first connection, and the rest compute), or, every few
+    chunks, when its worker's CPU was busy.  A probe costs a waiting loop a
+    few iterations run one at a time.
     """
 
     def __init__(self) -> None:
@@ -60,12 +64,23 @@ class Probe:
         self.items = 0
         self.probes = 0
         self.since = 0
+        # CPU time per iteration of the chunks run alone before lanes.
+        self.alone_cpu = 0.0
+        self.alone_items = 0
+
+    def alone(self, outcome: Outcome) -> None:
+        """Note a chunk run in one lane before lanes were switched on."""
+        # CPU alone: a waiting iteration on a loaded machine also queues for a CPU once it wakes.
+        self.alone_cpu += outcome.cpu
+        self.alone_items += outcome.iterations
 
     def after_lanes(self, outcome: Outcome) -> None:
         """Note a chunk that ran in lanes; ask for a probe if it is time."""
         self.since += 1
         busy = outcome.cpu > BUSY_SHARE * outcome.seconds
-        if not self.running and (self.probes == 0 or (busy and self.since >= PROBE_SPACING)):
+        before = self.alone_cpu / max(1, self.alone_items)
+        changed = outcome.cpu / max(1, outcome.iterations) > CHANGED * before
+        if not self.running and ((self.probes == 0 and changed) or (busy and self.since >= PROBE_SPACING)):
             self.wanted = True
 
     def start(self) -> int:

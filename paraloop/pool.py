@@ -349,6 +349,8 @@ class ProcessPool:
                                 lanes, grow_to = 1, None
                         elif outcome.parts and lanes > 1:
                             probe.after_lanes(outcome)
+                        elif lanes == 1 and grow_to is not None:
+                            probe.alone(outcome)
                         if grow_to is not None and mostly_waiting(wall, cpu):
                             if job.timeout is None:
                                 # As many in flight as allowed at once: a first estimate from the
