@@ -8,7 +8,8 @@ import threading
 
 __all__ = ["available_cpus", "default_workers", "queued_seconds", "waiting_iterations", "waiting_workers"]
 
-_schedstat = threading.local()
+# (process id, thread id, descriptor of that thread's schedstat file)
+_schedstat: tuple[int, int, int] | None = None
 
 
 def _cgroup_quota() -> float | None:
@@ -82,21 +83,24 @@ def queued_seconds() -> float:
     CPU time alone would make it look like one that waits for the network.
     CPU time plus this queueing time is what it asked of the CPUs.  Linux
     keeps the figure per thread in ``/proc/thread-self/schedstat``; the file
-    stays open (per thread and process) and is re-read at offset 0.
+    stays open for the thread that asked last (a worker process's main
+    thread) and is re-read at offset 0.
     """
-    pid = os.getpid()
-    opened = getattr(_schedstat, "opened", None)
-    if opened is None or opened[0] != pid:
+    global _schedstat
+    key = (os.getpid(), threading.get_ident())
+    if _schedstat is None or _schedstat[:2] != key:
+        if _schedstat is not None and _schedstat[0] == key[0] and _schedstat[2] >= 0:
+            os.close(_schedstat[2])
+        # A forked child inherits the parent's descriptor: it names the parent's thread.
         try:
             descriptor = os.open("/proc/thread-self/schedstat", os.O_RDONLY | os.O_CLOEXEC)
         except OSError:
             descriptor = -1
-        # A forked child inherits the parent thread's descriptor: it names the parent's thread.
-        opened = _schedstat.opened = (pid, descriptor)
-    if opened[1] < 0:
+        _schedstat = (*key, descriptor)
+    if _schedstat[2] < 0:
         return 0.0
     try:
-        fields = os.pread(opened[1], 128, 0).split()
+        fields = os.pread(_schedstat[2], 128, 0).split()
         return int(fields[1]) / 1e9
     except (OSError, IndexError, ValueError):
         return 0.0

@@ -173,11 +173,12 @@ class Timed(ChunkIterator):
         self.clock[0] = 0.0
 
 
-def execute_chunk(job: Job, chunk: Chunk, clock: Any = None) -> Outcome:
+def execute_chunk(job: Job, chunk: Chunk, clock: Any = None, queue: bool = False) -> Outcome:
+    """Run one chunk on private copies; with ``queue``, also measure its time queued for a CPU."""
     args = [_argument(job, name, value) for name, value in zip(job.params, job.values)]
     items = chunk.items
     iterable = Timed(items, chunk.start, clock) if clock is not None and job.timeout else items
-    began_queued = queued_seconds()
+    began_queued = queued_seconds() if queue else 0.0
     began = time.perf_counter()
     began_cpu = time.process_time()
     try:
@@ -187,7 +188,7 @@ def execute_chunk(job: Job, chunk: Chunk, clock: Any = None) -> Outcome:
             clock[0] = 0.0
     seconds = time.perf_counter() - began
     cpu = time.process_time() - began_cpu
-    queued = queued_seconds() - began_queued
+    queued = queued_seconds() - began_queued if queue else 0.0
 
     outcome = Outcome(
         chunk.index, chunk.start, len(items), kind, value=value, seconds=seconds, cpu=cpu, queued=queued

@@ -184,5 +184,5 @@ def serve(connection: Any, clock: Any = None) -> None:
             if lanes > 1 and len(items) > 1:
                 outcome = execute_lanes(job, Chunk(index, start, items), lanes)
             else:
-                outcome = execute_chunk(job, Chunk(index, start, items), clock)
+                outcome = execute_chunk(job, Chunk(index, start, items), clock, queue=True)
             connection.send_bytes(encode_outcome(outcome, job))
