@@ -96,6 +96,9 @@ class Outcome:
     cpu: float = 0.0
     # Time it was ready to run but waited for a CPU (a loaded machine), where known.
     queued: float = 0.0
+    # When a part run in a lane began and ended (perf_counter of its worker).
+    began: float = 0.0
+    ended: float = 0.0
     traceback: str | None = None
     item: str | None = None
     # Seconds the caller spent receiving this outcome (set by the pool).

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import math
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from .chunks import Chunk
 from .execute import DONE, Job, Outcome, execute_chunk
 
-__all__ = ["EVIDENCE_SECONDS", "MAX_LANES", "Probe", "execute_lanes", "mostly_waiting"]
+__all__ = ["EVIDENCE_SECONDS", "MAX_LANES", "Probe", "finish_lanes", "mostly_waiting", "start_lanes"]
 
 # Threads one worker process may run a chunk on.
 MAX_LANES = 64
@@ -64,6 +64,8 @@ class Probe:
         self.items = 0
         self.probes = 0
         self.since = 0
+        # A chunk back from lanes (or a probe) showed iterations that still wait.
+        self.confirmed = False
         # CPU time per iteration of the chunks run alone before lanes.
         self.alone_cpu = 0.0
         self.alone_items = 0
@@ -82,6 +84,8 @@ class Probe:
         changed = outcome.cpu / max(1, outcome.iterations) > CHANGED * before
         if not self.running and ((self.probes == 0 and changed) or (busy and self.since >= PROBE_SPACING)):
             self.wanted = True
+        elif not changed:
+            self.confirmed = True
 
     def start(self) -> int:
         """The probe chunk is being sent: the most items it may hold."""
@@ -100,20 +104,32 @@ class Probe:
             self.wanted = True
             return None
         waiting = mostly_waiting(self.wall, self.cpu)
+        self.confirmed = waiting
         self.wall = self.cpu = 0.0
         self.items, self.size, self.since = 0, 1, 0
         self.probes += 1
         return waiting
 
 
+# The lane threads of this worker process, as many as the loop's lanes.
 _executor: ThreadPoolExecutor | None = None
+_executor_size = 0
 
 
-def _threads() -> ThreadPoolExecutor:
-    global _executor
-    if _executor is None:
-        # Threads start on demand, so a worker that never gets lanes has none.
-        _executor = ThreadPoolExecutor(max_workers=MAX_LANES, thread_name_prefix="paraloop-lane")
+def _threads(lanes: int) -> ThreadPoolExecutor:
+    """A pool of exactly ``lanes`` threads, started on demand.
+
+    Exactly that many, because a worker may hold two chunks (the next one is
+    sent before the current one ends): the second chunk's parts queue behind
+    the first's and start as its lanes free up, so no lane idles at the end
+    of a chunk while its slowest iteration finishes.
+    """
+    global _executor, _executor_size
+    if _executor is None or _executor_size != lanes:
+        if _executor is not None:
+            _executor.shutdown(wait=False)
+        _executor = ThreadPoolExecutor(max_workers=lanes, thread_name_prefix="paraloop-lane")
+        _executor_size = lanes
     return _executor
 
 
@@ -130,14 +146,27 @@ def split(items: Any, lanes: int) -> list[tuple[int, Any]]:
     return parts
 
 
-def execute_lanes(job: Job, chunk: Chunk, lanes: int) -> Outcome:
-    """Run ``chunk`` as up to ``lanes`` parts in threads; one outcome holding the parts in order."""
+def _part(job: Job, chunk: Chunk) -> Outcome:
     began = time.perf_counter()
-    began_cpu = time.process_time()
-    futures = [
-        _threads().submit(execute_chunk, job, Chunk(chunk.index, chunk.start + offset, part))
+    began_cpu = time.thread_time()
+    outcome = execute_chunk(job, chunk)
+    # This thread's CPU time: other lanes (and another chunk's parts) ran meanwhile.
+    outcome.cpu = time.thread_time() - began_cpu
+    outcome.began = began
+    outcome.ended = time.perf_counter()
+    return outcome
+
+
+def start_lanes(job: Job, chunk: Chunk, lanes: int) -> list[Future[Outcome]]:
+    """Queue the parts of ``chunk`` on the lane threads; they start as lanes free up."""
+    return [
+        _threads(lanes).submit(_part, job, Chunk(chunk.index, chunk.start + offset, part))
         for offset, part in split(chunk.items, lanes)
     ]
+
+
+def finish_lanes(chunk: Chunk, futures: list[Future[Outcome]]) -> Outcome:
+    """Wait for the parts of ``chunk``; one outcome holding them in order."""
     parts: list[Outcome] = []
     for future in futures:
         part = future.result()
@@ -151,6 +180,7 @@ def execute_lanes(job: Job, chunk: Chunk, lanes: int) -> Outcome:
     outcome = Outcome(chunk.index, chunk.start, len(chunk.items), last.kind, last.stop, last.value)
     outcome.traceback, outcome.item = last.traceback, last.item
     outcome.parts = parts
-    outcome.seconds = time.perf_counter() - began
-    outcome.cpu = time.process_time() - began_cpu
+    # From the first part's start to the last one's end: not the time queued behind another chunk.
+    outcome.seconds = max(part.ended for part in parts) - min(part.began for part in parts)
+    outcome.cpu = sum(part.cpu for part in parts)
     return outcome

@@ -1,10 +1,13 @@
 """The local process pool: workers on pipes, watched for death, reused across loops.
 
-Each worker has its own pipe and holds at most one chunk at a time, so the
-parent always knows which iterations a worker holds, never blocks sending to a
-busy worker (a worker only receives while idle, so large chunks and large
-results cannot deadlock the pipe), and notices a dead worker at once through
-its process sentinel.  Workers still running chunks when a loop ends early
+Each worker has its own pipe and holds one chunk at a time, so the parent
+always knows which iterations a worker holds, never blocks sending to a busy
+worker (a worker receives while idle, so large chunks and large results
+cannot deadlock the pipe), and notices a dead worker at once through its
+process sentinel.  A worker running chunks in lanes (threads, for iterations
+that wait) holds two: its main thread keeps receiving while lane threads
+run, and the second chunk's parts start as the first one's lanes free up.
+Workers still running chunks when a loop ends early
 (a ``break``, an exception, a generator expression dropped half-way) are
 terminated at once, so the rest of the loop is cancelled promptly; the pool
 starts new workers when the next loop needs them.
@@ -154,6 +157,18 @@ def job_bytes(job: Job) -> bytes:
     ) from failure
 
 
+def _taker(active: list[_Worker], two: bool) -> _Worker | None:
+    """The worker to give the next chunk: one that holds none, else (if ``two``) one that holds one."""
+    for worker in active:
+        if not worker.chunks:
+            return worker
+    if two:
+        for worker in active:
+            if len(worker.chunks) == 1 and not worker.probing:
+                return worker
+    return None
+
+
 def _clock(context: Any, method: str) -> Any:
     """Two doubles shared with one worker process."""
     if method == "fork":
@@ -180,8 +195,10 @@ class _Worker:
         # The loop that holds this worker while it runs (a generator expression
         # over ParaLoop can hold workers while other loops run).
         self.lease: int | None = None
-        self.chunk: Chunk | None = None
-        # The running chunk is a lanes probe (see paraloop.lanes.Probe).
+        # The chunks it holds, by index: one, or with lanes two (the next one queues
+        # in the worker while the current one's last iterations finish).
+        self.chunks: dict[int, Chunk] = {}
+        # Its one chunk is a lanes probe (see paraloop.lanes.Probe).
         self.probing = False
 
     def send(self, kind: int, loop_id: int, index: int, start: int, payload: bytes, lanes: int = 1) -> None:
@@ -281,18 +298,21 @@ class ProcessPool:
         process_cap = waiting_workers()
         wall = cpu = 0.0
         job_message: bytes | None = None
-        idle = list(active)
         try:
             while True:
                 while True:
-                    if not idle:
+                    # A second chunk per worker once lanes proved right: a wanted probe waits
+                    # for a worker that holds nothing, and its verdict should come soon.
+                    probing_soon = (probe.wanted or probe.running) and not chunker.fixed
+                    worker = _taker(active, two=lanes > 1 and probe.confirmed and not probing_soon)
+                    if worker is None:
                         if to_start == 0 or chunker.exhausted or chunker.stopped:
                             break
-                        started = self.lease(1, loop_id)
+                        active.extend(self.lease(1, loop_id))
                         to_start -= 1
-                        active.extend(started)
-                        idle.extend(started)
-                    probing = lanes > 1 and probe.wanted and not chunker.fixed
+                        continue
+                    # A probe runs alone: only on a worker that holds nothing.
+                    probing = lanes > 1 and probe.wanted and not chunker.fixed and not worker.chunks
                     if probing:
                         chunk = chunker.next(maximum=probe.start())
                     else:
@@ -300,7 +320,6 @@ class ProcessPool:
                         chunk = chunker.next(minimum=lanes)
                     if chunk is None:
                         break
-                    worker = idle.pop()
                     worker.probing = probing
                     try:
                         if worker.job_id != loop_id:
@@ -310,14 +329,14 @@ class ProcessPool:
                                 )
                             worker.send(JOB, loop_id, 0, 0, job_message)
                             worker.job_id = loop_id
-                        worker.chunk = chunk
+                        worker.chunks[chunk.index] = chunk
                         items = serialize.dumps(chunk.items)
                         worker.send(CHUNK, loop_id, chunk.index, chunk.start, items, 1 if probing else lanes)
                     except (BrokenPipeError, ConnectionResetError):
                         self._crashed(worker, job)
-                if not any(w.chunk is not None for w in active):
+                waiting = [w for w in active if w.chunks]
+                if not waiting:
                     return
-                waiting = [w for w in active if w.chunk is not None]
                 ready = wait(
                     [w.connection for w in waiting] + [w.process.sentinel for w in waiting],
                     self._until_deadline(waiting, job.timeout),
@@ -330,10 +349,9 @@ class ProcessPool:
                             data = worker.connection.recv_bytes()
                         except (EOFError, OSError):
                             self._crashed(worker, job)
-                        worker.chunk = None
-                        idle.append(worker)
                         began = time.perf_counter()
                         outcome: Outcome = serialize.loads(data)
+                        worker.chunks.pop(outcome.chunk, None)
                         outcome.received = time.perf_counter() - began
                         outcome.remote = True
                         for part in outcome.parts or ():
@@ -365,7 +383,6 @@ class ProcessPool:
                                     more = self.lease(wanted - len(active), loop_id)
                                     logger.debug("iterations mostly wait: %d more workers", len(more))
                                     active.extend(more)
-                                    idle.extend(more)
                         yield outcome
                     elif worker.process.sentinel in ready:
                         self._crashed(worker, job)
@@ -373,8 +390,8 @@ class ProcessPool:
             # Chunks still running belong to iterations after a break, an
             # exception or Ctrl-C: cancel them by stopping their workers.
             for worker in active:
-                if worker.chunk is not None:
-                    worker.chunk = None
+                if worker.chunks:
+                    worker.chunks.clear()
                     self._discard(worker)
                 worker.lease = None
 
@@ -396,11 +413,11 @@ class ProcessPool:
             if worker.connection in ready or not started or now - started <= job.timeout:
                 continue
             index = int(worker.clock[1])
-            chunk = worker.chunk
             item = ""
-            if chunk is not None and 0 <= index - chunk.start < len(chunk.items):
-                item = f" (item {reprlib.repr(chunk.items[index - chunk.start])})"
-            worker.chunk = None
+            for chunk in worker.chunks.values():
+                if 0 <= index - chunk.start < len(chunk.items):
+                    item = f" (item {reprlib.repr(chunk.items[index - chunk.start])})"
+            worker.chunks.clear()
             self._discard(worker)
             raise IterationTimeoutError(
                 f"{job.filename}, line {job.line}: iteration {index}{item} ran longer than "
@@ -410,15 +427,16 @@ class ProcessPool:
             )
 
     def _crashed(self, worker: _Worker, job: Job) -> None:
-        chunk = worker.chunk
-        worker.chunk = None
+        chunks = sorted(worker.chunks.values(), key=lambda chunk: chunk.start)
+        worker.chunks.clear()
         how = worker.describe_exit()
         self._discard(worker)
-        if chunk is None:
-            held = "no iterations"
-        else:
+        spans = []
+        for chunk in chunks:
             last = chunk.start + len(chunk.items) - 1
-            held = f"iterations {chunk.start} to {last}" if last != chunk.start else f"iteration {last}"
+            one = last == chunk.start
+            spans.append(f"iteration {last}" if one else f"iterations {chunk.start} to {last}")
+        held = " and ".join(spans) or "no iterations"
         raise WorkerCrashedError(
             f"{job.filename}, line {job.line}: a worker process (pid {worker.process.pid}) {how} "
             f"while running {held} of the loop. The iterations it held were lost; "

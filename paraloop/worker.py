@@ -16,13 +16,15 @@ import pickle
 import signal
 import struct
 import sys
+import threading
+import traceback
 from typing import Any
 
 from . import serialize
 from .chunks import Chunk
 from .errors import ParaLoopError
 from .execute import RAISED, Job, Outcome, execute_chunk
-from .lanes import execute_lanes
+from .lanes import finish_lanes, start_lanes
 
 __all__ = ["HEADER", "JOB", "CHUNK", "QUIT", "in_worker", "serve"]
 
@@ -138,6 +140,18 @@ def job_failure(error: BaseException) -> ParaLoopError:
     )
 
 
+def _answer(sending: threading.Lock, connection: Any, job: Job, chunk: Chunk, futures: list[Any]) -> None:
+    """Send the outcome of a chunk run in lanes, once its parts are done."""
+    try:
+        data = encode_outcome(finish_lanes(chunk, futures), job)
+        with sending:
+            connection.send_bytes(data)
+    except BaseException:  # noqa: BLE001 - the parent must not wait for an answer that never comes
+        traceback.print_exc()
+        # The parent sees a crashed worker, and names the chunk.
+        os._exit(70)
+
+
 def serve(connection: Any, clock: Any = None) -> None:
     """Run chunks until told to quit or until the parent process is gone.
 
@@ -151,6 +165,8 @@ def serve(connection: Any, clock: Any = None) -> None:
     job: Job | None = None
     job_error: ParaLoopError | None = None
     job_id = -1
+    # Lane threads answer too.
+    sending = threading.Lock()
     while True:
         # Poll with a timeout: a sibling forked later may hold our pipe open,
         # so EOF alone does not prove the parent is alive.
@@ -178,11 +194,19 @@ def serve(connection: Any, clock: Any = None) -> None:
                 raise RuntimeError("paraloop worker received a chunk before its job")
             if job is None:
                 failed = Outcome(index, start, 0, RAISED, start, job_error)
-                connection.send_bytes(serialize.dumps(failed))
+                with sending:
+                    connection.send_bytes(serialize.dumps(failed))
                 continue
             items = serialize.loads(payload)
+            chunk = Chunk(index, start, items)
             if lanes > 1 and len(items) > 1:
-                outcome = execute_lanes(job, Chunk(index, start, items), lanes)
+                # The parts run in lane threads; a thread of its own answers when they are
+                # done, so that the next chunk can be read (and queued) meanwhile.
+                futures = start_lanes(job, chunk, lanes)
+                threading.Thread(
+                    target=_answer, args=(sending, connection, job, chunk, futures), daemon=True
+                ).start()
             else:
-                outcome = execute_chunk(job, Chunk(index, start, items), clock, queue=True)
-            connection.send_bytes(encode_outcome(outcome, job))
+                outcome = execute_chunk(job, chunk, clock, queue=True)
+                with sending:
+                    connection.send_bytes(encode_outcome(outcome, job))
