@@ -39,9 +39,15 @@ PROBE_SPACING = 8
 CHANGED = 3
 
 
-def mostly_waiting(wall: float, cpu: float) -> bool:
-    """Iterations that used (or queued for) a CPU under 30% of their time, after enough evidence."""
-    return wall > EVIDENCE_SECONDS and cpu < 0.3 * wall
+def mostly_waiting(wall: float, cpu: float, queued: float = 0.0) -> bool:
+    """Iterations that used a CPU under 30% of their time, after enough evidence.
+
+    ``queued`` is time they were ready to run but waited for a CPU.  An iteration
+    that computes on a loaded machine gets a fraction of a CPU and queues for the
+    rest: CPU plus queueing fills its time.  One that waits queues a little each
+    time it wakes up on a busy machine; up to 60% of its time with the CPU.
+    """
+    return wall > EVIDENCE_SECONDS and cpu < 0.3 * wall and cpu + queued < 0.6 * wall
 
 
 class Probe:
@@ -61,6 +67,7 @@ class Probe:
         self.size = 1
         self.wall = 0.0
         self.cpu = 0.0
+        self.queued = 0.0
         self.items = 0
         self.probes = 0
         self.since = 0
@@ -96,16 +103,17 @@ class Probe:
         """A probe chunk's outcome: whether iterations wait, or None while evidence is short."""
         self.running = False
         self.wall += outcome.seconds
-        self.cpu += outcome.cpu + outcome.queued
+        self.cpu += outcome.cpu
+        self.queued += outcome.queued
         self.items += outcome.iterations
         if self.wall <= EVIDENCE_SECONDS:
             per_item = max(self.wall / max(1, self.items), 1e-6)
             self.size = max(1, math.ceil((EVIDENCE_SECONDS - self.wall) / per_item))
             self.wanted = True
             return None
-        waiting = mostly_waiting(self.wall, self.cpu)
+        waiting = mostly_waiting(self.wall, self.cpu, self.queued)
         self.confirmed = waiting
-        self.wall = self.cpu = 0.0
+        self.wall = self.cpu = self.queued = 0.0
         self.items, self.size, self.since = 0, 1, 0
         self.probes += 1
         return waiting

@@ -296,7 +296,7 @@ class ProcessPool:
         lanes = 1
         probe = Probe()
         process_cap = waiting_workers()
-        wall = cpu = 0.0
+        wall = cpu = queued = 0.0
         job_message: bytes | None = None
         try:
             while True:
@@ -356,7 +356,7 @@ class ProcessPool:
                         outcome.remote = True
                         for part in outcome.parts or ():
                             part.remote = True
-                        wall, cpu = wall + outcome.seconds, cpu + outcome.cpu + outcome.queued
+                        wall, cpu, queued = wall + outcome.seconds, cpu + outcome.cpu, queued + outcome.queued
                         if worker.probing:
                             worker.probing = False
                             alone_waits = probe.add(outcome)
@@ -369,7 +369,7 @@ class ProcessPool:
                             probe.after_lanes(outcome)
                         elif lanes == 1 and grow_to is not None:
                             probe.alone(outcome)
-                        if grow_to is not None and mostly_waiting(wall, cpu):
+                        if grow_to is not None and mostly_waiting(wall, cpu, queued):
                             if job.timeout is None:
                                 # As many in flight as allowed at once: a first estimate from the
                                 # first chunks (whose CPU time includes one-off costs) falls short,
