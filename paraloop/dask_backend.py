@@ -25,6 +25,7 @@ effects may happen twice), then the loop raises ``WorkerCrashedError``.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import signal
@@ -186,7 +187,8 @@ def _stop(cluster: Any, client: Any) -> None:
     for group in ([n.pid for n in nannies if n is not None], [scheduler.pid] if scheduler else []):
         for pid in group:
             if _running(pid):
-                os.kill(pid, signal.SIGTERM)
+                with contextlib.suppress(ProcessLookupError):  # it may exit meanwhile
+                    os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + 5.0
         while any(_running(pid) for pid in group) and time.monotonic() < deadline:
             time.sleep(0.02)
@@ -212,7 +214,8 @@ def _running(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as handle:
             return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (FileNotFoundError, IndexError):
+    except (OSError, IndexError):
+        # Gone, also while its file was being read (ProcessLookupError).
         return False
 
 
