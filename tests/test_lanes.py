@@ -9,6 +9,7 @@ exceptions, comprehensions.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -216,3 +217,28 @@ def test_a_loop_that_keeps_waiting_keeps_its_lanes(
     lanes = module.run()
     assert len(lanes) == 600
     assert sum(lanes[-300:]) > 250, "the later iterations should still run in lanes"
+
+
+def test_a_worker_killed_while_holding_chunks_in_lanes_names_their_iterations(
+    waiting: ModuleType, load_module: Loader
+) -> None:
+    """CONTRACT section 5 with lanes: a worker may hold two chunks; the error names what it held."""
+    module = load_module(f"""
+        import os, signal, time
+        from paraloop import ParaLoop
+        def run():
+            for i in ParaLoop(range({N})):
+                time.sleep(0.005)
+                if i == 200:
+                    os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    with pytest.raises(paraloop.WorkerCrashedError, match="SIGKILL") as caught:
+        module.run()
+    spans = [
+        (int(first), int(last or first))
+        for first, last in re.findall(r"iterations? (\d+)(?: to (\d+))?", str(caught.value))
+    ]
+    assert any(first <= 200 <= last for first, last in spans), str(caught.value)
+    # The pool runs the next loop.
+    total, order, _, lanes, _ = waiting.tracked()
+    assert total == sum(range(N)) and order == list(range(N)) and True in lanes
