@@ -81,10 +81,8 @@ class Chunker:
     def _next(self, minimum: int, maximum: int | None) -> Chunk | None:
         if self.exhausted or self.stopped:
             return None
-        if self.fixed:
-            size = self.size
-        else:
-            size = self.size
+        size = self.size
+        if not self.fixed:
             if self._sequence is not None and self._measured:
                 left = len(self._sequence) - self.position
                 size = min(size, max(self._floor, -(-left // TAIL_SHARE)))

@@ -95,10 +95,14 @@ def _locatable(function: types.FunctionType) -> bool:
     return found is function
 
 
+def _paraloop_module(module: types.ModuleType) -> bool:
+    return module.__name__ == "paraloop" or module.__name__.startswith("paraloop.")
+
+
 def _sent_by_name(module: types.ModuleType) -> bool:
     """Modules dill sends by name (installed ones) and paraloop's own."""
     name = module.__name__
-    if name == "paraloop" or name.startswith("paraloop."):
+    if _paraloop_module(module):
         return True
     filename = getattr(module, "__file__", None)
     if filename is None:
@@ -166,7 +170,7 @@ def _pickler_class() -> type:
         save_module = dill.Pickler.dispatch[types.ModuleType]
 
         def save_module_by_name(pickler: Any, module: types.ModuleType) -> None:
-            if module.__name__ == "paraloop" or module.__name__.startswith("paraloop."):
+            if _paraloop_module(module):
                 pickler.save_reduce(importlib.import_module, (module.__name__,), obj=module)
             else:
                 save_module(pickler, module)
