@@ -6,7 +6,14 @@ import math
 import os
 import threading
 
-__all__ = ["available_cpus", "default_workers", "queued_seconds", "waiting_iterations", "waiting_workers"]
+__all__ = [
+    "available_cpus",
+    "default_workers",
+    "queued_seconds",
+    "queued_seconds_of",
+    "waiting_iterations",
+    "waiting_workers",
+]
 
 # (process id, thread id, descriptor of that thread's schedstat file)
 _schedstat: tuple[int, int, int] | None = None
@@ -102,5 +109,14 @@ def queued_seconds() -> float:
     try:
         fields = os.pread(_schedstat[2], 128, 0).split()
         return int(fields[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def queued_seconds_of(native_id: int) -> float:
+    """Like :func:`queued_seconds`, for another thread of this process (by native id)."""
+    try:
+        with open(f"/proc/self/task/{native_id}/schedstat", "rb") as handle:
+            return int(handle.read().split()[1]) / 1e9
     except (OSError, IndexError, ValueError):
         return 0.0

@@ -41,10 +41,11 @@ from multiprocess.connection import wait
 from . import serialize
 from .chunks import Chunk, Chunker
 from .cpus import available_cpus, waiting_workers
+from .early import Early
 from .errors import IterationTimeoutError, ParaLoopError, WorkerCrashedError
 from .execute import Job, Outcome
 from .lanes import MAX_LANES, Probe, mostly_waiting
-from .worker import CHUNK, HEADER, JOB, QUIT, serve
+from .worker import CHUNK, HEADER, JOB, NOTHING, QUIT, WATCHED, serve
 
 __all__ = ["ProcessPool", "get_pool", "shutdown_pools"]
 
@@ -164,7 +165,8 @@ def _taker(active: list[_Worker], two: bool) -> _Worker | None:
             return worker
     if two:
         for worker in active:
-            if len(worker.chunks) == 1 and not worker.probing:
+            # A watched chunk's worker reads its next message only as the answer to an Early.
+            if len(worker.chunks) == 1 and not worker.probing and not worker.watched:
                 return worker
     return None
 
@@ -200,6 +202,8 @@ class _Worker:
         self.chunks: dict[int, Chunk] = {}
         # Its one chunk is a lanes probe (see paraloop.lanes.Probe).
         self.probing = False
+        # Its one chunk is watched (see paraloop.early) and no Early came yet.
+        self.watched = False
 
     def send(self, kind: int, loop_id: int, index: int, start: int, payload: bytes, lanes: int = 1) -> None:
         self.connection.send_bytes(HEADER.pack(kind, loop_id, index, start, lanes) + payload)
@@ -294,6 +298,8 @@ class ProcessPool:
         # chunk, so that they compute while the next fork (milliseconds) happens.
         to_start = count - len(active)
         lanes = 1
+        # Lanes were switched on by an Early: the chunk's outcome may still switch them off.
+        provisional = False
         probe = Probe()
         process_cap = waiting_workers()
         wall = cpu = queued = 0.0
@@ -304,13 +310,15 @@ class ProcessPool:
                     # A second chunk per worker once lanes proved right: a wanted probe waits
                     # for a worker that holds nothing, and its verdict should come soon.
                     probing_soon = (probe.wanted or probe.running) and not chunker.fixed
-                    worker = _taker(active, two=lanes > 1 and probe.confirmed and not probing_soon)
-                    if worker is None:
-                        if to_start == 0 or chunker.exhausted or chunker.stopped:
-                            break
+                    worker = _taker(active, two=False)
+                    if worker is None and to_start > 0 and not (chunker.exhausted or chunker.stopped):
                         active.extend(self.lease(1, loop_id))
                         to_start -= 1
                         continue
+                    if worker is None:
+                        worker = _taker(active, two=lanes > 1 and probe.confirmed and not probing_soon)
+                    if worker is None:
+                        break
                     # A probe runs alone: only on a worker that holds nothing.
                     probing = lanes > 1 and probe.wanted and not chunker.fixed and not worker.chunks
                     if probing:
@@ -321,6 +329,10 @@ class ProcessPool:
                     if chunk is None:
                         break
                     worker.probing = probing
+                    # A worker's first chunk of a loop that may grow is watched, to start lanes early.
+                    first = worker.job_id != loop_id
+                    watched = first and lanes == 1 and grow_to is not None and job.timeout is None
+                    worker.watched = watched
                     try:
                         if worker.job_id != loop_id:
                             if job_message is None:
@@ -331,7 +343,8 @@ class ProcessPool:
                             worker.job_id = loop_id
                         worker.chunks[chunk.index] = chunk
                         items = serialize.dumps(chunk.items)
-                        worker.send(CHUNK, loop_id, chunk.index, chunk.start, items, 1 if probing else lanes)
+                        sent_lanes = WATCHED if watched else 1 if probing else lanes
+                        worker.send(CHUNK, loop_id, chunk.index, chunk.start, items, sent_lanes)
                     except (BrokenPipeError, ConnectionResetError):
                         self._crashed(worker, job)
                 waiting = [w for w in active if w.chunks]
@@ -350,7 +363,30 @@ class ProcessPool:
                         except (EOFError, OSError):
                             self._crashed(worker, job)
                         began = time.perf_counter()
-                        outcome: Outcome = serialize.loads(data)
+                        message = serialize.loads(data)
+                        worker.watched = False
+                        if isinstance(message, Early):
+                            if grow_to is not None and mostly_waiting(
+                                wall + message.seconds, cpu + message.cpu, queued + message.queued
+                            ):
+                                if lanes == 1:
+                                    lanes = min(MAX_LANES, math.ceil(grow_to / count))
+                                    provisional = True
+                                    logger.debug("iterations wait so far: %d lanes per worker", lanes)
+                                chunk = chunker.next(minimum=lanes)
+                            else:
+                                chunk = None
+                            try:
+                                if chunk is None:
+                                    worker.send(NOTHING, loop_id, 0, 0, b"")
+                                else:
+                                    worker.chunks[chunk.index] = chunk
+                                    items = serialize.dumps(chunk.items)
+                                    worker.send(CHUNK, loop_id, chunk.index, chunk.start, items, lanes)
+                            except (BrokenPipeError, ConnectionResetError):
+                                self._crashed(worker, job)
+                            continue
+                        outcome: Outcome = message
                         worker.chunks.pop(outcome.chunk, None)
                         outcome.received = time.perf_counter() - began
                         outcome.remote = True
@@ -366,9 +402,14 @@ class ProcessPool:
                                 logger.debug("iterations run alone keep the CPU busy: back to 1 lane")
                                 lanes, grow_to = 1, None
                         elif outcome.parts and lanes > 1:
+                            provisional = False
                             probe.after_lanes(outcome)
-                        elif lanes == 1 and grow_to is not None:
+                        elif not outcome.parts and grow_to is not None:
                             probe.alone(outcome)
+                            if provisional and not mostly_waiting(wall, cpu, queued):
+                                # All of the chunk's time says otherwise than its first part did.
+                                logger.debug("iterations did not keep waiting: back to 1 lane")
+                                lanes, provisional = 1, False
                         if grow_to is not None and mostly_waiting(wall, cpu, queued):
                             if job.timeout is None:
                                 # As many in flight as allowed at once: a first estimate from the
@@ -394,6 +435,7 @@ class ProcessPool:
                     worker.chunks.clear()
                     self._discard(worker)
                 worker.lease = None
+                worker.watched = False
 
     @staticmethod
     def _until_deadline(waiting: list[_Worker], timeout: float | None) -> float | None:

@@ -10,6 +10,7 @@ gone.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import pickle
@@ -22,17 +23,22 @@ from typing import Any
 
 from . import serialize
 from .chunks import Chunk
+from .early import Watch
 from .errors import ParaLoopError
 from .execute import RAISED, Job, Outcome, execute_chunk
 from .lanes import finish_lanes, start_lanes
 
-__all__ = ["HEADER", "JOB", "CHUNK", "QUIT", "in_worker", "serve"]
+__all__ = ["HEADER", "JOB", "CHUNK", "QUIT", "NOTHING", "WATCHED", "in_worker", "serve"]
 
 # Message header: kind, loop id, chunk index, start index, lanes.
 HEADER = struct.Struct("<BQQQH")
 JOB = 1
 CHUNK = 2
 QUIT = 3
+# The parent's answer to an Early that brings no chunk.
+NOTHING = 4
+# Lanes of a chunk run in one lane and watched (see paraloop.early).
+WATCHED = 0
 
 _in_worker = False
 
@@ -200,13 +206,32 @@ def serve(connection: Any, clock: Any = None) -> None:
             items = serialize.loads(payload)
             chunk = Chunk(index, start, items)
             if lanes > 1 and len(items) > 1:
-                # The parts run in lane threads; a thread of its own answers when they are
-                # done, so that the next chunk can be read (and queued) meanwhile.
-                futures = start_lanes(job, chunk, lanes)
-                threading.Thread(
-                    target=_answer, args=(sending, connection, job, chunk, futures), daemon=True
-                ).start()
-            else:
-                outcome = execute_chunk(job, chunk, clock, queue=True)
-                with sending:
-                    connection.send_bytes(encode_outcome(outcome, job))
+                _in_lanes(sending, connection, job, chunk, lanes)
+                continue
+            watch = None
+            if lanes == WATCHED:
+                watch = Watch(connection, sending, functools.partial(_answered, sending, connection, job))
+            outcome = execute_chunk(job, chunk, clock, queue=True)
+            if watch is not None:
+                watch.finished(outcome)
+            with sending:
+                connection.send_bytes(encode_outcome(outcome, job))
+            if watch is not None:
+                watch.join()
+
+
+def _in_lanes(sending: threading.Lock, connection: Any, job: Job, chunk: Chunk, lanes: int) -> None:
+    """Queue the chunk's parts on lane threads; a thread of its own answers when they are done.
+
+    The caller goes on reading (and queueing) the next chunk meanwhile.
+    """
+    futures = start_lanes(job, chunk, lanes)
+    threading.Thread(target=_answer, args=(sending, connection, job, chunk, futures), daemon=True).start()
+
+
+def _answered(sending: threading.Lock, connection: Any, job: Job, message: bytes) -> None:
+    """The parent's answer to an Early, read by the watcher: a chunk for lanes, or nothing."""
+    kind, _, index, start, lanes = HEADER.unpack_from(message)
+    if kind == CHUNK:
+        items = serialize.loads(memoryview(message)[HEADER.size :])
+        _in_lanes(sending, connection, job, Chunk(index, start, items), max(lanes, 1))

@@ -242,3 +242,88 @@ def test_a_worker_killed_while_holding_chunks_in_lanes_names_their_iterations(
     # The pool runs the next loop.
     total, order, _, lanes, _ = waiting.tracked()
     assert total == sum(range(N)) and order == list(range(N)) and True in lanes
+
+
+@pytest.mark.parametrize("method", ["fork", "forkserver", "spawn"])
+def test_a_slow_waiting_loop_starts_lanes_while_its_first_iterations_wait(
+    load_module: Loader, monkeypatch: pytest.MonkeyPatch, method: str
+) -> None:
+    """A worker's first chunk is watched: lanes start before that chunk's iteration ends.
+
+    Without the early word, lanes could only start once a chunk's outcome
+    reached the caller, that is after a whole slow iteration.
+    """
+    monkeypatch.delenv("PARALOOP_WORKERS", raising=False)
+    monkeypatch.delenv("PARALOOP_BACKEND", raising=False)
+    module = load_module(f"""
+        import threading, time
+        from paraloop import ParaLoop
+        def run():
+            rows = []
+            for i in ParaLoop(range(40), start_method={method!r}):
+                began = time.time()
+                time.sleep(0.4)
+                rows.append((i, began, time.time(), threading.current_thread().name.startswith("paraloop-lane")))
+            return rows
+    """)
+    rows = module.run()
+    assert [row[0] for row in rows] == list(range(40))
+    first_ended = rows[0][2]
+    in_lanes = [began for _, began, _, lane in rows if lane]
+    assert in_lanes, "a loop that only waits should run in lanes"
+    assert min(in_lanes) < first_ended, "lanes should start while the first iteration still waits"
+
+
+def test_an_early_word_that_the_whole_chunk_contradicts_is_taken_back(
+    load_module: Loader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """First iterations that wait briefly and then compute: their outcome switches lanes off again."""
+    monkeypatch.delenv("PARALOOP_WORKERS", raising=False)
+    monkeypatch.delenv("PARALOOP_BACKEND", raising=False)
+    module = load_module("""
+        import threading, time
+        from paraloop import ParaLoop
+
+        def compute(seconds):
+            end = time.thread_time() + seconds
+            while time.thread_time() < end:
+                pass
+
+        def run():
+            total = 0
+            lanes = []
+            for i in ParaLoop(range(200)):
+                if i < 2:
+                    time.sleep(0.03)  # long enough for the early word to say "waits"
+                    compute(0.15)  # and then the chunk computes for most of its time
+                else:
+                    compute(0.004)
+                total += i
+                lanes.append(threading.current_thread().name.startswith("paraloop-lane"))
+            return total, lanes
+    """)
+    total, lanes = module.run()
+    assert total == sum(range(200))
+    assert any(lanes), "the early word should have switched lanes on"
+    assert not any(lanes[-100:]), "busy iterations should run without lanes"
+
+
+def test_a_break_in_a_watched_first_iteration_keeps_the_plain_result(
+    waiting: ModuleType, load_module: Loader
+) -> None:
+    """The early word sent a chunk to lanes; a break in the watched iteration still ends the loop there."""
+    module = load_module("""
+        import time
+        from paraloop import ParaLoop
+        def run():
+            seen = []
+            for i in ParaLoop(range(100)):
+                time.sleep(0.06)
+                if i == 0:
+                    break
+                seen.append(i)
+            return seen, i
+    """)
+    assert module.run() == ([], 0)
+    total, order, _, lanes, _ = waiting.tracked()
+    assert total == sum(range(N)) and order == list(range(N)) and True in lanes

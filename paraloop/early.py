@@ -1,0 +1,118 @@
+"""An early word from a worker: the chunk it is running waits, so lanes can start now.
+
+Lanes (see :mod:`paraloop.lanes`) are switched on from measurements, and a
+chunk's measurements normally arrive with its outcome.  A loop of slow
+requests would then run its first iterations one per worker for a whole
+request (half a second, say) before anything else starts.  So a worker's
+first chunk of a loop is watched from a thread of the worker: as soon as its
+iterations have run long enough to tell (``EVIDENCE_SECONDS``) and mostly
+waited, the watcher tells the parent (an :class:`Early` message) and reads
+the one reply, a chunk to run in lanes or nothing, while the main thread's
+iteration still waits.  The parent treats the word as provisional: the
+chunk's outcome, with all its time, can still switch lanes off.
+"""
+
+from __future__ import annotations
+
+import _thread
+import os
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .cpus import queued_seconds, queued_seconds_of
+from .execute import Outcome
+from .lanes import EVIDENCE_SECONDS, mostly_waiting
+
+__all__ = ["Early", "Watch"]
+
+# After the first look, the watcher looks again this often while the chunk runs.
+LOOK_AGAIN_SECONDS = 0.005
+
+
+@dataclass
+class Early:
+    """Sent by a worker: its running chunk's iterations mostly waited so far."""
+
+    seconds: float
+    cpu: float
+    queued: float
+
+
+class Watch:
+    """Watches the chunk the worker's main thread runs; says so early if its iterations wait.
+
+    ``reply`` is called in the watcher thread with the parent's answer (a raw
+    message), once the parent has answered.  The main thread calls
+    :meth:`finished` when the chunk is done, before it sends the outcome, and
+    :meth:`join` before it reads the pipe again.
+    """
+
+    def __init__(self, connection: Any, sending: threading.Lock, reply: Callable[[bytes], None]) -> None:
+        from . import serialize
+
+        self._dumps = serialize.dumps
+        self._connection = connection
+        self._sending = sending
+        self._reply = reply
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._answered = threading.Event()
+        self._finished = False
+        self.said = False
+        self._parent = os.getppid()
+        self._thread_id = threading.get_native_id()
+        self._began = time.perf_counter()
+        self._began_cpu = time.process_time()
+        self._began_thread_cpu = time.thread_time()
+        self._began_queued = queued_seconds()
+        # A bare thread: threading.Thread.start() waits until the new thread runs, which
+        # on busy CPUs took milliseconds, and most watched chunks are over long before 15 ms.
+        _thread.start_new_thread(self._run, ())
+
+    def _run(self) -> None:
+        delay = EVIDENCE_SECONDS
+        while not self._done.wait(delay):
+            delay = LOOK_AGAIN_SECONDS
+            wall = time.perf_counter() - self._began
+            cpu = time.process_time() - self._began_cpu
+            queued = queued_seconds_of(self._thread_id) - self._began_queued
+            if not mostly_waiting(wall, cpu, queued):
+                continue
+            with self._lock:
+                if self._finished:
+                    return
+                self.said = True
+                with self._sending:
+                    self._connection.send_bytes(self._dumps(Early(wall, cpu, queued)))
+            try:
+                # The parent answers every Early; poll so that an orphaned worker does not wait forever.
+                while not self._connection.poll(1.0):
+                    if os.getppid() != self._parent:
+                        os._exit(0)
+                self._reply(self._connection.recv_bytes())
+                self._answered.set()
+            except BaseException:  # noqa: BLE001 - the parent must not wait for a chunk nobody runs
+                traceback.print_exc()
+                # The parent sees a crashed worker, and names the chunks it held.
+                os._exit(70)
+            return
+
+    def finished(self, outcome: Outcome) -> None:
+        """Called by the main thread when the chunk is done: from now on the watcher says nothing.
+
+        If it spoke, lanes ran beside the chunk: its CPU time is its own thread's.
+        """
+        with self._lock:
+            self._finished = True
+        self._done.set()
+        if self.said:
+            outcome.cpu = time.thread_time() - self._began_thread_cpu
+
+    def join(self) -> None:
+        """Wait until the watcher has read the parent's answer, if it spoke."""
+        if self.said:
+            self._answered.wait()
