@@ -204,6 +204,8 @@ class _Worker:
         self.probing = False
         # Its one chunk is watched (see paraloop.early) and no Early came yet.
         self.watched = False
+        # The CPU time its watched chunk had used when it sent an Early.
+        self.early_cpu: float | None = None
 
     def send(self, kind: int, loop_id: int, index: int, start: int, payload: bytes, lanes: int = 1) -> None:
         self.connection.send_bytes(HEADER.pack(kind, loop_id, index, start, lanes) + payload)
@@ -366,6 +368,7 @@ class ProcessPool:
                         message = serialize.loads(data)
                         worker.watched = False
                         if isinstance(message, Early):
+                            worker.early_cpu = message.cpu
                             if grow_to is not None and mostly_waiting(
                                 wall + message.seconds, cpu + message.cpu, queued + message.queued
                             ):
@@ -387,6 +390,7 @@ class ProcessPool:
                                 self._crashed(worker, job)
                             continue
                         outcome: Outcome = message
+                        early_cpu, worker.early_cpu = worker.early_cpu, None
                         worker.chunks.pop(outcome.chunk, None)
                         outcome.received = time.perf_counter() - began
                         outcome.remote = True
@@ -402,14 +406,19 @@ class ProcessPool:
                                 logger.debug("iterations run alone keep the CPU busy: back to 1 lane")
                                 lanes, grow_to = 1, None
                         elif outcome.parts and lanes > 1:
-                            provisional = False
+                            # (A lanes chunk may come back before the watched chunk that
+                            # switched lanes on: its verdict stays provisional until then.)
                             probe.after_lanes(outcome)
                         elif not outcome.parts and grow_to is not None:
-                            probe.alone(outcome)
-                            if provisional and not mostly_waiting(wall, cpu, queued):
-                                # All of the chunk's time says otherwise than its first part did.
-                                logger.debug("iterations did not keep waiting: back to 1 lane")
-                                lanes, provisional = 1, False
+                            probe.alone(outcome, early_cpu)
+                            if provisional and early_cpu is not None:
+                                provisional = False
+                                if not mostly_waiting(outcome.seconds, outcome.cpu, outcome.queued):
+                                    # All of the chunk's time says otherwise than its first part
+                                    # did.  (Lanes that compute beside it make it look waiting on
+                                    # the GIL; the probe, see paraloop.lanes, catches those.)
+                                    logger.debug("iterations did not keep waiting: back to 1 lane")
+                                    lanes = 1
                         if grow_to is not None and mostly_waiting(wall, cpu, queued):
                             if job.timeout is None:
                                 # As many in flight as allowed at once: a first estimate from the
@@ -436,6 +445,7 @@ class ProcessPool:
                     self._discard(worker)
                 worker.lease = None
                 worker.watched = False
+                worker.early_cpu = None
 
     @staticmethod
     def _until_deadline(waiting: list[_Worker], timeout: float | None) -> float | None:
