@@ -25,7 +25,7 @@ def chunks(module_name, variant, args, preload=()):
         importlib.import_module(name)
     from paraloop import chunks as chunking
 
-    events = {"sizes": [], "seconds": [], "arrivals": [], "overheads": [], "targets": []}
+    events = {"sizes": [], "cut": [], "seconds": [], "arrivals": [], "overheads": [], "targets": []}
     began = time.perf_counter()
     original_next, original_observe = chunking.Chunker._next, chunking.Chunker._observe
 
@@ -33,6 +33,7 @@ def chunks(module_name, variant, args, preload=()):
         chunk = original_next(self, *args)
         if chunk is not None:
             events["sizes"].append(len(chunk.items))
+            events["cut"].append(time.perf_counter() - began)
         return chunk
 
     def observe(self, items, seconds, overhead):

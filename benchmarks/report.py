@@ -144,14 +144,20 @@ def _w2(t: Table, found: dict) -> list[Target]:
             f"the largest), its chunk target reaching {duration(max(events['targets']))}."
         )
     elif events.get("arrivals"):
-        sizes, arrivals = events["sizes"], events["arrivals"]
+        sizes, arrivals, cut = events["sizes"], events["arrivals"], events.get("cut", [])
         singles = next((n for n, size in enumerate(sizes) if size > 1), len(sizes))
+        lanes_from = (
+            f"the first chunk for lanes was sent {duration(cut[singles])} after the loop started"
+            if singles < len(cut)
+            else "no chunk ran in lanes"
+        )
         cause = (
             f"paraloop kept {events.get('worker_processes', '?')} worker processes and, once it "
             f"measured that the iterations wait, ran each chunk in lanes (threads in the workers): "
             f"{len(sizes)} chunks of {_sizes(sizes)}. Before that, {singles} chunks of one request "
-            f"each ran alone, the first outcome arriving {duration(arrivals[0])} after the loop "
-            f"started (worker start and a first connection included); {t.rows[best].label} has all "
+            f"each ran alone; {lanes_from} (worker start, a first connection with its one-off CPU "
+            f"costs, and 15 ms or more of waiting measured by the worker before it said so), and the "
+            f"first outcome arrived after {duration(arrivals[0])}; {t.rows[best].label} has all "
             f"its threads busy from the start. With 64 requests in flight the client and the "
             f"server share 2 CPUs, so each round of chunks takes about twice the 20 ms delay."
         )

@@ -7,6 +7,9 @@ cannot deadlock the pipe), and notices a dead worker at once through its
 process sentinel.  A worker running chunks in lanes (threads, for iterations
 that wait) holds two: its main thread keeps receiving while lane threads
 run, and the second chunk's parts start as the first one's lanes free up.
+A worker's first chunk of a loop is watched (see :mod:`paraloop.early`): if
+its iterations wait, the worker says so before the chunk ends, and its
+answer, a chunk for lanes, is its second.
 Workers still running chunks when a loop ends early
 (a ``break``, an exception, a generator expression dropped half-way) are
 terminated at once, so the rest of the loop is cancelled promptly; the pool
