@@ -213,6 +213,11 @@ class _Worker:
     def send(self, kind: int, loop_id: int, index: int, start: int, payload: bytes, lanes: int = 1) -> None:
         self.connection.send_bytes(HEADER.pack(kind, loop_id, index, start, lanes) + payload)
 
+    def give(self, loop_id: int, chunk: Chunk, lanes: int) -> None:
+        """Send ``chunk``, to run in ``lanes`` lanes (or watched); it is held until its outcome."""
+        self.chunks[chunk.index] = chunk
+        self.send(CHUNK, loop_id, chunk.index, chunk.start, serialize.dumps(chunk.items), lanes)
+
     def describe_exit(self) -> str:
         self.process.join(timeout=1.0)
         code = self.process.exitcode
@@ -346,10 +351,7 @@ class ProcessPool:
                                 )
                             worker.send(JOB, loop_id, 0, 0, job_message)
                             worker.job_id = loop_id
-                        worker.chunks[chunk.index] = chunk
-                        items = serialize.dumps(chunk.items)
-                        sent_lanes = WATCHED if watched else 1 if probing else lanes
-                        worker.send(CHUNK, loop_id, chunk.index, chunk.start, items, sent_lanes)
+                        worker.give(loop_id, chunk, WATCHED if watched else 1 if probing else lanes)
                     except (BrokenPipeError, ConnectionResetError):
                         self._crashed(worker, job)
                 waiting = [w for w in active if w.chunks]
@@ -386,9 +388,7 @@ class ProcessPool:
                                 if chunk is None:
                                     worker.send(NOTHING, loop_id, 0, 0, b"")
                                 else:
-                                    worker.chunks[chunk.index] = chunk
-                                    items = serialize.dumps(chunk.items)
-                                    worker.send(CHUNK, loop_id, chunk.index, chunk.start, items, lanes)
+                                    worker.give(loop_id, chunk, lanes)
                             except (BrokenPipeError, ConnectionResetError):
                                 self._crashed(worker, job)
                             continue

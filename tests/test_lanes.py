@@ -142,17 +142,18 @@ def busy(load_module: Loader, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
         import threading, time
         from paraloop import ParaLoop
 
-        def compute():
-            end = time.process_time() + 0.004
+        def compute(seconds=0.004):
+            end = time.process_time() + seconds
             while time.process_time() < end:
                 pass
 
-        def started_waiting(n=400):
+        def started_waiting(n=400, slow=4, then=0.0):
             total = 0
             lanes = []
             for i in ParaLoop(range(n)):
-                if i < 4:
+                if i < slow:
                     time.sleep(0.03)  # a slow start: a cold cache, a first connection
+                    compute(then)
                 else:
                     compute()
                 total += i
@@ -274,39 +275,13 @@ def test_a_slow_waiting_loop_starts_lanes_while_its_first_iterations_wait(
     assert min(in_lanes) < first_ended, "lanes should start while the first iteration still waits"
 
 
-def test_an_early_word_that_the_loop_contradicts_is_taken_back(
-    load_module: Loader, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_an_early_word_that_the_loop_contradicts_is_taken_back(busy: ModuleType) -> None:
     """First iterations that wait briefly and then compute, and all later ones compute: lanes go off.
 
     The early word switches lanes on after 30 ms of waiting; the watched chunk's own
     time, or the probe (lanes that compute), switches them off again.
     """
-    monkeypatch.delenv("PARALOOP_WORKERS", raising=False)
-    monkeypatch.delenv("PARALOOP_BACKEND", raising=False)
-    module = load_module("""
-        import threading, time
-        from paraloop import ParaLoop
-
-        def compute(seconds):
-            end = time.thread_time() + seconds
-            while time.thread_time() < end:
-                pass
-
-        def run():
-            total = 0
-            lanes = []
-            for i in ParaLoop(range(300)):
-                if i < 2:
-                    time.sleep(0.03)  # long enough for the early word to say "waits"
-                    compute(0.15)  # and then the chunk computes for most of its time
-                else:
-                    compute(0.004)
-                total += i
-                lanes.append(threading.current_thread().name.startswith("paraloop-lane"))
-            return total, lanes
-    """)
-    total, lanes = module.run()
+    total, lanes = busy.started_waiting(300, slow=2, then=0.15)
     assert total == sum(range(300))
     assert any(lanes), "the early word should have switched lanes on"
     assert not any(lanes[-100:]), "busy iterations should run without lanes"
