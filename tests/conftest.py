@@ -121,14 +121,22 @@ def interrupt_like_a_terminal(
     """
     environment = {k: v for k, v in os.environ.items() if not k.startswith("PARALOOP_")}
     environment.update(env or {})
-    process = subprocess.Popen(
-        [sys.executable, "-m", "paraloop", str(script)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-        env=environment,
-    )
+    # A terminal's foreground job starts with Ctrl-C at its default.  An ignored SIGINT
+    # is inherited across exec (and Python then keeps ignoring it): a test run started
+    # in the background by a non-interactive shell has it ignored.  A handled one is
+    # reset to the default in the child.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "paraloop", str(script)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+            env=environment,
+        )
+    finally:
+        signal.signal(signal.SIGINT, previous)
     try:
         assert process.stdout is not None
         assert process.stdout.readline().strip() == "running"
