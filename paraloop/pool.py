@@ -344,7 +344,7 @@ class ProcessPool:
                     watched = first and lanes == 1 and grow_to is not None and job.timeout is None
                     worker.watched = watched
                     try:
-                        if worker.job_id != loop_id:
+                        if first:
                             if job_message is None:
                                 job_message = pickle.dumps(
                                     (sys.path, job_bytes(job)), protocol=pickle.HIGHEST_PROTOCOL
