@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from types import ModuleType
 
@@ -304,5 +305,35 @@ def test_a_break_in_a_watched_first_iteration_keeps_the_plain_result(
             return seen, i
     """)
     assert module.run() == ([], 0)
+    total, order, _, lanes, _ = waiting.tracked()
+    assert total == sum(range(N)) and order == list(range(N)) and True in lanes
+
+
+def test_a_worker_that_dies_while_its_first_chunk_is_watched_names_both_chunks(
+    waiting: ModuleType, load_module: Loader
+) -> None:
+    """CONTRACT section 5 with the early word: the worker holds its watched chunk and the lanes chunk."""
+    module = load_module("""
+        import os, time
+        from paraloop import ParaLoop
+        def run():
+            for i in ParaLoop(range(40)):
+                if i == 5:
+                    time.sleep(0.05)
+                    os._exit(3)
+                time.sleep(0.5)
+    """)
+    began = time.monotonic()
+    with pytest.raises(paraloop.WorkerCrashedError, match="exited with code 3") as caught:
+        module.run()
+    assert time.monotonic() - began < 10
+    spans = [
+        (int(first), int(last or first))
+        for first, last in re.findall(r"iterations? (\d+)(?: to (\d+))?", str(caught.value))
+    ]
+    # The lanes chunk sent in answer to the early word holds iteration 5; the watched
+    # chunk (iteration 0 or 1, still waiting) was held too.
+    assert any(first <= 5 <= last for first, last in spans), str(caught.value)
+    assert any(last < 2 for _, last in spans), str(caught.value)
     total, order, _, lanes, _ = waiting.tracked()
     assert total == sum(range(N)) and order == list(range(N)) and True in lanes
