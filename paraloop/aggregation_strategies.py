@@ -21,10 +21,15 @@ Writing your own takes a few lines::
 
 from __future__ import annotations
 
+import copy
 import numbers
+import operator
 import typing
 from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Mapping, MutableMapping
+
+from .errors import ParaLoopError
+from .replay import Replay, replay
 
 # The strategy named Any below shadows typing.Any in this module.
 Value = typing.Any
@@ -35,13 +40,16 @@ __all__ = [
     "All",
     "Any",
     "Concatenate",
+    "ElementUpdates",
     "IndexWrites",
     "Last",
     "Max",
     "Merge",
     "Min",
+    "PerIndex",
     "Product",
     "Reduce",
+    "Scratch",
     "Sum",
     "Union",
 ]
@@ -146,6 +154,13 @@ class AggregationStrategy:
         """The value a worker's private copy starts from, given the pre-loop value."""
         raise NotImplementedError
 
+    def finish(self, private: Value) -> Value:
+        """The partial result a chunk sends, from its private value at the chunk's end.
+
+        The default sends the private value itself.
+        """
+        return private
+
     def combine(self, accumulated: Value, partial: Value) -> Value:
         """Combine the result so far with the next partial result, in iteration order.
 
@@ -170,9 +185,24 @@ class Sum(AggregationStrategy):
     ``total += n`` or ``counts[word] += 1`` (with a ``Counter``/``defaultdict``)::
 
         total = Variable(0, aggregation_strategy=Sum)
+
+    A sum of floats is exact: it has the plain loop's bits, for any worker
+    count and chunk size, because the workers record each term and the caller
+    adds them in iteration order (see :mod:`paraloop.replay`).  ``Sum(exact=False)``
+    adds per-chunk partial sums instead: faster for very many cheap terms, with
+    last bits that depend on how the loop was cut into chunks::
+
+        total = Variable(0.0, aggregation_strategy=Sum(exact=False))
     """
 
     readable_in_body = False
+    operation = "add"
+
+    def __init__(self, exact: bool = True) -> None:
+        self.exact = exact
+
+    def __repr__(self) -> str:
+        return f"{type(self).__module__}.{type(self).__qualname__}({'' if self.exact else 'exact=False'})"
 
     def check(self, value: Value) -> str | None:
         if isinstance(value, (str, bytes, list, tuple, deque)):
@@ -209,6 +239,8 @@ class Sum(AggregationStrategy):
         return value - value if not isinstance(value, bool) else 0
 
     def combine(self, accumulated: Value, partial: Value) -> Value:
+        if type(partial) is Replay:
+            return replay(accumulated, partial, "add")
         if isinstance(accumulated, MutableMapping):
             get = accumulated.get
             # A key new to a defaultdict starts from its default, as d[k] += x would.
@@ -229,11 +261,24 @@ class Sum(AggregationStrategy):
 
 
 class Product(AggregationStrategy):
-    """Multiplies partial results: ``v *= x``."""
+    """Multiplies partial results: ``v *= x`` (and ``v /= x``).
+
+    Exact like :class:`Sum`: a product of floats has the plain loop's bits;
+    ``Product(exact=False)`` multiplies per-chunk partial products instead.
+    """
 
     readable_in_body = False
+    operation = "mul"
+
+    def __init__(self, exact: bool = True) -> None:
+        self.exact = exact
+
+    def __repr__(self) -> str:
+        return f"{type(self).__module__}.{type(self).__qualname__}({'' if self.exact else 'exact=False'})"
 
     def check(self, value: Value) -> str | None:
+        if isinstance(value, Mapping):
+            return None
         try:
             value * value
         except TypeError:
@@ -243,9 +288,18 @@ class Product(AggregationStrategy):
     def start(self, value: Value) -> Value:
         if _is_numpy_array(value):
             return value * 0 + 1
+        if isinstance(value, Mapping):
+            # Entries are multiplied one by one in the caller (replayed): the
+            # worker's copy only tells which keys exist.
+            return copy.copy(value)
         return type(value)(1)
 
     def combine(self, accumulated: Value, partial: Value) -> Value:
+        if type(partial) is Replay:
+            return replay(accumulated, partial, "mul")
+        if _is_numpy_array(accumulated):
+            accumulated *= partial
+            return accumulated
         return accumulated * partial
 
 
@@ -426,6 +480,176 @@ class IndexWrites(AggregationStrategy):
     def combine(self, accumulated: Value, partial: Value) -> Value:
         for index, item in partial.writes:
             accumulated[index] = item
+        return accumulated
+
+
+class _Entries(dict):  # type: ignore[type-arg]
+    """A worker's ``x[i] += e`` on a list: the entries it changed, each from zero (or one)."""
+
+    __slots__ = ("neutral", "original")
+
+    def __init__(self, original: Value, neutral: int) -> None:
+        super().__init__()
+        self.original = original
+        self.neutral = neutral
+
+    def __missing__(self, index: Value) -> Value:
+        current = self.original[index]  # an index out of range fails here, as in the plain loop
+        return _zero(current) if self.neutral == 0 else type(current)(1)
+
+    def __reduce__(self) -> tuple[Value, ...]:
+        return (_rebuild_entries, (self.original, self.neutral, dict(self)))
+
+
+def _rebuild_entries(original: Value, neutral: int, entries: dict[Value, Value]) -> _Entries:
+    rebuilt = _Entries(original, neutral)
+    rebuilt.update(entries)
+    return rebuilt
+
+
+class PerIndex(AggregationStrategy):
+    """``x[i] += e`` (or ``*=``) on a list or bytearray: each entry combined on its own.
+
+    Workers record, per index they touched, the sum (or product) of their
+    updates; the caller applies them in iteration order, in place.  Inferred
+    for whole-number lists and bytearrays; float entries are replayed term by
+    term instead (see :class:`Sum`).
+    """
+
+    readable_in_body = False
+
+    def __init__(self, operation: str = "add") -> None:
+        self.operation = operation
+
+    def check(self, value: Value) -> str | None:
+        if isinstance(value, (list, bytearray)):
+            return None
+        return f"PerIndex updates the entries of a list or bytearray, not {type(value).__name__}"
+
+    def start(self, value: Value) -> Value:
+        if isinstance(value, _Entries):
+            value = value.original
+        return _Entries(value, 0 if self.operation == "add" else 1)
+
+    def finish(self, private: Value) -> Value:
+        return dict(private) if isinstance(private, _Entries) else private
+
+    def combine(self, accumulated: Value, partial: Value) -> Value:
+        if type(partial) is Replay:
+            return replay(accumulated, partial, self.operation)
+        apply = operator.iadd if self.operation == "add" else operator.imul
+        for index, amount in partial.items():
+            accumulated[index] = apply(accumulated[index], amount)
+        return accumulated
+
+
+class _Elements:
+    """A worker's view of a list or array whose iterations each update their own element.
+
+    Reads see the pre-loop value, or what this chunk wrote; writes are kept
+    aside and sent to the caller.
+    """
+
+    __slots__ = ("original", "written")
+
+    def __init__(self, original: Value) -> None:
+        self.original = original
+        self.written: dict[Value, Value] = {}
+
+    def __getitem__(self, index: Value) -> Value:
+        written = self.written
+        try:
+            if index in written:
+                return written[index]
+        except TypeError:
+            raise _unhashable(index) from None
+        return self.original[index]
+
+    def __setitem__(self, index: Value, value: Value) -> None:
+        self.original[index]  # an index out of range fails here, as in the plain loop
+        try:
+            self.written[index] = value
+        except TypeError:
+            raise _unhashable(index) from None
+
+    def __len__(self) -> int:
+        return len(self.original)
+
+
+def _unhashable(index: Value) -> TypeError:
+    return TypeError(
+        f"paraloop: an update of the iteration's own element needs the index to be a number or "
+        f"a tuple of numbers, not {type(index).__name__}"
+    )
+
+
+class ElementUpdates(AggregationStrategy):
+    """``x[i] = f(x[i])`` where ``i`` is the loop's own item: each iteration updates its own element.
+
+    Iterations read their own element (as it was before the loop) and write it
+    back; the caller applies the writes in iteration order.  Two iterations
+    that update the same element in different chunks would need each other's
+    results: the loop is then refused with ``ParaLoopError``.
+    """
+
+    readable_in_body = True
+
+    def __init__(self) -> None:
+        self.updated: set[Value] = set()
+
+    def check(self, value: Value) -> str | None:
+        if isinstance(value, (list, bytearray)) or _is_numpy_array(value):
+            return None
+        return f"ElementUpdates updates a list, bytearray or numpy array, not {type(value).__name__}"
+
+    def start(self, value: Value) -> Value:
+        return _Elements(value.original if isinstance(value, _Elements) else value)
+
+    def finish(self, private: Value) -> Value:
+        return private.written if isinstance(private, _Elements) else private
+
+    def combine(self, accumulated: Value, partial: Value) -> Value:
+        for index, item in partial.items():
+            if index in self.updated:
+                raise ParaLoopError(
+                    f"element {index!r} is updated by iterations in different chunks: the loop's "
+                    "items repeat an index, so a later iteration would read the element before an "
+                    "earlier one has written it. Give each iteration its own index, or run the "
+                    "loop with backend='sequential'"
+                )
+            accumulated[index] = item
+        self.updated.update(partial)
+        return accumulated
+
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other)
+
+    def __hash__(self) -> int:
+        return hash(type(self))
+
+
+class Scratch(AggregationStrategy):
+    """A buffer every iteration overwrites before using it (``buffer[:] = row``).
+
+    Each chunk works on its own copy; afterwards the buffer holds what the
+    last iteration that wrote it left, as after the plain loop.
+    """
+
+    def start(self, value: Value) -> Value:
+        return copy.copy(value)
+
+    def combine(self, accumulated: Value, partial: Value) -> Value:
+        if partial is NOTHING:
+            return accumulated
+        if _is_numpy_array(accumulated):
+            if accumulated.shape != partial.shape:
+                accumulated.resize(partial.shape, refcheck=False)
+            accumulated[...] = partial
+        elif isinstance(accumulated, (dict, set)):
+            accumulated.clear()
+            accumulated.update(partial)
+        else:
+            accumulated[:] = partial
         return accumulated
 
 

@@ -18,8 +18,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .aggregation_strategies import NOTHING, AggregationStrategy
 from .chunks import Chunk
 from .cpus import queued_seconds
+from .errors import ParaLoopError
+from .replay import Recorder, check_whole
 from .variable import Variable
 
 __all__ = ["BROKE", "DONE", "RAISED", "RETURNED", "UNBOUND", "Job", "Outcome", "execute_chunk"]
@@ -62,6 +65,17 @@ class Job:
     line: int
     # Seconds one iteration may take, or None.
     timeout: float | None = None
+    # Tracked names whose updates the workers record for the caller to replay
+    # (see paraloop.replay), with the operation: "add", "mul", or "touch" (a
+    # scratch buffer).
+    replay: dict[str, str] = field(default_factory=dict)
+    # Tracked names whose per-key partial results must stay whole numbers.
+    whole: frozenset[str] = frozenset()
+
+    def strategy(self, name: str) -> AggregationStrategy:
+        """The strategy of the tracked name ``name`` (its value in the job is a private Variable)."""
+        variable: Variable[Any] = self.values[self.params.index(name)]
+        return variable.aggregation_strategy
 
     def portable(self) -> Job:
         """A copy whose function dill sends by value (a copy is not found by its name)."""
@@ -176,9 +190,26 @@ class Timed(ChunkIterator):
         self.clock[0] = 0.0
 
 
+LOG_PREFIX = "__paraloop_log_"
+
+
+def _recorders(job: Job, args: list[Any]) -> dict[str, Recorder]:
+    """A recorder for each replayed name, passed as the name's log parameter."""
+    recorders: dict[str, Recorder] = {}
+    for position, param in enumerate(job.params):
+        if param.startswith(LOG_PREFIX):
+            name = param[len(LOG_PREFIX) : -2]
+            operation = job.replay.get(name)
+            if operation is not None:
+                private = args[job.params.index(name)] if name in job.params else None
+                recorders[name] = args[position] = Recorder(private, operation)
+    return recorders
+
+
 def execute_chunk(job: Job, chunk: Chunk, clock: Any = None, queue: bool = False) -> Outcome:
     """Run one chunk on private copies; with ``queue``, also measure its time queued for a CPU."""
     args = [_argument(job, name, value) for name, value in zip(job.params, job.values)]
+    recorders = _recorders(job, args) if job.replay else {}
     items = chunk.items
     iterable = Timed(items, chunk.start, clock) if clock is not None and job.timeout else items
     began_queued = queued_seconds() if queue else 0.0
@@ -208,10 +239,27 @@ def execute_chunk(job: Job, chunk: Chunk, clock: Any = None, queue: bool = False
         current = names.get(name, initial[name])
         # ``v += x`` keeps the private Variable bound; ``v = min(v, x)`` or
         # ``v = x`` rebinds the name, and the new value is the partial result.
-        outcome.partials[name] = current.value if isinstance(current, Variable) else current
+        partial = current.value if isinstance(current, Variable) else current
+        partial = job.strategy(name).finish(partial)
+        recorder = recorders.get(name)
+        if recorder is not None:
+            if job.replay[name] != "touch":
+                partial = recorder.finish()
+            elif not recorder.entries:
+                partial = NOTHING  # this chunk never wrote the scratch buffer
+        elif name in job.whole and (reason := check_whole(name, partial)) is not None:
+            return _refused(outcome, job, chunk, reason)
+        outcome.partials[name] = partial
     for name in job.stored:
         # Stored names start unbound in each chunk (unless tracked), so a name
         # present at the end was bound by this chunk.
         if name not in job.tracked and name in names:
             outcome.bound[name] = names[name]
     return outcome
+
+
+def _refused(outcome: Outcome, job: Job, chunk: Chunk, reason: str) -> Outcome:
+    """The chunk's results cannot be combined as the plain loop would: the loop fails here."""
+    error = ParaLoopError(f"{job.filename}, line {job.line}: {reason}")
+    last = chunk.start + len(chunk.items) - 1
+    return Outcome(outcome.chunk, chunk.start, len(chunk.items), RAISED, last, error)

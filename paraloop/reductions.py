@@ -31,6 +31,7 @@ from . import aggregation_strategies as strategies
 from .aggregation_strategies import AggregationStrategy
 from .errors import ParaLoopError
 from .execute import UNBOUND
+from .replay import inexact as _inexact
 from .shared import SharedArray
 from .variable import Variable
 
@@ -59,13 +60,45 @@ def _is_container(value: object) -> bool:
     return isinstance(value, _CONTAINERS) or _is_numpy_array(value)
 
 
+# Forms a worker can record for the caller to replay (see paraloop.replay).
+_OPERATORS = ("Add", "Sub", "Mult", "Div")
+RECORDED = frozenset(
+    f"{prefix}:{op}" for prefix in ("aug", "binop", "item-aug", "own-aug") for op in _OPERATORS
+)
+_KEYED = ("item-aug:", "own-aug:")
+_OWN_FORMS = frozenset({"own-update", "own-read", "own-item", *(f"own-aug:{op}" for op in _OPERATORS)})
+
+
+def _normal(forms: set[str]) -> set[str]:
+    """The forms as strategies see them: ``x = x + e`` is ``x += e``; ``x[i] = e`` at the
+    iteration's own index is ``x[k] = e``."""
+    return {
+        form.replace("binop:", "aug:").replace("own-aug:", "item-aug:").replace("own-item", "item")
+        for form in forms
+    }
+
+
 def _strategy_for(forms: set[str], value: object) -> AggregationStrategy | None:
     """The strategy that combines these update forms on this value, if there is one."""
+    if forms == {"scratch"}:
+        if isinstance(value, (list, bytearray, dict, set)) or _is_numpy_array(value):
+            return strategies.Scratch()
+        return None
+    if forms & {"own-update", "own-read"}:
+        # x[i] = f(x[i]): each iteration reads and writes its own element.
+        if forms <= _OWN_FORMS and (isinstance(value, (list, bytearray)) or _is_numpy_array(value)):
+            return strategies.ElementUpdates()
+        return None
+    forms = _normal(forms)
     additive = {"aug:Add", "aug:Sub"}
+    multiplicative = {"aug:Mult", "aug:Div"}
     if forms == {"or"}:
         return strategies.Any()
     if forms == {"and"}:
         return strategies.All()
+    if forms in ({"or-last"}, {"and-last"}):
+        # ok = test(x) and ok: the last value that decided, or the pre-loop value.
+        return strategies.Last()
     if isinstance(value, bool):
         if forms in ({"aug:BitOr", "or"}, {"aug:BitAnd", "and"}):
             return strategies.Any() if "or" in forms else strategies.All()
@@ -83,7 +116,7 @@ def _strategy_for(forms: set[str], value: object) -> AggregationStrategy | None:
     ):
         if forms <= additive:
             return strategies.Sum()
-        if forms == {"aug:Mult"}:
+        if forms <= multiplicative:
             return strategies.Product()
         if forms == {"max"}:
             return strategies.Max()
@@ -99,21 +132,28 @@ def _strategy_for(forms: set[str], value: object) -> AggregationStrategy | None:
                 function, identity = bitwise[next(iter(forms))]
                 return strategies.Reduce(function, identity)
         return None
+    item_additive = {"item-aug:Add", "item-aug:Sub"}
+    item_multiplicative = {"item-aug:Mult", "item-aug:Div"}
     if _is_numpy_array(value):
-        if forms <= additive:
+        if forms <= additive | item_additive:
             return strategies.Sum()
-        if forms == {"aug:Mult"}:
+        if forms <= multiplicative | item_multiplicative:
             return strategies.Product()
         if forms == {"item"}:
             return strategies.IndexWrites()
         return None
     if isinstance(value, (str, bytes, tuple)):
         return strategies.Concatenate() if forms == {"aug:Add"} else None
-    if isinstance(value, (list, deque)):
+    if isinstance(value, (list, deque, bytearray)):
         if forms <= {"aug:Add", "call:append", "call:extend"}:
             return strategies.Concatenate()
-        if forms == {"item"} and isinstance(value, list):
-            return strategies.IndexWrites()
+        if isinstance(value, (list, bytearray)):
+            if forms == {"item"} and isinstance(value, list):
+                return strategies.IndexWrites()
+            if forms <= item_additive:
+                return strategies.PerIndex("add")
+            if forms <= item_multiplicative:
+                return strategies.PerIndex("mul")
         return None
     if isinstance(value, (set, frozenset)):
         if forms <= {"call:add", "call:update", "aug:BitOr"}:
@@ -128,10 +168,61 @@ def _strategy_for(forms: set[str], value: object) -> AggregationStrategy | None:
                    "item-call:add", "item-call:update"}  # fmt: skip
         if forms <= per_key:
             return strategies.Sum()
+        if forms <= item_multiplicative:
+            return strategies.Product()
         if forms <= {"item", "call:update", "aug:BitOr"}:
             return strategies.Merge()
         return None
     return None
+
+
+def replay_operation(strategy: AggregationStrategy, value: object, forms: set[str]) -> str | None:
+    """How the workers record this name's updates for the caller to replay, or None to combine
+    per-chunk partial results (exact for whole numbers).
+
+    ``"add"`` or ``"mul"``: each term is recorded (see :mod:`paraloop.replay`);
+    ``"touch"``: a scratch buffer, whose content matters only if a chunk wrote it.
+    """
+    if isinstance(strategy, strategies.Scratch):
+        return "touch"
+    if not isinstance(strategy, (strategies.Sum, strategies.Product, strategies.PerIndex)):
+        return None
+    if not getattr(strategy, "exact", True):
+        return None
+    updates = forms - {"read"}
+    if not updates or not updates <= RECORDED:
+        return None
+    operation = strategy.operation
+    if any(form.endswith(":Div") for form in updates):
+        return operation  # only a replay divides as the plain loop does
+    if not any(form.startswith(_KEYED) for form in updates):
+        if _is_numpy_array(value):
+            return operation if _inexact(value) else None
+        # Numbers, whole ones included: a later term may be a float.
+        return None if isinstance(value, Mapping) else operation
+    if _is_numpy_array(value):
+        return operation if _inexact(value) else None
+    if isinstance(value, Mapping):
+        factory = getattr(value, "default_factory", None)
+        inexact = factory in (float, complex) or any(map(_inexact, value.values()))
+        return operation if inexact else None
+    if isinstance(value, list):
+        return operation if any(map(_inexact, value)) else None
+    return None
+
+
+def whole_partials(strategy: AggregationStrategy, value: object, forms: set[str]) -> bool:
+    """Whether partial results of this name must stay whole numbers to combine exactly.
+
+    A per-key (or per-index) sum of whole numbers is exact in any grouping; once
+    an entry becomes a float it is not, and the loop is refused (see
+    :func:`paraloop.replay.check_whole`).
+    """
+    if not isinstance(strategy, (strategies.Sum, strategies.Product, strategies.PerIndex)):
+        return False
+    if not getattr(strategy, "exact", True):
+        return False
+    return isinstance(value, (Mapping, list)) and any(form.startswith(_KEYED) for form in forms)
 
 
 def _fix(name: str, value: object) -> str:

@@ -25,7 +25,18 @@ from typing import Any
 from .chunks import Chunker
 from .cpus import default_workers, waiting_iterations
 from .errors import IterationTimeoutError, ParaLoopError, RemoteTraceback
-from .execute import BROKE, DONE, RAISED, RETURNED, UNBOUND, ChunkIterator, Job, Outcome, execute_chunk
+from .execute import (
+    BROKE,
+    DONE,
+    LOG_PREFIX,
+    RAISED,
+    RETURNED,
+    UNBOUND,
+    ChunkIterator,
+    Job,
+    Outcome,
+    execute_chunk,
+)
 from .loop import ParaLoop
 
 # Imported with the runtime, when a module with ParaLoop loops is imported, not
@@ -33,7 +44,7 @@ from .loop import ParaLoop
 # dill) take tens of milliseconds to import, which a first loop should not wait for.
 from .pool import get_pool
 from .progress import open_bar
-from .reductions import infer_reductions
+from .reductions import infer_reductions, replay_operation, whole_partials
 from .threads import in_worker_thread, run_threads
 from .variable import Variable
 from .worker import in_worker
@@ -215,10 +226,40 @@ class _AlarmedIterator(ChunkIterator):
 def _capture(
     worker: Callable[..., Any], scope: Mapping[str, Any] | None, local: tuple[str, ...]
 ) -> tuple[tuple[str, ...], list[Any]]:
-    """The worker's parameters and their values where the loop stands."""
+    """The worker's parameters and their values where the loop stands.
+
+    A log parameter (see :mod:`paraloop.replay`) is None unless a chunk records
+    into it.
+    """
     code = worker.__code__
     params = code.co_varnames[1 : code.co_argcount]
-    return params, [_lookup(name, scope, local, worker.__globals__) for name in params]
+    values = [
+        None if name.startswith(LOG_PREFIX) else _lookup(name, scope, local, worker.__globals__)
+        for name in params
+    ]
+    return params, values
+
+
+def _plan_replay(
+    variables: Mapping[str, Variable[Any]],
+    uses: tuple[tuple[str, int, str, str], ...],
+    params: tuple[str, ...],
+) -> tuple[dict[str, str], frozenset[str]]:
+    """Which tracked names the workers record for the caller to replay, and which must stay whole."""
+    forms: dict[str, set[str]] = {}
+    for name, _line, form, _text in uses:
+        forms.setdefault(name, set()).add(form)
+    replayed: dict[str, str] = {}
+    whole: set[str] = set()
+    for name, variable in variables.items():
+        strategy = variable.aggregation_strategy
+        own = forms.get(name, set())
+        operation = replay_operation(strategy, variable.value, own)
+        if operation is not None and f"{LOG_PREFIX}{name}__" in params:
+            replayed[name] = operation
+        elif whole_partials(strategy, variable.value, own):
+            whole.add(name)
+    return replayed, frozenset(whole)
 
 
 def _backend(loop: ParaLoop[Any]) -> str:
@@ -340,6 +381,7 @@ def run(
                 inferred[reduced] = known[reduced]
                 variables[reduced] = _internal_variable(known[reduced], strategy)
     values = [variables.get(name, value) for name, value in zip(params, values)]
+    replayed, whole = _plan_replay(variables, uses, params)
     job = Job(
         function=worker,
         params=params,
@@ -351,6 +393,8 @@ def run(
         filename=worker.__code__.co_filename,
         line=line,
         timeout=loop.timeout,
+        replay=replayed,
+        whole=whole,
     )
     combiner = Combiner(variables, job, inferred)
     chunker = Chunker(loop.iterable, loop.chunksize)

@@ -27,19 +27,21 @@ do not mangle them); user code may not use such names.
 from __future__ import annotations
 
 import ast
+import copy
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import ModuleType
+from typing import Any
 
 from ..errors import UnsupportedLoopError
 from .flow import read_before_assigned
 from .names import block_names, function_locals, module_bound
-from .uses import outer_uses
+from .uses import Site, analyse
 
 __all__ = ["RESERVED_PREFIX", "REWRITER_VERSION", "rewrite", "show"]
 
 # Bump on any change to the generated code: it is part of the bytecode cache key.
-REWRITER_VERSION = 2
+REWRITER_VERSION = 3
 RESERVED_PREFIX = "__paraloop"
 RUNTIME = "__paraloop_rt__"
 
@@ -260,6 +262,80 @@ def _same_scope_nodes(
         if skip is not None and isinstance(node, ast.For) and skip(node.iter):
             continue
         stack.extend(reversed(list(ast.iter_child_nodes(node))))
+
+
+def _log_name(name: str) -> str:
+    """The worker parameter through which a chunk records the updates of ``name``."""
+    return f"{RESERVED_PREFIX}_log_{name}__"
+
+
+def _key_expression(key: ast.expr) -> ast.expr:
+    """An index as a value: ``a[1:3]`` records ``slice(1, 3, None)``."""
+    if isinstance(key, ast.Slice):
+        parts = [
+            copy.deepcopy(p) if p is not None else ast.Constant(None)
+            for p in (key.lower, key.upper, key.step)
+        ]
+        call = ast.Call(func=ast.Name("slice", ast.Load()), args=parts, keywords=[])
+        return ast.copy_location(call, key)
+    if isinstance(key, ast.Tuple):
+        return ast.copy_location(ast.Tuple([_key_expression(e) for e in key.elts], ast.Load()), key)
+    return copy.deepcopy(key)
+
+
+class _SiteRewriter(ast.NodeTransformer):
+    """Replaces each update site ``S`` of a loop body by
+    ``if LOG is None: S`` / ``else: LOG.put(x)``, in place, with S's location."""
+
+    def __init__(self, sites: Mapping[int, Site], mangle: Callable[[str], str]) -> None:
+        self.sites = sites
+        self.mangle = mangle
+
+    def visit_block(self, body: list[ast.stmt]) -> None:
+        rewritten: list[ast.stmt] = []
+        for statement in body:
+            result = self.visit(statement)
+            rewritten.extend(result if isinstance(result, list) else [result])
+        body[:] = rewritten
+
+    def visit(self, node: ast.AST) -> Any:
+        site = self.sites.get(id(node))
+        if site is not None:
+            return self.recorded(site)
+        if isinstance(node, _NESTED_SCOPES):
+            return node
+        return self.generic_visit(node)
+
+    def recorded(self, site: Site) -> ast.stmt | list[ast.stmt]:
+        statement = site.statement
+        log = _log_name(self.mangle(site.name))
+        if site.touch:
+            # buffer[:] = row, then: this chunk wrote the buffer.
+            (note,) = ast.parse(f"if {log} is not None:\n    {log}.put(None)\n").body
+            for node in ast.walk(note):
+                if "lineno" in node._attributes:
+                    ast.copy_location(node, statement)
+            return [statement, note]
+        calls: list[ast.stmt] = []
+        for operand, inverse in site.contributions:
+            method = "put" if site.key is None else "put_at"
+            arguments = [copy.deepcopy(operand)]
+            if site.key is not None:
+                arguments.insert(0, _key_expression(site.key))
+            call = ast.Call(
+                func=ast.Attribute(
+                    ast.Name(log, ast.Load()), method + ("_inverse" if inverse else ""), ast.Load()
+                ),
+                args=arguments,
+                keywords=[],
+            )
+            calls.append(ast.Expr(call))
+        test = ast.Compare(ast.Name(log, ast.Load()), [ast.Is()], [ast.Constant(None)])
+        choice = ast.If(test=test, body=[statement], orelse=calls)
+        for node in ast.walk(choice):
+            if "lineno" in node._attributes and not hasattr(node, "lineno"):
+                ast.copy_location(node, statement)
+        return choice
 
 
 class _Rewriter:
@@ -558,8 +634,12 @@ class _Rewriter:
         scope_name = self.scope_name(worker, scopes)
         self.hoist_declarations(loop, innermost)
         # Before the body is moved and its returns rewritten: errors quote the user's code.
-        uses = tuple(outer_uses(loop.target, loop.body))
-        worker_def = self.worker(worker, params, loop, function is not None, _method_self(scopes))
+        found, sites = analyse(loop.target, loop.body)
+        uses = tuple(found)
+        # Inside a class, the compiler mangles __private names; the keys must match.
+        mangle = _mangler(scopes)
+        logs = self.update_sites(loop, sites, mangle)
+        worker_def = self.worker(worker, params, loop, function is not None, _method_self(scopes), logs)
 
         scope = self.scope_argument(free, scopes)
         after = sorted(set(binds) & self.read_outside(loop, innermost))
@@ -573,8 +653,6 @@ class _Rewriter:
                 and node.attr in ("value", "aggregation_strategy")
             }
         )
-        # Inside a class, the compiler mangles __private names; the keys must match.
-        mangle = _mangler(scopes)
         uses = tuple((mangle(n), line, form, text) for n, line, form, text in uses)
         call = (
             f"{result} = {RUNTIME}.run(__paraloop_loop__, {worker}, {scope}, "
@@ -604,10 +682,36 @@ class _Rewriter:
             else_if.body = self.block(loop.orelse, scopes)
         return [worker_def, *statements]
 
+    def update_sites(self, loop: ast.For, sites: list[Site], mangle: Callable[[str], str]) -> list[str]:
+        """Give each update site its recorded form (see :mod:`paraloop.replay`); return the log names.
+
+        A name updated inside a nested ParaLoop loop is left alone: that loop
+        combines its own updates, inside the worker.
+        """
+        nested = {
+            id(node)
+            for inner in _same_scope_nodes(loop.body)
+            if isinstance(inner, ast.For) and self.paraloop.matches(inner.iter)
+            for node in ast.walk(inner)
+        }
+        excluded = {site.name for site in sites if id(site.statement) in nested}
+        chosen = {id(site.statement): site for site in sites if site.name not in excluded}
+        if not chosen:
+            return []
+        _SiteRewriter(chosen, mangle).visit_block(loop.body)
+        return sorted({_log_name(mangle(site.name)) for site in chosen.values()})
+
     def worker(
-        self, name: str, params: list[str], loop: ast.For, in_function: bool, method_self: str | None = None
+        self,
+        name: str,
+        params: list[str],
+        loop: ast.For,
+        in_function: bool,
+        method_self: str | None = None,
+        logs: list[str] | None = None,
     ) -> ast.stmt:
-        source = _WORKER_TEMPLATE.format(worker=name, params="".join(f", {p}" for p in params), rt=RUNTIME)
+        every = [*params, *(logs or ())]
+        source = _WORKER_TEMPLATE.format(worker=name, params="".join(f", {p}" for p in every), rt=RUNTIME)
         (definition,) = _parse_statements(_with_unbound_prologue(source, params), loop.iter)
         assert isinstance(definition, ast.FunctionDef)
         inner_for = next(n for n in ast.walk(definition) if isinstance(n, ast.For))

@@ -13,11 +13,13 @@ decides at run time, and names the line of any use it refuses.
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator
+import copy
+from dataclasses import dataclass, field
 
 from .flow import read_before_assigned
+from .names import block_names
 
-__all__ = ["MUTATING_METHODS", "UPDATE_METHODS", "Use", "outer_uses"]
+__all__ = ["MUTATING_METHODS", "UPDATE_METHODS", "Site", "Use", "analyse", "outer_uses"]
 
 # Methods whose effect paraloop can combine, as the statement ``x.method(e)``.
 UPDATE_METHODS = frozenset({"append", "extend", "add", "update", "appendleft"})
@@ -37,25 +39,35 @@ Use = tuple[str, int, str, str]
 
 _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
 
+# Operators whose updates a worker can record instead of applying (see paraloop.replay):
+# the first of each pair is applied as is, the second as its inverse.
+_REPLAYABLE = {"Add": False, "Sub": True, "Mult": False, "Div": True}
+_FAMILIES = ({"Add", "Sub"}, {"Mult", "Div"})
+_BITWISE = {"BitAnd", "BitOr", "BitXor"}
 
-def _in_order(node: ast.AST) -> Iterator[ast.AST]:
-    """The nodes under ``node`` roughly in evaluation order (values before their targets)."""
-    yield node
-    if isinstance(node, ast.Assign):
-        children: list[ast.AST] = [node.value, *node.targets]
-    elif isinstance(node, (ast.AnnAssign, ast.NamedExpr)):
-        children = [c for c in (node.value, node.target) if c is not None]
-    elif isinstance(node, ast.AugAssign):
-        children = [node.value, node.target]
-    elif isinstance(node, (ast.For, ast.AsyncFor)):
-        children = [node.iter, node.target, *node.body, *node.orelse]
-    elif isinstance(node, _SCOPES):
-        # A nested function reads outer names when called; count them as reads here.
-        children = list(ast.walk(node))[1:]
-    else:
-        children = list(ast.iter_child_nodes(node))
-    for child in children:
-        yield from _in_order(child)
+
+@dataclass
+class Site:
+    """A statement that updates an outer name in a form a worker may record instead of apply.
+
+    ``contributions`` are, in evaluation order, the expressions the statement
+    combines into the name, each with whether it is applied inverted
+    (``-=``, ``/=``); with ``key`` (``x[k] += e``) they apply to one entry.
+    """
+
+    statement: ast.stmt
+    name: str
+    contributions: list[tuple[ast.expr, bool]]
+    key: ast.expr | None = None
+    # A whole overwrite of a scratch buffer: the statement runs as written, then notes
+    # that this chunk wrote the buffer.
+    touch: bool = False
+
+
+@dataclass
+class _Found:
+    uses: list[Use] = field(default_factory=list)
+    sites: list[Site] = field(default_factory=list)
 
 
 def _source(node: ast.AST) -> str:
@@ -67,10 +79,24 @@ def _mentions(node: ast.AST, name: str) -> bool:
     return any(isinstance(n, ast.Name) and n.id == name for n in ast.walk(node))
 
 
+def _full_slice(node: ast.expr) -> bool:
+    """``[:]``, ``[...]``, ``[:, :]``: an index that covers every element."""
+    if isinstance(node, ast.Slice):
+        return node.lower is None and node.upper is None and node.step is None
+    if isinstance(node, ast.Constant):
+        return node.value is Ellipsis
+    if isinstance(node, ast.Tuple):
+        return bool(node.elts) and all(_full_slice(element) for element in node.elts)
+    return False
+
+
 class _Classifier(ast.NodeVisitor):
-    def __init__(self, outer: set[str]) -> None:
+    def __init__(self, outer: set[str], own: set[str]) -> None:
         self.outer = outer
-        self.uses: list[Use] = []
+        # Names the loop target binds (and the body never rebinds): an index
+        # made of them is the iteration's own element of an outer list or array.
+        self.own = own
+        self.found = _Found()
         self.statement: ast.AST | None = None
 
     def name_of(self, node: ast.AST) -> str | None:
@@ -86,9 +112,37 @@ class _Classifier(ast.NodeVisitor):
             node = node.value
         return node.id if isinstance(node, ast.Name) and node.id in self.outer else None
 
+    def own_index(self, index: ast.expr) -> bool:
+        if isinstance(index, ast.Name):
+            return index.id in self.own
+        return (
+            isinstance(index, ast.Tuple)
+            and bool(index.elts)
+            and all(isinstance(e, ast.Name) and e.id in self.own for e in index.elts)
+        )
+
+    def only_own_reads(self, node: ast.AST, name: str, index: ast.expr) -> bool:
+        """Every mention of ``name`` in ``node`` is ``name[index]`` (the iteration's own element)."""
+        wanted = ast.dump(index)
+        allowed: set[int] = set()
+        for inner in ast.walk(node):
+            if (
+                isinstance(inner, ast.Subscript)
+                and self.name_of(inner.value) == name
+                and ast.dump(inner.slice) == wanted
+            ):
+                allowed |= {id(n) for n in ast.walk(inner.value)}
+        names = [inner for inner in ast.walk(node) if isinstance(inner, ast.Name) and inner.id == name]
+        return all(id(inner) in allowed for inner in names)
+
     def add(self, name: str, node: ast.AST, form: str) -> None:
         where = self.statement if self.statement is not None else node
-        self.uses.append((name, getattr(node, "lineno", 0), form, _source(where)))
+        self.found.uses.append((name, getattr(node, "lineno", 0), form, _source(where)))
+
+    def site(
+        self, node: ast.stmt, name: str, parts: list[tuple[ast.expr, bool]], key: ast.expr | None = None
+    ) -> None:
+        self.found.sites.append(Site(node, name, parts, key))
 
     def visit(self, node: ast.AST) -> None:
         if isinstance(node, ast.stmt):
@@ -104,17 +158,48 @@ class _Classifier(ast.NodeVisitor):
         name = self.name_of(node.target)
         if name is not None and not _mentions(node.value, name):
             self.add(name, node, f"aug:{op}")
+            if op in _REPLAYABLE:
+                self.site(node, name, [(node.value, _REPLAYABLE[op])])
             self.visit(node.value)
             return
         target = node.target
         if isinstance(target, ast.Subscript) and (name := self.name_of(target.value)) is not None:
+            own = self.own_index(target.slice)
             if not _mentions(node.value, name) and not _mentions(target.slice, name):
-                self.add(name, node, f"item-aug:{op}")
+                self.add(name, node, f"{'own' if own else 'item'}-aug:{op}")
+                if op in _REPLAYABLE:
+                    self.site(node, name, [(node.value, _REPLAYABLE[op])], target.slice)
                 self.visit(target.slice)
+                self.visit(node.value)
+                return
+            if own and self.only_own_reads(node.value, name, target.slice):
+                # x[i] += x[i] * 2: an update of the iteration's own element.
+                self.add(name, node, "own-update")
                 self.visit(node.value)
                 return
         self.changed(target, node)
         self.visit(node.value)
+
+    def written_out(self, node: ast.Assign, name: str) -> bool:
+        """``x = x + a - b``, ``x = x * e``, ``x = x | e``: an augmented update written out."""
+        parts: list[tuple[str, ast.expr]] = []
+        value: ast.expr = node.value
+        while isinstance(value, ast.BinOp):
+            parts.append((type(value.op).__name__, value.right))
+            value = value.left
+        if not parts or self.name_of(value) != name or any(_mentions(e, name) for _, e in parts):
+            return False
+        ops = {op for op, _ in parts}
+        if not any(ops <= family for family in _FAMILIES) and not (len(parts) == 1 and ops <= _BITWISE):
+            return False
+        parts.reverse()
+        for op, _operand in parts:
+            self.add(name, node, f"binop:{op}")
+        if ops <= set(_REPLAYABLE):
+            self.site(node, name, [(operand, _REPLAYABLE[op]) for op, operand in parts])
+        for _, operand in parts:
+            self.visit(operand)
+        return True
 
     def visit_Assign(self, node: ast.Assign) -> None:
         value = node.value
@@ -136,12 +221,17 @@ class _Classifier(ast.NodeVisitor):
                 and len(value.values) == 2
                 and sum(self.name_of(v) == name for v in value.values) == 1
             ):
-                other = next(v for v in value.values if self.name_of(v) != name)
+                first, second = value.values
+                other = second if self.name_of(first) == name else first
                 if not _mentions(other, name):
-                    # found = found or test(x); ok = ok and test(x)
-                    self.add(name, node, "or" if isinstance(value.op, ast.Or) else "and")
+                    # found = found or test(x); ok = ok and test(x).  With the name
+                    # last (ok = test(x) and ok) it keeps the last value that decided.
+                    form = "or" if isinstance(value.op, ast.Or) else "and"
+                    self.add(name, node, form if other is second else f"{form}-last")
                     self.visit(other)
                     return
+            if self.written_out(node, name):
+                return
             if isinstance(value, ast.Call) and not _mentions(value.func, name):
                 # g = gcd(g, x), a = np.concatenate([a, row]): the user's own combining function.
                 spots: list[ast.AST] = []
@@ -161,10 +251,16 @@ class _Classifier(ast.NodeVisitor):
             return
         for target in node.targets:
             if isinstance(target, ast.Subscript) and (name := self.name_of(target.value)) is not None:
+                own = self.own_index(target.slice)
                 if not _mentions(value, name) and not _mentions(target.slice, name):
-                    self.add(name, node, "item")
+                    self.add(name, node, "own-item" if own else "item")
                     self.visit(target.slice)
                     continue
+                if own and len(node.targets) == 1 and self.only_own_reads(value, name, target.slice):
+                    # x[i] = f(x[i]): an update of the iteration's own element.
+                    self.add(name, node, "own-update")
+                    self.visit(value)
+                    return
             self.changed(target, node)
         self.visit(value)
 
@@ -225,6 +321,14 @@ class _Classifier(ast.NodeVisitor):
                 self.add(root, node, f"mutate:{func.attr}" if direct else "attribute")
         self.generic_visit(node)
 
+    def visit_Subscript(self, node: ast.Subscript) -> None:
+        name = self.name_of(node.value)
+        if name is not None and isinstance(node.ctx, ast.Load) and self.own_index(node.slice):
+            self.add(name, node, "own-read")
+            self.visit(node.slice)
+            return
+        self.generic_visit(node)
+
     def visit_Delete(self, node: ast.Delete) -> None:
         for target in node.targets:
             self.changed(target, node)
@@ -244,16 +348,109 @@ class _Classifier(ast.NodeVisitor):
         self.changed(node.target, node)
 
 
-def outer_uses(target: ast.expr, body: list[ast.stmt]) -> list[Use]:
-    """Every use of every outer name in a loop body, with its form.
+def _overwrites(statement: ast.stmt, name: str) -> bool:
+    """Whether ``statement`` overwrites all of ``name``: ``name[:] = e``, ``name.fill(e)``,
+    ``name.clear()``."""
+    if isinstance(statement, ast.Assign):
+        target = statement.targets[0]
+        return (
+            len(statement.targets) == 1
+            and isinstance(target, ast.Subscript)
+            and isinstance(target.value, ast.Name)
+            and target.value.id == name
+            and _full_slice(target.slice)
+            and not _mentions(statement.value, name)
+        )
+    if isinstance(statement, ast.Expr):
+        call = statement.value
+        return (
+            isinstance(call, ast.Call)
+            and isinstance(call.func, ast.Attribute)
+            and isinstance(call.func.value, ast.Name)
+            and call.func.value.id == name
+            and call.func.attr in ("fill", "clear")
+            and not any(_mentions(a, name) for a in [*call.args, *call.keywords])
+        )
+    return False
+
+
+class _AsAssignments(ast.NodeTransformer):
+    """Turns whole overwrites of ``name`` into plain assignments of it, so that the flow
+    analysis tells whether every path overwrites the buffer before it uses it."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def visit(self, node: ast.AST) -> ast.AST:
+        if isinstance(node, ast.stmt) and _overwrites(node, self.name):
+            assigned = ast.Assign(targets=[ast.Name(self.name, ast.Store())], value=ast.Constant(None))
+            return ast.copy_location(assigned, node)
+        if isinstance(node, _SCOPES):
+            return node
+        return self.generic_visit(node)
+
+
+def _scratch_sites(target: ast.expr, body: list[ast.stmt], name: str) -> list[Site]:
+    """The whole overwrites of ``name`` if every path through an iteration overwrites the outer
+    object before any other use of it (a scratch buffer), else none."""
+    if name in block_names(body).stores:
+        return []  # also rebound: not one buffer
+    sites = [
+        Site(node, name, [], touch=True)
+        for statement in body
+        for node in _statements(statement)
+        if _overwrites(node, name)
+    ]
+    if not sites:
+        return []
+    rewritten = [_AsAssignments(name).visit(statement) for statement in copy.deepcopy(body)]
+    if name in read_before_assigned(target, rewritten):  # type: ignore[arg-type]
+        return []
+    return sites
+
+
+def _statements(node: ast.AST) -> list[ast.stmt]:
+    """The statements in ``node``, nested blocks included, nested scopes not."""
+    found: list[ast.stmt] = []
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, ast.stmt):
+            found.append(current)
+        if current is not node and isinstance(current, _SCOPES):
+            continue
+        stack.extend(ast.iter_child_nodes(current))
+    return found
+
+
+def analyse(target: ast.expr, body: list[ast.stmt]) -> tuple[list[Use], list[Site]]:
+    """Every use of every outer name in a loop body, with its form, and the update sites.
 
     A name is *outer* when some path through one iteration reads it before
     assigning it (see :mod:`paraloop.hook.flow`): it then refers to the value
     from before the loop, or, in a plain loop, from the previous iteration.
+    An outer object that every iteration overwrites whole before using it
+    (``buffer[:] = row``) is a scratch buffer: one use, of form ``scratch``.
     """
-    classifier = _Classifier(read_before_assigned(target, body))
+    outer = read_before_assigned(target, body)
+    own = {n.id for n in ast.walk(target) if isinstance(n, ast.Name)} - block_names(body).stores
+    classifier = _Classifier(outer, own)
     for statement in body:
         classifier.visit(statement)
+    uses = classifier.found.uses
+    sites = classifier.found.sites
     # Names the body only reads are inputs: nothing to decide about them.
-    changed = {name for name, _line, form, _source in classifier.uses if form != "read"}
-    return [use for use in classifier.uses if use[0] in changed]
+    changed = {name for name, _line, form, _source in uses if form not in ("read", "own-read")}
+    for name in sorted(changed):
+        overwrites = _scratch_sites(target, body, name)
+        if overwrites:
+            first = min(overwrites, key=lambda site: (site.statement.lineno, site.statement.col_offset))
+            uses = [u for u in uses if u[0] != name]
+            uses.append((name, first.statement.lineno, "scratch", _source(first.statement)))
+            sites = [site for site in sites if site.name != name] + overwrites
+    return [use for use in uses if use[0] in changed], sites
+
+
+def outer_uses(target: ast.expr, body: list[ast.stmt]) -> list[Use]:
+    """Every use of every outer name in a loop body, with its form (see :func:`analyse`)."""
+    return analyse(target, body)[0]
