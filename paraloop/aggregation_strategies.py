@@ -446,7 +446,8 @@ class _Writes:
         self.writes: list[tuple[Value, Value]] = []
 
     def __setitem__(self, index: Value, value: Value) -> None:
-        self.writes.append((index, value))
+        # An array written later in the chunk (a reused buffer) must not change the record.
+        self.writes.append((index, value.copy() if _is_numpy_array(value) else value))
 
     def __reduce__(self) -> tuple[Value, ...]:
         return (_rebuild_writes, (self.writes,))
@@ -470,9 +471,9 @@ class IndexWrites(AggregationStrategy):
     readable_in_body = False
 
     def check(self, value: Value) -> str | None:
-        if isinstance(value, list) or _is_numpy_array(value):
+        if isinstance(value, (list, bytearray)) or _is_numpy_array(value):
             return None
-        return f"IndexWrites assigns into a list or numpy array, not {type(value).__name__}"
+        return f"IndexWrites assigns into a list, bytearray or numpy array, not {type(value).__name__}"
 
     def start(self, value: Value) -> Value:
         return _Writes()
@@ -546,31 +547,46 @@ class PerIndex(AggregationStrategy):
 class _Elements:
     """A worker's view of a list or array whose iterations each update their own element.
 
-    Reads see the pre-loop value, or what this chunk wrote; writes are kept
-    aside and sent to the caller.
+    An iteration's own element is ``x[i]``, or its own row ``x[i, ...]`` of a
+    numpy array, for ``i`` the loop's item.  The chunk works on copies of the
+    rows it touches, made on first use from the pre-loop value; the copies are
+    sent to the caller.
     """
 
-    __slots__ = ("original", "written")
+    __slots__ = ("original", "rows")
 
     def __init__(self, original: Value) -> None:
         self.original = original
-        self.written: dict[Value, Value] = {}
+        self.rows: dict[Value, Value] = {}
+
+    def _own(self, row: Value) -> Value:
+        """The chunk's copy of row ``row``, made on first use."""
+        rows = self.rows
+        try:
+            return rows[row]
+        except KeyError:
+            pass
+        except TypeError:
+            raise _unhashable(row) from None
+        value = self.original[row]  # an index out of range fails here, as in the plain loop
+        copied = value.copy() if _is_numpy_array(value) else copy.copy(value)
+        rows[row] = copied
+        return copied
 
     def __getitem__(self, index: Value) -> Value:
-        written = self.written
-        try:
-            if index in written:
-                return written[index]
-        except TypeError:
-            raise _unhashable(index) from None
-        return self.original[index]
+        if type(index) is tuple:
+            return self._own(index[0])[index[1:]]
+        return self._own(index)
 
     def __setitem__(self, index: Value, value: Value) -> None:
-        self.original[index]  # an index out of range fails here, as in the plain loop
-        try:
-            self.written[index] = value
-        except TypeError:
-            raise _unhashable(index) from None
+        if type(index) is tuple:
+            self._own(index[0])[index[1:]] = value
+            return
+        current = self._own(index)
+        if _is_numpy_array(current):
+            current[...] = value  # a row of an array keeps its shape and dtype
+        else:
+            self.rows[index] = value
 
     def __len__(self) -> int:
         return len(self.original)
@@ -606,7 +622,7 @@ class ElementUpdates(AggregationStrategy):
         return _Elements(value.original if isinstance(value, _Elements) else value)
 
     def finish(self, private: Value) -> Value:
-        return private.written if isinstance(private, _Elements) else private
+        return private.rows if isinstance(private, _Elements) else private
 
     def combine(self, accumulated: Value, partial: Value) -> Value:
         for index, item in partial.items():

@@ -22,7 +22,7 @@ from .aggregation_strategies import NOTHING, AggregationStrategy
 from .chunks import Chunk
 from .cpus import queued_seconds
 from .errors import ParaLoopError
-from .replay import Recorder, check_whole
+from .replay import Recorder, StandIn, check_whole
 from .variable import Variable
 
 __all__ = ["BROKE", "DONE", "RAISED", "RETURNED", "UNBOUND", "Job", "Outcome", "execute_chunk"]
@@ -194,16 +194,31 @@ LOG_PREFIX = "__paraloop_log_"
 
 
 def _recorders(job: Job, args: list[Any]) -> dict[str, Recorder]:
-    """A recorder for each replayed name, passed as the name's log parameter."""
+    """A recorder for each replayed name, passed as the name's log parameter.
+
+    The name itself gets a stand-in that records what a nested loop does to it.
+    """
     recorders: dict[str, Recorder] = {}
     for position, param in enumerate(job.params):
         if param.startswith(LOG_PREFIX):
             name = param[len(LOG_PREFIX) : -2]
             operation = job.replay.get(name)
             if operation is not None:
-                private = args[job.params.index(name)] if name in job.params else None
-                recorders[name] = args[position] = Recorder(private, operation)
+                where = job.params.index(name)
+                recorder = Recorder(args[where], operation)
+                recorders[name] = args[position] = recorder
+                if operation != "touch":
+                    args[where] = _stand_in(args[where], recorder, name in job.wrapped)
     return recorders
+
+
+def _stand_in(private: Any, recorder: Recorder, wrapped: bool) -> Any:
+    if not wrapped:
+        return StandIn(recorder)
+    variable: Variable[Any] = Variable.__new__(Variable)
+    object.__setattr__(variable, "value", StandIn(recorder))
+    object.__setattr__(variable, "aggregation_strategy", private.aggregation_strategy)
+    return variable
 
 
 def execute_chunk(job: Job, chunk: Chunk, clock: Any = None, queue: bool = False) -> Outcome:

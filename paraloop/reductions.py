@@ -31,6 +31,7 @@ from . import aggregation_strategies as strategies
 from .aggregation_strategies import AggregationStrategy
 from .errors import ParaLoopError
 from .execute import UNBOUND
+from .replay import StandIn
 from .replay import inexact as _inexact
 from .shared import SharedArray
 from .variable import Variable
@@ -84,8 +85,10 @@ def _strategy_for(forms: set[str], value: object) -> AggregationStrategy | None:
         if isinstance(value, (list, bytearray, dict, set)) or _is_numpy_array(value):
             return strategies.Scratch()
         return None
-    if forms & {"own-update", "own-read"}:
-        # x[i] = f(x[i]): each iteration reads and writes its own element.
+    kinds = {form.partition(":")[0] for form in forms}
+    if forms & {"own-update", "own-read"} or (forms <= _OWN_FORMS and len(kinds) > 1):
+        # x[i] = f(x[i]), x[i, :] = row then x[i, 0] += 1: each iteration reads and
+        # writes its own element or row.
         if forms <= _OWN_FORMS and (isinstance(value, (list, bytearray)) or _is_numpy_array(value)):
             return strategies.ElementUpdates()
         return None
@@ -148,7 +151,7 @@ def _strategy_for(forms: set[str], value: object) -> AggregationStrategy | None:
         if forms <= {"aug:Add", "call:append", "call:extend"}:
             return strategies.Concatenate()
         if isinstance(value, (list, bytearray)):
-            if forms == {"item"} and isinstance(value, list):
+            if forms == {"item"}:
                 return strategies.IndexWrites()
             if forms <= item_additive:
                 return strategies.PerIndex("add")
@@ -315,6 +318,16 @@ def _infer(name: str, value: Any, group: list[Use], filename: str) -> Aggregatio
             f"{spelled}. {_fix(name, value)}",
         )
     if "read" in by_form:
+        if _is_container(value) and forms & {"item", "own-item", "item-aug:Add", "own-aug:Add"}:
+            raise _refuse(
+                filename,
+                by_form["read"][0],
+                f"the ParaLoop body writes elements of {name!r} (line {updates[0][1]}) and reads it, "
+                "so an iteration may read what an earlier iteration wrote, which iterations running "
+                "in parallel cannot do. If every iteration writes all of it before reading it (a "
+                f"scratch buffer), say so by overwriting it whole first ({name}[:] = 0, or "
+                f"{name}.fill(0)): each worker then gets its own copy. Or create it inside the body",
+            )
         raise _refuse(
             filename,
             by_form["read"][0],
@@ -349,6 +362,8 @@ def infer_reductions(
         if isinstance(value, Variable):
             _check_variable(name, value, group, filename)
             continue
+        if isinstance(value, StandIn):
+            continue  # a loop nested in a worker updates its enclosing loop's record directly
         strategy = _infer(name, value, group, filename)
         if strategy is not None:
             inferred[name] = strategy

@@ -32,7 +32,7 @@ import operator
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["Recorder", "Replay", "check_whole", "inexact", "replay"]
+__all__ = ["Recorder", "Replay", "StandIn", "check_whole", "inexact", "replay"]
 
 # The operations a strategy applies, with their inverses.
 _OPERATIONS: dict[str, tuple[Callable[[Any, Any], Any], Callable[[Any, Any], Any]]] = {
@@ -191,6 +191,60 @@ class Recorder:
             except OverflowError:
                 return Replay(entries, total)
         return Replay(entries)
+
+
+class StandIn:
+    """The worker's value of a replayed name: updating it records the update.
+
+    The generated code records the updates it can see (``total += x`` in the
+    body itself) without touching the value.  Updates it cannot see, those
+    made by a ParaLoop loop nested in the body (which runs in the worker, in
+    order), reach this object instead, and are recorded the same way.
+    """
+
+    __slots__ = ("_recorder",)
+
+    def __init__(self, recorder: Recorder) -> None:
+        self._recorder = recorder
+
+    def __iadd__(self, value: Any) -> StandIn:
+        self._recorder.put(value)
+        return self
+
+    def __isub__(self, value: Any) -> StandIn:
+        self._recorder.put_inverse(value)
+        return self
+
+    __imul__ = __add__ = __mul__ = __iadd__
+    __itruediv__ = __sub__ = __truediv__ = __isub__
+
+    def __getitem__(self, key: Any) -> _EntryStandIn:
+        return _EntryStandIn(self._recorder, key)
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        if not isinstance(value, _EntryStandIn):
+            raise TypeError("paraloop: an entry of a replayed sum or product is updated with += or *= only")
+
+
+class _EntryStandIn:
+    """``d[k]`` of a :class:`StandIn`: ``d[k] += x`` records ``(k, x)``."""
+
+    __slots__ = ("_key", "_recorder")
+
+    def __init__(self, recorder: Recorder, key: Any) -> None:
+        self._recorder = recorder
+        self._key = key
+
+    def __iadd__(self, value: Any) -> _EntryStandIn:
+        self._recorder.put_at(self._key, value)
+        return self
+
+    def __isub__(self, value: Any) -> _EntryStandIn:
+        self._recorder.put_at_inverse(self._key, value)
+        return self
+
+    __imul__ = __iadd__
+    __itruediv__ = __isub__
 
 
 def replay(accumulated: Any, partial: Replay, operation: str) -> Any:

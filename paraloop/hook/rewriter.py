@@ -683,23 +683,19 @@ class _Rewriter:
         return [worker_def, *statements]
 
     def update_sites(self, loop: ast.For, sites: list[Site], mangle: Callable[[str], str]) -> list[str]:
-        """Give each update site its recorded form (see :mod:`paraloop.replay`); return the log names.
-
-        A name updated inside a nested ParaLoop loop is left alone: that loop
-        combines its own updates, inside the worker.
-        """
+        """Give each update site its recorded form (see :mod:`paraloop.replay`); return the log names."""
         nested = {
             id(node)
             for inner in _same_scope_nodes(loop.body)
             if isinstance(inner, ast.For) and self.paraloop.matches(inner.iter)
             for node in ast.walk(inner)
         }
-        excluded = {site.name for site in sites if id(site.statement) in nested}
-        chosen = {id(site.statement): site for site in sites if site.name not in excluded}
-        if not chosen:
-            return []
-        _SiteRewriter(chosen, mangle).visit_block(loop.body)
-        return sorted({_log_name(mangle(site.name)) for site in chosen.values()})
+        # A site inside a nested ParaLoop loop is that loop's: it updates the worker's
+        # stand-in of the name (see paraloop.replay.StandIn), which records it.
+        chosen = {id(site.statement): site for site in sites if id(site.statement) not in nested}
+        if chosen:
+            _SiteRewriter(chosen, mangle).visit_block(loop.body)
+        return sorted({_log_name(mangle(site.name)) for site in sites})
 
     def worker(
         self,

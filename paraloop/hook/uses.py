@@ -113,23 +113,20 @@ class _Classifier(ast.NodeVisitor):
         return node.id if isinstance(node, ast.Name) and node.id in self.outer else None
 
     def own_index(self, index: ast.expr) -> bool:
-        if isinstance(index, ast.Name):
-            return index.id in self.own
-        return (
-            isinstance(index, ast.Tuple)
-            and bool(index.elts)
-            and all(isinstance(e, ast.Name) and e.id in self.own for e in index.elts)
-        )
+        """``x[i]`` or ``x[i, ...]``: the iteration's own element, or own row."""
+        if isinstance(index, ast.Tuple) and index.elts:
+            index = index.elts[0]
+        return isinstance(index, ast.Name) and index.id in self.own
 
-    def only_own_reads(self, node: ast.AST, name: str, index: ast.expr) -> bool:
-        """Every mention of ``name`` in ``node`` is ``name[index]`` (the iteration's own element)."""
-        wanted = ast.dump(index)
+    def only_own_reads(self, node: ast.AST, name: str) -> bool:
+        """Every mention of ``name`` in ``node`` is of the iteration's own element or row."""
         allowed: set[int] = set()
         for inner in ast.walk(node):
             if (
                 isinstance(inner, ast.Subscript)
                 and self.name_of(inner.value) == name
-                and ast.dump(inner.slice) == wanted
+                and self.own_index(inner.slice)
+                and not _mentions(inner.slice, name)
             ):
                 allowed |= {id(n) for n in ast.walk(inner.value)}
         names = [inner for inner in ast.walk(node) if isinstance(inner, ast.Name) and inner.id == name]
@@ -172,7 +169,7 @@ class _Classifier(ast.NodeVisitor):
                 self.visit(target.slice)
                 self.visit(node.value)
                 return
-            if own and self.only_own_reads(node.value, name, target.slice):
+            if own and self.only_own_reads(node.value, name):
                 # x[i] += x[i] * 2: an update of the iteration's own element.
                 self.add(name, node, "own-update")
                 self.visit(node.value)
@@ -256,7 +253,7 @@ class _Classifier(ast.NodeVisitor):
                     self.add(name, node, "own-item" if own else "item")
                     self.visit(target.slice)
                     continue
-                if own and len(node.targets) == 1 and self.only_own_reads(value, name, target.slice):
+                if own and len(node.targets) == 1 and self.only_own_reads(value, name):
                     # x[i] = f(x[i]): an update of the iteration's own element.
                     self.add(name, node, "own-update")
                     self.visit(value)
