@@ -10,11 +10,12 @@ free to take it, so read-ahead is bounded by the number of chunks in flight.
 
 from __future__ import annotations
 
-import itertools
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from .items import COPY, INLINE, Partial, check_copied, take
 
 __all__ = ["Chunk", "Chunker"]
 
@@ -48,15 +49,31 @@ class Chunk:
         return Chunk(self.index, self.start, items)
 
 
-class Chunker:
-    """Hands out consecutive chunks of ``iterable`` on request."""
+def _sliceable(iterable: Iterable[Any]) -> bool:
+    """A range, list or tuple whose iteration is the built-in one (a subclass may iterate otherwise)."""
+    for base in (range, list, tuple):
+        if isinstance(iterable, base):
+            return type(iterable).__iter__ is base.__iter__  # type: ignore[attr-defined]
+    return False
 
-    def __init__(self, iterable: Iterable[Any], chunksize: int | None = None) -> None:
+
+class Chunker:
+    """Hands out consecutive chunks of ``iterable`` on request.
+
+    ``mode`` says how the backend gets its items (see :mod:`paraloop.items`):
+    each item is fixed as the iterable yields it.
+    """
+
+    def __init__(self, iterable: Iterable[Any], chunksize: int | None = None, mode: str = COPY) -> None:
         self._sequence: Sequence[Any] | None = None
         self._iterator: Iterator[Any] | None = None
-        if isinstance(iterable, (range, list, tuple)):
+        self.mode = mode
+        # Read items one by one until they prove unchangeable (see paraloop.items.take).
+        self._careful = True
+        self._recent: dict[int, Any] = {}
+        if _sliceable(iterable):
             # Slices of these are cheap and pickle compactly (a range slice is a range).
-            self._sequence = iterable
+            self._sequence = iterable  # type: ignore[assignment]
         else:
             self._iterator = iter(iterable)
         self.fixed = chunksize is not None
@@ -89,19 +106,24 @@ class Chunker:
             size = min(MAX_CHUNK, max(size, minimum))
             if maximum is not None:
                 size = max(1, min(size, maximum))
-        if self._sequence is not None:
-            items: Sequence[Any] = self._sequence[self.position : self.position + size]
-        else:
-            assert self._iterator is not None
-            items = []
-            try:
-                for item in itertools.islice(self._iterator, size):
-                    items.append(item)
-            except Exception as error:  # noqa: BLE001 - raised after the items before it ran
-                # As in a plain loop, the items produced before the failure still run;
-                # the error is raised once their chunks are combined.
-                self.error = error
-                self.exhausted = True
+        try:
+            if self._sequence is not None:
+                items: Sequence[Any] = self._sequence[self.position : self.position + size]
+                if self.mode == COPY and not isinstance(items, range):
+                    check_copied(items, self.position)
+            else:
+                assert self._iterator is not None
+                if self.mode == INLINE:
+                    size = 1  # as the plain loop: the next item is read once this one ran
+                items, fast = take(
+                    self._iterator, size, self.position, self.mode, self._careful, self._recent
+                )
+                self._careful = not fast
+        except Partial as partial:
+            # As in a plain loop, the items before the failure still run; the error
+            # (the iterable's own, or an item that cannot be used) is raised once
+            # their chunks are combined.
+            items, self.error, self.exhausted = partial.items, partial.error, True
         if not items:
             self.exhausted = True
             return None

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import atexit
 import ctypes
-import io
 import itertools
 import logging
 import math
@@ -29,7 +28,6 @@ import os
 import pickle
 import reprlib
 import signal
-import socket
 import sys
 import threading
 import time
@@ -47,6 +45,7 @@ from .cpus import available_cpus, waiting_workers
 from .early import Early
 from .errors import IterationTimeoutError, ParaLoopError, WorkerCrashedError
 from .execute import Job, Outcome
+from .items import bound_to_this_process
 from .lanes import MAX_LANES, Probe, mostly_waiting
 from .worker import CHUNK, HEADER, JOB, NOTHING, QUIT, WATCHED, serve
 
@@ -103,34 +102,10 @@ def ctrl_c_held() -> Iterator[None]:
             previous(signal.SIGINT, held[0])
 
 
-_LOCAL_TYPES = (
-    type(threading.Lock()),
-    type(threading.RLock()),
-    threading.Condition,
-    threading.Semaphore,
-    threading.Event,
-    threading.Barrier,
-    socket.socket,
-)
-
-
-def _bound_to_this_process(value: object) -> bool:
-    """Objects a copy of which would not be the same thing in a worker.
-
-    dill can pickle a lock or an open file, but a worker would get a new lock
-    that excludes nobody, or the file opened anew: refused, not copied.
-    """
-    if isinstance(value, _LOCAL_TYPES):
-        return True
-    if isinstance(value, io.IOBase) and not isinstance(value, (io.BytesIO, io.StringIO)):
-        return True
-    return False
-
-
 def job_bytes(job: Job) -> bytes:
     """The job by value, or a ParaLoopError naming the captured value that cannot travel."""
     for name, value in zip(job.params, job.values):
-        if _bound_to_this_process(value):
+        if bound_to_this_process(value):
             raise ParaLoopError(
                 f"{job.filename}, line {job.line}: the loop body uses {name!r}, a "
                 f"{type(value).__module__}.{type(value).__qualname__} that belongs to this process "

@@ -37,6 +37,7 @@ from .execute import (
     Outcome,
     execute_chunk,
 )
+from .items import COPY, INLINE, SHARE
 from .loop import ParaLoop
 
 # Imported with the runtime, when a module with ParaLoop loops is imported, not
@@ -128,7 +129,12 @@ def _with_context(outcome: Outcome, job: Job) -> BaseException:
         # (and not a copy of it that tblib, once Dask imported it, rebuilds).
         error.__traceback__ = None
         text = outcome.traceback if sys.version_info >= (3, 11) else outcome.traceback + note + "\n"
-        error.__cause__ = RemoteTraceback(text)
+        # The worker's traceback shows the whole chain; it goes at the end of the
+        # exception's own chain of causes, which stays as it was raised.
+        last = error
+        while last.__cause__ is not None and not isinstance(last.__cause__, RemoteTraceback):
+            last = last.__cause__
+        last.__cause__ = RemoteTraceback(text)
     if sys.version_info >= (3, 11):
         error.add_note(note)
     else:
@@ -269,6 +275,14 @@ def _backend(loop: ParaLoop[Any]) -> str:
     return loop.resolved_backend()
 
 
+_ITEM_MODES = {"sequential": INLINE, "threads": SHARE}
+
+
+def _chunker(loop: ParaLoop[Any]) -> Chunker:
+    """The loop's chunks, each item fixed as the backend needs (see :mod:`paraloop.items`)."""
+    return Chunker(loop.iterable, loop.chunksize, _ITEM_MODES.get(_backend(loop), COPY))
+
+
 def _outcomes(loop: ParaLoop[Any], job: Job, chunker: Chunker) -> Iterator[Outcome]:
     """Run the job's chunks on the loop's backend; outcomes arrive in any order."""
     backend = _backend(loop)
@@ -397,7 +411,7 @@ def run(
         whole=whole,
     )
     combiner = Combiner(variables, job, inferred)
-    chunker = Chunker(loop.iterable, loop.chunksize)
+    chunker = _chunker(loop)
     inline = _backend(loop) in ("threads", "sequential")
     bar = open_bar(loop.iterable, job.filename, line) if loop.progress else None
     try:
@@ -431,7 +445,7 @@ def comprehension(
     job = _plain_job(loop, worker, values, params, line)
 
     def parts() -> Iterator[Any]:
-        chunker = Chunker(loop.iterable, loop.chunksize)
+        chunker = _chunker(loop)
         inline = _backend(loop) in ("threads", "sequential")
         bar = open_bar(loop.iterable, job.filename, line) if loop.progress else None
         for outcome in _drive(_outcomes(loop, job, chunker), chunker, inline, bar):

@@ -18,7 +18,7 @@ import sys
 import types
 from typing import Any
 
-__all__ = ["dumps", "dumps_by_value", "dumps_function_job", "loads"]
+__all__ = ["Carried", "dumps", "dumps_by_value", "dumps_function_job", "loads"]
 
 _PICKLE = b"P"
 _DILL = b"D"
@@ -229,3 +229,105 @@ def loads(data: bytes | memoryview) -> Any:
     if tag == _DILL:
         return _unpickler(payload).load()
     raise ValueError(f"unknown paraloop payload tag {tag!r}")
+
+
+# How deep a chain of causes and contexts travels with an exception.
+_CHAIN_DEPTH = 8
+
+
+class Carried:
+    """An exception on its way from a worker: it arrives as its own class, with its chain.
+
+    The standard pickle of an exception calls its class with ``args``: an
+    exception whose ``__init__`` takes other arguments cannot be rebuilt that
+    way, and its ``__cause__`` and ``__context__`` are not sent at all.  A
+    carried exception is rebuilt without calling ``__init__`` when it must be
+    (so ``except TheirClass:`` still catches it), with its attributes, notes,
+    cause and context, as far as each of them can travel.
+    """
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuilt, _parts(self.error, _CHAIN_DEPTH, set()))
+
+
+def _parts(error: BaseException, depth: int, seen: set[int]) -> tuple[Any, ...]:
+    seen.add(id(error))
+    try:
+        data = dumps(error)
+        whole: bytes | None = data if type(loads(data)) is type(error) else None
+    except Exception:  # noqa: BLE001 - rebuilt from its parts instead
+        whole = None
+    kind: bytes | None = None
+    if whole is None:
+        try:
+            kind = dumps(type(error))
+        except Exception:  # noqa: BLE001 - described by a ParaLoopError instead
+            kind = None
+    args = tuple(_portable(arg) for arg in error.args)
+    state = {key: value for key, value in vars(error).items() if _travels(value)} if kind is not None else {}
+    chain = []
+    for link in (error.__cause__, error.__context__):
+        if link is None or depth <= 0 or id(link) in seen:
+            chain.append(None)
+        else:
+            chain.append(_parts(link, depth - 1, seen))
+    notes = [str(note) for note in getattr(error, "__notes__", ())]
+    described = f"{type(error).__module__}.{type(error).__qualname__}: {_text(error)}"
+    return (whole, kind, args, state, notes, chain[0], chain[1], error.__suppress_context__, described)
+
+
+def _portable(value: Any) -> Any:
+    return value if _travels(value) else repr(value)
+
+
+def _travels(value: Any) -> bool:
+    try:
+        dumps(value)
+    except Exception:  # noqa: BLE001
+        return False
+    return True
+
+
+def _text(error: BaseException) -> str:
+    try:
+        return str(error)
+    except Exception:  # noqa: BLE001 - an exception whose __str__ fails
+        return repr(error.args)
+
+
+def _rebuilt(
+    whole: bytes | None,
+    kind: bytes | None,
+    args: tuple[Any, ...],
+    state: dict[str, Any],
+    notes: list[str],
+    cause: tuple[Any, ...] | None,
+    context: tuple[Any, ...] | None,
+    suppress: bool,
+    described: str,
+) -> BaseException:
+    error: BaseException
+    if whole is not None:
+        error = loads(whole)
+    elif kind is not None:
+        cls = loads(kind)
+        error = cls.__new__(cls, *args)
+        error.args = args
+        vars(error).update(state)
+    else:
+        from .errors import ParaLoopError
+
+        error = ParaLoopError(f"{described} (its class could not be sent from the worker process)")
+    if notes:
+        error.__notes__ = list(notes)  # type: ignore[attr-defined]
+    if cause is not None:
+        error.__cause__ = _rebuilt(*cause)
+    if context is not None:
+        error.__context__ = _rebuilt(*context)
+    error.__suppress_context__ = suppress
+    return error

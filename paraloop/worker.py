@@ -53,7 +53,7 @@ def encode_outcome(outcome: Outcome, job: Job) -> bytes:
     parts = outcome.parts or []
     for each in (*parts, outcome):
         if each.kind == RAISED:
-            each.value = parts[-1].value if each is outcome and parts else _portable_exception(each.value)
+            each.value = parts[-1].value if each is outcome and parts else serialize.Carried(each.value)
     try:
         return serialize.dumps(outcome)
     except Exception:  # noqa: BLE001 - find out which value could not travel
@@ -107,21 +107,6 @@ def _cannot_travel(outcome: Outcome, job: Job, name: str, value: Any, why: str) 
     )
     failed = Outcome(outcome.chunk, outcome.start, outcome.size, RAISED, outcome.start, error)
     return serialize.dumps(failed)
-
-
-def _portable_exception(error: BaseException) -> BaseException:
-    """The exception itself if it survives a round trip, else a ParaLoopError that describes it."""
-    try:
-        data = serialize.dumps(error)
-        copy = serialize.loads(data)
-        if type(copy) is type(error):
-            return error
-    except Exception:  # noqa: BLE001
-        pass
-    return ParaLoopError(
-        f"{type(error).__module__}.{type(error).__qualname__}: {error} "
-        "(the original exception could not be sent from the worker process)"
-    )
 
 
 def _load_job(payload: memoryview) -> Job:

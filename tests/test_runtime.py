@@ -234,8 +234,8 @@ def test_input_is_read_lazily(load_module: Loader) -> None:
     assert module.consumed < 10**6
 
 
-def test_sequential_backend_reads_one_chunk_at_a_time(load_module: Loader) -> None:
-    """Inline, the iterable is read exactly up to the end of the breaking chunk."""
+def test_sequential_backend_reads_the_iterable_as_the_plain_loop(load_module: Loader) -> None:
+    """Inline, an iterator is read one item at a time: exactly up to the breaking item."""
     module = load_module("""
         from paraloop import ParaLoop
         consumed = 0
@@ -248,7 +248,7 @@ def test_sequential_backend_reads_one_chunk_at_a_time(load_module: Loader) -> No
             if i == 25:
                 break
     """)
-    assert module.consumed == 30
+    assert module.consumed == 26
 
 
 def test_worker_crash_is_an_error_and_the_pool_recovers(load_module: Loader) -> None:

@@ -45,7 +45,7 @@ def test_variable_behaves_like_its_value() -> None:
         (3, s.Concatenate, "not int"),
         ([1], s.Merge, "dicts"),
         ([1], s.Union, "sets"),
-        ({"a": 1}, s.IndexWrites, "list or numpy array"),
+        ({"a": 1}, s.IndexWrites, "list, bytearray or numpy array"),
     ],
 )
 def test_mismatched_strategy_is_refused_at_creation(value: object, strategy: type, reason: str) -> None:

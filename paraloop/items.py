@@ -1,0 +1,236 @@
+"""What an iteration sees as its item: the item as the iterable yielded it.
+
+A plain loop runs an iteration before it asks the iterable for the next item.
+paraloop reads ahead (a chunk at a time), so an iterable whose items change
+once it moves on would show the iterations changed items:
+``itertools.groupby`` hands out groups that go empty when it advances, and a
+generator may yield the same buffer again and again, refilled.  So each item
+is fixed the moment it is yielded:
+
+- for worker processes (and Dask), an item of a type that can change is
+  serialized right away (:class:`Frozen`), and a group of ``groupby`` is read
+  into a list first;
+- for threads, which share the items, a group is read into a list, and an
+  iterable that yields the same changeable object again while an earlier
+  iteration may still use it is refused;
+- sequentially, the loop reads one item at a time, as the plain loop does.
+
+Items that cannot be copied faithfully into another process (an open file,
+a socket, a lock, a generator) are refused for processes and Dask, naming the
+iteration: a copy would be another file or lock, not the same one.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import reprlib
+import socket
+import threading
+import types
+from collections.abc import Iterator
+from typing import Any
+
+from . import serialize
+from .errors import ParaLoopError
+
+__all__ = ["COPY", "INLINE", "SHARE", "Frozen", "Partial", "bound_to_this_process", "check_copied", "take"]
+
+# How a backend gets its items: copied into other processes, shared by threads,
+# or run inline by the caller.
+COPY = "copy"
+SHARE = "share"
+INLINE = "inline"
+
+# Items of these types cannot change: nothing to fix.
+_IMMUTABLE = frozenset({int, float, complex, str, bytes, bool, type(None), range, frozenset})
+
+_GROUPER = type(next(itertools.groupby([0]))[1])
+
+_LOCAL_TYPES = (
+    type(threading.Lock()),
+    type(threading.RLock()),
+    threading.Condition,
+    threading.Semaphore,
+    threading.Event,
+    threading.Barrier,
+    socket.socket,
+)
+
+_ITERATORS = (types.GeneratorType, types.CoroutineType, types.AsyncGeneratorType)
+
+
+def bound_to_this_process(value: object) -> bool:
+    """Objects a copy of which would not be the same thing in another process.
+
+    dill can pickle a lock or an open file, but the copy would be a new lock
+    that excludes nobody, or the file opened anew (truncated, if it was opened
+    for writing): refused, not copied.
+    """
+    if isinstance(value, _LOCAL_TYPES):
+        return True
+    if isinstance(value, io.IOBase) and not isinstance(value, (io.BytesIO, io.StringIO)):
+        return True
+    return False
+
+
+class Frozen:
+    """An item serialized when it was yielded; it travels as those bytes."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, item: Any) -> None:
+        self.data = serialize.dumps(item)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (serialize.loads, (self.data,))
+
+    def __repr__(self) -> str:
+        return reprlib.repr(serialize.loads(self.data))
+
+
+def _immutable(item: object) -> bool:
+    kind = type(item)
+    if kind in _IMMUTABLE:
+        return True
+    if kind is tuple:
+        return all(type(element) in _IMMUTABLE for element in item)  # type: ignore[attr-defined]
+    return False
+
+
+def _read_groups(item: Any) -> Any:
+    """A ``groupby`` group (alone or in a tuple) as an iterator over its items, read now."""
+    if type(item) is _GROUPER:
+        return iter(list(item))
+    if type(item) is tuple and any(type(element) is _GROUPER for element in item):
+        return tuple(iter(list(e)) if type(e) is _GROUPER else e for e in item)
+    return item
+
+
+def unfit(item: Any) -> str | None:
+    """Why ``item`` cannot be copied into another process, or None."""
+    for value in item if type(item) is tuple else (item,):
+        if bound_to_this_process(value):
+            return f"a {type(value).__module__}.{type(value).__qualname__} that belongs to this process"
+        if isinstance(value, _ITERATORS) or type(value) is _GROUPER:
+            return f"a {type(value).__qualname__}, which is consumed as it is read"
+    return None
+
+
+def refusal(item: Any, index: int, why: str) -> ParaLoopError:
+    return ParaLoopError(
+        f"item {index} of the loop ({reprlib.repr(item)}) is {why}: a copy in a worker process "
+        "would not be the same object (a file would be opened anew). Pass what identifies it "
+        "instead (a file's path, and open it in the body), or use backend='threads', which shares it"
+    )
+
+
+def check_copied(items: Any, start: int) -> None:
+    """Raise :class:`Partial` at the first item of a slice that cannot be copied into a process."""
+    if set(map(type, items)) <= _IMMUTABLE:
+        return
+    for offset, item in enumerate(items):
+        why = unfit(item)
+        if why is not None:
+            raise Partial(list(items[:offset]), refusal(item, start + offset, why))
+
+
+# Changeable items threads may still use, by id: one yielded again is refused.
+RECENT = 4096
+
+
+def take(
+    iterator: Iterator[Any], size: int, start: int, mode: str, careful: bool, recent: dict[int, Any]
+) -> tuple[list[Any], bool]:
+    """Up to ``size`` items of ``iterator``, each fixed as it was yielded.
+
+    ``careful`` reads item by item; otherwise the items are read at C speed
+    and checked afterwards, which is right as long as they cannot change (the
+    caller reads carefully until items proved so).  Returns the items, and
+    whether the next read may be fast.  Raises ParaLoopError for an item that
+    cannot be used, after the items before it (which it leaves in ``iterator``
+    order in the exception's ``items`` attribute).
+    """
+    if not careful:
+        items = []
+        try:
+            items.extend(itertools.islice(iterator, size))
+        except Exception as error:  # noqa: BLE001 - raised after the items before it ran
+            items = _fixed(items, start, mode)
+            raise Partial(items, error) from None
+        if set(map(type, items)) <= _IMMUTABLE:
+            return items, True
+        # The items turned changeable: they were read without being fixed. A group or
+        # a buffer yielded again has changed since; anything else is as it was yielded.
+        seen: set[int] = set()
+        for offset, item in enumerate(items):
+            if type(item) is _GROUPER or (type(item) is tuple and any(type(e) is _GROUPER for e in item)):
+                return _failed(items[:offset], _changed(item, start + offset))
+            if not _immutable(item):
+                if id(item) in seen:
+                    return _failed(items[:offset], _changed(item, start + offset))
+                seen.add(id(item))
+        return _fixed(items, start, mode), False
+    items = []
+    fast = True
+    source = itertools.islice(iterator, size)
+    while True:
+        try:
+            item = next(source)
+        except StopIteration:
+            break
+        except Exception as error:  # noqa: BLE001 - raised after the items before it ran
+            raise Partial(items, error) from None
+        if type(item) in _IMMUTABLE:
+            items.append(item)
+            continue
+        fast = False
+        item = _read_groups(item)
+        if mode == COPY:
+            why = unfit(item)
+            if why is not None:
+                return _failed(items, refusal(item, start + len(items), why))
+            if not _immutable(item):
+                item = Frozen(item)
+        elif mode == SHARE and not _immutable(item):
+            if id(item) in recent:
+                return _failed(items, _changed(item, start + len(items)))
+            recent[id(item)] = item
+            if len(recent) > RECENT:
+                del recent[next(iter(recent))]
+        items.append(item)
+    return items, fast
+
+
+def _fixed(items: list[Any], start: int, mode: str) -> list[Any]:
+    if mode != COPY:
+        return items
+    fixed = []
+    for offset, item in enumerate(items):
+        why = unfit(item)
+        if why is not None:
+            raise Partial(fixed, refusal(item, start + offset, why))
+        fixed.append(item if _immutable(item) else Frozen(item))
+    return fixed
+
+
+def _changed(item: Any, index: int) -> ParaLoopError:
+    return ParaLoopError(
+        f"item {index} of the loop ({type(item).__qualname__}) is an object the iterable yields "
+        "again, or a group that it empties, as it moves on: iterations running at the same time "
+        "would see it changed. Yield copies (list(buffer)), or run the loop with the processes "
+        "backend, which fixes each item as it is yielded"
+    )
+
+
+class Partial(Exception):
+    """The items read before one that failed, and the failure."""
+
+    def __init__(self, items: list[Any], error: Exception) -> None:
+        super().__init__(str(error))
+        self.items = items
+        self.error = error
+
+
+def _failed(items: list[Any], error: ParaLoopError) -> tuple[list[Any], bool]:
+    raise Partial(items, error)
