@@ -11,10 +11,11 @@ from __future__ import annotations
 import dataclasses
 import operator
 import reprlib
+import threading
 import time
 import traceback
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +23,8 @@ from .aggregation_strategies import NOTHING, AggregationStrategy
 from .chunks import Chunk
 from .cpus import queued_seconds
 from .errors import ParaLoopError
+from .guard import ATOMS, Guard, fingerprint, read_only_error
+from .references import captured
 from .replay import Recorder, StandIn, check_whole
 from .variable import Variable
 
@@ -71,6 +74,44 @@ class Job:
     replay: dict[str, str] = field(default_factory=dict)
     # Tracked names whose per-key partial results must stay whole numbers.
     whole: frozenset[str] = frozenset()
+    # Watch the captured objects for changes paraloop does not combine (see
+    # paraloop.guard): every backend but the sequential one.
+    guarded: bool = False
+    # The items are copies (worker processes, Dask): an iteration that changes
+    # its item in place is refused.
+    copied: bool = False
+
+    def guard(self) -> Guard | None:
+        """This process's watch over the loop's captured objects, made on first use."""
+        if not self.guarded:
+            return None
+        guard: Guard | None = self.__dict__.get("_guard")
+        if guard is None:
+            with _guard_lock:
+                guard = self.__dict__.get("_guard")
+                if guard is None:
+                    where = f"{self.filename}, line {self.line}"
+                    guard = Guard(self.params, self.values, self.tracked, where)
+                    self.__dict__["_guard"] = guard
+        return guard
+
+    def captured_ids(self) -> dict[int, str]:
+        """The captured values that may come back as references (see paraloop.references)."""
+        found: dict[int, str] | None = self.__dict__.get("_captured")
+        if found is None:
+            found = self.__dict__["_captured"] = captured(self.params, self.values, self.tracked)
+        return found
+
+    def release_guard(self, results: Iterable[Any] = ()) -> None:
+        guard = self.__dict__.pop("_guard", None)
+        if guard is not None:
+            guard.release(results)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("_guard", None)
+        state.pop("_captured", None)
+        return state
 
     def strategy(self, name: str) -> AggregationStrategy:
         """The strategy of the tracked name ``name`` (its value in the job is a private Variable)."""
@@ -119,6 +160,8 @@ class Outcome:
     received: float = 0.0
     # Set by the caller when the outcome came from another process.
     remote: bool = False
+    # Seconds spent checking captured objects for changes (see paraloop.guard).
+    checked: float = 0.0
     # A chunk run in lanes (see :mod:`paraloop.lanes`): its parts, in order, each
     # combined like a chunk of its own; the parts after one that did not finish
     # are dropped.
@@ -191,6 +234,7 @@ class Timed(ChunkIterator):
 
 
 LOG_PREFIX = "__paraloop_log_"
+_guard_lock = threading.Lock()
 
 
 def _recorders(job: Job, args: list[Any]) -> dict[str, Recorder]:
@@ -221,8 +265,23 @@ def _stand_in(private: Any, recorder: Recorder, wrapped: bool) -> Any:
     return variable
 
 
+def _item_prints(items: Any) -> list[tuple[int, int]] | None:
+    """Fingerprints of the items that can change, by position; None when none can."""
+    if isinstance(items, range) or set(map(type, items)) <= ATOMS:
+        return None
+    prints = []
+    for position, item in enumerate(items):
+        if type(item) not in ATOMS:
+            digest = fingerprint(item)
+            if digest is not None:
+                prints.append((position, digest))
+    return prints
+
+
 def execute_chunk(job: Job, chunk: Chunk, clock: Any = None, queue: bool = False) -> Outcome:
     """Run one chunk on private copies; with ``queue``, also measure its time queued for a CPU."""
+    guard = job.guard()
+    item_prints = _item_prints(chunk.items) if job.copied else None
     args = [_argument(job, name, value) for name, value in zip(job.params, job.values)]
     recorders = _recorders(job, args) if job.replay else {}
     items = chunk.items
@@ -242,13 +301,28 @@ def execute_chunk(job: Job, chunk: Chunk, clock: Any = None, queue: bool = False
     outcome = Outcome(
         chunk.index, chunk.start, len(items), kind, value=value, seconds=seconds, cpu=cpu, queued=queued
     )
+    if guard is not None:
+        began_check = time.perf_counter()
+        if kind == RAISED and (translated := read_only_error(guard.where, guard.array_labels(), value)):
+            # The write's own traceback stays: it shows where the body wrote.
+            outcome.traceback = "".join(traceback.format_exception(type(value), value, value.__traceback__))
+            value = outcome.value = translated
+        changed = guard.check()
+        if changed is None and item_prints is not None:
+            changed = _changed_item(job, chunk, item_prints)
+        outcome.checked = time.perf_counter() - began_check
+        if changed is not None:
+            return _failed(outcome, chunk, changed)
     if kind != DONE:
         position = len(items) - operator.length_hint(iterator) - 1
         outcome.stop = chunk.start + position
         outcome.value = value
         if kind == RAISED:
             outcome.item = reprlib.repr(items[position]) if 0 <= position < len(items) else None
-            outcome.traceback = "".join(traceback.format_exception(type(value), value, value.__traceback__))
+            if outcome.traceback is None:
+                outcome.traceback = "".join(
+                    traceback.format_exception(type(value), value, value.__traceback__)
+                )
     initial = dict(zip(job.params, args))
     for name in job.tracked:
         current = names.get(name, initial[name])
@@ -263,7 +337,7 @@ def execute_chunk(job: Job, chunk: Chunk, clock: Any = None, queue: bool = False
             elif not recorder.entries:
                 partial = NOTHING  # this chunk never wrote the scratch buffer
         elif name in job.whole and (reason := check_whole(name, partial)) is not None:
-            return _refused(outcome, job, chunk, reason)
+            return _failed(outcome, chunk, ParaLoopError(f"{job.filename}, line {job.line}: {reason}"))
         outcome.partials[name] = partial
     for name in job.stored:
         # Stored names start unbound in each chunk (unless tracked), so a name
@@ -273,8 +347,23 @@ def execute_chunk(job: Job, chunk: Chunk, clock: Any = None, queue: bool = False
     return outcome
 
 
-def _refused(outcome: Outcome, job: Job, chunk: Chunk, reason: str) -> Outcome:
+def _failed(outcome: Outcome, chunk: Chunk, error: ParaLoopError) -> Outcome:
     """The chunk's results cannot be combined as the plain loop would: the loop fails here."""
-    error = ParaLoopError(f"{job.filename}, line {job.line}: {reason}")
     last = chunk.start + len(chunk.items) - 1
-    return Outcome(outcome.chunk, chunk.start, len(chunk.items), RAISED, last, error)
+    failed = Outcome(outcome.chunk, chunk.start, len(chunk.items), RAISED, last, error)
+    failed.seconds, failed.cpu, failed.checked = outcome.seconds, outcome.cpu, outcome.checked
+    return failed
+
+
+def _changed_item(job: Job, chunk: Chunk, prints: list[tuple[int, int]]) -> ParaLoopError | None:
+    for position, digest in prints:
+        item = chunk.items[position]
+        if fingerprint(item) != digest:
+            return ParaLoopError(
+                f"{job.filename}, line {job.line}: iteration {chunk.start + position} changed its item "
+                f"(a {type(item).__qualname__}) in place; worker processes change their own copies of "
+                "the items, so the change would be lost. Collect the new values instead "
+                "(results[i] = ..., with ParaLoop(enumerate(items))), or use backend='threads', "
+                "whose iterations change the items themselves"
+            )
+    return None

@@ -46,6 +46,7 @@ from .loop import ParaLoop
 from .pool import get_pool
 from .progress import open_bar
 from .reductions import infer_reductions, replay_operation, whole_partials
+from .references import resolve
 from .threads import in_worker_thread, run_threads
 from .variable import Variable
 from .worker import in_worker
@@ -97,13 +98,15 @@ class Combiner:
         for name, partial in outcome.partials.items():
             strategy = self.variables[name].aggregation_strategy
             self.accumulated[name] = strategy.combine(self.accumulated[name], partial)
-        self.result.bound.update(outcome.bound)
+        job = self.job
+        for name, value in outcome.bound.items():
+            self.result.bound[name] = resolve(value, job.params, job.values)
         if outcome.kind == BROKE:
             self.result.broke = True
         elif outcome.kind == RETURNED:
             self.result.returned = True
             self.result.broke = True
-            self.result.value = outcome.value
+            self.result.value = resolve(outcome.value, job.params, job.values)
         elif outcome.kind == RAISED:
             self.result.error = _with_context(outcome, self.job)
 
@@ -331,9 +334,9 @@ def _drive(outcomes: Iterator[Outcome], chunker: Chunker, inline: bool, bar: Any
                 combining += time.perf_counter() - began
                 if current.kind != DONE:
                     return
-            # What this chunk cost the caller: receiving it and combining it (not
-            # the time spent waiting for it).
-            overhead = 0.0 if inline else outcome.received + combining
+            # What this chunk cost: receiving it and combining it (not the time spent
+            # waiting for it), and checking what it changed.
+            overhead = outcome.checked + (0.0 if inline else outcome.received + combining)
             chunker.observe(outcome.iterations, outcome.seconds, overhead)
         if chunker.error is not None:
             raise chunker.error
@@ -343,6 +346,16 @@ def _drive(outcomes: Iterator[Outcome], chunker: Chunker, inline: bool, bar: Any
             close()
         if bar is not None:
             bar.close()
+
+
+def _watching(loop: ParaLoop[Any]) -> dict[str, bool]:
+    """Which checks for changes paraloop does not combine the loop needs (see :mod:`paraloop.guard`).
+
+    The sequential backend runs the plain loop: nothing to check.  Worker
+    processes and Dask also get copies of the items.
+    """
+    backend = _backend(loop)
+    return {"guarded": backend != "sequential", "copied": backend in ("processes", "dask")}
 
 
 def _plain_job(
@@ -359,6 +372,7 @@ def _plain_job(
         after=frozenset(),
         filename=worker.__code__.co_filename,
         line=line,
+        **_watching(loop),
     )
 
 
@@ -409,6 +423,7 @@ def run(
         timeout=loop.timeout,
         replay=replayed,
         whole=whole,
+        **_watching(loop),
     )
     combiner = Combiner(variables, job, inferred)
     chunker = _chunker(loop)
@@ -421,10 +436,12 @@ def run(
     except BaseException as error:  # noqa: BLE001 - handed to the generated code
         # The iterable raised, a worker died, an iteration timed out, Ctrl-C:
         # tracked state keeps what the chunks before it contributed.
+        combiner.result.error = error
+    try:
         result = combiner.finish()
-        result.error = error
-        return result
-    return combiner.finish()
+    finally:
+        job.release_guard([*combiner.result.bound.values(), combiner.result.value])
+    return result
 
 
 def comprehension(
@@ -448,11 +465,14 @@ def comprehension(
         chunker = _chunker(loop)
         inline = _backend(loop) in ("threads", "sequential")
         bar = open_bar(loop.iterable, job.filename, line) if loop.progress else None
-        for outcome in _drive(_outcomes(loop, job, chunker), chunker, inline, bar):
-            for part in outcome.parts or (outcome,):
-                if part.kind == RAISED:
-                    raise _with_context(part, job)
-                yield part.value
+        try:
+            for outcome in _drive(_outcomes(loop, job, chunker), chunker, inline, bar):
+                for part in outcome.parts or (outcome,):
+                    if part.kind == RAISED:
+                        raise _with_context(part, job)
+                    yield part.value
+        finally:
+            job.release_guard()
 
     if kind == "generator":
         # Lazy, like the generator expression it replaces: nothing runs until iterated.

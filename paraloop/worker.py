@@ -25,8 +25,9 @@ from . import serialize
 from .chunks import Chunk
 from .early import Watch
 from .errors import ParaLoopError
-from .execute import RAISED, Job, Outcome, execute_chunk
+from .execute import RAISED, RETURNED, Job, Outcome, execute_chunk
 from .lanes import finish_lanes, start_lanes
+from .references import captured_arrays, refer
 
 __all__ = ["HEADER", "JOB", "CHUNK", "QUIT", "NOTHING", "WATCHED", "in_worker", "serve"]
 
@@ -51,9 +52,16 @@ def in_worker() -> bool:
 def encode_outcome(outcome: Outcome, job: Job) -> bytes:
     """Serialize an outcome; values that cannot travel are dropped or reported by name."""
     parts = outcome.parts or []
+    by_id = job.captured_ids()
+    arrays = captured_arrays(job.params, job.values, job.tracked) if by_id else []
     for each in (*parts, outcome):
         if each.kind == RAISED:
             each.value = parts[-1].value if each is outcome and parts else serialize.Carried(each.value)
+        elif by_id:
+            # A name bound to a captured object (or a view of one) comes back as that object.
+            each.bound = {name: refer(value, by_id, arrays) for name, value in each.bound.items()}
+            if each.kind == RETURNED:
+                each.value = refer(each.value, by_id, arrays)
     try:
         return serialize.dumps(outcome)
     except Exception:  # noqa: BLE001 - find out which value could not travel

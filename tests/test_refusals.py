@@ -88,22 +88,41 @@ def test_outer_names_that_cannot_be_combined(
         assert word in message
 
 
-def test_methods_of_the_users_own_objects_are_side_effects(load_module: Loader) -> None:
-    """obj.update(x) on an object of the user's class is an untracked side effect, not refused."""
-    module = load_module(
-        HEADER
-        + textwrap.dedent("""
+def test_a_method_that_changes_the_users_own_object_is_refused(load_module: Loader) -> None:
+    """obj.update(x) that changes an object of the user's class: never lost silently (section 5)."""
+    source = HEADER + textwrap.dedent("""
         class Model:
             def __init__(self):
                 self.seen = 0
             def update(self, batch):
                 self.seen += 1
         model = Model()
-        for i in ParaLoop(range(6), num_processes=2):
+        for i in ParaLoop(range(6), num_processes=2, backend="processes"):
             model.update(i)
     """)
+    with pytest.raises(paraloop.ParaLoopError) as caught:
+        load_module(source)
+    message = str(caught.value)
+    assert f"line {line_of(source, 'for i in ParaLoop')}:" in message
+    assert "changed 'model'" in message and "Model" in message
+
+
+def test_a_method_that_only_reads_the_users_own_object_is_fine(load_module: Loader) -> None:
+    module = load_module(
+        HEADER
+        + textwrap.dedent("""
+        class Model:
+            def __init__(self):
+                self.weight = 3
+            def predict(self, x):
+                return self.weight * x
+        model = Model()
+        out = []
+        for i in ParaLoop(range(6), num_processes=2, backend="processes"):
+            out.append(model.predict(i))
+    """)
     )
-    assert module.model.seen == 0  # changed in the workers only, as documented
+    assert module.out == [0, 3, 6, 9, 12, 15]
 
 
 def test_attribute_of_an_outer_object(load_module: Loader) -> None:

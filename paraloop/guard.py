@@ -1,0 +1,275 @@
+"""No silent loss: a change to an object from outside the loop is combined, or refused.
+
+paraloop combines what the body changes in the forms it understands (see
+:mod:`paraloop.reductions`).  An iteration can change an outside object in
+other ways: through a view (``row = A[i]; row[:] = 0``), a bound method kept
+in a name (``add = out.append``), a function or closure it calls
+(``store(buf, i)``, a ``nonlocal`` total).  In a worker process those changes
+land on the worker's copy and would be lost; with threads they land in the
+order the threads happen to run.  This module catches them:
+
+- numpy arrays the body captures (and those inside captured lists, dicts and
+  objects) are made read-only for the loop: a write raises at once, and is
+  reported as a :class:`~paraloop.ParaLoopError` naming the arrays;
+- every other captured object that can change (lists, dicts, sets, objects
+  of the user's classes, the variables of closures, the module globals that
+  the user's own functions use, the object behind a bound method) is
+  fingerprinted when the loop's job arrives, and again after every chunk; a
+  change fails the loop with a ParaLoopError naming the object.
+
+A fingerprint is the hash of the object's pickle, numpy arrays left out
+(they are read-only).  Its cost is measured and counted as the chunk's
+overhead, so chunks grow until checking costs a few percent.  The sequential
+backend runs the plain loop in the caller and needs no guard.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+import sys
+import threading
+import time
+import types
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from .errors import ParaLoopError
+
+__all__ = ["ATOMS", "Guard", "fingerprint", "read_only_error"]
+
+ATOMS = frozenset(
+    {int, float, complex, str, bytes, bool, type(None), range, frozenset, type, types.ModuleType}
+)
+_ATOM_MODULES = ("re", "decimal", "fractions", "datetime", "pathlib", "uuid", "enum")
+# Objects nested this deep in captured containers are still searched for numpy arrays.
+_ARRAY_DEPTH = 3
+
+
+def _is_numpy_array(value: object) -> bool:
+    return type(value).__module__ == "numpy" and type(value).__name__ == "ndarray"
+
+
+def _user_function(function: types.FunctionType) -> bool:
+    """A function of the user's code: not of the standard library, an installed package or paraloop."""
+    module = sys.modules.get(function.__module__ or "")
+    filename = getattr(module, "__file__", None) if module is not None else function.__code__.co_filename
+    if function.__module__ and function.__module__.split(".")[0] == "paraloop":
+        return False
+    if not filename:
+        return True
+    prefixes = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
+    return not any(str(filename).startswith(prefix + "/") for prefix in prefixes)
+
+
+def _names(code: types.CodeType) -> set[str]:
+    names = set(code.co_names)
+    for constant in code.co_consts:
+        if isinstance(constant, types.CodeType):
+            names |= _names(constant)
+    return names
+
+
+class _Fingerprinter(pickle.Pickler):
+    """Pickles for a fingerprint: arrays, functions, modules and classes by identity."""
+
+    def persistent_id(self, obj: Any) -> Any:
+        if _is_numpy_array(obj) or isinstance(obj, (types.FunctionType, types.ModuleType, type)):
+            return id(obj)
+        if hasattr(type(obj), "__next__"):
+            return id(obj)  # an iterator: reading it is not changing it
+        return None
+
+
+def fingerprint(value: Any) -> int | None:
+    """A hash of what ``value`` holds, or None if it cannot be pickled."""
+    buffer = io.BytesIO()
+    try:
+        _Fingerprinter(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(value)
+    except Exception:  # noqa: BLE001 - an object paraloop cannot see into is not checked
+        return None
+    return hash(buffer.getvalue())
+
+
+class Guard:
+    """The watch over one loop's captured objects, in one process.
+
+    ``where`` is the loop's file and line, for messages.
+    """
+
+    def __init__(self, params: tuple[str, ...], values: tuple[Any, ...], skip: frozenset[str], where: str):
+        self.where = where
+        # (what to call it, the object, its fingerprint)
+        self.watched: list[tuple[str, Any, int]] = []
+        # Arrays made read-only here, by what to call them, with their previous flag.
+        self.arrays: list[tuple[str, Any, bool]] = []
+        self._seen: set[int] = set()
+        self._lock = threading.Lock()
+        began = time.perf_counter()
+        for name, value in zip(params, values):
+            if name not in skip and not name.startswith("__paraloop"):
+                self._watch(repr(name), value, 0)
+        self.cost = time.perf_counter() - began
+
+    # Finding what to watch.
+    def _watch(self, label: str, value: Any, depth: int, fingerprinted: bool = False) -> None:
+        if type(value) in ATOMS or isinstance(value, (type, types.ModuleType)) or id(value) in self._seen:
+            return
+        if type(value).__module__.partition(".")[0] in _ATOM_MODULES:
+            return
+        self._seen.add(id(value))
+        if _is_numpy_array(value):
+            self._freeze(label, value)
+            return
+        if type(value).__name__ == "SharedArray" and type(value).__module__ == "paraloop.shared":
+            return  # shared on purpose: its writes land in the one copy
+        if isinstance(value, types.FunctionType):
+            self._watch_function(label, value)
+            return
+        if isinstance(value, (types.MethodType, types.BuiltinMethodType)):
+            owner = getattr(value, "__self__", None)
+            if owner is not None and not isinstance(owner, types.ModuleType):
+                self._watch(f"{label} (a method of {type(owner).__name__})", owner, depth)
+            return
+        if not fingerprinted:
+            digest = fingerprint(value)
+            if digest is not None:
+                self.watched.append((label, value, digest))
+        if depth < _ARRAY_DEPTH:
+            # Arrays and functions inside: the fingerprint leaves them out.
+            for inner_label, inner in _inside(label, value):
+                self._watch(inner_label, inner, depth + 1, fingerprinted=True)
+
+    def _watch_function(self, label: str, function: types.FunctionType) -> None:
+        if not _user_function(function):
+            return
+        code = function.__code__
+        for name, cell in zip(code.co_freevars, function.__closure__ or ()):
+            if id(cell) in self._seen:
+                continue
+            self._seen.add(id(cell))
+            label = f"{name!r}, a variable of the function {function.__name__}"
+            # Rebinding it (nonlocal) is a change too: the fingerprint is of the cell.
+            contents = _CellContents(cell)
+            digest = fingerprint(contents)
+            if digest is not None:
+                self.watched.append((label, contents, digest))
+            try:
+                self._watch(label, cell.cell_contents, 0, fingerprinted=True)
+            except ValueError:
+                pass  # an empty cell
+        for default in [*(function.__defaults__ or ()), *(function.__kwdefaults__ or {}).values()]:
+            self._watch(f"a default argument of {function.__name__}", default, 0)
+        namespace = function.__globals__
+        module = namespace.get("__name__", "?")
+        for name in sorted(_names(code)):
+            if name in namespace:
+                used = f"the global {name!r} of {module} (used by {function.__name__})"
+                self._watch(used, namespace[name], 0)
+
+    def _freeze(self, label: str, array: Any) -> None:
+        if not array.flags.writeable:
+            return
+        try:
+            array.flags.writeable = False
+        except ValueError:
+            return  # a view of memory it does not own: left as it is
+        self.arrays.append((label, array, True))
+
+    # Checking.
+    def check(self) -> ParaLoopError | None:
+        """A ParaLoopError naming the first watched object that changed, or None."""
+        for label, value, digest in self.watched:
+            if fingerprint(value) != digest:
+                return changed_error(self.where, label, value)
+        return None
+
+    def release(self, results: Iterable[Any] = ()) -> None:
+        """Give the arrays their write flag back (threads share them with the caller).
+
+        ``results`` are values the loop hands back: a view of one of the arrays made
+        during the loop was made read-only too, and is writable again.
+        """
+        with self._lock:
+            arrays, self.arrays = self.arrays, []
+        for _label, array, writeable in arrays:
+            try:
+                array.flags.writeable = writeable
+            except ValueError:
+                pass
+        for value in results:
+            if _is_numpy_array(value) and not value.flags.writeable:
+                if any(_overlaps(value, array) for _label, array, _flag in arrays):
+                    try:
+                        value.flags.writeable = True
+                    except ValueError:
+                        pass
+
+    def array_labels(self) -> list[str]:
+        return [label for label, _array, _flag in self.arrays]
+
+
+def _overlaps(view: Any, array: Any) -> bool:
+    start = view.__array_interface__["data"][0]
+    origin = array.__array_interface__["data"][0]
+    return bool(origin <= start < origin + max(array.nbytes, 1))
+
+
+class _CellContents:
+    """Pickles as what a closure's cell holds (so that rebinding shows in the fingerprint)."""
+
+    __slots__ = ("cell",)
+
+    def __init__(self, cell: Any) -> None:
+        self.cell = cell
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        try:
+            return (tuple, ((self.cell.cell_contents,),))
+        except ValueError:
+            return (tuple, ((),))
+
+
+def _inside(label: str, value: Any) -> Iterator[tuple[str, Any]]:
+    """The objects directly inside a container or an object's attributes."""
+    if isinstance(value, dict):
+        for key, inner in list(value.items())[:1000]:
+            yield f"{label}[{key!r}]", inner
+    elif isinstance(value, (list, tuple)):
+        for position, inner in enumerate(value[:1000]):
+            yield f"{label}[{position}]", inner
+    else:
+        attributes = getattr(value, "__dict__", None)
+        if isinstance(attributes, dict):
+            for key, inner in list(attributes.items())[:1000]:
+                yield f"{label}.{key}", inner
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, _CellContents):
+        return "variable"
+    return f"{type(value).__module__}.{type(value).__qualname__}".replace("builtins.", "")
+
+
+def changed_error(where: str, label: str, value: Any) -> ParaLoopError:
+    return ParaLoopError(
+        f"{where}: an iteration changed {label} (a {_kind(value)} from outside the loop) in a way "
+        "paraloop does not combine (through a function it calls, a method kept in a name, an alias "
+        "or a view); worker processes change their own copies, so the change would be lost. Update "
+        "it in the loop body itself, in a form paraloop combines (x.append(v), x[k] = v, x += v, "
+        "total += v), or return the values and apply them after the loop"
+    )
+
+
+def read_only_error(where: str, labels: list[str], error: BaseException) -> ParaLoopError | None:
+    """The ParaLoopError for a write into a captured (read-only) array, or None for other errors."""
+    if not isinstance(error, ValueError) or "read-only" not in str(error) or not labels:
+        return None
+    named = labels[0] if len(labels) == 1 else "one of " + ", ".join(labels)
+    return ParaLoopError(
+        f"{where}: an iteration wrote into {named}, a numpy array from outside the loop, other than "
+        "through a form paraloop combines (it was a view, an alias, or a function the body calls); "
+        "worker processes write into their own copies, so the writes would be lost. Write through "
+        "the array's own name at the iteration's index (out[i] = ..., out[i, :] = ...), or share "
+        "it with paraloop.SharedArray"
+    )
