@@ -538,7 +538,7 @@ class PerIndex(AggregationStrategy):
     def combine(self, accumulated: Value, partial: Value) -> Value:
         if type(partial) is Replay:
             return replay(accumulated, partial, self.operation)
-        apply = operator.iadd if self.operation == "add" else operator.imul
+        apply: Callable[[Value, Value], Value] = operator.iadd if self.operation == "add" else operator.imul
         for index, amount in partial.items():
             accumulated[index] = apply(accumulated[index], amount)
         return accumulated

@@ -53,7 +53,7 @@ def _sliceable(iterable: Iterable[Any]) -> bool:
     """A range, list or tuple whose iteration is the built-in one (a subclass may iterate otherwise)."""
     for base in (range, list, tuple):
         if isinstance(iterable, base):
-            return type(iterable).__iter__ is base.__iter__  # type: ignore[attr-defined]
+            return type(iterable).__iter__ is base.__iter__
     return False
 
 

@@ -152,7 +152,7 @@ def take(
     order in the exception's ``items`` attribute).
     """
     if not careful:
-        items = []
+        items: list[Any] = []
         try:
             items.extend(itertools.islice(iterator, size))
         except Exception as error:  # noqa: BLE001 - raised after the items before it ran
@@ -171,7 +171,7 @@ def take(
                     return _failed(items[:offset], _changed(item, start + offset))
                 seen.add(id(item))
         return _fixed(items, start, mode), False
-    items = []
+    items = []  # the careful read
     fast = True
     source = itertools.islice(iterator, size)
     while True:
@@ -205,7 +205,7 @@ def take(
 def _fixed(items: list[Any], start: int, mode: str) -> list[Any]:
     if mode != COPY:
         return items
-    fixed = []
+    fixed: list[Any] = []
     for offset, item in enumerate(items):
         why = unfit(item)
         if why is not None:

@@ -348,7 +348,7 @@ def _drive(outcomes: Iterator[Outcome], chunker: Chunker, inline: bool, bar: Any
             bar.close()
 
 
-def _watching(loop: ParaLoop[Any]) -> dict[str, bool]:
+def _watching(loop: ParaLoop[Any]) -> dict[str, Any]:
     """Which checks for changes paraloop does not combine the loop needs (see :mod:`paraloop.guard`).
 
     The sequential backend runs the plain loop: nothing to check.  Worker

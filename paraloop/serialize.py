@@ -270,7 +270,7 @@ def _parts(error: BaseException, depth: int, seen: set[int]) -> tuple[Any, ...]:
             kind = None
     args = tuple(_portable(arg) for arg in error.args)
     state = {key: value for key, value in vars(error).items() if _travels(value)} if kind is not None else {}
-    chain = []
+    chain: list[tuple[Any, ...] | None] = []
     for link in (error.__cause__, error.__context__):
         if link is None or depth <= 0 or id(link) in seen:
             chain.append(None)
