@@ -41,16 +41,6 @@ __all__ = ["infer_reductions"]
 Use = tuple[str, int, str, str]
 
 _CONTAINERS = (list, dict, set, frozenset, bytearray, deque, Counter, OrderedDict, defaultdict)
-_SUGGESTION = {
-    "list": "Concatenate",
-    "tuple": "Concatenate",
-    "str": "Concatenate",
-    "deque": "Concatenate",
-    "dict": "Merge",
-    "OrderedDict": "Merge",
-    "set": "Union",
-    "frozenset": "Union",
-}
 
 
 def _is_numpy_array(value: object) -> bool:
@@ -228,13 +218,27 @@ def whole_partials(strategy: AggregationStrategy, value: object, forms: set[str]
     return isinstance(value, (Mapping, list)) and any(form.startswith(_KEYED) for form in forms)
 
 
-def _fix(name: str, value: object) -> str:
-    strategy = _SUGGESTION.get(type(value).__name__, "Sum")
-    return (
-        f"Wrap it before the loop, {name} = Variable({name}, "
-        f"aggregation_strategy=aggregation_strategies.{strategy}), and use it in the body "
-        "only in the forms its strategy combines (+=, append, [key] = ...)"
-    )
+_SEQUENTIAL = "the loop is sequential by nature at {name!r}; run it as a plain loop (without ParaLoop)"
+
+# What paraloop combines, per type, for refusals of other forms.
+_COMBINED = {
+    "list": "x.append(v), x.extend(vs), x += vs, x[i] = v on a preallocated list, x[i] += v",
+    "deque": "x.append(v), x.extend(vs), x += vs",
+    "dict": "x[k] = v, x.update(m), x[k] += v on numbers, x[k].append(v) on a defaultdict(list)",
+    "set": "x.add(v), x.update(vs), x |= vs",
+    "Counter": "x[k] += n, x.update(vs)",
+    "ndarray": "x += a, x *= a, x[i] = v, x[i] += v, x[i] = f(x[i]) at the loop's own index",
+    "str": "x += s",
+    "bool": "x = x or v, x = x and v, x |= v, x &= v",
+}
+
+
+def _combined(value: object) -> str:
+    kind = type(value).__name__
+    if kind in ("defaultdict", "OrderedDict"):
+        kind = "dict"
+    forms = _COMBINED.get(kind, "x += v, x -= v, x *= v, x = max(x, v), x = min(x, v)")
+    return f"for a {type(value).__name__}, paraloop combines {forms}"
 
 
 def _refuse(filename: str, use: Use, message: str) -> ParaLoopError:
@@ -252,7 +256,8 @@ def _check_variable(name: str, variable: Variable[Any], group: list[Use], filena
                 use,
                 f"the ParaLoop body reads the Variable {name!r} besides updating it; with "
                 f"{type(variable.aggregation_strategy).__name__}, each worker sees only its own "
-                "part of it until the loop ends. Read it after the loop",
+                "part of it until the loop ends. Read it after the loop; if the body needs the "
+                f"running value, {_SEQUENTIAL.format(name=name)}",
             )
         if form == "attribute" or form.startswith("mutate:"):
             raise _refuse(
@@ -277,26 +282,43 @@ def _infer(name: str, value: Any, group: list[Use], filename: str) -> Aggregatio
             filename,
             by_form["attribute"][0],
             f"the ParaLoop body changes an attribute or element of {name!r} in place. Worker "
-            "processes change their own copies, so the change would be lost. Collect the values "
-            "in a Variable and apply them after the loop",
+            "processes change their own copies, so the change would be lost. Update a plain name "
+            "in the body and apply it after the loop: for self.hits += 1, hits = 0 before the loop, "
+            "hits += 1 in the body, self.hits += hits after it; for self.items.append(x), items = [] "
+            "before, items.append(x) in the body, self.items.extend(items) after",
         )
     mutations = by_form.get("mutate", []) + [
         u for k, v in by_form.items() if k.startswith("mutate:") for u in v
     ]
     if mutations and _is_container(value):
+        use = mutations[0]
+        method = use[2].partition(":")[2]
+        if method == "setdefault":
+            advice = (
+                f"For {name}.setdefault(key, default).append(v), make {name} a defaultdict whose factory "
+                f"gives the default (defaultdict(list) for []) and write {name}[key].append(v), which "
+                "paraloop combines"
+            )
+        else:
+            advice = (
+                f"Call it once after the loop instead (collect with {name}.append(v) in the body), or, "
+                f"if every iteration needs the result, {_SEQUENTIAL.format(name=name)}"
+            )
         raise _refuse(
             filename,
-            mutations[0],
+            use,
             f"the ParaLoop body changes {name!r}, a {kind_name} from outside the loop, in a way "
-            f"that depends on its current contents; the workers' changes would be lost. {_fix(name, value)}",
+            f"that depends on what earlier iterations left in it. {advice}",
         )
     updates = by_form.get("update", [])
     if "assign" in by_form:
         raise _refuse(
             filename,
             by_form["assign"][0],
-            f"{name!r} carries a value from one iteration to the next, which iterations "
-            f"running in parallel cannot do. {_fix(name, value)}",
+            f"{name!r} carries a value from one iteration to the next (an iteration reads the "
+            f"{name} an earlier one left), which iterations running in parallel cannot do: "
+            f"{_SEQUENTIAL.format(name=name)}. If each iteration's {name} does not depend on the "
+            f"previous one, assign it before reading it in every iteration",
         )
     if not updates:
         return None  # only read: a captured input
@@ -310,12 +332,20 @@ def _infer(name: str, value: Any, group: list[Use], filename: str) -> Aggregatio
             and not isinstance(value, (numbers.Number, str, bytes, tuple))
         ):
             return None  # methods of the user's own object: untracked side effects
-        spelled = ", ".join(sorted(use[3] for use in updates))
+        spelled = ", ".join(sorted({use[3] for use in updates}))
+        supported = [form for form in forms if _strategy_for({form}, value) is not None]
+        if len(supported) == len(forms) > 1:
+            why = (
+                "each of them alone paraloop combines, but together they make the result depend on "
+                f"the order of the iterations: {_SEQUENTIAL.format(name=name)}"
+            )
+        else:
+            why = f"{_combined(value)}; update it in one of those forms"
         raise _refuse(
             filename,
             updates[0],
             f"paraloop cannot combine these updates of {name!r} (a {kind_name}) across workers: "
-            f"{spelled}. {_fix(name, value)}",
+            f"{spelled}. {why}",
         )
     if "read" in by_form:
         if _is_container(value) and forms & {"item", "own-item", "item-aug:Add", "own-aug:Add"}:
@@ -332,7 +362,8 @@ def _infer(name: str, value: Any, group: list[Use], filename: str) -> Aggregatio
             filename,
             by_form["read"][0],
             f"the ParaLoop body reads {name!r} besides updating it (line {updates[0][1]}); each "
-            "worker sees only its own part of it until the loop ends. Read it after the loop",
+            "worker sees only its own part of it until the loop ends. Read it after the loop; if "
+            f"the body needs the running value, {_SEQUENTIAL.format(name=name)}",
         )
     return strategy
 

@@ -390,6 +390,32 @@ def run(
     uses: tuple[tuple[str, int, str, str], ...] = (),
 ) -> LoopResult:
     """Run one rewritten loop. Called by generated code only; its signature may change."""
+    try:
+        return _run(loop, worker, scope, line, local, stored, after, wrapped, name, uses)
+    except ParaLoopError as refusal:
+        # Raised by the generated code at the user's loop line, without paraloop's own frames.
+        return LoopResult(error=_hidden(refusal))
+
+
+def _hidden(error: BaseException) -> BaseException:
+    """A paraloop error without paraloop's frames (PARALOOP_TRACEBACK=full keeps them)."""
+    if isinstance(error, ParaLoopError) and os.environ.get("PARALOOP_TRACEBACK", "").strip() != "full":
+        error.__traceback__ = None
+    return error
+
+
+def _run(
+    loop: Any,
+    worker: Callable[..., Any],
+    scope: Mapping[str, Any] | None,
+    line: int,
+    local: tuple[str, ...],
+    stored: tuple[str, ...],
+    after: tuple[str, ...],
+    wrapped: tuple[str, ...],
+    name: str,
+    uses: tuple[tuple[str, int, str, str], ...],
+) -> LoopResult:
     _rename(worker, name)
     if not isinstance(loop, ParaLoop):
         # ``ParaLoop`` was rebound to something else: iterate it plainly, in order.
@@ -436,7 +462,7 @@ def run(
     except BaseException as error:  # noqa: BLE001 - handed to the generated code
         # The iterable raised, a worker died, an iteration timed out, Ctrl-C:
         # tracked state keeps what the chunks before it contributed.
-        combiner.result.error = error
+        combiner.result.error = _hidden(error)
     try:
         result = combiner.finish()
     finally:
@@ -471,6 +497,8 @@ def comprehension(
                     if part.kind == RAISED:
                         raise _with_context(part, job)
                     yield part.value
+        except ParaLoopError as error:
+            raise _hidden(error) from None
         finally:
             job.release_guard()
 

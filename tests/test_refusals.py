@@ -29,12 +29,12 @@ def line_of(source: str, needle: str) -> int:
         (
             "x = 1\nfor i in ParaLoop(range(9), num_processes=2):\n    x = x * 2 + i\n",
             "x = x * 2",
-            ["'x'", "next", "Variable(x"],
+            ["'x'", "next", "sequential by nature"],
         ),
         (
             "out = [3, 1]\nfor i in ParaLoop(range(9), num_processes=2):\n    out.sort()\n",
             "out.sort",
-            ["'out'", "list", "Concatenate"],
+            ["'out'", "list", "once after the loop"],
         ),
         (
             "items = [1, 2]\nfor i in ParaLoop(range(9), num_processes=2):\n    items.pop()\n",
@@ -68,9 +68,9 @@ def line_of(source: str, needle: str) -> int:
             ["reads the Variable 'v'"],
         ),
         (
-            "groups = {}\nfor i in ParaLoop(range(9), num_processes=2):\n    groups.setdefault(i % 2, []).append(i)\n",
+            "groups = {}\nfor i in ParaLoop(range(9), num_processes=2):\n    groups.setdefault(i % 2, [0]).append(i)\n",
             "setdefault",
-            ["'groups'"],
+            ["'groups'", "defaultdict", "groups[key].append(v)"],
         ),
     ],
 )

@@ -264,6 +264,23 @@ def _same_scope_nodes(
         stack.extend(reversed(list(ast.iter_child_nodes(node))))
 
 
+_ITERABLE_WRAPPERS = {"enumerate", "zip", "reversed", "sorted", "list", "tuple", "iter", "filter", "map"}
+
+
+def _wrapping_call(node: ast.AST, matches: Callable[[ast.expr], bool]) -> ast.Call | None:
+    """``enumerate(ParaLoop(xs))`` and the like: a ParaLoop handed to a built-in iterable wrapper."""
+    if (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id in _ITERABLE_WRAPPERS
+        and node.args
+        and matches(node.args[0])
+        and getattr(node.args[0], "args", None)
+    ):
+        return node
+    return None
+
+
 def _log_name(name: str) -> str:
     """The worker parameter through which a chunk records the updates of ``name``."""
     return f"{RESERVED_PREFIX}_log_{name}__"
@@ -529,7 +546,8 @@ class _Rewriter:
                 raise self.refuse(
                     "the target of a ParaLoop loop must be a name or a tuple of names: "
                     f"'{ast.unparse(node)}' would be assigned in the workers only. Loop over "
-                    "a name and assign it in the body (collected with a Variable)",
+                    f"a name (for item in ParaLoop(...)) and assign {ast.unparse(node)} = item after "
+                    "the loop, where item holds the last iteration's value",
                     node,
                 )
         for node in _same_scope_nodes(loop.body):
@@ -762,6 +780,17 @@ class _Rewriter:
 
     def check_leftovers(self) -> None:
         for node in ast.walk(self.tree):
+            wrapped = _wrapping_call(node, self.paraloop.matches)
+            if wrapped is not None and id(wrapped.args[0]) not in self.consumed:
+                inner = wrapped.args[0]
+                assert isinstance(inner, ast.Call) and inner.args
+                function = ast.unparse(wrapped.func)
+                raise self.refuse(
+                    f"{function}(ParaLoop(...)) is not parallel: ParaLoop must be the loop's iterable "
+                    f"itself. Wrap the whole iterable instead: ParaLoop({function}("
+                    f"{ast.unparse(inner.args[0])}))",
+                    inner,
+                )
             if isinstance(node, ast.Call) and self.paraloop.matches(node) and id(node) not in self.consumed:
                 raise self.refuse(
                     "ParaLoop(...) is only parallel as the iterable of a 'for' statement "

@@ -79,6 +79,19 @@ def _mentions(node: ast.AST, name: str) -> bool:
     return any(isinstance(n, ast.Name) and n.id == name for n in ast.walk(node))
 
 
+def _empty(node: ast.expr) -> bool:
+    """``[]``, ``{}``, ``set()``, ``list()``, ``dict()``: an empty container."""
+    if isinstance(node, (ast.List, ast.Dict, ast.Set, ast.Tuple)):
+        return not getattr(node, "elts", None) and not getattr(node, "keys", None)
+    return (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id in ("list", "set", "dict")
+        and not node.args
+        and not node.keywords
+    )
+
+
 def _full_slice(node: ast.expr) -> bool:
     """``[:]``, ``[...]``, ``[:, :]``: an index that covers every element."""
     if isinstance(node, ast.Slice):
@@ -272,6 +285,24 @@ class _Classifier(ast.NodeVisitor):
         ):
             self.add(name, node, f"call:{call.func.attr}")
             for argument in [*call.args, *call.keywords]:
+                self.visit(argument)
+            return
+        if (
+            isinstance(call, ast.Call)
+            and isinstance(call.func, ast.Attribute)
+            and call.func.attr in UPDATE_METHODS
+            and isinstance(entry := call.func.value, ast.Call)
+            and isinstance(entry.func, ast.Attribute)
+            and entry.func.attr == "setdefault"
+            and (name := self.name_of(entry.func.value)) is not None
+            and len(entry.args) == 2
+            and not entry.keywords
+            and _empty(entry.args[1])
+            and not any(_mentions(a, name) for a in [entry.args[0], *call.args, *call.keywords])
+        ):
+            # groups.setdefault(key, []).append(item): grows one entry, made empty if new.
+            self.add(name, node, f"item-call:{call.func.attr}")
+            for argument in [entry.args[0], *call.args, *call.keywords]:
                 self.visit(argument)
             return
         if (

@@ -1,0 +1,452 @@
+"""Every refusal names a fix that works (CONTRACT.md section 6).
+
+Each case is a loop paraloop refuses, the words its message must contain (the
+fix it names, or that the loop is sequential by nature), and the same loop with
+that fix applied: the fixed loop must run through paraloop and give exactly what
+it gives as a plain loop.  A refusal that sends the user to another refusal
+fails here.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+import pytest
+from plain_loop import run_plain
+
+import paraloop
+
+Loader = Callable[..., ModuleType]
+
+PRELUDE = """\
+from collections import Counter, defaultdict
+import threading
+import numpy as np
+from paraloop import ParaLoop, Variable, aggregation_strategies as s
+"""
+
+# name: (refused body, words in the refusal, fixed body, names compared afterwards)
+CASES: dict[str, tuple[str, list[str], str, list[str]]] = {
+    "a recurrence is sequential by nature": (
+        """
+        x = 1
+        for i in ParaLoop(range(9)):
+            x = x * 2 + i
+        """,
+        ["'x'", "sequential by nature", "without ParaLoop"],
+        """
+        x = 1
+        for i in range(9):
+            x = x * 2 + i
+        """,
+        ["x"],
+    ),
+    "a value kept from an earlier iteration is sequential by nature": (
+        """
+        last = None
+        out = []
+        for i in ParaLoop(range(12)):
+            if i % 3 == 0:
+                last = i
+            out.append(last)
+        """,
+        ["'last'", "sequential by nature"],
+        """
+        out = []
+        for i in ParaLoop(range(12)):
+            last = i - i % 3
+            out.append(last)
+        """,
+        ["out", "last"],
+    ),
+    "a sort in the body moves after the loop": (
+        """
+        out = [5]
+        for i in ParaLoop(range(20)):
+            out.append((i * 7) % 11)
+            out.sort()
+        """,
+        ["'out'", "once after the loop", "out.append(v)"],
+        """
+        out = [5]
+        for i in ParaLoop(range(20)):
+            out.append((i * 7) % 11)
+        out.sort()
+        """,
+        ["out"],
+    ),
+    "an attribute counter becomes a plain name": (
+        """
+        class Box:
+            hits = 0
+        box = Box()
+        for i in ParaLoop(range(10)):
+            box.hits += i
+        result = box.hits
+        """,
+        ["hits = 0 before the loop", "hits += 1 in the body"],
+        """
+        class Box:
+            hits = 0
+        box = Box()
+        hits = 0
+        for i in ParaLoop(range(10)):
+            hits += i
+        box.hits += hits
+        result = box.hits
+        """,
+        ["result"],
+    ),
+    "an attribute list becomes a plain list": (
+        """
+        class Box:
+            def __init__(self):
+                self.items = [0]
+        box = Box()
+        for i in ParaLoop(range(10)):
+            box.items.append(i * i)
+        result = box.items
+        """,
+        ["items = [] before", "self.items.extend(items) after"],
+        """
+        class Box:
+            def __init__(self):
+                self.items = [0]
+        box = Box()
+        items = []
+        for i in ParaLoop(range(10)):
+            items.append(i * i)
+        box.items.extend(items)
+        result = box.items
+        """,
+        ["result"],
+    ),
+    "reading a running total: read it after the loop": (
+        """
+        total = 0
+        seen = []
+        for i in ParaLoop(range(10)):
+            total += i
+            seen.append(total)
+        """,
+        ["'total'", "Read it after the loop", "sequential by nature"],
+        """
+        total = 0
+        for i in ParaLoop(range(10)):
+            total += i
+        seen = [total]
+        """,
+        ["total", "seen"],
+    ),
+    "mixing += and *= is sequential by nature": (
+        """
+        x = 1
+        for i in ParaLoop(range(1, 8)):
+            x += i
+            x *= 2
+        """,
+        ["'x'", "sequential by nature"],
+        """
+        x = 1
+        for i in range(1, 8):
+            x += i
+            x *= 2
+        """,
+        ["x"],
+    ),
+    "a form the type does not combine names the forms it does": (
+        """
+        seen = set()
+        for i in ParaLoop(range(10)):
+            seen -= {i}
+        """,
+        ["for a set, paraloop combines", "x.add(v)"],
+        """
+        seen = set()
+        for i in ParaLoop(range(10)):
+            seen.add(i % 4)
+        """,
+        ["seen"],
+    ),
+    "a buffer written by element and read: overwrite it whole first": (
+        """
+        x = np.arange(24.0).reshape(4, 6)
+        out = np.zeros(6)
+        buf = np.zeros(4)
+        for i in ParaLoop(range(6)):
+            for j in range(4):
+                buf[j] = x[j, i] * 2
+            out[i] = buf.sum()
+        """,
+        ["'buf'", "buf[:] = 0", "its own copy"],
+        """
+        x = np.arange(24.0).reshape(4, 6)
+        out = np.zeros(6)
+        buf = np.zeros(4)
+        for i in ParaLoop(range(6)):
+            buf[:] = 0
+            for j in range(4):
+                buf[j] = x[j, i] * 2
+            out[i] = buf.sum()
+        """,
+        ["out", "buf"],
+    ),
+    "a method kept in a name: update the list in the body": (
+        """
+        out = []
+        add = out.append
+        for i in ParaLoop(range(10)):
+            add(i)
+        """,
+        ["changed 'add'", "x.append(v)"],
+        """
+        out = []
+        for i in ParaLoop(range(10)):
+            out.append(i)
+        """,
+        ["out"],
+    ),
+    "a write through a view: write at the iteration's own row": (
+        """
+        A = np.zeros((4, 3))
+        for i in ParaLoop(range(4)):
+            row = A[i]
+            row[:] = i + 1
+        """,
+        ["'A'", "out[i, :] = ..."],
+        """
+        A = np.zeros((4, 3))
+        for i in ParaLoop(range(4)):
+            A[i, :] = i + 1
+        """,
+        ["A"],
+    ),
+    "a closure's nonlocal total: update it in the body": (
+        """
+        def run():
+            total = 0
+            def add(v):
+                nonlocal total
+                total += v
+            for v in ParaLoop(range(10)):
+                add(v)
+            return total
+        result = run()
+        """,
+        ["'total'", "total += v"],
+        """
+        def run():
+            total = 0
+            for v in ParaLoop(range(10)):
+                total += v
+            return total
+        result = run()
+        """,
+        ["result"],
+    ),
+    "whole-number entries that turn float: start them as floats": (
+        """
+        sums = defaultdict(int)
+        for i in ParaLoop(range(40), chunksize=4):
+            sums[i % 3] += i / 3
+        """,
+        ["'sums'", "defaultdict(float)"],
+        """
+        sums = defaultdict(float)
+        for i in ParaLoop(range(40), chunksize=4):
+            sums[i % 3] += i / 3
+        """,
+        ["sums"],
+    ),
+    "a Variable whose strategy accumulates, read in the body": (
+        """
+        v = Variable(0, aggregation_strategy=s.Sum)
+        flags = []
+        for i in ParaLoop(range(10)):
+            v += i
+            flags.append(v > 10)
+        result = v.value
+        """,
+        ["'v'", "Read it after the loop"],
+        """
+        v = Variable(0, aggregation_strategy=s.Sum)
+        for i in ParaLoop(range(10)):
+            v += i
+        result = v.value
+        flags = [result > 10]
+        """,
+        ["result", "flags"],
+    ),
+    "a Variable changed by a method its strategy cannot combine": (
+        """
+        v = Variable([], aggregation_strategy=s.Concatenate)
+        for i in ParaLoop(range(10)):
+            v.insert(0, i)
+        result = v.value
+        """,
+        ["'v'", "+=, append"],
+        """
+        v = Variable([], aggregation_strategy=s.Concatenate)
+        for i in ParaLoop(range(10)):
+            v.append(i)
+        result = v.value[::-1]
+        """,
+        ["result"],
+    ),
+}
+
+
+# Caught while the loop runs (see paraloop.guard), on every backend but the sequential one,
+# which runs the plain loop in the caller: there the refused loop gives the plain result.
+CAUGHT_RUNNING = {
+    "a method kept in a name: update the list in the body",
+    "a write through a view: write at the iteration's own row",
+    "a closure's nonlocal total: update it in the body",
+}
+
+
+def _load(load_module: Loader, body: str) -> ModuleType:
+    return load_module(PRELUDE + textwrap.dedent(body))
+
+
+def _same(plain: Any, parallel: Any) -> bool:
+    if type(plain).__module__ == "numpy":
+        return bool(type(parallel) is type(plain) and (plain == parallel).all())
+    return bool(type(plain) is type(parallel) and plain == parallel)
+
+
+def _assert_plain(module: ModuleType, body: str, names: list[str]) -> None:
+    plain = run_plain(PRELUDE + textwrap.dedent(body))
+    for name in names:
+        assert _same(plain[name], getattr(module, name)), (name, plain[name], getattr(module, name))
+
+
+@pytest.mark.parametrize("case", list(CASES), ids=list(CASES))
+def test_the_refusal_names_a_fix_that_works(case: str, load_module: Loader, every_backend: str) -> None:
+    refused, words, fixed, names = CASES[case]
+    if every_backend == "sequential" and case in CAUGHT_RUNNING:
+        _assert_plain(_load(load_module, refused), refused, names)
+    else:
+        with pytest.raises(paraloop.ParaLoopError) as caught:
+            _load(load_module, refused)
+        for word in words:
+            assert word in str(caught.value), (word, str(caught.value))
+    _assert_plain(_load(load_module, fixed), fixed, names)
+
+
+def test_the_refusal_of_a_captured_lock_names_threads(load_module: Loader) -> None:
+    refused = """
+        lock = threading.Lock()
+        out = []
+        for i in ParaLoop(range(6), backend="processes"):
+            with lock:
+                out.append(i)
+    """
+    with pytest.raises(paraloop.ParaLoopError, match="backend='threads'"):
+        _load(load_module, refused)
+    module = _load(load_module, refused.replace('"processes"', '"threads"'))
+    assert module.out == list(range(6))
+
+
+def test_the_refusal_of_an_item_changed_in_place_names_enumerate_and_threads(load_module: Loader) -> None:
+    refused = """
+        records = [{"n": n} for n in range(6)]
+        for record in ParaLoop(records, backend="processes"):
+            record["square"] = record["n"] ** 2
+        result = records
+    """
+    with pytest.raises(paraloop.ParaLoopError, match="ParaLoop\\(enumerate\\(items\\)\\)"):
+        _load(load_module, refused)
+    fixed = """
+        records = [{"n": n} for n in range(6)]
+        squares = [None] * len(records)
+        for position, record in ParaLoop(enumerate(records), backend="processes"):
+            squares[position] = record["n"] ** 2
+        for record, square in zip(records, squares):
+            record["square"] = square
+        result = records
+    """
+    assert _load(load_module, fixed).result == run_plain(PRELUDE + textwrap.dedent(fixed))["result"]
+    threads = _load(load_module, refused.replace('"processes"', '"threads"'))
+    assert threads.result == run_plain(PRELUDE + textwrap.dedent(refused))["result"]
+
+
+def test_the_refusal_of_an_open_file_item_names_its_path(load_module: Loader, tmp_path: Any) -> None:
+    for n in range(3):
+        (tmp_path / f"f{n}.txt").write_text(f"line {n}\n")
+    refused = f"""
+        import os
+        folder = {str(tmp_path)!r}
+        handles = [open(os.path.join(folder, f"f{{n}}.txt")) for n in range(3)]
+        lines = []
+        for handle in ParaLoop(handles, backend="processes"):
+            lines.append(handle.read())
+    """
+    with pytest.raises(paraloop.ParaLoopError, match="file's path, and open it in the body"):
+        _load(load_module, refused)
+    fixed = f"""
+        import os
+        folder = {str(tmp_path)!r}
+        paths = [os.path.join(folder, f"f{{n}}.txt") for n in range(3)]
+        lines = []
+        for path in ParaLoop(paths, backend="processes"):
+            with open(path) as handle:
+                lines.append(handle.read())
+    """
+    assert _load(load_module, fixed).lines == ["line 0\n", "line 1\n", "line 2\n"]
+
+
+def test_the_refusal_of_enumerate_around_paraloop_names_the_wrapped_form(load_module: Loader) -> None:
+    with pytest.raises(paraloop.UnsupportedLoopError, match=r"ParaLoop\(enumerate\(xs\)\)"):
+        _load(load_module, "xs = [3, 4]\nfor i, x in enumerate(ParaLoop(xs)):\n    pass\n")
+    module = _load(
+        load_module, "xs = [3, 4]\nout = {}\nfor i, x in ParaLoop(enumerate(xs)):\n    out[i] = x\n"
+    )
+    assert module.out == {0: 3, 1: 4}
+
+
+def test_the_refusal_of_an_attribute_target_names_assigning_after_the_loop(load_module: Loader) -> None:
+    refused = "class C:\n    pass\nc = C()\nfor c.x in ParaLoop(range(3)):\n    pass\n"
+    with pytest.raises(paraloop.UnsupportedLoopError, match=r"assign c.x = item after"):
+        _load(load_module, refused)
+    module = _load(
+        load_module, "class C:\n    pass\nc = C()\nfor item in ParaLoop(range(3)):\n    pass\nc.x = item\n"
+    )
+    assert module.c.x == 2
+
+
+def test_a_refusal_traceback_ends_at_the_users_line(load_module: Loader) -> None:
+    """paraloop's own frames are hidden from a refusal (PARALOOP_TRACEBACK=full shows them)."""
+    with pytest.raises(paraloop.ParaLoopError) as caught:
+        _load(load_module, "x = 1\nfor i in ParaLoop(range(3)):\n    x = x * 2 + i\n")
+    files = [entry.path for entry in caught.traceback]
+    assert not any("/paraloop/" in str(path) for path in files), files
+
+
+def test_paraloop_traceback_full_shows_paraloops_frames(
+    load_module: Loader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PARALOOP_TRACEBACK", "full")
+    with pytest.raises(paraloop.ParaLoopError) as caught:
+        _load(load_module, "x = 1\nfor i in ParaLoop(range(3)):\n    x = x * 2 + i\n")
+    assert any(str(entry.path).endswith("reductions.py") for entry in caught.traceback)
+
+
+def test_a_non_empty_setdefault_default_becomes_a_defaultdict(load_module: Loader) -> None:
+    refused = """
+        groups = {}
+        for i in ParaLoop(range(9)):
+            groups.setdefault(i % 2, [0]).append(i)
+    """
+    with pytest.raises(paraloop.ParaLoopError, match=r"groups\[key\]\.append\(v\)"):
+        _load(load_module, refused)
+    fixed = """
+        groups = defaultdict(lambda: [0])
+        for i in ParaLoop(range(9), chunksize=2):
+            groups[i % 2].append(i)
+        result = dict(groups)
+    """
+    assert _load(load_module, fixed).result == run_plain(PRELUDE + textwrap.dedent(fixed))["result"]
