@@ -8,7 +8,6 @@ in value, type, key order and identity.
 
 from __future__ import annotations
 
-import math
 import textwrap
 import warnings
 from collections import defaultdict
@@ -276,8 +275,9 @@ CASES: dict[str, tuple[str, list[str]]] = {
 
 def assert_same(plain: Any, parallel: Any, name: str) -> None:
     assert type(parallel) is type(plain), name
-    if isinstance(plain, float):
-        assert math.isclose(parallel, plain, rel_tol=1e-12), name
+    if isinstance(plain, (float, complex)):
+        # Bit for bit (CONTRACT.md section 4): the plain loop's order of roundings.
+        assert repr(parallel) == repr(plain), name
         return
     assert parallel == plain, name
     if isinstance(plain, dict):
@@ -345,3 +345,110 @@ def test_numpy_sum_and_preallocated_writes(load_module: Loader) -> None:
     assert module.acc.tolist() == [0.0, 190.0, 380.0]
     assert module.out.tolist() == [i / 2 if i % 2 == 0 else -1.0 for i in range(20)]
     assert module.alias is module.out
+
+
+FLOAT_LOOPS = """
+import numpy as np
+from decimal import Decimal
+from fractions import Fraction
+
+cancel = 0
+for v in ParaLoop([1e16, 1.0, -1e16, 1.0] * 5, {options}):
+    cancel += v
+
+tenths = 0
+for i in ParaLoop(range({n}), {options}):
+    tenths += 0.1
+
+written = 0.0
+for i in ParaLoop(range({n}), {options}):
+    written = written + i * 0.37 - 0.01
+
+falling = 100.0
+for i in ParaLoop(range(1, {n}), {options}):
+    falling -= 1 / i
+
+product = 1.0
+for i in ParaLoop(range(1, {n}), {options}):
+    product *= 1.0 + 1.0 / i
+    product /= 1.0001
+
+waves = 0j
+for i in ParaLoop(range({n}), {options}):
+    waves += complex(0.1 * i, -0.3) / (i + 1)
+
+narrow = np.float32(0)
+for i in ParaLoop(range({n}), {options}):
+    narrow += np.float32(i) * np.float32(0.1)
+
+money = Decimal("0")
+for i in ParaLoop(range(50), {options}):
+    money += Decimal(1) / Decimal(7)
+
+exact = Fraction(0)
+for i in ParaLoop(range(1, 40), {options}):
+    exact += Fraction(1, i)
+
+rows = np.zeros(4)
+for i in ParaLoop(range({n}), {options}):
+    rows += np.sin(np.arange(4) * i) * 1e-3 + 1e7 * (i % 2 - 0.5)
+
+per_key = defaultdict(float)
+for i in ParaLoop(range({n}), {options}):
+    per_key[i % 7] += 0.1 * i + 1e15 * (i % 2 - 0.5)
+
+hist = [0.0] * 5
+for i in ParaLoop(range({n}), {options}):
+    hist[i % 5] += 1 / (i + 1)
+
+hist_array = np.zeros(5)
+for i in ParaLoop(range({n}), {options}):
+    hist_array[i % 5] -= 1 / (i + 3)
+
+ok = True
+last = "start"
+for v in ParaLoop([1, 2, 3, "", "b", 0, "c"], {options}):
+    ok = v and ok
+    last = v or last
+"""
+
+FLOAT_NAMES = [
+    "cancel", "tenths", "written", "falling", "product", "waves", "narrow", "money", "exact",
+    "rows", "per_key", "hist", "hist_array", "ok", "last",
+]  # fmt: skip
+FLOAT_SETTINGS = [(workers, chunksize) for workers in (1, 2, 3, 8) for chunksize in (None, 1, 7)]
+
+
+def _bits(value: Any) -> Any:
+    """What must be equal, bit for bit: arrays by their bytes and dtype, dicts with their key order."""
+    if type(value).__module__ == "numpy":
+        return (type(value), str(getattr(value, "dtype", "")), np_bytes(value))
+    if isinstance(value, dict):
+        return (type(value), [(key, _bits(item)) for key, item in value.items()])
+    if isinstance(value, list):
+        return (type(value), [_bits(item) for item in value])
+    return (type(value), repr(value))
+
+
+def np_bytes(value: Any) -> bytes:
+    import numpy
+
+    return bytes(numpy.asarray(value).tobytes())
+
+
+@pytest.mark.parametrize("workers,chunksize", FLOAT_SETTINGS, ids=[f"w{w}-c{c}" for w, c in FLOAT_SETTINGS])
+def test_floats_have_the_plain_loops_bits(
+    load_module: Loader, every_backend: str, workers: int, chunksize: int | None
+) -> None:
+    """Float, complex, numpy-float and Decimal sums and products, per key and per index, and the
+    reversed and/or forms: the plain loop's values bit for bit, for 1, 2, 3 and 8 workers and
+    chunk sizes None, 1 and 7, on every backend (CONTRACT.md section 4)."""
+    pytest.importorskip("numpy", reason="numpy is an optional extra (installed by the test extra)")
+    options = f"num_processes={workers}, chunksize={chunksize}"
+    # On Dask every chunk is a task of some milliseconds: one-item chunks get shorter loops.
+    n = 60 if every_backend == "dask" and chunksize == 1 else 300
+    source = PRELUDE + FLOAT_LOOPS.replace("{options}", options).replace("{n}", str(n))
+    plain = run_plain(source)
+    module = load_module(source)
+    for name in FLOAT_NAMES:
+        assert _bits(getattr(module, name)) == _bits(plain[name]), name
