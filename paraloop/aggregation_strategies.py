@@ -561,6 +561,8 @@ class _Elements:
 
     def _own(self, row: Value) -> Value:
         """The chunk's copy of row ``row``, made on first use."""
+        if isinstance(row, numbers.Integral) and row < 0:
+            row = operator.index(row) + len(self.original)  # x[-1] is x[n - 1]
         rows = self.rows
         try:
             return rows[row]
@@ -586,6 +588,8 @@ class _Elements:
         if _is_numpy_array(current):
             current[...] = value  # a row of an array keeps its shape and dtype
         else:
+            if isinstance(index, numbers.Integral) and index < 0:
+                index = operator.index(index) + len(self.original)
             self.rows[index] = value
 
     def __len__(self) -> int:
@@ -612,6 +616,9 @@ class ElementUpdates(AggregationStrategy):
 
     def __init__(self) -> None:
         self.updated: set[Value] = set()
+        # Chunks run at the same time (every backend but the sequential one, which
+        # runs each chunk on what the chunks before it left).
+        self.concurrent = True
 
     def check(self, value: Value) -> str | None:
         if isinstance(value, (list, bytearray)) or _is_numpy_array(value):
@@ -626,15 +633,16 @@ class ElementUpdates(AggregationStrategy):
 
     def combine(self, accumulated: Value, partial: Value) -> Value:
         for index, item in partial.items():
-            if index in self.updated:
+            if self.concurrent and index in self.updated:
                 raise ParaLoopError(
                     f"element {index!r} is updated by iterations in different chunks: the loop's "
                     "items repeat an index, so a later iteration would read the element before an "
                     "earlier one has written it. Give each iteration its own index, or run the "
-                    "loop with backend='sequential'"
+                    "loop with backend='sequential' (which runs it as the plain loop does)"
                 )
             accumulated[index] = item
-        self.updated.update(partial)
+        if self.concurrent:
+            self.updated.update(partial)
         return accumulated
 
     def __eq__(self, other: object) -> bool:

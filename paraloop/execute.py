@@ -80,6 +80,9 @@ class Job:
     # The items are copies (worker processes, Dask): an iteration that changes
     # its item in place is refused.
     copied: bool = False
+    # The caller's decimal context, where it is not the default: Decimal arithmetic
+    # in the body rounds as it does in the caller (contexts belong to a thread).
+    decimal: Any = None
 
     def guard(self) -> Guard | None:
         """This process's watch over the loop's captured objects, made on first use."""
@@ -280,6 +283,10 @@ def _item_prints(items: Any) -> list[tuple[int, int]] | None:
 
 def execute_chunk(job: Job, chunk: Chunk, clock: Any = None, queue: bool = False) -> Outcome:
     """Run one chunk on private copies; with ``queue``, also measure its time queued for a CPU."""
+    if job.decimal is not None:
+        import decimal
+
+        decimal.setcontext(job.decimal.copy())
     guard = job.guard()
     item_prints = _item_prints(chunk.items) if job.copied else None
     args = [_argument(job, name, value) for name, value in zip(job.params, job.values)]

@@ -54,9 +54,9 @@ def _is_container(value: object) -> bool:
 # Forms a worker can record for the caller to replay (see paraloop.replay).
 _OPERATORS = ("Add", "Sub", "Mult", "Div")
 RECORDED = frozenset(
-    f"{prefix}:{op}" for prefix in ("aug", "binop", "item-aug", "own-aug") for op in _OPERATORS
+    f"{prefix}:{op}" for prefix in ("aug", "binop", "commuted", "item-aug", "own-aug") for op in _OPERATORS
 )
-_KEYED = ("item-aug:", "own-aug:")
+_KEYED = ("item-aug:", "own-aug:", "item-get:")
 _OWN_FORMS = frozenset({"own-update", "own-read", "own-item", *(f"own-aug:{op}" for op in _OPERATORS)})
 
 
@@ -64,7 +64,10 @@ def _normal(forms: set[str]) -> set[str]:
     """The forms as strategies see them: ``x = x + e`` is ``x += e``; ``x[i] = e`` at the
     iteration's own index is ``x[k] = e``."""
     return {
-        form.replace("binop:", "aug:").replace("own-aug:", "item-aug:").replace("own-item", "item")
+        form.replace("binop:", "aug:")
+        .replace("own-aug:", "item-aug:")
+        .replace("own-item", "item")
+        .replace("item-get:", "item-aug:")
         for form in forms
     }
 
@@ -82,6 +85,13 @@ def _strategy_for(forms: set[str], value: object) -> AggregationStrategy | None:
         if forms <= _OWN_FORMS and (isinstance(value, (list, bytearray)) or _is_numpy_array(value)):
             return strategies.ElementUpdates()
         return None
+    if any(form.startswith("commuted:") for form in forms):
+        # total = e + total: the same sum for numbers (their + and * commute exactly), a
+        # prepend for lists and strings.
+        numeric = isinstance(value, numbers.Number) and not isinstance(value, bool)
+        if not (numeric or _is_numpy_array(value) or type(value).__module__ == "numpy"):
+            return None
+        forms = {form.replace("commuted:", "binop:") for form in forms}
     forms = _normal(forms)
     additive = {"aug:Add", "aug:Sub"}
     multiplicative = {"aug:Mult", "aug:Div"}
@@ -246,7 +256,45 @@ def _refuse(filename: str, use: Use, message: str) -> ParaLoopError:
     return ParaLoopError(f"{filename}, line {line}: {message} (in '{source}')")
 
 
+# Built-in strategies, by the forms a body updates their Variable with (checked: a Sum
+# updated with *= would otherwise be summed).
+_CHECKED = (
+    strategies.Sum, strategies.Product, strategies.Concatenate, strategies.Merge, strategies.Union,
+    strategies.Min, strategies.Max, strategies.Any, strategies.All, strategies.IndexWrites,
+)  # fmt: skip
+
+
+def _check_variable_forms(name: str, variable: Variable[Any], group: list[Use], filename: str) -> None:
+    strategy = variable.aggregation_strategy
+    if type(strategy) not in _CHECKED:
+        return
+    updates = [use for use in group if use[2] not in ("read", "own-read", "attribute", "assign", "apply")]
+    updates = [use for use in updates if not use[2].startswith("mutate:")]
+    if not updates:
+        return
+    forms = {use[2] for use in updates}
+    found = _strategy_for(forms, variable.value)
+    if found is not None and type(found) is type(strategy):
+        return
+    if isinstance(strategy, strategies.Sum) and found is None and isinstance(variable.value, Mapping):
+        # d[k] += x and d[k].append(x) on one dict: each entry its own sum.
+        if forms <= {"item-aug:Add", "item-aug:Sub", "item-call:append", "item-call:extend",
+                     "item-call:add", "item-call:update", "call:update"}:  # fmt: skip
+            return
+    spelled = ", ".join(sorted({use[3] for use in updates}))
+    kind = type(strategy).__name__
+    suggestion = f" ({spelled} is what {type(found).__name__} combines)" if found is not None else ""
+    raise _refuse(
+        filename,
+        updates[0],
+        f"the Variable {name!r} has the strategy {kind}, which does not combine {spelled}{suggestion}. "
+        f"Give it the strategy of its updates, or update it only in the forms {kind} combines; "
+        "updates that depend on each other's order are sequential by nature",
+    )
+
+
 def _check_variable(name: str, variable: Variable[Any], group: list[Use], filename: str) -> None:
+    _check_variable_forms(name, variable, group, filename)
     readable = variable.aggregation_strategy.readable_in_body
     for use in group:
         form = use[2]
@@ -293,6 +341,12 @@ def _infer(name: str, value: Any, group: list[Use], filename: str) -> Aggregatio
     if mutations and _is_container(value):
         use = mutations[0]
         method = use[2].partition(":")[2]
+        if isinstance(value, dict):
+            collect = f"{name}[key] = v or {name}[key] += v"
+        elif isinstance(value, (set, frozenset)):
+            collect = f"{name}.add(v)"
+        else:
+            collect = f"{name}.append(v)"
         if method == "setdefault":
             advice = (
                 f"For {name}.setdefault(key, default).append(v), make {name} a defaultdict whose factory "
@@ -301,7 +355,7 @@ def _infer(name: str, value: Any, group: list[Use], filename: str) -> Aggregatio
             )
         else:
             advice = (
-                f"Call it once after the loop instead (collect with {name}.append(v) in the body), or, "
+                f"Call it once after the loop instead (collect with {collect} in the body), or, "
                 f"if every iteration needs the result, {_SEQUENTIAL.format(name=name)}"
             )
         raise _refuse(

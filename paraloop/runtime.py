@@ -12,16 +12,19 @@ exception.
 from __future__ import annotations
 
 import builtins
+import copy
 import logging
 import os
 import signal
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .aggregation_strategies import ElementUpdates
 from .chunks import Chunker
 from .cpus import default_workers, waiting_iterations
 from .errors import IterationTimeoutError, ParaLoopError, RemoteTraceback
@@ -97,7 +100,10 @@ class Combiner:
     def _apply(self, outcome: Outcome) -> None:
         for name, partial in outcome.partials.items():
             strategy = self.variables[name].aggregation_strategy
-            self.accumulated[name] = strategy.combine(self.accumulated[name], partial)
+            try:
+                self.accumulated[name] = strategy.combine(self.accumulated[name], partial)
+            except ParaLoopError as error:
+                raise ParaLoopError(f"{self.job.filename}, line {self.job.line}: {error}") from None
         job = self.job
         for name, value in outcome.bound.items():
             self.result.bound[name] = resolve(value, job.params, job.values)
@@ -123,6 +129,8 @@ class Combiner:
 
 def _with_context(outcome: Outcome, job: Job) -> BaseException:
     error: BaseException = outcome.value
+    if isinstance(error, ParaLoopError) and outcome.item is None and outcome.traceback is None:
+        return error  # paraloop's own refusal of a chunk's results: its message says where
     note = (
         f"paraloop: raised in iteration {outcome.stop} (item {outcome.item}) "
         f"of the loop at {job.filename}, line {job.line}"
@@ -156,6 +164,17 @@ def _lookup(
     if name in globs:
         return globs[name]
     return getattr(builtins, name, UNBOUND)
+
+
+def _start_of(name: str, value: Any, uses: tuple[tuple[str, int, str, str], ...]) -> Any:
+    """What a reduction combines onto: a copy for ``x = x + e`` on a list or array, which
+    makes a new object each time (a name bound to the old one keeps the old one)."""
+    written_out = any(use[0] == name and use[2].startswith(("binop:", "commuted:")) for use in uses)
+    if written_out and isinstance(value, (list, bytearray, dict, set, deque)):
+        return copy.copy(value)
+    if written_out and type(value).__module__ == "numpy" and type(value).__name__ == "ndarray":
+        return value.copy()
+    return value
 
 
 def _internal_variable(value: Any, strategy: Any) -> Variable[Any]:
@@ -349,13 +368,30 @@ def _drive(outcomes: Iterator[Outcome], chunker: Chunker, inline: bool, bar: Any
 
 
 def _watching(loop: ParaLoop[Any]) -> dict[str, Any]:
-    """Which checks for changes paraloop does not combine the loop needs (see :mod:`paraloop.guard`).
+    """What the workers must match of the caller, and check (see :mod:`paraloop.guard`).
 
     The sequential backend runs the plain loop: nothing to check.  Worker
-    processes and Dask also get copies of the items.
+    processes and Dask also get copies of the items.  Decimal arithmetic in
+    another thread or process would use its own context.
     """
     backend = _backend(loop)
-    return {"guarded": backend != "sequential", "copied": backend in ("processes", "dask")}
+    context = None
+    decimal = sys.modules.get("decimal")
+    if decimal is not None and backend != "sequential":
+        current = decimal.getcontext()
+        if _settings(current) != _settings(decimal.DefaultContext):
+            context = current.copy()
+    return {
+        "guarded": backend != "sequential",
+        "copied": backend in ("processes", "dask"),
+        "decimal": context,
+    }
+
+
+def _settings(context: Any) -> tuple[Any, ...]:
+    traps = tuple(sorted(str(signal) for signal, on in context.traps.items() if on))
+    limits = (context.Emin, context.Emax, context.capitals, context.clamp)
+    return (context.prec, context.rounding, *limits, traps)
 
 
 def _plain_job(
@@ -433,7 +469,9 @@ def _run(
                 # A plain name updated by the body is tracked like a Variable; the combined
                 # value is rebound to the name unless it was updated in place.
                 inferred[reduced] = known[reduced]
-                variables[reduced] = _internal_variable(known[reduced], strategy)
+                if isinstance(strategy, ElementUpdates):
+                    strategy.concurrent = _backend(loop) != "sequential"
+                variables[reduced] = _internal_variable(_start_of(reduced, known[reduced], uses), strategy)
     values = [variables.get(name, value) for name, value in zip(params, values)]
     replayed, whole = _plan_replay(variables, uses, params)
     job = Job(

@@ -191,10 +191,23 @@ class _Classifier(ast.NodeVisitor):
         self.visit(node.value)
 
     def written_out(self, node: ast.Assign, name: str) -> bool:
-        """``x = x + a - b``, ``x = x * e``, ``x = x | e``: an augmented update written out."""
+        """``x = x + a - b``, ``x = x * e``, ``x = x | e``: an augmented update written out.
+
+        ``x = e + x`` and ``x = a + x + b`` are the same sums for numbers, whose ``+``
+        (and ``*``) commute exactly: forms ``commuted:...``, which the runtime takes
+        for numbers only.
+        """
         parts: list[tuple[str, ast.expr]] = []
         value: ast.expr = node.value
+        commuted = False
         while isinstance(value, ast.BinOp):
+            if self.name_of(value.right) == name and type(value.op).__name__ in ("Add", "Mult"):
+                # a + x: x + a for numbers.
+                if _mentions(value.left, name):
+                    return False
+                parts.append((type(value.op).__name__, value.left))
+                value, commuted = value.right, True
+                break
             parts.append((type(value.op).__name__, value.right))
             value = value.left
         if not parts or self.name_of(value) != name or any(_mentions(e, name) for _, e in parts):
@@ -202,9 +215,10 @@ class _Classifier(ast.NodeVisitor):
         ops = {op for op, _ in parts}
         if not any(ops <= family for family in _FAMILIES) and not (len(parts) == 1 and ops <= _BITWISE):
             return False
+        # In evaluation order: (a + x) + b is (x + a) + b.
         parts.reverse()
         for op, _operand in parts:
-            self.add(name, node, f"binop:{op}")
+            self.add(name, node, f"{'commuted' if commuted else 'binop'}:{op}")
         if ops <= set(_REPLAYABLE):
             self.site(node, name, [(operand, _REPLAYABLE[op]) for op, operand in parts])
         for _, operand in parts:
@@ -266,6 +280,11 @@ class _Classifier(ast.NodeVisitor):
                     self.add(name, node, "own-item" if own else "item")
                     self.visit(target.slice)
                     continue
+                if len(node.targets) == 1 and self.get_and_add(value, name, target.slice):
+                    # counts[w] = counts.get(w, 0) + 1: counts[w] += 1 that starts a new key at 0.
+                    self.add(name, node, "item-get:Add")
+                    self.visit(target.slice)
+                    return
                 if own and len(node.targets) == 1 and self.only_own_reads(value, name):
                     # x[i] = f(x[i]): an update of the iteration's own element.
                     self.add(name, node, "own-update")
@@ -273,6 +292,29 @@ class _Classifier(ast.NodeVisitor):
                     return
             self.changed(target, node)
         self.visit(value)
+
+    def get_and_add(self, value: ast.expr, name: str, key: ast.expr) -> bool:
+        """``name.get(key, 0) + e`` (or ``e + name.get(key, 0)``), with ``e`` free of ``name``."""
+        if not (isinstance(value, ast.BinOp) and isinstance(value.op, ast.Add)):
+            return False
+        for lookup, other in ((value.left, value.right), (value.right, value.left)):
+            if (
+                isinstance(lookup, ast.Call)
+                and isinstance(lookup.func, ast.Attribute)
+                and lookup.func.attr == "get"
+                and self.name_of(lookup.func.value) == name
+                and len(lookup.args) == 2
+                and not lookup.keywords
+                and ast.dump(lookup.args[0]) == ast.dump(key)
+                and isinstance(lookup.args[1], ast.Constant)
+                and lookup.args[1].value == 0
+                and type(lookup.args[1].value) is int
+                and not _mentions(other, name)
+                and not _mentions(key, name)
+            ):
+                self.visit(other)
+                return True
+        return False
 
     def visit_Expr(self, node: ast.Expr) -> None:
         call = node.value
