@@ -25,6 +25,7 @@ backend runs the plain loop in the caller and needs no guard.
 
 from __future__ import annotations
 
+import functools
 import io
 import pickle
 import sys
@@ -35,6 +36,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from .errors import ParaLoopError
+from .items import bound_to_this_process
 
 __all__ = ["ATOMS", "Guard", "fingerprint", "read_only_error"]
 
@@ -50,16 +52,23 @@ def _is_numpy_array(value: object) -> bool:
     return type(value).__module__ == "numpy" and type(value).__name__ == "ndarray"
 
 
-def _user_function(function: types.FunctionType) -> bool:
-    """A function of the user's code: not of the standard library, an installed package or paraloop."""
-    module = sys.modules.get(function.__module__ or "")
-    filename = getattr(module, "__file__", None) if module is not None else function.__code__.co_filename
-    if function.__module__ and function.__module__.split(".")[0] == "paraloop":
+def _user_code(module_name: str | None, filename: str | None = None) -> bool:
+    """Code of the user's own: not of the standard library, an installed package or paraloop."""
+    if module_name and module_name.split(".")[0] == "paraloop":
+        return False
+    module = sys.modules.get(module_name or "")
+    if module is not None:
+        filename = getattr(module, "__file__", None) or filename
+    elif module_name in sys.builtin_module_names:
         return False
     if not filename:
         return True
     prefixes = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
     return not any(str(filename).startswith(prefix + "/") for prefix in prefixes)
+
+
+def _user_function(function: types.FunctionType) -> bool:
+    return _user_code(function.__module__, function.__code__.co_filename)
 
 
 def _names(code: types.CodeType) -> set[str]:
@@ -70,15 +79,54 @@ def _names(code: types.CodeType) -> set[str]:
     return names
 
 
+def _cached_names(kind: type) -> frozenset[str]:
+    """The attributes of ``kind`` that functools.cached_property fills on first read."""
+    names = _CACHED.get(kind)
+    if names is None:
+        names = frozenset(
+            name
+            for klass in kind.__mro__
+            for name, attribute in vars(klass).items()
+            if isinstance(attribute, functools.cached_property)
+        )
+        _CACHED[kind] = names
+    return names
+
+
+_CACHED: dict[type, frozenset[str]] = {}
+
+
 class _Fingerprinter(pickle.Pickler):
-    """Pickles for a fingerprint: arrays, functions, modules and classes by identity."""
+    """Pickles for a fingerprint: arrays, functions, modules and classes by identity.
+
+    Values a ``functools.cached_property`` stored are left out: reading one is
+    not a change.  Locks and open files count by identity.
+    """
+
+    def reducer_override(self, obj: Any) -> Any:
+        state = getattr(obj, "__dict__", None)
+        if isinstance(state, dict) and not isinstance(obj, type):
+            cached = _cached_names(type(obj))
+            if cached:
+                kept = {key: value for key, value in state.items() if key not in cached}
+                return (_Shape, (type(obj).__qualname__,), kept)
+        return NotImplemented
 
     def persistent_id(self, obj: Any) -> Any:
         if _is_numpy_array(obj) or isinstance(obj, (types.FunctionType, types.ModuleType, type)):
             return id(obj)
         if hasattr(type(obj), "__next__"):
             return id(obj)  # an iterator: reading it is not changing it
+        if bound_to_this_process(obj) or isinstance(obj, threading.Thread):
+            return id(obj)
         return None
+
+
+class _Shape:
+    """Stands for an object's class in a fingerprint of its state."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
 
 
 def fingerprint(value: Any) -> int | None:
@@ -113,7 +161,15 @@ class Guard:
 
     # Finding what to watch.
     def _watch(self, label: str, value: Any, depth: int, fingerprinted: bool = False) -> None:
-        if type(value) in ATOMS or isinstance(value, (type, types.ModuleType)) or id(value) in self._seen:
+        if id(value) in self._seen:
+            return
+        if isinstance(value, types.ModuleType):
+            self._watch_module(label, value)
+            return
+        if isinstance(value, type):
+            self._watch_class(label, value)
+            return
+        if type(value) in ATOMS:
             return
         if type(value).__module__.partition(".")[0] in _ATOM_MODULES:
             return
@@ -131,6 +187,8 @@ class Guard:
             if owner is not None and not isinstance(owner, types.ModuleType):
                 self._watch(f"{label} (a method of {type(owner).__name__})", owner, depth)
             return
+        # Its class's attributes and methods: a method may change them, or globals.
+        self._watch_class(f"the class of {label}", type(value))
         if not fingerprinted:
             digest = fingerprint(value)
             if digest is not None:
@@ -139,6 +197,35 @@ class Guard:
             # Arrays and functions inside: the fingerprint leaves them out.
             for inner_label, inner in _inside(label, value):
                 self._watch(inner_label, inner, depth + 1, fingerprinted=True)
+
+    def _watch_module(self, label: str, module: types.ModuleType) -> None:
+        """A module of the user's code: its globals."""
+        self._seen.add(id(module))
+        if not _user_code(module.__name__, getattr(module, "__file__", None)):
+            return
+        for name, value in list(vars(module).items()):
+            if not name.startswith("__"):
+                self._watch(f"the global {name!r} of {module.__name__}", value, 0)
+
+    def _watch_class(self, label: str, kind: type) -> None:
+        """A class of the user's code: its attributes (``Class.count += 1``) and methods."""
+        if id(kind) in self._seen:
+            return
+        self._seen.add(id(kind))
+        if not _user_code(kind.__module__):
+            return
+        state = _ClassState(kind)
+        digest = fingerprint(state)
+        if digest is not None:
+            self.watched.append((f"the attributes of the class {kind.__qualname__}", state, digest))
+        for name, attribute in list(vars(kind).items()):
+            function = getattr(attribute, "__func__", attribute)
+            if isinstance(function, types.FunctionType):
+                self._watch_function(f"{kind.__qualname__}.{name}", function)
+            elif not name.startswith("__") and not isinstance(
+                attribute, (property, functools.cached_property)
+            ):
+                self._watch(f"{kind.__qualname__}.{name}", attribute, 0, fingerprinted=True)
 
     def _watch_function(self, label: str, function: types.FunctionType) -> None:
         if not _user_function(function):
@@ -213,6 +300,25 @@ def _overlaps(view: Any, array: Any) -> bool:
     start = view.__array_interface__["data"][0]
     origin = array.__array_interface__["data"][0]
     return bool(origin <= start < origin + max(array.nbytes, 1))
+
+
+class _ClassState:
+    """Pickles as a class's data attributes (not its methods and descriptors)."""
+
+    __slots__ = ("kind",)
+
+    def __init__(self, kind: type) -> None:
+        self.kind = kind
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        data = {
+            name: value
+            for name, value in vars(self.kind).items()
+            if not name.startswith("__")
+            and not isinstance(value, (types.FunctionType, staticmethod, classmethod, property))
+            and not isinstance(value, functools.cached_property)
+        }
+        return (dict, (data,))
 
 
 class _CellContents:

@@ -276,6 +276,9 @@ def _check_variable_forms(name: str, variable: Variable[Any], group: list[Use], 
     found = _strategy_for(forms, variable.value)
     if found is not None and type(found) is type(strategy):
         return
+    joins = (strategies.Concatenate, strategies.Merge)
+    if isinstance(variable.value, Mapping) and isinstance(found, joins) and isinstance(strategy, joins):
+        return  # on a dict, Concatenate merges as Merge does
     if isinstance(strategy, strategies.Sum) and found is None and isinstance(variable.value, Mapping):
         # d[k] += x and d[k].append(x) on one dict: each entry its own sum.
         if forms <= {"item-aug:Add", "item-aug:Sub", "item-call:append", "item-call:extend",

@@ -15,6 +15,7 @@ import io
 import marshal
 import pickle
 import sys
+import threading
 import types
 from typing import Any
 
@@ -152,6 +153,8 @@ def _function(
 
 
 _pickler: type | None = None
+_LOCK = type(threading.Lock())
+_RLOCK = type(threading.RLock())
 
 
 def _pickler_class() -> type:
@@ -175,8 +178,17 @@ def _pickler_class() -> type:
             else:
                 save_module(pickler, module)
 
+        def save_lock(pickler: Any, lock: Any) -> None:
+            # A lock inside a class or object sent by value (cached_property holds one)
+            # arrives as a new, unlocked lock: dill would rebuild it in the state it had,
+            # held by a thread the worker does not have, and every worker would wait on it.
+            fresh = threading.RLock if type(lock) is _RLOCK else threading.Lock
+            pickler.save_reduce(fresh, (), obj=lock)
+
         dispatch = type(dill.Pickler.dispatch)(dill.Pickler.dispatch)
         dispatch[types.ModuleType] = save_module_by_name
+        dispatch[_LOCK] = save_lock
+        dispatch[_RLOCK] = save_lock
         _pickler = type("_Pickler", (dill.Pickler,), {"dispatch": dispatch})
     return _pickler
 
