@@ -656,14 +656,18 @@ class Scratch(AggregationStrategy):
     """A buffer every iteration overwrites before using it (``buffer[:] = row``).
 
     Each chunk works on its own copy; afterwards the buffer holds what the
-    last iteration that wrote it left, as after the plain loop.
+    last iteration that wrote it left, as after the plain loop.  Run
+    sequentially, the loop uses the buffer itself, as the plain loop does.
     """
 
+    def __init__(self) -> None:
+        self.concurrent = True
+
     def start(self, value: Value) -> Value:
-        return copy.copy(value)
+        return copy.copy(value) if self.concurrent else value
 
     def combine(self, accumulated: Value, partial: Value) -> Value:
-        if partial is NOTHING:
+        if partial is NOTHING or partial is accumulated:
             return accumulated
         if _is_numpy_array(accumulated):
             if accumulated.shape != partial.shape:

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .items import COPY, INLINE, Partial, check_copied, take
+from .items import COPY, IMMUTABLE, INLINE, Partial, check_copied, take
 
 __all__ = ["Chunk", "Chunker"]
 
@@ -71,6 +71,8 @@ class Chunker:
         # Read items one by one until they prove unchangeable (see paraloop.items.take).
         self._careful = True
         self._recent: dict[int, Any] = {}
+        # Items of chunks in flight that may come back changed, by chunk: (start, items).
+        self.held: dict[int, tuple[int, Sequence[Any]]] = {}
         if _sliceable(iterable):
             # Slices of these are cheap and pickle compactly (a range slice is a range).
             self._sequence = iterable  # type: ignore[assignment]
@@ -128,6 +130,9 @@ class Chunker:
             self.exhausted = True
             return None
         chunk = Chunk(self.count, self.position, items)
+        if self.mode == COPY and not isinstance(items, range) and not set(map(type, items)) <= IMMUTABLE:
+            # An iteration may change its item in a worker's copy: written back on arrival.
+            self.held[chunk.index] = (chunk.start, items)
         self.count += 1
         self.position += len(items)
         if len(items) < size:

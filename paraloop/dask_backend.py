@@ -41,7 +41,7 @@ from . import serialize
 from .chunks import Chunk, Chunker
 from .cpus import default_workers
 from .errors import ParaLoopError, WorkerCrashedError
-from .execute import RAISED, Job, Outcome, execute_chunk
+from .execute import RAISED, Job, Outcome, execute_chunk, timeout_error
 
 __all__ = ["run_dask", "shutdown"]
 
@@ -272,8 +272,50 @@ def run_chunk(key: str, data: bytes, path: list[str], index: int, start: int, it
         job = _job(key, data, path)
         if isinstance(job, ParaLoopError):
             return serialize.dumps(Outcome(index, start, 0, RAISED, start, job))
-        outcome = execute_chunk(job, Chunk(index, start, serialize.loads(items)))
+        chunk = Chunk(index, start, serialize.loads(items))
+        outcome = execute_chunk(job, chunk) if job.timeout is None else _with_deadline(job, chunk)
     return encode_outcome(outcome, job)
+
+
+def _with_deadline(job: Job, chunk: Chunk) -> Outcome:
+    """Run the chunk in a thread of this task, watched: an iteration past the timeout ends the
+    task with IterationTimeoutError, naming this worker, which the caller then restarts (the
+    thread cannot be stopped otherwise)."""
+    from .threads import running_chunk
+
+    assert job.timeout is not None
+    clock: list[Any] = [0.0, -1]
+    done: list[Outcome] = []
+
+    def work() -> None:
+        with running_chunk():
+            done.append(execute_chunk(job, chunk, clock))
+
+    thread = threading.Thread(target=work, name="paraloop-dask-chunk", daemon=True)
+    thread.start()
+    while thread.is_alive():
+        started = clock[0]
+        wait = job.timeout if not started else max(0.0, started + job.timeout - time.monotonic())
+        thread.join(min(wait, 0.5) + 0.01)
+        started = clock[0]
+        if thread.is_alive() and started and time.monotonic() - started > job.timeout:
+            index = int(clock[1])
+            worker = _distributed_worker()
+            error = timeout_error(
+                job, index, chunk.items[index - chunk.start], "its Dask worker is restarted"
+            )
+            error.worker = worker  # type: ignore[attr-defined]
+            return Outcome(chunk.index, chunk.start, len(chunk.items), RAISED, index, error)
+    return done[0]
+
+
+def _distributed_worker() -> str | None:
+    try:
+        from distributed import get_worker
+
+        return str(get_worker().address)
+    except (ImportError, ValueError):
+        return None
 
 
 def _held(job: Job, chunk: Chunk) -> str:
@@ -286,11 +328,6 @@ def run_dask(job: Job, chunker: Chunker, scheduler: Any, workers: int | None) ->
     distributed = _import_distributed()
     from .pool import job_bytes
 
-    if job.timeout is not None:
-        raise ParaLoopError(
-            f"{job.filename}, line {job.line}: timeout= is not available with backend='dask' "
-            "(Dask cannot stop a running task); use backend='processes' for loops with a timeout"
-        )
     refuse_shared_arrays(job)
     client = _client(scheduler, workers)
     data = job_bytes(job)
@@ -338,7 +375,13 @@ def run_dask(job: Job, chunker: Chunker, scheduler: Any, workers: int | None) ->
             no_workers_since = None
             for future in sorted(finished, key=lambda f: running[f].index):
                 chunk = running.pop(future)
-                yield _outcome(distributed, future, chunk, job)
+                outcome = _outcome(distributed, future, chunk, job)
+                worker = getattr(outcome.value, "worker", None) if outcome.kind == RAISED else None
+                if worker is not None:
+                    # An iteration ran past the timeout and still runs there: restart that worker.
+                    with contextlib.suppress(Exception):
+                        client.restart_workers([worker], raise_for_error=False)
+                yield outcome
     finally:
         # Released, not cancelled: releasing never waits for the scheduler (which
         # after Ctrl-C in a terminal may be gone), and chunks nobody wants are

@@ -22,9 +22,10 @@ from typing import Any
 from .aggregation_strategies import NOTHING, AggregationStrategy
 from .chunks import Chunk
 from .cpus import queued_seconds
-from .errors import ParaLoopError
+from .errors import IterationTimeoutError, ParaLoopError
 from .guard import ATOMS, Guard, fingerprint, read_only_error
-from .references import captured
+from .items import writable
+from .references import Reference, captured
 from .replay import Recorder, StandIn, check_whole
 from .variable import Variable
 
@@ -80,6 +81,10 @@ class Job:
     # The items are copies (worker processes, Dask): an iteration that changes
     # its item in place is refused.
     copied: bool = False
+    # The body seeds a global random generator: its draws may move the generator.
+    seeded: bool = False
+    # Chunks run in a process shared with other work (a Dask worker).
+    shared_process: bool = False
     # The caller's decimal context, where it is not the default: Decimal arithmetic
     # in the body rounds as it does in the caller (contexts belong to a thread).
     decimal: Any = None
@@ -98,9 +103,9 @@ class Job:
                     self.__dict__["_guard"] = guard
         return guard
 
-    def captured_ids(self) -> dict[int, str]:
+    def captured_ids(self) -> dict[int, Reference]:
         """The captured values that may come back as references (see paraloop.references)."""
-        found: dict[int, str] | None = self.__dict__.get("_captured")
+        found: dict[int, Reference] | None = self.__dict__.get("_captured")
         if found is None:
             found = self.__dict__["_captured"] = captured(self.params, self.values, self.tracked)
         return found
@@ -165,6 +170,8 @@ class Outcome:
     remote: bool = False
     # Seconds spent checking captured objects for changes (see paraloop.guard).
     checked: float = 0.0
+    # Items iterations changed in place, by iteration: written back into the caller's items.
+    changed: dict[int, Any] = field(default_factory=dict)
     # A chunk run in lanes (see :mod:`paraloop.lanes`): its parts, in order, each
     # combined like a chunk of its own; the parts after one that did not finish
     # are dropped.
@@ -275,7 +282,7 @@ def _item_prints(items: Any) -> list[tuple[int, int]] | None:
     prints = []
     for position, item in enumerate(items):
         if type(item) not in ATOMS:
-            digest = fingerprint(item)
+            digest = fingerprint(item, contents=True)
             if digest is not None:
                 prints.append((position, digest))
     return prints
@@ -283,11 +290,21 @@ def _item_prints(items: Any) -> list[tuple[int, int]] | None:
 
 def execute_chunk(job: Job, chunk: Chunk, clock: Any = None, queue: bool = False) -> Outcome:
     """Run one chunk on private copies; with ``queue``, also measure its time queued for a CPU."""
-    if job.decimal is not None:
-        import decimal
+    if job.decimal is None:
+        return _execute(job, chunk, clock, queue)
+    import decimal
 
-        decimal.setcontext(job.decimal.copy())
+    # The caller's context for this chunk only: this thread runs other loops' chunks later.
+    with decimal.localcontext(job.decimal):
+        return _execute(job, chunk, clock, queue)
+
+
+def _execute(job: Job, chunk: Chunk, clock: Any, queue: bool) -> Outcome:
     guard = job.guard()
+    # Only in paraloop's own worker processes: elsewhere (threads, Dask) other threads of
+    # the process may draw too.
+    watch_random = guard is not None and job.copied and not job.seeded and not job.shared_process
+    generators = guard.generators() if watch_random else None
     item_prints = _item_prints(chunk.items) if job.copied else None
     args = [_argument(job, name, value) for name, value in zip(job.params, job.values)]
     recorders = _recorders(job, args) if job.replay else {}
@@ -315,8 +332,10 @@ def execute_chunk(job: Job, chunk: Chunk, clock: Any = None, queue: bool = False
             outcome.traceback = "".join(traceback.format_exception(type(value), value, value.__traceback__))
             value = outcome.value = translated
         changed = guard.check()
+        if changed is None and generators is not None:
+            changed = guard.drew(generators)
         if changed is None and item_prints is not None:
-            changed = _changed_item(job, chunk, item_prints)
+            changed = _changed_items(job, chunk, item_prints, outcome)
         outcome.checked = time.perf_counter() - began_check
         if changed is not None:
             return _failed(outcome, chunk, changed)
@@ -354,6 +373,16 @@ def execute_chunk(job: Job, chunk: Chunk, clock: Any = None, queue: bool = False
     return outcome
 
 
+def timeout_error(job: Job, index: int, item: Any, fate: str) -> IterationTimeoutError:
+    """The error for iteration ``index`` (with ``item``) running past the loop's timeout."""
+    shown = f" (item {reprlib.repr(item)})" if item is not None else ""
+    return IterationTimeoutError(
+        f"{job.filename}, line {job.line}: iteration {index}{shown} ran longer than "
+        f"timeout={job.timeout:g} s, so {fate}. Raise the timeout, or find out why that iteration is "
+        "slow (backend='sequential' runs it in the caller, where a debugger works)"
+    )
+
+
 def _failed(outcome: Outcome, chunk: Chunk, error: ParaLoopError) -> Outcome:
     """The chunk's results cannot be combined as the plain loop would: the loop fails here."""
     last = chunk.start + len(chunk.items) - 1
@@ -362,10 +391,17 @@ def _failed(outcome: Outcome, chunk: Chunk, error: ParaLoopError) -> Outcome:
     return failed
 
 
-def _changed_item(job: Job, chunk: Chunk, prints: list[tuple[int, int]]) -> ParaLoopError | None:
+def _changed_items(
+    job: Job, chunk: Chunk, prints: list[tuple[int, int]], outcome: Outcome
+) -> ParaLoopError | None:
+    """Items an iteration changed in place travel back, to be written into the caller's items."""
     for position, digest in prints:
         item = chunk.items[position]
-        if fingerprint(item) != digest:
+        if fingerprint(item, contents=True) == digest:
+            continue
+        if writable(item):
+            outcome.changed[chunk.start + position] = item
+        else:
             return ParaLoopError(
                 f"{job.filename}, line {job.line}: iteration {chunk.start + position} changed its item "
                 f"(a {type(item).__qualname__}) in place; worker processes change their own copies of "

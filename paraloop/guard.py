@@ -32,13 +32,13 @@ import sys
 import threading
 import time
 import types
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from .errors import ParaLoopError
 from .items import bound_to_this_process
 
-__all__ = ["ATOMS", "Guard", "fingerprint", "read_only_error"]
+__all__ = ["ATOMS", "Guard", "fingerprint", "reached", "read_only_error"]
 
 ATOMS = frozenset(
     {int, float, complex, str, bytes, bool, type(None), range, frozenset, type, types.ModuleType}
@@ -129,11 +129,25 @@ class _Shape:
         self.name = name
 
 
-def fingerprint(value: Any) -> int | None:
-    """A hash of what ``value`` holds, or None if it cannot be pickled."""
+class _ContentFingerprinter(_Fingerprinter):
+    """Pickles for a fingerprint with numpy arrays by their contents (for items)."""
+
+    def persistent_id(self, obj: Any) -> Any:
+        if _is_numpy_array(obj):
+            return (obj.shape, obj.dtype.str, hash(obj.tobytes()))
+        return super().persistent_id(obj)
+
+
+def fingerprint(value: Any, contents: bool = False) -> int | None:
+    """A hash of what ``value`` holds, or None if it cannot be pickled.
+
+    With ``contents``, numpy arrays count by what they hold (else by identity:
+    captured arrays are read-only instead).
+    """
     buffer = io.BytesIO()
+    kind = _ContentFingerprinter if contents else _Fingerprinter
     try:
-        _Fingerprinter(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(value)
+        kind(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(value)
     except Exception:  # noqa: BLE001 - an object paraloop cannot see into is not checked
         return None
     return hash(buffer.getvalue())
@@ -264,6 +278,30 @@ class Guard:
         self.arrays.append((label, array, True))
 
     # Checking.
+    @staticmethod
+    def generators() -> tuple[Any, ...]:
+        """The states of the global random generators (``random``'s, numpy's legacy one)."""
+        states: list[Any] = []
+        random_module = sys.modules.get("random")
+        if random_module is not None:
+            states.append(random_module.getstate())
+        mtrand = sys.modules.get("numpy.random.mtrand")
+        if mtrand is not None:
+            states.append(hash(mtrand._rand.get_state()[1].tobytes()))
+        return tuple(states)
+
+    def drew(self, before: tuple[Any, ...]) -> ParaLoopError | None:
+        """A ParaLoopError if a global random generator moved since ``before``."""
+        if self.generators() == before:
+            return None
+        return ParaLoopError(
+            f"{self.where}: an iteration drew from the global random generator (in a function it "
+            "calls), so each iteration's numbers depend on the draws of every iteration before it. "
+            "Give each iteration a generator of its own (rng = random.Random(seed + i), or "
+            "numpy.random.default_rng([seed, i])) and pass it to the function, or seed the global "
+            "generator at the start of each iteration"
+        )
+
     def check(self) -> ParaLoopError | None:
         """A ParaLoopError naming the first watched object that changed, or None."""
         for label, value, digest in self.watched:
@@ -355,6 +393,56 @@ def _kind(value: Any) -> str:
     if isinstance(value, _CellContents):
         return "variable"
     return f"{type(value).__module__}.{type(value).__qualname__}".replace("builtins.", "")
+
+
+def reached(params: tuple[str, ...], values: tuple[Any, ...], wanted: Mapping[int, str]) -> dict[str, str]:
+    """For the objects ``wanted`` (by id, with their own names), another way the body reaches them.
+
+    Another captured name bound to the same object, an element of a captured
+    list or dict, a global or closure variable of a function of the user's code
+    that the body calls.  Returns, by the wanted object's name, how it is reached.
+    """
+    found: dict[str, str] = {}
+    seen: set[int] = set()
+
+    def walk(label: str, value: Any, depth: int) -> None:
+        name = wanted.get(id(value))
+        if name is not None and label != repr(name) and name not in found:
+            found[name] = label
+        if id(value) in seen or depth > 4 or (type(value) in ATOMS and not isinstance(value, type)):
+            return
+        seen.add(id(value))
+        if isinstance(value, types.FunctionType):
+            if _user_function(value):
+                for cell_name, cell in zip(value.__code__.co_freevars, value.__closure__ or ()):
+                    try:
+                        walk(
+                            f"{cell_name!r}, a variable of the function {value.__name__}",
+                            cell.cell_contents,
+                            depth + 1,
+                        )
+                    except ValueError:
+                        pass
+                namespace = value.__globals__
+                for global_name in sorted(_names(value.__code__)):
+                    if global_name in namespace:
+                        used = f"the global {global_name!r} of the function {value.__name__}"
+                        walk(used, namespace[global_name], depth + 1)
+            return
+        if isinstance(value, (list, tuple)):
+            for position, inner in enumerate(value[:1000]):
+                walk(f"{label}[{position}]", inner, depth + 1)
+        elif isinstance(value, dict):
+            for key, inner in list(value.items())[:1000]:
+                walk(f"{label}[{key!r}]", inner, depth + 1)
+        elif isinstance(getattr(value, "__dict__", None), dict) and not isinstance(value, types.ModuleType):
+            for key, inner in list(vars(value).items())[:1000]:
+                walk(f"{label}.{key}", inner, depth + 1)
+
+    for param, value in zip(params, values):
+        if not param.startswith("__paraloop"):
+            walk(repr(param), value, 0)
+    return found
 
 
 def changed_error(where: str, label: str, value: Any) -> ParaLoopError:

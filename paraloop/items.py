@@ -34,7 +34,10 @@ from typing import Any
 from . import serialize
 from .errors import ParaLoopError
 
-__all__ = ["COPY", "INLINE", "SHARE", "Frozen", "Partial", "bound_to_this_process", "check_copied", "take"]
+__all__ = [
+    "COPY", "INLINE", "SHARE", "Frozen", "Partial", "bound_to_this_process", "check_copied", "take",
+    "writable", "write_back",
+]  # fmt: skip
 
 # How a backend gets its items: copied into other processes, shared by threads,
 # or run inline by the caller.
@@ -43,7 +46,7 @@ SHARE = "share"
 INLINE = "inline"
 
 # Items of these types cannot change: nothing to fix.
-_IMMUTABLE = frozenset({int, float, complex, str, bytes, bool, type(None), range, frozenset})
+IMMUTABLE = _IMMUTABLE = frozenset({int, float, complex, str, bytes, bool, type(None), range, frozenset})
 
 _GROUPER = type(next(itertools.groupby([0]))[1])
 
@@ -77,16 +80,62 @@ def bound_to_this_process(value: object) -> bool:
 class Frozen:
     """An item serialized when it was yielded; it travels as those bytes."""
 
-    __slots__ = ("data",)
+    __slots__ = ("data", "original")
 
     def __init__(self, item: Any) -> None:
         self.data = serialize.dumps(item)
+        # The caller's object, for writing back what an iteration changed in it.
+        self.original = item
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (serialize.loads, (self.data,))
 
     def __repr__(self) -> str:
         return reprlib.repr(serialize.loads(self.data))
+
+
+def write_back(original: Any, changed: Any) -> bool:
+    """Put what a worker's copy of an item holds now into the caller's item, in place.
+
+    For numpy arrays (a row of a matrix, written into the matrix), lists, dicts,
+    sets, bytearrays, objects with a ``__dict__``, and tuples of them.  Returns
+    False for an item that cannot be changed in place from outside.
+    """
+    if type(original) is Frozen:
+        original = original.original
+    kind = type(original)
+    if kind.__module__ == "numpy" and kind.__name__ == "ndarray":
+        original[...] = changed
+    elif isinstance(original, (list, bytearray)):
+        original[:] = changed
+    elif isinstance(original, (dict, set)):
+        original.clear()
+        original.update(changed)
+    elif isinstance(original, tuple) and len(original) == len(changed):
+        return all(
+            write_back(inner, new) if new is not inner else True for inner, new in zip(original, changed)
+        )
+    elif isinstance(getattr(original, "__dict__", None), dict) and not hasattr(kind, "__slots__"):
+        state = vars(original)
+        state.clear()
+        state.update(vars(changed))
+    else:
+        return False
+    return True
+
+
+def writable(item: Any) -> bool:
+    """Whether :func:`write_back` can put an iteration's changes into ``item``."""
+    if type(item) is Frozen:
+        item = item.original
+    kind = type(item)
+    if kind.__module__ == "numpy" and kind.__name__ == "ndarray":
+        return bool(item.flags.writeable)
+    if isinstance(item, (list, bytearray, dict, set)):
+        return True
+    if isinstance(item, tuple):
+        return all(writable(inner) or _immutable(inner) for inner in item)
+    return isinstance(getattr(item, "__dict__", None), dict) and not hasattr(kind, "__slots__")
 
 
 def _immutable(item: object) -> bool:

@@ -431,7 +431,8 @@ def infer_reductions(
     """Strategies for the plain names the body updates; refuse what cannot be combined."""
     groups: dict[str, list[Use]] = {}
     for use in uses:
-        groups.setdefault(use[0], []).append(use)
+        if not use[2].startswith("invoke:"):
+            groups.setdefault(use[0], []).append(use)
     inferred: dict[str, AggregationStrategy] = {}
     for name, group in groups.items():
         value = values.get(name, UNBOUND)

@@ -13,21 +13,23 @@ from __future__ import annotations
 
 import builtins
 import copy
+import io
 import logging
 import os
 import signal
 import sys
 import threading
 import time
+import warnings
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .aggregation_strategies import ElementUpdates
+from .aggregation_strategies import ElementUpdates, Scratch
 from .chunks import Chunker
 from .cpus import default_workers, waiting_iterations
-from .errors import IterationTimeoutError, ParaLoopError, RemoteTraceback
+from .errors import IterationTimeoutError, ParaLoopError, ParaLoopWarning, RemoteTraceback
 from .execute import (
     BROKE,
     DONE,
@@ -40,7 +42,8 @@ from .execute import (
     Outcome,
     execute_chunk,
 )
-from .items import COPY, INLINE, SHARE
+from .guard import reached
+from .items import COPY, INLINE, SHARE, write_back
 from .loop import ParaLoop
 
 # Imported with the runtime, when a module with ParaLoop loops is imported, not
@@ -50,6 +53,7 @@ from .pool import get_pool
 from .progress import open_bar
 from .reductions import infer_reductions, replay_operation, whole_partials
 from .references import resolve
+from .serialize import Unresolved
 from .threads import in_worker_thread, run_threads
 from .variable import Variable
 from .worker import in_worker
@@ -75,7 +79,15 @@ class LoopResult:
 class Combiner:
     """Applies chunk outcomes in chunk order onto the pre-loop state."""
 
-    def __init__(self, variables: Mapping[str, Variable[Any]], job: Job, inferred: Mapping[str, Any]) -> None:
+    def __init__(
+        self,
+        variables: Mapping[str, Variable[Any]],
+        job: Job,
+        inferred: Mapping[str, Any],
+        held: dict[int, tuple[int, Any]] | None = None,
+    ) -> None:
+        # Items of chunks in flight (see Chunker.held): changes come back into them.
+        self.held = held if held is not None else {}
         self.variables = variables
         self.inferred = inferred
         self.accumulated = {name: var.value for name, var in variables.items()}
@@ -91,11 +103,23 @@ class Combiner:
             current = self._pending.pop(self._next)
             self._next += 1
             # A chunk run in lanes: its parts in order, each like a chunk.
+            held = self.held.pop(current.chunk, None)
             for part in current.parts or (current,):
+                if part.changed and held is not None:
+                    self._write_back(part, held)
                 self._apply(part)
                 if part.kind != DONE:
                     return True
         return False
+
+    def _write_back(self, outcome: Outcome, held: tuple[int, Any]) -> None:
+        start, items = held
+        for index, changed in outcome.changed.items():
+            if not write_back(items[index - start], changed):
+                raise ParaLoopError(
+                    f"{self.job.filename}, line {self.job.line}: iteration {index} changed its item "
+                    "in place, and paraloop cannot change the caller's item to match"
+                )
 
     def _apply(self, outcome: Outcome) -> None:
         for name, partial in outcome.partials.items():
@@ -129,6 +153,9 @@ class Combiner:
 
 def _with_context(outcome: Outcome, job: Job) -> BaseException:
     error: BaseException = outcome.value
+    if isinstance(error, Unresolved):
+        # Its class is one the body captured: the caller's own class, so its except fires.
+        error = error.resolve(lambda reference: resolve(reference, job.params, job.values))
     if isinstance(error, ParaLoopError) and outcome.item is None and outcome.traceback is None:
         return error  # paraloop's own refusal of a chunk's results: its message says where
     note = (
@@ -164,6 +191,107 @@ def _lookup(
     if name in globs:
         return globs[name]
     return getattr(builtins, name, UNBOUND)
+
+
+def _global_random(
+    uses: tuple[tuple[str, int, str, str], ...],
+    scope: Mapping[str, Any] | None,
+    local: tuple[str, ...],
+    globs: Mapping[str, Any],
+) -> tuple[list[tuple[int, str]], bool]:
+    """The body's draws from a global random generator (``random``'s, numpy's legacy one), and
+    whether the body seeds it."""
+    draws: list[tuple[int, str]] = []
+    seeds = False
+    for name, use_line, form, text in uses:
+        if not form.startswith("invoke:"):
+            continue
+        found: Any = _lookup(name, scope, local, globs)
+        for attribute in form[len("invoke:") :].split(".")[1:]:
+            found = getattr(found, attribute, None)
+        if _is_global_generator(getattr(found, "__self__", None)):
+            if form.endswith(".seed") or form == "invoke:seed":
+                seeds = True
+            else:
+                draws.append((use_line, text))
+    return draws, seeds
+
+
+def _is_global_generator(owner: Any) -> bool:
+    random_module = sys.modules.get("random")
+    if random_module is not None and owner is getattr(random_module, "_inst", None):
+        return True
+    mtrand = sys.modules.get("numpy.random.mtrand")
+    return mtrand is not None and owner is getattr(mtrand, "_rand", None)
+
+
+def _without_global_random(
+    loop: ParaLoop[Any], draws: list[tuple[int, str]], filename: str, line: int
+) -> ParaLoop[Any]:
+    """A loop whose iterations draw from the global random generator depend on each other: the
+    plain loop's draws come only in the plain loop's order.  With default settings it runs so;
+    asked explicitly to run in parallel, it is refused."""
+    where, text = draws[0]
+    explanation = (
+        f"{filename}, line {line}: the body draws from the global random generator ({text!r}, line "
+        f"{where}), so each iteration's numbers depend on the draws of every iteration before it. "
+        "To run it in parallel with the same numbers every time, give each iteration a generator of "
+        "its own: rng = random.Random(seed + i) (or numpy.random.default_rng([seed, i])) and draw "
+        "from rng, or seed the global generator at the start of each iteration"
+    )
+    if loop.backend is not None or os.environ.get("PARALOOP_BACKEND", "").strip():
+        raise ParaLoopError(explanation)
+    warnings.warn(explanation + "; it ran sequentially", ParaLoopWarning, stacklevel=4)
+    plain = copy.copy(loop)
+    plain.backend = "sequential"
+    return plain
+
+
+def _check_scratch(
+    variables: Mapping[str, Variable[Any]],
+    params: tuple[str, ...],
+    values: list[Any],
+    filename: str,
+    line: int,
+) -> None:
+    """A scratch buffer each chunk copies must be reached by no other way: that way would see
+    the caller's buffer, not the chunk's copy."""
+    wanted = {
+        id(variable.value): name
+        for name, variable in variables.items()
+        if isinstance(variable.aggregation_strategy, Scratch) and variable.aggregation_strategy.concurrent
+    }
+    if not wanted:
+        return
+    for name, how in reached(params, tuple(values), wanted).items():
+        raise ParaLoopError(
+            f"{filename}, line {line}: {name!r} is a buffer every iteration overwrites, so each worker "
+            f"uses a copy of its own; but the body also reaches it as {how}, which would see the "
+            f"caller's buffer instead. Use it by its own name in the body: pass it to the function "
+            f"as an argument (f({name}) rather than a global), or run the loop with backend='sequential'"
+        )
+
+
+def _check_iterators(
+    variables: Mapping[str, Variable[Any]],
+    params: tuple[str, ...],
+    values: list[Any],
+    filename: str,
+    line: int,
+) -> None:
+    """An iterator from outside the loop that the body reads: each iteration would take the next
+    value in the order the workers happen to run (or from a worker's own copy)."""
+    for name, value in zip(params, values):
+        if name in variables or name.startswith("__paraloop") or isinstance(value, io.IOBase):
+            continue
+        if hasattr(type(value), "__next__"):
+            raise ParaLoopError(
+                f"{filename}, line {line}: the body uses {name!r}, an iterator from outside the loop: "
+                "iterations running in parallel would each take its next value in whatever order they "
+                "run. Make it part of the loop's iterable, for item, value in "
+                f"ParaLoop(zip(items, {name})), or, if each value depends on the one before, "
+                "the loop is sequential by nature"
+            )
 
 
 def _start_of(name: str, value: Any, uses: tuple[tuple[str, int, str, str], ...]) -> Any:
@@ -313,11 +441,6 @@ def _outcomes(loop: ParaLoop[Any], job: Job, chunker: Chunker) -> Iterator[Outco
     if backend == "sequential":
         return _inline(job, chunker)
     if backend == "threads":
-        if job.timeout is not None:
-            raise ParaLoopError(
-                f"{job.filename}, line {job.line}: timeout= cannot stop a thread; use "
-                "backend='processes' for loops with a timeout"
-            )
         return run_threads(job, chunker, count)
     if backend == "dask":
         from .dask_backend import run_dask
@@ -384,6 +507,7 @@ def _watching(loop: ParaLoop[Any]) -> dict[str, Any]:
     return {
         "guarded": backend != "sequential",
         "copied": backend in ("processes", "dask"),
+        "shared_process": backend == "dask",
         "decimal": context,
     }
 
@@ -456,6 +580,9 @@ def _run(
     if not isinstance(loop, ParaLoop):
         # ``ParaLoop`` was rebound to something else: iterate it plainly, in order.
         loop = ParaLoop(loop, backend="sequential")
+    draws, seeds = _global_random(uses, scope, local, worker.__globals__)
+    if draws and not seeds and _backend(loop) != "sequential":
+        loop = _without_global_random(loop, draws, worker.__code__.co_filename, line)
     params, values = _capture(worker, scope, local)
     variables = {name: v for name, v in zip(params, values) if isinstance(v, Variable)}
     inferred: dict[str, Any] = {}
@@ -469,9 +596,12 @@ def _run(
                 # A plain name updated by the body is tracked like a Variable; the combined
                 # value is rebound to the name unless it was updated in place.
                 inferred[reduced] = known[reduced]
-                if isinstance(strategy, ElementUpdates):
+                if isinstance(strategy, (ElementUpdates, Scratch)):
                     strategy.concurrent = _backend(loop) != "sequential"
                 variables[reduced] = _internal_variable(_start_of(reduced, known[reduced], uses), strategy)
+    _check_scratch(variables, params, values, worker.__code__.co_filename, line)
+    if _backend(loop) != "sequential":
+        _check_iterators(variables, params, values, worker.__code__.co_filename, line)
     values = [variables.get(name, value) for name, value in zip(params, values)]
     replayed, whole = _plan_replay(variables, uses, params)
     job = Job(
@@ -487,10 +617,11 @@ def _run(
         timeout=loop.timeout,
         replay=replayed,
         whole=whole,
+        seeded=seeds,
         **_watching(loop),
     )
-    combiner = Combiner(variables, job, inferred)
     chunker = _chunker(loop)
+    combiner = Combiner(variables, job, inferred, chunker.held)
     inline = _backend(loop) in ("threads", "sequential")
     bar = open_bar(loop.iterable, job.filename, line) if loop.progress else None
     try:

@@ -17,6 +17,7 @@ import pickle
 import sys
 import threading
 import types
+from collections.abc import Mapping
 from typing import Any
 
 __all__ = ["Carried", "dumps", "dumps_by_value", "dumps_function_job", "loads"]
@@ -152,6 +153,11 @@ def _function(
     return function
 
 
+def _resolved(link: Any) -> BaseException | None:
+    # A link whose class only the caller has, rebuilt without a way to find it: left out.
+    return None if isinstance(link, Unresolved) else link  # type: ignore[no-any-return]
+
+
 _pickler: type | None = None
 _LOCK = type(threading.Lock())
 _RLOCK = type(threading.RLock())
@@ -258,24 +264,42 @@ class Carried:
     cause and context, as far as each of them can travel.
     """
 
-    __slots__ = ("error",)
+    __slots__ = ("classes", "error")
 
-    def __init__(self, error: BaseException) -> None:
+    def __init__(self, error: BaseException, classes: Mapping[int, Any] | None = None) -> None:
         self.error = error
+        # Classes the caller has under a name the loop captured (a class defined in the
+        # function around the loop): they travel as references to the caller's class.
+        self.classes = classes or {}
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuilt, _parts(self.error, _CHAIN_DEPTH, set()))
+        return (_rebuilt, _parts(self.error, _CHAIN_DEPTH, set(), self.classes))
 
 
-def _parts(error: BaseException, depth: int, seen: set[int]) -> tuple[Any, ...]:
+class Unresolved:
+    """An exception whose class is the caller's own: rebuilt once the caller resolves it."""
+
+    def __init__(self, parts: tuple[Any, ...]) -> None:
+        self.parts = parts
+
+    def resolve(self, find: Any) -> BaseException:
+        """The exception, its class found by ``find`` (a reference to the caller's class)."""
+        return _rebuilt(*self.parts, find=find)
+
+
+def _parts(error: BaseException, depth: int, seen: set[int], classes: Mapping[int, Any]) -> tuple[Any, ...]:
     seen.add(id(error))
-    try:
-        data = dumps(error)
-        whole: bytes | None = data if type(loads(data)) is type(error) else None
-    except Exception:  # noqa: BLE001 - rebuilt from its parts instead
-        whole = None
+    whole: bytes | None = None
+    if id(type(error)) not in classes:
+        try:
+            data = dumps(error)
+            whole = data if type(loads(data)) is type(error) else None
+        except Exception:  # noqa: BLE001 - rebuilt from its parts instead
+            whole = None
     kind: bytes | None = None
-    if whole is None:
+    if id(type(error)) in classes:
+        kind = dumps(classes[id(type(error))])
+    elif whole is None:
         try:
             kind = dumps(type(error))
         except Exception:  # noqa: BLE001 - described by a ParaLoopError instead
@@ -287,7 +311,7 @@ def _parts(error: BaseException, depth: int, seen: set[int]) -> tuple[Any, ...]:
         if link is None or depth <= 0 or id(link) in seen:
             chain.append(None)
         else:
-            chain.append(_parts(link, depth - 1, seen))
+            chain.append(_parts(link, depth - 1, seen, classes))
     notes = [str(note) for note in getattr(error, "__notes__", ())]
     described = f"{type(error).__module__}.{type(error).__qualname__}: {_text(error)}"
     return (whole, kind, args, state, notes, chain[0], chain[1], error.__suppress_context__, described)
@@ -322,12 +346,18 @@ def _rebuilt(
     context: tuple[Any, ...] | None,
     suppress: bool,
     described: str,
-) -> BaseException:
+    find: Any = None,
+) -> Any:
     error: BaseException
     if whole is not None:
         error = loads(whole)
     elif kind is not None:
         cls = loads(kind)
+        if not isinstance(cls, type):
+            if find is None:
+                parts = (whole, kind, args, state, notes, cause, context, suppress, described)
+                return Unresolved(parts)
+            cls = find(cls)
         error = cls.__new__(cls, *args)
         error.args = args
         vars(error).update(state)
@@ -338,8 +368,8 @@ def _rebuilt(
     if notes:
         error.__notes__ = list(notes)  # type: ignore[attr-defined]
     if cause is not None:
-        error.__cause__ = _rebuilt(*cause)
+        error.__cause__ = _resolved(_rebuilt(*cause, find=find))
     if context is not None:
-        error.__context__ = _rebuilt(*context)
+        error.__context__ = _resolved(_rebuilt(*context, find=find))
     error.__suppress_context__ = suppress
     return error

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from .chunks import Chunker
-from .execute import Job, Outcome, execute_chunk
+from .execute import Job, Outcome, execute_chunk, timeout_error
 
 __all__ = ["in_worker_thread", "run_threads", "running_chunk"]
 
@@ -42,32 +44,46 @@ def running_chunk() -> Iterator[None]:
 
 
 def run_threads(job: Job, chunker: Chunker, count: int) -> Iterator[Outcome]:
-    """Run the chunks on ``count`` threads; yield outcomes as they arrive."""
+    """Run the chunks on ``count`` threads; yield outcomes as they arrive.
+
+    With a ``timeout``, each thread stamps its running iteration's start in a
+    clock the caller watches: an iteration past the timeout raises
+    IterationTimeoutError here, and its thread, which cannot be stopped, is
+    left to finish in the background, its results dropped.
+    """
     results: queue.SimpleQueue[object] = queue.SimpleQueue()
     stop = threading.Event()
+    # Per thread: the running iteration's start (0: none), its index, and its chunk.
+    clocks: list[list[Any]] = [[0.0, -1, None] for _ in range(count)]
 
-    def work() -> None:
+    def work(clock: list[Any]) -> None:
         _state.active = True
         try:
             while not stop.is_set():
                 chunk = chunker.next()
                 if chunk is None:
                     break
-                results.put(execute_chunk(job, chunk))
+                clock[2] = chunk
+                results.put(execute_chunk(job, chunk, clock if job.timeout is not None else None))
         except BaseException as error:  # noqa: BLE001 - handed to the caller
             results.put(error)
         finally:
             results.put(_FINISHED)
 
     threads = [
-        threading.Thread(target=work, name=f"paraloop-thread-{n}", daemon=True) for n in range(1, count + 1)
+        threading.Thread(target=work, args=(clocks[n],), name=f"paraloop-thread-{n + 1}", daemon=True)
+        for n in range(count)
     ]
     for thread in threads:
         thread.start()
     finished = 0
     try:
         while finished < count:
-            item = results.get()
+            try:
+                item = results.get(timeout=_until_deadline(clocks, job.timeout))
+            except queue.Empty:
+                _check_deadlines(clocks, job)
+                continue
             if item is _FINISHED:
                 finished += 1
             elif isinstance(item, BaseException):
@@ -78,3 +94,24 @@ def run_threads(job: Job, chunker: Chunker, count: int) -> Iterator[Outcome]:
     finally:
         stop.set()
         chunker.stop()
+
+
+def _until_deadline(clocks: list[list[Any]], timeout: float | None) -> float | None:
+    if timeout is None:
+        return None
+    started = [clock[0] for clock in clocks if clock[0] > 0]
+    if not started:
+        return min(timeout, 0.5)
+    return max(0.0, min(started) + timeout - time.monotonic()) + 0.01
+
+
+def _check_deadlines(clocks: list[list[Any]], job: Job) -> None:
+    assert job.timeout is not None
+    now = time.monotonic()
+    for clock in clocks:
+        started, index, chunk = clock
+        if started and now - started > job.timeout:
+            item = chunk.items[index - chunk.start] if chunk is not None else None
+            raise timeout_error(
+                job, index, item, "its thread, which cannot be stopped, goes on in the background"
+            )

@@ -56,7 +56,10 @@ def encode_outcome(outcome: Outcome, job: Job) -> bytes:
     arrays = captured_arrays(job.params, job.values, job.tracked) if by_id else []
     for each in (*parts, outcome):
         if each.kind == RAISED:
-            each.value = parts[-1].value if each is outcome and parts else serialize.Carried(each.value)
+            classes = {key: ref for key, ref in by_id.items() if ref.key is None}
+            each.value = (
+                parts[-1].value if each is outcome and parts else serialize.Carried(each.value, classes)
+            )
         elif by_id:
             # A name bound to a captured object (or a view of one) comes back as that object.
             each.bound = {name: refer(value, by_id, arrays) for name, value in each.bound.items()}

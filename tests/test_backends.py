@@ -64,13 +64,14 @@ def test_nested_loop_in_a_thread_runs_sequentially(load_module: Loader) -> None:
     assert module.rows == [(i, 1) for i in range(4)]
 
 
-def test_timeout_is_refused_with_threads(load_module: Loader) -> None:
-    """timeout= with threads is refused: a thread cannot be stopped."""
-    with pytest.raises(paraloop.ParaLoopError, match="cannot stop a thread"):
+def test_timeout_with_threads_leaves_the_thread_to_finish(load_module: Loader) -> None:
+    """timeout= with threads raises in the caller; the thread, which cannot be stopped, finishes later."""
+    with pytest.raises(paraloop.IterationTimeoutError, match="goes on in the background"):
         load_module("""
+            import time
             from paraloop import ParaLoop
-            for i in ParaLoop(range(3), backend="threads", timeout=5):
-                pass
+            for i in ParaLoop(range(3), backend="threads", timeout=0.3):
+                time.sleep(1.5 if i == 1 else 0)
         """)
 
 

@@ -147,22 +147,15 @@ def test_an_exception_keeps_its_type_and_the_workers_traceback(load_module: Load
     assert f'{module.__file__}", line 8, in run' in cause.text
 
 
-def test_timeout_and_shared_arrays_are_refused(load_module: Loader, on_cluster: Any) -> None:
+def test_shared_arrays_are_refused(load_module: Loader, on_cluster: Any) -> None:
     module = load_module(f"""
         from paraloop import ParaLoop, SharedArray
-        def timed():
-            for i in ParaLoop(range(4), backend="dask", timeout=1, scheduler={on_cluster.scheduler_address!r}):
-                pass
         out = SharedArray(4)
         def shared():
             for i in ParaLoop(range(4), backend="dask", scheduler={on_cluster.scheduler_address!r}):
                 out[i] = i
     """)
-    with pytest.raises(
-        paraloop.ParaLoopError, match=r"line 5: timeout= is not available with backend='dask'"
-    ):
-        module.timed()
-    with pytest.raises(paraloop.ParaLoopError, match=r"line 9: .*'out', a SharedArray.*Dask workers"):
+    with pytest.raises(paraloop.ParaLoopError, match=r"line 6: .*'out', a SharedArray.*Dask workers"):
         module.shared()
 
 

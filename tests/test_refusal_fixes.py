@@ -351,23 +351,50 @@ def test_the_refusal_of_a_captured_lock_names_threads(load_module: Loader) -> No
     assert module.out == list(range(6))
 
 
-def test_the_refusal_of_an_item_changed_in_place_names_enumerate_and_threads(load_module: Loader) -> None:
-    refused = """
+def test_items_changed_in_place_come_back_into_the_callers_items(load_module: Loader) -> None:
+    """Dicts, lists, arrays and objects changed in a worker are written back (CONTRACT.md section 5)."""
+    source = """
+        class Record:
+            def __init__(self, n):
+                self.n = n
         records = [{"n": n} for n in range(6)]
-        for record in ParaLoop(records, backend="processes"):
+        objects = [Record(n) for n in range(6)]
+        matrix = np.arange(1.0, 13.0).reshape(6, 2)
+        for record, thing, row in ParaLoop(list(zip(records, objects, matrix)), backend="processes", chunksize=2):
             record["square"] = record["n"] ** 2
-        result = records
+            thing.seen = True
+            row /= row.sum()
+        result = (records, [vars(t) for t in objects], matrix.tolist())
+    """
+    assert _load(load_module, source).result == run_plain(PRELUDE + textwrap.dedent(source))["result"]
+
+
+def test_the_refusal_of_an_item_changed_in_place_names_enumerate_and_threads(load_module: Loader) -> None:
+    """An item paraloop cannot change from outside (its class has __slots__) is refused, with fixes."""
+    refused = """
+        class Point:
+            __slots__ = ("x",)
+            def __init__(self, x):
+                self.x = x
+        points = [Point(n) for n in range(6)]
+        for point in ParaLoop(points, backend="processes"):
+            point.x = point.x * 2
+        result = [point.x for point in points]
     """
     with pytest.raises(paraloop.ParaLoopError, match="ParaLoop\\(enumerate\\(items\\)\\)"):
         _load(load_module, refused)
     fixed = """
-        records = [{"n": n} for n in range(6)]
-        squares = [None] * len(records)
-        for position, record in ParaLoop(enumerate(records), backend="processes"):
-            squares[position] = record["n"] ** 2
-        for record, square in zip(records, squares):
-            record["square"] = square
-        result = records
+        class Point:
+            __slots__ = ("x",)
+            def __init__(self, x):
+                self.x = x
+        points = [Point(n) for n in range(6)]
+        doubled = [None] * len(points)
+        for position, point in ParaLoop(enumerate(points), backend="processes"):
+            doubled[position] = point.x * 2
+        for point, x in zip(points, doubled):
+            point.x = x
+        result = [point.x for point in points]
     """
     assert _load(load_module, fixed).result == run_plain(PRELUDE + textwrap.dedent(fixed))["result"]
     threads = _load(load_module, refused.replace('"processes"', '"threads"'))
@@ -450,3 +477,48 @@ def test_a_non_empty_setdefault_default_becomes_a_defaultdict(load_module: Loade
         result = dict(groups)
     """
     assert _load(load_module, fixed).result == run_plain(PRELUDE + textwrap.dedent(fixed))["result"]
+
+
+@pytest.mark.parametrize("backend", ["processes", "threads"])
+def test_drawing_from_the_global_random_generator_names_a_generator_per_iteration(
+    load_module: Loader, backend: str
+) -> None:
+    """Explicitly parallel, global draws are refused (in the body, or in a function it calls);
+    a generator per iteration, or seeding per iteration, is parallel and gives the plain draws."""
+    refused = f"""
+        import random
+        random.seed(0)
+        out = []
+        for i in ParaLoop(range(20), backend={backend!r}):
+            out.append(random.random())
+    """
+    with pytest.raises(paraloop.ParaLoopError, match=r"random.Random\(seed \+ i\)"):
+        _load(load_module, refused)
+    helper = f"""
+        import random
+        def draw():
+            return random.random()
+        out = []
+        for i in ParaLoop(range(20), backend={backend!r}, chunksize=4):
+            out.append(draw())
+    """
+    if backend == "processes":
+        with pytest.raises(paraloop.ParaLoopError, match="global random generator"):
+            _load(load_module, helper)
+    for fixed in (
+        f"""
+        import random
+        out = []
+        for i in ParaLoop(range(20), backend={backend!r}):
+            rng = random.Random(1000 + i)
+            out.append(rng.random())
+        """,
+        """
+        import random
+        out = []
+        for i in ParaLoop(range(20), backend="processes"):
+            random.seed(1000 + i)
+            out.append(random.random())
+        """,
+    ):
+        _assert_plain(_load(load_module, fixed), fixed, ["out"])

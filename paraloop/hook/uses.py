@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from .flow import read_before_assigned
 from .names import block_names
 
-__all__ = ["MUTATING_METHODS", "UPDATE_METHODS", "Site", "Use", "analyse", "outer_uses"]
+__all__ = ["MUTATING_METHODS", "RANDOM_FUNCTIONS", "UPDATE_METHODS", "Site", "Use", "analyse", "outer_uses"]
 
 # Methods whose effect paraloop can combine, as the statement ``x.method(e)``.
 UPDATE_METHODS = frozenset({"append", "extend", "add", "update", "appendleft"})
@@ -77,6 +77,30 @@ def _source(node: ast.AST) -> str:
 
 def _mentions(node: ast.AST, name: str) -> bool:
     return any(isinstance(n, ast.Name) and n.id == name for n in ast.walk(node))
+
+
+# Functions of random and numpy.random that draw from (or seed) their module's global generator.
+RANDOM_FUNCTIONS = frozenset(
+    {
+        "random", "randint", "randrange", "choice", "choices", "shuffle", "sample", "uniform", "gauss",
+        "normalvariate", "lognormvariate", "expovariate", "betavariate", "gammavariate", "triangular",
+        "vonmisesvariate", "paretovariate", "weibullvariate", "getrandbits", "randbytes",
+        "binomialvariate", "seed", "rand", "randn", "random_sample", "random_integers", "normal",
+        "permutation", "poisson", "exponential", "standard_normal", "beta", "gamma", "binomial",
+        "multinomial", "dirichlet", "lognormal", "laplace", "logistic", "geometric", "bytes",
+    }
+)  # fmt: skip
+
+
+def _dotted(node: ast.expr) -> str | None:
+    """``a.b.c`` for a name or a chain of attributes of a name."""
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if not isinstance(node, ast.Name):
+        return None
+    return ".".join([node.id, *reversed(parts)])
 
 
 def _empty(node: ast.expr) -> bool:
@@ -384,6 +408,11 @@ class _Classifier(ast.NodeVisitor):
 
     def visit_Call(self, node: ast.Call) -> None:
         func = node.func
+        dotted = _dotted(func)
+        if dotted is not None and dotted.rpartition(".")[2] in RANDOM_FUNCTIONS:
+            # random.random(), np.random.normal(): the runtime tells whether it is the
+            # global generator, whose draws depend on every draw before them.
+            self.found.uses.append((dotted.partition(".")[0], node.lineno, f"invoke:{dotted}", _source(node)))
         if isinstance(func, ast.Attribute) and func.attr in MUTATING_METHODS:
             root = self.root_of(func.value)
             if root is not None:
@@ -510,6 +539,8 @@ def analyse(target: ast.expr, body: list[ast.stmt]) -> tuple[list[Use], list[Sit
     uses = classifier.found.uses
     sites = classifier.found.sites
     # Names the body only reads are inputs: nothing to decide about them.
+    calls = [use for use in uses if use[2].startswith("invoke:")]
+    uses = [use for use in uses if not use[2].startswith("invoke:")]
     changed = {name for name, _line, form, _source in uses if form not in ("read", "own-read")}
     for name in sorted(changed):
         overwrites = _scratch_sites(target, body, name)
@@ -518,7 +549,7 @@ def analyse(target: ast.expr, body: list[ast.stmt]) -> tuple[list[Use], list[Sit
             uses = [u for u in uses if u[0] != name]
             uses.append((name, first.statement.lineno, "scratch", _source(first.statement)))
             sites = [site for site in sites if site.name != name] + overwrites
-    return [use for use in uses if use[0] in changed], sites
+    return [use for use in uses if use[0] in changed] + calls, sites
 
 
 def outer_uses(target: ast.expr, body: list[ast.stmt]) -> list[Use]:
