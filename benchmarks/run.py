@@ -57,6 +57,13 @@ def w1(reps: int) -> list[Table]:
     ]
     table = Table("w1-gen", "W1 memory: 1,000,000 iterations read from a generator")
     tables.append(measure(table, variants, workload("w1_dispatch", {"n": 1_000_000}), reps))
+    variants = [
+        ("plain_float", "plain loop", "plain"),
+        ("paraloop_float", "paraloop", "paraloop"),
+        ("mp_pool_float", "multiprocessing.Pool.map, terms added in order", "peer"),
+    ]
+    table = Table("w1-float", "W1 float sum: acc += i * 0.5, 200,000 iterations (cold, bit for bit)")
+    tables.append(measure(table, variants, workload("w1_dispatch", {"n": 200_000}), reps))
     return tables
 
 

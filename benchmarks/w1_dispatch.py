@@ -1,6 +1,9 @@
 # paraloop: enable
 """W1 dispatch: ``acc += i * i`` over n iterations, cold (the pool starts inside the clock).
 
+The ``*_float`` variants sum ``i * 0.5`` instead: a float sum, which paraloop gives bit for
+bit as the plain loop does, by replaying each term in iteration order.
+
 The body is as cheap as a body gets, so this measures what handing out
 iterations costs. The ``*_gen`` variants read a generator instead of a range
 (for the parent's peak memory). ``warm_up`` starts paraloop's pool beforehand,
@@ -38,6 +41,35 @@ def paraloop(n):
     acc = 0
     for i in ParaLoop(range(n)):
         acc += i * i
+    return acc
+
+
+def plain_float(n):
+    acc = 0.0
+    for i in range(n):
+        acc += i * 0.5
+    return acc
+
+
+def paraloop_float(n):
+    """The float sum: paraloop replays every term in order (the plain loop's bits)."""
+    from paraloop import ParaLoop
+
+    acc = 0.0
+    for i in ParaLoop(range(n)):
+        acc += i * 0.5
+    return acc
+
+
+def half(i):
+    return i * 0.5
+
+
+def mp_pool_float(n):
+    """Pool.map over chunks, then the terms added in order (the plain loop's bits, as paraloop)."""
+    acc = 0.0
+    for term in peers.mp_pool(half, range(n), chunksize=chunksize(n)):
+        acc += term
     return acc
 
 
