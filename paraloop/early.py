@@ -26,6 +26,7 @@ from typing import Any
 from .cpus import queued_seconds, queued_seconds_of
 from .execute import Outcome
 from .lanes import EVIDENCE_SECONDS, mostly_waiting
+from .process_state import changed, snapshot
 
 __all__ = ["Early", "Watch"]
 
@@ -40,6 +41,8 @@ class Early:
     seconds: float
     cpu: float
     queued: float
+    # The chunk changed process-wide state so far (see paraloop.process_state): no lanes.
+    state: bool = False
 
 
 class Watch:
@@ -69,6 +72,7 @@ class Watch:
         self._began_cpu = time.process_time()
         self._began_thread_cpu = time.thread_time()
         self._began_queued = queued_seconds()
+        self._state = snapshot()
         # A bare thread: threading.Thread.start() waits until the new thread runs, which
         # on busy CPUs took milliseconds, and most watched chunks are over long before 15 ms.
         _thread.start_new_thread(self._run, ())
@@ -88,8 +92,9 @@ class Watch:
                 if self._finished:
                     return
                 self.said = True
+                state = changed(self._state, snapshot()) is not None
                 with self._sending:
-                    self._connection.send_bytes(self._dumps(Early(wall, cpu, queued)))
+                    self._connection.send_bytes(self._dumps(Early(wall, cpu, queued, state)))
             try:
                 # The parent answers every Early; poll so that an orphaned worker does not wait forever.
                 while not self._connection.poll(1.0):

@@ -25,6 +25,8 @@ from .cpus import queued_seconds
 from .errors import IterationTimeoutError, ParaLoopError
 from .guard import ATOMS, Guard, fingerprint, read_only_error
 from .items import writable
+from .process_state import changed as state_changed
+from .process_state import snapshot
 from .references import Reference, captured
 from .replay import Recorder, StandIn, check_whole
 from .variable import Variable
@@ -85,6 +87,10 @@ class Job:
     seeded: bool = False
     # Chunks run in a process shared with other work (a Dask worker).
     shared_process: bool = False
+    # Whether a worker may run several iterations at once in threads (see paraloop.lanes):
+    # None lets paraloop decide (not for iterations that change process-wide state, see
+    # paraloop.process_state), False never, True always (the user says the body is thread-safe).
+    lanes: bool | None = None
     # The caller's decimal context, where it is not the default: Decimal arithmetic
     # in the body rounds as it does in the caller (contexts belong to a thread).
     decimal: Any = None
@@ -172,6 +178,8 @@ class Outcome:
     checked: float = 0.0
     # Items iterations changed in place, by iteration: written back into the caller's items.
     changed: dict[int, Any] = field(default_factory=dict)
+    # Process-wide state the chunk's iterations changed (see paraloop.process_state), if any.
+    process_state: str | None = None
     # A chunk run in lanes (see :mod:`paraloop.lanes`): its parts, in order, each
     # combined like a chunk of its own; the parts after one that did not finish
     # are dropped.
@@ -288,23 +296,35 @@ def _item_prints(items: Any) -> list[tuple[int, int]] | None:
     return prints
 
 
-def execute_chunk(job: Job, chunk: Chunk, clock: Any = None, queue: bool = False) -> Outcome:
-    """Run one chunk on private copies; with ``queue``, also measure its time queued for a CPU."""
+# How a chunk treats process-wide state (see paraloop.process_state): a worker's main thread
+# notes a change (lanes stay off), a lane refuses one (threads beside it would see it).
+NOTE_STATE = "note"
+NO_STATE = "refuse"
+
+
+def execute_chunk(
+    job: Job, chunk: Chunk, clock: Any = None, queue: bool = False, state: str | None = None
+) -> Outcome:
+    """Run one chunk on private copies; with ``queue``, also measure its time queued for a CPU.
+
+    ``state`` (NOTE_STATE or NO_STATE) watches process-wide state around the chunk.
+    """
     if job.decimal is None:
-        return _execute(job, chunk, clock, queue)
+        return _execute(job, chunk, clock, queue, state)
     import decimal
 
     # The caller's context for this chunk only: this thread runs other loops' chunks later.
     with decimal.localcontext(job.decimal):
-        return _execute(job, chunk, clock, queue)
+        return _execute(job, chunk, clock, queue, state)
 
 
-def _execute(job: Job, chunk: Chunk, clock: Any, queue: bool) -> Outcome:
+def _execute(job: Job, chunk: Chunk, clock: Any, queue: bool, state: str | None) -> Outcome:
+    before = snapshot() if state is not None and job.lanes is not False and job.timeout is None else None
     guard = job.guard()
     # Only in paraloop's own worker processes: elsewhere (threads, Dask) other threads of
     # the process may draw too.
     watch_random = guard is not None and job.copied and not job.seeded and not job.shared_process
-    generators = guard.generators() if watch_random else None
+    generators = guard.generators() if guard is not None and watch_random else None
     item_prints = _item_prints(chunk.items) if job.copied else None
     args = [_argument(job, name, value) for name, value in zip(job.params, job.values)]
     recorders = _recorders(job, args) if job.replay else {}
@@ -325,6 +345,19 @@ def _execute(job: Job, chunk: Chunk, clock: Any, queue: bool) -> Outcome:
     outcome = Outcome(
         chunk.index, chunk.start, len(items), kind, value=value, seconds=seconds, cpu=cpu, queued=queued
     )
+    if before is not None:
+        outcome.process_state = state_changed(before, snapshot())
+        if outcome.process_state is not None and state == NO_STATE:
+            return _failed(
+                outcome,
+                chunk,
+                ParaLoopError(
+                    f"{job.filename}, line {job.line}: an iteration changed {outcome.process_state} "
+                    "while others ran beside it in threads of its worker (paraloop runs iterations "
+                    "that mostly wait so), which would mix their results. Keep them apart: "
+                    "ParaLoop(..., lanes=False), or PARALOOP_LANES=0 for the whole program"
+                ),
+            )
     if guard is not None:
         began_check = time.perf_counter()
         if kind == RAISED and (translated := read_only_error(guard.where, guard.array_labels(), value)):

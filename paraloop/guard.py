@@ -115,7 +115,7 @@ class _Fingerprinter(pickle.Pickler):
     def persistent_id(self, obj: Any) -> Any:
         if _is_numpy_array(obj) or isinstance(obj, (types.FunctionType, types.ModuleType, type)):
             return id(obj)
-        if hasattr(type(obj), "__next__"):
+        if hasattr(type(obj), "__next__") and not isinstance(obj, io.IOBase):
             return id(obj)  # an iterator: reading it is not changing it
         if bound_to_this_process(obj) or isinstance(obj, threading.Thread):
             return id(obj)

@@ -22,7 +22,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from .chunks import Chunk
-from .execute import DONE, Job, Outcome, execute_chunk
+from .execute import DONE, NO_STATE, Job, Outcome, execute_chunk
 
 __all__ = ["EVIDENCE_SECONDS", "MAX_LANES", "Probe", "finish_lanes", "mostly_waiting", "start_lanes"]
 
@@ -172,7 +172,7 @@ def split(items: Any, lanes: int) -> list[tuple[int, Any]]:
 def _part(job: Job, chunk: Chunk) -> Outcome:
     began = time.perf_counter()
     began_cpu = time.thread_time()
-    outcome = execute_chunk(job, chunk)
+    outcome = execute_chunk(job, chunk, state=NO_STATE)
     # This thread's CPU time: other lanes (and another chunk's parts) ran meanwhile.
     outcome.cpu = time.thread_time() - began_cpu
     outcome.began = began

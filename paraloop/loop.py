@@ -59,6 +59,12 @@ class ParaLoop(Generic[T]):
       :class:`~paraloop.IterationTimeoutError` (its worker is stopped).
     - ``progress``: show a progress bar (tqdm; the notebook widget in
       Jupyter), with the total where the iterable has a ``len()``.
+    - ``lanes``: whether a worker whose iterations mostly wait may run several
+      of them at once in threads.  ``None`` (default): yes, unless the body
+      changes process-wide state (the current directory, the environment,
+      ``sys.stdout``, a global random seed, ...); ``False``: never; ``True``:
+      always (the body is thread-safe).  ``PARALOOP_LANES=0`` or ``1``
+      overrides it.
 
     Iterated directly (a loop that was not rewritten), it yields the items of
     ``iterable`` in order and warns once that the loop ran sequentially.
@@ -75,6 +81,7 @@ class ParaLoop(Generic[T]):
         timeout: float | None = None,
         progress: bool = False,
         scheduler: Any = None,
+        lanes: bool | None = None,
     ) -> None:
         if num_processes is not None and (
             not isinstance(num_processes, int) or isinstance(num_processes, bool) or num_processes < 1
@@ -104,6 +111,19 @@ class ParaLoop(Generic[T]):
         self.timeout = float(timeout) if timeout is not None else None
         self.progress = bool(progress)
         self.scheduler = scheduler
+        if lanes is not None and not isinstance(lanes, bool):
+            raise ParaLoopError(f"lanes={lanes!r}: give True, False or None (decided by paraloop)")
+        self.lanes = lanes
+
+    def resolved_lanes(self) -> bool | None:
+        """Whether workers may run iterations side by side in threads: ``PARALOOP_LANES``
+        (0 or 1) overrides the code; None lets paraloop decide."""
+        override = os.environ.get("PARALOOP_LANES", "").strip()
+        if override:
+            if override not in ("0", "1"):
+                raise ParaLoopError(f"PARALOOP_LANES={override!r}: give 0 (never) or 1 (allowed)")
+            return override == "1"
+        return self.lanes
 
     def resolved_backend(self) -> str:
         override = os.environ.get("PARALOOP_BACKEND", "").strip()

@@ -287,6 +287,10 @@ class ProcessPool:
         provisional = False
         probe = Probe()
         process_cap = waiting_workers()
+        # Threads in a worker: not for a loop with a timeout (a thread cannot be stopped) nor
+        # for one whose iterations change process-wide state (see paraloop.process_state);
+        # such a loop whose iterations wait gets more worker processes instead.
+        lanes_ok = job.timeout is None and job.lanes is not False
         wall = cpu = queued = 0.0
         job_message: bytes | None = None
         try:
@@ -316,7 +320,7 @@ class ProcessPool:
                     worker.probing = probing
                     # A worker's first chunk of a loop that may grow is watched, to start lanes early.
                     first = worker.job_id != loop_id
-                    watched = first and lanes == 1 and grow_to is not None and job.timeout is None
+                    watched = first and lanes == 1 and grow_to is not None and lanes_ok
                     worker.watched = watched
                     try:
                         if first:
@@ -349,8 +353,13 @@ class ProcessPool:
                         worker.watched = False
                         if isinstance(message, Early):
                             worker.early_cpu = message.cpu
-                            if grow_to is not None and mostly_waiting(
-                                wall + message.seconds, cpu + message.cpu, queued + message.queued
+                            if (
+                                grow_to is not None
+                                and lanes_ok
+                                and not (message.state and job.lanes is None)
+                                and mostly_waiting(
+                                    wall + message.seconds, cpu + message.cpu, queued + message.queued
+                                )
                             ):
                                 if lanes == 1:
                                     lanes = min(MAX_LANES, math.ceil(grow_to / count))
@@ -375,6 +384,9 @@ class ProcessPool:
                         for part in outcome.parts or ():
                             part.remote = True
                         wall, cpu, queued = wall + outcome.seconds, cpu + outcome.cpu, queued + outcome.queued
+                        if outcome.process_state is not None and lanes_ok and job.lanes is None:
+                            logger.debug("iterations changed %s: no lanes", outcome.process_state)
+                            lanes_ok, lanes, provisional = False, 1, False
                         if worker.probing:
                             worker.probing = False
                             alone_waits = probe.add(outcome)
@@ -398,7 +410,7 @@ class ProcessPool:
                                     logger.debug("iterations did not keep waiting: back to 1 lane")
                                     lanes = 1
                         if grow_to is not None and mostly_waiting(wall, cpu, queued):
-                            if job.timeout is None:
+                            if lanes_ok:
                                 # As many in flight as allowed at once: a first estimate from the
                                 # first chunks (whose CPU time includes one-off costs) falls short,
                                 # and each step up costs a round of chunks.

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import numbers
 import operator
+import types
 from collections import Counter, OrderedDict, defaultdict, deque
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -320,6 +321,11 @@ def _check_variable(name: str, variable: Variable[Any], group: list[Use], filena
 
 
 def _infer(name: str, value: Any, group: list[Use], filename: str) -> AggregationStrategy | None:
+    if isinstance(value, types.ModuleType):
+        # sys.stdout = ..., os.environ[k] = v: process-wide state, which each worker has its
+        # own of (paraloop.process_state keeps such loops out of threads); a change to a
+        # module of the user's own is caught by the guard.
+        return None
     by_form: dict[str, list[Use]] = {}
     for use in group:
         kind = use[2]

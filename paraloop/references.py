@@ -118,6 +118,9 @@ def resolve(value: Any, params: Sequence[str], values: Sequence[Any]) -> Any:
         return numpy.ndarray(shape, numpy.dtype(dtype), buffer=original, offset=offset, strides=strides)
     # The caller's array is laid out otherwise than the worker's copy: the view's elements,
     # as they are in a copy laid out as the worker's.
-    order = "F" if len(layout) > 1 and layout[0] < layout[-1] else "C"
-    copied = numpy.array(original, order=order)
+    copied = (
+        numpy.asfortranarray(original)
+        if len(layout) > 1 and layout[0] < layout[-1]
+        else numpy.array(original)
+    )
     return numpy.ndarray(shape, numpy.dtype(dtype), buffer=copied, offset=offset, strides=strides).copy()

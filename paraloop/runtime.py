@@ -20,6 +20,7 @@ import signal
 import sys
 import threading
 import time
+import types
 import warnings
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
@@ -50,6 +51,7 @@ from .loop import ParaLoop
 # when its first loop starts: the process pool's libraries (multiprocess and
 # dill) take tens of milliseconds to import, which a first loop should not wait for.
 from .pool import get_pool
+from .process_state import MODULE_STATE, describe
 from .progress import open_bar
 from .reductions import infer_reductions, replay_operation, whole_partials
 from .references import resolve
@@ -191,6 +193,35 @@ def _lookup(
     if name in globs:
         return globs[name]
     return getattr(builtins, name, UNBOUND)
+
+
+def _process_wide(
+    uses: tuple[tuple[str, int, str, str], ...],
+    scope: Mapping[str, Any] | None,
+    local: tuple[str, ...],
+    globs: Mapping[str, Any],
+) -> str | None:
+    """The first process-wide state the body changes, as (what, line), or None: the body calls
+    os.chdir, redirect_stdout, random.seed, ..., or assigns sys.stdout or os.environ[...]."""
+    for name, use_line, form, text in uses:
+        if form.startswith("invoke:"):
+            found: Any = _lookup(name, scope, local, globs)
+            for attribute in form[len("invoke:") :].split(".")[1:]:
+                found = getattr(found, attribute, None)
+            what = describe(found)
+        elif form == "attribute" or form.startswith("mutate:"):
+            module = _lookup(name, scope, local, globs)
+            attribute = text.partition(f"{name}.")[2].split("[")[0].split(" ")[0].split(".")[0]
+            what = (
+                MODULE_STATE.get((getattr(module, "__name__", ""), attribute))
+                if isinstance(module, types.ModuleType)
+                else None
+            )
+        else:
+            continue
+        if what is not None:
+            return f"{what} (line {use_line}: {text})"
+    return None
 
 
 def _global_random(
@@ -583,6 +614,12 @@ def _run(
     draws, seeds = _global_random(uses, scope, local, worker.__globals__)
     if draws and not seeds and _backend(loop) != "sequential":
         loop = _without_global_random(loop, draws, worker.__code__.co_filename, line)
+    lanes = loop.resolved_lanes()
+    if lanes is None:
+        shared = _process_wide(uses, scope, local, worker.__globals__)
+        if shared is not None:
+            logger.debug("loop at line %d changes %s: no lanes", line, shared)
+            lanes = False
     params, values = _capture(worker, scope, local)
     variables = {name: v for name, v in zip(params, values) if isinstance(v, Variable)}
     inferred: dict[str, Any] = {}
@@ -618,6 +655,7 @@ def _run(
         replay=replayed,
         whole=whole,
         seeded=seeds,
+        lanes=lanes,
         **_watching(loop),
     )
     chunker = _chunker(loop)

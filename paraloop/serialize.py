@@ -153,9 +153,14 @@ def _function(
     return function
 
 
+def _with_finder(parts: tuple[Any, ...], find: Any) -> Any:
+    whole, kind, args, state, notes, cause, context, suppress, described = parts
+    return _rebuilt(whole, kind, args, state, notes, cause, context, suppress, described, find)
+
+
 def _resolved(link: Any) -> BaseException | None:
     # A link whose class only the caller has, rebuilt without a way to find it: left out.
-    return None if isinstance(link, Unresolved) else link  # type: ignore[no-any-return]
+    return None if isinstance(link, Unresolved) else link
 
 
 _pickler: type | None = None
@@ -284,7 +289,8 @@ class Unresolved:
 
     def resolve(self, find: Any) -> BaseException:
         """The exception, its class found by ``find`` (a reference to the caller's class)."""
-        return _rebuilt(*self.parts, find=find)
+        rebuilt: BaseException = _with_finder(self.parts, find)
+        return rebuilt
 
 
 def _parts(error: BaseException, depth: int, seen: set[int], classes: Mapping[int, Any]) -> tuple[Any, ...]:
@@ -368,8 +374,8 @@ def _rebuilt(
     if notes:
         error.__notes__ = list(notes)  # type: ignore[attr-defined]
     if cause is not None:
-        error.__cause__ = _resolved(_rebuilt(*cause, find=find))
+        error.__cause__ = _resolved(_with_finder(cause, find))
     if context is not None:
-        error.__context__ = _resolved(_rebuilt(*context, find=find))
+        error.__context__ = _resolved(_with_finder(context, find))
     error.__suppress_context__ = suppress
     return error

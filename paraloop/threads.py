@@ -99,7 +99,7 @@ def run_threads(job: Job, chunker: Chunker, count: int) -> Iterator[Outcome]:
 def _until_deadline(clocks: list[list[Any]], timeout: float | None) -> float | None:
     if timeout is None:
         return None
-    started = [clock[0] for clock in clocks if clock[0] > 0]
+    started: list[float] = [clock[0] for clock in clocks if clock[0] > 0]
     if not started:
         return min(timeout, 0.5)
     return max(0.0, min(started) + timeout - time.monotonic()) + 0.01

@@ -25,7 +25,7 @@ from . import serialize
 from .chunks import Chunk
 from .early import Watch
 from .errors import ParaLoopError
-from .execute import RAISED, RETURNED, Job, Outcome, execute_chunk
+from .execute import NOTE_STATE, RAISED, RETURNED, Job, Outcome, execute_chunk
 from .lanes import finish_lanes, start_lanes
 from .references import captured_arrays, refer
 
@@ -207,7 +207,7 @@ def serve(connection: Any, clock: Any = None) -> None:
             watch = None
             if lanes == WATCHED:
                 watch = Watch(connection, sending, functools.partial(_answered, sending, connection, job))
-            outcome = execute_chunk(job, chunk, clock, queue=True)
+            outcome = execute_chunk(job, chunk, clock, queue=True, state=NOTE_STATE)
             if watch is not None:
                 watch.finished(outcome)
             with sending:

@@ -92,6 +92,20 @@ RANDOM_FUNCTIONS = frozenset(
 )  # fmt: skip
 
 
+# Functions that may change what every thread of the process sees (see paraloop.process_state),
+# and names of matplotlib.pyplot's, which draw on its one current figure.
+STATE_FUNCTIONS = frozenset(
+    {
+        "chdir", "fchdir", "putenv", "unsetenv", "umask", "setlocale", "signal", "filterwarnings",
+        "simplefilter", "resetwarnings", "catch_warnings", "setrecursionlimit", "tzset",
+        "setdefaulttimeout", "redirect_stdout", "redirect_stderr", "figure", "plot", "subplot",
+        "subplots", "savefig", "close", "clf", "cla", "gca", "gcf", "title", "xlabel", "ylabel",
+        "legend", "scatter", "imshow", "hist", "bar", "show", "axis", "grid", "text", "colorbar",
+    }
+)  # fmt: skip
+WATCHED_CALLS = RANDOM_FUNCTIONS | STATE_FUNCTIONS
+
+
 def _dotted(node: ast.expr) -> str | None:
     """``a.b.c`` for a name or a chain of attributes of a name."""
     parts = []
@@ -409,9 +423,9 @@ class _Classifier(ast.NodeVisitor):
     def visit_Call(self, node: ast.Call) -> None:
         func = node.func
         dotted = _dotted(func)
-        if dotted is not None and dotted.rpartition(".")[2] in RANDOM_FUNCTIONS:
-            # random.random(), np.random.normal(): the runtime tells whether it is the
-            # global generator, whose draws depend on every draw before them.
+        if dotted is not None and dotted.rpartition(".")[2] in WATCHED_CALLS:
+            # random.random(), np.random.normal(), os.chdir(...): the runtime tells what the
+            # call resolves to (a global generator, process-wide state).
             self.found.uses.append((dotted.partition(".")[0], node.lineno, f"invoke:{dotted}", _source(node)))
         if isinstance(func, ast.Attribute) and func.attr in MUTATING_METHODS:
             root = self.root_of(func.value)

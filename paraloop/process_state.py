@@ -1,0 +1,124 @@
+"""State every thread of a process shares, which iterations running side by side would mix.
+
+With default settings, a worker whose iterations mostly wait runs several of
+them at once in threads ("lanes", see :mod:`paraloop.lanes`).  That is only
+right when iterations cannot see each other.  An iteration that changes the
+current directory, the environment, the global random generator's seed,
+``sys.stdout`` (``contextlib.redirect_stdout``), the locale, signal handlers,
+warnings filters, the recursion limit or pyplot's current figure would leak
+into the iterations beside it.  So lanes stay off for a loop:
+
+- whose body calls such a function or assigns such state (seen when the loop
+  starts: :func:`describe` names the call), or
+- whose first iterations changed such state when they ran in a worker
+  (:func:`snapshot` before and after, compared by :func:`changed`).
+
+An iteration that changes it while running in lanes after all fails the loop
+with a ParaLoopError naming what changed, rather than returning mixed results.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+__all__ = ["changed", "describe", "snapshot"]
+
+# Functions of these modules change what every thread of the process sees.
+_FUNCTIONS = {
+    ("posix", "chdir"): "the current directory",
+    ("posix", "fchdir"): "the current directory",
+    ("posix", "putenv"): "the environment",
+    ("posix", "unsetenv"): "the environment",
+    ("posix", "umask"): "the file mode mask",
+    ("locale", "setlocale"): "the locale",
+    ("_signal", "signal"): "signal handlers",
+    ("warnings", "filterwarnings"): "the warnings filters",
+    ("warnings", "simplefilter"): "the warnings filters",
+    ("warnings", "resetwarnings"): "the warnings filters",
+    ("warnings", "catch_warnings"): "the warnings filters",
+    ("sys", "setrecursionlimit"): "the recursion limit",
+    ("time", "tzset"): "the time zone",
+    ("_socket", "setdefaulttimeout"): "the default socket timeout",
+    ("contextlib", "redirect_stdout"): "sys.stdout",
+    ("contextlib", "redirect_stderr"): "sys.stderr",
+}
+
+
+def describe(function: Any) -> str | None:
+    """What process-wide state calling ``function`` changes, or None."""
+    module = getattr(function, "__module__", None)
+    name = getattr(function, "__name__", None)
+    if module == "matplotlib.pyplot":
+        return "pyplot's current figure"
+    found = _FUNCTIONS.get((module or "", name or ""))
+    if found is not None:
+        return found
+    owner = getattr(function, "__self__", None)
+    random_module = sys.modules.get("random")
+    if random_module is not None and owner is getattr(random_module, "_inst", None) and name == "seed":
+        return "the global random generator"
+    mtrand = sys.modules.get("numpy.random.mtrand")
+    if mtrand is not None and owner is getattr(mtrand, "_rand", None) and name == "seed":
+        return "numpy's global random generator"
+    return None
+
+
+# Module attributes whose assignment (sys.stdout = ..., os.environ[k] = ...) is process-wide.
+MODULE_STATE = {
+    ("sys", "stdout"): "sys.stdout",
+    ("sys", "stderr"): "sys.stderr",
+    ("sys", "stdin"): "sys.stdin",
+    ("os", "environ"): "the environment",
+    ("sys", "path"): "sys.path",
+}
+
+
+def snapshot() -> tuple[Any, ...]:
+    """The process-wide state an iteration may change, cheaply: some microseconds."""
+    random_module = sys.modules.get("random")
+    mtrand = sys.modules.get("numpy.random.mtrand")
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    warnings = sys.modules.get("warnings")
+    return (
+        _cwd(),
+        hash(frozenset(os.environ.items())),
+        hash(random_module.getstate()) if random_module is not None else None,
+        hash(mtrand._rand.get_state()[1].tobytes()) if mtrand is not None else None,
+        id(sys.stdout),
+        id(sys.stderr),
+        id(warnings.filters) if warnings is not None else None,
+        len(warnings.filters) if warnings is not None else None,
+        sys.getrecursionlimit(),
+        tuple(pyplot.get_fignums()) if pyplot is not None else None,
+    )
+
+
+_NAMES = (
+    "the current directory",
+    "the environment",
+    "the global random generator",
+    "numpy's global random generator",
+    "sys.stdout",
+    "sys.stderr",
+    "the warnings filters",
+    "the warnings filters",
+    "the recursion limit",
+    "pyplot's figures",
+)
+
+
+def changed(before: tuple[Any, ...], after: tuple[Any, ...]) -> str | None:
+    """What differs between two snapshots, or None."""
+    for name, old, new in zip(_NAMES, before, after):
+        if old != new:
+            return name
+    return None
+
+
+def _cwd() -> str | None:
+    try:
+        return os.getcwd()
+    except OSError:
+        return None  # the directory was removed

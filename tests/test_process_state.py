@@ -1,0 +1,189 @@
+"""Default settings never change a result: lanes only where iterations cannot see each other.
+
+A worker whose iterations mostly wait runs several at once in threads ("lanes"). An
+iteration that changes process-wide state (the global random seed, the current directory,
+``sys.stdout``, the environment, warnings filters, the recursion limit) would leak into the
+iterations beside it, so such loops keep one iteration per worker at a time: seen in the
+body when the loop starts, or in the first iterations a worker runs (through a function the
+body calls). Each loop below sleeps in the middle of every iteration, which makes paraloop
+want lanes, and must give the plain loop's result with default settings under every start
+method (CONTRACT.md sections 3 and 7).
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+import pytest
+from conftest import START_METHODS
+from plain_loop import run_plain
+
+import paraloop
+
+Loader = Callable[..., ModuleType]
+
+PRELUDE = """\
+import contextlib, io, os, random, sys, tempfile, time, warnings
+from paraloop import ParaLoop
+"""
+
+CASES: dict[str, str] = {
+    "the global random seed, per iteration": """
+        out = [None] * 48
+        for i in ParaLoop(range(48)):
+            random.seed(i)
+            time.sleep(0.02)
+            out[i] = random.random()
+        result = out
+    """,
+    "the current directory": """
+        home = os.getcwd()
+        folders = [os.path.realpath(tempfile.mkdtemp()) for _ in range(40)]
+        seen = [None] * 40
+        for i in ParaLoop(range(40)):
+            os.chdir(folders[i])
+            time.sleep(0.02)
+            seen[i] = os.getcwd() == folders[i]
+        os.chdir(home)
+        result = seen
+    """,
+    "sys.stdout, redirected": """
+        texts = [None] * 40
+        for i in ParaLoop(range(40)):
+            buffer = io.StringIO()
+            with contextlib.redirect_stdout(buffer):
+                print("a", i)
+                time.sleep(0.02)
+                print("b", i)
+            texts[i] = buffer.getvalue()
+        result = texts
+    """,
+    "the environment": """
+        values = [None] * 40
+        for i in ParaLoop(range(40)):
+            os.environ["PARALOOP_TEST_ROW"] = str(i)
+            time.sleep(0.02)
+            values[i] = os.environ["PARALOOP_TEST_ROW"]
+        result = values
+    """,
+    "the recursion limit": """
+        limits = [None] * 40
+        for i in ParaLoop(range(40)):
+            sys.setrecursionlimit(2000 + i)
+            time.sleep(0.02)
+            limits[i] = sys.getrecursionlimit()
+        sys.setrecursionlimit(1000)
+        result = limits
+    """,
+    "the directory, changed in a function the body calls": """
+        home = os.getcwd()
+        folders = [os.path.realpath(tempfile.mkdtemp()) for _ in range(40)]
+        def enter(folder):
+            os.chdir(folder)
+        seen = [None] * 40
+        for i in ParaLoop(range(40)):
+            enter(folders[i])
+            time.sleep(0.02)
+            seen[i] = os.getcwd() == folders[i]
+        os.chdir(home)
+        result = seen
+    """,
+}
+
+
+@pytest.fixture(params=START_METHODS)
+def start_method(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Default settings (no backend, no worker count), under each start method."""
+    for name in ("PARALOOP_BACKEND", "PARALOOP_WORKERS", "PARALOOP_LANES"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PARALOOP_START_METHOD", request.param)
+    return str(request.param)
+
+
+def _plain(body: str) -> Any:
+    return run_plain(PRELUDE + textwrap.dedent(body))["result"]
+
+
+@pytest.mark.usefixtures("start_method")
+@pytest.mark.parametrize("case", list(CASES), ids=list(CASES))
+def test_process_wide_state_gives_the_plain_result_under_the_defaults(case: str, load_module: Loader) -> None:
+    body = CASES[case]
+    module = load_module(PRELUDE + textwrap.dedent(body))
+    assert module.result == _plain(body)
+
+
+def test_a_waiting_loop_that_keeps_to_itself_still_gets_lanes(
+    load_module: Loader, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An HTTP-like loop (it only waits) uses no process-wide state: it keeps its lanes."""
+    for name in ("PARALOOP_BACKEND", "PARALOOP_WORKERS", "PARALOOP_LANES"):
+        monkeypatch.delenv(name, raising=False)
+    caplog.set_level("DEBUG", logger="paraloop")
+    module = load_module(
+        PRELUDE
+        + textwrap.dedent("""
+        out = []
+        for i in ParaLoop(range(64)):
+            time.sleep(0.03)
+            out.append(i)
+    """)
+    )
+    assert module.out == list(range(64))
+    assert "lanes per worker" in caplog.text
+
+
+@pytest.mark.parametrize("setting", ["code", "environment"])
+def test_lanes_can_be_turned_off(
+    load_module: Loader, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, setting: str
+) -> None:
+    """lanes=False, or PARALOOP_LANES=0 for a whole program: one iteration per worker at a time."""
+    for name in ("PARALOOP_BACKEND", "PARALOOP_WORKERS", "PARALOOP_LANES"):
+        monkeypatch.delenv(name, raising=False)
+    options = "lanes=False" if setting == "code" else ""
+    if setting == "environment":
+        monkeypatch.setenv("PARALOOP_LANES", "0")
+    caplog.set_level("DEBUG", logger="paraloop")
+    module = load_module(
+        PRELUDE
+        + textwrap.dedent(f"""
+        out = []
+        for i in ParaLoop(range(40), {options}):
+            time.sleep(0.03)
+            out.append(i)
+    """)
+    )
+    assert module.out == list(range(40))
+    assert "lanes per worker" not in caplog.text
+
+
+def test_lanes_must_be_a_boolean() -> None:
+    with pytest.raises(paraloop.ParaLoopError, match="lanes="):
+        paraloop.ParaLoop(range(3), lanes="yes")  # type: ignore[arg-type]
+
+
+def test_a_change_made_in_lanes_after_all_is_refused(
+    load_module: Loader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """lanes=True says the body is thread-safe: an iteration that then changes the directory in
+    lanes fails the loop, naming what changed, rather than mixing results."""
+    for name in ("PARALOOP_BACKEND", "PARALOOP_WORKERS", "PARALOOP_LANES"):
+        monkeypatch.delenv(name, raising=False)
+    home = __import__("os").getcwd()
+    try:
+        with pytest.raises(paraloop.ParaLoopError, match=r"the current directory.*lanes=False"):
+            load_module(
+                PRELUDE
+                + textwrap.dedent("""
+                folders = [tempfile.mkdtemp() for _ in range(64)]
+                def enter(folder):
+                    os.chdir(folder)
+                for i in ParaLoop(range(64), lanes=True):
+                    time.sleep(0.03)
+                    enter(folders[i])
+            """)
+            )
+    finally:
+        __import__("os").chdir(home)
