@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import io
+import logging
 import pickle
 import sys
 import threading
@@ -40,6 +41,8 @@ from .items import bound_to_this_process
 
 __all__ = ["ATOMS", "Guard", "fingerprint", "reached", "read_only_error"]
 
+logger = logging.getLogger("paraloop")
+
 ATOMS = frozenset(
     {int, float, complex, str, bytes, bool, type(None), range, frozenset, type, types.ModuleType}
 )
@@ -52,15 +55,22 @@ def _is_numpy_array(value: object) -> bool:
     return type(value).__module__ == "numpy" and type(value).__name__ == "ndarray"
 
 
-def _user_code(module_name: str | None, filename: str | None = None) -> bool:
+def _user_code(module_name: object, filename: object = None) -> bool:
     """Code of the user's own: not of the standard library, an installed package or paraloop."""
+    if not isinstance(module_name, str) or not isinstance(filename, (str, type(None))):
+        return False  # a class whose __module__ is not a name: a built-in's
     if module_name and module_name.split(".")[0] == "paraloop":
+        return False
+    if module_name in sys.builtin_module_names or module_name in ("builtins", "__builtin__"):
         return False
     module = sys.modules.get(module_name or "")
     if module is not None:
         filename = getattr(module, "__file__", None) or filename
-    elif module_name in sys.builtin_module_names:
-        return False
+        if not filename and getattr(getattr(module, "__spec__", None), "origin", None) in (
+            "built-in",
+            "frozen",
+        ):
+            return False
     if not filename:
         return True
     prefixes = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
@@ -170,7 +180,10 @@ class Guard:
         began = time.perf_counter()
         for name, value in zip(params, values):
             if name not in skip and not name.startswith("__paraloop"):
-                self._watch(repr(name), value, 0)
+                try:
+                    self._watch(repr(name), value, 0)
+                except Exception:
+                    logger.debug("cannot watch %r", name, exc_info=True)
         self.cost = time.perf_counter() - began
 
     # Finding what to watch.

@@ -95,6 +95,16 @@ def every_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatc
     return use_backend(request.param, request, monkeypatch)
 
 
+def settings_for(backend: str, settings: list[Any]) -> list[Any]:
+    """The worker counts and chunk sizes a differential test runs on ``backend``.
+
+    How iterations are cut and combined is the same code on every backend: fork, threads
+    and the sequential backend run every setting; spawn, forkserver and Dask, which differ
+    in how a loop travels (and cost more per chunk), run the last one.
+    """
+    return settings if backend in ("fork", "threads", "sequential") else settings[-1:]
+
+
 def run_script(
     script: Path, *, timeout: float = 120, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:

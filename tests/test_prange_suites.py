@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import settings_for
 from plain_loop import run_plain
 
 import paraloop
@@ -49,8 +50,6 @@ SUITES = Path(__file__).parent / "prange_suites"
 
 #: (num_processes, chunksize): every case runs with each, on every backend but Dask.
 SETTINGS = [(2, None), (3, 1), (2, 7)]
-#: On Dask a chunk is a task, a few milliseconds each: one-item chunks would make this file slow.
-DASK_SETTINGS = [(2, None), (3, 7)]
 
 EXPECTATIONS = ("exact", "exact-or-refused")
 
@@ -278,7 +277,7 @@ def test_plain_loop_runs_as_translated(case: Case) -> None:
 def test_suite_loop_gives_the_plain_outcome(case: Case, every_backend: str, load_module: Loader) -> None:
     """The translated loop, through paraloop, gives exactly what the plain loop gives."""
     plain = plain_outcome(case)
-    settings = DASK_SETTINGS if every_backend == "dask" else SETTINGS
+    settings = settings_for(every_backend, SETTINGS)
     outcomes: dict[tuple[int, int | None], Outcome] = {}
     try:
         module = load_module(case.source, marked=False)

@@ -16,6 +16,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from conftest import settings_for
 from plain_loop import run_plain
 
 import paraloop
@@ -24,6 +25,7 @@ Loader = Callable[..., ModuleType]
 
 # Every test here runs on every backend (and start method): CONTRACT.md section 7.
 pytestmark = pytest.mark.usefixtures("every_backend")
+# (fork, threads and the sequential backend run every setting; see conftest.settings_for)
 
 SETTINGS = [(1, None), (2, None), (2, 1), (3, 4)]
 
@@ -288,23 +290,21 @@ def assert_same(plain: Any, parallel: Any, name: str) -> None:
         assert parallel.maxlen == plain.maxlen
 
 
-@pytest.mark.parametrize("workers,chunksize", SETTINGS, ids=[f"w{w}-c{c}" for w, c in SETTINGS])
 @pytest.mark.parametrize("case", list(CASES))
-def test_paraloop_gives_the_plain_loops_result(
-    load_module: Loader, case: str, workers: int, chunksize: int | None
-) -> None:
+def test_paraloop_gives_the_plain_loops_result(load_module: Loader, case: str, every_backend: str) -> None:
     """Each form and strategy, combined across workers, equals the plain loop."""
     body, names = CASES[case]
-    options = f"num_processes={workers}, chunksize={chunksize}"
-    source = PRELUDE + textwrap.dedent(body).replace("{options}", options)
-    plain = run_plain(source)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", paraloop.ParaLoopWarning)
-        module = load_module(source)
-    for name in names:
-        assert_same(plain[name], getattr(module, name), name)
-    if "alias" in names:
-        assert module.alias is getattr(module, names[0]), "the combined value lost its identity"
+    for workers, chunksize in settings_for(every_backend, SETTINGS):
+        options = f"num_processes={workers}, chunksize={chunksize}"
+        source = PRELUDE + textwrap.dedent(body).replace("{options}", options)
+        plain = run_plain(source)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", paraloop.ParaLoopWarning)
+            module = load_module(source)
+        for name in names:
+            assert_same(plain[name], getattr(module, name), f"{name} ({options})")
+        if "alias" in names:
+            assert module.alias is getattr(module, names[0]), "the combined value lost its identity"
 
 
 def test_inferred_reduction_in_a_function(load_module: Loader) -> None:
@@ -416,7 +416,7 @@ FLOAT_NAMES = [
     "cancel", "tenths", "written", "falling", "product", "waves", "narrow", "money", "exact",
     "rows", "per_key", "hist", "hist_array", "ok", "last",
 ]  # fmt: skip
-FLOAT_SETTINGS = [(workers, chunksize) for workers in (1, 2, 3, 8) for chunksize in (None, 1, 7)]
+FLOAT_WORKERS = [1, 2, 3, 8]
 
 
 def _bits(value: Any) -> Any:
@@ -436,20 +436,22 @@ def np_bytes(value: Any) -> bytes:
     return bytes(numpy.asarray(value).tobytes())
 
 
-@pytest.mark.parametrize("workers,chunksize", FLOAT_SETTINGS, ids=[f"w{w}-c{c}" for w, c in FLOAT_SETTINGS])
+@pytest.mark.parametrize("chunksize", [None, 1, 7], ids=["cNone", "c1", "c7"])
 def test_floats_have_the_plain_loops_bits(
-    load_module: Loader, every_backend: str, workers: int, chunksize: int | None
+    load_module: Loader, every_backend: str, chunksize: int | None
 ) -> None:
     """Float, complex, numpy-float and Decimal sums and products, per key and per index, and the
     reversed and/or forms: the plain loop's values bit for bit, for 1, 2, 3 and 8 workers and
-    chunk sizes None, 1 and 7, on every backend (CONTRACT.md section 4)."""
+    chunk sizes None, 1 and 7 (under fork, threads and sequentially; spawn, forkserver and Dask
+    with 8 workers), CONTRACT.md section 4."""
     pytest.importorskip("numpy", reason="numpy is an optional extra (installed by the test extra)")
-    options = f"num_processes={workers}, chunksize={chunksize}"
     # Every chunk costs a message (on Dask a task of some milliseconds): small chunks get
     # shorter loops, long enough still for the order of roundings to show.
     n = {1: 40, 7: 120}.get(chunksize or 0, 300)
-    source = PRELUDE + FLOAT_LOOPS.replace("{options}", options).replace("{n}", str(n))
-    plain = run_plain(source)
-    module = load_module(source)
-    for name in FLOAT_NAMES:
-        assert _bits(getattr(module, name)) == _bits(plain[name]), name
+    for workers in settings_for(every_backend, FLOAT_WORKERS):
+        options = f"num_processes={workers}, chunksize={chunksize}"
+        source = PRELUDE + FLOAT_LOOPS.replace("{options}", options).replace("{n}", str(n))
+        plain = run_plain(source)
+        module = load_module(source)
+        for name in FLOAT_NAMES:
+            assert _bits(getattr(module, name)) == _bits(plain[name]), f"{name} ({options})"

@@ -1,0 +1,213 @@
+"""No silent loss (CONTRACT.md section 5): the twelve reproducers of issue 13, on every backend.
+
+Each loop changes an object from outside the loop in a way no inferred form covers, or
+hands the loop items or exceptions that cannot travel as they are. On every backend the
+program must observe the plain loop's result, or paraloop must raise ``ParaLoopError``
+naming the object: never a different result.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+from plain_loop import run_plain
+
+import paraloop
+
+Loader = Callable[..., ModuleType]
+
+PRELUDE = """\
+import itertools, os
+import numpy as np
+from paraloop import ParaLoop
+"""
+
+# name: (body, words a refusal must contain: the object's name)
+ROWS: dict[str, tuple[str, list[str]]] = {
+    "1 a view of a captured array": (
+        """
+        A = np.zeros((4, 3))
+        for i in ParaLoop(range(4), num_processes=2):
+            B = A[i]
+            B[:] = 1
+        result = float(A.sum())
+        """,
+        ["'A'"],
+    ),
+    "2 a function writing into its argument": (
+        """
+        def store(buf, i):
+            buf[i] = i
+        buf = np.zeros(5, int)
+        for i in ParaLoop(range(5), num_processes=2):
+            store(buf, i)
+        result = buf.tolist()
+        """,
+        ["'buf'"],
+    ),
+    "3 a bound method kept in a name": (
+        """
+        out = []
+        add = out.append
+        for i in ParaLoop(range(10), num_processes=2):
+            add(i)
+        result = out
+        """,
+        ["'add'"],
+    ),
+    "4 a closure's nonlocal total": (
+        """
+        def run():
+            total = 0
+            def acc(v):
+                nonlocal total
+                total += v
+            for v in ParaLoop(range(10), num_processes=2):
+                acc(v)
+            return total
+        result = run()
+        """,
+        ["'total'"],
+    ),
+    "5 a view bound in the body, written after the loop": (
+        """
+        arr = np.zeros(3)
+        for i in ParaLoop(range(3), num_processes=2):
+            f = arr[0:]
+        f[0] = 7.0
+        result = arr.tolist()
+        """,
+        ["'arr'"],
+    ),
+    "8 itertools.groupby groups": (
+        """
+        sizes = {}
+        for k, g in ParaLoop(itertools.groupby(sorted(i % 7 for i in range(200))), num_processes=2):
+            sizes[k] = len(list(g))
+        result = sizes
+        """,
+        ["item"],
+    ),
+    "9 a generator reusing one list": (
+        """
+        def rows():
+            buf = []
+            for i in range(2000):
+                buf.append(i)
+                yield buf
+        total = 0
+        for item in ParaLoop(rows(), num_processes=2):
+            total += len(item)
+        result = total
+        """,
+        ["item"],
+    ),
+    "10 a list subclass with its own __iter__": (
+        """
+        class Up(list):
+            def __iter__(self):
+                return (x.upper() for x in list.__iter__(self))
+        out = []
+        for x in ParaLoop(Up("abcd"), num_processes=2):
+            out.append(x)
+        result = out
+        """,
+        [],
+    ),
+    "11 an exception whose __init__ takes two arguments": (
+        """
+        class NeedArgs(Exception):
+            def __init__(self, a, b):
+                super().__init__(f"{a}-{b}")
+        try:
+            for x in ParaLoop(range(3), num_processes=2):
+                if x == 1:
+                    raise NeedArgs(1, 2)
+        except NeedArgs as error:
+            result = ("caught", str(error))
+        """,
+        [],
+    ),
+    "12 an exception's context": (
+        """
+        try:
+            for x in ParaLoop(range(3), num_processes=2):
+                if x == 1:
+                    try:
+                        raise KeyError("k")
+                    except KeyError:
+                        raise ValueError("v")
+        except ValueError as error:
+            result = repr(error.__context__)
+        """,
+        [],
+    ),
+}
+
+
+def _compare(load_module: Loader, source: str, words: list[str]) -> None:
+    plain = run_plain(source)["result"]
+    try:
+        module = load_module(source)
+    except paraloop.ParaLoopError as refusal:
+        assert words, f"refused where the plain result is expected: {refusal}"
+        for word in words:
+            assert word in str(refusal), (word, str(refusal))
+        return
+    assert module.result == plain
+
+
+@pytest.mark.usefixtures("every_backend")
+@pytest.mark.parametrize("row", list(ROWS), ids=list(ROWS))
+def test_the_plain_result_or_a_refusal_naming_the_object(row: str, load_module: Loader) -> None:
+    body, words = ROWS[row]
+    _compare(load_module, PRELUDE + textwrap.dedent(body), words)
+
+
+@pytest.mark.usefixtures("every_backend")
+def test_files_open_for_writing_as_items_are_never_truncated(load_module: Loader, tmp_path: Path) -> None:
+    """Row 6: a copy would open each file anew (truncating it): refused, or written in place."""
+    source = PRELUDE + textwrap.dedent(f"""
+        folder = {str(tmp_path)!r}
+        handles = [open(os.path.join(folder, f"f{{i}}"), "w") for i in range(3)]
+        for handle in handles:
+            handle.write("header\\n")
+            handle.flush()
+        try:
+            for handle in ParaLoop(handles, num_processes=2):
+                handle.write("row\\n")
+        finally:
+            for handle in handles:
+                handle.close()
+    """)
+    try:
+        load_module(source)
+    except paraloop.ParaLoopError as refusal:
+        assert "TextIOWrapper" in str(refusal) and "item 0" in str(refusal)
+    contents = [(tmp_path / f"f{i}").read_text() for i in range(3)]
+    assert all(text in ("header\n", "header\nrow\n") for text in contents), contents
+
+
+@pytest.mark.usefixtures("every_backend")
+def test_files_open_for_reading_as_items_keep_their_position(load_module: Loader, tmp_path: Path) -> None:
+    """Row 7: the first file already advanced by readline(): refused, or read on from there."""
+    for i in range(2):
+        (tmp_path / f"g{i}").write_text("a\nb\n")
+    source = PRELUDE + textwrap.dedent(f"""
+        folder = {str(tmp_path)!r}
+        handles = [open(os.path.join(folder, f"g{{i}}")) for i in range(2)]
+        handles[0].readline()
+        result = {{}}
+        for n, handle in ParaLoop(list(enumerate(handles)), num_processes=2):
+            result[n] = handle.read()
+    """)
+    try:
+        module = load_module(source)
+    except paraloop.ParaLoopError as refusal:
+        assert "TextIOWrapper" in str(refusal)
+        return
+    assert module.result == {0: "b\n", 1: "a\nb\n"}
