@@ -29,7 +29,7 @@ from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Mapping, MutableMapping
 
 from .errors import ParaLoopError
-from .replay import Replay, replay
+from .replay import Replay, Whole, combine_whole, replay
 
 # The strategy named Any below shadows typing.Any in this module.
 Value = typing.Any
@@ -241,6 +241,8 @@ class Sum(AggregationStrategy):
     def combine(self, accumulated: Value, partial: Value) -> Value:
         if type(partial) is Replay:
             return replay(accumulated, partial, "add")
+        if type(partial) is Whole:
+            return combine_whole(accumulated, partial, "add")
         if isinstance(accumulated, MutableMapping):
             get = accumulated.get
             # A key new to a defaultdict starts from its default, as d[k] += x would.
@@ -297,6 +299,8 @@ class Product(AggregationStrategy):
     def combine(self, accumulated: Value, partial: Value) -> Value:
         if type(partial) is Replay:
             return replay(accumulated, partial, "mul")
+        if type(partial) is Whole:
+            return combine_whole(accumulated, partial, "mul")
         if _is_numpy_array(accumulated):
             accumulated *= partial
             return accumulated

@@ -28,7 +28,7 @@ from .items import writable
 from .process_state import changed as state_changed
 from .process_state import snapshot
 from .references import Reference, captured
-from .replay import Recorder, StandIn, check_whole
+from .replay import Recorder, StandIn, Whole, check_whole, recorder
 from .variable import Variable
 
 __all__ = ["BROKE", "DONE", "RAISED", "RETURNED", "UNBOUND", "Job", "Outcome", "execute_chunk"]
@@ -109,6 +109,14 @@ class Job:
                     self.__dict__["_guard"] = guard
         return guard
 
+    def whole_terms(self) -> dict[str, bool]:
+        """In this process, for each speculatively replayed name: whether its terms so far
+        were whole numbers (its chunks then add per chunk)."""
+        found: dict[str, bool] | None = self.__dict__.get("_whole_terms")
+        if found is None:
+            found = self.__dict__["_whole_terms"] = {}
+        return found
+
     def captured_ids(self) -> dict[int, Reference]:
         """The captured values that may come back as references (see paraloop.references)."""
         found: dict[int, Reference] | None = self.__dict__.get("_captured")
@@ -125,6 +133,7 @@ class Job:
         state = dict(self.__dict__)
         state.pop("_guard", None)
         state.pop("_captured", None)
+        state.pop("_whole_terms", None)
         return state
 
     def strategy(self, name: str) -> AggregationStrategy:
@@ -261,16 +270,18 @@ def _recorders(job: Job, args: list[Any]) -> dict[str, Recorder]:
     The name itself gets a stand-in that records what a nested loop does to it.
     """
     recorders: dict[str, Recorder] = {}
+    whole = job.whole_terms()
     for position, param in enumerate(job.params):
         if param.startswith(LOG_PREFIX):
             name = param[len(LOG_PREFIX) : -2]
             operation = job.replay.get(name)
-            if operation is not None:
-                where = job.params.index(name)
-                recorder = Recorder(args[where], operation)
-                recorders[name] = args[position] = recorder
-                if operation != "touch":
-                    args[where] = _stand_in(args[where], recorder, name in job.wrapped)
+            if operation is None or (operation.endswith("?") and whole.get(name)):
+                continue  # not replayed, or terms so far whole numbers: added per chunk, exactly
+            where = job.params.index(name)
+            log = recorder(args[where], operation.rstrip("?"))
+            recorders[name] = args[position] = log
+            if operation != "touch":
+                args[where] = _stand_in(args[where], log, name in job.wrapped)
     return recorders
 
 
@@ -390,11 +401,18 @@ def _execute(job: Job, chunk: Chunk, clock: Any, queue: bool, state: str | None)
         partial = current.value if isinstance(current, Variable) else current
         partial = job.strategy(name).finish(partial)
         recorder = recorders.get(name)
+        operation = job.replay.get(name)
         if recorder is not None:
-            if job.replay[name] != "touch":
+            if operation != "touch":
                 partial = recorder.finish()
+                if operation is not None and operation.endswith("?"):
+                    job.whole_terms()[name] = partial.total is not None
             elif not recorder.entries:
                 partial = NOTHING  # this chunk never wrote the scratch buffer
+        elif operation is not None and operation.endswith("?"):
+            if type(partial) is not int:
+                return _failed(outcome, chunk, turned_inexact(job, name, chunk))
+            partial = Whole(partial)
         elif name in job.whole and (reason := check_whole(name, partial)) is not None:
             return _failed(outcome, chunk, ParaLoopError(f"{job.filename}, line {job.line}: {reason}"))
         outcome.partials[name] = partial
@@ -404,6 +422,16 @@ def _execute(job: Job, chunk: Chunk, clock: Any, queue: bool, state: str | None)
         if name not in job.tracked and name in names:
             outcome.bound[name] = names[name]
     return outcome
+
+
+def turned_inexact(job: Job, name: str, chunk: Chunk) -> ParaLoopError:
+    last = chunk.start + len(chunk.items) - 1
+    return ParaLoopError(
+        f"{job.filename}, line {job.line}: {name!r} started as a whole number and its first terms "
+        f"were whole numbers, but iterations {chunk.start} to {last} added others (floats): "
+        "paraloop cannot then add them in the plain loop's order. Start it as a float "
+        f"({name} = 0.0 before the loop): every term is then added in the plain loop's order"
+    )
 
 
 def timeout_error(job: Job, index: int, item: Any, fate: str) -> IterationTimeoutError:

@@ -17,10 +17,10 @@ Every update site of such a name is generated in two forms (see
     if __paraloop_log_total__ is None:
         total += x                      # applied: partial results per chunk
     else:
-        __paraloop_log_total__(x)       # recorded: replayed by the caller
+        __paraloop_log_total__.append(x)   # recorded: replayed by the caller
 
 In the worker, ``__paraloop_log_total__`` is this chunk's :class:`Recorder`:
-``put(x)`` records ``total += x``, ``put_inverse(x)`` records ``total -= x``
+``append(x)`` records ``total += x``, ``put_inverse(x)`` records ``total -= x``
 (or ``/=``), and ``put_at(k, x)``, ``put_at_inverse(k, x)`` the same for one
 entry, ``d[k] += x``.
 """
@@ -29,16 +29,20 @@ from __future__ import annotations
 
 import array
 import operator
+import sys
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["Recorder", "Replay", "StandIn", "check_whole", "inexact", "replay"]
+__all__ = [
+    "Recorder", "Replay", "StandIn", "Whole", "check_whole", "combine_whole", "inexact", "recorder", "replay",
+]  # fmt: skip
 
 # The operations a strategy applies, with their inverses.
 _OPERATIONS: dict[str, tuple[Callable[[Any, Any], Any], Callable[[Any, Any], Any]]] = {
     "add": (operator.iadd, operator.isub),
     "mul": (operator.imul, operator.itruediv),
 }
+_SEQUENTIAL_SUM = sys.version_info < (3, 12)
 # Negating these is exact, so ``total -= x`` can travel as ``+ (-x)``.
 _NEGATABLE = (int, float, complex)
 
@@ -105,6 +109,33 @@ class _Inverse:
         return (_Inverse, (self.value,))
 
 
+class Whole(int):
+    """A chunk's sum (or product) of whole numbers, added per chunk: exact onto a whole number.
+
+    Onto anything else (a float, after another chunk added one) the grouping would change
+    the rounding, so the combine refuses it (:func:`combine_whole`).
+    """
+
+    __slots__ = ()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Whole, (int(self),))
+
+
+def combine_whole(accumulated: Any, partial: Whole, operation: str) -> Any:
+    """``accumulated`` with a chunk's whole-number partial result, exactly, or a refusal."""
+    if type(accumulated) is not int:
+        from .errors import ParaLoopError
+
+        raise ParaLoopError(
+            "a name that started as a whole number got both whole-number and other (float) terms "
+            "in different chunks, which paraloop cannot add in the plain loop's order. Start it as "
+            "a float (0.0 before the loop): every term is then added in the plain loop's order"
+        )
+    value = int(partial)
+    return accumulated + value if operation == "add" else accumulated * value
+
+
 class Replay:
     """The contributions of one chunk to one name, in iteration order (sent to the caller).
 
@@ -129,41 +160,44 @@ class Replay:
         return (Replay, (self.entries, self.total, self.keyed))
 
 
-class Recorder:
-    """Collects one chunk's contributions to one name, in the worker.
+class Recorder(list):  # type: ignore[type-arg]
+    """Collects one chunk's contributions to one name, in the worker, in order.
 
-    ``target`` is the worker's private value of the name: an update of one
-    entry checks its key against it, so that a key the plain loop would fail
-    on (a missing key of a plain dict, an index out of range) fails in the
-    same iteration here.
+    The generated code records ``total += x`` as ``log.append(x)``: a list's own
+    append, the cheapest call there is.  ``target`` is the worker's private value
+    of the name: an update of one entry checks its key against it, so that a key
+    the plain loop would fail on (a missing key of a plain dict, an index out of
+    range) fails in the same iteration here.
     """
 
-    __slots__ = ("entries", "keyed", "negate", "put", "target")
+    __slots__ = ("inverted", "keyed", "negate", "target")
 
     def __init__(self, target: Any, operation: str) -> None:
-        self.entries: list[Any] = []
+        super().__init__()
         self.target = target
         self.keyed = False
         # Inverse entries of a sum of plain numbers travel negated: their array stays compact.
         self.negate = operation == "add"
-        # The common case, a number added to a number, costs one C call.
-        self.put: Callable[[Any], None] = self._put_array if _is_numpy_array(target) else self.entries.append
+        # Whether any inverse entry was recorded (most loops have none: no pass over them).
+        self.inverted = False
 
-    def _put_array(self, value: Any) -> None:
-        self.entries.append(_snapshot(value))
+    @property
+    def entries(self) -> list[Any]:
+        return self
 
     def put_inverse(self, value: Any) -> None:
-        self.entries.append(_Inverse(_snapshot(value)))
+        self.inverted = True
+        list.append(self, _Inverse(_snapshot(value)))
 
     def put_at(self, key: Any, value: Any) -> None:
         self._check(key)
         self.keyed = True
-        self.entries.append((_snapshot(key), _snapshot(value)))
+        list.append(self, (_snapshot(key), _snapshot(value)))
 
     def put_at_inverse(self, key: Any, value: Any) -> None:
         self._check(key)
         self.keyed = True
-        self.entries.append((_snapshot(key), _snapshot(value), None))
+        list.append(self, (_snapshot(key), _snapshot(value), None))
 
     def _check(self, key: Any) -> None:
         target = self.target
@@ -174,23 +208,42 @@ class Recorder:
             target[key]  # an index out of range, or of the wrong type, fails here as in the plain loop
 
     def finish(self) -> Replay:
-        entries = self.entries
+        """The chunk's contributions, compact: arrays of floats or of machine-sized ints."""
+        entries: list[Any] = self
         if self.keyed:
-            return Replay(entries, keyed=True)
-        if self.negate:
+            return Replay(list(entries), keyed=True)
+        if self.negate and self.inverted:
             entries = [
                 -e.value if type(e) is _Inverse and type(e.value) in _NEGATABLE else e for e in entries
             ]
         kinds = set(map(type, entries))
-        if kinds == {float}:
+        if kinds == _FLOAT:
             return Replay(array.array("d", entries))
-        if kinds == {int}:
+        if kinds == _INT:
             total = sum(entries)
             try:
                 return Replay(array.array("q", entries), total)
             except OverflowError:
-                return Replay(entries, total)
-        return Replay(entries)
+                return Replay(list(entries), total)
+        return Replay(list(entries))
+
+
+_FLOAT = {float}
+_INT = {int}
+
+
+class ArrayRecorder(Recorder):
+    """A recorder of numpy arrays: each kept as it is now (the body may refill its buffer)."""
+
+    __slots__ = ()
+
+    def append(self, value: Any) -> None:
+        list.append(self, _snapshot(value))
+
+
+def recorder(target: Any, operation: str) -> Recorder:
+    """The recorder for one chunk's updates of a name whose worker value is ``target``."""
+    return ArrayRecorder(target, operation) if _is_numpy_array(target) else Recorder(target, operation)
 
 
 class StandIn:
@@ -208,7 +261,7 @@ class StandIn:
         self._recorder = recorder
 
     def __iadd__(self, value: Any) -> StandIn:
-        self._recorder.put(value)
+        self._recorder.append(value)
         return self
 
     def __isub__(self, value: Any) -> StandIn:
@@ -255,6 +308,10 @@ def replay(accumulated: Any, partial: Replay, operation: str) -> Any:
     entries = partial.entries
     if isinstance(entries, array.array):
         if operation == "add":
+            if _SEQUENTIAL_SUM and type(accumulated) is float:
+                # Before 3.12, sum() adds floats one by one, left to right: the plain
+                # loop's order of roundings, at C speed (3.12 compensates, so not there).
+                return sum(entries, accumulated)
             for entry in entries:
                 accumulated += entry
         else:

@@ -443,6 +443,10 @@ def _plan_replay(
         own = forms.get(name, set())
         operation = replay_operation(strategy, variable.value, own)
         if operation is not None and f"{LOG_PREFIX}{name}__" in params:
+            if type(variable.value) is int and operation in ("add", "mul"):
+                # Whole numbers add exactly in any grouping: a worker records its first chunk,
+                # and adds per chunk once that shows whole numbers (see paraloop.replay).
+                operation += "?"
             replayed[name] = operation
         elif whole_partials(strategy, variable.value, own):
             whole.add(name)

@@ -41,7 +41,7 @@ from .uses import Site, analyse
 __all__ = ["RESERVED_PREFIX", "REWRITER_VERSION", "rewrite", "show"]
 
 # Bump on any change to the generated code: it is part of the bytecode cache key.
-REWRITER_VERSION = 3
+REWRITER_VERSION = 4
 RESERVED_PREFIX = "__paraloop"
 RUNTIME = "__paraloop_rt__"
 
@@ -328,21 +328,22 @@ class _SiteRewriter(ast.NodeTransformer):
         log = _log_name(self.mangle(site.name))
         if site.touch:
             # buffer[:] = row, then: this chunk wrote the buffer.
-            (note,) = ast.parse(f"if {log} is not None:\n    {log}.put(None)\n").body
+            (note,) = ast.parse(f"if {log} is not None:\n    {log}.append(None)\n").body
             for node in ast.walk(note):
                 if "lineno" in node._attributes:
                     ast.copy_location(node, statement)
             return [statement, note]
         calls: list[ast.stmt] = []
         for operand, inverse in site.contributions:
-            method = "put" if site.key is None else "put_at"
+            if site.key is None:
+                method = "put_inverse" if inverse else "append"
+            else:
+                method = "put_at_inverse" if inverse else "put_at"
             arguments = [copy.deepcopy(operand)]
             if site.key is not None:
                 arguments.insert(0, _key_expression(site.key))
             call = ast.Call(
-                func=ast.Attribute(
-                    ast.Name(log, ast.Load()), method + ("_inverse" if inverse else ""), ast.Load()
-                ),
+                func=ast.Attribute(ast.Name(log, ast.Load()), method, ast.Load()),
                 args=arguments,
                 keywords=[],
             )
