@@ -32,8 +32,8 @@ from paraloop import ParaLoop
 
 CASES: dict[str, str] = {
     "the global random seed, per iteration": """
-        out = [None] * 48
-        for i in ParaLoop(range(48)):
+        out = [None] * 24
+        for i in ParaLoop(range(24)):
             random.seed(i)
             time.sleep(0.02)
             out[i] = random.random()
@@ -41,9 +41,9 @@ CASES: dict[str, str] = {
     """,
     "the current directory": """
         home = os.getcwd()
-        folders = [os.path.realpath(tempfile.mkdtemp()) for _ in range(40)]
-        seen = [None] * 40
-        for i in ParaLoop(range(40)):
+        folders = [os.path.realpath(tempfile.mkdtemp()) for _ in range(24)]
+        seen = [None] * 24
+        for i in ParaLoop(range(24)):
             os.chdir(folders[i])
             time.sleep(0.02)
             seen[i] = os.getcwd() == folders[i]
@@ -51,8 +51,8 @@ CASES: dict[str, str] = {
         result = seen
     """,
     "sys.stdout, redirected": """
-        texts = [None] * 40
-        for i in ParaLoop(range(40)):
+        texts = [None] * 24
+        for i in ParaLoop(range(24)):
             buffer = io.StringIO()
             with contextlib.redirect_stdout(buffer):
                 print("a", i)
@@ -62,16 +62,16 @@ CASES: dict[str, str] = {
         result = texts
     """,
     "the environment": """
-        values = [None] * 40
-        for i in ParaLoop(range(40)):
+        values = [None] * 24
+        for i in ParaLoop(range(24)):
             os.environ["PARALOOP_TEST_ROW"] = str(i)
             time.sleep(0.02)
             values[i] = os.environ["PARALOOP_TEST_ROW"]
         result = values
     """,
     "the recursion limit": """
-        limits = [None] * 40
-        for i in ParaLoop(range(40)):
+        limits = [None] * 24
+        for i in ParaLoop(range(24)):
             sys.setrecursionlimit(2000 + i)
             time.sleep(0.02)
             limits[i] = sys.getrecursionlimit()
@@ -80,11 +80,11 @@ CASES: dict[str, str] = {
     """,
     "the directory, changed in a function the body calls": """
         home = os.getcwd()
-        folders = [os.path.realpath(tempfile.mkdtemp()) for _ in range(40)]
+        folders = [os.path.realpath(tempfile.mkdtemp()) for _ in range(24)]
         def enter(folder):
             os.chdir(folder)
-        seen = [None] * 40
-        for i in ParaLoop(range(40)):
+        seen = [None] * 24
+        for i in ParaLoop(range(24)):
             enter(folders[i])
             time.sleep(0.02)
             seen[i] = os.getcwd() == folders[i]
@@ -150,12 +150,12 @@ def test_lanes_can_be_turned_off(
         PRELUDE
         + textwrap.dedent(f"""
         out = []
-        for i in ParaLoop(range(40), {options}):
+        for i in ParaLoop(range(24), {options}):
             time.sleep(0.03)
             out.append(i)
     """)
     )
-    assert module.out == list(range(40))
+    assert module.out == list(range(24))
     assert "lanes per worker" not in caplog.text
 
 
