@@ -38,6 +38,7 @@ from typing import Any
 
 from .errors import ParaLoopError
 from .items import bound_to_this_process
+from .serialize import code_names, installed
 
 __all__ = ["ATOMS", "Guard", "fingerprint", "reached", "read_only_error"]
 
@@ -73,20 +74,11 @@ def _user_code(module_name: object, filename: object = None) -> bool:
             return False
     if not filename:
         return True
-    prefixes = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
-    return not any(str(filename).startswith(prefix + "/") for prefix in prefixes)
+    return not installed(str(filename))
 
 
 def _user_function(function: types.FunctionType) -> bool:
     return _user_code(function.__module__, function.__code__.co_filename)
-
-
-def _names(code: types.CodeType) -> set[str]:
-    names = set(code.co_names)
-    for constant in code.co_consts:
-        if isinstance(constant, types.CodeType):
-            names |= _names(constant)
-    return names
 
 
 def _cached_names(kind: type) -> frozenset[str]:
@@ -276,7 +268,7 @@ class Guard:
             self._watch(f"a default argument of {function.__name__}", default, 0)
         namespace = function.__globals__
         module = namespace.get("__name__", "?")
-        for name in sorted(_names(code)):
+        for name in sorted(code_names(code)):
             if name in namespace:
                 used = f"the global {name!r} of {module} (used by {function.__name__})"
                 self._watch(used, namespace[name], 0)
@@ -437,7 +429,7 @@ def reached(params: tuple[str, ...], values: tuple[Any, ...], wanted: Mapping[in
                     except ValueError:
                         pass
                 namespace = value.__globals__
-                for global_name in sorted(_names(value.__code__)):
+                for global_name in sorted(code_names(value.__code__)):
                     if global_name in namespace:
                         used = f"the global {global_name!r} of the function {value.__name__}"
                         walk(used, namespace[global_name], depth + 1)

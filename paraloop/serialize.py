@@ -109,21 +109,28 @@ def _sent_by_name(module: types.ModuleType) -> bool:
     filename = getattr(module, "__file__", None)
     if filename is None:
         return hasattr(module, "__spec__") and name in sys.builtin_module_names
+    return installed(filename)
+
+
+def installed(filename: str) -> bool:
+    """Whether ``filename`` is part of the interpreter's installation (the standard library, a
+    package installed into it), not the user's own code."""
     prefixes = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
     return any(filename.startswith(prefix + "/") for prefix in prefixes)
 
 
-def _names(code: types.CodeType) -> set[str]:
+def code_names(code: types.CodeType) -> set[str]:
+    """The global names ``code`` (and the code nested in it) may read."""
     names = set(code.co_names)
     for constant in code.co_consts:
         if isinstance(constant, types.CodeType):
-            names |= _names(constant)
+            names |= code_names(constant)
     return names
 
 
 def _function_state(function: types.FunctionType) -> tuple[Any, ...]:
     namespace = function.__globals__
-    used = {name: namespace[name] for name in sorted(_names(function.__code__)) if name in namespace}
+    used = {name: namespace[name] for name in sorted(code_names(function.__code__)) if name in namespace}
     return (
         marshal.dumps(function.__code__),
         function.__module__,
