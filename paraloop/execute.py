@@ -124,6 +124,13 @@ class Job:
             found = self.__dict__["_captured"] = captured(self.params, self.values, self.tracked)
         return found
 
+    def final_check(self) -> ParaLoopError | None:
+        """At the loop's end, in this process: check what chunks left unchecked, if anything."""
+        guard: Guard | None = self.__dict__.get("_guard")
+        if guard is None or not guard.pending:
+            return None
+        return guard.check()
+
     def release_guard(self, results: Iterable[Any] = ()) -> None:
         guard = self.__dict__.pop("_guard", None)
         if guard is not None:
@@ -261,6 +268,8 @@ class Timed(ChunkIterator):
 
 
 LOG_PREFIX = "__paraloop_log_"
+# The share of a chunk's time its worker may spend checking captured objects for changes.
+CHECK_SHARE = 0.03
 _guard_lock = threading.Lock()
 
 
@@ -375,7 +384,9 @@ def _execute(job: Job, chunk: Chunk, clock: Any, queue: bool, state: str | None)
             # The write's own traceback stays: it shows where the body wrote.
             outcome.traceback = "".join(traceback.format_exception(type(value), value, value.__traceback__))
             value = outcome.value = translated
-        changed = guard.check()
+        # A few percent of the chunk's own time (a Dask worker checks everything every chunk:
+        # nothing asks it at the loop's end).
+        changed = guard.check(None if job.shared_process else CHECK_SHARE * seconds)
         if changed is None and generators is not None:
             changed = guard.drew(generators)
         if changed is None and item_prints is not None:

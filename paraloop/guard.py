@@ -47,6 +47,8 @@ logger = logging.getLogger("paraloop")
 ATOMS = frozenset(
     {int, float, complex, str, bytes, bool, type(None), range, frozenset, type, types.ModuleType}
 )
+# A fingerprint cheaper than this is taken after every chunk, whatever the chunk's share.
+_ALWAYS = 1e-4
 _ATOM_MODULES = ("re", "decimal", "fractions", "datetime", "pathlib", "uuid", "enum")
 # Objects nested this deep in captured containers are still searched for numpy arrays.
 _ARRAY_DEPTH = 3
@@ -169,6 +171,12 @@ class Guard:
         self.arrays: list[tuple[str, Any, bool]] = []
         self._seen: set[int] = set()
         self._lock = threading.Lock()
+        # Some watched objects were not checked after the last chunk (their fingerprint
+        # costs more than the chunk's share): the loop's end checks them.
+        self.pending = False
+        self._credit = 0.0
+        # What each watched object's fingerprint cost when last taken.
+        self._costs: list[float] = []
         began = time.perf_counter()
         for name, value in zip(params, values):
             if name not in skip and not name.startswith("__paraloop"):
@@ -209,13 +217,18 @@ class Guard:
         # Its class's attributes and methods: a method may change them, or globals.
         self._watch_class(f"the class of {label}", type(value))
         if not fingerprinted:
-            digest = fingerprint(value)
-            if digest is not None:
-                self.watched.append((label, value, digest))
+            self._add(label, value)
         if depth < _ARRAY_DEPTH:
             # Arrays and functions inside: the fingerprint leaves them out.
             for inner_label, inner in _inside(label, value):
                 self._watch(inner_label, inner, depth + 1, fingerprinted=True)
+
+    def _add(self, label: str, value: Any) -> None:
+        began = time.perf_counter()
+        digest = fingerprint(value)
+        if digest is not None:
+            self.watched.append((label, value, digest))
+            self._costs.append(time.perf_counter() - began)
 
     def _watch_module(self, label: str, module: types.ModuleType) -> None:
         """A module of the user's code: its globals."""
@@ -234,9 +247,7 @@ class Guard:
         if not _user_code(kind.__module__):
             return
         state = _ClassState(kind)
-        digest = fingerprint(state)
-        if digest is not None:
-            self.watched.append((f"the attributes of the class {kind.__qualname__}", state, digest))
+        self._add(f"the attributes of the class {kind.__qualname__}", state)
         for name, attribute in list(vars(kind).items()):
             function = getattr(attribute, "__func__", attribute)
             if isinstance(function, types.FunctionType):
@@ -257,9 +268,7 @@ class Guard:
             label = f"{name!r}, a variable of the function {function.__name__}"
             # Rebinding it (nonlocal) is a change too: the fingerprint is of the cell.
             contents = _CellContents(cell)
-            digest = fingerprint(contents)
-            if digest is not None:
-                self.watched.append((label, contents, digest))
+            self._add(label, contents)
             try:
                 self._watch(label, cell.cell_contents, 0, fingerprinted=True)
             except ValueError:
@@ -307,11 +316,30 @@ class Guard:
             "generator at the start of each iteration"
         )
 
-    def check(self) -> ParaLoopError | None:
-        """A ParaLoopError naming the first watched object that changed, or None."""
-        for label, value, digest in self.watched:
-            if fingerprint(value) != digest:
+    def check(self, budget: float | None = None) -> ParaLoopError | None:
+        """A ParaLoopError naming the first watched object that changed, or None.
+
+        With ``budget`` (seconds this chunk may spend checking, a share of its own
+        time), an object whose fingerprint costs more is checked once enough budget
+        has gathered over chunks, and :attr:`pending` says some were left; the loop's
+        end checks everything (:meth:`check` without a budget).
+        """
+        if budget is not None:
+            self._credit += budget
+        pending = False
+        for position, (label, value, digest) in enumerate(self.watched):
+            cost = self._costs[position]
+            if budget is not None and cost > _ALWAYS and cost > self._credit:
+                pending = True
+                continue
+            began = time.perf_counter()
+            now = fingerprint(value)
+            self._costs[position] = spent = time.perf_counter() - began
+            if budget is not None and spent > _ALWAYS:
+                self._credit = max(0.0, self._credit - spent)
+            if now != digest:
                 return changed_error(self.where, label, value)
+        self.pending = pending
         return None
 
     def release(self, results: Iterable[Any] = ()) -> None:

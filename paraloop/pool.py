@@ -47,7 +47,7 @@ from .errors import IterationTimeoutError, ParaLoopError, WorkerCrashedError
 from .execute import Job, Outcome
 from .items import bound_to_this_process
 from .lanes import MAX_LANES, Probe, mostly_waiting
-from .worker import CHUNK, HEADER, JOB, NOTHING, QUIT, WATCHED, serve
+from .worker import CHECK, CHUNK, HEADER, JOB, NOTHING, QUIT, WATCHED, Checked, serve
 
 __all__ = ["ProcessPool", "get_pool", "shutdown_pools"]
 
@@ -335,6 +335,7 @@ class ProcessPool:
                         self._crashed(worker, job)
                 waiting = [w for w in active if w.chunks]
                 if not waiting:
+                    self._final_check(active, loop_id, job)
                     return
                 ready = wait(
                     [w.connection for w in waiting] + [w.process.sentinel for w in waiting],
@@ -436,6 +437,28 @@ class ProcessPool:
                 worker.lease = None
                 worker.watched = False
                 worker.early_cpu = None
+
+    def _final_check(self, active: list[_Worker], loop_id: int, job: Job) -> None:
+        """At the loop's end, each worker checks the captured objects its chunks left unchecked
+        (those whose check costs more than a few percent of a chunk): a change is an error."""
+        if not job.guarded:
+            return
+        asked = [w for w in active if w.job_id == loop_id]
+        for worker in asked:
+            try:
+                worker.send(CHECK, loop_id, 0, 0, b"")
+            except (BrokenPipeError, ConnectionResetError):
+                self._crashed(worker, job)
+        for worker in asked:
+            ready = wait([worker.connection, worker.process.sentinel])
+            if worker.connection not in ready:
+                self._crashed(worker, job)
+            try:
+                answer = serialize.loads(worker.connection.recv_bytes())
+            except (EOFError, OSError):
+                self._crashed(worker, job)
+            if isinstance(answer, Checked) and answer.error is not None:
+                raise answer.error
 
     @staticmethod
     def _until_deadline(waiting: list[_Worker], timeout: float | None) -> float | None:

@@ -674,6 +674,10 @@ def _run(
         # The iterable raised, a worker died, an iteration timed out, Ctrl-C:
         # tracked state keeps what the chunks before it contributed.
         combiner.result.error = _hidden(error)
+    else:
+        if inline and combiner.result.error is None:
+            # Threads: what the chunks left unchecked (worker processes check on their own).
+            combiner.result.error = job.final_check()
     try:
         result = combiner.finish()
     finally:

@@ -19,6 +19,7 @@ import struct
 import sys
 import threading
 import traceback
+from dataclasses import dataclass
 from typing import Any
 
 from . import serialize
@@ -29,7 +30,7 @@ from .execute import NOTE_STATE, RAISED, RETURNED, Job, Outcome, execute_chunk
 from .lanes import finish_lanes, start_lanes
 from .references import captured_arrays, refer
 
-__all__ = ["HEADER", "JOB", "CHUNK", "QUIT", "NOTHING", "WATCHED", "in_worker", "serve"]
+__all__ = ["CHECK", "CHUNK", "HEADER", "JOB", "NOTHING", "QUIT", "WATCHED", "Checked", "in_worker", "serve"]
 
 # Message header: kind, loop id, chunk index, start index, lanes.
 HEADER = struct.Struct("<BQQQH")
@@ -38,6 +39,18 @@ CHUNK = 2
 QUIT = 3
 # The parent's answer to an Early that brings no chunk.
 NOTHING = 4
+# At the loop's end: check what chunks left unchecked (see paraloop.guard); the answer is a
+# Checked.
+CHECK = 5
+
+
+@dataclass
+class Checked:
+    """A worker's answer to CHECK: the change it found to an object from outside the loop."""
+
+    error: ParaLoopError | None
+
+
 # Lanes of a chunk run in one lane and watched (see paraloop.early).
 WATCHED = 0
 
@@ -184,6 +197,11 @@ def serve(connection: Any, clock: Any = None) -> None:
         payload = memoryview(message)[HEADER.size :]
         if kind == QUIT:
             return
+        if kind == CHECK:
+            found = job.final_check() if job is not None and job_id == loop_id else None
+            with sending:
+                connection.send_bytes(serialize.dumps(Checked(found)))
+            continue
         if kind == JOB:
             job_id = loop_id
             try:

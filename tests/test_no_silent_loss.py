@@ -211,3 +211,27 @@ def test_files_open_for_reading_as_items_keep_their_position(load_module: Loader
         assert "TextIOWrapper" in str(refusal)
         return
     assert module.result == {0: "b\n", 1: "a\nb\n"}
+
+
+@pytest.mark.parametrize("backend", ["fork", "spawn", "threads"])
+def test_a_change_to_a_large_object_in_the_last_iteration_is_caught_at_the_end(
+    load_module: Loader, backend: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Checking a large object after every short chunk would cost more than the chunks: it is
+    checked once enough chunk time has passed, and at the loop's end, so a change made in the
+    last iteration is still refused, naming the object."""
+    from conftest import use_backend
+
+    use_backend(backend, request, monkeypatch)
+    source = PRELUDE + textwrap.dedent("""
+        table = {n: [n] for n in range(200_000)}
+        def note(mapping):
+            mapping[0].append("seen")
+        total = 0
+        for i in ParaLoop(range(2000), num_processes=2):
+            total += i
+            if i == 1999:
+                note(table)
+    """)
+    with pytest.raises(paraloop.ParaLoopError, match="'table'"):
+        load_module(source)
