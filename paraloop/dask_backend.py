@@ -24,6 +24,7 @@ effects may happen twice), then the loop raises ``WorkerCrashedError``.
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import contextlib
 import logging
@@ -368,7 +369,7 @@ def run_dask(job: Job, chunker: Chunker, scheduler: Any, workers: int | None) ->
                         distributed.wait(list(running), timeout=1.0, return_when="FIRST_COMPLETED")
                 except distributed.client.FuturesCancelledError:
                     pass  # the cancelled ones are done: reported below
-                except TimeoutError:
+                except (TimeoutError, asyncio.TimeoutError):  # two classes before Python 3.11
                     # Watch the cluster: one that lost every worker would never answer.
                     no_workers_since = _check_workers(client, job, no_workers_since)
                 continue

@@ -449,7 +449,9 @@ class ProcessPool:
                 worker.send(CHECK, loop_id, 0, 0, b"")
             except (BrokenPipeError, ConnectionResetError):
                 self._crashed(worker, job)
+        found: ParaLoopError | None = None
         for worker in asked:
+            # Every answer is read, so that none is left for the next loop to take for an outcome.
             ready = wait([worker.connection, worker.process.sentinel])
             if worker.connection not in ready:
                 self._crashed(worker, job)
@@ -457,8 +459,10 @@ class ProcessPool:
                 answer = serialize.loads(worker.connection.recv_bytes())
             except (EOFError, OSError):
                 self._crashed(worker, job)
-            if isinstance(answer, Checked) and answer.error is not None:
-                raise answer.error
+            if isinstance(answer, Checked) and answer.error is not None and found is None:
+                found = answer.error
+        if found is not None:
+            raise found
 
     @staticmethod
     def _until_deadline(waiting: list[_Worker], timeout: float | None) -> float | None:

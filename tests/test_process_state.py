@@ -78,6 +78,26 @@ CASES: dict[str, str] = {
         sys.setrecursionlimit(1000)
         result = limits
     """,
+    "numpy's global random seed, per iteration": """
+        import numpy as np
+        out = [None] * 24
+        for i in ParaLoop(range(24)):
+            np.random.seed(i)
+            time.sleep(0.02)
+            out[i] = float(np.random.random())
+        result = out
+    """,
+    "the warnings filters, per iteration": """
+        counts = [None] * 24
+        for i in ParaLoop(range(24)):
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                warnings.warn(f"iteration {i}")
+                time.sleep(0.02)
+                warnings.warn(f"iteration {i} again")
+            counts[i] = [str(w.message) for w in caught]
+        result = counts
+    """,
     "the directory, changed in a function the body calls": """
         home = os.getcwd()
         folders = [os.path.realpath(tempfile.mkdtemp()) for _ in range(24)]
