@@ -62,6 +62,8 @@ def describe(function: Any) -> str | None:
     mtrand = sys.modules.get("numpy.random.mtrand")
     if mtrand is not None and owner is getattr(mtrand, "_rand", None) and name == "seed":
         return "numpy's global random generator"
+    if module == "numpy.random" and name == "seed":
+        return "numpy's global random generator"
     return None
 
 

@@ -240,8 +240,11 @@ def _global_random(
         found: Any = _lookup(name, scope, local, globs)
         for attribute in form[len("invoke:") :].split(".")[1:]:
             found = getattr(found, attribute, None)
-        if _is_global_generator(getattr(found, "__self__", None)):
-            if form.endswith(".seed") or form == "invoke:seed":
+        seeding = form.endswith(".seed") or form == "invoke:seed"
+        if seeding and getattr(found, "__module__", None) == "numpy.random":
+            seeds = True  # numpy.random.seed is a function of its own, which seeds the global one
+        elif _is_global_generator(getattr(found, "__self__", None)):
+            if seeding:
                 seeds = True
             else:
                 draws.append((use_line, text))
