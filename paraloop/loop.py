@@ -14,6 +14,9 @@ __all__ = ["BACKENDS", "ParaLoop"]
 T = TypeVar("T")
 
 BACKENDS = ("processes", "threads", "sequential", "dask")
+# A timeout longer than this (about 115 days) means none: the clocks that enforce one
+# (setitimer, select) cannot count that far.
+NO_TIMEOUT = 1e7
 START_METHODS = ("fork", "forkserver", "spawn")
 
 _NOT_REWRITTEN = (
@@ -57,6 +60,7 @@ class ParaLoop(Generic[T]):
       worker processes; default: ``PARALOOP_START_METHOD`` or the platform's.
     - ``timeout``: seconds one iteration may take; a longer one raises
       :class:`~paraloop.IterationTimeoutError` (its worker is stopped).
+      ``float("inf")`` (or more than 10**7 s) means no timeout.
     - ``progress``: show a progress bar (tqdm; the notebook widget in
       Jupyter), with the total where the iterable has a ``len()``.
     - ``lanes``: whether a worker whose iterations mostly wait may run several
@@ -95,6 +99,8 @@ class ParaLoop(Generic[T]):
             not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not timeout > 0
         ):
             raise ParaLoopError(f"timeout={timeout!r}: give the seconds one iteration may take, above 0")
+        if timeout is not None and timeout > NO_TIMEOUT:
+            timeout = None  # float("inf"), or longer than any clock here counts: no timeout
         if backend is not None and backend not in BACKENDS:
             raise ParaLoopError(
                 f"backend={backend!r} is not available; choose one of {', '.join(map(repr, BACKENDS))}"

@@ -53,6 +53,8 @@ __all__ = ["ProcessPool", "get_pool", "shutdown_pools"]
 
 logger = logging.getLogger("paraloop")
 _loop_ids = itertools.count(1)
+# How long a worker may take to answer the end-of-loop check (fingerprints of large objects).
+CHECK_SECONDS = 300.0
 _main_lock = threading.Lock()
 
 
@@ -164,7 +166,10 @@ class _Worker:
         # The running iteration's start time and index, for loops with a timeout.
         self.clock = _clock(context, method)
         self.process = context.Process(
-            target=serve, args=(child_end, self.clock), name=f"paraloop-worker-{number}", daemon=True
+            target=serve,
+            args=(child_end, self.clock, os.getpid()),
+            name=f"paraloop-worker-{number}",
+            daemon=True,
         )
         with main_hidden(method):
             self.process.start()
@@ -452,8 +457,10 @@ class ProcessPool:
         found: ParaLoopError | None = None
         for worker in asked:
             # Every answer is read, so that none is left for the next loop to take for an outcome.
-            ready = wait([worker.connection, worker.process.sentinel])
+            ready = wait([worker.connection, worker.process.sentinel], CHECK_SECONDS)
             if worker.connection not in ready:
+                if not ready:
+                    worker.process.kill()  # never a hang: a worker that does not answer is stopped
                 self._crashed(worker, job)
             try:
                 answer = serialize.loads(worker.connection.recv_bytes())
@@ -532,6 +539,28 @@ def get_pool(method: str | None) -> ProcessPool:
             pool = ProcessPool(method)
             _pools[method] = pool
         return pool
+
+
+def _forget_in_child() -> None:
+    """In a child made by os.fork(), the parent's workers are not this process's.
+
+    Without this, multiprocess's exit handler in a forked child that exits normally
+    terminates the workers it inherited the handles of: the parent's next loop would find
+    them dead.
+    """
+    children = getattr(multiprocess.process, "_children", None)
+    with _pools_lock:
+        pools = list(_pools.values())
+    for pool in pools:
+        for worker in pool.workers:
+            popen = getattr(worker.process, "_popen", None)
+            if children is not None and popen is not None:
+                children.discard(popen)
+                children.discard(worker.process)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_in_child)
 
 
 def shutdown_pools() -> None:

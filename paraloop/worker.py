@@ -10,6 +10,7 @@ gone.
 
 from __future__ import annotations
 
+import _thread
 import functools
 import importlib
 import os
@@ -18,6 +19,7 @@ import signal
 import struct
 import sys
 import threading
+import time
 import traceback
 from dataclasses import dataclass
 from typing import Any
@@ -155,6 +157,36 @@ def job_failure(error: BaseException) -> ParaLoopError:
     )
 
 
+def _die_with(owner: int, parent: int) -> None:
+    """Exit when the program that started this worker is gone, however it ended (SIGKILL too).
+
+    A thread looks twice a second; an iteration that runs for hours does not keep the
+    worker alive after its program died.  The program's pid, not the parent's: a
+    forkserver worker's parent is the fork server, which lives as long as its children.
+    """
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent or not _alive(owner):
+                os._exit(0)
+
+    _thread.start_new_thread(watch, ())
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs (a zombie, killed and not yet reaped, does not)."""
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False  # gone, or its pid now belongs to someone else's process
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            return handle.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except OSError:
+        return True  # no /proc here: the signal test is all there is
+
+
 def _answer(sending: threading.Lock, connection: Any, job: Job, chunk: Chunk, futures: list[Any]) -> None:
     """Send the outcome of a chunk run in lanes, once its parts are done."""
     try:
@@ -167,7 +199,7 @@ def _answer(sending: threading.Lock, connection: Any, job: Job, chunk: Chunk, fu
         os._exit(70)
 
 
-def serve(connection: Any, clock: Any = None) -> None:
+def serve(connection: Any, clock: Any = None, owner: int | None = None) -> None:
     """Run chunks until told to quit or until the parent process is gone.
 
     ``clock`` (shared with the parent) receives the index and start time of
@@ -177,6 +209,7 @@ def serve(connection: Any, clock: Any = None) -> None:
     _in_worker = True
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     parent = os.getppid()
+    _die_with(owner if owner is not None else parent, parent)
     job: Job | None = None
     job_error: ParaLoopError | None = None
     job_id = -1

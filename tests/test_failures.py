@@ -18,7 +18,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-from conftest import interrupt_like_a_terminal, run_script
+from conftest import START_METHODS, interrupt_like_a_terminal, run_script
 
 import paraloop
 
@@ -289,3 +289,103 @@ def test_waiting_iterations_get_more_in_flight(load_module: Loader, monkeypatch:
     in_flight, processes = module.waiting(num_processes=2)
     assert in_flight <= 2  # a count given is a count kept
     assert module.busy() <= cpus
+
+
+@pytest.mark.parametrize("limit", [float("inf"), 3e6, 1e9])
+def test_a_huge_timeout_means_none(load_module: Loader, limit: float) -> None:
+    """timeout=float("inf") (or more than a clock can count) runs the loop with no timeout."""
+    module = load_module(f"""
+        from paraloop import ParaLoop
+        total = 0
+        for i in ParaLoop(range(20), num_processes=2, timeout=float({str(limit)!r})):
+            total += i
+    """)
+    assert module.total == sum(range(20))
+
+
+@pytest.mark.parametrize("method", START_METHODS)
+def test_workers_die_with_a_killed_parent(tmp_path: Path, method: str) -> None:
+    """SIGKILL the program while its workers run a long iteration: the workers exit within seconds."""
+    script = tmp_path / "long.py"
+    script.write_text(
+        "import os, sys, time\n"
+        "import multiprocess\n"
+        "from paraloop import ParaLoop\n"
+        "def pids():\n"
+        "    return [child.pid for child in multiprocess.active_children()]\n"
+        "out = []\n"
+        "for i in ParaLoop(range(4), num_processes=2, chunksize=1):\n"
+        "    if i == 0:\n"
+        "        time.sleep(0.5)\n"
+        "        print('running', flush=True)\n"
+        "    time.sleep(120)\n"
+        "    out.append(i)\n"
+    )
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("PARALOOP_")}
+    environment["PARALOOP_START_METHOD"] = method
+    process = subprocess.Popen(
+        [sys.executable, "-m", "paraloop", str(script)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=environment,
+        start_new_session=True,
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().strip() == "running"
+        group = os.getpgid(process.pid)
+        members = _group_members(group)
+        assert len(members) >= 3, members  # the program and its two workers
+        process.kill()
+        process.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and _group_members(group):
+            time.sleep(0.1)
+        assert _group_members(group) == []
+    finally:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def _group_members(group: int) -> list[int]:
+    """Live processes of a process group, zombies excluded (read from /proc)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == group and fields[0] != "Z":
+            found.append(int(entry))
+    return found
+
+
+def test_a_forked_child_leaves_the_parents_workers_alone(tmp_path: Path) -> None:
+    """A child made by os.fork() that exits normally neither stops nor touches the parent's
+    workers (multiprocess's exit handler in the child took them for its own), and the
+    parent's next loop runs."""
+    script = tmp_path / "forks.py"
+    script.write_text(
+        "import os, sys\n"
+        "from paraloop import ParaLoop\n"
+        "def total(n):\n"
+        "    result = 0\n"
+        "    for i in ParaLoop(range(n), num_processes=2, backend='processes', start_method='fork'):\n"
+        "        result += i\n"
+        "    return result\n"
+        "print(total(50), flush=True)\n"
+        "child = os.fork()\n"
+        "if child == 0:\n"
+        "    sys.exit(0)\n"
+        "os.waitpid(child, 0)\n"
+        "print(total(60))\n"
+    )
+    result = run_script(script)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [str(sum(range(50))), str(sum(range(60)))]
+    assert result.stderr == ""

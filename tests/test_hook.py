@@ -10,6 +10,7 @@ import linecache
 import os
 import sys
 import textwrap
+import threading
 import traceback
 import warnings
 from collections.abc import Iterator
@@ -270,6 +271,39 @@ def test_cache_file_is_written_at_cache_path(tmp_path: Path, modules: list[str],
     assert "paraloop" in os.path.basename(cached)
     assert sorted(os.listdir(tmp_path / "__pycache__")) == [os.path.basename(cached)]
     assert os.path.dirname(cached) == str(tmp_path / "__pycache__")
+
+
+def test_cache_file_is_no_more_readable_than_its_source(
+    tmp_path: Path, modules: list[str], bytecode: None
+) -> None:
+    """A 0600 module's rewritten bytecode is 0600 too: other local users cannot read its constants."""
+    name = unique_name()
+    modules.append(name)
+    path = write(tmp_path / f"{name}.py", sum_module(10) + "API_KEY = 'secret'\n")
+    path.chmod(0o600)
+    import_rewritten(name)
+    cached = paraloop.hook.cache.cache_path(str(path))
+    assert cached is not None
+    assert os.stat(cached).st_mode & 0o777 == 0o600
+
+
+def test_cache_write_does_not_follow_a_planted_link(
+    tmp_path: Path, modules: list[str], bytecode: None
+) -> None:
+    """A symlink planted at the temporary file's name is not written through: the cache is skipped."""
+    name = unique_name()
+    modules.append(name)
+    path = write(tmp_path / f"{name}.py", sum_module(10))
+    cached = paraloop.hook.cache.cache_path(str(path))
+    assert cached is not None
+    os.makedirs(os.path.dirname(cached), exist_ok=True)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("untouched")
+    temporary = f"{cached}.{os.getpid()}.{threading.get_ident()}.tmp"
+    os.symlink(victim, temporary)
+    assert import_rewritten(name).total.value == 45
+    assert victim.read_text() == "untouched"
+    assert not os.path.exists(cached)
 
 
 def test_second_import_uses_the_cache(

@@ -6,7 +6,10 @@ it.  The file holds the interpreter's magic number and a hash of the source
 and of paraloop's version: a change to either makes it stale.  Files are
 written atomically (a temporary file, then ``os.replace``) and silently not
 written when ``sys.dont_write_bytecode`` is set or the directory is read-only;
-``sys.pycache_prefix`` is honoured.
+``sys.pycache_prefix`` is honoured.  A cache file is no more readable than its
+source (it takes the source's permission bits, as CPython's own bytecode
+does: a 0600 module's constants stay private), and its temporary file is
+created exclusively, so a link planted at that name is not followed.
 """
 
 from __future__ import annotations
@@ -70,9 +73,16 @@ def write(source_path: str, source: bytes, code: CodeType) -> None:
     data = _HEADER + _key(source) + marshal.dumps(code)
     temporary = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
     try:
+        mode = os.stat(source_path).st_mode & 0o666 | 0o200  # the source's, and writable by its owner
+    except OSError:
+        mode = 0o600
+    try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(temporary, "wb") as handle:
+        # O_EXCL: never write through a link (or file) someone planted at the temporary name.
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        with open(descriptor, "wb") as handle:
             handle.write(data)
+        os.chmod(temporary, mode)  # the umask may have narrowed it; never widened beyond the source
         os.replace(temporary, path)
     except OSError:
         # Read-only directory, full disk: the module works, only uncached.
