@@ -93,6 +93,7 @@ def target_rows(tables: dict[str, Table], found: dict) -> list[Target]:
         *_w2(tables["w2"], found),
         _w3(tables["w3"], found),
         *_w4(tables, found),
+        *_w8(tables),
         *_w6(tables, found),
     ]
 
@@ -235,6 +236,27 @@ def _w4(tables: dict[str, Table], found: dict) -> list[Target]:
     return rows
 
 
+def _w8(tables: dict[str, Table]) -> list[Target]:
+    if "w8" not in tables:
+        return []
+    t = tables["w8"]
+    ratio = t.rows["paraloop"].loop.median / t.plain.loop.median
+    joblib = t.rows["joblib"].loop.median / t.plain.loop.median
+    cause = (
+        f"joblib (loky, which limits each worker's BLAS too): {joblib:.2f}× the plain loop. Each "
+        "paraloop worker's native thread pools get its share of the CPUs (paraloop.native_threads); "
+        "the plain loop's BLAS uses every CPU."
+    )
+    return [
+        (
+            "W8: paraloop ≤ 1.1× the plain loop and no slower than joblib",
+            f"{ratio:.2f}×",
+            ratio <= 1.1 and ratio <= joblib,
+            cause,
+        )
+    ]
+
+
 def _w6(tables: dict[str, Table], found: dict) -> list[Target]:
     t = tables["w6-hook"]
     ratio = t.ratio("unmarked_200_hook")
@@ -339,6 +361,8 @@ NOTES = {
     "w3": "Per-iteration work calibrated once per run; Pool and ProcessPoolExecutor use chunksize 1.",
     "w4-half": "Result (the Counter and the total) checked equal to the plain loop's, key order included, "
     "for every tool. Peers map a per-file function (the loop body) and merge the Counters in file order.",
+    "w8": "numpy's wheels (OpenBLAS); results compared rounded to 9 significant digits, since a "
+    "matrix product's last bits depend on the BLAS's thread count.",
     "w5": "Ratios use the whole process (a script whose only work is the loop). "
     "`python -m paraloop w5_startup.py paraloop` with `PARALOOP_START_METHOD` set.",
     "w6-hook": "Only the import statements are timed, in a fresh process each, with bytecode cached; "

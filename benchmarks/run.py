@@ -1,6 +1,6 @@
 """The benchmark suite: ``python benchmarks/run.py [--quick]``.
 
-Runs every workload (``w1_dispatch`` ... ``w6_import``) for the plain loop,
+Runs every workload (``w1_dispatch`` ... ``w6_import``, ``w8_numpy``) for the plain loop,
 paraloop and the peers, each repetition in a fresh process, checks that every
 tool's result equals the plain loop's, and writes ``docs/benchmarks.md`` and
 ``docs/benchmarks.png``. See ``benchmarks/README.md``.
@@ -95,6 +95,12 @@ def w4(reps: int) -> list[Table]:
             measure(table, [PLAIN, PARALOOP, *PEERS], workload("w4_words", {"fraction": fraction}), reps)
         )
     return tables
+
+
+def w8(reps: int) -> Table:
+    variants = [PLAIN, PARALOOP, ("joblib", "joblib.Parallel (loky, its default)", "peer")]
+    table = Table("w8", "W8 numpy: 24 iterations of fifteen 300x300 matrix products (cold)")
+    return measure(table, variants, workload("w8_numpy", {"n": 24}), reps)
 
 
 def w5(reps: int) -> Table:
@@ -207,6 +213,7 @@ def measure_all(reps: int, quick: bool) -> tuple[list[Table], dict, report.Conte
         tables.append(w2(reps))
         tables.append(w3(reps, rounds))
         tables += w4(reps)
+        tables.append(w8(reps))
         tables.append(w5(reps))
         tables += w6(2 * reps, directory)
         log("diagnosing causes")

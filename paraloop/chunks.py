@@ -30,6 +30,9 @@ OVERHEAD_SHARE = 0.05
 MAX_TARGET_SECONDS = 1.0
 # Bounds read-ahead: at this size the cost of a round trip is already negligible.
 MAX_CHUNK = 1 << 16
+# ...and in bytes: a chunk of large items (sent to a worker process) holds at most about
+# this much, so a loop over large items keeps a few chunks in memory, never the input.
+MAX_CHUNK_BYTES = 16 << 20
 GROWTH = 16
 # Towards the end of a sequence of known length, a chunk takes at most this
 # share of what is left (but never less than a tenth of the target time), so
@@ -88,6 +91,8 @@ class Chunker:
         self.error: Exception | None = None
         self._measured = False
         self._floor = 1
+        # The largest size an item had when sent to a worker (bytes), once one was sent.
+        self._item_bytes = 0.0
         self.target = TARGET_SECONDS
         # The threads backend takes chunks from several threads.
         self._lock = threading.Lock()
@@ -108,6 +113,8 @@ class Chunker:
             size = min(MAX_CHUNK, max(size, minimum))
             if maximum is not None:
                 size = max(1, min(size, maximum))
+            if self._item_bytes:
+                size = max(1, min(size, int(MAX_CHUNK_BYTES // self._item_bytes)))
         try:
             if self._sequence is not None:
                 items: Sequence[Any] = self._sequence[self.position : self.position + size]
@@ -157,6 +164,12 @@ class Chunker:
         self._floor = max(1, wanted // TAIL_FLOOR)
         # Grow fast (one noisy measurement cannot overshoot by more than this).
         self.size = max(1, min(wanted, self.size * GROWTH, MAX_CHUNK))
+
+    def sent(self, items: int, size: int) -> None:
+        """A chunk of ``items`` items took ``size`` bytes on its way to a worker."""
+        if items > 0:
+            with self._lock:
+                self._item_bytes = max(self._item_bytes, size / items)
 
     def stop(self) -> None:
         self.stopped = True

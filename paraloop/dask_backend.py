@@ -347,6 +347,8 @@ def run_dask(job: Job, chunker: Chunker, scheduler: Any, workers: int | None) ->
                 chunk = chunker.next()
                 if chunk is None:
                     break
+                payload = serialize.dumps(chunk.items)
+                chunker.sent(len(chunk.items), len(payload))
                 future = client.submit(
                     run_chunk,
                     key,
@@ -354,7 +356,7 @@ def run_dask(job: Job, chunker: Chunker, scheduler: Any, workers: int | None) ->
                     path,
                     chunk.index,
                     chunk.start,
-                    serialize.dumps(chunk.items),
+                    payload,
                     key=f"paraloop-{key}-{chunk.index}",
                     pure=False,
                     retries=0,

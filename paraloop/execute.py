@@ -9,8 +9,10 @@ ended, and its local names) into an :class:`Outcome` the caller can combine.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import operator
 import reprlib
+import sys
 import threading
 import time
 import traceback
@@ -94,6 +96,12 @@ class Job:
     # The caller's decimal context, where it is not the default: Decimal arithmetic
     # in the body rounds as it does in the caller (contexts belong to a thread).
     decimal: Any = None
+    # Threads for each worker's native pools (BLAS, OpenMP), or None to leave them alone
+    # (see paraloop.native_threads).
+    native_threads: int | None = None
+    # The global random generators' modules loaded in the caller: a worker imports them
+    # before the first iteration, so that a draw from one is seen (see Guard.drew).
+    generators: tuple[str, ...] = ()
 
     def guard(self) -> Guard | None:
         """This process's watch over the loop's captured objects, made on first use."""
@@ -104,6 +112,9 @@ class Job:
             with _guard_lock:
                 guard = self.__dict__.get("_guard")
                 if guard is None:
+                    for module in self.generators:
+                        if module not in sys.modules:
+                            importlib.import_module(module)
                     where = f"{self.filename}, line {self.line}"
                     guard = Guard(self.params, self.values, self.tracked, where)
                     self.__dict__["_guard"] = guard

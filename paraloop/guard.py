@@ -38,9 +38,10 @@ from typing import Any
 
 from .errors import ParaLoopError
 from .items import bound_to_this_process
+from .process_state import numpy_state
 from .serialize import code_names, installed
 
-__all__ = ["ATOMS", "Guard", "fingerprint", "reached", "read_only_error"]
+__all__ = ["ATOMS", "GENERATOR_MODULES", "Guard", "fingerprint", "reached", "read_only_error"]
 
 logger = logging.getLogger("paraloop")
 
@@ -49,6 +50,9 @@ ATOMS = frozenset(
 )
 # A fingerprint cheaper than this is taken after every chunk, whatever the chunk's share.
 _ALWAYS = 1e-4
+# The modules of the global random generators whose draws a worker watches for.
+GENERATOR_MODULES = ("random", "numpy.random.mtrand")
+
 _ATOM_MODULES = ("re", "decimal", "fractions", "datetime", "pathlib", "uuid", "enum")
 # Objects nested this deep in captured containers are still searched for numpy arrays.
 _ARRAY_DEPTH = 3
@@ -293,20 +297,26 @@ class Guard:
 
     # Checking.
     @staticmethod
-    def generators() -> tuple[Any, ...]:
-        """The states of the global random generators (``random``'s, numpy's legacy one)."""
-        states: list[Any] = []
+    def generators() -> dict[str, Any]:
+        """The states of the global random generators (``random``'s, numpy's legacy one), by module."""
+        states: dict[str, Any] = {}
         random_module = sys.modules.get("random")
         if random_module is not None:
-            states.append(random_module.getstate())
+            states["random"] = random_module.getstate()
         mtrand = sys.modules.get("numpy.random.mtrand")
         if mtrand is not None:
-            states.append(hash(mtrand._rand.get_state()[1].tobytes()))
-        return tuple(states)
+            states["numpy.random.mtrand"] = numpy_state(mtrand)
+        return states
 
-    def drew(self, before: tuple[Any, ...]) -> ParaLoopError | None:
-        """A ParaLoopError if a global random generator moved since ``before``."""
-        if self.generators() == before:
+    def drew(self, before: dict[str, Any]) -> ParaLoopError | None:
+        """A ParaLoopError if a global random generator moved since ``before``.
+
+        A generator first imported during the iteration is not compared: it started
+        from fresh entropy, in the plain loop as well (a worker imports the generators
+        the caller had before the loop runs, see :data:`GENERATOR_MODULES`).
+        """
+        after = self.generators()
+        if all(after[name] == state for name, state in before.items()):
             return None
         return ParaLoopError(
             f"{self.where}: an iteration drew from the global random generator (in a function it "

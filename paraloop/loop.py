@@ -69,6 +69,12 @@ class ParaLoop(Generic[T]):
       ``sys.stdout``, a global random seed, ...); ``False``: never; ``True``:
       always (the body is thread-safe).  ``PARALOOP_LANES=0`` or ``1``
       overrides it.
+    - ``native_threads``: threads for each worker's native pools (BLAS and
+      OpenMP: numpy, scipy, ...).  ``None`` (default): the worker's share of
+      the CPUs, so that workers do not oversubscribe the machine, unless
+      ``OMP_NUM_THREADS`` or a similar variable is set (then they are left
+      alone); ``False``: leave them alone; a number: that many.
+      ``PARALOOP_NATIVE_THREADS`` (``off`` or a number) overrides it.
 
     Iterated directly (a loop that was not rewritten), it yields the items of
     ``iterable`` in order and warns once that the loop ran sequentially.
@@ -86,6 +92,7 @@ class ParaLoop(Generic[T]):
         progress: bool = False,
         scheduler: Any = None,
         lanes: bool | None = None,
+        native_threads: int | bool | None = None,
     ) -> None:
         if num_processes is not None and (
             not isinstance(num_processes, int) or isinstance(num_processes, bool) or num_processes < 1
@@ -120,6 +127,16 @@ class ParaLoop(Generic[T]):
         if lanes is not None and not isinstance(lanes, bool):
             raise ParaLoopError(f"lanes={lanes!r}: give True, False or None (decided by paraloop)")
         self.lanes = lanes
+        if (
+            native_threads is not None
+            and native_threads is not False
+            and (not isinstance(native_threads, int) or native_threads is True or native_threads < 1)
+        ):
+            raise ParaLoopError(
+                f"native_threads={native_threads!r}: give a whole number of at least 1, "
+                "False (leave native thread pools alone) or None (decided by paraloop)"
+            )
+        self.native_threads = native_threads
 
     def resolved_lanes(self) -> bool | None:
         """Whether workers may run iterations side by side in threads: ``PARALOOP_LANES``
@@ -130,6 +147,21 @@ class ParaLoop(Generic[T]):
                 raise ParaLoopError(f"PARALOOP_LANES={override!r}: give 0 (never) or 1 (allowed)")
             return override == "1"
         return self.lanes
+
+    def resolved_native_threads(self) -> int | bool | None:
+        """Threads for each worker's native pools: ``PARALOOP_NATIVE_THREADS`` (``off`` or a
+        number) overrides the code; None lets paraloop decide (see :mod:`paraloop.native_threads`)."""
+        override = os.environ.get("PARALOOP_NATIVE_THREADS", "").strip()
+        if override:
+            if override.lower() == "off":
+                return False
+            if not override.isdigit() or int(override) < 1:
+                raise ParaLoopError(
+                    f"PARALOOP_NATIVE_THREADS={override!r}: give off (leave native thread pools "
+                    "alone) or a whole number of at least 1"
+                )
+            return int(override)
+        return self.native_threads
 
     def resolved_backend(self) -> str:
         override = os.environ.get("PARALOOP_BACKEND", "").strip()

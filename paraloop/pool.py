@@ -193,10 +193,15 @@ class _Worker:
     def send(self, kind: int, loop_id: int, index: int, start: int, payload: bytes, lanes: int = 1) -> None:
         self.connection.send_bytes(HEADER.pack(kind, loop_id, index, start, lanes) + payload)
 
-    def give(self, loop_id: int, chunk: Chunk, lanes: int) -> None:
-        """Send ``chunk``, to run in ``lanes`` lanes (or watched); it is held until its outcome."""
+    def give(self, loop_id: int, chunk: Chunk, lanes: int) -> int:
+        """Send ``chunk``, to run in ``lanes`` lanes (or watched); it is held until its outcome.
+
+        Returns the size of its items on the way, in bytes.
+        """
         self.chunks[chunk.index] = chunk
-        self.send(CHUNK, loop_id, chunk.index, chunk.start, serialize.dumps(chunk.items), lanes)
+        payload = serialize.dumps(chunk.items)
+        self.send(CHUNK, loop_id, chunk.index, chunk.start, payload, lanes)
+        return len(payload)
 
     def describe_exit(self) -> str:
         self.process.join(timeout=1.0)
@@ -283,6 +288,8 @@ class ProcessPool:
         cannot honour), more worker processes.
         """
         loop_id = next(_loop_ids)
+        # Before the first item is read (items are pickled as they are read): what travels by value.
+        importing = serialize.importing_now()
         active = self.lease(count, loop_id, start=False)
         # Workers still to start: one at a time, each once the ones before it have a
         # chunk, so that they compute while the next fork (milliseconds) happens.
@@ -331,11 +338,13 @@ class ProcessPool:
                         if first:
                             if job_message is None:
                                 job_message = pickle.dumps(
-                                    (sys.path, job_bytes(job)), protocol=pickle.HIGHEST_PROTOCOL
+                                    (sys.path, job.native_threads, importing, job_bytes(job)),
+                                    protocol=pickle.HIGHEST_PROTOCOL,
                                 )
                             worker.send(JOB, loop_id, 0, 0, job_message)
                             worker.job_id = loop_id
-                        worker.give(loop_id, chunk, WATCHED if watched else 1 if probing else lanes)
+                        sent = worker.give(loop_id, chunk, WATCHED if watched else 1 if probing else lanes)
+                        chunker.sent(len(chunk.items), sent)
                     except (BrokenPipeError, ConnectionResetError):
                         self._crashed(worker, job)
                 waiting = [w for w in active if w.chunks]
@@ -378,7 +387,7 @@ class ProcessPool:
                                 if chunk is None:
                                     worker.send(NOTHING, loop_id, 0, 0, b"")
                                 else:
-                                    worker.give(loop_id, chunk, lanes)
+                                    chunker.sent(len(chunk.items), worker.give(loop_id, chunk, lanes))
                             except (BrokenPipeError, ConnectionResetError):
                                 self._crashed(worker, job)
                             continue
@@ -479,7 +488,9 @@ class ProcessPool:
         started: list[float] = [w.clock[0] for w in waiting if w.clock[0] > 0]
         if not started:
             return min(timeout, 0.5)  # the iterations have not stamped their start yet
-        return max(0.0, min(started) + timeout - time.monotonic()) + 0.01
+        # At most an hour per wait: poll() counts milliseconds in a C int (24 days), and a
+        # timeout of a month would overflow it.  The caller waits again.
+        return min(3600.0, max(0.0, min(started) + timeout - time.monotonic()) + 0.01)
 
     def _check_deadlines(self, waiting: list[_Worker], ready: list[Any], job: Job) -> None:
         assert job.timeout is not None

@@ -23,7 +23,7 @@ import os
 import sys
 from typing import Any
 
-__all__ = ["changed", "describe", "snapshot"]
+__all__ = ["changed", "describe", "numpy_state", "snapshot"]
 
 # Functions of these modules change what every thread of the process sees.
 _FUNCTIONS = {
@@ -77,6 +77,13 @@ MODULE_STATE = {
 }
 
 
+def numpy_state(mtrand: Any) -> int:
+    """A digest of numpy's global generator: its key and its position in it (a draw moves the
+    position; the key changes only every 624 draws)."""
+    _, key, position, has_gauss, gauss = mtrand._rand.get_state()
+    return hash((key.tobytes(), position, has_gauss, gauss))
+
+
 def snapshot() -> tuple[Any, ...]:
     """The process-wide state an iteration may change, cheaply: some microseconds."""
     random_module = sys.modules.get("random")
@@ -87,7 +94,7 @@ def snapshot() -> tuple[Any, ...]:
         _cwd(),
         hash(frozenset(os.environ.items())),
         hash(random_module.getstate()) if random_module is not None else None,
-        hash(mtrand._rand.get_state()[1].tobytes()) if mtrand is not None else None,
+        numpy_state(mtrand) if mtrand is not None else None,
         id(sys.stdout),
         id(sys.stderr),
         id(warnings.filters) if warnings is not None else None,

@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import native_threads
 from .aggregation_strategies import ElementUpdates, Scratch
 from .chunks import Chunker
 from .cpus import default_workers, waiting_iterations
@@ -43,7 +44,7 @@ from .execute import (
     Outcome,
     execute_chunk,
 )
-from .guard import reached
+from .guard import GENERATOR_MODULES, reached
 from .items import COPY, INLINE, SHARE, write_back
 from .loop import ParaLoop
 
@@ -476,6 +477,9 @@ def _outcomes(loop: ParaLoop[Any], job: Job, chunker: Chunker) -> Iterator[Outco
     backend = _backend(loop)
     count = loop.num_processes or default_workers()
     logger.debug("loop at %s, line %d: backend %s, %d worker(s)", job.filename, job.line, backend, count)
+    if backend in ("processes", "threads"):
+        # Dask's nanny limits its workers' pools itself; sequential runs one iteration at a time.
+        job.native_threads = native_threads.plan(loop.resolved_native_threads(), count)
     if backend == "sequential":
         return _inline(job, chunker)
     if backend == "threads":
@@ -547,6 +551,9 @@ def _watching(loop: ParaLoop[Any]) -> dict[str, Any]:
         "copied": backend in ("processes", "dask"),
         "shared_process": backend == "dask",
         "decimal": context,
+        "generators": tuple(name for name in GENERATOR_MODULES if name in sys.modules)
+        if backend == "processes"
+        else (),
     }
 
 

@@ -33,9 +33,72 @@ def dumps(obj: Any) -> bytes:
     except Exception:  # noqa: BLE001 - any failure means: let dill try
         pass
     else:
-        if b"__main__" not in data:
+        if b"__main__" not in data and not _names_importing(data):
             return _PICKLE + data
     return dumps_by_value(obj)
+
+
+# Modules of the user's that the caller was still importing when a loop started (the loop
+# runs at their top level): a worker must not import them, which would run their top level
+# again, loop included.  Their functions and classes travel by value, like __main__'s, and
+# a worker gives them a stand-in module (see :func:`stand_in`).
+_importing: set[str] = set()
+
+
+def importing_now() -> tuple[str, ...]:
+    """The user's modules this process is importing now, noted for :func:`dumps` as well."""
+    found = []
+    for name, module in list(sys.modules.items()):
+        spec = getattr(module, "__spec__", None)
+        if getattr(spec, "_initializing", False) and name != "__main__":
+            filename = getattr(module, "__file__", None)
+            if filename is not None and not installed(filename) and not _paraloop_module(module):
+                found.append(name)
+    _importing.update(found)
+    return tuple(found)
+
+
+def _importing_module(name: str | None) -> bool:
+    return name in _importing and getattr(
+        getattr(sys.modules.get(name or ""), "__spec__", None), "_initializing", False
+    )
+
+
+def _names_importing(data: bytes) -> bool:
+    return any(name.encode() in data and _importing_module(name) for name in _importing)
+
+
+# In a worker: the stand-ins it made, by name.
+_stand_ins: dict[str, types.ModuleType] = {}
+
+
+def stand_in(names: tuple[str, ...]) -> None:
+    """In a worker: a stand-in module for each module the caller is importing (see
+    :data:`_importing`); the stand-ins of earlier loops go, so that a module the caller has
+    finished importing is imported for real."""
+    for name in list(_stand_ins):
+        if name not in names:
+            if sys.modules.get(name) is _stand_ins.pop(name):
+                del sys.modules[name]
+    for name in names:
+        if name not in sys.modules:
+            module = types.ModuleType(name)
+            _stand_ins[name] = sys.modules[name] = module
+
+
+def _register(module: str, qualname: str, value: Any) -> Any:
+    """Put a function or class rebuilt by value into its stand-in module: a result that refers
+    to it by name then finds it, in the worker and in the caller."""
+    if not qualname.isidentifier():
+        return value  # nested, or a lambda: not an attribute of its module
+    found = sys.modules.get(module)
+    existing = getattr(found, qualname, None) if found is not None else None
+    if isinstance(value, type) and isinstance(existing, type) and existing.__qualname__ == qualname:
+        # The class this process has (the caller's own, or one a forked worker inherited).
+        return existing
+    if found is not None and _stand_ins.get(module) is found:
+        setattr(found, qualname, value)
+    return value
 
 
 def dumps_by_value(obj: Any) -> bytes:
@@ -78,10 +141,14 @@ class _FunctionPickler(pickle.Pickler):
         self.function = function
 
     def reducer_override(self, obj: Any) -> Any:
-        if isinstance(obj, types.FunctionType) and (obj is self.function or not _locatable(obj)):
+        if isinstance(obj, types.FunctionType) and (
+            obj is self.function or not _locatable(obj) or _importing_module(obj.__module__)
+        ):
             if obj.__closure__ or obj.__module__ == "__main__":
                 raise _NeedsDill
             return _function, _function_state(obj)
+        if isinstance(obj, type) and _importing_module(obj.__module__):
+            raise _NeedsDill  # dill sends it by value
         if isinstance(obj, types.ModuleType):
             if not _sent_by_name(obj):
                 raise _NeedsDill  # dill sends its namespace
@@ -157,7 +224,7 @@ def _function(
     function.__qualname__ = qualname
     function.__module__ = module
     function.__kwdefaults__ = kwdefaults
-    return function
+    return _register(module, qualname, function)  # type: ignore[no-any-return]
 
 
 def _with_finder(parts: tuple[Any, ...], find: Any) -> Any:
@@ -203,12 +270,32 @@ def _pickler_class() -> type:
             fresh = threading.RLock if type(lock) is _RLOCK else threading.Lock
             pickler.save_reduce(fresh, (), obj=lock)
 
+        _by_value_for_importing_modules(dill)
         dispatch = type(dill.Pickler.dispatch)(dill.Pickler.dispatch)
         dispatch[types.ModuleType] = save_module_by_name
         dispatch[_LOCK] = save_lock
         dispatch[_RLOCK] = save_lock
-        _pickler = type("_Pickler", (dill.Pickler,), {"dispatch": dispatch})
+        _pickler = type("_Pickler", (dill.Pickler,), {"dispatch": dispatch, "paraloop": True})
     return _pickler
+
+
+def _by_value_for_importing_modules(dill: Any) -> None:
+    """Make dill send functions and classes of a module the caller is importing by value.
+
+    dill decides by name (``_locate_function``) whether an object travels by reference;
+    it treats ``__main__`` so.  Only paraloop's own pickler is affected.
+    """
+    locate = getattr(dill._dill, "_locate_function", None)
+    if locate is None or getattr(locate, "paraloop", False):
+        return
+
+    def _locate_function(obj: Any, pickler: Any = None) -> bool:
+        if getattr(pickler, "paraloop", False) and _importing_module(getattr(obj, "__module__", None)):
+            return False
+        return bool(locate(obj, pickler))
+
+    _locate_function.paraloop = True  # type: ignore[attr-defined]
+    dill._dill._locate_function = _locate_function
 
 
 def _main_type(kind: type, name: str, bases: tuple[type, ...], namespace: dict[str, Any]) -> type:
@@ -229,7 +316,7 @@ def _main_type(kind: type, name: str, bases: tuple[type, ...], namespace: dict[s
             setattr(main, name, created)
         return created
     rebuilt: type = _create_type(kind, name, bases, namespace)
-    return rebuilt
+    return _register(str(namespace.get("__module__")), str(namespace.get("__qualname__", name)), rebuilt)  # type: ignore[no-any-return]
 
 
 def _create_type(kind: type, name: str, bases: tuple[type, ...], namespace: dict[str, Any]) -> type:

@@ -20,6 +20,7 @@ from typing import Any
 
 from .chunks import Chunker
 from .execute import Job, Outcome, execute_chunk, timeout_error
+from .native_threads import limited
 
 __all__ = ["in_worker_thread", "run_threads", "running_chunk"]
 
@@ -74,26 +75,28 @@ def run_threads(job: Job, chunker: Chunker, count: int) -> Iterator[Outcome]:
         threading.Thread(target=work, args=(clocks[n],), name=f"paraloop-thread-{n + 1}", daemon=True)
         for n in range(count)
     ]
-    for thread in threads:
-        thread.start()
-    finished = 0
-    try:
-        while finished < count:
-            try:
-                item = results.get(timeout=_until_deadline(clocks, job.timeout))
-            except queue.Empty:
-                _check_deadlines(clocks, job)
-                continue
-            if item is _FINISHED:
-                finished += 1
-            elif isinstance(item, BaseException):
-                raise item
-            else:
-                assert isinstance(item, Outcome)
-                yield item
-    finally:
-        stop.set()
-        chunker.stop()
+    # Threads still running an iteration after a break or an error finish with the caller's pools.
+    with limited(job.native_threads):
+        for thread in threads:
+            thread.start()
+        finished = 0
+        try:
+            while finished < count:
+                try:
+                    item = results.get(timeout=_until_deadline(clocks, job.timeout))
+                except queue.Empty:
+                    _check_deadlines(clocks, job)
+                    continue
+                if item is _FINISHED:
+                    finished += 1
+                elif isinstance(item, BaseException):
+                    raise item
+                else:
+                    assert isinstance(item, Outcome)
+                    yield item
+        finally:
+            stop.set()
+            chunker.stop()
 
 
 def _until_deadline(clocks: list[list[Any]], timeout: float | None) -> float | None:
@@ -102,7 +105,9 @@ def _until_deadline(clocks: list[list[Any]], timeout: float | None) -> float | N
     started: list[float] = [clock[0] for clock in clocks if clock[0] > 0]
     if not started:
         return min(timeout, 0.5)
-    return max(0.0, min(started) + timeout - time.monotonic()) + 0.01
+    # At most an hour per wait: poll() counts milliseconds in a C int (24 days), and a
+    # timeout of a month would overflow it.  The caller waits again.
+    return min(3600.0, max(0.0, min(started) + timeout - time.monotonic()) + 0.01)
 
 
 def _check_deadlines(clocks: list[list[Any]], job: Job) -> None:

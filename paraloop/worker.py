@@ -24,7 +24,7 @@ import traceback
 from dataclasses import dataclass
 from typing import Any
 
-from . import serialize
+from . import native_threads, serialize
 from .chunks import Chunk
 from .early import Watch
 from .errors import ParaLoopError
@@ -136,11 +136,15 @@ def _cannot_travel(outcome: Outcome, job: Job, name: str, value: Any, why: str) 
 
 
 def _load_job(payload: memoryview) -> Job:
-    """Load a job, first taking the parent's ``sys.path`` (it may have grown since we started)."""
-    path, data = pickle.loads(payload)
+    """Load a job, first taking the parent's ``sys.path`` (it may have grown since we started)
+    and sizing native thread pools (before the job's modules, numpy maybe, load)."""
+    path, threads, importing, data = pickle.loads(payload)
     if path != sys.path:
         sys.path[:] = path
         importlib.invalidate_caches()
+    native_threads.apply(threads)
+    # Modules whose top level runs the loop in the caller: never imported here (see serialize).
+    serialize.stand_in(importing)
     try:
         return serialize.loads(data)  # type: ignore[no-any-return]
     except ImportError:
@@ -255,6 +259,7 @@ def serve(connection: Any, clock: Any = None, owner: int | None = None) -> None:
             if lanes > 1 and len(items) > 1:
                 _in_lanes(sending, connection, job, chunk, lanes)
                 continue
+            native_threads.apply(job.native_threads, environment=False)
             watch = None
             if lanes == WATCHED:
                 watch = Watch(connection, sending, functools.partial(_answered, sending, connection, job))
@@ -272,6 +277,9 @@ def _in_lanes(sending: threading.Lock, connection: Any, job: Job, chunk: Chunk, 
 
     The caller goes on reading (and queueing) the next chunk meanwhile.
     """
+    if job.native_threads is not None:
+        # Iterations side by side share the worker's share of the CPUs.
+        native_threads.apply(max(1, job.native_threads // lanes), environment=False)
     futures = start_lanes(job, chunk, lanes)
     threading.Thread(target=_answer, args=(sending, connection, job, chunk, futures), daemon=True).start()
 

@@ -293,11 +293,18 @@ def test_waiting_iterations_get_more_in_flight(load_module: Loader, monkeypatch:
 
 @pytest.mark.parametrize("limit", [float("inf"), 3e6, 1e9])
 def test_a_huge_timeout_means_none(load_module: Loader, limit: float) -> None:
-    """timeout=float("inf") (or more than a clock can count) runs the loop with no timeout."""
+    """timeout=float("inf") (or more than a clock can count) runs the loop with no timeout.
+
+    The first iteration takes a while, so the caller waits on a running iteration's
+    deadline (a month away for 3e6: more than poll() can count).
+    """
     module = load_module(f"""
+        import time
         from paraloop import ParaLoop
         total = 0
-        for i in ParaLoop(range(20), num_processes=2, timeout=float({str(limit)!r})):
+        for i in ParaLoop(range(20), num_processes=2, chunksize=1, timeout=float({str(limit)!r})):
+            if i == 0:
+                time.sleep(0.5)
             total += i
     """)
     assert module.total == sum(range(20))
@@ -389,3 +396,27 @@ def test_a_forked_child_leaves_the_parents_workers_alone(tmp_path: Path) -> None
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == [str(sum(range(50))), str(sum(range(60)))]
     assert result.stderr == ""
+
+
+def test_large_items_keep_the_parent_to_a_few_chunks(tmp_path: Path) -> None:
+    """Read-ahead is bounded in bytes too: 300 items of 1 MiB with a cheap body never sit in
+    the parent all at once (chunks were of hundreds of items: a peak of gigabytes)."""
+    script = tmp_path / "large.py"
+    script.write_text(
+        "import resource\n"
+        "from paraloop import ParaLoop\n"
+        "def blobs():\n"
+        "    for n in range(300):\n"
+        "        yield bytes([n % 256]) * (1 << 20)\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "total = 0\n"
+        "for blob in ParaLoop(blobs(), num_processes=2):\n"
+        "    total += blob[0]\n"
+        "grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before\n"
+        "print(total, grown // 1024)\n"
+    )
+    result = run_script(script, timeout=300)
+    assert result.returncode == 0, result.stderr
+    total, grown_mib = map(int, result.stdout.split())
+    assert total == sum(n % 256 for n in range(300))
+    assert grown_mib < 150, f"the parent grew by {grown_mib} MiB"

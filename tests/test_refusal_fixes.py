@@ -522,3 +522,54 @@ def test_drawing_from_the_global_random_generator_names_a_generator_per_iteratio
         """,
     ):
         _assert_plain(_load(load_module, fixed), fixed, ["out"])
+
+
+@pytest.mark.parametrize("method", ["fork", "forkserver", "spawn"])
+def test_numpy_imported_by_an_iteration_is_not_taken_for_a_draw(load_module: Loader, method: str) -> None:
+    """A spawn worker imports ``numpy.random`` in its first iteration (numpy loads it lazily):
+    its global generator appearing is not a draw, and a body with a generator of its own runs
+    in parallel.  A draw from numpy's global generator in a function the body calls is still
+    refused under every start method (the worker has the generator before the first iteration).
+    """
+    own = f"""
+        out = []
+        for i in ParaLoop(range(12), backend="processes", start_method={method!r}, chunksize=3):
+            out.append(float(np.random.default_rng(i).standard_normal()))
+    """
+    _assert_plain(_load(load_module, own), own, ["out"])
+    helper = f"""
+        np.random.seed(0)
+        def draw():
+            return float(np.random.standard_normal())
+        out = []
+        for i in ParaLoop(range(12), backend="processes", start_method={method!r}, chunksize=3):
+            out.append(draw())
+    """
+    with pytest.raises(paraloop.ParaLoopError, match="global random generator"):
+        _load(load_module, helper)
+
+
+@pytest.mark.parametrize("method", ["fork", "forkserver", "spawn"])
+def test_a_few_draws_from_numpy_s_global_generator_are_seen(load_module: Loader, method: str) -> None:
+    """numpy's legacy generator changes its key only every 624 draws; a draw moves its position.
+
+    The first loop leaves each worker's generator just past a seed; the second draws a few
+    numbers per chunk there, from a function the body calls: refused, not duplicated.
+    """
+    seeding = f"""
+        out = []
+        for i in ParaLoop(range(8), num_processes=2, start_method={method!r}, chunksize=1):
+            np.random.seed(i)
+            out.append(float(np.random.random()))
+    """
+    _assert_plain(_load(load_module, seeding), seeding, ["out"])
+    helper = f"""
+        np.random.seed(0)
+        def draw():
+            return float(np.random.random())
+        out = []
+        for i in ParaLoop(range(8), num_processes=2, start_method={method!r}, chunksize=2):
+            out.append(draw())
+    """
+    with pytest.raises(paraloop.ParaLoopError, match="global random generator"):
+        _load(load_module, helper)

@@ -1,0 +1,170 @@
+"""Native thread pools (BLAS, OpenMP) sized to each worker's share of the CPUs.
+
+numpy's matrix product runs on a BLAS that starts a thread per CPU.  Two worker
+processes on two CPUs would run four such threads, spinning against each other:
+a numpy body could be several times slower than the plain loop.  As joblib's
+loky does, paraloop gives each worker's native pools its share of the CPUs
+(the CPUs paraloop counts, divided by the iterations that run at once):
+
+- for libraries already loaded in a worker (forked from a caller that imported
+  numpy, or loaded by an earlier loop), through ``threadpoolctl``, imported only
+  when such a library is mapped into the process;
+- for libraries loaded later (a spawn or forkserver worker imports numpy when it
+  loads the loop), through the environment variables they read when they load.
+
+The threads backend limits the caller's own pools for the loop's duration and
+then restores them.  The user's own choice wins: any of :data:`ENVIRONMENT` set
+in the environment (paraloop then leaves native pools alone), a
+``threadpoolctl`` limit around the loop narrower than the share (carried into
+the workers), or ``ParaLoop(native_threads=...)`` / ``PARALOOP_NATIVE_THREADS``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import sys
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from .cpus import available_cpus
+
+__all__ = ["ENVIRONMENT", "apply", "limited", "native_loaded", "plan"]
+
+# What BLAS and OpenMP runtimes read when they load.
+ENVIRONMENT = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "BLIS_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+)
+
+# The shared libraries threadpoolctl controls, by file name (its controllers' prefixes).
+_NATIVE = re.compile(rb"/(?:lib)?(?:\w*openblas|blis|flexiblas|mkl_rt|iomp|gomp|omp)[^/\n]*\.so")
+
+
+def native_loaded() -> bool:
+    """Whether a BLAS or OpenMP runtime is mapped into this process.
+
+    Reading the process's map costs about 0.1 ms; importing threadpoolctl and
+    finding the libraries, a few.
+    """
+    try:
+        with open("/proc/self/maps", "rb") as handle:
+            return _NATIVE.search(handle.read()) is not None
+    except OSError:  # pragma: no cover - no /proc: ask threadpoolctl whenever numpy is here
+        return "numpy" in sys.modules
+
+
+def user_choice() -> bool:
+    """Whether the environment sets a native thread count (the user's choice wins)."""
+    return any(os.environ.get(name, "").strip() for name in ENVIRONMENT)
+
+
+def plan(setting: int | bool | None, at_once: int) -> int | None:
+    """Threads for each worker's native pools, with ``at_once`` iterations running at once.
+
+    ``setting`` is the loop's ``native_threads``: False leaves the pools alone, a
+    number is used as given, None (the default) means the share of the CPUs,
+    unless the user chose otherwise (see the module's docstring).
+    """
+    if setting is False:
+        return None
+    if setting is not None and setting is not True:
+        return setting
+    if user_choice():
+        return None
+    share = max(1, available_cpus() // max(1, at_once))
+    if "threadpoolctl" in sys.modules:
+        # The user may have limited the caller's pools around the loop: a narrower limit wins.
+        narrowest = _narrowest()
+        if narrowest is not None:
+            share = min(share, narrowest)
+    return share
+
+
+def _narrowest() -> int | None:
+    """The smallest thread count of the native pools loaded in this process, if any."""
+    if not native_loaded():
+        return None
+    counts = [
+        info["num_threads"]
+        for info in _threadpoolctl().threadpool_info()
+        if isinstance(info.get("num_threads"), int) and info["num_threads"] > 0
+    ]
+    return min(counts) if counts else None
+
+
+def _threadpoolctl() -> Any:
+    import threadpoolctl
+
+    return threadpoolctl
+
+
+# In a worker process: the thread count last applied, the environment before the
+# first, and the limiter that holds the loaded libraries' original counts.
+_applied: int | None = None
+_environment: dict[str, str | None] = {}
+_limiter: Any = None
+_lock = threading.Lock()
+
+
+def apply(threads: int | None, environment: bool = True) -> None:
+    """Give this worker process's native pools ``threads`` threads (None: as they were).
+
+    Cheap when nothing changes.  ``environment=False`` leaves the environment alone: while
+    chunks run, iterations watch it for changes (see :mod:`paraloop.process_state`), so it
+    changes only when a loop's job arrives.
+    """
+    global _applied, _limiter
+    with _lock:
+        if threads == _applied:
+            return
+        if threads is None:
+            _restore(environment)
+            _applied = None
+            return
+        if environment:
+            if not _environment:
+                _environment.update({name: os.environ.get(name) for name in ENVIRONMENT})
+            for name in ENVIRONMENT:
+                os.environ[name] = str(threads)
+        if native_loaded():
+            limiter = _threadpoolctl().threadpool_limits(limits=threads)
+            if _limiter is None:
+                _limiter = limiter  # it remembers the counts before paraloop's first limit
+        _applied = threads
+
+
+def _restore(environment: bool) -> None:
+    global _limiter
+    if environment:
+        for name, value in _environment.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        _environment.clear()
+    if _limiter is not None:
+        _limiter.restore_original_limits()
+        _limiter = None
+
+
+@contextlib.contextmanager
+def limited(threads: int | None) -> Iterator[None]:
+    """In the caller (the threads backend): limit the loaded native pools for the block.
+
+    The environment is left alone: it belongs to the user's process.
+    """
+    if threads is None or not native_loaded():
+        yield
+        return
+    limiter = _threadpoolctl().threadpool_limits(limits=threads)
+    try:
+        yield
+    finally:
+        limiter.restore_original_limits()

@@ -1,0 +1,206 @@
+"""Native thread pools (BLAS, OpenMP) get each worker's share of the CPUs (issue 21).
+
+Two workers on two CPUs, each with a BLAS of two threads, run four spinning threads on
+two CPUs: a numpy body can be several times slower than the plain loop.  Each script
+below runs in a fresh interpreter (``python -m paraloop``) with no thread variables set,
+and reports what ``threadpoolctl`` sees inside the iterations.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import START_METHODS
+
+from paraloop.cpus import available_cpus
+from paraloop.native_threads import ENVIRONMENT
+
+CPUS = available_cpus()
+# Where the share of one worker is the whole machine, a limit cannot be told from none.
+TWO_CPUS = pytest.mark.skipif(CPUS < 2, reason="needs two CPUs to tell a worker's share from the whole")
+
+PRELUDE = """\
+import json, os, sys, threading, time
+import numpy
+import threadpoolctl
+from paraloop import ParaLoop
+
+def blas_threads():
+    # A product first: OpenBLAS starts its threads on first use.
+    numpy.ones((64, 64)) @ numpy.ones((64, 64))
+    counts = [i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
+    return counts[0]
+"""
+
+
+def _run(tmp_path: Path, body: str, **environment: str) -> Any:
+    script = tmp_path / "script.py"
+    script.write_text(PRELUDE + textwrap.dedent(body))
+    env = {key: value for key, value in os.environ.items() if key not in ENVIRONMENT}
+    env = {key: value for key, value in env.items() if not key.startswith("PARALOOP_")}
+    env.update(environment)
+    done = subprocess.run(
+        [sys.executable, "-m", "paraloop", str(script)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("method", START_METHODS)
+@pytest.mark.parametrize("workers", [1, 2])
+def test_each_worker_gets_its_share_of_the_cpus(tmp_path: Path, method: str, workers: int) -> None:
+    """Under every start method: a spawn or forkserver worker loads numpy after the limit is
+    set (it reads the environment), a forked one inherits numpy already loaded (threadpoolctl)."""
+    seen = _run(
+        tmp_path,
+        f"""
+        counts = []
+        for i in ParaLoop(range(8), num_processes={workers}, start_method={method!r}, chunksize=1):
+            counts.append((blas_threads(), os.environ.get("OPENBLAS_NUM_THREADS")))
+        print(json.dumps([counts, blas_threads()]))
+        """,
+    )
+    counts, caller = seen
+    share = max(1, CPUS // workers)
+    assert counts == [[share, str(share)]] * 8
+    assert caller == CPUS  # the caller's own pools are left as they were
+
+
+@TWO_CPUS
+def test_the_users_environment_wins(tmp_path: Path) -> None:
+    """OPENBLAS_NUM_THREADS set by the user: paraloop leaves every pool alone."""
+    counts = _run(
+        tmp_path,
+        """
+        counts = []
+        for i in ParaLoop(range(4), num_processes=2, chunksize=1):
+            counts.append(blas_threads())
+        print(json.dumps(counts))
+        """,
+        OPENBLAS_NUM_THREADS=str(CPUS),
+    )
+    assert counts == [CPUS] * 4
+
+
+def test_a_narrower_threadpool_limit_around_the_loop_is_carried_into_the_workers(tmp_path: Path) -> None:
+    counts = _run(
+        tmp_path,
+        """
+        counts = []
+        with threadpoolctl.threadpool_limits(1):
+            for i in ParaLoop(range(4), num_processes=1, start_method="spawn", chunksize=1):
+                counts.append(blas_threads())
+        print(json.dumps(counts))
+        """,
+    )
+    assert counts == [1] * 4
+
+
+@TWO_CPUS
+@pytest.mark.parametrize(
+    ("workers", "option", "environment", "expected"),
+    [
+        (2, "native_threads=False", {}, CPUS),
+        (1, "native_threads=1", {}, 1),
+        (2, "native_threads=1", {"PARALOOP_NATIVE_THREADS": "off"}, CPUS),
+        (1, "", {"PARALOOP_NATIVE_THREADS": "1"}, 1),
+    ],
+)
+def test_the_option_and_its_override(
+    tmp_path: Path, workers: int, option: str, environment: dict[str, str], expected: int
+) -> None:
+    """Each case differs from the share (CPUS // workers).  OpenBLAS never goes above the CPUs
+    it counts, so the numbers given stay below them."""
+    counts = _run(
+        tmp_path,
+        f"""
+        counts = []
+        for i in ParaLoop(range(4), num_processes={workers}, start_method="spawn", chunksize=1, {option}):
+            counts.append(blas_threads())
+        print(json.dumps(counts))
+        """,
+        **environment,
+    )
+    assert counts == [expected] * 4
+
+
+def test_a_bad_override_is_refused(tmp_path: Path) -> None:
+    script = tmp_path / "script.py"
+    script.write_text("from paraloop import ParaLoop\nfor i in ParaLoop(range(2)):\n    pass\n")
+    env = {**os.environ, "PARALOOP_NATIVE_THREADS": "many"}
+    done = subprocess.run(
+        [sys.executable, "-m", "paraloop", str(script)], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert done.returncode == 1
+    assert "PARALOOP_NATIVE_THREADS='many': give off" in done.stderr
+    assert "line 2" in done.stderr
+
+
+def test_the_threads_backend_limits_the_caller_for_the_loop_only(tmp_path: Path) -> None:
+    seen = _run(
+        tmp_path,
+        """
+        before = blas_threads()
+        counts = []
+        for i in ParaLoop(range(6), backend="threads", num_processes=2, chunksize=1):
+            counts.append(blas_threads())
+        print(json.dumps([before, counts, blas_threads()]))
+        """,
+    )
+    before, counts, after = seen
+    assert before == after == CPUS
+    assert counts == [max(1, CPUS // 2)] * 6
+
+
+@TWO_CPUS
+def test_lanes_share_their_worker_s_threads(tmp_path: Path) -> None:
+    """Iterations side by side in a worker's threads share its native threads: one each here.
+
+    Lanes start only where paraloop picks the worker count, so the share is given.
+    """
+    seen = _run(
+        tmp_path,
+        f"""
+        seen = []
+        for i in ParaLoop(range(80), lanes=True, native_threads={CPUS}):
+            time.sleep(0.03)
+            seen.append((threading.current_thread() is threading.main_thread(), blas_threads()))
+        print(json.dumps(seen))
+        """,
+    )
+    in_lanes = {count for main, count in seen if not main}
+    alone = {count for main, count in seen if main}
+    assert in_lanes, "no iteration ran in a lane"
+    assert in_lanes == {1}
+    assert alone <= {CPUS}
+
+
+def test_a_nested_loop_in_a_worker_stays_sequential(tmp_path: Path) -> None:
+    seen = _run(
+        tmp_path,
+        """
+        out = []
+        for i in ParaLoop(range(4), num_processes=2, chunksize=1):
+            inner = []
+            for j in ParaLoop(range(3)):
+                inner.append((os.getpid(), blas_threads()))
+            out.append(inner)
+        print(json.dumps(out))
+        """,
+    )
+    share = max(1, CPUS // 2)
+    for inner in seen:
+        assert len({pid for pid, _ in inner}) == 1
+        assert {count for _, count in inner} == {share}
