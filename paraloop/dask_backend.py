@@ -52,8 +52,9 @@ logger = logging.getLogger("paraloop")
 # loop gives up (rather than hang on a cluster that lost every worker).
 NO_WORKERS_GRACE = 30.0
 
-# How long to try to reach a scheduler named by address.
-CONNECT_TIMEOUT = "10s"
+# How long to try to reach a scheduler named by address, handshake included: a server
+# there that accepts and never answers (or is not a Dask scheduler) is an error after this.
+CONNECT_SECONDS = 10.0
 
 _lock = threading.Lock()
 # The LocalCluster paraloop started, and the client on it.
@@ -96,16 +97,79 @@ def _client_at(distributed: Any, address: str) -> Any:
         client = _clients.get(address)
         if client is not None and client.status == "running":
             return client
-        try:
-            client = distributed.Client(address, set_as_default=False, timeout=CONNECT_TIMEOUT)
-        except OSError as error:
-            raise ParaLoopError(
-                f"cannot reach the Dask scheduler at {address!r} ({error}); check the address "
-                "(PARALOOP_DASK_SCHEDULER or scheduler=) and that the scheduler runs"
-            ) from None
+        client = _connect(distributed, address)
         _register_shutdown()
         _clients[address] = client
         return client
+
+
+def _connect(distributed: Any, address: str) -> Any:
+    """A client on the scheduler at ``address``, or a ParaLoopError naming it within about
+    :data:`CONNECT_SECONDS`.
+
+    Dask's own ``timeout=`` bounds the TCP connection, not what follows: a server that
+    accepts and never speaks held a client for minutes, a web server until it closed, and a
+    peer that is not a Dask scheduler made one try to allocate exabytes (and its clean-up
+    then held the program's exit for 20 s).  So paraloop first asks the address who it is,
+    on a connection of its own with a deadline for the whole exchange, and makes the client
+    only once a scheduler answered.
+    """
+    try:
+        kind = _identify(address)
+    except BaseException as error:  # any failure: no scheduler there (Ctrl-C goes on)
+        if isinstance(error, KeyboardInterrupt):
+            raise
+        why = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+        if isinstance(error, (asyncio.TimeoutError, TimeoutError)):
+            why = f"no answer within {CONNECT_SECONDS:g} s"
+        raise ParaLoopError(
+            f"cannot reach the Dask scheduler at {address!r} ({why[:300]}); check the address "
+            "(PARALOOP_DASK_SCHEDULER or scheduler=), that a Dask scheduler (not another program) "
+            "listens there, and that it runs"
+        ) from None
+    if kind != "Scheduler":
+        raise ParaLoopError(
+            f"the program at {address!r} is a Dask {kind}, not a scheduler; give the scheduler's "
+            "address (PARALOOP_DASK_SCHEDULER or scheduler=)"
+        )
+    return distributed.Client(address, set_as_default=False, timeout=CONNECT_SECONDS)
+
+
+def _identify(address: str) -> str:
+    """The kind of Dask program at ``address`` ("Scheduler"), asked with a deadline."""
+    distributed = _import_distributed()
+    connect = distributed.comm.connect
+    # The credentials a Client would use (Dask's configuration), for a tls:// scheduler.
+    credentials = distributed.security.Security().get_connection_args("client")
+
+    async def ask() -> str:
+        comm = await connect(address, timeout=CONNECT_SECONDS, **credentials)
+        try:
+            await comm.write({"op": "identity"})
+            reply = await comm.read()
+        finally:
+            comm.abort()
+        if not isinstance(reply, dict) or "type" not in reply:
+            raise ValueError("not a Dask program")
+        return str(reply["type"])
+
+    answer: list[Any] = []
+
+    def run() -> None:
+        # A thread of its own: the caller may be inside a running event loop (Jupyter).
+        try:
+            answer.append(asyncio.run(asyncio.wait_for(ask(), CONNECT_SECONDS)))
+        except BaseException as error:  # noqa: BLE001 - handed to the caller
+            answer.append(error)
+
+    thread = threading.Thread(target=run, name="paraloop-dask-identify", daemon=True)
+    thread.start()
+    thread.join(CONNECT_SECONDS + 2.0)
+    if not answer:
+        raise TimeoutError
+    if isinstance(answer[0], BaseException):
+        raise answer[0]
+    return str(answer[0])
 
 
 def _register_shutdown() -> None:
@@ -137,18 +201,28 @@ def _own_client(distributed: Any, workers: int) -> Any:
         # worker Dask restarts after a crash must not re-run the user's script
         # (as a spawned child does when the script has no main guard).  A chunk
         # lost with its worker is an error, not retried elsewhere.
+        # Only this program may use it: TLS with a certificate made for this run, which
+        # every connection must present (another local user could otherwise connect to
+        # 127.0.0.1 and run code as this one).
+        security = _credentials()
         options: dict[str, Any] = {
             "host": "127.0.0.1",
             "n_workers": workers,
             "threads_per_worker": 1,
             "dashboard_address": None,
-            "scheduler_kwargs": {"allowed_failures": 0},
+            "scheduler_kwargs": {"allowed_failures": 0, "protocol": "tls"},
             "silence_logs": logging.CRITICAL,
+            "security": security,
         }
-        # The Dask programs read their log level from the environment they inherit.
-        quiet = {"DASK_LOGGING__DISTRIBUTED": "error"}
-        saved = {name: os.environ.get(name) for name in quiet}
-        os.environ.update(quiet)
+        # The Dask programs read their configuration (log level, credentials) from the
+        # environment they inherit, which only this user can read.
+        settings = {"DASK_LOGGING__DISTRIBUTED": "error", **_credential_settings(security)}
+        # Each of them leaves once this program is gone, however it ended (SIGKILL too).
+        settings["PARALOOP_OWNER"] = str(os.getpid())
+        for kind in ("SCHEDULER", "NANNY", "WORKER"):
+            settings[f"DASK_DISTRIBUTED__{kind}__PRELOAD"] = '["paraloop.lifeline"]'
+        saved = {name: os.environ.get(name) for name in settings}
+        os.environ.update(settings)
         try:
             cluster = SubprocessCluster(**options)
         finally:
@@ -157,11 +231,35 @@ def _own_client(distributed: Any, workers: int) -> Any:
                     os.environ.pop(name, None)
                 else:
                     os.environ[name] = value
-        client = distributed.Client(cluster, set_as_default=False)
+        client = distributed.Client(cluster, set_as_default=False, security=security)
         client.wait_for_workers(workers, timeout=60)
         _register_shutdown()
         _own = (cluster, client)
         return client
+
+
+def _credentials() -> Any:
+    """TLS credentials made for this run (``cryptography``, in the dask extra)."""
+    distributed = _import_distributed()
+    try:
+        return distributed.security.Security.temporary()
+    except ImportError:
+        raise ParaLoopError(
+            "the local Dask cluster paraloop starts is open to this user only, through TLS, "
+            "which needs the cryptography package: pip install 'paraloop[dask]' (or pip install "
+            "cryptography); or start a cluster yourself and pass scheduler="
+        ) from None
+
+
+def _credential_settings(security: Any) -> dict[str, str]:
+    """Dask's configuration, as environment variables, for programs that use ``security``."""
+    prefix = "DASK_DISTRIBUTED__COMM__"
+    settings = {f"{prefix}REQUIRE_ENCRYPTION": "True", f"{prefix}DEFAULT_SCHEME": "tls"}
+    settings[f"{prefix}TLS__CA_FILE"] = security.tls_ca_file
+    for role in ("scheduler", "worker", "client"):
+        settings[f"{prefix}TLS__{role.upper()}__CERT"] = getattr(security, f"tls_{role}_cert")
+        settings[f"{prefix}TLS__{role.upper()}__KEY"] = getattr(security, f"tls_{role}_key")
+    return settings
 
 
 def _stop(cluster: Any, client: Any) -> None:
@@ -238,6 +336,9 @@ def shutdown() -> None:
 # Jobs a Dask worker has loaded, by loop key: a loop's chunks reuse its job.
 _jobs: OrderedDict[str, Job | ParaLoopError] = OrderedDict()
 _jobs_lock = threading.Lock()
+# Entries paraloop put on a Dask worker's sys.path, with the loops that use them: the last
+# loop's end takes each away (see release), so a cluster the user brought is left as found.
+_added_paths: dict[str, set[str]] = {}
 
 
 def _job(key: str, data: bytes, path: list[str]) -> Job | ParaLoopError:
@@ -248,8 +349,11 @@ def _job(key: str, data: bytes, path: list[str]) -> Job | ParaLoopError:
         # The caller's import path, for modules the function refers to by name;
         # only directories this machine has (the cluster may be elsewhere).
         for entry in reversed(path):
-            if entry not in sys.path and os.path.isdir(entry):
+            if entry in _added_paths:
+                _added_paths[entry].add(key)
+            elif entry not in sys.path and os.path.isdir(entry):
                 sys.path.insert(0, entry)
+                _added_paths[entry] = {key}
         try:
             loaded: Job | ParaLoopError = serialize.loads(data)
         except Exception as error:  # noqa: BLE001 - reported for every chunk of the loop
@@ -260,6 +364,24 @@ def _job(key: str, data: bytes, path: list[str]) -> Job | ParaLoopError:
         while len(_jobs) > 8:
             _jobs.popitem(last=False)
         return loaded
+
+
+def release(key: str) -> None:
+    """On a Dask worker, at a loop's end: forget its job, and take away the ``sys.path``
+    entries no other running loop uses."""
+    with _jobs_lock:
+        _jobs.pop(key, None)
+        for entry, keys in list(_added_paths.items()):
+            keys.discard(key)
+            if not keys:
+                del _added_paths[entry]
+                with contextlib.suppress(ValueError):
+                    sys.path.remove(entry)
+
+
+async def _release_on_worker(key: str) -> None:
+    # A coroutine: Dask runs only those without waiting for their answers (wait=False).
+    release(key)
 
 
 def run_chunk(key: str, data: bytes, path: list[str], index: int, start: int, items: bytes) -> bytes:
@@ -391,6 +513,11 @@ def run_dask(job: Job, chunker: Chunker, scheduler: Any, workers: int | None) ->
         # dropped by the scheduler before they start.
         for future in [*running, job_future]:
             future.release()
+        if _own is None or client is not _own[1]:
+            # A cluster the user brought: leave its workers as they were (not waiting, as
+            # above; a chunk still running after a break finishes with the entries gone).
+            with contextlib.suppress(Exception):
+                client.run(_release_on_worker, key, wait=False)
 
 
 def _check_workers(client: Any, job: Job, since: float | None) -> float | None:

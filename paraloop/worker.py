@@ -10,7 +10,6 @@ gone.
 
 from __future__ import annotations
 
-import _thread
 import functools
 import importlib
 import os
@@ -19,7 +18,6 @@ import signal
 import struct
 import sys
 import threading
-import time
 import traceback
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +28,7 @@ from .early import Watch
 from .errors import ParaLoopError
 from .execute import NOTE_STATE, RAISED, RETURNED, Job, Outcome, execute_chunk
 from .lanes import finish_lanes, start_lanes
+from .lifeline import die_with
 from .references import captured_arrays, refer
 
 __all__ = ["CHECK", "CHUNK", "HEADER", "JOB", "NOTHING", "QUIT", "WATCHED", "Checked", "in_worker", "serve"]
@@ -161,36 +160,6 @@ def job_failure(error: BaseException) -> ParaLoopError:
     )
 
 
-def _die_with(owner: int, parent: int) -> None:
-    """Exit when the program that started this worker is gone, however it ended (SIGKILL too).
-
-    A thread looks twice a second; an iteration that runs for hours does not keep the
-    worker alive after its program died.  The program's pid, not the parent's: a
-    forkserver worker's parent is the fork server, which lives as long as its children.
-    """
-
-    def watch() -> None:
-        while True:
-            time.sleep(0.5)
-            if os.getppid() != parent or not _alive(owner):
-                os._exit(0)
-
-    _thread.start_new_thread(watch, ())
-
-
-def _alive(pid: int) -> bool:
-    """Whether process ``pid`` still runs (a zombie, killed and not yet reaped, does not)."""
-    try:
-        os.kill(pid, 0)
-    except (ProcessLookupError, PermissionError):
-        return False  # gone, or its pid now belongs to someone else's process
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            return handle.read().rsplit(b")", 1)[1].split()[0] != b"Z"
-    except OSError:
-        return True  # no /proc here: the signal test is all there is
-
-
 def _answer(sending: threading.Lock, connection: Any, job: Job, chunk: Chunk, futures: list[Any]) -> None:
     """Send the outcome of a chunk run in lanes, once its parts are done."""
     try:
@@ -213,7 +182,10 @@ def serve(connection: Any, clock: Any = None, owner: int | None = None) -> None:
     _in_worker = True
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     parent = os.getppid()
-    _die_with(owner if owner is not None else parent, parent)
+    # Exit once the program that started this worker is gone, however it ended (SIGKILL too):
+    # its pid, not the parent's, since a forkserver worker's parent is the fork server, which
+    # lives as long as its children.
+    die_with(owner if owner is not None else parent, lambda: os.getppid() != parent)
     job: Job | None = None
     job_error: ParaLoopError | None = None
     job_id = -1

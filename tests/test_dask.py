@@ -160,7 +160,7 @@ def test_shared_arrays_are_refused(load_module: Loader, on_cluster: Any) -> None
 
 
 def test_an_unreachable_scheduler_is_named(load_module: Loader, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(dask_backend, "CONNECT_TIMEOUT", "1s")
+    monkeypatch.setattr(dask_backend, "CONNECT_SECONDS", 1.0)
     monkeypatch.setenv("PARALOOP_DASK_SCHEDULER", "tcp://127.0.0.1:9")
     module = load_module("""
         from paraloop import ParaLoop
@@ -270,3 +270,170 @@ def test_ctrl_c_stops_paraloops_own_cluster(tmp_path: Path) -> None:
     assert elapsed < 5, f"took {elapsed:.1f} s to stop"
     assert wait_for_no_members(group, 5) == []
     assert set(os.listdir("/dev/shm")) <= before
+
+
+class _Peer:
+    """A TCP server on 127.0.0.1 that is not a Dask scheduler: it accepts and then says
+    nothing, answers like a web server, or sends bytes that look like a huge message."""
+
+    def __init__(self, behaviour: str) -> None:
+        import socket
+        import threading
+
+        self.behaviour = behaviour
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.connections: list[Any] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                connection, _ = self.server.accept()
+            except OSError:
+                return
+            self.connections.append(connection)
+            if self.behaviour == "http":
+                connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n<html>")
+            elif self.behaviour == "garbage":
+                connection.sendall(b"\xff" * 64)
+
+    def close(self) -> None:
+        self.server.close()
+        for connection in self.connections:
+            connection.close()
+
+
+@pytest.mark.parametrize("behaviour", ["silent", "http", "garbage"])
+def test_a_scheduler_address_that_is_not_a_scheduler_is_named_in_bounded_time(
+    load_module: Loader, monkeypatch: pytest.MonkeyPatch, behaviour: str
+) -> None:
+    """A server that accepts and never speaks, a web server, or a peer sending anything else:
+    a ParaLoopError naming the address within CONNECT_SECONDS (and a bit), not a hang."""
+    peer = _Peer(behaviour)
+    monkeypatch.setattr(dask_backend, "CONNECT_SECONDS", 3.0)
+    address = f"tcp://127.0.0.1:{peer.port}"
+    module = load_module(f"""
+        from paraloop import ParaLoop
+        def run():
+            for i in ParaLoop(range(4), backend="dask", scheduler={address!r}):
+                pass
+    """)
+    began = time.monotonic()
+    try:
+        with pytest.raises(paraloop.ParaLoopError, match=f"Dask scheduler at '{address}'"):
+            module.run()
+    finally:
+        peer.close()
+    assert time.monotonic() - began < 3.0 + 5.0
+
+
+def test_paraloops_own_cluster_admits_only_its_program(tmp_path: Path) -> None:
+    """Another local user connecting to the cluster paraloop started (with no credentials, or
+    with a certificate of their own) is refused; the program's own loop runs (TLS)."""
+    script = tmp_path / "admits.py"
+    script.write_text(
+        "# paraloop: enable\n"
+        "import distributed\n"
+        "from distributed.security import Security\n"
+        "from paraloop import ParaLoop, dask_backend\n"
+        "total = 0\n"
+        "for i in ParaLoop(range(50), backend='dask', num_processes=1):\n"
+        "    total += i\n"
+        "print('total', total)\n"
+        "cluster, client = dask_backend._own\n"
+        "address = cluster.scheduler_address\n"
+        "print('scheme', address.split(':')[0])\n"
+        "for name, options in [('none', {}), ('tcp', {}), ('own certificate', {'security': Security.temporary()})]:\n"
+        "    target = address.replace('tls://', 'tcp://') if name == 'tcp' else address\n"
+        "    try:\n"
+        "        intruder = distributed.Client(target, timeout=5, set_as_default=False, **options)\n"
+        "        print('admitted', name, intruder.run(lambda: 'ran code'))\n"
+        "    except Exception as error:\n"
+        "        print('refused', name)\n"
+    )
+    result = run_script(script, timeout=180, env={"PARALOOP_WORKERS": "1"})
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "total 1225" in lines
+    assert "scheme tls" in lines
+    assert [line for line in lines if line.startswith(("refused", "admitted"))] == [
+        "refused none",
+        "refused tcp",
+        "refused own certificate",
+    ]
+
+
+@pytest.mark.parametrize("how", ["SIGKILL", "SIGTERM"])
+def test_paraloops_own_cluster_goes_with_a_killed_program(tmp_path: Path, how: str) -> None:
+    """The program killed while the cluster it started runs a long task: the scheduler, the
+    nannies and their workers are gone within seconds, and so are their semaphores."""
+    import signal
+    import subprocess
+
+    from test_failures import _group_members
+
+    script = tmp_path / "killed.py"
+    script.write_text(
+        "# paraloop: enable\n"
+        "import time\n"
+        "from paraloop import ParaLoop\n"
+        "for i in ParaLoop(range(4), backend='dask', num_processes=2, chunksize=1):\n"
+        "    if i == 0:\n"
+        "        print('running', flush=True)\n"
+        "    time.sleep(600)\n"
+    )
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("PARALOOP_")}
+    before = set(os.listdir("/dev/shm"))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "paraloop", str(script)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=environment,
+        start_new_session=True,
+        cwd=tmp_path,
+    )
+    group = os.getpgid(process.pid)
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().strip() == "running"
+        members = _group_members(group)
+        assert len(members) >= 6, members  # the program, the scheduler, two nannies, two workers
+        os.kill(process.pid, getattr(signal, how))
+        process.wait(timeout=10)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and _group_members(group):
+            time.sleep(0.1)
+        assert _group_members(group) == []
+        assert set(os.listdir("/dev/shm")) <= before
+    finally:
+        try:
+            os.killpg(group, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def test_a_users_cluster_keeps_its_import_path(
+    load_module: Loader, on_cluster: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """paraloop puts the caller's directories on the workers' sys.path while a loop needs them
+    and takes them away at its end: a cluster the user brought is left as it was."""
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    with distributed.Client(on_cluster, set_as_default=False) as client:
+        before = client.run(lambda: list(sys.path))
+    assert not any(str(extra) in path for path in before.values())
+    monkeypatch.syspath_prepend(str(extra))  # a directory the caller added after the cluster started
+    module = load_module(f"""
+        import sys
+        from paraloop import ParaLoop
+        seen = []
+        for i in ParaLoop(range(4), backend="dask", scheduler={on_cluster.scheduler_address!r}, chunksize=1):
+            seen.append({str(extra)!r} in sys.path)
+    """)
+    assert module.seen == [True] * 4  # the loop had the caller's directory
+    with distributed.Client(on_cluster, set_as_default=False) as client:
+        deadline = time.monotonic() + 10
+        while (after := client.run(lambda: list(sys.path))) != before and time.monotonic() < deadline:
+            time.sleep(0.1)
+    assert after == before
