@@ -15,7 +15,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .items import COPY, IMMUTABLE, INLINE, Partial, check_copied, take
+from . import serialize
+from .items import COPY, IMMUTABLE, INLINE, Partial, check_copied, take, unsendable
 
 __all__ = ["Chunk", "Chunker"]
 
@@ -47,6 +48,8 @@ class Chunk:
     index: int
     start: int
     items: Sequence[Any]
+    # The items serialized for a worker process (the COPY mode), once.
+    payload: bytes | None = None
 
     def _replace_items(self, items: Any) -> Chunk:
         return Chunk(self.index, self.start, items)
@@ -133,10 +136,13 @@ class Chunker:
             # (the iterable's own, or an item that cannot be used) is raised once
             # their chunks are combined.
             items, self.error, self.exhausted = partial.items, partial.error, True
+        payload = None
+        if self.mode == COPY and items:
+            items, payload = self._encoded(items)
         if not items:
             self.exhausted = True
             return None
-        chunk = Chunk(self.count, self.position, items)
+        chunk = Chunk(self.count, self.position, items, payload)
         if self.mode == COPY and not isinstance(items, range) and not set(map(type, items)) <= IMMUTABLE:
             # An iteration may change its item in a worker's copy: written back on arrival.
             self.held[chunk.index] = (chunk.start, items)
@@ -147,6 +153,23 @@ class Chunker:
         # Until a worker has measured an iteration, chunks stay at one item, so
         # that many workers starting at once do not each take a growing share.
         return chunk
+
+    def _encoded(self, items: Sequence[Any]) -> tuple[Sequence[Any], bytes | None]:
+        """The items as a worker process gets them; at an item that cannot be serialized,
+        the items before it, the loop's end, and an error naming it (raised once those ran)."""
+        try:
+            return items, serialize.dumps(items)
+        except Exception:  # noqa: BLE001 - find the item, below
+            pass
+        for offset, item in enumerate(items):
+            try:
+                serialize.dumps(item)
+            except Exception as error:  # noqa: BLE001 - named in the loop's error
+                self.error, self.exhausted = unsendable(item, self.position + offset, error), True
+                items = items[:offset]
+                return items, serialize.dumps(items) if items else None
+        # Each alone, but not together: the backend's own attempt raises, as it may.
+        return items, None
 
     def observe(self, items: int, seconds: float, overhead: float = 0.0) -> None:
         """Adapt the size to a worker's time for ``items`` iterations and the caller's overhead."""

@@ -469,7 +469,7 @@ def run_dask(job: Job, chunker: Chunker, scheduler: Any, workers: int | None) ->
                 chunk = chunker.next()
                 if chunk is None:
                     break
-                payload = serialize.dumps(chunk.items)
+                payload = chunk.payload if chunk.payload is not None else serialize.dumps(chunk.items)
                 chunker.sent(len(chunk.items), len(payload))
                 future = client.submit(
                     run_chunk,

@@ -166,6 +166,28 @@ def unfit(item: Any) -> str | None:
     return None
 
 
+def unsendable(item: Any, index: int, error: BaseException) -> ParaLoopError:
+    """The error for an item that raised when it was serialized for a worker process."""
+    try:
+        shown = reprlib.repr(item)
+    except Exception:  # noqa: BLE001 - a repr that raises too
+        shown = f"a {type(item).__qualname__}"
+    refused = ParaLoopError(
+        f"item {index} of the loop ({shown}) cannot be sent to a worker process: serializing it "
+        f"raised {type(error).__name__}: {error}. Make its class picklable (its __reduce__ or "
+        "__getstate__), pass what identifies it instead, or use backend='threads', which shares it"
+    )
+    refused.__cause__ = error
+    return refused
+
+
+def _frozen(item: Any, index: int, items: list[Any]) -> Frozen:
+    try:
+        return Frozen(item)
+    except Exception as error:  # noqa: BLE001 - raised after the items before it ran
+        raise Partial(items, unsendable(item, index, error)) from None
+
+
 def refusal(item: Any, index: int, why: str) -> ParaLoopError:
     return ParaLoopError(
         f"item {index} of the loop ({reprlib.repr(item)}) is {why}: a copy in a worker process "
@@ -240,7 +262,7 @@ def take(
             if why is not None:
                 return _failed(items, refusal(item, start + len(items), why))
             if not _immutable(item):
-                item = Frozen(item)
+                item = _frozen(item, start + len(items), items)
         elif mode == SHARE and not _immutable(item):
             if id(item) in recent:
                 return _failed(items, _changed(item, start + len(items)))
@@ -259,7 +281,7 @@ def _fixed(items: list[Any], start: int, mode: str) -> list[Any]:
         why = unfit(item)
         if why is not None:
             raise Partial(fixed, refusal(item, start + offset, why))
-        fixed.append(item if _immutable(item) else Frozen(item))
+        fixed.append(item if _immutable(item) else _frozen(item, start + offset, fixed))
     return fixed
 
 

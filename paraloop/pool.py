@@ -44,7 +44,7 @@ from .chunks import Chunk, Chunker
 from .cpus import available_cpus, waiting_workers
 from .early import Early
 from .errors import IterationTimeoutError, ParaLoopError, WorkerCrashedError
-from .execute import Job, Outcome
+from .execute import RAISED, Job, Outcome
 from .items import bound_to_this_process
 from .lanes import MAX_LANES, Probe, mostly_waiting
 from .worker import CHECK, CHUNK, HEADER, JOB, NOTHING, QUIT, WATCHED, Checked, serve
@@ -102,6 +102,23 @@ def ctrl_c_held() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
         if held:
             previous(signal.SIGINT, held[0])
+
+
+def _unreadable(worker: _Worker, job: Job, error: Exception) -> Outcome:
+    """The outcome of a worker's chunk whose results could not be loaded here (a result's
+    ``__setstate__`` raised in the caller): an error naming its iterations; the chunks before
+    it are combined as usual."""
+    chunk = worker.chunks[min(worker.chunks)]
+    last = chunk.start + len(chunk.items) - 1
+    which = f"iteration {last}" if last == chunk.start else f"iterations {chunk.start} to {last}"
+    refused = ParaLoopError(
+        f"{job.filename}, line {job.line}: the results of {which} came back from a worker process "
+        f"but could not be loaded here: {type(error).__name__}: {error} (a class's __setstate__ "
+        "or __reduce__ failed in the caller). Return plain values (numbers, strings, lists, dicts) "
+        "from the body, or fix that class"
+    )
+    refused.__cause__ = error
+    return Outcome(chunk.index, chunk.start, len(chunk.items), RAISED, chunk.start, refused)
 
 
 def job_bytes(job: Job) -> bytes:
@@ -199,7 +216,8 @@ class _Worker:
         Returns the size of its items on the way, in bytes.
         """
         self.chunks[chunk.index] = chunk
-        payload = serialize.dumps(chunk.items)
+        payload = chunk.payload if chunk.payload is not None else serialize.dumps(chunk.items)
+        chunk.payload = None  # the items are held until the outcome; their bytes need not be
         self.send(CHUNK, loop_id, chunk.index, chunk.start, payload, lanes)
         return len(payload)
 
@@ -364,7 +382,10 @@ class ProcessPool:
                         except (EOFError, OSError):
                             self._crashed(worker, job)
                         began = time.perf_counter()
-                        message = serialize.loads(data)
+                        try:
+                            message = serialize.loads(data)
+                        except Exception as error:  # noqa: BLE001 - the loop's error, naming the chunk
+                            message = _unreadable(worker, job, error)
                         worker.watched = False
                         if isinstance(message, Early):
                             worker.early_cpu = message.cpu

@@ -338,6 +338,28 @@ def _unpickler(payload: memoryview) -> Any:
     return _Unpickler(io.BytesIO(payload))
 
 
+def failing_item(data: bytes | memoryview) -> int | None:
+    """For a serialized list whose loading raised: the position of the item that raised, if
+    the standard pickle's own (pure Python) unpickler can tell where it stopped."""
+    view = memoryview(data)
+    if bytes(view[:1]) != _PICKLE:
+        return None
+    unpickler = pickle._Unpickler(io.BytesIO(view[1:]))
+    try:
+        unpickler.load()
+    except Exception:  # noqa: BLE001 - where it stopped is the answer
+        outer = getattr(unpickler, "metastack", None)
+        inner = getattr(unpickler, "stack", None)
+        # Stopped inside the list's run of items: [the list] outside, the items built so far
+        # and the one that raised (left on the stack by REDUCE and BUILD) inside.
+        if outer and len(outer) == 1 and outer[0] and isinstance(outer[0][-1], list) and inner:
+            return len(outer[0][-1]) + len(inner) - 1
+        # A list of one item is built without a mark: [the list, the item].
+        if not outer and inner and len(inner) == 2 and isinstance(inner[0], list):
+            return len(inner[0])
+    return None
+
+
 def loads(data: bytes | memoryview) -> Any:
     view = memoryview(data)
     tag, payload = bytes(view[:1]), view[1:]

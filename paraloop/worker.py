@@ -18,6 +18,7 @@ import signal
 import struct
 import sys
 import threading
+import time
 import traceback
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +27,7 @@ from . import native_threads, serialize
 from .chunks import Chunk
 from .early import Watch
 from .errors import ParaLoopError
-from .execute import NOTE_STATE, RAISED, RETURNED, Job, Outcome, execute_chunk
+from .execute import DONE, NOTE_STATE, RAISED, RETURNED, Job, Outcome, execute_chunk
 from .lanes import finish_lanes, start_lanes
 from .lifeline import die_with
 from .references import captured_arrays, refer
@@ -226,7 +227,12 @@ def serve(connection: Any, clock: Any = None, owner: int | None = None) -> None:
                 with sending:
                     connection.send_bytes(serialize.dumps(failed))
                 continue
-            items = serialize.loads(payload)
+            try:
+                items = _load_items(payload, clock if job.timeout is not None else None, start)
+            except Exception as error:  # noqa: BLE001 - the loop's error, naming the item
+                with sending:
+                    connection.send_bytes(serialize.dumps(_unloadable(job, index, start, payload, error)))
+                continue
             chunk = Chunk(index, start, items)
             if lanes > 1 and len(items) > 1:
                 _in_lanes(sending, connection, job, chunk, lanes)
@@ -238,10 +244,54 @@ def serve(connection: Any, clock: Any = None, owner: int | None = None) -> None:
             outcome = execute_chunk(job, chunk, clock, queue=True, state=NOTE_STATE)
             if watch is not None:
                 watch.finished(outcome)
+            data = _encoded(outcome, job, clock if job.timeout is not None else None, chunk)
             with sending:
-                connection.send_bytes(encode_outcome(outcome, job))
+                connection.send_bytes(data)
             if watch is not None:
                 watch.join()
+
+
+def _encoded(outcome: Outcome, job: Job, clock: Any, chunk: Chunk) -> bytes:
+    """The outcome's bytes; with a timeout, serializing the results counts as the last
+    iteration's time (a result whose ``__reduce__`` hangs is stopped like an iteration)."""
+    if clock is None:
+        return encode_outcome(outcome, job)
+    clock[1] = outcome.stop if outcome.kind != DONE else chunk.start + len(chunk.items) - 1
+    clock[0] = time.monotonic()
+    try:
+        return encode_outcome(outcome, job)
+    finally:
+        clock[0] = 0.0
+
+
+def _load_items(payload: memoryview, clock: Any, start: int) -> Any:
+    """A chunk's items; with a timeout, loading them counts as the first iteration's time (an
+    item whose ``__setstate__`` hangs is stopped like an iteration that does)."""
+    if clock is None:
+        return serialize.loads(payload)
+    clock[1] = start
+    clock[0] = time.monotonic()
+    try:
+        return serialize.loads(payload)
+    finally:
+        clock[0] = 0.0
+
+
+def _unloadable(job: Job, index: int, start: int, payload: memoryview, error: Exception) -> Outcome:
+    """The outcome of a chunk whose items could not be loaded here: an error naming the item."""
+    position = serialize.failing_item(payload)
+    at = start + (position if position is not None else 0)
+    which = (
+        f"item {at} of the loop" if position is not None else f"an item of the chunk from iteration {start}"
+    )
+    refused = ParaLoopError(
+        f"{job.filename}, line {job.line}: {which} could not be loaded in a worker process: "
+        f"{type(error).__name__}: {error} (its class's __setstate__ or __reduce__ failed there). "
+        "Make the class load anywhere, pass what identifies the item instead, or use "
+        "backend='threads', which shares it"
+    )
+    refused.__cause__ = error
+    return Outcome(index, start, 0, RAISED, at, refused)
 
 
 def _in_lanes(sending: threading.Lock, connection: Any, job: Job, chunk: Chunk, lanes: int) -> None:

@@ -420,3 +420,103 @@ def test_large_items_keep_the_parent_to_a_few_chunks(tmp_path: Path) -> None:
     total, grown_mib = map(int, result.stdout.split())
     assert total == sum(n % 256 for n in range(300))
     assert grown_mib < 150, f"the parent grew by {grown_mib} MiB"
+
+
+_TRAVEL = """
+    import time
+
+    class BadReduce:
+        def __init__(self, v):
+            self.v = v
+        def __reduce__(self):
+            if self.v == 3:
+                raise ValueError("cannot reduce 3")
+            return (BadReduce, (self.v,))
+        def __repr__(self):
+            return f"BadReduce({self.v})"
+
+    class BadState:
+        def __init__(self, v):
+            self.v = v
+        def __getstate__(self):
+            return {"v": self.v}
+        def __setstate__(self, state):
+            if state["v"] == 3:
+                raise ValueError("cannot load 3")
+            self.v = state["v"]
+
+    class SlowState(BadState):
+        def __setstate__(self, state):
+            if state["v"] == 3:
+                time.sleep(60)
+            self.v = state["v"]
+
+    class SlowReduce:
+        def __reduce__(self):
+            time.sleep(60)
+            return (SlowReduce, ())
+
+    class BadStr(Exception):
+        def __str__(self):
+            raise RuntimeError("no text")
+"""
+
+# What each loop does at iteration 3, and what the user sees: the error (class and words)
+# and what the iterations before it left in ``out``.
+_TRAVEL_CASES = {
+    "an item's __reduce__ raises in the caller": (
+        "for x in ParaLoop([BadReduce(i) for i in range(6)], {options}):\n    out.append(x.v)",
+        paraloop.ParaLoopError,
+        r"item 3 of the loop \(BadReduce\(3\)\) cannot be sent to a worker process: serializing it raised ValueError: cannot reduce 3",
+    ),
+    "an item's __setstate__ raises in the worker": (
+        "for x in ParaLoop([BadState(i) for i in range(6)], {options}):\n    out.append(x.v)",
+        paraloop.ParaLoopError,
+        r"line \d+: item 3 of the loop could not be loaded in a worker process: ValueError: cannot load 3",
+    ),
+    "a result's __setstate__ raises in the caller": (
+        "for i in ParaLoop(range(6), {options}):\n    out.append(BadState(i).v if i != 3 else BadState(i))",
+        paraloop.ParaLoopError,
+        r"line \d+: the results of iteration 3 came back from a worker process but could not be loaded here: ValueError: cannot load 3",
+    ),
+    "an exception's __str__ raises": (
+        "for i in ParaLoop(range(6), {options}):\n    if i == 3:\n        raise BadStr()\n    out.append(i)",
+        None,  # the module's own BadStr
+        None,
+    ),
+    "an item's __setstate__ outlasts the timeout": (
+        "for x in ParaLoop([SlowState(i) for i in range(6)], timeout=2, {options}):\n    out.append(x.v)",
+        paraloop.IterationTimeoutError,
+        r"iteration 3 \(item <.*\) ran longer than timeout=2 s",
+    ),
+    "a result's __reduce__ outlasts the timeout": (
+        "for i in ParaLoop(range(6), timeout=2, {options}):\n    out.append(i if i != 3 else SlowReduce())",
+        paraloop.IterationTimeoutError,
+        r"iteration 3 \(item 3\) ran longer than timeout=2 s",
+    ),
+}
+
+
+@pytest.mark.parametrize("method", START_METHODS)
+@pytest.mark.parametrize("case", list(_TRAVEL_CASES))
+def test_what_cannot_travel_is_named_and_the_iterations_before_it_count(
+    load_module: Loader, case: str, method: str
+) -> None:
+    """An item or result that cannot be serialized or loaded, or an exception that cannot
+    describe itself: an error naming the iteration (not a crashed worker, a bare exception
+    from inside paraloop, or a hang), and ``out`` as iterations 0 to 2 left it."""
+    library = load_module(_TRAVEL, marked=False)
+    loop, error_class, words = _TRAVEL_CASES[case]
+    options = f"num_processes=2, chunksize=1, start_method={method!r}"
+    source = f"from {library.__name__} import *\nfrom paraloop import ParaLoop\nout = []\n"
+    source += f"try:\n    {loop.format(options=options).replace(chr(10), chr(10) + '    ')}\n"
+    source += "except BaseException as caught:\n    error = caught\n"
+    began = time.monotonic()
+    module = load_module(source)
+    assert time.monotonic() - began < 20
+    if error_class is None:
+        assert type(module.error) is library.BadStr
+    else:
+        assert type(module.error) is error_class, repr(module.error)
+        assert re.search(words, str(module.error)), str(module.error)
+    assert module.out == [0, 1, 2]
