@@ -453,6 +453,9 @@ def run_dask(job: Job, chunker: Chunker, scheduler: Any, workers: int | None) ->
 
     refuse_shared_arrays(job)
     client = _client(scheduler, workers)
+    # Functions and classes of a module whose top level runs this loop travel by value, so
+    # that the workers do not import it (see serialize.importing_now).
+    serialize.importing_now()
     data = job_bytes(job)
     key = uuid.uuid4().hex
     # Every worker gets a copy: the loss of one worker does not lose the job.

@@ -79,8 +79,9 @@ def plan(setting: int | bool | None, at_once: int) -> int | None:
     if user_choice():
         return None
     share = max(1, available_cpus() // max(1, at_once))
-    if "threadpoolctl" in sys.modules:
-        # The user may have limited the caller's pools around the loop: a narrower limit wins.
+    if "threadpoolctl" in sys.modules and _callers == 0:
+        # The user may have limited the caller's pools around the loop: a narrower limit wins
+        # (not paraloop's own, while a threads-backend loop runs).
         narrowest = _narrowest()
         if narrowest is not None:
             share = min(share, narrowest)
@@ -142,29 +143,51 @@ def apply(threads: int | None, environment: bool = True) -> None:
 
 def _restore(environment: bool) -> None:
     global _limiter
-    if environment:
+    natural = None
+    if environment and _environment:
+        # A library loaded while paraloop's variables were set started with paraloop's
+        # count: it gets the count it would have had (the user's variable, or every CPU).
+        given = [value for value in (_environment.get(name) for name in ENVIRONMENT) if value]
+        natural = int(given[0]) if given and given[0].strip().isdigit() else available_cpus()
         for name, value in _environment.items():
             if value is None:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
         _environment.clear()
+    if natural is not None and native_loaded():
+        _threadpoolctl().threadpool_limits(limits=natural)
     if _limiter is not None:
-        _limiter.restore_original_limits()
+        _limiter.restore_original_limits()  # those loaded before paraloop's first limit
         _limiter = None
+
+
+# In the caller (the threads backend): loops limiting its pools now, and the limiter of the
+# first of them, which holds the counts before; the last one to end restores them.
+_callers = 0
+_caller_limiter: Any = None
 
 
 @contextlib.contextmanager
 def limited(threads: int | None) -> Iterator[None]:
     """In the caller (the threads backend): limit the loaded native pools for the block.
 
-    The environment is left alone: it belongs to the user's process.
+    The environment is left alone: it belongs to the user's process.  Loops in several
+    threads at once share one limit, and the pools get their sizes back when the last ends.
     """
-    if threads is None or not native_loaded():
+    global _callers, _caller_limiter
+    if threads is None:
         yield
         return
-    limiter = _threadpoolctl().threadpool_limits(limits=threads)
+    with _lock:
+        if _callers == 0 and native_loaded():
+            _caller_limiter = _threadpoolctl().threadpool_limits(limits=threads)
+        _callers += 1
     try:
         yield
     finally:
-        limiter.restore_original_limits()
+        with _lock:
+            _callers -= 1
+            if _callers == 0 and _caller_limiter is not None:
+                _caller_limiter.restore_original_limits()
+                _caller_limiter = None

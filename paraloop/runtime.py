@@ -477,6 +477,12 @@ def _outcomes(loop: ParaLoop[Any], job: Job, chunker: Chunker) -> Iterator[Outco
     backend = _backend(loop)
     count = loop.num_processes or default_workers()
     logger.debug("loop at %s, line %d: backend %s, %d worker(s)", job.filename, job.line, backend, count)
+    if backend == "dask" and loop.native_threads is not None:
+        raise ParaLoopError(
+            f"{job.filename}, line {job.line}: native_threads= is not available with backend='dask': "
+            "a Dask worker's nanny sets its native thread counts (distributed.nanny.pre-spawn-environ "
+            "in Dask's configuration, 1 by default); set them there"
+        )
     if backend in ("processes", "threads"):
         # Dask's nanny limits its workers' pools itself; sequential runs one iteration at a time.
         job.native_threads = native_threads.plan(loop.resolved_native_threads(), count)

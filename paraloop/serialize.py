@@ -45,17 +45,58 @@ def dumps(obj: Any) -> bytes:
 _importing: set[str] = set()
 
 
-def importing_now() -> tuple[str, ...]:
-    """The user's modules this process is importing now, noted for :func:`dumps` as well."""
-    found = []
+# A module the caller is importing, as a worker's stand-in gets it: its name, a package's
+# __path__, and what its namespace holds from elsewhere (name: module, attribute or None).
+Importing = tuple[str, "list[str] | None", "dict[str, tuple[str, str | None]]"]
+
+
+def importing_now() -> tuple[Importing, ...]:
+    """The user's modules this thread is importing now, noted for :func:`dumps` as well."""
+    found: list[Importing] = []
     for name, module in list(sys.modules.items()):
         spec = getattr(module, "__spec__", None)
-        if getattr(spec, "_initializing", False) and name != "__main__":
+        if getattr(spec, "_initializing", False) and name != "__main__" and _imported_here(name):
             filename = getattr(module, "__file__", None)
             if filename is not None and not installed(filename) and not _paraloop_module(module):
-                found.append(name)
-    _importing.update(found)
+                path = getattr(module, "__path__", None)
+                found.append((name, list(path) if path is not None else None, _from_elsewhere(module)))
+    _importing.update(name for name, _, _ in found)
     return tuple(found)
+
+
+def _from_elsewhere(module: types.ModuleType) -> dict[str, tuple[str, str | None]]:
+    """The module's names bound to other modules, or to what other modules hold under the same
+    name (``from typing import Optional``): a stand-in gets them, for code that reads the
+    module's namespace directly (``typing.get_type_hints``)."""
+    found: dict[str, tuple[str, str | None]] = {}
+    for name, value in list(vars(module).items()):
+        if name.startswith("__"):
+            continue
+        if isinstance(value, types.ModuleType):
+            if value.__name__ in sys.modules and not _importing_module(value.__name__):
+                found[name] = (value.__name__, None)
+            continue
+        home = getattr(value, "__module__", None)
+        if isinstance(home, str) and home != module.__name__ and home in sys.modules:
+            try:
+                if getattr(sys.modules[home], name, None) is value:
+                    found[name] = (home, name)
+            except Exception:  # noqa: BLE001 - a module whose attributes raise: left out
+                continue
+    return found
+
+
+def _imported_here(name: str) -> bool:
+    """Whether this thread (not another one) holds the import lock of module ``name``."""
+    try:
+        from importlib import _bootstrap
+
+        reference = _bootstrap._module_locks.get(name)  # type: ignore[attr-defined]
+        lock = reference() if reference is not None else None
+        owner = getattr(lock, "owner", None)
+    except Exception:  # noqa: BLE001 - a Python without these internals: assume this thread
+        return True
+    return owner is None or owner == threading.get_ident()
 
 
 def _importing_module(name: str | None) -> bool:
@@ -72,18 +113,60 @@ def _names_importing(data: bytes) -> bool:
 _stand_ins: dict[str, types.ModuleType] = {}
 
 
-def stand_in(names: tuple[str, ...]) -> None:
-    """In a worker: a stand-in module for each module the caller is importing (see
-    :data:`_importing`); the stand-ins of earlier loops go, so that a module the caller has
-    finished importing is imported for real."""
+# True in a paraloop worker process (set by paraloop.worker).
+in_worker_process = False
+
+
+def stand_in(importing: tuple[Importing, ...]) -> None:
+    """In a worker, as a loop's job arrives: a stand-in module for each module the caller is
+    importing (see :data:`_importing`), which the functions and classes that travel by value
+    fill; the stand-ins of earlier loops go, and so does what a fork left of a module that was
+    half imported then, so that a module the caller has finished importing is imported here
+    for real when something needs it."""
+    _importing.clear()  # the caller's (inherited by a fork): this process imports nothing
+    names = {name for name, _, _ in importing}
     for name in list(_stand_ins):
-        if name not in names:
-            if sys.modules.get(name) is _stand_ins.pop(name):
-                del sys.modules[name]
-    for name in names:
+        if name not in names and sys.modules.get(name) is _stand_ins.pop(name):
+            del sys.modules[name]
+    for name, module in list(sys.modules.items()):
+        spec = getattr(module, "__spec__", None)
+        if getattr(spec, "_initializing", False) and name not in names and name != "__main__":
+            filename = getattr(module, "__file__", None)
+            if filename is not None and not installed(filename) and not _paraloop_module(module):
+                del sys.modules[name]  # half of it, forever: this process does not run its import
+    for name, path, elsewhere in importing:
         if name not in sys.modules:
-            module = types.ModuleType(name)
-            _stand_ins[name] = sys.modules[name] = module
+            _stand_ins[name] = sys.modules[name] = _stand_in_module(name, path)
+            for attribute, (home, inner) in elsewhere.items():
+                try:
+                    value = importlib.import_module(home)
+                    setattr(_stand_ins[name], attribute, getattr(value, inner) if inner else value)
+                except Exception:  # noqa: BLE001 - not here: the stand-in does without it
+                    continue
+
+
+def _stand_in_module(name: str, path: list[str] | None) -> types.ModuleType:
+    """An empty module ``name``; asked for something that did not travel by value (an Enum, a
+    cached function, a TypeVar), it imports the real module after all, running its top level
+    here (as multiprocessing's workers do), and answers from it."""
+    module = types.ModuleType(name)
+    if path is not None:
+        module.__path__ = list(path)  # submodules of a package import as usual
+
+    def __getattr__(attribute: str) -> Any:
+        if attribute.startswith("__"):
+            raise AttributeError(attribute)
+        if sys.modules.get(name) is module:
+            del sys.modules[name]
+            _stand_ins.pop(name, None)
+        real = importlib.import_module(name)
+        for key, value in vars(module).items():
+            if not key.startswith("__") and key not in vars(real):
+                setattr(real, key, value)
+        return getattr(real, attribute)
+
+    module.__getattr__ = __getattr__  # type: ignore[method-assign]
+    return module
 
 
 def _register(module: str, qualname: str, value: Any) -> Any:
@@ -92,11 +175,15 @@ def _register(module: str, qualname: str, value: Any) -> Any:
     if not qualname.isidentifier():
         return value  # nested, or a lambda: not an attribute of its module
     found = sys.modules.get(module)
-    existing = getattr(found, qualname, None) if found is not None else None
+    # Its namespace, not getattr: a stand-in asked for a name it lacks imports the real module.
+    existing = vars(found).get(qualname) if found is not None else None
     if isinstance(value, type) and isinstance(existing, type) and existing.__qualname__ == qualname:
         # The class this process has (the caller's own, or one a forked worker inherited).
         return existing
-    if found is not None and _stand_ins.get(module) is found:
+    half = getattr(getattr(found, "__spec__", None), "_initializing", False)
+    if found is not None and (_stand_ins.get(module) is found or (half and in_worker_process)):
+        # A stand-in, or what a fork left of the module: it gets the caller's current version,
+        # so a result that is this function goes back by name, as the caller's own.
         setattr(found, qualname, value)
     return value
 
@@ -258,7 +345,9 @@ def _pickler_class() -> type:
         save_module = dill.Pickler.dispatch[types.ModuleType]
 
         def save_module_by_name(pickler: Any, module: types.ModuleType) -> None:
-            if _paraloop_module(module):
+            # From a worker (an outcome), every module by name: a worker's copy of the user's
+            # module must not overwrite the caller's (dill sends one with its namespace).
+            if _paraloop_module(module) or in_worker_process:
                 pickler.save_reduce(importlib.import_module, (module.__name__,), obj=module)
             else:
                 save_module(pickler, module)
@@ -299,24 +388,42 @@ def _by_value_for_importing_modules(dill: Any) -> None:
 
 
 def _main_type(kind: type, name: str, bases: tuple[type, ...], namespace: dict[str, Any]) -> type:
-    """Rebuild a class of ``__main__`` sent by value, or reuse the one this process has.
+    """Rebuild a class sent by value (of ``__main__``, or of a module the caller is importing),
+    or reuse the one this process has.
 
     Without this, a dataclass defined in the user's script would come back
     from a worker as a new class of the same name: ``isinstance`` and ``==``
     with the script's own objects would fail.  A worker keeps the classes it
-    rebuilds in its ``__main__``, so later items and results refer to one class.
+    rebuilds in its ``__main__`` (or the module's stand-in), so later items and
+    results refer to one class; a worker's class takes the attributes that arrive
+    with it, which the caller may have changed since the last loop.
     """
-    main = sys.modules.get("__main__")
-    if namespace.get("__module__") == "__main__" and main is not None:
-        existing = getattr(main, name, None)
-        if isinstance(existing, type) and existing.__qualname__ == namespace.get("__qualname__", name):
-            return existing
-        created: type = _create_type(kind, name, bases, namespace)
-        if existing is None:
-            setattr(main, name, created)
+    module = str(namespace.get("__module__"))
+    qualname = str(namespace.get("__qualname__", name))
+    home = sys.modules.get(module)
+    existing = vars(home).get(name) if home is not None and qualname.isidentifier() else None
+    if isinstance(existing, type) and existing.__qualname__ == qualname:
+        if in_worker_process:
+            _refresh(existing, namespace)
+        return existing
+    created: type = _create_type(kind, name, bases, namespace)
+    if module == "__main__" and home is not None and existing is None:
+        setattr(home, name, created)
         return created
-    rebuilt: type = _create_type(kind, name, bases, namespace)
-    return _register(str(namespace.get("__module__")), str(namespace.get("__qualname__", name)), rebuilt)  # type: ignore[no-any-return]
+    return _register(module, qualname, created)  # type: ignore[no-any-return]
+
+
+def _refresh(kind: type, namespace: dict[str, Any]) -> None:
+    """Give a plain class (not an Enum, not one with a metaclass) the attributes that arrived."""
+    if type(kind) is not type:
+        return
+    for key, value in namespace.items():
+        if key.startswith("_") or kind.__dict__.get(key) is value:
+            continue
+        try:
+            setattr(kind, key, value)
+        except (AttributeError, TypeError):
+            pass
 
 
 def _create_type(kind: type, name: str, bases: tuple[type, ...], namespace: dict[str, Any]) -> type:

@@ -180,7 +180,7 @@ def serve(connection: Any, clock: Any = None, owner: int | None = None) -> None:
     the running iteration when the loop has a timeout.
     """
     global _in_worker
-    _in_worker = True
+    _in_worker = serialize.in_worker_process = True
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     parent = os.getppid()
     # Exit once the program that started this worker is gone, however it ended (SIGKILL too):
