@@ -31,7 +31,6 @@ import signal
 import sys
 import threading
 import time
-import types
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -55,7 +54,9 @@ logger = logging.getLogger("paraloop")
 _loop_ids = itertools.count(1)
 # How long a worker may take to answer the end-of-loop check (fingerprints of large objects).
 CHECK_SECONDS = 300.0
-_main_lock = threading.Lock()
+
+
+_starting = threading.local()
 
 
 @contextmanager
@@ -65,20 +66,41 @@ def main_hidden(method: str) -> Iterator[None]:
     Those start methods make the child run the parent's main script first,
     which for a script without an ``if __name__ == "__main__":`` guard would
     run the whole program again in every worker.  paraloop's workers never
-    need it (the loop's function travels by value), so while a worker starts
-    the parent's ``__main__`` is, for that moment, a module without a file.
+    need it (the loop's function travels by value), so the preparation data a
+    worker (or the fork server) gets while this thread starts it names no main
+    script.  Only this thread's starts: ``sys.modules["__main__"]`` stays as it
+    is, so other threads meanwhile load results of the script's classes as those
+    classes.
     """
     if method == "fork":
         yield
         return
-    with _main_lock:
-        main = sys.modules.get("__main__")
-        sys.modules["__main__"] = types.ModuleType("__main__")
-        try:
-            yield
-        finally:
-            if main is not None:
-                sys.modules["__main__"] = main
+    _filter_preparation()
+    _starting.active = True
+    try:
+        yield
+    finally:
+        _starting.active = False
+
+
+def _filter_preparation() -> None:
+    """Wrap ``multiprocess.spawn.get_preparation_data`` (once): while paraloop starts a worker
+    in this thread, the data names no main script to run first."""
+    from multiprocess import spawn
+
+    original = spawn.get_preparation_data
+    if getattr(original, "paraloop", False):
+        return
+
+    def get_preparation_data(name: str) -> dict[str, Any]:
+        data: dict[str, Any] = original(name)
+        if getattr(_starting, "active", False):
+            data.pop("init_main_from_path", None)
+            data.pop("init_main_from_name", None)
+        return data
+
+    get_preparation_data.paraloop = True  # type: ignore[attr-defined]
+    spawn.get_preparation_data = get_preparation_data
 
 
 @contextmanager

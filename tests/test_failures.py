@@ -520,3 +520,38 @@ def test_what_cannot_travel_is_named_and_the_iterations_before_it_count(
         assert type(module.error) is error_class, repr(module.error)
         assert re.search(words, str(module.error)), str(module.error)
     assert module.out == [0, 1, 2]
+
+
+def test_other_threads_see_the_script_while_a_worker_starts() -> None:
+    """While one thread starts a spawn worker (which must not run the script again), the
+    program's other threads still see the script as ``__main__``: they pickle its objects,
+    and load results of its classes as those classes (before: ``__main__`` was swapped for an
+    empty module process-wide for that moment, and ``pickle.dumps`` of a script's object in
+    another thread failed with "it's not found as __main__.PointOfTheScript")."""
+    import pickle
+    import threading
+
+    from paraloop import serialize
+    from paraloop.pool import main_hidden
+
+    main = sys.modules["__main__"]
+    kind = type("PointOfTheScript", (), {"__module__": "__main__", "__qualname__": "PointOfTheScript"})
+    main.PointOfTheScript = kind  # type: ignore[attr-defined]
+    payload = serialize.dumps_by_value(kind())
+    starting, done = threading.Event(), threading.Event()
+
+    def start_a_worker() -> None:
+        with main_hidden("spawn"):
+            starting.set()
+            done.wait(10)
+
+    starter = threading.Thread(target=start_a_worker)
+    starter.start()
+    try:
+        assert starting.wait(10)
+        assert type(pickle.loads(pickle.dumps(kind()))) is kind
+        assert type(serialize.loads(payload)) is kind
+    finally:
+        done.set()
+        starter.join()
+        del main.PointOfTheScript  # type: ignore[attr-defined]

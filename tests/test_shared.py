@@ -179,3 +179,29 @@ for method in ("fork", "forkserver", "spawn"):
         f"{kind} {method}" for method in START_METHODS for kind in ("crash", "timeout", "interrupt")
     ]
     assert _shared_segments() <= before
+
+
+@pytest.mark.parametrize("method", ["fork", "forkserver", "spawn"])
+def test_freed_when_the_program_is_killed_while_workers_hold_it(tmp_path: Path, method: str) -> None:
+    """SIGKILL while the workers run a long iteration writing into the segment: the workers
+    go with the program, and the segment goes with them (the resource tracker)."""
+    result = _script(
+        tmp_path,
+        f"""
+import os, signal, threading, time
+from paraloop import ParaLoop, SharedArray
+out = SharedArray(1000)
+print(out.name, flush=True)
+threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGKILL)).start()
+for i in ParaLoop(range(4), num_processes=2, chunksize=1, start_method={method!r}):
+    out[i] = i
+    time.sleep(600)
+""",
+    )
+    assert result.returncode == -9, result.stderr
+    name = result.stdout.strip()
+    assert name.startswith("paraloop_")
+    deadline = time.monotonic() + 20
+    while (SHM / name).exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not (SHM / name).exists()
