@@ -75,10 +75,12 @@ def run_once(number: int) -> bool:
     summary = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else "(no output)"
     deadline = time.monotonic() + SETTLE_SECONDS
     while True:
+        # New Python programs (workers, fork servers, Dask's programs) still running; other
+        # programs this user starts meanwhile (a shell) are not the run's.
         left = {
             pid: command
             for pid, command in processes().items()
-            if pid not in before_processes and pid != os.getpid()
+            if pid not in before_processes and pid != os.getpid() and "python" in command
         }
         leaked_segments = segments() - before_segments
         if (not left and not leaked_segments) or time.monotonic() > deadline:
