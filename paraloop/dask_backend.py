@@ -516,7 +516,7 @@ def run_dask(job: Job, chunker: Chunker, scheduler: Any, workers: int | None) ->
         # dropped by the scheduler before they start.
         for future in [*running, job_future]:
             future.release()
-        if _own is None or client is not _own[1]:
+        if (_own is None or client is not _own[1]) and client.status == "running":
             # A cluster the user brought: leave its workers as they were (not waiting, as
             # above; a chunk still running after a break finishes with the entries gone).
             with contextlib.suppress(Exception):

@@ -161,10 +161,33 @@ def job_failure(error: BaseException) -> ParaLoopError:
     )
 
 
+# Chunks running in lanes now: while any does, iterations run side by side and the
+# worker's native pools keep the share of one lane (see paraloop.native_threads).
+_lane_chunks = 0
+_lane_lock = threading.Lock()
+
+
+def _lanes_done() -> None:
+    global _lane_chunks
+    with _lane_lock:
+        _lane_chunks -= 1
+
+
+def _alone(job: Job) -> None:
+    """Before a chunk that runs alone: the worker's whole share, unless lanes still run."""
+    with _lane_lock:
+        if not _lane_chunks:
+            native_threads.apply(job.native_threads, environment=False)
+
+
 def _answer(sending: threading.Lock, connection: Any, job: Job, chunk: Chunk, futures: list[Any]) -> None:
     """Send the outcome of a chunk run in lanes, once its parts are done."""
     try:
-        data = encode_outcome(finish_lanes(chunk, futures), job)
+        try:
+            outcome = finish_lanes(chunk, futures)
+        finally:
+            _lanes_done()
+        data = encode_outcome(outcome, job)
         with sending:
             connection.send_bytes(data)
     except BaseException:  # noqa: BLE001 - the parent must not wait for an answer that never comes
@@ -237,7 +260,7 @@ def serve(connection: Any, clock: Any = None, owner: int | None = None) -> None:
             if lanes > 1 and len(items) > 1:
                 _in_lanes(sending, connection, job, chunk, lanes)
                 continue
-            native_threads.apply(job.native_threads, environment=False)
+            _alone(job)
             watch = None
             if lanes == WATCHED:
                 watch = Watch(connection, sending, functools.partial(_answered, sending, connection, job))
@@ -299,9 +322,12 @@ def _in_lanes(sending: threading.Lock, connection: Any, job: Job, chunk: Chunk, 
 
     The caller goes on reading (and queueing) the next chunk meanwhile.
     """
-    if job.native_threads is not None:
-        # Iterations side by side share the worker's share of the CPUs.
-        native_threads.apply(max(1, job.native_threads // lanes), environment=False)
+    global _lane_chunks
+    with _lane_lock:
+        _lane_chunks += 1
+        if job.native_threads is not None:
+            # Iterations side by side share the worker's share of the CPUs.
+            native_threads.apply(max(1, job.native_threads // lanes), environment=False)
     futures = start_lanes(job, chunk, lanes)
     threading.Thread(target=_answer, args=(sending, connection, job, chunk, futures), daemon=True).start()
 

@@ -485,7 +485,7 @@ def test_fork_workers_do_not_hang_on_a_module_another_thread_is_importing(tmp_pa
             capture_output=True,
             text=True,
             env=_clean_env(),
-            timeout=15,  # the plain loop needs about 3 s
+            timeout=8,  # the plain loop needs about 3 s
             cwd=tmp_path,
         )
     except subprocess.TimeoutExpired:

@@ -81,9 +81,10 @@ def test_the_corpus_is_there() -> None:
 
 
 def test_rewriter_is_a_no_op_without_paraloop() -> None:
-    """Every stdlib module compiles to the same code through the rewriter as plainly."""
+    """Every other stdlib module compiles to the same code through the rewriter as plainly
+    (every one would take 18 s on each Python of the matrix)."""
     checked = 0
-    for path in FILES:
+    for path in FILES[::2]:
         found = read(path)
         if found is None:
             continue
@@ -95,7 +96,7 @@ def test_rewriter_is_a_no_op_without_paraloop() -> None:
         if marshal.dumps(rewritten) != marshal.dumps(plain):
             assert _normal(rewritten) == _normal(plain), path
         checked += 1
-    assert checked > 500
+    assert checked > 250
 
 
 def test_rewriter_never_crashes_on_real_loops() -> None:

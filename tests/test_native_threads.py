@@ -166,7 +166,8 @@ def test_the_threads_backend_limits_the_caller_for_the_loop_only(tmp_path: Path)
 
 @TWO_CPUS
 def test_lanes_share_their_worker_s_threads(tmp_path: Path) -> None:
-    """Iterations side by side in a worker's threads share its native threads: one each here.
+    """Iterations side by side in a worker's threads share its native threads: one each here
+    (also while a chunk of the worker runs alone beside lanes still finishing).
 
     Lanes start only where paraloop picks the worker count, so the share is given.
     """
@@ -184,7 +185,7 @@ def test_lanes_share_their_worker_s_threads(tmp_path: Path) -> None:
     alone = {count for main, count in seen if main}
     assert in_lanes, "no iteration ran in a lane"
     assert in_lanes == {1}
-    assert alone <= {CPUS}
+    assert alone <= {1, CPUS}
 
 
 def test_a_nested_loop_in_a_worker_stays_sequential(tmp_path: Path) -> None:
