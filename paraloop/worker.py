@@ -146,11 +146,18 @@ def _load_job(payload: memoryview) -> Job:
     # Modules whose top level runs the loop in the caller: never imported here (see serialize).
     serialize.stand_in(importing)
     try:
-        return serialize.loads(data)  # type: ignore[no-any-return]
+        job: Job = serialize.loads(data)
     except ImportError:
         # A module written after this worker listed its directories.
         importlib.invalidate_caches()
-        return serialize.loads(data)  # type: ignore[no-any-return]
+        job = serialize.loads(data)
+    # The global random generators the caller has, imported now rather than in the first
+    # iteration: importing numpy.random there adds warnings filters, which would look like
+    # an iteration changing process-wide state (and keep the loop out of lanes).
+    for module in job.generators:
+        if module not in sys.modules:
+            importlib.import_module(module)
+    return job
 
 
 def job_failure(error: BaseException) -> ParaLoopError:

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import Callable
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
-from conftest import START_METHODS
+from conftest import START_METHODS, run_script
 from plain_loop import run_plain
 
 import paraloop
@@ -207,3 +208,27 @@ def test_a_change_made_in_lanes_after_all_is_refused(
             )
     finally:
         __import__("os").chdir(home)
+
+
+def test_a_worker_that_imports_the_random_generators_still_gets_lanes(tmp_path: Path) -> None:
+    """A spawn worker imports numpy's global generator before its first iteration (to watch it
+    for draws); that import is no change of process-wide state, and a waiting loop keeps its
+    lanes (before: the first chunk looked as if it had moved numpy's generator)."""
+    script = tmp_path / "waits.py"
+    script.write_text(
+        textwrap.dedent("""
+        import logging, time
+        import numpy.random
+        from paraloop import ParaLoop
+        logging.basicConfig(level=logging.DEBUG, format="%(message)s")
+        out = []
+        for i in ParaLoop(range(64), start_method="spawn"):
+            time.sleep(0.03)
+            out.append(i)
+        print(out == list(range(64)))
+        """)
+    )
+    result = run_script(script, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "True"
+    assert "lanes per worker" in result.stderr, result.stderr[-2000:]
