@@ -43,6 +43,7 @@ from .chunks import Chunk, Chunker
 from .cpus import default_workers
 from .errors import ParaLoopError, WorkerCrashedError
 from .execute import RAISED, Job, Outcome, execute_chunk, timeout_error
+from .lifeline import alive
 
 __all__ = ["run_dask", "shutdown"]
 
@@ -285,14 +286,14 @@ def _stop(cluster: Any, client: Any) -> None:
     # the nannies first, while the scheduler they report to still runs.
     for group in ([n.pid for n in nannies if n is not None], [scheduler.pid] if scheduler else []):
         for pid in group:
-            if _running(pid):
+            if alive(pid):
                 with contextlib.suppress(ProcessLookupError):  # it may exit meanwhile
                     os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + 5.0
-        while any(_running(pid) for pid in group) and time.monotonic() < deadline:
+        while any(alive(pid) for pid in group) and time.monotonic() < deadline:
             time.sleep(0.02)
         for pid in group:
-            if _running(pid):
+            if alive(pid):
                 try:
                     process = psutil.Process(pid)
                     for child in process.children(recursive=True):
@@ -306,16 +307,6 @@ def _stop(cluster: Any, client: Any) -> None:
         client.close(timeout=1)
     except Exception:  # noqa: BLE001 - nothing is left to close
         pass
-
-
-def _running(pid: int) -> bool:
-    """The process exists and has not exited (a zombie waits only to be reaped)."""
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        # Gone, also while its file was being read (ProcessLookupError).
-        return False
 
 
 def shutdown() -> None:

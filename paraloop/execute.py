@@ -8,6 +8,7 @@ ended, and its local names) into an :class:`Outcome` the caller can combine.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 import operator
@@ -17,7 +18,7 @@ import threading
 import time
 import traceback
 import types
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -276,6 +277,21 @@ class Timed(ChunkIterator):
 
     def finished(self) -> None:
         self.clock[0] = 0.0
+
+
+@contextlib.contextmanager
+def stamped(clock: Any, index: int) -> Iterator[None]:
+    """What the block does counts as iteration ``index``'s time against the timeout, as
+    :class:`Timed` stamps it (loading a chunk's items, sending its results); no clock, no stamp."""
+    if clock is None:
+        yield
+        return
+    clock[1] = index
+    clock[0] = time.monotonic()
+    try:
+        yield
+    finally:
+        clock[0] = 0.0
 
 
 LOG_PREFIX = "__paraloop_log_"

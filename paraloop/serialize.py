@@ -54,12 +54,9 @@ def importing_now() -> tuple[Importing, ...]:
     """The user's modules this thread is importing now, noted for :func:`dumps` as well."""
     found: list[Importing] = []
     for name, module in list(sys.modules.items()):
-        spec = getattr(module, "__spec__", None)
-        if getattr(spec, "_initializing", False) and name != "__main__" and _imported_here(name):
-            filename = getattr(module, "__file__", None)
-            if filename is not None and not installed(filename) and not _paraloop_module(module):
-                path = getattr(module, "__path__", None)
-                found.append((name, list(path) if path is not None else None, _from_elsewhere(module)))
+        if _users_half_imported(name, module) and _imported_here(name):
+            path = getattr(module, "__path__", None)
+            found.append((name, list(path) if path is not None else None, _from_elsewhere(module)))
     _importing.update(name for name, _, _ in found)
     return tuple(found)
 
@@ -86,6 +83,20 @@ def _from_elsewhere(module: types.ModuleType) -> dict[str, tuple[str, str | None
     return found
 
 
+def _initializing(module: Any) -> bool:
+    """Whether ``module`` is being imported (its top level has not finished)."""
+    return bool(getattr(getattr(module, "__spec__", None), "_initializing", False))
+
+
+def _users_half_imported(name: str, module: types.ModuleType) -> bool:
+    """A module of the user's own (not installed, not paraloop's, not ``__main__``) whose import
+    has not finished."""
+    if name == "__main__" or not _initializing(module):
+        return False
+    filename = getattr(module, "__file__", None)
+    return filename is not None and not installed(filename) and not _paraloop_module(module)
+
+
 def _imported_here(name: str) -> bool:
     """Whether this thread (not another one) holds the import lock of module ``name``."""
     try:
@@ -100,9 +111,7 @@ def _imported_here(name: str) -> bool:
 
 
 def _importing_module(name: str | None) -> bool:
-    return name in _importing and getattr(
-        getattr(sys.modules.get(name or ""), "__spec__", None), "_initializing", False
-    )
+    return name in _importing and _initializing(sys.modules.get(name or ""))
 
 
 def _names_importing(data: bytes) -> bool:
@@ -129,11 +138,8 @@ def stand_in(importing: tuple[Importing, ...]) -> None:
         if name not in names and sys.modules.get(name) is _stand_ins.pop(name):
             del sys.modules[name]
     for name, module in list(sys.modules.items()):
-        spec = getattr(module, "__spec__", None)
-        if getattr(spec, "_initializing", False) and name not in names and name != "__main__":
-            filename = getattr(module, "__file__", None)
-            if filename is not None and not installed(filename) and not _paraloop_module(module):
-                del sys.modules[name]  # half of it, forever: this process does not run its import
+        if name not in names and _users_half_imported(name, module):
+            del sys.modules[name]  # half of it, forever: this process does not run its import
     for name, path, elsewhere in importing:
         if name not in sys.modules:
             _stand_ins[name] = sys.modules[name] = _stand_in_module(name, path)
@@ -180,8 +186,9 @@ def _register(module: str, qualname: str, value: Any) -> Any:
     if isinstance(value, type) and isinstance(existing, type) and existing.__qualname__ == qualname:
         # The class this process has (the caller's own, or one a forked worker inherited).
         return existing
-    half = getattr(getattr(found, "__spec__", None), "_initializing", False)
-    if found is not None and (_stand_ins.get(module) is found or (half and in_worker_process)):
+    if found is not None and (
+        _stand_ins.get(module) is found or (_initializing(found) and in_worker_process)
+    ):
         # A stand-in, or what a fork left of the module: it gets the caller's current version,
         # so a result that is this function goes back by name, as the caller's own.
         setattr(found, qualname, value)

@@ -18,7 +18,6 @@ import signal
 import struct
 import sys
 import threading
-import time
 import traceback
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +26,7 @@ from . import native_threads, serialize
 from .chunks import Chunk
 from .early import Watch
 from .errors import ParaLoopError
-from .execute import DONE, NOTE_STATE, RAISED, RETURNED, Job, Outcome, execute_chunk
+from .execute import DONE, NOTE_STATE, RAISED, RETURNED, Job, Outcome, execute_chunk, stamped
 from .lanes import finish_lanes, start_lanes
 from .lifeline import die_with
 from .references import captured_arrays, refer
@@ -284,27 +283,18 @@ def serve(connection: Any, clock: Any = None, owner: int | None = None) -> None:
 def _encoded(outcome: Outcome, job: Job, clock: Any, chunk: Chunk) -> bytes:
     """The outcome's bytes; with a timeout, serializing the results counts as the last
     iteration's time (a result whose ``__reduce__`` hangs is stopped like an iteration)."""
-    if clock is None:
+    last = chunk.start + len(chunk.items) - 1
+    if outcome.kind != DONE and outcome.stop is not None:
+        last = outcome.stop
+    with stamped(clock, last):
         return encode_outcome(outcome, job)
-    clock[1] = outcome.stop if outcome.kind != DONE else chunk.start + len(chunk.items) - 1
-    clock[0] = time.monotonic()
-    try:
-        return encode_outcome(outcome, job)
-    finally:
-        clock[0] = 0.0
 
 
 def _load_items(payload: memoryview, clock: Any, start: int) -> Any:
     """A chunk's items; with a timeout, loading them counts as the first iteration's time (an
     item whose ``__setstate__`` hangs is stopped like an iteration that does)."""
-    if clock is None:
+    with stamped(clock, start):
         return serialize.loads(payload)
-    clock[1] = start
-    clock[0] = time.monotonic()
-    try:
-        return serialize.loads(payload)
-    finally:
-        clock[0] = 0.0
 
 
 def _unloadable(job: Job, index: int, start: int, payload: memoryview, error: Exception) -> Outcome:

@@ -375,7 +375,7 @@ def test_paraloops_own_cluster_goes_with_a_killed_program(tmp_path: Path, how: s
     import signal
     import subprocess
 
-    from test_failures import _group_members
+    from test_failures import group_members, wait_for_no_members
 
     script = tmp_path / "killed.py"
     script.write_text(
@@ -401,14 +401,11 @@ def test_paraloops_own_cluster_goes_with_a_killed_program(tmp_path: Path, how: s
     try:
         assert process.stdout is not None
         assert process.stdout.readline().strip() == "running"
-        members = _group_members(group)
+        members = group_members(group)
         assert len(members) >= 6, members  # the program, the scheduler, two nannies, two workers
         os.kill(process.pid, getattr(signal, how))
         process.wait(timeout=10)
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and _group_members(group):
-            time.sleep(0.1)
-        assert _group_members(group) == []
+        assert wait_for_no_members(group, 15) == []
         assert set(os.listdir("/dev/shm")) <= before
     finally:
         try:

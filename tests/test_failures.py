@@ -341,35 +341,16 @@ def test_workers_die_with_a_killed_parent(tmp_path: Path, method: str) -> None:
         assert process.stdout is not None
         assert process.stdout.readline().strip() == "running"
         group = os.getpgid(process.pid)
-        members = _group_members(group)
+        members = group_members(group)
         assert len(members) >= 3, members  # the program and its two workers
         process.kill()
         process.wait(timeout=10)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and _group_members(group):
-            time.sleep(0.1)
-        assert _group_members(group) == []
+        assert wait_for_no_members(group, 10) == []
     finally:
         try:
             os.killpg(process.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-
-
-def _group_members(group: int) -> list[int]:
-    """Live processes of a process group, zombies excluded (read from /proc)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as handle:
-                fields = handle.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == group and fields[0] != "Z":
-            found.append(int(entry))
-    return found
 
 
 def test_a_forked_child_leaves_the_parents_workers_alone(tmp_path: Path) -> None:

@@ -120,6 +120,14 @@ print(out.name, os.path.exists("/dev/shm/" + out.name), out.array.sum())
     assert "leaked" not in result.stderr
 
 
+def _gone_within(path: Path, seconds: float) -> bool:
+    """Whether ``path`` is gone, or goes within ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while path.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return not path.exists()
+
+
 def test_freed_when_the_program_itself_is_killed(tmp_path: Path) -> None:
     """SIGKILL leaves no chance to clean up: the resource tracker frees the segment."""
     result = _script(
@@ -138,10 +146,7 @@ os.kill(os.getpid(), signal.SIGKILL)
     name = result.stdout.strip()
     assert name.startswith("paraloop_")
     # The tracker notices its creator is gone and unlinks what it left.
-    deadline = time.monotonic() + 20
-    while (SHM / name).exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not (SHM / name).exists()
+    assert _gone_within(SHM / name, 20)
 
 
 def test_no_segment_is_left_after_crash_timeout_and_interrupt(tmp_path: Path) -> None:
@@ -201,7 +206,4 @@ for i in ParaLoop(range(4), num_processes=2, chunksize=1, start_method={method!r
     assert result.returncode == -9, result.stderr
     name = result.stdout.strip()
     assert name.startswith("paraloop_")
-    deadline = time.monotonic() + 20
-    while (SHM / name).exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not (SHM / name).exists()
+    assert _gone_within(SHM / name, 20)
