@@ -17,11 +17,13 @@ way, and a thread waiting for the GIL looks like one waiting for the network).
 from __future__ import annotations
 
 import math
+import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from .chunks import Chunk
+from .cpus import queued_seconds_of
 from .execute import DONE, NO_STATE, Job, Outcome, execute_chunk
 
 __all__ = ["EVIDENCE_SECONDS", "MAX_LANES", "Probe", "finish_lanes", "mostly_waiting", "start_lanes"]
@@ -30,7 +32,8 @@ __all__ = ["EVIDENCE_SECONDS", "MAX_LANES", "Probe", "finish_lanes", "mostly_wai
 MAX_LANES = 64
 # Iterations measured for at least this long tell whether they wait.
 EVIDENCE_SECONDS = 0.015
-# A chunk in lanes busier than this share of its time has a probe looked again...
+# A chunk in lanes busier than this share of its time has a probe looked again (the
+# first time at once)...
 BUSY_SHARE = 0.8
 # ...but no sooner than this many chunks in lanes after the last probe.
 PROBE_SPACING = 8
@@ -101,10 +104,14 @@ class Probe:
     def after_lanes(self, outcome: Outcome) -> None:
         """Note a chunk that ran in lanes; ask for a probe if it is time."""
         self.since += 1
-        busy = outcome.cpu > BUSY_SHARE * outcome.seconds
+        # Lanes waiting for the GIL are not queued for a CPU: the one holding it is, on a
+        # loaded machine, so CPU plus queueing is what a busy chunk in lanes asked for.
+        busy = outcome.cpu + outcome.queued > BUSY_SHARE * outcome.seconds
         before = self.alone_cpu / max(1, self.alone_items)
         changed = outcome.cpu / max(1, outcome.iterations) > CHANGED * before
-        if not self.running and ((self.probes == 0 and changed) or (busy and self.since >= PROBE_SPACING)):
+        # A first probe as soon as lanes look busy: a short loop may end before the spacing.
+        first = self.probes == 0 and (changed or busy)
+        if not self.running and (first or (busy and self.since >= PROBE_SPACING)):
             self.wanted = True
         elif not changed:
             self.confirmed = True
@@ -170,11 +177,14 @@ def split(items: Any, lanes: int) -> list[tuple[int, Any]]:
 
 
 def _part(job: Job, chunk: Chunk) -> Outcome:
+    thread = threading.get_native_id()
     began = time.perf_counter()
     began_cpu = time.thread_time()
+    began_queued = queued_seconds_of(thread)
     outcome = execute_chunk(job, chunk, state=NO_STATE)
     # This thread's CPU time: other lanes (and another chunk's parts) ran meanwhile.
     outcome.cpu = time.thread_time() - began_cpu
+    outcome.queued = queued_seconds_of(thread) - began_queued
     outcome.began = began
     outcome.ended = time.perf_counter()
     return outcome
@@ -206,4 +216,5 @@ def finish_lanes(chunk: Chunk, futures: list[Future[Outcome]]) -> Outcome:
     # From the first part's start to the last one's end: not the time queued behind another chunk.
     outcome.seconds = max(part.ended for part in parts) - min(part.began for part in parts)
     outcome.cpu = sum(part.cpu for part in parts)
+    outcome.queued = sum(part.queued for part in parts)
     return outcome

@@ -103,7 +103,28 @@ def _narrowest() -> int | None:
 def _threadpoolctl() -> Any:
     import threadpoolctl
 
+    # threadpoolctl 3.8 lets only the first thread that limits a process-wide OpenBLAS
+    # pool limit it again, and silently ignores every other thread.  A worker limits from
+    # its main thread when a job arrives and from a watcher thread when lanes start, so
+    # paraloop, holding its own lock, gives up that claim after each change it makes.
+    _release_openblas(threadpoolctl)
     return threadpoolctl
+
+
+def _release_openblas(threadpoolctl: Any) -> None:
+    clear = getattr(getattr(threadpoolctl, "OpenBLASController", None), "clear_controlling_thread", None)
+    if clear is not None:
+        clear(force=True)
+
+
+@contextlib.contextmanager
+def _limiting() -> Iterator[Any]:
+    """threadpoolctl, for changes made from any thread (see :func:`_threadpoolctl`)."""
+    threadpoolctl = _threadpoolctl()
+    try:
+        yield threadpoolctl
+    finally:
+        _release_openblas(threadpoolctl)
 
 
 # In a worker process: the thread count last applied, the environment before the
@@ -135,7 +156,8 @@ def apply(threads: int | None, environment: bool = True) -> None:
             for name in ENVIRONMENT:
                 os.environ[name] = str(threads)
         if native_loaded():
-            limiter = _threadpoolctl().threadpool_limits(limits=threads)
+            with _limiting() as threadpoolctl:
+                limiter = threadpoolctl.threadpool_limits(limits=threads)
             if _limiter is None:
                 _limiter = limiter  # it remembers the counts before paraloop's first limit
         _applied = threads
@@ -156,9 +178,11 @@ def _restore(environment: bool) -> None:
                 os.environ[name] = value
         _environment.clear()
     if natural is not None and native_loaded():
-        _threadpoolctl().threadpool_limits(limits=natural)
+        with _limiting() as threadpoolctl:
+            threadpoolctl.threadpool_limits(limits=natural)
     if _limiter is not None:
-        _limiter.restore_original_limits()  # those loaded before paraloop's first limit
+        with _limiting():
+            _limiter.restore_original_limits()  # those loaded before paraloop's first limit
         _limiter = None
 
 
@@ -181,7 +205,8 @@ def limited(threads: int | None) -> Iterator[None]:
         return
     with _lock:
         if _callers == 0 and native_loaded():
-            _caller_limiter = _threadpoolctl().threadpool_limits(limits=threads)
+            with _limiting() as threadpoolctl:
+                _caller_limiter = threadpoolctl.threadpool_limits(limits=threads)
         _callers += 1
     try:
         yield
@@ -189,5 +214,6 @@ def limited(threads: int | None) -> Iterator[None]:
         with _lock:
             _callers -= 1
             if _callers == 0 and _caller_limiter is not None:
-                _caller_limiter.restore_original_limits()
+                with _limiting():
+                    _caller_limiter.restore_original_limits()
                 _caller_limiter = None
