@@ -248,6 +248,7 @@ def test_missing_distributed_is_explained(monkeypatch: pytest.MonkeyPatch) -> No
         dask_backend._import_distributed()
 
 
+@pytest.mark.alone
 def test_ctrl_c_stops_paraloops_own_cluster(tmp_path: Path) -> None:
     """SIGINT to the script's process group: KeyboardInterrupt, no process and no semaphore left."""
     from test_failures import wait_for_no_members
@@ -384,6 +385,7 @@ def test_paraloops_own_cluster_admits_only_its_program(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.alone
 @pytest.mark.parametrize("how", ["SIGKILL", "SIGTERM"])
 def test_paraloops_own_cluster_goes_with_a_killed_program(tmp_path: Path, how: str) -> None:
     """The program killed while the cluster it started runs a long task: the scheduler, the

@@ -21,6 +21,10 @@ import pytest
 import paraloop
 from paraloop.cpus import available_cpus
 
+# Lanes switch on and off by how iterations use the CPU: other tests beside them would
+# be a loaded machine (one test makes that load on purpose).
+pytestmark = pytest.mark.alone
+
 Loader = Callable[..., ModuleType]
 
 N = 240

@@ -92,6 +92,7 @@ def _shared_segments() -> set[str]:
     return {entry.name for entry in SHM.iterdir()}
 
 
+@pytest.mark.alone
 def test_freed_when_the_program_ends_after_a_worker_crashed(tmp_path: Path) -> None:
     before = _shared_segments()
     result = _script(
@@ -149,6 +150,7 @@ os.kill(os.getpid(), signal.SIGKILL)
     assert _gone_within(SHM / name, 20)
 
 
+@pytest.mark.alone
 def test_no_segment_is_left_after_crash_timeout_and_interrupt(tmp_path: Path) -> None:
     """CONTRACT.md section 5: after a crash, a timeout or Ctrl-C, no shared memory remains."""
     before = _shared_segments()
