@@ -1,9 +1,10 @@
-"""How many CPUs this process may really use: affinity, cgroup quota, and the override."""
+"""How many CPUs this process may really use: affinity, cgroup quota, and the overrides."""
 
 from __future__ import annotations
 
 import math
 import os
+import sys
 import threading
 
 __all__ = [
@@ -42,8 +43,43 @@ def _cgroup_quota() -> float | None:
     return None
 
 
+def _python_override() -> int | None:
+    """The CPU count the user gave Python (``-X cpu_count=N`` or ``PYTHON_CPU_COUNT=N``), if any.
+
+    Python 3.13 makes ``os.process_cpu_count()`` answer it; paraloop honours it on every
+    version, so the same setting limits the same program everywhere.  Python 3.13 refuses
+    a bad value at startup; earlier versions do not know the setting, so paraloop refuses it.
+    """
+    given = getattr(sys, "_xoptions", {}).get("cpu_count")
+    where = "-X cpu_count"
+    if not isinstance(given, str):
+        given = None if sys.flags.ignore_environment else os.environ.get("PYTHON_CPU_COUNT")
+        where = "PYTHON_CPU_COUNT"
+    if given is None or given.strip() in ("", "default"):
+        return None
+    try:
+        value = int(given)
+    except ValueError:
+        value = 0
+    if value < 1:
+        from .errors import ParaLoopError
+
+        raise ParaLoopError(
+            f"{where}={given!r} is not a positive whole number or 'default'; "
+            "give the number of CPUs Python may use, e.g. PYTHON_CPU_COUNT=4"
+        )
+    return value
+
+
 def available_cpus() -> int:
-    """The CPUs this process may run on, never less than one."""
+    """The CPUs this process may run on, never less than one.
+
+    The user's ``-X cpu_count`` or ``PYTHON_CPU_COUNT`` wins; otherwise the CPUs of the
+    process's affinity, capped by its cgroup's CPU quota.
+    """
+    override = _python_override()
+    if override is not None:
+        return override
     if hasattr(os, "sched_getaffinity"):
         count = len(os.sched_getaffinity(0))
     else:  # pragma: no cover - macOS and Windows

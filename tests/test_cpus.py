@@ -1,0 +1,66 @@
+"""The CPU count a user gives Python (3.13's ``-X cpu_count`` and ``PYTHON_CPU_COUNT``) is
+the count paraloop sizes its pool by, on every Python version."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from paraloop.cpus import available_cpus
+
+SCRIPT = """\
+import os, time
+from paraloop import ParaLoop
+from paraloop.cpus import available_cpus
+pids = set()
+for i in ParaLoop(range(12), chunksize=1):
+    time.sleep(0.05)
+    pids.add(os.getpid())
+print(available_cpus(), len(pids))
+"""
+
+
+def _run(tmp_path: Path, options: list[str], **environment: str) -> subprocess.CompletedProcess[str]:
+    script = tmp_path / "count.py"
+    script.write_text(SCRIPT)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PARALOOP_", "PYTHON_CPU"))}
+    env.update(environment)
+    return subprocess.run(
+        [sys.executable, *options, "-m", "paraloop", str(script)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
+    )
+
+
+@pytest.mark.skipif(available_cpus() < 2, reason="one CPU: the override cannot be told from the default")
+@pytest.mark.parametrize("how", ["environment", "option"])
+def test_the_pythons_cpu_count_sizes_the_pool(tmp_path: Path, how: str) -> None:
+    """One CPU for Python: one worker runs every iteration (on 2+ CPUs, several would)."""
+    if how == "environment":
+        done = _run(tmp_path, [], PYTHON_CPU_COUNT="1")
+    else:
+        done = _run(tmp_path, ["-X", "cpu_count=1"])
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["1", "1"]
+
+
+def test_without_it_the_pool_uses_the_cpus(tmp_path: Path) -> None:
+    done = _run(tmp_path, [], PYTHON_CPU_COUNT="default")
+    assert done.returncode == 0, done.stderr
+    cpus, workers = map(int, done.stdout.split())
+    assert cpus == available_cpus() and workers == min(cpus, 12)
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 13), reason="Python 3.13 refuses a bad value itself, at startup")
+def test_a_bad_count_is_refused_with_what_to_give(tmp_path: Path) -> None:
+    done = _run(tmp_path, [], PYTHON_CPU_COUNT="many")
+    assert done.returncode == 1
+    assert "PYTHON_CPU_COUNT='many' is not a positive whole number" in done.stderr
+    assert "PYTHON_CPU_COUNT=4" in done.stderr
