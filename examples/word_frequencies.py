@@ -47,7 +47,9 @@ def count_plain(files: list[str]) -> tuple[dict[str, int], int]:
 
 
 def count_parallel(files: list[str]) -> tuple[dict[str, int], int]:
-    frequencies = Variable(defaultdict(int), aggregation_strategy=aggregation_strategies.Sum)
+    frequencies: Variable[defaultdict[str, int]] = Variable(
+        defaultdict(int), aggregation_strategy=aggregation_strategies.Sum
+    )
     total = Variable(0, aggregation_strategy=aggregation_strategies.Sum)
     for path in ParaLoop(files):
         for word in WORD.findall(read(path)):
