@@ -7,6 +7,7 @@ import builtins
 import copy
 import importlib.machinery
 import importlib.util
+import linecache
 import os
 import sys
 import types
@@ -84,6 +85,12 @@ class _Program:
     def compile(self) -> types.CodeType:
         if isinstance(self.source, types.CodeType):
             return self.source
+        if self.filename == "<string>" and sys.version_info >= (3, 13):
+            # Python 3.13 shows the lines of -c code in tracebacks (its linecache holds them
+            # under "<string>"); earlier versions show none.
+            text = self.source.decode() if isinstance(self.source, bytes) else self.source
+            lines = [line + "\n" for line in text.splitlines()]
+            linecache.cache["<string>"] = (len(text), None, lines, "<string>")
         return compile_rewritten(self.source, self.filename)
 
 

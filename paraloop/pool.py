@@ -38,7 +38,7 @@ from typing import Any
 import multiprocess
 from multiprocess.connection import wait
 
-from . import serialize
+from . import coverage_workers, serialize
 from .chunks import Chunk, Chunker
 from .cpus import available_cpus, waiting_workers
 from .early import Early
@@ -345,6 +345,8 @@ class ProcessPool:
         lanes_ok = job.timeout is None and job.lanes is not False
         wall = cpu = queued = 0.0
         job_message: bytes | None = None
+        # The options of a coverage measuring the caller: the workers measure too.
+        measure = coverage_workers.settings()
         try:
             while True:
                 while True:
@@ -378,7 +380,7 @@ class ProcessPool:
                         if first:
                             if job_message is None:
                                 job_message = pickle.dumps(
-                                    (sys.path, job.native_threads, importing, job_bytes(job)),
+                                    (sys.path, job.native_threads, importing, measure, job_bytes(job)),
                                     protocol=pickle.HIGHEST_PROTOCOL,
                                 )
                             worker.send(JOB, loop_id, 0, 0, job_message)
@@ -389,7 +391,7 @@ class ProcessPool:
                         self._crashed(worker, job)
                 waiting = [w for w in active if w.chunks]
                 if not waiting:
-                    self._final_check(active, loop_id, job)
+                    self._final_check(active, loop_id, job, measure is not None)
                     return
                 ready = wait(
                     [w.connection for w in waiting] + [w.process.sentinel for w in waiting],
@@ -495,10 +497,13 @@ class ProcessPool:
                 worker.watched = False
                 worker.early_cpu = None
 
-    def _final_check(self, active: list[_Worker], loop_id: int, job: Job) -> None:
+    def _final_check(self, active: list[_Worker], loop_id: int, job: Job, measured: bool) -> None:
         """At the loop's end, each worker checks the captured objects its chunks left unchecked
-        (those whose check costs more than a few percent of a chunk): a change is an error."""
-        if not job.guarded:
+        (those whose check costs more than a few percent of a chunk): a change is an error.
+
+        Under coverage (``measured``), each worker also saves what it measured (see
+        paraloop.coverage_workers)."""
+        if not job.guarded and not measured:
             return
         asked = [w for w in active if w.job_id == loop_id]
         for worker in asked:
@@ -520,6 +525,8 @@ class ProcessPool:
                 self._crashed(worker, job)
             if isinstance(answer, Checked) and answer.error is not None and found is None:
                 found = answer.error
+        if measured:
+            coverage_workers.combine()
         if found is not None:
             raise found
 
@@ -624,3 +631,4 @@ def shutdown_pools() -> None:
         _pools.clear()
     for pool in pools:
         pool.shutdown()
+    coverage_workers.combine(final=True)

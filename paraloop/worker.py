@@ -22,7 +22,7 @@ import traceback
 from dataclasses import dataclass
 from typing import Any
 
-from . import native_threads, serialize
+from . import coverage_workers, native_threads, serialize
 from .chunks import Chunk
 from .early import Watch
 from .errors import ParaLoopError
@@ -137,7 +137,8 @@ def _cannot_travel(outcome: Outcome, job: Job, name: str, value: Any, why: str) 
 def _load_job(payload: memoryview) -> Job:
     """Load a job, first taking the parent's ``sys.path`` (it may have grown since we started)
     and sizing native thread pools (before the job's modules, numpy maybe, load)."""
-    path, threads, importing, data = pickle.loads(payload)
+    path, threads, importing, measure, data = pickle.loads(payload)
+    coverage_workers.start(measure)
     if path != sys.path:
         sys.path[:] = path
         importlib.invalidate_caches()
@@ -208,6 +209,14 @@ def serve(connection: Any, clock: Any = None, owner: int | None = None) -> None:
     ``clock`` (shared with the parent) receives the index and start time of
     the running iteration when the loop has a timeout.
     """
+    try:
+        _serve(connection, clock, owner)
+    finally:
+        # The process leaves through os._exit: nothing else would save a measurement.
+        coverage_workers.save()
+
+
+def _serve(connection: Any, clock: Any, owner: int | None) -> None:
     global _in_worker
     _in_worker = serialize.in_worker_process = True
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -238,6 +247,7 @@ def serve(connection: Any, clock: Any = None, owner: int | None = None) -> None:
             return
         if kind == CHECK:
             found = job.final_check() if job is not None and job_id == loop_id else None
+            coverage_workers.save()
             with sending:
                 connection.send_bytes(serialize.dumps(Checked(found)))
             continue

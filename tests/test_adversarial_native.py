@@ -456,7 +456,7 @@ def test_a_module_another_thread_is_importing_is_not_replaced_by_an_empty_stand_
     reason="known, open: a fork while another thread holds a module's import lock: the worker waits on a lock nobody will release (as with multiprocessing)",
 )
 def test_fork_workers_do_not_hang_on_a_module_another_thread_is_importing(tmp_path: Path) -> None:
-    """The same with the default start method (fork on Linux): the workers are forked while
+    """The same with the fork start method (Linux's default before Python 3.14): the workers are forked while
     the other thread holds the module's import lock; the body's ``import`` waits for a thread
     that does not exist in the worker, and the program hangs forever (no error, no
     timeout).  The plain loop prints [42, 43, 44, 45] after about 3 s."""
@@ -472,7 +472,7 @@ def test_fork_workers_do_not_hang_on_a_module_another_thread_is_importing(tmp_pa
             other.start()
             time.sleep(0.5)
             out = []
-            for i in ParaLoop(range(4), num_processes=2, chunksize=1):
+            for i in ParaLoop(range(4), num_processes=2, chunksize=1, start_method="fork"):
                 import advslow2
                 out.append(advslow2.VALUE + i)
             other.join()
