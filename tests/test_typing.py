@@ -103,10 +103,6 @@ MISUSE_LINES = [5, 6, 7, 8, 10]
 # Doc blocks that fail for reasons no declaration in paraloop can change.  Keyed by a line
 # of the block, so that moving blocks around a page does not shift the list.
 DOC_BLOCKS_KNOWN_TO_FAIL = {
-    # An unannotated empty Counter(): mypy asks for its element type in any program.
-    "counts = Counter()": "Need type annotation",
-    # An int name that the loop makes a float: mypy rejects that in any program.
-    "total += value": "Incompatible types in assignment",
     # `v = e` in a body updates the Variable (paraloop's rewrite); a checker sees a rebinding
     # of a Variable[int] name to an int, which no declaration can allow.
     "gcd = math.gcd(gcd, n)": "Incompatible types in assignment",
