@@ -627,10 +627,9 @@ def test_marked_package_and_submodule(tmp_path: Path, modules: list[str]) -> Non
 
 def test_marked_pytest_module_runs_in_parallel(pytester: pytest.Pytester) -> None:
     """A marked test module collected by pytest has its loops rewritten and run in workers."""
-    # Policy: pytest's assertion rewriter also claims test modules; a test
-    # module marked '# paraloop: enable' gets paraloop's rewrite instead (its
-    # asserts stay plain asserts).  paraloop must be imported before the test
-    # module, hence the conftest.
+    # pytest's assertion rewriter also claims test modules; a marked one gets paraloop's
+    # rewrite and then pytest's (tests/test_pytest_plugin.py).  A conftest that imports
+    # paraloop, as before the plugin, changes nothing.
     pytester.makeconftest("import paraloop\n")
     pytester.makepyfile(
         test_marked=marked("""\

@@ -28,9 +28,15 @@ __all__ = ["ParaLoopFinder"]
 def _takes_over(loader: Any) -> bool:
     if type(loader) is importlib.machinery.SourceFileLoader:
         return True
-    # pytest's assertion rewriter also claims test modules.  A marked test
-    # module gets paraloop's rewrite instead (its asserts stay plain asserts).
-    return type(loader).__module__ == "_pytest.assertion.rewrite"
+    # pytest's assertion rewriter also claims test modules: a marked one gets both rewrites.
+    return _pytest_config(loader) is not None
+
+
+def _pytest_config(loader: Any) -> Any:
+    """The configuration of pytest's assertion rewriter, if ``loader`` is one."""
+    if type(loader).__module__ != "_pytest.assertion.rewrite":
+        return None
+    return getattr(loader, "config", None)
 
 
 class ParaLoopFinder:
@@ -55,7 +61,7 @@ class ParaLoopFinder:
         rewritten = importlib.util.spec_from_file_location(
             fullname,
             origin,
-            loader=ParaLoopLoader(fullname, origin),
+            loader=ParaLoopLoader(fullname, origin, _pytest_config(loader)),
             submodule_search_locations=spec.submodule_search_locations,
         )
         if rewritten is not None:
