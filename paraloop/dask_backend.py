@@ -510,8 +510,28 @@ def run_dask(job: Job, chunker: Chunker, scheduler: Any, workers: int | None) ->
         if (_own is None or client is not _own[1]) and client.status == "running":
             # A cluster the user brought: leave its workers as they were (not waiting, as
             # above; a chunk still running after a break finishes with the entries gone).
-            with contextlib.suppress(Exception):
-                client.run(_release_on_worker, key, wait=False)
+            _release(client, key)
+
+
+def _release(client: Any, key: str) -> None:
+    """Take the loop's entries off the workers' ``sys.path``, from any thread.
+
+    A loop left half read (a generator expression) ends when the garbage collector
+    finalizes it, in whatever thread runs then: in Dask's own event loop thread, a
+    synchronous client call would wait for that very loop, forever.  There it is made
+    from a thread of its own.
+    """
+
+    def release() -> None:
+        with contextlib.suppress(Exception):
+            client.run(_release_on_worker, key, wait=False)
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        release()
+    else:
+        threading.Thread(target=release, name="paraloop-dask-release", daemon=True).start()
 
 
 def _check_workers(client: Any, job: Job, since: float | None) -> float | None:

@@ -26,6 +26,8 @@ __all__ = ["in_worker_thread", "run_threads", "running_chunk"]
 
 _state = threading.local()
 _FINISHED = object()
+# How often a thread waiting for the caller to take outcomes looks whether the loop ended.
+ROOM_POLL_SECONDS = 0.5
 
 
 def in_worker_thread() -> bool:
@@ -54,6 +56,10 @@ def run_threads(job: Job, chunker: Chunker, count: int) -> Iterator[Outcome]:
     """
     results: queue.SimpleQueue[object] = queue.SimpleQueue()
     stop = threading.Event()
+    # Outcomes the caller has not taken yet, at most two per thread: a caller that stops
+    # taking them (a generator expression left half read) stops the threads too, instead of
+    # letting them run the rest of the iterable (an endless one, forever) into the queue.
+    room = threading.Semaphore(2 * count)
     # Per thread: the running iteration's start (0: none), its index, and its chunk.
     clocks: list[list[Any]] = [[0.0, -1, None] for _ in range(count)]
 
@@ -61,6 +67,8 @@ def run_threads(job: Job, chunker: Chunker, count: int) -> Iterator[Outcome]:
         _state.active = True
         try:
             while not stop.is_set():
+                if not room.acquire(timeout=ROOM_POLL_SECONDS):
+                    continue  # look at stop again: the caller may have gone
                 chunk = chunker.next()
                 if chunk is None:
                     break
@@ -93,6 +101,7 @@ def run_threads(job: Job, chunker: Chunker, count: int) -> Iterator[Outcome]:
                     raise item
                 else:
                     assert isinstance(item, Outcome)
+                    room.release()
                     yield item
         finally:
             stop.set()

@@ -456,3 +456,42 @@ def test_a_users_cluster_keeps_its_import_path(
         while (after := client.run(lambda: list(sys.path))) != before and time.monotonic() < deadline:
             time.sleep(0.1)
     assert after == before
+
+
+def test_a_loop_finalized_in_dasks_event_loop_thread_cleans_up(
+    load_module: Loader, on_cluster: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A generator expression over ParaLoop left half read ends when the garbage collector
+    finalizes it, in whatever thread runs then.  In Dask's event loop thread its cleanup
+    once waited for that very loop (every later Dask call hung with it, seen in CI on 3.13),
+    or was a coroutine nobody ran (the workers kept the caller's directories, 3.11)."""
+    import threading
+
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    with distributed.Client(on_cluster, set_as_default=False) as client:
+        before = client.run(lambda: list(sys.path))
+    monkeypatch.syspath_prepend(str(extra))
+    module = load_module(f"""
+        from paraloop import ParaLoop
+        def start():
+            squares = (i * i for i in ParaLoop(range(1000), backend="dask", chunksize=1,
+                                                scheduler={on_cluster.scheduler_address!r}))
+            assert next(squares) == 0
+            return squares
+    """)
+    squares = module.start()
+    paraloops = dask_backend._clients[on_cluster.scheduler_address]
+    closed = threading.Event()
+
+    def finalize() -> None:
+        squares.close()
+        closed.set()
+
+    paraloops.loop.add_callback(finalize)
+    assert closed.wait(30), "closing the loop in Dask's event loop thread hung"
+    with distributed.Client(on_cluster, set_as_default=False) as client:
+        deadline = time.monotonic() + 10
+        while (after := client.run(lambda: list(sys.path))) != before and time.monotonic() < deadline:
+            time.sleep(0.1)
+    assert after == before

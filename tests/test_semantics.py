@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+import time
 import warnings
 from collections.abc import Callable
 from types import ModuleType
@@ -68,6 +69,35 @@ def test_generator_expression_stays_lazy(load_module: Loader) -> None:
     """)
     assert module.pulled_before == 0
     assert module.first == [n * 2 for n in range(10)]
+
+
+def test_a_generator_expression_left_half_read_stops_pulling(load_module: Loader) -> None:
+    """Nobody takes more of it: after the chunks read ahead, its endless iterable is not
+    read any further (the threads backend once ran it forever, into an unbounded queue)."""
+    module = load_module("""
+        import itertools
+        from paraloop import ParaLoop
+        pulled = 0
+        def numbers():
+            global pulled
+            for n in itertools.count():
+                pulled += 1
+                yield n
+        doubled = (n * 2 for n in ParaLoop(numbers(), num_processes=2, chunksize=1))
+        first = [next(doubled) for _ in range(3)]
+    """)
+    assert module.first == [0, 2, 4]
+    # Wait until the reading settles (it does within a few chunks), at most 5 s.
+    deadline = time.monotonic() + 5
+    last, since = module.pulled, time.monotonic()
+    while time.monotonic() < deadline and time.monotonic() - since < 1.0:
+        time.sleep(0.05)
+        if module.pulled != last:
+            last, since = module.pulled, time.monotonic()
+    assert time.monotonic() - since >= 1.0 and module.pulled < 1000, (
+        f"{module.pulled} items pulled for 3 taken"
+    )
+    module.doubled.close()
 
 
 def test_comprehension_in_a_function_uses_locals_and_closures(load_module: Loader) -> None:
