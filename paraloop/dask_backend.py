@@ -330,6 +330,10 @@ _jobs_lock = threading.Lock()
 # Entries paraloop put on a Dask worker's sys.path, with the loops that use them: the last
 # loop's end takes each away (see release), so a cluster the user brought is left as found.
 _added_paths: dict[str, set[str]] = {}
+# Loops whose end this worker has seen (the most recent ones): a chunk of such a loop that
+# starts after the release (sent without waiting, while the chunk was already on its way)
+# must not put the caller's directories back for good.
+_ended: OrderedDict[str, None] = OrderedDict()
 
 
 def _job(key: str, data: bytes, path: list[str]) -> Job | ParaLoopError:
@@ -337,6 +341,8 @@ def _job(key: str, data: bytes, path: list[str]) -> Job | ParaLoopError:
         found = _jobs.get(key)
         if found is not None:
             return found
+        if key in _ended:
+            return ParaLoopError("this chunk's loop has ended; nobody waits for its outcome")
         # The caller's import path, for modules the function refers to by name;
         # only directories this machine has (the cluster may be elsewhere).
         for entry in reversed(path):
@@ -362,6 +368,9 @@ def release(key: str) -> None:
     entries no other running loop uses."""
     with _jobs_lock:
         _jobs.pop(key, None)
+        _ended[key] = None
+        while len(_ended) > 256:
+            _ended.popitem(last=False)
         for entry, keys in list(_added_paths.items()):
             keys.discard(key)
             if not keys:

@@ -510,3 +510,18 @@ def test_a_loop_finalized_in_dasks_event_loop_thread_cleans_up(
     paraloops.loop.add_callback(finalize)
     assert closed.wait(30), "finalizing the loop in Dask's event loop thread hung"
     assert _added_to_the_workers_path(on_cluster, before) == {}
+
+
+def test_a_chunk_that_starts_after_its_loops_end_leaves_the_path_alone(tmp_path: Path) -> None:
+    """On a worker: the loop's end (sent without waiting) may arrive before a chunk that was
+    already on its way starts; that chunk must not put the caller's directories back for good
+    (seen in CI: a half-read loop's directory stayed on one worker)."""
+    from paraloop.errors import ParaLoopError
+
+    key = f"ended-{tmp_path.name}"
+    directory = str(tmp_path)
+    before = list(sys.path)
+    dask_backend.release(key)
+    loaded = dask_backend._job(key, b"not a job", [directory])
+    assert isinstance(loaded, ParaLoopError)
+    assert sys.path == before
