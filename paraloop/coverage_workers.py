@@ -65,8 +65,12 @@ def settings() -> dict[str, Any] | None:
             options[name] = current.get_option(name)
         except Exception:  # noqa: BLE001 - an option this version of coverage lacks
             continue
-    data_file = current.get_option("run:data_file") or ".coverage"
-    return {"data_file": os.path.abspath(data_file), "options": options, "caller": os.getpid()}
+    return {"data_file": _data_file(current), "options": options, "caller": os.getpid()}
+
+
+def _data_file(current: Any) -> str:
+    """The absolute path of the caller's data file: workers may run elsewhere in the tree."""
+    return os.path.abspath(current.get_option("run:data_file") or ".coverage")
 
 
 # In a worker: its own measurement, once started.
@@ -123,8 +127,7 @@ def combine(final: bool = False) -> None:
         return
     import coverage
 
-    data_file = os.path.abspath(current.get_option("run:data_file") or ".coverage")
-    files = sorted(glob.glob(glob.escape(data_file) + f".paraloop.{os.getpid()}.*"))
+    files = sorted(glob.glob(glob.escape(_data_file(current)) + f".paraloop.{os.getpid()}.*"))
     if not files:
         return
     # CoverageData rather than Coverage.combine: combine prints a line on the program's

@@ -64,17 +64,22 @@ def _environment() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(("PARALOOP_", "COVERAGE_"))}
 
 
-def _coverage(tmp_path: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
+def _python(tmp_path: Path, *arguments: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """``python arguments`` in the program's directory, which must succeed."""
     done = subprocess.run(
-        [sys.executable, "-m", "coverage", *arguments],
+        [sys.executable, *arguments],
         capture_output=True,
         text=True,
         cwd=tmp_path,
         env=_environment(),
-        timeout=120,
+        timeout=timeout,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     return done
+
+
+def _coverage(tmp_path: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
+    return _python(tmp_path, "-m", "coverage", *arguments)
 
 
 def _report(tmp_path: Path, name: str) -> dict[str, Any]:
@@ -126,15 +131,7 @@ def test_a_report_made_in_the_program_sees_the_body(tmp_path: Path) -> None:
         print(json.dumps(measuring.analysis2("work.py")[3]))
         """)
     )
-    done = subprocess.run(
-        [sys.executable, "main.py"],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env=_environment(),
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
+    done = _python(tmp_path, "main.py")
     assert done.stdout.splitlines() == ["(2470, True)", "[11]"]
 
 
@@ -147,26 +144,19 @@ def test_pytest_cov_reports_the_body_covered(tmp_path: Path) -> None:
         "def test_run(method):\n"
         "    assert work.run(method) == (2470, True)\n"
     )
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "-p",
-            "no:xdist",
-            "--cov=.",
-            "--cov-report=json:report.json",
-            "test_work.py",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env=_environment(),
+    _python(
+        tmp_path,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "no:xdist",
+        "--cov=.",
+        "--cov-report=json:report.json",
+        "test_work.py",
         timeout=180,
     )
-    assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads((tmp_path / "report.json").read_text())["files"]["work.py"]
     assert report["missing_lines"] == [11]

@@ -52,9 +52,8 @@ def test_comprehensions_keep_order_and_type(load_module: Loader, method: str) ->
     )
 
 
-def test_generator_expression_stays_lazy(load_module: Loader) -> None:
-    """A generator expression over ParaLoop runs nothing until iterated, and yields in order."""
-    module = load_module("""
+# An endless iterable that counts the items read from it.
+COUNTED = """
         import itertools
         from paraloop import ParaLoop
         pulled = 0
@@ -63,10 +62,19 @@ def test_generator_expression_stays_lazy(load_module: Loader) -> None:
             for n in itertools.count():
                 pulled += 1
                 yield n
+"""
+
+
+def test_generator_expression_stays_lazy(load_module: Loader) -> None:
+    """A generator expression over ParaLoop runs nothing until iterated, and yields in order."""
+    module = load_module(
+        COUNTED
+        + """
         doubled = (n * 2 for n in ParaLoop(numbers(), num_processes=2, chunksize=4))
         pulled_before = pulled
         first = [next(doubled) for _ in range(10)]
-    """)
+    """
+    )
     assert module.pulled_before == 0
     assert module.first == [n * 2 for n in range(10)]
 
@@ -74,18 +82,13 @@ def test_generator_expression_stays_lazy(load_module: Loader) -> None:
 def test_a_generator_expression_left_half_read_stops_pulling(load_module: Loader) -> None:
     """Nobody takes more of it: after the chunks read ahead, its endless iterable is not
     read any further (the threads backend once ran it forever, into an unbounded queue)."""
-    module = load_module("""
-        import itertools
-        from paraloop import ParaLoop
-        pulled = 0
-        def numbers():
-            global pulled
-            for n in itertools.count():
-                pulled += 1
-                yield n
+    module = load_module(
+        COUNTED
+        + """
         doubled = (n * 2 for n in ParaLoop(numbers(), num_processes=2, chunksize=1))
         first = [next(doubled) for _ in range(3)]
-    """)
+    """
+    )
     assert module.first == [0, 2, 4]
     # Wait until the reading settles (it does within a few chunks), at most 5 s.
     deadline = time.monotonic() + 5
