@@ -46,18 +46,12 @@ def load_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cal
         sys.modules.pop(name, None)
 
 
-@pytest.fixture(scope="session")
-def dask_cluster() -> Iterator[Any]:
-    """A real Dask LocalCluster on 127.0.0.1: two worker processes, started and stopped here.
-
-    Its scheduler does not retry a chunk whose worker died (``allowed-failures``
-    0), as on the cluster paraloop starts itself.
-    """
+def _start_dask_cluster() -> Any:
     import dask
     import distributed
 
     with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
-        cluster = distributed.LocalCluster(
+        return distributed.LocalCluster(
             n_workers=2,
             threads_per_worker=1,
             processes=True,
@@ -65,10 +59,40 @@ def dask_cluster() -> Iterator[Any]:
             dashboard_address=None,
             silence_logs=logging.CRITICAL,
         )
+
+
+@pytest.fixture(scope="session")
+def dask_cluster() -> Iterator[Any]:
+    """A real Dask LocalCluster on 127.0.0.1: two worker processes, started and stopped here.
+
+    Its scheduler does not retry a chunk whose worker died (``allowed-failures``
+    0), as on the cluster paraloop starts itself.  Shared by every test of a test
+    process, so no test may kill or restart its workers: those use
+    ``dask_cluster_to_break``.
+    """
+    cluster = _start_dask_cluster()
     yield cluster
     from paraloop.dask_backend import shutdown
 
     shutdown()  # paraloop's own client on this cluster first, so it does not try to reconnect
+    cluster.close()
+
+
+@pytest.fixture
+def dask_cluster_to_break() -> Iterator[Any]:
+    """A cluster like ``dask_cluster`` for one test that kills or restarts a worker.
+
+    A nanny-restarted worker of the shared cluster once died in the next test's chunk
+    (an AssertionError in distributed's ``handle_scheduler``, CI py313): a test that
+    breaks workers breaks its own.
+    """
+    cluster = _start_dask_cluster()
+    yield cluster
+    from paraloop import dask_backend
+
+    client = dask_backend._clients.pop(cluster.scheduler_address, None)
+    if client is not None:
+        client.close()
     cluster.close()
 
 

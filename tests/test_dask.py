@@ -36,6 +36,14 @@ def on_cluster(dask_cluster: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[A
     yield dask_cluster
 
 
+@pytest.fixture
+def on_a_cluster_to_break(dask_cluster_to_break: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A cluster of the test's own, with no environment override."""
+    monkeypatch.delenv("PARALOOP_DASK_SCHEDULER", raising=False)
+    monkeypatch.delenv("PARALOOP_BACKEND", raising=False)
+    return dask_cluster_to_break
+
+
 def _worker_addresses(cluster: Any) -> set[str]:
     with distributed.Client(cluster, set_as_default=False) as client:
         return set(client.scheduler_info()["workers"])
@@ -94,14 +102,14 @@ def test_a_client_object_can_be_passed(load_module: Loader, on_cluster: Any) -> 
         assert module.run(client) == {"a": 1, "bb": 2, "ccc": 3}
 
 
-def test_a_worker_killed_mid_loop_is_an_error_not_a_hang(load_module: Loader, on_cluster: Any) -> None:
+def test_a_worker_killed_mid_loop_is_an_error_not_a_hang(load_module: Loader, on_a_cluster_to_break: Any) -> None:
     """SIGKILL of the worker running iteration 7: WorkerCrashedError naming it, within seconds."""
     module = load_module(f"""
         import os, signal, time
         from paraloop import ParaLoop
         done = []
         def run():
-            for i in ParaLoop(range(40), chunksize=1, backend="dask", scheduler={on_cluster.scheduler_address!r}):
+            for i in ParaLoop(range(40), chunksize=1, backend="dask", scheduler={on_a_cluster_to_break.scheduler_address!r}):
                 time.sleep(0.02)
                 if i == 7:
                     os.kill(os.getpid(), signal.SIGKILL)
@@ -116,12 +124,12 @@ def test_a_worker_killed_mid_loop_is_an_error_not_a_hang(load_module: Loader, on
     # Tracked state holds exactly the iterations before the lost one.
     assert module.done == list(range(7))
     # The nanny restarts the worker; the next loop works.
-    with distributed.Client(on_cluster, set_as_default=False) as client:
+    with distributed.Client(on_a_cluster_to_break, set_as_default=False) as client:
         client.wait_for_workers(2, timeout=60)
     again = load_module(f"""
         from paraloop import ParaLoop
         total = 0
-        for i in ParaLoop(range(50), backend="dask", scheduler={on_cluster.scheduler_address!r}):
+        for i in ParaLoop(range(50), backend="dask", scheduler={on_a_cluster_to_break.scheduler_address!r}):
             total += i
     """)
     assert again.total == sum(range(50))

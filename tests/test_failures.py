@@ -174,7 +174,7 @@ def test_iteration_timeout(
     on every backend (CONTRACT.md section 7): a thread is left to finish in the background, a Dask
     worker is restarted."""
     if backend == "dask":
-        cluster = request.getfixturevalue("dask_cluster")
+        cluster = request.getfixturevalue("dask_cluster_to_break")  # a worker is restarted
         monkeypatch.setenv("PARALOOP_DASK_SCHEDULER", cluster.scheduler_address)
     # A thread cannot be stopped: its sleep runs out in the background.
     sleep = 4 if backend == "threads" else 120
