@@ -30,6 +30,7 @@ from .errors import (
 from .hook import install, uninstall
 from .hook.rewriter import show
 from .loop import ParaLoop
+from .settings import config
 from .shared import SharedArray
 from .variable import Variable
 
@@ -44,6 +45,7 @@ __all__ = [
     "WorkerCrashedError",
     "__version__",
     "aggregation_strategies",
+    "config",
     "install",
     "show",
     "uninstall",

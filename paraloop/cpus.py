@@ -10,10 +10,12 @@ import threading
 __all__ = [
     "available_cpus",
     "default_workers",
+    "environment_workers",
     "queued_seconds",
     "queued_seconds_of",
     "waiting_iterations",
     "waiting_workers",
+    "worker_count",
 ]
 
 # (process id, thread id, descriptor of that thread's schedstat file)
@@ -100,23 +102,38 @@ def waiting_iterations() -> int:
     return min(128, 32 * available_cpus())
 
 
-def default_workers() -> int:
-    """Workers for a loop that names no count: ``PARALOOP_WORKERS`` or the usable CPUs."""
-    override = os.environ.get("PARALOOP_WORKERS", "").strip()
-    if override:
-        try:
-            value = int(override)
-        except ValueError:
-            value = 0
-        if value < 1:
-            from .errors import ParaLoopError
+def worker_count(value: object, where: str) -> int:
+    """The workers a count asks for, as joblib reads ``n_jobs``: a positive number is itself,
+    ``-1`` all the usable CPUs, ``-2`` all but one, and so on, never fewer than one.
 
-            raise ParaLoopError(
-                f"PARALOOP_WORKERS={override!r} is not a positive whole number; "
-                "set it to the number of worker processes, e.g. PARALOOP_WORKERS=4"
-            )
-        return value
-    return available_cpus()
+    ``where`` names the setting in the error that refuses anything else (0, a fraction, text).
+    """
+    if isinstance(value, int) and not isinstance(value, bool) and value != 0:
+        return value if value > 0 else max(1, available_cpus() + 1 + value)
+    from .errors import ParaLoopError
+
+    raise ParaLoopError(
+        f"{where}={value!r}: give the number of workers, a whole number of at least 1 "
+        f"({where}=4), or -1 for all the CPUs this process may use, -2 for all but one"
+    )
+
+
+def environment_workers() -> int | None:
+    """The count ``PARALOOP_WORKERS`` sets (``-1``: all usable CPUs, ``-2``: all but one), if any."""
+    given = os.environ.get("PARALOOP_WORKERS", "").strip()
+    if not given:
+        return None
+    try:
+        value: object = int(given)
+    except ValueError:
+        value = given
+    return worker_count(value, "PARALOOP_WORKERS")
+
+
+def default_workers() -> int:
+    """Workers for a loop whose code names no count: ``PARALOOP_WORKERS`` or the usable CPUs."""
+    override = environment_workers()
+    return available_cpus() if override is None else override
 
 
 def queued_seconds() -> float:

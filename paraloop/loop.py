@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Iterable, Iterator
-from typing import Any, Generic, TypeVar
+from collections.abc import Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from .cpus import environment_workers, worker_count
 from .errors import ParaLoopError, ParaLoopWarning
+from .settings import current as current_config
 
-__all__ = ["BACKENDS", "ParaLoop"]
+if TYPE_CHECKING:
+    from typing_extensions import Never
+
+__all__ = ["BACKENDS", "ParaLoop", "check_settings"]
 
 T = TypeVar("T")
 
@@ -25,6 +30,43 @@ _NOT_REWRITTEN = (
     "paraloop before importing that module, or run the script with "
     "'python -m paraloop script.py'"
 )
+
+# What other libraries call the worker count, refused with paraloop's name for it.
+_OTHER_NAMES = {"n_jobs": "joblib", "max_workers": "concurrent.futures", "processes": "multiprocessing.Pool"}
+_OPTIONS = (
+    "num_processes, backend, chunksize, start_method, timeout, progress, scheduler, lanes, native_threads"
+)
+
+
+def _unknown(unknown: Mapping[str, Any], where: str) -> ParaLoopError:
+    """The error for keywords ``where`` (``ParaLoop`` or ``config``) does not take."""
+    name = next((name for name in unknown if name in _OTHER_NAMES), next(iter(unknown)))
+    if name in _OTHER_NAMES:
+        return ParaLoopError(
+            f"{where}({name}={unknown[name]!r}): {name} is {_OTHER_NAMES[name]}'s name for the worker "
+            f"count; paraloop's is num_processes: {where}(..., num_processes={unknown[name]!r}) "
+            "(-1: all the CPUs this process may use, -2: all but one)"
+        )
+    options = _OPTIONS + (", dask_dashboard" if where == "config" else "")
+    return ParaLoopError(f"{where}() takes no option {name!r}; its options are {options}")
+
+
+def check_settings(settings: dict[str, Any], unknown: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """The settings of a ``paraloop.config`` block, checked as ``ParaLoop`` checks its options."""
+    if unknown:
+        raise _unknown(unknown, where)
+    dashboard = settings.get("dask_dashboard")
+    if dashboard is not None and not (
+        isinstance(dashboard, bool) or (isinstance(dashboard, int) and 1 <= dashboard <= 65535)
+    ):
+        raise ParaLoopError(
+            f"dask_dashboard={dashboard!r}: give the dashboard's port on 127.0.0.1 (8787), True "
+            "(Dask's usual port, 8787) or False (no dashboard)"
+        )
+    if isinstance(settings.get("progress"), Mapping):
+        settings["progress"] = dict(settings["progress"])
+    ParaLoop((), **{name: value for name, value in settings.items() if name != "dask_dashboard"})
+    return settings
 
 
 class ParaLoop(Generic[T]):
@@ -43,8 +85,9 @@ class ParaLoop(Generic[T]):
 
     Options:
 
-    - ``num_processes``: the number of workers; default: the CPUs this process
-      may use, or ``PARALOOP_WORKERS``.
+    - ``num_processes``: the number of workers; ``-1``: all the CPUs this
+      process may use (the default), ``-2``: all but one (joblib's ``n_jobs``
+      convention); ``PARALOOP_WORKERS`` overrides it.
     - ``backend``: ``"processes"`` (default), ``"threads"`` (for iterations
       that mostly wait, or bodies that use locks, open files or sockets) or
       ``"sequential"`` (runs in the caller, for debugging with pdb) or
@@ -62,7 +105,8 @@ class ParaLoop(Generic[T]):
       :class:`~paraloop.IterationTimeoutError` (its worker is stopped).
       ``float("inf")`` (or more than 10**7 s) means no timeout.
     - ``progress``: show a progress bar (tqdm; the notebook widget in
-      Jupyter), with the total where the iterable has a ``len()``.
+      Jupyter), with the total where the iterable has a ``len()``; a dict
+      of tqdm's keywords shows one made with them, ``progress={"desc": "files"}``.
     - ``lanes``: whether a worker whose iterations mostly wait may run several
       of them at once in threads.  ``None`` (default): yes, unless the body
       changes process-wide state (the current directory, the environment,
@@ -75,6 +119,10 @@ class ParaLoop(Generic[T]):
       ``OMP_NUM_THREADS`` or a similar variable is set (then they are left
       alone); ``False``: leave them alone; a number: that many.
       ``PARALOOP_NATIVE_THREADS`` (``off`` or a number) overrides it.
+
+    An option not given here comes from the innermost :class:`paraloop.config`
+    block around the loop, if any.  ``ParaLoop(..., n_jobs=4)`` and
+    ``max_workers=4`` are refused with a ParaLoopError that gives paraloop's name.
 
     Iterated directly (a loop that was not rewritten), it yields the items of
     ``iterable`` in order and warns once that the loop ran sequentially.
@@ -89,15 +137,27 @@ class ParaLoop(Generic[T]):
         chunksize: int | None = None,
         start_method: str | None = None,
         timeout: float | None = None,
-        progress: bool = False,
+        progress: bool | Mapping[str, Any] | None = None,
         scheduler: Any = None,
         lanes: bool | None = None,
         native_threads: int | bool | None = None,
+        **unknown: Never,
     ) -> None:
-        if num_processes is not None and (
-            not isinstance(num_processes, int) or isinstance(num_processes, bool) or num_processes < 1
-        ):
-            raise ParaLoopError(f"num_processes={num_processes!r}: give a whole number of at least 1")
+        if unknown:
+            raise _unknown(unknown, "ParaLoop")
+        # What the loop does not say, the innermost paraloop.config block around it may.
+        block = current_config()
+        num_processes = block.get("num_processes") if num_processes is None else num_processes
+        backend = block.get("backend") if backend is None else backend
+        chunksize = block.get("chunksize") if chunksize is None else chunksize
+        start_method = block.get("start_method") if start_method is None else start_method
+        timeout = block.get("timeout") if timeout is None else timeout
+        progress = block.get("progress", False) if progress is None else progress
+        scheduler = block.get("scheduler") if scheduler is None else scheduler
+        lanes = block.get("lanes") if lanes is None else lanes
+        native_threads = block.get("native_threads") if native_threads is None else native_threads
+        if num_processes is not None:
+            num_processes = worker_count(num_processes, "num_processes")
         if chunksize is not None and (
             not isinstance(chunksize, int) or isinstance(chunksize, bool) or chunksize < 1
         ):
@@ -122,7 +182,21 @@ class ParaLoop(Generic[T]):
         self.chunksize = chunksize
         self.start_method = start_method
         self.timeout = float(timeout) if timeout is not None else None
-        self.progress = bool(progress)
+        if isinstance(progress, Mapping):
+            if not all(isinstance(key, str) for key in progress):
+                raise ParaLoopError(
+                    f"progress={progress!r}: give tqdm's keywords by name, e.g. {{'desc': 'files'}}"
+                )
+            self.progress_options: dict[str, Any] = dict(progress)
+            self.progress = True
+        elif isinstance(progress, bool):
+            self.progress_options = {}
+            self.progress = progress
+        else:
+            raise ParaLoopError(
+                f"progress={progress!r}: give True (a progress bar), False, or a dict of tqdm's "
+                "keywords, e.g. {'desc': 'files'}"
+            )
         self.scheduler = scheduler
         if lanes is not None and not isinstance(lanes, bool):
             raise ParaLoopError(f"lanes={lanes!r}: give True, False or None (decided by paraloop)")
@@ -162,6 +236,11 @@ class ParaLoop(Generic[T]):
                 )
             return int(override)
         return self.native_threads
+
+    def resolved_num_processes(self) -> int | None:
+        """The worker count: ``PARALOOP_WORKERS`` overrides the code; None: paraloop chooses."""
+        override = environment_workers()
+        return self.num_processes if override is None else override
 
     def resolved_backend(self) -> str:
         override = os.environ.get("PARALOOP_BACKEND", "").strip()

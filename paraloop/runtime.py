@@ -30,7 +30,7 @@ from typing import Any
 from . import native_threads
 from .aggregation_strategies import ElementUpdates, Scratch
 from .chunks import Chunker
-from .cpus import default_workers, waiting_iterations
+from .cpus import available_cpus, waiting_iterations
 from .errors import IterationTimeoutError, ParaLoopError, ParaLoopWarning, RemoteTraceback
 from .execute import (
     BROKE,
@@ -53,7 +53,7 @@ from .loop import ParaLoop
 # dill) take tens of milliseconds to import, which a first loop should not wait for.
 from .pool import get_pool
 from .process_state import MODULE_STATE, describe
-from .progress import open_bar
+from .progress import close_bar, open_bar
 from .reductions import infer_reductions, replay_operation, whole_partials
 from .references import resolve
 from .serialize import Unresolved
@@ -475,7 +475,8 @@ def _chunker(loop: ParaLoop[Any]) -> Chunker:
 def _outcomes(loop: ParaLoop[Any], job: Job, chunker: Chunker) -> Iterator[Outcome]:
     """Run the job's chunks on the loop's backend; outcomes arrive in any order."""
     backend = _backend(loop)
-    count = loop.num_processes or default_workers()
+    chosen = loop.resolved_num_processes()
+    count = chosen or available_cpus()
     logger.debug("loop at %s, line %d: backend %s, %d worker(s)", job.filename, job.line, backend, count)
     if backend == "dask" and loop.native_threads is not None:
         raise ParaLoopError(
@@ -493,10 +494,9 @@ def _outcomes(loop: ParaLoop[Any], job: Job, chunker: Chunker) -> Iterator[Outco
     if backend == "dask":
         from .dask_backend import run_dask
 
-        return run_dask(job, chunker, loop.scheduler, loop.num_processes)
+        return run_dask(job, chunker, loop.scheduler, chosen)
     # With no count given, a loop whose iterations mostly wait may get more workers.
-    automatic = loop.num_processes is None and not os.environ.get("PARALOOP_WORKERS", "").strip()
-    grow_to = waiting_iterations() if automatic else None
+    grow_to = waiting_iterations() if chosen is None else None
     return get_pool(loop.resolved_start_method()).run(job, chunker, count, grow_to)
 
 
@@ -534,8 +534,7 @@ def _drive(outcomes: Iterator[Outcome], chunker: Chunker, inline: bool, bar: Any
         close = getattr(outcomes, "close", None)
         if close is not None:
             close()
-        if bar is not None:
-            bar.close()
+        close_bar(bar)
 
 
 def _watching(loop: ParaLoop[Any]) -> dict[str, Any]:
@@ -681,7 +680,7 @@ def _run(
     chunker = _chunker(loop)
     combiner = Combiner(variables, job, inferred, chunker.held)
     inline = _backend(loop) in ("threads", "sequential")
-    bar = open_bar(loop.iterable, job.filename, line) if loop.progress else None
+    bar = open_bar(loop.iterable, job.filename, line, loop.progress_options) if loop.progress else None
     try:
         for outcome in _drive(_outcomes(loop, job, chunker), chunker, inline, bar):
             if combiner.add(outcome):
@@ -694,6 +693,8 @@ def _run(
         if inline and combiner.result.error is None:
             # Threads: what the chunks left unchecked (worker processes check on their own).
             combiner.result.error = job.final_check()
+    finally:
+        close_bar(bar)  # also when the backend failed to start
     try:
         result = combiner.finish()
     finally:
@@ -721,7 +722,7 @@ def comprehension(
     def parts() -> Iterator[Any]:
         chunker = _chunker(loop)
         inline = _backend(loop) in ("threads", "sequential")
-        bar = open_bar(loop.iterable, job.filename, line) if loop.progress else None
+        bar = open_bar(loop.iterable, job.filename, line, loop.progress_options) if loop.progress else None
         try:
             for outcome in _drive(_outcomes(loop, job, chunker), chunker, inline, bar):
                 for part in outcome.parts or (outcome,):
@@ -731,6 +732,7 @@ def comprehension(
         except ParaLoopError as error:
             raise _hidden(error) from None
         finally:
+            close_bar(bar)  # also when the backend failed to start, or the generator was dropped
             job.release_guard()
 
     if kind == "generator":
