@@ -26,6 +26,7 @@ usage: python -m paraloop [--] SCRIPT [ARGS...]
        python -m paraloop -m MODULE [ARGS...]
        python -m paraloop -c CODE [ARGS...]
        python -m paraloop --show FILE
+       python -m paraloop --explain FILE
        python -m paraloop --version
 
 The installed 'paraloop' command is the same as 'python -m paraloop'
@@ -45,6 +46,16 @@ when they carry that line.
                 classes it defines reach workers under every start method
   --show FILE   print FILE's source as paraloop rewrites it; exit status 2
                 when FILE cannot be read, 1 when it does not compile
+  --explain FILE
+                report what paraloop does with each ParaLoop loop of FILE:
+                its line and, for each name from outside the loop the body
+                touches, the reduction it infers (Sum for 'total += x', ...),
+                lastprivate (the last iteration's value is kept), captured
+                read-only, or the user's Variable; or why it refuses the loop,
+                with the fix (paraloop.explain(source) gives the same report).
+                Exit status 0, or 1 when it refuses a loop or FILE does not
+                compile (reported as python reports it), 2 when FILE cannot
+                be read
   --version     print paraloop's version
   -h, --help    print this help
 
@@ -291,6 +302,29 @@ def _show(args: list[str]) -> int:
     return 0
 
 
+def _explain(args: list[str]) -> int:
+    if len(args) != 1:
+        raise _UsageError("--explain takes one FILE")
+    path = args[0]
+    try:
+        with open(path, "rb") as handle:
+            source = handle.read()
+    except OSError as error:
+        return _fail(f"cannot open {path!r}: {error.strerror}", 2)
+    from .explanation import explain
+
+    try:
+        report = explain(source, path)
+    except (SyntaxError, ValueError) as error:  # ValueError: null bytes, on Python 3.11
+        if isinstance(error, SyntaxError) and error.filename == path:
+            # As 'python FILE' reports it: with the file's absolute path.
+            error.filename = path if os.path.isabs(path) else os.path.join(os.getcwd(), path)
+        _report(error, with_frames=False)
+        return 1
+    sys.stdout.write(str(report))
+    return 1 if report.refused else 0
+
+
 def _one_line(error: BaseException) -> str:
     where = f"line {error.lineno}: " if isinstance(error, SyntaxError) and error.lineno else ""
     message = error.msg if isinstance(error, SyntaxError) else str(error)
@@ -321,6 +355,8 @@ def _dispatch(args: list[str]) -> int:
         return 0
     if first == "--show":
         return _show(args[1:])
+    if first == "--explain":
+        return _explain(args[1:])
     if first.startswith("-m"):
         name, rest = _option_value("-m", args)
         return _run(lambda: _locate_module(name, rest))

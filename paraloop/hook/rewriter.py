@@ -33,15 +33,16 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
+from .._version import REWRITER_VERSION
 from ..errors import UnsupportedLoopError
 from .flow import read_before_assigned
 from .names import block_names, function_locals, module_bound
-from .uses import Site, analyse
+from .uses import Site, Use, analyse
 
-__all__ = ["RESERVED_PREFIX", "REWRITER_VERSION", "rewrite", "show"]
+__all__ = ["RESERVED_PREFIX", "REWRITER_VERSION", "LoopFacts", "rewrite", "show"]
 
-# Bump on any change to the generated code: it is part of the bytecode cache key.
-REWRITER_VERSION = 4
+# REWRITER_VERSION (in paraloop/_version.py, so the cache need not import this module) is
+# bumped on any change to the generated code.
 RESERVED_PREFIX = "__paraloop"
 RUNTIME = "__paraloop_rt__"
 
@@ -123,6 +124,26 @@ class _Hoister(ast.NodeTransformer):
     visit_SetComp = _comprehension
     visit_DictComp = _comprehension
     visit_GeneratorExp = _comprehension
+
+
+@dataclass(frozen=True)
+class LoopFacts:
+    """What the rewriter decided about the names of one ParaLoop loop or comprehension.
+
+    Collected only when :attr:`_Rewriter.decisions` is a list (:mod:`paraloop.explain`
+    reports them); the rewrite itself never reads them.
+    """
+
+    node: ast.AST  # the for statement, or the comprehension
+    kind: str  # "for", or the comprehension's kind: "list", "set", "dict", "generator"
+    scope: str  # the function (or "<module>") the loop is written in
+    targets: tuple[str, ...]  # names the loop target binds
+    captured: tuple[str, ...]  # names from around the loop that the worker receives
+    stored: tuple[str, ...] = ()  # names the body binds
+    early: frozenset[str] = frozenset()  # names some iteration reads before assigning them
+    after: tuple[str, ...] = ()  # of ``stored``, those code after the loop may read
+    wrapped: tuple[str, ...] = ()  # names the body uses as Variables (``v.value``)
+    uses: tuple[Use, ...] = ()  # each use of an outer name, with its form (hook.uses)
 
 
 @dataclass
@@ -385,6 +406,8 @@ class _Rewriter:
         self.scope_names: dict[str, str] = {}
         # global/nonlocal statements lifted out of loop bodies, per enclosing scope.
         self.declarations: dict[int, list[ast.stmt]] = {}
+        # What was decided per loop, when asked for (paraloop.explain).
+        self.decisions: list[LoopFacts] | None = None
 
     def refuse(self, message: str, node: ast.AST) -> UnsupportedLoopError:
         return _refuse(message, node, self.filename, self.lines)
@@ -500,6 +523,10 @@ class _Rewriter:
         reads = {n for n in block_names([ast.Expr(per_chunk)]).loads if not n.startswith(RESERVED_PREFIX)}
         params, local, free = self.captured(reads, set(), scopes, class_visible=False)
         name = self.scope_name(worker, scopes)
+        if self.decisions is not None:
+            targets = tuple(sorted(n.id for n in ast.walk(first.target) if isinstance(n, ast.Name)))
+            kind = _COMPREHENSION_KINDS[type(node)]
+            self.decisions.append(LoopFacts(node, kind, name, targets, tuple(params)))
         source = _COMPREHENSION_TEMPLATE.format(
             worker=worker, params="".join(f", {p}" for p in params), rt=RUNTIME
         )
@@ -672,6 +699,21 @@ class _Rewriter:
                 and node.attr in ("value", "aggregation_strategy")
             }
         )
+        if self.decisions is not None:
+            self.decisions.append(
+                LoopFacts(
+                    loop,
+                    "for",
+                    scope_name,
+                    tuple(sorted(targets)),
+                    tuple(params),
+                    tuple(binds),
+                    frozenset(early),
+                    tuple(after),
+                    tuple(wrapped),
+                    uses,
+                )
+            )
         uses = tuple((mangle(n), line, form, text) for n, line, form, text in uses)
         call = (
             f"{result} = {RUNTIME}.run(__paraloop_loop__, {worker}, {scope}, "
@@ -780,20 +822,31 @@ class _Rewriter:
         return reads
 
     def check_leftovers(self) -> None:
+        for error in self.leftovers():
+            raise error
+
+    def leftovers(self) -> Iterable[UnsupportedLoopError]:
+        """A refusal for each ParaLoop(...) that is not the iterable of a rewritten loop."""
+        refused: set[int] = set()
         for node in ast.walk(self.tree):
             wrapped = _wrapping_call(node, self.paraloop.matches)
             if wrapped is not None and id(wrapped.args[0]) not in self.consumed:
                 inner = wrapped.args[0]
                 assert isinstance(inner, ast.Call) and inner.args
+                refused.add(id(inner))
                 function = ast.unparse(wrapped.func)
-                raise self.refuse(
+                yield self.refuse(
                     f"{function}(ParaLoop(...)) is not parallel: ParaLoop must be the loop's iterable "
                     f"itself. Wrap the whole iterable instead: ParaLoop({function}("
                     f"{ast.unparse(inner.args[0])}))",
                     inner,
                 )
-            if isinstance(node, ast.Call) and self.paraloop.matches(node) and id(node) not in self.consumed:
-                raise self.refuse(
+            if (
+                isinstance(node, ast.Call)
+                and self.paraloop.matches(node)
+                and id(node) not in self.consumed | refused
+            ):
+                yield self.refuse(
                     "ParaLoop(...) is only parallel as the iterable of a 'for' statement "
                     "('for item in ParaLoop(items):') or of the first 'for' of a comprehension "
                     "evaluated where it stands (not inside a lambda or another comprehension). "
