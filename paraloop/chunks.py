@@ -101,7 +101,8 @@ class Chunker:
         self._lock = threading.Lock()
 
     def next(self, minimum: int = 1, maximum: int | None = None) -> Chunk | None:
-        """The next chunk, of ``minimum`` to ``maximum`` items (unless the size was fixed), or None."""
+        """The next chunk, of ``minimum`` to ``maximum`` items, or None; a fixed size (``chunksize=``)
+        ignores ``minimum``, and ``maximum`` cuts it too (``max_iterations_per_worker``)."""
         with self._lock:
             return self._next(minimum, maximum)
 
@@ -118,6 +119,8 @@ class Chunker:
                 size = max(1, min(size, maximum))
             if self._item_bytes:
                 size = max(1, min(size, int(MAX_CHUNK_BYTES // self._item_bytes)))
+        elif maximum is not None:
+            size = max(1, min(size, maximum))
         try:
             if self._sequence is not None:
                 items: Sequence[Any] = self._sequence[self.position : self.position + size]

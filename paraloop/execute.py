@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import importlib
 import operator
+import os
 import reprlib
 import sys
 import threading
@@ -32,6 +33,7 @@ from .process_state import changed as state_changed
 from .process_state import snapshot
 from .references import Reference, captured
 from .replay import Recorder, StandIn, Whole, check_whole, recorder
+from .resources import PerWorker, instance
 from .variable import Variable
 
 __all__ = ["BROKE", "DONE", "RAISED", "RETURNED", "UNBOUND", "Job", "Outcome", "execute_chunk"]
@@ -374,6 +376,10 @@ def _execute(job: Job, chunk: Chunk, clock: Any, queue: bool, state: str | None)
     generators = guard.generators() if guard is not None and watch_random else None
     item_prints = _item_prints(chunk.items) if job.copied else None
     args = [_argument(job, name, value) for name, value in zip(job.params, job.values)]
+    if any(type(arg) is PerWorker for arg in args):
+        unmade = _per_worker_objects(job, chunk, args, clock)
+        if unmade is not None:
+            return unmade
     recorders = _recorders(job, args) if job.replay else {}
     items = chunk.items
     iterable = Timed(items, chunk.start, clock) if clock is not None and job.timeout else items
@@ -460,6 +466,32 @@ def _execute(job: Job, chunk: Chunk, clock: Any, queue: bool, state: str | None)
         if name not in job.tracked and name in names:
             outcome.bound[name] = names[name]
     return outcome
+
+
+def _per_worker_objects(job: Job, chunk: Chunk, args: list[Any], clock: Any) -> Outcome | None:
+    """Put this worker's object in place of each per-worker handle the body uses (see
+    :mod:`paraloop.resources`), made on first use; making it counts against the timeout as
+    the chunk's first iteration.  A factory that raises ends the chunk with its exception."""
+    for position, (name, handle) in enumerate(zip(job.params, args)):
+        if type(handle) is not PerWorker:
+            continue
+        try:
+            with stamped(clock if job.timeout is not None else None, chunk.start):
+                args[position] = instance(handle)
+        except Exception as error:  # noqa: BLE001 - the loop's error, naming the handle
+            note = (
+                f"paraloop: making {name!r} = {handle!r} failed in process {os.getpid()} "
+                f"(thread {threading.current_thread().name!r}), before the iteration ran"
+            )
+            if sys.version_info >= (3, 11):
+                error.add_note(note)
+            else:
+                error.__notes__ = [*getattr(error, "__notes__", []), note]  # type: ignore[attr-defined]
+            outcome = Outcome(chunk.index, chunk.start, len(chunk.items), RAISED, chunk.start, error)
+            outcome.traceback = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+            outcome.item = reprlib.repr(chunk.items[0]) if len(chunk.items) else None
+            return outcome
+    return None
 
 
 def turned_inexact(job: Job, name: str, chunk: Chunk) -> ParaLoopError:

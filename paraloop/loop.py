@@ -119,6 +119,14 @@ class ParaLoop(Generic[T]):
       ``OMP_NUM_THREADS`` or a similar variable is set (then they are left
       alone); ``False``: leave them alone; a number: that many.
       ``PARALOOP_NATIVE_THREADS`` (``off`` or a number) overrides it.
+    - ``max_iterations_per_worker``: replace a worker process by a new one
+      after it ran this many iterations (as ``max_tasks_per_child`` of the
+      standard library's pools), for bodies that leak memory; results are
+      those of the plain loop.  Such a loop's workers run one chunk at a
+      time, without lanes.  The threads and sequential backends have no
+      worker process to replace and Dask manages its own workers (its
+      ``distributed.worker.lifetime`` settings): there it is accepted and has
+      no effect.  ``ParaLoop(items, max_iterations_per_worker=100)``.
 
     An option not given here comes from the innermost :class:`paraloop.config`
     block around the loop, if any.  ``ParaLoop(..., n_jobs=4)`` and
@@ -141,6 +149,7 @@ class ParaLoop(Generic[T]):
         scheduler: Any = None,
         lanes: bool | None = None,
         native_threads: int | bool | None = None,
+        max_iterations_per_worker: int | None = None,
         **unknown: Never,
     ) -> None:
         if unknown:
@@ -211,6 +220,16 @@ class ParaLoop(Generic[T]):
                 "False (leave native thread pools alone) or None (decided by paraloop)"
             )
         self.native_threads = native_threads
+        if max_iterations_per_worker is not None and (
+            not isinstance(max_iterations_per_worker, int)
+            or isinstance(max_iterations_per_worker, bool)
+            or max_iterations_per_worker < 1
+        ):
+            raise ParaLoopError(
+                f"max_iterations_per_worker={max_iterations_per_worker!r}: give a whole number of at "
+                "least 1 (iterations a worker process runs before a new one replaces it), or None"
+            )
+        self.max_iterations_per_worker = max_iterations_per_worker
 
     def resolved_lanes(self) -> bool | None:
         """Whether workers may run iterations side by side in threads: ``PARALOOP_LANES``

@@ -228,6 +228,8 @@ class _Worker:
         self.watched = False
         # The CPU time its watched chunk had used when it sent an Early.
         self.early_cpu: float | None = None
+        # Iterations given to it since it started (see max_iterations_per_worker).
+        self.assigned = 0
 
     def send(self, kind: int, loop_id: int, index: int, start: int, payload: bytes, lanes: int = 1) -> None:
         self.connection.send_bytes(HEADER.pack(kind, loop_id, index, start, lanes) + payload)
@@ -238,6 +240,7 @@ class _Worker:
         Returns the size of its items on the way, in bytes.
         """
         self.chunks[chunk.index] = chunk
+        self.assigned += len(chunk.items)
         payload = chunk.payload if chunk.payload is not None else serialize.dumps(chunk.items)
         chunk.payload = None  # the items are held until the outcome; their bytes need not be
         self.send(CHUNK, loop_id, chunk.index, chunk.start, payload, lanes)
@@ -318,7 +321,9 @@ class ProcessPool:
             self.workers.remove(worker)
         worker.kill()
 
-    def run(self, job: Job, chunker: Chunker, count: int, grow_to: int | None = None) -> Iterator[Outcome]:
+    def run(
+        self, job: Job, chunker: Chunker, count: int, grow_to: int | None = None, recycle: int | None = None
+    ) -> Iterator[Outcome]:
         """Run the chunks of ``chunker`` on ``count`` workers; yield outcomes as they arrive.
 
         With ``grow_to`` (iterations in flight at most), a loop whose iterations
@@ -326,6 +331,11 @@ class ProcessPool:
         them in flight: each worker runs its chunks in lanes (threads, see
         :mod:`paraloop.lanes`), or, for a loop with a timeout (which a thread
         cannot honour), more worker processes.
+
+        With ``recycle`` (``max_iterations_per_worker``), a worker that ran that many
+        iterations (in this loop and earlier ones) is replaced by a new process: it is
+        checked as at a loop's end, then asked to quit, which closes its per-worker
+        objects.  Such a loop runs no lanes (each worker holds one chunk at a time).
         """
         loop_id = next(_loop_ids)
         # Before the first item is read (items are pickled as they are read): what travels by value.
@@ -342,7 +352,7 @@ class ProcessPool:
         # Threads in a worker: not for a loop with a timeout (a thread cannot be stopped) nor
         # for one whose iterations change process-wide state (see paraloop.process_state);
         # such a loop whose iterations wait gets more worker processes instead.
-        lanes_ok = job.timeout is None and job.lanes is not False
+        lanes_ok = job.timeout is None and job.lanes is not False and recycle is None
         wall = cpu = queued = 0.0
         job_message: bytes | None = None
         # The options of a coverage measuring the caller: the workers measure too.
@@ -353,6 +363,11 @@ class ProcessPool:
                     # A second chunk per worker once lanes proved right: a wanted probe waits
                     # for a worker that holds nothing, and its verdict should come soon.
                     probing_soon = (probe.wanted or probe.running) and not chunker.fixed
+                    if recycle is not None:
+                        for spent in [w for w in active if not w.chunks and w.assigned >= recycle]:
+                            active.remove(spent)
+                            to_start += 1
+                            self._retire(spent, loop_id, job, measure is not None)
                     worker = _taker(active, two=False)
                     if worker is None and to_start > 0 and not (chunker.exhausted or chunker.stopped):
                         active.extend(self.lease(1, loop_id))
@@ -368,7 +383,8 @@ class ProcessPool:
                         chunk = chunker.next(maximum=probe.start())
                     else:
                         # With lanes, a chunk has at least an item per lane.
-                        chunk = chunker.next(minimum=lanes)
+                        left = None if recycle is None else recycle - worker.assigned
+                        chunk = chunker.next(minimum=lanes, maximum=left)
                     if chunk is None:
                         break
                     worker.probing = probing
@@ -496,6 +512,25 @@ class ProcessPool:
                 worker.lease = None
                 worker.watched = False
                 worker.early_cpu = None
+
+    def _retire(self, worker: _Worker, loop_id: int, job: Job, measured: bool) -> None:
+        """Stop a worker that ran its ``max_iterations_per_worker``: first the check a loop's
+        end makes, then the order to quit (it closes its per-worker objects)."""
+        logger.debug(
+            "retiring %s (pid %s) after %d iterations",
+            worker.process.name,
+            worker.process.pid,
+            worker.assigned,
+        )
+        try:
+            if worker.job_id == loop_id:
+                self._final_check([worker], loop_id, job, measured)
+        finally:
+            with self._lock:
+                if worker in self.workers:
+                    self.workers.remove(worker)
+            worker.lease = None
+            worker.stop(wait_seconds=5.0)
 
     def _final_check(self, active: list[_Worker], loop_id: int, job: Job, measured: bool) -> None:
         """At the loop's end, each worker checks the captured objects its chunks left unchecked

@@ -56,6 +56,7 @@ from .process_state import MODULE_STATE, describe
 from .progress import close_bar, open_bar
 from .reductions import infer_reductions, replay_operation, whole_partials
 from .references import resolve
+from .resources import PerWorker
 from .serialize import Unresolved
 from .threads import in_worker_thread, run_threads
 from .variable import Variable
@@ -208,7 +209,7 @@ def _process_wide(
         if form.startswith("invoke:"):
             found: Any = _lookup(name, scope, local, globs)
             for attribute in form[len("invoke:") :].split(".")[1:]:
-                found = getattr(found, attribute, None)
+                found = None if isinstance(found, PerWorker) else getattr(found, attribute, None)
             what = describe(found)
         elif form == "attribute" or form.startswith("mutate:"):
             module = _lookup(name, scope, local, globs)
@@ -240,7 +241,8 @@ def _global_random(
             continue
         found: Any = _lookup(name, scope, local, globs)
         for attribute in form[len("invoke:") :].split(".")[1:]:
-            found = getattr(found, attribute, None)
+            # (Not a per-worker object's: looking would make one here.)
+            found = None if isinstance(found, PerWorker) else getattr(found, attribute, None)
         seeding = form.endswith(".seed") or form == "invoke:seed"
         if seeding and getattr(found, "__module__", None) == "numpy.random":
             seeds = True  # numpy.random.seed is a function of its own, which seeds the global one
@@ -497,7 +499,8 @@ def _outcomes(loop: ParaLoop[Any], job: Job, chunker: Chunker) -> Iterator[Outco
         return run_dask(job, chunker, loop.scheduler, chosen)
     # With no count given, a loop whose iterations mostly wait may get more workers.
     grow_to = waiting_iterations() if chosen is None else None
-    return get_pool(loop.resolved_start_method()).run(job, chunker, count, grow_to)
+    recycle = loop.max_iterations_per_worker
+    return get_pool(loop.resolved_start_method()).run(job, chunker, count, grow_to, recycle)
 
 
 def _drive(outcomes: Iterator[Outcome], chunker: Chunker, inline: bool, bar: Any = None) -> Iterator[Outcome]:
@@ -640,6 +643,8 @@ def _run(
             logger.debug("loop at line %d changes %s: no lanes", line, shared)
             lanes = False
     params, values = _capture(worker, scope, local)
+    if lanes is None and any(isinstance(v, PerWorker) and not v.thread_safe for v in values):
+        lanes = False  # one object per thread: a worker's iterations run in its main thread
     variables = {name: v for name, v in zip(params, values) if isinstance(v, Variable)}
     inferred: dict[str, Any] = {}
     if uses:

@@ -21,6 +21,7 @@ from typing import Any
 from .chunks import Chunker
 from .execute import Job, Outcome, execute_chunk, timeout_error
 from .native_threads import limited
+from .resources import release_thread
 
 __all__ = ["in_worker_thread", "run_threads", "running_chunk"]
 
@@ -77,6 +78,8 @@ def run_threads(job: Job, chunker: Chunker, count: int) -> Iterator[Outcome]:
         except BaseException as error:  # noqa: BLE001 - handed to the caller
             results.put(error)
         finally:
+            # The thread ends with the loop: the per-worker objects it made close now.
+            release_thread()
             results.put(_FINISHED)
 
     threads = [

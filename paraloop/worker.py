@@ -212,8 +212,12 @@ def serve(connection: Any, clock: Any = None, owner: int | None = None) -> None:
     try:
         _serve(connection, clock, owner)
     finally:
-        # The process leaves through os._exit: nothing else would save a measurement.
+        # The process leaves through os._exit: nothing else would save a measurement, nor
+        # close the per-worker objects it made (see paraloop.resources).
         coverage_workers.save()
+        resources = sys.modules.get("paraloop.resources")
+        if resources is not None:
+            resources.close_all()
 
 
 def _serve(connection: Any, clock: Any, owner: int | None) -> None:
