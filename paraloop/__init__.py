@@ -18,7 +18,6 @@ Importing paraloop installs the import hook that does the rewriting.
 
 from __future__ import annotations
 
-from . import aggregation_strategies
 from ._version import __version__
 from .errors import (
     IterationTimeoutError,
@@ -28,11 +27,46 @@ from .errors import (
     WorkerCrashedError,
 )
 from .hook import install, uninstall
-from .hook.rewriter import show
-from .loop import ParaLoop
-from .settings import config
-from .shared import SharedArray
-from .variable import Variable
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from . import aggregation_strategies
+    from .explanation import Explanation
+    from .hook.rewriter import show
+    from .loop import ParaLoop
+    from .settings import config
+    from .shared import SharedArray
+    from .variable import Variable
+
+# Imported on first use (PEP 562), so that 'import paraloop' costs little: a program
+# pays for the runtime when its first marked module names ParaLoop.
+_LAZY = {
+    "ParaLoop": "loop",
+    "SharedArray": "shared",
+    "Variable": "variable",
+    "aggregation_strategies": None,
+    "config": "settings",
+    "show": "hook.rewriter",
+}
+
+
+def __getattr__(name: str) -> object:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'paraloop' has no attribute {name!r}")
+    import importlib
+
+    where = _LAZY[name]
+    if where is None:
+        value: object = importlib.import_module(f"{__name__}.{name}")
+    else:
+        value = getattr(importlib.import_module(f"{__name__}.{where}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "IterationTimeoutError",
@@ -46,10 +80,25 @@ __all__ = [
     "__version__",
     "aggregation_strategies",
     "config",
+    "explain",
     "install",
     "show",
     "uninstall",
 ]
+
+
+def explain(source: str | bytes, filename: str = "<string>") -> Explanation:
+    """Report what paraloop does with each ParaLoop loop of ``source``; ``str()`` of the report is
+    what ``python -m paraloop --explain FILE`` prints (see :mod:`paraloop.explanation`)::
+
+        >>> report = paraloop.explain("from paraloop import ParaLoop\\ntotal = 0\\n"
+        ...                           "for i in ParaLoop(range(9)):\\n    total += i\\n")
+        >>> report.loop(3).name("total").strategy
+        'Sum'
+    """
+    from .explanation import explain as report
+
+    return report(source, filename)
 
 
 def load_ipython_extension(shell: object) -> None:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import importlib
 import importlib.machinery
+import importlib.util
 import inspect
 import itertools
 import linecache
 import os
+import subprocess
 import sys
 import textwrap
 import threading
@@ -394,8 +396,8 @@ def test_plain_import_never_reads_a_paraloop_cache_file(
     modules.append(name)
     path = write(tmp_path / f"{name}.py", "origin = 'source'\n")
     planted = compile("origin = 'paraloop cache'\n", str(path), "exec", dont_inherit=True)
-    paraloop.hook.cache.write(str(path), path.read_bytes(), planted)
     cached = paraloop.hook.cache.cache_path(str(path))
+    paraloop.hook.cache.write(cached, str(path), path.read_bytes(), planted)
     assert cached is not None and os.path.exists(cached)
     module = importlib.import_module(name)
     assert type(module.__spec__.loader) is importlib.machinery.SourceFileLoader
@@ -650,3 +652,188 @@ def test_marked_pytest_module_runs_in_parallel(pytester: pytest.Pytester) -> Non
     )
     result.assert_outcomes(passed=1)
     assert "ParaLoopWarning" not in result.stdout.str()
+
+
+# 13. What the hook costs other imports (CONTRACT.md section 9: at most 5% on unmarked imports).
+
+_opened: list[str] | None = None
+_audit_installed = False
+
+
+class FilesOpened:
+    """Records the paths under ``directory`` that the interpreter opens (audit 'open' events)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = str(directory)
+        self.paths: list[str] = []
+
+    def __enter__(self) -> list[str]:
+        global _opened, _audit_installed
+        if not _audit_installed:
+            # An audit hook cannot be removed: one per process, recording only inside 'with'.
+            sys.addaudithook(_record_open)
+            _audit_installed = True
+        _opened = self.paths
+        return self.paths
+
+    def __exit__(self, *exc: object) -> None:
+        global _opened
+        _opened = None
+        self.paths[:] = [p for p in self.paths if p.startswith(self.directory)]
+
+
+def _record_open(event: str, args: tuple[Any, ...]) -> None:
+    if event == "open" and _opened is not None and isinstance(args[0], str):
+        _opened.append(args[0])
+
+
+class CountingFinder:
+    """A meta path finder after the path finder that counts how often each module is searched."""
+
+    def __init__(self) -> None:
+        self.searched: list[str] = []
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> None:
+        self.searched.append(fullname)
+        return None
+
+
+def test_an_import_is_searched_once(tmp_path: Path, modules: list[str]) -> None:
+    """Every finder after paraloop's is asked once per import, as without paraloop (a finder that
+    asked them and then declined made the import system ask them all again)."""
+    counting = CountingFinder()
+    # Ahead of the path finder, so it sees every search paraloop's finder passes on.
+    sys.meta_path.insert(1, counting)
+    try:
+        for kind in ("plain", "marked"):
+            name = unique_name(kind)
+            modules.append(name)
+            write(tmp_path / f"{name}.py", sum_module(10) if kind == "marked" else "x = 1\n")
+            importlib.import_module(name)
+            assert counting.searched.count(name) == 1, kind
+    finally:
+        sys.meta_path.remove(counting)
+
+
+def test_a_cached_plain_module_is_loaded_from_its_pyc_alone(
+    tmp_path: Path, modules: list[str], bytecode: None
+) -> None:
+    """With its pyc up to date, an unmarked module's source is not opened: the hook decides from
+    the pyc, which the import reads anyway (CRAFT.md 1-2). A module that names ParaLoop without the
+    marker has its head read, and its pyc is still used as is."""
+    sources = ["x = 1\n", "import paraloop\nx = 1\n", "from paraloop import ParaLoop\nx = 1\n"]
+    for source in sources:
+        # The module names contain 'paraloop', as a project's paths may.
+        name = unique_name()
+        modules.append(name)
+        path = write(tmp_path / f"{name}.py", source)
+        importlib.import_module(name)
+        pyc = importlib.util.cache_from_source(str(path))
+        written = os.stat(pyc).st_mtime_ns
+        forget(name)
+        importlib.invalidate_caches()  # as in a new process: nothing remembered about the file
+        with FilesOpened(tmp_path) as opened:
+            module = importlib.import_module(name)
+        assert module.x == 1
+        if "ParaLoop" not in source:
+            assert str(path) not in opened, opened
+        assert pyc in opened
+        assert os.stat(pyc).st_mtime_ns == written  # not compiled again
+        assert type(module.__spec__.loader) is importlib.machinery.SourceFileLoader
+        assert module.__loader__ is module.__spec__.loader
+        assert module.__cached__ == pyc
+
+
+def test_a_marked_module_with_a_plain_pyc_is_rewritten(
+    tmp_path: Path, modules: list[str], bytecode: None, reinstall: None
+) -> None:
+    """Imported once without the hook (a plain pyc is written), then with it: rewritten, and the
+    plain pyc is neither used nor overwritten with rewritten code."""
+    name = unique_name()
+    modules.append(name)
+    path = write(tmp_path / f"{name}.py", sum_module(10))
+    paraloop.uninstall()
+    import_plain(name)
+    pyc = importlib.util.cache_from_source(str(path))
+    plain = Path(pyc).read_bytes()
+    forget(name)
+    paraloop.install()
+    importlib.invalidate_caches()
+    module = import_rewritten(name)
+    assert module.total.value == 45
+    assert Path(pyc).read_bytes() == plain
+    assert module.__cached__ == paraloop.hook.cache.cache_path(str(path))
+    assert module.__spec__.cached == module.__cached__
+
+
+def test_a_hash_based_pyc_of_a_plain_module_is_used(
+    tmp_path: Path, modules: list[str], bytecode: None
+) -> None:
+    """Hash-based pycs (reproducible builds, distribution packages) load as CPython loads them."""
+    import py_compile
+
+    for mode in (py_compile.PycInvalidationMode.CHECKED_HASH, py_compile.PycInvalidationMode.UNCHECKED_HASH):
+        name = unique_name()
+        modules.append(name)
+        path = write(tmp_path / f"{name}.py", "origin = 'source'\n")
+        pyc = importlib.util.cache_from_source(str(path))
+        py_compile.compile(str(path), pyc, invalidation_mode=mode)
+        if mode is py_compile.PycInvalidationMode.UNCHECKED_HASH:
+            # Unchecked: CPython trusts the pyc without looking at the source.
+            planted = compile("origin = 'pyc'\n", str(path), "exec", dont_inherit=True)
+            data = bytearray(Path(pyc).read_bytes()[:16])
+            import marshal
+
+            Path(pyc).write_bytes(bytes(data) + marshal.dumps(planted))
+        module = importlib.import_module(name)
+        expected = "pyc" if mode is py_compile.PycInvalidationMode.UNCHECKED_HASH else "source"
+        assert module.origin == expected
+        assert type(module.__spec__.loader) is importlib.machinery.SourceFileLoader
+
+
+def test_a_module_another_meta_path_finder_serves_is_rewritten(tmp_path: Path, modules: list[str]) -> None:
+    """Modules found by a finder after the path finder (setuptools' editable installs map names to
+    files outside sys.path) are rewritten when marked and left alone when not."""
+    directory = tmp_path / "elsewhere"
+    plain, marked = unique_name("plain"), unique_name("marked")
+    modules.extend([plain, marked])
+    files = {
+        plain: write(directory / f"{plain}.py", "x = 1\n"),
+        marked: write(directory / f"{marked}.py", sum_module(10)),
+    }
+
+    class Editable:
+        def find_spec(self, fullname: str, path: Any, target: Any = None) -> Any:
+            if fullname in files:
+                return importlib.util.spec_from_file_location(fullname, files[fullname])
+            return None
+
+    editable = Editable()
+    sys.meta_path.append(editable)
+    try:
+        assert importlib.import_module(plain).x == 1
+        assert type(sys.modules[plain].__spec__.loader) is importlib.machinery.SourceFileLoader
+        assert import_rewritten(marked).total.value == 45
+    finally:
+        sys.meta_path.remove(editable)
+
+
+def test_importing_paraloop_imports_neither_the_rewriter_nor_the_runtime() -> None:
+    """'import paraloop' loads the import hook and nothing a program may not need (the rewriter,
+    the runtime, typing, ast and logging wait for the first marked module or ParaLoop)."""
+    program = (
+        "import sys\n"
+        "before = set(sys.modules)\n"
+        "import paraloop\n"
+        "print(' '.join(sorted(set(sys.modules) - before)))\n"
+        "from paraloop import ParaLoop, Variable, aggregation_strategies, show\n"
+        "print(ParaLoop.__module__, Variable.__module__, aggregation_strategies.Sum.__name__, show.__name__)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    added, names = result.stdout.splitlines()
+    allowed = {"paraloop", "paraloop._version", "paraloop.errors", "paraloop.hook"} | {
+        f"paraloop.hook.{part}" for part in ("cache", "finder", "loader", "marker")
+    }
+    assert set(added.split()) - allowed <= {"_thread", "marshal", "importlib.machinery"}, added
+    assert names == "paraloop.loop paraloop.variable Sum show"

@@ -14,19 +14,17 @@ created exclusively, so a link planted at that name is not followed.
 
 from __future__ import annotations
 
+import _thread
 import importlib.util
 import marshal
 import os
 import sys
-import threading
 from types import CodeType
 
-from .rewriter import REWRITER_VERSION
+from .._version import REWRITER_VERSION, __version__
 
-__all__ = ["TAG", "cache_path", "read", "write"]
+__all__ = ["TAG", "beside", "cache_path", "read", "write"]
 
-
-from .._version import __version__
 
 TAG = f"paraloop-{__version__}-r{REWRITER_VERSION}"
 _HEADER = importlib.util.MAGIC_NUMBER + b"PLOP"
@@ -42,11 +40,16 @@ def cache_path(source_path: str) -> str | None:
         ordinary = importlib.util.cache_from_source(source_path)
     except (NotImplementedError, ValueError):
         return None
+    return beside(ordinary)
+
+
+def beside(ordinary: str) -> str:
+    """The cache path that goes with the ordinary pyc path ``ordinary``."""
     return ordinary[: -len(".pyc")] + f".{TAG}.pyc"
 
 
-def read(source_path: str, source: bytes) -> CodeType | None:
-    path = cache_path(source_path)
+def read(path: str | None, source: bytes) -> CodeType | None:
+    """The code cached at ``path`` (see :func:`cache_path`) for exactly ``source``, or None."""
     if path is None:
         return None
     try:
@@ -64,14 +67,14 @@ def read(source_path: str, source: bytes) -> CodeType | None:
     return code if isinstance(code, CodeType) else None
 
 
-def write(source_path: str, source: bytes, code: CodeType) -> None:
+def write(path: str | None, source_path: str, source: bytes, code: CodeType) -> None:
+    """Cache ``code``, the rewrite of ``source`` (read from ``source_path``), at ``path``."""
     if sys.dont_write_bytecode:
         return
-    path = cache_path(source_path)
     if path is None:
         return
     data = _HEADER + _key(source) + marshal.dumps(code)
-    temporary = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
+    temporary = f"{path}.{os.getpid()}.{_thread.get_ident()}.tmp"
     try:
         mode = os.stat(source_path).st_mode & 0o666 | 0o200  # the source's, and writable by its owner
     except OSError:

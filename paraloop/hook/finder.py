@@ -1,35 +1,34 @@
-"""The ``sys.meta_path`` finder that hands marked modules to the rewriting loader.
+"""The ``sys.meta_path`` finder that hands source modules to the rewriting loader.
 
-It asks the finders after it for the module, as the import system would, and
-claims the result only when it is an ordinary source file that carries the
-marker.  For anything else it returns ``None``, so the import system goes on
-exactly as it would have without paraloop.
+It asks the finders after it for the module, as the import system would, and hands
+back what they found, so every import is searched once (a finder that declined would
+make the import system ask them all again).  An ordinary source module gets a
+:class:`ParaLoopLoader` that decides about the marker when it loads, from bytes the
+import reads anyway, and gives plain modules CPython's loader back; everything else
+(extension modules, zip imports, namespace packages, pytest's unmarked test modules)
+keeps the spec the later finders made.  A module no finder knows gives ``None``, and
+the import system goes on as it would have.
 """
 
 from __future__ import annotations
 
 import importlib.machinery
-import importlib.util
 import sys
 import warnings
-from collections.abc import Sequence
-from importlib.machinery import ModuleSpec
-from types import ModuleType
-from typing import Any
 
 from ..errors import ParaLoopWarning
 from .cache import cache_path
 from .loader import ParaLoopLoader
 from .marker import has_marker, marker_in_head
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from importlib.machinery import ModuleSpec
+    from types import ModuleType
+    from typing import Any
+
 __all__ = ["ParaLoopFinder"]
-
-
-def _takes_over(loader: Any) -> bool:
-    if type(loader) is importlib.machinery.SourceFileLoader:
-        return True
-    # pytest's assertion rewriter also claims test modules: a marked one gets both rewrites.
-    return _pytest_config(loader) is not None
 
 
 def _pytest_config(loader: Any) -> Any:
@@ -47,26 +46,25 @@ class ParaLoopFinder:
     ) -> ModuleSpec | None:
         spec = self._spec_from_later_finders(fullname, path, target)
         if spec is None or not spec.has_location:
-            return None
+            return spec
         origin = spec.origin
         if not origin or not origin.endswith(".py"):
-            return None
+            return spec
         loader = spec.loader
-        if not _takes_over(loader):
-            if loader is not None and type(loader).__name__ == "zipimporter":
-                self._warn_if_marked_in_zip(fullname, loader)
-            return None
-        if not has_marker(origin):
-            return None
-        rewritten = importlib.util.spec_from_file_location(
-            fullname,
-            origin,
-            loader=ParaLoopLoader(fullname, origin, _pytest_config(loader)),
-            submodule_search_locations=spec.submodule_search_locations,
-        )
-        if rewritten is not None:
-            rewritten.cached = cache_path(origin)
-        return rewritten
+        if type(loader) is importlib.machinery.SourceFileLoader:
+            # Whether it is marked is decided when it loads, from bytes the import reads anyway.
+            spec.loader = ParaLoopLoader(fullname, origin, marked=None, plain=loader, cached=spec.cached)
+            return spec
+        config = _pytest_config(loader)
+        if config is not None:
+            # pytest's assertion rewriter also claims test modules: a marked one gets both rewrites.
+            if has_marker(origin):
+                spec.loader = ParaLoopLoader(fullname, origin, config)
+                spec.cached = cache_path(origin)
+            return spec
+        if loader is not None and type(loader).__name__ == "zipimporter":
+            self._warn_if_marked_in_zip(fullname, loader)
+        return spec
 
     def _spec_from_later_finders(
         self, fullname: str, path: Sequence[str] | None, target: ModuleType | None

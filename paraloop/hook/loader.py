@@ -1,22 +1,46 @@
-"""The loader of marked modules: parse, rewrite, compile, with a cache of its own."""
+"""The loader of source modules: plain ones load as usual, marked ones are rewritten.
+
+The finder hands every ordinary source module it finds to a :class:`ParaLoopLoader`
+whose mind is not made up (``marked=None``), so the import system searches once.  The
+loader then decides from bytes that the import reads anyway, and lets CPython's own
+``SourceLoader.get_code`` do everything else (pyc validation, hash-based pycs,
+optimization levels, writing bytecode):
+
+- the ordinary pyc is valid and does not contain ``b"ParaLoop"``: the module never
+  names ``ParaLoop`` (the rewriter acts on nothing else), so the pyc is what a rewrite
+  would give and it loads as usual, its source unread;
+- otherwise the source is read (by CPython) and :meth:`source_to_code` looks for the
+  marker in its leading comment block; a marked module's code comes from paraloop's
+  cache when that was written for exactly these bytes, else from a fresh rewrite.
+
+A module found plain gets CPython's own loader back on ``__loader__`` and
+``__spec__.loader`` before its code runs, so it looks exactly as without paraloop.
+Rewritten code is never written to the ordinary pyc (a plain import must never load
+it): it lives under paraloop's own cache tag (see :mod:`.cache`).
+"""
 
 from __future__ import annotations
 
 import _imp
-import ast
 import importlib.machinery
-import importlib.util
-import logging
-from types import CodeType
-from typing import Any
+import sys
 
 from ..errors import ParaLoopError
 from . import cache
-from .rewriter import rewrite
+from .marker import HEAD_BYTES, has_marker, marker_in_head
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing, ast and logging cost every program that imports paraloop
+    from types import CodeType
+    from typing import Any
 
 __all__ = ["ParaLoopLoader", "compile_rewritten"]
 
-logger = logging.getLogger("paraloop")
+
+def _debug(message: str, *args: object) -> None:
+    import logging
+
+    logging.getLogger("paraloop").debug(message, *args)
 
 
 def compile_rewritten(
@@ -29,10 +53,15 @@ def compile_rewritten(
     ``pytest_config`` (a test module pytest also rewrites), pytest's assertion rewrite
     follows paraloop's, so asserts in loop bodies explain themselves too.
     """
+    import ast
+    import importlib.util
+
+    from .rewriter import rewrite
+
     tree = ast.parse(source, path)
     text = importlib.util.decode_source(source) if isinstance(source, bytes) else source
     count = rewrite(tree, path, text.splitlines())
-    logger.debug("rewrote %d ParaLoop loop(s) in %s", count, path)
+    _debug("rewrote %d ParaLoop loop(s) in %s", count, path)
     if pytest_config is not None:
         from _pytest.assertion.rewrite import rewrite_asserts
 
@@ -51,31 +80,104 @@ def compile_rewritten(
         ) from error
 
 
-class ParaLoopLoader(importlib.machinery.SourceFileLoader):
-    """A source loader that rewrites ParaLoop loops and caches the result under its own tag."""
+class _Marked(Exception):
+    """Raised through CPython's ``get_code`` when the module turns out to be marked."""
 
-    def __init__(self, fullname: str, path: str, pytest_config: Any = None) -> None:
+
+class ParaLoopLoader(importlib.machinery.SourceFileLoader):
+    """A source loader that rewrites ParaLoop loops of marked modules.
+
+    ``marked``: True rewrites whatever the marker says (``python -m paraloop``, a marked
+    test module pytest also rewrites); None decides at load time (every module the
+    finder hands over), giving ``plain`` (CPython's loader the finder found) back to
+    modules without the marker.  ``cached``: the module's ordinary pyc path, when known.
+    """
+
+    def __init__(
+        self,
+        fullname: str,
+        path: str,
+        pytest_config: Any = None,
+        *,
+        marked: bool | None = True,
+        plain: Any = None,
+        cached: str | None = None,
+    ) -> None:
         super().__init__(fullname, path)
         # The configuration of the pytest that also rewrites this module's asserts, if any.
         self.pytest_config = pytest_config
+        self.marked = marked
+        self.plain = plain
+        # The ordinary pyc's path, if the finder knew it (saves computing paraloop's from scratch).
+        self.cached = cached
+        self._deciding = False
+        self._source: bytes | None = None
 
     def get_code(self, fullname: str) -> CodeType:
-        path = self.get_filename(fullname)
-        source = self.get_data(path)
+        code = None
+        if not self.marked:
+            # CPython's own path; get_data and source_to_code below decide about the marker.
+            self._deciding = self.marked is None
+            try:
+                code = super().get_code(fullname)
+            except _Marked:
+                pass
+            finally:
+                self._deciding = False
+        cached_at = None
+        if code is None:
+            code, cached_at = self._rewritten()
+        module = sys.modules.get(fullname)
+        spec = getattr(module, "__spec__", None)
+        if module is not None and spec is not None and getattr(module, "__loader__", None) is self:
+            # Being imported (not runpy asking for code): show what loaded it.
+            if self.marked:
+                spec.cached = cached_at
+                setattr(module, "__cached__", cached_at)  # noqa: B010 - not in ModuleType's stubs
+            elif self.plain is not None:
+                module.__loader__ = spec.loader = self.plain
+        return code
+
+    def get_data(self, path: str) -> bytes:
+        data = super().get_data(path)
+        if self._deciding and path.endswith(".pyc"):
+            # get_code read the module's ordinary pyc (the only .pyc it reads) and is about
+            # to use it.  Code that never names ParaLoop (or a reserved __paraloop name) is
+            # the same rewritten or not: only then is the marker worth looking for.
+            if (b"ParaLoop" in data or b"__paraloop" in data) and has_marker(self.path):
+                self.marked = True
+                raise _Marked
+        return data
+
+    def source_to_code(self, data: Any, path: Any, *, _optimize: int = -1) -> CodeType:  # type: ignore[override]
+        if self._deciding and self.marked is None:
+            source = data if isinstance(data, bytes) else str(data).encode("utf-8")
+            self.marked = marker_in_head(source[:HEAD_BYTES])
+            if self.marked:
+                self._source = source
+                raise _Marked
+        if self.marked:
+            return compile_rewritten(data, path, _optimize, self.pytest_config)
+        return super().source_to_code(data, path, _optimize=_optimize)
+
+    def _rewritten(self) -> tuple[CodeType, str | None]:
+        """The rewritten code, from paraloop's cache when it was written for this source."""
+        path = self.path
+        source, self._source = self._source, None
+        if source is None:
+            source = self.get_data(path)
         if self.pytest_config is not None:
             # Both rewrites: not cached, since pytest's depends on its configuration (and pytest
             # does not cache a test module it did not rewrite alone either).
-            return self.source_to_code(source, path)
-        code = cache.read(path, source)
-        if code is None:
-            code = self.source_to_code(source, path)
-            cache.write(path, source, code)
-        else:
-            logger.debug("loaded rewritten %s from its cache", path)
+            return compile_rewritten(source, path, -1, self.pytest_config), cache.cache_path(path)
+        cached_at = cache.beside(self.cached) if self.cached else cache.cache_path(path)
+        code = cache.read(cached_at, source)
+        if code is not None:
+            _debug("loaded rewritten %s from its cache", path)
             # The project may have moved since the cache was written: as the
             # interpreter does for its own bytecode, record the current path.
             _imp._fix_co_filename(code, path)  # type: ignore[attr-defined]
-        return code
-
-    def source_to_code(self, data: Any, path: Any, *, _optimize: int = -1) -> CodeType:  # type: ignore[override]
-        return compile_rewritten(data, path, _optimize, self.pytest_config)
+        else:
+            code = compile_rewritten(source, path)
+            cache.write(cached_at, path, source, code)
+        return code, cached_at

@@ -11,10 +11,8 @@ A module can opt out with ``# paraloop: disable``.
 
 from __future__ import annotations
 
-import io
+import _thread
 import os
-import threading
-import tokenize
 
 __all__ = ["HEAD_BYTES", "clear_cache", "has_marker", "marker_in_head"]
 
@@ -24,20 +22,32 @@ DISABLE = "paraloop: disable"
 HEAD_BYTES = 16384
 
 _cache: dict[str, tuple[int, int, bool]] = {}
-_lock = threading.Lock()
+_lock = _thread.allocate_lock()
 
-_SKIPPED = {tokenize.ENCODING, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT}
+_FIRST_LINE = b"# " + ENABLE.encode()
+_DISABLE = DISABLE.encode()
 
 
 def marker_in_head(head: bytes) -> bool:
     """True if the leading comment block of ``head`` enables paraloop (and does not disable it)."""
     if b"paraloop:" not in head:
         return False
+    if (
+        head.startswith(_FIRST_LINE)
+        and head[len(_FIRST_LINE) : len(_FIRST_LINE) + 1] in (b"\n", b"\r")
+        and _DISABLE not in head
+    ):
+        # The common spelling, alone on the first line (a comment whatever follows): no tokenizer.
+        return True
+    import io
+    import tokenize  # only for heads that mention paraloop at all
+
+    skipped = {tokenize.ENCODING, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT}
     enabled = False
     seen_docstring = False
     try:
         for token in tokenize.tokenize(io.BytesIO(head).readline):
-            if token.type in _SKIPPED:
+            if token.type in skipped:
                 continue
             if token.type == tokenize.COMMENT:
                 text = token.string.lstrip("#").strip()
