@@ -27,6 +27,8 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import importlib.util
+import json
 import logging
 import os
 import signal
@@ -34,6 +36,7 @@ import sys
 import threading
 import time
 import uuid
+import warnings
 from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any
@@ -41,7 +44,7 @@ from typing import Any
 from . import serialize
 from .chunks import Chunk, Chunker
 from .cpus import default_workers
-from .errors import ParaLoopError, WorkerCrashedError
+from .errors import ParaLoopError, ParaLoopWarning, WorkerCrashedError
 from .execute import RAISED, Job, Outcome, execute_chunk, timeout_error
 from .lifeline import alive
 
@@ -56,6 +59,18 @@ NO_WORKERS_GRACE = 30.0
 # How long to try to reach a scheduler named by address, handshake included: a server
 # there that accepts and never answers (or is not a Dask scheduler) is an error after this.
 CONNECT_SECONDS = 10.0
+
+# The dashboard's port when the user asks for it with True (Dask's own default).
+DASHBOARD_PORT = 8787
+# The HTTP routes of the scheduler of paraloop's own cluster: Dask's defaults without its
+# proxy (which forwards requests to other addresses on behalf of whoever asks).
+DASHBOARD_ROUTES = [
+    "distributed.http.scheduler.prometheus",
+    "distributed.http.scheduler.info",
+    "distributed.http.scheduler.json",
+    "distributed.http.health",
+    "distributed.http.statics",
+]
 
 _lock = threading.Lock()
 # The LocalCluster paraloop started, and the client on it.
@@ -197,11 +212,28 @@ def _own_client(distributed: Any, workers: int) -> Any:
         from distributed.deploy.subprocess import SubprocessCluster
 
         logger.debug("starting a Dask cluster with %d worker process(es) on 127.0.0.1", workers)
-        # Scheduler and workers run as separate programs (``python -m
-        # distributed.cli.dask_spec``), not as multiprocessing children: a
-        # worker Dask restarts after a crash must not re-run the user's script
-        # (as a spawned child does when the script has no main guard).  A chunk
-        # lost with its worker is an error, not retried elsewhere.
+        # Why SubprocessCluster (which distributed calls experimental) and not the public
+        # LocalCluster: scheduler and workers must run as separate programs (``python -m
+        # distributed.cli.dask_spec``), not as multiprocessing children of this one.
+        # - LocalCluster's nannies start their workers with multiprocessing's spawn
+        #   method (distributed.worker.multiprocessing-method), which runs the parent's
+        #   main script again in each worker, at start and whenever Dask restarts a worker
+        #   after a crash: a script without an ``if __name__ == "__main__":`` guard (the
+        #   common case) would run whole in every worker.  paraloop's own pool hides the
+        #   main script from the workers it starts (pool.main_hidden), but LocalCluster
+        #   starts its processes from threads of its own, where that cannot be done
+        #   without changing multiprocessing for the whole program.  fork instead is
+        #   unsafe in a program with threads (Dask's event loop is one).
+        # - LocalCluster's scheduler also runs inside this program, sharing its interpreter
+        #   with the caller that combines the outcomes (not measured here; the first
+        #   reason decides).  Killed programs are no reason either way: here each of the
+        #   cluster's programs leaves once this one is gone, SIGKILL included
+        #   (paraloop.lifeline, tested in tests/test_dask.py).
+        # It is otherwise the cluster a LocalCluster user knows (the same Scheduler and
+        # Nanny classes, SpecCluster's API: scale, close, dashboard_link), and its
+        # dashboard is there on request (PARALOOP_DASK_DASHBOARD or
+        # paraloop.config(dask_dashboard=...)).  A chunk lost with its worker is an
+        # error, not retried elsewhere.
         # Only this program may use it: TLS with a certificate made for this run, which
         # every connection must present (another local user could otherwise connect to
         # 127.0.0.1 and run code as this one).
@@ -210,7 +242,7 @@ def _own_client(distributed: Any, workers: int) -> Any:
             "host": "127.0.0.1",
             "n_workers": workers,
             "threads_per_worker": 1,
-            "dashboard_address": None,
+            "dashboard_address": _dashboard_address(),
             "scheduler_kwargs": {"allowed_failures": 0, "protocol": "tls"},
             "silence_logs": logging.CRITICAL,
             "security": security,
@@ -218,6 +250,8 @@ def _own_client(distributed: Any, workers: int) -> Any:
         # The Dask programs read their configuration (log level, credentials) from the
         # environment they inherit, which only this user can read.
         settings = {"DASK_LOGGING__DISTRIBUTED": "error", **_credential_settings(security)}
+        # Dask's HTTP pages for the dashboard, without the proxy to other addresses.
+        settings["DASK_DISTRIBUTED__SCHEDULER__HTTP__ROUTES"] = json.dumps(DASHBOARD_ROUTES)
         # Each of them leaves once this program is gone, however it ended (SIGKILL too).
         settings["PARALOOP_OWNER"] = str(os.getpid())
         for kind in ("SCHEDULER", "NANNY", "WORKER"):
@@ -234,9 +268,47 @@ def _own_client(distributed: Any, workers: int) -> Any:
                     os.environ[name] = value
         client = distributed.Client(cluster, set_as_default=False, security=security)
         client.wait_for_workers(workers, timeout=60)
+        if options["dashboard_address"] is not None:
+            logger.info("the Dask cluster's dashboard: %s", client.dashboard_link)
         _register_shutdown()
         _own = (cluster, client)
         return client
+
+
+def _dashboard_address() -> str | None:
+    """Where the dashboard of paraloop's own cluster listens, if the user asked for it.
+
+    ``PARALOOP_DASK_DASHBOARD`` (a port, or ``off``) overrides the code's
+    ``paraloop.config(dask_dashboard=...)`` (a port, True for Dask's usual 8787, False).
+    Always on 127.0.0.1, and off by default: its pages show every local user what the
+    program computes (they carry no credentials, unlike the cluster itself).
+    """
+    given = os.environ.get("PARALOOP_DASK_DASHBOARD", "").strip()
+    if given:
+        if given.lower() in ("off", "0"):
+            return None
+        if not given.isdigit() or not 1 <= int(given) <= 65535:
+            raise ParaLoopError(
+                f"PARALOOP_DASK_DASHBOARD={given!r}: give the port of the dashboard on 127.0.0.1 "
+                "(PARALOOP_DASK_DASHBOARD=8787), or off"
+            )
+        port = int(given)
+    else:
+        from .settings import current
+
+        asked = current().get("dask_dashboard")
+        if asked is None or asked is False:
+            return None
+        port = DASHBOARD_PORT if asked is True else int(asked)
+    if importlib.util.find_spec("bokeh") is None:
+        warnings.warn(
+            f"the Dask dashboard on 127.0.0.1:{port} needs bokeh, which is not installed: pip install "
+            "'bokeh>=3.1' (without it the dashboard's address answers only Dask's health and "
+            "metrics pages)",
+            ParaLoopWarning,
+            stacklevel=2,
+        )
+    return f"127.0.0.1:{port}"
 
 
 def _credentials() -> Any:

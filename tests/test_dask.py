@@ -533,3 +533,93 @@ def test_a_chunk_that_starts_after_its_loops_end_leaves_the_path_alone(tmp_path:
     loaded = dask_backend._job(key, b"not a job", [directory])
     assert isinstance(loaded, ParaLoopError)
     assert sys.path == before
+
+
+_DASHBOARD_SCRIPT = """
+import socket, sys, urllib.request
+import paraloop
+from paraloop import ParaLoop, dask_backend
+
+def run():
+    total = 0
+    for i in ParaLoop(range(50), backend="dask", num_processes=1):
+        total += i
+    return total
+
+if sys.argv[1] == "config":
+    with paraloop.config(dask_dashboard=int(sys.argv[2])):
+        total = run()
+else:
+    total = run()
+client = dask_backend._own[1]
+print("total", total)
+print("link", client.dashboard_link)
+with urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[2]}/health", timeout=30) as answer:
+    print("health", answer.read().decode())
+# Only on 127.0.0.1: another address of this machine does not answer.
+outside = socket.gethostbyname(socket.gethostname())
+if outside.startswith("127."):
+    print("outside refused")
+else:
+    try:
+        socket.create_connection((outside, int(sys.argv[2])), timeout=5).close()
+        print("outside answered")
+    except OSError:
+        print("outside refused")
+"""
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.parametrize("how", ["environment", "config"])
+def test_the_dashboard_of_paraloops_own_cluster_on_request(tmp_path: Path, how: str) -> None:
+    """PARALOOP_DASK_DASHBOARD=port or paraloop.config(dask_dashboard=port): Dask's dashboard
+    on 127.0.0.1 at that port (off by default), its link where Dask users look for it."""
+    script = tmp_path / "dashboard.py"
+    script.write_text(_DASHBOARD_SCRIPT)
+    port = _free_port()
+    env = {"PARALOOP_DASK_DASHBOARD": str(port)} if how == "environment" else {}
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("PARALOOP_")}
+    environment.update(env)
+    import subprocess
+
+    result = subprocess.run(
+        [sys.executable, "-m", "paraloop", str(script), how, str(port)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env=environment,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[:4] == [
+        f"total {sum(range(50))}",
+        f"link http://127.0.0.1:{port}/status",
+        "health ok",
+        "outside refused",
+    ]
+    import importlib.util
+
+    if importlib.util.find_spec("bokeh") is None:
+        assert "needs bokeh, which is not installed: pip install 'bokeh>=3.1'" in result.stderr
+
+
+def test_the_dashboard_setting_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A dashboard that is not a port is refused saying what to write; off is the default."""
+    monkeypatch.delenv("PARALOOP_DASK_DASHBOARD", raising=False)
+    assert dask_backend._dashboard_address() is None
+    monkeypatch.setenv("PARALOOP_DASK_DASHBOARD", "0.0.0.0:8787")
+    with pytest.raises(
+        paraloop.ParaLoopError, match=r"PARALOOP_DASK_DASHBOARD='0.0.0.0:8787': give the port"
+    ):
+        dask_backend._dashboard_address()
+    monkeypatch.setenv("PARALOOP_DASK_DASHBOARD", "off")
+    with paraloop.config(dask_dashboard=8787):
+        assert dask_backend._dashboard_address() is None  # the environment overrides the code
