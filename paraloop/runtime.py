@@ -571,10 +571,17 @@ def _settings(context: Any) -> tuple[Any, ...]:
     return (context.prec, context.rounding, *limits, traps)
 
 
+def _one_per_thread(values: list[Any]) -> bool:
+    """Whether the body uses a per-worker object made once per thread (see paraloop.resources):
+    then a worker runs the loop's iterations in its main thread, never in lanes."""
+    return any(isinstance(value, PerWorker) and not value.thread_safe for value in values)
+
+
 def _plain_job(
     loop: Any, worker: Callable[..., Any], values: list[Any], params: tuple[str, ...], line: int
 ) -> Job:
     return Job(
+        lanes=False if _one_per_thread(values) else None,
         timeout=loop.timeout,
         function=worker,
         params=params,
@@ -643,8 +650,8 @@ def _run(
             logger.debug("loop at line %d changes %s: no lanes", line, shared)
             lanes = False
     params, values = _capture(worker, scope, local)
-    if lanes is None and any(isinstance(v, PerWorker) and not v.thread_safe for v in values):
-        lanes = False  # one object per thread: a worker's iterations run in its main thread
+    if lanes is None and _one_per_thread(values):
+        lanes = False
     variables = {name: v for name, v in zip(params, values) if isinstance(v, Variable)}
     inferred: dict[str, Any] = {}
     if uses:

@@ -205,8 +205,9 @@ def test_a_function_the_body_calls_reaches_the_object_through_the_handle(
 def test_worker_iterations_that_wait_stay_in_the_main_thread(
     load_module: Loader, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A loop that uses a per-worker object runs no lanes: one object per worker process
-    serves its iterations, one at a time (a sqlite3 connection is not shared by threads)."""
+    """A loop (and a comprehension) that uses a per-worker object runs no lanes: one object
+    per worker process serves its iterations, one at a time (a sqlite3 connection is not
+    shared by threads)."""
     monkeypatch.setenv("PARALOOP_START_METHOD", "fork")
     monkeypatch.delenv("PARALOOP_WORKERS", raising=False)
     module = load_module("""
@@ -221,9 +222,16 @@ def test_worker_iterations_that_wait_stay_in_the_main_thread(
             time.sleep(0.01)
             values.append(conn.execute("select ?", (i,)).fetchone()[0])
             threads.add(threading.current_thread().name)
+
+        def wait(i):
+            time.sleep(0.01)
+            return threading.current_thread().name
+
+        listed = [(conn.execute("select ?", (i,)).fetchone()[0], wait(i)) for i in ParaLoop(range(40))]
     """)
     assert module.values == list(range(40))
     assert module.threads == {"MainThread"}
+    assert module.listed == [(i, "MainThread") for i in range(40)]
 
 
 @pytest.mark.parametrize("backend", ["fork", "threads", "sequential"])
