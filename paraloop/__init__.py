@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from .explanation import Explanation
     from .hook.rewriter import show
     from .loop import ParaLoop
+    from .resources import per_worker
     from .settings import config
     from .shared import SharedArray
     from .variable import Variable
@@ -46,6 +47,7 @@ _LAZY = {
     "Variable": "variable",
     "aggregation_strategies": None,
     "config": "settings",
+    "per_worker": "resources",
     "show": "hook.rewriter",
 }
 
@@ -82,6 +84,7 @@ __all__ = [
     "config",
     "explain",
     "install",
+    "per_worker",
     "show",
     "uninstall",
 ]
