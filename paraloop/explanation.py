@@ -446,7 +446,8 @@ class _Context:
             holder = path[scope][0]
             if not isinstance(holder, _FUNCTIONS) or name not in function_locals(holder):
                 return self.module_value(name, holder)
-        steps = path[scope + 1 :] if scope >= 0 else path
+        # From the function's own body (or the module's) down to the loop's block.
+        steps = path[max(scope, 0) :]
         in_loop = False
         checks: list[tuple[ast.AST, list[ast.stmt], int, bool]] = []
         for holder, block, index in steps:
@@ -537,6 +538,12 @@ class _Context:
             return ()
         if isinstance(node, ast.JoinedStr):
             return ""
+        if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Slice):
+            # A slice of a sequence or an array has the sequence's type: np.zeros(32)[::2].
+            base = self.sample(node.value)
+            if isinstance(base, (list, tuple, str, bytes, bytearray)) or type(base).__name__ == "ndarray":
+                return base
+            return _NOTHING
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult):
             for side in (node.left, node.right):
                 if isinstance(side, (ast.List, ast.Tuple)):

@@ -153,6 +153,47 @@ def test_reported_strategy_is_the_one_the_loop_runs_with(
     assert repr(result.x) == repr(expected)
 
 
+def test_value_found_in_a_function_and_in_its_module(
+    write: Callable[[str], Module], chosen: dict[str, str]
+) -> None:
+    """A loop in a function: the value before it is the function's own assignment, or the module's
+    for a global; the strategy is the one the runtime picks there."""
+    module = write(
+        """
+        # paraloop: enable
+        import numpy as np
+        from collections import Counter
+        from paraloop import ParaLoop
+        grand = 0
+
+        def count(words):
+            global grand
+            counts = Counter()
+            parts = np.zeros(8)[::2]
+            for word in ParaLoop(words):
+                counts[word] += 1
+                grand += len(word)
+                parts += len(word)
+            return counts, parts
+        """
+    )
+    loop = module.explain().loop(11)
+    assert loop.scope == "count"
+    got = {d.name: (d.decision, d.strategy, d.line) for d in loop.names if d.name != "word"}
+    assert got == {
+        "counts": ("reduction", "Sum", 12),
+        "grand": ("reduction", "Sum", 13),
+        "parts": ("reduction", "Sum", 14),
+    }
+    assert "as counts is a Counter (line 9: counts = Counter())" in loop.name("counts").detail
+    assert "as grand is an int (line 5: grand = 0)" in loop.name("grand").detail
+    assert "as parts is a ndarray (line 10: parts = np.zeros(8)[::2])" in loop.name("parts").detail
+    result = load(module)
+    counts, parts = result.count(["a", "bb", "a"])
+    assert (counts, list(parts), result.grand) == ({"a": 2, "bb": 1}, [4.0] * 4, 4)
+    assert (chosen["counts"], chosen["grand"], chosen["parts"]) == ("Sum", "Sum", "Sum")
+
+
 def test_strategy_that_holds_for_every_type_is_reported_without_the_value(
     write: Callable[[str], Module], chosen: dict[str, str]
 ) -> None:
