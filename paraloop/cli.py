@@ -65,11 +65,17 @@ script, or run a package with -m.  Errors in the program are reported as
 python reports them (exit status 1); a missing SCRIPT or MODULE as python
 reports it (2 and 1); a wrong option in one line (exit status 2).
 
-Environment variables:
+Environment variables (each overrides what the code says, in ParaLoop(...) or in
+a paraloop.config(...) block; in the code, a loop's own option wins over a block's):
   PARALOOP_BACKEND        processes (default), threads, sequential or dask, for every loop
-  PARALOOP_WORKERS        number of worker processes for loops that give none
+  PARALOOP_WORKERS        number of workers for every loop; -1 all CPUs, -2 all but one
   PARALOOP_START_METHOD   fork, forkserver or spawn for the worker processes
   PARALOOP_DASK_SCHEDULER address of the Dask scheduler for backend dask
+  PARALOOP_DASK_DASHBOARD port of the dashboard of paraloop's own Dask cluster
+                          on 127.0.0.1, or off (the default)
+  PARALOOP_LANES          0 or 1: whether workers may run waiting iterations in threads
+  PARALOOP_NATIVE_THREADS off, or threads for each worker's BLAS/OpenMP pools
+See docs/configuration.md.
 """
 
 
