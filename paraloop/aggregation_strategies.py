@@ -247,9 +247,15 @@ class Sum(AggregationStrategy):
             get = accumulated.get
             # A key new to a defaultdict starts from its default, as d[k] += x would.
             factory = getattr(accumulated, "default_factory", None)
+            # Counts (ints under a plain dict, a Counter or defaultdict(int)) are most of what
+            # mappings sum, often hundreds of thousands of keys: their loop does no more than it
+            # must (a new key's value is the amount itself: int() + amount is amount).
+            counts = factory is None or factory is int
             for key, amount in partial.items():
                 current = get(key, NOTHING)
-                if current is NOTHING:
+                if counts and type(amount) is int:
+                    accumulated[key] = amount if current is NOTHING else current + amount
+                elif current is NOTHING:
                     accumulated[key] = amount if factory is None else _add(factory(), amount)
                 elif isinstance(current, (list, set, dict)):
                     accumulated[key] = _add(current, amount)
