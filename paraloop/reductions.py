@@ -32,6 +32,7 @@ from . import aggregation_strategies as strategies
 from .aggregation_strategies import AggregationStrategy
 from .errors import ParaLoopError
 from .execute import UNBOUND
+from .guard import _user_code
 from .replay import StandIn
 from .replay import inexact as _inexact
 from .shared import SharedArray
@@ -323,8 +324,26 @@ def _check_variable(name: str, variable: Variable[Any], group: list[Use], filena
 def _infer(name: str, value: Any, group: list[Use], filename: str) -> AggregationStrategy | None:
     if isinstance(value, types.ModuleType):
         # sys.stdout = ..., os.environ[k] = v: process-wide state, which each worker has its
-        # own of (paraloop.process_state keeps such loops out of threads); a change to a
-        # module of the user's own is caught by the guard.
+        # own of and an iteration sets for itself (paraloop.process_state keeps such loops out
+        # of threads).  A module of the user's own is the program's object: a store into it
+        # would land in a worker's copy of the module and be lost.
+        stores = [
+            use
+            for use in group
+            # name.value = x is recorded as an assignment (the form a Variable's value takes)
+            if use[2] == "attribute" or (use[2] == "assign" and use[3].startswith(f"{name}.value"))
+        ]
+        if stores and _user_code(value.__name__, getattr(value, "__file__", None)):
+            raise _refuse(
+                filename,
+                stores[0],
+                f"the ParaLoop body changes {name!r}, a module of this program, in place. Worker "
+                "processes change their own copies of the module, so the change would be lost. "
+                f"Compute the value in a plain name in the body and set it after the loop: for "
+                f"{name}.last = x, last = x in the body and {name}.last = last after it; for "
+                f"{name}.total += x, total = 0 before, total += x in the body, "
+                f"{name}.total += total after",
+            )
         return None
     by_form: dict[str, list[Use]] = {}
     for use in group:

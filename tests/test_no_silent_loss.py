@@ -235,3 +235,46 @@ def test_a_change_to_a_large_object_in_the_last_iteration_is_caught_at_the_end(
     """)
     with pytest.raises(paraloop.ParaLoopError, match="'table'"):
         load_module(source)
+
+
+# A module of the program is one of its objects: a store into it from the body landed in a worker's
+# copy of the module and was lost without a word (found by the --explain helper's pass). The
+# process-wide state modules carry (os.environ, sys.stdout) is each iteration's own: see
+# tests/test_process_state.py.
+MODULE_STORES = {
+    "an attribute": ("mod.last = i", "last = i", "mod.last = last"),
+    "an attribute named value": ("mod.value = i", "value = i", "mod.value = value"),
+    "an augmented attribute": ("mod.total += i", "total += i", "mod.total += total"),
+    "a list in the module": ("mod.items.append(i)", "items.append(i)", "mod.items.extend(items)"),
+    "an entry of a dict in the module": ("mod.table[i] = i", "table[i] = i", "mod.table.update(table)"),
+}
+
+
+@pytest.mark.usefixtures("every_backend")
+@pytest.mark.parametrize("store", list(MODULE_STORES), ids=list(MODULE_STORES))
+def test_a_store_into_a_module_of_the_program_is_refused_and_the_advice_works(
+    store: str, load_module: Loader, tmp_path: Path
+) -> None:
+    body, local, after = MODULE_STORES[store]
+    name = f"silent_helper_{abs(hash((store, str(tmp_path)))) % 10**8}"
+    (tmp_path / f"{name}.py").write_text("")
+    setup = f"import {name} as mod\nmod.last = mod.value = None\nmod.total = 0\nmod.items = []\nmod.table = {{}}\n"
+    loop = f"for i in ParaLoop(range(12), num_processes=2):\n    {body}\n"
+    result = "result = (mod.last, mod.value, mod.total, mod.items, mod.table)\n"
+    with pytest.raises(paraloop.ParaLoopError) as refused:
+        load_module(PRELUDE + setup + loop + result)
+    message = str(refused.value)
+    assert "'mod', a module of this program" in message
+    assert f"line {len((PRELUDE + setup).splitlines()) + 3}:" in message  # the marker line is added on top
+    # As the refusal advises: a plain name in the body, applied to the module after the loop.
+    advised = (
+        PRELUDE
+        + setup
+        + "last = value = None\ntotal = 0\nitems = []\ntable = {}\n"
+        + f"for i in ParaLoop(range(12), num_processes=2):\n    {local}\n{after}\n"
+        + result
+    )
+    plain = run_plain(
+        PRELUDE + setup + loop.replace("ParaLoop(range(12), num_processes=2)", "range(12)") + result
+    )
+    assert load_module(advised).result == plain["result"]
