@@ -311,22 +311,32 @@ def test_name_unbound_when_the_loop_starts(write: Callable[[str], Module]) -> No
         load(module)
 
 
-def test_module_attribute_is_untracked(write: Callable[[str], Module]) -> None:
-    """helper.seen = i on an imported module: no strategy, the report says so."""
+def test_a_store_into_a_module_of_the_program_is_reported_refused(write: Callable[[str], Module]) -> None:
+    """helper.seen = i on a module of the program: refused when the loop starts (the change would be
+    lost in the workers), and the report says so; os.environ[...] = v stays each iteration's own."""
     module = write(
         """
         # paraloop: enable
+        import os
         import explain_helper_module
         from paraloop import ParaLoop
         for i in ParaLoop(range(3)):
             explain_helper_module.seen = i
+        for i in ParaLoop(range(3)):
+            os.environ["EXPLAIN_ROW"] = str(i)
         """
     )
     (module.path.parent / "explain_helper_module.py").write_text("seen = None\n")
-    decision = module.explain().loop(4).name("explain_helper_module")
-    assert (decision.decision, decision.strategy, decision.line) == ("untracked", None, 5)
-    assert "is a module (line 2: import explain_helper_module)" in decision.detail
-    assert {d.decision for d in module.explain().loop(4).names} <= set(DECISIONS)
+    report = module.explain()
+    decision = report.loop(5).name("explain_helper_module")
+    assert (decision.decision, decision.line) == ("refused", 6)
+    assert "a module of this program" in decision.detail
+    environ = report.loop(7).name("os")
+    assert (environ.decision, environ.strategy) == ("untracked", None)
+    assert "is a module (line 2: import os)" in environ.detail
+    assert {d.decision for d in report.loop(5).names} | {d.decision for d in report.loop(7).names} <= set(
+        DECISIONS
+    )
 
 
 def test_comprehension_and_global_random_note(
