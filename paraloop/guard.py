@@ -40,6 +40,7 @@ from .errors import ParaLoopError
 from .items import bound_to_this_process
 from .process_state import numpy_state
 from .serialize import code_names, installed
+from .sharing import shared_here
 
 __all__ = ["ATOMS", "GENERATOR_MODULES", "Guard", "fingerprint", "reached", "read_only_error"]
 
@@ -288,6 +289,10 @@ class Guard:
 
     def _freeze(self, label: str, array: Any) -> None:
         if not array.flags.writeable:
+            if shared_here(array):
+                # Writable in the caller, read-only here as it came (paraloop.sharing): a write
+                # must be reported as a write to it, as for any captured array.
+                self.arrays.append((label, array, False))
             return
         try:
             array.flags.writeable = False

@@ -46,6 +46,7 @@ from .errors import IterationTimeoutError, ParaLoopError, WorkerCrashedError
 from .execute import RAISED, Job, Outcome
 from .items import bound_to_this_process
 from .lanes import MAX_LANES, Probe, mostly_waiting
+from .sharing import Segments, sharing
 from .worker import CHECK, CHUNK, HEADER, JOB, NOTHING, QUIT, WATCHED, Checked, serve
 
 __all__ = ["ProcessPool", "get_pool", "shutdown_pools"]
@@ -143,8 +144,17 @@ def _unreadable(worker: _Worker, job: Job, error: Exception) -> Outcome:
     return Outcome(chunk.index, chunk.start, len(chunk.items), RAISED, chunk.start, refused)
 
 
-def job_bytes(job: Job) -> bytes:
-    """The job by value, or a ParaLoopError naming the captured value that cannot travel."""
+def job_bytes(job: Job, segments: Segments | None = None) -> bytes:
+    """The job by value, or a ParaLoopError naming the captured value that cannot travel.
+
+    With ``segments``, large captured arrays go into shared-memory segments rather than
+    into the bytes (see :mod:`paraloop.sharing`); the caller frees them after the loop.
+    """
+    with sharing(segments):
+        return _job_bytes(job)
+
+
+def _job_bytes(job: Job) -> bytes:
     for name, value in zip(job.params, job.values):
         if bound_to_this_process(value):
             raise ParaLoopError(
@@ -355,6 +365,8 @@ class ProcessPool:
         lanes_ok = job.timeout is None and job.lanes is not False and recycle is None
         wall = cpu = queued = 0.0
         job_message: bytes | None = None
+        # Large captured arrays, sent once for all workers (freed when the loop ends).
+        segments = Segments()
         # The options of a coverage measuring the caller: the workers measure too.
         measure = coverage_workers.settings()
         try:
@@ -395,8 +407,9 @@ class ProcessPool:
                     try:
                         if first:
                             if job_message is None:
+                                job_data = job_bytes(job, segments)
                                 job_message = pickle.dumps(
-                                    (sys.path, job.native_threads, importing, measure, job_bytes(job)),
+                                    (sys.path, job.native_threads, importing, measure, job_data),
                                     protocol=pickle.HIGHEST_PROTOCOL,
                                 )
                             worker.send(JOB, loop_id, 0, 0, job_message)
@@ -512,6 +525,8 @@ class ProcessPool:
                 worker.lease = None
                 worker.watched = False
                 worker.early_cpu = None
+            # Every worker that runs this loop has its job (and its mappings) by now.
+            segments.free()
 
     def _retire(self, worker: _Worker, loop_id: int, job: Job, measured: bool) -> None:
         """Stop a worker that ran its ``max_iterations_per_worker``: first the check a loop's

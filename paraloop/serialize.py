@@ -20,6 +20,8 @@ import types
 from collections.abc import Mapping
 from typing import Any
 
+from .sharing import reduce_shared
+
 __all__ = ["Carried", "dumps", "dumps_by_value", "dumps_function_job", "loads"]
 
 _PICKLE = b"P"
@@ -235,6 +237,9 @@ class _FunctionPickler(pickle.Pickler):
         self.function = function
 
     def reducer_override(self, obj: Any) -> Any:
+        shared = reduce_shared(obj)
+        if shared is not NotImplemented:
+            return shared
         if isinstance(obj, types.FunctionType) and (
             obj is self.function or not _locatable(obj) or _importing_module(obj.__module__)
         ):
@@ -371,8 +376,17 @@ def _pickler_class() -> type:
         dispatch[types.ModuleType] = save_module_by_name
         dispatch[_LOCK] = save_lock
         dispatch[_RLOCK] = save_lock
-        _pickler = type("_Pickler", (dill.Pickler,), {"dispatch": dispatch, "paraloop": True})
+        _pickler = type(
+            "_Pickler",
+            (dill.Pickler,),
+            # reducer_override: large captured arrays go through shared memory (paraloop.sharing).
+            {"dispatch": dispatch, "paraloop": True, "reducer_override": _reduce_shared},
+        )
     return _pickler
+
+
+def _reduce_shared(pickler: Any, obj: Any) -> Any:
+    return reduce_shared(obj)
 
 
 def _by_value_for_importing_modules(dill: Any) -> None:
