@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -12,6 +13,8 @@ from .errors import ParaLoopError, ParaLoopWarning
 from .settings import current as current_config
 
 if TYPE_CHECKING:
+    from types import FrameType
+
     from typing_extensions import Never
 
 __all__ = ["BACKENDS", "ParaLoop", "check_settings"]
@@ -36,6 +39,33 @@ _OTHER_NAMES = {"n_jobs": "joblib", "max_workers": "concurrent.futures", "proces
 _OPTIONS = (
     "num_processes, backend, chunksize, start_method, timeout, progress, scheduler, lanes, native_threads"
 )
+
+
+def _refuse_if_typeguard_took_it(frame: FrameType) -> None:
+    """Refuse a loop of a marked module that typeguard's import hook compiled alone.
+
+    typeguard's hook, installed after paraloop's, sits ahead of it on ``sys.meta_path``
+    and asks the path finder itself, so paraloop never sees the module.  Rather than run
+    a marked loop sequentially, say how to get both.
+    """
+    from .hook.finder import is_typeguard_loader
+    from .hook.marker import has_marker
+
+    namespace = frame.f_globals
+    spec = namespace.get("__spec__")
+    loader = getattr(spec, "loader", None) or namespace.get("__loader__")
+    path = frame.f_code.co_filename
+    if not is_typeguard_loader(loader) or not has_marker(path):
+        return
+    name = namespace.get("__name__", "?")
+    raise ParaLoopError(
+        f"{path}, line {frame.f_lineno}: module {name!r} carries '# paraloop: enable', but "
+        "typeguard's import hook, installed after paraloop's, imported it without paraloop's "
+        "rewrite, so this ParaLoop loop would run sequentially. Call paraloop.install() after "
+        "typeguard.install_import_hook(...) and before importing the module (paraloop's hook "
+        "goes first again, and the module gets both: paraloop's rewrite, then typeguard's "
+        "checks), or install typeguard's hook before importing paraloop"
+    )
 
 
 def _unknown(unknown: Mapping[str, Any], where: str) -> ParaLoopError:
@@ -282,6 +312,7 @@ class ParaLoop(Generic[T]):
         return self.start_method
 
     def __iter__(self) -> Iterator[T]:
+        _refuse_if_typeguard_took_it(sys._getframe(1))
         warnings.warn(_NOT_REWRITTEN, ParaLoopWarning, stacklevel=2)
         return iter(self.iterable)
 

@@ -16,9 +16,17 @@ def installed() -> bool:
 
 
 def install() -> None:
-    """Put paraloop's finder first on ``sys.meta_path`` (once; ``import paraloop`` does it)."""
-    if not installed():
-        sys.meta_path.insert(0, ParaLoopFinder())
+    """Put paraloop's finder first on ``sys.meta_path`` (``import paraloop`` does it).
+
+    Called again, it moves paraloop's finder back to the front: an import hook installed
+    since (typeguard's ``install_import_hook``) sits ahead of it and takes marked modules
+    away from it; behind paraloop's finder it composes with paraloop's rewrite.
+    """
+    finders = [finder for finder in sys.meta_path if isinstance(finder, ParaLoopFinder)]
+    if finders and sys.meta_path[0] is finders[0]:
+        return
+    finder = finders[0] if finders else ParaLoopFinder()
+    sys.meta_path[:] = [finder, *(f for f in sys.meta_path if not isinstance(f, ParaLoopFinder))]
 
 
 def uninstall() -> None:

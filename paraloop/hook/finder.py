@@ -5,8 +5,10 @@ back what they found, so every import is searched once (a finder that declined w
 make the import system ask them all again).  An ordinary source module gets a
 :class:`ParaLoopLoader` that decides about the marker when it loads, from bytes the
 import reads anyway, and gives plain modules CPython's loader back; everything else
-(extension modules, zip imports, namespace packages, pytest's unmarked test modules)
-keeps the spec the later finders made.  A module no finder knows gives ``None``, and
+(extension modules, zip imports, namespace packages, pytest's unmarked test modules,
+modules typeguard's import hook instruments that are not marked) keeps the spec the
+later finders made.  A marked module that pytest's or typeguard's hook also claims gets
+both treatments: paraloop's rewrite first, then theirs.  A module no finder knows gives ``None``, and
 the import system goes on as it would have.
 """
 
@@ -38,6 +40,12 @@ def _pytest_config(loader: Any) -> Any:
     return getattr(loader, "config", None)
 
 
+def is_typeguard_loader(loader: Any) -> bool:
+    """Whether ``loader`` is typeguard's (its import hook instruments the module)."""
+    kind = type(loader)
+    return kind.__module__ == "typeguard._importhook" and kind.__name__ == "TypeguardLoader"
+
+
 class ParaLoopFinder:
     """Finds marked modules and gives them a :class:`ParaLoopLoader`."""
 
@@ -54,6 +62,13 @@ class ParaLoopFinder:
         if type(loader) is importlib.machinery.SourceFileLoader:
             # Whether it is marked is decided when it loads, from bytes the import reads anyway.
             spec.loader = ParaLoopLoader(fullname, origin, marked=None, plain=loader, cached=spec.cached)
+            return spec
+        if is_typeguard_loader(loader):
+            # typeguard's import hook also claims this module: a marked one gets paraloop's
+            # rewrite, then typeguard's instrumentation (its loader compiles the rewritten tree).
+            if has_marker(origin):
+                spec.loader = ParaLoopLoader(fullname, origin, next_loader=loader)
+                spec.cached = cache_path(origin)
             return spec
         config = _pytest_config(loader)
         if config is not None:

@@ -44,14 +44,21 @@ def _debug(message: str, *args: object) -> None:
 
 
 def compile_rewritten(
-    source: bytes | str, path: str, optimize: int = -1, pytest_config: Any = None
+    source: bytes | str,
+    path: str,
+    optimize: int = -1,
+    pytest_config: Any = None,
+    next_loader: Any = None,
 ) -> CodeType:
     """Compile ``source`` with its ParaLoop loops rewritten.
 
     A syntax error in the user's code comes straight from the parser; an
     unsupported loop raises :class:`~paraloop.UnsupportedLoopError`.  With
     ``pytest_config`` (a test module pytest also rewrites), pytest's assertion rewrite
-    follows paraloop's, so asserts in loop bodies explain themselves too.
+    follows paraloop's, so asserts in loop bodies explain themselves too.  With
+    ``next_loader`` (the loader typeguard's import hook gave the module), that loader's
+    ``source_to_code`` compiles the rewritten tree, instrumenting it as it would the
+    module's own (the loop bodies paraloop made are checked too).
     """
     import ast
     import importlib.util
@@ -68,6 +75,9 @@ def compile_rewritten(
         data = source if isinstance(source, bytes) else source.encode("utf-8")
         rewrite_asserts(tree, data, path, pytest_config)
     try:
+        if next_loader is not None:
+            code: CodeType = next_loader.source_to_code(tree, path)
+            return code
         return compile(tree, path, "exec", dont_inherit=True, optimize=optimize)
     except (SyntaxError, ValueError) as error:
         # The user's own code may be what the compiler refuses ('break'
@@ -91,6 +101,8 @@ class ParaLoopLoader(importlib.machinery.SourceFileLoader):
     test module pytest also rewrites); None decides at load time (every module the
     finder hands over), giving ``plain`` (CPython's loader the finder found) back to
     modules without the marker.  ``cached``: the module's ordinary pyc path, when known.
+    ``next_loader``: the loader of another import hook (typeguard's) that compiles the
+    rewritten tree.
     """
 
     def __init__(
@@ -102,6 +114,7 @@ class ParaLoopLoader(importlib.machinery.SourceFileLoader):
         marked: bool | None = True,
         plain: Any = None,
         cached: str | None = None,
+        next_loader: Any = None,
     ) -> None:
         super().__init__(fullname, path)
         # The configuration of the pytest that also rewrites this module's asserts, if any.
@@ -110,6 +123,8 @@ class ParaLoopLoader(importlib.machinery.SourceFileLoader):
         self.plain = plain
         # The ordinary pyc's path, if the finder knew it (saves computing paraloop's from scratch).
         self.cached = cached
+        # typeguard's loader, when its import hook instruments this marked module too.
+        self.next_loader = next_loader
         self._deciding = False
         self._source: bytes | None = None
 
@@ -157,7 +172,7 @@ class ParaLoopLoader(importlib.machinery.SourceFileLoader):
                 self._source = source
                 raise _Marked
         if self.marked:
-            return compile_rewritten(data, path, _optimize, self.pytest_config)
+            return compile_rewritten(data, path, _optimize, self.pytest_config, self.next_loader)
         return super().source_to_code(data, path, _optimize=_optimize)
 
     def _rewritten(self) -> tuple[CodeType, str | None]:
@@ -166,10 +181,12 @@ class ParaLoopLoader(importlib.machinery.SourceFileLoader):
         source, self._source = self._source, None
         if source is None:
             source = self.get_data(path)
-        if self.pytest_config is not None:
+        if self.pytest_config is not None or self.next_loader is not None:
             # Both rewrites: not cached, since pytest's depends on its configuration (and pytest
-            # does not cache a test module it did not rewrite alone either).
-            return compile_rewritten(source, path, -1, self.pytest_config), cache.cache_path(path)
+            # does not cache a test module it did not rewrite alone either), typeguard's on its
+            # version (typeguard caches under a tag of its own).
+            both = compile_rewritten(source, path, -1, self.pytest_config, self.next_loader)
+            return both, cache.cache_path(path)
         cached_at = cache.beside(self.cached) if self.cached else cache.cache_path(path)
         code = cache.read(cached_at, source)
         if code is not None:
