@@ -36,7 +36,7 @@ import threading
 import warnings
 import weakref
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 from .errors import ParaLoopError, ParaLoopWarning
 
@@ -132,7 +132,7 @@ def per_worker(
     close: Callable[[T], Any] | bool | None = None,
     thread_safe: bool = False,
     **kwargs: Any,
-) -> PerWorker[T]:
+) -> T:
     """An object made once per worker by ``factory(*args, **kwargs)``, for loop bodies.
 
     For what a loop cannot capture (it does not pickle, or is too large to send
@@ -175,7 +175,9 @@ def per_worker(
         close = None
     if not isinstance(thread_safe, bool):
         raise ParaLoopError(f"paraloop.per_worker(..., thread_safe={thread_safe!r}): give True or False")
-    return PerWorker(factory, args, kwargs, close, thread_safe)
+    # Typed as the object it stands for: in a loop body the name is that object, and elsewhere
+    # the handle passes attribute access and calls on to it, so users' code type-checks as written.
+    return cast(T, PerWorker(factory, args, kwargs, close, thread_safe))
 
 
 class _Objects:

@@ -352,7 +352,7 @@ def _pickler_class() -> type:
     """
     global _pickler
     if _pickler is None:
-        import dill
+        import dill  # type: ignore[import-untyped,unused-ignore]
 
         save_module = dill.Pickler.dispatch[types.ModuleType]
 
@@ -448,14 +448,14 @@ def _refresh(kind: type, namespace: dict[str, Any]) -> None:
 
 
 def _create_type(kind: type, name: str, bases: tuple[type, ...], namespace: dict[str, Any]) -> type:
-    import dill
+    import dill  # type: ignore[import-untyped,unused-ignore]
 
     created: type = dill._dill._create_type(kind, name, bases, namespace)
     return created
 
 
 def _unpickler(payload: memoryview) -> Any:
-    import dill
+    import dill  # type: ignore[import-untyped,unused-ignore]
 
     class _Unpickler(dill.Unpickler):  # type: ignore[misc]
         def find_class(self, module: str, name: str) -> Any:
