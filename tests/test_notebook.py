@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-nbformat = pytest.importorskip("nbformat", reason="the notebook test needs the test extra")
-nbclient = pytest.importorskip("nbclient", reason="the notebook test needs the test extra")
+nbformat = pytest.importorskip("nbformat", reason="the notebook test needs the test dependency group")
+nbclient = pytest.importorskip("nbclient", reason="the notebook test needs the test dependency group")
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "examples" / "notebook.ipynb"
 

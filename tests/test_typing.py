@@ -122,7 +122,7 @@ def _mypy_path() -> str | None:
 
 
 def _run_mypy(directory: Path, sources: dict[str, str]) -> dict[str, list[tuple[int, str]]]:
-    pytest.importorskip("mypy", reason="mypy comes with the lint extra (tox's type environment)")
+    pytest.importorskip("mypy", reason="mypy comes with the type dependency group (tox's type environment)")
     for name, code in sources.items():
         (directory / f"{name}.py").write_text(textwrap.dedent(code))
     # An empty config of its own: mypy's defaults, not this project's strict settings or
