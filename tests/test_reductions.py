@@ -328,7 +328,7 @@ def test_inferred_reduction_in_a_function(load_module: Loader) -> None:
 
 def test_numpy_sum_and_preallocated_writes(load_module: Loader) -> None:
     """numpy arrays: += sums elementwise; out[i] = ... writes only those indexes."""
-    pytest.importorskip("numpy", reason="numpy is an optional extra (tox installs it in the test environments)")
+    pytest.importorskip("numpy", reason="numpy is an optional extra (tox installs it)")
     module = load_module(
         PRELUDE
         + textwrap.dedent("""
@@ -445,7 +445,7 @@ def test_floats_have_the_plain_loops_bits(
     reversed and/or forms: the plain loop's values bit for bit, for 2, 3 and 8 workers and
     chunk sizes None, 1 and 7 (under fork, threads and sequentially; spawn, forkserver and Dask
     with 8 workers), CONTRACT.md section 4."""
-    pytest.importorskip("numpy", reason="numpy is an optional extra (tox installs it in the test environments)")
+    pytest.importorskip("numpy", reason="numpy is an optional extra (tox installs it)")
     # Every chunk costs a message (on Dask a task of some milliseconds): small chunks get
     # shorter loops, long enough still for the order of roundings to show.
     n = {1: 40, 7: 120}.get(chunksize or 0, 300)

@@ -99,7 +99,7 @@ def test_min_and_max_may_be_read_in_their_update(load_module: Loader) -> None:
 
 def test_numpy_variables(load_module: Loader) -> None:
     """Sum, Product and Concatenate (first axis) on numpy arrays equal the plain loop."""
-    numpy = pytest.importorskip("numpy", reason="numpy is an optional extra (tox installs it in the test environments)")
+    numpy = pytest.importorskip("numpy", reason="numpy is an optional extra (tox installs it)")
     module = load_module(
         textwrap.dedent("""
         import numpy as np
