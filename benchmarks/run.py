@@ -1,6 +1,7 @@
 """The benchmark suite: ``python benchmarks/run.py [--quick]``.
 
-Runs every workload (``w1_dispatch`` ... ``w6_import``, ``w8_numpy``) for the plain loop,
+Runs every workload (``w1_dispatch`` ... ``w6_import``, ``w8_numpy``, ``w9_tiny``,
+``w10_array``) for the plain loop,
 paraloop and the peers, each repetition in a fresh process, checks that every
 tool's result equals the plain loop's, and writes ``docs/benchmarks.md`` and
 ``docs/benchmarks.png``. See ``benchmarks/README.md``.
@@ -101,6 +102,24 @@ def w8(reps: int) -> Table:
     variants = [PLAIN, PARALOOP, ("joblib", "joblib.Parallel (loky, its default)", "peer")]
     table = Table("w8", "W8 numpy: 24 iterations of fifteen 300x300 matrix products (cold)")
     return measure(table, variants, workload("w8_numpy", {"n": 24}), reps)
+
+
+def w9(reps: int) -> list[Table]:
+    tables = []
+    variants = [PLAIN, PARALOOP, WARM, ("thread_pool", "ThreadPoolExecutor.map", "peer"),
+                ("joblib", "joblib.Parallel", "peer")]  # fmt: skip
+    for shape, title in (("trivial", "10 trivial iterations"), ("10x1ms", "10 iterations of 1 ms"),
+                         ("100x0.1ms", "100 iterations of 0.1 ms")):  # fmt: skip
+        table = Table(f"w9-{shape}", f"W9 a small loop: {title}")
+        tables.append(measure(table, variants, workload("w9_tiny", {"shape": shape}), reps))
+    return tables
+
+
+def w10(reps: int) -> Table:
+    variants = [PLAIN, PARALOOP, WARM, ("joblib", "joblib.Parallel (memory-maps large arrays)", "peer"),
+                ("mp_pool", "multiprocessing.Pool, the array through its initializer", "peer")]  # fmt: skip
+    table = Table("w10", "W10 a captured 200 MB numpy array, 8 trivial iterations")
+    return measure(table, variants, workload("w10_array", {}), reps)
 
 
 def w5(reps: int) -> Table:
@@ -214,6 +233,8 @@ def measure_all(reps: int, quick: bool) -> tuple[list[Table], dict, report.Conte
         tables.append(w3(reps, rounds))
         tables += w4(reps)
         tables.append(w8(reps))
+        tables += w9(reps)
+        tables.append(w10(reps))
         tables.append(w5(reps))
         tables += w6(2 * reps, directory)
         log("diagnosing causes")
