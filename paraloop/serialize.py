@@ -213,8 +213,9 @@ def dumps_function_job(obj: Any, function: types.FunctionType) -> bytes | None:
     functions, modules of the standard library or of installed packages, and
     plain values) the standard pickle does the same work in a fraction of
     that: the function's code goes through :mod:`marshal`, with the globals it
-    names.  Anything it cannot carry as dill would (``__main__``, a closure, a
-    module of the user's own project) falls back to dill.
+    names; the script's own functions (``__main__``) travel so too.  Anything it
+    cannot carry as dill would (a class of the script or of a module being
+    imported, a closure, a module of the user's own project) falls back to dill.
     """
     buffer = io.BytesIO()
     try:
@@ -223,6 +224,8 @@ def dumps_function_job(obj: Any, function: types.FunctionType) -> bytes | None:
         return None
     data = buffer.getvalue()
     if b"__main__" in data:
+        # Something of the script's by reference (its functions travel by value, naming their
+        # module None for this check), or the text in a constant: dill sorts it out.
         return None
     return _PICKLE + data
 
@@ -241,12 +244,15 @@ class _FunctionPickler(pickle.Pickler):
         if shared is not NotImplemented:
             return shared
         if isinstance(obj, types.FunctionType) and (
-            obj is self.function or not _locatable(obj) or _importing_module(obj.__module__)
+            obj is self.function
+            or obj.__module__ == "__main__"  # a worker's __main__ is not the script: by value
+            or not _locatable(obj)
+            or _importing_module(obj.__module__)
         ):
-            if obj.__closure__ or obj.__module__ == "__main__":
+            if obj.__closure__:
                 raise _NeedsDill
             return _function, _function_state(obj)
-        if isinstance(obj, type) and _importing_module(obj.__module__):
+        if isinstance(obj, type) and (obj.__module__ == "__main__" or _importing_module(obj.__module__)):
             raise _NeedsDill  # dill sends it by value
         if isinstance(obj, types.ModuleType):
             if not _sent_by_name(obj):
@@ -299,7 +305,7 @@ def _function_state(function: types.FunctionType) -> tuple[Any, ...]:
     used = {name: namespace[name] for name in sorted(code_names(function.__code__)) if name in namespace}
     return (
         marshal.dumps(function.__code__),
-        function.__module__,
+        None if function.__module__ == "__main__" else function.__module__,
         used,
         function.__name__,
         function.__qualname__,
@@ -310,7 +316,7 @@ def _function_state(function: types.FunctionType) -> tuple[Any, ...]:
 
 def _function(
     code: bytes,
-    module: str,
+    module: str | None,
     used: dict[str, Any],
     name: str,
     qualname: str,
@@ -318,6 +324,7 @@ def _function(
     kwdefaults: dict[str, Any] | None,
 ) -> types.FunctionType:
     """Rebuild a function sent by :func:`dumps_function_job`, with the globals it uses."""
+    module = module or "__main__"
     namespace = {"__builtins__": builtins, "__name__": module, **used}
     function = types.FunctionType(marshal.loads(code), namespace, name, defaults)
     function.__qualname__ = qualname

@@ -6,6 +6,7 @@ import os
 import sys
 from collections.abc import Callable
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -383,3 +384,29 @@ def test_a_module_of_the_project_reaches_the_workers_as_the_caller_changed_it(
     """)
     settings.threshold = 5
     assert module.run() == [5] * 20
+
+
+def test_a_scripts_functions_travel_by_the_standard_pickle() -> None:
+    """A loop in a script (``__main__``) whose body calls the script's own functions: its job goes
+    through the standard pickle with the functions by value, not through dill (milliseconds per
+    loop: a warm 10-iteration loop in a script took 3.3 ms, 1.6 ms now); a class of the script
+    still needs dill, which sends it by value."""
+    from paraloop import serialize
+
+    namespace: dict[str, Any] = {"__name__": "__main__"}
+    exec(
+        "import math\n"
+        "def helper(x):\n    return math.sqrt(x) + OFFSET\n"
+        "def body(x):\n    return helper(x) * 2\n"
+        "OFFSET = 1.0\n"
+        "class Point:\n    pass\n"
+        "def uses_class(x):\n    return Point()\n",
+        namespace,
+    )
+    data = serialize.dumps_function_job(("job", namespace["body"]), namespace["body"])
+    assert data is not None and data[:1] == b"P"
+    assert b"__main__" not in data
+    name, body = serialize.loads(data)
+    assert name == "job" and body(16.0) == 10.0
+    assert body is not namespace["body"]  # a copy, as a worker gets it
+    assert serialize.dumps_function_job(namespace["uses_class"], namespace["uses_class"]) is None
