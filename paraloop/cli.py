@@ -1,4 +1,5 @@
-"""``python -m paraloop``: run a script, a module or a string of code with its ParaLoop loops
+"""``python -m paraloop``: run a script, a directory or zip archive with a ``__main__.py``, a
+module, a string of code or a program read from standard input with its ParaLoop loops
 rewritten, or show the rewrite.  The ``paraloop`` console script is the same command."""
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ __all__ = ["console_main", "main", "run_script"]
 
 USAGE = """\
 usage: python -m paraloop [--] SCRIPT [ARGS...]
+       python -m paraloop [--] DIRECTORY|ZIPFILE [ARGS...]
        python -m paraloop -m MODULE [ARGS...]
        python -m paraloop -c CODE [ARGS...]
+       python -m paraloop - [ARGS...]
        python -m paraloop --show FILE
        python -m paraloop --explain FILE
        python -m paraloop --version
@@ -35,7 +38,10 @@ The installed 'paraloop' command is the same as 'python -m paraloop'
 Run SCRIPT as __main__ (with sys.argv, sys.path[0] and __file__ as
 'python SCRIPT' sets them) with its ParaLoop loops running in parallel; the
 script needs no '# paraloop: enable' line.  Modules it imports are rewritten
-when they carry that line.
+when they carry that line.  A DIRECTORY or ZIPFILE holding a __main__.py runs
+that as 'python DIRECTORY' does (sys.argv[0] as given, the directory or archive
+first on sys.path), its loops rewritten; modules imported from a zip archive
+are not rewritten (a marked one gets a warning).
 
   -m MODULE     run MODULE as 'python -m MODULE' does (a package runs its
                 __main__ module; sys.argv[0] is the module's file and
@@ -44,6 +50,8 @@ when they carry that line.
   -c CODE       run CODE as 'python -c CODE' does (sys.argv[0] is '-c',
                 sys.path[0] is ''), its loops rewritten; functions and
                 classes it defines reach workers under every start method
+  -             read the program from standard input, as 'python -' does
+                (sys.argv[0] is '-', sys.path[0] is ''), its loops rewritten
   --show FILE   print FILE's source as paraloop rewrites it; exit status 2
                 when FILE cannot be read, 1 when it does not compile
   --explain FILE
@@ -60,10 +68,10 @@ when they carry that line.
   -h, --help    print this help
 
 Options come before SCRIPT, MODULE or CODE; every argument after those is the
-program's own.  A directory or a zip file cannot be run as SCRIPT: name its
-script, or run a package with -m.  Errors in the program are reported as
-python reports them (exit status 1); a missing SCRIPT or MODULE as python
-reports it (2 and 1); a wrong option in one line (exit status 2).
+program's own.  Errors in the program are reported as python reports them
+(exit status 1); a missing SCRIPT or MODULE, or a DIRECTORY or ZIPFILE
+without __main__.py, as python reports it (2, 1 and 1); a wrong option in one
+line (exit status 2).
 
 Environment variables (each overrides what the code says, in ParaLoop(...) or in
 a paraloop.config(...) block; in the code, a loop's own option wins over a block's):
@@ -89,6 +97,14 @@ class _CannotRun(Exception):
     def __init__(self, message: str, status: int) -> None:
         super().__init__(message)
         self.status = status
+
+
+class _SyntaxErrorFound(Exception):
+    """The program's syntax error, met while locating it: reported as python does, without frames."""
+
+    def __init__(self, error: SyntaxError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 @dataclass
@@ -130,11 +146,8 @@ def _locate_script(script: str, args: list[str]) -> _Program:
     # As the interpreter does: __file__ is the path as given, made absolute but not
     # normalised; sys.path[0] is the directory of the real file (symlinks resolved).
     path = script if os.path.isabs(script) else os.path.join(os.getcwd(), script)
-    if os.path.isdir(path):
-        raise _UsageError(
-            f"cannot run directory {script!r}: give the script to run, "
-            "or -m PACKAGE to run a package's __main__ module"
-        )
+    if os.path.isdir(path) or _is_zip(path):
+        return _locate_main_in(script, args)
     try:
         with open(path, "rb") as handle:
             source = handle.read()
@@ -148,6 +161,72 @@ def _locate_script(script: str, args: list[str]) -> _Program:
         __file__=path, __spec__=None, __cached__=None, __loader__=ParaLoopLoader("__main__", path)
     )
     return _Program(module, path, source)
+
+
+def _is_zip(path: str) -> bool:
+    """Whether python would run ``path`` as a zip archive (as zipimport reads it, whatever its name)."""
+    if not os.path.isfile(path):
+        return False
+    import zipimport
+
+    try:
+        zipimport.zipimporter(path)
+    except (zipimport.ZipImportError, OSError):
+        return False
+    return True
+
+
+def _locate_main_in(where: str, args: list[str]) -> _Program:
+    """A directory or a zip archive runs its ``__main__`` module, as ``python WHERE`` does:
+    ``sys.argv[0]`` is WHERE as given, WHERE (absolute) is put first on ``sys.path`` (also
+    under ``-P``) and ``__main__.py`` found there runs with the name ``__main__``.  Its loops
+    are rewritten, a zip archive's too (paraloop reads the member's source); the modules it
+    imports are rewritten when marked, except those in a zip archive, which are imported
+    as they are (the import hook warns about a marked one)."""
+    entry = os.path.abspath(where)
+    sys.argv[:] = [where, *args]
+    if getattr(sys.flags, "safe_path", False):
+        sys.path.insert(0, entry)
+    else:
+        sys.path[0] = entry
+    # Only WHERE is searched (python searches sys.path for __main__ with WHERE first: another
+    # entry holding a top-level __main__ module is no program to run).
+    try:
+        spec = importlib.machinery.PathFinder.find_spec("__main__", [entry])
+    except SyntaxError as error:
+        # zipimport compiles the module while finding it.
+        raise _SyntaxErrorFound(error) from None
+    if spec is None or spec.loader is None or spec.origin is None:
+        raise _CannotRun(f"can't find '__main__' module in {entry!r}", 1)
+    origin = spec.origin
+    source = _source_of(spec)
+    if source is not None and type(spec.loader) is importlib.machinery.SourceFileLoader:
+        # Its code is the rewritten code: so is what its loader gives.
+        spec = copy.copy(spec)
+        spec.loader = ParaLoopLoader(spec.name, origin)
+    module = _main_module(
+        __file__=origin,
+        __cached__=spec.cached,
+        __loader__=spec.loader,
+        __package__=spec.parent,
+        __spec__=spec,
+    )
+    return _Program(module, origin, _code_of(spec) if source is None else source)
+
+
+def _locate_stdin(args: list[str]) -> _Program:
+    """``python -``: the program is read from standard input; ``sys.path[0]`` is ``''``."""
+    source = sys.stdin.buffer.read()
+    sys.argv[:] = ["-", *args]
+    _set_path0("")
+    module = _main_module(
+        __file__="<stdin>",
+        __cached__=None,
+        __spec__=None,
+        __package__=None,
+        __loader__=importlib.machinery.BuiltinImporter,
+    )
+    return _Program(module, "<stdin>", source)
 
 
 def _locate_module(name: str, args: list[str]) -> _Program:
@@ -257,6 +336,9 @@ def _run(locate: Callable[[], _Program]) -> int:
     except _CannotRun as error:
         sys.stderr.write(f"{sys.executable}: {error}\n")
         return error.status
+    except _SyntaxErrorFound as found:
+        _report(found.error, with_frames=False)
+        return 1
     except (_UsageError, SystemExit, KeyboardInterrupt):
         raise
     except BaseException as error:  # noqa: BLE001 - an error importing the module's package
@@ -369,6 +451,8 @@ def _dispatch(args: list[str]) -> int:
     if first.startswith("-c"):
         text, rest = _option_value("-c", args)
         return _run(lambda: _locate_command(text, rest))
+    if first == "-":
+        return _run(lambda: _locate_stdin(args[1:]))
     if first == "--" and len(args) > 1:
         args = args[1:]
     elif first.startswith("-"):

@@ -1,5 +1,6 @@
 """The command line's options: ``-m MODULE``, ``-c CODE``, ``--version``, ``--show`` and its
-errors, unknown options, and the installed ``paraloop`` command.
+errors, unknown options, the installed ``paraloop`` command, and programs that are a directory
+or a zip archive with a ``__main__.py`` or come from standard input (``-``).
 
 Every test runs real programs in a subprocess from ``tmp_path`` and looks only at what a user
 sees: stdout, stderr and the exit code, compared with what plain ``python -m``/``python -c``
@@ -338,17 +339,6 @@ def test_missing_script_is_reported_exactly_like_python(tmp_path: Path) -> None:
     assert para.returncode == 2 and "[Errno 2]" in para.stderr
 
 
-def test_directory_as_script_is_refused_in_one_line(tmp_path: Path) -> None:
-    """A directory given as SCRIPT: one line saying what to run instead, exit 2."""
-    write(tmp_path / "app" / "__main__.py", "print('not run')\n")
-    result = paraloop(tmp_path, "app")
-    assert (result.returncode, result.stdout) == (2, "")
-    assert result.stderr == (
-        "paraloop: cannot run directory 'app': give the script to run, "
-        "or -m PACKAGE to run a package's __main__ module\n"
-    )
-
-
 @pytest.mark.parametrize(
     "args,message",
     [
@@ -441,3 +431,215 @@ def test_safe_path_flag_keeps_sys_path_as_python_does(tmp_path: Path, how: str) 
     )
     assert para.stderr == ""
     assert only_json(para)["path0"] == only_json(plain)["path0"] == str(tmp_path)
+
+
+# --------------------------------------------------------------------------------------
+# A directory or a zip archive with __main__.py, and '-' (the program from stdin)
+# --------------------------------------------------------------------------------------
+
+# The loop of a directory's or archive's __main__.py: its helper module sits beside it.
+MAIN_LOOP = LOOP.format(import_helper="from helpers import square")
+STDIN_LOOP = COMMAND_LOOP
+
+
+def make_app(root: Path, kind: str, files: dict[str, str], name: str = "app") -> str:
+    """A directory ``name`` or a zip archive ``name.zip`` holding ``files``; its name as given."""
+    if kind == "directory":
+        for file, source in files.items():
+            write(root / name / file, source)
+        return name
+    import zipfile
+
+    with zipfile.ZipFile(root / f"{name}.zip", "w") as archive:
+        for file, source in files.items():
+            archive.writestr(file, textwrap.dedent(source).lstrip())
+    return f"{name}.zip"
+
+
+def piped(cwd: Path, source: str, *args: str, paraloop: bool) -> subprocess.CompletedProcess[str]:
+    """``python - ARGS`` or ``python -m paraloop - ARGS`` with ``source`` on standard input."""
+    command = [sys.executable, *(["-m", "paraloop"] if paraloop else []), "-", *args]
+    return subprocess.run(
+        command, input=source, capture_output=True, text=True, env=_env(), cwd=cwd, timeout=TIMEOUT
+    )
+
+
+KINDS = ["directory", "zip"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_directory_or_zip_sees_what_python_gives_it(tmp_path: Path, kind: str) -> None:
+    """sys.argv (the name as given), sys.path[0] (its absolute path), __name__, __file__,
+    __package__, __spec__, __cached__ are what 'python app' and 'python app.zip' set."""
+    target = make_app(tmp_path, kind, {"__main__.py": CONTEXT})
+    plain = only_json(python(tmp_path, target, "a", "--b"))
+    para = paraloop(tmp_path, target, "a", "--b")
+
+    assert para.stderr == ""
+    seen = only_json(para)
+    assert seen == plain
+    assert seen["argv"] == [target, "a", "--b"]
+    assert seen["path0"] == str(tmp_path / target)
+    assert seen["file"] == str(tmp_path / target / "__main__.py")
+    assert (seen["name"], seen["spec"], seen["package"]) == ("__main__", "__main__", "")
+
+
+@pytest.mark.parametrize("method", START_METHODS)
+@pytest.mark.parametrize("kind", KINDS)
+def test_directory_or_zip_loop_runs_in_workers(tmp_path: Path, kind: str, method: str) -> None:
+    """Its __main__.py's loop (no marker) runs in workers under every start method, with a
+    helper module imported from beside it, its own function and class; the plain result."""
+    target = make_app(
+        tmp_path, kind, {"__main__.py": MAIN_LOOP, "helpers.py": "def square(x):\n    return x * x\n"}
+    )
+    plain = python(tmp_path, target, method)
+    para = paraloop(tmp_path, target, method)
+
+    assert "ParaLoopWarning" in plain.stderr
+    assert para.stderr == ""
+    seen = only_json(para)
+    assert seen["out"] == only_json(plain)["out"] == [(i * i + 1) * 3 for i in range(50)]
+    assert seen["in_workers"] is True
+
+
+MARKED_HELPER = """
+    # paraloop: enable
+    import os
+
+    from paraloop import ParaLoop
+
+
+    def pids():
+        seen = set()
+        for i in ParaLoop(range(8), num_processes=2, chunksize=1):
+            seen.add(os.getpid())
+        return seen
+"""
+USES_MARKED = """
+    import os
+
+    import marked
+
+    print("in workers" if os.getpid() not in marked.pids() else "in the caller")
+"""
+
+
+def test_marked_module_in_a_directory_is_rewritten_in_a_zip_it_warns(tmp_path: Path) -> None:
+    """A marked module imported from the directory is rewritten; from a zip archive paraloop
+    does not rewrite it, and says so (its loop runs sequentially, correctly)."""
+    files = {"__main__.py": USES_MARKED, "marked.py": MARKED_HELPER}
+    directory = paraloop(tmp_path, make_app(tmp_path, "directory", files))
+    archive = paraloop(tmp_path, make_app(tmp_path, "zip", files))
+
+    assert (directory.returncode, directory.stdout, directory.stderr) == (0, "in workers\n", "")
+    assert (archive.returncode, archive.stdout) == (0, "in the caller\n")
+    assert (
+        "ParaLoopWarning: module 'marked' carries '# paraloop: enable' but is imported from a zip "
+        "archive, which paraloop does not rewrite" in archive.stderr
+    )
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_directory_or_zip_without_main_is_pythons_one_line_error(tmp_path: Path, kind: str) -> None:
+    """No __main__.py in it: python's own line ("can't find '__main__' module in ..."), exit 1."""
+    target = make_app(tmp_path, kind, {"other.py": "print('not run')\n"})
+    plain = python(tmp_path, target)
+    para = paraloop(tmp_path, target)
+
+    assert (para.returncode, para.stdout, para.stderr) == (plain.returncode, "", plain.stderr)
+    assert para.stderr == f"{sys.executable}: can't find '__main__' module in {str(tmp_path / target)!r}\n"
+    assert para.returncode == 1
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize(
+    "code",
+    ["def f(key):\n    raise KeyError(key)\n\nf('gone')\n", "x = 1\ny = (\n"],
+    ids=["raises", "syntax"],
+)
+def test_directory_or_zip_error_is_reported_like_python(tmp_path: Path, kind: str, code: str) -> None:
+    """An exception or a syntax error in __main__.py: python's report (less runpy's frames), exit 1."""
+    target = make_app(tmp_path, kind, {"__main__.py": code})
+    plain = python(tmp_path, target)
+    para = paraloop(tmp_path, target)
+
+    assert plain.returncode == para.returncode == 1
+    assert para.stdout == ""
+    assert f'File "{tmp_path / target / "__main__.py"}", line ' in para.stderr
+    assert para.stderr == without_runpy_frames(plain.stderr)
+
+
+def test_file_named_zip_that_is_no_archive_runs_as_a_script(tmp_path: Path) -> None:
+    """What python runs as a zip archive is what zipimport reads, not a name: 'x.zip' holding
+    code is a script, its loops rewritten."""
+    write(tmp_path / "notes.zip", CONTEXT)
+    plain = only_json(python(tmp_path, "notes.zip", "a"))
+    para = paraloop(tmp_path, "notes.zip", "a")
+
+    assert para.stderr == ""
+    assert only_json(para) == plain
+    assert plain["file"] == str(tmp_path / "notes.zip") and plain["spec"] is None
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="python -P is new in 3.11")
+def test_safe_path_flag_still_puts_the_directory_first(tmp_path: Path) -> None:
+    """'python -P app' still puts app first on sys.path (only the script's directory and the
+    current directory are left off): so does 'python -P -m paraloop app'."""
+    target = make_app(tmp_path, "directory", {"__main__.py": CONTEXT})
+    plain = only_json(python(tmp_path, "-P", target))
+    para = _run([sys.executable, "-P", "-m", "paraloop", target], tmp_path)
+
+    assert para.stderr == ""
+    assert only_json(para) == plain
+    assert plain["path0"] == str(tmp_path / target)
+
+
+def test_stdin_program_sees_what_python_dash_gives_it(tmp_path: Path) -> None:
+    """'-': sys.argv[0] == '-', sys.path[0] == '', __file__ '<stdin>', no __spec__: python -'s."""
+    code = textwrap.dedent(CONTEXT)
+    plain = only_json(piped(tmp_path, code, "a", "--b", paraloop=False))
+    para = piped(tmp_path, code, "a", "--b", paraloop=True)
+
+    assert para.stderr == ""
+    seen = only_json(para)
+    assert seen == plain
+    assert seen["argv"] == ["-", "a", "--b"]
+    assert (seen["path0"], seen["file"], seen["spec"]) == ("", "<stdin>", None)
+
+
+@pytest.mark.parametrize("method", START_METHODS)
+def test_stdin_program_loop_runs_in_workers(tmp_path: Path, method: str) -> None:
+    """The piped program's loop runs in workers, its function, lambda and class sent by value."""
+    code = textwrap.dedent(STDIN_LOOP)
+    plain = piped(tmp_path, code, method, paraloop=False)
+    para = piped(tmp_path, code, method, paraloop=True)
+
+    assert "ParaLoopWarning" in plain.stderr
+    assert para.stderr == ""
+    seen = only_json(para)
+    assert seen["out"] == only_json(plain)["out"] == [(i * i + 1) * 3 for i in range(50)]
+    assert seen["in_workers"] is True
+
+
+@pytest.mark.parametrize(
+    "code",
+    ["def f(key):\n    raise KeyError(key)\n\nf('gone')\n", "x = 1\ny = (\n"],
+    ids=["raises", "syntax"],
+)
+def test_stdin_program_error_is_reported_exactly_like_python(tmp_path: Path, code: str) -> None:
+    """An exception or a syntax error in the piped program: exactly python -'s report, exit 1."""
+    plain = piped(tmp_path, code, paraloop=False)
+    para = piped(tmp_path, code, paraloop=True)
+
+    assert plain.returncode == para.returncode == 1
+    assert para.stdout == ""
+    assert para.stderr == plain.stderr
+    assert 'File "<stdin>", line ' in para.stderr
+
+
+def test_help_names_directories_zips_and_stdin(tmp_path: Path) -> None:
+    result = paraloop(tmp_path, "--help")
+    assert result.returncode == 0, result.stderr
+    assert "python -m paraloop [--] DIRECTORY|ZIPFILE [ARGS...]" in result.stdout
+    assert "python -m paraloop - [ARGS...]" in result.stdout
+    assert "read the program from standard input" in result.stdout
