@@ -102,7 +102,9 @@ def test_a_client_object_can_be_passed(load_module: Loader, on_cluster: Any) -> 
         assert module.run(client) == {"a": 1, "bb": 2, "ccc": 3}
 
 
-def test_a_worker_killed_mid_loop_is_an_error_not_a_hang(load_module: Loader, on_a_cluster_to_break: Any) -> None:
+def test_a_worker_killed_mid_loop_is_an_error_not_a_hang(
+    load_module: Loader, on_a_cluster_to_break: Any
+) -> None:
     """SIGKILL of the worker running iteration 7: WorkerCrashedError naming it, within seconds."""
     module = load_module(f"""
         import os, signal, time

@@ -7,6 +7,7 @@ line of output. Illustrative snippets are tagged ``text``.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -41,12 +42,16 @@ def test_code_block_runs(name: str, code: str, tmp_path: Path) -> None:
     """The block runs under python -m paraloop; in docs/, printed lines match their comments."""
     script = tmp_path / "block.py"
     script.write_text(code)
+    # Dask's scheduler takes port 8787 for its HTTP pages, or warns and takes another when a
+    # Dask cluster of a test running beside this one holds it: not the block's doing.
+    environment = {**os.environ, "PYTHONWARNINGS": "ignore:Port 8787 is already in use"}
     result = subprocess.run(
         [sys.executable, "-m", "paraloop", str(script)],
         capture_output=True,
         text=True,
         timeout=300,
         cwd=tmp_path,
+        env=environment,
     )
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
