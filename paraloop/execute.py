@@ -210,6 +210,9 @@ class Outcome:
     changed: dict[int, Any] = field(default_factory=dict)
     # Process-wide state the chunk's iterations changed (see paraloop.process_state), if any.
     process_state: str | None = None
+    # The worker's guard left captured objects unchecked so far: the loop's end must ask it to
+    # check them (see paraloop.guard); otherwise that round trip is skipped.
+    unchecked: bool = False
     # A chunk run in lanes (see :mod:`paraloop.lanes`): its parts, in order, each
     # combined like a chunk of its own; the parts after one that did not finish
     # are dropped.

@@ -66,6 +66,8 @@ def in_worker() -> bool:
 def encode_outcome(outcome: Outcome, job: Job) -> bytes:
     """Serialize an outcome; values that cannot travel are dropped or reported by name."""
     parts = outcome.parts or []
+    guard = job.__dict__.get("_guard")
+    outcome.unchecked = guard is not None and guard.pending
     by_id = job.captured_ids()
     arrays = captured_arrays(job.params, job.values, job.tracked) if by_id else []
     for each in (*parts, outcome):

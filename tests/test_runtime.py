@@ -410,3 +410,44 @@ def test_a_scripts_functions_travel_by_the_standard_pickle() -> None:
     assert name == "job" and body(16.0) == 10.0
     assert body is not namespace["body"]  # a copy, as a worker gets it
     assert serialize.dumps_function_job(namespace["uses_class"], namespace["uses_class"]) is None
+
+
+def test_a_loop_whose_checks_kept_up_ends_without_a_round_trip(
+    load_module: Loader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The end-of-loop check (see paraloop.guard) goes only to workers that left captured objects
+    unchecked: a small loop over small captured values sends none (it was two of its seven
+    messages), and a change to a large object in the last chunk is still caught (see also
+    test_no_silent_loss's test of a change in the last iteration, left for the end's check)."""
+    from paraloop import pool
+    from paraloop.worker import CHECK
+
+    monkeypatch.setenv("PARALOOP_START_METHOD", "fork")
+    kinds: list[int] = []
+    real = pool._Worker.send
+
+    def send(worker: Any, kind: int, *args: Any, **kwargs: Any) -> None:
+        kinds.append(kind)
+        real(worker, kind, *args, **kwargs)
+
+    monkeypatch.setattr(pool._Worker, "send", send)
+    module = load_module("""
+        from paraloop import ParaLoop
+        scale = {"factor": 3}
+        def small():
+            total = 0
+            for i in ParaLoop(range(10), num_processes=2):
+                total += i * scale["factor"]
+            return total
+        big = {"rows": list(range(300_000))}
+        def change_at_the_end():
+            for i in ParaLoop(range(40), num_processes=2, chunksize=20):
+                if i == 39:
+                    big["rows"][0] = -1
+    """)
+    assert module.small() == 135  # new workers: their first checks may be left for the end
+    kinds.clear()
+    assert module.small() == 135
+    assert CHECK not in kinds and kinds
+    with pytest.raises(paraloop.ParaLoopError, match="'big'"):
+        module.change_at_the_end()
