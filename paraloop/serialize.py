@@ -55,12 +55,24 @@ Importing = tuple[str, "list[str] | None", "dict[str, tuple[str, str | None]]"]
 def importing_now() -> tuple[Importing, ...]:
     """The user's modules this thread is importing now, noted for :func:`dumps` as well."""
     found: list[Importing] = []
-    for name, module in list(sys.modules.items()):
+    for name, module in _being_imported():
         if _users_half_imported(name, module) and _imported_here(name):
             path = getattr(module, "__path__", None)
             found.append((name, list(path) if path is not None else None, _from_elsewhere(module)))
     _importing.update(name for name, _, _ in found)
     return tuple(found)
+
+
+def _being_imported() -> list[tuple[str, Any]]:
+    """The modules some import may still be running: those with an import lock alive (a few),
+    rather than all of sys.modules (hundreds, at every loop's start)."""
+    try:
+        from importlib import _bootstrap
+
+        names = list(_bootstrap._module_locks)  # type: ignore[attr-defined]
+    except Exception:  # noqa: BLE001 - a Python without these internals: every module
+        return list(sys.modules.items())
+    return [(name, sys.modules[name]) for name in names if name in sys.modules]
 
 
 def _from_elsewhere(module: types.ModuleType) -> dict[str, tuple[str, str | None]]:
