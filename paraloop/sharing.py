@@ -46,33 +46,48 @@ class Segments:
     def __init__(self) -> None:
         self._segments: list[Any] = []
 
-    def add(self, data: memoryview) -> str:
+    def add(self, data: memoryview) -> str | None:
+        """Write ``data`` into a new segment and return its name; None if it cannot be written
+        (``/dev/shm`` full, as a container's 64 MB one soon is, or not writable): the array
+        is then pickled into the job as before."""
         from multiprocessing import shared_memory
 
         name = f"paraloop_in_{os.getpid()}_{secrets.token_hex(6)}"
-        # Registered with the resource tracker, which frees it if this process is killed.
-        segment = shared_memory.SharedMemory(name=name, create=True, size=max(data.nbytes, 1))
-        self._segments.append(segment)
-        descriptor = os.open(f"{_DIRECTORY}/{name}", os.O_WRONLY)
         try:
-            written = 0
-            while written < data.nbytes:
-                written += os.pwrite(descriptor, data[written:], written)
-        finally:
-            os.close(descriptor)
+            # Registered with the resource tracker, which frees it if this process is killed.
+            segment = shared_memory.SharedMemory(name=name, create=True, size=max(data.nbytes, 1))
+        except OSError:
+            return None
+        try:
+            descriptor = os.open(f"{_DIRECTORY}/{name}", os.O_WRONLY)
+            try:
+                written = 0
+                while written < data.nbytes:
+                    written += os.pwrite(descriptor, data[written:], written)
+            finally:
+                os.close(descriptor)
+        except OSError:
+            # tmpfs allocates on write: a full /dev/shm fails here, not when the segment is made.
+            _release(segment)
+            return None
+        self._segments.append(segment)
         return name
 
     def free(self) -> None:
         segments, self._segments = self._segments, []
         for segment in segments:
-            try:
-                segment.close()
-                segment.unlink()
-            except (FileNotFoundError, BufferError):
-                pass
+            _release(segment)
 
     def __len__(self) -> int:
         return len(self._segments)
+
+
+def _release(segment: Any) -> None:
+    try:
+        segment.close()
+        segment.unlink()
+    except (FileNotFoundError, BufferError):
+        pass
 
 
 @contextmanager
@@ -106,12 +121,17 @@ def reduce_shared(obj: Any) -> Any:
         fortran = True
     else:
         return NotImplemented
-    data = memoryview(obj.T if fortran else obj).cast("B")
+    # Its bytes in memory order, through a uint8 view: datetime64 and timedelta64 arrays have no
+    # buffer of their own (memoryview refuses them), and the dtype travels whole (a structured
+    # dtype's fields, its metadata), not as the string that only names its item size.
+    data = memoryview((obj.T if fortran else obj).reshape(-1).view("u1"))
     name = segments.add(data)
-    return _attach, (name, obj.shape, obj.dtype.str, fortran)
+    if name is None:
+        return NotImplemented
+    return _attach, (name, obj.shape, obj.dtype, fortran)
 
 
-def _attach(name: str, shape: tuple[int, ...], dtype: str, fortran: bool) -> Any:
+def _attach(name: str, shape: tuple[int, ...], dtype: Any, fortran: bool) -> Any:
     """The array in segment ``name``, mapped read-only (in a worker process)."""
     import numpy
 
@@ -121,7 +141,7 @@ def _attach(name: str, shape: tuple[int, ...], dtype: str, fortran: bool) -> Any
         memory = mmap.mmap(descriptor, size, access=mmap.ACCESS_READ)
     finally:
         os.close(descriptor)
-    array = numpy.ndarray(shape, dtype=numpy.dtype(dtype), buffer=memory, order="F" if fortran else "C")
+    array = numpy.ndarray(shape, dtype=dtype, buffer=memory, order="F" if fortran else "C")
     key = id(array)
     _mapped[key] = weakref.ref(array, functools.partial(_forget, key))
     return array
