@@ -263,7 +263,10 @@ class _FunctionPickler(pickle.Pickler):
         ):
             if obj.__closure__:
                 raise _NeedsDill
-            return _function, _function_state(obj)
+            # The globals, defaults and attributes as state: pickle remembers the function before
+            # it saves them, so a function that names itself or one that names it back (mutual
+            # recursion) refers to the one being rebuilt instead of recursing without end.
+            return _function, _function_head(obj), _function_state(obj), None, None, _set_function_state
         if isinstance(obj, type) and (obj.__module__ == "__main__" or _importing_module(obj.__module__)):
             raise _NeedsDill  # dill sends it by value
         if isinstance(obj, types.ModuleType):
@@ -312,37 +315,49 @@ def code_names(code: types.CodeType) -> set[str]:
     return names
 
 
-def _function_state(function: types.FunctionType) -> tuple[Any, ...]:
-    namespace = function.__globals__
-    used = {name: namespace[name] for name in sorted(code_names(function.__code__)) if name in namespace}
+def _function_head(function: types.FunctionType) -> tuple[Any, ...]:
     return (
         marshal.dumps(function.__code__),
         None if function.__module__ == "__main__" else function.__module__,
-        used,
         function.__name__,
         function.__qualname__,
-        function.__defaults__,
-        function.__kwdefaults__,
     )
 
 
-def _function(
-    code: bytes,
-    module: str | None,
-    used: dict[str, Any],
-    name: str,
-    qualname: str,
-    defaults: tuple[Any, ...] | None,
-    kwdefaults: dict[str, Any] | None,
-) -> types.FunctionType:
-    """Rebuild a function sent by :func:`dumps_function_job`, with the globals it uses."""
+def _function_state(function: types.FunctionType) -> tuple[Any, ...]:
+    namespace = function.__globals__
+    used = {name: namespace[name] for name in sorted(code_names(function.__code__)) if name in namespace}
+    # What the script set on the function (helper.factor = 3) and its annotations: dill sent them too.
+    return (
+        used,
+        function.__defaults__,
+        function.__kwdefaults__,
+        function.__dict__ or None,
+        function.__annotations__ or None,
+    )
+
+
+def _function(code: bytes, module: str | None, name: str, qualname: str) -> types.FunctionType:
+    """Rebuild a function sent by :func:`dumps_function_job`; :func:`_set_function_state` then
+    gives it the globals it uses, its defaults and its attributes."""
     module = module or "__main__"
-    namespace = {"__builtins__": builtins, "__name__": module, **used}
-    function = types.FunctionType(marshal.loads(code), namespace, name, defaults)
+    namespace = {"__builtins__": builtins, "__name__": module}
+    function = types.FunctionType(marshal.loads(code), namespace, name)
     function.__qualname__ = qualname
     function.__module__ = module
-    function.__kwdefaults__ = kwdefaults
     return _register(module, qualname, function)  # type: ignore[no-any-return]
+
+
+def _set_function_state(function: types.FunctionType, state: tuple[Any, ...]) -> types.FunctionType:
+    used, defaults, kwdefaults, attributes, annotations = state
+    function.__globals__.update(used)
+    function.__defaults__ = defaults
+    function.__kwdefaults__ = kwdefaults
+    if attributes:
+        function.__dict__.update(attributes)
+    if annotations:
+        function.__annotations__ = annotations
+    return function
 
 
 def _with_finder(parts: tuple[Any, ...], find: Any) -> Any:
