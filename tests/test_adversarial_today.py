@@ -11,6 +11,9 @@ change).
 from __future__ import annotations
 
 import errno
+import importlib
+import importlib.machinery
+import importlib.util
 import os
 import subprocess
 import sys
@@ -249,3 +252,34 @@ def test_a_store_into_a_module_of_the_program_is_refused_in_every_spelling(
         assert helpers.__name__ in str(refused) or "'helpers'" in str(refused)
         return
     assert helpers.last == 5  # the plain loop's
+
+
+# 1. The import hook. -----------------------------------------------------------------------------
+
+
+def test_a_module_loaded_by_hand_looks_as_when_imported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """importlib.util.find_spec + module_from_spec + exec_module: a plain module got paraloop's
+    loader on __loader__ and __spec__.loader (the import gives CPython's back), and a marked one's
+    __cached__ named the ordinary pyc, which is never written, instead of paraloop's cache."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "by_hand_plain.py").write_text("X = 1\n")
+    (tmp_path / "by_hand_marked.py").write_text(
+        "# paraloop: enable\nfrom paraloop import ParaLoop\nout = []\n"
+        "for i in ParaLoop(range(4), backend='threads'):\n    out.append(i)\n"
+    )
+    importlib.invalidate_caches()
+    loaded = {}
+    for name in ("by_hand_plain", "by_hand_marked"):
+        spec = importlib.util.find_spec(name)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        loaded[name] = module
+    plain, marked = loaded["by_hand_plain"], loaded["by_hand_marked"]
+    assert type(plain.__loader__) is importlib.machinery.SourceFileLoader
+    assert plain.__spec__.loader is plain.__loader__
+    assert marked.out == [0, 1, 2, 3]
+    assert "__paraloop_rt__" in vars(marked)  # rewritten
+    assert marked.__cached__ is not None and ".paraloop-" in marked.__cached__

@@ -31,7 +31,7 @@ from .marker import HEAD_BYTES, has_marker, marker_in_head
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing, ast and logging cost every program that imports paraloop
-    from types import CodeType
+    from types import CodeType, ModuleType
     from typing import Any
 
 __all__ = ["ParaLoopLoader", "compile_rewritten"]
@@ -127,6 +127,15 @@ class ParaLoopLoader(importlib.machinery.SourceFileLoader):
         self.next_loader = next_loader
         self._deciding = False
         self._source: bytes | None = None
+        # The module exec_module runs the code in (one loaded by hand is not in sys.modules).
+        self._module: ModuleType | None = None
+
+    def exec_module(self, module: ModuleType) -> None:
+        self._module = module
+        try:
+            super().exec_module(module)
+        finally:
+            self._module = None
 
     def get_code(self, fullname: str) -> CodeType:
         code = None
@@ -142,7 +151,7 @@ class ParaLoopLoader(importlib.machinery.SourceFileLoader):
         cached_at = None
         if code is None:
             code, cached_at = self._rewritten()
-        module = sys.modules.get(fullname)
+        module = self._module if self._module is not None else sys.modules.get(fullname)
         spec = getattr(module, "__spec__", None)
         if module is not None and spec is not None and getattr(module, "__loader__", None) is self:
             # Being imported (not runpy asking for code): show what loaded it.
