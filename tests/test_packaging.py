@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # The directories whose files the sdist must carry whole (what the tests read, and the
 # benchmark scripts docs/benchmarks.md reports on), beside these single files.
 SHIPPED_DIRECTORIES = ("tests", "docs", "examples", "benchmarks")
-SHIPPED_FILES = ("LICENSE", "README.md", "pyproject.toml", "tox.ini", "paraloop/py.typed")
+SHIPPED_FILES = ("LICENSE", "README.md", "pyproject.toml", "tox.ini", "toxfile.py", "paraloop/py.typed")
 # Quick tests that read the shipped docs and golden files: they fail if those are missing.
 QUICK_TESTS = ("tests/test_golden.py", "tests/test_docs.py")
 
