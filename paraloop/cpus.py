@@ -7,6 +7,8 @@ import os
 import sys
 import threading
 
+from .linux import linux_facilities
+
 __all__ = [
     "available_cpus",
     "default_workers",
@@ -76,15 +78,19 @@ def _python_override() -> int | None:
 def available_cpus() -> int:
     """The CPUs this process may run on, never less than one.
 
-    The user's ``-X cpu_count`` or ``PYTHON_CPU_COUNT`` wins; otherwise the CPUs of the
-    process's affinity, capped by its cgroup's CPU quota.
+    The user's ``-X cpu_count`` or ``PYTHON_CPU_COUNT`` wins; otherwise, on Linux, the
+    CPUs of the process's affinity, capped by its cgroup's CPU quota; elsewhere what
+    Python reports (``os.process_cpu_count()`` on 3.13, else ``os.cpu_count()``).
     """
     override = _python_override()
     if override is not None:
         return override
+    if not linux_facilities():
+        counter = getattr(os, "process_cpu_count", os.cpu_count)
+        return max(1, counter() or 1)
     if hasattr(os, "sched_getaffinity"):
         count = len(os.sched_getaffinity(0))
-    else:  # pragma: no cover - macOS and Windows
+    else:  # pragma: no cover - a Linux without affinity
         count = os.cpu_count() or 1
     quota = _cgroup_quota()
     if quota is not None:
@@ -144,7 +150,8 @@ def queued_seconds() -> float:
     CPU time plus this queueing time is what it asked of the CPUs.  Linux
     keeps the figure per thread in ``/proc/thread-self/schedstat``; the file
     stays open for the thread that asked last (a worker process's main
-    thread) and is re-read at offset 0.
+    thread) and is re-read at offset 0.  Elsewhere the figure is unknown, and
+    the lanes policy decides from CPU time alone (see :mod:`paraloop.lanes`).
     """
     global _schedstat
     key = (os.getpid(), threading.get_ident())
@@ -152,10 +159,12 @@ def queued_seconds() -> float:
         if _schedstat is not None and _schedstat[0] == key[0] and _schedstat[2] >= 0:
             os.close(_schedstat[2])
         # A forked child inherits the parent's descriptor: it names the parent's thread.
-        try:
-            descriptor = os.open("/proc/thread-self/schedstat", os.O_RDONLY | os.O_CLOEXEC)
-        except OSError:
-            descriptor = -1
+        descriptor = -1
+        if linux_facilities():
+            try:
+                descriptor = os.open("/proc/thread-self/schedstat", os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:
+                pass
         _schedstat = (*key, descriptor)
     if _schedstat[2] < 0:
         return 0.0
@@ -168,6 +177,8 @@ def queued_seconds() -> float:
 
 def queued_seconds_of(native_id: int) -> float:
     """Like :func:`queued_seconds`, for another thread of this process (by native id)."""
+    if not linux_facilities():
+        return 0.0
     try:
         with open(f"/proc/self/task/{native_id}/schedstat", "rb") as handle:
             return int(handle.read().split()[1]) / 1e9

@@ -15,6 +15,8 @@ import signal
 import time
 from collections.abc import Callable
 
+from .linux import linux_facilities
+
 __all__ = ["alive", "die_with"]
 
 # How often a watcher looks, in seconds.
@@ -27,6 +29,8 @@ def alive(pid: int) -> bool:
         os.kill(pid, 0)
     except (ProcessLookupError, PermissionError):
         return False  # gone, or its pid now belongs to someone else's process
+    if not linux_facilities():
+        return True  # no /proc: the signal test is all there is (a worker also watches its ppid)
     try:
         with open(f"/proc/{pid}/stat", "rb") as handle:
             return handle.read().rsplit(b")", 1)[1].split()[0] != b"Z"

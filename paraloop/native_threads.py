@@ -30,6 +30,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from .cpus import available_cpus
+from .linux import linux_facilities
 
 __all__ = ["ENVIRONMENT", "apply", "limited", "native_loaded", "plan"]
 
@@ -51,13 +52,15 @@ def native_loaded() -> bool:
     """Whether a BLAS or OpenMP runtime is mapped into this process.
 
     Reading the process's map costs about 0.1 ms; importing threadpoolctl and
-    finding the libraries, a few.
+    finding the libraries, a few.  Without Linux's ``/proc``: whenever numpy is here.
     """
-    try:
-        with open("/proc/self/maps", "rb") as handle:
-            return _NATIVE.search(handle.read()) is not None
-    except OSError:  # pragma: no cover - no /proc: ask threadpoolctl whenever numpy is here
-        return "numpy" in sys.modules
+    if linux_facilities():
+        try:
+            with open("/proc/self/maps", "rb") as handle:
+                return _NATIVE.search(handle.read()) is not None
+        except OSError:  # pragma: no cover - no /proc after all
+            pass
+    return "numpy" in sys.modules
 
 
 def user_choice() -> bool:

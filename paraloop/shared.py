@@ -11,12 +11,15 @@ never register it, so a worker that exits or crashes frees nothing early.
 
 from __future__ import annotations
 
+import importlib
 import mmap
 import os
 import secrets
 import weakref
 from collections.abc import Iterator
 from typing import Any
+
+from .linux import linux_facilities
 
 __all__ = ["SharedArray"]
 
@@ -139,11 +142,8 @@ def _attach(name: str, shape: tuple[int, ...], dtype: str) -> SharedArray:
     if found is not None:
         return found
     numpy = _numpy()
-    # Opened directly rather than through SharedMemory, which (before Python
-    # 3.13) registers the segment with the resource tracker again, and a worker
-    # would then unlink it when it exits.
     try:
-        descriptor = os.open(f"/dev/shm/{name}", os.O_RDWR)
+        descriptor = _open_segment(name)
     except FileNotFoundError:
         from .errors import ParaLoopError
 
@@ -163,3 +163,20 @@ def _attach(name: str, shape: tuple[int, ...], dtype: str) -> SharedArray:
     shared.array = numpy.ndarray(shape, dtype=shared.dtype, buffer=memory)
     _attached[name] = shared
     return shared
+
+
+def _open_segment(name: str) -> int:
+    """A descriptor of the segment ``name``, opened read-write without registering it anywhere.
+
+    Not through ``SharedMemory(name)``, which (before Python 3.13) registers the segment
+    with the resource tracker again: a worker with a tracker of its own (forked before the
+    caller's tracker started) would unlink it when it exits.  Nor register and unregister
+    at once: a worker that shares the caller's tracker would take the caller's own
+    registration away, and a killed caller would leave the segment behind.
+    """
+    if linux_facilities():
+        return os.open(f"/dev/shm/{name}", os.O_RDWR)
+    # Elsewhere the call SharedMemory itself makes to open a segment by name.
+    posixshmem: Any = importlib.import_module("_posixshmem")
+    descriptor: int = posixshmem.shm_open(f"/{name}", os.O_RDWR, mode=0o600)
+    return descriptor

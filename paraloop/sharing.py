@@ -29,6 +29,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from .linux import linux_facilities
+
 __all__ = ["SHARE_BYTES", "Segments", "reduce_shared", "shared_here", "sharing"]
 
 # Smaller arrays pickle in well under a millisecond per worker: not worth a segment.
@@ -93,7 +95,7 @@ def _release(segment: Any) -> None:
 @contextmanager
 def sharing(segments: Segments | None) -> Iterator[None]:
     """Within this block, :func:`reduce_shared` puts large arrays being pickled in ``segments``."""
-    if segments is None or not os.path.isdir(_DIRECTORY):
+    if segments is None or not linux_facilities() or not os.path.isdir(_DIRECTORY):
         yield
         return
     previous = getattr(_local, "segments", None)

@@ -19,10 +19,15 @@ from typing import Any
 import pytest
 
 import paraloop  # noqa: F401 - installs the import hook before any test module is written
+from paraloop.linux import linux_facilities
 
 _numbers = itertools.count()
 
 START_METHODS = ["fork", "forkserver", "spawn"]
+
+# False under PARALOOP_PORTABLE=1 (tox's portable environment): paraloop does without
+# /proc, cgroup files and /dev/shm, as on macOS (see paraloop.linux).
+LINUX_FACILITIES = linux_facilities()
 
 
 @pytest.fixture

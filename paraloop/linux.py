@@ -1,0 +1,36 @@
+"""The one switch that hides paraloop's Linux-only facilities, so that their fallbacks run on Linux.
+
+On Linux paraloop reads what only Linux offers, and elsewhere does without it:
+
+* the CPUs of the process's affinity and its cgroup's CPU quota (:mod:`paraloop.cpus`);
+  elsewhere ``os.process_cpu_count()`` (Python 3.13) or ``os.cpu_count()``;
+* the time a thread waited for a CPU, from ``/proc/thread-self/schedstat``
+  (:func:`paraloop.cpus.queued_seconds`); elsewhere it is unknown (0.0);
+* whether the program that started a worker is a zombie, from ``/proc/PID/stat``
+  (:mod:`paraloop.lifeline`); elsewhere a worker watches its parent's pid and its own
+  parent pid (a worker whose parent died is re-parented);
+* whether a BLAS or OpenMP runtime is loaded, from ``/proc/self/maps``
+  (:mod:`paraloop.native_threads`); elsewhere threadpoolctl is asked whenever numpy is loaded;
+* a SharedArray's segment opened as ``/dev/shm/NAME`` in workers (:mod:`paraloop.shared`);
+  elsewhere through ``shm_open``, as ``multiprocessing.shared_memory`` opens it;
+* large captured arrays sent through ``/dev/shm`` (:mod:`paraloop.sharing`); elsewhere
+  they are pickled into the loop's job.
+
+``PARALOOP_PORTABLE=1`` hides them all, so the test suite runs the fallbacks on Linux as
+they run on macOS (tox's ``portable`` environment).  A testing aid, not a user option.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+__all__ = ["PORTABLE", "linux_facilities"]
+
+# The environment variable that hides the Linux-only facilities.
+PORTABLE = "PARALOOP_PORTABLE"
+
+
+def linux_facilities() -> bool:
+    """Whether paraloop may use Linux-only facilities: on Linux, unless ``PARALOOP_PORTABLE=1``."""
+    return sys.platform.startswith("linux") and os.environ.get(PORTABLE, "").strip() in ("", "0")
