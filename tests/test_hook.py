@@ -837,3 +837,18 @@ def test_importing_paraloop_imports_neither_the_rewriter_nor_the_runtime() -> No
     }
     assert set(added.split()) - allowed <= {"_thread", "marshal", "importlib.machinery"}, added
     assert names == "paraloop.loop paraloop.variable Sum show"
+
+
+def test_an_error_at_a_modules_top_level_shows_no_frame_of_paraloop(
+    tmp_path: Path, modules: list[str]
+) -> None:
+    """Every module now loads through paraloop's loader: an exception its top level raises (plain
+    or marked) must not show a frame of paraloop's between the importer and the module."""
+    for source in ("x = 1\nraise ValueError('plain')\n", marked("x = 1\nraise ValueError('marked')\n")):
+        name = unique_name()
+        modules.append(name)
+        write(tmp_path / f"{name}.py", source)
+        with pytest.raises(ValueError) as caught:
+            importlib.import_module(name)
+        files = [frame.filename for frame in traceback.extract_tb(caught.value.__traceback__)]
+        assert not any(f"{os.sep}paraloop{os.sep}" in file for file in files), files

@@ -24,6 +24,8 @@ from __future__ import annotations
 import _imp
 import importlib.machinery
 import sys
+from _weakref import ref  # the weakref module would be one more import for every program
+from types import ModuleType
 
 from ..errors import ParaLoopError
 from . import cache
@@ -31,7 +33,8 @@ from .marker import HEAD_BYTES, has_marker, marker_in_head
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing, ast and logging cost every program that imports paraloop
-    from types import CodeType, ModuleType
+    from importlib.machinery import ModuleSpec
+    from types import CodeType
     from typing import Any
 
 __all__ = ["ParaLoopLoader", "compile_rewritten"]
@@ -127,15 +130,16 @@ class ParaLoopLoader(importlib.machinery.SourceFileLoader):
         self.next_loader = next_loader
         self._deciding = False
         self._source: bytes | None = None
-        # The module exec_module runs the code in (one loaded by hand is not in sys.modules).
-        self._module: ModuleType | None = None
+        # The module made for this loader (one loaded by hand is not in sys.modules).
+        self._module: ref[ModuleType] | None = None
 
-    def exec_module(self, module: ModuleType) -> None:
-        self._module = module
-        try:
-            super().exec_module(module)
-        finally:
-            self._module = None
+    def create_module(self, spec: ModuleSpec) -> ModuleType:
+        # What the import system makes when a loader returns None, made here so that get_code
+        # knows the module.  (Not exec_module: a frame of paraloop's would then stand in the
+        # traceback of every error raised while any module runs its top level.)
+        module = ModuleType(spec.name)
+        self._module = ref(module)
+        return module
 
     def get_code(self, fullname: str) -> CodeType:
         code = None
@@ -151,7 +155,8 @@ class ParaLoopLoader(importlib.machinery.SourceFileLoader):
         cached_at = None
         if code is None:
             code, cached_at = self._rewritten()
-        module = self._module if self._module is not None else sys.modules.get(fullname)
+        made = self._module() if self._module is not None else None
+        module = made if made is not None else sys.modules.get(fullname)
         spec = getattr(module, "__spec__", None)
         if module is not None and spec is not None and getattr(module, "__loader__", None) is self:
             # Being imported (not runpy asking for code): show what loaded it.
