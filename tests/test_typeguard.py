@@ -29,6 +29,17 @@ pytest.importorskip("typeguard")
 
 pytest_plugins = ["pytester"]
 
+
+@pytest.fixture(autouse=True)
+def _start_method_of_the_code(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The loops below ask for fork: typeguard's checks reach fork workers only (spawn and
+    forkserver workers import the module without typeguard's hook, as docs/getting-started.md
+    says). An environment choosing another start method (the portable tox env) would override
+    the code, so the programs these tests start run without it."""
+    monkeypatch.delenv("PARALOOP_START_METHOD", raising=False)
+    monkeypatch.delenv("PARALOOP_BACKEND", raising=False)
+
+
 MARKED = """\
 # paraloop: enable
 import os
