@@ -24,23 +24,51 @@ def open_bar(iterable: object, filename: str, line: int, options: Mapping[str, A
     try:
         from tqdm.auto import tqdm
     except ImportError:
+        shown = "progress=True" if not options else f"progress={dict(options)!r}"
         raise ParaLoopError(
-            f"{filename}, line {line}: progress=True needs tqdm; install it with "
+            f"{filename}, line {line}: {shown} needs tqdm; install it with "
             "'pip install paraloop[progress]' (or 'pip install tqdm')"
         ) from None
     settings: dict[str, Any] = {"unit": "it", "dynamic_ncols": True}
     if "total" not in (options or {}):
         settings["total"] = len(iterable) if isinstance(iterable, Sized) else None
     settings.update(options or {})
+    instances = getattr(tqdm, "_instances", None)
+    before = set(instances) if instances is not None else set()
+    bar = None
     try:
-        return tqdm(**settings)
-    except (KeyError, TypeError) as error:  # tqdm's TqdmKeyError is a KeyError
-        # str() of a KeyError quotes its message: show the message itself.
-        why = error.args[0] if error.args else type(error).__name__
+        bar = tqdm(**settings)
+        # A value tqdm takes but cannot use (mininterval="1", file=an int) fails at the first
+        # update: found here, before the loop runs, rather than in the middle of it.
+        bar.update(0)
+    except Exception as error:  # noqa: BLE001 - whatever tqdm raised for the user's keywords
+        _forget(tqdm, bar, before)
+        # str() of a KeyError (tqdm's TqdmKeyError) quotes its message: show the message itself.
+        why = (
+            error.args[0]
+            if isinstance(error, KeyError) and error.args
+            else f"{type(error).__name__}: {error}"
+        )
         raise ParaLoopError(
             f"{filename}, line {line}: tqdm refused progress={dict(options or {})!r} ({why}); "
-            "give the keywords tqdm takes, e.g. progress={'desc': 'files', 'unit': 'file'}"
+            "give the keywords tqdm takes, with values of their types, e.g. "
+            "progress={'desc': 'files', 'unit': 'file'}"
         ) from None
+    return bar
+
+
+def _forget(tqdm: Any, bar: Any, before: set[Any]) -> None:
+    """Unregister a bar tqdm refused halfway: tqdm registers a bar before it draws it, and one
+    left registered pushes every later bar a line down."""
+    instances = getattr(tqdm, "_instances", None)
+    if instances is None:
+        return
+    for made in [*([bar] if bar is not None else []), *(set(instances) - before)]:
+        try:
+            made.disable = True  # close() then neither draws nor writes to a broken file
+            tqdm._decr_instances(made)
+        except Exception:  # noqa: BLE001 - best effort on tqdm's internals
+            pass
 
 
 def close_bar(bar: Any) -> None:

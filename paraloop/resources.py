@@ -52,9 +52,10 @@ class PerWorker(Generic[T]):
 
     In a loop body the name bound to the handle is the object itself.  Elsewhere
     (a function the body calls, code outside loops) the handle stands for this
-    thread's object, made on first use: ``handle.attribute`` and ``handle(...)``
-    reach it.  ``handle.close()`` closes this process's objects of the handle
-    (a later use makes a new one).
+    thread's object, made on first use: ``handle.attribute``, ``handle(...)``,
+    ``handle[key]``, ``len(handle)``, ``for x in handle``, ``x in handle``,
+    ``bool(handle)`` and ``with handle:`` reach it.  ``handle.close()`` closes this
+    process's objects of the handle (a later use makes a new one).
     """
 
     __slots__ = ("__weakref__", "args", "closer", "factory", "key", "kwargs", "thread_safe")
@@ -118,6 +119,41 @@ class PerWorker(Generic[T]):
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         made: Any = instance(self)
         return made(*args, **kwargs)
+
+    # The protocols Python looks up on the type, never through __getattr__: a function the
+    # body calls that writes ``model["scale"]``, ``with conn:``, ``len(cache)`` or
+    # ``for row in table`` on the handle reaches this thread's object, as attribute access does.
+    def __getitem__(self, key: Any) -> Any:
+        made: Any = instance(self)
+        return made[key]
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        made: Any = instance(self)
+        made[key] = value
+
+    def __delitem__(self, key: Any) -> None:
+        made: Any = instance(self)
+        del made[key]
+
+    def __bool__(self) -> bool:
+        return bool(instance(self))
+
+    def __len__(self) -> int:
+        return len(instance(self))  # type: ignore[arg-type]
+
+    def __iter__(self) -> Any:
+        return iter(instance(self))  # type: ignore[call-overload]
+
+    def __contains__(self, item: Any) -> bool:
+        return item in instance(self)  # type: ignore[operator]
+
+    def __enter__(self) -> Any:
+        made: Any = instance(self)
+        return made.__enter__()
+
+    def __exit__(self, *exc: Any) -> Any:
+        made: Any = instance(self)
+        return made.__exit__(*exc)
 
     def close(self) -> None:
         """Close this process's objects of this handle (in every thread); a later use makes

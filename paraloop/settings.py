@@ -36,14 +36,21 @@ SETTINGS = (
 )
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
-_settings: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar(
-    "paraloop_config", default=_EMPTY
-)
+
+# The blocks entered in this context, outermost first: (the entry, the block's own settings,
+# those merged over the blocks around it).  Each exit removes its own entry wherever it
+# stands, rather than restoring what the context held at its entry: a generator suspended
+# inside a block (Python runs it in its caller's context) may leave it after its caller
+# entered and left blocks of its own, and restoring would drop the caller's block, or bring
+# back one it left.
+_Layer = tuple[object, Mapping[str, Any], Mapping[str, Any]]
+_layers: contextvars.ContextVar[tuple[_Layer, ...]] = contextvars.ContextVar("paraloop_config", default=())
 
 
 def current() -> Mapping[str, Any]:
     """The settings of the ``paraloop.config`` blocks around the caller, innermost winning."""
-    return _settings.get()
+    layers = _layers.get()
+    return layers[-1][2] if layers else _EMPTY
 
 
 class config:
@@ -106,10 +113,15 @@ class config:
                 {name: value for name, value in given.items() if value is not None}, unknown, "config"
             )
         )
-        self._tokens: list[contextvars.Token[Mapping[str, Any]]] = []
+        # This block's entries, the last entered last (a block may be entered again inside itself).
+        self._entries: list[object] = []
 
     def __enter__(self) -> config:
-        self._tokens.append(_settings.set(MappingProxyType({**_settings.get(), **self.settings})))
+        entry = object()
+        layers = _layers.get()
+        outer = layers[-1][2] if layers else _EMPTY
+        _layers.set((*layers, (entry, self.settings, MappingProxyType({**outer, **self.settings}))))
+        self._entries.append(entry)
         return self
 
     def __exit__(
@@ -118,7 +130,29 @@ class config:
         error: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        _settings.reset(self._tokens.pop())
+        if not self._entries:
+            return
+        layers = _layers.get()
+        # This context's latest entry of the block (a block object may be entered by several
+        # threads or tasks at once: each leaves its own entry).
+        here = {id(each) for each, _, _ in layers}
+        position = next(
+            (i for i in range(len(self._entries) - 1, -1, -1) if id(self._entries[i]) in here),
+            len(self._entries) - 1,
+        )
+        entry = self._entries.pop(position)
+        if layers and layers[-1][0] is entry:
+            _layers.set(layers[:-1])  # the usual case: the innermost block ends
+            return
+        # Left out of order (a generator's block), or entered in another context (another
+        # thread's, an asyncio task's), where there is nothing to remove here.
+        rebuilt: list[_Layer] = []
+        merged: Mapping[str, Any] = _EMPTY
+        for each, own, _ in layers:
+            if each is not entry:
+                merged = MappingProxyType({**merged, **own})
+                rebuilt.append((each, own, merged))
+        _layers.set(tuple(rebuilt))
 
     def __repr__(self) -> str:
         options = ", ".join(f"{name}={value!r}" for name, value in self.settings.items())
