@@ -39,6 +39,7 @@ import multiprocess
 from multiprocess.connection import wait
 
 from . import coverage_workers, serialize
+from .hook import typeguard_workers
 from .chunks import Chunk, Chunker
 from .cpus import available_cpus, waiting_workers
 from .early import Early
@@ -369,6 +370,8 @@ class ProcessPool:
         job_message: bytes | None = None
         # Large captured arrays, sent once for all workers (freed when the loop ends).
         segments = Segments()
+        # typeguard's import hooks in the caller: workers install them too.
+        hooks = typeguard_workers.settings()
         # The options of a coverage measuring the caller: the workers measure too.
         measure = coverage_workers.settings()
         try:
@@ -411,7 +414,7 @@ class ProcessPool:
                             if job_message is None:
                                 job_data = job_bytes(job, segments)
                                 job_message = pickle.dumps(
-                                    (sys.path, job.native_threads, importing, measure, job_data),
+                                    (sys.path, job.native_threads, importing, measure, hooks, job_data),
                                     protocol=pickle.HIGHEST_PROTOCOL,
                                 )
                             worker.send(JOB, loop_id, 0, 0, job_message)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import coverage_workers, native_threads, serialize
+from .hook import typeguard_workers
 from .chunks import Chunk
 from .early import Watch
 from .errors import ParaLoopError
@@ -139,7 +140,7 @@ def _cannot_travel(outcome: Outcome, job: Job, name: str, value: Any, why: str) 
 def _load_job(payload: memoryview) -> Job:
     """Load a job, first taking the parent's ``sys.path`` (it may have grown since we started)
     and sizing native thread pools (before the job's modules, numpy maybe, load)."""
-    path, threads, importing, measure, data = pickle.loads(payload)
+    path, threads, importing, measure, hooks, data = pickle.loads(payload)
     coverage_workers.start(measure)
     if path != sys.path:
         sys.path[:] = path
@@ -147,6 +148,7 @@ def _load_job(payload: memoryview) -> Job:
     native_threads.apply(threads)
     # Modules whose top level runs the loop in the caller: never imported here (see serialize).
     serialize.stand_in(importing)
+    typeguard_workers.install(hooks)
     try:
         job: Job = serialize.loads(data)
     except ImportError:

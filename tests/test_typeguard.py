@@ -32,10 +32,9 @@ pytest_plugins = ["pytester"]
 
 @pytest.fixture(autouse=True)
 def _start_method_of_the_code(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The loops below ask for fork: typeguard's checks reach fork workers only (spawn and
-    forkserver workers import the module without typeguard's hook, as docs/getting-started.md
-    says). An environment choosing another start method (the portable tox env) would override
-    the code, so the programs these tests start run without it."""
+    """The loops below ask for a start method (fork, unless a test says otherwise); an
+    environment choosing another one (the portable tox env) would override the code, so the
+    programs these tests start run without it."""
     monkeypatch.delenv("PARALOOP_START_METHOD", raising=False)
     monkeypatch.delenv("PARALOOP_BACKEND", raising=False)
 
@@ -159,6 +158,20 @@ def test_a_marked_module_gets_parallel_loops_and_type_checks(tmp_path: Path, ord
     kind, message, _ = report["annotated"]  # type: ignore[misc]
     assert (kind, message) == ("TypeCheckError", "value assigned to text (int) is not an instance of str")
     assert report["direct"] == 'argument "x" (str) is not an instance of int'
+
+
+@pytest.mark.parametrize("method", ["spawn", "forkserver"])
+def test_workers_that_import_afresh_check_types_too(tmp_path: Path, method: str) -> None:
+    """spawn and forkserver workers import the module themselves: the caller's typeguard hooks
+    (and typeguard's configuration) travel with the loop's job and are installed there first."""
+    report = _run(tmp_path, MARKED.replace('start_method="fork"', f'start_method="{method}"'), ORDERS[1])
+    assert report["total"] == 20
+    assert report["pid"] not in report["pids"]  # type: ignore[operator]
+    kind, message, notes = report["argument"]  # type: ignore[misc]
+    assert (kind, message) == ("TypeCheckError", 'argument "x" (str) is not an instance of int')
+    assert "iteration 1" in notes
+    kind, message, _ = report["annotated"]  # type: ignore[misc]
+    assert (kind, message) == ("TypeCheckError", "value assigned to text (int) is not an instance of str")
 
 
 def test_typeguard_installed_after_paraloop_is_refused_with_the_fix(tmp_path: Path) -> None:
