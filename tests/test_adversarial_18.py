@@ -140,6 +140,38 @@ def test_an_object_returned_from_a_threads_body_is_not_closed_under_the_caller(
 
 @pytest.mark.xfail(
     strict=True,
+    reason="execute.py: _per_worker_objects catches Exception only; a factory's SystemExit kills the worker",
+)
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_a_factory_that_exits_exits_as_the_body_would(
+    load_module: Loader, monkeypatch: pytest.MonkeyPatch, method: str
+) -> None:
+    """The body's ``sys.exit(3)`` reaches the caller as SystemExit(3), as in the plain loop.  The
+    same call in a per-worker factory killed the worker and was reported as a crash ('exited
+    with code 3 ... if it ran out of memory, use fewer workers')."""
+    monkeypatch.setenv("PARALOOP_BACKEND", "processes")
+    monkeypatch.setenv("PARALOOP_START_METHOD", method)
+    module = load_module("""
+        import sys
+        import paraloop
+        from paraloop import ParaLoop
+
+        def connect():
+            sys.exit(3)
+
+        conn = paraloop.per_worker(connect)
+
+        def run():
+            for i in ParaLoop(range(4), num_processes=2):
+                conn.execute("select 1")
+    """)
+    with pytest.raises(SystemExit) as caught:
+        module.run()
+    assert caught.value.code == 3
+
+
+@pytest.mark.xfail(
+    strict=True,
     reason="pool.py: a per-worker handle's unpicklable argument gets 'Create it inside the body' advice",
 )
 def test_factory_arguments_that_do_not_pickle_get_advice_that_works(
@@ -247,6 +279,30 @@ def test_recycling_ends_however_the_loop_ends_and_leaves_no_process(
     assert _children() - before <= 2 + helpers
     shutdown_pools()
     assert _children() - before <= helpers  # no worker left behind
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="loop.py: max_tasks_per_child/worker_lifespan not redirected; the option list omits the option",
+)
+@pytest.mark.parametrize("name", ["max_tasks_per_child", "worker_lifespan", "maxtasksperchild"])
+def test_the_stdlib_and_mpire_names_for_recycling_name_max_iterations_per_worker(
+    load_module: Loader, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    """n_jobs= and max_workers= are refused naming num_processes; the names a stdlib or mpire user
+    types for recycling were refused with a list of options that does not hold the right one
+    (max_iterations_per_worker is missing from it)."""
+    monkeypatch.setenv("PARALOOP_BACKEND", "sequential")
+    module = load_module(f"""
+        from paraloop import ParaLoop
+
+        def run():
+            for i in ParaLoop(range(3), {name}=5):
+                pass
+    """)
+    with pytest.raises(ParaLoopError) as caught:
+        module.run()
+    assert "max_iterations_per_worker=5" in str(caught.value)
 
 
 # --- paraloop.config: contexts ---------------------------------------------------------------
