@@ -21,6 +21,9 @@ def open_bar(iterable: object, filename: str, line: int, options: Mapping[str, A
 
     ``options`` are tqdm's keywords (``desc``, ``unit``, ``file``, ``leave``, ...).
     """
+    if options and options.get("disable") is True:
+        # tqdm's own idiom, progress={"disable": not verbose}: no bar, so tqdm is not needed.
+        return None
     try:
         from tqdm.auto import tqdm
     except ImportError:

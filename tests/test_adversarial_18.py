@@ -578,3 +578,24 @@ def test_missing_tqdm_names_the_progress_dict_given(tmp_path: Path) -> None:
     last = result.stderr.strip().splitlines()[-1]
     assert f"{script}, line 5: progress={{'desc': 'files'}} needs tqdm" in last
     assert "pip install" in last
+
+
+def test_a_disabled_bar_needs_no_tqdm(tmp_path: Path) -> None:
+    """progress={"disable": not verbose} is tqdm's idiom for a quiet run; without tqdm it was
+    refused ('needs tqdm') although no bar is asked for."""
+    script = tmp_path / "quiet.py"
+    script.write_text(
+        textwrap.dedent("""
+        import sys
+        sys.modules["tqdm"] = None
+        from paraloop import ParaLoop
+        verbose = False
+        total = 0
+        for i in ParaLoop(range(10), progress={"disable": not verbose}, backend="sequential"):
+            total += i
+        print(total)
+    """)
+    )
+    result = run_script(script)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["45"]
