@@ -481,7 +481,7 @@ def _per_worker_objects(job: Job, chunk: Chunk, args: list[Any], clock: Any) -> 
         try:
             with stamped(clock if job.timeout is not None else None, chunk.start):
                 args[position] = instance(handle)
-        except Exception as error:  # noqa: BLE001 - the loop's error, naming the handle
+        except BaseException as error:  # noqa: BLE001 - the loop's error, as the body's would be (SystemExit too)
             note = (
                 f"paraloop: making {name!r} = {handle!r} failed in process {os.getpid()} "
                 f"(thread {threading.current_thread().name!r}), before the iteration ran"

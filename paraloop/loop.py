@@ -36,6 +36,12 @@ _NOT_REWRITTEN = (
 
 # What other libraries call the worker count, refused with paraloop's name for it.
 _OTHER_NAMES = {"n_jobs": "joblib", "max_workers": "concurrent.futures", "processes": "multiprocessing.Pool"}
+# ...and the names of recycling a worker after some tasks, refused with paraloop's.
+_RECYCLING_NAMES = {
+    "max_tasks_per_child": "concurrent.futures",
+    "maxtasksperchild": "multiprocessing.Pool",
+    "worker_lifespan": "mpire",
+}
 _OPTIONS = (
     "num_processes, backend, chunksize, start_method, timeout, progress, scheduler, lanes, native_threads"
 )
@@ -70,14 +76,21 @@ def _refuse_if_typeguard_took_it(frame: FrameType) -> None:
 
 def _unknown(unknown: Mapping[str, Any], where: str) -> ParaLoopError:
     """The error for keywords ``where`` (``ParaLoop`` or ``config``) does not take."""
-    name = next((name for name in unknown if name in _OTHER_NAMES), next(iter(unknown)))
+    known = {**_OTHER_NAMES, **_RECYCLING_NAMES}
+    name = next((name for name in unknown if name in known), next(iter(unknown)))
+    if name in _RECYCLING_NAMES:
+        return ParaLoopError(
+            f"{where}({name}={unknown[name]!r}): {name} is {_RECYCLING_NAMES[name]}'s name for replacing "
+            "a worker after some tasks; paraloop's is max_iterations_per_worker, an option of the loop: "
+            f"ParaLoop(..., max_iterations_per_worker={unknown[name]!r})"
+        )
     if name in _OTHER_NAMES:
         return ParaLoopError(
             f"{where}({name}={unknown[name]!r}): {name} is {_OTHER_NAMES[name]}'s name for the worker "
             f"count; paraloop's is num_processes: {where}(..., num_processes={unknown[name]!r}) "
             "(-1: all the CPUs this process may use, -2: all but one)"
         )
-    options = _OPTIONS + (", dask_dashboard" if where == "config" else "")
+    options = _OPTIONS + (", dask_dashboard" if where == "config" else ", max_iterations_per_worker")
     return ParaLoopError(f"{where}() takes no option {name!r}; its options are {options}")
 
 

@@ -39,14 +39,15 @@ import multiprocess
 from multiprocess.connection import wait
 
 from . import coverage_workers, serialize
-from .hook import typeguard_workers
 from .chunks import Chunk, Chunker
 from .cpus import available_cpus, waiting_workers
 from .early import Early
 from .errors import IterationTimeoutError, ParaLoopError, WorkerCrashedError
 from .execute import RAISED, Job, Outcome
+from .hook import typeguard_workers
 from .items import bound_to_this_process
 from .lanes import MAX_LANES, Probe, mostly_waiting
+from .resources import PerWorker
 from .sharing import Segments, sharing
 from .worker import CHECK, CHUNK, HEADER, JOB, NOTHING, QUIT, WATCHED, Checked, serve
 
@@ -175,6 +176,15 @@ def _job_bytes(job: Job) -> bytes:
         try:
             serialize.dumps_by_value(value)
         except Exception as error:  # noqa: BLE001
+            if isinstance(value, PerWorker):
+                raise ParaLoopError(
+                    f"{job.filename}, line {job.line}: the loop body uses {name!r}, a "
+                    f"paraloop.per_worker object whose factory or arguments cannot be sent to a "
+                    f"worker process ({type(error).__name__}: {error}); each worker calls the "
+                    "factory itself. Pass what identifies the object (a path, an address, a "
+                    "name) and make the rest in the factory, which must be importable or "
+                    "defined in the script"
+                ) from None
             raise ParaLoopError(
                 f"{job.filename}, line {job.line}: the loop body uses {name!r}, a "
                 f"{type(value).__module__}.{type(value).__qualname__} that cannot be sent to a "

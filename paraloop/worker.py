@@ -23,11 +23,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import coverage_workers, native_threads, serialize
-from .hook import typeguard_workers
 from .chunks import Chunk
 from .early import Watch
 from .errors import ParaLoopError
 from .execute import DONE, NOTE_STATE, RAISED, RETURNED, Job, Outcome, execute_chunk, stamped
+from .hook import typeguard_workers
 from .lanes import finish_lanes, start_lanes
 from .lifeline import die_with
 from .references import captured_arrays, refer

@@ -176,10 +176,6 @@ def test_an_object_returned_from_a_threads_body_is_not_closed_under_the_caller(
         assert [each.closed for each in kept] == [False] * 8
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="execute.py: _per_worker_objects catches Exception only; a factory's SystemExit kills the worker",
-)
 @pytest.mark.parametrize("method", ["fork", "spawn"])
 def test_a_factory_that_exits_exits_as_the_body_would(
     load_module: Loader, monkeypatch: pytest.MonkeyPatch, method: str
@@ -252,10 +248,6 @@ def test_a_factory_slower_than_the_timeout_is_named(
     assert "'model'" in message and "per_worker(" in message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pool.py: a per-worker handle's unpicklable argument gets 'Create it inside the body' advice",
-)
 def test_factory_arguments_that_do_not_pickle_get_advice_that_works(
     load_module: Loader, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -363,10 +355,6 @@ def test_recycling_ends_however_the_loop_ends_and_leaves_no_process(
     assert _children() - before <= helpers  # no worker left behind
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="loop.py: max_tasks_per_child/worker_lifespan not redirected; the option list omits the option",
-)
 @pytest.mark.parametrize("name", ["max_tasks_per_child", "worker_lifespan", "maxtasksperchild"])
 def test_the_stdlib_and_mpire_names_for_recycling_name_max_iterations_per_worker(
     load_module: Loader, monkeypatch: pytest.MonkeyPatch, name: str
