@@ -644,6 +644,10 @@ def _rebuilt(
             cls = find(cls)
         error = cls.__new__(cls, *args)
         error.args = args
+        if isinstance(error, SystemExit):
+            # SystemExit.__init__, not __new__, sets its code (as for SystemExit(*args)).
+            code: Any = args[0] if len(args) == 1 else (args or None)
+            error.code = code
         vars(error).update(state)
     else:
         from .errors import ParaLoopError

@@ -130,8 +130,13 @@ def without_runpy_frames(stderr: str) -> str:
     skipping = False
     for line in stderr.splitlines(keepends=True):
         if line.startswith('  File "'):
-            # runpy is frozen from 3.11 on; before, its frames name runpy.py (and show source).
-            skipping = line.startswith('  File "<frozen ') or '/runpy.py", line ' in line
+            # runpy is frozen from 3.11 on; before, its frames name runpy.py (and show source),
+            # and, for a zip archive on 3.10, importlib/util.py's find_spec.
+            skipping = (
+                line.startswith('  File "<frozen ')
+                or '/runpy.py", line ' in line
+                or "/importlib/" in line.partition('", line ')[0]
+            )
         elif not line.startswith("    "):
             skipping = False
         if not skipping:
