@@ -162,6 +162,7 @@ def _with_context(outcome: Outcome, job: Job) -> BaseException:
         error = error.resolve(lambda reference: resolve(reference, job.params, job.values))
     if isinstance(error, ParaLoopError) and outcome.item is None and outcome.traceback is None:
         return error  # paraloop's own refusal of a chunk's results: its message says where
+    _restore_fields(error)
     note = (
         f"paraloop: raised in iteration {outcome.stop} (item {outcome.item}) "
         f"of the loop at {job.filename}, line {job.line}"
@@ -183,6 +184,22 @@ def _with_context(outcome: Outcome, job: Job) -> BaseException:
         # Printed only from 3.11 on, but readable by code on 3.10 too.
         error.__notes__ = [*getattr(error, "__notes__", []), note]  # type: ignore[attr-defined]
     return error
+
+
+def _restore_fields(error: BaseException) -> None:
+    """Give a SystemExit its code (a StopIteration its value) from its args.
+
+    Both are set by ``__init__``, and some picklers rebuild an exception without calling it:
+    tblib, which Dask installs process-wide (a forked worker inherits it), rebuilds every
+    exception whose class has its own ``__init__`` as ``cls()`` plus its args, and a body's
+    ``sys.exit(3)`` then ended the program with status 0."""
+    if not error.args:
+        return
+    first: Any = error.args[0] if len(error.args) == 1 else error.args
+    if isinstance(error, SystemExit) and error.code is None:
+        error.code = first
+    elif isinstance(error, StopIteration) and error.value is None:
+        error.value = error.args[0]
 
 
 def _lookup(

@@ -451,3 +451,29 @@ def test_a_loop_whose_checks_kept_up_ends_without_a_round_trip(
     assert CHECK not in kinds and kinds
     with pytest.raises(paraloop.ParaLoopError, match="'big'"):
         module.change_at_the_end()
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_sys_exit_in_the_body_sets_the_exit_status_with_tblib_installed(tmp_path: Any, method: str) -> None:
+    """A body's sys.exit(3) ends the program with status 3, as the plain loop does, also once
+    tblib's pickling support is installed (Dask installs it process-wide, and a forked worker
+    inherits it): tblib rebuilds a SystemExit without its code, and the program exited with 0."""
+    import subprocess
+
+    pytest.importorskip("tblib", reason="tblib comes with dask[distributed], in the test environments")
+    script = tmp_path / "exits.py"
+    script.write_text(
+        "# paraloop: enable\n"
+        "import sys\n"
+        "import tblib.pickling_support\n"
+        "tblib.pickling_support.install()\n"
+        "from paraloop import ParaLoop\n"
+        f"for i in ParaLoop(range(4), num_processes=2, start_method={method!r}):\n"
+        "    if i == 2:\n"
+        "        sys.exit(3)\n"
+    )
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("PARALOOP_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "paraloop", str(script)], env=environment, capture_output=True, timeout=120
+    )
+    assert done.returncode == 3, done.stderr
