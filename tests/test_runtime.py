@@ -423,6 +423,13 @@ def test_a_loop_whose_checks_kept_up_ends_without_a_round_trip(
     from paraloop.worker import CHECK
 
     monkeypatch.setenv("PARALOOP_START_METHOD", "fork")
+    # Every fingerprint cheaper than a second is taken after each chunk (fork workers inherit
+    # this), so no worker leaves anything unchecked however loaded the machine is.
+    from paraloop import guard
+    from paraloop.pool import shutdown_pools
+
+    monkeypatch.setattr(guard, "_ALWAYS", 1.0)
+    shutdown_pools()  # workers forked from now on
     kinds: list[int] = []
     real = pool._Worker.send
 
@@ -451,6 +458,7 @@ def test_a_loop_whose_checks_kept_up_ends_without_a_round_trip(
     assert CHECK not in kinds and kinds
     with pytest.raises(paraloop.ParaLoopError, match="'big'"):
         module.change_at_the_end()
+    shutdown_pools()  # none of these workers serves a later test
 
 
 @pytest.mark.parametrize("method", ["fork", "spawn"])
