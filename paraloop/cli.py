@@ -373,15 +373,23 @@ def _report(error: BaseException, with_frames: bool) -> None:
     sys.excepthook(type(error), error.with_traceback(traceback_), traceback_)
 
 
-def _show(args: list[str]) -> int:
+def _file_argument(args: list[str], option: str) -> tuple[str, bytes] | int:
+    """The one FILE ``option`` takes and its bytes, or the exit status of a one-line error."""
     if len(args) != 1:
-        raise _UsageError("--show takes one FILE")
+        raise _UsageError(f"{option} takes one FILE")
     path = args[0]
     try:
         with open(path, "rb") as handle:
-            source = handle.read()
+            return path, handle.read()
     except OSError as error:
         return _fail(f"cannot open {path!r}: {error.strerror}", 2)
+
+
+def _show(args: list[str]) -> int:
+    found = _file_argument(args, "--show")
+    if isinstance(found, int):
+        return found
+    path, source = found
     try:
         text = show(source, path)
     except (SyntaxError, ValueError) as error:  # ValueError: null bytes, on Python 3.11
@@ -391,14 +399,10 @@ def _show(args: list[str]) -> int:
 
 
 def _explain(args: list[str]) -> int:
-    if len(args) != 1:
-        raise _UsageError("--explain takes one FILE")
-    path = args[0]
-    try:
-        with open(path, "rb") as handle:
-            source = handle.read()
-    except OSError as error:
-        return _fail(f"cannot open {path!r}: {error.strerror}", 2)
+    found = _file_argument(args, "--explain")
+    if isinstance(found, int):
+        return found
+    path, source = found
     from .explanation import explain
 
     try:

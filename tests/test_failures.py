@@ -247,6 +247,18 @@ def test_progress_bar_counts_every_iteration(tmp_path: Path) -> None:
     assert re.search(r"\b38it\b", result.stderr) and "38/" not in result.stderr
 
 
+# The most iterations of a loop that were running at one moment, from (start, end) spans.
+OVERLAP = """\
+def overlap(spans):
+    events = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
+    running = most = 0
+    for _, step in events:
+        running += step
+        most = max(most, running)
+    return most
+"""
+
+
 def test_waiting_iterations_get_more_in_flight(load_module: Loader, monkeypatch: pytest.MonkeyPatch) -> None:
     """With no worker count, a loop whose iterations mostly wait runs more of them at once than CPUs.
 
@@ -256,18 +268,12 @@ def test_waiting_iterations_get_more_in_flight(load_module: Loader, monkeypatch:
     from paraloop.cpus import available_cpus
 
     monkeypatch.delenv("PARALOOP_WORKERS", raising=False)
-    module = load_module("""
+    module = load_module(
+        OVERLAP
+        + textwrap.dedent("""
         import os, time
         from paraloop import ParaLoop
 
-        def overlap(spans):
-            # The most iterations that were running at one moment.
-            events = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
-            running = most = 0
-            for _, step in events:
-                running += step
-                most = max(most, running)
-            return most
 
         def waiting(**options):
             spans = []
@@ -279,6 +285,7 @@ def test_waiting_iterations_get_more_in_flight(load_module: Loader, monkeypatch:
                 pids.add(os.getpid())
             return overlap(spans), len(pids)
     """)
+    )
     cpus = available_cpus()
     in_flight, processes = module.waiting()
     assert in_flight >= 4 * cpus
@@ -302,18 +309,12 @@ def test_busy_iterations_get_no_more_in_flight_than_cpus(
     from paraloop.cpus import available_cpus
 
     monkeypatch.delenv("PARALOOP_WORKERS", raising=False)
-    module = load_module("""
+    module = load_module(
+        OVERLAP
+        + textwrap.dedent("""
         import time
         from paraloop import ParaLoop
 
-        def overlap(spans):
-            # The most iterations that were running at one moment.
-            events = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
-            running = most = 0
-            for _, step in events:
-                running += step
-                most = max(most, running)
-            return most
 
         def busy():
             spans = []
@@ -325,6 +326,7 @@ def test_busy_iterations_get_no_more_in_flight_than_cpus(
                 spans.append((start, time.monotonic()))
             return overlap(spans)
     """)
+    )
     assert module.busy() <= available_cpus()
 
 
