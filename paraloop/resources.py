@@ -58,14 +58,25 @@ class PerWorker(Generic[T]):
     process's objects of the handle (a later use makes a new one).
     """
 
-    __slots__ = ("__weakref__", "args", "closer", "factory", "key", "kwargs", "thread_safe")
+    # The handle's own state, under names no object has (special names, which the handle
+    # never passes on): attribute access in a function the body calls reaches the object's
+    # ``args``, ``key`` or ``factory`` (a Popen's, a partial's, a Namespace's), not these.
+    __slots__ = (
+        "__paraloop_args__",
+        "__paraloop_closer__",
+        "__paraloop_factory__",
+        "__paraloop_key__",
+        "__paraloop_kwargs__",
+        "__paraloop_thread_safe__",
+        "__weakref__",
+    )
 
-    factory: Callable[..., T]
-    args: tuple[Any, ...]
-    kwargs: dict[str, Any]
-    closer: Callable[[T], Any] | bool | None
-    thread_safe: bool
-    key: str
+    __paraloop_factory__: Callable[..., T]
+    __paraloop_args__: tuple[Any, ...]
+    __paraloop_kwargs__: dict[str, Any]
+    __paraloop_closer__: Callable[[T], Any] | bool | None
+    __paraloop_thread_safe__: bool
+    __paraloop_key__: str
 
     def __init__(
         self,
@@ -77,29 +88,37 @@ class PerWorker(Generic[T]):
         key: str | None = None,
     ) -> None:
         set_slot = object.__setattr__
-        set_slot(self, "factory", factory)
-        set_slot(self, "args", args)
-        set_slot(self, "kwargs", kwargs)
-        set_slot(self, "closer", closer)
-        set_slot(self, "thread_safe", thread_safe)
+        set_slot(self, "__paraloop_factory__", factory)
+        set_slot(self, "__paraloop_args__", args)
+        set_slot(self, "__paraloop_kwargs__", kwargs)
+        set_slot(self, "__paraloop_closer__", closer)
+        set_slot(self, "__paraloop_thread_safe__", thread_safe)
         # Its identity in every process: made here, carried by pickling.
-        set_slot(self, "key", key if key is not None else os.urandom(12).hex())
+        set_slot(self, "__paraloop_key__", key if key is not None else os.urandom(12).hex())
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (PerWorker, (self.factory, self.args, self.kwargs, self.closer, self.thread_safe, self.key))
+        return (
+            PerWorker,
+            (
+                self.__paraloop_factory__,
+                self.__paraloop_args__,
+                self.__paraloop_kwargs__,
+                self.__paraloop_closer__,
+                self.__paraloop_thread_safe__,
+                self.__paraloop_key__,
+            ),
+        )
 
     def __repr__(self) -> str:
-        name = getattr(self.factory, "__qualname__", None) or repr(self.factory)
-        module = getattr(self.factory, "__module__", None)
-        if (
-            module
-            and module.startswith("_")
-            and getattr(sys.modules.get(module[1:]), name, None) is self.factory
-        ):
+        factory = self.__paraloop_factory__
+        name = getattr(factory, "__qualname__", None) or repr(factory)
+        module = getattr(factory, "__module__", None)
+        if module and module.startswith("_") and getattr(sys.modules.get(module[1:]), name, None) is factory:
             module = module[1:]  # sqlite3.connect, not _sqlite3.connect
         if module and module not in ("builtins", "__main__"):
             name = f"{module}.{name}"
-        shown = [repr(arg) for arg in self.args] + [f"{key}={value!r}" for key, value in self.kwargs.items()]
+        shown = [repr(arg) for arg in self.__paraloop_args__]
+        shown += [f"{key}={value!r}" for key, value in self.__paraloop_kwargs__.items()]
         return f"paraloop.per_worker({', '.join([name, *shown])})"
 
     def __getattr__(self, name: str) -> Any:
@@ -159,7 +178,7 @@ class PerWorker(Generic[T]):
         """Close this process's objects of this handle (in every thread); a later use makes
         a new one.  Workers' objects are closed when the workers quit."""
         for objects in _holders():
-            objects.close(self.key)
+            objects.close(self.__paraloop_key__)
 
 
 def per_worker(
@@ -240,7 +259,7 @@ class _Objects:
 
 
 def _close(handle: PerWorker[Any], made: Any, foreign: bool) -> None:
-    closer = handle.closer
+    closer = handle.__paraloop_closer__
     if closer is False:
         return
     if closer is None:
@@ -294,7 +313,7 @@ def instance(handle: PerWorker[T]) -> T:
     """This worker's object for ``handle`` (this thread's, unless thread-safe), made on first use."""
     global _exit_registered
     objects: _Objects | None
-    if handle.thread_safe:
+    if handle.__paraloop_thread_safe__:
         objects = _shared
     else:
         objects = getattr(_local, "objects", None)
@@ -302,15 +321,17 @@ def instance(handle: PerWorker[T]) -> T:
             objects = _local.objects = _Objects(shared=False)
             with _lock:
                 _threads.add(objects)
-    found = objects.made.get(handle.key)
+    found = objects.made.get(handle.__paraloop_key__)
     if found is not None:
         return found[1]  # type: ignore[no-any-return]
-    with _making if handle.thread_safe else _NO_LOCK:
-        found = objects.made.get(handle.key)
+    with _making if handle.__paraloop_thread_safe__ else _NO_LOCK:
+        found = objects.made.get(handle.__paraloop_key__)
         if found is not None:
             return found[1]  # type: ignore[no-any-return]
-        made = handle.factory(*handle.args, **handle.kwargs)
-        objects.made[handle.key] = (handle, made)
+        factory, args = handle.__paraloop_factory__, handle.__paraloop_args__
+        kwargs = handle.__paraloop_kwargs__
+        made = factory(*args, **kwargs)
+        objects.made[handle.__paraloop_key__] = (handle, made)
         if not _exit_registered:
             _exit_registered = True
             atexit.register(close_all)

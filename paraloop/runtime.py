@@ -591,7 +591,7 @@ def _settings(context: Any) -> tuple[Any, ...]:
 def _one_per_thread(values: list[Any]) -> bool:
     """Whether the body uses a per-worker object made once per thread (see paraloop.resources):
     then a worker runs the loop's iterations in its main thread, never in lanes."""
-    return any(isinstance(value, PerWorker) and not value.thread_safe for value in values)
+    return any(isinstance(value, PerWorker) and not value.__paraloop_thread_safe__ for value in values)
 
 
 def _plain_job(

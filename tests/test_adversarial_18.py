@@ -100,10 +100,6 @@ def test_the_handle_outside_loops_stands_for_the_object(load_module: Loader) -> 
     assert not module.empty  # an empty dict is false, as the object is
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="resources.py: the handle's own slots (args, kwargs, key, factory, closer) shadow the object's",
-)
 def test_a_helper_reads_the_objects_attributes_named_like_the_handles_slots(
     load_module: Loader, monkeypatch: pytest.MonkeyPatch
 ) -> None:

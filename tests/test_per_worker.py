@@ -19,6 +19,7 @@ from types import ModuleType
 import pytest
 
 import paraloop
+from paraloop import resources
 from paraloop.pool import shutdown_pools
 
 Loader = Callable[..., ModuleType]
@@ -272,7 +273,7 @@ def test_a_factory_that_fails_raises_its_error_naming_the_name_and_the_loop(
     line = next(number for number, text in enumerate(lines, 1) if "in ParaLoop(" in text)
     assert notes[-1].endswith(f"of the loop at {module.__file__}, line {line}")
     if backend == "fork":
-        assert "handle.factory(*handle.args, **handle.kwargs)" in str(raised.value.__cause__)
+        assert "made = factory(*args, **kwargs)" in str(raised.value.__cause__)
 
 
 def test_the_caller_makes_its_own_on_first_use_and_close_makes_a_new_one_later() -> None:
@@ -305,7 +306,7 @@ def test_the_handle_pickles_without_the_object_and_keeps_its_identity() -> None:
     handle = paraloop.per_worker(sqlite3.connect, ":memory:")
     handle.execute("select 1")  # this thread's connection, which does not pickle
     copy = pickle.loads(pickle.dumps(handle))
-    assert copy.key == handle.key
+    assert resources.instance(copy) is resources.instance(handle)
     assert copy.execute("select 2").fetchone() == (2,)
     handle.close()
 
