@@ -16,7 +16,8 @@ Where it is made, and when it is closed:
   lanes, see :mod:`paraloop.lanes`, unless ``thread_safe=True`` or ``lanes=True``),
   and close their objects when they quit (pool shutdown, a recycled worker);
 - the threads backend's threads live for one loop: their objects are closed as
-  each thread finishes the loop;
+  each thread finishes the loop, but those the body handed back to the caller
+  (see :func:`hand_back`), which are the caller's from then on;
 - the caller (``backend="sequential"``, a loop nested in a worker) makes one and
   closes it at exit, or when ``handle.close()`` is called there;
 - a Dask worker makes one per task thread (they live as long as the worker)
@@ -29,10 +30,12 @@ own ``close()`` if it has one; ``close=False`` never closes it.
 from __future__ import annotations
 
 import atexit
+import gc
 import logging
 import os
 import sys
 import threading
+import types
 import warnings
 import weakref
 from collections.abc import Callable
@@ -40,7 +43,7 @@ from typing import Any, Generic, TypeVar, cast
 
 from .errors import ParaLoopError, ParaLoopWarning
 
-__all__ = ["PerWorker", "close_all", "instance", "per_worker", "release_thread"]
+__all__ = ["PerWorker", "close_all", "hand_back", "instance", "per_worker", "release_thread"]
 
 logger = logging.getLogger("paraloop")
 
@@ -240,17 +243,22 @@ class _Objects:
 
     def __init__(self, shared: bool) -> None:
         self.made: dict[str, tuple[PerWorker[Any], Any]] = {}
+        # Keys of the objects a chunk handed back to the caller (see hand_back): the caller's
+        # from then on, left open when this holder closes the others.
+        self.handed: set[str] = set()
         self.pid = os.getpid()
         self.shared = shared
         self.thread = threading.get_ident()
 
     def close(self, key: str | None = None) -> None:
-        """Close the object made for ``key``, or all of them, the last made first."""
+        """Close the object made for ``key``, or all of them, the last made first; objects
+        handed back to the caller are let go without closing."""
         keys = [key] if key is not None else list(self.made)
         for each in reversed(keys):
             found = self.made.pop(each, None)
-            if found is not None:
+            if found is not None and each not in self.handed:
                 _close(*found, foreign=not self.shared and self.thread != threading.get_ident())
+            self.handed.discard(each)
 
     def __del__(self) -> None:
         # A thread's objects go when the thread ends, in that thread: closed there.
@@ -349,8 +357,63 @@ class _NoLock:
 _NO_LOCK = _NoLock()
 
 
+# What hand_back never looks into: values without references, and objects that lead to
+# the rest of the program (a function's globals, a class's methods, a frame's locals).
+_ATOMS = frozenset({int, float, complex, bool, str, bytes, type(None)})
+_OPAQUE = (
+    types.ModuleType,
+    type,
+    types.FunctionType,
+    types.CodeType,
+    types.FrameType,
+    types.TracebackType,
+)
+# How many objects hand_back looks at in one value before it gives up and keeps all.
+HAND_BACK_BUDGET = 200_000
+
+
+def hand_back(value: object) -> None:
+    """Let the caller have this thread's objects that ``value`` holds (what a chunk of the
+    threads backend hands back: its partial results, the names it bound, what it returned).
+
+    The caller then holds the thread's very object, as the plain loop would hand it back, so
+    the thread's end leaves it open: it is the caller's from then on.  Should ``value`` be
+    too large to look through, every object of the thread is left open (never closed under
+    the caller; Python frees what nothing holds)."""
+    objects: _Objects | None = getattr(_local, "objects", None)
+    if objects is None or objects.pid != os.getpid():
+        return
+    wanted = {id(made): key for key, (_, made) in objects.made.items() if key not in objects.handed}
+    if wanted:
+        objects.handed.update(_held(value, wanted))
+
+
+def _held(value: object, wanted: dict[int, str]) -> set[str]:
+    """The keys of the ``wanted`` objects (by id) that ``value`` holds, however deep."""
+    found: set[str] = set()
+    seen: set[int] = set()
+    pending = [value]
+    budget = HAND_BACK_BUDGET
+    while pending:
+        each = pending.pop()
+        key = wanted.get(id(each))
+        if key is not None:
+            found.add(key)
+            if len(found) == len(wanted):
+                break
+        if type(each) in _ATOMS or isinstance(each, _OPAQUE) or id(each) in seen:
+            continue
+        seen.add(id(each))
+        budget -= 1
+        if budget < 0:
+            return set(wanted.values())
+        pending.extend(gc.get_referents(each))
+    return found
+
+
 def release_thread() -> None:
-    """Close the objects this thread made (a thread of the threads backend, finishing its loop)."""
+    """Close the objects this thread made (a thread of the threads backend, finishing its loop),
+    but those handed back to the caller (see :func:`hand_back`)."""
     objects = getattr(_local, "objects", None)
     if objects is not None and objects.pid == os.getpid():
         objects.close()

@@ -21,7 +21,7 @@ from typing import Any
 from .chunks import Chunker
 from .execute import Job, Outcome, execute_chunk, timeout_error
 from .native_threads import limited
-from .resources import release_thread
+from .resources import hand_back, release_thread
 
 __all__ = ["in_worker_thread", "run_threads", "running_chunk"]
 
@@ -74,11 +74,15 @@ def run_threads(job: Job, chunker: Chunker, count: int) -> Iterator[Outcome]:
                 if chunk is None:
                     break
                 clock[2] = chunk
-                results.put(execute_chunk(job, chunk, clock if job.timeout is not None else None))
+                outcome = execute_chunk(job, chunk, clock if job.timeout is not None else None)
+                # A per-thread object the chunk hands back stays open for the caller.
+                hand_back(outcome)
+                results.put(outcome)
         except BaseException as error:  # noqa: BLE001 - handed to the caller
             results.put(error)
         finally:
-            # The thread ends with the loop: the per-worker objects it made close now.
+            # The thread ends with the loop: the per-worker objects it made close now, but
+            # those it handed back, which are the caller's.
             release_thread()
             results.put(_FINISHED)
 

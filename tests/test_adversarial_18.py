@@ -134,10 +134,6 @@ def test_a_helper_reads_the_objects_attributes_named_like_the_handles_slots(
     assert module.run() == [(expected, expected)] * 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="threads.py/resources: release_thread closes the thread's objects the body handed back (fix in threads.py)",
-)
 def test_an_object_returned_from_a_threads_body_is_not_closed_under_the_caller(
     load_module: Loader, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -356,3 +356,43 @@ def test_thread_safe_objects_are_shared_by_the_threads_of_a_process(
     assert module.results == [3 * i for i in range(40)]
     assert len(module.made) == 1
     assert set(module.models.values()) == {id(module.made[0])}
+
+
+def test_threads_close_their_objects_but_the_one_the_body_handed_back(
+    load_module: Loader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On the threads backend a body that hands its thread's object back (a result, a name the
+    caller reads) gives the caller that very object, open, as the plain loop would; the
+    thread's other objects are closed as the thread finishes the loop, as before."""
+    monkeypatch.setenv("PARALOOP_BACKEND", "threads")
+    module = load_module("""
+        import paraloop
+        from paraloop import ParaLoop
+
+        made = []
+
+        class Resource:
+            def __init__(self, kind):
+                self.kind, self.closed = kind, False
+                made.append(self)
+
+            def close(self):
+                self.closed = True
+
+        kept = paraloop.per_worker(Resource, "kept")
+        used = paraloop.per_worker(Resource, "used")
+
+        def run():
+            results = {}
+            for i in ParaLoop(range(8), num_processes=2, chunksize=2):
+                results[i] = (kept, used.kind)
+                last = kept
+            return results, last
+    """)
+    results, last = module.run()
+    shown = {i: (each.kind, kind) for i, (each, kind) in results.items()}
+    assert shown == {i: ("kept", "used") for i in range(8)}
+    assert not any(each.closed for each, _ in results.values())
+    assert not last.closed
+    assert {each.kind for each in module.made if each.closed} == {"used"}
+    assert all(each.closed for each in module.made if each.kind == "used")
