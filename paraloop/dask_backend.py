@@ -496,11 +496,11 @@ def _with_deadline(job: Job, chunk: Chunk) -> Outcome:
         if thread.is_alive() and started and time.monotonic() - started > job.timeout:
             index = int(clock[1])
             worker = _distributed_worker()
-            error = timeout_error(
-                job, index, chunk.items[index - chunk.start], "its Dask worker is restarted"
-            )
+            error = timeout_error(job, index, [chunk], "its Dask worker is restarted")
             error.worker = worker  # type: ignore[attr-defined]
-            return Outcome(chunk.index, chunk.start, len(chunk.items), RAISED, index, error)
+            # A per-worker object being made (a negative index) stops the chunk before its first.
+            stop = max(index, chunk.start)
+            return Outcome(chunk.index, chunk.start, len(chunk.items), RAISED, stop, error)
     return done[0]
 
 

@@ -479,7 +479,7 @@ def _per_worker_objects(job: Job, chunk: Chunk, args: list[Any], clock: Any) -> 
         if type(handle) is not PerWorker:
             continue
         try:
-            with stamped(clock if job.timeout is not None else None, chunk.start):
+            with stamped(clock if job.timeout is not None else None, making(position)):
                 args[position] = instance(handle)
         except BaseException as error:  # noqa: BLE001 - the loop's error, as the body's would be (SystemExit too)
             note = (
@@ -507,9 +507,31 @@ def turned_inexact(job: Job, name: str, chunk: Chunk) -> ParaLoopError:
     )
 
 
-def timeout_error(job: Job, index: int, item: Any, fate: str) -> IterationTimeoutError:
-    """The error for iteration ``index`` (with ``item``) running past the loop's timeout."""
-    shown = f" (item {reprlib.repr(item)})" if item is not None else ""
+def making(position: int) -> int:
+    """What a clock's index says while the per-worker object of the body's ``position``-th
+    parameter is made (before the chunk's first iteration): -2, -3, ..., never an iteration's."""
+    return -2 - position
+
+
+def timeout_error(job: Job, index: int, chunks: Iterable[Chunk | None], fate: str) -> IterationTimeoutError:
+    """The error for what a clock showed running past the loop's timeout: iteration ``index``
+    (its item found in ``chunks``), or the making of a per-worker object (see :func:`making`)."""
+    if index <= -2 and -2 - index < len(job.params):
+        position = -2 - index
+        name, handle = job.params[position], job.values[position]
+        code = getattr(getattr(handle, "__paraloop_factory__", None), "__code__", None)
+        where = f", whose factory is at {code.co_filename}, line {code.co_firstlineno}," if code else ""
+        return IterationTimeoutError(
+            f"{job.filename}, line {job.line}: making the per-worker object {name!r} = {handle!r}"
+            f"{where} took longer than timeout={job.timeout:g} s, before the iteration that first uses "
+            f"it ran, so {fate}. Making it counts against that iteration's timeout: raise timeout= "
+            "above the time the factory takes (it runs once per worker, and later iterations and "
+            "loops reuse the object), or make the factory quicker"
+        )
+    shown = ""
+    for chunk in chunks:
+        if chunk is not None and 0 <= index - chunk.start < len(chunk.items):
+            shown = f" (item {reprlib.repr(chunk.items[index - chunk.start])})"
     return IterationTimeoutError(
         f"{job.filename}, line {job.line}: iteration {index}{shown} ran longer than "
         f"timeout={job.timeout:g} s, so {fate}. Raise the timeout, or find out why that iteration is "

@@ -26,7 +26,6 @@ import math
 import mmap
 import os
 import pickle
-import reprlib
 import signal
 import sys
 import threading
@@ -42,8 +41,8 @@ from . import coverage_workers, serialize
 from .chunks import Chunk, Chunker
 from .cpus import available_cpus, waiting_workers
 from .early import Early
-from .errors import IterationTimeoutError, ParaLoopError, WorkerCrashedError
-from .execute import RAISED, Job, Outcome
+from .errors import ParaLoopError, WorkerCrashedError
+from .execute import RAISED, Job, Outcome, timeout_error
 from .hook import typeguard_workers
 from .items import bound_to_this_process
 from .lanes import MAX_LANES, Probe, mostly_waiting
@@ -617,19 +616,12 @@ class ProcessPool:
             started = worker.clock[0]
             if worker.connection in ready or not started or now - started <= job.timeout:
                 continue
-            index = int(worker.clock[1])
-            item = ""
-            for chunk in worker.chunks.values():
-                if 0 <= index - chunk.start < len(chunk.items):
-                    item = f" (item {reprlib.repr(chunk.items[index - chunk.start])})"
+            error = timeout_error(
+                job, int(worker.clock[1]), worker.chunks.values(), "its worker process was stopped"
+            )
             worker.chunks.clear()
             self._discard(worker)
-            raise IterationTimeoutError(
-                f"{job.filename}, line {job.line}: iteration {index}{item} ran longer than "
-                f"timeout={job.timeout:g} s, so its worker process was stopped. Raise the "
-                "timeout, or find out why that iteration is slow (backend='sequential' runs it "
-                "in the caller, where a debugger works)"
-            )
+            raise error
 
     def _crashed(self, worker: _Worker, job: Job) -> None:
         chunks = sorted(worker.chunks.values(), key=lambda chunk: chunk.start)

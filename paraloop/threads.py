@@ -132,7 +132,6 @@ def _check_deadlines(clocks: list[list[Any]], job: Job) -> None:
     for clock in clocks:
         started, index, chunk = clock
         if started and now - started > job.timeout:
-            item = chunk.items[index - chunk.start] if chunk is not None else None
             raise timeout_error(
-                job, index, item, "its thread, which cannot be stopped, goes on in the background"
+                job, int(index), [chunk], "its thread, which cannot be stopped, goes on in the background"
             )

@@ -196,10 +196,6 @@ def test_a_factory_that_exits_exits_as_the_body_would(
     assert caught.value.code == 3
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="execute.py/pool.py: a factory that outlasts timeout= is blamed on iteration 0, not the handle",
-)
 @pytest.mark.parametrize("backend", ["fork", "threads"])
 def test_a_factory_slower_than_the_timeout_is_named(
     load_module: Loader, monkeypatch: pytest.MonkeyPatch, backend: str
