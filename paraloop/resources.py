@@ -401,13 +401,14 @@ def _held(value: object, wanted: dict[int, str]) -> set[str]:
             found.add(key)
             if len(found) == len(wanted):
                 break
-        if type(each) in _ATOMS or isinstance(each, _OPAQUE) or id(each) in seen:
+        if isinstance(each, _OPAQUE) or id(each) in seen:
             continue
         seen.add(id(each))
         budget -= 1
         if budget < 0:
             return set(wanted.values())
-        pending.extend(gc.get_referents(each))
+        # Atoms hold nothing: only a wanted one (an object that is a str) is looked at.
+        pending.extend([x for x in gc.get_referents(each) if type(x) not in _ATOMS or id(x) in wanted])
     return found
 
 
