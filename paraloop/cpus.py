@@ -6,6 +6,7 @@ import math
 import os
 import sys
 import threading
+import time
 
 from .linux import linux_facilities
 
@@ -24,7 +25,23 @@ __all__ = [
 _schedstat: tuple[int, int, int] | None = None
 
 
+# When the quota was last read (time.monotonic()), and what it was.
+_quota_read: tuple[float, float | None] = (-1e9, None)
+# How long a quota read stays good: each loop asks several times, and reading it costs tens
+# of microseconds; a quota changed by an administrator counts from the next second.
+QUOTA_SECONDS = 1.0
+
+
 def _cgroup_quota() -> float | None:
+    """CPUs allowed by the cgroup's CPU quota, read at most once a second."""
+    global _quota_read
+    now = time.monotonic()
+    if now - _quota_read[0] > QUOTA_SECONDS:
+        _quota_read = (now, _read_cgroup_quota())
+    return _quota_read[1]
+
+
+def _read_cgroup_quota() -> float | None:
     """CPUs allowed by the cgroup's CPU quota (v2 ``cpu.max`` or v1 CFS), if any."""
     try:
         with open("/sys/fs/cgroup/cpu.max") as handle:

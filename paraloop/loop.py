@@ -170,6 +170,15 @@ class ParaLoop(Generic[T]):
       worker process to replace and Dask manages its own workers (its
       ``distributed.worker.lifetime`` settings): there it is accepted and has
       no effect.  ``ParaLoop(items, max_iterations_per_worker=100)``.
+    - ``caller_runs``: with the processes backend, the calling process runs
+      the loop's first iterations itself (for about 2 ms) while the workers
+      get ready, so a short loop costs about what the plain loop costs.
+      ``None`` (default): where it may (not with ``timeout=``, per-worker
+      objects, ``max_iterations_per_worker`` or a body that changes
+      process-wide state); ``False``: every iteration runs in a worker (an
+      iteration that crashes its process then raises WorkerCrashedError
+      rather than ending the program).  ``PARALOOP_CALLER_RUNS=0`` or ``1``
+      overrides it.
 
     An option not given here comes from the innermost :class:`paraloop.config`
     block around the loop, if any.  ``ParaLoop(..., n_jobs=4)`` and
@@ -193,6 +202,7 @@ class ParaLoop(Generic[T]):
         lanes: bool | None = None,
         native_threads: int | bool | None = None,
         max_iterations_per_worker: int | None = None,
+        caller_runs: bool | None = None,
         **unknown: Never,
     ) -> None:
         if unknown:
@@ -208,6 +218,7 @@ class ParaLoop(Generic[T]):
         scheduler = block.get("scheduler") if scheduler is None else scheduler
         lanes = block.get("lanes") if lanes is None else lanes
         native_threads = block.get("native_threads") if native_threads is None else native_threads
+        caller_runs = block.get("caller_runs") if caller_runs is None else caller_runs
         if num_processes is not None:
             num_processes = worker_count(num_processes, "num_processes")
         if chunksize is not None and (
@@ -273,6 +284,24 @@ class ParaLoop(Generic[T]):
                 "least 1 (iterations a worker process runs before a new one replaces it), or None"
             )
         self.max_iterations_per_worker = max_iterations_per_worker
+        if caller_runs is not None and not isinstance(caller_runs, bool):
+            raise ParaLoopError(
+                f"caller_runs={caller_runs!r}: give False (every iteration runs in a worker) or "
+                "None (the caller runs the first iterations while workers start, where it may)"
+            )
+        self.caller_runs = caller_runs
+
+    def resolved_caller_runs(self) -> bool:
+        """Whether the caller may run the first iterations itself (see :mod:`paraloop.caller`):
+        ``PARALOOP_CALLER_RUNS`` (0 or 1) overrides the code."""
+        override = os.environ.get("PARALOOP_CALLER_RUNS", "").strip()
+        if override:
+            if override not in ("0", "1"):
+                raise ParaLoopError(
+                    f"PARALOOP_CALLER_RUNS={override!r}: give 0 (every iteration runs in a worker) or 1"
+                )
+            return override == "1"
+        return self.caller_runs is not False
 
     def resolved_lanes(self) -> bool | None:
         """Whether workers may run iterations side by side in threads: ``PARALOOP_LANES``

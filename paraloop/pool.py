@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import atexit
 import ctypes
+import gc
 import itertools
 import logging
 import math
@@ -38,17 +39,18 @@ import multiprocess
 from multiprocess.connection import wait
 
 from . import coverage_workers, serialize
+from .caller import CallerWorker, first_chunks, may_run
 from .chunks import Chunk, Chunker
 from .cpus import available_cpus, waiting_workers
 from .early import Early
 from .errors import ParaLoopError, WorkerCrashedError
-from .execute import RAISED, Job, Outcome, timeout_error
+from .execute import Job, Outcome, timeout_error
 from .hook import typeguard_workers
 from .items import bound_to_this_process
 from .lanes import MAX_LANES, Probe, mostly_waiting
 from .resources import PerWorker
 from .sharing import Segments, sharing
-from .worker import CHECK, CHUNK, HEADER, JOB, NOTHING, QUIT, WATCHED, Checked, serve
+from .worker import CHECK, CHUNK, HEADER, JOB, NOTHING, QUIT, WATCHED, Checked, serve, unreadable
 
 __all__ = ["ProcessPool", "get_pool", "shutdown_pools"]
 
@@ -129,20 +131,8 @@ def ctrl_c_held() -> Iterator[None]:
 
 
 def _unreadable(worker: _Worker, job: Job, error: Exception) -> Outcome:
-    """The outcome of a worker's chunk whose results could not be loaded here (a result's
-    ``__setstate__`` raised in the caller): an error naming its iterations; the chunks before
-    it are combined as usual."""
-    chunk = worker.chunks[min(worker.chunks)]
-    last = chunk.start + len(chunk.items) - 1
-    which = f"iteration {last}" if last == chunk.start else f"iterations {chunk.start} to {last}"
-    refused = ParaLoopError(
-        f"{job.filename}, line {job.line}: the results of {which} came back from a worker process "
-        f"but could not be loaded here: {type(error).__name__}: {error} (a class's __setstate__ "
-        "or __reduce__ failed in the caller). Return plain values (numbers, strings, lists, dicts) "
-        "from the body, or fix that class"
-    )
-    refused.__cause__ = error
-    return Outcome(chunk.index, chunk.start, len(chunk.items), RAISED, chunk.start, refused)
+    """The outcome of a worker's chunk whose results could not be loaded here."""
+    return unreadable(job, worker.chunks[min(worker.chunks)], error)
 
 
 def job_bytes(job: Job, segments: Segments | None = None) -> bytes:
@@ -210,6 +200,25 @@ def _taker(active: list[_Worker], two: bool) -> _Worker | None:
     return None
 
 
+@contextmanager
+def _frozen(method: str) -> Iterator[None]:
+    """Around a fork: the objects the child inherits are out of its garbage collector's reach.
+
+    A forked child shares the parent's memory until it writes to it; a collection
+    that walks every inherited object writes to all of their pages, and the child
+    then copies the parent's whole heap while its first chunk runs.  (Freezing and
+    unfreezing only move list heads: microseconds.)
+    """
+    if method != "fork":
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
 def _clock(context: Any, method: str) -> Any:
     """Two doubles shared with one worker process."""
     if method == "fork":
@@ -230,7 +239,7 @@ class _Worker:
             name=f"paraloop-worker-{number}",
             daemon=True,
         )
-        with main_hidden(method):
+        with main_hidden(method), _frozen(method):
             self.process.start()
         child_end.close()
         logger.debug("started %s (pid %s, %s)", self.process.name, self.process.pid, method)
@@ -252,6 +261,8 @@ class _Worker:
         self.assigned = 0
         # Its last outcome said its guard left objects unchecked (see ProcessPool._final_check).
         self.unchecked = False
+        # It sent a message back once: it is running (a new one takes milliseconds to start).
+        self.answered = False
 
     def send(self, kind: int, loop_id: int, index: int, start: int, payload: bytes, lanes: int = 1) -> None:
         self.connection.send_bytes(HEADER.pack(kind, loop_id, index, start, lanes) + payload)
@@ -344,7 +355,13 @@ class ProcessPool:
         worker.kill()
 
     def run(
-        self, job: Job, chunker: Chunker, count: int, grow_to: int | None = None, recycle: int | None = None
+        self,
+        job: Job,
+        chunker: Chunker,
+        count: int,
+        grow_to: int | None = None,
+        recycle: int | None = None,
+        caller_runs: bool = False,
     ) -> Iterator[Outcome]:
         """Run the chunks of ``chunker`` on ``count`` workers; yield outcomes as they arrive.
 
@@ -358,6 +375,9 @@ class ProcessPool:
         iterations (in this loop and earlier ones) is replaced by a new process: it is
         checked as at a loop's end, then asked to quit, which closes its per-worker
         objects.  Such a loop runs no lanes (each worker holds one chunk at a time).
+
+        With ``caller_runs``, the caller runs the first chunks itself where it may
+        (see :mod:`paraloop.caller`).
         """
         loop_id = next(_loop_ids)
         # Before the first item is read (items are pickled as they are read): what travels by value.
@@ -377,13 +397,29 @@ class ProcessPool:
         lanes_ok = job.timeout is None and job.lanes is not False and recycle is None
         wall = cpu = queued = 0.0
         job_message: bytes | None = None
+        job_data: bytes | None = None
         # Large captured arrays, sent once for all workers (freed when the loop ends).
         segments = Segments()
         # typeguard's import hooks in the caller: workers install them too.
         hooks = typeguard_workers.settings()
         # The options of a coverage measuring the caller: the workers measure too.
         measure = coverage_workers.settings()
+
+        def the_job_data() -> bytes:
+            nonlocal job_data
+            if job_data is None:
+                job_data = job_bytes(job, segments)
+            return job_data
+
+        # The caller runs the first chunks itself, and more while its new workers get ready.
+        caller = CallerWorker(job, the_job_data) if caller_runs and may_run(job, recycle) else None
+        # Whether a worker answered in this loop: then the workers are ready.
+        heard = False
         try:
+            if caller is not None:
+                yield from first_chunks(caller, chunker)
+                if caller.process_state is not None and job.lanes is None:
+                    lanes_ok = False
             while True:
                 while True:
                     # A second chunk per worker once lanes proved right: a wanted probe waits
@@ -421,9 +457,8 @@ class ProcessPool:
                     try:
                         if first:
                             if job_message is None:
-                                job_data = job_bytes(job, segments)
                                 job_message = pickle.dumps(
-                                    (sys.path, job.native_threads, importing, measure, hooks, job_data),
+                                    (sys.path, job.native_threads, importing, measure, hooks, the_job_data()),
                                     protocol=pickle.HIGHEST_PROTOCOL,
                                 )
                             worker.send(JOB, loop_id, 0, 0, job_message)
@@ -434,8 +469,27 @@ class ProcessPool:
                         self._crashed(worker, job)
                 waiting = [w for w in active if w.chunks]
                 if not waiting:
+                    if caller is not None:
+                        caller.finish()
                     self._final_check(active, loop_id, job, measure is not None)
                     return
+                if (
+                    caller is not None
+                    and not heard
+                    and caller.process_state is None
+                    and any(not w.answered for w in waiting)
+                ):
+                    # The workers have their first chunks and may take milliseconds to start
+                    # on them: the caller runs a short chunk meanwhile, unless one answered.
+                    chunk = None
+                    if not wait([w.connection for w in waiting] + [w.process.sentinel for w in waiting], 0):
+                        chunk = chunker.next(maximum=caller.maximum())
+                    if chunk is not None:
+                        ran = caller.run(chunk)
+                        if caller.process_state is not None and job.lanes is None:
+                            lanes_ok, lanes, provisional = False, 1, False
+                        yield ran
+                        continue
                 ready = wait(
                     [w.connection for w in waiting] + [w.process.sentinel for w in waiting],
                     self._until_deadline(waiting, job.timeout),
@@ -454,6 +508,7 @@ class ProcessPool:
                         except Exception as error:  # noqa: BLE001 - the loop's error, naming the chunk
                             message = _unreadable(worker, job, error)
                         worker.watched = False
+                        heard = worker.answered = True
                         if isinstance(message, Early):
                             worker.early_cpu = message.cpu
                             if (

@@ -98,6 +98,7 @@ class PerWorker(Generic[T]):
         set_slot(self, "__paraloop_thread_safe__", thread_safe)
         # Its identity in every process: made here, carried by pickling.
         set_slot(self, "__paraloop_key__", key if key is not None else os.urandom(12).hex())
+        _handles.add(self)
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (
@@ -310,6 +311,16 @@ _threads: weakref.WeakSet[_Objects] = weakref.WeakSet()
 # (closing a forked copy of a connection could disturb the parent's).
 _inherited: list[Any] = []
 _exit_registered = False
+
+
+# Every handle alive in this process: while one is, loops keep their iterations in the workers
+# (see paraloop.caller), since a body may reach a handle through a function it calls.
+_handles: weakref.WeakSet[PerWorker[Any]] = weakref.WeakSet()
+
+
+def handles_exist() -> bool:
+    """Whether this process holds a per-worker handle."""
+    return bool(_handles)
 
 
 def _holders() -> list[_Objects]:

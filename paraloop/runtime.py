@@ -517,7 +517,9 @@ def _outcomes(loop: ParaLoop[Any], job: Job, chunker: Chunker) -> Iterator[Outco
     # With no count given, a loop whose iterations mostly wait may get more workers.
     grow_to = waiting_iterations() if chosen is None else None
     recycle = loop.max_iterations_per_worker
-    return get_pool(loop.resolved_start_method()).run(job, chunker, count, grow_to, recycle)
+    return get_pool(loop.resolved_start_method()).run(
+        job, chunker, count, grow_to, recycle, caller_runs=loop.resolved_caller_runs()
+    )
 
 
 def _drive(outcomes: Iterator[Outcome], chunker: Chunker, inline: bool, bar: Any = None) -> Iterator[Outcome]:

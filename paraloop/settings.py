@@ -32,6 +32,7 @@ SETTINGS = (
     "progress",
     "lanes",
     "native_threads",
+    "caller_runs",
     "dask_dashboard",
 )
 
@@ -58,7 +59,7 @@ class config:
 
     Takes the options ``ParaLoop`` takes (``backend``, ``num_processes``,
     ``start_method``, ``scheduler``, ``chunksize``, ``timeout``, ``progress``,
-    ``lanes``, ``native_threads``) and ``dask_dashboard`` (the port of the
+    ``lanes``, ``native_threads``, ``caller_runs``) and ``dask_dashboard`` (the port of the
     dashboard of the Dask cluster paraloop starts).  A loop's own options win over
     the block's, an inner block's over an outer one's, and a ``PARALOOP_*``
     environment variable over all of them::
@@ -91,6 +92,7 @@ class config:
         progress: bool | Mapping[str, Any] | None = None,
         lanes: bool | None = None,
         native_threads: int | bool | None = None,
+        caller_runs: bool | None = None,
         dask_dashboard: int | bool | None = None,
         **unknown: Never,
     ) -> None:
@@ -104,6 +106,7 @@ class config:
             "progress": progress,
             "lanes": lanes,
             "native_threads": native_threads,
+            "caller_runs": caller_runs,
             "dask_dashboard": dask_dashboard,
         }
         from .loop import check_settings  # imported with paraloop already

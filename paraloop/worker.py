@@ -137,6 +137,22 @@ def _cannot_travel(outcome: Outcome, job: Job, name: str, value: Any, why: str) 
     return serialize.dumps(failed)
 
 
+def unreadable(job: Job, chunk: Chunk, error: Exception) -> Outcome:
+    """The outcome of a chunk whose results could not be loaded in the caller (a result's
+    ``__setstate__`` raised there): an error naming its iterations; the chunks before it
+    are combined as usual."""
+    last = chunk.start + len(chunk.items) - 1
+    which = f"iteration {last}" if last == chunk.start else f"iterations {chunk.start} to {last}"
+    refused = ParaLoopError(
+        f"{job.filename}, line {job.line}: the results of {which} came back from a worker process "
+        f"but could not be loaded here: {type(error).__name__}: {error} (a class's __setstate__ "
+        "or __reduce__ failed in the caller). Return plain values (numbers, strings, lists, dicts) "
+        "from the body, or fix that class"
+    )
+    refused.__cause__ = error
+    return Outcome(chunk.index, chunk.start, len(chunk.items), RAISED, chunk.start, refused)
+
+
 def _load_job(payload: memoryview) -> Job:
     """Load a job, first taking the parent's ``sys.path`` (it may have grown since we started)
     and sizing native thread pools (before the job's modules, numpy maybe, load)."""

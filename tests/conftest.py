@@ -25,6 +25,18 @@ _numbers = itertools.count()
 
 START_METHODS = ["fork", "forkserver", "spawn"]
 
+# The suite's loops run every iteration in worker processes, as they did before the caller
+# took part (paraloop.caller): most test loops are shorter than the caller's budget and would
+# never reach a worker.  The caller's part is tested where a test asks for it: the "caller"
+# backend of every_backend (the semantic suites) and tests/test_caller.py.  Inherited by the
+# programs the tests start (they strip the other PARALOOP_* settings, not this one).
+os.environ["PARALOOP_CALLER_RUNS"] = "0"
+
+# The caller's budget on the "caller" backend: short enough that a loop of slow iterations
+# goes on in the workers after its first ones, long enough that a loop of quick ones runs
+# in the caller from start to end.
+CALLER_TEST_SECONDS = 0.0005
+
 # False under PARALOOP_PORTABLE=1 (tox's portable environment): paraloop does without
 # /proc, cgroup files and /dev/shm, as on macOS (see paraloop.linux).
 LINUX_FACILITIES = linux_facilities()
@@ -102,8 +114,18 @@ def dask_cluster_to_break() -> Iterator[Any]:
 
 
 def use_backend(choice: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Make every loop of the test run on ``choice``: the environment overrides the code."""
-    if choice in START_METHODS:
+    """Make every loop of the test run on ``choice``: the environment overrides the code.
+
+    ``"caller"`` is the processes backend with the caller taking part (paraloop.caller),
+    under the platform's start method.
+    """
+    if choice == "caller":
+        from paraloop import caller
+
+        monkeypatch.setenv("PARALOOP_BACKEND", "processes")
+        monkeypatch.setenv("PARALOOP_CALLER_RUNS", "1")
+        monkeypatch.setattr(caller, "CALLER_SECONDS", CALLER_TEST_SECONDS)
+    elif choice in START_METHODS:
         monkeypatch.setenv("PARALOOP_BACKEND", "processes")
         monkeypatch.setenv("PARALOOP_START_METHOD", choice)
     else:
@@ -114,9 +136,10 @@ def use_backend(choice: str, request: pytest.FixtureRequest, monkeypatch: pytest
     return choice
 
 
-@pytest.fixture(params=[*START_METHODS, "threads", "sequential", "dask"])
+@pytest.fixture(params=[*START_METHODS, "caller", "threads", "sequential", "dask"])
 def every_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Run the test on processes under each start method, on threads, sequentially and on Dask.
+    """Run the test on processes under each start method (and with the caller taking part),
+    on threads, sequentially and on Dask.
 
     CONTRACT.md section 7: the same loop gives the same tracked result on every
     backend. The environment variables override what the code asks for.
@@ -129,16 +152,19 @@ def settings_for(backend: str, settings: list[Any]) -> list[Any]:
 
     How iterations are cut and combined is the same code on every backend: fork, threads
     and the sequential backend run every setting; spawn, forkserver and Dask, which differ
-    in how a loop travels (and cost more per chunk), run the last one.
+    in how a loop travels (and cost more per chunk), run the last one.  With the caller taking
+    part, every setting: where chunks begin and which process runs them changes with them.
     """
-    return settings if backend in ("fork", "threads", "sequential") else settings[-1:]
+    return settings if backend in ("fork", "caller", "threads", "sequential") else settings[-1:]
 
 
 def run_script(
     script: Path, *, timeout: float = 120, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     """``python -m paraloop script`` in the script's directory, free of the tests' PARALOOP_* settings."""
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("PARALOOP_")}
+    environment = {
+        k: v for k, v in os.environ.items() if not (k.startswith("PARALOOP_") and k != "PARALOOP_CALLER_RUNS")
+    }
     environment.update(env or {})
     return subprocess.run(
         [sys.executable, "-m", "paraloop", str(script)],
@@ -158,7 +184,9 @@ def interrupt_like_a_terminal(
     Returns the process group, the exit status, the script's stderr and the
     seconds it took to exit after the signal.
     """
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("PARALOOP_")}
+    environment = {
+        k: v for k, v in os.environ.items() if not (k.startswith("PARALOOP_") and k != "PARALOOP_CALLER_RUNS")
+    }
     environment.update(env or {})
     # A terminal's foreground job starts with Ctrl-C at its default.  An ignored SIGINT
     # is inherited across exec (and Python then keeps ignoring it): a test run started

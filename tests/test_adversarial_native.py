@@ -43,7 +43,11 @@ def blas_threads():
 
 def _clean_env(**environment: str) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if key not in ENVIRONMENT}
-    env = {key: value for key, value in env.items() if not key.startswith("PARALOOP_")}
+    env = {
+        key: value
+        for key, value in env.items()
+        if not (key.startswith("PARALOOP_") and key != "PARALOOP_CALLER_RUNS")
+    }
     env.update(environment)
     return env
 

@@ -125,7 +125,9 @@ def _script_results(tmp_path: Path, body: str, method: str) -> tuple[str, str]:
     """The script's last printed line run plainly (``python script.py``) and by paraloop."""
     script = tmp_path / "script.py"
     script.write_text(PRELUDE + textwrap.dedent(body))
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("PARALOOP_")}
+    environment = {
+        k: v for k, v in os.environ.items() if not (k.startswith("PARALOOP_") and k != "PARALOOP_CALLER_RUNS")
+    }
     plain = subprocess.run(
         [sys.executable, "-W", "ignore", str(script)],
         capture_output=True,

@@ -22,7 +22,9 @@ TIMEOUT = 120
 
 def _env(**extra: str) -> dict[str, str]:
     """The test's environment without any PARALOOP_* setting, plus ``extra``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PARALOOP_")}
+    env = {
+        k: v for k, v in os.environ.items() if not (k.startswith("PARALOOP_") and k != "PARALOOP_CALLER_RUNS")
+    }
     env.update(extra)
     return env
 

@@ -28,7 +28,9 @@ CONSOLE_SCRIPT = Path(sys.executable).parent / "paraloop"
 
 def _env() -> dict[str, str]:
     """The test's environment without any PARALOOP_* setting."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("PARALOOP_")}
+    return {
+        k: v for k, v in os.environ.items() if not (k.startswith("PARALOOP_") and k != "PARALOOP_CALLER_RUNS")
+    }
 
 
 def _run(command: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:

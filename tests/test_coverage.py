@@ -61,7 +61,11 @@ def run(method):
 
 
 def _environment() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith(("PARALOOP_", "COVERAGE_"))}
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PARALOOP_", "COVERAGE_")) or k == "PARALOOP_CALLER_RUNS"
+    }
 
 
 def _python(tmp_path: Path, *arguments: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:

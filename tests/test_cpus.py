@@ -27,7 +27,11 @@ print(available_cpus(), len(pids))
 def _run(tmp_path: Path, options: list[str], **environment: str) -> subprocess.CompletedProcess[str]:
     script = tmp_path / "count.py"
     script.write_text(SCRIPT)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PARALOOP_", "PYTHON_CPU"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PARALOOP_", "PYTHON_CPU")) or k == "PARALOOP_CALLER_RUNS"
+    }
     env.update(environment)
     return subprocess.run(
         [sys.executable, *options, "-m", "paraloop", str(script)],

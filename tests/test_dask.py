@@ -415,7 +415,9 @@ def test_paraloops_own_cluster_goes_with_a_killed_program(tmp_path: Path, how: s
         "        print('running', flush=True)\n"
         "    time.sleep(600)\n"
     )
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("PARALOOP_")}
+    environment = {
+        k: v for k, v in os.environ.items() if not (k.startswith("PARALOOP_") and k != "PARALOOP_CALLER_RUNS")
+    }
     before = set(os.listdir("/dev/shm"))
     process = subprocess.Popen(
         [sys.executable, "-m", "paraloop", str(script)],
@@ -587,7 +589,9 @@ def test_the_dashboard_of_paraloops_own_cluster_on_request(tmp_path: Path, how: 
     script.write_text(_DASHBOARD_SCRIPT)
     port = _free_port()
     env = {"PARALOOP_DASK_DASHBOARD": str(port)} if how == "environment" else {}
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("PARALOOP_")}
+    environment = {
+        k: v for k, v in os.environ.items() if not (k.startswith("PARALOOP_") and k != "PARALOOP_CALLER_RUNS")
+    }
     environment.update(env)
     import subprocess
 

@@ -622,7 +622,9 @@ def test_public_function_and_cheap_import() -> None:
 
 
 def cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PARALOOP_")}
+    env = {
+        k: v for k, v in os.environ.items() if not (k.startswith("PARALOOP_") and k != "PARALOOP_CALLER_RUNS")
+    }
     command = [sys.executable, "-m", "paraloop", *args]
     return subprocess.run(command, capture_output=True, text=True, env=env, cwd=cwd, timeout=TIMEOUT)
 

@@ -367,7 +367,9 @@ def test_workers_die_with_a_killed_parent(tmp_path: Path, method: str) -> None:
         "    time.sleep(120)\n"
         "    out.append(i)\n"
     )
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("PARALOOP_")}
+    environment = {
+        k: v for k, v in os.environ.items() if not (k.startswith("PARALOOP_") and k != "PARALOOP_CALLER_RUNS")
+    }
     environment["PARALOOP_START_METHOD"] = method
     process = subprocess.Popen(
         [sys.executable, "-m", "paraloop", str(script)],

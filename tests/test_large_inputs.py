@@ -137,7 +137,9 @@ def test_no_worker_holds_a_copy_and_the_caller_adds_none(tmp_path: Path) -> None
         print(total, round(worst), round(grown))
     """)
     )
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("PARALOOP_")}
+    environment = {
+        k: v for k, v in os.environ.items() if not (k.startswith("PARALOOP_") and k != "PARALOOP_CALLER_RUNS")
+    }
     result = subprocess.run(
         [sys.executable, "-m", "paraloop", str(script)],
         capture_output=True,

@@ -44,7 +44,11 @@ def _run(tmp_path: Path, body: str, **environment: str) -> Any:
     script = tmp_path / "script.py"
     script.write_text(PRELUDE + textwrap.dedent(body))
     env = {key: value for key, value in os.environ.items() if key not in ENVIRONMENT}
-    env = {key: value for key, value in env.items() if not key.startswith("PARALOOP_")}
+    env = {
+        key: value
+        for key, value in env.items()
+        if not (key.startswith("PARALOOP_") and key != "PARALOOP_CALLER_RUNS")
+    }
     env.update(environment)
     done = subprocess.run(
         [sys.executable, "-m", "paraloop", str(script)],

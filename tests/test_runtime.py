@@ -480,7 +480,9 @@ def test_sys_exit_in_the_body_sets_the_exit_status_with_tblib_installed(tmp_path
         "    if i == 2:\n"
         "        sys.exit(3)\n"
     )
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("PARALOOP_")}
+    environment = {
+        k: v for k, v in os.environ.items() if not (k.startswith("PARALOOP_") and k != "PARALOOP_CALLER_RUNS")
+    }
     done = subprocess.run(
         [sys.executable, "-m", "paraloop", str(script)], env=environment, capture_output=True, timeout=120
     )

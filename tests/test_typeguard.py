@@ -125,7 +125,9 @@ ORDERS = ["typeguard first", "paraloop first, then paraloop.install()"]
 def _run(tmp_path: Path, module: str, order: str) -> dict[str, object]:
     (tmp_path / "target.py").write_text(module)
     (tmp_path / "program.py").write_text(PROGRAM)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PARALOOP_")}
+    env = {
+        k: v for k, v in os.environ.items() if not (k.startswith("PARALOOP_") and k != "PARALOOP_CALLER_RUNS")
+    }
     result = subprocess.run(
         [sys.executable, "program.py", order],
         cwd=tmp_path,

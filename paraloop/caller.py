@@ -1,0 +1,142 @@
+"""The caller runs a loop's first iterations itself, as a worker process would.
+
+Starting worker processes, sending them the job and ramping chunk sizes up
+from one item costs milliseconds; a loop of a few trivial iterations would
+pay that for nothing.  So a process-backend loop begins in the calling
+process: it runs chunks there, from the start, for at most
+``CALLER_SECONDS`` (the budget), and hands the rest to the workers.  A loop
+that ends within the budget never uses a worker; a longer one pays at most
+the budget in serial time, and its first chunks to workers are sized from
+the caller's measurements instead of ramping up from one item.
+
+The caller runs a chunk exactly as a worker does (see
+:mod:`paraloop.worker`), so the loop's result does not depend on where a
+chunk ran:
+
+- on its own copy of the job, loaded from the bytes the workers get
+  (captured values are copies; something that cannot be sent to a worker is
+  refused as it would be there);
+- on items loaded from the bytes a worker would get;
+- with the job's guard checking the copies, and the chunk's outcome encoded
+  and decoded as a worker's (a result that cannot travel is an error here too);
+- with nested ``ParaLoop`` loops run sequentially, and the native thread
+  pools limited to a worker's share.
+
+Loops that stay with the workers from the first iteration: those with
+``timeout=`` (an iteration in the caller cannot be stopped) or
+``max_iterations_per_worker``; every loop of a program that holds per-worker
+objects (the caller would make one more, and a body may reach one through a
+function it calls); a body that changes process-wide state (the current
+directory, the environment: the caller's own would change) or draws from a
+seeded global random generator; and any loop with ``caller_runs=False`` or
+``PARALOOP_CALLER_RUNS=0``.
+
+What differs from a worker: a crash (a segfault, ``os._exit``) in an
+iteration the caller runs ends the program, as it would in the plain loop,
+instead of raising :class:`~paraloop.WorkerCrashedError`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+from . import serialize
+from .chunks import Chunk, Chunker
+from .execute import DONE, NOTE_STATE, Job, Outcome, execute_chunk
+from .native_threads import limited
+from .resources import handles_exist
+from .threads import running_chunk
+from .worker import encode_outcome, unreadable
+
+__all__ = ["CALLER_SECONDS", "CallerWorker", "first_chunks", "may_run"]
+
+# How long the caller runs a loop's iterations before the workers take over.  About what
+# forking a worker and its first round trip cost: a loop shorter than this never waits for one.
+CALLER_SECONDS = 0.002
+
+
+def may_run(job: Job, recycle: int | None) -> bool:
+    """Whether the caller may run the first chunks of ``job`` (see the module's docstring)."""
+    return (
+        job.timeout is None
+        and job.lanes is not False
+        and recycle is None
+        and not job.seeded
+        and not handles_exist()
+    )
+
+
+class CallerWorker:
+    """The calling process as one more worker of a loop, for its first chunks.
+
+    ``job_data`` gives the job's bytes as the workers get them: made before the
+    caller's first chunk, so that a loop whose body uses something that cannot
+    be sent to a worker is refused however short it is.
+    """
+
+    def __init__(self, job: Job, job_data: Callable[[], bytes]) -> None:
+        self._job = job
+        self._job_data = job_data
+        # The caller's time on this loop's chunks so far, and the last chunk's time per item.
+        self.spent = 0.0
+        self._per_item = 0.0
+        # A process-wide change an iteration made here (see paraloop.process_state): the caller
+        # runs no more chunks (its own process changed), and the workers run no lanes.
+        self.process_state: str | None = None
+
+    def maximum(self, budget: float = CALLER_SECONDS) -> int | None:
+        """The most items a next chunk may have to take about ``budget``, once one was timed."""
+        if not self._per_item:
+            return None
+        return max(1, int(budget / self._per_item))
+
+    @property
+    def within_budget(self) -> bool:
+        return self.process_state is None and self.spent < CALLER_SECONDS
+
+    def run(self, chunk: Chunk) -> Outcome:
+        """Run one chunk as a worker runs it: on items loaded from their bytes, its outcome
+        through bytes too."""
+        began = time.perf_counter()
+        job = self._job
+        self._job_data()
+        payload = chunk.payload if chunk.payload is not None else serialize.dumps(chunk.items)
+        chunk.payload = None
+        with running_chunk(), limited(job.native_threads):
+            items = serialize.loads(payload)
+            outcome = execute_chunk(job, Chunk(chunk.index, chunk.start, items), None, state=NOTE_STATE)
+            data = encode_outcome(outcome, job)
+        decoding = time.perf_counter()
+        try:
+            travelled: Outcome = serialize.loads(data)
+        except Exception as error:  # noqa: BLE001 - the loop's error, naming the chunk
+            travelled = unreadable(job, chunk, error)
+        travelled.received = time.perf_counter() - decoding
+        travelled.remote = True
+        if travelled.process_state is not None:
+            self.process_state = travelled.process_state
+        self.spent += time.perf_counter() - began
+        self._per_item = max(travelled.seconds / max(1, travelled.iterations), 1e-9)
+        return travelled
+
+    def finish(self) -> None:
+        """At the loop's end, as a worker: check the captured objects its chunks left unchecked."""
+        found = self._job.final_check()
+        if found is not None:
+            raise found
+
+
+def first_chunks(caller: CallerWorker, chunker: Chunker) -> Iterator[Outcome]:
+    """Run the loop's first chunks in the caller, for up to ``CALLER_SECONDS``; yield their outcomes.
+
+    Stops at an outcome that ends the loop (a break, an exception, a return).
+    """
+    while caller.within_budget:
+        chunk = chunker.next(maximum=caller.maximum(CALLER_SECONDS - caller.spent))
+        if chunk is None:
+            return
+        outcome = caller.run(chunk)
+        yield outcome
+        if outcome.kind != DONE:
+            return

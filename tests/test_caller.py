@@ -1,0 +1,372 @@
+"""The caller runs a loop's first iterations itself while workers get ready (paraloop.caller).
+
+What a user sees: a short loop never starts a worker process; a longer one starts in the
+caller and goes on in the workers, with the plain loop's result; loops that must stay in
+workers do; the option and its variable; the documented difference (a crash in an
+iteration the caller runs ends the program).  The semantic suites run every test on the
+"caller" backend too (tests/conftest.py), with the caller's part mixed with the workers'.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from plain_loop import run_plain
+
+import paraloop
+from paraloop import caller
+
+Loader = Callable[..., ModuleType]
+
+# Iterations long enough (1 ms) that a budget of 3 ms ends after a few of them.
+PIDS = """
+    import os, time
+    from paraloop import ParaLoop
+    def run(n, **options):
+        pids = []
+        for i in ParaLoop(range(n), num_processes=2, **options):
+            time.sleep(0.001)
+            pids.append(os.getpid())
+        return pids
+"""
+
+
+@pytest.fixture
+def caller_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The product's default (the suite runs with PARALOOP_CALLER_RUNS=0), a budget of 3 ms."""
+    monkeypatch.delenv("PARALOOP_CALLER_RUNS")
+    monkeypatch.setattr(caller, "CALLER_SECONDS", 0.003)
+
+
+def _environment(**extra: str) -> dict[str, str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("PARALOOP_")}
+    environment.update(extra)
+    return environment
+
+
+def _script(tmp_path: Path, body: str, **extra: str) -> subprocess.CompletedProcess[str]:
+    script = tmp_path / "script.py"
+    script.write_text(textwrap.dedent(body))
+    return subprocess.run(
+        [sys.executable, "-m", "paraloop", str(script)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=_environment(**extra),
+        cwd=tmp_path,
+    )
+
+
+SHORT = """
+    import multiprocess
+    from paraloop import ParaLoop
+    total = 0
+    for i in ParaLoop(range(10)):
+        total += i
+    print(total, len(multiprocess.active_children()))
+"""
+
+
+def test_a_short_loop_never_starts_a_worker(tmp_path: Path) -> None:
+    done = _script(tmp_path, SHORT)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["45", "0"]
+    # Without the caller's part, the same loop starts the workers.
+    kept = _script(tmp_path, SHORT, PARALOOP_CALLER_RUNS="0")
+    assert kept.returncode == 0, kept.stderr
+    total, children = kept.stdout.split()
+    assert total == "45" and int(children) >= 1
+
+
+@pytest.mark.usefixtures("caller_on")
+def test_the_caller_runs_the_first_iterations_and_the_workers_the_rest(load_module: Loader) -> None:
+    module = load_module(PIDS)
+    pids = module.run(200)
+    assert len(pids) == 200
+    here = [n for n, pid in enumerate(pids) if pid == os.getpid()]
+    assert here and here[0] == 0  # the first iteration ran in the caller
+    # About 3 ms of 1 ms iterations, and maybe a chunk while the workers started.
+    assert len(here) < 60
+    assert set(pids) - {os.getpid()}  # the rest went to worker processes
+
+
+@pytest.mark.usefixtures("caller_on")
+@pytest.mark.parametrize(
+    "how",
+    ["option", "config", "environment"],
+)
+def test_caller_runs_false_keeps_every_iteration_in_workers(
+    load_module: Loader, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    module = load_module(PIDS)
+    if how == "option":
+        pids = module.run(30, caller_runs=False)
+    elif how == "config":
+        with paraloop.config(caller_runs=False):
+            pids = module.run(30)
+    else:
+        monkeypatch.setenv("PARALOOP_CALLER_RUNS", "0")
+        pids = module.run(30)
+    assert len(pids) == 30
+    assert os.getpid() not in pids
+
+
+@pytest.mark.usefixtures("caller_on")
+def test_the_variable_overrides_the_code(load_module: Loader, monkeypatch: pytest.MonkeyPatch) -> None:
+    module = load_module(PIDS)
+    monkeypatch.setenv("PARALOOP_CALLER_RUNS", "1")
+    assert module.run(5, caller_runs=False)[0] == os.getpid()
+
+
+@pytest.mark.usefixtures("caller_on")
+def test_bad_settings_are_refused_with_the_choices(
+    load_module: Loader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    module = load_module(PIDS)
+    with pytest.raises(paraloop.ParaLoopError, match=r"caller_runs='yes': give False"):
+        module.run(3, caller_runs="yes")
+    monkeypatch.setenv("PARALOOP_CALLER_RUNS", "2")
+    with pytest.raises(paraloop.ParaLoopError, match=r"PARALOOP_CALLER_RUNS='2': give 0"):
+        module.run(3)
+
+
+STAYS = """
+    import os, time
+    import paraloop
+    from paraloop import ParaLoop
+
+    def with_timeout():
+        pids = []
+        for i in ParaLoop(range(8), num_processes=2, timeout=60):
+            pids.append(os.getpid())
+        return pids
+
+    def recycled():
+        pids = []
+        for i in ParaLoop(range(8), num_processes=2, max_iterations_per_worker=100):
+            pids.append(os.getpid())
+        return pids
+
+    def changes_directory(where):
+        pids = []
+        for i in ParaLoop(range(8), num_processes=2):
+            os.chdir(where)
+            pids.append(os.getpid())
+        return pids
+
+    def seeded():
+        import random
+        pids = []
+        for i in ParaLoop(range(8), num_processes=2):
+            random.seed(i)
+            pids.append((os.getpid(), random.random()))
+        return pids
+
+    def with_a_handle_somewhere():
+        handle = paraloop.per_worker(dict)
+        pids = []
+        for i in ParaLoop(range(8), num_processes=2):
+            pids.append(os.getpid())
+        del handle
+        return pids
+"""
+
+
+@pytest.mark.usefixtures("caller_on")
+@pytest.mark.parametrize(
+    "loop", ["with_timeout", "recycled", "changes_directory", "seeded", "with_a_handle_somewhere"]
+)
+def test_loops_that_must_stay_in_workers_do(load_module: Loader, loop: str, tmp_path: Path) -> None:
+    """timeout= (an iteration in the caller cannot be stopped), max_iterations_per_worker, a body
+    that changes process-wide state, and a program that holds per-worker objects."""
+    module = load_module(STAYS)
+    here = os.getcwd()
+    try:
+        found = getattr(module, loop)(*([str(tmp_path)] if loop == "changes_directory" else []))
+    finally:
+        os.chdir(here)
+    pids = [each[0] if isinstance(each, tuple) else each for each in found]
+    assert len(pids) == 8
+    assert os.getpid() not in pids
+    assert os.getcwd() == here
+
+
+HELPER_CHANGES_STATE = """
+    import os, time
+    from paraloop import ParaLoop
+
+    def mark(i):
+        os.environ["PARALOOP_TEST_MARK"] = str(i)
+
+    def run():
+        pids = []
+        for i in ParaLoop(range(40), num_processes=2):
+            if i == 0:
+                mark(i)
+            time.sleep(0.001)
+            pids.append(os.getpid())
+        return pids
+"""
+
+
+@pytest.mark.usefixtures("caller_on")
+def test_a_process_wide_change_in_the_caller_sends_the_rest_to_the_workers(
+    load_module: Loader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The change could not be seen before the loop ran (a function the body calls): it
+    happened in the caller, as in the plain loop; the caller runs no more iterations."""
+    monkeypatch.delenv("PARALOOP_TEST_MARK", raising=False)
+    module = load_module(HELPER_CHANGES_STATE)
+    pids = module.run()
+    assert pids[0] == os.getpid()
+    assert os.getpid() not in pids[1:]
+    assert os.environ.pop("PARALOOP_TEST_MARK") == "0"
+
+
+@pytest.mark.usefixtures("caller_on")
+def test_the_caller_runs_a_chunk_as_a_worker_does(load_module: Loader) -> None:
+    """Captured values: a change the loop cannot combine is refused as in a worker; an object
+    that cannot be sent to a worker is refused however short the loop; a nested loop runs
+    sequentially; an item changed in place is the caller's item afterwards."""
+    module = load_module("""
+        import threading
+        from paraloop import ParaLoop
+
+        seen = []
+        def note(x):
+            seen.append(x)
+
+        def changes_a_captured_list():
+            for i in ParaLoop(range(3)):
+                note(i)
+
+        def uses_a_lock():
+            lock = threading.Lock()
+            total = 0
+            for i in ParaLoop(range(2)):
+                with lock:
+                    total += i
+            return total
+
+        def nested():
+            total = 0
+            for i in ParaLoop(range(4)):
+                for j in ParaLoop(range(3)):
+                    total += i * j
+            return total
+
+        def changes_items():
+            items = [{"n": n} for n in range(5)]
+            for item in ParaLoop(items):
+                item["square"] = item["n"] ** 2
+            return items
+    """)
+    with pytest.raises(paraloop.ParaLoopError, match="seen"):
+        module.changes_a_captured_list()
+    with pytest.raises(paraloop.ParaLoopError, match=r"'lock'.*backend='threads'"):
+        module.uses_a_lock()
+    assert module.nested() == sum(i * j for i in range(4) for j in range(3))
+    assert module.changes_items() == [{"n": n, "square": n * n} for n in range(5)]
+
+
+CRASH = """
+    import os
+    from paraloop import ParaLoop, WorkerCrashedError
+    try:
+        for i in ParaLoop(range(4), num_processes=2):
+            if i == 0:
+                os._exit(7)
+    except WorkerCrashedError:
+        print("WorkerCrashedError")
+"""
+
+
+def test_a_crash_in_an_iteration_the_caller_runs_ends_the_program(tmp_path: Path) -> None:
+    """The documented difference: as the plain loop would, rather than WorkerCrashedError.
+    caller_runs=False (here PARALOOP_CALLER_RUNS=0) keeps it in a worker."""
+    ended = _script(tmp_path, CRASH)
+    assert ended.returncode == 7
+    assert ended.stdout == ""
+    kept = _script(tmp_path, CRASH, PARALOOP_CALLER_RUNS="0")
+    assert kept.returncode == 0, kept.stderr
+    assert kept.stdout.strip() == "WorkerCrashedError"
+
+
+DIFFERENTIAL = """
+    from collections import defaultdict
+    from paraloop import ParaLoop
+
+    def run(items, chunksize, stop):
+        total = 0.0
+        count = 0
+        out = []
+        groups = defaultdict(list)
+        last = None
+        for i, x in ParaLoop(list(enumerate(items)), chunksize=chunksize, num_processes=2):
+            if x == stop:
+                break
+            total += x * 0.1
+            count += 1
+            out.append(x * x)
+            groups[x % 3].append(i)
+            last = x
+        else:
+            last = "no break"
+        return total, count, out, dict(groups), last
+"""
+
+
+@pytest.fixture(scope="module")
+def differential(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleType]:
+    import importlib
+
+    folder = tmp_path_factory.mktemp("caller_differential")
+    (folder / "caller_differential.py").write_text("# paraloop: enable\n" + textwrap.dedent(DIFFERENTIAL))
+    sys.path.insert(0, str(folder))
+    try:
+        yield importlib.import_module("caller_differential")
+    finally:
+        sys.path.remove(str(folder))
+        sys.modules.pop("caller_differential", None)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    items=st.lists(st.integers(-50, 50), max_size=60),
+    chunksize=st.sampled_from([None, 1, 3, 7]),
+    stop=st.integers(-60, 60),
+    in_caller=st.integers(0, 4),
+)
+def test_any_number_of_chunks_in_the_caller_gives_the_plain_result(
+    differential: ModuleType,
+    monkeypatch: pytest.MonkeyPatch,
+    items: list[int],
+    chunksize: int | None,
+    stop: int,
+    in_caller: int,
+) -> None:
+    """Whichever chunks the caller runs before the workers take over (none to four), the
+    floats have the plain loop's bits and the rest is the plain loop's."""
+    monkeypatch.setenv("PARALOOP_CALLER_RUNS", "1")
+    runs = {"left": in_caller}
+
+    def within_budget(self: Any) -> bool:
+        runs["left"] -= 1
+        return runs["left"] >= 0
+
+    monkeypatch.setattr(caller.CallerWorker, "within_budget", property(within_budget))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", paraloop.ParaLoopWarning)
+        expected = run_plain(DIFFERENTIAL)["run"](items, chunksize, stop)
+    assert differential.run(items, chunksize, stop) == expected
