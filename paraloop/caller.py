@@ -9,6 +9,17 @@ that ends within the budget never uses a worker; a longer one pays at most
 the budget in serial time, and its first chunks to workers are sized from
 the caller's measurements instead of ramping up from one item.
 
+Where the iterable has a length, the caller also finishes a loop itself when
+what is left would take it less than getting workers going
+(``START_SECONDS``: forking two workers and their first milliseconds cost
+about 10 ms here).  Chunks stay about the budget's size, so iterations that
+turn slower are seen and handed over.
+
+While the caller runs the loop's first chunks, in order, float sums and
+products go on from their running values (:class:`paraloop.replay.Continued`)
+instead of recording each term for a replay: the plain loop's operations in
+its order, at the plain loop's speed.
+
 The caller runs a chunk exactly as a worker does (see
 :mod:`paraloop.worker`), so the loop's result does not depend on where a
 chunk ran:
@@ -40,20 +51,31 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from . import serialize
 from .chunks import Chunk, Chunker
 from .execute import DONE, NOTE_STATE, Job, Outcome, execute_chunk
 from .native_threads import limited
+from .replay import Continued
 from .resources import handles_exist
 from .threads import running_chunk
 from .worker import encode_outcome, unreadable
 
-__all__ = ["CALLER_SECONDS", "CallerWorker", "first_chunks", "may_run"]
+__all__ = ["CALLER_SECONDS", "READY_SECONDS", "START_SECONDS", "CallerWorker", "first_chunks", "may_run"]
 
 # How long the caller runs a loop's iterations before the workers take over.  About what
 # forking a worker and its first round trip cost: a loop shorter than this never waits for one.
 CALLER_SECONDS = 0.002
+
+# What it costs to get workers going, by start method, measured on a 2-CPU Linux machine: a
+# loop whose iterations left would take the caller less than this runs them itself (where
+# the iterable has a length).  Forked workers: the forks (about 2 ms each in the caller) and
+# a new child's first milliseconds, spent copying the pages it writes; spawned ones and those
+# of a fork server start a Python and import paraloop.  Idle workers of an earlier loop: the
+# job's round trip.
+START_SECONDS = {"fork": 0.010, "forkserver": 0.050, "spawn": 0.100}
+READY_SECONDS = 0.001
 
 
 def may_run(job: Job, recycle: int | None) -> bool:
@@ -75,15 +97,20 @@ class CallerWorker:
     be sent to a worker is refused however short it is.
     """
 
-    def __init__(self, job: Job, job_data: Callable[[], bytes]) -> None:
+    def __init__(self, job: Job, job_data: Callable[[], bytes], start_seconds: float = READY_SECONDS) -> None:
         self._job = job
         self._job_data = job_data
+        # What starting the workers this loop still needs would cost.
+        self.start_seconds = start_seconds
         # The caller's time on this loop's chunks so far, and the last chunk's time per item.
         self.spent = 0.0
         self._per_item = 0.0
         # A process-wide change an iteration made here (see paraloop.process_state): the caller
         # runs no more chunks (its own process changed), and the workers run no lanes.
         self.process_state: str | None = None
+        # The running values of float sums and products while every chunk so far ran here, in
+        # order: the next chunk goes on from them (see paraloop.replay.Continued).
+        self._running: dict[str, Any] | None = dict(job.starts())
 
     def maximum(self, budget: float = CALLER_SECONDS) -> int | None:
         """The most items a next chunk may have to take about ``budget``, once one was timed."""
@@ -95,9 +122,22 @@ class CallerWorker:
     def within_budget(self) -> bool:
         return self.process_state is None and self.spent < CALLER_SECONDS
 
-    def run(self, chunk: Chunk) -> Outcome:
+    def cheaper_than_workers(self, left: int | None) -> bool:
+        """Whether the ``left`` iterations would take the caller less than getting workers going."""
+        return (
+            self.process_state is None
+            and left is not None
+            and self._per_item > 0
+            and left * self._per_item < self.start_seconds
+        )
+
+    def run(self, chunk: Chunk, in_order: bool = False) -> Outcome:
         """Run one chunk as a worker runs it: on items loaded from their bytes, its outcome
-        through bytes too."""
+        through bytes too.
+
+        ``in_order``: every chunk before this one ran here, in order (the loop's first
+        chunks), so float sums and products go on from their running values.
+        """
         began = time.perf_counter()
         job = self._job
         self._job_data()
@@ -105,7 +145,12 @@ class CallerWorker:
         chunk.payload = None
         with running_chunk(), limited(job.native_threads):
             items = serialize.loads(payload)
-            outcome = execute_chunk(job, Chunk(chunk.index, chunk.start, items), None, state=NOTE_STATE)
+            running = self._running if in_order else None
+            if not in_order:
+                self._running = None  # a chunk went elsewhere: no running value from now on
+            outcome = execute_chunk(
+                job, Chunk(chunk.index, chunk.start, items), None, True, NOTE_STATE, continued=running
+            )
             data = encode_outcome(outcome, job)
         decoding = time.perf_counter()
         try:
@@ -114,10 +159,18 @@ class CallerWorker:
             travelled = unreadable(job, chunk, error)
         travelled.received = time.perf_counter() - decoding
         travelled.remote = True
+        if running:
+            for name in running:
+                partial = travelled.partials.get(name)
+                if type(partial) is Continued:
+                    running[name] = partial.value
         if travelled.process_state is not None:
             self.process_state = travelled.process_state
         self.spent += time.perf_counter() - began
-        self._per_item = max(travelled.seconds / max(1, travelled.iterations), 1e-9)
+        # Time waiting for a CPU (another program's, on a busy machine) is not the iterations' own:
+        # one preempted iteration would make the rest look slow.
+        own = max(travelled.seconds - travelled.queued, 0.0)
+        self._per_item = max(own / max(1, travelled.iterations), 1e-9)
         return travelled
 
     def finish(self) -> None:
@@ -128,15 +181,17 @@ class CallerWorker:
 
 
 def first_chunks(caller: CallerWorker, chunker: Chunker) -> Iterator[Outcome]:
-    """Run the loop's first chunks in the caller, for up to ``CALLER_SECONDS``; yield their outcomes.
+    """Run the loop's first chunks in the caller, for up to ``CALLER_SECONDS``, or to the loop's
+    end when what is left would take it less than getting workers going; yield their outcomes.
 
     Stops at an outcome that ends the loop (a break, an exception, a return).
     """
-    while caller.within_budget:
-        chunk = chunker.next(maximum=caller.maximum(CALLER_SECONDS - caller.spent))
+    while caller.within_budget or caller.cheaper_than_workers(chunker.left()):
+        # Chunks of about the budget at most, so that iterations that turn slower are seen.
+        chunk = chunker.next(maximum=caller.maximum(max(CALLER_SECONDS - caller.spent, CALLER_SECONDS / 2)))
         if chunk is None:
             return
-        outcome = caller.run(chunk)
+        outcome = caller.run(chunk, in_order=True)
         yield outcome
         if outcome.kind != DONE:
             return

@@ -174,6 +174,12 @@ class Chunker:
         # Each alone, but not together: the backend's own attempt raises, as it may.
         return items, None
 
+    def left(self) -> int | None:
+        """How many items are still to be handed out, where the iterable has a length."""
+        if self._sequence is None or self.exhausted or self.stopped:
+            return None
+        return len(self._sequence) - self.position
+
     def observe(self, items: int, seconds: float, overhead: float = 0.0) -> None:
         """Adapt the size to a worker's time for ``items`` iterations and the caller's overhead."""
         if self.fixed or items <= 0:

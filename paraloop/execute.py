@@ -19,7 +19,7 @@ import threading
 import time
 import traceback
 import types
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,7 +32,7 @@ from .items import writable
 from .process_state import changed as state_changed
 from .process_state import snapshot
 from .references import Reference, captured
-from .replay import Recorder, StandIn, Whole, check_whole, recorder
+from .replay import Continued, Recorder, StandIn, Whole, check_whole, recorder
 from .resources import PerWorker, instance
 from .variable import Variable
 
@@ -150,8 +150,15 @@ class Job:
         if guard is not None:
             guard.release(results)
 
+    def starts(self) -> dict[str, Any]:
+        """In the caller: the pre-loop values of the float sums and products whose chunks may
+        continue from the running value (see paraloop.replay.Continued); never sent."""
+        found: dict[str, Any] = self.__dict__.get("_starts", {})
+        return found
+
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
+        state.pop("_starts", None)
         state.pop("_guard", None)
         state.pop("_captured", None)
         state.pop("_whole_terms", None)
@@ -305,8 +312,8 @@ CHECK_SHARE = 0.03
 _guard_lock = threading.Lock()
 
 
-def _recorders(job: Job, args: list[Any]) -> dict[str, Recorder]:
-    """A recorder for each replayed name, passed as the name's log parameter.
+def _recorders(job: Job, args: list[Any], continued: Mapping[str, Any]) -> dict[str, Recorder]:
+    """A recorder for each replayed name (not ``continued``), passed as the name's log parameter.
 
     The name itself gets a stand-in that records what a nested loop does to it.
     """
@@ -316,8 +323,10 @@ def _recorders(job: Job, args: list[Any]) -> dict[str, Recorder]:
         if param.startswith(LOG_PREFIX):
             name = param[len(LOG_PREFIX) : -2]
             operation = job.replay.get(name)
-            if operation is None or (operation.endswith("?") and whole.get(name)):
-                continue  # not replayed, or terms so far whole numbers: added per chunk, exactly
+            if operation is None or (operation.endswith("?") and whole.get(name)) or name in continued:
+                # Not replayed; or terms so far whole numbers, added per chunk, exactly; or
+                # updated in order from its running value.
+                continue
             where = job.params.index(name)
             log = recorder(args[where], operation.rstrip("?"))
             recorders[name] = args[position] = log
@@ -355,22 +364,32 @@ NO_STATE = "refuse"
 
 
 def execute_chunk(
-    job: Job, chunk: Chunk, clock: Any = None, queue: bool = False, state: str | None = None
+    job: Job,
+    chunk: Chunk,
+    clock: Any = None,
+    queue: bool = False,
+    state: str | None = None,
+    continued: Mapping[str, Any] | None = None,
 ) -> Outcome:
     """Run one chunk on private copies; with ``queue``, also measure its time queued for a CPU.
 
     ``state`` (NOTE_STATE or NO_STATE) watches process-wide state around the chunk.
+    ``continued`` gives replayed names their running values, for a chunk that follows
+    every combined one (see :class:`paraloop.replay.Continued`): they are updated in
+    place of being recorded.
     """
     if job.decimal is None:
-        return _execute(job, chunk, clock, queue, state)
+        return _execute(job, chunk, clock, queue, state, continued or {})
     import decimal
 
     # The caller's context for this chunk only: this thread runs other loops' chunks later.
     with decimal.localcontext(job.decimal):
-        return _execute(job, chunk, clock, queue, state)
+        return _execute(job, chunk, clock, queue, state, continued or {})
 
 
-def _execute(job: Job, chunk: Chunk, clock: Any, queue: bool, state: str | None) -> Outcome:
+def _execute(
+    job: Job, chunk: Chunk, clock: Any, queue: bool, state: str | None, continued: Mapping[str, Any]
+) -> Outcome:
     before = snapshot() if state is not None and job.lanes is not False and job.timeout is None else None
     guard = job.guard()
     # Only in paraloop's own worker processes: elsewhere (threads, Dask) other threads of
@@ -378,12 +397,15 @@ def _execute(job: Job, chunk: Chunk, clock: Any, queue: bool, state: str | None)
     watch_random = guard is not None and job.copied and not job.seeded and not job.shared_process
     generators = guard.generators() if guard is not None and watch_random else None
     item_prints = _item_prints(chunk.items) if job.copied else None
-    args = [_argument(job, name, value) for name, value in zip(job.params, job.values)]
+    args = [
+        continued[name] if name in continued else _argument(job, name, value)
+        for name, value in zip(job.params, job.values)
+    ]
     if any(type(arg) is PerWorker for arg in args):
         unmade = _per_worker_objects(job, chunk, args, clock)
         if unmade is not None:
             return unmade
-    recorders = _recorders(job, args) if job.replay else {}
+    recorders = _recorders(job, args, continued) if job.replay else {}
     items = chunk.items
     iterable = Timed(items, chunk.start, clock) if clock is not None and job.timeout else items
     began_queued = queued_seconds() if queue else 0.0
@@ -446,6 +468,9 @@ def _execute(job: Job, chunk: Chunk, clock: Any, queue: bool, state: str | None)
         # ``v += x`` keeps the private Variable bound; ``v = min(v, x)`` or
         # ``v = x`` rebinds the name, and the new value is the partial result.
         partial = current.value if isinstance(current, Variable) else current
+        if name in continued:
+            outcome.partials[name] = Continued(partial)
+            continue
         partial = job.strategy(name).finish(partial)
         recorder = recorders.get(name)
         operation = job.replay.get(name)

@@ -39,7 +39,7 @@ import multiprocess
 from multiprocess.connection import wait
 
 from . import coverage_workers, serialize
-from .caller import CallerWorker, first_chunks, may_run
+from .caller import READY_SECONDS, START_SECONDS, CallerWorker, first_chunks, may_run
 from .chunks import Chunk, Chunker
 from .cpus import available_cpus, waiting_workers
 from .early import Early
@@ -412,7 +412,13 @@ class ProcessPool:
             return job_data
 
         # The caller runs the first chunks itself, and more while its new workers get ready.
-        caller = CallerWorker(job, the_job_data) if caller_runs and may_run(job, recycle) else None
+        caller = None
+        if caller_runs and may_run(job, recycle):
+            caller = CallerWorker(
+                job,
+                the_job_data,
+                START_SECONDS.get(self.method, READY_SECONDS) if to_start else READY_SECONDS,
+            )
         # Whether a worker answered in this loop: then the workers are ready.
         heard = False
         try:
@@ -458,7 +464,15 @@ class ProcessPool:
                         if first:
                             if job_message is None:
                                 job_message = pickle.dumps(
-                                    (sys.path, job.native_threads, importing, measure, hooks, the_job_data()),
+                                    (
+                                        sys.path,
+                                        job.native_threads,
+                                        importing,
+                                        measure,
+                                        hooks,
+                                        {name: True for name, whole in job.whole_terms().items() if whole},
+                                        the_job_data(),
+                                    ),
                                     protocol=pickle.HIGHEST_PROTOCOL,
                                 )
                             worker.send(JOB, loop_id, 0, 0, job_message)

@@ -35,7 +35,8 @@ from itertools import islice
 from typing import Any
 
 __all__ = [
-    "Recorder", "Replay", "StandIn", "Whole", "check_whole", "combine_whole", "inexact", "recorder", "replay",
+    "CONTINUED_TYPES", "Continued", "Recorder", "Replay", "StandIn", "Whole", "check_whole", "combine_whole",
+    "inexact", "recorder", "replay",
 ]  # fmt: skip
 
 # The operations a strategy applies, with their inverses.
@@ -107,6 +108,28 @@ class _Inverse:
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_Inverse, (self.value,))
+
+
+class Continued:
+    """A chunk's value of a float (or complex) sum or product, applied in order from the value
+    the loop had before the chunk: it replaces the combined value.
+
+    The caller runs a loop's first chunks itself (see :mod:`paraloop.caller`), in order, with
+    everything before them combined: those chunks apply ``total += x`` onto the running value,
+    the plain loop's own operations, rather than record each term for a replay.
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Continued, (self.value,))
+
+
+# The values a chunk may continue from (immutable: the running value is rebound, never changed).
+CONTINUED_TYPES = (float, complex)
 
 
 class Whole(int):

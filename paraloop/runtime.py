@@ -56,6 +56,7 @@ from .process_state import MODULE_STATE, describe
 from .progress import close_bar, open_bar
 from .reductions import infer_reductions, replay_operation, whole_partials
 from .references import resolve
+from .replay import CONTINUED_TYPES, Continued
 from .resources import PerWorker
 from .serialize import Unresolved
 from .threads import in_worker_thread, run_threads
@@ -127,6 +128,10 @@ class Combiner:
 
     def _apply(self, outcome: Outcome) -> None:
         for name, partial in outcome.partials.items():
+            if type(partial) is Continued:
+                # The chunk went on from the combined value, in order (see paraloop.caller).
+                self.accumulated[name] = partial.value
+                continue
             strategy = self.variables[name].aggregation_strategy
             try:
                 self.accumulated[name] = strategy.combine(self.accumulated[name], partial)
@@ -708,6 +713,13 @@ def _run(
         lanes=lanes,
         **_watching(loop),
     )
+    job.__dict__["_starts"] = {
+        name: variables[name].value
+        for name, operation in replayed.items()
+        if operation in ("add", "mul")
+        and name not in job.wrapped
+        and type(variables[name].value) in CONTINUED_TYPES
+    }
     chunker = _chunker(loop)
     combiner = Combiner(variables, job, inferred, chunker.held)
     inline = _backend(loop) in ("threads", "sequential")

@@ -156,7 +156,7 @@ def unreadable(job: Job, chunk: Chunk, error: Exception) -> Outcome:
 def _load_job(payload: memoryview) -> Job:
     """Load a job, first taking the parent's ``sys.path`` (it may have grown since we started)
     and sizing native thread pools (before the job's modules, numpy maybe, load)."""
-    path, threads, importing, measure, hooks, data = pickle.loads(payload)
+    path, threads, importing, measure, hooks, whole, data = pickle.loads(payload)
     coverage_workers.start(measure)
     if path != sys.path:
         sys.path[:] = path
@@ -171,6 +171,9 @@ def _load_job(payload: memoryview) -> Job:
         # A module written after this worker listed its directories.
         importlib.invalidate_caches()
         job = serialize.loads(data)
+    # What the caller's own chunks showed (see paraloop.caller): sums that started as whole
+    # numbers and had whole terms there are added per chunk from this worker's first chunk on.
+    job.whole_terms().update(whole)
     # The global random generators the caller has, imported now rather than in the first
     # iteration: importing numpy.random there adds warnings filters, which would look like
     # an iteration changing process-wide state (and keep the loop out of lanes).

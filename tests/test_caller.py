@@ -14,6 +14,7 @@ import subprocess
 import sys
 import textwrap
 import warnings
+import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
@@ -25,7 +26,7 @@ from hypothesis import strategies as st
 from plain_loop import run_plain
 
 import paraloop
-from paraloop import caller
+from paraloop import caller, resources
 
 Loader = Callable[..., ModuleType]
 
@@ -44,9 +45,11 @@ PIDS = """
 
 @pytest.fixture
 def caller_on(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The product's default (the suite runs with PARALOOP_CALLER_RUNS=0), a budget of 3 ms."""
+    """The product's default (the suite runs with PARALOOP_CALLER_RUNS=0), a budget of 3 ms,
+    in a program that holds no per-worker handle (other tests' handles may outlive them)."""
     monkeypatch.delenv("PARALOOP_CALLER_RUNS")
     monkeypatch.setattr(caller, "CALLER_SECONDS", 0.003)
+    monkeypatch.setattr(resources, "_handles", weakref.WeakSet())
 
 
 def _environment(**extra: str) -> dict[str, str]:
