@@ -105,6 +105,10 @@ class CallerWorker:
         # The caller's time on this loop's chunks so far, and the last chunk's time per item.
         self.spent = 0.0
         self._per_item = 0.0
+        # Its chunks' wall, CPU and queued times: whether the iterations mostly wait (then the
+        # workers run lanes from their first chunk on, see paraloop.lanes).
+        self.wall = self.cpu = self.queued = 0.0
+        self.items = 0
         # A process-wide change an iteration made here (see paraloop.process_state): the caller
         # runs no more chunks (its own process changed), and the workers run no lanes.
         self.process_state: str | None = None
@@ -121,6 +125,12 @@ class CallerWorker:
     @property
     def within_budget(self) -> bool:
         return self.process_state is None and self.spent < CALLER_SECONDS
+
+    @property
+    def quick(self) -> bool:
+        """Whether an iteration takes well under the budget: then a chunk of them while workers
+        start holds back the workers' messages briefly (one of slow iterations would not)."""
+        return self.process_state is None and 0 < self._per_item <= CALLER_SECONDS / 4
 
     def cheaper_than_workers(self, left: int | None) -> bool:
         """Whether the ``left`` iterations would take the caller less than getting workers going."""
@@ -159,6 +169,10 @@ class CallerWorker:
             travelled = unreadable(job, chunk, error)
         travelled.received = time.perf_counter() - decoding
         travelled.remote = True
+        self.wall += travelled.seconds
+        self.cpu += travelled.cpu
+        self.queued += travelled.queued
+        self.items += travelled.iterations
         if running:
             for name in running:
                 partial = travelled.partials.get(name)

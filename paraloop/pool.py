@@ -426,6 +426,14 @@ class ProcessPool:
                 yield from first_chunks(caller, chunker)
                 if caller.process_state is not None and job.lanes is None:
                     lanes_ok = False
+                wall, cpu, queued = caller.wall, caller.cpu, caller.queued
+                # Iterations run one at a time, as the probe compares lanes chunks with.
+                probe.alone_cpu, probe.alone_items = cpu, caller.items
+                if grow_to is not None and lanes_ok and mostly_waiting(wall, cpu, queued):
+                    # The caller's iterations waited: the workers run lanes from the start
+                    # (their first chunks need not be watched for it).
+                    lanes = min(MAX_LANES, math.ceil(grow_to / count))
+                    logger.debug("the caller's iterations wait: %d lanes per worker", lanes)
             while True:
                 while True:
                     # A second chunk per worker once lanes proved right: a wanted probe waits
@@ -487,12 +495,7 @@ class ProcessPool:
                         caller.finish()
                     self._final_check(active, loop_id, job, measure is not None)
                     return
-                if (
-                    caller is not None
-                    and not heard
-                    and caller.process_state is None
-                    and any(not w.answered for w in waiting)
-                ):
+                if caller is not None and not heard and caller.quick and any(not w.answered for w in waiting):
                     # The workers have their first chunks and may take milliseconds to start
                     # on them: the caller runs a short chunk meanwhile, unless one answered.
                     chunk = None

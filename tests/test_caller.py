@@ -373,3 +373,25 @@ def test_any_number_of_chunks_in_the_caller_gives_the_plain_result(
         warnings.simplefilter("ignore", paraloop.ParaLoopWarning)
         expected = run_plain(DIFFERENTIAL)["run"](items, chunksize, stop)
     assert differential.run(items, chunksize, stop) == expected
+
+
+WAITING = """
+    import threading, time
+    from paraloop import ParaLoop
+
+    def run():
+        lanes = []
+        for i in ParaLoop(range(40)):
+            time.sleep(0.02)
+            lanes.append(threading.current_thread().name.startswith("paraloop-lane"))
+        return lanes
+"""
+
+
+@pytest.mark.usefixtures("caller_on")
+def test_iterations_that_wait_in_the_caller_start_the_workers_in_lanes(load_module: Loader) -> None:
+    """The caller's first iteration waited (20 ms asleep): the workers' first chunks already
+    run in lanes (threads), rather than one iteration each while they find out themselves."""
+    lanes = load_module(WAITING).run()
+    assert lanes[0] is False  # in the caller
+    assert all(lanes[1:4])  # the next iterations: the first chunks the workers got
