@@ -62,7 +62,15 @@ from .resources import handles_exist
 from .threads import running_chunk
 from .worker import encode_outcome, unreadable
 
-__all__ = ["CALLER_SECONDS", "READY_SECONDS", "START_SECONDS", "CallerWorker", "first_chunks", "may_run"]
+__all__ = [
+    "CALLER_SECONDS",
+    "READY_SECONDS",
+    "START_SECONDS",
+    "CallerWorker",
+    "first_chunks",
+    "may_run",
+    "start_seconds",
+]
 
 # How long the caller runs a loop's iterations before the workers take over.  About what
 # forking a worker and its first round trip cost: a loop shorter than this never waits for one.
@@ -74,8 +82,22 @@ CALLER_SECONDS = 0.002
 # a new child's first milliseconds, spent copying the pages it writes; spawned ones and those
 # of a fork server start a Python and import paraloop.  Idle workers of an earlier loop: the
 # job's round trip.
-START_SECONDS = {"fork": 0.010, "forkserver": 0.050, "spawn": 0.100}
+START_SECONDS = {"fork": 0.010, "forkserver": 0.030, "spawn": 0.100}
 READY_SECONDS = 0.001
+# The fork server's own start, the first time a program starts workers with it (a new Python
+# that imports paraloop and what the script imports): about 80 ms here, all of it in the caller.
+FORK_SERVER_SECONDS = 0.100
+
+
+def start_seconds(method: str) -> float:
+    """What starting workers with ``method`` would cost the caller now (see START_SECONDS)."""
+    seconds = START_SECONDS.get(method, START_SECONDS["spawn"])
+    if method == "forkserver":
+        from multiprocess import forkserver
+
+        if getattr(forkserver._forkserver, "_forkserver_pid", None) is None:
+            seconds += FORK_SERVER_SECONDS
+    return seconds
 
 
 def may_run(job: Job, recycle: int | None) -> bool:

@@ -39,7 +39,7 @@ import multiprocess
 from multiprocess.connection import wait
 
 from . import coverage_workers, serialize
-from .caller import READY_SECONDS, START_SECONDS, CallerWorker, first_chunks, may_run
+from .caller import READY_SECONDS, CallerWorker, first_chunks, may_run, start_seconds
 from .chunks import Chunk, Chunker
 from .cpus import available_cpus, waiting_workers
 from .early import Early
@@ -417,7 +417,7 @@ class ProcessPool:
             caller = CallerWorker(
                 job,
                 the_job_data,
-                START_SECONDS.get(self.method, READY_SECONDS) if to_start else READY_SECONDS,
+                start_seconds(self.method) if to_start else READY_SECONDS,
             )
         # Whether a worker answered in this loop: then the workers are ready.
         heard = False
