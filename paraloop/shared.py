@@ -14,7 +14,6 @@ from __future__ import annotations
 import importlib
 import mmap
 import os
-import secrets
 import weakref
 from collections.abc import Iterator
 from typing import Any
@@ -75,7 +74,7 @@ class SharedArray:
         self.dtype = numpy.dtype(dtype)
         self.shape: tuple[int, ...] = (shape,) if isinstance(shape, int) else tuple(shape)
         nbytes = int(numpy.prod(self.shape, dtype=numpy.int64)) * self.dtype.itemsize
-        name = f"paraloop_{os.getpid()}_{secrets.token_hex(6)}"
+        name = f"paraloop_{os.getpid()}_{os.urandom(6).hex()}"
         # The standard library registers the segment with its resource tracker,
         # which frees it if this process dies without doing so.
         segment = shared_memory.SharedMemory(name=name, create=True, size=max(nbytes, 1))

@@ -22,7 +22,6 @@ from __future__ import annotations
 import functools
 import mmap
 import os
-import secrets
 import threading
 import weakref
 from collections.abc import Iterator
@@ -54,7 +53,7 @@ class Segments:
         is then pickled into the job as before."""
         from multiprocessing import shared_memory
 
-        name = f"paraloop_in_{os.getpid()}_{secrets.token_hex(6)}"
+        name = f"paraloop_in_{os.getpid()}_{os.urandom(6).hex()}"
         try:
             # Registered with the resource tracker, which frees it if this process is killed.
             segment = shared_memory.SharedMemory(name=name, create=True, size=max(data.nbytes, 1))
