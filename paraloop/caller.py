@@ -131,9 +131,9 @@ class CallerWorker:
             and left * self._per_item < self.start_seconds
         )
 
-    def run(self, chunk: Chunk, in_order: bool = False) -> Outcome:
-        """Run one chunk as a worker runs it: on items loaded from their bytes, its outcome
-        through bytes too.
+    def run(self, chunk: Chunk, chunker: Chunker, in_order: bool = False) -> Outcome:
+        """Run one chunk of ``chunker`` as a worker runs it: on items loaded from their bytes,
+        its outcome through bytes too.
 
         ``in_order``: every chunk before this one ran here, in order (the loop's first
         chunks), so float sums and products go on from their running values.
@@ -143,6 +143,9 @@ class CallerWorker:
         self._job_data()
         payload = chunk.payload if chunk.payload is not None else serialize.dumps(chunk.items)
         chunk.payload = None
+        # As for a worker's chunk: the items' bytes bound the next chunks' size (MAX_CHUNK_BYTES),
+        # so that a loop over large items holds a few chunks here too, never the input.
+        chunker.sent(len(chunk.items), len(payload))
         with running_chunk(), limited(job.native_threads):
             items = serialize.loads(payload)
             running = self._running if in_order else None
@@ -191,7 +194,7 @@ def first_chunks(caller: CallerWorker, chunker: Chunker) -> Iterator[Outcome]:
         chunk = chunker.next(maximum=caller.maximum(max(CALLER_SECONDS - caller.spent, CALLER_SECONDS / 2)))
         if chunk is None:
             return
-        outcome = caller.run(chunk, in_order=True)
+        outcome = caller.run(chunk, chunker, in_order=True)
         yield outcome
         if outcome.kind != DONE:
             return
