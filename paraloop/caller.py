@@ -55,7 +55,7 @@ from typing import Any
 
 from . import serialize
 from .chunks import Chunk, Chunker
-from .execute import DONE, NOTE_STATE, Job, Outcome, execute_chunk
+from .execute import DONE, NOTE_STATE, RAISED, Job, Outcome, execute_chunk
 from .native_threads import limited
 from .replay import Continued
 from .resources import handles_exist
@@ -154,6 +154,11 @@ class CallerWorker:
             outcome = execute_chunk(
                 job, Chunk(chunk.index, chunk.start, items), None, True, NOTE_STATE, continued=running
             )
+            if not in_order and outcome.kind == RAISED and isinstance(outcome.value, KeyboardInterrupt):
+                # Ctrl-C while the caller ran a chunk that follows chunks the workers still hold:
+                # combined in order, it would wait for them (for ever, if they wait).  Raised
+                # now, as Ctrl-C raises while the caller waits; the workers are then stopped.
+                raise outcome.value
             data = encode_outcome(outcome, job)
         decoding = time.perf_counter()
         try:

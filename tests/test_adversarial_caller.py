@@ -344,3 +344,68 @@ def test_one_object_yielded_many_times_and_changed_in_place(
         monkeypatch.setenv("PARALOOP_CALLER_RUNS", "0")
     module = load_module(SAME_ITEM)
     assert module.run(300) == 300
+
+
+# --- Ctrl-C, exits, leftovers -------------------------------------------------------------------
+
+CTRL_C_IN_THE_CALLER = """
+    # paraloop: enable
+    import os, time
+    import multiprocess
+    from paraloop import ParaLoop
+    MAIN = os.getpid()
+    told = False
+    def step(i):
+        global told
+        if os.getpid() != MAIN:
+            time.sleep(600)  # the workers hold their chunks
+        elif len(multiprocess.active_children()) == 2:
+            if not told:
+                told = True
+                print("running", flush=True)
+            time.sleep(600)  # a chunk the caller runs while the workers have not answered
+    total = 0
+    for i in ParaLoop(iter(range(10**6)), num_processes=2):
+        step(i)
+        total += i
+"""
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_ctrl_c_in_a_chunk_the_caller_runs_beside_busy_workers(tmp_path: Path, method: str) -> None:
+    """SIGINT while the caller runs a chunk and both workers hold theirs: KeyboardInterrupt
+    within a second, no process of the program left."""
+    from conftest import interrupt_like_a_terminal
+    from test_failures import wait_for_no_members
+
+    script = tmp_path / "interrupted.py"
+    script.write_text(textwrap.dedent(CTRL_C_IN_THE_CALLER))
+    group, status, stderr, elapsed = interrupt_like_a_terminal(
+        script, env={"PARALOOP_CALLER_RUNS": "1", "PARALOOP_START_METHOD": method}
+    )
+    assert status in (-2, 130, 1), stderr
+    assert "KeyboardInterrupt" in stderr
+    assert elapsed < 5, f"took {elapsed:.1f} s to stop"
+    assert wait_for_no_members(group, 5) == []
+
+
+EXITS = """
+    import sys, time
+    import multiprocess
+    from paraloop import ParaLoop
+    at = int(sys.argv[1])
+    try:
+        for i in ParaLoop(range(300), num_processes=2):
+            time.sleep(0.0002)
+            if i == at:
+                sys.exit(at + 3)
+    finally:
+        print(len([c for c in multiprocess.active_children() if c.is_alive()]) >= 0, flush=True)
+"""
+
+
+@pytest.mark.parametrize("at", [0, 2, 250])
+def test_sys_exit_in_the_caller_or_a_worker_ends_with_its_code(tmp_path: Path, at: int) -> None:
+    on = _script(tmp_path, EXITS, str(at))
+    off = _script(tmp_path, EXITS, str(at), PARALOOP_CALLER_RUNS="0")
+    assert on.returncode == off.returncode == at + 3, (on.stderr, off.stderr)
