@@ -24,11 +24,13 @@ The caller runs a chunk exactly as a worker does (see
 :mod:`paraloop.worker`), so the loop's result does not depend on where a
 chunk ran:
 
-- on its own copy of the job, loaded from the bytes the workers get
-  (captured values are copies; something that cannot be sent to a worker is
-  refused as it would be there);
+- with the job's bytes made first, as the workers get them (something that
+  cannot be sent to a worker is refused as it would be there); but on the
+  loop's own captured objects, not copies, as the threads backend runs (a
+  change the guard refuses has happened in the program's object, see
+  docs/internals.md);
 - on items loaded from the bytes a worker would get;
-- with the job's guard checking the copies, and the chunk's outcome encoded
+- with the job's guard checking the captured objects, and the chunk's outcome encoded
   and decoded as a worker's (a result that cannot travel is an error here too);
 - with nested ``ParaLoop`` loops run sequentially, and the native thread
   pools limited to a worker's share.
