@@ -509,3 +509,101 @@ def test_an_environment_change_through_a_helper_is_seen_by_the_later_iterations(
     done = _script(tmp_path, ENVIRONMENT_THROUGH_A_HELPER, **extra)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["200", "200"]
+
+
+# --- Items and comprehensions ------------------------------------------------------------------
+
+ITEMS = """
+    import itertools, math, time
+    from paraloop import ParaLoop
+
+    def numbers(n):
+        for i in range(n):
+            yield i
+
+    def one_buffer(n):
+        buffer = [0]
+        for i in range(n):
+            buffer[0] = i
+            yield buffer
+
+    def items(n):
+        doubled = []
+        total = 0.0
+        for x in ParaLoop(numbers(n), num_processes=2):
+            time.sleep(0.0001)
+            doubled.append(x * 2)
+            total += x / 7
+        groups = {}
+        for key, group in ParaLoop(itertools.groupby(sorted(i % 7 for i in range(n))), num_processes=2):
+            groups[key] = len(list(group))
+        firsts = []
+        for buffer in ParaLoop(one_buffer(n), num_processes=2):
+            time.sleep(0.0001)
+            firsts.append(buffer[0])
+        return doubled, total.hex(), groups, firsts
+
+    def square(i):
+        time.sleep(0.0002)
+        return math.sin(i)
+
+    def comprehensions(n):
+        a = (square(i) for i in ParaLoop(range(n), num_processes=2))
+        b = (square(i) * 2 for i in ParaLoop(iter(range(n)), num_processes=2))
+        s = 0.0
+        for x, y in zip(a, b):
+            inner = 0.0
+            for k in ParaLoop(range(3)):
+                inner += k * x
+            s += x + y + inner
+        listed = [square(i) for i in ParaLoop(range(n), num_processes=2, chunksize=7)]
+        return s.hex(), listed
+"""
+
+
+@pytest.mark.usefixtures("caller_on")
+@pytest.mark.parametrize("n", [5, 400])
+def test_generators_groupby_and_a_reused_buffer_give_the_items_as_yielded(
+    load_module: Loader, n: int
+) -> None:
+    module = load_module(ITEMS)
+    assert module.items(n) == _plain(ITEMS, "items", n)
+
+
+@pytest.mark.usefixtures("caller_on")
+@pytest.mark.parametrize("n", [7, 300])
+def test_generator_expressions_read_in_turns_with_loops_between(load_module: Loader, n: int) -> None:
+    """Two generator expressions over ParaLoop read in turns, another loop run between their
+    items (each of the three loops may be in its caller's part when the others run)."""
+    module = load_module(ITEMS)
+    assert module.comprehensions(n) == _plain(ITEMS, "comprehensions", n)
+
+
+DECIMAL_DEFAULT = """
+    import decimal, time
+    from decimal import Decimal
+    from paraloop import ParaLoop
+
+    decimal.DefaultContext.prec = 50
+    decimal.setcontext(decimal.Context(prec=50))
+    digits = []
+    for i in ParaLoop(range(300), num_processes=2):
+        time.sleep(0.0002)
+        digits.append(len(str(Decimal(1) / Decimal(7))))
+    print(sorted(set(digits)))
+"""
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="runtime._watching: the caller's decimal context travels only where it differs from "
+    "decimal.DefaultContext, which a spawned worker does not share once the program changed it",
+)
+def test_a_changed_default_decimal_context_reaches_spawned_workers(tmp_path: Path) -> None:
+    """CONTRACT 7 (every start method): the program sets decimal.DefaultContext.prec = 50 and its
+    own context to match.  Plain, fork, and the caller's chunks: 1/7 has 52 characters; a
+    spawned worker divides at 28 digits (30).  (With the caller taking part this 300-iteration loop
+    runs wholly in the caller, as a spawn start costs more: every iteration in the workers here.)"""
+    done = _script(tmp_path, DECIMAL_DEFAULT, PARALOOP_START_METHOD="spawn", PARALOOP_CALLER_RUNS="0")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[52]"
