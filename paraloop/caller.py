@@ -24,11 +24,13 @@ The caller runs a chunk exactly as a worker does (see
 :mod:`paraloop.worker`), so the loop's result does not depend on where a
 chunk ran:
 
-- on its own copy of the job, loaded from the bytes the workers get
-  (captured values are copies; something that cannot be sent to a worker is
-  refused as it would be there);
+- with the job's bytes made first, as the workers get them (something that
+  cannot be sent to a worker is refused as it would be there); but on the
+  loop's own captured objects, not copies, as the threads backend runs (a
+  change the guard refuses has happened in the program's object, see
+  docs/internals.md);
 - on items loaded from the bytes a worker would get;
-- with the job's guard checking the copies, and the chunk's outcome encoded
+- with the job's guard checking the captured objects, and the chunk's outcome encoded
   and decoded as a worker's (a result that cannot travel is an error here too);
 - with nested ``ParaLoop`` loops run sequentially, and the native thread
   pools limited to a worker's share.
@@ -55,7 +57,7 @@ from typing import Any
 
 from . import serialize
 from .chunks import Chunk, Chunker
-from .execute import DONE, NOTE_STATE, Job, Outcome, execute_chunk
+from .execute import DONE, NOTE_STATE, RAISED, Job, Outcome, execute_chunk
 from .native_threads import limited
 from .replay import Continued
 from .resources import handles_exist
@@ -163,9 +165,9 @@ class CallerWorker:
             and left * self._per_item < self.start_seconds
         )
 
-    def run(self, chunk: Chunk, in_order: bool = False) -> Outcome:
-        """Run one chunk as a worker runs it: on items loaded from their bytes, its outcome
-        through bytes too.
+    def run(self, chunk: Chunk, chunker: Chunker, in_order: bool = False) -> Outcome:
+        """Run one chunk of ``chunker`` as a worker runs it: on items loaded from their bytes,
+        its outcome through bytes too.
 
         ``in_order``: every chunk before this one ran here, in order (the loop's first
         chunks), so float sums and products go on from their running values.
@@ -175,6 +177,9 @@ class CallerWorker:
         self._job_data()
         payload = chunk.payload if chunk.payload is not None else serialize.dumps(chunk.items)
         chunk.payload = None
+        # As for a worker's chunk: the items' bytes bound the next chunks' size (MAX_CHUNK_BYTES),
+        # so that a loop over large items holds a few chunks here too, never the input.
+        chunker.sent(len(chunk.items), len(payload))
         with running_chunk(), limited(job.native_threads):
             items = serialize.loads(payload)
             running = self._running if in_order else None
@@ -183,6 +188,11 @@ class CallerWorker:
             outcome = execute_chunk(
                 job, Chunk(chunk.index, chunk.start, items), None, True, NOTE_STATE, continued=running
             )
+            if not in_order and outcome.kind == RAISED and isinstance(outcome.value, KeyboardInterrupt):
+                # Ctrl-C while the caller ran a chunk that follows chunks the workers still hold:
+                # combined in order, it would wait for them (for ever, if they wait).  Raised
+                # now, as Ctrl-C raises while the caller waits; the workers are then stopped.
+                raise outcome.value
             data = encode_outcome(outcome, job)
         decoding = time.perf_counter()
         try:
@@ -227,7 +237,7 @@ def first_chunks(caller: CallerWorker, chunker: Chunker) -> Iterator[Outcome]:
         chunk = chunker.next(maximum=caller.maximum(max(CALLER_SECONDS - caller.spent, CALLER_SECONDS / 2)))
         if chunk is None:
             return
-        outcome = caller.run(chunk, in_order=True)
+        outcome = caller.run(chunk, chunker, in_order=True)
         yield outcome
         if outcome.kind != DONE:
             return

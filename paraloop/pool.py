@@ -502,7 +502,7 @@ class ProcessPool:
                     if not wait([w.connection for w in waiting] + [w.process.sentinel for w in waiting], 0):
                         chunk = chunker.next(maximum=caller.maximum())
                     if chunk is not None:
-                        ran = caller.run(chunk)
+                        ran = caller.run(chunk, chunker)
                         if caller.process_state is not None and job.lanes is None:
                             lanes_ok, lanes, provisional = False, 1, False
                         yield ran
