@@ -41,8 +41,9 @@ Loops that stay with the workers from the first iteration: those with
 objects (the caller would make one more, and a body may reach one through a
 function it calls); a body that changes process-wide state (the current
 directory, the environment: the caller's own would change) or draws from a
-seeded global random generator; and any loop with ``caller_runs=False`` or
-``PARALOOP_CALLER_RUNS=0``.
+seeded global random generator; a generator expression over ``ParaLoop`` (the
+program's code runs between its items); and any loop with ``caller_runs=False``
+or ``PARALOOP_CALLER_RUNS=0``.
 
 What differs from a worker: a crash (a segfault, ``os._exit``) in an
 iteration the caller runs ends the program, as it would in the plain loop,
@@ -51,6 +52,7 @@ instead of raising :class:`~paraloop.WorkerCrashedError`.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -186,7 +188,15 @@ class CallerWorker:
             if not in_order:
                 self._running = None  # a chunk went elsewhere: no running value from now on
             outcome = execute_chunk(
-                job, Chunk(chunk.index, chunk.start, items), None, True, NOTE_STATE, continued=running
+                job,
+                Chunk(chunk.index, chunk.start, items),
+                None,
+                True,
+                NOTE_STATE,
+                continued=running,
+                # Other threads of the program may draw from the global random generators: a
+                # draw seen is then not surely the chunk's (a worker process has no such threads).
+                alone=threading.active_count() == 1,
             )
             if not in_order and outcome.kind == RAISED and isinstance(outcome.value, KeyboardInterrupt):
                 # Ctrl-C while the caller ran a chunk that follows chunks the workers still hold:

@@ -370,31 +370,40 @@ def execute_chunk(
     queue: bool = False,
     state: str | None = None,
     continued: Mapping[str, Any] | None = None,
+    alone: bool = True,
 ) -> Outcome:
     """Run one chunk on private copies; with ``queue``, also measure its time queued for a CPU.
 
     ``state`` (NOTE_STATE or NO_STATE) watches process-wide state around the chunk.
     ``continued`` gives replayed names their running values, for a chunk that follows
     every combined one (see :class:`paraloop.replay.Continued`): they are updated in
-    place of being recorded.
+    place of being recorded.  ``alone``: no other thread of this process may draw from
+    the global random generators meanwhile (a worker process's own), so a draw seen is
+    the chunk's.
     """
     if job.decimal is None:
-        return _execute(job, chunk, clock, queue, state, continued or {})
+        return _execute(job, chunk, clock, queue, state, continued or {}, alone)
     import decimal
 
     # The caller's context for this chunk only: this thread runs other loops' chunks later.
     with decimal.localcontext(job.decimal):
-        return _execute(job, chunk, clock, queue, state, continued or {})
+        return _execute(job, chunk, clock, queue, state, continued or {}, alone)
 
 
 def _execute(
-    job: Job, chunk: Chunk, clock: Any, queue: bool, state: str | None, continued: Mapping[str, Any]
+    job: Job,
+    chunk: Chunk,
+    clock: Any,
+    queue: bool,
+    state: str | None,
+    continued: Mapping[str, Any],
+    alone: bool = True,
 ) -> Outcome:
     before = snapshot() if state is not None and job.lanes is not False and job.timeout is None else None
     guard = job.guard()
     # Only in paraloop's own worker processes: elsewhere (threads, Dask) other threads of
     # the process may draw too.
-    watch_random = guard is not None and job.copied and not job.seeded and not job.shared_process
+    watch_random = guard is not None and alone and job.copied and not job.seeded and not job.shared_process
     generators = guard.generators() if guard is not None and watch_random else None
     item_prints = _item_prints(chunk.items) if job.copied else None
     args = [

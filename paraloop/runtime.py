@@ -119,8 +119,26 @@ class Combiner:
 
     def _write_back(self, outcome: Outcome, held: tuple[int, Any]) -> None:
         start, items = held
+        elsewhere: dict[int, list[int]] | None = None
         for index, changed in outcome.changed.items():
-            if not write_back(items[index - start], changed):
+            original = items[index - start]
+            if elsewhere is None:
+                # Where else the loop's items in flight hold the same objects: their copies were
+                # made before this change, so their iterations would not see it.
+                elsewhere = {}
+                for first, others in [(start, items), *self.held.values()]:
+                    for position, item in enumerate(others):
+                        elsewhere.setdefault(id(item), []).append(first + position)
+            again = [at for at in elsewhere.get(id(original), ()) if at != index]
+            if again:
+                raise ParaLoopError(
+                    f"{self.job.filename}, line {self.job.line}: iteration {index} changed its item in "
+                    f"place, and the iterable yields that same object again (iteration {min(again)}): "
+                    "in the plain loop that iteration sees the change, in paraloop it got a copy made "
+                    "before it. The loop is sequential by nature through that object; keep what the "
+                    "iterations add up in a name of its own (count += 1), or use backend='sequential'"
+                )
+            if not write_back(original, changed):
                 raise ParaLoopError(
                     f"{self.job.filename}, line {self.job.line}: iteration {index} changed its item "
                     "in place, and paraloop cannot change the caller's item to match"
@@ -496,8 +514,11 @@ def _chunker(loop: ParaLoop[Any]) -> Chunker:
     return Chunker(loop.iterable, loop.chunksize, _ITEM_MODES.get(_backend(loop), COPY))
 
 
-def _outcomes(loop: ParaLoop[Any], job: Job, chunker: Chunker) -> Iterator[Outcome]:
-    """Run the job's chunks on the loop's backend; outcomes arrive in any order."""
+def _outcomes(loop: ParaLoop[Any], job: Job, chunker: Chunker, caller_runs: bool = True) -> Iterator[Outcome]:
+    """Run the job's chunks on the loop's backend; outcomes arrive in any order.
+
+    ``caller_runs``: the caller may run chunks itself (see paraloop.caller), if the loop allows.
+    """
     backend = _backend(loop)
     chosen = loop.resolved_num_processes()
     count = chosen or available_cpus()
@@ -523,7 +544,7 @@ def _outcomes(loop: ParaLoop[Any], job: Job, chunker: Chunker) -> Iterator[Outco
     grow_to = waiting_iterations() if chosen is None else None
     recycle = loop.max_iterations_per_worker
     return get_pool(loop.resolved_start_method()).run(
-        job, chunker, count, grow_to, recycle, caller_runs=loop.resolved_caller_runs()
+        job, chunker, count, grow_to, recycle, caller_runs=caller_runs and loop.resolved_caller_runs()
     )
 
 
@@ -767,7 +788,11 @@ def comprehension(
         inline = _backend(loop) in ("threads", "sequential")
         bar = open_bar(loop.iterable, job.filename, line, loop.progress_options) if loop.progress else None
         try:
-            for outcome in _drive(_outcomes(loop, job, chunker), chunker, inline, bar):
+            # Not in a generator expression's loop: the program's own code runs between its
+            # items and may change what the body reads, which the caller's chunks would take
+            # for an iteration's change (they run on the program's objects, see paraloop.caller).
+            outcomes = _outcomes(loop, job, chunker, caller_runs=kind != "generator")
+            for outcome in _drive(outcomes, chunker, inline, bar):
                 for part in outcome.parts or (outcome,):
                     if part.kind == RAISED:
                         raise _with_context(part, job)

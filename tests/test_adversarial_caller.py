@@ -247,11 +247,6 @@ BETWEEN_ITEMS = """
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="caller/guard: the caller's guard watches the program's own objects, so a change the "
-    "program makes between a generator expression's items is blamed on an iteration",
-)
 @pytest.mark.usefixtures("caller_on")
 def test_the_program_changing_a_global_between_a_generators_items_is_no_iterations_change(
     load_module: Loader, monkeypatch: pytest.MonkeyPatch
@@ -297,11 +292,6 @@ BACKGROUND_RANDOM = """
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="caller/execute: the caller's chunk watches the global random generator as a worker's "
-    "does, so a draw by another thread of the program is blamed on an iteration",
-)
 def test_another_thread_drawing_random_numbers_is_no_iterations_draw(tmp_path: Path) -> None:
     """The body never draws.  A background thread of the program does.  With every iteration in
     the workers the loops run; with the caller taking part each raised ParaLoopError 'an
@@ -327,23 +317,36 @@ SAME_ITEM = """
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="chunks/runtime write-back: items that are one mutable object, changed in place, are "
-    "copied per chunk and written back last-write-wins; neither refused nor combined",
-)
 @pytest.mark.usefixtures("caller_on")
 @pytest.mark.parametrize("caller_runs", ["default", "0"])
 def test_one_object_yielded_many_times_and_changed_in_place(
     load_module: Loader, monkeypatch: pytest.MonkeyPatch, caller_runs: str
 ) -> None:
     """CONTRACT 5 (no silent loss; items are what the plain loop would have seen): the plain
-    loop counts 300.  Seen: 46 with the caller taking part, 136 with every iteration in the
-    workers (a 3-item loop: 3 in the caller, 2 in the workers)."""
+    loop counts 300.  Seen before: 46 with the caller taking part, 136 with every iteration in
+    the workers (each chunk changed a copy, written back last-write-wins).  The loop is
+    sequential by nature through the one object: refused, naming the two iterations and a fix
+    that works (a count of its own)."""
     if caller_runs == "0":
         monkeypatch.setenv("PARALOOP_CALLER_RUNS", "0")
     module = load_module(SAME_ITEM)
-    assert module.run(300) == 300
+    with pytest.raises(
+        paraloop.ParaLoopError,
+        match=r"changed its item in place, and the iterable yields that same object again",
+    ) as refused:
+        module.run(300)
+    assert "count += 1" in str(refused.value) and "backend='sequential'" in str(refused.value)
+    fixed = load_module("""
+        from paraloop import ParaLoop
+        def run(n):
+            shared = {"n": 0}
+            count = 0
+            for item in ParaLoop([shared] * n, num_processes=2):
+                count += 1
+            shared["n"] += count
+            return shared["n"]
+    """)
+    assert fixed.run(300) == 300
 
 
 # --- Ctrl-C, exits, leftovers -------------------------------------------------------------------
