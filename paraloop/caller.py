@@ -42,8 +42,10 @@ objects (the caller would make one more, and a body may reach one through a
 function it calls); a body that changes process-wide state (the current
 directory, the environment: the caller's own would change) or draws from a
 seeded global random generator; a generator expression over ``ParaLoop`` (the
-program's code runs between its items); and any loop with ``caller_runs=False``
-or ``PARALOOP_CALLER_RUNS=0``.
+program's code runs between its items); under ``fork``, a loop started while
+other threads run (a fork while the caller runs code in another thread gives
+the child whatever lock that code held); and any loop with
+``caller_runs=False`` or ``PARALOOP_CALLER_RUNS=0``.
 
 What differs from a worker: a crash (a segfault, ``os._exit``) in an
 iteration the caller runs ends the program, as it would in the plain loop,

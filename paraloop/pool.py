@@ -413,7 +413,10 @@ class ProcessPool:
 
         # The caller runs the first chunks itself, and more while its new workers get ready.
         caller = None
-        if caller_runs and may_run(job, recycle):
+        # Under fork, not while other threads run: the caller's chunks would run the program's
+        # code (and paraloop's, holding its locks) while another thread forks a worker, whose
+        # child keeps whatever lock was held then (three threads' loops at once hung so).
+        if caller_runs and may_run(job, recycle) and (self.method != "fork" or threading.active_count() == 1):
             caller = CallerWorker(
                 job,
                 the_job_data,

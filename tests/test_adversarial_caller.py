@@ -462,9 +462,15 @@ def test_a_dropped_per_worker_handle_lets_the_caller_run_again(load_module: Load
 
 
 @pytest.mark.usefixtures("caller_on")
-def test_loops_in_several_threads_at_once_give_the_plain_bits(load_module: Loader) -> None:
-    """Three threads of the program run loops at once, each with the caller's part in its own
-    thread: each float sum has its plain loop's bits."""
+@pytest.mark.parametrize("method", ["fork", "forkserver"])
+def test_loops_in_several_threads_at_once_give_the_plain_bits(
+    load_module: Loader, monkeypatch: pytest.MonkeyPatch, method: str
+) -> None:
+    """Three threads of the program run loops at once: each float sum has its plain loop's bits.
+    Under forkserver each loop has the caller's part in its own thread; under fork the caller
+    leaves them to the workers (with the caller's part, about one run in ten hung or lost a
+    worker's message under load: a fork while another thread ran code)."""
+    monkeypatch.setenv("PARALOOP_START_METHOD", method)
     module = load_module(WHERE)
     expected = []
     for t in range(3):
@@ -610,3 +616,36 @@ def test_a_changed_default_decimal_context_reaches_spawned_workers(tmp_path: Pat
     done = _script(tmp_path, DECIMAL_DEFAULT, PARALOOP_START_METHOD="spawn", PARALOOP_CALLER_RUNS="0")
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[52]"
+
+
+THREAD_ALIVE = """
+    import os, threading, time
+    from paraloop import ParaLoop
+
+    def run():
+        stop = threading.Event()
+        other = threading.Thread(target=stop.wait)
+        other.start()
+        try:
+            pids = []
+            for i in ParaLoop(range(20), num_processes=2):
+                time.sleep(0.0005)
+                pids.append(os.getpid())
+            return pids
+        finally:
+            stop.set()
+            other.join()
+"""
+
+
+@pytest.mark.usefixtures("caller_on")
+@pytest.mark.parametrize("method", ["fork", "forkserver"])
+def test_under_fork_a_loop_started_beside_other_threads_stays_in_the_workers(
+    load_module: Loader, monkeypatch: pytest.MonkeyPatch, method: str
+) -> None:
+    """Under fork the caller runs no iteration while another thread of the program runs; under
+    forkserver (whose workers are forked by a server of their own) it does."""
+    monkeypatch.setenv("PARALOOP_START_METHOD", method)
+    pids = load_module(THREAD_ALIVE).run()
+    assert len(pids) == 20
+    assert (os.getpid() in pids) == (method == "forkserver")
