@@ -42,10 +42,12 @@ objects (the caller would make one more, and a body may reach one through a
 function it calls); a body that changes process-wide state (the current
 directory, the environment: the caller's own would change) or draws from a
 seeded global random generator; a generator expression over ``ParaLoop`` (the
-program's code runs between its items); under ``fork``, a loop started while
-other threads run (a fork while the caller runs code in another thread gives
-the child whatever lock that code held); and any loop with
-``caller_runs=False`` or ``PARALOOP_CALLER_RUNS=0``.
+program's code runs between its items); and any loop with ``caller_runs=False``
+or ``PARALOOP_CALLER_RUNS=0``.  Under ``fork``, a caller's chunk and another
+thread's fork take turns (a child forked while the caller runs code in another
+thread would keep whatever lock that code held): while another thread runs a
+loop, the caller runs no more chunks, and a fork waits for the other threads'
+running chunk to end.
 
 What differs from a worker: a crash (a segfault, ``os._exit``) in an
 iteration the caller runs ends the program, as it would in the plain loop,
@@ -57,6 +59,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from . import serialize
@@ -95,6 +98,63 @@ READY_SECONDS = 0.001
 FORK_SERVER_SECONDS = 0.100
 
 
+# Under fork, a caller's chunk in one thread and a fork in another must not overlap: the child
+# would keep whatever lock the chunk's code (the program's, paraloop's) held at that moment.
+# Loops running now, and caller's chunks running now, by thread; a fork waits for the other
+# threads' chunks to end, and a caller's chunk does not start while another thread runs a loop.
+_turns = threading.Condition()
+_loops: dict[int, int] = {}
+_chunks: dict[int, int] = {}
+# How long a fork waits for another thread's chunk (one slow iteration) before it goes ahead.
+FORK_WAIT_SECONDS = 10.0
+
+
+@contextmanager
+def loop_running() -> Iterator[None]:
+    """Around a process-backend loop: other threads' caller's chunks stop while it runs."""
+    me = threading.get_ident()
+    with _turns:
+        _loops[me] = _loops.get(me, 0) + 1
+    try:
+        yield
+    finally:
+        with _turns:
+            _loops[me] -= 1
+            if not _loops[me]:
+                del _loops[me]
+
+
+@contextmanager
+def forking(method: str) -> Iterator[None]:
+    """Around a fork: no other thread's caller's chunk runs meanwhile."""
+    if method != "fork":
+        yield
+        return
+    me = threading.get_ident()
+    with _turns:
+        _turns.wait_for(lambda: not any(n for t, n in _chunks.items() if t != me), FORK_WAIT_SECONDS)
+        yield
+
+
+def _turn(method: str) -> bool:
+    """Whether this thread's caller may start a chunk now; if so, it is counted until _done()."""
+    me = threading.get_ident()
+    with _turns:
+        if method == "fork" and any(t != me for t in _loops):
+            return False
+        _chunks[me] = _chunks.get(me, 0) + 1
+        return True
+
+
+def _done() -> None:
+    me = threading.get_ident()
+    with _turns:
+        _chunks[me] -= 1
+        if not _chunks[me]:
+            del _chunks[me]
+        _turns.notify_all()
+
+
 def start_seconds(method: str) -> float:
     """What starting workers with ``method`` would cost the caller now (see START_SECONDS)."""
     seconds = START_SECONDS.get(method, START_SECONDS["spawn"])
@@ -125,11 +185,21 @@ class CallerWorker:
     be sent to a worker is refused however short it is.
     """
 
-    def __init__(self, job: Job, job_data: Callable[[], bytes], start_seconds: float = READY_SECONDS) -> None:
+    def __init__(
+        self,
+        job: Job,
+        job_data: Callable[[], bytes],
+        start_seconds: float = READY_SECONDS,
+        method: str = "fork",
+    ) -> None:
         self._job = job
         self._job_data = job_data
         # What starting the workers this loop still needs would cost.
         self.start_seconds = start_seconds
+        # The pool's start method (under fork, chunks take turns with other threads' forks).
+        self.method = method
+        # Another thread's loop started: no more chunks here (see loop_running).
+        self.stopped = False
         # The caller's time on this loop's chunks so far, and the last chunk's time per item.
         self.spent = 0.0
         self._per_item = 0.0
@@ -169,6 +239,17 @@ class CallerWorker:
             and left * self._per_item < self.start_seconds
         )
 
+    def next_chunk(self, chunker: Chunker, maximum: int | None) -> Chunk | None:
+        """The next chunk for the caller, or None (the loop's end, or not the caller's turn: another
+        thread runs a loop under fork).  A chunk returned must be passed to :meth:`run`."""
+        if self.stopped or not _turn(self.method):
+            self.stopped = True
+            return None
+        chunk = chunker.next(maximum=maximum)
+        if chunk is None:
+            _done()
+        return chunk
+
     def run(self, chunk: Chunk, chunker: Chunker, in_order: bool = False) -> Outcome:
         """Run one chunk of ``chunker`` as a worker runs it: on items loaded from their bytes,
         its outcome through bytes too.
@@ -176,6 +257,12 @@ class CallerWorker:
         ``in_order``: every chunk before this one ran here, in order (the loop's first
         chunks), so float sums and products go on from their running values.
         """
+        try:
+            return self._run(chunk, chunker, in_order)
+        finally:
+            _done()
+
+    def _run(self, chunk: Chunk, chunker: Chunker, in_order: bool) -> Outcome:
         began = time.perf_counter()
         job = self._job
         self._job_data()
@@ -246,7 +333,9 @@ def first_chunks(caller: CallerWorker, chunker: Chunker) -> Iterator[Outcome]:
     """
     while caller.within_budget or caller.cheaper_than_workers(chunker.left()):
         # Chunks of about the budget at most, so that iterations that turn slower are seen.
-        chunk = chunker.next(maximum=caller.maximum(max(CALLER_SECONDS - caller.spent, CALLER_SECONDS / 2)))
+        chunk = caller.next_chunk(
+            chunker, caller.maximum(max(CALLER_SECONDS - caller.spent, CALLER_SECONDS / 2))
+        )
         if chunk is None:
             return
         outcome = caller.run(chunk, chunker, in_order=True)

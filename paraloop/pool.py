@@ -39,7 +39,7 @@ import multiprocess
 from multiprocess.connection import wait
 
 from . import coverage_workers, serialize
-from .caller import READY_SECONDS, CallerWorker, first_chunks, may_run, start_seconds
+from .caller import READY_SECONDS, CallerWorker, first_chunks, forking, loop_running, may_run, start_seconds
 from .chunks import Chunk, Chunker
 from .cpus import available_cpus, waiting_workers
 from .early import Early
@@ -339,7 +339,7 @@ class ProcessPool:
             self.workers = [w for w in self.workers if w.process.is_alive()]
             free = [w for w in self.workers if w.lease is None]
             while start and len(free) < count:
-                with ctrl_c_held():
+                with forking(self.method), ctrl_c_held():
                     worker = _Worker(self.context, self.method, next(self._numbers))
                     self.workers.append(worker)
                 free.append(worker)
@@ -413,17 +413,18 @@ class ProcessPool:
 
         # The caller runs the first chunks itself, and more while its new workers get ready.
         caller = None
-        # Under fork, not while other threads run: the caller's chunks would run the program's
-        # code (and paraloop's, holding its locks) while another thread forks a worker, whose
-        # child keeps whatever lock was held then (three threads' loops at once hung so).
-        if caller_runs and may_run(job, recycle) and (self.method != "fork" or threading.active_count() == 1):
+        if caller_runs and may_run(job, recycle):
             caller = CallerWorker(
                 job,
                 the_job_data,
                 start_seconds(self.method) if to_start else READY_SECONDS,
+                self.method,
             )
         # Whether a worker answered in this loop: then the workers are ready.
         heard = False
+        # Under fork, this loop's forks and other threads' caller's chunks take turns.
+        turns = loop_running()
+        turns.__enter__()
         try:
             if caller is not None:
                 yield from first_chunks(caller, chunker)
@@ -503,7 +504,7 @@ class ProcessPool:
                     # on them: the caller runs a short chunk meanwhile, unless one answered.
                     chunk = None
                     if not wait([w.connection for w in waiting] + [w.process.sentinel for w in waiting], 0):
-                        chunk = chunker.next(maximum=caller.maximum())
+                        chunk = caller.next_chunk(chunker, caller.maximum())
                     if chunk is not None:
                         ran = caller.run(chunk, chunker)
                         if caller.process_state is not None and job.lanes is None:
@@ -606,6 +607,7 @@ class ProcessPool:
                     elif worker.process.sentinel in ready:
                         self._crashed(worker, job)
         finally:
+            turns.__exit__(None, None, None)
             # Chunks still running belong to iterations after a break, an
             # exception or Ctrl-C: cancel them by stopping their workers.
             for worker in active:
