@@ -246,6 +246,9 @@ def serve(connection: Any, clock: Any = None, owner: int | None = None) -> None:
 def _serve(connection: Any, clock: Any, owner: int | None) -> None:
     global _in_worker
     _in_worker = serialize.in_worker_process = True
+    # A worker forked from another thread of the program (a loop run in a thread) keeps that
+    # thread's name; it is this process's main thread, named so as under spawn or forkserver.
+    threading.current_thread().name = "MainThread"
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     parent = os.getppid()
     # Exit once the program that started this worker is gone, however it ended (SIGKILL too):

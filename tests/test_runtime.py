@@ -487,3 +487,27 @@ def test_sys_exit_in_the_body_sets_the_exit_status_with_tblib_installed(tmp_path
         [sys.executable, "-m", "paraloop", str(script)], env=environment, capture_output=True, timeout=120
     )
     assert done.returncode == 3, done.stderr
+
+
+def test_a_worker_started_by_a_loop_in_a_thread_calls_its_thread_main(load_module: Loader) -> None:
+    """A forked child's one thread keeps the name of the thread that forked it: a worker started
+    by a loop run in a program's thread answered 'Thread-1 (work)' to the body's
+    threading.current_thread().name, in that loop and every later one it served."""
+    module = load_module("""
+        import threading
+        from paraloop import ParaLoop
+
+        def names():
+            found = set()
+            for i in ParaLoop(range(6), num_processes=2, chunksize=1, start_method="fork"):
+                found.add(threading.current_thread().name)
+            return found
+
+        def in_a_thread():
+            found = {}
+            worker = threading.Thread(target=lambda: found.update(names=names()), name="Thread-1 (work)")
+            worker.start()
+            worker.join()
+            return found["names"], names()
+    """)
+    assert module.in_a_thread() == ({"MainThread"}, {"MainThread"})
