@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
@@ -111,6 +112,25 @@ def dask_cluster_to_break() -> Iterator[Any]:
     if client is not None:
         client.close()
     cluster.close()
+
+
+@pytest.fixture
+def caller_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The product's default (the suite runs with PARALOOP_CALLER_RUNS=0), a budget of 3 ms,
+    in a program that holds no per-worker handle (other tests' handles may outlive them)."""
+    from paraloop import caller, resources
+
+    monkeypatch.delenv("PARALOOP_CALLER_RUNS", raising=False)
+    monkeypatch.setattr(caller, "CALLER_SECONDS", 0.003)
+    monkeypatch.setattr(resources, "_handles", weakref.WeakSet())
+
+
+def product_environment(**extra: str) -> dict[str, str]:
+    """The test's environment without any PARALOOP_* setting (the suite's PARALOOP_CALLER_RUNS=0
+    included: a program started with it runs with paraloop's defaults), plus ``extra``."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("PARALOOP_")}
+    environment.update(extra)
+    return environment
 
 
 def use_backend(choice: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:

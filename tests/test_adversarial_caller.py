@@ -14,33 +14,17 @@ import subprocess
 import sys
 import textwrap
 import warnings
-import weakref
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+from conftest import product_environment
 from plain_loop import run_plain
 
 import paraloop
-from paraloop import caller, resources
 
 Loader = Callable[..., ModuleType]
-
-
-@pytest.fixture
-def caller_on(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The product's default (the suite runs with PARALOOP_CALLER_RUNS=0), a budget of 3 ms,
-    in a program that holds no per-worker handle."""
-    monkeypatch.delenv("PARALOOP_CALLER_RUNS", raising=False)
-    monkeypatch.setattr(caller, "CALLER_SECONDS", 0.003)
-    monkeypatch.setattr(resources, "_handles", weakref.WeakSet())
-
-
-def _environment(**extra: str) -> dict[str, str]:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("PARALOOP_")}
-    environment.update(extra)
-    return environment
 
 
 def _script(
@@ -53,7 +37,7 @@ def _script(
         capture_output=True,
         text=True,
         timeout=timeout,
-        env=_environment(**extra),
+        env=product_environment(**extra),
         cwd=tmp_path,
     )
 

@@ -14,19 +14,19 @@ import subprocess
 import sys
 import textwrap
 import warnings
-import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
+from conftest import product_environment
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from plain_loop import run_plain
 
 import paraloop
-from paraloop import caller, resources
+from paraloop import caller
 
 Loader = Callable[..., ModuleType]
 
@@ -43,21 +43,6 @@ PIDS = """
 """
 
 
-@pytest.fixture
-def caller_on(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The product's default (the suite runs with PARALOOP_CALLER_RUNS=0), a budget of 3 ms,
-    in a program that holds no per-worker handle (other tests' handles may outlive them)."""
-    monkeypatch.delenv("PARALOOP_CALLER_RUNS")
-    monkeypatch.setattr(caller, "CALLER_SECONDS", 0.003)
-    monkeypatch.setattr(resources, "_handles", weakref.WeakSet())
-
-
-def _environment(**extra: str) -> dict[str, str]:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("PARALOOP_")}
-    environment.update(extra)
-    return environment
-
-
 def _script(tmp_path: Path, body: str, **extra: str) -> subprocess.CompletedProcess[str]:
     script = tmp_path / "script.py"
     script.write_text(textwrap.dedent(body))
@@ -66,7 +51,7 @@ def _script(tmp_path: Path, body: str, **extra: str) -> subprocess.CompletedProc
         capture_output=True,
         text=True,
         timeout=120,
-        env=_environment(**extra),
+        env=product_environment(**extra),
         cwd=tmp_path,
     )
 
