@@ -21,8 +21,37 @@ __all__ = [
     "worker_count",
 ]
 
-# (process id, thread id, descriptor of that thread's schedstat file)
-_schedstat: tuple[int, int, int] | None = None
+
+class _Schedstat:
+    """One thread's open ``/proc/thread-self/schedstat``, closed when the thread's storage goes.
+
+    Each thread owns its descriptor: with one shared slot, two threads that both found it
+    stale closed the same number twice, and the second close hit whatever had reused the
+    number (a worker's pipe, whose next send failed with EBADF).
+    """
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.descriptor = -1
+        if linux_facilities():
+            try:
+                self.descriptor = os.open("/proc/thread-self/schedstat", os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        descriptor, self.descriptor = self.descriptor, -1
+        if descriptor >= 0:
+            os.close(descriptor)
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except OSError:
+            pass
+
+
+_schedstat = threading.local()
 
 
 # When the quota was last read (time.monotonic()), and what it was.
@@ -165,28 +194,21 @@ def queued_seconds() -> float:
     On a loaded machine a busy iteration gets a fraction of a CPU, and its
     CPU time alone would make it look like one that waits for the network.
     CPU time plus this queueing time is what it asked of the CPUs.  Linux
-    keeps the figure per thread in ``/proc/thread-self/schedstat``; the file
-    stays open for the thread that asked last (a worker process's main
-    thread) and is re-read at offset 0.  Elsewhere the figure is unknown, and
+    keeps the figure per thread in ``/proc/thread-self/schedstat``; each thread keeps
+    its file open and re-reads it at offset 0.  Elsewhere the figure is unknown, and
     the lanes policy decides from CPU time alone (see :mod:`paraloop.lanes`).
     """
-    global _schedstat
-    key = (os.getpid(), threading.get_ident())
-    if _schedstat is None or _schedstat[:2] != key:
-        if _schedstat is not None and _schedstat[0] == key[0] and _schedstat[2] >= 0:
-            os.close(_schedstat[2])
-        # A forked child inherits the parent's descriptor: it names the parent's thread.
-        descriptor = -1
-        if linux_facilities():
-            try:
-                descriptor = os.open("/proc/thread-self/schedstat", os.O_RDONLY | os.O_CLOEXEC)
-            except OSError:
-                pass
-        _schedstat = (*key, descriptor)
-    if _schedstat[2] < 0:
+    stat: _Schedstat | None = getattr(_schedstat, "file", None)
+    if stat is None or stat.pid != os.getpid():
+        if stat is not None:
+            # A forked child inherits the forking thread's storage: its own copy of the
+            # descriptor, which names the parent's thread.
+            stat.close()
+        stat = _schedstat.file = _Schedstat()
+    if stat.descriptor < 0:
         return 0.0
     try:
-        fields = os.pread(_schedstat[2], 128, 0).split()
+        fields = os.pread(stat.descriptor, 128, 0).split()
         return int(fields[1]) / 1e9
     except (OSError, IndexError, ValueError):
         return 0.0

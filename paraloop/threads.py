@@ -92,10 +92,12 @@ def run_threads(job: Job, chunker: Chunker, count: int) -> Iterator[Outcome]:
     ]
     # Threads still running an iteration after a break or an error finish with the caller's pools.
     with limited(job.native_threads):
-        for thread in threads:
-            thread.start()
         finished = 0
         try:
+            # Started inside the try: a Ctrl-C while a thread starts stops those already
+            # running from taking further chunks.
+            for thread in threads:
+                thread.start()
             while finished < count:
                 try:
                     item = results.get(timeout=_until_deadline(clocks, job.timeout))

@@ -446,28 +446,15 @@ def test_a_dropped_per_worker_handle_lets_the_caller_run_again(load_module: Load
 
 
 @pytest.mark.usefixtures("caller_on")
-@pytest.mark.parametrize(
-    "method",
-    [
-        "fork",
-        pytest.param(
-            "forkserver",
-            marks=pytest.mark.xfail(
-                strict=False,
-                reason="pool: under forkserver, three threads' loops at once once raised OSError "
-                "EBADF sending to a worker (CI py312, d63598c/dc97ffe); passes most runs; cause not "
-                "found yet",
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("method", ["fork", "forkserver"])
 def test_loops_in_several_threads_at_once_give_the_plain_bits(
     load_module: Loader, monkeypatch: pytest.MonkeyPatch, method: str
 ) -> None:
     """Three threads of the program run loops at once, each with the caller's part in its own
     thread: each float sum has its plain loop's bits.  Under fork, a caller's chunk and another
     thread's fork take turns (before, about one run in six beside three CPU hogs hung or lost a
-    worker's message: a child forked while another thread's chunk held a lock)."""
+    worker's message: a child forked while another thread's chunk held a lock; and two threads
+    closed the same descriptor, one that a worker's pipe had reused)."""
     monkeypatch.setenv("PARALOOP_START_METHOD", method)
     module = load_module(WHERE)
     expected = []

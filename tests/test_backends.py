@@ -114,3 +114,37 @@ def test_paraloop_logs_through_its_logger(load_module: Loader, caplog: pytest.Lo
     messages = [r.getMessage() for r in caplog.records if r.name == "paraloop"]
     assert any("rewrote 1 ParaLoop loop(s)" in m for m in messages)
     assert any("backend processes, 2 worker(s)" in m for m in messages)
+
+
+def test_ctrl_c_while_a_thread_starts_stops_the_threads_already_running(
+    load_module: Loader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A KeyboardInterrupt that arrives while the second thread starts (the caller waits there
+    for it to run) reaches the caller, and the thread already running takes no further chunk
+    (before, it went on through the whole loop in the background)."""
+    module = load_module("""
+        import time
+        from paraloop import ParaLoop
+        ran = []
+        def run():
+            for i in ParaLoop(range(1000), num_processes=3, chunksize=1, backend="threads"):
+                time.sleep(0.002)
+                ran.append(i)
+    """)
+    start = threading.Thread.start
+
+    def start_then_interrupt(thread: threading.Thread) -> None:
+        # Where a terminal's Ctrl-C lands if it comes while Thread.start waits for the thread.
+        start(thread)
+        if thread.name == "paraloop-thread-2":
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(threading.Thread, "start", start_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        module.run()
+    monkeypatch.undo()
+    for thread in threading.enumerate():
+        if thread.name.startswith("paraloop-thread-"):
+            thread.join(timeout=10)
+            assert not thread.is_alive(), f"{thread.name} still runs the loop"
+    assert len(module.ran) < 50, f"{len(module.ran)} iterations ran after the interrupt"

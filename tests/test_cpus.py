@@ -68,3 +68,48 @@ def test_a_bad_count_is_refused_with_what_to_give(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert "PYTHON_CPU_COUNT='many' is not a positive whole number" in done.stderr
     assert "PYTHON_CPU_COUNT=4" in done.stderr
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/thread-self/schedstat"), reason="Linux's schedstat")
+def test_threads_reading_their_queued_time_close_no_other_descriptor() -> None:
+    """Several threads of a program run loops at once, and each reads its own queued time:
+    none closes a descriptor it does not own (two threads once closed the same one, and the
+    number, reused by a worker's pipe, made the loop's next send fail with EBADF)."""
+    import gc
+    import threading
+
+    from paraloop.cpus import queued_seconds
+
+    read_end, write_end = os.pipe()
+    failures: list[BaseException] = []
+    before = len(os.listdir("/proc/self/fd"))
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible, to meet the race
+    try:
+
+        def read_many() -> None:
+            try:
+                for _ in range(3000):
+                    queued_seconds()
+                    os.fstat(read_end)
+                    os.fstat(write_end)
+            except BaseException as error:  # noqa: BLE001 - reported below
+                failures.append(error)
+
+        threads = [threading.Thread(target=read_many) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    try:
+        assert not failures, failures[0]
+        os.write(write_end, b"x")
+        assert os.read(read_end, 1) == b"x"
+        gc.collect()
+        # The threads that ended left no descriptor open (one is this thread's own, at most).
+        assert len(os.listdir("/proc/self/fd")) <= before + 1
+    finally:
+        os.close(read_end)
+        os.close(write_end)

@@ -146,12 +146,14 @@ def test_ctrl_c_closes_the_bar(tmp_path: Path, method: str) -> None:
     script = tmp_path / "busy.py"
     script.write_text(
         textwrap.dedent(f"""
-        import sys, time
+        import os, sys, time
         import tqdm
         from paraloop import ParaLoop
         def spin(i):
             if i == 0:
-                print("running", flush=True)
+                # Not print(): a thread the signal finds inside print's flush holds stdout's
+                # lock, and Python aborts at exit (CPython's limit with daemon threads).
+                os.write(1, b"running\\n")
             end = time.monotonic() + 600
             while time.monotonic() < end:
                 time.sleep(0.01)
