@@ -419,6 +419,7 @@ class ProcessPool:
                 the_job_data,
                 start_seconds(self.method) if to_start else READY_SECONDS,
                 self.method,
+                count,
             )
         # Whether a worker answered in this loop: then the workers are ready.
         heard = False
