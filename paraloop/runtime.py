@@ -382,13 +382,6 @@ def _start_of(name: str, value: Any, uses: tuple[tuple[str, int, str, str], ...]
     return value
 
 
-def _internal_variable(value: Any, strategy: Any) -> Variable[Any]:
-    variable: Variable[Any] = Variable.__new__(Variable)
-    object.__setattr__(variable, "value", value)
-    object.__setattr__(variable, "aggregation_strategy", strategy)
-    return variable
-
-
 def _rename(worker: Callable[..., Any], name: str) -> None:
     """Make tracebacks say ``in run`` (the user's function), not ``in __paraloop_body_1__``."""
     code = worker.__code__
@@ -711,7 +704,7 @@ def _run(
                 inferred[reduced] = known[reduced]
                 if isinstance(strategy, (ElementUpdates, Scratch)):
                     strategy.concurrent = _backend(loop) != "sequential"
-                variables[reduced] = _internal_variable(_start_of(reduced, known[reduced], uses), strategy)
+                variables[reduced] = Variable._unchecked(_start_of(reduced, known[reduced], uses), strategy)
     _check_scratch(variables, params, values, worker.__code__.co_filename, line)
     if _backend(loop) != "sequential":
         _check_iterators(variables, params, values, worker.__code__.co_filename, line)
