@@ -12,13 +12,16 @@ imported, and hands it to :func:`paraloop.runtime.run` (or
 :func:`paraloop.runtime.comprehension`) each time the loop runs.
 
 The hook imports this module when it rewrites one, so it imports nothing of
-paraloop's runtime.
+paraloop's runtime, and its records are named tuples: immutable and hashable as
+frozen dataclasses would be, at half the import time (the ``dataclass``
+decorator compiles each class's methods) and with hashing in C, which the
+strategy table does for every form of every loop that starts.
 """
 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = ["Form", "Kind", "LoopPlan", "Use"]
 
@@ -57,9 +60,13 @@ class Kind(enum.Enum):
     SCRATCH = "scratch"  # every iteration overwrites all of x first (x[:] = e, x.fill(e))
     INVOKE = "invoke"  # [dotted name] random.random(), os.chdir(p): x is the first part
 
+    # A member is its only instance and equal only to itself: its identity is a hash, in C,
+    # where Enum's own hashes its name in Python (most of the time of deciding a loop's
+    # strategies went there).
+    __hash__ = object.__hash__
 
-@dataclass(frozen=True)
-class Form:
+
+class Form(NamedTuple):
     """A kind of use and its detail: the operator (``"Add"``, as :mod:`ast` names it), the
     method, or the dotted name called; empty for kinds without one."""
 
@@ -67,8 +74,7 @@ class Form:
     detail: str = ""
 
 
-@dataclass(frozen=True)
-class Use:
+class Use(NamedTuple):
     """One use of an outer name: the line it is on and its statement's source, shortened, for
     the messages that refuse it."""
 
@@ -78,8 +84,7 @@ class Use:
     source: str
 
 
-@dataclass(frozen=True)
-class LoopPlan:
+class LoopPlan(NamedTuple):
     """What the generated code tells the runtime about one loop or comprehension.
 
     ``kind`` is ``"for"``, or the comprehension's: ``"list"``, ``"set"``,

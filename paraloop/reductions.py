@@ -27,8 +27,7 @@ import operator
 import types
 from collections import Counter, OrderedDict, defaultdict, deque
 from collections.abc import Callable, Mapping, Sequence, Set
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from . import aggregation_strategies as strategies
 from .aggregation_strategies import AggregationStrategy
@@ -73,17 +72,28 @@ _OWN_FORMS = frozenset({Form(Kind.OWN_UPDATE), Form(Kind.OWN_READ), Form(Kind.OW
 # Forms no strategy combines: a Variable's strategy is not checked against them.
 _NOT_UPDATES = frozenset({Kind.READ, Kind.OWN_READ, Kind.ATTRIBUTE, Kind.ASSIGN, Kind.APPLY, Kind.MUTATE})
 
-# The forms as strategies see them: ``x = x + e`` is ``x += e``; ``x[i] = e`` at the
-# iteration's own index is ``x[k] = e``; ``x[k] = x.get(k, 0) + e`` is ``x[k] += e``.
+# The forms as strategies see them: ``x = x + e`` is ``x += e`` (and so is ``x = e + x``,
+# taken for numbers only); ``x[i] = e`` at the iteration's own index is ``x[k] = e``;
+# ``x[k] = x.get(k, 0) + e`` is ``x[k] += e``.
 _NORMAL = {
     Kind.BINOP: Kind.AUG,
+    Kind.COMMUTED: Kind.AUG,
     Kind.OWN_AUG: Kind.ITEM_AUG,
     Kind.OWN_ITEM: Kind.ITEM,
     Kind.ITEM_GET: Kind.ITEM_AUG,
 }
 
+
+def _normal(form: Form) -> Form:
+    kind = _NORMAL.get(form.kind)
+    return form if kind is None else Form(kind, form.detail)
+
+
+_SCRATCH = frozenset({Form(Kind.SCRATCH)})
+_LAST = (frozenset({Form(Kind.OR_LAST)}), frozenset({Form(Kind.AND_LAST)}))
 _ITEM = Form(Kind.ITEM)
-_OR, _AND = Form(Kind.OR), Form(Kind.AND)
+_ANY, _ALL = frozenset({Form(Kind.OR)}), frozenset({Form(Kind.AND)})
+_OWN_ACCESS = frozenset({Kind.OWN_UPDATE, Kind.OWN_READ})
 _MAX, _MIN = Form(Kind.MAX), Form(Kind.MIN)
 _ADDITIVE = _forms(Kind.AUG, "Add", "Sub")
 _MULTIPLICATIVE = _forms(Kind.AUG, "Mult", "Div")
@@ -101,8 +111,7 @@ _ELEMENT_WRITES = frozenset(
 )
 
 
-@dataclass(frozen=True)
-class _Rule:
+class _Rule(NamedTuple):
     """A strategy for the values of one type whose updates are ``forms`` (with ``exactly``),
     or only some of ``forms``."""
 
@@ -131,9 +140,9 @@ _RULES: tuple[tuple[Callable[[object], bool], tuple[_Rule, ...]], ...] = (
     (
         lambda value: isinstance(value, bool),
         (
-            _exactly(strategies.Any, _BIT_OR, _OR),
+            _exactly(strategies.Any, _BIT_OR, Form(Kind.OR)),
             _exactly(strategies.Any, _BIT_OR),
-            _exactly(strategies.All, _BIT_AND, _AND),
+            _exactly(strategies.All, _BIT_AND, Form(Kind.AND)),
             _exactly(strategies.All, _BIT_AND),
             _exactly(strategies.Max, _MAX),
             _exactly(strategies.Min, _MIN),
@@ -208,12 +217,12 @@ def _numeric(value: object) -> bool:
 
 def _strategy_for(forms: Set[Form], value: object) -> AggregationStrategy | None:
     """The strategy that combines these update forms on this value, if there is one."""
-    if forms == {Form(Kind.SCRATCH)}:
+    if forms == _SCRATCH:
         if isinstance(value, (list, bytearray, dict, set)) or _is_numpy_array(value):
             return strategies.Scratch()
         return None
     kinds = {form.kind for form in forms}
-    if kinds & {Kind.OWN_UPDATE, Kind.OWN_READ} or (forms <= _OWN_FORMS and len(kinds) > 1):
+    if kinds & _OWN_ACCESS or (forms <= _OWN_FORMS and len(kinds) > 1):
         # x[i] = f(x[i]), x[i, :] = row then x[i, 0] += 1: each iteration reads and
         # writes its own element or row.
         if forms <= _OWN_FORMS and (isinstance(value, (list, bytearray)) or _is_numpy_array(value)):
@@ -224,15 +233,12 @@ def _strategy_for(forms: Set[Form], value: object) -> AggregationStrategy | None
         # prepend for lists and strings.
         if not _numeric(value):
             return None
-    normal = frozenset(
-        Form(Kind.AUG if form.kind is Kind.COMMUTED else _NORMAL.get(form.kind, form.kind), form.detail)
-        for form in forms
-    )
-    if normal == {_OR}:
+    normal = frozenset(map(_normal, forms))
+    if normal == _ANY:
         return strategies.Any()
-    if normal == {_AND}:
+    if normal == _ALL:
         return strategies.All()
-    if normal in ({Form(Kind.OR_LAST)}, {Form(Kind.AND_LAST)}):
+    if normal in _LAST:
         # ok = test(x) and ok: the last value that decided, or the pre-loop value.
         return strategies.Last()
     for matches, rules in _RULES:
