@@ -25,10 +25,11 @@ built once, when the module is imported, by a statement after the import of the
 runtime at the top of the module::
 
     import paraloop.runtime as __paraloop_rt__
-    __paraloop_plan_1__ = __paraloop_rt__.LoopPlan(line=1, stored=('counter', 'i'), ...)
+    __paraloop_plan_1__ = __paraloop_rt__.LoopPlan(line=1, name='<module>', stored=('counter', 'i'), ...)
 
 The body's statements are moved, not copied, so every line keeps its place in
-the user's file; generated statements carry the line of the ``for``.  All
+the user's file; generated statements carry the line of the ``for`` (the import
+and the plans, the line of the module's first statement).  All
 generated names start with ``__paraloop`` and end with ``__`` (so class bodies
 do not mangle them); user code may not use such names.
 """
