@@ -92,7 +92,7 @@ class LoopPlan(NamedTuple):
     loop's scope (mangled inside a class).
     """
 
-    line: int  # of the loop's iterable, for messages
+    line: int  # of the ``for`` (of a comprehension: its first iterable), for messages
     name: str = "<module>"  # the function the loop is written in, for tracebacks
     kind: str = "for"
     local: tuple[str, ...] = ()  # captured names that are locals of the enclosing function

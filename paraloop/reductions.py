@@ -1,8 +1,8 @@
 """Deciding, when a loop starts, how each outer name the body updates is combined.
 
 The rewriter lists every use of every outer name in a loop body with its form
-(a :class:`~paraloop.plan.Use`, see :mod:`paraloop.hook.uses`).  Here those forms meet the values the names
-have when the loop starts:
+(a :class:`~paraloop.plan.Use`, see :mod:`paraloop.hook.uses`).  Here those
+forms meet the values the names have when the loop starts:
 
 - a :class:`~paraloop.Variable` is combined with its own strategy; reading it
   in the body (each worker sees only its part) is refused;
@@ -103,7 +103,8 @@ _BIT_OR, _BIT_XOR, _BIT_AND = (Form(Kind.AUG, op) for op in ("BitOr", "BitXor", 
 # d[k] += x and d[k].append(x): each entry of a dict its own sum.
 _PER_KEY = _ITEM_ADDITIVE | _forms(Kind.ITEM_CALL, "append", "extend", "add", "update")
 _CONCATENATED = frozenset({Form(Kind.AUG, "Add")}) | _forms(Kind.CALL, "append", "extend")
-# Updates through methods or items: on an object of the user's own class, untracked side effects.
+# Updates through methods or items: on an object that is no container, number or string
+# (model.update(batch)), untracked side effects.
 _IN_PLACE = frozenset({Kind.CALL, Kind.ITEM, Kind.ITEM_AUG, Kind.ITEM_GET, Kind.ITEM_CALL})
 # Writes of elements, which a read of the name in the same body could see.
 _ELEMENT_WRITES = frozenset(
