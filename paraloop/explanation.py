@@ -52,7 +52,8 @@ from .execute import UNBOUND
 from .hook.marker import HEAD_BYTES, marker_in_head
 from .hook.names import block_names, function_locals
 from .hook.rewriter import LoopFacts, _Rewriter
-from .hook.uses import RANDOM_FUNCTIONS, Use
+from .hook.uses import RANDOM_FUNCTIONS
+from .plan import Kind, Use
 from .reductions import infer_reductions
 from .variable import Variable
 
@@ -608,8 +609,8 @@ class _Context:
         first = _first_lines(pristine)
         groups: dict[str, list[Use]] = {}
         for use in facts.uses:
-            if not use[2].startswith("invoke:"):
-                groups.setdefault(use[0], []).append(use)
+            if use.form.kind is not Kind.INVOKE:
+                groups.setdefault(use.name, []).append(use)
         names = sorted(
             {*facts.targets, *facts.captured, *facts.stored, *groups},
             key=lambda n: (n not in facts.targets, first.get(n, node.lineno), n),
@@ -652,7 +653,9 @@ class _Context:
                     "a Variable (the body uses its .value): combined with its own strategy",
                 )
             return NameDecision(name, "read-only", None, line, "captured read-only")
-        spelled = "; ".join(f"line {use[1]}: {use[3]}" for use in _distinct(group) if use[2] != "read")
+        spelled = "; ".join(
+            f"line {use.line}: {use.source}" for use in _distinct(group) if use.form.kind is not Kind.READ
+        )
         value = _Value(UNBOUND, 0, "") if name not in facts.captured else self.value_before(name, loop)
         if isinstance(value, _Unknown):
             return self.by_type(name, group, line, spelled, value)
@@ -777,10 +780,11 @@ class _Context:
         )
 
     def notes(self, facts: LoopFacts) -> Iterable[str]:
-        calls = [use for use in facts.uses if use[2].startswith("invoke:")]
-        seeds = any(use[2].endswith("seed") for use in calls)
-        for name, line, form, text in calls:
-            parts = form.partition(":")[2].split(".")
+        calls = [use for use in facts.uses if use.form.kind is Kind.INVOKE]
+        seeds = any(use.form.detail.endswith("seed") for use in calls)
+        for use in calls:
+            name, line, text = use.name, use.line, use.source
+            parts = use.form.detail.split(".")
             global_draw = (name in self.random_modules and (len(parts) == 2 or parts[1:2] == ["random"])) or (
                 name in self.random_functions and len(parts) == 1
             )
@@ -890,7 +894,7 @@ def _distinct(uses: list[Use]) -> list[Use]:
     seen: set[tuple[int, str]] = set()
     found = []
     for use in uses:
-        if (use[1], use[3]) not in seen:
-            seen.add((use[1], use[3]))
+        if (use.line, use.source) not in seen:
+            seen.add((use.line, use.source))
             found.append(use)
     return found

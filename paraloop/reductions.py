@@ -1,15 +1,16 @@
 """Deciding, when a loop starts, how each outer name the body updates is combined.
 
 The rewriter lists every use of every outer name in a loop body with its form
-(see :mod:`paraloop.hook.uses`).  Here those forms meet the values the names
-have when the loop starts:
+(a :class:`~paraloop.plan.Use`, see :mod:`paraloop.hook.uses`).  Here those
+forms meet the values the names have when the loop starts:
 
 - a :class:`~paraloop.Variable` is combined with its own strategy; reading it
   in the body (each worker sees only its part) is refused;
 - a plain number, list, dict, set, Counter, defaultdict, deque or numpy array
-  updated only in the forms of CONTRACT.md section 4 gets a strategy inferred
-  from the forms and the type (``total += x`` is a Sum, ``out.append(x)`` a
-  Concatenate, ``out[i] = x`` on a preallocated list writes those indexes);
+  updated only in the forms docs/strategies.md lists ("Plain names") gets a
+  strategy inferred from the forms and the type, in the table ``_RULES``
+  (``total += x`` is a Sum, ``out.append(x)`` a Concatenate, ``out[i] = x`` on
+  a preallocated list writes those indexes);
 - anything else that the workers would silently get wrong (a value carried
   from one iteration to the next, a mutation like ``.sort()``, an attribute of
   an outer object, a reduction read in the body) raises ParaLoopError naming
@@ -25,22 +26,21 @@ import numbers
 import operator
 import types
 from collections import Counter, OrderedDict, defaultdict, deque
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence, Set
+from typing import Any, NamedTuple
 
 from . import aggregation_strategies as strategies
 from .aggregation_strategies import AggregationStrategy
 from .errors import ParaLoopError
 from .execute import UNBOUND
 from .guard import _user_code
+from .plan import Form, Kind, Use
 from .replay import StandIn
 from .replay import inexact as _inexact
 from .shared import SharedArray
 from .variable import Variable
 
 __all__ = ["infer_reductions"]
-
-Use = tuple[str, int, str, str]
 
 _CONTAINERS = (list, dict, set, frozenset, bytearray, deque, Counter, OrderedDict, defaultdict)
 
@@ -53,135 +53,202 @@ def _is_container(value: object) -> bool:
     return isinstance(value, _CONTAINERS) or _is_numpy_array(value)
 
 
-# Forms a worker can record for the caller to replay (see paraloop.replay).
+def _forms(kind: Kind, *details: str) -> frozenset[Form]:
+    return frozenset(Form(kind, detail) for detail in details)
+
+
 _OPERATORS = ("Add", "Sub", "Mult", "Div")
-RECORDED = frozenset(
-    f"{prefix}:{op}" for prefix in ("aug", "binop", "commuted", "item-aug", "own-aug") for op in _OPERATORS
+# Forms a worker can record for the caller to replay (see paraloop.replay).
+RECORDED = frozenset().union(
+    *(
+        _forms(kind, *_OPERATORS)
+        for kind in (Kind.AUG, Kind.BINOP, Kind.COMMUTED, Kind.ITEM_AUG, Kind.OWN_AUG)
+    )
 )
-_KEYED = ("item-aug:", "own-aug:", "item-get:")
-_OWN_FORMS = frozenset({"own-update", "own-read", "own-item", *(f"own-aug:{op}" for op in _OPERATORS)})
+_KEYED = frozenset({Kind.ITEM_AUG, Kind.OWN_AUG, Kind.ITEM_GET})
+_OWN_FORMS = frozenset({Form(Kind.OWN_UPDATE), Form(Kind.OWN_READ), Form(Kind.OWN_ITEM)}) | _forms(
+    Kind.OWN_AUG, *_OPERATORS
+)
+# Forms no strategy combines: a Variable's strategy is not checked against them.
+_NOT_UPDATES = frozenset({Kind.READ, Kind.OWN_READ, Kind.ATTRIBUTE, Kind.ASSIGN, Kind.APPLY, Kind.MUTATE})
+
+# The forms as strategies see them: ``x = x + e`` is ``x += e`` (and so is ``x = e + x``,
+# taken for numbers only); ``x[i] = e`` at the iteration's own index is ``x[k] = e``;
+# ``x[k] = x.get(k, 0) + e`` is ``x[k] += e``.
+_NORMAL = {
+    Kind.BINOP: Kind.AUG,
+    Kind.COMMUTED: Kind.AUG,
+    Kind.OWN_AUG: Kind.ITEM_AUG,
+    Kind.OWN_ITEM: Kind.ITEM,
+    Kind.ITEM_GET: Kind.ITEM_AUG,
+}
 
 
-def _normal(forms: set[str]) -> set[str]:
-    """The forms as strategies see them: ``x = x + e`` is ``x += e``; ``x[i] = e`` at the
-    iteration's own index is ``x[k] = e``."""
-    return {
-        form.replace("binop:", "aug:")
-        .replace("own-aug:", "item-aug:")
-        .replace("own-item", "item")
-        .replace("item-get:", "item-aug:")
-        for form in forms
-    }
+def _normal(form: Form) -> Form:
+    kind = _NORMAL.get(form.kind)
+    return form if kind is None else Form(kind, form.detail)
 
 
-def _strategy_for(forms: set[str], value: object) -> AggregationStrategy | None:
+_SCRATCH = frozenset({Form(Kind.SCRATCH)})
+_LAST = (frozenset({Form(Kind.OR_LAST)}), frozenset({Form(Kind.AND_LAST)}))
+_ITEM = Form(Kind.ITEM)
+_ANY, _ALL = frozenset({Form(Kind.OR)}), frozenset({Form(Kind.AND)})
+_OWN_ACCESS = frozenset({Kind.OWN_UPDATE, Kind.OWN_READ})
+_MAX, _MIN = Form(Kind.MAX), Form(Kind.MIN)
+_ADDITIVE = _forms(Kind.AUG, "Add", "Sub")
+_MULTIPLICATIVE = _forms(Kind.AUG, "Mult", "Div")
+_ITEM_ADDITIVE = _forms(Kind.ITEM_AUG, "Add", "Sub")
+_ITEM_MULTIPLICATIVE = _forms(Kind.ITEM_AUG, "Mult", "Div")
+_BIT_OR, _BIT_XOR, _BIT_AND = (Form(Kind.AUG, op) for op in ("BitOr", "BitXor", "BitAnd"))
+# d[k] += x and d[k].append(x): each entry of a dict its own sum.
+_PER_KEY = _ITEM_ADDITIVE | _forms(Kind.ITEM_CALL, "append", "extend", "add", "update")
+_CONCATENATED = frozenset({Form(Kind.AUG, "Add")}) | _forms(Kind.CALL, "append", "extend")
+# Updates through methods or items: on an object that is no container, number or string
+# (model.update(batch)), untracked side effects.
+_IN_PLACE = frozenset({Kind.CALL, Kind.ITEM, Kind.ITEM_AUG, Kind.ITEM_GET, Kind.ITEM_CALL})
+# Writes of elements, which a read of the name in the same body could see.
+_ELEMENT_WRITES = frozenset(
+    {_ITEM, Form(Kind.OWN_ITEM), Form(Kind.ITEM_AUG, "Add"), Form(Kind.OWN_AUG, "Add")}
+)
+
+
+class _Rule(NamedTuple):
+    """A strategy for the values of one type whose updates are ``forms`` (with ``exactly``),
+    or only some of ``forms``."""
+
+    forms: frozenset[Form]
+    make: Callable[[], AggregationStrategy]
+    exactly: bool = False
+
+    def fits(self, forms: frozenset[Form]) -> bool:
+        return forms == self.forms if self.exactly else forms <= self.forms
+
+
+def _exactly(make: Callable[[], AggregationStrategy], *forms: Form) -> _Rule:
+    return _Rule(frozenset(forms), make, exactly=True)
+
+
+_NUMBER_RULES = (
+    _Rule(_ADDITIVE, strategies.Sum),
+    _Rule(_MULTIPLICATIVE, strategies.Product),
+    _exactly(strategies.Max, _MAX),
+    _exactly(strategies.Min, _MIN),
+)
+
+# What combines the updates of a value, by its type: the first type that matches decides, its
+# first rule that fits the forms gives the strategy; none fits, none combines them.
+_RULES: tuple[tuple[Callable[[object], bool], tuple[_Rule, ...]], ...] = (
+    (
+        lambda value: isinstance(value, bool),
+        (
+            _exactly(strategies.Any, _BIT_OR, Form(Kind.OR)),
+            _exactly(strategies.Any, _BIT_OR),
+            _exactly(strategies.All, _BIT_AND, Form(Kind.AND)),
+            _exactly(strategies.All, _BIT_AND),
+            _exactly(strategies.Max, _MAX),
+            _exactly(strategies.Min, _MIN),
+        ),
+    ),
+    (
+        lambda value: isinstance(value, int),
+        (
+            *_NUMBER_RULES,
+            _exactly(lambda: strategies.Reduce(operator.or_, 0), _BIT_OR),
+            _exactly(lambda: strategies.Reduce(operator.xor, 0), _BIT_XOR),
+            _exactly(lambda: strategies.Reduce(operator.and_, -1), _BIT_AND),
+        ),
+    ),
+    (
+        lambda value: (
+            isinstance(value, numbers.Number)
+            or (type(value).__module__ == "numpy" and not _is_numpy_array(value))
+        ),
+        _NUMBER_RULES,
+    ),
+    (
+        _is_numpy_array,
+        (
+            _Rule(_ADDITIVE | _ITEM_ADDITIVE, strategies.Sum),
+            _Rule(_MULTIPLICATIVE | _ITEM_MULTIPLICATIVE, strategies.Product),
+            _exactly(strategies.IndexWrites, _ITEM),
+        ),
+    ),
+    (
+        lambda value: isinstance(value, (str, bytes, tuple)),
+        (_exactly(strategies.Concatenate, Form(Kind.AUG, "Add")),),
+    ),
+    (
+        lambda value: isinstance(value, (list, bytearray)),
+        (
+            _Rule(_CONCATENATED, strategies.Concatenate),
+            _exactly(strategies.IndexWrites, _ITEM),
+            _Rule(_ITEM_ADDITIVE, lambda: strategies.PerIndex("add")),
+            _Rule(_ITEM_MULTIPLICATIVE, lambda: strategies.PerIndex("mul")),
+        ),
+    ),
+    (lambda value: isinstance(value, deque), (_Rule(_CONCATENATED, strategies.Concatenate),)),
+    (
+        lambda value: isinstance(value, (set, frozenset)),
+        (_Rule(_forms(Kind.CALL, "add", "update") | {_BIT_OR}, strategies.Union),),
+    ),
+    (
+        lambda value: isinstance(value, Counter),
+        (
+            _Rule(_ITEM_ADDITIVE | {Form(Kind.CALL, "update")}, strategies.Sum),
+            _exactly(strategies.Merge, _ITEM),
+        ),
+    ),
+    (
+        lambda value: isinstance(value, dict),
+        (
+            _Rule(_PER_KEY, strategies.Sum),
+            _Rule(_ITEM_MULTIPLICATIVE, strategies.Product),
+            _Rule(frozenset({_ITEM, Form(Kind.CALL, "update"), _BIT_OR}), strategies.Merge),
+        ),
+    ),
+)
+
+
+def _numeric(value: object) -> bool:
+    """A number (not a bool), a numpy array or scalar: its ``+`` and ``*`` commute exactly."""
+    if isinstance(value, numbers.Number) and not isinstance(value, bool):
+        return True
+    return _is_numpy_array(value) or type(value).__module__ == "numpy"
+
+
+def _strategy_for(forms: Set[Form], value: object) -> AggregationStrategy | None:
     """The strategy that combines these update forms on this value, if there is one."""
-    if forms == {"scratch"}:
+    if forms == _SCRATCH:
         if isinstance(value, (list, bytearray, dict, set)) or _is_numpy_array(value):
             return strategies.Scratch()
         return None
-    kinds = {form.partition(":")[0] for form in forms}
-    if forms & {"own-update", "own-read"} or (forms <= _OWN_FORMS and len(kinds) > 1):
+    kinds = {form.kind for form in forms}
+    if kinds & _OWN_ACCESS or (forms <= _OWN_FORMS and len(kinds) > 1):
         # x[i] = f(x[i]), x[i, :] = row then x[i, 0] += 1: each iteration reads and
         # writes its own element or row.
         if forms <= _OWN_FORMS and (isinstance(value, (list, bytearray)) or _is_numpy_array(value)):
             return strategies.ElementUpdates()
         return None
-    if any(form.startswith("commuted:") for form in forms):
+    if Kind.COMMUTED in kinds:
         # total = e + total: the same sum for numbers (their + and * commute exactly), a
         # prepend for lists and strings.
-        numeric = isinstance(value, numbers.Number) and not isinstance(value, bool)
-        if not (numeric or _is_numpy_array(value) or type(value).__module__ == "numpy"):
+        if not _numeric(value):
             return None
-        forms = {form.replace("commuted:", "binop:") for form in forms}
-    forms = _normal(forms)
-    additive = {"aug:Add", "aug:Sub"}
-    multiplicative = {"aug:Mult", "aug:Div"}
-    if forms == {"or"}:
+    normal = frozenset(map(_normal, forms))
+    if normal == _ANY:
         return strategies.Any()
-    if forms == {"and"}:
+    if normal == _ALL:
         return strategies.All()
-    if forms in ({"or-last"}, {"and-last"}):
+    if normal in _LAST:
         # ok = test(x) and ok: the last value that decided, or the pre-loop value.
         return strategies.Last()
-    if isinstance(value, bool):
-        if forms in ({"aug:BitOr", "or"}, {"aug:BitAnd", "and"}):
-            return strategies.Any() if "or" in forms else strategies.All()
-        table: dict[str, AggregationStrategy] = {
-            "aug:BitOr": strategies.Any(),
-            "or": strategies.Any(),
-            "aug:BitAnd": strategies.All(),
-            "and": strategies.All(),
-            "max": strategies.Max(),
-            "min": strategies.Min(),
-        }
-        return table[next(iter(forms))] if len(forms) == 1 and forms <= set(table) else None
-    if isinstance(value, numbers.Number) or (
-        type(value).__module__ == "numpy" and not _is_numpy_array(value)
-    ):
-        if forms <= additive:
-            return strategies.Sum()
-        if forms <= multiplicative:
-            return strategies.Product()
-        if forms == {"max"}:
-            return strategies.Max()
-        if forms == {"min"}:
-            return strategies.Min()
-        if isinstance(value, int):
-            bitwise = {
-                "aug:BitOr": (operator.or_, 0),
-                "aug:BitXor": (operator.xor, 0),
-                "aug:BitAnd": (operator.and_, -1),
-            }
-            if len(forms) == 1 and forms <= set(bitwise):
-                function, identity = bitwise[next(iter(forms))]
-                return strategies.Reduce(function, identity)
-        return None
-    item_additive = {"item-aug:Add", "item-aug:Sub"}
-    item_multiplicative = {"item-aug:Mult", "item-aug:Div"}
-    if _is_numpy_array(value):
-        if forms <= additive | item_additive:
-            return strategies.Sum()
-        if forms <= multiplicative | item_multiplicative:
-            return strategies.Product()
-        if forms == {"item"}:
-            return strategies.IndexWrites()
-        return None
-    if isinstance(value, (str, bytes, tuple)):
-        return strategies.Concatenate() if forms == {"aug:Add"} else None
-    if isinstance(value, (list, deque, bytearray)):
-        if forms <= {"aug:Add", "call:append", "call:extend"}:
-            return strategies.Concatenate()
-        if isinstance(value, (list, bytearray)):
-            if forms == {"item"}:
-                return strategies.IndexWrites()
-            if forms <= item_additive:
-                return strategies.PerIndex("add")
-            if forms <= item_multiplicative:
-                return strategies.PerIndex("mul")
-        return None
-    if isinstance(value, (set, frozenset)):
-        if forms <= {"call:add", "call:update", "aug:BitOr"}:
-            return strategies.Union()
-        return None
-    if isinstance(value, Counter):
-        if forms <= {"item-aug:Add", "item-aug:Sub", "call:update"}:
-            return strategies.Sum()
-        return strategies.Merge() if forms == {"item"} else None
-    if isinstance(value, dict):
-        per_key = {"item-aug:Add", "item-aug:Sub", "item-call:append", "item-call:extend",
-                   "item-call:add", "item-call:update"}  # fmt: skip
-        if forms <= per_key:
-            return strategies.Sum()
-        if forms <= item_multiplicative:
-            return strategies.Product()
-        if forms <= {"item", "call:update", "aug:BitOr"}:
-            return strategies.Merge()
-        return None
+    for matches, rules in _RULES:
+        if matches(value):
+            return next((rule.make() for rule in rules if rule.fits(normal)), None)
     return None
 
 
-def replay_operation(strategy: AggregationStrategy, value: object, forms: set[str]) -> str | None:
+def replay_operation(strategy: AggregationStrategy, value: object, forms: Set[Form]) -> str | None:
     """How the workers record this name's updates for the caller to replay, or None to combine
     per-chunk partial results (exact for whole numbers).
 
@@ -194,13 +261,13 @@ def replay_operation(strategy: AggregationStrategy, value: object, forms: set[st
         return None
     if not getattr(strategy, "exact", True):
         return None
-    updates = forms - {"read"}
+    updates = forms - {Form(Kind.READ)}
     if not updates or not updates <= RECORDED:
         return None
     operation = strategy.operation
-    if any(form.endswith(":Div") for form in updates):
+    if any(form.detail == "Div" for form in updates):
         return operation  # only a replay divides as the plain loop does
-    if not any(form.startswith(_KEYED) for form in updates):
+    if not any(form.kind in _KEYED for form in updates):
         if _is_numpy_array(value):
             return operation if _inexact(value) else None
         # Numbers, whole ones included: a later term may be a float.
@@ -216,7 +283,7 @@ def replay_operation(strategy: AggregationStrategy, value: object, forms: set[st
     return None
 
 
-def whole_partials(strategy: AggregationStrategy, value: object, forms: set[str]) -> bool:
+def whole_partials(strategy: AggregationStrategy, value: object, forms: Set[Form]) -> bool:
     """Whether partial results of this name must stay whole numbers to combine exactly.
 
     A per-key (or per-index) sum of whole numbers is exact in any grouping; once
@@ -227,7 +294,7 @@ def whole_partials(strategy: AggregationStrategy, value: object, forms: set[str]
         return False
     if not getattr(strategy, "exact", True):
         return False
-    return isinstance(value, (Mapping, list)) and any(form.startswith(_KEYED) for form in forms)
+    return isinstance(value, (Mapping, list)) and any(form.kind in _KEYED for form in forms)
 
 
 _SEQUENTIAL = "the loop is sequential by nature at {name!r}; run it as a plain loop (without ParaLoop)"
@@ -254,8 +321,7 @@ def _combined(value: object) -> str:
 
 
 def _refuse(filename: str, use: Use, message: str) -> ParaLoopError:
-    _name, line, _form, source = use
-    return ParaLoopError(f"{filename}, line {line}: {message} (in '{source}')")
+    return ParaLoopError(f"{filename}, line {use.line}: {message} (in '{use.source}')")
 
 
 # Built-in strategies, by the forms a body updates their Variable with (checked: a Sum
@@ -270,11 +336,10 @@ def _check_variable_forms(name: str, variable: Variable[Any], group: list[Use], 
     strategy = variable.aggregation_strategy
     if type(strategy) not in _CHECKED:
         return
-    updates = [use for use in group if use[2] not in ("read", "own-read", "attribute", "assign", "apply")]
-    updates = [use for use in updates if not use[2].startswith("mutate:")]
+    updates = [use for use in group if use.form.kind not in _NOT_UPDATES]
     if not updates:
         return
-    forms = {use[2] for use in updates}
+    forms = {use.form for use in updates}
     found = _strategy_for(forms, variable.value)
     if found is not None and type(found) is type(strategy):
         return
@@ -283,10 +348,9 @@ def _check_variable_forms(name: str, variable: Variable[Any], group: list[Use], 
         return  # on a dict, Concatenate merges as Merge does
     if isinstance(strategy, strategies.Sum) and found is None and isinstance(variable.value, Mapping):
         # d[k] += x and d[k].append(x) on one dict: each entry its own sum.
-        if forms <= {"item-aug:Add", "item-aug:Sub", "item-call:append", "item-call:extend",
-                     "item-call:add", "item-call:update", "call:update"}:  # fmt: skip
+        if forms <= _PER_KEY | {Form(Kind.CALL, "update")}:
             return
-    spelled = ", ".join(sorted({use[3] for use in updates}))
+    spelled = ", ".join(sorted({use.source for use in updates}))
     kind = type(strategy).__name__
     suggestion = f" ({spelled} is what {type(found).__name__} combines)" if found is not None else ""
     raise _refuse(
@@ -302,8 +366,8 @@ def _check_variable(name: str, variable: Variable[Any], group: list[Use], filena
     _check_variable_forms(name, variable, group, filename)
     readable = variable.aggregation_strategy.readable_in_body
     for use in group:
-        form = use[2]
-        if form == "read" and not readable:
+        kind = use.form.kind
+        if kind is Kind.READ and not readable:
             raise _refuse(
                 filename,
                 use,
@@ -312,7 +376,7 @@ def _check_variable(name: str, variable: Variable[Any], group: list[Use], filena
                 "part of it until the loop ends. Read it after the loop; if the body needs the "
                 f"running value, {_SEQUENTIAL.format(name=name)}",
             )
-        if form == "attribute" or form.startswith("mutate:"):
+        if kind in (Kind.ATTRIBUTE, Kind.MUTATE):
             raise _refuse(
                 filename,
                 use,
@@ -331,7 +395,8 @@ def _infer(name: str, value: Any, group: list[Use], filename: str) -> Aggregatio
             use
             for use in group
             # name.value = x is recorded as an assignment (the form a Variable's value takes)
-            if use[2] == "attribute" or (use[2] == "assign" and use[3].startswith(f"{name}.value"))
+            if use.form.kind is Kind.ATTRIBUTE
+            or (use.form.kind is Kind.ASSIGN and use.source.startswith(f"{name}.value"))
         ]
         if stores and _user_code(value.__name__, getattr(value, "__file__", None)):
             raise _refuse(
@@ -345,30 +410,29 @@ def _infer(name: str, value: Any, group: list[Use], filename: str) -> Aggregatio
                 f"{name}.total += total after",
             )
         return None
-    by_form: dict[str, list[Use]] = {}
+    # The updates a strategy may combine, and each kind of use that is not one.
+    by_kind: dict[Kind | None, list[Use]] = {}
     for use in group:
-        kind = use[2]
-        key = kind if kind in ("read", "assign", "attribute") or kind.startswith("mutate:") else "update"
-        by_form.setdefault(key, []).append(use)
+        kind = use.form.kind
+        key = kind if kind in (Kind.READ, Kind.ASSIGN, Kind.ATTRIBUTE, Kind.MUTATE) else None
+        by_kind.setdefault(key, []).append(use)
     kind_name = type(value).__name__
-    if isinstance(value, SharedArray) and "assign" not in by_form:
+    if isinstance(value, SharedArray) and Kind.ASSIGN not in by_kind:
         return None  # workers write into the shared memory itself: nothing to combine
-    if "attribute" in by_form:
+    if Kind.ATTRIBUTE in by_kind:
         raise _refuse(
             filename,
-            by_form["attribute"][0],
+            by_kind[Kind.ATTRIBUTE][0],
             f"the ParaLoop body changes an attribute or element of {name!r} in place. Worker "
             "processes change their own copies, so the change would be lost. Update a plain name "
             "in the body and apply it after the loop: for self.hits += 1, hits = 0 before the loop, "
             "hits += 1 in the body, self.hits += hits after it; for self.items.append(x), items = [] "
             "before, items.append(x) in the body, self.items.extend(items) after",
         )
-    mutations = by_form.get("mutate", []) + [
-        u for k, v in by_form.items() if k.startswith("mutate:") for u in v
-    ]
+    mutations = by_kind.get(Kind.MUTATE, [])
     if mutations and _is_container(value):
         use = mutations[0]
-        method = use[2].partition(":")[2]
+        method = use.form.detail
         if isinstance(value, dict):
             collect = f"{name}[key] = v or {name}[key] += v"
         elif isinstance(value, (set, frozenset)):
@@ -392,11 +456,11 @@ def _infer(name: str, value: Any, group: list[Use], filename: str) -> Aggregatio
             f"the ParaLoop body changes {name!r}, a {kind_name} from outside the loop, in a way "
             f"that depends on what earlier iterations left in it. {advice}",
         )
-    updates = by_form.get("update", [])
-    if "assign" in by_form:
+    updates = by_kind.get(None, [])
+    if Kind.ASSIGN in by_kind:
         raise _refuse(
             filename,
-            by_form["assign"][0],
+            by_kind[Kind.ASSIGN][0],
             f"{name!r} carries a value from one iteration to the next (an iteration reads the "
             f"{name} an earlier one left), which iterations running in parallel cannot do: "
             f"{_SEQUENTIAL.format(name=name)}. If each iteration's {name} does not depend on the "
@@ -404,17 +468,17 @@ def _infer(name: str, value: Any, group: list[Use], filename: str) -> Aggregatio
         )
     if not updates:
         return None  # only read: a captured input
-    forms = {use[2] for use in updates}
+    forms = {use.form for use in updates}
     strategy = _strategy_for(forms, value)
     if strategy is None:
-        in_place = all(form.startswith(("call:", "item")) for form in forms)
+        in_place = all(form.kind in _IN_PLACE for form in forms)
         if (
             in_place
             and not _is_container(value)
             and not isinstance(value, (numbers.Number, str, bytes, tuple))
         ):
             return None  # methods of the user's own object: untracked side effects
-        spelled = ", ".join(sorted({use[3] for use in updates}))
+        spelled = ", ".join(sorted({use.source for use in updates}))
         supported = [form for form in forms if _strategy_for({form}, value) is not None]
         if len(supported) == len(forms) > 1:
             why = (
@@ -429,12 +493,12 @@ def _infer(name: str, value: Any, group: list[Use], filename: str) -> Aggregatio
             f"paraloop cannot combine these updates of {name!r} (a {kind_name}) across workers: "
             f"{spelled}. {why}",
         )
-    if "read" in by_form:
-        if _is_container(value) and forms & {"item", "own-item", "item-aug:Add", "own-aug:Add"}:
+    if Kind.READ in by_kind:
+        if _is_container(value) and forms & _ELEMENT_WRITES:
             raise _refuse(
                 filename,
-                by_form["read"][0],
-                f"the ParaLoop body writes elements of {name!r} (line {updates[0][1]}) and reads it, "
+                by_kind[Kind.READ][0],
+                f"the ParaLoop body writes elements of {name!r} (line {updates[0].line}) and reads it, "
                 "so an iteration may read what an earlier iteration wrote, which iterations running "
                 "in parallel cannot do. If every iteration writes all of it before reading it (a "
                 f"scratch buffer), say so by overwriting it whole first ({name}[:] = 0, or "
@@ -442,8 +506,8 @@ def _infer(name: str, value: Any, group: list[Use], filename: str) -> Aggregatio
             )
         raise _refuse(
             filename,
-            by_form["read"][0],
-            f"the ParaLoop body reads {name!r} besides updating it (line {updates[0][1]}); each "
+            by_kind[Kind.READ][0],
+            f"the ParaLoop body reads {name!r} besides updating it (line {updates[0].line}); each "
             "worker sees only its own part of it until the loop ends. Read it after the loop; if "
             f"the body needs the running value, {_SEQUENTIAL.format(name=name)}",
         )
@@ -456,18 +520,18 @@ def infer_reductions(
     """Strategies for the plain names the body updates; refuse what cannot be combined."""
     groups: dict[str, list[Use]] = {}
     for use in uses:
-        if not use[2].startswith("invoke:"):
-            groups.setdefault(use[0], []).append(use)
+        if use.form.kind is not Kind.INVOKE:
+            groups.setdefault(use.name, []).append(use)
     inferred: dict[str, AggregationStrategy] = {}
     for name, group in groups.items():
         value = values.get(name, UNBOUND)
         if value is UNBOUND:
-            forms = {use[2] for use in group}
-            if "read" in forms and "assign" in forms:
+            kinds = {use.form.kind for use in group}
+            if Kind.READ in kinds and Kind.ASSIGN in kinds:
                 # Unbound before the loop, so every read sees an earlier iteration's value.
                 raise _refuse(
                     filename,
-                    next(use for use in group if use[2] == "read"),
+                    next(use for use in group if use.form.kind is Kind.READ),
                     f"{name!r} is read in one iteration before that iteration assigns it, so it "
                     "carries a value from an earlier iteration, which iterations running in "
                     "parallel cannot do. Assign it before reading it in every iteration",

@@ -47,6 +47,7 @@ from .execute import (
 from .guard import GENERATOR_MODULES, reached
 from .items import COPY, INLINE, SHARE, write_back
 from .loop import ParaLoop
+from .plan import Form, Kind, LoopPlan, Use
 
 # Imported with the runtime, when a module with ParaLoop loops is imported, not
 # when its first loop starts: the process pool's libraries (multiprocess and
@@ -63,7 +64,21 @@ from .threads import in_worker_thread, run_threads
 from .variable import Variable
 from .worker import in_worker
 
-__all__ = ["BROKE", "DONE", "RAISED", "RETURNED", "UNBOUND", "LoopResult", "comprehension", "run"]
+# What generated code names: the outcomes a worker returns, the plan of a loop and its parts.
+__all__ = [
+    "BROKE",
+    "DONE",
+    "RAISED",
+    "RETURNED",
+    "UNBOUND",
+    "Form",
+    "Kind",
+    "LoopPlan",
+    "LoopResult",
+    "Use",
+    "comprehension",
+    "run",
+]
 
 logger = logging.getLogger("paraloop")
 
@@ -238,20 +253,21 @@ def _lookup(
 
 
 def _process_wide(
-    uses: tuple[tuple[str, int, str, str], ...],
+    uses: tuple[Use, ...],
     scope: Mapping[str, Any] | None,
     local: tuple[str, ...],
     globs: Mapping[str, Any],
 ) -> str | None:
     """The first process-wide state the body changes, as (what, line), or None: the body calls
     os.chdir, redirect_stdout, random.seed, ..., or assigns sys.stdout or os.environ[...]."""
-    for name, use_line, form, text in uses:
-        if form.startswith("invoke:"):
+    for use in uses:
+        name, kind, text = use.name, use.form.kind, use.source
+        if kind is Kind.INVOKE:
             found: Any = _lookup(name, scope, local, globs)
-            for attribute in form[len("invoke:") :].split(".")[1:]:
+            for attribute in use.form.detail.split(".")[1:]:
                 found = None if isinstance(found, PerWorker) else getattr(found, attribute, None)
             what = describe(found)
-        elif form == "attribute" or form.startswith("mutate:"):
+        elif kind in (Kind.ATTRIBUTE, Kind.MUTATE):
             module = _lookup(name, scope, local, globs)
             attribute = text.partition(f"{name}.")[2].split("[")[0].split(" ")[0].split(".")[0]
             what = (
@@ -262,12 +278,12 @@ def _process_wide(
         else:
             continue
         if what is not None:
-            return f"{what} (line {use_line}: {text})"
+            return f"{what} (line {use.line}: {text})"
     return None
 
 
 def _global_random(
-    uses: tuple[tuple[str, int, str, str], ...],
+    uses: tuple[Use, ...],
     scope: Mapping[str, Any] | None,
     local: tuple[str, ...],
     globs: Mapping[str, Any],
@@ -276,21 +292,22 @@ def _global_random(
     whether the body seeds it."""
     draws: list[tuple[int, str]] = []
     seeds = False
-    for name, use_line, form, text in uses:
-        if not form.startswith("invoke:"):
+    for use in uses:
+        if use.form.kind is not Kind.INVOKE:
             continue
-        found: Any = _lookup(name, scope, local, globs)
-        for attribute in form[len("invoke:") :].split(".")[1:]:
+        called = use.form.detail
+        found: Any = _lookup(use.name, scope, local, globs)
+        for attribute in called.split(".")[1:]:
             # (Not a per-worker object's: looking would make one here.)
             found = None if isinstance(found, PerWorker) else getattr(found, attribute, None)
-        seeding = form.endswith(".seed") or form == "invoke:seed"
+        seeding = called.endswith(".seed") or called == "seed"
         if seeding and getattr(found, "__module__", None) == "numpy.random":
             seeds = True  # numpy.random.seed is a function of its own, which seeds the global one
         elif _is_global_generator(getattr(found, "__self__", None)):
             if seeding:
                 seeds = True
             else:
-                draws.append((use_line, text))
+                draws.append((use.line, use.source))
     return draws, seeds
 
 
@@ -371,22 +388,15 @@ def _check_iterators(
             )
 
 
-def _start_of(name: str, value: Any, uses: tuple[tuple[str, int, str, str], ...]) -> Any:
+def _start_of(name: str, value: Any, uses: tuple[Use, ...]) -> Any:
     """What a reduction combines onto: a copy for ``x = x + e`` on a list or array, which
     makes a new object each time (a name bound to the old one keeps the old one)."""
-    written_out = any(use[0] == name and use[2].startswith(("binop:", "commuted:")) for use in uses)
+    written_out = any(use.name == name and use.form.kind in (Kind.BINOP, Kind.COMMUTED) for use in uses)
     if written_out and isinstance(value, (list, bytearray, dict, set, deque)):
         return copy.copy(value)
     if written_out and type(value).__module__ == "numpy" and type(value).__name__ == "ndarray":
         return value.copy()
     return value
-
-
-def _internal_variable(value: Any, strategy: Any) -> Variable[Any]:
-    variable: Variable[Any] = Variable.__new__(Variable)
-    object.__setattr__(variable, "value", value)
-    object.__setattr__(variable, "aggregation_strategy", strategy)
-    return variable
 
 
 def _rename(worker: Callable[..., Any], name: str) -> None:
@@ -475,13 +485,13 @@ def _capture(
 
 def _plan_replay(
     variables: Mapping[str, Variable[Any]],
-    uses: tuple[tuple[str, int, str, str], ...],
+    uses: tuple[Use, ...],
     params: tuple[str, ...],
 ) -> tuple[dict[str, str], frozenset[str]]:
     """Which tracked names the workers record for the caller to replay, and which must stay whole."""
-    forms: dict[str, set[str]] = {}
-    for name, _line, form, _text in uses:
-        forms.setdefault(name, set()).add(form)
+    forms: dict[str, set[Form]] = {}
+    for use in uses:
+        forms.setdefault(use.name, set()).add(use.form)
     replayed: dict[str, str] = {}
     whole: set[str] = set()
     for name, variable in variables.items():
@@ -641,22 +651,14 @@ def _plain_job(
     )
 
 
-def run(
-    loop: Any,
-    worker: Callable[..., Any],
-    scope: Mapping[str, Any] | None,
-    *,
-    line: int,
-    local: tuple[str, ...] = (),
-    stored: tuple[str, ...] = (),
-    after: tuple[str, ...] = (),
-    wrapped: tuple[str, ...] = (),
-    name: str = "<module>",
-    uses: tuple[tuple[str, int, str, str], ...] = (),
-) -> LoopResult:
-    """Run one rewritten loop. Called by generated code only; its signature may change."""
+def run(loop: Any, worker: Callable[..., Any], scope: Mapping[str, Any] | None, plan: LoopPlan) -> LoopResult:
+    """Run one rewritten loop. Called by generated code only; its signature may change.
+
+    ``scope`` holds the names the worker captures from a function or class body (None at
+    module level: the worker's globals); ``plan`` is what the rewriter found about the loop.
+    """
     try:
-        return _run(loop, worker, scope, line, local, stored, after, wrapped, name, uses)
+        return _run(loop, worker, scope, plan)
     except ParaLoopError as refusal:
         # Raised by the generated code at the user's loop line, without paraloop's own frames.
         return LoopResult(error=_hidden(refusal))
@@ -670,18 +672,12 @@ def _hidden(error: BaseException) -> BaseException:
 
 
 def _run(
-    loop: Any,
-    worker: Callable[..., Any],
-    scope: Mapping[str, Any] | None,
-    line: int,
-    local: tuple[str, ...],
-    stored: tuple[str, ...],
-    after: tuple[str, ...],
-    wrapped: tuple[str, ...],
-    name: str,
-    uses: tuple[tuple[str, int, str, str], ...],
+    loop: Any, worker: Callable[..., Any], scope: Mapping[str, Any] | None, plan: LoopPlan
 ) -> LoopResult:
-    _rename(worker, name)
+    line, local, stored, after, wrapped, uses = (
+        plan.line, plan.local, plan.stored, plan.after, plan.wrapped, plan.uses
+    )  # fmt: skip
+    _rename(worker, plan.name)
     if not isinstance(loop, ParaLoop):
         # ``ParaLoop`` was rebound to something else: iterate it plainly, in order.
         loop = ParaLoop(loop, backend="sequential")
@@ -702,8 +698,8 @@ def _run(
     if uses:
         known = dict(zip(params, values))
         for use in uses:
-            if use[0] not in known:
-                known[use[0]] = _lookup(use[0], scope, local, worker.__globals__)
+            if use.name not in known:
+                known[use.name] = _lookup(use.name, scope, local, worker.__globals__)
         for reduced, strategy in infer_reductions(uses, known, worker.__code__.co_filename).items():
             if reduced in params:
                 # A plain name updated by the body is tracked like a Variable; the combined
@@ -711,7 +707,7 @@ def _run(
                 inferred[reduced] = known[reduced]
                 if isinstance(strategy, (ElementUpdates, Scratch)):
                     strategy.concurrent = _backend(loop) != "sequential"
-                variables[reduced] = _internal_variable(_start_of(reduced, known[reduced], uses), strategy)
+                variables[reduced] = Variable._unchecked(_start_of(reduced, known[reduced], uses), strategy)
     _check_scratch(variables, params, values, worker.__code__.co_filename, line)
     if _backend(loop) != "sequential":
         _check_iterators(variables, params, values, worker.__code__.co_filename, line)
@@ -767,17 +763,14 @@ def _run(
 
 
 def comprehension(
-    loop: Any,
-    worker: Callable[..., Any],
-    scope: Mapping[str, Any] | None,
-    kind: str,
-    *,
-    line: int,
-    local: tuple[str, ...] = (),
-    name: str = "<module>",
+    loop: Any, worker: Callable[..., Any], scope: Mapping[str, Any] | None, plan: LoopPlan
 ) -> Any:
-    """Build a list, set, dict or generator comprehension over ParaLoop, chunk by chunk, in order."""
-    _rename(worker, name)
+    """Build a list, set, dict or generator comprehension over ParaLoop, chunk by chunk, in order.
+
+    ``plan.kind`` is the comprehension's kind: ``"list"``, ``"set"``, ``"dict"`` or ``"generator"``.
+    """
+    kind, line, local = plan.kind, plan.line, plan.local
+    _rename(worker, plan.name)
     if not isinstance(loop, ParaLoop):
         loop = ParaLoop(loop, backend="sequential")
     params, values = _capture(worker, scope, local)

@@ -262,12 +262,19 @@ class Variable(Generic[T]):
         object.__setattr__(self, "value", value)
         object.__setattr__(self, "aggregation_strategy", strategy)
 
+    @classmethod
+    def _unchecked(cls, value: Any, strategy: AggregationStrategy) -> Variable[Any]:
+        """A Variable paraloop makes itself: a worker's share, one rebuilt from a pickle, a plain
+        name the runtime tracks with an inferred strategy.  The strategy is already an instance
+        chosen for the value, so the check ``__init__`` makes for the user is not made again."""
+        variable: Variable[Any] = cls.__new__(cls)
+        object.__setattr__(variable, "value", value)
+        object.__setattr__(variable, "aggregation_strategy", strategy)
+        return variable
+
     def _private(self) -> Variable[Any]:
         """A fresh copy for one worker's share of the iterations."""
-        copy: Variable[Any] = Variable.__new__(Variable)
-        object.__setattr__(copy, "value", self.aggregation_strategy.start(self.value))
-        object.__setattr__(copy, "aggregation_strategy", self.aggregation_strategy)
-        return copy
+        return Variable._unchecked(self.aggregation_strategy.start(self.value), self.aggregation_strategy)
 
     def __reduce__(self) -> tuple[Callable[..., Variable[T]], tuple[Any, ...]]:
         return (_rebuild, (self.value, self.aggregation_strategy))
@@ -708,10 +715,8 @@ class Variable(Generic[T]):
 
 
 def _rebuild(value: Any, strategy: AggregationStrategy) -> Variable[Any]:
-    rebuilt: Variable[Any] = Variable.__new__(Variable)
-    object.__setattr__(rebuilt, "value", value)
-    object.__setattr__(rebuilt, "aggregation_strategy", strategy)
-    return rebuilt
+    # Named in pickles (Variable.__reduce__): keep it a module-level function.
+    return Variable._unchecked(value, strategy)
 
 
 def _unwrap(value: object) -> object:

@@ -101,3 +101,23 @@ def test_state_from_earlier_cells(shell: Any, method: str, monkeypatch: pytest.M
     assert shell.user_ns["seen"].value == list(range(12))
     assert shell.user_ns["squares"] == [i * i * 3 for i in range(12)]
     assert shell.user_ns["doubled"] == [0, 2, 4, 6]
+
+
+def test_a_function_of_an_earlier_cell_keeps_its_loop_plan(shell: Any) -> None:
+    """Each loop's plan is a global of the cell's namespace: a later cell's loops get plans of
+    their own, and a function defined in an earlier cell still runs its loop with its own."""
+    assert run(
+        shell,
+        "from paraloop import ParaLoop\n"
+        "def total(xs):\n"
+        "    t = 0\n"
+        "    for x in ParaLoop(xs, num_processes=2, chunksize=2):\n"
+        "        t += x\n"
+        "    return t\n",
+    ).success
+    later = run(shell, "out = []\nfor y in ParaLoop(range(4), num_processes=2):\n    out.append(y * 2)\n")
+    assert later.success, later.error_in_exec
+    result = run(shell, "result = total(range(10))\n")
+    assert result.success, result.error_in_exec
+    assert shell.user_ns["out"] == [0, 2, 4, 6]
+    assert shell.user_ns["result"] == 45

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 __all__ = ["BlockNames", "block_names", "function_locals", "module_bound"]
 
 _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
-_COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
 
 
 @dataclass
@@ -26,8 +25,6 @@ class BlockNames:
     stores: set[str] = field(default_factory=set)
     global_decls: set[str] = field(default_factory=set)
     nonlocal_decls: set[str] = field(default_factory=set)
-    # Line of the first global/nonlocal statement, for error messages.
-    declaration: ast.stmt | None = None
 
 
 class _Collector(ast.NodeVisitor):
@@ -78,11 +75,9 @@ class _Collector(ast.NodeVisitor):
 
     def visit_Global(self, node: ast.Global) -> None:
         self.names.global_decls.update(node.names)
-        self.names.declaration = self.names.declaration or node
 
     def visit_Nonlocal(self, node: ast.Nonlocal) -> None:
         self.names.nonlocal_decls.update(node.names)
-        self.names.declaration = self.names.declaration or node
 
     # Nested scopes: what is evaluated here, plus the nested scope's free names.
     def _outer_parts_of_function(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:

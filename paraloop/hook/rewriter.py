@@ -14,12 +14,22 @@ the chunks, combines the results and rebinds the names the body bound::
         for i in __paraloop_it__:
             counter += i
         ...
-    __paraloop_r1__ = __paraloop_rt__.run(ParaLoop(range(100)), __paraloop_body_1__, ...)
+    __paraloop_r1__ = __paraloop_rt__.run(ParaLoop(range(100)), __paraloop_body_1__, None,
+                                          __paraloop_plan_1__)
     if 'i' in __paraloop_r1__.bound:
         i = __paraloop_r1__.bound['i']
 
+What the rewriter found about the loop (the names it captures and binds, how the
+body uses each name from outside it) is one :class:`~paraloop.plan.LoopPlan`,
+built once, when the module is imported, by a statement after the import of the
+runtime at the top of the module::
+
+    import paraloop.runtime as __paraloop_rt__
+    __paraloop_plan_1__ = __paraloop_rt__.LoopPlan(line=1, name='<module>', stored=('counter', 'i'), ...)
+
 The body's statements are moved, not copied, so every line keeps its place in
-the user's file; generated statements carry the line of the ``for``.  All
+the user's file; generated statements carry the line of the ``for`` (the import
+and the plans, the line of the module's first statement).  All
 generated names start with ``__paraloop`` and end with ``__`` (so class bodies
 do not mangle them); user code may not use such names.
 """
@@ -35,9 +45,10 @@ from typing import Any
 
 from .._version import REWRITER_VERSION
 from ..errors import UnsupportedLoopError
+from ..plan import Use
 from .flow import read_before_assigned
 from .names import block_names, function_locals, module_bound
-from .uses import Site, Use, analyse
+from .uses import Site, analyse
 
 __all__ = ["RESERVED_PREFIX", "REWRITER_VERSION", "LoopFacts", "rewrite", "show"]
 
@@ -45,6 +56,7 @@ __all__ = ["RESERVED_PREFIX", "REWRITER_VERSION", "LoopFacts", "rewrite", "show"
 # bumped on any change to the generated code.
 RESERVED_PREFIX = "__paraloop"
 RUNTIME = "__paraloop_rt__"
+PLAN_PREFIX = "__paraloop_plan_"
 
 _FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
 _NESTED_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
@@ -307,6 +319,21 @@ def _log_name(name: str) -> str:
     return f"{RESERVED_PREFIX}_log_{name}__"
 
 
+def _plan_number(name: str) -> int:
+    """N for the name of a loop's plan, ``__paraloop_plan_N__``; 0 for any other name."""
+    digits = name[len(PLAN_PREFIX) : -2]
+    if name.startswith(PLAN_PREFIX) and name.endswith("__") and digits.isdigit():
+        return int(digits)
+    return 0
+
+
+def _use_source(use: Use) -> str:
+    """Source that rebuilds ``use`` where the runtime is imported as ``RUNTIME``."""
+    detail = f", {use.form.detail!r}" if use.form.detail else ""
+    form = f"{RUNTIME}.Form({RUNTIME}.Kind.{use.form.kind.name}{detail})"
+    return f"{RUNTIME}.Use({use.name!r}, {use.line}, {form}, {use.source!r})"
+
+
 def _key_expression(key: ast.expr) -> ast.expr:
     """An index as a value: ``a[1:3]`` records ``slice(1, 3, None)``."""
     if isinstance(key, ast.Slice):
@@ -400,6 +427,12 @@ class _Rewriter:
             elif getattr(value, "__name__", None) == "paraloop" and isinstance(value, ModuleType):
                 self.paraloop.modules.add(name)
         self.count = 0
+        # An interactive namespace keeps the plans of earlier cells, which their functions
+        # still read: this source's loops are numbered after them.
+        self.first = max(map(_plan_number, self.namespace_names), default=0)
+        # The statements that build each loop's plan, by loop number; they run once, when the
+        # module is imported.
+        self.plans: dict[int, str] = {}
         self.consumed: set[int] = set()
         self._module_bound: set[str] | None = None
         self._tree_bound: set[str] | None = None
@@ -503,7 +536,8 @@ class _Rewriter:
                     inner,
                 )
         self.count += 1
-        worker = f"__paraloop_body_{self.count}__"
+        number = self.first + self.count
+        worker = f"__paraloop_body_{number}__"
         first = node.generators[0]
         self.consumed.add(id(first.iter))
         chunk_iterator = ast.copy_location(ast.Name(id="__paraloop_it__", ctx=ast.Load()), first.iter)
@@ -541,11 +575,10 @@ class _Rewriter:
         definitions.append(definition)
         kind = _COMPREHENSION_KINDS[type(node)]
         in_class_body = bool(scopes) and isinstance(scopes[-1], ast.ClassDef)
+        plan = self.plan(number, line=first.iter.lineno, name=name, kind=kind, local=tuple(local))
         call = ast.parse(
             f"{RUNTIME}.comprehension(__paraloop_loop__, {worker}, "
-            f"{'None' if in_class_body else self.scope_argument(free, scopes)}, {kind!r}, "
-            f"line={first.iter.lineno}, "
-            f"local={tuple(local)!r}, name={name!r})",
+            f"{'None' if in_class_body else self.scope_argument(free, scopes)}, {plan})",
             mode="eval",
         ).body
         _place([call], first.iter)
@@ -658,7 +691,7 @@ class _Rewriter:
 
     def loop(self, loop: ast.For, scopes: list[ast.AST]) -> list[ast.stmt]:
         self.count += 1
-        number = self.count
+        number = self.first + self.count
         worker = f"__paraloop_body_{number}__"
         result = f"__paraloop_r{number}__"
         function = next((s for s in reversed(scopes) if isinstance(s, _FUNCTIONS)), None)
@@ -714,13 +747,17 @@ class _Rewriter:
                     uses,
                 )
             )
-        uses = tuple((mangle(n), line, form, text) for n, line, form, text in uses)
-        call = (
-            f"{result} = {RUNTIME}.run(__paraloop_loop__, {worker}, {scope}, "
-            f"line={loop.lineno}, local={tuple(map(mangle, local))!r}, "
-            f"stored={tuple(map(mangle, binds))!r}, after={tuple(map(mangle, after))!r}, "
-            f"wrapped={tuple(map(mangle, wrapped))!r}, name={scope_name!r}, uses={uses!r})\n"
+        plan = self.plan(
+            number,
+            line=loop.lineno,
+            name=scope_name,
+            local=tuple(map(mangle, local)),
+            stored=tuple(map(mangle, binds)),
+            after=tuple(map(mangle, after)),
+            wrapped=tuple(map(mangle, wrapped)),
+            uses=tuple(Use(mangle(use.name), use.line, use.form, use.source) for use in uses),
         )
+        call = f"{result} = {RUNTIME}.run(__paraloop_loop__, {worker}, {scope}, {plan})\n"
         for name in binds:
             key = mangle(name)
             call += f"if {key!r} in {result}.bound:\n    {name} = {result}.bound[{key!r}]\n"
@@ -742,6 +779,42 @@ class _Rewriter:
             else_if = next(s for s in statements if isinstance(s, ast.If) and isinstance(s.test, ast.UnaryOp))
             else_if.body = self.block(loop.orelse, scopes)
         return [worker_def, *statements]
+
+    def plan(
+        self,
+        number: int,
+        *,
+        line: int,
+        name: str,
+        kind: str = "for",
+        local: tuple[str, ...] = (),
+        stored: tuple[str, ...] = (),
+        after: tuple[str, ...] = (),
+        wrapped: tuple[str, ...] = (),
+        uses: tuple[Use, ...] = (),
+    ) -> str:
+        """The name of a new module-level plan of loop ``number`` (see :class:`paraloop.plan.LoopPlan`).
+
+        Its statement runs once, when the module is imported; a plan built in the loop's place
+        would be built again each time a function runs its loop.  Fields at their default
+        are left out.
+        """
+        fields = [f"line={line}", f"name={name!r}"]
+        if kind != "for":
+            fields.append(f"kind={kind!r}")
+        for field_name, names in (
+            ("local", local),
+            ("stored", stored),
+            ("after", after),
+            ("wrapped", wrapped),
+        ):
+            if names:
+                fields.append(f"{field_name}={names!r}")
+        if uses:
+            fields.append(f"uses=({''.join(_use_source(use) + ', ' for use in uses)})")
+        variable = f"{PLAN_PREFIX}{number}__"
+        self.plans[number] = f"{variable} = {RUNTIME}.LoopPlan({', '.join(fields)})\n"
+        return variable
 
     def update_sites(self, loop: ast.For, sites: list[Site], mangle: Callable[[str], str]) -> list[str]:
         """Give each update site its recorded form (see :mod:`paraloop.replay`); return the log names."""
@@ -864,7 +937,7 @@ class _Rewriter:
                 )
 
 
-def _insert_import(tree: ast.Module) -> None:
+def _insert_import(tree: ast.Module, plans: list[str]) -> None:
     position = 0
     body = tree.body
     if (
@@ -882,10 +955,10 @@ def _insert_import(tree: ast.Module) -> None:
         )
     ):
         position += 1
-    (statement,) = ast.parse(f"import paraloop.runtime as {RUNTIME}").body
+    statements = ast.parse(f"import paraloop.runtime as {RUNTIME}\n" + "".join(plans)).body
     where = body[position] if position < len(body) else body[-1]
-    _place([statement], where)
-    body.insert(position, statement)
+    _place(statements, where)
+    body[position:position] = statements
 
 
 def rewrite(
@@ -908,7 +981,7 @@ def rewrite(
     tree.body = rewriter.block(tree.body, [])
     rewriter.check_leftovers()
     if rewriter.count:
-        _insert_import(tree)
+        _insert_import(tree, [rewriter.plans[number] for number in sorted(rewriter.plans)])
     return rewriter.count
 
 

@@ -16,10 +16,11 @@ import ast
 import copy
 from dataclasses import dataclass, field
 
+from ..plan import Form, Kind, Use
 from .flow import read_before_assigned
 from .names import block_names
 
-__all__ = ["MUTATING_METHODS", "RANDOM_FUNCTIONS", "UPDATE_METHODS", "Site", "Use", "analyse", "outer_uses"]
+__all__ = ["MUTATING_METHODS", "RANDOM_FUNCTIONS", "UPDATE_METHODS", "Site", "analyse", "outer_uses"]
 
 # Methods whose effect paraloop can combine, as the statement ``x.method(e)``.
 UPDATE_METHODS = frozenset({"append", "extend", "add", "update", "appendleft"})
@@ -33,9 +34,6 @@ MUTATING_METHODS = frozenset(
         *UPDATE_METHODS,
     }
 )  # fmt: skip
-
-# (name, line, form, source of the use)
-Use = tuple[str, int, str, str]
 
 _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
 
@@ -183,9 +181,9 @@ class _Classifier(ast.NodeVisitor):
         names = [inner for inner in ast.walk(node) if isinstance(inner, ast.Name) and inner.id == name]
         return all(id(inner) in allowed for inner in names)
 
-    def add(self, name: str, node: ast.AST, form: str) -> None:
+    def add(self, name: str, node: ast.AST, kind: Kind, detail: str = "") -> None:
         where = self.statement if self.statement is not None else node
-        self.found.uses.append((name, getattr(node, "lineno", 0), form, _source(where)))
+        self.found.uses.append(Use(name, getattr(node, "lineno", 0), Form(kind, detail), _source(where)))
 
     def site(
         self, node: ast.stmt, name: str, parts: list[tuple[ast.expr, bool]], key: ast.expr | None = None
@@ -205,7 +203,7 @@ class _Classifier(ast.NodeVisitor):
         op = type(node.op).__name__
         name = self.name_of(node.target)
         if name is not None and not _mentions(node.value, name):
-            self.add(name, node, f"aug:{op}")
+            self.add(name, node, Kind.AUG, op)
             if op in _REPLAYABLE:
                 self.site(node, name, [(node.value, _REPLAYABLE[op])])
             self.visit(node.value)
@@ -214,7 +212,7 @@ class _Classifier(ast.NodeVisitor):
         if isinstance(target, ast.Subscript) and (name := self.name_of(target.value)) is not None:
             own = self.own_index(target.slice)
             if not _mentions(node.value, name) and not _mentions(target.slice, name):
-                self.add(name, node, f"{'own' if own else 'item'}-aug:{op}")
+                self.add(name, node, Kind.OWN_AUG if own else Kind.ITEM_AUG, op)
                 if op in _REPLAYABLE:
                     self.site(node, name, [(node.value, _REPLAYABLE[op])], target.slice)
                 self.visit(target.slice)
@@ -222,7 +220,7 @@ class _Classifier(ast.NodeVisitor):
                 return
             if own and self.only_own_reads(node.value, name):
                 # x[i] += x[i] * 2: an update of the iteration's own element.
-                self.add(name, node, "own-update")
+                self.add(name, node, Kind.OWN_UPDATE)
                 self.visit(node.value)
                 return
         self.changed(target, node)
@@ -232,7 +230,7 @@ class _Classifier(ast.NodeVisitor):
         """``x = x + a - b``, ``x = x * e``, ``x = x | e``: an augmented update written out.
 
         ``x = e + x`` and ``x = a + x + b`` are the same sums for numbers, whose ``+``
-        (and ``*``) commute exactly: forms ``commuted:...``, which the runtime takes
+        (and ``*``) commute exactly: forms of kind ``COMMUTED``, which the runtime takes
         for numbers only.
         """
         parts: list[tuple[str, ast.expr]] = []
@@ -256,7 +254,7 @@ class _Classifier(ast.NodeVisitor):
         # In evaluation order: (a + x) + b is (x + a) + b.
         parts.reverse()
         for op, _operand in parts:
-            self.add(name, node, f"{'commuted' if commuted else 'binop'}:{op}")
+            self.add(name, node, Kind.COMMUTED if commuted else Kind.BINOP, op)
         if ops <= set(_REPLAYABLE):
             self.site(node, name, [(operand, _REPLAYABLE[op]) for op, operand in parts])
         for _, operand in parts:
@@ -275,7 +273,7 @@ class _Classifier(ast.NodeVisitor):
             ):
                 others: list[ast.AST] = [a for a in value.args if self.name_of(a) != name]
                 if len(others) == 1 and not _mentions(others[0], name):
-                    self.add(name, node, value.func.id)
+                    self.add(name, node, Kind.MAX if value.func.id == "max" else Kind.MIN)
                     self.visit(others[0])
                     return
             if (
@@ -288,8 +286,11 @@ class _Classifier(ast.NodeVisitor):
                 if not _mentions(other, name):
                     # found = found or test(x); ok = ok and test(x).  With the name
                     # last (ok = test(x) and ok) it keeps the last value that decided.
-                    form = "or" if isinstance(value.op, ast.Or) else "and"
-                    self.add(name, node, form if other is second else f"{form}-last")
+                    if isinstance(value.op, ast.Or):
+                        kind = Kind.OR if other is second else Kind.OR_LAST
+                    else:
+                        kind = Kind.AND if other is second else Kind.AND_LAST
+                    self.add(name, node, kind)
                     self.visit(other)
                     return
             if self.written_out(node, name):
@@ -303,29 +304,29 @@ class _Classifier(ast.NodeVisitor):
                 spots.extend(value.keywords)
                 others = [spot for spot in spots if self.name_of(spot) != name]
                 if len(spots) - len(others) == 1 and not any(_mentions(o, name) for o in others):
-                    self.add(name, node, "apply")
+                    self.add(name, node, Kind.APPLY)
                     self.visit(value.func)
                     for spot in others:
                         self.visit(spot)
                     return
-            self.add(name, node, "assign")
+            self.add(name, node, Kind.ASSIGN)
             self.visit(value)
             return
         for target in node.targets:
             if isinstance(target, ast.Subscript) and (name := self.name_of(target.value)) is not None:
                 own = self.own_index(target.slice)
                 if not _mentions(value, name) and not _mentions(target.slice, name):
-                    self.add(name, node, "own-item" if own else "item")
+                    self.add(name, node, Kind.OWN_ITEM if own else Kind.ITEM)
                     self.visit(target.slice)
                     continue
                 if len(node.targets) == 1 and self.get_and_add(value, name, target.slice):
                     # counts[w] = counts.get(w, 0) + 1: counts[w] += 1 that starts a new key at 0.
-                    self.add(name, node, "item-get:Add")
+                    self.add(name, node, Kind.ITEM_GET, "Add")
                     self.visit(target.slice)
                     return
                 if own and len(node.targets) == 1 and self.only_own_reads(value, name):
                     # x[i] = f(x[i]): an update of the iteration's own element.
-                    self.add(name, node, "own-update")
+                    self.add(name, node, Kind.OWN_UPDATE)
                     self.visit(value)
                     return
             self.changed(target, node)
@@ -363,7 +364,7 @@ class _Classifier(ast.NodeVisitor):
             and call.func.attr in UPDATE_METHODS
             and not any(_mentions(a, name) for a in [*call.args, *call.keywords])
         ):
-            self.add(name, node, f"call:{call.func.attr}")
+            self.add(name, node, Kind.CALL, call.func.attr)
             for argument in [*call.args, *call.keywords]:
                 self.visit(argument)
             return
@@ -381,7 +382,7 @@ class _Classifier(ast.NodeVisitor):
             and not any(_mentions(a, name) for a in [entry.args[0], *call.args, *call.keywords])
         ):
             # groups.setdefault(key, []).append(item): grows one entry, made empty if new.
-            self.add(name, node, f"item-call:{call.func.attr}")
+            self.add(name, node, Kind.ITEM_CALL, call.func.attr)
             for argument in [entry.args[0], *call.args, *call.keywords]:
                 self.visit(argument)
             return
@@ -394,7 +395,7 @@ class _Classifier(ast.NodeVisitor):
             and not any(_mentions(a, name) for a in [call.func.value.slice, *call.args, *call.keywords])
         ):
             # groups[key].append(item): grows one entry of a mapping.
-            self.add(name, node, f"item-call:{call.func.attr}")
+            self.add(name, node, Kind.ITEM_CALL, call.func.attr)
             for argument in [call.func.value.slice, *call.args, *call.keywords]:
                 self.visit(argument)
             return
@@ -405,7 +406,7 @@ class _Classifier(ast.NodeVisitor):
         """A store into ``target`` that is not a recognised update."""
         if isinstance(target, ast.Name):
             if target.id in self.outer:
-                self.add(target.id, statement, "assign")
+                self.add(target.id, statement, Kind.ASSIGN)
             return
         if isinstance(target, (ast.Tuple, ast.List, ast.Starred)):
             for element in ast.iter_child_nodes(target):
@@ -415,7 +416,10 @@ class _Classifier(ast.NodeVisitor):
             root = self.root_of(target)
             if root is not None:
                 direct = isinstance(target, ast.Subscript) and self.name_of(target.value) == root
-                self.add(root, statement, "mutate:item" if direct else "attribute")
+                if direct:
+                    self.add(root, statement, Kind.MUTATE, "item")
+                else:
+                    self.add(root, statement, Kind.ATTRIBUTE)
             for child in ast.iter_child_nodes(target):
                 if not isinstance(child, ast.expr_context):
                     self.visit(child)
@@ -426,18 +430,22 @@ class _Classifier(ast.NodeVisitor):
         if dotted is not None and dotted.rpartition(".")[2] in WATCHED_CALLS:
             # random.random(), np.random.normal(), os.chdir(...): the runtime tells what the
             # call resolves to (a global generator, process-wide state).
-            self.found.uses.append((dotted.partition(".")[0], node.lineno, f"invoke:{dotted}", _source(node)))
+            invoked = Form(Kind.INVOKE, dotted)
+            self.found.uses.append(Use(dotted.partition(".")[0], node.lineno, invoked, _source(node)))
         if isinstance(func, ast.Attribute) and func.attr in MUTATING_METHODS:
             root = self.root_of(func.value)
             if root is not None:
                 direct = self.name_of(func.value) == root
-                self.add(root, node, f"mutate:{func.attr}" if direct else "attribute")
+                if direct:
+                    self.add(root, node, Kind.MUTATE, func.attr)
+                else:
+                    self.add(root, node, Kind.ATTRIBUTE)
         self.generic_visit(node)
 
     def visit_Subscript(self, node: ast.Subscript) -> None:
         name = self.name_of(node.value)
         if name is not None and isinstance(node.ctx, ast.Load) and self.own_index(node.slice):
-            self.add(name, node, "own-read")
+            self.add(name, node, Kind.OWN_READ)
             self.visit(node.slice)
             return
         self.generic_visit(node)
@@ -448,7 +456,7 @@ class _Classifier(ast.NodeVisitor):
 
     def visit_Name(self, node: ast.Name) -> None:
         if node.id in self.outer:
-            self.add(node.id, node, "read" if isinstance(node.ctx, ast.Load) else "assign")
+            self.add(node.id, node, Kind.READ if isinstance(node.ctx, ast.Load) else Kind.ASSIGN)
 
     def visit_For(self, node: ast.For) -> None:
         self.visit(node.iter)
@@ -543,7 +551,7 @@ def analyse(target: ast.expr, body: list[ast.stmt]) -> tuple[list[Use], list[Sit
     assigning it (see :mod:`paraloop.hook.flow`): it then refers to the value
     from before the loop, or, in a plain loop, from the previous iteration.
     An outer object that every iteration overwrites whole before using it
-    (``buffer[:] = row``) is a scratch buffer: one use, of form ``scratch``.
+    (``buffer[:] = row``) is a scratch buffer: one use, of kind ``SCRATCH``.
     """
     outer = read_before_assigned(target, body)
     own = {n.id for n in ast.walk(target) if isinstance(n, ast.Name)} - block_names(body).stores
@@ -553,17 +561,17 @@ def analyse(target: ast.expr, body: list[ast.stmt]) -> tuple[list[Use], list[Sit
     uses = classifier.found.uses
     sites = classifier.found.sites
     # Names the body only reads are inputs: nothing to decide about them.
-    calls = [use for use in uses if use[2].startswith("invoke:")]
-    uses = [use for use in uses if not use[2].startswith("invoke:")]
-    changed = {name for name, _line, form, _source in uses if form not in ("read", "own-read")}
+    calls = [use for use in uses if use.form.kind is Kind.INVOKE]
+    uses = [use for use in uses if use.form.kind is not Kind.INVOKE]
+    changed = {use.name for use in uses if use.form.kind not in (Kind.READ, Kind.OWN_READ)}
     for name in sorted(changed):
         overwrites = _scratch_sites(target, body, name)
         if overwrites:
             first = min(overwrites, key=lambda site: (site.statement.lineno, site.statement.col_offset))
-            uses = [u for u in uses if u[0] != name]
-            uses.append((name, first.statement.lineno, "scratch", _source(first.statement)))
+            uses = [u for u in uses if u.name != name]
+            uses.append(Use(name, first.statement.lineno, Form(Kind.SCRATCH), _source(first.statement)))
             sites = [site for site in sites if site.name != name] + overwrites
-    return [use for use in uses if use[0] in changed] + calls, sites
+    return [use for use in uses if use.name in changed] + calls, sites
 
 
 def outer_uses(target: ast.expr, body: list[ast.stmt]) -> list[Use]:

@@ -1,0 +1,32 @@
+"""The plan the generated code hands the runtime: rebuilt from its source as the rewriter
+found it, and able to travel with a worker function sent by value."""
+
+from __future__ import annotations
+
+import pickle
+
+import paraloop.runtime
+from paraloop.hook.rewriter import RUNTIME, _plan_number, _use_source
+from paraloop.plan import Form, Kind, LoopPlan, Use
+
+
+def test_each_use_is_rebuilt_from_its_generated_source() -> None:
+    """Every kind of use, with a detail and without, survives the trip through generated code."""
+    for kind in Kind:
+        for detail in ("", "Add", "np.random.normal"):
+            use = Use("x", 7, Form(kind, detail), "x = 'quoted' + \"text\"")
+            assert eval(_use_source(use), {RUNTIME: paraloop.runtime}) == use
+
+
+def test_a_plan_pickles() -> None:
+    """A worker sent by value carries the plans of the loops nested in it among its globals."""
+    use = Use("total", 3, Form(Kind.AUG, "Add"), "total += i")
+    plan = LoopPlan(line=2, name="f", local=("total",), stored=("i", "total"), uses=(use,))
+    assert pickle.loads(pickle.dumps(plan)) == plan
+
+
+def test_plan_numbers_are_read_only_from_plan_names() -> None:
+    """An interactive namespace's other names do not move the numbering of a cell's loops."""
+    assert _plan_number("__paraloop_plan_12__") == 12
+    for other in ("__paraloop_plan___", "__paraloop_plan_x__", "plan_3", "__paraloop_r1__"):
+        assert _plan_number(other) == 0
