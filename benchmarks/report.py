@@ -115,7 +115,8 @@ def _w9(tables: dict[str, Table]) -> list[Target]:
             cause = (
                 f"plain loop {duration(plain)}; the caller runs the loop's first 2 ms itself and "
                 "finishes the loop when what is left would take it less than starting workers "
-                "(paraloop/caller.py); the rest is what getting the workers' first chunks back costs"
+                "(paraloop/backends/processes/caller.py); the rest is what getting the workers' first "
+                "chunks back costs"
             )
             rows.append((f"W9 {label}, {clock}: ≤ {duration(limit)}", duration(measured), measured <= limit, cause))
     return rows

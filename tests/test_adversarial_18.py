@@ -22,7 +22,7 @@ from conftest import run_script
 
 import paraloop
 from paraloop import ParaLoopError
-from paraloop.pool import shutdown_pools
+from paraloop.backends.processes.pool import shutdown_pools
 from paraloop.settings import current
 
 Loader = Callable[..., ModuleType]

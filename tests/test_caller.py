@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from plain_loop import run_plain
 
 import paraloop
-from paraloop import caller
+from paraloop.backends.processes import caller
 
 Loader = Callable[..., ModuleType]
 

@@ -6,8 +6,8 @@ policy that decides it, including the cases a loaded machine makes hard to time.
 
 from __future__ import annotations
 
+from paraloop.backends.processes.policy import EVIDENCE_SECONDS, PROBE_SPACING, Probe, mostly_waiting
 from paraloop.execute import Outcome
-from paraloop.lanes import EVIDENCE_SECONDS, PROBE_SPACING, Probe, mostly_waiting
 
 
 def _chunk(seconds: float, cpu: float, queued: float = 0.0, iterations: int = 32) -> Outcome:

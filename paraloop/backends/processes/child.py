@@ -1,4 +1,4 @@
-"""The main loop of a worker process.
+"""The main loop of a worker process (its messages: see protocol.py).
 
 A worker reads messages from its pipe: a job (the loop's worker function and
 captured values, once per loop), chunks to run, or the order to quit.  It
@@ -15,46 +15,23 @@ import importlib
 import os
 import pickle
 import signal
-import struct
 import sys
 import threading
 import traceback
-from dataclasses import dataclass
 from typing import Any
 
-from . import coverage_workers, native_threads, serialize
-from .chunks import Chunk
-from .early import Watch
-from .errors import ParaLoopError
-from .execute import DONE, NOTE_STATE, RAISED, RETURNED, Job, Outcome, execute_chunk, stamped
-from .hook import typeguard_workers
+from ... import coverage_workers, native_threads, serialize
+from ...chunks import Chunk
+from ...errors import ParaLoopError
+from ...execute import DONE, NOTE_STATE, RAISED, Job, Outcome, execute_chunk, stamped
+from ...hook import typeguard_workers
+from ...lifeline import die_with
+from ...wire import encode_outcome, job_failure
 from .lanes import finish_lanes, start_lanes
-from .lifeline import die_with
-from .references import captured_arrays, refer
+from .protocol import CHECK, CHUNK, HEADER, JOB, QUIT, WATCHED, Checked
+from .watch import Watch
 
-__all__ = ["CHECK", "CHUNK", "HEADER", "JOB", "NOTHING", "QUIT", "WATCHED", "Checked", "in_worker", "serve"]
-
-# Message header: kind, loop id, chunk index, start index, lanes.
-HEADER = struct.Struct("<BQQQH")
-JOB = 1
-CHUNK = 2
-QUIT = 3
-# The parent's answer to an Early that brings no chunk.
-NOTHING = 4
-# At the loop's end: check what chunks left unchecked (see paraloop.guard); the answer is a
-# Checked.
-CHECK = 5
-
-
-@dataclass
-class Checked:
-    """A worker's answer to CHECK: the change it found to an object from outside the loop."""
-
-    error: ParaLoopError | None
-
-
-# Lanes of a chunk run in one lane and watched (see paraloop.early).
-WATCHED = 0
+__all__ = ["in_worker", "serve"]
 
 _in_worker = False
 
@@ -62,95 +39,6 @@ _in_worker = False
 def in_worker() -> bool:
     """True inside a paraloop worker: nested ParaLoop loops there run sequentially."""
     return _in_worker
-
-
-def encode_outcome(outcome: Outcome, job: Job) -> bytes:
-    """Serialize an outcome; values that cannot travel are dropped or reported by name."""
-    parts = outcome.parts or []
-    guard = job.__dict__.get("_guard")
-    outcome.unchecked = guard is not None and guard.pending
-    by_id = job.captured_ids()
-    arrays = captured_arrays(job.params, job.values, job.tracked) if by_id else []
-    for each in (*parts, outcome):
-        if each.kind == RAISED:
-            classes = {key: ref for key, ref in by_id.items() if ref.key is None}
-            each.value = (
-                parts[-1].value if each is outcome and parts else serialize.Carried(each.value, classes)
-            )
-        elif by_id:
-            # A name bound to a captured object (or a view of one) comes back as that object.
-            each.bound = {name: refer(value, by_id, arrays) for name, value in each.bound.items()}
-            if each.kind == RETURNED:
-                each.value = refer(each.value, by_id, arrays)
-    try:
-        return serialize.dumps(outcome)
-    except Exception:  # noqa: BLE001 - find out which value could not travel
-        pass
-    if not parts:
-        return _repaired(outcome, job)
-    repaired = [serialize.loads(_repaired(part, job)) for part in parts]
-    for number, part in enumerate(repaired):
-        if part.kind == RAISED and parts[number].kind != RAISED:
-            # A value of this part could not travel: the chunk ends there.
-            repaired = repaired[: number + 1]
-            outcome.kind, outcome.stop, outcome.value = part.kind, part.stop, part.value
-            break
-    outcome.parts = repaired
-    return serialize.dumps(outcome)
-
-
-def _repaired(outcome: Outcome, job: Job) -> bytes:
-    """An outcome that failed to serialize: drop what need not travel, or name what cannot."""
-    try:
-        return serialize.dumps(outcome)
-    except Exception:  # noqa: BLE001 - find out which value could not travel
-        pass
-    for name, value in list(outcome.bound.items()):
-        if not _travels(value):
-            if name in job.after:
-                return _cannot_travel(outcome, job, name, value, "is read after the loop")
-            # Nothing after the loop reads it: it need not travel back.
-            del outcome.bound[name]
-    for name, value in outcome.partials.items():
-        if not _travels(value):
-            return _cannot_travel(outcome, job, name, value, "is a Variable of the loop")
-    if outcome.value is not None and not _travels(outcome.value):
-        return _cannot_travel(outcome, job, "return value", outcome.value, "is returned")
-    return serialize.dumps(outcome)
-
-
-def _travels(value: Any) -> bool:
-    try:
-        serialize.dumps(value)
-    except Exception:  # noqa: BLE001
-        return False
-    return True
-
-
-def _cannot_travel(outcome: Outcome, job: Job, name: str, value: Any, why: str) -> bytes:
-    error = ParaLoopError(
-        f"{job.filename}, line {job.line}: {name!r} {why}, but its value "
-        f"{type(value).__name__} cannot be sent back from a worker process. "
-        "Keep unpicklable objects inside the loop body, or use backend='sequential'"
-    )
-    failed = Outcome(outcome.chunk, outcome.start, outcome.size, RAISED, outcome.start, error)
-    return serialize.dumps(failed)
-
-
-def unreadable(job: Job, chunk: Chunk, error: Exception) -> Outcome:
-    """The outcome of a chunk whose results could not be loaded in the caller (a result's
-    ``__setstate__`` raised there): an error naming its iterations; the chunks before it
-    are combined as usual."""
-    last = chunk.start + len(chunk.items) - 1
-    which = f"iteration {last}" if last == chunk.start else f"iterations {chunk.start} to {last}"
-    refused = ParaLoopError(
-        f"{job.filename}, line {job.line}: the results of {which} came back from a worker process "
-        f"but could not be loaded here: {type(error).__name__}: {error} (a class's __setstate__ "
-        "or __reduce__ failed in the caller). Return plain values (numbers, strings, lists, dicts) "
-        "from the body, or fix that class"
-    )
-    refused.__cause__ = error
-    return Outcome(chunk.index, chunk.start, len(chunk.items), RAISED, chunk.start, refused)
 
 
 def _load_job(payload: memoryview) -> Job:
@@ -181,14 +69,6 @@ def _load_job(payload: memoryview) -> Job:
         if module not in sys.modules:
             importlib.import_module(module)
     return job
-
-
-def job_failure(error: BaseException) -> ParaLoopError:
-    return ParaLoopError(
-        f"a worker process could not load the loop ({type(error).__name__}: {error}). "
-        "Everything the loop body uses must be importable in a new process, or defined in "
-        "the script itself; use backend='sequential' to run the loop in the caller"
-    )
 
 
 # Chunks running in lanes now: while any does, iterations run side by side and the

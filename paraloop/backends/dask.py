@@ -41,12 +41,14 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any
 
-from . import serialize
-from .chunks import Chunk, Chunker
-from .cpus import default_workers
-from .errors import ParaLoopError, ParaLoopWarning, WorkerCrashedError
-from .execute import RAISED, Job, Outcome, execute_chunk, timeout_error
-from .lifeline import alive
+from .. import serialize
+from ..chunks import Chunk, Chunker
+from ..cpus import default_workers
+from ..errors import ParaLoopError, ParaLoopWarning, WorkerCrashedError
+from ..execute import RAISED, Job, Outcome, execute_chunk, timeout_error
+from ..lifeline import alive
+from ..wire import encode_outcome, job_bytes, job_failure
+from .threads import running_chunk
 
 __all__ = ["run_dask", "shutdown"]
 
@@ -294,7 +296,7 @@ def _dashboard_address() -> str | None:
             )
         port = int(given)
     else:
-        from .settings import current
+        from ..settings import current
 
         asked = current().get("dask_dashboard")
         if asked is None or asked is False:
@@ -426,8 +428,6 @@ def _job(key: str, data: bytes, path: list[str]) -> Job | ParaLoopError:
         try:
             loaded: Job | ParaLoopError = serialize.loads(data)
         except Exception as error:  # noqa: BLE001 - reported for every chunk of the loop
-            from .worker import job_failure
-
             loaded = job_failure(error)
         _jobs[key] = loaded
         while len(_jobs) > 8:
@@ -458,9 +458,6 @@ async def _release_on_worker(key: str) -> None:
 
 def run_chunk(key: str, data: bytes, path: list[str], index: int, start: int, items: bytes) -> bytes:
     """The Dask task: run one chunk, return its serialized outcome."""
-    from .threads import running_chunk
-    from .worker import encode_outcome
-
     # Also while loading: a module the job imports may hold ParaLoop loops at
     # its top level, and those must run here, not send tasks to the cluster.
     with running_chunk():
@@ -476,8 +473,6 @@ def _with_deadline(job: Job, chunk: Chunk) -> Outcome:
     """Run the chunk in a thread of this task, watched: an iteration past the timeout ends the
     task with IterationTimeoutError, naming this worker, which the caller then restarts (the
     thread cannot be stopped otherwise)."""
-    from .threads import running_chunk
-
     assert job.timeout is not None
     clock: list[Any] = [0.0, -1]
     done: list[Outcome] = []
@@ -521,7 +516,6 @@ def _held(job: Job, chunk: Chunk) -> str:
 def run_dask(job: Job, chunker: Chunker, scheduler: Any, workers: int | None) -> Iterator[Outcome]:
     """Run the chunks as tasks on a Dask cluster; yield outcomes as they arrive."""
     distributed = _import_distributed()
-    from .pool import job_bytes
 
     refuse_shared_arrays(job)
     client = _client(scheduler, workers)
@@ -654,7 +648,7 @@ def _outcome(distributed: Any, future: Any, chunk: Chunk, job: Job) -> Outcome:
 
 def refuse_shared_arrays(job: Job) -> None:
     """A SharedArray lives in this machine's memory: Dask workers cannot write into it."""
-    from .shared import SharedArray
+    from ..shared import SharedArray
 
     for name, value in zip(job.params, job.values):
         if isinstance(value, SharedArray):

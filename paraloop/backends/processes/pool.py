@@ -38,19 +38,18 @@ from typing import Any
 import multiprocess
 from multiprocess.connection import wait
 
-from . import coverage_workers, serialize
+from ... import coverage_workers, serialize
+from ...chunks import Chunk, Chunker
+from ...cpus import available_cpus, waiting_workers
+from ...errors import ParaLoopError, WorkerCrashedError
+from ...execute import Job, Outcome, timeout_error
+from ...hook import typeguard_workers
+from ...sharing import Segments
+from ...wire import job_bytes, unreadable
 from .caller import READY_SECONDS, CallerWorker, first_chunks, forking, loop_running, may_run, start_seconds
-from .chunks import Chunk, Chunker
-from .cpus import available_cpus, waiting_workers
-from .early import Early
-from .errors import ParaLoopError, WorkerCrashedError
-from .execute import Job, Outcome, timeout_error
-from .hook import typeguard_workers
-from .items import bound_to_this_process
-from .lanes import MAX_LANES, Probe, mostly_waiting
-from .resources import PerWorker
-from .sharing import Segments, sharing
-from .worker import CHECK, CHUNK, HEADER, JOB, NOTHING, QUIT, WATCHED, Checked, serve, unreadable
+from .child import serve
+from .policy import MAX_LANES, Probe, mostly_waiting
+from .protocol import CHECK, CHUNK, HEADER, JOB, NOTHING, QUIT, WATCHED, Checked, Early
 
 __all__ = ["ProcessPool", "get_pool", "shutdown_pools"]
 
@@ -133,58 +132,6 @@ def ctrl_c_held() -> Iterator[None]:
 def _unreadable(worker: _Worker, job: Job, error: Exception) -> Outcome:
     """The outcome of a worker's chunk whose results could not be loaded here."""
     return unreadable(job, worker.chunks[min(worker.chunks)], error)
-
-
-def job_bytes(job: Job, segments: Segments | None = None) -> bytes:
-    """The job by value, or a ParaLoopError naming the captured value that cannot travel.
-
-    With ``segments``, large captured arrays go into shared-memory segments rather than
-    into the bytes (see :mod:`paraloop.sharing`); the caller frees them after the loop.
-    """
-    with sharing(segments):
-        return _job_bytes(job)
-
-
-def _job_bytes(job: Job) -> bytes:
-    for name, value in zip(job.params, job.values):
-        if bound_to_this_process(value):
-            raise ParaLoopError(
-                f"{job.filename}, line {job.line}: the loop body uses {name!r}, a "
-                f"{type(value).__module__}.{type(value).__qualname__} that belongs to this process "
-                "and cannot be sent to a worker process. Create it inside the body, or use "
-                "backend='threads', which shares it"
-            )
-    fast = serialize.dumps_function_job(job, job.function)  # type: ignore[arg-type]
-    if fast is not None:
-        return fast
-    try:
-        return serialize.dumps_by_value(job.portable())
-    except Exception as error:  # noqa: BLE001 - find out which value it was
-        failure = error
-    for name, value in zip(job.params, job.values):
-        try:
-            serialize.dumps_by_value(value)
-        except Exception as error:  # noqa: BLE001
-            if isinstance(value, PerWorker):
-                raise ParaLoopError(
-                    f"{job.filename}, line {job.line}: the loop body uses {name!r}, a "
-                    f"paraloop.per_worker object whose factory or arguments cannot be sent to a "
-                    f"worker process ({type(error).__name__}: {error}); each worker calls the "
-                    "factory itself. Pass what identifies the object (a path, an address, a "
-                    "name) and make the rest in the factory, which must be importable or "
-                    "defined in the script"
-                ) from None
-            raise ParaLoopError(
-                f"{job.filename}, line {job.line}: the loop body uses {name!r}, a "
-                f"{type(value).__module__}.{type(value).__qualname__} that cannot be sent to a "
-                f"worker process ({type(error).__name__}: {error}). Create it inside the body, "
-                "or use backend='threads', which shares it"
-            ) from None
-    raise ParaLoopError(
-        f"{job.filename}, line {job.line}: the loop body cannot be sent to a worker process "
-        f"({type(failure).__name__}: {failure}); something it uses from around the loop cannot be "
-        "pickled. Create it inside the body, or use backend='threads'"
-    ) from failure
 
 
 def _taker(active: list[_Worker], two: bool) -> _Worker | None:

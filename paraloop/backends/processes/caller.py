@@ -21,7 +21,7 @@ instead of recording each term for a replay: the plain loop's operations in
 its order, at the plain loop's speed.
 
 The caller runs a chunk exactly as a worker does (see
-:mod:`paraloop.worker`), so the loop's result does not depend on where a
+child.py), so the loop's result does not depend on where a
 chunk ran:
 
 - with the job's bytes made first, as the workers get them (something that
@@ -62,14 +62,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from . import serialize
-from .chunks import Chunk, Chunker
-from .execute import DONE, NOTE_STATE, RAISED, Job, Outcome, execute_chunk
-from .native_threads import limited
-from .replay import Continued
-from .resources import handles_exist
-from .threads import running_chunk
-from .worker import encode_outcome, unreadable
+from ... import serialize
+from ...chunks import Chunk, Chunker
+from ...execute import DONE, NOTE_STATE, RAISED, Job, Outcome, execute_chunk
+from ...native_threads import limited
+from ...replay import Continued
+from ...resources import handles_exist
+from ...wire import encode_outcome, unreadable
+from ..threads import running_chunk
 
 __all__ = [
     "CALLER_SECONDS",

@@ -18,10 +18,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from .chunks import Chunker
-from .execute import Job, Outcome, execute_chunk, timeout_error
-from .native_threads import limited
-from .resources import hand_back, release_thread
+from ..chunks import Chunker
+from ..execute import Job, Outcome, execute_chunk, timeout_error
+from ..native_threads import limited
+from ..resources import hand_back, release_thread
 
 __all__ = ["in_worker_thread", "run_threads", "running_chunk"]
 
