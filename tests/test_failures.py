@@ -554,7 +554,7 @@ def test_other_threads_see_the_script_while_a_worker_starts() -> None:
     import threading
 
     from paraloop import serialize
-    from paraloop.backends.processes.pool import main_hidden
+    from paraloop.backends.processes.handle import main_hidden
 
     main = sys.modules["__main__"]
     kind = type("PointOfTheScript", (), {"__module__": "__main__", "__qualname__": "PointOfTheScript"})

@@ -135,11 +135,7 @@ def _serve(connection: Any, clock: Any, owner: int | None) -> None:
     # its pid, not the parent's, since a forkserver worker's parent is the fork server, which
     # lives as long as its children.
     die_with(owner if owner is not None else parent, lambda: os.getppid() != parent)
-    job: Job | None = None
-    job_error: ParaLoopError | None = None
-    job_id = -1
-    # Lane threads answer too.
-    sending = threading.Lock()
+    child = _Child(connection, clock)
     while True:
         # Poll with a timeout: a sibling forked later may hold our pipe open,
         # so EOF alone does not prove the parent is alive.
@@ -156,48 +152,70 @@ def _serve(connection: Any, clock: Any, owner: int | None) -> None:
         if kind == QUIT:
             return
         if kind == CHECK:
-            found = job.final_check() if job is not None and job_id == loop_id else None
-            coverage_workers.save()
-            with sending:
-                connection.send_bytes(serialize.dumps(Checked(found)))
-            continue
-        if kind == JOB:
-            job_id = loop_id
-            try:
-                job, job_error = _load_job(payload), None
-            except Exception as error:  # noqa: BLE001 - reported for every chunk of the loop
-                job, job_error = None, job_failure(error)
-            continue
-        if kind == CHUNK:
-            if job_id != loop_id:
-                raise RuntimeError("paraloop worker received a chunk before its job")
-            if job is None:
-                failed = Outcome(index, start, 0, RAISED, start, job_error)
-                with sending:
-                    connection.send_bytes(serialize.dumps(failed))
-                continue
-            try:
-                items = _load_items(payload, clock if job.timeout is not None else None, start)
-            except Exception as error:  # noqa: BLE001 - the loop's error, naming the item
-                with sending:
-                    connection.send_bytes(serialize.dumps(_unloadable(job, index, start, payload, error)))
-                continue
-            chunk = Chunk(index, start, items)
-            if lanes > 1 and len(items) > 1:
-                _in_lanes(sending, connection, job, chunk, lanes)
-                continue
-            _alone(job)
-            watch = None
-            if lanes == WATCHED:
-                watch = Watch(connection, sending, functools.partial(_answered, sending, connection, job))
-            outcome = execute_chunk(job, chunk, clock, queue=True, state=NOTE_STATE)
-            if watch is not None:
-                watch.finished(outcome)
-            data = _encoded(outcome, job, clock if job.timeout is not None else None, chunk)
-            with sending:
-                connection.send_bytes(data)
-            if watch is not None:
-                watch.join()
+            child.check(loop_id)
+        elif kind == JOB:
+            child.load(loop_id, payload)
+        elif kind == CHUNK:
+            child.chunk(loop_id, index, start, lanes, payload)
+
+
+class _Child:
+    """A worker's side of the conversation: the loop's job, and the pipe it answers on."""
+
+    def __init__(self, connection: Any, clock: Any) -> None:
+        self.connection = connection
+        self.clock = clock
+        self.job: Job | None = None
+        self.job_error: ParaLoopError | None = None
+        self.job_id = -1
+        # Lane threads answer too.
+        self.sending = threading.Lock()
+
+    def send(self, data: bytes) -> None:
+        with self.sending:
+            self.connection.send_bytes(data)
+
+    def check(self, loop_id: int) -> None:
+        job = self.job
+        found = job.final_check() if job is not None and self.job_id == loop_id else None
+        coverage_workers.save()
+        self.send(serialize.dumps(Checked(found)))
+
+    def load(self, loop_id: int, payload: memoryview) -> None:
+        self.job_id = loop_id
+        try:
+            self.job, self.job_error = _load_job(payload), None
+        except Exception as error:  # noqa: BLE001 - reported for every chunk of the loop
+            self.job, self.job_error = None, job_failure(error)
+
+    def chunk(self, loop_id: int, index: int, start: int, lanes: int, payload: memoryview) -> None:
+        if self.job_id != loop_id:
+            raise RuntimeError("paraloop worker received a chunk before its job")
+        job = self.job
+        if job is None:
+            self.send(serialize.dumps(Outcome(index, start, 0, RAISED, start, self.job_error)))
+            return
+        clock = self.clock if job.timeout is not None else None
+        try:
+            items = _load_items(payload, clock, start)
+        except Exception as error:  # noqa: BLE001 - the loop's error, naming the item
+            self.send(serialize.dumps(_unloadable(job, index, start, payload, error)))
+            return
+        chunk = Chunk(index, start, items)
+        if lanes > 1 and len(items) > 1:
+            _in_lanes(self.sending, self.connection, job, chunk, lanes)
+            return
+        _alone(job)
+        watch = None
+        if lanes == WATCHED:
+            reply = functools.partial(_answered, self.sending, self.connection, job)
+            watch = Watch(self.connection, self.sending, reply)
+        outcome = execute_chunk(job, chunk, self.clock, queue=True, state=NOTE_STATE)
+        if watch is not None:
+            watch.finished(outcome)
+        self.send(_encoded(outcome, job, clock, chunk))
+        if watch is not None:
+            watch.join()
 
 
 def _encoded(outcome: Outcome, job: Job, clock: Any, chunk: Chunk) -> bytes:

@@ -19,11 +19,16 @@ way, and a thread waiting for the GIL looks like one waiting for the network).
 
 from __future__ import annotations
 
+import logging
 import math
+from collections.abc import Callable
 
 from ...execute import Outcome
+from .protocol import Early
 
-__all__ = ["EVIDENCE_SECONDS", "MAX_LANES", "Probe", "mostly_waiting"]
+__all__ = ["EVIDENCE_SECONDS", "MAX_LANES", "LanePolicy", "Probe", "in_flight", "mostly_waiting"]
+
+logger = logging.getLogger("paraloop")
 
 # Threads one worker process may run a chunk on.
 MAX_LANES = 64
@@ -136,3 +141,154 @@ class Probe:
         self.items, self.size, self.since = 0, 1, 0
         self.probes += 1
         return waiting
+
+
+def in_flight(outcome: Outcome, cpus: int) -> int:
+    """Iterations in flight that keep ``cpus`` busy, judged by this chunk's wall and CPU time.
+
+    One iteration waits ``wall`` and computes ``cpu``: about wall/cpu of them
+    share a CPU.  A chunk run in lanes took its wall time once for all lanes.
+    """
+    iterations = max(1, outcome.iterations)
+    wall = outcome.seconds * len(outcome.parts or (outcome,)) / iterations
+    cpu = max((outcome.cpu + outcome.queued) / iterations, 1e-6)
+    return max(1, math.ceil(cpus * wall / cpu))
+
+
+class LanePolicy:
+    """One loop's decisions about lanes and worker count, from what its chunks measured.
+
+    The dispatcher (see dispatch.py) tells it what happened (the caller's first chunks, an
+    early word, each outcome) and asks it what to do next (how many lanes the next chunk
+    gets, whether it is a probe or watched, whether a worker may hold a second chunk, how
+    many workers the loop wants).  It does no I/O: the tests feed it made-up outcomes.
+
+    ``grow_to``: iterations in flight at most, or None for a loop that never grows (a count
+    of workers was given).  ``allowed``: lanes may run at all (not with a timeout, which a
+    thread cannot honour, nor ``lanes=False``, nor ``max_iterations_per_worker``); such a
+    loop whose iterations wait gets more worker processes instead, up to ``process_cap``.
+    ``state_matters``: an iteration that changes process-wide state (see
+    paraloop.process_state) switches lanes off, unless ``lanes=True`` was given.
+    """
+
+    def __init__(
+        self, count: int, grow_to: int | None, allowed: bool, state_matters: bool, process_cap: int
+    ) -> None:
+        self.count = count
+        self.grow_to = grow_to
+        self.allowed = allowed
+        self.state_matters = state_matters
+        self.process_cap = process_cap
+        self.lanes = 1
+        # Lanes were switched on by an Early: the chunk's outcome may still switch them off.
+        self.provisional = False
+        self.probe = Probe()
+        # The loop's chunks so far, together.
+        self.wall = self.cpu = self.queued = 0.0
+
+    def _spread(self, workers: int) -> int:
+        """As many in flight as allowed at once: a first estimate from the first chunks (whose
+        CPU time includes one-off costs) falls short, and each step up costs a round of chunks."""
+        assert self.grow_to is not None
+        return min(MAX_LANES, math.ceil(self.grow_to / workers))
+
+    def state_changed(self) -> None:
+        """An iteration changed process-wide state: no lanes from now on (unless forced)."""
+        if self.state_matters:
+            self.allowed, self.lanes, self.provisional = False, 1, False
+
+    def after_caller(self, wall: float, cpu: float, queued: float, items: int, changed: bool) -> None:
+        """The caller ran the loop's first chunks (see caller.py) and measured them."""
+        if changed and self.state_matters:
+            self.allowed = False
+        self.wall, self.cpu, self.queued = wall, cpu, queued
+        # Iterations run one at a time, as the probe compares lanes chunks with.
+        self.probe.alone_cpu, self.probe.alone_items = cpu, items
+        if self.grow_to is not None and self.allowed and mostly_waiting(wall, cpu, queued):
+            # The caller's iterations waited: the workers run lanes from the start (their
+            # first chunks need not be watched for it).
+            self.lanes = self._spread(self.count)
+            logger.debug("the caller's iterations wait: %d lanes per worker", self.lanes)
+
+    def watches(self) -> bool:
+        """Whether a worker's first chunk of the loop is watched, to start lanes early."""
+        return self.lanes == 1 and self.grow_to is not None and self.allowed
+
+    def second_chunks(self, fixed: bool) -> bool:
+        """Whether a worker that holds one chunk may get a second: once lanes proved right, and
+        not while a probe is wanted or running (it waits for a worker that holds nothing, and
+        its verdict should come soon).  ``fixed``: the loop's chunk size was given."""
+        probing_soon = (self.probe.wanted or self.probe.running) and not fixed
+        return self.lanes > 1 and self.probe.confirmed and not probing_soon
+
+    def probes(self, holds_nothing: bool, fixed: bool) -> bool:
+        """Whether the next chunk, for a worker that holds nothing (or not), is a probe: it
+        runs alone, so only on a worker that holds nothing."""
+        return self.lanes > 1 and self.probe.wanted and not fixed and holds_nothing
+
+    def on_early(self, early: Early) -> bool:
+        """A watched chunk's early word: whether its worker gets a chunk for lanes now."""
+        if not (
+            self.grow_to is not None
+            and self.allowed
+            and not (early.state and self.state_matters)
+            and mostly_waiting(self.wall + early.seconds, self.cpu + early.cpu, self.queued + early.queued)
+        ):
+            return False
+        if self.lanes == 1:
+            self.lanes = self._spread(self.count)
+            self.provisional = True
+            logger.debug("iterations wait so far: %d lanes per worker", self.lanes)
+        return True
+
+    def on_outcome(
+        self,
+        outcome: Outcome,
+        probing: bool,
+        early_cpu: float | None,
+        workers: int,
+        cpus: Callable[[], int],
+    ) -> int:
+        """A chunk's outcome (``probing``: it was a probe; ``early_cpu``: the CPU time its
+        chunk had used when it sent an Early).  Returns how many workers the loop wants now,
+        or 0 for no more than the ``workers`` it has."""
+        self.wall += outcome.seconds
+        self.cpu += outcome.cpu
+        self.queued += outcome.queued
+        if outcome.process_state is not None and self.allowed and self.state_matters:
+            logger.debug("iterations changed %s: no lanes", outcome.process_state)
+            self.allowed, self.lanes, self.provisional = False, 1, False
+        if probing:
+            self._probed(outcome)
+        elif outcome.parts and self.lanes > 1:
+            # (A lanes chunk may come back before the watched chunk that switched lanes on:
+            # its verdict stays provisional until then.)
+            self.probe.after_lanes(outcome)
+        elif not outcome.parts and self.grow_to is not None:
+            self._alone(outcome, early_cpu)
+        if self.grow_to is None or not mostly_waiting(self.wall, self.cpu, self.queued):
+            return 0
+        if self.allowed:
+            if self.lanes == 1:
+                self.lanes = self._spread(workers)
+                logger.debug("iterations mostly wait: %d lanes per worker", self.lanes)
+            return 0
+        wanted = min(self.grow_to, self.process_cap, in_flight(outcome, cpus()))
+        return wanted if wanted > workers else 0
+
+    def _probed(self, outcome: Outcome) -> None:
+        if self.probe.add(outcome) is False and self.lanes > 1:
+            # Threads would only contend for the CPU, and each part's private copies cost
+            # the caller combining.
+            logger.debug("iterations run alone keep the CPU busy: back to 1 lane")
+            self.lanes, self.grow_to = 1, None
+
+    def _alone(self, outcome: Outcome, early_cpu: float | None) -> None:
+        self.probe.alone(outcome, early_cpu)
+        if self.provisional and early_cpu is not None:
+            self.provisional = False
+            if not mostly_waiting(outcome.seconds, outcome.cpu, outcome.queued):
+                # All of the chunk's time says otherwise than its first part did.  (Lanes that
+                # compute beside it make it look waiting on the GIL; the probe catches those.)
+                logger.debug("iterations did not keep waiting: back to 1 lane")
+                self.lanes = 1
