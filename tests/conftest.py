@@ -162,8 +162,7 @@ def every_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatc
     """Run the test on processes under each start method (and with the caller taking part),
     on threads, sequentially and on Dask.
 
-    CONTRACT.md section 7: the same loop gives the same tracked result on every
-    backend. The environment variables override what the code asks for.
+    The same loop gives the same tracked result on every backend (docs/semantics.md). The environment variables override what the code asks for.
     """
     return use_backend(request.param, request, monkeypatch)
 

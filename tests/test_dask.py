@@ -1,6 +1,6 @@
 """The Dask backend against real clusters on 127.0.0.1.
 
-The section 7 suite (test_semantics.py, test_reductions.py) runs on Dask too,
+The suite of the plain loop's semantics (test_semantics.py, test_reductions.py) runs on Dask too,
 through the ``every_backend`` fixture; these tests cover what is particular
 to Dask: which cluster a loop uses, that the cluster's workers ran the
 iterations, a worker killed mid-loop, and the cluster paraloop starts itself.

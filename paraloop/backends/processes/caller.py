@@ -204,7 +204,7 @@ class CallerWorker:
         self.spent = 0.0
         self._per_item = 0.0
         # Its chunks' wall, CPU and queued times: whether the iterations mostly wait (then the
-        # workers run lanes from their first chunk on, see paraloop.lanes).
+        # workers run lanes from their first chunk on, see policy.py).
         self.wall = self.cpu = self.queued = 0.0
         self.items = 0
         # A process-wide change an iteration made here (see paraloop.process_state): the caller

@@ -59,8 +59,8 @@ def _load_job(payload: memoryview) -> Job:
         # A module written after this worker listed its directories.
         importlib.invalidate_caches()
         job = serialize.loads(data)
-    # What the caller's own chunks showed (see paraloop.caller): sums that started as whole
-    # numbers and had whole terms there are added per chunk from this worker's first chunk on.
+    # What the caller's own chunks showed (see caller.py): sums that started as whole numbers
+    # and had whole terms there are added per chunk from this worker's first chunk on.
     job.whole_terms().update(whole)
     # The global random generators the caller has, imported now rather than in the first
     # iteration: importing numpy.random there adds warnings filters, which would look like

@@ -150,9 +150,9 @@ class Worker:
         # The chunks it holds, by index: one, or with lanes two (the next one queues
         # in the worker while the current one's last iterations finish).
         self.chunks: dict[int, Chunk] = {}
-        # Its one chunk is a lanes probe (see paraloop.lanes.Probe).
+        # Its one chunk is a lanes probe (see policy.Probe).
         self.probing = False
-        # Its one chunk is watched (see paraloop.early) and no Early came yet.
+        # Its one chunk is watched (see watch.py) and no Early came yet.
         self.watched = False
         # The CPU time its watched chunk had used when it sent an Early.
         self.early_cpu: float | None = None
