@@ -2,13 +2,15 @@
 
 Data flow (one loop; protocol.py draws the messages)::
 
-      Chunker ---chunks--> fill() --JOB, CHUNK--> [worker pipes] --Outcome, Early--> receive()
-         ^                   ^                                                         |
-         |                   |                                                 Early: answer()
-         |                   +--- LanePolicy: lanes, probes, watched, more workers <---+
-         |                                                                             |
-         +---- sizes (chunker.sent, and the caller's measurements) -------- Outcome: yielded
-                                                                            to the runtime
+    Chunker --chunks--> fill() --JOB, CHUNK--> worker pipes --Outcome, Early--> receive()
+                          ^                                                        |
+                          |                                  Early: answer(), a CHUNK or NOTHING
+                          |                                                        |
+                     LanePolicy <------ what each Outcome and Early measured ------+
+      (lanes, probes, watched chunks, more workers)                                |
+                                                           Outcome: yielded to the runtime,
+                                                           which orders and combines them and
+                                                           feeds the Chunker their times
 
     CallerWorker (caller.py): the loop's first chunks, and one while new workers start
     endings.py: a worker's crash, an iteration past its deadline, the final check, retiring
