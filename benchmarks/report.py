@@ -114,7 +114,7 @@ def _w9(tables: dict[str, Table]) -> list[Target]:
             measured = t.rows[variant].loop.median
             cause = (
                 f"plain loop {duration(plain)}; the caller runs the loop's first 2 ms itself and "
-                "finishes the loop when what is left would take it less than starting workers "
+                "finishes the loop when that is sooner than handing it to workers "
                 "(paraloop/backends/processes/caller.py); the rest is what getting the workers' first "
                 "chunks back costs"
             )

@@ -1,4 +1,4 @@
-"""The caller runs a loop's first iterations itself while workers get ready (paraloop.caller).
+"""The caller runs a loop's first iterations itself while workers get ready (paraloop.backends.processes.caller).
 
 What a user sees: a short loop never starts a worker process; a longer one starts in the
 caller and goes on in the workers, with the plain loop's result; loops that must stay in
@@ -75,6 +75,27 @@ def test_a_short_loop_never_starts_a_worker(tmp_path: Path) -> None:
     assert kept.returncode == 0, kept.stderr
     total, children = kept.stdout.split()
     assert total == "45" and int(children) >= 1
+
+
+SOONER_HERE = """
+    import os, time
+    import multiprocess
+    from paraloop import ParaLoop
+    pids = set()
+    for i in ParaLoop(range(16), num_processes=2):
+        time.sleep(0.001)
+        pids.add(os.getpid())
+    print(pids == {os.getpid()}, len(multiprocess.active_children()))
+"""
+
+
+def test_the_caller_keeps_a_loop_it_finishes_sooner_than_two_workers_would(tmp_path: Path) -> None:
+    """16 iterations of 1 ms, two forked workers: after its 2 ms the caller has about 15 ms left,
+    more than the 10 ms that getting the workers going costs, but the workers would then take
+    those 10 ms plus half of the 15: the caller finishes the loop itself, starting no worker."""
+    done = _script(tmp_path, SOONER_HERE, PARALOOP_START_METHOD="fork")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "0"]
 
 
 @pytest.mark.usefixtures("caller_on")
@@ -366,7 +387,9 @@ WAITING = """
 
     def run():
         lanes = []
-        for i in ParaLoop(range(40)):
+        # Enough of them that the caller never keeps them all, even when a loaded machine makes
+        # an iteration's own time look short (its time queued for a CPU is not counted).
+        for i in ParaLoop(range(200)):
             time.sleep(0.02)
             lanes.append(threading.current_thread().name.startswith("paraloop-lane"))
         return lanes

@@ -338,6 +338,115 @@ def test_same_size_edit_is_seen_through_the_cache(tmp_path: Path, modules: list[
     assert import_rewritten(name).total.value == 190
 
 
+class SourceReads:
+    """Counts the reads of one source file through the rewriting loader's get_data."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, path: Path) -> None:
+        self.count = 0
+        real = paraloop.hook.loader.ParaLoopLoader.get_data
+
+        def get_data(loader: Any, where: str) -> bytes:
+            if where == str(path):
+                self.count += 1
+            return real(loader, where)
+
+        monkeypatch.setattr(paraloop.hook.loader.ParaLoopLoader, "get_data", get_data)
+
+
+def _age(path: Path, seconds: float) -> None:
+    """Set the file's modification time ``seconds`` back, as a file edited that long ago."""
+    before = path.stat()
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns - int(seconds * 1e9)))
+
+
+def test_a_cache_is_validated_from_the_sources_stat_alone(
+    tmp_path: Path, modules: list[str], bytecode: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As CPython validates a pyc: a marked module last changed well before its cache was written
+    loads from the cache with one read, of the cache file; its source is not read again."""
+    name = unique_name()
+    modules.append(name)
+    path = write(tmp_path / f"{name}.py", sum_module(10))
+    _age(path, 10)
+    assert import_rewritten(name).total.value == 45
+    forget(name)
+    importlib.invalidate_caches()
+    reads = SourceReads(monkeypatch, path)
+    spy = CompileSpy(monkeypatch)
+    module = import_rewritten(name)
+    assert module.total.value == 45
+    assert (reads.count, spy.calls) == (0, 0)
+    assert module.__cached__ == paraloop.hook.cache.cache_path(str(path))
+
+
+def test_a_racy_cache_is_checked_by_hash_and_renewed_once_the_source_is_old(
+    tmp_path: Path, modules: list[str], bytecode: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A module written just before its cache might change again within the file system's clock
+    tick: its cache is validated by the source's hash (see the same-size test above).  Once the
+    source is old, the cache is written again with its time, and from then on the stat suffices."""
+    name = unique_name()
+    modules.append(name)
+    path = write(tmp_path / f"{name}.py", sum_module(10))
+    assert import_rewritten(name).total.value == 45  # cache written within a second of the source
+    cached = paraloop.hook.cache.cache_path(str(path))
+    assert cached is not None
+    entry = paraloop.hook.cache.load(cached)
+    assert entry is not None and not entry.fresh(path.stat())
+    _age(path, 10)  # the same bytes, a time older than the cache: racy no more
+    forget(name)
+    reads = SourceReads(monkeypatch, path)
+    spy = CompileSpy(monkeypatch)
+    assert import_rewritten(name).total.value == 45
+    assert (reads.count, spy.calls) == (1, 0)  # checked by hash, not rewritten; the cache renewed
+    entry = paraloop.hook.cache.load(cached)
+    assert entry is not None and entry.fresh(path.stat())
+    forget(name)
+    assert import_rewritten(name).total.value == 45
+    assert (reads.count, spy.calls) == (1, 0)
+
+
+def test_a_cache_of_a_source_without_the_marker_never_marks_it(
+    tmp_path: Path, modules: list[str], bytecode: None
+) -> None:
+    """``python -m paraloop`` rewrites a script without the marker, and caches it: an import of
+    the same file (same time and size) is still a plain import."""
+    name = unique_name()
+    modules.append(name)
+    path = write(tmp_path / f"{name}.py", "origin = 'source'\n")
+    _age(path, 10)
+    planted = compile("origin = 'paraloop cache'\n", str(path), "exec", dont_inherit=True)
+    cached = paraloop.hook.cache.cache_path(str(path))
+    paraloop.hook.cache.write(cached, str(path), path.read_bytes(), planted)
+    entry = paraloop.hook.cache.load(cached)
+    assert entry is not None and entry.fresh(path.stat()) and not entry.marked
+    module = importlib.import_module(name)
+    assert type(module.__spec__.loader) is importlib.machinery.SourceFileLoader
+    assert module.origin == "source"
+
+
+def test_a_cache_file_of_the_earlier_layout_is_not_used(
+    tmp_path: Path, modules: list[str], bytecode: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cache file written by a paraloop of the same version before the layout changed (magic
+    number, "PLOP", the source's hash, then the code) is rewritten, not misread."""
+    import marshal
+
+    name = unique_name()
+    modules.append(name)
+    path = write(tmp_path / f"{name}.py", sum_module(10))
+    _age(path, 10)
+    cached = paraloop.hook.cache.cache_path(str(path))
+    assert cached is not None
+    os.makedirs(os.path.dirname(cached), exist_ok=True)
+    stale = compile("class total:\n    value = 'stale'\n", str(path), "exec")
+    key = paraloop.hook.cache._key(path.read_bytes())
+    Path(cached).write_bytes(importlib.util.MAGIC_NUMBER + b"PLOP" + key + marshal.dumps(stale))
+    spy = CompileSpy(monkeypatch)
+    assert import_rewritten(name).total.value == 45
+    assert spy.calls == 1
+
+
 def test_cache_is_not_reused_after_a_version_change(
     tmp_path: Path, modules: list[str], bytecode: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:

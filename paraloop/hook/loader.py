@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import _imp
 import importlib.machinery
+import os
 import sys
 from _weakref import ref  # the weakref module would be one more import for every program
 from types import ModuleType
@@ -40,10 +41,19 @@ if TYPE_CHECKING:  # typing, ast and logging cost every program that imports par
 __all__ = ["ParaLoopLoader", "compile_rewritten"]
 
 
-def _debug(message: str, *args: object) -> None:
-    import logging
+_logger: Any = None
 
-    logging.getLogger("paraloop").debug(message, *args)
+
+def _debug(message: str, *args: object) -> None:
+    # A program that has not imported logging has configured no handler that could show a
+    # debug line: then nothing is imported or looked up (this runs for every marked import).
+    global _logger
+    if _logger is None:
+        logging = sys.modules.get("logging")
+        if logging is None:
+            return
+        _logger = logging.getLogger("paraloop")
+    _logger.debug(message, *args)
 
 
 def compile_rewritten(
@@ -130,6 +140,10 @@ class ParaLoopLoader(importlib.machinery.SourceFileLoader):
         self.next_loader = next_loader
         self._deciding = False
         self._source: bytes | None = None
+        # The source's stat as CPython's get_code took it (before reading the source).
+        self._stat: os.stat_result | None = None
+        # Code from paraloop's cache, found valid from that stat alone.
+        self._code: CodeType | None = None
         # The module made for this loader (one loaded by hand is not in sys.modules).
         self._module: ref[ModuleType] | None = None
 
@@ -167,8 +181,28 @@ class ParaLoopLoader(importlib.machinery.SourceFileLoader):
                 module.__loader__ = spec.loader = self.plain
         return code
 
+    def path_stats(self, path: str) -> dict[str, Any]:
+        # What SourceFileLoader.path_stats does, keeping the stat: it validates paraloop's cache.
+        stat = self._stat = os.stat(path)
+        return {"mtime": stat.st_mtime, "size": stat.st_size}
+
     def get_data(self, path: str) -> bytes:
-        data = super().get_data(path)
+        if self._deciding and path.endswith(".pyc"):
+            try:
+                data = super().get_data(path)
+            except OSError:
+                # No ordinary pyc (a marked module never has one): paraloop's cache, if valid for
+                # this stat and written for a source that carried the marker, settles it unread.
+                if self.marked is None and self._stat is not None:
+                    entry = cache.load(cache.beside(path))
+                    if entry is not None and entry.marked and entry.fresh(self._stat):
+                        self._code = entry.code()
+                        if self._code is not None:
+                            self.marked = True
+                            raise _Marked from None
+                raise
+        else:
+            data = super().get_data(path)
         if self._deciding and path.endswith(".pyc"):
             # get_code read the module's ordinary pyc (the only .pyc it reads) and is about
             # to use it.  Code that never names ParaLoop (or a reserved __paraloop name) is
@@ -192,7 +226,22 @@ class ParaLoopLoader(importlib.machinery.SourceFileLoader):
     def _rewritten(self) -> tuple[CodeType, str | None]:
         """The rewritten code, from paraloop's cache when it was written for this source."""
         path = self.path
+        cached_at = cache.beside(self.cached) if self.cached else cache.cache_path(path)
+        code, self._code = self._code, None
+        if code is not None:
+            return self._loaded(code, path), cached_at
+        # Taken before the source is read: a change in between then makes the cache look stale.
+        stat, self._stat = self._stat, None
+        if stat is None:
+            try:
+                stat = os.stat(path)
+            except OSError:
+                stat = None
         source, self._source = self._source, None
+        if self.pytest_config is None and self.next_loader is None and stat is not None:
+            entry = cache.load(cached_at)
+            if entry is not None and entry.fresh(stat) and (code := entry.code()) is not None:
+                return self._loaded(code, path), cached_at
         if source is None:
             source = self.get_data(path)
         if self.pytest_config is not None or self.next_loader is not None:
@@ -201,14 +250,17 @@ class ParaLoopLoader(importlib.machinery.SourceFileLoader):
             # version (typeguard caches under a tag of its own).
             both = compile_rewritten(source, path, -1, self.pytest_config, self.next_loader)
             return both, cache.cache_path(path)
-        cached_at = cache.beside(self.cached) if self.cached else cache.cache_path(path)
-        code = cache.read(cached_at, source)
+        code = cache.read(cached_at, source, stat)
         if code is not None:
-            _debug("loaded rewritten %s from its cache", path)
-            # The project may have moved since the cache was written: as the
-            # interpreter does for its own bytecode, record the current path.
-            _imp._fix_co_filename(code, path)  # type: ignore[attr-defined]
-        else:
-            code = compile_rewritten(source, path)
-            cache.write(cached_at, path, source, code)
+            return self._loaded(code, path), cached_at
+        code = compile_rewritten(source, path)
+        cache.write(cached_at, None, source, code, stat)
         return code, cached_at
+
+    @staticmethod
+    def _loaded(code: CodeType, path: str) -> CodeType:
+        _debug("loaded rewritten %s from its cache", path)
+        # The project may have moved since the cache was written: as the
+        # interpreter does for its own bytecode, record the current path.
+        _imp._fix_co_filename(code, path)  # type: ignore[attr-defined]
+        return code

@@ -10,10 +10,13 @@ the budget in serial time, and its first chunks to workers are sized from
 the caller's measurements instead of ramping up from one item.
 
 Where the iterable has a length, the caller also finishes a loop itself when
-what is left would take it less than getting workers going
-(``START_SECONDS``: forking two workers and their first milliseconds cost
-about 10 ms here).  Chunks stay about the budget's size, so iterations that
-turn slower are seen and handed over.
+that is sooner than handing it over: the workers would take the time of getting
+them going (``START_SECONDS``: forking two workers and their first milliseconds
+cost about 10 ms here) plus their share of what is left, so the caller keeps
+the loop while what is left takes it less than ``start * n / (n - 1)`` for ``n``
+workers (twice the start-up for two).  Those chunks take about
+``FINISH_SECONDS`` each (each chunk costs the caller a tenth of a millisecond or
+more), small enough that iterations that turn slower are seen and handed over.
 
 While the caller runs the loop's first chunks, in order, float sums and
 products go on from their running values (:class:`paraloop.replay.Continued`)
@@ -73,6 +76,7 @@ from ..threads import running_chunk
 
 __all__ = [
     "CALLER_SECONDS",
+    "FINISH_SECONDS",
     "READY_SECONDS",
     "START_SECONDS",
     "CallerWorker",
@@ -86,13 +90,17 @@ __all__ = [
 CALLER_SECONDS = 0.002
 
 # What it costs to get workers going, by start method, measured on a 2-CPU Linux machine: a
-# loop whose iterations left would take the caller less than this runs them itself (where
-# the iterable has a length).  Forked workers: the forks (about 2 ms each in the caller) and
-# a new child's first milliseconds, spent copying the pages it writes; spawned ones and those
-# of a fork server start a Python and import paraloop.  Idle workers of an earlier loop: the
-# job's round trip.
+# loop whose iterations left would take the caller less than this plus the workers' share of
+# them runs them itself (where the iterable has a length).  Forked workers: the forks (about
+# 2 ms each in the caller) and a new child's first milliseconds, spent copying the pages it
+# writes; spawned ones and those of a fork server start a Python and import paraloop.  Idle
+# workers of an earlier loop: the job's round trip.
 START_SECONDS = {"fork": 0.010, "forkserver": 0.030, "spawn": 0.100}
 READY_SECONDS = 0.001
+# The size of the caller's chunks, in time, once it finishes the loop itself: large enough that
+# a chunk's own cost (encoding, checks, about 0.1 ms) is a few percent, small enough that
+# iterations that turn slow are handed over soon.
+FINISH_SECONDS = 0.008
 # The fork server's own start, the first time a program starts workers with it (a new Python
 # that imports paraloop and what the script imports): about 80 ms here, all of it in the caller.
 FORK_SERVER_SECONDS = 0.100
@@ -191,6 +199,7 @@ class CallerWorker:
         job_data: Callable[[], bytes],
         start_seconds: float = READY_SECONDS,
         method: str = "fork",
+        workers: int = 2,
     ) -> None:
         self._job = job
         self._job_data = job_data
@@ -198,6 +207,10 @@ class CallerWorker:
         self.start_seconds = start_seconds
         # The pool's start method (under fork, chunks take turns with other threads' forks).
         self.method = method
+        # Handed over, what is left takes the workers their start plus 1/workers of its time;
+        # kept, all of its time: keeping it is sooner while that time is under start x factor.
+        # Capped at 2 (one worker gains nothing over the caller, yet the loop is theirs).
+        self._factor = min(2.0, workers / (workers - 1)) if workers > 1 else 2.0
         # Another thread's loop started: no more chunks here (see loop_running).
         self.stopped = False
         # The caller's time on this loop's chunks so far, and the last chunk's time per item.
@@ -231,21 +244,22 @@ class CallerWorker:
         return self.process_state is None and 0 < self._per_item <= CALLER_SECONDS / 4
 
     def cheaper_than_workers(self, left: int | None) -> bool:
-        """Whether the ``left`` iterations would take the caller less than getting workers going."""
+        """Whether the caller would finish the ``left`` iterations sooner than workers it hands
+        them to (see the module's docstring)."""
         return (
             self.process_state is None
             and left is not None
             and self._per_item > 0
-            and left * self._per_item < self.start_seconds
+            and left * self._per_item < self.start_seconds * self._factor
         )
 
-    def next_chunk(self, chunker: Chunker, maximum: int | None) -> Chunk | None:
+    def next_chunk(self, chunker: Chunker, maximum: int | None, minimum: int = 1) -> Chunk | None:
         """The next chunk for the caller, or None (the loop's end, or not the caller's turn: another
         thread runs a loop under fork).  A chunk returned must be passed to :meth:`run`."""
         if self.stopped or not _turn(self.method):
             self.stopped = True
             return None
-        chunk = chunker.next(maximum=maximum)
+        chunk = chunker.next(minimum=minimum, maximum=maximum)
         if chunk is None:
             _done()
         return chunk
@@ -327,15 +341,21 @@ class CallerWorker:
 
 def first_chunks(caller: CallerWorker, chunker: Chunker) -> Iterator[Outcome]:
     """Run the loop's first chunks in the caller, for up to ``CALLER_SECONDS``, or to the loop's
-    end when what is left would take it less than getting workers going; yield their outcomes.
+    end when that is sooner than handing it over; yield their outcomes.
 
     Stops at an outcome that ends the loop (a break, an exception, a return).
     """
     while caller.within_budget or caller.cheaper_than_workers(chunker.left()):
-        # Chunks of about the budget at most, so that iterations that turn slower are seen.
-        chunk = caller.next_chunk(
-            chunker, caller.maximum(max(CALLER_SECONDS - caller.spent, CALLER_SECONDS / 2))
-        )
+        # Within the budget, chunks of what is left of it; finishing the loop, larger ones.  Both
+        # small enough that iterations that turn slower are seen.
+        if caller.within_budget:
+            chunk = caller.next_chunk(
+                chunker, caller.maximum(max(CALLER_SECONDS - caller.spent, CALLER_SECONDS / 2))
+            )
+        else:
+            # Exactly that many: the chunker would split the rest for workers that never come.
+            size = caller.maximum(FINISH_SECONDS)
+            chunk = caller.next_chunk(chunker, size, minimum=size or 1)
         if chunk is None:
             return
         outcome = caller.run(chunk, chunker, in_order=True)

@@ -199,7 +199,7 @@ def _start(
     # The caller runs the first chunks itself, and more while its new workers get ready.
     if caller_runs and may_run(job, recycle):
         ready = start_seconds(pool.method) if loop.to_start else READY_SECONDS
-        loop.caller = CallerWorker(job, sending.data, ready, pool.method)
+        loop.caller = CallerWorker(job, sending.data, ready, pool.method, count)
     return loop
 
 
