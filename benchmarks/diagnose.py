@@ -5,7 +5,7 @@
     python diagnose.py finder DIRECTORY                     # where the import hook's time goes
     python diagnose.py marked DIRECTORY                     # what importing a marked module imports
 
-These look inside paraloop (``paraloop.chunks.Chunker``, ``paraloop.pool``,
+These look inside paraloop (``paraloop.chunks.Chunker``, ``paraloop.backends.processes.pool``,
 ``paraloop.hook.finder``) and only observe: they wrap methods to record what
 happens. They explain a figure; the figures themselves come from ``child.py``.
 """
@@ -52,7 +52,7 @@ def chunks(module_name, variant, args, preload=()):
     events["loop_seconds"] = time.perf_counter() - began
     # Top-level modules the caller imported during the loop (inside the clock).
     events["imported"] = sorted(m for m in set(sys.modules) - modules if "." not in m and m[0] != "_")
-    from paraloop import pool
+    from paraloop.backends.processes import pool
 
     events["worker_processes"] = sum(len(p.workers) for p in pool._pools.values())
     return events

@@ -101,7 +101,7 @@ def target_rows(tables: dict[str, Table], found: dict) -> list[Target]:
 
 
 def _w9(tables: dict[str, Table]) -> list[Target]:
-    """CONTRACT section 9: a loop of a few milliseconds costs at most about 1 ms more than plain."""
+    """W9's target: a loop of a few milliseconds costs at most about 1 ms more than plain."""
     rows = []
     for shape, label in (("trivial", "10 trivial iterations"), ("10x1ms", "10 iterations of 1 ms"),
                          ("100x0.1ms", "100 iterations of 0.1 ms")):  # fmt: skip
@@ -115,7 +115,8 @@ def _w9(tables: dict[str, Table]) -> list[Target]:
             cause = (
                 f"plain loop {duration(plain)}; the caller runs the loop's first 2 ms itself and "
                 "finishes the loop when that is sooner than handing it to workers "
-                "(paraloop/caller.py); the rest is what getting the workers' first chunks back costs"
+                "(paraloop/backends/processes/caller.py); the rest is what getting the workers' first "
+                "chunks back costs"
             )
             rows.append((f"W9 {label}, {clock}: ≤ {duration(limit)}", duration(measured), measured <= limit, cause))
     return rows
@@ -319,7 +320,7 @@ def _w6(tables: dict[str, Table], found: dict) -> list[Target]:
     rows = [("W6: 200 unmarked imports ≤ 1.05× with the hook", f"{ratio:.2f}×", ratio <= 1.05, cause)]
     t = tables["w6-marked"]
     # The target is paraloop's own share: the runtime (imported once per program, by the first
-    # module with loops) already imported, as CONTRACT section 9 counts it apart.
+    # module with loops) already imported, counted apart.
     ratio = t.ratio("marked_cached_runtime")
     imported = found.get("marked", {}).get("new_modules", [])
     cause = (

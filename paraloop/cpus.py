@@ -196,7 +196,7 @@ def queued_seconds() -> float:
     CPU time plus this queueing time is what it asked of the CPUs.  Linux
     keeps the figure per thread in ``/proc/thread-self/schedstat``; each thread keeps
     its file open and re-reads it at offset 0.  Elsewhere the figure is unknown, and
-    the lanes policy decides from CPU time alone (see :mod:`paraloop.lanes`).
+    the lanes policy decides from CPU time alone (see :mod:`paraloop.backends.processes.policy`).
     """
     stat: _Schedstat | None = getattr(_schedstat, "file", None)
     if stat is None or stat.pid != os.getpid():

@@ -92,7 +92,7 @@ class Job:
     seeded: bool = False
     # Chunks run in a process shared with other work (a Dask worker).
     shared_process: bool = False
-    # Whether a worker may run several iterations at once in threads (see paraloop.lanes):
+    # Whether a worker may run several iterations at once in threads (see paraloop.backends.processes.policy):
     # None lets paraloop decide (not for iterations that change process-wide state, see
     # paraloop.process_state), False never, True always (the user says the body is thread-safe).
     lanes: bool | None = None
@@ -220,7 +220,7 @@ class Outcome:
     # The worker's guard left captured objects unchecked so far: the loop's end must ask it to
     # check them (see paraloop.guard); otherwise that round trip is skipped.
     unchecked: bool = False
-    # A chunk run in lanes (see :mod:`paraloop.lanes`): its parts, in order, each
+    # A chunk run in lanes (see :mod:`paraloop.backends.processes.policy`): its parts, in order, each
     # combined like a chunk of its own; the parts after one that did not finish
     # are dropped.
     parts: list[Outcome] | None = None

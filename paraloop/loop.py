@@ -292,8 +292,9 @@ class ParaLoop(Generic[T]):
         self.caller_runs = caller_runs
 
     def resolved_caller_runs(self) -> bool:
-        """Whether the caller may run the first iterations itself (see :mod:`paraloop.caller`):
-        ``PARALOOP_CALLER_RUNS`` (0 or 1) overrides the code."""
+        """Whether the caller may run the first iterations itself (see
+        :mod:`paraloop.backends.processes.caller`): ``PARALOOP_CALLER_RUNS`` (0 or 1) overrides
+        the code."""
         override = os.environ.get("PARALOOP_CALLER_RUNS", "").strip()
         if override:
             if override not in ("0", "1"):

@@ -1,7 +1,7 @@
 """State every thread of a process shares, which iterations running side by side would mix.
 
 With default settings, a worker whose iterations mostly wait runs several of
-them at once in threads ("lanes", see :mod:`paraloop.lanes`).  That is only
+them at once in threads ("lanes", see :mod:`paraloop.backends.processes.policy`).  That is only
 right when iterations cannot see each other.  An iteration that changes the
 current directory, the environment, the global random generator's seed,
 ``sys.stdout`` (``contextlib.redirect_stdout``), the locale, signal handlers,

@@ -114,9 +114,10 @@ class Continued:
     """A chunk's value of a float (or complex) sum or product, applied in order from the value
     the loop had before the chunk: it replaces the combined value.
 
-    The caller runs a loop's first chunks itself (see :mod:`paraloop.caller`), in order, with
-    everything before them combined: those chunks apply ``total += x`` onto the running value,
-    the plain loop's own operations, rather than record each term for a replay.
+    The caller runs a loop's first chunks itself (see
+    :mod:`paraloop.backends.processes.caller`), in order, with everything before them
+    combined: those chunks apply ``total += x`` onto the running value, the plain loop's own
+    operations, rather than record each term for a replay.
     """
 
     __slots__ = ("value",)

@@ -13,7 +13,7 @@ Where it is made, and when it is closed:
   not be shared between threads), or, with ``thread_safe=True``, one per
   process, shared by its threads;
 - worker processes run such a loop's iterations in their main thread (no
-  lanes, see :mod:`paraloop.lanes`, unless ``thread_safe=True`` or ``lanes=True``),
+  lanes, see :mod:`paraloop.backends.processes.policy`, unless ``thread_safe=True`` or ``lanes=True``),
   and close their objects when they quit (pool shutdown, a recycled worker);
 - the threads backend's threads live for one loop: their objects are closed as
   each thread finishes the loop, but those the body handed back to the caller
@@ -314,7 +314,7 @@ _exit_registered = False
 
 
 # Every handle alive in this process: while one is, loops keep their iterations in the workers
-# (see paraloop.caller), since a body may reach a handle through a function it calls.
+# (see paraloop.backends.processes.caller), since a body may reach a handle through a function it calls.
 _handles: weakref.WeakSet[PerWorker[Any]] = weakref.WeakSet()
 
 

@@ -16,9 +16,7 @@ import copy
 import io
 import logging
 import os
-import signal
 import sys
-import threading
 import time
 import types
 import warnings
@@ -29,9 +27,17 @@ from typing import Any
 
 from . import native_threads
 from .aggregation_strategies import ElementUpdates, Scratch
+
+# Imported with the runtime, when a module with ParaLoop loops is imported, not
+# when its first loop starts: the process pool's libraries (multiprocess and
+# dill) take tens of milliseconds to import, which a first loop should not wait for.
+from .backends.processes.child import in_worker
+from .backends.processes.pool import get_pool
+from .backends.sequential import run_inline
+from .backends.threads import in_worker_thread, run_threads
 from .chunks import Chunker
 from .cpus import available_cpus, waiting_iterations
-from .errors import IterationTimeoutError, ParaLoopError, ParaLoopWarning, RemoteTraceback
+from .errors import ParaLoopError, ParaLoopWarning, RemoteTraceback
 from .execute import (
     BROKE,
     DONE,
@@ -39,20 +45,13 @@ from .execute import (
     RAISED,
     RETURNED,
     UNBOUND,
-    ChunkIterator,
     Job,
     Outcome,
-    execute_chunk,
 )
 from .guard import GENERATOR_MODULES, reached
 from .items import COPY, INLINE, SHARE, write_back
 from .loop import ParaLoop
 from .plan import Form, Kind, LoopPlan, Use
-
-# Imported with the runtime, when a module with ParaLoop loops is imported, not
-# when its first loop starts: the process pool's libraries (multiprocess and
-# dill) take tens of milliseconds to import, which a first loop should not wait for.
-from .pool import get_pool
 from .process_state import MODULE_STATE, describe
 from .progress import close_bar, open_bar
 from .reductions import infer_reductions, replay_operation, whole_partials
@@ -60,9 +59,7 @@ from .references import resolve
 from .replay import CONTINUED_TYPES, Continued
 from .resources import PerWorker
 from .serialize import Unresolved
-from .threads import in_worker_thread, run_threads
 from .variable import Variable
-from .worker import in_worker
 
 # What generated code names: the outcomes a worker returns, the plan of a loop and its parts.
 __all__ = [
@@ -406,66 +403,6 @@ def _rename(worker: Callable[..., Any], name: str) -> None:
         worker.__code__ = code.replace(co_name=name)
 
 
-def _inline(job: Job, chunker: Chunker) -> Iterator[Outcome]:
-    if job.timeout is None:
-        while (chunk := chunker.next()) is not None:
-            yield execute_chunk(job, chunk)
-        return
-    if threading.current_thread() is not threading.main_thread():
-        raise ParaLoopError(
-            f"{job.filename}, line {job.line}: timeout= with backend='sequential' works only in "
-            "the main thread (it uses SIGALRM); use the processes backend here"
-        )
-    previous = signal.signal(signal.SIGALRM, _alarm(job))
-    try:
-        while (chunk := chunker.next()) is not None:
-            yield execute_chunk(job, chunk._replace_items(_Alarmed(chunk.items, job.timeout, chunk.start)))
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-
-
-def _alarm(job: Job) -> Callable[[int, Any], None]:
-    def expired(signum: int, frame: Any) -> None:
-        raise IterationTimeoutError(
-            f"{job.filename}, line {job.line}: an iteration ran longer than timeout={job.timeout:g} s"
-        )
-
-    return expired
-
-
-class _Alarmed:
-    """A chunk's items; each iteration arms SIGALRM for the timeout (the inline backend)."""
-
-    def __init__(self, items: Any, timeout: float, start: int) -> None:
-        self.items = items
-        self.timeout = timeout
-        self.start = start
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, index: Any) -> Any:
-        return self.items[index]
-
-    def __iter__(self) -> _AlarmedIterator:
-        return _AlarmedIterator(self.items, self.start, self.timeout)
-
-
-class _AlarmedIterator(ChunkIterator):
-    __slots__ = ("timeout",)
-
-    def __init__(self, items: Any, start: int, timeout: float) -> None:
-        super().__init__(items, start)
-        self.timeout = timeout
-
-    def starting(self, index: int) -> None:
-        signal.setitimer(signal.ITIMER_REAL, self.timeout)
-
-    def finished(self) -> None:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-
-
 def _capture(
     worker: Callable[..., Any], scope: Mapping[str, Any] | None, local: tuple[str, ...]
 ) -> tuple[tuple[str, ...], list[Any]]:
@@ -543,11 +480,11 @@ def _outcomes(loop: ParaLoop[Any], job: Job, chunker: Chunker, caller_runs: bool
         # Dask's nanny limits its workers' pools itself; sequential runs one iteration at a time.
         job.native_threads = native_threads.plan(loop.resolved_native_threads(), count)
     if backend == "sequential":
-        return _inline(job, chunker)
+        return run_inline(job, chunker)
     if backend == "threads":
         return run_threads(job, chunker, count)
     if backend == "dask":
-        from .dask_backend import run_dask
+        from .backends.dask import run_dask
 
         return run_dask(job, chunker, loop.scheduler, chosen)
     # With no count given, a loop whose iterations mostly wait may get more workers.

@@ -136,7 +136,7 @@ def _names_importing(data: bytes) -> bool:
 _stand_ins: dict[str, types.ModuleType] = {}
 
 
-# True in a paraloop worker process (set by paraloop.worker).
+# True in a paraloop worker process (set by paraloop.backends.processes.child).
 in_worker_process = False
 
 

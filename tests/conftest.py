@@ -90,7 +90,7 @@ def dask_cluster() -> Iterator[Any]:
     """
     cluster = _start_dask_cluster()
     yield cluster
-    from paraloop.dask_backend import shutdown
+    from paraloop.backends.dask import shutdown
 
     shutdown()  # paraloop's own client on this cluster first, so it does not try to reconnect
     cluster.close()
@@ -106,7 +106,7 @@ def dask_cluster_to_break() -> Iterator[Any]:
     """
     cluster = _start_dask_cluster()
     yield cluster
-    from paraloop import dask_backend
+    from paraloop.backends import dask as dask_backend
 
     client = dask_backend._clients.pop(cluster.scheduler_address, None)
     if client is not None:
@@ -118,7 +118,8 @@ def dask_cluster_to_break() -> Iterator[Any]:
 def caller_on(monkeypatch: pytest.MonkeyPatch) -> None:
     """The product's default (the suite runs with PARALOOP_CALLER_RUNS=0), a budget of 3 ms,
     in a program that holds no per-worker handle (other tests' handles may outlive them)."""
-    from paraloop import caller, resources
+    from paraloop import resources
+    from paraloop.backends.processes import caller
 
     monkeypatch.delenv("PARALOOP_CALLER_RUNS", raising=False)
     monkeypatch.setattr(caller, "CALLER_SECONDS", 0.003)
@@ -140,7 +141,7 @@ def use_backend(choice: str, request: pytest.FixtureRequest, monkeypatch: pytest
     under the platform's start method.
     """
     if choice == "caller":
-        from paraloop import caller
+        from paraloop.backends.processes import caller
 
         monkeypatch.setenv("PARALOOP_BACKEND", "processes")
         monkeypatch.setenv("PARALOOP_CALLER_RUNS", "1")
@@ -161,8 +162,7 @@ def every_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatc
     """Run the test on processes under each start method (and with the caller taking part),
     on threads, sequentially and on Dask.
 
-    CONTRACT.md section 7: the same loop gives the same tracked result on every
-    backend. The environment variables override what the code asks for.
+    The same loop gives the same tracked result on every backend (docs/semantics.md). The environment variables override what the code asks for.
     """
     return use_backend(request.param, request, monkeypatch)
 

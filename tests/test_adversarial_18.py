@@ -1,4 +1,4 @@
-"""Adversarial tests of issue #18's features: per_worker, max_iterations_per_worker, config, progress.
+"""Adversarial tests of the per-worker features: per_worker, max_iterations_per_worker, config, progress.
 
 Each test states what a user expects: the plain loop's result, or a ParaLoopError that names
 the loop's file and line with advice that works.  A test marked xfail(strict) is a finding
@@ -22,7 +22,7 @@ from conftest import run_script
 
 import paraloop
 from paraloop import ParaLoopError
-from paraloop.pool import shutdown_pools
+from paraloop.backends.processes.pool import shutdown_pools
 from paraloop.settings import current
 
 Loader = Callable[..., ModuleType]

@@ -1,5 +1,5 @@
-"""Adversarial tests of the caller's part (paraloop.caller): the calling process runs a loop's
-first chunks itself.  It must behave as a worker does (CONTRACT sections 4, 5, 7, 8):
+"""Adversarial tests of the caller's part (paraloop.backends.processes.caller): the calling
+process runs a loop's first chunks itself.  It must behave as a worker does (docs/semantics.md):
 the same results bit for bit, the same refusals, no leftover process, bounded memory.
 
 Each test compares the caller taking part with every iteration in the workers
@@ -75,7 +75,7 @@ LARGE_ITEMS = """
 
 @pytest.mark.skipif(sys.platform != "linux", reason="ru_maxrss in kilobytes")
 def test_large_items_in_the_caller_keep_read_ahead_bounded_in_bytes(tmp_path: Path) -> None:
-    """CONTRACT 8: a loop over large items holds a few chunks, never the input.  The caller's
+    """Bounded memory: a loop over large items holds a few chunks, never the input.  The caller's
     chunks were sized from the iterations' time alone (their bytes never counted): a trivial
     body over 200 items of 1 MB pickled and loaded nearly all of them in one chunk (about
     twice the input, 380 MB, against 50 MB with the workers)."""
@@ -306,7 +306,7 @@ SAME_ITEM = """
 def test_one_object_yielded_many_times_and_changed_in_place(
     load_module: Loader, monkeypatch: pytest.MonkeyPatch, caller_runs: str
 ) -> None:
-    """CONTRACT 5 (no silent loss; items are what the plain loop would have seen): the plain
+    """No silent loss (items are what the plain loop would have seen): the plain
     loop counts 300.  Seen before: 46 with the caller taking part, 136 with every iteration in
     the workers (each chunk changed a copy, written back last-write-wins).  The loop is
     sequential by nature through the one object: refused, naming the two iterations and a fix
@@ -495,7 +495,7 @@ ENVIRONMENT_THROUGH_A_HELPER = """
 def test_an_environment_change_through_a_helper_is_seen_by_the_later_iterations(
     tmp_path: Path, caller_runs: str
 ) -> None:
-    """CONTRACT 3: a loop whose iterations use process-wide state gives the plain result under
+    """A loop whose iterations use process-wide state gives the plain result under
     the defaults too.  The plain loop prints '200 200'.  Seen: with the caller taking part,
     '200 1' (its first run forks workers after the change; its second finds them running);
     with every iteration in the workers, about '100 100'."""
@@ -594,7 +594,7 @@ DECIMAL_DEFAULT = """
     "decimal.DefaultContext, which a spawned worker does not share once the program changed it",
 )
 def test_a_changed_default_decimal_context_reaches_spawned_workers(tmp_path: Path) -> None:
-    """CONTRACT 7 (every start method): the program sets decimal.DefaultContext.prec = 50 and its
+    """The same result under every start method: the program sets decimal.DefaultContext.prec = 50 and its
     own context to match.  Plain, fork, and the caller's chunks: 1/7 has 52 characters; a
     spawned worker divides at 28 digits (30).  (With the caller taking part this 300-iteration loop
     runs wholly in the caller, as a spawn start costs more: every iteration in the workers here.)"""

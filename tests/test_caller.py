@@ -1,4 +1,4 @@
-"""The caller runs a loop's first iterations itself while workers get ready (paraloop.caller).
+"""The caller runs a loop's first iterations itself while workers get ready (paraloop.backends.processes.caller).
 
 What a user sees: a short loop never starts a worker process; a longer one starts in the
 caller and goes on in the workers, with the plain loop's result; loops that must stay in
@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from plain_loop import run_plain
 
 import paraloop
-from paraloop import caller
+from paraloop.backends.processes import caller
 
 Loader = Callable[..., ModuleType]
 

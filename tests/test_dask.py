@@ -1,6 +1,6 @@
 """The Dask backend against real clusters on 127.0.0.1.
 
-The section 7 suite (test_semantics.py, test_reductions.py) runs on Dask too,
+The suite of the plain loop's semantics (test_semantics.py, test_reductions.py) runs on Dask too,
 through the ``every_backend`` fixture; these tests cover what is particular
 to Dask: which cluster a loop uses, that the cluster's workers ran the
 iterations, a worker killed mid-loop, and the cluster paraloop starts itself.
@@ -21,7 +21,7 @@ import pytest
 from conftest import interrupt_like_a_terminal, run_script
 
 import paraloop
-from paraloop import dask_backend
+from paraloop.backends import dask as dask_backend
 
 Loader = Callable[..., ModuleType]
 
@@ -189,7 +189,7 @@ _OWN_CLUSTER_SCRIPT = """\
 import os, signal, time
 from distributed import get_worker
 from paraloop import ParaLoop, WorkerCrashedError
-from paraloop import dask_backend
+from paraloop.backends import dask as dask_backend
 
 print("script started", flush=True)
 
@@ -354,7 +354,8 @@ def test_paraloops_own_cluster_admits_only_its_program(tmp_path: Path) -> None:
         "# paraloop: enable\n"
         "import socket, ssl\n"
         "from distributed.security import Security\n"
-        "from paraloop import ParaLoop, dask_backend\n"
+        "from paraloop import ParaLoop\n"
+        "from paraloop.backends import dask as dask_backend\n"
         "total = 0\n"
         "for i in ParaLoop(range(50), backend='dask', num_processes=1):\n"
         "    total += i\n"
@@ -542,7 +543,8 @@ def test_a_chunk_that_starts_after_its_loops_end_leaves_the_path_alone(tmp_path:
 _DASHBOARD_SCRIPT = """
 import socket, sys, urllib.request
 import paraloop
-from paraloop import ParaLoop, dask_backend
+from paraloop import ParaLoop
+from paraloop.backends import dask as dask_backend
 
 def run():
     total = 0

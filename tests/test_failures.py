@@ -180,7 +180,7 @@ def test_iteration_timeout(
     load_module: Loader, backend: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An iteration over timeout= raises IterationTimeoutError (a TimeoutError) naming it, promptly,
-    on every backend (CONTRACT.md section 7): a thread is left to finish in the background, a Dask
+    on every backend (docs/semantics.md, its table of errors): a thread is left to finish in the background, a Dask
     worker is restarted."""
     if backend == "dask":
         cluster = request.getfixturevalue("dask_cluster_to_break")  # a worker is restarted
@@ -554,7 +554,7 @@ def test_other_threads_see_the_script_while_a_worker_starts() -> None:
     import threading
 
     from paraloop import serialize
-    from paraloop.pool import main_hidden
+    from paraloop.backends.processes.handle import main_hidden
 
     main = sys.modules["__main__"]
     kind = type("PointOfTheScript", (), {"__module__": "__main__", "__qualname__": "PointOfTheScript"})

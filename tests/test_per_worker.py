@@ -20,7 +20,7 @@ import pytest
 
 import paraloop
 from paraloop import resources
-from paraloop.pool import shutdown_pools
+from paraloop.backends.processes.pool import shutdown_pools
 
 Loader = Callable[..., ModuleType]
 

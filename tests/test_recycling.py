@@ -11,7 +11,7 @@ from types import ModuleType
 import pytest
 
 import paraloop
-from paraloop.pool import shutdown_pools
+from paraloop.backends.processes.pool import shutdown_pools
 
 Loader = Callable[..., ModuleType]
 

@@ -419,25 +419,25 @@ def test_a_loop_whose_checks_kept_up_ends_without_a_round_trip(
     unchecked: a small loop over small captured values sends none (it was two of its seven
     messages), and a change to a large object in the last chunk is still caught (see also
     test_no_silent_loss's test of a change in the last iteration, left for the end's check)."""
-    from paraloop import pool
-    from paraloop.worker import CHECK
+    from paraloop.backends.processes import handle
+    from paraloop.backends.processes.protocol import CHECK
 
     monkeypatch.setenv("PARALOOP_START_METHOD", "fork")
     # Every fingerprint cheaper than a second is taken after each chunk (fork workers inherit
     # this), so no worker leaves anything unchecked however loaded the machine is.
     from paraloop import guard
-    from paraloop.pool import shutdown_pools
+    from paraloop.backends.processes.pool import shutdown_pools
 
     monkeypatch.setattr(guard, "_ALWAYS", 1.0)
     shutdown_pools()  # workers forked from now on
     kinds: list[int] = []
-    real = pool._Worker.send
+    real = handle.Worker.send
 
     def send(worker: Any, kind: int, *args: Any, **kwargs: Any) -> None:
         kinds.append(kind)
         real(worker, kind, *args, **kwargs)
 
-    monkeypatch.setattr(pool._Worker, "send", send)
+    monkeypatch.setattr(handle.Worker, "send", send)
     module = load_module("""
         from paraloop import ParaLoop
         scale = {"factor": 3}

@@ -1,6 +1,6 @@
-"""An early word from a worker: the chunk it is running waits, so lanes can start now.
+"""The watcher thread of a worker's first chunk: an early word that its iterations wait.
 
-Lanes (see :mod:`paraloop.lanes`) are switched on from measurements, and a
+Lanes (see policy.py and lanes.py) are switched on from measurements, and a
 chunk's measurements normally arrive with its outcome.  A loop of slow
 requests would then run its first iterations one per worker for a whole
 request (half a second, say) before anything else starts.  So a worker's
@@ -20,29 +20,18 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-from .cpus import queued_seconds, queued_seconds_of
-from .execute import Outcome
-from .lanes import EVIDENCE_SECONDS, mostly_waiting
-from .process_state import changed, snapshot
+from ...cpus import queued_seconds, queued_seconds_of
+from ...execute import Outcome
+from ...process_state import changed, snapshot
+from .policy import EVIDENCE_SECONDS, mostly_waiting
+from .protocol import Early
 
-__all__ = ["Early", "Watch"]
+__all__ = ["Watch"]
 
 # After the first look, the watcher looks again after at least this long.
 LOOK_AGAIN_SECONDS = 0.005
-
-
-@dataclass
-class Early:
-    """Sent by a worker: its running chunk's iterations mostly waited so far."""
-
-    seconds: float
-    cpu: float
-    queued: float
-    # The chunk changed process-wide state so far (see paraloop.process_state): no lanes.
-    state: bool = False
 
 
 class Watch:
@@ -55,7 +44,7 @@ class Watch:
     """
 
     def __init__(self, connection: Any, sending: threading.Lock, reply: Callable[[bytes], None]) -> None:
-        from . import serialize
+        from ... import serialize
 
         self._dumps = serialize.dumps
         self._connection = connection

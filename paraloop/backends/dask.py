@@ -41,12 +41,14 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any
 
-from . import serialize
-from .chunks import Chunk, Chunker
-from .cpus import default_workers
-from .errors import ParaLoopError, ParaLoopWarning, WorkerCrashedError
-from .execute import RAISED, Job, Outcome, execute_chunk, timeout_error
-from .lifeline import alive
+from .. import serialize
+from ..chunks import Chunk, Chunker
+from ..cpus import default_workers
+from ..errors import ParaLoopError, ParaLoopWarning, WorkerCrashedError
+from ..execute import RAISED, Job, Outcome, execute_chunk, timeout_error
+from ..lifeline import alive
+from ..wire import encode_outcome, job_bytes, job_failure
+from .threads import running_chunk
 
 __all__ = ["run_dask", "shutdown"]
 
@@ -209,70 +211,82 @@ def _own_client(distributed: Any, workers: int) -> Any:
                 return client
             _stop(cluster, client)
             _own = None
-        from distributed.deploy.subprocess import SubprocessCluster
-
-        logger.debug("starting a Dask cluster with %d worker process(es) on 127.0.0.1", workers)
-        # Why SubprocessCluster (which distributed calls experimental) and not the public
-        # LocalCluster: scheduler and workers must run as separate programs (``python -m
-        # distributed.cli.dask_spec``), not as multiprocessing children of this one.
-        # - LocalCluster's nannies start their workers with multiprocessing's spawn
-        #   method (distributed.worker.multiprocessing-method), which runs the parent's
-        #   main script again in each worker, at start and whenever Dask restarts a worker
-        #   after a crash: a script without an ``if __name__ == "__main__":`` guard (the
-        #   common case) would run whole in every worker.  paraloop's own pool hides the
-        #   main script from the workers it starts (pool.main_hidden), but LocalCluster
-        #   starts its processes from threads of its own, where that cannot be done
-        #   without changing multiprocessing for the whole program.  fork instead is
-        #   unsafe in a program with threads (Dask's event loop is one).
-        # - LocalCluster's scheduler also runs inside this program, sharing its interpreter
-        #   with the caller that combines the outcomes (not measured here; the first
-        #   reason decides).  Killed programs are no reason either way: here each of the
-        #   cluster's programs leaves once this one is gone, SIGKILL included
-        #   (paraloop.lifeline, tested in tests/test_dask.py).
-        # It is otherwise the cluster a LocalCluster user knows (the same Scheduler and
-        # Nanny classes, SpecCluster's API: scale, close, dashboard_link), and its
-        # dashboard is there on request (PARALOOP_DASK_DASHBOARD or
-        # paraloop.config(dask_dashboard=...)).  A chunk lost with its worker is an
-        # error, not retried elsewhere.
-        # Only this program may use it: TLS with a certificate made for this run, which
-        # every connection must present (another local user could otherwise connect to
-        # 127.0.0.1 and run code as this one).
-        security = _credentials()
-        options: dict[str, Any] = {
-            "host": "127.0.0.1",
-            "n_workers": workers,
-            "threads_per_worker": 1,
-            "dashboard_address": _dashboard_address(),
-            "scheduler_kwargs": {"allowed_failures": 0, "protocol": "tls"},
-            "silence_logs": logging.CRITICAL,
-            "security": security,
-        }
-        # The Dask programs read their configuration (log level, credentials) from the
-        # environment they inherit, which only this user can read.
-        settings = {"DASK_LOGGING__DISTRIBUTED": "error", **_credential_settings(security)}
-        # Dask's HTTP pages for the dashboard, without the proxy to other addresses.
-        settings["DASK_DISTRIBUTED__SCHEDULER__HTTP__ROUTES"] = json.dumps(DASHBOARD_ROUTES)
-        # Each of them leaves once this program is gone, however it ended (SIGKILL too).
-        settings["PARALOOP_OWNER"] = str(os.getpid())
-        for kind in ("SCHEDULER", "NANNY", "WORKER"):
-            settings[f"DASK_DISTRIBUTED__{kind}__PRELOAD"] = '["paraloop.lifeline"]'
-        saved = {name: os.environ.get(name) for name in settings}
-        os.environ.update(settings)
-        try:
-            cluster = SubprocessCluster(**options)
-        finally:
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
-        client = distributed.Client(cluster, set_as_default=False, security=security)
-        client.wait_for_workers(workers, timeout=60)
-        if options["dashboard_address"] is not None:
-            logger.info("the Dask cluster's dashboard: %s", client.dashboard_link)
+        client, cluster = _start_cluster(distributed, workers)
         _register_shutdown()
         _own = (cluster, client)
         return client
+
+
+def _start_cluster(distributed: Any, workers: int) -> tuple[Any, Any]:
+    """Start paraloop's own cluster of ``workers`` processes; its client and the cluster."""
+    from distributed.deploy.subprocess import SubprocessCluster
+
+    logger.debug("starting a Dask cluster with %d worker process(es) on 127.0.0.1", workers)
+    # Why SubprocessCluster (which distributed calls experimental) and not the public
+    # LocalCluster: scheduler and workers must run as separate programs (``python -m
+    # distributed.cli.dask_spec``), not as multiprocessing children of this one.
+    # - LocalCluster's nannies start their workers with multiprocessing's spawn
+    #   method (distributed.worker.multiprocessing-method), which runs the parent's
+    #   main script again in each worker, at start and whenever Dask restarts a worker
+    #   after a crash: a script without an ``if __name__ == "__main__":`` guard (the
+    #   common case) would run whole in every worker.  paraloop's own pool hides the
+    #   main script from the workers it starts (processes/handle.py, main_hidden), but LocalCluster
+    #   starts its processes from threads of its own, where that cannot be done
+    #   without changing multiprocessing for the whole program.  fork instead is
+    #   unsafe in a program with threads (Dask's event loop is one).
+    # - LocalCluster's scheduler also runs inside this program, sharing its interpreter
+    #   with the caller that combines the outcomes (not measured here; the first
+    #   reason decides).  Killed programs are no reason either way: here each of the
+    #   cluster's programs leaves once this one is gone, SIGKILL included
+    #   (paraloop.lifeline, tested in tests/test_dask.py).
+    # It is otherwise the cluster a LocalCluster user knows (the same Scheduler and
+    # Nanny classes, SpecCluster's API: scale, close, dashboard_link), and its
+    # dashboard is there on request (PARALOOP_DASK_DASHBOARD or
+    # paraloop.config(dask_dashboard=...)).  A chunk lost with its worker is an
+    # error, not retried elsewhere.
+    # Only this program may use it: TLS with a certificate made for this run, which
+    # every connection must present (another local user could otherwise connect to
+    # 127.0.0.1 and run code as this one).
+    security = _credentials()
+    options: dict[str, Any] = {
+        "host": "127.0.0.1",
+        "n_workers": workers,
+        "threads_per_worker": 1,
+        "dashboard_address": _dashboard_address(),
+        "scheduler_kwargs": {"allowed_failures": 0, "protocol": "tls"},
+        "silence_logs": logging.CRITICAL,
+        "security": security,
+    }
+    settings = _cluster_environment(security)
+    saved = {name: os.environ.get(name) for name in settings}
+    os.environ.update(settings)
+    try:
+        cluster = SubprocessCluster(**options)
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    client = distributed.Client(cluster, set_as_default=False, security=security)
+    client.wait_for_workers(workers, timeout=60)
+    if options["dashboard_address"] is not None:
+        logger.info("the Dask cluster's dashboard: %s", client.dashboard_link)
+    return client, cluster
+
+
+def _cluster_environment(security: Any) -> dict[str, str]:
+    """The environment variables the cluster's programs start with."""
+    # The Dask programs read their configuration (log level, credentials) from the
+    # environment they inherit, which only this user can read.
+    settings = {"DASK_LOGGING__DISTRIBUTED": "error", **_credential_settings(security)}
+    # Dask's HTTP pages for the dashboard, without the proxy to other addresses.
+    settings["DASK_DISTRIBUTED__SCHEDULER__HTTP__ROUTES"] = json.dumps(DASHBOARD_ROUTES)
+    # Each of them leaves once this program is gone, however it ended (SIGKILL too).
+    settings["PARALOOP_OWNER"] = str(os.getpid())
+    for kind in ("SCHEDULER", "NANNY", "WORKER"):
+        settings[f"DASK_DISTRIBUTED__{kind}__PRELOAD"] = '["paraloop.lifeline"]'
+    return settings
 
 
 def _dashboard_address() -> str | None:
@@ -294,7 +308,7 @@ def _dashboard_address() -> str | None:
             )
         port = int(given)
     else:
-        from .settings import current
+        from ..settings import current
 
         asked = current().get("dask_dashboard")
         if asked is None or asked is False:
@@ -426,8 +440,6 @@ def _job(key: str, data: bytes, path: list[str]) -> Job | ParaLoopError:
         try:
             loaded: Job | ParaLoopError = serialize.loads(data)
         except Exception as error:  # noqa: BLE001 - reported for every chunk of the loop
-            from .worker import job_failure
-
             loaded = job_failure(error)
         _jobs[key] = loaded
         while len(_jobs) > 8:
@@ -458,9 +470,6 @@ async def _release_on_worker(key: str) -> None:
 
 def run_chunk(key: str, data: bytes, path: list[str], index: int, start: int, items: bytes) -> bytes:
     """The Dask task: run one chunk, return its serialized outcome."""
-    from .threads import running_chunk
-    from .worker import encode_outcome
-
     # Also while loading: a module the job imports may hold ParaLoop loops at
     # its top level, and those must run here, not send tasks to the cluster.
     with running_chunk():
@@ -476,8 +485,6 @@ def _with_deadline(job: Job, chunk: Chunk) -> Outcome:
     """Run the chunk in a thread of this task, watched: an iteration past the timeout ends the
     task with IterationTimeoutError, naming this worker, which the caller then restarts (the
     thread cannot be stopped otherwise)."""
-    from .threads import running_chunk
-
     assert job.timeout is not None
     clock: list[Any] = [0.0, -1]
     done: list[Outcome] = []
@@ -518,10 +525,51 @@ def _held(job: Job, chunk: Chunk) -> str:
     return f"iterations {chunk.start} to {last}" if last != chunk.start else f"iteration {last}"
 
 
+def _submit(
+    client: Any, chunker: Chunker, running: dict[Any, Chunk], in_flight: int, loop: tuple[str, Any, list[str]]
+) -> None:
+    """Submit chunks until ``in_flight`` run; ``loop``: the loop's key, its job's future and
+    the caller's ``sys.path``, as every task gets them."""
+    key, job_future, path = loop
+    while len(running) < in_flight:
+        chunk = chunker.next()
+        if chunk is None:
+            return
+        payload = chunk.payload if chunk.payload is not None else serialize.dumps(chunk.items)
+        chunker.sent(len(chunk.items), len(payload))
+        future = client.submit(
+            run_chunk,
+            key,
+            job_future,
+            path,
+            chunk.index,
+            chunk.start,
+            payload,
+            key=f"paraloop-{key}-{chunk.index}",
+            pure=False,
+            retries=0,
+        )
+        running[future] = chunk
+
+
+def _finished(
+    distributed: Any, client: Any, running: dict[Any, Chunk], finished: list[Any], job: Job
+) -> Iterator[Outcome]:
+    """The outcomes of the ``finished`` tasks, in chunk order, each taken off ``running``."""
+    for future in sorted(finished, key=lambda f: running[f].index):
+        chunk = running.pop(future)
+        outcome = _outcome(distributed, future, chunk, job)
+        worker = getattr(outcome.value, "worker", None) if outcome.kind == RAISED else None
+        if worker is not None:
+            # An iteration ran past the timeout and still runs there: restart that worker.
+            with contextlib.suppress(Exception):
+                client.restart_workers([worker], raise_for_error=False)
+        yield outcome
+
+
 def run_dask(job: Job, chunker: Chunker, scheduler: Any, workers: int | None) -> Iterator[Outcome]:
     """Run the chunks as tasks on a Dask cluster; yield outcomes as they arrive."""
     distributed = _import_distributed()
-    from .pool import job_bytes
 
     refuse_shared_arrays(job)
     client = _client(scheduler, workers)
@@ -540,25 +588,7 @@ def run_dask(job: Job, chunker: Chunker, scheduler: Any, workers: int | None) ->
     no_workers_since: float | None = None
     try:
         while True:
-            while len(running) < in_flight:
-                chunk = chunker.next()
-                if chunk is None:
-                    break
-                payload = chunk.payload if chunk.payload is not None else serialize.dumps(chunk.items)
-                chunker.sent(len(chunk.items), len(payload))
-                future = client.submit(
-                    run_chunk,
-                    key,
-                    job_future,
-                    path,
-                    chunk.index,
-                    chunk.start,
-                    payload,
-                    key=f"paraloop-{key}-{chunk.index}",
-                    pure=False,
-                    retries=0,
-                )
-                running[future] = chunk
+            _submit(client, chunker, running, in_flight, (key, job_future, path))
             if not running:
                 return
             finished = [future for future in running if future.done()]
@@ -573,15 +603,7 @@ def run_dask(job: Job, chunker: Chunker, scheduler: Any, workers: int | None) ->
                     no_workers_since = _check_workers(client, job, no_workers_since)
                 continue
             no_workers_since = None
-            for future in sorted(finished, key=lambda f: running[f].index):
-                chunk = running.pop(future)
-                outcome = _outcome(distributed, future, chunk, job)
-                worker = getattr(outcome.value, "worker", None) if outcome.kind == RAISED else None
-                if worker is not None:
-                    # An iteration ran past the timeout and still runs there: restart that worker.
-                    with contextlib.suppress(Exception):
-                        client.restart_workers([worker], raise_for_error=False)
-                yield outcome
+            yield from _finished(distributed, client, running, finished, job)
     finally:
         # Released, not cancelled: releasing never waits for the scheduler (which
         # after Ctrl-C in a terminal may be gone), and chunks nobody wants are
@@ -654,7 +676,7 @@ def _outcome(distributed: Any, future: Any, chunk: Chunk, job: Job) -> Outcome:
 
 def refuse_shared_arrays(job: Job) -> None:
     """A SharedArray lives in this machine's memory: Dask workers cannot write into it."""
-    from .shared import SharedArray
+    from ..shared import SharedArray
 
     for name, value in zip(job.params, job.values):
         if isinstance(value, SharedArray):

@@ -24,7 +24,7 @@ instead of recording each term for a replay: the plain loop's operations in
 its order, at the plain loop's speed.
 
 The caller runs a chunk exactly as a worker does (see
-:mod:`paraloop.worker`), so the loop's result does not depend on where a
+child.py), so the loop's result does not depend on where a
 chunk ran:
 
 - with the job's bytes made first, as the workers get them (something that
@@ -65,14 +65,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from . import serialize
-from .chunks import Chunk, Chunker
-from .execute import DONE, NOTE_STATE, RAISED, Job, Outcome, execute_chunk
-from .native_threads import limited
-from .replay import Continued
-from .resources import handles_exist
-from .threads import running_chunk
-from .worker import encode_outcome, unreadable
+from ... import serialize
+from ...chunks import Chunk, Chunker
+from ...execute import DONE, NOTE_STATE, RAISED, Job, Outcome, execute_chunk
+from ...native_threads import limited
+from ...replay import Continued
+from ...resources import handles_exist
+from ...wire import encode_outcome, unreadable
+from ..threads import running_chunk
 
 __all__ = [
     "CALLER_SECONDS",
@@ -217,7 +217,7 @@ class CallerWorker:
         self.spent = 0.0
         self._per_item = 0.0
         # Its chunks' wall, CPU and queued times: whether the iterations mostly wait (then the
-        # workers run lanes from their first chunk on, see paraloop.lanes).
+        # workers run lanes from their first chunk on, see policy.py).
         self.wall = self.cpu = self.queued = 0.0
         self.items = 0
         # A process-wide change an iteration made here (see paraloop.process_state): the caller

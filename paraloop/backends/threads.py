@@ -18,10 +18,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from .chunks import Chunker
-from .execute import Job, Outcome, execute_chunk, timeout_error
-from .native_threads import limited
-from .resources import hand_back, release_thread
+from ..chunks import Chunker
+from ..execute import Job, Outcome, execute_chunk, timeout_error
+from ..native_threads import limited
+from ..resources import hand_back, release_thread
 
 __all__ = ["in_worker_thread", "run_threads", "running_chunk"]
 
@@ -64,30 +64,13 @@ def run_threads(job: Job, chunker: Chunker, count: int) -> Iterator[Outcome]:
     # Per thread: the running iteration's start (0: none), its index, and its chunk.
     clocks: list[list[Any]] = [[0.0, -1, None] for _ in range(count)]
 
-    def work(clock: list[Any]) -> None:
-        _state.active = True
-        try:
-            while not stop.is_set():
-                if not room.acquire(timeout=ROOM_POLL_SECONDS):
-                    continue  # look at stop again: the caller may have gone
-                chunk = chunker.next()
-                if chunk is None:
-                    break
-                clock[2] = chunk
-                outcome = execute_chunk(job, chunk, clock if job.timeout is not None else None)
-                # A per-thread object the chunk hands back stays open for the caller.
-                hand_back(outcome)
-                results.put(outcome)
-        except BaseException as error:  # noqa: BLE001 - handed to the caller
-            results.put(error)
-        finally:
-            # The thread ends with the loop: the per-worker objects it made close now, but
-            # those it handed back, which are the caller's.
-            release_thread()
-            results.put(_FINISHED)
-
     threads = [
-        threading.Thread(target=work, args=(clocks[n],), name=f"paraloop-thread-{n + 1}", daemon=True)
+        threading.Thread(
+            target=_work,
+            args=(job, chunker, clocks[n], results, stop, room),
+            name=f"paraloop-thread-{n + 1}",
+            daemon=True,
+        )
         for n in range(count)
     ]
     # Threads still running an iteration after a break or an error finish with the caller's pools.
@@ -115,6 +98,37 @@ def run_threads(job: Job, chunker: Chunker, count: int) -> Iterator[Outcome]:
         finally:
             stop.set()
             chunker.stop()
+
+
+def _work(
+    job: Job,
+    chunker: Chunker,
+    clock: list[Any],
+    results: queue.SimpleQueue[object],
+    stop: threading.Event,
+    room: threading.Semaphore,
+) -> None:
+    """One thread of the loop: take chunks and run them until the chunker or the caller stops."""
+    _state.active = True
+    try:
+        while not stop.is_set():
+            if not room.acquire(timeout=ROOM_POLL_SECONDS):
+                continue  # look at stop again: the caller may have gone
+            chunk = chunker.next()
+            if chunk is None:
+                break
+            clock[2] = chunk
+            outcome = execute_chunk(job, chunk, clock if job.timeout is not None else None)
+            # A per-thread object the chunk hands back stays open for the caller.
+            hand_back(outcome)
+            results.put(outcome)
+    except BaseException as error:  # noqa: BLE001 - handed to the caller
+        results.put(error)
+    finally:
+        # The thread ends with the loop: the per-worker objects it made close now, but
+        # those it handed back, which are the caller's.
+        release_thread()
+        results.put(_FINISHED)
 
 
 def _until_deadline(clocks: list[list[Any]], timeout: float | None) -> float | None:

@@ -1,4 +1,4 @@
-"""The main loop of a worker process.
+"""The main loop of a worker process (its messages: see protocol.py).
 
 A worker reads messages from its pipe: a job (the loop's worker function and
 captured values, once per loop), chunks to run, or the order to quit.  It
@@ -15,46 +15,23 @@ import importlib
 import os
 import pickle
 import signal
-import struct
 import sys
 import threading
 import traceback
-from dataclasses import dataclass
 from typing import Any
 
-from . import coverage_workers, native_threads, serialize
-from .chunks import Chunk
-from .early import Watch
-from .errors import ParaLoopError
-from .execute import DONE, NOTE_STATE, RAISED, RETURNED, Job, Outcome, execute_chunk, stamped
-from .hook import typeguard_workers
+from ... import coverage_workers, native_threads, serialize
+from ...chunks import Chunk
+from ...errors import ParaLoopError
+from ...execute import DONE, NOTE_STATE, RAISED, Job, Outcome, execute_chunk, stamped
+from ...hook import typeguard_workers
+from ...lifeline import die_with
+from ...wire import encode_outcome, job_failure
 from .lanes import finish_lanes, start_lanes
-from .lifeline import die_with
-from .references import captured_arrays, refer
+from .protocol import CHECK, CHUNK, HEADER, JOB, QUIT, WATCHED, Checked
+from .watch import Watch
 
-__all__ = ["CHECK", "CHUNK", "HEADER", "JOB", "NOTHING", "QUIT", "WATCHED", "Checked", "in_worker", "serve"]
-
-# Message header: kind, loop id, chunk index, start index, lanes.
-HEADER = struct.Struct("<BQQQH")
-JOB = 1
-CHUNK = 2
-QUIT = 3
-# The parent's answer to an Early that brings no chunk.
-NOTHING = 4
-# At the loop's end: check what chunks left unchecked (see paraloop.guard); the answer is a
-# Checked.
-CHECK = 5
-
-
-@dataclass
-class Checked:
-    """A worker's answer to CHECK: the change it found to an object from outside the loop."""
-
-    error: ParaLoopError | None
-
-
-# Lanes of a chunk run in one lane and watched (see paraloop.early).
-WATCHED = 0
+__all__ = ["in_worker", "serve"]
 
 _in_worker = False
 
@@ -62,95 +39,6 @@ _in_worker = False
 def in_worker() -> bool:
     """True inside a paraloop worker: nested ParaLoop loops there run sequentially."""
     return _in_worker
-
-
-def encode_outcome(outcome: Outcome, job: Job) -> bytes:
-    """Serialize an outcome; values that cannot travel are dropped or reported by name."""
-    parts = outcome.parts or []
-    guard = job.__dict__.get("_guard")
-    outcome.unchecked = guard is not None and guard.pending
-    by_id = job.captured_ids()
-    arrays = captured_arrays(job.params, job.values, job.tracked) if by_id else []
-    for each in (*parts, outcome):
-        if each.kind == RAISED:
-            classes = {key: ref for key, ref in by_id.items() if ref.key is None}
-            each.value = (
-                parts[-1].value if each is outcome and parts else serialize.Carried(each.value, classes)
-            )
-        elif by_id:
-            # A name bound to a captured object (or a view of one) comes back as that object.
-            each.bound = {name: refer(value, by_id, arrays) for name, value in each.bound.items()}
-            if each.kind == RETURNED:
-                each.value = refer(each.value, by_id, arrays)
-    try:
-        return serialize.dumps(outcome)
-    except Exception:  # noqa: BLE001 - find out which value could not travel
-        pass
-    if not parts:
-        return _repaired(outcome, job)
-    repaired = [serialize.loads(_repaired(part, job)) for part in parts]
-    for number, part in enumerate(repaired):
-        if part.kind == RAISED and parts[number].kind != RAISED:
-            # A value of this part could not travel: the chunk ends there.
-            repaired = repaired[: number + 1]
-            outcome.kind, outcome.stop, outcome.value = part.kind, part.stop, part.value
-            break
-    outcome.parts = repaired
-    return serialize.dumps(outcome)
-
-
-def _repaired(outcome: Outcome, job: Job) -> bytes:
-    """An outcome that failed to serialize: drop what need not travel, or name what cannot."""
-    try:
-        return serialize.dumps(outcome)
-    except Exception:  # noqa: BLE001 - find out which value could not travel
-        pass
-    for name, value in list(outcome.bound.items()):
-        if not _travels(value):
-            if name in job.after:
-                return _cannot_travel(outcome, job, name, value, "is read after the loop")
-            # Nothing after the loop reads it: it need not travel back.
-            del outcome.bound[name]
-    for name, value in outcome.partials.items():
-        if not _travels(value):
-            return _cannot_travel(outcome, job, name, value, "is a Variable of the loop")
-    if outcome.value is not None and not _travels(outcome.value):
-        return _cannot_travel(outcome, job, "return value", outcome.value, "is returned")
-    return serialize.dumps(outcome)
-
-
-def _travels(value: Any) -> bool:
-    try:
-        serialize.dumps(value)
-    except Exception:  # noqa: BLE001
-        return False
-    return True
-
-
-def _cannot_travel(outcome: Outcome, job: Job, name: str, value: Any, why: str) -> bytes:
-    error = ParaLoopError(
-        f"{job.filename}, line {job.line}: {name!r} {why}, but its value "
-        f"{type(value).__name__} cannot be sent back from a worker process. "
-        "Keep unpicklable objects inside the loop body, or use backend='sequential'"
-    )
-    failed = Outcome(outcome.chunk, outcome.start, outcome.size, RAISED, outcome.start, error)
-    return serialize.dumps(failed)
-
-
-def unreadable(job: Job, chunk: Chunk, error: Exception) -> Outcome:
-    """The outcome of a chunk whose results could not be loaded in the caller (a result's
-    ``__setstate__`` raised there): an error naming its iterations; the chunks before it
-    are combined as usual."""
-    last = chunk.start + len(chunk.items) - 1
-    which = f"iteration {last}" if last == chunk.start else f"iterations {chunk.start} to {last}"
-    refused = ParaLoopError(
-        f"{job.filename}, line {job.line}: the results of {which} came back from a worker process "
-        f"but could not be loaded here: {type(error).__name__}: {error} (a class's __setstate__ "
-        "or __reduce__ failed in the caller). Return plain values (numbers, strings, lists, dicts) "
-        "from the body, or fix that class"
-    )
-    refused.__cause__ = error
-    return Outcome(chunk.index, chunk.start, len(chunk.items), RAISED, chunk.start, refused)
 
 
 def _load_job(payload: memoryview) -> Job:
@@ -171,8 +59,8 @@ def _load_job(payload: memoryview) -> Job:
         # A module written after this worker listed its directories.
         importlib.invalidate_caches()
         job = serialize.loads(data)
-    # What the caller's own chunks showed (see paraloop.caller): sums that started as whole
-    # numbers and had whole terms there are added per chunk from this worker's first chunk on.
+    # What the caller's own chunks showed (see caller.py): sums that started as whole numbers
+    # and had whole terms there are added per chunk from this worker's first chunk on.
     job.whole_terms().update(whole)
     # The global random generators the caller has, imported now rather than in the first
     # iteration: importing numpy.random there adds warnings filters, which would look like
@@ -181,14 +69,6 @@ def _load_job(payload: memoryview) -> Job:
         if module not in sys.modules:
             importlib.import_module(module)
     return job
-
-
-def job_failure(error: BaseException) -> ParaLoopError:
-    return ParaLoopError(
-        f"a worker process could not load the loop ({type(error).__name__}: {error}). "
-        "Everything the loop body uses must be importable in a new process, or defined in "
-        "the script itself; use backend='sequential' to run the loop in the caller"
-    )
 
 
 # Chunks running in lanes now: while any does, iterations run side by side and the
@@ -255,11 +135,7 @@ def _serve(connection: Any, clock: Any, owner: int | None) -> None:
     # its pid, not the parent's, since a forkserver worker's parent is the fork server, which
     # lives as long as its children.
     die_with(owner if owner is not None else parent, lambda: os.getppid() != parent)
-    job: Job | None = None
-    job_error: ParaLoopError | None = None
-    job_id = -1
-    # Lane threads answer too.
-    sending = threading.Lock()
+    child = _Child(connection, clock)
     while True:
         # Poll with a timeout: a sibling forked later may hold our pipe open,
         # so EOF alone does not prove the parent is alive.
@@ -276,48 +152,70 @@ def _serve(connection: Any, clock: Any, owner: int | None) -> None:
         if kind == QUIT:
             return
         if kind == CHECK:
-            found = job.final_check() if job is not None and job_id == loop_id else None
-            coverage_workers.save()
-            with sending:
-                connection.send_bytes(serialize.dumps(Checked(found)))
-            continue
-        if kind == JOB:
-            job_id = loop_id
-            try:
-                job, job_error = _load_job(payload), None
-            except Exception as error:  # noqa: BLE001 - reported for every chunk of the loop
-                job, job_error = None, job_failure(error)
-            continue
-        if kind == CHUNK:
-            if job_id != loop_id:
-                raise RuntimeError("paraloop worker received a chunk before its job")
-            if job is None:
-                failed = Outcome(index, start, 0, RAISED, start, job_error)
-                with sending:
-                    connection.send_bytes(serialize.dumps(failed))
-                continue
-            try:
-                items = _load_items(payload, clock if job.timeout is not None else None, start)
-            except Exception as error:  # noqa: BLE001 - the loop's error, naming the item
-                with sending:
-                    connection.send_bytes(serialize.dumps(_unloadable(job, index, start, payload, error)))
-                continue
-            chunk = Chunk(index, start, items)
-            if lanes > 1 and len(items) > 1:
-                _in_lanes(sending, connection, job, chunk, lanes)
-                continue
-            _alone(job)
-            watch = None
-            if lanes == WATCHED:
-                watch = Watch(connection, sending, functools.partial(_answered, sending, connection, job))
-            outcome = execute_chunk(job, chunk, clock, queue=True, state=NOTE_STATE)
-            if watch is not None:
-                watch.finished(outcome)
-            data = _encoded(outcome, job, clock if job.timeout is not None else None, chunk)
-            with sending:
-                connection.send_bytes(data)
-            if watch is not None:
-                watch.join()
+            child.check(loop_id)
+        elif kind == JOB:
+            child.load(loop_id, payload)
+        elif kind == CHUNK:
+            child.chunk(loop_id, index, start, lanes, payload)
+
+
+class _Child:
+    """A worker's side of the conversation: the loop's job, and the pipe it answers on."""
+
+    def __init__(self, connection: Any, clock: Any) -> None:
+        self.connection = connection
+        self.clock = clock
+        self.job: Job | None = None
+        self.job_error: ParaLoopError | None = None
+        self.job_id = -1
+        # Lane threads answer too.
+        self.sending = threading.Lock()
+
+    def send(self, data: bytes) -> None:
+        with self.sending:
+            self.connection.send_bytes(data)
+
+    def check(self, loop_id: int) -> None:
+        job = self.job
+        found = job.final_check() if job is not None and self.job_id == loop_id else None
+        coverage_workers.save()
+        self.send(serialize.dumps(Checked(found)))
+
+    def load(self, loop_id: int, payload: memoryview) -> None:
+        self.job_id = loop_id
+        try:
+            self.job, self.job_error = _load_job(payload), None
+        except Exception as error:  # noqa: BLE001 - reported for every chunk of the loop
+            self.job, self.job_error = None, job_failure(error)
+
+    def chunk(self, loop_id: int, index: int, start: int, lanes: int, payload: memoryview) -> None:
+        if self.job_id != loop_id:
+            raise RuntimeError("paraloop worker received a chunk before its job")
+        job = self.job
+        if job is None:
+            self.send(serialize.dumps(Outcome(index, start, 0, RAISED, start, self.job_error)))
+            return
+        clock = self.clock if job.timeout is not None else None
+        try:
+            items = _load_items(payload, clock, start)
+        except Exception as error:  # noqa: BLE001 - the loop's error, naming the item
+            self.send(serialize.dumps(_unloadable(job, index, start, payload, error)))
+            return
+        chunk = Chunk(index, start, items)
+        if lanes > 1 and len(items) > 1:
+            _in_lanes(self.sending, self.connection, job, chunk, lanes)
+            return
+        _alone(job)
+        watch = None
+        if lanes == WATCHED:
+            reply = functools.partial(_answered, self.sending, self.connection, job)
+            watch = Watch(self.connection, self.sending, reply)
+        outcome = execute_chunk(job, chunk, self.clock, queue=True, state=NOTE_STATE)
+        if watch is not None:
+            watch.finished(outcome)
+        self.send(_encoded(outcome, job, clock, chunk))
+        if watch is not None:
+            watch.join()
 
 
 def _encoded(outcome: Outcome, job: Job, clock: Any, chunk: Chunk) -> bytes:

@@ -1,0 +1,359 @@
+"""One loop on leased workers: fill them with chunks, wait, receive, answer, until the end.
+
+Data flow (one loop; protocol.py draws the messages)::
+
+    Chunker --chunks--> fill() --JOB, CHUNK--> worker pipes --Outcome, Early--> receive()
+                          ^                                                        |
+                          |                                  Early: answer(), a CHUNK or NOTHING
+                          |                                                        |
+                     LanePolicy <------ what each Outcome and Early measured ------+
+      (lanes, probes, watched chunks, more workers)                                |
+                                                           Outcome: yielded to the runtime,
+                                                           which orders and combines them and
+                                                           feeds the Chunker their times
+
+    CallerWorker (caller.py): the loop's first chunks, and one while new workers start
+    endings.py: a worker's crash, an iteration past its deadline, the final check, retiring
+
+:func:`run` is the manager loop: each round it fills every worker that may take a chunk,
+lets the caller run a short chunk while new workers start, waits for a message or a
+worker's death (or the next deadline), and hands each message to :func:`receive`.
+Outcomes are yielded as they arrive, in any order; the runtime orders and combines them.
+However the loop ends (its end, a ``break``, an exception, Ctrl-C), workers still running
+chunks are stopped and the others are handed back to the pool.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import pickle
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from multiprocess.connection import wait
+
+from ... import coverage_workers, serialize
+from ...chunks import Chunk, Chunker
+from ...cpus import available_cpus, waiting_workers
+from ...execute import Job, Outcome
+from ...hook import typeguard_workers
+from ...sharing import Segments
+from ...wire import job_bytes, unreadable
+from .caller import READY_SECONDS, CallerWorker, first_chunks, loop_running, may_run, start_seconds
+from .endings import check_deadlines, crashed, final_check, retire, until_deadline
+from .handle import Worker
+from .policy import LanePolicy
+from .protocol import JOB, NOTHING, WATCHED, Early
+
+if TYPE_CHECKING:
+    from .pool import ProcessPool
+
+__all__ = ["run"]
+
+logger = logging.getLogger("paraloop")
+_loop_ids = itertools.count(1)
+
+
+@dataclass
+class JobMessage:
+    """The JOB message every worker of the loop gets before its first chunk, made once."""
+
+    job: Job
+    # Before the first item is read (items are pickled as they are read): what travels by value.
+    importing: Any
+    # typeguard's import hooks in the caller: workers install them too.
+    hooks: Any
+    # The options of a coverage measuring the caller: the workers measure too.
+    measure: Any
+    # Large captured arrays, sent once for all workers (freed when the loop ends).
+    segments: Segments = field(default_factory=Segments)
+    _data: bytes | None = None
+    _message: bytes | None = None
+
+    def data(self) -> bytes:
+        """The job's bytes (the caller's chunks run after making them, see caller.py)."""
+        if self._data is None:
+            self._data = job_bytes(self.job, self.segments)
+        return self._data
+
+    def message(self) -> bytes:
+        if self._message is None:
+            whole = {name: True for name, whole in self.job.whole_terms().items() if whole}
+            self._message = pickle.dumps(
+                (
+                    sys.path,
+                    self.job.native_threads,
+                    self.importing,
+                    self.measure,
+                    self.hooks,
+                    whole,
+                    self.data(),
+                ),
+                protocol=pickle.HIGHEST_PROTOCOL,
+            )
+        return self._message
+
+
+@dataclass
+class Loop:
+    """The state of one loop on the pool."""
+
+    pool: ProcessPool
+    job: Job
+    chunker: Chunker
+    loop_id: int
+    policy: LanePolicy
+    sending: JobMessage
+    # ``max_iterations_per_worker``, or None.
+    recycle: int | None
+    # The workers this loop holds, and how many more it may start.  Those still to start
+    # start one at a time, each once the ones before it have a chunk, so that they compute
+    # while the next fork (milliseconds) happens.
+    active: list[Worker]
+    to_start: int
+    caller: CallerWorker | None = None
+    # Whether a worker answered in this loop: then the workers are ready.
+    heard: bool = False
+
+    @property
+    def measured(self) -> bool:
+        return self.sending.measure is not None
+
+
+def run(
+    pool: ProcessPool,
+    job: Job,
+    chunker: Chunker,
+    count: int,
+    grow_to: int | None = None,
+    recycle: int | None = None,
+    caller_runs: bool = False,
+) -> Iterator[Outcome]:
+    """Run the chunks of ``chunker`` on ``count`` workers of ``pool``; yield outcomes as they
+    arrive (see ProcessPool.run)."""
+    loop = _start(pool, job, chunker, count, grow_to, recycle, caller_runs)
+    # Under fork, this loop's forks and other threads' caller's chunks take turns.
+    turns = loop_running()
+    turns.__enter__()
+    try:
+        if loop.caller is not None:
+            yield from first_chunks(loop.caller, chunker)
+            caller = loop.caller
+            changed = caller.process_state is not None
+            loop.policy.after_caller(caller.wall, caller.cpu, caller.queued, caller.items, changed)
+        while True:
+            fill(loop)
+            waiting = [w for w in loop.active if w.chunks]
+            if not waiting:
+                if loop.caller is not None:
+                    loop.caller.finish()
+                final_check(pool, loop.active, loop.loop_id, job, loop.measured)
+                return
+            ran = caller_meanwhile(loop, waiting)
+            if ran is not None:
+                yield ran
+                continue
+            ready = wait(_watched(waiting), until_deadline(waiting, job.timeout))
+            if job.timeout is not None:
+                check_deadlines(pool, waiting, ready, job)
+            for worker in waiting:
+                if worker.connection in ready:
+                    outcome = receive(loop, worker)
+                    if outcome is not None:
+                        yield outcome
+                elif worker.process.sentinel in ready:
+                    crashed(pool, worker, job)
+    finally:
+        turns.__exit__(None, None, None)
+        release(loop)
+
+
+def _start(
+    pool: ProcessPool,
+    job: Job,
+    chunker: Chunker,
+    count: int,
+    grow_to: int | None,
+    recycle: int | None,
+    caller_runs: bool,
+) -> Loop:
+    loop_id = next(_loop_ids)
+    sending = JobMessage(
+        job, serialize.importing_now(), typeguard_workers.settings(), coverage_workers.settings()
+    )
+    active = pool.lease(count, loop_id, start=False)
+    policy = LanePolicy(
+        count,
+        grow_to,
+        # Threads in a worker: not for a loop with a timeout (a thread cannot be stopped) nor
+        # for one whose iterations change process-wide state (see paraloop.process_state).
+        allowed=job.timeout is None and job.lanes is not False and recycle is None,
+        state_matters=job.lanes is None,
+        process_cap=waiting_workers(),
+    )
+    loop = Loop(pool, job, chunker, loop_id, policy, sending, recycle, active, count - len(active))
+    # The caller runs the first chunks itself, and more while its new workers get ready.
+    if caller_runs and may_run(job, recycle):
+        ready = start_seconds(pool.method) if loop.to_start else READY_SECONDS
+        loop.caller = CallerWorker(job, sending.data, ready, pool.method, count)
+    return loop
+
+
+def _watched(waiting: list[Worker]) -> list[Any]:
+    """What to wait on: each worker's pipe, and its process's sentinel for its death."""
+    return [w.connection for w in waiting] + [w.process.sentinel for w in waiting]
+
+
+def _taker(active: list[Worker], two: bool) -> Worker | None:
+    """The worker to give the next chunk: one that holds none, else (if ``two``) one that holds one."""
+    for worker in active:
+        if not worker.chunks:
+            return worker
+    if two:
+        for worker in active:
+            # A watched chunk's worker reads its next message only as the answer to an Early.
+            if len(worker.chunks) == 1 and not worker.probing and not worker.watched:
+                return worker
+    return None
+
+
+def fill(loop: Loop) -> None:
+    """Give a chunk to every worker that may take one, starting workers as chunks need them."""
+    chunker, policy = loop.chunker, loop.policy
+    while True:
+        _retire_spent(loop)
+        worker = _taker(loop.active, two=False)
+        if worker is None and loop.to_start > 0 and not (chunker.exhausted or chunker.stopped):
+            loop.active.extend(loop.pool.lease(1, loop.loop_id))
+            loop.to_start -= 1
+            continue
+        if worker is None:
+            worker = _taker(loop.active, two=policy.second_chunks(chunker.fixed))
+        if worker is None:
+            return
+        probing = policy.probes(not worker.chunks, chunker.fixed)
+        if probing:
+            chunk = chunker.next(maximum=policy.probe.start())
+        else:
+            # With lanes, a chunk has at least an item per lane.
+            left = None if loop.recycle is None else loop.recycle - worker.assigned
+            chunk = chunker.next(minimum=policy.lanes, maximum=left)
+        if chunk is None:
+            return
+        worker.probing = probing
+        _give(loop, worker, chunk)
+
+
+def _retire_spent(loop: Loop) -> None:
+    """Replace the workers that ran their ``max_iterations_per_worker`` by new ones."""
+    if loop.recycle is None:
+        return
+    for spent in [w for w in loop.active if not w.chunks and w.assigned >= loop.recycle]:
+        loop.active.remove(spent)
+        loop.to_start += 1
+        retire(loop.pool, spent, loop.loop_id, loop.job, loop.measured)
+
+
+def _give(loop: Loop, worker: Worker, chunk: Chunk) -> None:
+    """Send ``chunk`` to ``worker``, after the job if it is the worker's first of the loop;
+    a worker's first chunk of a loop that may grow is watched, to start lanes early."""
+    first = worker.job_id != loop.loop_id
+    watched = first and loop.policy.watches()
+    worker.watched = watched
+    lanes = WATCHED if watched else 1 if worker.probing else loop.policy.lanes
+    try:
+        if first:
+            worker.send(JOB, loop.loop_id, 0, 0, loop.sending.message())
+            worker.job_id = loop.loop_id
+        sent = worker.give(loop.loop_id, chunk, lanes)
+        loop.chunker.sent(len(chunk.items), sent)
+    except (BrokenPipeError, ConnectionResetError):
+        crashed(loop.pool, worker, loop.job)
+
+
+def caller_meanwhile(loop: Loop, waiting: list[Worker]) -> Outcome | None:
+    """The workers have their first chunks and may take milliseconds to start on them: the
+    caller runs a short chunk meanwhile, unless one answered.  Its outcome, or None."""
+    caller = loop.caller
+    if caller is None or loop.heard or not caller.quick or all(w.answered for w in waiting):
+        return None
+    if wait(_watched(waiting), 0):
+        return None
+    chunk = caller.next_chunk(loop.chunker, caller.maximum())
+    if chunk is None:
+        return None
+    ran = caller.run(chunk, loop.chunker)
+    if caller.process_state is not None:
+        loop.policy.state_changed()
+    return ran
+
+
+def receive(loop: Loop, worker: Worker) -> Outcome | None:
+    """Read the worker's message: an outcome to yield, or an Early, answered here (None)."""
+    try:
+        data = worker.connection.recv_bytes()
+    except (EOFError, OSError):
+        crashed(loop.pool, worker, loop.job)
+    began = time.perf_counter()
+    try:
+        message = serialize.loads(data)
+    except Exception as error:  # noqa: BLE001 - the loop's error, naming the chunk
+        message = unreadable(loop.job, worker.chunks[min(worker.chunks)], error)
+    worker.watched = False
+    loop.heard = worker.answered = True
+    if isinstance(message, Early):
+        answer(loop, worker, message)
+        return None
+    outcome: Outcome = message
+    _note(loop, worker, outcome, began)
+    return outcome
+
+
+def answer(loop: Loop, worker: Worker, early: Early) -> None:
+    """Answer a watched chunk's Early: a chunk to run in lanes, or NOTHING."""
+    worker.early_cpu = early.cpu
+    chunk = loop.chunker.next(minimum=loop.policy.lanes) if loop.policy.on_early(early) else None
+    try:
+        if chunk is None:
+            worker.send(NOTHING, loop.loop_id, 0, 0, b"")
+        else:
+            loop.chunker.sent(len(chunk.items), worker.give(loop.loop_id, chunk, loop.policy.lanes))
+    except (BrokenPipeError, ConnectionResetError):
+        crashed(loop.pool, worker, loop.job)
+
+
+def _note(loop: Loop, worker: Worker, outcome: Outcome, began: float) -> None:
+    """Take an outcome off its worker's books, mark it as one that travelled, and let the
+    policy see it; start the workers it wants."""
+    early_cpu, worker.early_cpu = worker.early_cpu, None
+    probing, worker.probing = worker.probing, False
+    worker.chunks.pop(outcome.chunk, None)
+    worker.unchecked = outcome.unchecked
+    outcome.received = time.perf_counter() - began
+    outcome.remote = True
+    for part in outcome.parts or ():
+        part.remote = True
+    cpus: Callable[[], int] = available_cpus
+    wanted = loop.policy.on_outcome(outcome, probing, early_cpu, len(loop.active), cpus)
+    if wanted:
+        more = loop.pool.lease(wanted - len(loop.active), loop.loop_id)
+        logger.debug("iterations mostly wait: %d more workers", len(more))
+        loop.active.extend(more)
+
+
+def release(loop: Loop) -> None:
+    """However the loop ended: chunks still running belong to iterations after a break, an
+    exception or Ctrl-C, so their workers are stopped; the others go back to the pool."""
+    for worker in loop.active:
+        if worker.chunks:
+            worker.chunks.clear()
+            loop.pool.discard(worker)
+        worker.lease = None
+        worker.watched = False
+        worker.early_cpu = None
+    # Every worker that runs this loop has its job (and its mappings) by now.
+    loop.sending.segments.free()

@@ -1,0 +1,131 @@
+"""A worker's part in a loop that ends otherwise than with an outcome.
+
+A crash (the worker's process died: its iterations are named in the error), an iteration
+past the loop's timeout (its worker is stopped), the loop's end (each worker checks what
+its chunks left unchecked) and a worker's retirement after ``max_iterations_per_worker``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from multiprocess.connection import wait
+
+from ... import coverage_workers, serialize
+from ...errors import ParaLoopError, WorkerCrashedError
+from ...execute import Job, timeout_error
+from .handle import Worker
+from .protocol import CHECK, Checked
+
+if TYPE_CHECKING:
+    from .pool import ProcessPool
+
+__all__ = ["CHECK_SECONDS", "check_deadlines", "crashed", "final_check", "retire", "until_deadline"]
+
+logger = logging.getLogger("paraloop")
+# How long a worker may take to answer the end-of-loop check (fingerprints of large objects).
+CHECK_SECONDS = 300.0
+
+
+def crashed(pool: ProcessPool, worker: Worker, job: Job) -> NoReturn:
+    """Raise the loop's WorkerCrashedError for ``worker``, naming the iterations it held."""
+    chunks = sorted(worker.chunks.values(), key=lambda chunk: chunk.start)
+    worker.chunks.clear()
+    how = worker.describe_exit()
+    pool.discard(worker)
+    spans = []
+    for chunk in chunks:
+        last = chunk.start + len(chunk.items) - 1
+        one = last == chunk.start
+        spans.append(f"iteration {last}" if one else f"iterations {chunk.start} to {last}")
+    held = " and ".join(spans) or "no iterations"
+    raise WorkerCrashedError(
+        f"{job.filename}, line {job.line}: a worker process (pid {worker.process.pid}) {how} "
+        f"while running {held} of the loop. The iterations it held were lost; "
+        "if it ran out of memory, use fewer workers (num_processes=...) or smaller items"
+    )
+
+
+def until_deadline(waiting: list[Worker], timeout: float | None) -> float | None:
+    """How long to wait before some running iteration would pass the timeout."""
+    if timeout is None:
+        return None
+    started: list[float] = [w.clock[0] for w in waiting if w.clock[0] > 0]
+    if not started:
+        return min(timeout, 0.5)  # the iterations have not stamped their start yet
+    # At most an hour per wait: poll() counts milliseconds in a C int (24 days), and a
+    # timeout of a month would overflow it.  The caller waits again.
+    return min(3600.0, max(0.0, min(started) + timeout - time.monotonic()) + 0.01)
+
+
+def check_deadlines(pool: ProcessPool, waiting: list[Worker], ready: list[Any], job: Job) -> None:
+    """Stop the worker of an iteration past the timeout (one that sent nothing meanwhile) and
+    raise the loop's IterationTimeoutError."""
+    assert job.timeout is not None
+    now = time.monotonic()
+    for worker in waiting:
+        started = worker.clock[0]
+        if worker.connection in ready or not started or now - started <= job.timeout:
+            continue
+        error = timeout_error(
+            job, int(worker.clock[1]), worker.chunks.values(), "its worker process was stopped"
+        )
+        worker.chunks.clear()
+        pool.discard(worker)
+        raise error
+
+
+def final_check(pool: ProcessPool, active: list[Worker], loop_id: int, job: Job, measured: bool) -> None:
+    """At the loop's end, each worker checks the captured objects its chunks left unchecked
+    (those whose check costs more than a few percent of a chunk): a change is an error.
+
+    Under coverage (``measured``), each worker also saves what it measured (see
+    paraloop.coverage_workers)."""
+    if not job.guarded and not measured:
+        return
+    # A worker whose checks after each chunk covered everything has nothing to check: the
+    # round trip is skipped (it was two of a small loop's seven messages).
+    asked = [w for w in active if w.job_id == loop_id and (w.unchecked or measured)]
+    for worker in asked:
+        try:
+            worker.send(CHECK, loop_id, 0, 0, b"")
+        except (BrokenPipeError, ConnectionResetError):
+            crashed(pool, worker, job)
+    found: ParaLoopError | None = None
+    for worker in asked:
+        # Every answer is read, so that none is left for the next loop to take for an outcome.
+        ready = wait([worker.connection, worker.process.sentinel], CHECK_SECONDS)
+        if worker.connection not in ready:
+            if not ready:
+                worker.process.kill()  # never a hang: a worker that does not answer is stopped
+            crashed(pool, worker, job)
+        try:
+            answer = serialize.loads(worker.connection.recv_bytes())
+        except (EOFError, OSError):
+            crashed(pool, worker, job)
+        if isinstance(answer, Checked) and answer.error is not None and found is None:
+            found = answer.error
+    if measured:
+        coverage_workers.combine()
+    if found is not None:
+        raise found
+
+
+def retire(pool: ProcessPool, worker: Worker, loop_id: int, job: Job, measured: bool) -> None:
+    """Stop a worker that ran its ``max_iterations_per_worker``: first the check a loop's end
+    makes, then the order to quit (it closes its per-worker objects)."""
+    logger.debug(
+        "retiring %s (pid %s) after %d iterations",
+        worker.process.name,
+        worker.process.pid,
+        worker.assigned,
+    )
+    try:
+        if worker.job_id == loop_id:
+            final_check(pool, [worker], loop_id, job, measured)
+    finally:
+        pool.forget(worker)
+        worker.lease = None
+        worker.stop(wait_seconds=5.0)

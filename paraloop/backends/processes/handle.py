@@ -1,0 +1,206 @@
+"""One worker process as the caller holds it: started, spoken to, stopped.
+
+Starting one keeps the program's own state out of the way: a spawned or forkserver worker
+does not re-run the user's ``__main__``, a Ctrl-C during a fork is delivered afterwards,
+and a forked child inherits the caller's objects out of its garbage collector's reach.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+import logging
+import mmap
+import os
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from ... import serialize
+from ...chunks import Chunk
+from .child import serve
+from .protocol import CHUNK, HEADER, QUIT
+
+__all__ = ["Worker", "ctrl_c_held", "main_hidden"]
+
+logger = logging.getLogger("paraloop")
+
+_starting = threading.local()
+
+
+@contextmanager
+def main_hidden(method: str) -> Iterator[None]:
+    """Start spawn and forkserver workers without re-running the user's ``__main__``.
+
+    Those start methods make the child run the parent's main script first,
+    which for a script without an ``if __name__ == "__main__":`` guard would
+    run the whole program again in every worker.  paraloop's workers never
+    need it (the loop's function travels by value), so the preparation data a
+    worker (or the fork server) gets while this thread starts it names no main
+    script.  Only this thread's starts: ``sys.modules["__main__"]`` stays as it
+    is, so other threads meanwhile load results of the script's classes as those
+    classes.
+    """
+    if method == "fork":
+        yield
+        return
+    _filter_preparation()
+    _starting.active = True
+    try:
+        yield
+    finally:
+        _starting.active = False
+
+
+def _filter_preparation() -> None:
+    """Wrap ``multiprocess.spawn.get_preparation_data`` (once): while paraloop starts a worker
+    in this thread, the data names no main script to run first."""
+    from multiprocess import spawn
+
+    original = spawn.get_preparation_data
+    if getattr(original, "paraloop", False):
+        return
+
+    def get_preparation_data(name: str) -> dict[str, Any]:
+        data: dict[str, Any] = original(name)
+        if getattr(_starting, "active", False):
+            data.pop("init_main_from_path", None)
+            data.pop("init_main_from_name", None)
+        return data
+
+    get_preparation_data.paraloop = True  # type: ignore[attr-defined]
+    spawn.get_preparation_data = get_preparation_data
+
+
+@contextmanager
+def ctrl_c_held() -> Iterator[None]:
+    """Hold Ctrl-C while a worker starts; deliver it once the worker is the pool's.
+
+    A SIGINT that arrives during ``os.fork()`` raises KeyboardInterrupt inside
+    an at-fork hook (logging has one), where Python prints and drops it: the
+    program would go on waiting for workers, which ignore Ctrl-C.  So the
+    signal is only noted meanwhile, and raised afterwards as it would have been.
+    """
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or not callable(previous):
+        yield
+        return
+    held: list[Any] = []
+    signal.signal(signal.SIGINT, lambda signum, frame: held.append(frame))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if held:
+            previous(signal.SIGINT, held[0])
+
+
+@contextmanager
+def _frozen(method: str) -> Iterator[None]:
+    """Around a fork: the objects the child inherits are out of its garbage collector's reach.
+
+    A forked child shares the parent's memory until it writes to it; a collection
+    that walks every inherited object writes to all of their pages, and the child
+    then copies the parent's whole heap while its first chunk runs.  (Freezing and
+    unfreezing only move list heads: microseconds.)
+    """
+    if method != "fork":
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
+def _clock(context: Any, method: str) -> Any:
+    """Two doubles shared with one worker process."""
+    if method == "fork":
+        # A forked child inherits an anonymous shared mapping: it costs microseconds,
+        # where a RawArray (a file in /dev/shm) costs about a millisecond per worker.
+        return (ctypes.c_double * 2).from_buffer(mmap.mmap(-1, 16))
+    return context.RawArray("d", 2)
+
+
+class Worker:
+    """A worker process, its pipe, and what the caller knows of it (the chunks it holds)."""
+
+    def __init__(self, context: Any, method: str, number: int) -> None:
+        parent_end, child_end = context.Pipe(duplex=True)
+        # The running iteration's start time and index, for loops with a timeout.
+        self.clock = _clock(context, method)
+        self.process = context.Process(
+            target=serve,
+            args=(child_end, self.clock, os.getpid()),
+            name=f"paraloop-worker-{number}",
+            daemon=True,
+        )
+        with main_hidden(method), _frozen(method):
+            self.process.start()
+        child_end.close()
+        logger.debug("started %s (pid %s, %s)", self.process.name, self.process.pid, method)
+        self.connection = parent_end
+        self.job_id = -1
+        # The loop that holds this worker while it runs (a generator expression
+        # over ParaLoop can hold workers while other loops run).
+        self.lease: int | None = None
+        # The chunks it holds, by index: one, or with lanes two (the next one queues
+        # in the worker while the current one's last iterations finish).
+        self.chunks: dict[int, Chunk] = {}
+        # Its one chunk is a lanes probe (see policy.Probe).
+        self.probing = False
+        # Its one chunk is watched (see watch.py) and no Early came yet.
+        self.watched = False
+        # The CPU time its watched chunk had used when it sent an Early.
+        self.early_cpu: float | None = None
+        # Iterations given to it since it started (see max_iterations_per_worker).
+        self.assigned = 0
+        # Its last outcome said its guard left objects unchecked (see ProcessPool._final_check).
+        self.unchecked = False
+        # It sent a message back once: it is running (a new one takes milliseconds to start).
+        self.answered = False
+
+    def send(self, kind: int, loop_id: int, index: int, start: int, payload: bytes, lanes: int = 1) -> None:
+        self.connection.send_bytes(HEADER.pack(kind, loop_id, index, start, lanes) + payload)
+
+    def give(self, loop_id: int, chunk: Chunk, lanes: int) -> int:
+        """Send ``chunk``, to run in ``lanes`` lanes (or watched); it is held until its outcome.
+
+        Returns the size of its items on the way, in bytes.
+        """
+        self.chunks[chunk.index] = chunk
+        self.assigned += len(chunk.items)
+        payload = chunk.payload if chunk.payload is not None else serialize.dumps(chunk.items)
+        chunk.payload = None  # the items are held until the outcome; their bytes need not be
+        self.send(CHUNK, loop_id, chunk.index, chunk.start, payload, lanes)
+        return len(payload)
+
+    def describe_exit(self) -> str:
+        self.process.join(timeout=1.0)
+        code = self.process.exitcode
+        if code is None:
+            return "stopped answering"
+        if code < 0:
+            try:
+                name = signal.Signals(-code).name
+            except ValueError:
+                name = f"signal {-code}"
+            return f"was killed by {name}"
+        return f"exited with code {code}"
+
+    def stop(self, wait_seconds: float) -> None:
+        try:
+            self.send(QUIT, 0, 0, 0, b"")
+        except OSError:
+            pass
+        self.process.join(timeout=wait_seconds)
+        self.kill()
+
+    def kill(self) -> None:
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join(timeout=5.0)
+        self.connection.close()

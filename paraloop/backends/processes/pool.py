@@ -1,0 +1,165 @@
+"""The local process pool: workers on pipes, watched for death, leased to loops and reused.
+
+A loop leases workers (:meth:`ProcessPool.lease`) and runs on them (dispatch.py); the pool
+starts them (handle.py), discards those a loop stopped, and shuts them all down at exit.
+
+Each worker has its own pipe and holds one chunk at a time, so the parent
+always knows which iterations a worker holds, never blocks sending to a busy
+worker (a worker receives while idle, so large chunks and large results
+cannot deadlock the pipe), and notices a dead worker at once through its
+process sentinel.  A worker running chunks in lanes (threads, for iterations
+that wait) holds two: its main thread keeps receiving while lane threads
+run, and the second chunk's parts start as the first one's lanes free up.
+A worker's first chunk of a loop is watched (see watch.py): if
+its iterations wait, the worker says so before the chunk ends, and its
+answer, a chunk for lanes, is its second.
+Workers still running chunks when a loop ends early
+(a ``break``, an exception, a generator expression dropped half-way) are
+terminated at once, so the rest of the loop is cancelled promptly; the pool
+starts new workers when the next loop needs them.
+"""
+
+from __future__ import annotations
+
+import atexit
+import itertools
+import logging
+import os
+import threading
+from collections.abc import Iterator
+
+import multiprocess
+
+from ... import coverage_workers
+from ...chunks import Chunker
+from ...execute import Job, Outcome
+from . import dispatch
+from .caller import forking
+from .handle import Worker, ctrl_c_held
+
+__all__ = ["ProcessPool", "get_pool", "shutdown_pools"]
+
+logger = logging.getLogger("paraloop")
+
+
+class ProcessPool:
+    """Worker processes of one start method, grown on demand and reused by every loop."""
+
+    def __init__(self, method: str | None) -> None:
+        self.context = multiprocess.get_context(method)
+        self.method: str = self.context.get_start_method()
+        self.workers: list[Worker] = []
+        self.pid = os.getpid()
+        self._numbers = itertools.count(1)
+        self._lock = threading.Lock()
+
+    def lease(self, count: int, loop_id: int, start: bool = True) -> list[Worker]:
+        """``count`` live workers that no other running loop holds, started if need be.
+
+        With ``start=False``, only those already running (maybe fewer).
+        """
+        with self._lock:
+            self.workers = [w for w in self.workers if w.process.is_alive()]
+            free = [w for w in self.workers if w.lease is None]
+            while start and len(free) < count:
+                with forking(self.method), ctrl_c_held():
+                    worker = Worker(self.context, self.method, next(self._numbers))
+                    self.workers.append(worker)
+                free.append(worker)
+            chosen = free[:count]
+            for worker in chosen:
+                worker.lease = loop_id
+            return chosen
+
+    def discard(self, worker: Worker) -> None:
+        """Stop ``worker`` at once (it may be running a chunk) and take it out of the pool."""
+        logger.debug("stopping %s (pid %s)", worker.process.name, worker.process.pid)
+        if worker in self.workers:
+            self.workers.remove(worker)
+        worker.kill()
+
+    def forget(self, worker: Worker) -> None:
+        """Take ``worker`` out of the pool; whoever calls this stops it."""
+        with self._lock:
+            if worker in self.workers:
+                self.workers.remove(worker)
+
+    def run(
+        self,
+        job: Job,
+        chunker: Chunker,
+        count: int,
+        grow_to: int | None = None,
+        recycle: int | None = None,
+        caller_runs: bool = False,
+    ) -> Iterator[Outcome]:
+        """Run the chunks of ``chunker`` on ``count`` workers; yield outcomes as they arrive.
+
+        With ``grow_to`` (iterations in flight at most), a loop whose iterations
+        mostly wait (their CPU time is far below their wall time) gets more of
+        them in flight: each worker runs its chunks in lanes (threads, see
+        lanes.py and policy.py), or, for a loop with a timeout (which a thread
+        cannot honour), more worker processes.
+
+        With ``recycle`` (``max_iterations_per_worker``), a worker that ran that many
+        iterations (in this loop and earlier ones) is replaced by a new process: it is
+        checked as at a loop's end, then asked to quit, which closes its per-worker
+        objects.  Such a loop runs no lanes (each worker holds one chunk at a time).
+
+        With ``caller_runs``, the caller runs the first chunks itself where it may
+        (see caller.py).
+        """
+        return dispatch.run(self, job, chunker, count, grow_to, recycle, caller_runs)
+
+    def shutdown(self) -> None:
+        workers, self.workers = self.workers, []
+        for worker in workers:
+            worker.stop(wait_seconds=1.0)
+
+
+_pools: dict[str | None, ProcessPool] = {}
+_pools_lock = threading.Lock()
+
+
+def get_pool(method: str | None) -> ProcessPool:
+    """The shared pool for ``method``; a forked child gets pools of its own."""
+    with _pools_lock:
+        pool = _pools.get(method)
+        if pool is None or pool.pid != os.getpid():
+            if pool is None and not _pools:
+                atexit.register(shutdown_pools)
+            pool = ProcessPool(method)
+            _pools[method] = pool
+        return pool
+
+
+def _forget_in_child() -> None:
+    """In a child made by os.fork(), the parent's workers are not this process's.
+
+    Without this, multiprocess's exit handler in a forked child that exits normally
+    terminates the workers it inherited the handles of: the parent's next loop would find
+    them dead.
+    """
+    children = getattr(multiprocess.process, "_children", None)
+    with _pools_lock:
+        pools = list(_pools.values())
+    for pool in pools:
+        for worker in pool.workers:
+            popen = getattr(worker.process, "_popen", None)
+            if children is not None and popen is not None:
+                children.discard(popen)
+                children.discard(worker.process)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_in_child)
+
+
+def shutdown_pools() -> None:
+    """Stop every worker process; called at interpreter exit."""
+    with _pools_lock:
+        pools = [p for p in _pools.values() if p.pid == os.getpid()]
+        _pools.clear()
+    for pool in pools:
+        pool.shutdown()
+    coverage_workers.combine(final=True)

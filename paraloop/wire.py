@@ -1,0 +1,173 @@
+"""What travels between the caller and a worker, whichever backend carries it.
+
+The job goes out as bytes (:func:`job_bytes`: a value that cannot travel is refused by
+name, before any chunk runs); a chunk's outcome comes back as bytes
+(:func:`encode_outcome`: names bound to captured objects travel as references, and a value
+that cannot travel becomes the loop's error, naming it, instead of a broken pipe).  The
+process pool, its caller's chunks and Dask's tasks all use these, so a loop's result and
+its errors do not depend on where a chunk ran.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import serialize
+from .chunks import Chunk
+from .errors import ParaLoopError
+from .execute import RAISED, RETURNED, Job, Outcome
+from .items import bound_to_this_process
+from .references import captured_arrays, refer
+from .resources import PerWorker
+from .sharing import Segments, sharing
+
+__all__ = ["encode_outcome", "job_bytes", "job_failure", "unreadable"]
+
+
+def job_bytes(job: Job, segments: Segments | None = None) -> bytes:
+    """The job by value, or a ParaLoopError naming the captured value that cannot travel.
+
+    With ``segments``, large captured arrays go into shared-memory segments rather than
+    into the bytes (see :mod:`paraloop.sharing`); the caller frees them after the loop.
+    """
+    with sharing(segments):
+        return _job_bytes(job)
+
+
+def _job_bytes(job: Job) -> bytes:
+    for name, value in zip(job.params, job.values):
+        if bound_to_this_process(value):
+            raise ParaLoopError(
+                f"{job.filename}, line {job.line}: the loop body uses {name!r}, a "
+                f"{type(value).__module__}.{type(value).__qualname__} that belongs to this process "
+                "and cannot be sent to a worker process. Create it inside the body, or use "
+                "backend='threads', which shares it"
+            )
+    fast = serialize.dumps_function_job(job, job.function)  # type: ignore[arg-type]
+    if fast is not None:
+        return fast
+    try:
+        return serialize.dumps_by_value(job.portable())
+    except Exception as error:  # noqa: BLE001 - find out which value it was
+        failure = error
+    for name, value in zip(job.params, job.values):
+        try:
+            serialize.dumps_by_value(value)
+        except Exception as error:  # noqa: BLE001
+            if isinstance(value, PerWorker):
+                raise ParaLoopError(
+                    f"{job.filename}, line {job.line}: the loop body uses {name!r}, a "
+                    f"paraloop.per_worker object whose factory or arguments cannot be sent to a "
+                    f"worker process ({type(error).__name__}: {error}); each worker calls the "
+                    "factory itself. Pass what identifies the object (a path, an address, a "
+                    "name) and make the rest in the factory, which must be importable or "
+                    "defined in the script"
+                ) from None
+            raise ParaLoopError(
+                f"{job.filename}, line {job.line}: the loop body uses {name!r}, a "
+                f"{type(value).__module__}.{type(value).__qualname__} that cannot be sent to a "
+                f"worker process ({type(error).__name__}: {error}). Create it inside the body, "
+                "or use backend='threads', which shares it"
+            ) from None
+    raise ParaLoopError(
+        f"{job.filename}, line {job.line}: the loop body cannot be sent to a worker process "
+        f"({type(failure).__name__}: {failure}); something it uses from around the loop cannot be "
+        "pickled. Create it inside the body, or use backend='threads'"
+    ) from failure
+
+
+def encode_outcome(outcome: Outcome, job: Job) -> bytes:
+    """Serialize an outcome; values that cannot travel are dropped or reported by name."""
+    parts = outcome.parts or []
+    guard = job.__dict__.get("_guard")
+    outcome.unchecked = guard is not None and guard.pending
+    by_id = job.captured_ids()
+    arrays = captured_arrays(job.params, job.values, job.tracked) if by_id else []
+    for each in (*parts, outcome):
+        if each.kind == RAISED:
+            classes = {key: ref for key, ref in by_id.items() if ref.key is None}
+            each.value = (
+                parts[-1].value if each is outcome and parts else serialize.Carried(each.value, classes)
+            )
+        elif by_id:
+            # A name bound to a captured object (or a view of one) comes back as that object.
+            each.bound = {name: refer(value, by_id, arrays) for name, value in each.bound.items()}
+            if each.kind == RETURNED:
+                each.value = refer(each.value, by_id, arrays)
+    try:
+        return serialize.dumps(outcome)
+    except Exception:  # noqa: BLE001 - find out which value could not travel
+        pass
+    if not parts:
+        return _repaired(outcome, job)
+    repaired = [serialize.loads(_repaired(part, job)) for part in parts]
+    for number, part in enumerate(repaired):
+        if part.kind == RAISED and parts[number].kind != RAISED:
+            # A value of this part could not travel: the chunk ends there.
+            repaired = repaired[: number + 1]
+            outcome.kind, outcome.stop, outcome.value = part.kind, part.stop, part.value
+            break
+    outcome.parts = repaired
+    return serialize.dumps(outcome)
+
+
+def _repaired(outcome: Outcome, job: Job) -> bytes:
+    """An outcome that failed to serialize: drop what need not travel, or name what cannot."""
+    try:
+        return serialize.dumps(outcome)
+    except Exception:  # noqa: BLE001 - find out which value could not travel
+        pass
+    for name, value in list(outcome.bound.items()):
+        if not _travels(value):
+            if name in job.after:
+                return _cannot_travel(outcome, job, name, value, "is read after the loop")
+            # Nothing after the loop reads it: it need not travel back.
+            del outcome.bound[name]
+    for name, value in outcome.partials.items():
+        if not _travels(value):
+            return _cannot_travel(outcome, job, name, value, "is a Variable of the loop")
+    if outcome.value is not None and not _travels(outcome.value):
+        return _cannot_travel(outcome, job, "return value", outcome.value, "is returned")
+    return serialize.dumps(outcome)
+
+
+def _travels(value: Any) -> bool:
+    try:
+        serialize.dumps(value)
+    except Exception:  # noqa: BLE001
+        return False
+    return True
+
+
+def _cannot_travel(outcome: Outcome, job: Job, name: str, value: Any, why: str) -> bytes:
+    error = ParaLoopError(
+        f"{job.filename}, line {job.line}: {name!r} {why}, but its value "
+        f"{type(value).__name__} cannot be sent back from a worker process. "
+        "Keep unpicklable objects inside the loop body, or use backend='sequential'"
+    )
+    failed = Outcome(outcome.chunk, outcome.start, outcome.size, RAISED, outcome.start, error)
+    return serialize.dumps(failed)
+
+
+def unreadable(job: Job, chunk: Chunk, error: Exception) -> Outcome:
+    """The outcome of a chunk whose results could not be loaded in the caller (a result's
+    ``__setstate__`` raised there): an error naming its iterations; the chunks before it
+    are combined as usual."""
+    last = chunk.start + len(chunk.items) - 1
+    which = f"iteration {last}" if last == chunk.start else f"iterations {chunk.start} to {last}"
+    refused = ParaLoopError(
+        f"{job.filename}, line {job.line}: the results of {which} came back from a worker process "
+        f"but could not be loaded here: {type(error).__name__}: {error} (a class's __setstate__ "
+        "or __reduce__ failed in the caller). Return plain values (numbers, strings, lists, dicts) "
+        "from the body, or fix that class"
+    )
+    refused.__cause__ = error
+    return Outcome(chunk.index, chunk.start, len(chunk.items), RAISED, chunk.start, refused)
+
+
+def job_failure(error: BaseException) -> ParaLoopError:
+    return ParaLoopError(
+        f"a worker process could not load the loop ({type(error).__name__}: {error}). "
+        "Everything the loop body uses must be importable in a new process, or defined in "
+        "the script itself; use backend='sequential' to run the loop in the caller"
+    )
