@@ -338,10 +338,7 @@ def _recorders(job: Job, args: list[Any], continued: Mapping[str, Any]) -> dict[
 def _stand_in(private: Any, recorder: Recorder, wrapped: bool) -> Any:
     if not wrapped:
         return StandIn(recorder)
-    variable: Variable[Any] = Variable.__new__(Variable)
-    object.__setattr__(variable, "value", StandIn(recorder))
-    object.__setattr__(variable, "aggregation_strategy", private.aggregation_strategy)
-    return variable
+    return Variable._unchecked(StandIn(recorder), private.aggregation_strategy)
 
 
 def _item_prints(items: Any) -> list[tuple[int, int]] | None:

@@ -159,7 +159,7 @@ class Combiner:
     def _apply(self, outcome: Outcome) -> None:
         for name, partial in outcome.partials.items():
             if type(partial) is Continued:
-                # The chunk went on from the combined value, in order (see paraloop.caller).
+                # The chunk went on from the combined value, in order (see backends/processes/caller.py).
                 self.accumulated[name] = partial.value
                 continue
             strategy = self.variables[name].aggregation_strategy
@@ -464,7 +464,7 @@ def _chunker(loop: ParaLoop[Any]) -> Chunker:
 def _outcomes(loop: ParaLoop[Any], job: Job, chunker: Chunker, caller_runs: bool = True) -> Iterator[Outcome]:
     """Run the job's chunks on the loop's backend; outcomes arrive in any order.
 
-    ``caller_runs``: the caller may run chunks itself (see paraloop.caller), if the loop allows.
+    ``caller_runs``: the caller may run chunks itself (see backends/processes/caller.py), if the loop allows.
     """
     backend = _backend(loop)
     chosen = loop.resolved_num_processes()
@@ -720,7 +720,7 @@ def comprehension(
         try:
             # Not in a generator expression's loop: the program's own code runs between its
             # items and may change what the body reads, which the caller's chunks would take
-            # for an iteration's change (they run on the program's objects, see paraloop.caller).
+            # for an iteration's change (they run on the program's objects, see backends/processes/caller.py).
             outcomes = _outcomes(loop, job, chunker, caller_runs=kind != "generator")
             for outcome in _drive(outcomes, chunker, inline, bar):
                 for part in outcome.parts or (outcome,):

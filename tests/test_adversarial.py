@@ -1,6 +1,6 @@
 """Adversarial cases against the new parts: exact replay, inferred forms, the guard, items, exceptions, references.
 
-Each test runs a loop a user could write and asserts what CONTRACT.md promises for it:
+Each test runs a loop a user could write and asserts what the docs promise for it (docs/semantics.md):
 the plain loop's result, or a ``ParaLoopError`` whose advice works. A loop whose
 result only goes wrong where iterations run in other processes runs on the
 process backends (fork and spawn); the others run on every backend.
@@ -395,7 +395,7 @@ def test_a_captured_iterator_advanced_by_the_body(load_module: Loader) -> None:
 
 @pytest.mark.usefixtures("defaults")
 def test_the_global_random_generator_gives_the_plain_draws_under_the_defaults(load_module: Loader) -> None:
-    """CONTRACT section 3: a loop using the global RNG's seed gives the plain result under the defaults."""
+    """A loop using the global RNG's seed gives the plain result under the defaults."""
     source = source_of("""
         import random
         import time
@@ -483,7 +483,7 @@ def test_a_guard_refusal_note_names_the_item_it_held(load_module: Loader) -> Non
 def test_timeout_is_honoured_on_threads_and_dask(
     load_module: Loader, choice: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """CONTRACT section 7: the same program runs on every backend; timeout= is refused only where it cannot mean anything.
+    """The same program runs on every backend; timeout= is refused only where it cannot mean anything.
 
     On threads it raises IterationTimeoutError and leaves the thread to finish; on
     Dask the task's worker is restarted. Today both backends refuse the option.

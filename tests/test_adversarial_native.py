@@ -1,4 +1,4 @@
-"""Adversarial cases for native thread pools (#21) and modules still being imported.
+"""Adversarial cases for native thread pools and modules still being imported.
 
 Each test fails on the code it was written against; the docstring says what a user sees.
 Native-thread cases run in a fresh interpreter (as tests/test_native_threads.py does):

@@ -2,7 +2,7 @@
 captured arrays through shared memory, a script's functions by the standard pickle, and the
 refusal of stores into modules of the program.
 
-Each test runs what a user could write and asserts what CONTRACT.md promises for it: the plain
+Each test runs what a user could write and asserts what the docs promise for it (docs/semantics.md): the plain
 loop's result, or a ``ParaLoopError`` naming what is wrong. Tests marked ``xfail(strict=True)``
 fail today; their reason says what goes wrong (the fix lies in code this file's author did not
 change).

@@ -1,4 +1,4 @@
-"""coverage.py sees the loop bodies that ran in worker processes (issue 17).
+"""coverage.py sees the loop bodies that ran in worker processes.
 
 Each test runs real coverage (``coverage run``, pytest-cov, or the API) in a new
 interpreter on a program whose loop runs in worker processes, then asks coverage's own

@@ -763,7 +763,7 @@ def test_marked_pytest_module_runs_in_parallel(pytester: pytest.Pytester) -> Non
     assert "ParaLoopWarning" not in result.stdout.str()
 
 
-# 13. What the hook costs other imports (CONTRACT.md section 9: at most 5% on unmarked imports).
+# 13. What the hook costs other imports (the benchmarks' target: at most 5% on unmarked imports, W6).
 
 _opened: list[str] | None = None
 _audit_installed = False

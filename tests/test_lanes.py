@@ -234,7 +234,7 @@ def test_a_loop_that_keeps_waiting_keeps_its_lanes(
 def test_a_worker_killed_while_holding_chunks_in_lanes_names_their_iterations(
     waiting: ModuleType, load_module: Loader
 ) -> None:
-    """CONTRACT section 5 with lanes: a worker may hold two chunks; the error names what it held."""
+    """No silent loss with lanes: a worker may hold two chunks; the error names what it held."""
     module = load_module(f"""
         import os, signal, time
         from paraloop import ParaLoop
@@ -322,7 +322,7 @@ def test_a_break_in_a_watched_first_iteration_keeps_the_plain_result(
 def test_a_worker_that_dies_while_its_first_chunk_is_watched_names_both_chunks(
     waiting: ModuleType, load_module: Loader
 ) -> None:
-    """CONTRACT section 5 with the early word: the worker holds its watched chunk and the lanes chunk."""
+    """No silent loss with the early word: the worker holds its watched chunk and the lanes chunk."""
     module = load_module("""
         import os, time
         from paraloop import ParaLoop

@@ -1,4 +1,4 @@
-"""Large captured arrays reach worker processes once, through shared memory (CONTRACT.md section 9).
+"""Large captured arrays reach worker processes once, through shared memory (docs/large-inputs.md).
 
 A loop that captures a numpy array of hundreds of MB must not copy it once per worker: each
 worker maps one shared copy, read-only (captured arrays are read-only in workers anyway), and

@@ -1,4 +1,4 @@
-"""Native thread pools (BLAS, OpenMP) get each worker's share of the CPUs (issue 21).
+"""Native thread pools (BLAS, OpenMP) get each worker's share of the CPUs (docs/performance.md).
 
 Two workers on two CPUs, each with a BLAS of two threads, run four spinning threads on
 two CPUs: a numpy body can be several times slower than the plain loop.  Each script

@@ -1,4 +1,4 @@
-"""No silent loss (CONTRACT.md section 5): the twelve reproducers of issue 13, on every backend.
+"""No silent loss (docs/semantics.md): twelve reproducers of results once lost, on every backend.
 
 Each loop changes an object from outside the loop in a way no inferred form covers, or
 hands the loop items or exceptions that cannot travel as they are. On every backend the

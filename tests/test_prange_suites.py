@@ -56,7 +56,7 @@ EXPECTATIONS = ("exact", "exact-or-refused")
 #: The suite files (named after the project, then an underscore) and the repositories their loops come from.
 REPOSITORIES = {"numba": "numba/numba", "cython": "cython/cython", "pythran": "serge-sans-paille/pythran"}
 
-#: A hang is a failure too (CONTRACT.md section 6: never a hang), found well before pytest's own timeout.
+#: A hang is a failure too (paraloop never hangs, docs/semantics.md), found well before pytest's own timeout.
 pytestmark = pytest.mark.timeout(60)
 
 

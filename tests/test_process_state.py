@@ -7,7 +7,7 @@ iterations beside it, so such loops keep one iteration per worker at a time: see
 body when the loop starts, or in the first iterations a worker runs (through a function the
 body calls). Each loop below sleeps in the middle of every iteration, which makes paraloop
 want lanes, and must give the plain loop's result with default settings under every start
-method (CONTRACT.md sections 3 and 7).
+method (docs/semantics.md, docs/backends.md).
 """
 
 from __future__ import annotations

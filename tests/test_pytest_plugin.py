@@ -1,4 +1,4 @@
-"""paraloop's pytest plugin: a marked test module gets both rewrites (issue 17).
+"""paraloop's pytest plugin: a marked test module gets both rewrites.
 
 paraloop's, so its loops run in worker processes, and then pytest's, so a failing assert
 reports its values, in a loop body too (in the remote traceback).  Each test runs a real

@@ -23,7 +23,7 @@ import paraloop
 
 Loader = Callable[..., ModuleType]
 
-# Every test here runs on every backend (and start method): CONTRACT.md section 7.
+# Every test here runs on every backend (and start method): the same result on each (docs/backends.md).
 pytestmark = pytest.mark.usefixtures("every_backend")
 # (fork, threads and the sequential backend run every setting; see conftest.settings_for)
 
@@ -278,7 +278,7 @@ CASES: dict[str, tuple[str, list[str]]] = {
 def assert_same(plain: Any, parallel: Any, name: str) -> None:
     assert type(parallel) is type(plain), name
     if isinstance(plain, (float, complex)):
-        # Bit for bit (CONTRACT.md section 4): the plain loop's order of roundings.
+        # Bit for bit (docs/strategies.md): the plain loop's order of roundings.
         assert repr(parallel) == repr(plain), name
         return
     assert parallel == plain, name
@@ -444,7 +444,7 @@ def test_floats_have_the_plain_loops_bits(
     """Float, complex, numpy-float and Decimal sums and products, per key and per index, and the
     reversed and/or forms: the plain loop's values bit for bit, for 2, 3 and 8 workers and
     chunk sizes None, 1 and 7 (under fork, threads and sequentially; spawn, forkserver and Dask
-    with 8 workers), CONTRACT.md section 4."""
+    with 8 workers), as docs/strategies.md promises."""
     pytest.importorskip("numpy", reason="numpy is an optional extra (tox installs it)")
     # Every chunk costs a message (on Dask a task of some milliseconds): small chunks get
     # shorter loops, long enough still for the order of roundings to show.

@@ -1,4 +1,4 @@
-"""Every refusal names a fix that works (CONTRACT.md section 6).
+"""Every refusal names a fix that works (docs/troubleshooting.md).
 
 Each case is a loop paraloop refuses, the words its message must contain (the
 fix it names, or that the loop is sequential by nature), and the same loop with
@@ -352,7 +352,7 @@ def test_the_refusal_of_a_captured_lock_names_threads(load_module: Loader) -> No
 
 
 def test_items_changed_in_place_come_back_into_the_callers_items(load_module: Loader) -> None:
-    """Dicts, lists, arrays and objects changed in a worker are written back (CONTRACT.md section 5)."""
+    """Dicts, lists, arrays and objects changed in a worker are written back (docs/semantics.md)."""
     source = """
         class Record:
             def __init__(self, n):

@@ -1,7 +1,7 @@
 """The caller's replay of recorded terms (paraloop.replay): the plain loop's bits, by every path.
 
 A float or complex ``Sum``/``Product`` is replayed term by term onto the pre-loop value
-(CONTRACT.md section 4).  An array of terms onto an int, float or complex is folded by a C
+(docs/strategies.md).  An array of terms onto an int, float or complex is folded by a C
 function when a self-check at first use showed it folds plainly on this Python (``sum``
 before 3.12, ``math.prod``), else 16 terms per Python step.  These tests compare every path
 with the plain ``for`` loop, bit for bit, on terms chosen to expose any other order of

@@ -1,4 +1,4 @@
-"""Sequential semantics of the constructs CONTRACT.md section 5 and issue 3 list, run for real."""
+"""Sequential semantics of the constructs docs/semantics.md lists, run for real."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import paraloop
 
 Loader = Callable[..., ModuleType]
 
-# Every test here runs on every backend (and start method): CONTRACT.md section 7.
+# Every test here runs on every backend (and start method): the same result on each (docs/backends.md).
 pytestmark = pytest.mark.usefixtures("every_backend")
 
 START_METHODS = ["fork", "forkserver", "spawn"]

@@ -1,6 +1,6 @@
 """SharedArray: workers write in place; the memory is freed at exit, after crashes too.
 
-Also CONTRACT.md section 5's promise that no shared-memory segment is left
+Also the promise (docs/semantics.md) that no shared-memory segment is left
 behind after a crash or a timeout.
 """
 
@@ -152,7 +152,7 @@ os.kill(os.getpid(), signal.SIGKILL)
 
 @pytest.mark.alone
 def test_no_segment_is_left_after_crash_timeout_and_interrupt(tmp_path: Path) -> None:
-    """CONTRACT.md section 5: after a crash, a timeout or Ctrl-C, no shared memory remains."""
+    """After a crash, a timeout or Ctrl-C, no shared memory remains."""
     before = _shared_segments()
     result = _script(
         tmp_path,

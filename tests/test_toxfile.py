@@ -1,4 +1,4 @@
-"""The README's test command finds the interpreters pyenv installed (issue 17): toxfile.py.
+"""The README's test command finds the interpreters pyenv installed: toxfile.py.
 
 tox loads the project's ``toxfile.py`` as a plugin; it adds pyenv's interpreters to tox's
 ``--discover`` list. The test environments have no tox, so a stand-in for ``tox.plugin``

@@ -1,4 +1,4 @@
-"""paraloop's import hook and typeguard's compose (issue 17).
+"""paraloop's import hook and typeguard's compose.
 
 Both claim a module: typeguard's hook instruments it for run-time type checks, paraloop's
 rewrites its ParaLoop loops.  A marked module gets both (paraloop's rewrite first, then
