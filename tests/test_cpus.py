@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import LINUX_FACILITIES
 
 from paraloop.cpus import available_cpus
 
@@ -70,7 +71,7 @@ def test_a_bad_count_is_refused_with_what_to_give(tmp_path: Path) -> None:
     assert "PYTHON_CPU_COUNT=4" in done.stderr
 
 
-@pytest.mark.skipif(not os.path.exists("/proc/thread-self/schedstat"), reason="Linux's schedstat")
+@pytest.mark.skipif(not LINUX_FACILITIES, reason="PARALOOP_PORTABLE: no schedstat file is opened")
 def test_threads_reading_their_queued_time_close_no_other_descriptor() -> None:
     """Several threads of a program run loops at once, and each reads its own queued time:
     none closes a descriptor it does not own (two threads once closed the same one, and the
@@ -113,3 +114,32 @@ def test_threads_reading_their_queued_time_close_no_other_descriptor() -> None:
     finally:
         os.close(read_end)
         os.close(write_end)
+
+
+@pytest.mark.alone
+@pytest.mark.skipif(
+    not LINUX_FACILITIES,
+    reason="PARALOOP_PORTABLE hides the time queued for a CPU (Linux's schedstat), as on macOS",
+)
+def test_a_busy_thread_on_a_loaded_machine_measures_its_time_queued_for_a_cpu() -> None:
+    """What the lanes policy needs to tell a busy iteration from a waiting one on a loaded
+    machine (its decisions are tested in test_lanes_policy.py): three programs per CPU that
+    only compute leave a busy thread a fraction of a CPU, and the rest shows as queued time."""
+    import time
+
+    from paraloop.cpus import queued_seconds
+
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(3 * available_cpus())]
+    try:
+        time.sleep(0.2)  # the hogs are running, not starting
+        began_queued, began = queued_seconds(), time.perf_counter()
+        while time.perf_counter() - began < 0.5:
+            pass
+        queued = queued_seconds() - began_queued
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
+    # A fair share is a quarter of a CPU: about 0.37 s of the 0.5 s queued.  Far less would
+    # mean the figure is not read.
+    assert queued > 0.1, queued
