@@ -1,0 +1,179 @@
+"""What a loop's chunks add up to: their outcomes, in chunk order, applied onto the state the
+loop started from (tracked names combined by their strategies, items changed in place
+written back), and the loop's end (a break, a return, an exception) as the plain loop had it.
+
+The runtime (:func:`paraloop.runtime.run`) feeds the :class:`Combiner` each outcome in chunk
+order and hands its :class:`LoopResult` to the generated code, which rebinds the names.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ParaLoopError, RemoteTraceback
+from .execute import BROKE, DONE, RAISED, RETURNED, Job, Outcome
+from .items import write_back
+from .references import resolve
+from .replay import Continued
+from .serialize import Unresolved
+from .variable import Variable
+
+__all__ = ["Combiner", "LoopResult", "with_context"]
+
+
+@dataclass
+class LoopResult:
+    """What the code after a rewritten loop needs: names to rebind and how the loop ended."""
+
+    bound: dict[str, Any] = field(default_factory=dict)
+    broke: bool = False
+    returned: bool = False
+    value: Any = None
+    # An exception the loop raised: re-raised by the generated code after it
+    # has rebound the names, so they are as the plain loop left them.
+    error: BaseException | None = None
+
+
+class Combiner:
+    """Applies chunk outcomes, in chunk order, onto the pre-loop state."""
+
+    def __init__(
+        self,
+        variables: Mapping[str, Variable[Any]],
+        job: Job,
+        inferred: Mapping[str, Any],
+        held: dict[int, tuple[int, Any]] | None = None,
+    ) -> None:
+        # Items of chunks in flight (see Chunker.held): changes come back into them.
+        self.held = held if held is not None else {}
+        self.variables = variables
+        self.inferred = inferred
+        self.accumulated = {name: var.value for name, var in variables.items()}
+        self.job = job
+        self.result = LoopResult()
+        self._next = 0
+
+    def add(self, outcome: Outcome) -> bool:
+        """Take the next chunk's outcome (in chunk order, as runtime._drive yields them); return
+        True once the loop's result is complete."""
+        assert outcome.chunk == self._next, (outcome.chunk, self._next)
+        self._next += 1
+        # A chunk run in lanes: its parts in order, each like a chunk.
+        held = self.held.pop(outcome.chunk, None)
+        for part in outcome.parts or (outcome,):
+            if part.changed and held is not None:
+                self._write_back(part, held)
+            self._apply(part)
+            if part.kind != DONE:
+                return True
+        return False
+
+    def _write_back(self, outcome: Outcome, held: tuple[int, Any]) -> None:
+        start, items = held
+        elsewhere: dict[int, list[int]] | None = None
+        for index, changed in outcome.changed.items():
+            original = items[index - start]
+            if elsewhere is None:
+                # Where else the loop's items in flight hold the same objects: their copies were
+                # made before this change, so their iterations would not see it.
+                elsewhere = {}
+                for first, others in [(start, items), *self.held.values()]:
+                    for position, item in enumerate(others):
+                        elsewhere.setdefault(id(item), []).append(first + position)
+            again = [at for at in elsewhere.get(id(original), ()) if at != index]
+            if again:
+                raise ParaLoopError(
+                    f"{self.job.filename}, line {self.job.line}: iteration {index} changed its item in "
+                    f"place, and the iterable yields that same object again (iteration {min(again)}): "
+                    "in the plain loop that iteration sees the change, in paraloop it got a copy made "
+                    "before it. The loop is sequential by nature through that object; keep what the "
+                    "iterations add up in a name of its own (count += 1), or use backend='sequential'"
+                )
+            if not write_back(original, changed):
+                raise ParaLoopError(
+                    f"{self.job.filename}, line {self.job.line}: iteration {index} changed its item "
+                    "in place, and paraloop cannot change the caller's item to match"
+                )
+
+    def _apply(self, outcome: Outcome) -> None:
+        for name, partial in outcome.partials.items():
+            if type(partial) is Continued:
+                # The chunk went on from the combined value, in order (see backends/processes/caller.py).
+                self.accumulated[name] = partial.value
+                continue
+            strategy = self.variables[name].aggregation_strategy
+            try:
+                self.accumulated[name] = strategy.combine(self.accumulated[name], partial)
+            except ParaLoopError as error:
+                raise ParaLoopError(f"{self.job.filename}, line {self.job.line}: {error}") from None
+        job = self.job
+        for name, value in outcome.bound.items():
+            self.result.bound[name] = resolve(value, job.params, job.values)
+        if outcome.kind == BROKE:
+            self.result.broke = True
+        elif outcome.kind == RETURNED:
+            self.result.returned = True
+            self.result.broke = True
+            self.result.value = resolve(outcome.value, job.params, job.values)
+        elif outcome.kind == RAISED:
+            self.result.error = with_context(outcome, self.job)
+
+    def finish(self) -> LoopResult:
+        for name, variable in self.variables.items():
+            combined = self.accumulated[name]
+            if name in self.inferred:
+                if combined is not self.inferred[name]:
+                    self.result.bound[name] = combined
+            else:
+                object.__setattr__(variable, "value", combined)
+        return self.result
+
+
+def with_context(outcome: Outcome, job: Job) -> BaseException:
+    error: BaseException = outcome.value
+    if isinstance(error, Unresolved):
+        # Its class is one the body captured: the caller's own class, so its except fires.
+        error = error.resolve(lambda reference: resolve(reference, job.params, job.values))
+    if isinstance(error, ParaLoopError) and outcome.item is None and outcome.traceback is None:
+        return error  # paraloop's own refusal of a chunk's results: its message says where
+    _restore_fields(error)
+    note = (
+        f"paraloop: raised in iteration {outcome.stop} (item {outcome.item}) "
+        f"of the loop at {job.filename}, line {job.line}"
+    )
+    if outcome.traceback is not None and outcome.remote:
+        # It came from another process: show the worker's traceback as the cause
+        # (and not a copy of it that tblib, once Dask imported it, rebuilds).
+        error.__traceback__ = None
+        text = outcome.traceback if sys.version_info >= (3, 11) else outcome.traceback + note + "\n"
+        # The worker's traceback shows the whole chain; it goes at the end of the
+        # exception's own chain of causes, which stays as it was raised.
+        last = error
+        while last.__cause__ is not None and not isinstance(last.__cause__, RemoteTraceback):
+            last = last.__cause__
+        last.__cause__ = RemoteTraceback(text)
+    if sys.version_info >= (3, 11):
+        error.add_note(note)
+    else:
+        # Printed only from 3.11 on, but readable by code on 3.10 too.
+        error.__notes__ = [*getattr(error, "__notes__", []), note]  # type: ignore[attr-defined]
+    return error
+
+
+def _restore_fields(error: BaseException) -> None:
+    """Give a SystemExit its code (a StopIteration its value) from its args.
+
+    Both are set by ``__init__``, and some picklers rebuild an exception without calling it:
+    tblib, which Dask installs process-wide (a forked worker inherits it), rebuilds every
+    exception whose class has its own ``__init__`` as ``cls()`` plus its args, and a body's
+    ``sys.exit(3)`` then ended the program with status 0."""
+    if not error.args:
+        return
+    first: Any = error.args[0] if len(error.args) == 1 else error.args
+    if isinstance(error, SystemExit) and error.code is None:
+        error.code = first
+    elif isinstance(error, StopIteration) and error.value is None:
+        error.value = error.args[0]
