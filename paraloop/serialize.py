@@ -35,9 +35,26 @@ def dumps(obj: Any) -> bytes:
     except Exception:  # noqa: BLE001 - any failure means: let dill try
         pass
     else:
-        if b"__main__" not in data and not _names_importing(data):
+        if not _names_module(data, "__main__") and not _names_importing(data):
             return _PICKLE + data
     return dumps_by_value(obj)
+
+
+def _names_module(data: bytes, name: str) -> bool:
+    """Whether pickle ``data`` (protocol 4 or later, the C pickler's) may name module ``name``.
+
+    A reference to a module's function or class pickles the module's name as a string of its
+    own, and the first time a string occurs it is written whole: for a short one, the opcode
+    SHORT_BINUNICODE, its length and its bytes.  Looking for exactly that, rather than for the
+    name's bytes anywhere, a string that merely contains it (a path to ``json/__main__.py``
+    among a loop's items) does not send the data through dill, several times slower.  A
+    string equal to the name does (false alarms cost time, never correctness).
+    """
+    encoded = name.encode()
+    size = len(encoded)
+    if size < 256:
+        return b"\x8c" + bytes((size,)) + encoded in data
+    return b"X" + size.to_bytes(4, "little") + encoded in data
 
 
 # Modules of the user's that the caller was still importing when a loop started (the loop
@@ -129,7 +146,7 @@ def _importing_module(name: str | None) -> bool:
 
 
 def _names_importing(data: bytes) -> bool:
-    return any(name.encode() in data and _importing_module(name) for name in _importing)
+    return any(_names_module(data, name) and _importing_module(name) for name in _importing)
 
 
 # In a worker: the stand-ins it made, by name.
@@ -235,7 +252,7 @@ def dumps_function_job(obj: Any, function: types.FunctionType) -> bytes | None:
     except Exception:  # noqa: BLE001 - dill handles it, or names what cannot travel
         return None
     data = buffer.getvalue()
-    if b"__main__" in data:
+    if _names_module(data, "__main__"):
         # Something of the script's by reference (its functions travel by value, naming their
         # module None for this check), or the text in a constant: dill sorts it out.
         return None

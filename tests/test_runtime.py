@@ -511,3 +511,29 @@ def test_a_worker_started_by_a_loop_in_a_thread_calls_its_thread_main(load_modul
             return found["names"], names()
     """)
     assert module.in_a_thread() == ({"MainThread"}, {"MainThread"})
+
+
+def test_items_that_only_mention_main_travel_by_the_standard_pickle() -> None:
+    """A path to a package's ``__main__.py`` among a loop's items is a string like any other:
+    its chunk goes through the standard pickle, not dill (several times slower, in the
+    caller).  Something of the script itself still goes through dill, by value."""
+    import __main__
+    from paraloop import serialize
+
+    items = ["/usr/lib/python3/json/__main__.py", "/usr/lib/python3/venv/__main__.py", "__main__x"]
+    assert serialize.dumps(items)[:1] == b"P"
+    assert serialize.loads(serialize.dumps(items)) == items
+
+    def of_the_script(x: int) -> int:
+        return x + 1
+
+    of_the_script.__module__ = "__main__"
+    of_the_script.__qualname__ = "of_the_script"
+    had = getattr(__main__, "of_the_script", None)
+    __main__.of_the_script = of_the_script  # type: ignore[attr-defined]
+    try:
+        data = serialize.dumps([of_the_script])
+        assert data[:1] == b"D"
+    finally:
+        if had is None:
+            del __main__.of_the_script  # type: ignore[attr-defined]
