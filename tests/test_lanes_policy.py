@@ -257,3 +257,21 @@ def test_a_callers_chunk_that_changes_process_state_while_workers_start_ends_lan
     policy.on_early(Early(seconds=0.03, cpu=0.001, queued=0.0))
     policy.state_changed()
     assert policy.lanes == 1 and not policy.provisional and not policy.allowed
+
+
+def test_no_probe_once_the_loop_is_ending() -> None:
+    """A busy worker asks for a probe; with two rounds of chunks or less left (where the length
+    is known), none runs: its iterations run alone would take a round's place at the loop's
+    end, for a verdict that could change little.  Workers may then hold second chunks again."""
+    policy = _policy()
+    _on(policy, _waiting())
+    for _ in range(PROBE_SPACING):
+        _on(policy, _in_lanes(seconds=0.2, cpu=0.004))
+    assert policy.lanes == 32 and policy.probe.confirmed
+    _on(policy, _in_lanes(seconds=0.2, cpu=0.19))  # its CPU was busy: a probe is wanted
+    assert policy.probe.wanted
+    assert policy.probes(holds_nothing=True, fixed=False, left=1000, workers=2)
+    assert policy.probes(holds_nothing=True, fixed=False)  # length unknown
+    assert not policy.probes(holds_nothing=True, fixed=False, left=128, workers=2)
+    assert not policy.second_chunks(fixed=False, left=1000, workers=2)
+    assert policy.second_chunks(fixed=False, left=128, workers=2)

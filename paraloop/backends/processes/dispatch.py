@@ -232,10 +232,11 @@ def fill(loop: Loop) -> None:
             loop.to_start -= 1
             continue
         if worker is None:
-            worker = _taker(loop.active, two=policy.second_chunks(chunker.fixed))
+            remaining, workers = chunker.left(), len(loop.active)
+            worker = _taker(loop.active, two=policy.second_chunks(chunker.fixed, remaining, workers))
         if worker is None:
             return
-        probing = policy.probes(not worker.chunks, chunker.fixed)
+        probing = policy.probes(not worker.chunks, chunker.fixed, chunker.left(), len(loop.active))
         if probing:
             chunk = chunker.next(maximum=policy.probe.start())
         else:

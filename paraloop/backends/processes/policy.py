@@ -214,17 +214,30 @@ class LanePolicy:
         """Whether a worker's first chunk of the loop is watched, to start lanes early."""
         return self.lanes == 1 and self.grow_to is not None and self.allowed
 
-    def second_chunks(self, fixed: bool) -> bool:
+    def second_chunks(self, fixed: bool, left: int | None = None, workers: int = 1) -> bool:
         """Whether a worker that holds one chunk may get a second: once lanes proved right, and
         not while a probe is wanted or running (it waits for a worker that holds nothing, and
-        its verdict should come soon).  ``fixed``: the loop's chunk size was given."""
+        its verdict should come soon) unless the loop is ending (see :meth:`probes`).
+        ``fixed``: the loop's chunk size was given."""
         probing_soon = (self.probe.wanted or self.probe.running) and not fixed
+        if probing_soon and self.probe.wanted and not self.probe.running and self._ending(left, workers):
+            probing_soon = False
         return self.lanes > 1 and self.probe.confirmed and not probing_soon
 
-    def probes(self, holds_nothing: bool, fixed: bool) -> bool:
+    def probes(self, holds_nothing: bool, fixed: bool, left: int | None = None, workers: int = 1) -> bool:
         """Whether the next chunk, for a worker that holds nothing (or not), is a probe: it
-        runs alone, so only on a worker that holds nothing."""
-        return self.lanes > 1 and self.probe.wanted and not fixed and holds_nothing
+        runs alone, so only on a worker that holds nothing.
+
+        Not once the loop is ending: with ``left`` iterations left (where known) filling at most
+        two rounds of chunks on ``workers`` workers, the verdict could change little, and the
+        probe's few iterations run alone would take the place of a round's worth in lanes (at
+        the end of the loop, when nothing else is left to run meanwhile).
+        """
+        wanted = self.lanes > 1 and self.probe.wanted and not fixed and holds_nothing
+        return wanted and not self._ending(left, workers)
+
+    def _ending(self, left: int | None, workers: int) -> bool:
+        return left is not None and left <= 2 * self.lanes * workers
 
     def on_early(self, early: Early) -> bool:
         """A watched chunk's early word: whether its worker gets a chunk for lanes now."""
