@@ -10,6 +10,7 @@ its errors do not depend on where a chunk ran.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from . import serialize
@@ -21,7 +22,7 @@ from .references import captured_arrays, refer
 from .resources import PerWorker
 from .sharing import Segments, sharing
 
-__all__ = ["encode_outcome", "job_bytes", "job_failure", "unreadable"]
+__all__ = ["arrived", "encode_outcome", "job_bytes", "job_failure", "unreadable"]
 
 
 def job_bytes(job: Job, segments: Segments | None = None) -> bytes:
@@ -147,6 +148,19 @@ def _cannot_travel(outcome: Outcome, job: Job, name: str, value: Any, why: str) 
     )
     failed = Outcome(outcome.chunk, outcome.start, outcome.size, RAISED, outcome.start, error)
     return serialize.dumps(failed)
+
+
+def arrived(outcome: Outcome, began: float) -> Outcome:
+    """An outcome just decoded on the caller's side (from a worker process, a Dask task or the
+    caller's own chunk run as a worker's), decoding begun at ``began`` (``perf_counter``): it
+    notes what receiving it cost the caller, and that it travelled, parts included (its
+    exception's traceback then comes from the other side).  The one place a receiver
+    changes an outcome."""
+    outcome.received = time.perf_counter() - began
+    outcome.remote = True
+    for part in outcome.parts or ():
+        part.remote = True
+    return outcome
 
 
 def unreadable(job: Job, chunk: Chunk, error: Exception) -> Outcome:

@@ -47,7 +47,7 @@ from ..cpus import default_workers
 from ..errors import ParaLoopError, ParaLoopWarning, WorkerCrashedError
 from ..execute import RAISED, Job, Outcome, execute_chunk, timeout_error
 from ..lifeline import alive
-from ..wire import encode_outcome, job_bytes, job_failure
+from ..wire import arrived, encode_outcome, job_bytes, job_failure
 from .threads import running_chunk
 
 __all__ = ["run_dask", "shutdown"]
@@ -669,9 +669,7 @@ def _outcome(distributed: Any, future: Any, chunk: Chunk, job: Job) -> Outcome:
             "The iterations were lost"
         ) from None
     outcome: Outcome = serialize.loads(data)
-    outcome.received = time.perf_counter() - began
-    outcome.remote = True
-    return outcome
+    return arrived(outcome, began)
 
 
 def refuse_shared_arrays(job: Job) -> None:

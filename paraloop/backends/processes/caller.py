@@ -71,7 +71,7 @@ from ...execute import DONE, NOTE_STATE, RAISED, Job, Outcome, execute_chunk
 from ...native_threads import limited
 from ...replay import Continued
 from ...resources import handles_exist
-from ...wire import encode_outcome, unreadable
+from ...wire import arrived, encode_outcome, unreadable
 from ..threads import running_chunk
 
 __all__ = [
@@ -312,8 +312,7 @@ class CallerWorker:
             travelled: Outcome = serialize.loads(data)
         except Exception as error:  # noqa: BLE001 - the loop's error, naming the chunk
             travelled = unreadable(job, chunk, error)
-        travelled.received = time.perf_counter() - decoding
-        travelled.remote = True
+        arrived(travelled, decoding)
         self.wall += travelled.seconds
         self.cpu += travelled.cpu
         self.queued += travelled.queued

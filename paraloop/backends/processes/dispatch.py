@@ -42,7 +42,7 @@ from ...cpus import available_cpus, waiting_workers
 from ...execute import Job, Outcome
 from ...hook import typeguard_workers
 from ...sharing import Segments
-from ...wire import job_bytes, unreadable
+from ...wire import arrived, job_bytes, unreadable
 from .caller import READY_SECONDS, CallerWorker, first_chunks, loop_running, may_run, start_seconds
 from .endings import check_deadlines, crashed, final_check, retire, until_deadline
 from .handle import Worker
@@ -334,10 +334,7 @@ def _note(loop: Loop, worker: Worker, outcome: Outcome, began: float) -> None:
     probing, worker.probing = worker.probing, False
     worker.chunks.pop(outcome.chunk, None)
     worker.unchecked = outcome.unchecked
-    outcome.received = time.perf_counter() - began
-    outcome.remote = True
-    for part in outcome.parts or ():
-        part.remote = True
+    arrived(outcome, began)
     cpus: Callable[[], int] = available_cpus
     wanted = loop.policy.on_outcome(outcome, probing, early_cpu, len(loop.active), cpus)
     if wanted:
