@@ -8,10 +8,14 @@ Each test runs what a user could write and asserts what the docs promise for it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import pytest
-from conftest import run_script
+from conftest import run_script, use_backend
+
+Loader = Callable[..., ModuleType]
 
 # 1. The caller keeps a loop it would finish sooner than workers. ----------------------------------
 
@@ -53,3 +57,83 @@ def test_iterations_turning_slow_are_handed_over_soon(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     seconds = float(done.stdout.split()[-1])
     assert seconds < 0.5, done.stdout
+
+
+SHORT_LEN = """\
+# paraloop: enable
+import os
+import time
+
+from paraloop import ParaLoop
+
+
+class Short(list):
+    # A list that reports fewer items than it holds: iterating it (the built-in list iterator)
+    # still yields all of them, as the plain loop does.
+    def __len__(self):
+        return 3
+
+
+me = os.getpid()
+pids = []
+for x in ParaLoop(Short(range(2000)), num_processes=2):
+    end = time.perf_counter() + 0.001
+    while time.perf_counter() < end:
+        pass
+    pids.append(os.getpid())
+assert len(pids) == 2000, len(pids)
+print("in the caller", sum(pid == me for pid in pids))
+"""
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="backends/processes/caller.py: cheaper_than_workers() takes the negative 'left' of a "
+    "sequence whose len() is below what it yields (len - position) as 'cheaper in the caller', "
+    "so the caller runs the whole 2 s loop serially and the workers never get a chunk",
+)
+def test_a_short_len_does_not_keep_the_whole_loop_in_the_caller(tmp_path: Path) -> None:
+    """The caller keeps a loop only while what is left would take it less than the workers'
+    start-up; 2,000 iterations of 1 ms are not that, whatever len() says."""
+    script = tmp_path / "short_len.py"
+    script.write_text(SHORT_LEN)
+    done = run_script(script, env={"PARALOOP_CALLER_RUNS": "1", "PARALOOP_START_METHOD": "fork"})
+    assert done.returncode == 0, done.stderr
+    in_caller = int(done.stdout.split()[-1])
+    assert in_caller < 1000, done.stdout
+
+
+# Items of a list subclass: the plain loop's are what the built-in list iterator yields. -----------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="chunks.py: _sliceable() checks only that a list subclass keeps list.__iter__, then "
+    "cuts chunks with the subclass's own __getitem__ (a slice), which may give other items than "
+    "the plain loop's iteration",
+)
+@pytest.mark.parametrize("backend", ["fork", "threads"])
+def test_list_subclass_with_its_own_getitem_iterates_as_the_plain_loop(
+    backend: str, load_module: Loader, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
+    use_backend(backend, request, monkeypatch)
+    module = load_module(
+        """
+        from paraloop import ParaLoop
+
+        class Tens(list):
+            def __getitem__(self, i):
+                got = super().__getitem__(i)
+                return [x * 10 for x in got] if isinstance(i, slice) else got * 10
+
+        items = Tens(range(50))
+        plain = []
+        for x in items:
+            plain.append(x)
+        out = []
+        for x in ParaLoop(items, num_processes=2):
+            out.append(x)
+        """
+    )
+    assert module.plain == list(range(50))
+    assert module.out == module.plain
