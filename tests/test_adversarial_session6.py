@@ -137,3 +137,45 @@ def test_list_subclass_with_its_own_getitem_iterates_as_the_plain_loop(
     )
     assert module.plain == list(range(50))
     assert module.out == module.plain
+
+
+# Functions of the script (__main__) travel by value. ----------------------------------------------
+
+SINGLEDISPATCH = """\
+# paraloop: enable
+import functools
+
+from paraloop import ParaLoop
+
+
+@functools.singledispatch
+def describe(x):
+    return "thing"
+
+
+@describe.register
+def _(x: int):
+    return "int"
+
+
+out = []
+for x in ParaLoop([1, "a", 2.0, 3]):
+    out.append(describe(x))
+print(out)
+"""
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="serialize.py: a functools.singledispatch function of the script is sent by value "
+    "through dill, which recurses without end on it; the loop is refused ('a builtins.function "
+    "that cannot be sent ... RecursionError') under every start method, though the plain loop "
+    "runs (multiprocessing would send it by reference)",
+)
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_singledispatch_function_of_the_script(method: str, tmp_path: Path) -> None:
+    script = tmp_path / "singledispatch_script.py"
+    script.write_text(SINGLEDISPATCH)
+    done = run_script(script, env={"PARALOOP_CALLER_RUNS": "1", "PARALOOP_START_METHOD": method})
+    assert done.returncode == 0, done.stderr[-600:]
+    assert done.stdout.split("\n")[0] == "['int', 'thing', 'thing', 'int']"
