@@ -179,3 +179,35 @@ def test_singledispatch_function_of_the_script(method: str, tmp_path: Path) -> N
     done = run_script(script, env={"PARALOOP_CALLER_RUNS": "1", "PARALOOP_START_METHOD": method})
     assert done.returncode == 0, done.stderr[-600:]
     assert done.stdout.split("\n")[0] == "['int', 'thing', 'thing', 'int']"
+
+
+# Chunk sizes when iterations turn slow, workers only. ---------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="chunks.py: the tail floor (wanted // TAIL_FLOOR items, from the quick iterations' time: 2,000 here) overrides the tail share (left / TAIL_SHARE), so the last 1,726 items go to one worker as one chunk; 1,000 iterations of 3 ms after 1,000 quick ones run serially (3 s, not 1.5 s)",
+)
+def test_iterations_turning_slow_are_spread_over_the_workers(
+    load_module: Loader, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
+    use_backend("fork", request, monkeypatch)  # the suite's PARALOOP_CALLER_RUNS=0: workers only
+    module = load_module(
+        """
+        import os
+        import time
+
+        from paraloop import ParaLoop
+
+        pids = []
+        for i in ParaLoop(range(2000), num_processes=2):
+            if i >= 1000:
+                end = time.perf_counter() + 0.003
+                while time.perf_counter() < end:
+                    pass
+            pids.append(os.getpid())
+        """
+    )
+    slow = module.pids[1000:]
+    busiest = max(slow.count(pid) for pid in set(slow))
+    assert busiest < 800, f"one worker ran {busiest} of the 1000 slow iterations"
