@@ -178,7 +178,9 @@ class Chunker:
         """How many items are still to be handed out, where the iterable has a length."""
         if self._sequence is None or self.exhausted or self.stopped:
             return None
-        return len(self._sequence) - self.position
+        left = len(self._sequence) - self.position
+        # A __len__ shorter than what the sequence yields: its length is not known after all.
+        return left if left >= 0 else None
 
     def observe(self, items: int, seconds: float, overhead: float = 0.0) -> None:
         """Adapt the size to a worker's time for ``items`` iterations and the caller's overhead."""

@@ -86,12 +86,6 @@ print("in the caller", sum(pid == me for pid in pids))
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="backends/processes/caller.py: cheaper_than_workers() takes the negative 'left' of a "
-    "sequence whose len() is below what it yields (len - position) as 'cheaper in the caller', "
-    "so the caller runs the whole 2 s loop serially and the workers never get a chunk",
-)
 def test_a_short_len_does_not_keep_the_whole_loop_in_the_caller(tmp_path: Path) -> None:
     """The caller keeps a loop only while what is left would take it less than the workers'
     start-up; 2,000 iterations of 1 ms are not that, whatever len() says."""
