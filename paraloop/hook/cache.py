@@ -130,13 +130,15 @@ def load(path: str | None) -> Entry | None:
     return Entry(data)
 
 
-def read(path: str | None, source: bytes, stat: os.stat_result | None = None) -> CodeType | None:
-    """The code cached at ``path`` for exactly ``source``, or None.
+def read(
+    path: str | None, entry: Entry | None, source: bytes, stat: os.stat_result | None = None
+) -> CodeType | None:
+    """The code of ``entry`` (the cache file at ``path``, as :func:`load` read it) if it was
+    written for exactly ``source``, or None.
 
-    With the source's ``stat``, a racy cache whose source has since grown old is rewritten
-    with its new time, so that the next import validates it from the stat alone.
+    With the source's ``stat``, a racy cache whose source has since grown old is rewritten with
+    its new time, so that the next import validates it from the stat alone.
     """
-    entry = load(path)
     if entry is None or entry.key != _key(source):
         return None
     code = entry.code()

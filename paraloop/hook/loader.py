@@ -238,19 +238,20 @@ class ParaLoopLoader(importlib.machinery.SourceFileLoader):
             except OSError:
                 stat = None
         source, self._source = self._source, None
-        if self.pytest_config is None and self.next_loader is None and stat is not None:
-            entry = cache.load(cached_at)
-            if entry is not None and entry.fresh(stat) and (code := entry.code()) is not None:
+        both = self.pytest_config is not None or self.next_loader is not None
+        entry = None if both else cache.load(cached_at)
+        if entry is not None and stat is not None and entry.fresh(stat):
+            if (code := entry.code()) is not None:
                 return self._loaded(code, path), cached_at
         if source is None:
             source = self.get_data(path)
-        if self.pytest_config is not None or self.next_loader is not None:
+        if both:
             # Both rewrites: not cached, since pytest's depends on its configuration (and pytest
             # does not cache a test module it did not rewrite alone either), typeguard's on its
             # version (typeguard caches under a tag of its own).
-            both = compile_rewritten(source, path, -1, self.pytest_config, self.next_loader)
-            return both, cache.cache_path(path)
-        code = cache.read(cached_at, source, stat)
+            rewritten = compile_rewritten(source, path, -1, self.pytest_config, self.next_loader)
+            return rewritten, cache.cache_path(path)
+        code = cache.read(cached_at, entry, source, stat)
         if code is not None:
             return self._loaded(code, path), cached_at
         code = compile_rewritten(source, path)

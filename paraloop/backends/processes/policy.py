@@ -219,9 +219,8 @@ class LanePolicy:
         not while a probe is wanted or running (it waits for a worker that holds nothing, and
         its verdict should come soon) unless the loop is ending (see :meth:`probes`).
         ``fixed``: the loop's chunk size was given."""
-        probing_soon = (self.probe.wanted or self.probe.running) and not fixed
-        if probing_soon and self.probe.wanted and not self.probe.running and self._ending(left, workers):
-            probing_soon = False
+        wanted = self.probe.wanted and not self._ending(left, workers)
+        probing_soon = (wanted or self.probe.running) and not fixed
         return self.lanes > 1 and self.probe.confirmed and not probing_soon
 
     def probes(self, holds_nothing: bool, fixed: bool, left: int | None = None, workers: int = 1) -> bool:
