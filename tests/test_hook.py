@@ -406,25 +406,6 @@ def test_a_racy_cache_is_checked_by_hash_and_renewed_once_the_source_is_old(
     assert (reads.count, spy.calls) == (1, 0)
 
 
-def test_a_cache_of_a_source_without_the_marker_never_marks_it(
-    tmp_path: Path, modules: list[str], bytecode: None
-) -> None:
-    """``python -m paraloop`` rewrites a script without the marker, and caches it: an import of
-    the same file (same time and size) is still a plain import."""
-    name = unique_name()
-    modules.append(name)
-    path = write(tmp_path / f"{name}.py", "origin = 'source'\n")
-    _age(path, 10)
-    planted = compile("origin = 'paraloop cache'\n", str(path), "exec", dont_inherit=True)
-    cached = paraloop.hook.cache.cache_path(str(path))
-    paraloop.hook.cache.write(cached, str(path), path.read_bytes(), planted)
-    entry = paraloop.hook.cache.load(cached)
-    assert entry is not None and entry.fresh(path.stat()) and not entry.marked
-    module = importlib.import_module(name)
-    assert type(module.__spec__.loader) is importlib.machinery.SourceFileLoader
-    assert module.origin == "source"
-
-
 def test_a_cache_file_of_the_earlier_layout_is_not_used(
     tmp_path: Path, modules: list[str], bytecode: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -497,17 +478,25 @@ def test_cached_module_moved_elsewhere_reports_its_new_path(
     assert (frames[-1].filename, frames[-1].lineno) == (str(path), line_of(path, "# the failing line"))
 
 
+@pytest.mark.parametrize("age", [0, 10])
 def test_plain_import_never_reads_a_paraloop_cache_file(
-    tmp_path: Path, modules: list[str], bytecode: None
+    tmp_path: Path, modules: list[str], bytecode: None, age: int
 ) -> None:
-    """An unmarked module ignores a valid paraloop-tagged cache file next to it."""
+    """An unmarked module ignores a valid paraloop-tagged cache file next to it, one written
+    just now (checked by hash) or for a source ``age`` seconds old (valid from the stat alone,
+    as one ``python -m paraloop`` writes for an unmarked script): only a cache written for a
+    source that carried the marker makes an import rewritten."""
     name = unique_name()
     modules.append(name)
     path = write(tmp_path / f"{name}.py", "origin = 'source'\n")
+    _age(path, age)
     planted = compile("origin = 'paraloop cache'\n", str(path), "exec", dont_inherit=True)
     cached = paraloop.hook.cache.cache_path(str(path))
     paraloop.hook.cache.write(cached, str(path), path.read_bytes(), planted)
     assert cached is not None and os.path.exists(cached)
+    entry = paraloop.hook.cache.load(cached)
+    assert entry is not None and not entry.marked
+    assert entry.fresh(path.stat()) == (age > 0)
     module = importlib.import_module(name)
     assert type(module.__spec__.loader) is importlib.machinery.SourceFileLoader
     assert module.origin == "source"
