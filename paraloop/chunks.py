@@ -205,5 +205,23 @@ class Chunker:
             with self._lock:
                 self._item_bytes = max(self._item_bytes, size / items)
 
+    @property
+    def returnable(self) -> bool:
+        """Whether items of the last chunk may be given back: a sequence's, with no error
+        pending after them (an error ends the chunks where it was found)."""
+        return self._sequence is not None and self.error is None and not self.stopped
+
+    def give_back(self, chunk: Chunk, ran: int) -> None:
+        """Only the first ``ran`` items of ``chunk``, the last chunk handed out, ran: the rest
+        are handed out again, from the next chunk on (the caller's chunks stop at a deadline)."""
+        with self._lock:
+            assert self.returnable and chunk.index == self.count - 1, "not a chunk to give back"
+            if ran >= len(chunk.items):
+                return
+            self.position = chunk.start + ran
+            self.exhausted = False
+            # Its entry in ``held`` may keep the items given back: the chunk is combined (and
+            # its entry dropped) before the next one, which holds them again.
+
     def stop(self) -> None:
         self.stopped = True

@@ -291,6 +291,25 @@ class Timed(ChunkIterator):
         self.clock[0] = 0.0
 
 
+class Until(ChunkIterator):
+    """Stops a chunk before the first iteration that would start past ``deadline``
+    (``time.perf_counter``), after at least one: the items left are the loop's again
+    (see :meth:`paraloop.chunks.Chunker.give_back`)."""
+
+    __slots__ = ("deadline",)
+
+    def __init__(self, items: Any, start: int, deadline: float) -> None:
+        super().__init__(items, start)
+        self.deadline = deadline
+
+    def __next__(self) -> Any:
+        position = self.position
+        if position >= len(self.items) or (position and time.perf_counter() > self.deadline):
+            raise StopIteration
+        self.position = position + 1
+        return self.items[position]
+
+
 @contextlib.contextmanager
 def stamped(clock: Any, index: int) -> Iterator[None]:
     """What the block does counts as iteration ``index``'s time against the timeout, as
@@ -368,6 +387,7 @@ def execute_chunk(
     state: str | None = None,
     continued: Mapping[str, Any] | None = None,
     alone: bool = True,
+    deadline: float | None = None,
 ) -> Outcome:
     """Run one chunk on private copies; with ``queue``, also measure its time queued for a CPU.
 
@@ -376,15 +396,16 @@ def execute_chunk(
     every combined one (see :class:`paraloop.replay.Continued`): they are updated in
     place of being recorded.  ``alone``: no other thread of this process may draw from
     the global random generators meanwhile (a worker process's own), so a draw seen is
-    the chunk's.
+    the chunk's.  ``deadline`` (``time.perf_counter``): no iteration starts after it but the
+    chunk's first; the outcome's ``size`` says how many ran (see :class:`Until`).
     """
     if job.decimal is None:
-        return _execute(job, chunk, clock, queue, state, continued or {}, alone)
+        return _execute(job, chunk, clock, queue, state, continued or {}, alone, deadline)
     import decimal
 
     # The caller's context for this chunk only: this thread runs other loops' chunks later.
     with decimal.localcontext(job.decimal):
-        return _execute(job, chunk, clock, queue, state, continued or {}, alone)
+        return _execute(job, chunk, clock, queue, state, continued or {}, alone, deadline)
 
 
 def _execute(
@@ -395,6 +416,7 @@ def _execute(
     state: str | None,
     continued: Mapping[str, Any],
     alone: bool = True,
+    deadline: float | None = None,
 ) -> Outcome:
     before = snapshot() if state is not None and job.lanes is not False and job.timeout is None else None
     guard = job.guard()
@@ -413,7 +435,12 @@ def _execute(
             return unmade
     recorders = _recorders(job, args, continued) if job.replay else {}
     items = chunk.items
-    iterable = Timed(items, chunk.start, clock) if clock is not None and job.timeout else items
+    if deadline is not None:
+        iterable: Any = Until(items, chunk.start, deadline)
+    elif clock is not None and job.timeout:
+        iterable = Timed(items, chunk.start, clock)
+    else:
+        iterable = items
     began_queued = queued_seconds() if queue else 0.0
     began = time.perf_counter()
     began_cpu = time.process_time()
@@ -426,6 +453,12 @@ def _execute(
     cpu = time.process_time() - began_cpu
     queued = queued_seconds() - began_queued if queue else 0.0
 
+    if kind == DONE and type(iterable) is Until and iterable.position < len(items):
+        # Stopped at the deadline: the chunk is the items that ran.
+        items = items[: iterable.position]
+        chunk = Chunk(chunk.index, chunk.start, items)
+        if item_prints is not None:
+            item_prints = [(at, digest) for at, digest in item_prints if at < len(items)]
     outcome = Outcome(
         chunk.index, chunk.start, len(items), kind, value=value, seconds=seconds, cpu=cpu, queued=queued
     )

@@ -403,3 +403,70 @@ def test_iterations_that_wait_in_the_caller_start_the_workers_in_lanes(load_modu
     lanes = load_module(WAITING).run()
     assert lanes[0] is False  # in the caller
     assert all(lanes[1:4])  # the next iterations: the first chunks the workers got
+
+
+CUT = """
+    from paraloop import ParaLoop
+
+    def run(rows, stop):
+        total = 0.0
+        seen = []
+        for row in ParaLoop(rows, num_processes=2):
+            if row[0] == stop:
+                break
+            total += row[0] * 0.1
+            row.append(row[0] * 2)  # changed in place: written back into the caller's row
+            seen.append(row[0])
+        return total, seen, rows
+"""
+
+
+@pytest.fixture(scope="module")
+def cut_module(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleType]:
+    import importlib
+
+    folder = tmp_path_factory.mktemp("caller_cut")
+    (folder / "caller_cut.py").write_text("# paraloop: enable\n" + textwrap.dedent(CUT))
+    sys.path.insert(0, str(folder))
+    try:
+        yield importlib.import_module("caller_cut")
+    finally:
+        sys.path.remove(str(folder))
+        sys.modules.pop("caller_cut", None)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    values=st.lists(st.integers(-20, 20), max_size=40),
+    cuts=st.lists(st.integers(1, 6), min_size=1, max_size=8),
+    stop=st.integers(-30, 30),
+)
+def test_caller_chunks_stopped_at_their_deadline_give_the_plain_result(
+    cut_module: ModuleType,
+    monkeypatch: pytest.MonkeyPatch,
+    values: list[int],
+    cuts: list[int],
+    stop: int,
+) -> None:
+    """A chunk of the caller's that stops at its deadline hands its items left back to the loop:
+    wherever the chunks stop, every item runs once, in order for the floats, and the items'
+    changes come back."""
+    from paraloop import execute
+
+    monkeypatch.setenv("PARALOOP_CALLER_RUNS", "1")
+    left = list(cuts)
+
+    # Each caller's chunk stops after the next number of items in ``cuts`` (then at its end).
+    def cut_next(self: Any) -> Any:
+        if self.position >= len(self.items) or (left and self.position == left[0]):
+            if self.position < len(self.items):
+                left.pop(0)
+            raise StopIteration
+        self.position += 1
+        return self.items[self.position - 1]
+
+    monkeypatch.setattr(execute.Until, "__next__", cut_next)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", paraloop.ParaLoopWarning)
+        expected = run_plain(CUT)["run"]([[v] for v in values], stop)
+    assert cut_module.run([[v] for v in values], stop) == expected

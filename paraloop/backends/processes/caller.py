@@ -16,7 +16,12 @@ cost about 10 ms here) plus their share of what is left, so the caller keeps
 the loop while what is left takes it less than ``start * n / (n - 1)`` for ``n``
 workers (twice the start-up for two).  Those chunks take about
 ``FINISH_SECONDS`` each (each chunk costs the caller a tenth of a millisecond or
-more), small enough that iterations that turn slower are seen and handed over.
+more).  A chunk sized from quick iterations may hold thousands that turn slow: each
+chunk the caller runs in order stops at twice its expected time (at least twice
+the budget), and its items left go back to the loop, so that iterations that turn
+slower are seen and handed over within milliseconds.  (The caller runs each chunk to
+its end before the loop hands out another, so the items it gives back are the next
+ones; the chunks it runs while the workers start stop so too.)
 
 While the caller runs the loop's first chunks, in order, float sums and
 products go on from their running values (:class:`paraloop.replay.Continued`)
@@ -279,6 +284,11 @@ class CallerWorker:
     def _run(self, chunk: Chunk, chunker: Chunker, in_order: bool) -> Outcome:
         began = time.perf_counter()
         job = self._job
+        # Iterations that turn slower than the ones before them are not run here for long: the
+        # chunk stops at twice the time it should take, and its items left go back to the loop.
+        allowed = None
+        if self._per_item and chunker.returnable:
+            allowed = 2 * max(len(chunk.items) * self._per_item, CALLER_SECONDS)
         self._job_data()
         payload = chunk.payload if chunk.payload is not None else serialize.dumps(chunk.items)
         chunk.payload = None
@@ -300,6 +310,7 @@ class CallerWorker:
                 # Other threads of the program may draw from the global random generators: a
                 # draw seen is then not surely the chunk's (a worker process has no such threads).
                 alone=threading.active_count() == 1,
+                deadline=None if allowed is None else time.perf_counter() + allowed,
             )
             if not in_order and outcome.kind == RAISED and isinstance(outcome.value, KeyboardInterrupt):
                 # Ctrl-C while the caller ran a chunk that follows chunks the workers still hold:
@@ -313,6 +324,8 @@ class CallerWorker:
         except Exception as error:  # noqa: BLE001 - the loop's error, naming the chunk
             travelled = unreadable(job, chunk, error)
         arrived(travelled, decoding)
+        if travelled.kind == DONE and travelled.size < len(chunk.items):
+            chunker.give_back(chunk, travelled.size)
         self.wall += travelled.seconds
         self.cpu += travelled.cpu
         self.queued += travelled.queued
