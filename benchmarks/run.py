@@ -98,6 +98,11 @@ def w4(reps: int) -> list[Table]:
     return tables
 
 
+def w4_split(reps: int) -> Table:
+    table = Table("w4-split", "W4 split: str.split() word count of every stdlib .py file (cold)")
+    return measure(table, [PLAIN, PARALOOP, *PEERS], workload("w4_split", {}), reps)
+
+
 def w8(reps: int) -> Table:
     variants = [PLAIN, PARALOOP, ("joblib", "joblib.Parallel (loky, its default)", "peer")]
     table = Table("w8", "W8 numpy: 24 iterations of fifteen 300x300 matrix products (cold)")
@@ -190,6 +195,7 @@ def causes(rounds: int, directory: str) -> dict:
         "w1": w1_imports(),
         "w3": diagnose(["chunks", "w3_cpu", "paraloop", json.dumps({"n": 64, "rounds": rounds})]),
         "w4": diagnose(["chunks", "w4_words", "paraloop", json.dumps({"fraction": 1.0})]),
+        "w4-split": diagnose(["chunks", "w4_split", "paraloop", json.dumps({})]),
         "finder": diagnose(["finder", directory]),
         "marked": diagnose(["marked", directory]),
     }
@@ -232,6 +238,7 @@ def measure_all(reps: int, quick: bool) -> tuple[list[Table], dict, report.Conte
         tables.append(w2(reps))
         tables.append(w3(reps, rounds))
         tables += w4(reps)
+        tables.append(w4_split(reps))
         tables.append(w8(reps))
         tables += w9(reps)
         tables.append(w10(reps))

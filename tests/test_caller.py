@@ -389,8 +389,10 @@ WAITING = """
         lanes = []
         # Enough of them that the caller never keeps them all, even when a loaded machine makes
         # an iteration's own time look short (its time queued for a CPU is not counted).
+        # 50 ms asleep: on a loaded machine, the time an iteration waits for a CPU once it wakes
+        # stays a small share of it (the caller judges from its time asleep).
         for i in ParaLoop(range(200)):
-            time.sleep(0.02)
+            time.sleep(0.05)
             lanes.append(threading.current_thread().name.startswith("paraloop-lane"))
         return lanes
 """
@@ -398,7 +400,7 @@ WAITING = """
 
 @pytest.mark.usefixtures("caller_on")
 def test_iterations_that_wait_in_the_caller_start_the_workers_in_lanes(load_module: Loader) -> None:
-    """The caller's first iteration waited (20 ms asleep): the workers' first chunks already
+    """The caller's first iteration waited (50 ms asleep): the workers' first chunks already
     run in lanes (threads), rather than one iteration each while they find out themselves."""
     lanes = load_module(WAITING).run()
     assert lanes[0] is False  # in the caller
