@@ -37,7 +37,53 @@ def dumps(obj: Any) -> bytes:
     else:
         if not _names_module(data, "__main__") and not _names_importing(data):
             return _PICKLE + data
+        # The bytes hold the name as a string: most often a string among the data (a word
+        # counted, a path), not a reference.  Pickled again, noting what is pickled by
+        # reference, a false alarm costs one more C pickling instead of dill's, tens of times
+        # slower for large data (a 70,000-key dict: 12 ms against 280 ms).
+        checked = _without_references(obj, {"__main__", *filter(_importing_module, _importing)})
+        if checked is not None:
+            return _PICKLE + checked
     return dumps_by_value(obj)
+
+
+class _ReferenceFinder(pickle.Pickler):
+    """The standard pickle, noting whether an object it pickles belongs to one of ``modules``
+    (a function, a class, or an instance of one): such objects travel by reference, which a
+    worker cannot follow to the script or to a module the caller is still importing.
+
+    ``reducer_override`` is called for every object but None, booleans and exact ints,
+    floats, bytes, str, dict, set, frozenset, list and tuple, and before a class or a
+    function is pickled as a global: the C pickler's speed, one Python call per other object.
+    """
+
+    def __init__(self, file: io.BytesIO, modules: set[str]) -> None:
+        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
+        self.modules = modules
+        self.found = False
+
+    def reducer_override(self, obj: Any) -> Any:
+        try:
+            module = obj.__module__
+        except Exception:  # noqa: BLE001 - an object without one (or that refuses to say)
+            module = None
+        if module is None and isinstance(obj, (type, types.FunctionType, types.BuiltinFunctionType)):
+            # Pickled by reference to the module where pickle finds it, maybe the script.
+            self.found = True
+        elif type(module) is str and module in self.modules:
+            self.found = True
+        return NotImplemented
+
+
+def _without_references(obj: Any, modules: set[str]) -> bytes | None:
+    """``obj`` pickled by the standard pickle if nothing in it belongs to ``modules``, else None."""
+    buffer = io.BytesIO()
+    finder = _ReferenceFinder(buffer, modules)
+    try:
+        finder.dump(obj)
+    except Exception:  # noqa: BLE001 - dill then tries, or names what cannot travel
+        return None
+    return None if finder.found else buffer.getvalue()
 
 
 def _names_module(data: bytes, name: str) -> bool:
