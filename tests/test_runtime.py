@@ -539,16 +539,22 @@ def test_items_that_only_mention_main_travel_by_the_standard_pickle() -> None:
             del __main__.of_the_script  # type: ignore[attr-defined]
 
 
-def test_the_word_main_travels_by_the_standard_pickle_and_the_script_s_objects_by_dill() -> None:
+@pytest.mark.parametrize("alarms", [0, 3], ids=["first alarm", "after false alarms"])
+def test_the_word_main_travels_by_the_standard_pickle_and_the_script_s_objects_by_dill(
+    alarms: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A partial result that counts the word ``__main__`` (a word count over Python sources
     does) holds that exact string: it still goes through the standard pickle, dozens of
     times faster than dill for a large dict.  Beside that string, a function of the script,
-    an instance of its class, or a partial of its function still goes through dill."""
+    an instance of its class, or a partial of its function still goes through dill; so too
+    once false alarms made serialize look for references first."""
     import functools
     from collections import defaultdict
 
     import __main__
     from paraloop import serialize
+
+    monkeypatch.setattr(serialize, "_false_alarms", alarms)
 
     counts = defaultdict(int, {"__main__": 3, "import": 7, "if": 2})
     assert serialize.dumps(counts)[:1] == b"P"
