@@ -341,6 +341,8 @@ class _FunctionPickler(pickle.Pickler):
             or not _locatable(obj)
             or _importing_module(obj.__module__)
         ):
+            if (dispatching := _reduce_singledispatch(obj)) is not NotImplemented:
+                return dispatching
             if obj.__closure__:
                 raise _NeedsDill
             # The globals, defaults and attributes as state: pickle remembers the function before
@@ -500,7 +502,54 @@ def _pickler_class() -> type:
 
 
 def _reduce_shared(pickler: Any, obj: Any) -> Any:
+    if type(obj) is types.FunctionType and (
+        obj.__module__ == "__main__" or _importing_module(obj.__module__) or not _locatable(obj)
+    ):
+        return _reduce_singledispatch(obj)
     return reduce_shared(obj)
+
+
+def _reduce_singledispatch(function: types.FunctionType) -> Any:
+    """A ``functools.singledispatch`` function that travels by value, as its default and its
+    registered implementations (each by value or by name, as any function), or NotImplemented.
+
+    Sent as the function it is (a closure over its registry and a weak-keyed cache), dill
+    recursed without end on it.  The state (the implementations) is set once the function
+    exists, so an implementation that calls the function itself (a recursive dispatch)
+    refers to the one being rebuilt.
+    """
+    registry = getattr(function, "registry", None)
+    if not (
+        function.__closure__
+        and isinstance(registry, types.MappingProxyType)
+        and object in registry
+        and callable(getattr(function, "register", None))
+        and callable(getattr(function, "dispatch", None))
+    ):
+        return NotImplemented
+    pairs = tuple((kind, implementation) for kind, implementation in registry.items() if kind is not object)
+    return _singledispatch, (), (registry[object], pairs), None, None, _set_singledispatch
+
+
+def _unset(*args: Any, **kwargs: Any) -> Any:
+    raise RuntimeError("paraloop: a singledispatch function still being rebuilt was called")
+
+
+def _singledispatch() -> Any:
+    import functools
+
+    return functools.singledispatch(_unset)
+
+
+def _set_singledispatch(function: Any, state: tuple[Any, tuple[tuple[Any, Any], ...]]) -> Any:
+    import functools
+
+    default, pairs = state
+    function.register(object, default)
+    for kind, implementation in pairs:
+        function.register(kind, implementation)
+    functools.update_wrapper(function, default)
+    return function
 
 
 def _by_value_for_importing_modules(dill: Any) -> None:

@@ -498,19 +498,11 @@ def test_fork_workers_do_not_hang_on_a_module_another_thread_is_importing(tmp_pa
     assert json.loads(done.stdout.strip().splitlines()[-1]) == [42, 43, 44, 45]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known, open: a functools.singledispatch function sent by value is refused with dill's RecursionError (also in scripts)",
-)
 @pytest.mark.parametrize("method", START_METHODS)
 def test_a_singledispatch_function_of_a_module_being_imported(load_module: Loader, method: str) -> None:
-    """A functools.singledispatch function at the top of the module whose loop runs.  The
-    plain loop gives ['int 0', ...]; paraloop refuses: "the loop body uses 'show', a
-    builtins.function that cannot be sent to a worker process (RecursionError: maximum
-    recursion depth exceeded ...). Create it inside the body, or use backend='threads'".
-    Sent by name (a module imported in full) it works; sent by value it cannot travel, even
-    under fork, where the worker has the function already.  (A script's own singledispatch
-    function is refused the same way.)"""
+    """A functools.singledispatch function at the top of the module whose loop runs travels by
+    value, as its default and registered implementations (dill recursed without end on the
+    function itself, and the loop was refused with a RecursionError)."""
     module = load_module(f"""
         import functools
         from paraloop import ParaLoop
