@@ -63,6 +63,32 @@ def _sliceable(iterable: Iterable[Any]) -> bool:
     return False
 
 
+class _Stored(Sequence[Any]):
+    """A list or tuple subclass's items as the built-in iterator yields them: its stored items,
+    whatever its own ``__len__`` and ``__getitem__`` say (the plain loop uses neither)."""
+
+    __slots__ = ("base", "sequence")
+
+    def __init__(self, sequence: Sequence[Any], base: type) -> None:
+        self.sequence = sequence
+        self.base = base
+
+    def __len__(self) -> int:
+        return self.base.__len__(self.sequence)  # type: ignore[no-any-return]
+
+    def __getitem__(self, index: Any) -> Any:
+        return self.base.__getitem__(self.sequence, index)
+
+
+def _stored(iterable: Any) -> Sequence[Any]:
+    base = next(base for base in (range, list, tuple) if isinstance(iterable, base))
+    if type(iterable) is base or (
+        type(iterable).__getitem__ is base.__getitem__ and type(iterable).__len__ is base.__len__
+    ):
+        return iterable  # type: ignore[no-any-return]
+    return _Stored(iterable, base)
+
+
 class Chunker:
     """Hands out consecutive chunks of ``iterable`` on request.
 
@@ -81,7 +107,7 @@ class Chunker:
         self.held: dict[int, tuple[int, Sequence[Any]]] = {}
         if _sliceable(iterable):
             # Slices of these are cheap and pickle compactly (a range slice is a range).
-            self._sequence = iterable  # type: ignore[assignment]
+            self._sequence = _stored(iterable)
         else:
             self._iterator = iter(iterable)
         self.fixed = chunksize is not None

@@ -103,16 +103,12 @@ def test_a_short_len_does_not_keep_the_whole_loop_in_the_caller(tmp_path: Path) 
 # Items of a list subclass: the plain loop's are what the built-in list iterator yields. -----------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="chunks.py: _sliceable() checks only that a list subclass keeps list.__iter__, then "
-    "cuts chunks with the subclass's own __getitem__ (a slice), which may give other items than "
-    "the plain loop's iteration",
-)
-@pytest.mark.parametrize("backend", ["fork", "threads"])
+@pytest.mark.parametrize("backend", ["fork", "threads", "dask"])
 def test_list_subclass_with_its_own_getitem_iterates_as_the_plain_loop(
     backend: str, load_module: Loader, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
 ) -> None:
+    """chunks.py cuts a list subclass that keeps list.__iter__ through list's own slicing (it
+    sliced through the subclass's __getitem__, which may give other items)."""
     use_backend(backend, request, monkeypatch)
     module = load_module(
         """
@@ -123,16 +119,25 @@ def test_list_subclass_with_its_own_getitem_iterates_as_the_plain_loop(
                 got = super().__getitem__(i)
                 return [x * 10 for x in got] if isinstance(i, slice) else got * 10
 
-        items = Tens(range(50))
-        plain = []
-        for x in items:
-            plain.append(x)
-        out = []
-        for x in ParaLoop(items, num_processes=2):
-            out.append(x)
+        class TupleTens(tuple):
+            def __getitem__(self, i):
+                got = super().__getitem__(i)
+                return tuple(x * 10 for x in got) if isinstance(i, slice) else got * 10
+
+        class Short(list):
+            def __len__(self):
+                return 3
+
+        plain, out = [], []
+        for items in (Tens(range(50)), TupleTens(range(50)), Short(range(50))):
+            plain.append([x for x in items])
+            got = []
+            for x in ParaLoop(items, num_processes=2):
+                got.append(x)
+            out.append(got)
         """
     )
-    assert module.plain == list(range(50))
+    assert module.plain == [list(range(50))] * 3
     assert module.out == module.plain
 
 
