@@ -69,15 +69,15 @@ class _Stored(Sequence[Any]):
 
     __slots__ = ("base", "sequence")
 
-    def __init__(self, sequence: Sequence[Any], base: type[list[Any]] | type[tuple[Any, ...]]) -> None:
+    def __init__(self, sequence: Sequence[Any], base: Any) -> None:
         self.sequence = sequence
         self.base = base
 
     def __len__(self) -> int:
-        return self.base.__len__(self.sequence)  # type: ignore[arg-type]
+        return self.base.__len__(self.sequence)  # type: ignore[no-any-return]
 
     def __getitem__(self, index: Any) -> Any:
-        return self.base.__getitem__(self.sequence, index)  # type: ignore[call-overload]
+        return self.base.__getitem__(self.sequence, index)
 
 
 def _stored(iterable: Any) -> Sequence[Any]:
