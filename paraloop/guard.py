@@ -388,6 +388,12 @@ def _overlaps(view: Any, array: Any) -> bool:
     return bool(origin <= start < origin + max(array.nbytes, 1))
 
 
+def _enum_meta() -> type:
+    import enum
+
+    return enum.EnumMeta
+
+
 class _ClassState:
     """Pickles as a class's data attributes (not its methods and descriptors)."""
 
@@ -397,10 +403,14 @@ class _ClassState:
         self.kind = kind
 
     def __reduce__(self) -> tuple[Any, ...]:
+        # An Enum keeps its caches under _sunder_ names, which it reserves: a Flag caches each
+        # combination of members (Perm.R | Perm.W) as the plain program makes it.
+        enum_class = isinstance(self.kind, _enum_meta())
         data = {
             name: value
             for name, value in vars(self.kind).items()
             if not name.startswith("__")
+            and not (enum_class and len(name) > 2 and name[0] == name[-1] == "_")
             and not isinstance(value, (types.FunctionType, staticmethod, classmethod, property))
             and not isinstance(value, functools.cached_property)
         }

@@ -17,6 +17,7 @@ import pickle
 import sys
 import threading
 import types
+import weakref
 from collections.abc import Mapping
 from typing import Any
 
@@ -506,7 +507,106 @@ def _reduce_shared(pickler: Any, obj: Any) -> Any:
         obj.__module__ == "__main__" or _importing_module(obj.__module__) or not _locatable(obj)
     ):
         return _reduce_singledispatch(obj)
+    if isinstance(obj, type) and (obj.__module__ == "__main__" or _importing_module(obj.__module__)):
+        return _reduce_enum(obj)
     return reduce_shared(obj)
+
+
+def _reduce_enum(cls: type) -> Any:
+    """An Enum class that travels by value, as what makes it: its members' names and values,
+    its bases and ``__init__``, then (once it exists) the rest of what its body defined, or
+    NotImplemented.
+
+    dill cannot send one (its members refer to the class: "recursive self-references"), and
+    sent by reference it cannot be found in a spawned or fork server's worker.  An Enum with
+    its own ``__new__`` is left to dill (Enum keeps that under names that differ by version).
+    """
+    import enum
+
+    if not isinstance(cls, enum.EnumMeta) or not cls.__members__ or "__new__" in _body(cls):
+        return NotImplemented
+    metaclass = type(cls)
+    found: Mapping[str, Any] = cls.__members__
+    members = tuple((name, member._value_) for name, member in found.items())
+    init = cls.__dict__.get("__init__")
+    head = (metaclass, cls.__name__, cls.__bases__, members, init, cls.__module__, cls.__qualname__)
+    names = _enum_body_names.get(cls)
+    if names is None:
+        # What the body defined: what a class made of the head alone lacks.
+        fresh = _make_enum(*head)
+        names = _enum_body_names[cls] = [
+            name
+            for name in cls.__dict__
+            if (name not in fresh.__dict__ or name == "__doc__") and name not in cls.__members__
+        ]
+    rest = {name: cls.__dict__[name] for name in names if name in cls.__dict__}
+    return _enum, head, rest, None, None, _set_enum
+
+
+_enum_body_names: weakref.WeakKeyDictionary[type, list[str]] = weakref.WeakKeyDictionary()
+# Enum classes this process rebuilt (rather than found): they take the rest of their body.
+_made_enums: weakref.WeakSet[type] = weakref.WeakSet()
+
+
+def _body(cls: type) -> dict[str, Any]:
+    # What the class statement defined that Enum moves: a __new__ of the body is kept as
+    # _new_member_ (3.11 on) or __new_member__ (3.10).
+    found = {}
+    for name in ("_new_member_", "__new_member__"):
+        new = cls.__dict__.get(name)
+        if new is not None and getattr(new, "__module__", None) == cls.__module__:
+            found["__new__"] = new
+    return found
+
+
+def _enum(
+    metaclass: Any,
+    name: str,
+    bases: tuple[type, ...],
+    members: tuple[tuple[str, Any], ...],
+    init: Any,
+    module: str,
+    qualname: str,
+) -> Any:
+    """The Enum class this process has under that name (the caller's own, for a result; one a
+    forked worker inherited, or rebuilt for an earlier chunk), or a new one, kept there so
+    that later chunks and results find it (see :func:`_main_type`)."""
+    home = sys.modules.get(module)
+    existing = vars(home).get(name) if home is not None and qualname.isidentifier() else None
+    if isinstance(existing, metaclass) and existing.__qualname__ == qualname:
+        return existing
+    made = _make_enum(metaclass, name, bases, members, init, module, qualname)
+    _made_enums.add(made)
+    if module == "__main__" and home is not None and existing is None:
+        setattr(home, name, made)
+        return made
+    return _register(module, qualname, made)
+
+
+def _make_enum(
+    metaclass: Any,
+    name: str,
+    bases: tuple[type, ...],
+    members: tuple[tuple[str, Any], ...],
+    init: Any,
+    module: str,
+    qualname: str,
+) -> Any:
+    namespace = metaclass.__prepare__(name, bases)
+    namespace["__module__"] = module
+    namespace["__qualname__"] = qualname
+    if init is not None:
+        namespace["__init__"] = init
+    for member, value in members:
+        namespace[member] = value
+    return metaclass(name, bases, namespace)
+
+
+def _set_enum(cls: Any, rest: dict[str, Any]) -> Any:
+    if cls in _made_enums:
+        for name, value in rest.items():
+            type.__setattr__(cls, name, value)
+    return cls
 
 
 def _reduce_singledispatch(function: types.FunctionType) -> Any:
