@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import module_stores
 from .aggregation_strategies import NOTHING, AggregationStrategy
 from .chunks import Chunk
 from .cpus import queued_seconds
@@ -441,6 +442,7 @@ def _execute(
         iterable = Timed(items, chunk.start, clock)
     else:
         iterable = items
+    stores = module_stores.snapshot() if job.copied else None
     began_queued = queued_seconds() if queue else 0.0
     began = time.perf_counter()
     began_cpu = time.process_time()
@@ -462,6 +464,22 @@ def _execute(
     outcome = Outcome(
         chunk.index, chunk.start, len(items), kind, value=value, seconds=seconds, cpu=cpu, queued=queued
     )
+    if stores is not None and (stored := module_stores.changed(stores)) is not None:
+        module, name = stored
+        return _failed(
+            outcome,
+            chunk,
+            ParaLoopError(
+                f"{job.filename}, line {job.line}: an iteration rebound the global {name!r} of the "
+                f"module {module} (in a function it calls, or through setattr, vars(), sys.modules "
+                "or another name for the module); a worker process rebinds its own copy of the "
+                "module, so the change would be lost. Collect what the iterations produce in the "
+                "loop's own names instead (a list it appends to, or a name it assigns: the last "
+                "iteration's value is kept); for an object a function makes on first use and keeps "
+                "there (a cache, a connection), make it before the loop, or once per worker with "
+                "paraloop.per_worker(factory)"
+            ),
+        )
     if before is not None:
         outcome.process_state = state_changed(before, snapshot())
         if outcome.process_state is not None and state == NO_STATE:
