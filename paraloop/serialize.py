@@ -508,8 +508,100 @@ def _reduce_shared(pickler: Any, obj: Any) -> Any:
     ):
         return _reduce_singledispatch(obj)
     if isinstance(obj, type) and (obj.__module__ == "__main__" or _importing_module(obj.__module__)):
+        if "__orig_bases__" in obj.__dict__:
+            return _reduce_generic(obj)
         return _reduce_enum(obj)
+    if _is_typevar(obj) and (obj.__module__ == "__main__" or _importing_module(obj.__module__)):
+        return _typevar, (
+            obj.__name__,
+            obj.__constraints__,
+            obj.__bound__,
+            obj.__covariant__,
+            obj.__contravariant__,
+            obj.__module__,
+        )
     return reduce_shared(obj)
+
+
+def _is_typevar(obj: Any) -> bool:
+    typing = sys.modules.get("typing")
+    return typing is not None and isinstance(obj, typing.TypeVar)
+
+
+def _typevar(
+    name: str, constraints: tuple[Any, ...], bound: Any, covariant: bool, contravariant: bool, module: str
+) -> Any:
+    """A TypeVar of the script (or of a module being imported) sent by value: the one this process
+    has under that name, or a new one kept there, so that classes generic in it agree."""
+    import typing
+
+    home = sys.modules.get(module)
+    existing = vars(home).get(name) if home is not None else None
+    if isinstance(existing, typing.TypeVar) and existing.__name__ == name:
+        return existing
+    made = typing.TypeVar(  # type: ignore[misc]
+        name, *constraints, bound=bound, covariant=covariant, contravariant=contravariant
+    )
+    made.__module__ = module
+    if home is not None and existing is None:
+        if module == "__main__":
+            setattr(home, name, made)
+        else:
+            _register(module, name, made)
+    return made
+
+
+# What types.new_class makes of a class statement itself, not of its body.
+_CLASS_MADE = frozenset(
+    {"__dict__", "__weakref__", "__module__", "__qualname__", "__orig_bases__", "__parameters__"}
+)
+
+
+def _reduce_generic(cls: type) -> Any:
+    """A generic class (``class Box(typing.Generic[T])``) that travels by value, as its name and
+    generic bases, then the rest of its body once it exists; or NotImplemented (a class with
+    ``__slots__``, left to dill).
+
+    dill rebuilds one through ``types.new_class``: a new class each time, so results came back
+    as instances of a copy (``type(r) is Box`` false) and a worker's chunks each had their own.
+    """
+    if "__slots__" in cls.__dict__:
+        return NotImplemented
+    head = (type(cls), cls.__name__, cls.__dict__["__orig_bases__"], cls.__module__, cls.__qualname__)
+    rest = {name: value for name, value in cls.__dict__.items() if name not in _CLASS_MADE}
+    return _generic, head, rest, None, None, _set_class
+
+
+def _generic(metaclass: Any, name: str, bases: tuple[Any, ...], module: str, qualname: str) -> Any:
+    """The class this process has under that name (see :func:`_enum`), or a new one kept there."""
+    import types as _types
+
+    home = sys.modules.get(module)
+    existing = vars(home).get(name) if home is not None and qualname.isidentifier() else None
+    if (
+        isinstance(existing, type)
+        and existing.__qualname__ == qualname
+        and "__orig_bases__" in vars(existing)
+    ):
+        return existing
+    made = _types.new_class(
+        name,
+        bases,
+        None if metaclass is type else {"metaclass": metaclass},
+        lambda namespace: namespace.update(__module__=module, __qualname__=qualname),
+    )
+    _made_classes.add(made)
+    if module == "__main__" and home is not None and existing is None:
+        setattr(home, name, made)
+        return made
+    return _register(module, qualname, made)
+
+
+def _set_class(cls: Any, rest: dict[str, Any]) -> Any:
+    if cls in _made_classes:
+        for name, value in rest.items():
+            type.__setattr__(cls, name, value)
+    return cls
 
 
 def _reduce_enum(cls: type) -> Any:
@@ -540,12 +632,12 @@ def _reduce_enum(cls: type) -> Any:
             if (name not in fresh.__dict__ or name == "__doc__") and name not in cls.__members__
         ]
     rest = {name: cls.__dict__[name] for name in names if name in cls.__dict__}
-    return _enum, head, rest, None, None, _set_enum
+    return _enum, head, rest, None, None, _set_class
 
 
 _enum_body_names: weakref.WeakKeyDictionary[type, list[str]] = weakref.WeakKeyDictionary()
-# Enum classes this process rebuilt (rather than found): they take the rest of their body.
-_made_enums: weakref.WeakSet[type] = weakref.WeakSet()
+# Classes this process rebuilt (rather than found): they take the rest of their body.
+_made_classes: weakref.WeakSet[type] = weakref.WeakSet()
 
 
 def _body(cls: type) -> dict[str, Any]:
@@ -576,7 +668,7 @@ def _enum(
     if isinstance(existing, metaclass) and existing.__qualname__ == qualname:
         return existing
     made = _make_enum(metaclass, name, bases, members, init, module, qualname)
-    _made_enums.add(made)
+    _made_classes.add(made)
     if module == "__main__" and home is not None and existing is None:
         setattr(home, name, made)
         return made
@@ -600,13 +692,6 @@ def _make_enum(
     for member, value in members:
         namespace[member] = value
     return metaclass(name, bases, namespace)
-
-
-def _set_enum(cls: Any, rest: dict[str, Any]) -> Any:
-    if cls in _made_enums:
-        for name, value in rest.items():
-            type.__setattr__(cls, name, value)
-    return cls
 
 
 def _reduce_singledispatch(function: types.FunctionType) -> Any:

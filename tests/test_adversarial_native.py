@@ -650,18 +650,12 @@ def test_a_module_imported_inside_the_body_does_not_overwrite_the_callers_module
     assert seen[1:] == [5, ["caller"]]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known, open: a typing.Generic class sent by value comes back as a copy (also in scripts)",
-)
 @pytest.mark.parametrize("method", START_METHODS)
 def test_a_generic_class_of_a_module_being_imported(tmp_path: Path, method: str) -> None:
-    """``class Box(typing.Generic[T])`` in the module whose top level runs the loop; the
-    body returns Box objects.  Under fork the results are instances of a copy of Box:
-    ``type(result) is Box`` and ``==`` against the module's own objects are False, silently.
-    Under forkserver/spawn: "could not load the loop (AttributeError: Can't get attribute
-    'T' on <module ...>)" (the TypeVar travels by name into the empty stand-in).  (A
-    script's own generic class behaves the same.)"""
+    """``class Box(typing.Generic[T])`` in the module whose top level runs the loop; the body
+    returns Box objects.  They are instances of the module's own Box (serialize._reduce_generic:
+    under fork they were instances of a copy, silently; under forkserver and spawn the TypeVar
+    travelled by name into the empty stand-in and the loop failed)."""
     seen = _import_in_fresh_interpreter(
         tmp_path,
         {

@@ -275,6 +275,46 @@ def test_enums_of_the_script_as_items_globals_and_results(tmp_path: Path, method
     assert parallel == plain
 
 
+GENERICS = """
+    import dataclasses
+    import typing
+
+    T = typing.TypeVar("T")
+    N = typing.TypeVar("N", bound=float)
+
+    @dataclasses.dataclass(frozen=True)
+    class Box(typing.Generic[T]):
+        value: T
+
+        def twice(self) -> "Box[T]":
+            return type(self)(self.value)
+
+        @classmethod
+        def empty(cls) -> "Box[None]":
+            return cls(None)
+
+    class Pair(Box[N]):
+        pass
+
+    out = []
+    for i in ParaLoop([Box(1), Pair(2.0), Box("x")], num_processes=2):
+        out.append((i, i.twice(), type(i) is Box or type(i) is Pair, Box.empty(), typing.get_args(Pair.__orig_bases__[0])))
+    # What came back are instances of the script's own classes: equal to objects made here.
+    print([(a == b, type(a).__name__, c, d == Box(None), type(b) in (Box, Pair), e == (N,)) for a, b, c, d, e in out])
+"""
+
+
+@pytest.mark.parametrize("method", START_METHODS)
+def test_generic_classes_of_the_script_as_items_globals_and_results(tmp_path: Path, method: str) -> None:
+    """A frozen generic dataclass of the script, a subclass generic in a bound TypeVar, methods
+    and a classmethod: items, globals and results are the script's own classes (by dill, a
+    copy: '==' and 'type(x) is Box' false under fork; under spawn and forkserver the TypeVar
+    could not be found and the loop failed)."""
+    plain, parallel = _script_results(tmp_path, GENERICS, method)
+    assert "False" not in plain
+    assert parallel == plain
+
+
 # 4. Stores into a module of the program. ---------------------------------------------------------
 
 # Each store lands in a worker's copy of the module and was lost on the process backends: the
