@@ -385,7 +385,9 @@ def _watching(loop: ParaLoop[Any]) -> dict[str, Any]:
     decimal = sys.modules.get("decimal")
     if decimal is not None and backend != "sequential":
         current = decimal.getcontext()
-        if _settings(current) != _settings(decimal.DefaultContext):
+        # Against decimal's own defaults, not decimal.DefaultContext: the program may have changed
+        # that, which a spawned (or fork server's) worker does not inherit.
+        if _settings(current) != _settings(_pristine(decimal)):
             context = current.copy()
     return {
         "guarded": backend != "sequential",
@@ -396,6 +398,20 @@ def _watching(loop: ParaLoop[Any]) -> dict[str, Any]:
         if backend == "processes"
         else (),
     }
+
+
+def _pristine(decimal: Any) -> Any:
+    """A context with the settings decimal.DefaultContext has in a new process."""
+    return decimal.Context(
+        prec=28,
+        rounding=decimal.ROUND_HALF_EVEN,
+        Emin=-999999,
+        Emax=999999,
+        capitals=1,
+        clamp=0,
+        flags=[],
+        traps=[decimal.InvalidOperation, decimal.DivisionByZero, decimal.Overflow],
+    )
 
 
 def _settings(context: Any) -> tuple[Any, ...]:

@@ -588,16 +588,12 @@ DECIMAL_DEFAULT = """
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="runtime._watching: the caller's decimal context travels only where it differs from "
-    "decimal.DefaultContext, which a spawned worker does not share once the program changed it",
-)
 def test_a_changed_default_decimal_context_reaches_spawned_workers(tmp_path: Path) -> None:
     """The same result under every start method: the program sets decimal.DefaultContext.prec = 50 and its
     own context to match.  Plain, fork, and the caller's chunks: 1/7 has 52 characters; a
-    spawned worker divides at 28 digits (30).  (With the caller taking part this 300-iteration loop
-    runs wholly in the caller, as a spawn start costs more: every iteration in the workers here.)"""
+    spawned worker divided at 28 digits (30), as the caller's context travelled only where it
+    differed from DefaultContext.  (With the caller taking part this 300-iteration loop runs
+    wholly in the caller, as a spawn start costs more: every iteration in the workers here.)"""
     done = _script(tmp_path, DECIMAL_DEFAULT, PARALOOP_START_METHOD="spawn", PARALOOP_CALLER_RUNS="0")
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[52]"
