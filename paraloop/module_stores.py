@@ -32,6 +32,9 @@ from .serialize import installed
 __all__ = ["changed", "snapshot"]
 
 _ATOMS = (int, float, complex, str, bytes, bool, type(None))
+# The script, under the names it has in the caller (``python -m paraloop`` keeps the module it
+# runs under another key too) and in a worker.
+_MAIN = ("__main__", "__mp_main__")
 
 # The program's modules, found again when sys.modules grows: (its size then, the modules).
 _found: tuple[int, list[types.ModuleType]] = (-1, [])
@@ -49,7 +52,8 @@ def _programs_modules() -> list[types.ModuleType]:
             if (
                 isinstance(module, types.ModuleType)
                 and isinstance(filename, str)
-                and name != "__main__"
+                and name not in _MAIN
+                and getattr(module, "__name__", None) not in _MAIN
                 and name.partition(".")[0] != "paraloop"
                 and serialize._stand_ins.get(name) is not module
                 and not installed(filename)

@@ -14,12 +14,12 @@ that is sooner than handing it over: the workers would take the time of getting
 them going (``START_SECONDS``: forking two workers and their first milliseconds
 cost about 10 ms here) plus their share of what is left, so the caller keeps
 the loop while what is left takes it less than ``start * n / (n - 1)`` for ``n``
-workers (twice the start-up for two).  Those chunks take about
-``FINISH_SECONDS`` each (each chunk costs the caller a tenth of a millisecond or
-more).  A chunk sized from quick iterations may hold thousands that turn slow: each
-chunk the caller runs in order stops at twice its expected time (at least twice
-the budget), and its items left go back to the loop, so that iterations that turn
-slower are seen and handed over within milliseconds.  (The caller runs each chunk to
+workers (twice the start-up for two).  It then takes all of them as one chunk (each
+chunk costs the caller a tenth of a millisecond or more).  A chunk sized from quick
+iterations may hold thousands that turn slow: each chunk the caller runs stops at
+twice its expected time (at least twice the budget), and its items left go back to
+the loop, so that iterations that turn slower are seen and handed over within
+milliseconds.  (The caller runs each chunk to
 its end before the loop hands out another, so the items it gives back are the next
 ones; the chunks it runs while the workers start stop so too.)
 
@@ -365,8 +365,11 @@ def first_chunks(caller: CallerWorker, chunker: Chunker) -> Iterator[Outcome]:
                 chunker, caller.maximum(max(CALLER_SECONDS - caller.spent, CALLER_SECONDS / 2))
             )
         else:
-            # Exactly that many: the chunker would split the rest for workers that never come.
-            size = caller.maximum(FINISH_SECONDS)
+            # All that is left, in one chunk (each chunk costs the caller a tenth of a millisecond
+            # or more): it stops at twice its expected time should its iterations turn slower
+            # (see CallerWorker._run), and the rest goes to the workers.  Exactly that many: the
+            # chunker would split the rest for workers that never come.
+            size = chunker.left() or caller.maximum(FINISH_SECONDS)
             chunk = caller.next_chunk(chunker, size, minimum=size or 1)
         if chunk is None:
             return
