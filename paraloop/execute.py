@@ -292,23 +292,57 @@ class Timed(ChunkIterator):
         self.clock[0] = 0.0
 
 
-class Until(ChunkIterator):
-    """Stops a chunk before the first iteration that would start past ``deadline``
+class Until:
+    """Stops a chunk before an iteration that would start past ``deadline``
     (``time.perf_counter``), after at least one: the items left are the loop's again
-    (see :meth:`paraloop.chunks.Chunker.give_back`)."""
+    (see :meth:`paraloop.chunks.Chunker.give_back`).
 
-    __slots__ = ("deadline",)
+    The clock is read between blocks of items, not before each: a block is iterated in C
+    (``yield from`` a list iterator), so a chunk of trivial iterations runs at the plain
+    loop's speed.  Blocks double while one takes under ``BLOCK_SECONDS`` (up to
+    ``BLOCK_ITEMS``), and halve when one takes more, so the deadline is kept to within about
+    that much, or one block of iterations that turned slow.
+    """
 
-    def __init__(self, items: Any, start: int, deadline: float) -> None:
-        super().__init__(items, start)
+    __slots__ = ("block_end", "deadline", "inner", "items")
+    BLOCK_SECONDS = 0.0005
+    # At most this many items between two looks at the clock: iterations that turn slow inside
+    # a block run to its end (a look costs about as much as ten trivial iterations).
+    BLOCK_ITEMS = 256
+
+    def __init__(self, items: Any, deadline: float, per_item: float = 0.0) -> None:
+        self.items = items
         self.deadline = deadline
+        # The first block, from the time an item took so far (else one item).
+        first = int(self.BLOCK_SECONDS / per_item) if per_item > 0 else 1
+        self.block_end = min(self.BLOCK_ITEMS, max(1, first))
+        self.inner: Iterator[Any] = iter(())
 
-    def __next__(self) -> Any:
-        position = self.position
-        if position >= len(self.items) or (position and time.perf_counter() > self.deadline):
-            raise StopIteration
-        self.position = position + 1
-        return self.items[position]
+    def __iter__(self) -> Iterator[Any]:
+        return self._blocks()
+
+    def _blocks(self) -> Iterator[Any]:
+        items, count = self.items, len(self.items)
+        clock = time.perf_counter
+        position, block, began = 0, self.block_end, clock()
+        while position < count:
+            now = clock()
+            if position and now > self.deadline:
+                return
+            if position:
+                quick = now - began < self.BLOCK_SECONDS
+                block = min(block * 2, self.BLOCK_ITEMS) if quick else max(1, block // 2)
+            began = now
+            end = min(count, position + block)
+            self.inner = iter(items[position:end])
+            self.block_end = end
+            yield from self.inner
+            position = end
+
+    def ran(self) -> int:
+        """How many items the chunk took so far (the one an iteration that stopped the chunk
+        was running included)."""
+        return self.block_end - operator.length_hint(self.inner)
 
 
 @contextlib.contextmanager
@@ -388,7 +422,7 @@ def execute_chunk(
     state: str | None = None,
     continued: Mapping[str, Any] | None = None,
     alone: bool = True,
-    deadline: float | None = None,
+    deadline: tuple[float, float] | None = None,
 ) -> Outcome:
     """Run one chunk on private copies; with ``queue``, also measure its time queued for a CPU.
 
@@ -398,7 +432,8 @@ def execute_chunk(
     place of being recorded.  ``alone``: no other thread of this process may draw from
     the global random generators meanwhile (a worker process's own), so a draw seen is
     the chunk's.  ``deadline`` (``time.perf_counter``): no iteration starts after it but the
-    chunk's first; the outcome's ``size`` says how many ran (see :class:`Until`).
+    chunk's first, given with the time an item is expected to take; the outcome's ``size``
+    says how many ran (see :class:`Until`).
     """
     if job.decimal is None:
         return _execute(job, chunk, clock, queue, state, continued or {}, alone, deadline)
@@ -417,7 +452,7 @@ def _execute(
     state: str | None,
     continued: Mapping[str, Any],
     alone: bool = True,
-    deadline: float | None = None,
+    deadline: tuple[float, float] | None = None,
 ) -> Outcome:
     before = snapshot() if state is not None and job.lanes is not False and job.timeout is None else None
     guard = job.guard()
@@ -437,7 +472,7 @@ def _execute(
     recorders = _recorders(job, args, continued) if job.replay else {}
     items = chunk.items
     if deadline is not None:
-        iterable: Any = Until(items, chunk.start, deadline)
+        iterable: Any = Until(items, *deadline)
     elif clock is not None and job.timeout:
         iterable = Timed(items, chunk.start, clock)
     else:
@@ -455,9 +490,9 @@ def _execute(
     cpu = time.process_time() - began_cpu
     queued = queued_seconds() - began_queued if queue else 0.0
 
-    if kind == DONE and type(iterable) is Until and iterable.position < len(items):
+    if kind == DONE and type(iterable) is Until and iterable.ran() < len(items):
         # Stopped at the deadline: the chunk is the items that ran.
-        items = items[: iterable.position]
+        items = items[: iterable.ran()]
         chunk = Chunk(chunk.index, chunk.start, items)
         if item_prints is not None:
             item_prints = [(at, digest) for at, digest in item_prints if at < len(items)]
@@ -510,7 +545,10 @@ def _execute(
         if changed is not None:
             return _failed(outcome, chunk, changed)
     if kind != DONE:
-        position = len(items) - operator.length_hint(iterator) - 1
+        if type(iterable) is Until:
+            position = iterable.ran() - 1
+        else:
+            position = len(items) - operator.length_hint(iterator) - 1
         outcome.stop = chunk.start + position
         outcome.value = value
         if kind == RAISED:

@@ -14,7 +14,7 @@ A binding to a module (``import pkg.sub`` binds ``sub`` in ``pkg``) is not a
 store of the program's.  Names starting with two underscores are the import
 system's.  A global rebound to an equal number, string or other atom is no
 change.  Modules of the interpreter's installation and paraloop's own are not
-the program's (see :func:`paraloop.serialize.installed`).  Neither is ``__main__`` nor a
+the program's (as :func:`paraloop.serialize.installed` tells).  Neither is ``__main__`` nor a
 stand-in for a module the caller is importing: paraloop itself puts the classes and
 functions that arrive by value there, while other threads of a worker may run iterations.
 """
@@ -27,7 +27,6 @@ import types
 from typing import Any
 
 from . import serialize
-from .serialize import installed
 
 __all__ = ["changed", "snapshot"]
 
@@ -46,17 +45,26 @@ def _programs_modules() -> list[types.ModuleType]:
     global _found
     count = len(sys.modules)
     if _found[0] != count:
+        # What serialize.installed tells, as one C call per module (a loop's first chunk pays
+        # for the scan of a few hundred modules).
+        prefixes = tuple({prefix + "/" for prefix in (sys.prefix, sys.base_prefix, sys.exec_prefix)})
         modules = []
+        standard: frozenset[str] = getattr(sys, "stdlib_module_names", frozenset())
         for name, module in list(sys.modules.items()):
-            filename = getattr(module, "__file__", None)
+            if name.partition(".")[0] in standard:
+                continue  # the standard library's (by name: most of sys.modules, at a set lookup)
+            try:
+                # The namespace, not getattr: a module's __getattr__ may import on demand.
+                filename = vars(module).get("__file__")
+            except TypeError:
+                continue  # not a module (sys.modules may hold anything)
             if (
-                isinstance(module, types.ModuleType)
-                and isinstance(filename, str)
+                type(filename) is str
+                and not filename.startswith(prefixes)
                 and name not in _MAIN
-                and getattr(module, "__name__", None) not in _MAIN
+                and vars(module).get("__name__") not in _MAIN
                 and name.partition(".")[0] != "paraloop"
                 and serialize._stand_ins.get(name) is not module
-                and not installed(filename)
             ):
                 modules.append(module)
         _found = (count, modules)

@@ -459,15 +459,16 @@ def test_caller_chunks_stopped_at_their_deadline_give_the_plain_result(
     left = list(cuts)
 
     # Each caller's chunk stops after the next number of items in ``cuts`` (then at its end).
-    def cut_next(self: Any) -> Any:
-        if self.position >= len(self.items) or (left and self.position == left[0]):
-            if self.position < len(self.items):
+    def cut_blocks(self: Any) -> Any:
+        for position in range(len(self.items)):
+            if left and position == left[0]:
                 left.pop(0)
-            raise StopIteration
-        self.position += 1
-        return self.items[self.position - 1]
+                return
+            self.inner = iter(self.items[position : position + 1])
+            self.block_end = position + 1
+            yield from self.inner
 
-    monkeypatch.setattr(execute.Until, "__next__", cut_next)
+    monkeypatch.setattr(execute.Until, "_blocks", cut_blocks)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", paraloop.ParaLoopWarning)
         expected = run_plain(CUT)["run"]([[v] for v in values], stop)

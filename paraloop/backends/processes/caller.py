@@ -282,14 +282,16 @@ class CallerWorker:
             _done()
 
     def _run(self, chunk: Chunk, chunker: Chunker, in_order: bool) -> Outcome:
-        began = time.perf_counter()
         job = self._job
+        # Made once, before the first chunk: the workers need the job's bytes anyway, so making
+        # them is no part of the caller's time on the loop (the budget).
+        self._job_data()
+        began = time.perf_counter()
         # Iterations that turn slower than the ones before them are not run here for long: the
         # chunk stops at twice the time it should take, and its items left go back to the loop.
         allowed = None
         if self._per_item and chunker.returnable:
             allowed = 2 * max(len(chunk.items) * self._per_item, CALLER_SECONDS)
-        self._job_data()
         payload = chunk.payload if chunk.payload is not None else serialize.dumps(chunk.items)
         chunk.payload = None
         # As for a worker's chunk: the items' bytes bound the next chunks' size (MAX_CHUNK_BYTES),
@@ -310,7 +312,7 @@ class CallerWorker:
                 # Other threads of the program may draw from the global random generators: a
                 # draw seen is then not surely the chunk's (a worker process has no such threads).
                 alone=threading.active_count() == 1,
-                deadline=None if allowed is None else time.perf_counter() + allowed,
+                deadline=None if allowed is None else (time.perf_counter() + allowed, self._per_item),
             )
             if not in_order and outcome.kind == RAISED and isinstance(outcome.value, KeyboardInterrupt):
                 # Ctrl-C while the caller ran a chunk that follows chunks the workers still hold:
@@ -337,7 +339,10 @@ class CallerWorker:
                     running[name] = partial.value
         if travelled.process_state is not None:
             self.process_state = travelled.process_state
-        self.spent += time.perf_counter() - began
+        # The first chunk's setup (the guard's first look at the captured objects, the scan of
+        # the program's modules, the native libraries' limits) is paid once, whoever runs the
+        # loop: only its iterations count against the budget.
+        self.spent += time.perf_counter() - began if self.items > travelled.iterations else travelled.seconds
         # Time waiting for a CPU (another program's, on a busy machine) is not the iterations' own:
         # one preempted iteration would make the rest look slow.
         own = max(travelled.seconds - travelled.queued, 0.0)
