@@ -18,7 +18,7 @@ import sys
 import threading
 import types
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from .sharing import reduce_shared
@@ -573,28 +573,21 @@ def _reduce_generic(cls: type) -> Any:
 
 
 def _generic(metaclass: Any, name: str, bases: tuple[Any, ...], module: str, qualname: str) -> Any:
-    """The class this process has under that name (see :func:`_enum`), or a new one kept there."""
+    """The generic class this process has under that name, or a new one (see :func:`_kept_class`)."""
     import types as _types
 
-    home = sys.modules.get(module)
-    existing = vars(home).get(name) if home is not None and qualname.isidentifier() else None
-    if (
-        isinstance(existing, type)
-        and existing.__qualname__ == qualname
-        and "__orig_bases__" in vars(existing)
-    ):
-        return existing
-    made = _types.new_class(
+    return _kept_class(
+        module,
         name,
-        bases,
-        None if metaclass is type else {"metaclass": metaclass},
-        lambda namespace: namespace.update(__module__=module, __qualname__=qualname),
+        qualname,
+        lambda existing: "__orig_bases__" in vars(existing),
+        lambda: _types.new_class(
+            name,
+            bases,
+            None if metaclass is type else {"metaclass": metaclass},
+            lambda namespace: namespace.update(__module__=module, __qualname__=qualname),
+        ),
     )
-    _made_classes.add(made)
-    if module == "__main__" and home is not None and existing is None:
-        setattr(home, name, made)
-        return made
-    return _register(module, qualname, made)
 
 
 def _set_class(cls: Any, rest: dict[str, Any]) -> Any:
@@ -660,14 +653,28 @@ def _enum(
     module: str,
     qualname: str,
 ) -> Any:
-    """The Enum class this process has under that name (the caller's own, for a result; one a
-    forked worker inherited, or rebuilt for an earlier chunk), or a new one, kept there so
-    that later chunks and results find it (see :func:`_main_type`)."""
+    """The Enum class this process has under that name, or a new one (see :func:`_kept_class`)."""
+    return _kept_class(
+        module,
+        name,
+        qualname,
+        lambda existing: isinstance(existing, metaclass),
+        lambda: _make_enum(metaclass, name, bases, members, init, module, qualname),
+    )
+
+
+def _kept_class(
+    module: str, name: str, qualname: str, fits: Callable[[Any], bool], make: Callable[[], type]
+) -> Any:
+    """The class this process has as ``module.name`` if it ``fits`` (the caller's own, for a
+    result; one a forked worker inherited, or rebuilt for an earlier chunk), else one ``make``
+    gives, kept there so that later chunks and results find it (see :func:`_main_type`); a
+    class made here takes the rest of its body (:func:`_set_class`)."""
     home = sys.modules.get(module)
     existing = vars(home).get(name) if home is not None and qualname.isidentifier() else None
-    if isinstance(existing, metaclass) and existing.__qualname__ == qualname:
+    if isinstance(existing, type) and existing.__qualname__ == qualname and fits(existing):
         return existing
-    made = _make_enum(metaclass, name, bases, members, init, module, qualname)
+    made = make()
     _made_classes.add(made)
     if module == "__main__" and home is not None and existing is None:
         setattr(home, name, made)

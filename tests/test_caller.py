@@ -336,18 +336,23 @@ DIFFERENTIAL = """
 """
 
 
-@pytest.fixture(scope="module")
-def differential(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleType]:
+def _marked_module(tmp_path_factory: pytest.TempPathFactory, name: str, source: str) -> Iterator[ModuleType]:
+    """A marked module of ``source`` named ``name``, imported for the tests of one file."""
     import importlib
 
-    folder = tmp_path_factory.mktemp("caller_differential")
-    (folder / "caller_differential.py").write_text("# paraloop: enable\n" + textwrap.dedent(DIFFERENTIAL))
+    folder = tmp_path_factory.mktemp(name)
+    (folder / f"{name}.py").write_text("# paraloop: enable\n" + textwrap.dedent(source))
     sys.path.insert(0, str(folder))
     try:
-        yield importlib.import_module("caller_differential")
+        yield importlib.import_module(name)
     finally:
         sys.path.remove(str(folder))
-        sys.modules.pop("caller_differential", None)
+        sys.modules.pop(name, None)
+
+
+@pytest.fixture(scope="module")
+def differential(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleType]:
+    yield from _marked_module(tmp_path_factory, "caller_differential", DIFFERENTIAL)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -425,16 +430,7 @@ CUT = """
 
 @pytest.fixture(scope="module")
 def cut_module(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleType]:
-    import importlib
-
-    folder = tmp_path_factory.mktemp("caller_cut")
-    (folder / "caller_cut.py").write_text("# paraloop: enable\n" + textwrap.dedent(CUT))
-    sys.path.insert(0, str(folder))
-    try:
-        yield importlib.import_module("caller_cut")
-    finally:
-        sys.path.remove(str(folder))
-        sys.modules.pop("caller_cut", None)
+    yield from _marked_module(tmp_path_factory, "caller_cut", CUT)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
