@@ -49,10 +49,12 @@ def _programs_modules() -> list[types.ModuleType]:
         # for the scan of a few hundred modules).
         prefixes = tuple({prefix + "/" for prefix in (sys.prefix, sys.base_prefix, sys.exec_prefix)})
         modules = []
-        standard: frozenset[str] = getattr(sys, "stdlib_module_names", frozenset())
+        # Left out by name, at a set lookup each: the standard library's (most of sys.modules),
+        # paraloop's own (dozens), the script.
+        skipped = {*getattr(sys, "stdlib_module_names", ()), "paraloop", *_MAIN}
         for name, module in list(sys.modules.items()):
-            if name.partition(".")[0] in standard:
-                continue  # the standard library's (by name: most of sys.modules, at a set lookup)
+            if name.partition(".")[0] in skipped:
+                continue
             try:
                 # The namespace, not getattr: a module's __getattr__ may import on demand.
                 filename = vars(module).get("__file__")
@@ -61,9 +63,7 @@ def _programs_modules() -> list[types.ModuleType]:
             if (
                 type(filename) is str
                 and not filename.startswith(prefixes)
-                and name not in _MAIN
                 and vars(module).get("__name__") not in _MAIN
-                and name.partition(".")[0] != "paraloop"
                 and serialize._stand_ins.get(name) is not module
             ):
                 modules.append(module)
