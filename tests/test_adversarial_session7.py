@@ -567,3 +567,63 @@ def test_the_callers_decimal_context_reaches_the_workers(tmp_path: Path, method:
     """
     plain, parallel = _results(tmp_path, body, method)
     assert parallel == plain
+
+
+REFERENCES = {
+    # Loops whose data holds the string "__main__" (a false alarm) three times first, then a real
+    # reference to the script's class and function: the reference finder goes first then.
+    "false alarms, then a reference": """
+        import functools
+        class Tag:
+            def __init__(self, v):
+                self.v = v
+        def scale(x, k):
+            return x * k
+        res = []
+        for j in range(5):
+            meta = {'mod': '__main__', 'j': j}
+            out = []
+            for i in ParaLoop(range(4), num_processes=2):
+                out.append((meta['mod'], i + j))
+            res.append(out)
+        meta = {'mod': '__main__', 'obj': [Tag(7)], 'f': functools.partial(scale, k=2)}
+        out = []
+        for i in ParaLoop(range(4), num_processes=2):
+            out.append(meta['obj'][0].v + meta['f'](i))
+        res.append(out)
+        print(res)
+    """,
+    "a copyreg reducer of the script": """
+        import copyreg
+        class Opaque:
+            def __init__(self, v):
+                self.v = v
+        def rebuild(v):
+            return Opaque(v)
+        copyreg.pickle(Opaque, lambda o: (rebuild, (o.v,)))
+        data = {'__main__': 1, 'o': Opaque(5)}
+        out = []
+        for i in ParaLoop(range(4), num_processes=2):
+            out.append(data['o'].v + i)
+        print(out)
+    """,
+    "a bound method of a script object": """
+        class Acc:
+            def __init__(self):
+                self.k = 2
+            def mul(self, x):
+                return x * self.k
+        fs = {'where': '__main__', 'f': Acc().mul}
+        out = []
+        for i in ParaLoop(range(4), num_processes=2):
+            out.append(fs['f'](i))
+        print(out)
+    """,
+}
+
+
+@pytest.mark.parametrize("case", list(REFERENCES))
+@pytest.mark.parametrize("method", ["forkserver", "spawn"])
+def test_references_to_the_script_beside_the_string_main(tmp_path: Path, case: str, method: str) -> None:
+    plain, parallel = _results(tmp_path, REFERENCES[case], method)
+    assert parallel == plain
