@@ -10,10 +10,10 @@ the bindings of the program's own modules before it runs (:func:`snapshot`),
 and :func:`changed` names one it rebound; the loop then fails with a
 ParaLoopError rather than lose the store.
 
-A binding to a module (``import pkg.sub`` binds ``sub`` in ``pkg``) is not a
-store of the program's.  Names starting with two underscores are the import
-system's.  A global rebound to an equal number, string or other atom is no
-change.  Modules of the interpreter's installation and paraloop's own are not
+A submodule's binding (``import pkg.sub`` binds ``sub`` in ``pkg``) is not a
+store of the program's, nor are dunder names (``__spec__``...).  A global rebound
+to an equal number, string or other atom (by its repr: -0.0 is not 0.0) is no
+change; a deleted one is.  Modules of the interpreter's installation and paraloop's own are not
 the program's (as :func:`paraloop.serialize.installed` tells).  Neither is ``__main__`` nor a
 stand-in for a module the caller is importing: paraloop itself puts the classes and
 functions that arrive by value there, while other threads of a worker may run iterations.
@@ -35,16 +35,19 @@ _ATOMS = (int, float, complex, str, bytes, bool, type(None))
 # runs under another key too) and in a worker.
 _MAIN = ("__main__", "__mp_main__")
 
-# The program's modules, found again when sys.modules grows: (its size then, the modules).
-_found: tuple[int, list[types.ModuleType]] = (-1, [])
+# The program's modules, found again when sys.modules changes: (what it was then, the modules).
+_found: tuple[Any, list[types.ModuleType]] = (None, [])
 
 Snapshot = list[tuple[types.ModuleType, dict[str, Any]]]
 
 
 def _programs_modules() -> list[types.ModuleType]:
     global _found
-    count = len(sys.modules)
-    if _found[0] != count:
+    # Its size and its last entry: a module added since, or one taken out and another put in
+    # (as tests and reloads do), changes one of them.
+    last = next(reversed(sys.modules), None) if sys.modules else None
+    state = (len(sys.modules), last, id(sys.modules.get(last)) if last is not None else 0)
+    if _found[0] != state:
         # What serialize.installed tells, as one C call per module (a loop's first chunk pays
         # for the scan of a few hundred modules).
         prefixes = tuple({prefix + "/" for prefix in (sys.prefix, sys.base_prefix, sys.exec_prefix)})
@@ -67,7 +70,7 @@ def _programs_modules() -> list[types.ModuleType]:
                 and serialize._stand_ins.get(name) is not module
             ):
                 modules.append(module)
-        _found = (count, modules)
+        _found = (state, modules)
     return _found[1]
 
 
@@ -77,21 +80,37 @@ def snapshot() -> Snapshot:
 
 
 def changed(before: Snapshot) -> tuple[str, str] | None:
-    """(module, global) of a binding the program rebound since ``before``, or None."""
+    """(module, global) of a binding the program rebound or deleted since ``before``, or None."""
     for module, old in before:
         now = vars(module)
         if now.keys() == old.keys() and all(map(operator.is_, now.values(), old.values())):
             continue  # the usual case, in C
+        for name in old.keys() - now.keys():
+            if not _dunder(name):
+                return module.__name__, name
         for name, value in now.items():
-            if name.startswith("__") or isinstance(value, types.ModuleType):
+            if _dunder(name) or _submodule(module, name, value):
                 continue
             previous = old.get(name, _UNBOUND)
-            if previous is value:
-                continue
-            if type(value) in _ATOMS and type(previous) is type(value) and previous == value:
+            if previous is value or _same_atom(previous, value):
                 continue
             return module.__name__, name
     return None
+
+
+def _dunder(name: str) -> bool:
+    # The import system's (__spec__, __loader__, __cached__...), not a name like __n.
+    return len(name) > 4 and name[:2] == name[-2:] == "__"
+
+
+def _submodule(module: types.ModuleType, name: str, value: Any) -> bool:
+    """``import pkg.sub`` binds ``sub`` in ``pkg``: the import system's binding, not a store."""
+    return isinstance(value, types.ModuleType) and value.__name__ == f"{module.__name__}.{name}"
+
+
+def _same_atom(previous: Any, value: Any) -> bool:
+    """An equal number, string or the like: no change (but -0.0 is not 0.0)."""
+    return type(value) in _ATOMS and type(previous) is type(value) and repr(previous) == repr(value)
 
 
 _UNBOUND = object()

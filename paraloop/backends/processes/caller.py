@@ -345,7 +345,10 @@ class CallerWorker:
         self.spent += time.perf_counter() - began if self.items > travelled.iterations else travelled.seconds
         # Time waiting for a CPU (another program's, on a busy machine) is not the iterations' own:
         # one preempted iteration would make the rest look slow.
-        own = max(travelled.seconds - travelled.queued, 0.0)
+        # But at most half of it: the delay a thread is charged may have begun before the chunk
+        # (it is counted when the thread runs again), and an iteration measured too quick would
+        # make the caller keep a loop it should hand over.
+        own = max(travelled.seconds - travelled.queued, travelled.seconds / 2)
         self._per_item = max(own / max(1, travelled.iterations), 1e-9)
         return travelled
 
