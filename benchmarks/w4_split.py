@@ -81,4 +81,5 @@ def joblib(files):
 
 
 def mpire(files):
-    return combine(peers.mpire_pool(count_run, runs(files)))
+    # mpire unpacks an item that is a list into arguments: each run goes as a 1-tuple.
+    return combine(peers.mpire_pool(count_run, [(run,) for run in runs(files)]))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import importlib
+import itertools
 import operator
 import os
 import reprlib
@@ -298,8 +299,8 @@ class Until:
     (see :meth:`paraloop.chunks.Chunker.give_back`).
 
     The clock is read between blocks of items, not before each: a block is iterated in C
-    (``yield from`` a list iterator), so a chunk of trivial iterations runs at the plain
-    loop's speed.  Blocks double while one takes under ``BLOCK_SECONDS`` (up to
+    (``itertools.chain`` over a list iterator), so a chunk of trivial iterations runs at the
+    plain loop's speed.  Blocks double while one takes under ``BLOCK_SECONDS`` (up to
     ``BLOCK_ITEMS``), and halve when one takes more, so the deadline is kept to within about
     that much, or one block of iterations that turned slow.
     """
@@ -319,9 +320,11 @@ class Until:
         self.inner: Iterator[Any] = iter(())
 
     def __iter__(self) -> Iterator[Any]:
-        return self._blocks()
+        # chain takes each block's iterator from _blocks (resumed once a block) and goes through
+        # it in C: no Python code runs between two items of a block.
+        return itertools.chain.from_iterable(self._blocks())
 
-    def _blocks(self) -> Iterator[Any]:
+    def _blocks(self) -> Iterator[Iterator[Any]]:
         items, count = self.items, len(self.items)
         clock = time.perf_counter
         position, block, began = 0, self.block_end, clock()
@@ -336,7 +339,7 @@ class Until:
             end = min(count, position + block)
             self.inner = iter(items[position:end])
             self.block_end = end
-            yield from self.inner
+            yield self.inner
             position = end
 
     def ran(self) -> int:

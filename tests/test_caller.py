@@ -462,7 +462,7 @@ def test_caller_chunks_stopped_at_their_deadline_give_the_plain_result(
                 return
             self.inner = iter(self.items[position : position + 1])
             self.block_end = position + 1
-            yield from self.inner
+            yield self.inner
 
     monkeypatch.setattr(execute.Until, "_blocks", cut_blocks)
     with warnings.catch_warnings():
