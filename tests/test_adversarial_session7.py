@@ -346,9 +346,10 @@ HOLDS = {
         class Mode(enum.IntFlag):
             A = 1
             B = 2
-        class Name(enum.StrEnum):
-            X = enum.auto()
-            Y = enum.auto()
+        # enum.StrEnum from Python 3.11 on; before, the str mixin it is made of.
+        class Name(*((enum.StrEnum,) if hasattr(enum, "StrEnum") else (str, enum.Enum))):
+            X = "x"
+            Y = "y"
         out = []
         for i in ParaLoop(range(8), num_processes=2):
             out.append((Mode.A | Mode.B if i % 2 else Mode.A, Name.X if i % 2 else Name.Y))
