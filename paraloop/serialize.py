@@ -235,15 +235,33 @@ def stand_in(importing: tuple[Importing, ...]) -> None:
     for name, module in list(sys.modules.items()):
         if name not in names and _users_half_imported(name, module):
             del sys.modules[name]  # half of it, forever: this process does not run its import
+    add_stand_ins(importing)
+
+
+def add_stand_ins(importing: tuple[Importing, ...]) -> list[str]:
+    """A stand-in for each module of ``importing`` this process lacks; their names.  Nothing
+    else of the process changes: a Dask worker runs other programs' tasks too (and, in the
+    caller's own process, has the modules themselves)."""
+    added = []
     for name, path, elsewhere in importing:
-        if name not in sys.modules:
-            _stand_ins[name] = sys.modules[name] = _stand_in_module(name, path)
-            for attribute, (home, inner) in elsewhere.items():
-                try:
-                    value = importlib.import_module(home)
-                    setattr(_stand_ins[name], attribute, getattr(value, inner) if inner else value)
-                except Exception:  # noqa: BLE001 - not here: the stand-in does without it
-                    continue
+        if name in sys.modules:
+            continue
+        module = _stand_ins[name] = sys.modules[name] = _stand_in_module(name, path)
+        added.append(name)
+        for attribute, (home, inner) in elsewhere.items():
+            try:
+                value = importlib.import_module(home)
+                setattr(module, attribute, getattr(value, inner) if inner else value)
+            except Exception:  # noqa: BLE001 - not here: the stand-in does without it
+                continue
+    return added
+
+
+def drop_stand_in(name: str) -> None:
+    """Take away the stand-in of module ``name`` (if it still stands in): a later import is real."""
+    module = _stand_ins.pop(name, None)
+    if module is not None and sys.modules.get(name) is module:
+        del sys.modules[name]
 
 
 def _stand_in_module(name: str, path: list[str] | None) -> types.ModuleType:
@@ -255,7 +273,10 @@ def _stand_in_module(name: str, path: list[str] | None) -> types.ModuleType:
         module.__path__ = list(path)  # submodules of a package import as usual
 
     def __getattr__(attribute: str) -> Any:
-        if attribute.startswith("__"):
+        # A lambda's or a nested function's own name (pickle looks a function up by its
+        # qualified name to see whether it may go by reference) is in no module: the real one
+        # would not have it either, and importing it would run its top level for nothing.
+        if attribute.startswith("__") or not attribute.isidentifier():
             raise AttributeError(attribute)
         if sys.modules.get(name) is module:
             del sys.modules[name]

@@ -535,7 +535,7 @@ def test_a_chunk_that_starts_after_its_loops_end_leaves_the_path_alone(tmp_path:
     directory = str(tmp_path)
     before = list(sys.path)
     dask_backend.release(key)
-    loaded = dask_backend._job(key, b"not a job", [directory])
+    loaded = dask_backend._job(key, b"not a job", [directory], ())
     assert isinstance(loaded, ParaLoopError)
     assert sys.path == before
 

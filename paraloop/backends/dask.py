@@ -416,13 +416,18 @@ _jobs_lock = threading.Lock()
 # Entries paraloop put on a Dask worker's sys.path, with the loops that use them: the last
 # loop's end takes each away (see release), so a cluster the user brought is left as found.
 _added_paths: dict[str, set[str]] = {}
+# Stand-ins paraloop put in a Dask worker's sys.modules for modules the caller is importing,
+# with the loops that use them: as for the path, the last loop's end takes each away.
+_added_stand_ins: dict[str, set[str]] = {}
 # Loops whose end this worker has seen (the most recent ones): a chunk of such a loop that
 # starts after the release (sent without waiting, while the chunk was already on its way)
 # must not put the caller's directories back for good.
 _ended: OrderedDict[str, None] = OrderedDict()
 
 
-def _job(key: str, data: bytes, path: list[str]) -> Job | ParaLoopError:
+def _job(
+    key: str, data: bytes, path: list[str], importing: tuple[serialize.Importing, ...]
+) -> Job | ParaLoopError:
     with _jobs_lock:
         found = _jobs.get(key)
         if found is not None:
@@ -437,6 +442,14 @@ def _job(key: str, data: bytes, path: list[str]) -> Job | ParaLoopError:
             elif entry not in sys.path and os.path.isdir(entry):
                 sys.path.insert(0, entry)
                 _added_paths[entry] = {key}
+        # A module whose top level runs this loop is not imported here, which would run its
+        # top level (loop included) again: a stand-in takes its place, as in a worker process
+        # (pickle looks up each function it sends back, a lambda's too, by its module's name).
+        for name in serialize.add_stand_ins(importing):
+            _added_stand_ins[name] = set()
+        for name, _, _ in importing:
+            if name in _added_stand_ins:
+                _added_stand_ins[name].add(key)
         try:
             loaded: Job | ParaLoopError = serialize.loads(data)
         except Exception as error:  # noqa: BLE001 - reported for every chunk of the loop
@@ -461,6 +474,11 @@ def release(key: str) -> None:
                 del _added_paths[entry]
                 with contextlib.suppress(ValueError):
                     sys.path.remove(entry)
+        for name, keys in list(_added_stand_ins.items()):
+            keys.discard(key)
+            if not keys:
+                del _added_stand_ins[name]
+                serialize.drop_stand_in(name)
 
 
 async def _release_on_worker(key: str) -> None:
@@ -468,12 +486,20 @@ async def _release_on_worker(key: str) -> None:
     release(key)
 
 
-def run_chunk(key: str, data: bytes, path: list[str], index: int, start: int, items: bytes) -> bytes:
+def run_chunk(
+    key: str,
+    data: bytes,
+    path: list[str],
+    importing: tuple[serialize.Importing, ...],
+    index: int,
+    start: int,
+    items: bytes,
+) -> bytes:
     """The Dask task: run one chunk, return its serialized outcome."""
     # Also while loading: a module the job imports may hold ParaLoop loops at
     # its top level, and those must run here, not send tasks to the cluster.
     with running_chunk():
-        job = _job(key, data, path)
+        job = _job(key, data, path, importing)
         if isinstance(job, ParaLoopError):
             return serialize.dumps(Outcome(index, start, 0, RAISED, start, job))
         chunk = Chunk(index, start, serialize.loads(items))
@@ -526,11 +552,15 @@ def _held(job: Job, chunk: Chunk) -> str:
 
 
 def _submit(
-    client: Any, chunker: Chunker, running: dict[Any, Chunk], in_flight: int, loop: tuple[str, Any, list[str]]
+    client: Any,
+    chunker: Chunker,
+    running: dict[Any, Chunk],
+    in_flight: int,
+    loop: tuple[str, Any, list[str], tuple[serialize.Importing, ...]],
 ) -> None:
-    """Submit chunks until ``in_flight`` run; ``loop``: the loop's key, its job's future and
-    the caller's ``sys.path``, as every task gets them."""
-    key, job_future, path = loop
+    """Submit chunks until ``in_flight`` run; ``loop``: the loop's key, its job's future, the
+    caller's ``sys.path`` and the modules it is importing, as every task gets them."""
+    key, job_future, path, importing = loop
     while len(running) < in_flight:
         chunk = chunker.next()
         if chunk is None:
@@ -542,6 +572,7 @@ def _submit(
             key,
             job_future,
             path,
+            importing,
             chunk.index,
             chunk.start,
             payload,
@@ -575,7 +606,7 @@ def run_dask(job: Job, chunker: Chunker, scheduler: Any, workers: int | None) ->
     client = _client(scheduler, workers)
     # Functions and classes of a module whose top level runs this loop travel by value, so
     # that the workers do not import it (see serialize.importing_now).
-    serialize.importing_now()
+    importing = serialize.importing_now()
     data = job_bytes(job)
     key = uuid.uuid4().hex
     # Every worker gets a copy: the loss of one worker does not lose the job.
@@ -588,7 +619,7 @@ def run_dask(job: Job, chunker: Chunker, scheduler: Any, workers: int | None) ->
     no_workers_since: float | None = None
     try:
         while True:
-            _submit(client, chunker, running, in_flight, (key, job_future, path))
+            _submit(client, chunker, running, in_flight, (key, job_future, path, importing))
             if not running:
                 return
             finished = [future for future in running if future.done()]
