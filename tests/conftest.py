@@ -26,6 +26,37 @@ _numbers = itertools.count()
 
 START_METHODS = ["fork", "forkserver", "spawn"]
 
+# What tox runs on one Python only (py313, whose default start method is forkserver, as on
+# Python 3.14): a test's runs on the backends whose code no Python version changes beyond
+# what fork and spawn already show (forkserver is a fork that receives its job as spawn
+# does; the caller, threads and sequential backends are the same Python code on every
+# version; Dask is the same release), marked ``once`` at collection; and the files marked
+# ``once`` (the docs' examples, the package built from the sdist, the integrations with
+# Dask, pytest plugins, coverage, notebooks).  The other versions run fork and spawn, the
+# rewriter's tests and every other test: the whole matrix in a third of CI's 30 minutes.
+ONCE_BACKENDS = {"forkserver", "caller", "threads", "sequential", "dask"}
+BACKEND_PARAMETERS = {
+    "every_backend",
+    "method",
+    "backend",
+    "start_method",
+    "processes",
+    "local_backend",
+    "choice",
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and any(
+            isinstance(value, str) and value in ONCE_BACKENDS
+            for name, value in callspec.params.items()
+            if name in BACKEND_PARAMETERS
+        ):
+            item.add_marker(pytest.mark.once)
+
+
 # The suite's loops run every iteration in worker processes, as they did before the caller
 # took part (paraloop.caller): most test loops are shorter than the caller's budget and would
 # never reach a worker.  The caller's part is tested where a test asks for it: the "caller"

@@ -23,6 +23,9 @@ from conftest import interrupt_like_a_terminal, run_script
 import paraloop
 from paraloop.backends import dask as dask_backend
 
+# Once (tests/conftest.py): the Dask integration is the same Dask release on every Python.
+pytestmark = pytest.mark.once
+
 Loader = Callable[..., ModuleType]
 
 

@@ -15,6 +15,9 @@ from pathlib import Path
 
 import pytest
 
+# Once (tests/conftest.py): the docs' examples show what the other tests check on every Python.
+pytestmark = pytest.mark.once
+
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)

@@ -23,7 +23,11 @@ Loader = Callable[..., ModuleType]
 
 @pytest.mark.parametrize("method", [*START_METHODS, "dask"])
 def test_the_top_level_runs_once(
-    load_module: Loader, tmp_path: Path, method: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+    load_module: Loader,
+    tmp_path: Path,
+    method: str,
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # On Dask (the environment overrides the code) the start method is the cluster's own.
     start = "fork" if method == "dask" else method
@@ -91,7 +95,11 @@ def test_a_module_imported_in_full_is_imported_by_later_loops(
 
 @pytest.mark.parametrize("backend", [*START_METHODS, "dask"])
 def test_a_result_holding_a_lambda_of_the_module_does_not_run_its_top_level(
-    load_module: Loader, tmp_path: Path, backend: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+    load_module: Loader,
+    tmp_path: Path,
+    backend: str,
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A worker sending back a defaultdict whose default is a lambda of the module, or a function
     made in the body: pickle looks such a function up in its module by name (``<lambda>``), and

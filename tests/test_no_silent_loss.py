@@ -96,7 +96,7 @@ ROWS: dict[str, tuple[str, list[str]]] = {
         """
         def rows():
             buf = []
-            for i in range(2000):
+            for i in range(600):
                 buf.append(i)
                 yield buf
         total = 0

@@ -7,6 +7,9 @@ from typing import Any
 
 import pytest
 
+# Once (tests/conftest.py): a real kernel costs seconds; the IPython integration is the same code.
+pytestmark = pytest.mark.once
+
 nbformat = pytest.importorskip("nbformat", reason="the notebook test needs the test dependency group")
 nbclient = pytest.importorskip("nbclient", reason="the notebook test needs the test dependency group")
 

@@ -40,10 +40,14 @@ def _setuptools_major() -> int:
 
 # An offline build uses the setuptools installed here; tox's environments for Python 3.12
 # and later are made without one (virtualenv no longer seeds it).
-pytestmark = pytest.mark.skipif(
-    _setuptools_major() < 77,
-    reason="building offline needs setuptools>=77 (SPDX license) installed in this environment",
-)
+pytestmark = [
+    # Once (tests/conftest.py): the package built from the sdist is the same for every Python.
+    pytest.mark.once,
+    pytest.mark.skipif(
+        _setuptools_major() < 77,
+        reason="building offline needs setuptools>=77 (SPDX license) installed in this environment",
+    ),
+]
 
 
 def _build(kind: str, source: Path, out: Path) -> Path:

@@ -10,6 +10,9 @@ from __future__ import annotations
 import pytest
 from conftest import START_METHODS
 
+# Once (tests/conftest.py): the plugin is the same hook on every Python (test_hook.py runs everywhere).
+pytestmark = pytest.mark.once
+
 pytest_plugins = ["pytester"]
 
 MODULE = """\

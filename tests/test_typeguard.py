@@ -25,6 +25,9 @@ from pathlib import Path
 
 import pytest
 
+# Once (tests/conftest.py): typeguard's hook beside ours, as the rewriter's tests run everywhere.
+pytestmark = pytest.mark.once
+
 pytest.importorskip("typeguard")
 
 pytest_plugins = ["pytester"]
