@@ -22,6 +22,7 @@ Writing your own takes a few lines::
 from __future__ import annotations
 
 import copy
+import itertools
 import numbers
 import operator
 import typing
@@ -179,6 +180,12 @@ class AggregationStrategy:
         return hash(type(self))
 
 
+# Mappings whose entries dict.update stores as their own item assignment does (an OrderedDict
+# keeps an order of its own, a user's subclass may store otherwise).
+_COUNTING = (dict, defaultdict, Counter)
+_INT = {int}
+
+
 class Sum(AggregationStrategy):
     """Adds partial results: numbers, numpy arrays, and mappings per key.
 
@@ -251,6 +258,20 @@ class Sum(AggregationStrategy):
             # mappings sum, often hundreds of thousands of keys: their loop does no more than it
             # must (a new key's value is the amount itself: int() + amount is amount).
             counts = factory is None or factory is int
+            if (
+                counts
+                and type(accumulated) in _COUNTING
+                and type(partial) in _COUNTING
+                and set(map(type, partial.values())) <= _INT
+            ):
+                # The loop below for whole-number amounts, at C speed (a word count's partials
+                # hold hundreds of thousands of keys): per key, in the partial's order, the
+                # current count (none: 0) plus the amount, stored; a new key goes last, as there.
+                # dict.update stores as dict, defaultdict and Counter store (Counter.update
+                # would count the pairs themselves).
+                amounts = map(operator.add, map(get, partial, itertools.repeat(0)), partial.values())
+                dict.update(accumulated, zip(partial, amounts))
+                return accumulated
             for key, amount in partial.items():
                 current = get(key, NOTHING)
                 if counts and type(amount) is int:
