@@ -18,11 +18,9 @@ from hypothesis import strategies as st
 from paraloop.aggregation_strategies import Sum
 
 KEYS = st.sampled_from(["a", "b", "c", "d", "e", "f", 1, 2, (3, 4)])
-AMOUNTS = st.one_of(
-    st.integers(-(2**70), 2**70),
-    st.booleans(),
-    st.floats(allow_nan=False, allow_infinity=False),
-)
+# Whole numbers: float terms are not summed per chunk but replayed in the plain loop's order
+# (paraloop.replay; test_reductions.py checks their bits on every backend).
+AMOUNTS = st.one_of(st.integers(-(2**70), 2**70), st.booleans())
 # Each chunk's terms, in iteration order.
 CHUNKS = st.lists(st.lists(st.tuples(KEYS, AMOUNTS), max_size=12), max_size=5)
 KINDS = st.sampled_from(["dict", "defaultdict", "Counter", "OrderedDict", "subclass"])
