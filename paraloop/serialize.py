@@ -31,6 +31,19 @@ _DILL = b"D"
 
 def dumps(obj: Any) -> bytes:
     """Serialize ``obj`` with the fastest serializer that can carry it."""
+    # While this thread pickles, a stand-in asked for a name it lacks answers that it has none
+    # (see _stand_in_module): pickle asks to see whether a function may go by reference.
+    _pickling.depth = getattr(_pickling, "depth", 0) + 1
+    try:
+        return _dumps(obj)
+    finally:
+        _pickling.depth -= 1
+
+
+_pickling = threading.local()
+
+
+def _dumps(obj: Any) -> bytes:
     global _false_alarms
     if _false_alarms >= FALSE_ALARMS:
         checked = _without_references(obj, _by_value_modules())
@@ -273,10 +286,11 @@ def _stand_in_module(name: str, path: list[str] | None) -> types.ModuleType:
         module.__path__ = list(path)  # submodules of a package import as usual
 
     def __getattr__(attribute: str) -> Any:
-        # A lambda's or a nested function's own name (pickle looks a function up by its
-        # qualified name to see whether it may go by reference) is in no module: the real one
-        # would not have it either, and importing it would run its top level for nothing.
-        if attribute.startswith("__") or not attribute.isidentifier():
+        # Pickling, pickle (and dill) look each function and class up by its qualified name, to
+        # see whether it may go by reference: one the stand-in lacks goes by value instead, and
+        # the real module is not imported (its top level would run here, loop included).  A
+        # lambda's name (``<lambda>``) is in no module at all.
+        if attribute.startswith("__") or not attribute.isidentifier() or getattr(_pickling, "depth", 0):
             raise AttributeError(attribute)
         if sys.modules.get(name) is module:
             del sys.modules[name]
@@ -314,7 +328,11 @@ def _register(module: str, qualname: str, value: Any) -> Any:
 def dumps_by_value(obj: Any) -> bytes:
     """Serialize with dill, functions and classes of ``__main__`` by value."""
     buffer = io.BytesIO()
-    _pickler_class()(buffer, protocol=pickle.HIGHEST_PROTOCOL, recurse=True).dump(obj)
+    _pickling.depth = getattr(_pickling, "depth", 0) + 1
+    try:
+        _pickler_class()(buffer, protocol=pickle.HIGHEST_PROTOCOL, recurse=True).dump(obj)
+    finally:
+        _pickling.depth -= 1
     return _DILL + buffer.getvalue()
 
 
