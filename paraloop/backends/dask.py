@@ -611,7 +611,9 @@ def run_dask(job: Job, chunker: Chunker, scheduler: Any, workers: int | None) ->
     key = uuid.uuid4().hex
     # Every worker gets a copy: the loss of one worker does not lose the job.
     job_future = client.scatter(data, hash=False, broadcast=True)
-    path = list(sys.path)
+    # Absolute: '' (python -c, a REPL, Jupyter) and '.' name the caller's current directory,
+    # not the worker's.
+    path = [os.path.abspath(entry) for entry in sys.path]
     # Enough chunks in flight that no worker waits for the next one.
     threads = sum(client.nthreads().values()) or 1
     in_flight = 2 * (workers if workers is not None else threads)
