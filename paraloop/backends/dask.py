@@ -643,31 +643,43 @@ def run_dask(job: Job, chunker: Chunker, scheduler: Any, workers: int | None) ->
         # dropped by the scheduler before they start.
         for future in [*running, job_future]:
             future.release()
-        if (_own is None or client is not _own[1]) and client.status == "running":
+        if client.status == "running" and (importing or _own is None or client is not _own[1]):
             # A cluster the user brought: leave its workers as they were (not waiting, as
             # above; a chunk still running after a break finishes with the entries gone).
-            _release(client, key)
+            # Stand-ins this loop put there go before the loop returns, on every cluster: a
+            # later loop, the module imported by then, must find the module itself there, not
+            # the copies of its functions as they were during this loop.
+            _release(client, key, wait=bool(importing))
 
 
-def _release(client: Any, key: str) -> None:
-    """Take the loop's entries off the workers' ``sys.path``, from any thread.
+# How long a loop's end waits for the workers to take its stand-ins away.
+RELEASE_WAIT_SECONDS = 10.0
+
+
+def _release(client: Any, key: str, wait: bool = False) -> None:
+    """Take the loop's entries off the workers' ``sys.path``, from any thread; with ``wait``,
+    for up to RELEASE_WAIT_SECONDS until the workers have.
 
     A loop left half read (a generator expression) ends when the garbage collector
     finalizes it, in whatever thread runs then: in Dask's own event loop thread, a
     synchronous client call would wait for that very loop, forever.  There it is made
-    from a thread of its own.
+    from a thread of its own, without waiting.
     """
 
     def release() -> None:
         with contextlib.suppress(Exception):
-            client.run(_release_on_worker, key, wait=False)
+            client.run(_release_on_worker, key, wait=wait)
 
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        release()
+        pass
     else:
-        threading.Thread(target=release, name="paraloop-dask-release", daemon=True).start()
+        wait = False
+    thread = threading.Thread(target=release, name="paraloop-dask-release", daemon=True)
+    thread.start()
+    if wait:
+        thread.join(RELEASE_WAIT_SECONDS)
 
 
 def _check_workers(client: Any, job: Job, since: float | None) -> float | None:
