@@ -43,6 +43,10 @@ def dumps(obj: Any) -> bytes:
 _pickling = threading.local()
 
 
+def _pickling_now() -> bool:
+    return bool(getattr(_pickling, "depth", 0))
+
+
 def _dumps(obj: Any) -> bytes:
     global _false_alarms
     if _false_alarms >= FALSE_ALARMS:
@@ -143,7 +147,8 @@ _importing: set[str] = set()
 
 # A module the caller is importing, as a worker's stand-in gets it: its name, a package's
 # __path__, and what its namespace holds from elsewhere (name: module, attribute or None).
-Importing = tuple[str, "list[str] | None", "dict[str, tuple[str, str | None]]"]
+# Its plain constants too (``SCALE = 3``), for a submodule that imports them from it.
+Importing = tuple[str, "list[str] | None", "dict[str, tuple[str, str | None]]", "dict[str, Any]"]
 
 
 def importing_now() -> tuple[Importing, ...]:
@@ -152,8 +157,10 @@ def importing_now() -> tuple[Importing, ...]:
     for name, module in _being_imported():
         if _users_half_imported(name, module) and _imported_here(name):
             path = getattr(module, "__path__", None)
-            found.append((name, list(path) if path is not None else None, _from_elsewhere(module)))
-    _importing.update(name for name, _, _ in found)
+            found.append(
+                (name, list(path) if path is not None else None, _from_elsewhere(module), _constants(module))
+            )
+    _importing.update(name for name, _, _, _ in found)
     return tuple(found)
 
 
@@ -189,6 +196,29 @@ def _from_elsewhere(module: types.ModuleType) -> dict[str, tuple[str, str | None
             except Exception:  # noqa: BLE001 - a module whose attributes raise: left out
                 continue
     return found
+
+
+# Constants a stand-in gets: values that are data, small, and pickled at C speed.
+_ATOMS = (type(None), bool, int, float, complex, str, bytes)
+CONSTANT_CHARACTERS = 10_000
+
+
+def _constants(module: types.ModuleType) -> dict[str, Any]:
+    """The module's names bound to plain data (numbers, short strings, tuples of them): what a
+    submodule may import from it (``from package import SCALE``) while a worker runs the loop."""
+    found: dict[str, Any] = {}
+    for name, value in list(vars(module).items()):
+        if not name.startswith("__") and _is_constant(value, 3):
+            found[name] = value
+    return found
+
+
+def _is_constant(value: Any, depth: int) -> bool:
+    if type(value) in _ATOMS:
+        return not isinstance(value, (str, bytes)) or len(value) <= CONSTANT_CHARACTERS
+    if type(value) in (tuple, frozenset) and depth and len(value) <= 64:
+        return all(_is_constant(item, depth - 1) for item in value)
+    return False
 
 
 def _initializing(module: Any) -> bool:
@@ -241,7 +271,7 @@ def stand_in(importing: tuple[Importing, ...]) -> None:
     half imported then, so that a module the caller has finished importing is imported here
     for real when something needs it."""
     _importing.clear()  # the caller's (inherited by a fork): this process imports nothing
-    names = {name for name, _, _ in importing}
+    names = {name for name, _, _, _ in importing}
     for name in list(_stand_ins):
         if name not in names and sys.modules.get(name) is _stand_ins.pop(name):
             del sys.modules[name]
@@ -256,11 +286,13 @@ def add_stand_ins(importing: tuple[Importing, ...]) -> list[str]:
     else of the process changes: a Dask worker runs other programs' tasks too (and, in the
     caller's own process, has the modules themselves)."""
     added = []
-    for name, path, elsewhere in importing:
+    for name, path, elsewhere, constants in importing:
         if name in sys.modules:
             continue
         module = _stand_ins[name] = sys.modules[name] = _stand_in_module(name, path)
         added.append(name)
+        for attribute, value in constants.items():
+            setattr(module, attribute, value)
         for attribute, (home, inner) in elsewhere.items():
             try:
                 value = importlib.import_module(home)
@@ -290,7 +322,7 @@ def _stand_in_module(name: str, path: list[str] | None) -> types.ModuleType:
         # see whether it may go by reference: one the stand-in lacks goes by value instead, and
         # the real module is not imported (its top level would run here, loop included).  A
         # lambda's name (``<lambda>``) is in no module at all.
-        if attribute.startswith("__") or not attribute.isidentifier() or getattr(_pickling, "depth", 0):
+        if attribute.startswith("__") or not attribute.isidentifier() or _pickling_now():
             raise AttributeError(attribute)
         if sys.modules.get(name) is module:
             del sys.modules[name]

@@ -447,7 +447,7 @@ def _job(
         # (pickle looks up each function it sends back, a lambda's too, by its module's name).
         for name in serialize.add_stand_ins(importing):
             _added_stand_ins[name] = set()
-        for name, _, _ in importing:
+        for name, _, _, _ in importing:
             if name in _added_stand_ins:
                 _added_stand_ins[name].add(key)
         try:
