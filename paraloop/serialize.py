@@ -222,8 +222,26 @@ def _is_constant(value: Any, depth: int) -> bool:
 
 
 def _initializing(module: Any) -> bool:
-    """Whether ``module`` is being imported (its top level has not finished)."""
-    return bool(getattr(getattr(module, "__spec__", None), "_initializing", False))
+    """Whether ``module`` is being imported (its top level has not finished), or reloaded by
+    this thread: ``importlib.reload`` runs the top level again holding the module's import lock,
+    without marking its spec."""
+    spec = getattr(module, "__spec__", None)
+    if getattr(spec, "_initializing", False):
+        return True
+    name = getattr(spec, "name", None)
+    return isinstance(name, str) and _reloading_here(name)
+
+
+def _reloading_here(name: str) -> bool:
+    try:
+        from importlib import _bootstrap
+
+        reference = _bootstrap._module_locks.get(name)  # type: ignore[attr-defined]
+        lock = reference() if reference is not None else None
+        owner = getattr(lock, "owner", None)
+    except Exception:  # noqa: BLE001 - a Python without these internals: no reload is seen
+        return False
+    return owner is not None and owner == threading.get_ident()
 
 
 def _users_half_imported(name: str, module: types.ModuleType) -> bool:

@@ -387,19 +387,14 @@ def test_a_threads_loop_in_another_thread_is_not_the_users_narrower_limit(tmp_pa
     assert seen == [CPUS] * 4
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known, open: importlib.reload does not mark a module as being imported: its top level runs again in spawn and forkserver workers",
-)
 @pytest.mark.parametrize("method", ["forkserver", "spawn"])
 def test_reloading_a_marked_module_does_not_run_its_top_level_in_the_workers(
     tmp_path: Path, method: str
 ) -> None:
-    """``importlib.reload(module)`` of a marked module whose top level runs a loop: during the
-    reload the module is not noted as being imported (its spec is not _initializing), the
-    first import's stand-in goes, and every worker imports the module for real, running its
-    top level (side effects, loop included) once more per worker: the log gets 4 lines, not
-    2."""
+    """``importlib.reload(module)`` of a marked module whose top level runs a loop: the reload's
+    loop must not make the workers import the module for real (its top level, loop included,
+    once more per worker: the log got 4 lines, not 2).  A reload does not mark the module's
+    spec as initializing; paraloop sees it by the import lock this thread holds."""
     runs = tmp_path / "runs.txt"
     seen = _import_in_fresh_interpreter(
         tmp_path,

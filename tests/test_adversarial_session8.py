@@ -264,11 +264,6 @@ def test_a_module_found_through_the_current_directory(
     assert done.stdout.split() == ["[0,", "2,", "4,", "6,", "8,", "10]"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known, open: importlib.reload does not mark a module as being imported (its spec's "
-    "_initializing), so the reload's loop sends the module's functions by name and workers import it",
-)
 @pytest.mark.parametrize("method", ["fork", "spawn", "dask"])
 def test_reloading_a_module_whose_top_level_runs_a_loop(
     tmp_path: Path, method: str, request: pytest.FixtureRequest
