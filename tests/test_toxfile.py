@@ -59,3 +59,47 @@ def test_without_pyenv_nothing_changes(tmp_path: Path, monkeypatch: pytest.Monke
 def test_the_sdist_and_the_readme_know_the_plugin() -> None:
     assert "toxfile.py" in (ROOT / "MANIFEST.in").read_text()
     assert "pyenv" in (ROOT / "README.md").read_text()
+
+
+def _collected(*arguments: str) -> list[str]:
+    import subprocess
+
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", *arguments],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    return [line for line in done.stdout.splitlines() if "::" in line]
+
+
+def _backend(test_id: str) -> str:
+    """The backend a semantic suite's test runs on: the first part of its parameters' id."""
+    return test_id.split("[", 1)[1].rstrip("]").split("-", 1)[0]
+
+
+def test_the_other_pythons_run_fork_and_spawn_and_py313_everything() -> None:
+    """tox's py310 to py312 deselect the tests marked once (tests/conftest.py), py313 runs the
+    whole suite: a semantic suite keeps its fork and spawn runs everywhere, and its forkserver,
+    caller, threads, sequential and Dask runs, like the files marked once, run under py313."""
+    import configparser
+
+    tox = configparser.ConfigParser(interpolation=None)
+    tox.read(ROOT / "tox.ini")
+    assert '-m "not alone and not once"' in tox["testenv"]["commands"]
+    assert "once" not in tox["testenv:py313"]["commands"]
+
+    everywhere = _collected("-m", "not once", "tests/test_reductions.py", "tests/test_dask.py")
+    backends = {_backend(line) for line in everywhere if "[" in line}
+    assert backends == {"fork", "spawn"}
+    assert not [line for line in everywhere if line.startswith("tests/test_dask.py")]
+    once = _collected("-m", "once", "tests/test_reductions.py")
+    assert {_backend(line) for line in once} == {
+        "forkserver",
+        "caller",
+        "threads",
+        "sequential",
+        "dask",
+    }
