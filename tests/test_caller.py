@@ -406,6 +406,7 @@ WAITING = """
 """
 
 
+@pytest.mark.alone  # timed: beside other tests the caller's judgment of its waiting varied (rehearsal)
 @pytest.mark.usefixtures("caller_on")
 def test_iterations_that_wait_in_the_caller_start_the_workers_in_lanes(load_module: Loader) -> None:
     """The caller's first iteration waited (50 ms asleep): the workers' first chunks already
