@@ -30,7 +30,6 @@ from . import serialize
 
 __all__ = ["changed", "snapshot"]
 
-_ATOMS = (int, float, complex, str, bytes, bool, type(None))
 # The script, under the names it has in the caller (``python -m paraloop`` keeps the module it
 # runs under another key too) and in a worker.
 _MAIN = ("__main__", "__mp_main__")
@@ -110,7 +109,7 @@ def _submodule(module: types.ModuleType, name: str, value: Any) -> bool:
 
 def _same_atom(previous: Any, value: Any) -> bool:
     """An equal number, string or the like: no change (but -0.0 is not 0.0)."""
-    return type(value) in _ATOMS and type(previous) is type(value) and repr(previous) == repr(value)
+    return type(value) in serialize.ATOMS and type(previous) is type(value) and repr(previous) == repr(value)
 
 
 _UNBOUND = object()

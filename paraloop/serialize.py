@@ -10,6 +10,7 @@ dill, which sends functions and classes of ``__main__`` by value.
 from __future__ import annotations
 
 import builtins
+import contextlib
 import importlib
 import io
 import marshal
@@ -18,7 +19,7 @@ import sys
 import threading
 import types
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from .sharing import reduce_shared
@@ -31,16 +32,23 @@ _DILL = b"D"
 
 def dumps(obj: Any) -> bytes:
     """Serialize ``obj`` with the fastest serializer that can carry it."""
-    # While this thread pickles, a stand-in asked for a name it lacks answers that it has none
-    # (see _stand_in_module): pickle asks to see whether a function may go by reference.
+    with _pickling_here():
+        return _dumps(obj)
+
+
+# How deep this thread is in dumps or dumps_by_value.
+_pickling = threading.local()
+
+
+@contextlib.contextmanager
+def _pickling_here() -> Iterator[None]:
+    """While this thread pickles, a stand-in asked for a name it lacks answers that it has none
+    (see _stand_in_module): pickle asks to see whether a function may go by reference."""
     _pickling.depth = getattr(_pickling, "depth", 0) + 1
     try:
-        return _dumps(obj)
+        yield
     finally:
         _pickling.depth -= 1
-
-
-_pickling = threading.local()
 
 
 def _pickling_now() -> bool:
@@ -198,8 +206,9 @@ def _from_elsewhere(module: types.ModuleType) -> dict[str, tuple[str, str | None
     return found
 
 
-# Constants a stand-in gets: values that are data, small, and pickled at C speed.
-_ATOMS = (type(None), bool, int, float, complex, str, bytes)
+# Values that are data and nothing else (module_stores compares them by value too); a stand-in
+# gets the module's constants made of them, small and pickled at C speed.
+ATOMS = (type(None), bool, int, float, complex, str, bytes)
 CONSTANT_CHARACTERS = 10_000
 
 
@@ -214,7 +223,7 @@ def _constants(module: types.ModuleType) -> dict[str, Any]:
 
 
 def _is_constant(value: Any, depth: int) -> bool:
-    if type(value) in _ATOMS:
+    if type(value) in ATOMS:
         return not isinstance(value, (str, bytes)) or len(value) <= CONSTANT_CHARACTERS
     if type(value) in (tuple, frozenset) and depth and len(value) <= 64:
         return all(_is_constant(item, depth - 1) for item in value)
@@ -234,14 +243,21 @@ def _initializing(module: Any) -> bool:
 
 def _reloading_here(name: str) -> bool:
     try:
-        from importlib import _bootstrap
-
-        reference = _bootstrap._module_locks.get(name)  # type: ignore[attr-defined]
-        lock = reference() if reference is not None else None
-        owner = getattr(lock, "owner", None)
+        owner = _import_lock_owner(name)
     except Exception:  # noqa: BLE001 - a Python without these internals: no reload is seen
         return False
-    return owner is not None and owner == threading.get_ident()
+    return owner == threading.get_ident()
+
+
+def _import_lock_owner(name: str) -> int | None:
+    """The thread that holds module ``name``'s import lock, or None; raises on a Python without
+    importlib's internals."""
+    from importlib import _bootstrap
+
+    reference = _bootstrap._module_locks.get(name)  # type: ignore[attr-defined]
+    lock = reference() if reference is not None else None
+    owner: int | None = getattr(lock, "owner", None)
+    return owner
 
 
 def _users_half_imported(name: str, module: types.ModuleType) -> bool:
@@ -256,11 +272,7 @@ def _users_half_imported(name: str, module: types.ModuleType) -> bool:
 def _imported_here(name: str) -> bool:
     """Whether this thread (not another one) holds the import lock of module ``name``."""
     try:
-        from importlib import _bootstrap
-
-        reference = _bootstrap._module_locks.get(name)  # type: ignore[attr-defined]
-        lock = reference() if reference is not None else None
-        owner = getattr(lock, "owner", None)
+        owner = _import_lock_owner(name)
     except Exception:  # noqa: BLE001 - a Python without these internals: assume this thread
         return True
     return owner is None or owner == threading.get_ident()
@@ -378,11 +390,8 @@ def _register(module: str, qualname: str, value: Any) -> Any:
 def dumps_by_value(obj: Any) -> bytes:
     """Serialize with dill, functions and classes of ``__main__`` by value."""
     buffer = io.BytesIO()
-    _pickling.depth = getattr(_pickling, "depth", 0) + 1
-    try:
+    with _pickling_here():
         _pickler_class()(buffer, protocol=pickle.HIGHEST_PROTOCOL, recurse=True).dump(obj)
-    finally:
-        _pickling.depth -= 1
     return _DILL + buffer.getvalue()
 
 
