@@ -25,7 +25,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from conftest import START_METHODS, use_backend
+from conftest import START_METHODS, run_script, use_backend
 from test_adversarial_native import _import_in_fresh_interpreter
 
 Loader = Callable[..., ModuleType]
@@ -89,6 +89,17 @@ def _module_with_a_top_level_loop(log: Path, method: str, body: str) -> str:
     return "# paraloop: enable\n" + source.replace("@BODY@", body)
 
 
+def _backend_environment(method: str, request: pytest.FixtureRequest) -> dict[str, str]:
+    """Every iteration in a worker: on the session's Dask cluster, or under start method ``method``."""
+    environment = {"PARALOOP_CALLER_RUNS": "0"}
+    if method == "dask":
+        cluster = request.getfixturevalue("dask_cluster")
+        environment.update(PARALOOP_BACKEND="dask", PARALOOP_DASK_SCHEDULER=cluster.scheduler_address)
+    else:
+        environment.update(PARALOOP_START_METHOD=method)
+    return environment
+
+
 def _import_fresh(
     tmp_path: Path, method: str, body: str, check: str, request: pytest.FixtureRequest
 ) -> tuple[Any, list[str], int]:
@@ -97,10 +108,7 @@ def _import_fresh(
     module, or ``error``, what the import raised) gives, the log's lines, and the importer's
     process id.  Fresh: a worker pool of the test process would lack the module's folder on its
     ``sys.path`` and so could not import the module for real even when it tries."""
-    environment = {"PARALOOP_CALLER_RUNS": "0"}
-    if method == "dask":
-        cluster = request.getfixturevalue("dask_cluster")
-        environment.update(PARALOOP_BACKEND="dask", PARALOOP_DASK_SCHEDULER=cluster.scheduler_address)
+    environment = _backend_environment(method, request)
     # A name of its own: a Dask worker that imported an earlier test's module keeps it.
     name = f"s8mod_{uuid.uuid4().hex[:12]}"
     log = tmp_path / "runs.txt"
@@ -176,12 +184,7 @@ def test_a_submodule_reading_a_constant_of_the_package_being_imported(
     package, running its top level, loop included, in every worker (5 lines in the log instead of
     1 under forkserver and spawn; on Dask too, where the real package then stays in the workers).
     The result is right."""
-    environment = {"PARALOOP_CALLER_RUNS": "0"}
-    if method == "dask":
-        cluster = request.getfixturevalue("dask_cluster")
-        environment.update(PARALOOP_BACKEND="dask", PARALOOP_DASK_SCHEDULER=cluster.scheduler_address)
-    else:
-        environment.update(PARALOOP_START_METHOD=method)
+    environment = _backend_environment(method, request)
     name = f"s8pkg_{uuid.uuid4().hex[:12]}"
     log = tmp_path / "runs.txt"
     seen = _import_in_fresh_interpreter(
@@ -231,12 +234,7 @@ def test_a_module_found_through_the_current_directory(
     worker, and ``''`` is not one (``'.'`` is, but names the worker's own directory): the caller
     sends its entries as they are rather than made absolute against its current directory."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith("PARALOOP_")}
-    environment["PARALOOP_CALLER_RUNS"] = "0"
-    if backend == "dask":
-        cluster = request.getfixturevalue("dask_cluster")
-        environment.update(PARALOOP_BACKEND="dask", PARALOOP_DASK_SCHEDULER=cluster.scheduler_address)
-    else:
-        environment.update(PARALOOP_START_METHOD=backend)
+    environment.update(_backend_environment(backend, request))
     helper, job = (f"s8{kind}_{uuid.uuid4().hex[:12]}" for kind in ("helper", "job"))
     (tmp_path / f"{helper}.py").write_text("def twice(x):\n    return 2 * x\n")
     (tmp_path / f"{job}.py").write_text(
@@ -276,12 +274,7 @@ def test_reloading_a_module_whose_top_level_runs_a_loop(
     ``module.__spec__._initializing`` is set, which importlib.reload does not set (it runs the
     module's code through ``_bootstrap._exec``), so the reload's loop sends the module's functions
     and classes by name and the workers import it."""
-    environment = {"PARALOOP_CALLER_RUNS": "0"}
-    if method == "dask":
-        cluster = request.getfixturevalue("dask_cluster")
-        environment.update(PARALOOP_BACKEND="dask", PARALOOP_DASK_SCHEDULER=cluster.scheduler_address)
-    else:
-        environment.update(PARALOOP_START_METHOD=method)
+    environment = _backend_environment(method, request)
     name = f"s8reload_{uuid.uuid4().hex[:12]}"
     log = tmp_path / "runs.txt"
     seen = _import_in_fresh_interpreter(
@@ -377,15 +370,9 @@ def in_process_cluster() -> Iterator[Any]:
 
 def _run_program(folder: Path, source: str, scheduler: str) -> str:
     (folder / "main.py").write_text(textwrap.dedent(source))
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("PARALOOP_")}
-    environment.update(PARALOOP_BACKEND="dask", PARALOOP_DASK_SCHEDULER=scheduler, PARALOOP_CALLER_RUNS="0")
-    done = subprocess.run(
-        [sys.executable, "-m", "paraloop", "main.py"],
-        capture_output=True,
-        text=True,
-        env=environment,
-        timeout=120,
-        cwd=folder,
+    done = run_script(
+        folder / "main.py",
+        env={"PARALOOP_BACKEND": "dask", "PARALOOP_DASK_SCHEDULER": scheduler, "PARALOOP_CALLER_RUNS": "0"},
     )
     assert done.returncode == 0, done.stderr
     return done.stdout.strip().splitlines()[-1]
