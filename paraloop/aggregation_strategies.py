@@ -186,6 +186,42 @@ _COUNTING = (dict, defaultdict, Counter)
 _INT = {int}
 
 
+class Counts:
+    """A per-key sum of whole numbers on its way from a worker process to the caller: its
+    keys and amounts as two lists, in the mapping's order.
+
+    A word count's partial dict holds tens of thousands of keys; as two lists it loads in
+    the caller in about a third of a dict's time (no hashing and inserting into a dict that
+    :meth:`Sum.combine` only reads once).  Made by :func:`counts_for_travel` for the
+    built-in :class:`Sum` alone, which is the only strategy that receives one.
+    """
+
+    __slots__ = ("amounts", "keys")
+
+    def __init__(self, keys: list[Value], amounts: list[int]) -> None:
+        self.keys = keys
+        self.amounts = amounts
+
+    def __reduce__(self) -> tuple[Value, ...]:
+        return (Counts, (self.keys, self.amounts))
+
+    def items(self) -> Value:
+        return zip(self.keys, self.amounts)
+
+
+def counts_for_travel(strategy: AggregationStrategy, partial: Value) -> Value:
+    """``partial`` as it leaves a worker process: a :class:`Counts` for the built-in Sum's
+    dict, ``defaultdict(int)`` or Counter of whole numbers, else ``partial`` itself."""
+    if (
+        type(strategy) is Sum
+        and type(partial) in _COUNTING
+        and getattr(partial, "default_factory", None) in (None, int)
+        and set(map(type, partial.values())) <= _INT
+    ):
+        return Counts(list(partial), list(partial.values()))
+    return partial
+
+
 class Sum(AggregationStrategy):
     """Adds partial results: numbers, numpy arrays, and mappings per key.
 
@@ -258,19 +294,21 @@ class Sum(AggregationStrategy):
             # mappings sum, often hundreds of thousands of keys: their loop does no more than it
             # must (a new key's value is the amount itself: int() + amount is amount).
             counts = factory is None or factory is int
-            if (
-                counts
-                and type(accumulated) in _COUNTING
-                and type(partial) in _COUNTING
-                and set(map(type, partial.values())) <= _INT
-            ):
+            fast = counts and type(accumulated) in _COUNTING
+            if type(partial) is Counts:
+                keys, amounts = partial.keys, partial.amounts
+            elif fast and type(partial) in _COUNTING and set(map(type, partial.values())) <= _INT:
+                keys, amounts = partial, partial.values()
+            else:
+                fast = False
+            if fast:
                 # The loop below for whole-number amounts, at C speed (a word count's partials
                 # hold hundreds of thousands of keys): per key, in the partial's order, the
                 # current count (none: 0) plus the amount, stored; a new key goes last, as there.
                 # dict.update stores as dict, defaultdict and Counter store (Counter.update
                 # would count the pairs themselves).
-                amounts = map(operator.add, map(get, partial, itertools.repeat(0)), partial.values())
-                dict.update(accumulated, zip(partial, amounts))
+                summed = map(operator.add, map(get, keys, itertools.repeat(0)), amounts)
+                dict.update(accumulated, zip(keys, summed))
                 return accumulated
             for key, amount in partial.items():
                 current = get(key, NOTHING)

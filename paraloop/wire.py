@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 from . import serialize
+from .aggregation_strategies import counts_for_travel
 from .chunks import Chunk
 from .errors import ParaLoopError
 from .execute import RAISED, RETURNED, Job, Outcome
@@ -85,6 +86,10 @@ def encode_outcome(outcome: Outcome, job: Job) -> bytes:
     by_id = job.captured_ids()
     arrays = captured_arrays(job.params, job.values, job.tracked) if by_id else []
     for each in (*parts, outcome):
+        # A word count's partial dict travels as two lists (see Counts): its keys, its counts.
+        each.partials = {
+            name: counts_for_travel(job.strategy(name), partial) for name, partial in each.partials.items()
+        }
         if each.kind == RAISED:
             classes = {key: ref for key, ref in by_id.items() if ref.key is None}
             each.value = (

@@ -9,13 +9,14 @@ plain loop's own ``d[k] += v`` over the same terms, for every kind of mapping an
 
 from __future__ import annotations
 
+import pickle
 from collections import Counter, OrderedDict, defaultdict
 from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from paraloop.aggregation_strategies import Sum
+from paraloop.aggregation_strategies import Counts, Sum, counts_for_travel
 
 KEYS = st.sampled_from(["a", "b", "c", "d", "e", "f", 1, 2, (3, 4)])
 # Whole numbers: float terms are not summed per chunk but replayed in the plain loop's order
@@ -57,10 +58,17 @@ def _add(mapping: Any, key: Any, amount: Any) -> None:
         mapping[key] = mapping.get(key, 0) + amount
 
 
-@given(kind=KINDS, start=st.dictionaries(KEYS, st.integers(-5, 5), max_size=4), chunks=CHUNKS)
+@given(
+    kind=KINDS,
+    start=st.dictionaries(KEYS, st.integers(-5, 5), max_size=4),
+    chunks=CHUNKS,
+    travelled=st.booleans(),
+)
 def test_per_key_partials_combine_to_the_plain_loops_mapping(
-    kind: str, start: dict[Any, int], chunks: list[list[tuple[Any, Any]]]
+    kind: str, start: dict[Any, int], chunks: list[list[tuple[Any, Any]]], travelled: bool
 ) -> None:
+    """``travelled``: each partial as it comes from a worker process (a word count's dict
+    of whole numbers crosses as two lists, paraloop.aggregation_strategies.Counts)."""
     plain = _mapping(kind, start)
     for chunk in chunks:
         for key, amount in chunk:
@@ -72,7 +80,10 @@ def test_per_key_partials_combine_to_the_plain_loops_mapping(
         partial = strategy.start(combined)
         for key, amount in chunk:
             _add(partial, key, amount)
-        combined = strategy.combine(combined, strategy.finish(partial))
+        finished = strategy.finish(partial)
+        if travelled:
+            finished = pickle.loads(pickle.dumps(counts_for_travel(strategy, finished)))
+        combined = strategy.combine(combined, finished)
 
     assert type(combined) is type(plain)
     assert list(combined.items()) == list(plain.items())
@@ -94,3 +105,24 @@ def test_a_default_other_than_zero_starts_new_keys_from_it() -> None:
     partial["y"] += 2
     combined = Sum().combine(budget, Sum().finish(partial))
     assert list(combined.items()) == [("x", 2), ("y", 102)]
+
+
+def test_counts_from_a_worker_onto_a_mapping_of_another_kind_are_stored_through_it() -> None:
+    """Counts (a worker's per-key whole numbers, as two lists) added to a mapping the C-speed
+    path does not take, such as a user's subclass, go through its ``__setitem__``."""
+    Tally.stores = 0
+    combined = Sum().combine(Tally(a=1), Counts(["a", "b"], [2, 3]))
+    assert list(combined.items()) == [("a", 3), ("b", 3)] and Tally.stores == 2
+
+
+def test_only_the_built_in_sum_gets_counts() -> None:
+    """A user's subclass of Sum may read its partials as mappings: it gets them as they are."""
+
+    class MySum(Sum):
+        pass
+
+    partial = {"a": 1}
+    assert counts_for_travel(MySum(), partial) is partial
+    assert type(counts_for_travel(Sum(), partial)) is Counts
+    floats = {"a": 1.5}
+    assert counts_for_travel(Sum(), floats) is floats

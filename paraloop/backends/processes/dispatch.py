@@ -39,7 +39,7 @@ from multiprocess.connection import wait
 from ... import coverage_workers, serialize
 from ...chunks import Chunk, Chunker
 from ...cpus import available_cpus, waiting_workers
-from ...execute import Job, Outcome
+from ...execute import DONE, Job, Outcome
 from ...hook import typeguard_workers
 from ...sharing import Segments
 from ...wire import arrived, job_bytes, unreadable
@@ -164,6 +164,10 @@ def run(
                 if worker.connection in ready:
                     outcome = receive(loop, worker)
                     if outcome is not None:
+                        if outcome.kind == DONE:
+                            # The worker computes its next chunk while the caller combines
+                            # this one (a large partial dict takes the caller milliseconds).
+                            fill(loop)
                         yield outcome
                 elif worker.process.sentinel in ready:
                     crashed(pool, worker, job)
