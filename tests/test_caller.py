@@ -59,6 +59,10 @@ def _script(tmp_path: Path, body: str, **extra: str) -> subprocess.CompletedProc
 SHORT = """
     import multiprocess
     from paraloop import ParaLoop
+    from paraloop.backends.processes import caller
+    # The decision, not the clock, is under test here: a budget that no stall of a loaded
+    # machine can use up (test_caller_decisions below checks the 2 ms and the arithmetic).
+    caller.CALLER_SECONDS = 60.0
     total = 0
     for i in ParaLoop(range(10)):
         total += i
@@ -66,8 +70,8 @@ SHORT = """
 """
 
 
-@pytest.mark.alone  # timed: another test's processes on the same CPUs make the loop look slower
 def test_a_short_loop_never_starts_a_worker(tmp_path: Path) -> None:
+    """A loop that ends within the caller's budget never starts a worker process."""
     done = _script(tmp_path, SHORT)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["45", "0"]
@@ -79,9 +83,13 @@ def test_a_short_loop_never_starts_a_worker(tmp_path: Path) -> None:
 
 
 SOONER_HERE = """
-    import os, time
+    import os, sys, time
     import multiprocess
     from paraloop import ParaLoop
+    from paraloop.backends.processes import caller
+    # What getting forked workers going costs, as the caller assumes it: the test sets it, so
+    # that the decision does not depend on how long the iterations take on a loaded machine.
+    caller.START_SECONDS["fork"] = float(sys.argv[1])
     pids = set()
     for i in ParaLoop(range(8), num_processes=2):
         time.sleep(0.001)
@@ -90,17 +98,67 @@ SOONER_HERE = """
 """
 
 
-@pytest.mark.alone  # timed: beside other tests, a 1 ms sleep takes up to twice as long (CI)
-def test_the_caller_keeps_a_loop_it_finishes_sooner_than_two_workers_would(tmp_path: Path) -> None:
-    """8 iterations of 1 ms, two forked workers: after its 2 ms the caller has about 6 ms left,
-    less than the 10 ms that getting the workers going costs, and the workers would then take
-    those 10 ms plus half of the 6: the caller finishes the loop itself, starting no worker.
-    (Without the rule the caller would hand the loop over after its 2 ms: the test fails then.
-    With 12 iterations a final rehearsal's py313 failed it once, alone: a margin of 1.8 ms per
-    iteration was too thin.)"""
-    done = _script(tmp_path, SOONER_HERE, PARALOOP_START_METHOD="fork")
+@pytest.mark.parametrize(("start", "kept"), [("60", True), ("0", False)])
+def test_the_caller_keeps_a_loop_it_finishes_sooner_than_two_workers_would(
+    tmp_path: Path, start: str, kept: bool
+) -> None:
+    """8 iterations of 1 ms, two forked workers: after its 2 ms budget the caller keeps the
+    rest (about 6 ms) when starting the workers would cost more than that (60 s, set by the
+    test), and hands it over when it costs nothing.  The arithmetic itself, with the real
+    start costs: test_caller_decisions."""
+    script = tmp_path / "script.py"
+    script.write_text(textwrap.dedent(SOONER_HERE))
+    done = subprocess.run(
+        [sys.executable, "-m", "paraloop", str(script), start],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=product_environment(PARALOOP_START_METHOD="fork"),
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["True", "0"]
+    here, children = done.stdout.split()
+    assert here == str(kept)
+    assert (int(children) == 0) is kept
+
+
+def test_caller_decisions() -> None:
+    """The caller's rule with the real constants: it runs the loop for its first 2 ms, then
+    keeps what is left when that takes it less than starting the workers plus their share of
+    it would (two workers: twice the start cost), and hands it over otherwise."""
+    assert caller.CALLER_SECONDS == 0.002
+    forked = caller.CallerWorker(_job(), lambda: b"", caller.START_SECONDS["fork"], "fork", workers=2)
+    forked._per_item = 0.001  # measured: an iteration takes 1 ms
+    assert forked.cheaper_than_workers(6)  # 6 ms left, against 10 ms x 2
+    assert not forked.cheaper_than_workers(30)  # 30 ms left
+    assert not forked.cheaper_than_workers(None)  # no length: the workers take it
+    assert forked.maximum() == 2  # the next chunk fills the 2 ms budget
+    four = caller.CallerWorker(_job(), lambda: b"", caller.START_SECONDS["fork"], "fork", workers=4)
+    four._per_item = 0.001
+    # Four workers would take a third less of it each: 13 ms left is kept only below 10 x 4/3.
+    assert four.cheaper_than_workers(13) and not four.cheaper_than_workers(14)
+    spawned = caller.CallerWorker(_job(), lambda: b"", caller.start_seconds("spawn"), "spawn", workers=2)
+    spawned._per_item = 0.001
+    assert spawned.cheaper_than_workers(150) and not spawned.cheaper_than_workers(250)
+    # Nothing measured yet: the caller goes on with its budget.
+    assert not caller.CallerWorker(_job(), lambda: b"").cheaper_than_workers(1)
+
+
+def _job() -> Any:
+    """A real job of a marked loop, for a CallerWorker whose rule is under test."""
+    from paraloop.execute import Job
+
+    return Job(
+        function=lambda: None,
+        params=(),
+        values=(),
+        tracked=frozenset(),
+        wrapped=frozenset(),
+        stored=(),
+        after=frozenset(),
+        filename="loop.py",
+        line=1,
+    )
 
 
 @pytest.mark.usefixtures("caller_on")
@@ -399,16 +457,16 @@ WAITING = """
         lanes = []
         # Enough of them that the caller never keeps them all, even when a loaded machine makes
         # an iteration's own time look short (its time queued for a CPU is not counted).
-        # 50 ms asleep: on a loaded machine, the time an iteration waits for a CPU once it wakes
-        # stays a small share of it (the caller judges from its time asleep).
+        # The first (the caller's) 300 ms asleep: on a loaded machine, the time an iteration
+        # waits for a CPU once it wakes stays a small share of it (the caller judges from it);
+        # the rule's arithmetic is test_lanes_policy's.
         for i in ParaLoop(range(200)):
-            time.sleep(0.05)
+            time.sleep(0.3 if i == 0 else 0.05)
             lanes.append(threading.current_thread().name.startswith("paraloop-lane"))
         return lanes
 """
 
 
-@pytest.mark.alone  # timed: beside other tests the caller's judgment of its waiting varied (rehearsal)
 @pytest.mark.usefixtures("caller_on")
 def test_iterations_that_wait_in_the_caller_start_the_workers_in_lanes(load_module: Loader) -> None:
     """The caller's first iteration waited (50 ms asleep): the workers' first chunks already
