@@ -7,6 +7,7 @@ import datetime
 import importlib.metadata
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import textwrap
@@ -98,7 +99,41 @@ def target_rows(tables: dict[str, Table], found: dict) -> list[Target]:
         *_w9(tables),
         *_w10(tables),
         *_w6(tables, found),
+        *_start_up(tables),
+        *_example(found),
     ]
+
+
+def _start_up(tables: dict[str, Table]) -> list[Target]:
+    """What paraloop adds to a whole program: ``import paraloop``, and W1's whole process."""
+    rows = []
+    t = tables.get("w6-paraloop")
+    if t is not None:
+        measured = t.rows["import_paraloop"].loop.median
+        whole = t.rows["import_paraloop"].process.median - t.plain.process.median
+        cause = f"timed around the statement; the whole process takes {duration(whole)} more than one importing nothing"
+        rows.append(("`import paraloop` ≤ 12 ms", duration(measured), measured <= 0.012, cause))
+    t = tables.get("w1-200000")
+    if t is not None:
+        more = t.rows["paraloop"].process.median - t.plain.process.median
+        cause = (
+            f"`python child.py w1_dispatch paraloop` against the same for the plain loop: importing paraloop "
+            f"and its runtime, the loop (cold, its pool's start included: {duration(t.rows['paraloop'].loop.median)} "
+            f"against {duration(t.plain.loop.median)}), and the pool's shutdown at exit"
+        )
+        rows.append(("W1 200,000, whole process: ≤ 25 ms more than the plain script", f"+{duration(more)}", more <= 0.025, cause))
+    return rows
+
+
+def _example(found: dict) -> list[Target]:
+    printed = found.get("example")
+    if not printed or not printed["plain"]:
+        return []
+    plain, variables, names = (statistics.median(printed[k]) for k in ("plain", "variables", "names"))
+    measured = f"plain loop {plain:.2f} s, ParaLoop {variables:.2f} s (Variables), {names:.2f} s (plain names)"
+    cause = f"the times the example printed, medians of {len(printed['plain'])} runs"
+    target = "`python -m paraloop examples/word_frequencies.py` (the README's) prints a speedup"
+    return [(target, measured, max(variables, names) < plain, cause)]
 
 
 def _w9(tables: dict[str, Table]) -> list[Target]:
@@ -227,9 +262,9 @@ def _w2(t: Table, found: dict) -> list[Target]:
     )
     rows = [
         (
-            "W2: paraloop default ≥ 0.8 of the best peer's speedup",
+            "W2: paraloop default ≥ 0.9 of the best peer's speedup",
             measured,
-            default >= 0.8 * best_speedup,
+            default >= 0.9 * best_speedup,
             cause,
         )
     ]

@@ -160,7 +160,29 @@ def w6(reps: int, directory: str) -> list[Table]:
                      ("marked_cold", "marked module, cold (no cache)", "paraloop"),
                      ("marked_cached_runtime", "marked module, from paraloop's cache, paraloop.runtime imported before", "paraloop")],
             argv, reps)  # fmt: skip
-    return [many, marked]
+    alone = Table("w6-paraloop", "W6 import: `import paraloop` in a fresh process", clock="process", both_clocks=False)
+    measure(alone, [("nothing", "a process that imports nothing", "plain"),
+                    ("import_paraloop", "import paraloop", "paraloop")],
+            argv, reps)  # fmt: skip
+    return [many, marked, alone]
+
+
+def example(reps: int) -> dict:
+    """The README's word-count example as a user runs it (``python -m paraloop
+    examples/word_frequencies.py``): the times it prints, plain loop and ParaLoop."""
+    printed: dict[str, list[float]] = {"plain": [], "variables": [], "names": []}
+    for _ in range(reps):
+        done = subprocess.run(
+            [sys.executable, "-m", "paraloop", "examples/word_frequencies.py"], capture_output=True,
+            text=True, cwd=harness.HERE.parent, env=harness.child_env(None), timeout=600,
+        )  # fmt: skip
+        if done.returncode != 0:
+            raise SystemExit(f"examples/word_frequencies.py failed: {done.stderr[-2000:]}")
+        times = [float(line.split(":", 1)[1].split()[0]) for line in done.stdout.splitlines()
+                 if line.startswith(("plain loop:", "ParaLoop:"))]  # fmt: skip
+        for key, seconds in zip(printed, times):
+            printed[key].append(seconds)
+    return printed
 
 
 def parallel_capacity(reps: int, rounds: int) -> Stats:
@@ -246,6 +268,8 @@ def measure_all(reps: int, quick: bool) -> tuple[list[Table], dict, report.Conte
         tables += w6(2 * reps, directory)
         log("diagnosing causes")
         found = causes(rounds, directory)
+        log("the README's word-count example")
+        found["example"] = example(reps)
     seconds = time.perf_counter() - began
     finished = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     return tables, found, report.Context(reps, quick, seconds, rounds, capacity, commit, finished)

@@ -12,7 +12,8 @@ fresh process and times only the import statement(s), with bytecode caching on:
 - ``unmarked_cached``: after ``import paraloop``, import ``w6_unmarked`` from its cache;
 - ``marked_cached``: after ``import paraloop``, import ``w6_marked`` from paraloop's cache;
 - ``marked_cold``: the same with paraloop's cache of it deleted first (parse, rewrite, compile, write);
-- ``marked_cached_runtime``: ``marked_cached`` with ``paraloop.runtime`` imported beforehand.
+- ``marked_cached_runtime``: ``marked_cached`` with ``paraloop.runtime`` imported beforehand;
+- ``import_paraloop`` / ``nothing``: ``import paraloop`` alone, and a process that times nothing.
 """
 
 import importlib
@@ -64,6 +65,14 @@ def generate(directory):
 def main(mode, directory):
     sys.dont_write_bytecode = False
     sys.path.insert(0, directory)
+    if mode in ("nothing", "import_paraloop"):
+        # What ``import paraloop`` costs a program (the hook it installs included), against a
+        # process that imports nothing: the same interpreter start, the same exit.
+        began = time.perf_counter()
+        if mode == "import_paraloop":
+            import paraloop  # noqa: F401
+        report(time.perf_counter() - began, None)
+        return
     if mode != "unmarked_200":
         import paraloop  # installs the hook
     if mode == "marked_cold":
