@@ -192,21 +192,44 @@ class Counts:
 
     A word count's partial dict holds tens of thousands of keys; as two lists it loads in
     the caller in about a third of a dict's time (no hashing and inserting into a dict that
-    :meth:`Sum.combine` only reads once).  Made by :func:`counts_for_travel` for the
-    built-in :class:`Sum` alone, which is the only strategy that receives one.
+    :meth:`Sum.combine` only reads once), and string keys travel as a few long strings,
+    split in the caller run by run as they are added.  Made by :func:`counts_for_travel`
+    for the built-in :class:`Sum` alone, which is the only strategy that receives one.
     """
 
-    __slots__ = ("amounts", "keys")
+    __slots__ = ("amounts", "keys", "runs")
 
-    def __init__(self, keys: list[Value], amounts: list[int]) -> None:
+    def __init__(self, keys: list[Value] | None, amounts: list[int], runs: list[str] | None = None) -> None:
         self.keys = keys
         self.amounts = amounts
+        # String keys travel as runs of RUN keys joined by NUL: the caller splits a run and adds
+        # its keys while their new string objects are still in the CPU's cache.
+        self.runs = runs
 
     def __reduce__(self) -> tuple[Value, ...]:
-        return (Counts, (self.keys, self.amounts))
+        keys = self.keys
+        if keys is not None and len(keys) > RUN and set(map(type, keys)) == {str}:
+            runs = ["\0".join(keys[start : start + RUN]) for start in range(0, len(keys), RUN)]
+            if sum(map(str.count, runs, itertools.repeat("\0"))) == len(keys) - len(runs):
+                return (Counts, (None, self.amounts, runs))
+        return (Counts, (keys, self.amounts))
+
+    def pieces(self) -> Value:
+        """(keys, amounts) pairs of lists, one per run."""
+        if self.runs is None:
+            yield self.keys, self.amounts
+            return
+        start = 0
+        for run in self.runs:
+            keys = run.split("\0")
+            yield keys, self.amounts[start : start + len(keys)]
+            start += len(keys)
 
     def items(self) -> Value:
-        return zip(self.keys, self.amounts)
+        return itertools.chain.from_iterable(zip(keys, amounts) for keys, amounts in self.pieces())
+
+
+RUN = 2048
 
 
 def counts_for_travel(strategy: AggregationStrategy, partial: Value) -> Value:
@@ -296,9 +319,9 @@ class Sum(AggregationStrategy):
             counts = factory is None or factory is int
             fast = counts and type(accumulated) in _COUNTING
             if type(partial) is Counts:
-                keys, amounts = partial.keys, partial.amounts
+                pieces = partial.pieces()
             elif fast and type(partial) in _COUNTING and set(map(type, partial.values())) <= _INT:
-                keys, amounts = partial, partial.values()
+                pieces = iter([(partial, partial.values())])
             else:
                 fast = False
             if fast:
@@ -307,8 +330,9 @@ class Sum(AggregationStrategy):
                 # current count (none: 0) plus the amount, stored; a new key goes last, as there.
                 # dict.update stores as dict, defaultdict and Counter store (Counter.update
                 # would count the pairs themselves).
-                summed = map(operator.add, map(get, keys, itertools.repeat(0)), amounts)
-                dict.update(accumulated, zip(keys, summed))
+                for keys, amounts in pieces:
+                    summed = map(operator.add, map(get, keys, itertools.repeat(0)), amounts)
+                    dict.update(accumulated, zip(keys, summed))
                 return accumulated
             for key, amount in partial.items():
                 current = get(key, NOTHING)

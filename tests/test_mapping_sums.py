@@ -13,6 +13,7 @@ import pickle
 from collections import Counter, OrderedDict, defaultdict
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -126,3 +127,26 @@ def test_only_the_built_in_sum_gets_counts() -> None:
     assert type(counts_for_travel(Sum(), partial)) is Counts
     floats = {"a": 1.5}
     assert counts_for_travel(Sum(), floats) is floats
+
+
+@pytest.mark.parametrize("nul", [False, True])
+def test_many_string_keys_travel_in_runs_and_combine_in_order(nul: bool) -> None:
+    """Thousands of string keys (a word count's) cross as NUL-joined runs: split again in the
+    caller, every count and the keys' order are the plain loop's; a key holding a NUL itself
+    makes the partial travel as a list instead, with the same result."""
+    words = [f"w{n}" + ("\0x" if nul and n % 997 == 0 else "") for n in range(7000)]
+    chunks = [words[start : start + 3000] + words[:50] for start in range(0, 7000, 2500)]
+    plain: defaultdict[str, int] = defaultdict(int)
+    for chunk in chunks:
+        for word in chunk:
+            plain[word] += 1
+    strategy = Sum()
+    combined: defaultdict[str, int] = defaultdict(int)
+    for chunk in chunks:
+        partial = strategy.start(combined)
+        for word in chunk:
+            partial[word] += 1
+        travelled = pickle.loads(pickle.dumps(counts_for_travel(strategy, strategy.finish(partial))))
+        assert (travelled.runs is None) is nul
+        combined = strategy.combine(combined, travelled)
+    assert list(combined.items()) == list(plain.items())
