@@ -144,6 +144,20 @@ def test_caller_decisions() -> None:
     assert not caller.CallerWorker(_job(), lambda: b"").cheaper_than_workers(1)
 
 
+def test_the_caller_decides_only_on_a_chunk_long_enough_to_measure() -> None:
+    """A chunk of a few trivial iterations (0.03 ms) measures its own fixed costs more than
+    them: past its budget the caller runs one more chunk before it hands the loop over, unless
+    it has spent 8 ms already; a chunk of 0.2 ms or more is measured well enough."""
+    worker = caller.CallerWorker(_job(), lambda: b"", caller.START_SECONDS["fork"], "fork", workers=2)
+    worker._per_item, worker._timed, worker.spent = 2e-6, 0.00003, 0.003
+    assert not worker.within_budget and worker.measuring
+    assert not worker.cheaper_than_workers(200_000)
+    worker._timed = 0.0002
+    assert not worker.measuring
+    worker._timed, worker.spent = 0.00003, 0.008
+    assert not worker.measuring
+
+
 def _job() -> Any:
     """A real job of a marked loop, for a CallerWorker whose rule is under test."""
     from paraloop.execute import Job

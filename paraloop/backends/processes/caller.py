@@ -14,7 +14,11 @@ that is sooner than handing it over: the workers would take the time of getting
 them going (``START_SECONDS``: forking two workers and their first milliseconds
 cost about 10 ms here) plus their share of what is left, so the caller keeps
 the loop while what is left takes it less than ``start * n / (n - 1)`` for ``n``
-workers (twice the start-up for two).  It then takes all of them as one chunk (each
+workers (twice the start-up for two).  It decides on a chunk whose iterations took at
+least ``MEASURE_SECONDS`` (0.2 ms): a shorter one measured its own fixed costs more than
+its iterations, so past its budget the caller runs one more, up to ``MEASURE_LIMIT`` in
+all (a loop of 200,000 trivial iterations was handed over, 17 iterations in, at a time
+per iteration forty times too high).  It then takes all of them as one chunk (each
 chunk costs the caller a tenth of a millisecond or more).  A chunk sized from quick
 iterations may hold thousands that turn slow: each chunk the caller runs stops at
 twice its expected time (at least twice the budget), and its items left go back to
@@ -109,6 +113,12 @@ FINISH_SECONDS = 0.008
 # The fork server's own start, the first time a program starts workers with it (a new Python
 # that imports paraloop and what the script imports): about 80 ms here, all of it in the caller.
 FORK_SERVER_SECONDS = 0.100
+# A chunk whose iterations took less than this measured mostly its own fixed costs (tens of
+# microseconds): the time per iteration it gives is too high to decide on.  Past its budget
+# the caller runs one more chunk (of about half the budget, by that high figure) before it
+# decides, but no more than MEASURE_LIMIT of its time in all.
+MEASURE_SECONDS = 0.0002
+MEASURE_LIMIT = 4 * CALLER_SECONDS
 
 
 # Under fork, a caller's chunk in one thread and a fork in another must not overlap: the child
@@ -221,6 +231,8 @@ class CallerWorker:
         # The caller's time on this loop's chunks so far, and the last chunk's time per item.
         self.spent = 0.0
         self._per_item = 0.0
+        # The last chunk's own time (see MEASURE_SECONDS).
+        self._timed = 0.0
         # Its chunks' wall, CPU and queued times: whether the iterations mostly wait (then the
         # workers run lanes from their first chunk on, see policy.py).
         self.wall = self.cpu = self.queued = 0.0
@@ -241,6 +253,12 @@ class CallerWorker:
     @property
     def within_budget(self) -> bool:
         return self.process_state is None and self.spent < CALLER_SECONDS
+
+    @property
+    def measuring(self) -> bool:
+        """Whether the last chunk was too short to tell the time an iteration takes (see
+        MEASURE_SECONDS): then the caller runs another before it decides to hand the loop over."""
+        return self.process_state is None and 0 < self._timed < MEASURE_SECONDS and self.spent < MEASURE_LIMIT
 
     @property
     def quick(self) -> bool:
@@ -350,6 +368,7 @@ class CallerWorker:
         # make the caller keep a loop it should hand over.
         own = max(travelled.seconds - travelled.queued, travelled.seconds / 2)
         self._per_item = max(own / max(1, travelled.iterations), 1e-9)
+        self._timed = max(own, 1e-9)
         return travelled
 
     def finish(self) -> None:
@@ -365,10 +384,10 @@ def first_chunks(caller: CallerWorker, chunker: Chunker) -> Iterator[Outcome]:
 
     Stops at an outcome that ends the loop (a break, an exception, a return).
     """
-    while caller.within_budget or caller.cheaper_than_workers(chunker.left()):
+    while caller.within_budget or caller.cheaper_than_workers(chunker.left()) or caller.measuring:
         # Within the budget, chunks of what is left of it; finishing the loop, larger ones.  Both
         # small enough that iterations that turn slower are seen.
-        if caller.within_budget:
+        if caller.within_budget or (caller.measuring and not caller.cheaper_than_workers(chunker.left())):
             chunk = caller.next_chunk(
                 chunker, caller.maximum(max(CALLER_SECONDS - caller.spent, CALLER_SECONDS / 2))
             )
