@@ -36,7 +36,7 @@ MAX_CHUNK = 1 << 16
 MAX_CHUNK_BYTES = 16 << 20
 GROWTH = 16
 # Towards the end of a sequence of known length, a chunk takes at most this
-# share of what is left (but never less than a tenth of the target time), so
+# share of what is left (but never less than a tenth of TARGET_SECONDS), so
 # that the workers finish together instead of one waiting for another's last
 # large chunk.  The rule uses the items left, never the number of workers.
 TAIL_SHARE = 4
@@ -221,7 +221,10 @@ class Chunker:
             self.target = min(MAX_TARGET_SECONDS, max(self.target, overhead / OVERHEAD_SHARE))
         per_item = max(seconds / items, 1e-9)
         wanted = int(self.target / per_item)
-        self._floor = max(1, wanted // TAIL_FLOOR)
+        # From the base target, not a grown one: a target grown for large partial results
+        # (up to a second) would leave one worker a last chunk of a tenth of a second or
+        # more while the other has nothing left, and the caller its whole partial to combine.
+        self._floor = max(1, int(TARGET_SECONDS / per_item) // TAIL_FLOOR)
         # Grow fast (one noisy measurement cannot overshoot by more than this).
         self.size = max(1, min(wanted, self.size * GROWTH, MAX_CHUNK))
 

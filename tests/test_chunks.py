@@ -39,3 +39,24 @@ def test_an_iterator_of_unknown_length_keeps_full_chunks() -> None:
 def test_a_fixed_chunksize_is_kept_to_the_end() -> None:
     sizes = [size for _, size in cut(Chunker(range(1000), chunksize=64), 1e-7)]
     assert sizes == [64] * 15 + [40]
+
+
+def test_chunks_grown_for_large_partial_results_still_end_finely() -> None:
+    """Combining each chunk's result costs the caller as much as the chunk's own time (a word
+    count's partial dicts): chunks grow towards a second, but the last ones are cut to a quarter
+    of what is left down to a tenth of the 20 ms target, so that no worker is left with a
+    tenth of a second of work while the others have nothing (the W4 split benchmark's end)."""
+    n, per_item = 1800, 5e-4
+    chunker = Chunker(range(n))
+    chunks = []
+    while (chunk := chunker.next()) is not None:
+        size = len(chunk.items)
+        chunks.append((chunk.start, size))
+        chunker.observe(size, per_item * size, overhead=per_item * size)
+    sizes = [size for _, size in chunks]
+    assert sum(sizes) == n
+    assert max(sizes) > 200, "chunks grew past the 20 ms target (40 items)"
+    # 2 ms of work is 4 items at 0.5 ms each.
+    for start, size in chunks[3:]:
+        assert size <= max(4, -(-(n - start) // TAIL_SHARE)), chunks
+    assert sizes[-1] <= 4
