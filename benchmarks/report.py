@@ -269,7 +269,14 @@ def _w2(t: Table, found: dict) -> list[Target]:
         )
     ]
     sizes, cause = found.get("w2-threads", {}).get("sizes", []), ""
-    if sizes:
+    if sizes and max(sizes) == 1:
+        # Nothing waits behind another request: what is left is the machine's noise.
+        cause = (
+            f"Every chunk held one request, each thread taking the next as it finished, as "
+            f"{t.rows[best].label}'s threads do: paraloop's loop took {spread(t.rows['paraloop_threads'].loop)}, "
+            f"{t.rows[best].label}'s {spread(t.rows[best].loop)}."
+        )
+    elif sizes:
         cause = (
             f"The threads backend cut the 256 iterations into {len(sizes)} chunks of {_sizes(sizes)}; "
             f"the largest, {max(sizes)} requests, ran one after another in one thread "
