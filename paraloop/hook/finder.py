@@ -5,9 +5,9 @@ back what they found, so every import is searched once (a finder that declined w
 make the import system ask them all again).  An ordinary source module gets a
 :class:`ParaLoopLoader` that decides about the marker when it loads, from bytes the
 import reads anyway, and gives plain modules CPython's loader back; everything else
-(extension modules, zip imports, namespace packages, pytest's unmarked test modules,
-modules typeguard's import hook instruments that are not marked) keeps the spec the
-later finders made.  A marked module that pytest's or typeguard's hook also claims gets
+(extension modules, zip imports, namespace packages, paraloop's own modules, pytest's
+unmarked test modules, modules typeguard's import hook instruments that are not marked)
+keeps the spec the later finders made.  A marked module that pytest's or typeguard's hook also claims gets
 both treatments: paraloop's rewrite first, then theirs.  A module no finder knows gives ``None``, and
 the import system goes on as it would have.
 """
@@ -53,7 +53,9 @@ class ParaLoopFinder:
         self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
     ) -> ModuleSpec | None:
         spec = self._spec_from_later_finders(fullname, path, target)
-        if spec is None or not spec.has_location:
+        if spec is None or not spec.has_location or fullname.partition(".")[0] == "paraloop":
+            # paraloop's own modules carry no marker, though most name ParaLoop and mention
+            # "paraloop:" in their docstrings (which would have each one's head tokenized).
             return spec
         origin = spec.origin
         if not origin or not origin.endswith(".py"):
