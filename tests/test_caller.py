@@ -547,3 +547,45 @@ def test_caller_chunks_stopped_at_their_deadline_give_the_plain_result(
         warnings.simplefilter("ignore", paraloop.ParaLoopWarning)
         expected = run_plain(CUT)["run"]([[v] for v in values], stop)
     assert cut_module.run([[v] for v in values], stop) == expected
+
+
+TRIVIAL_SUM = """
+    from paraloop import ParaLoop
+    def run(n):
+        total = 0
+        for i in ParaLoop(range(n), num_processes=2):
+            total += i * i
+        return total
+"""
+
+
+@pytest.mark.usefixtures("caller_on")
+def test_a_loop_the_caller_finishes_takes_what_is_left_in_one_chunk(
+    load_module: Loader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A loop the caller keeps (workers made to look expensive to start) is cut for the caller,
+    not for workers: what is left goes in one chunk, past the chunker's MAX_CHUNK (65,536), since
+    each chunk costs the caller a tenth of a millisecond or more. 200,000 trivial iterations took
+    8 chunks (1, 16, 256, 4096, ..., 65536, 65536, ...), now 5."""
+    from paraloop import chunks
+
+    from paraloop.backends.processes import dispatch
+
+    for method in caller.START_SECONDS:
+        monkeypatch.setitem(caller.START_SECONDS, method, 1e6)
+    # The idle workers an earlier test left, too.
+    monkeypatch.setattr(dispatch, "READY_SECONDS", 1e6)
+    sizes: list[int] = []
+    original = chunks.Chunker._next
+
+    def spy(self: chunks.Chunker, *args: Any) -> Any:
+        chunk = original(self, *args)
+        if chunk is not None:
+            sizes.append(len(chunk.items))
+        return chunk
+
+    monkeypatch.setattr(chunks.Chunker, "_next", spy)
+    module = load_module(TRIVIAL_SUM)
+    assert module.run(200_000) == sum(i * i for i in range(200_000))
+    assert sizes[0] == 1
+    assert max(sizes) > chunks.MAX_CHUNK, sizes

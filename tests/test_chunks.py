@@ -60,3 +60,18 @@ def test_chunks_grown_for_large_partial_results_still_end_finely() -> None:
     for start, size in chunks[3:]:
         assert size <= max(4, -(-(n - start) // TAIL_SHARE)), chunks
     assert sizes[-1] <= 4
+
+
+def test_a_minimum_asked_for_is_honoured_past_growth_and_max_chunk() -> None:
+    """The caller asks for exactly the items it can run within its budget, or for all that is
+    left: neither the 16-fold growth limit nor MAX_CHUNK (which are for workers) cut it."""
+    chunker = Chunker(range(300_000))
+    first = chunker.next()
+    assert first is not None and len(first.items) == 1
+    chunker.observe(1, 1e-6)
+    second = chunker.next(minimum=5_000, maximum=5_000)
+    assert second is not None and len(second.items) == 5_000
+    rest = chunker.left()
+    assert rest == 300_000 - 5_001
+    last = chunker.next(minimum=rest, maximum=rest)
+    assert last is not None and len(last.items) == rest > MAX_CHUNK

@@ -388,9 +388,11 @@ def first_chunks(caller: CallerWorker, chunker: Chunker) -> Iterator[Outcome]:
         # Within the budget, chunks of what is left of it; finishing the loop, larger ones.  Both
         # small enough that iterations that turn slower are seen.
         if caller.within_budget or (caller.measuring and not caller.cheaper_than_workers(chunker.left())):
-            chunk = caller.next_chunk(
-                chunker, caller.maximum(max(CALLER_SECONDS - caller.spent, CALLER_SECONDS / 2))
-            )
+            # Exactly that many, once an iteration was timed: the chunker's growth limit (16 times
+            # the last size) protects workers from a noisy measurement, and the caller's chunks
+            # have their deadline (a loop of 200,000 trivial iterations took 8 chunks, not 4).
+            most = caller.maximum(max(CALLER_SECONDS - caller.spent, CALLER_SECONDS / 2))
+            chunk = caller.next_chunk(chunker, most, minimum=most or 1)
         else:
             # All that is left, in one chunk (each chunk costs the caller a tenth of a millisecond
             # or more): it stops at twice its expected time should its iterations turn slower
