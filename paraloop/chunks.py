@@ -140,9 +140,11 @@ class Chunker:
             if self._sequence is not None and self._measured:
                 left = len(self._sequence) - self.position
                 size = min(size, max(self._floor, -(-left // TAIL_SHARE)))
-            # A minimum asked for (the caller finishing a loop itself) may pass MAX_CHUNK: the
-            # items of a sequence are there already, and MAX_CHUNK_BYTES still bounds them below.
-            size = max(min(MAX_CHUNK, size), minimum)
+            # A minimum asked for (the caller finishing a loop itself) may pass MAX_CHUNK for a
+            # sequence, whose items are there already (MAX_CHUNK_BYTES still bounds them below);
+            # an iterator's read-ahead stays bounded.
+            cap = MAX_CHUNK if self._sequence is None else max(MAX_CHUNK, minimum)
+            size = min(cap, max(size, minimum))
             if maximum is not None:
                 size = max(1, min(size, maximum))
             if self._item_bytes:

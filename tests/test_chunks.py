@@ -75,3 +75,9 @@ def test_a_minimum_asked_for_is_honoured_past_growth_and_max_chunk() -> None:
     assert rest == 300_000 - 5_001
     last = chunker.next(minimum=rest, maximum=rest)
     assert last is not None and len(last.items) == rest > MAX_CHUNK
+
+
+def test_an_iterators_read_ahead_stays_bounded_whatever_minimum_is_asked() -> None:
+    chunker = Chunker(iter(range(300_000)))
+    chunk = chunker.next(minimum=200_000, maximum=200_000)
+    assert chunk is not None and len(chunk.items) == MAX_CHUNK
