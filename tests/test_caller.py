@@ -559,16 +559,10 @@ TRIVIAL_SUM = """
 """
 
 
-@pytest.mark.usefixtures("caller_on")
-def test_a_loop_the_caller_finishes_takes_what_is_left_in_one_chunk(
-    load_module: Loader, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A loop the caller keeps (workers made to look expensive to start) is cut for the caller,
-    not for workers: what is left goes in one chunk, past the chunker's MAX_CHUNK (65,536), since
-    each chunk costs the caller a tenth of a millisecond or more. 200,000 trivial iterations took
-    8 chunks (1, 16, 256, 4096, ..., 65536, 65536, ...), now 5."""
+def _spy_on_sizes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The size of every chunk the loop's chunker hands out, in order; workers made to look
+    too expensive to start, so that the caller keeps what it measured it may keep."""
     from paraloop import chunks
-
     from paraloop.backends.processes import dispatch
 
     for method in caller.START_SECONDS:
@@ -585,6 +579,33 @@ def test_a_loop_the_caller_finishes_takes_what_is_left_in_one_chunk(
         return chunk
 
     monkeypatch.setattr(chunks.Chunker, "_next", spy)
+    return sizes
+
+
+@pytest.mark.usefixtures("caller_on")
+def test_a_loop_the_caller_keeps_is_kept_once_a_chunk_measured_it(
+    load_module: Loader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ten 1 ms iterations: the first, run alone, measures them well enough (0.2 ms or more) to
+    tell that the caller keeps the loop; the other nine go in one chunk at once, not in chunks
+    of what is left of the 3 ms budget first (1, 1, 8: each chunk costs the caller 0.1-0.3 ms)."""
+    sizes = _spy_on_sizes(monkeypatch)
+    module = load_module(PIDS)
+    assert module.run(10) == [os.getpid()] * 10
+    assert sizes[:2] == [1, 9], sizes
+
+
+@pytest.mark.usefixtures("caller_on")
+def test_a_loop_the_caller_finishes_takes_what_is_left_in_one_chunk(
+    load_module: Loader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A loop the caller keeps (workers made to look expensive to start) is cut for the caller,
+    not for workers: what is left goes in one chunk, past the chunker's MAX_CHUNK (65,536), since
+    each chunk costs the caller a tenth of a millisecond or more. 200,000 trivial iterations took
+    8 chunks (1, 16, 256, 4096, ..., 65536, 65536, ...), now 4."""
+    from paraloop import chunks
+
+    sizes = _spy_on_sizes(monkeypatch)
     module = load_module(TRIVIAL_SUM)
     assert module.run(200_000) == sum(i * i for i in range(200_000))
     assert sizes[0] == 1
