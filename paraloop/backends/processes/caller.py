@@ -390,15 +390,16 @@ def first_chunks(caller: CallerWorker, chunker: Chunker) -> Iterator[Outcome]:
 
     Stops at an outcome that ends the loop (a break, an exception, a return).
     """
-    while caller.within_budget or caller.cheaper_than_workers(chunker.left()) or caller.measuring:
+    while True:
+        cheaper = caller.cheaper_than_workers(chunker.left())
+        if not (caller.within_budget or cheaper or caller.measuring):
+            return
         # Within the budget, chunks of what is left of it; finishing the loop, larger ones.  Both
         # small enough that iterations that turn slower are seen.
         # Once a chunk measured the iterations well, a loop the caller would keep at the end of
         # its budget is kept now: the rest in one chunk (each chunk costs the caller 0.1-0.3 ms).
-        keep = caller.measured and caller.cheaper_than_workers(chunker.left())
-        if (caller.within_budget and not keep) or (
-            caller.measuring and not caller.cheaper_than_workers(chunker.left())
-        ):
+        keep = caller.measured and cheaper
+        if (caller.within_budget and not keep) or (caller.measuring and not cheaper):
             # Exactly that many, once an iteration was timed: the chunker's growth limit (16 times
             # the last size) protects workers from a noisy measurement, and the caller's chunks
             # have their deadline (a loop of 200,000 trivial iterations took 8 chunks, not 4).
