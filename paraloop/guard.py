@@ -37,7 +37,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from .errors import ParaLoopError
-from .items import bound_to_this_process
+from .items import bound_to_this_process, is_file
 from .process_state import numpy_state
 from .serialize import code_names, installed
 from .sharing import shared_here
@@ -124,7 +124,7 @@ class _Fingerprinter(pickle.Pickler):
     def persistent_id(self, obj: Any) -> Any:
         if _is_numpy_array(obj) or isinstance(obj, (types.FunctionType, types.ModuleType, type)):
             return id(obj)
-        if hasattr(type(obj), "__next__") and not isinstance(obj, io.IOBase):
+        if hasattr(type(obj), "__next__") and not is_file(obj):
             return id(obj)  # an iterator: reading it is not changing it
         if bound_to_this_process(obj) or isinstance(obj, threading.Thread):
             return id(obj)

@@ -48,6 +48,22 @@ ENVIRONMENT = (
 _NATIVE = re.compile(rb"/(?:lib)?(?:\w*openblas|blis|flexiblas|mkl_rt|iomp|gomp|omp)[^/\n]*\.so")
 
 
+# Every name _NATIVE matches holds one of these.
+_HINTS = (b"blas", b"blis", b"mkl_rt", b"omp")
+
+
+def _read_all(path: str) -> bytes:
+    """A /proc file's bytes, read without a buffered file object (the kernel makes them as read)."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        parts = []
+        while part := os.read(descriptor, 1 << 16):
+            parts.append(part)
+    finally:
+        os.close(descriptor)
+    return b"".join(parts)
+
+
 # (pid, modules imported) when the process's map was last read, and what it held.
 _seen: tuple[int, int, bool] | None = None
 
@@ -55,7 +71,7 @@ _seen: tuple[int, int, bool] | None = None
 def native_loaded() -> bool:
     """Whether a BLAS or OpenMP runtime is mapped into this process.
 
-    Reading the process's map costs about 0.2 ms, so it is read again only once
+    Reading the process's map costs 0.3-0.5 ms, so it is read again only once
     a module was imported since (extension modules bring these libraries);
     importing threadpoolctl and finding the libraries costs a few.  Without
     Linux's ``/proc``: whenever numpy is here.
@@ -66,11 +82,12 @@ def native_loaded() -> bool:
         if _seen is not None and _seen[:2] == key:
             return _seen[2]
         try:
-            with open("/proc/self/maps", "rb") as handle:
-                found = _NATIVE.search(handle.read()) is not None
+            mapped = _read_all("/proc/self/maps")
         except OSError:  # pragma: no cover - no /proc after all
             pass
         else:
+            # Substring tests in C first: the pattern's search took 0.1 ms of a loop's first chunk.
+            found = any(hint in mapped for hint in _HINTS) and _NATIVE.search(mapped) is not None
             _seen = (*key, found)
             return found
     return "numpy" in sys.modules

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import builtins
 import copy
-import io
 import logging
 import os
 import sys
@@ -49,7 +48,7 @@ from .execute import (
     Outcome,
 )
 from .guard import GENERATOR_MODULES, reached
-from .items import COPY, INLINE, SHARE
+from .items import COPY, INLINE, SHARE, is_file
 from .loop import ParaLoop
 from .plan import Form, Kind, LoopPlan, Use
 from .process_state import MODULE_STATE, describe
@@ -214,9 +213,9 @@ def _check_iterators(
     """An iterator from outside the loop that the body reads: each iteration would take the next
     value in the order the workers happen to run (or from a worker's own copy)."""
     for name, value in zip(params, values):
-        if name in variables or name.startswith("__paraloop") or isinstance(value, io.IOBase):
+        if name in variables or name.startswith("__paraloop"):
             continue
-        if hasattr(type(value), "__next__"):
+        if hasattr(type(value), "__next__") and not is_file(value):
             raise ParaLoopError(
                 f"{filename}, line {line}: the body uses {name!r}, an iterator from outside the loop: "
                 "iterations running in parallel would each take its next value in whatever order they "

@@ -3,6 +3,7 @@ the count paraloop sizes its pool by, on every Python version."""
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
@@ -143,3 +144,43 @@ def test_a_busy_thread_on_a_loaded_machine_measures_its_time_queued_for_a_cpu() 
     # A fair share is a quarter of a CPU: about 0.37 s of the 0.5 s queued.  Far less would
     # mean the figure is not read.
     assert queued > 0.1, queued
+
+
+@pytest.mark.parametrize(
+    ("v2", "v1", "expected"),
+    [
+        ("150000 100000\n", None, 2),  # 1.5 CPUs: the pool gets 2
+        ("50000 100000\n", None, 1),  # half a CPU: never fewer than one
+        ("max 100000\n", ("100000\n", "100000\n"), None),  # v2 says no quota: v1 is not asked
+        (None, ("100000\n", "100000\n"), 1),
+        (None, ("-1\n", "100000\n"), None),  # v1's "no quota"
+        (None, None, None),
+        ("garbled\n", None, None),
+    ],
+)
+def test_the_cgroups_cpu_quota_caps_the_count(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    v2: str | None,
+    v1: tuple[str, str] | None,
+    expected: int | None,
+) -> None:
+    """A container limited to 1.5 CPUs gets a pool of 2 workers, not one per CPU of the host."""
+    from paraloop import cpus
+
+    v2_path = tmp_path / "cpu.max"
+    v1_paths = (tmp_path / "cpu.cfs_quota_us", tmp_path / "cpu.cfs_period_us")
+    if v2 is not None:
+        v2_path.write_text(v2)
+    if v1 is not None:
+        for path, text in zip(v1_paths, v1):
+            path.write_text(text)
+    monkeypatch.setattr(cpus, "CGROUP_V2", str(v2_path))
+    monkeypatch.setattr(cpus, "CGROUP_V1", tuple(map(str, v1_paths)))
+    monkeypatch.setattr(cpus, "_quota_read", (-1e9, None))
+    monkeypatch.delenv("PYTHON_CPU_COUNT", raising=False)
+    quota = cpus._read_cgroup_quota()
+    assert (None if quota is None else max(1, math.ceil(quota))) == expected
+    if LINUX_FACILITIES:
+        cpus._quota_read = (-1e9, None)
+        assert available_cpus() == min(len(os.sched_getaffinity(0)), expected or 10**6)

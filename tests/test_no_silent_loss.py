@@ -278,3 +278,24 @@ def test_a_store_into_a_module_of_the_program_is_refused_and_the_advice_works(
         PRELUDE + setup + loop.replace("ParaLoop(range(12), num_processes=2)", "range(12)") + result
     )
     assert load_module(advised).result == plain["result"]
+
+
+def test_a_class_registered_as_a_file_is_a_file_and_plain_values_are_not(tmp_path: Path) -> None:
+    """paraloop's quick test for file objects (which a copy would reopen) agrees with io.IOBase."""
+    import io
+    import types
+
+    from paraloop.items import bound_to_this_process, is_file
+
+    class Log:  # file-like by registration, not by inheritance
+        def write(self, text: str) -> int:
+            return len(text)
+
+    io.IOBase.register(Log)
+    with open(tmp_path / "f", "w") as handle, open(tmp_path / "f", "rb") as raw:
+        values = [handle, raw, handle.buffer, io.BytesIO(), Log(), 1, 1.5, None, "s", b"b", [], {}, (), io,
+                  len, types.SimpleNamespace(), paraloop.Variable(0)]  # fmt: skip
+        assert [is_file(v) for v in values] == [isinstance(v, io.IOBase) for v in values]
+        assert [is_file(v) for v in values][:5] == [True] * 5
+        assert bound_to_this_process(Log()) and bound_to_this_process(handle)
+        assert not bound_to_this_process(io.BytesIO())
