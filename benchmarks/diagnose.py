@@ -68,12 +68,19 @@ def finder(directory):
         importlib.import_module(f"w6_plain_{k:03d}")
     profile.disable()
     stats = pstats.Stats(profile).stats
-    found = {}
-    for (filename, _, function), (_, _, _, cumulative, _) in stats.items():
-        if "paraloop" in filename and function in ("find_spec", "_spec_from_later_finders", "has_marker"):
-            found[function] = found.get(function, 0.0) + cumulative
-        if function == "_find_and_load":
-            found["all_imports"] = max(found.get("all_imports", 0.0), cumulative)
+    found = {"hook_own": 0.0, "later_finders": 0.0, "has_marker": 0.0, "all_imports": 0.0}
+    hook = [key for key in stats if "/paraloop/hook/" in key[0].replace("\\", "/")]
+    asking = [key for key in hook if key[2] == "find_spec"]
+    for key, (_, _, own, cumulative, callers) in stats.items():
+        if key in hook:
+            found["hook_own"] += own  # the hook's own Python code: its finder and its loader
+        if key[2] == "has_marker" and key in hook:
+            found["has_marker"] += cumulative
+        if key[2] == "find_spec" and key not in hook:
+            # A finder after paraloop's, asked by it (the import system asks no other then).
+            found["later_finders"] += sum(callers[caller][3] for caller in asking if caller in callers)
+        if key[2] == "_find_and_load":
+            found["all_imports"] = max(found["all_imports"], cumulative)
     return found
 
 

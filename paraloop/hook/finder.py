@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 
 __all__ = ["ParaLoopFinder"]
 
+_SOURCE_LOADER = importlib.machinery.SourceFileLoader
+
 
 def _pytest_config(loader: Any) -> Any:
     """The configuration of pytest's assertion rewriter, if ``loader`` is one."""
@@ -52,16 +54,33 @@ class ParaLoopFinder:
     def find_spec(
         self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
     ) -> ModuleSpec | None:
-        spec = self._spec_from_later_finders(fullname, path, target)
-        if spec is None or not spec.has_location or fullname.partition(".")[0] == "paraloop":
+        # The finders after this one, asked as the import system would (inline: this runs for
+        # every import of the program).
+        meta_path = sys.meta_path
+        try:
+            later = meta_path[meta_path.index(self) + 1 :]
+        except ValueError:
+            return None
+        for finder in later:
+            find_spec = getattr(finder, "find_spec", None)
+            if find_spec is not None:
+                spec: ModuleSpec | None = find_spec(fullname, path, target)
+                if spec is not None:
+                    break
+        else:
+            return None
+        origin = spec.origin
+        if (
+            not spec.has_location
+            or not origin
+            or not origin.endswith(".py")
+            or fullname.partition(".")[0] == "paraloop"
+        ):
             # paraloop's own modules carry no marker, though most name ParaLoop and mention
             # "paraloop:" in their docstrings (which would have each one's head tokenized).
             return spec
-        origin = spec.origin
-        if not origin or not origin.endswith(".py"):
-            return spec
         loader = spec.loader
-        if type(loader) is importlib.machinery.SourceFileLoader:
+        if type(loader) is _SOURCE_LOADER:
             # Whether it is marked is decided when it loads, from bytes the import reads anyway.
             spec.loader = ParaLoopLoader(fullname, origin, marked=None, plain=loader, cached=spec.cached)
             return spec
@@ -82,23 +101,6 @@ class ParaLoopFinder:
         if loader is not None and type(loader).__name__ == "zipimporter":
             self._warn_if_marked_in_zip(fullname, loader)
         return spec
-
-    def _spec_from_later_finders(
-        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None
-    ) -> ModuleSpec | None:
-        meta_path = sys.meta_path
-        try:
-            position = meta_path.index(self)
-        except ValueError:
-            return None
-        for finder in meta_path[position + 1 :]:
-            find_spec = getattr(finder, "find_spec", None)
-            if find_spec is None:
-                continue
-            spec: ModuleSpec | None = find_spec(fullname, path, target)
-            if spec is not None:
-                return spec
-        return None
 
     @staticmethod
     def _warn_if_marked_in_zip(fullname: str, loader: Any) -> None:

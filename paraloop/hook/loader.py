@@ -103,6 +103,12 @@ def compile_rewritten(
         ) from error
 
 
+# CPython's get_data and get_code, called directly (super() makes an object at every call, and this runs
+# for every module imported).
+_read = importlib.machinery.SourceFileLoader.get_data
+_get_code = importlib.machinery.SourceFileLoader.get_code
+
+
 class _Marked(Exception):
     """Raised through CPython's ``get_code`` when the module turns out to be marked."""
 
@@ -118,6 +124,21 @@ class ParaLoopLoader(importlib.machinery.SourceFileLoader):
     rewritten tree.
     """
 
+    # Defaults on the class: the finder makes one of these for every source module imported,
+    # and each attribute set in __init__ is a cost every import pays.
+    pytest_config: Any = None  # the pytest that also rewrites this module's asserts, if any
+    plain: Any = None
+    cached: str | None = None  # the ordinary pyc's path, if the finder knew it
+    next_loader: Any = None  # typeguard's loader, when its hook instruments this module too
+    _deciding = False
+    _source: bytes | None = None
+    # The source's stat as CPython's get_code took it (before reading the source).
+    _stat: os.stat_result | None = None
+    # Code from paraloop's cache, found valid from that stat alone.
+    _code: CodeType | None = None
+    # The module made for this loader (one loaded by hand is not in sys.modules).
+    _module: ref[ModuleType] | None = None
+
     def __init__(
         self,
         fullname: str,
@@ -129,23 +150,18 @@ class ParaLoopLoader(importlib.machinery.SourceFileLoader):
         cached: str | None = None,
         next_loader: Any = None,
     ) -> None:
-        super().__init__(fullname, path)
-        # The configuration of the pytest that also rewrites this module's asserts, if any.
-        self.pytest_config = pytest_config
+        # FileLoader.__init__'s two attributes, without its call.
+        self.name = fullname
+        self.path = path
         self.marked = marked
-        self.plain = plain
-        # The ordinary pyc's path, if the finder knew it (saves computing paraloop's from scratch).
-        self.cached = cached
-        # typeguard's loader, when its import hook instruments this marked module too.
-        self.next_loader = next_loader
-        self._deciding = False
-        self._source: bytes | None = None
-        # The source's stat as CPython's get_code took it (before reading the source).
-        self._stat: os.stat_result | None = None
-        # Code from paraloop's cache, found valid from that stat alone.
-        self._code: CodeType | None = None
-        # The module made for this loader (one loaded by hand is not in sys.modules).
-        self._module: ref[ModuleType] | None = None
+        if plain is not None:
+            self.plain = plain
+        if cached is not None:
+            self.cached = cached
+        if pytest_config is not None:
+            self.pytest_config = pytest_config
+        if next_loader is not None:
+            self.next_loader = next_loader
 
     def create_module(self, spec: ModuleSpec) -> ModuleType:
         # What the import system makes when a loader returns None, made here so that get_code
@@ -156,29 +172,38 @@ class ParaLoopLoader(importlib.machinery.SourceFileLoader):
         return module
 
     def get_code(self, fullname: str) -> CodeType:
-        code = None
         if not self.marked:
             # CPython's own path; get_data and source_to_code below decide about the marker.
             self._deciding = self.marked is None
             try:
-                code = super().get_code(fullname)
+                code = _get_code(self, fullname)
             except _Marked:
-                pass
+                code = None
             finally:
                 self._deciding = False
-        cached_at = None
-        if code is None:
-            code, cached_at = self._rewritten()
+            if code is not None:
+                plain = self.plain
+                if plain is not None:
+                    # Found plain and being imported (not runpy asking for code): CPython's loader
+                    # shows on it, as without paraloop.
+                    made = self._module() if self._module is not None else None
+                    module = made if made is not None else sys.modules.get(fullname)
+                    spec = getattr(module, "__spec__", None)
+                    if (
+                        module is not None
+                        and spec is not None
+                        and getattr(module, "__loader__", None) is self
+                    ):
+                        module.__loader__ = spec.loader = plain
+                return code
+        code, cached_at = self._rewritten()
         made = self._module() if self._module is not None else None
         module = made if made is not None else sys.modules.get(fullname)
         spec = getattr(module, "__spec__", None)
         if module is not None and spec is not None and getattr(module, "__loader__", None) is self:
-            # Being imported (not runpy asking for code): show what loaded it.
-            if self.marked:
-                spec.cached = cached_at
-                setattr(module, "__cached__", cached_at)  # noqa: B010 - not in ModuleType's stubs
-            elif self.plain is not None:
-                module.__loader__ = spec.loader = self.plain
+            # Being imported (not runpy asking for code): show where its code came from.
+            spec.cached = cached_at
+            setattr(module, "__cached__", cached_at)  # noqa: B010 - not in ModuleType's stubs
         return code
 
     def path_stats(self, path: str) -> dict[str, Any]:
@@ -187,29 +212,27 @@ class ParaLoopLoader(importlib.machinery.SourceFileLoader):
         return {"mtime": stat.st_mtime, "size": stat.st_size}
 
     def get_data(self, path: str) -> bytes:
-        if self._deciding and path.endswith(".pyc"):
-            try:
-                data = super().get_data(path)
-            except OSError:
-                # No ordinary pyc (a marked module never has one): paraloop's cache, if valid for
-                # this stat and written for a source that carried the marker, settles it unread.
-                if self.marked is None and self._stat is not None:
-                    entry = cache.load(cache.beside(path))
-                    if entry is not None and entry.marked and entry.fresh(self._stat):
-                        self._code = entry.code()
-                        if self._code is not None:
-                            self.marked = True
-                            raise _Marked from None
-                raise
-        else:
-            data = super().get_data(path)
-        if self._deciding and path.endswith(".pyc"):
-            # get_code read the module's ordinary pyc (the only .pyc it reads) and is about
-            # to use it.  Code that never names ParaLoop (or a reserved __paraloop name) is
-            # the same rewritten or not: only then is the marker worth looking for.
-            if (b"ParaLoop" in data or b"__paraloop" in data) and has_marker(self.path):
-                self.marked = True
-                raise _Marked
+        if not (self._deciding and path.endswith(".pyc")):
+            return _read(self, path)
+        try:
+            data = _read(self, path)
+        except OSError:
+            # No ordinary pyc (a marked module never has one): paraloop's cache, if valid for
+            # this stat and written for a source that carried the marker, settles it unread.
+            if self.marked is None and self._stat is not None:
+                entry = cache.load(cache.beside(path))
+                if entry is not None and entry.marked and entry.fresh(self._stat):
+                    self._code = entry.code()
+                    if self._code is not None:
+                        self.marked = True
+                        raise _Marked from None
+            raise
+        # get_code read the module's ordinary pyc (the only .pyc it reads) and is about to use
+        # it.  Code that never names ParaLoop (or a reserved __paraloop name) is the same
+        # rewritten or not: only then is the marker worth looking for.
+        if (b"ParaLoop" in data or b"__paraloop" in data) and has_marker(self.path):
+            self.marked = True
+            raise _Marked
         return data
 
     def source_to_code(self, data: Any, path: Any, *, _optimize: int = -1) -> CodeType:  # type: ignore[override]
