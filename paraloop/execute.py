@@ -32,6 +32,7 @@ from .errors import IterationTimeoutError, ParaLoopError
 from .guard import ATOMS, Guard, fingerprint, read_only_error
 from .items import writable
 from .process_state import changed as state_changed
+from .process_state import generators as random_generators
 from .process_state import snapshot
 from .references import Reference, captured
 from .replay import Continued, Recorder, StandIn, Whole, check_whole, recorder
@@ -457,12 +458,15 @@ def _execute(
     alone: bool = True,
     deadline: tuple[float, float] | None = None,
 ) -> Outcome:
-    before = snapshot() if state is not None and job.lanes is not False and job.timeout is None else None
     guard = job.guard()
+    watch_state = state is not None and job.lanes is not False and job.timeout is None
     # Only in paraloop's own worker processes: elsewhere (threads, Dask) other threads of
     # the process may draw too.
     watch_random = guard is not None and alone and job.copied and not job.seeded and not job.shared_process
-    generators = guard.generators() if guard is not None and watch_random else None
+    # The random generators' states, read once for both watches (see process_state.generators).
+    randoms = random_generators() if watch_state or watch_random else None
+    before = snapshot(randoms) if watch_state else None
+    generators = randoms if watch_random else None
     item_prints = _item_prints(chunk.items) if job.copied else None
     args = [
         continued[name] if name in continued else _argument(job, name, value)
@@ -492,6 +496,7 @@ def _execute(
     seconds = time.perf_counter() - began
     cpu = time.process_time() - began_cpu
     queued = queued_seconds() - began_queued if queue else 0.0
+    randoms_after = random_generators() if randoms is not None else None
 
     if kind == DONE and type(iterable) is Until and iterable.ran() < len(items):
         # Stopped at the deadline: the chunk is the items that ran.
@@ -519,7 +524,7 @@ def _execute(
             ),
         )
     if before is not None:
-        outcome.process_state = state_changed(before, snapshot())
+        outcome.process_state = state_changed(before, snapshot(randoms_after))
         if outcome.process_state is not None and state == NO_STATE:
             return _failed(
                 outcome,
@@ -541,7 +546,7 @@ def _execute(
         # nothing asks it at the loop's end).
         changed = guard.check(None if job.shared_process else CHECK_SHARE * seconds)
         if changed is None and generators is not None:
-            changed = guard.drew(generators)
+            changed = guard.drew(generators, randoms_after)
         if changed is None and item_prints is not None:
             changed = _changed_items(job, chunk, item_prints, outcome)
         outcome.checked = time.perf_counter() - began_check

@@ -38,7 +38,7 @@ from typing import Any
 
 from .errors import ParaLoopError
 from .items import bound_to_this_process, is_file
-from .process_state import numpy_state
+from .process_state import generators as random_generators
 from .serialize import code_names, installed
 from .sharing import shared_here
 
@@ -302,25 +302,21 @@ class Guard:
 
     # Checking.
     @staticmethod
-    def generators() -> dict[str, Any]:
-        """The states of the global random generators (``random``'s, numpy's legacy one), by module."""
-        states: dict[str, Any] = {}
-        random_module = sys.modules.get("random")
-        if random_module is not None:
-            states["random"] = random_module.getstate()
-        mtrand = sys.modules.get("numpy.random.mtrand")
-        if mtrand is not None:
-            states["numpy.random.mtrand"] = numpy_state(mtrand)
-        return states
+    def generators() -> dict[str, int]:
+        """Digests of the global random generators' states, by module (see
+        :func:`paraloop.process_state.generators`)."""
+        return random_generators()
 
-    def drew(self, before: dict[str, Any]) -> ParaLoopError | None:
-        """A ParaLoopError if a global random generator moved since ``before``.
+    def drew(self, before: dict[str, int], after: dict[str, int] | None = None) -> ParaLoopError | None:
+        """A ParaLoopError if a global random generator moved from ``before`` to ``after`` (now,
+        if not given).
 
         A generator first imported during the iteration is not compared: it started
         from fresh entropy, in the plain loop as well (a worker imports the generators
         the caller had before the loop runs, see :data:`GENERATOR_MODULES`).
         """
-        after = self.generators()
+        if after is None:
+            after = self.generators()
         if all(after[name] == state for name, state in before.items()):
             return None
         return ParaLoopError(

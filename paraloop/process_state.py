@@ -23,7 +23,7 @@ import os
 import sys
 from typing import Any
 
-__all__ = ["changed", "describe", "numpy_state", "snapshot"]
+__all__ = ["changed", "describe", "generators", "numpy_state", "snapshot"]
 
 # Functions of these modules change what every thread of the process sees.
 _FUNCTIONS = {
@@ -84,17 +84,38 @@ def numpy_state(mtrand: Any) -> int:
     return hash((key.tobytes(), position, has_gauss, gauss))
 
 
-def snapshot() -> tuple[Any, ...]:
-    """The process-wide state an iteration may change, cheaply: some microseconds."""
+def generators() -> dict[str, int]:
+    """Digests of the global random generators' states (``random``'s, numpy's legacy one), by
+    module, for those imported: a draw changes its generator's digest.
+
+    ``random.getstate()`` makes 625 ints (a tenth of a tiny loop's cost in the caller, taken four
+    times a chunk), so a chunk reads them once before and once after, for both the guard (which
+    refuses draws) and :func:`snapshot`.
+    """
+    states: dict[str, int] = {}
     random_module = sys.modules.get("random")
+    if random_module is not None:
+        states["random"] = hash(random_module.getstate())
     mtrand = sys.modules.get("numpy.random.mtrand")
+    if mtrand is not None:
+        states["numpy.random.mtrand"] = numpy_state(mtrand)
+    return states
+
+
+def snapshot(random_states: dict[str, int] | None = None) -> tuple[Any, ...]:
+    """The process-wide state an iteration may change, cheaply: some microseconds.
+
+    ``random_states``: what :func:`generators` gives now, if the caller has it already.
+    """
+    if random_states is None:
+        random_states = generators()
     pyplot = sys.modules.get("matplotlib.pyplot")
     warnings = sys.modules.get("warnings")
     return (
         _cwd(),
         _environment(),
-        hash(random_module.getstate()) if random_module is not None else None,
-        numpy_state(mtrand) if mtrand is not None else None,
+        random_states.get("random"),
+        random_states.get("numpy.random.mtrand"),
         id(sys.stdout),
         id(sys.stderr),
         id(warnings.filters) if warnings is not None else None,
