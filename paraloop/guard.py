@@ -114,7 +114,7 @@ class _Fingerprinter(pickle.Pickler):
 
     def reducer_override(self, obj: Any) -> Any:
         state = getattr(obj, "__dict__", None)
-        if isinstance(state, dict) and not isinstance(obj, type):
+        if isinstance(state, dict) and not issubclass(type(obj), type):
             cached = _cached_names(type(obj))
             if cached:
                 kept = {key: value for key, value in state.items() if key not in cached}
@@ -122,7 +122,9 @@ class _Fingerprinter(pickle.Pickler):
         return NotImplemented
 
     def persistent_id(self, obj: Any) -> Any:
-        if _is_numpy_array(obj) or isinstance(obj, (types.FunctionType, types.ModuleType, type)):
+        # By the object's real type: isinstance() believes a __class__ property, and an object that
+        # claims to be a class would be taken by identity, its changes unseen.
+        if _is_numpy_array(obj) or issubclass(type(obj), (types.FunctionType, types.ModuleType, type)):
             return id(obj)
         if hasattr(type(obj), "__next__") and not is_file(obj):
             return id(obj)  # an iterator: reading it is not changing it
@@ -195,10 +197,11 @@ class Guard:
     def _watch(self, label: str, value: Any, depth: int, fingerprinted: bool = False) -> None:
         if id(value) in self._seen:
             return
-        if isinstance(value, types.ModuleType):
+        # By the real type (see persistent_id).
+        if issubclass(type(value), types.ModuleType):
             self._watch_module(label, value)
             return
-        if isinstance(value, type):
+        if issubclass(type(value), type):
             self._watch_class(label, value)
             return
         if type(value) in ATOMS:
@@ -463,7 +466,7 @@ def reached(params: tuple[str, ...], values: tuple[Any, ...], wanted: Mapping[in
         name = wanted.get(id(value))
         if name is not None and label != repr(name) and name not in found:
             found[name] = label
-        if id(value) in seen or depth > 4 or (type(value) in ATOMS and not isinstance(value, type)):
+        if id(value) in seen or depth > 4 or (type(value) in ATOMS and not issubclass(type(value), type)):
             return
         seen.add(id(value))
         if isinstance(value, types.FunctionType):

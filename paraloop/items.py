@@ -125,12 +125,17 @@ def write_back(original: Any, changed: Any) -> bool:
         original[...] = changed
     elif isinstance(original, (list, bytearray)):
         original[:] = changed
+        _write_attributes(original, changed)
     elif isinstance(original, (dict, set)):
         original.clear()
         original.update(changed)
+        _write_attributes(original, changed)
     elif isinstance(original, tuple) and len(original) == len(changed):
+        # An immutable element (a number, a string) is the same value in another object: a
+        # tuple from enumerate() holds ints past 256 that come back from pickle as new ones.
         return all(
-            write_back(inner, new) if new is not inner else True for inner, new in zip(original, changed)
+            new is inner or _immutable(inner) or write_back(inner, new)
+            for inner, new in zip(original, changed)
         )
     elif isinstance(getattr(original, "__dict__", None), dict) and not hasattr(kind, "__slots__"):
         state = vars(original)
@@ -139,6 +144,14 @@ def write_back(original: Any, changed: Any) -> bool:
     else:
         return False
     return True
+
+
+def _write_attributes(original: Any, changed: Any) -> None:
+    """A list, dict or set subclass instance's attributes (``item.tag = ...``), as the copy has them."""
+    state = getattr(original, "__dict__", None)
+    if isinstance(state, dict):
+        state.clear()
+        state.update(getattr(changed, "__dict__", {}))
 
 
 def writable(item: Any) -> bool:

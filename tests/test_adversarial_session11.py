@@ -776,12 +776,6 @@ SUBCLASS_ITEMS = """
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding: items.write_back puts back only the contents of a list or dict item "
-    "(original[:] = changed; clear/update), not the attributes of a subclass's instance, and "
-    "nothing refuses the change: attributes an iteration set on its item are silently lost",
-)
 @pytest.mark.usefixtures("caller_on")
 @pytest.mark.parametrize("kind", ["list", "dict"])
 @pytest.mark.parametrize(("n", "pause"), [(5, 0.0), (300, 0.0005)])
@@ -1030,15 +1024,7 @@ LYING_CLASS = """
     "kind",
     [
         "honest",
-        pytest.param(
-            "lying",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="finding: guard.py _Fingerprinter.persistent_id tests isinstance(obj, (..., type)), "
-                "which believes a __class__ property: an object of the script claiming to be a class is "
-                "fingerprinted by identity only, and a change a helper makes to it is lost in the workers",
-            ),
-        ),
+        "lying",
     ],
 )
 @pytest.mark.parametrize("caller_runs", ["default", "0"])
@@ -1075,13 +1061,6 @@ ENUMERATED = """
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding: items.write_back's tuple branch skips an element only when the copy 'is' the "
-    "original; an int above 256 comes back from pickle as another object, write_back(int) is "
-    "False, and combine._write_back refuses: 'iteration 257 changed its item in place, and "
-    "paraloop cannot change the caller's item to match'",
-)
 @pytest.mark.usefixtures("caller_on")
 @pytest.mark.parametrize("how", ["iterator", "list"])
 @pytest.mark.parametrize("caller_runs", ["default", "0"])
