@@ -946,12 +946,6 @@ INTERRUPTING = """
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding: caller.py CallerWorker._run raises a KeyboardInterrupt from a chunk it runs "
-    "while the workers start (in_order=False) at once, as if it were Ctrl-C: one the body raised "
-    "in a later iteration wins over the earlier iteration's in a worker",
-)
 @pytest.mark.usefixtures("caller_on")
 @pytest.mark.parametrize("at", [2000, 5000])
 def test_a_keyboard_interrupt_the_body_raises_is_the_earliest_iterations(

@@ -69,6 +69,7 @@ instead of raising :class:`~paraloop.WorkerCrashedError`.
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -321,7 +322,7 @@ class CallerWorker:
         # As for a worker's chunk: the items' bytes bound the next chunks' size (MAX_CHUNK_BYTES),
         # so that a loop over large items holds a few chunks here too, never the input.
         chunker.sent(len(chunk.items), len(payload))
-        with running_chunk(), limited(job.native_threads):
+        with running_chunk(), limited(job.native_threads), _CtrlC(watch=not in_order) as ctrl_c:
             items = serialize.loads(payload)
             running = self._running if in_order else None
             if not in_order:
@@ -338,10 +339,17 @@ class CallerWorker:
                 alone=threading.active_count() == 1,
                 deadline=None if allowed is None else (time.perf_counter() + allowed, self._per_item),
             )
-            if not in_order and outcome.kind == RAISED and isinstance(outcome.value, KeyboardInterrupt):
+            if (
+                not in_order
+                and outcome.kind == RAISED
+                and isinstance(outcome.value, KeyboardInterrupt)
+                and (ctrl_c.pressed or not ctrl_c.watching)
+            ):
                 # Ctrl-C while the caller ran a chunk that follows chunks the workers still hold:
                 # combined in order, it would wait for them (for ever, if they wait).  Raised
                 # now, as Ctrl-C raises while the caller waits; the workers are then stopped.
+                # A KeyboardInterrupt the body raised itself is its iteration's exception, and
+                # an earlier iteration's (in a worker) comes first, as in the plain loop.
                 raise outcome.value
             data = encode_outcome(outcome, job)
         decoding = time.perf_counter()
@@ -382,6 +390,39 @@ class CallerWorker:
         found = self._job.final_check()
         if found is not None:
             raise found
+
+
+class _CtrlC:
+    """Whether Ctrl-C (SIGINT) really arrived while the caller ran a chunk, told apart from a
+    ``KeyboardInterrupt`` the body raised: the program's handler is wrapped for the chunk.
+
+    Only in the main thread (where Python runs signal handlers) and over a handler written in
+    Python (the default one raises KeyboardInterrupt); otherwise ``watching`` is False.
+    """
+
+    def __init__(self, watch: bool) -> None:
+        self.pressed = False
+        self.watching = False
+        self._previous: Any = None
+        self._watch = watch
+
+    def __enter__(self) -> _CtrlC:
+        if self._watch and threading.current_thread() is threading.main_thread():
+            previous = signal.getsignal(signal.SIGINT)
+            if callable(previous):
+
+                def noted(signum: int, frame: Any) -> Any:
+                    self.pressed = True
+                    return previous(signum, frame)
+
+                signal.signal(signal.SIGINT, noted)
+                self._previous = previous
+                self.watching = True
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.watching:
+            signal.signal(signal.SIGINT, self._previous)
 
 
 def first_chunks(caller: CallerWorker, chunker: Chunker) -> Iterator[Outcome]:
