@@ -15,7 +15,7 @@ from typing import Any
 
 from .errors import ParaLoopError, RemoteTraceback
 from .execute import BROKE, DONE, RAISED, RETURNED, Job, Outcome
-from .items import write_back
+from .items import IMMUTABLE, Frozen, write_back
 from .references import resolve
 from .replay import Continued
 from .serialize import Unresolved
@@ -55,6 +55,8 @@ class Combiner:
         self.job = job
         self.result = LoopResult()
         self._next = 0
+        # The body's captured values by identity, made when an item first comes back changed.
+        self._captured: dict[int, str] | None = None
 
     def add(self, outcome: Outcome) -> bool:
         """Take the next chunk's outcome (in chunk order, as runtime._drive yields them); return
@@ -92,11 +94,32 @@ class Combiner:
                     "before it. The loop is sequential by nature through that object; keep what the "
                     "iterations add up in a name of its own (count += 1), or use backend='sequential'"
                 )
+            alias = self._captured_as(original)
+            if alias is not None:
+                raise ParaLoopError(
+                    f"{self.job.filename}, line {self.job.line}: iteration {index} changed its item in "
+                    f"place, and that object is also {alias!r}, which the body uses: in a worker process "
+                    f"the item and {alias!r} are two copies, so the iterations there would not see the "
+                    "change as the plain loop's do. Use the item alone in the body (not also through "
+                    f"{alias!r}), or run the loop with backend='threads', which shares the objects"
+                )
             if not write_back(original, changed):
                 raise ParaLoopError(
                     f"{self.job.filename}, line {self.job.line}: iteration {index} changed its item "
                     "in place, and paraloop cannot change the caller's item to match"
                 )
+
+    def _captured_as(self, item: Any) -> str | None:
+        """The name of a value the body captured that is this very item, if any."""
+        if type(item) is Frozen:
+            item = item.original
+        if self._captured is None:
+            self._captured = {
+                id(value): name
+                for name, value in zip(self.job.params, self.job.values)
+                if type(value) not in IMMUTABLE and not name.startswith("__paraloop")
+            }
+        return self._captured.get(id(item))
 
     def _apply(self, outcome: Outcome) -> None:
         for name, partial in outcome.partials.items():

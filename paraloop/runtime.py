@@ -21,6 +21,7 @@ import types
 import warnings
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 from . import native_threads
@@ -222,6 +223,25 @@ def _check_iterators(
                 "run. Make it part of the loop's iterable, for item, value in "
                 f"ParaLoop(zip(items, {name})), or, if each value depends on the one before, "
                 "the loop is sequential by nature"
+            )
+
+
+def _check_own_iterable(iterable: Any, written: Mapping[str, Any], filename: str, line: int) -> None:
+    """A body that writes into the very sequence the loop iterates (``data[j] = e``,
+    ``data.append(e)``): the plain loop's later iterations get the items written, paraloop's
+    were handed out before.  (A mapping or set is left alone: writing a value under a key
+    changes no key the loop iterates, and adding one makes the plain loop raise.)"""
+    if isinstance(iterable, (Mapping, AbstractSet)):
+        return
+    for name, value in written.items():
+        if value is iterable:
+            raise ParaLoopError(
+                f"{filename}, line {line}: the body writes into {name!r}, the sequence the loop "
+                "iterates: in the plain loop the later iterations get the items written, but "
+                "paraloop hands items out before the iterations that write them run. If each item "
+                "depends on the writes before it, the loop is sequential by nature "
+                "(backend='sequential'); otherwise iterate over a copy, "
+                f"ParaLoop(list({name})), or write into another list"
             )
 
 
@@ -504,6 +524,8 @@ def _run(
     _check_scratch(variables, params, values, worker.__code__.co_filename, line)
     if _backend(loop) != "sequential":
         _check_iterators(variables, params, values, worker.__code__.co_filename, line)
+    # Sequentially too: the writes are combined at the loop's end, after the items were read.
+    _check_own_iterable(loop.iterable, inferred, worker.__code__.co_filename, line)
     values = [variables.get(name, value) for name, value in zip(params, values)]
     replayed, whole = _plan_replay(variables, uses, params)
     job = Job(

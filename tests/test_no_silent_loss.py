@@ -1,4 +1,4 @@
-"""No silent loss (docs/semantics.md): twelve reproducers of results once lost, on every backend.
+"""No silent loss (docs/semantics.md): fourteen reproducers of results once lost, on every backend.
 
 Each loop changes an object from outside the loop in a way no inferred form covers, or
 hands the loop items or exceptions that cannot travel as they are. On every backend the
@@ -131,6 +131,30 @@ ROWS: dict[str, tuple[str, list[str]]] = {
             result = ("caught", str(error))
         """,
         [],
+    ),
+    "13 a body writing into the list it iterates": (
+        """
+        data = list(range(1, 41))
+        out = []
+        for x in ParaLoop(data, num_processes=2):
+            out.append(x)
+            if x < 40:
+                data[x] = x * 10
+        result = (out, data)
+        """,
+        ["'data'", "line 8", "ParaLoop(list(data))"],
+    ),
+    "14 an item that is also a captured name, changed in place": (
+        """
+        lists = [[0] for _ in range(40)]
+        first = lists[0]
+        out = []
+        for item in ParaLoop(lists, num_processes=2):
+            item.append(1)
+            out.append(len(first))
+        result = (out, lists)
+        """,
+        ["'first'", "line 9"],
     ),
     "12 an exception's context": (
         """
