@@ -6,17 +6,28 @@ size adapts to the iteration time the workers measure, aiming at chunks of a
 few tens of milliseconds.  Sizes depend on measured times only, never on the
 number of workers.  The iterable is read one chunk at a time, when a worker is
 free to take it, so read-ahead is bounded by the number of chunks in flight.
+
+A chunk of items copied into worker processes also ends where its items' bytes
+reach MAX_CHUNK_BYTES, however small the items before them were: a sequence's
+slice is measured before it is serialized, and an iterator is read in pieces,
+counted as they come (the items that can change were serialized when yielded).
+Small numbers are not measured: loops over them pay nothing for it.
 """
 
 from __future__ import annotations
 
+import bisect
+import itertools
+import operator
+import pickle
+import sys
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from . import serialize
-from .items import COPY, IMMUTABLE, INLINE, Partial, check_copied, take, unsendable
+from .items import COPY, IMMUTABLE, INLINE, Frozen, Partial, check_copied, take, unsendable
 
 __all__ = ["Chunk", "Chunker"]
 
@@ -41,6 +52,20 @@ GROWTH = 16
 # large chunk.  The rule uses the items left, never the number of workers.
 TAIL_SHARE = 4
 TAIL_FLOOR = 10
+# An iterator is read this many items at a time at most, and its bytes counted after each read:
+# a chunk ends within this many items of reaching MAX_CHUNK_BYTES, however much larger its items
+# turn than the ones before (a size measured once cannot tell).  Except for a stream of small
+# numbers, read at C speed a chunk at a time (each read of a piece costs about a microsecond): one
+# that turns into large items overshoots once, by the rest of that chunk.
+PIECE = 16
+
+# Items of these types take a few dozen bytes each: chunks of them are not measured.
+_SMALL = frozenset({int, float, complex, bool, type(None)})
+# Items whose own size (sys.getsizeof) is about what they take pickled.
+_FLAT = _SMALL | {str, bytes, bytearray}
+_DATA = operator.attrgetter("data")
+_FROZEN = Frozen.__instancecheck__
+_TUPLE = tuple.__instancecheck__
 
 
 @dataclass
@@ -89,6 +114,116 @@ def _stored(iterable: Any) -> Sequence[Any]:
     return _Stored(iterable, base)
 
 
+def _fitting(items: Sequence[Any], kinds: set[type]) -> int:
+    """How many of ``items``, from the first, stay within MAX_CHUNK_BYTES once serialized (at
+    least one); ``kinds``: their types."""
+    if kinds <= _SMALL:
+        return len(items)
+    if kinds <= _FLAT:
+        if kinds <= {str, bytes, bytearray}:
+            # A bound at the speed of len(): a character takes at most 4 bytes.
+            if sum(map(len, items)) * (4 if str in kinds else 1) <= MAX_CHUNK_BYTES:
+                return len(items)
+        elif sum(map(sys.getsizeof, items)) <= MAX_CHUNK_BYTES:
+            return len(items)
+        totals = list(itertools.accumulate(map(sys.getsizeof, items)))
+        return max(1, bisect.bisect_right(totals, MAX_CHUNK_BYTES))
+    return _pickled_fitting(items)
+
+
+class _Full(Exception):
+    pass
+
+
+class _Counter:
+    """A file that counts what is written to it, and refuses more than ``room`` bytes."""
+
+    __slots__ = ("room", "size")
+
+    def __init__(self, room: int) -> None:
+        self.room = room
+        self.size = 0
+
+    def write(self, data: Any) -> int:
+        size = memoryview(data).nbytes
+        self.add(size)
+        return size
+
+    def add(self, size: int) -> None:
+        self.size += size
+        if self.size > self.room:
+            raise _Full
+
+
+def _pickled_fitting(items: Sequence[Any]) -> int:
+    """:func:`_fitting` for items of any type, as the standard pickle writes them: it writes
+    into a counter, a frame (64 KB) or a large buffer at a time, so none of it is kept."""
+    counter = _Counter(MAX_CHUNK_BYTES)
+    try:
+        pickle.Pickler(counter, protocol=pickle.HIGHEST_PROTOCOL).dump(items)
+        return len(items)
+    except Exception:  # noqa: BLE001 - too large, or not for the standard pickle: item by item
+        pass
+    counter = _Counter(MAX_CHUNK_BYTES)
+    pickler = pickle.Pickler(counter, protocol=pickle.HIGHEST_PROTOCOL)
+    for count, item in enumerate(items):
+        try:
+            if not _counted(counter, pickler, item):
+                # Not for the standard pickle (dill's, far slower to ask): what its state takes.
+                pickler = pickle.Pickler(counter, protocol=pickle.HIGHEST_PROTOCOL)
+                state = getattr(item, "__dict__", None)
+                for value in state.values() if type(state) is dict else (item,):
+                    if value is item or not _counted(counter, pickler, value):
+                        counter.add(sys.getsizeof(value))
+                        pickler = pickle.Pickler(counter, protocol=pickle.HIGHEST_PROTOCOL)
+        except _Full:
+            return max(1, count)
+    return len(items)
+
+
+def _counted(counter: _Counter, pickler: pickle.Pickler, value: Any) -> bool:
+    """Whether ``pickler`` wrote ``value`` into ``counter`` (raises _Full once that is full); if
+    not, the counter is as it was, and the pickler is not to be used again."""
+    before = counter.size
+    try:
+        pickler.dump(value)
+        return True
+    except _Full:
+        raise
+    except Exception:  # noqa: BLE001 - not for the standard pickle
+        counter.size = before
+        return False
+
+
+def _flat_bytes(items: list[Any]) -> int:
+    """About what ``items`` of immutable types take serialized: the length of strings and
+    bytes (counted faster than their size, and numbers count nothing)."""
+    try:
+        try:
+            return sum(map(len, items))
+        except TypeError:  # a number among them
+            return sum(map(operator.length_hint, items))
+    except OverflowError:  # a range too long for len()
+        return sum(map(sys.getsizeof, items))
+
+
+def _held_bytes(items: list[Any]) -> int:
+    """About what ``items`` of an iterator, as :func:`paraloop.items.take` fixed them, take
+    serialized: those that can change were serialized when yielded, and a tuple that was not
+    holds only items of immutable types (the rest are of immutable types too)."""
+    kinds = set(map(type, items))
+    size = 0
+    if Frozen in kinds:
+        size += sum(map(len, map(_DATA, items if len(kinds) == 1 else filter(_FROZEN, items))))
+    if tuple in kinds:
+        size += _flat_bytes(
+            list(itertools.chain.from_iterable(items if len(kinds) == 1 else filter(_TUPLE, items)))
+        )
+    if not kinds <= {Frozen, tuple}:
+        size += _flat_bytes(items)
+    return size
+
+
 class Chunker:
     """Hands out consecutive chunks of ``iterable`` on request.
 
@@ -120,8 +255,13 @@ class Chunker:
         self.error: Exception | None = None
         self._measured = False
         self._floor = 1
-        # The largest size an item had when sent to a worker (bytes), once one was sent.
+        # The bytes per item of the last chunk sent to a worker, once one was sent: a first guess
+        # at the next chunk's (each is measured as it is cut, see _slice and _read).
         self._item_bytes = 0.0
+        # Whether an iterator's items were other than small numbers (so they are read in pieces),
+        # None until some were read; and the bytes per item of the last piece.
+        self._varied: bool | None = None
+        self._piece_bytes = 1
         self.target = TARGET_SECONDS
         # The threads backend takes chunks from several threads.
         self._lock = threading.Lock()
@@ -137,8 +277,9 @@ class Chunker:
             return None
         size = self.size
         if not self.fixed:
-            if self._sequence is not None and self._measured:
-                left = len(self._sequence) - self.position
+            length = self._length() if self._sequence is not None and self._measured else None
+            if length is not None:
+                left = length - self.position
                 size = min(size, max(self._floor, -(-left // TAIL_SHARE)))
             # A minimum asked for (the caller finishing a loop itself) may pass MAX_CHUNK for a
             # sequence, whose items are there already (MAX_CHUNK_BYTES still bounds them below);
@@ -151,41 +292,114 @@ class Chunker:
                 size = max(1, min(size, int(MAX_CHUNK_BYTES // self._item_bytes)))
         elif maximum is not None:
             size = max(1, min(size, maximum))
+        # The types of the items, where they were looked at (to measure them).
+        kinds: set[type] | None = None
         try:
             if self._sequence is not None:
-                items: Sequence[Any] = self._sequence[self.position : self.position + size]
-                if self.mode == COPY and not isinstance(items, range):
-                    check_copied(items, self.position)
+                items, kinds, ended = self._slice(size)
             else:
-                assert self._iterator is not None
-                if self.mode == INLINE:
-                    size = 1  # as the plain loop: the next item is read once this one ran
-                items, fast = take(
-                    self._iterator, size, self.position, self.mode, self._careful, self._recent
-                )
-                self._careful = not fast
+                items, kinds, ended = self._read(size)
         except Partial as partial:
             # As in a plain loop, the items before the failure still run; the error
             # (the iterable's own, or an item that cannot be used) is raised once
             # their chunks are combined.
-            items, self.error, self.exhausted = partial.items, partial.error, True
+            items, self.error, self.exhausted, ended = partial.items, partial.error, True, True
         payload = None
         if self.mode == COPY and items:
-            items, payload = self._encoded(items)
+            encoded, payload = self._encoded(items)
+            if len(encoded) < len(items):
+                items, kinds = encoded, None
         if not items:
             self.exhausted = True
             return None
         chunk = Chunk(self.count, self.position, items, payload)
-        if self.mode == COPY and not isinstance(items, range) and not set(map(type, items)) <= IMMUTABLE:
-            # An iteration may change its item in a worker's copy: written back on arrival.
-            self.held[chunk.index] = (chunk.start, items)
+        if self.mode == COPY and not isinstance(items, range):
+            if kinds is None:
+                kinds = set(map(type, items))
+            if not kinds <= IMMUTABLE:
+                # An iteration may change its item in a worker's copy: written back on arrival.
+                self.held[chunk.index] = (chunk.start, items)
         self.count += 1
         self.position += len(items)
-        if len(items) < size:
+        if ended:
             self.exhausted = True
         # Until a worker has measured an iteration, chunks stay at one item, so
         # that many workers starting at once do not each take a growing share.
         return chunk
+
+    def _slice(self, size: int) -> tuple[Sequence[Any], set[type] | None, bool]:
+        """The next ``size`` items of the sequence, fewer where their bytes reach MAX_CHUNK_BYTES;
+        their types (where looked at), and whether the sequence ended."""
+        assert self._sequence is not None
+        items = self._sequence[self.position : self.position + size]
+        ended = len(items) < size
+        if self.mode != COPY or isinstance(items, range):
+            return items, None, ended
+        kinds = set(map(type, items))
+        try:
+            if not kinds <= IMMUTABLE:
+                check_copied(items, self.position)
+        except Partial as partial:
+            fitting = _fitting(partial.items, set(map(type, partial.items)))
+            if fitting < len(partial.items):
+                # The item that cannot be copied is found again by a later chunk.
+                return partial.items[:fitting], None, False
+            raise
+        # Cut before the items are serialized (the payload is made from them at once): items
+        # grown large after small ones would otherwise all go into a chunk sized while they
+        # were small (the bytes of earlier chunks cannot tell).
+        fitting = _fitting(items, kinds)
+        if fitting < len(items):
+            return items[:fitting], None, False
+        return items, kinds, ended
+
+    def _read(self, size: int) -> tuple[list[Any], set[type] | None, bool]:
+        """The next ``size`` items of the iterator, each fixed as it was yielded, fewer where
+        their bytes reach MAX_CHUNK_BYTES; their types (where looked at), and whether it ended."""
+        assert self._iterator is not None
+        if self.mode != COPY:
+            if self.mode == INLINE:
+                size = 1  # as the plain loop: the next item is read once this one ran
+            shared, fast = take(self._iterator, size, self.position, self.mode, self._careful, self._recent)
+            self._careful = not fast
+            return shared, None, len(shared) < size
+        # Copied items are counted as they are read (those that can change were serialized when
+        # yielded), PIECE at a time unless they are small numbers: the chunk stops where its
+        # bytes reach the bound, so that large items after small ones are not all read at once.
+        items: list[Any] = []
+        kinds: set[type] | None = set()
+        held = 0
+        iterator, mode, recent, start = self._iterator, self.mode, self._recent, self.position
+        try:
+            while True:
+                want = size - len(items)
+                if self._varied is False:
+                    # Small numbers so far: read at C speed, unmeasured, the rest of a chunk at once.
+                    piece = want
+                else:
+                    piece = min(want, PIECE, (MAX_CHUNK_BYTES - held) // self._piece_bytes or 1)
+                got, fast = take(iterator, piece, start + len(items), mode, self._careful, recent)
+                self._careful = not fast
+                items += got
+                if not got:
+                    return items, kinds, True
+                if self._varied:
+                    kinds = None
+                else:
+                    got_kinds = set(map(type, got))
+                    self._varied = not got_kinds <= _SMALL
+                    if kinds is not None:
+                        kinds |= got_kinds
+                if self._varied:
+                    measured = _flat_bytes(got) if fast else _held_bytes(got)
+                    held += measured
+                    self._piece_bytes = measured // len(got) + 1
+                if len(got) < piece:
+                    return items, kinds, True
+                if len(items) >= size or held >= MAX_CHUNK_BYTES:
+                    return items, kinds, False
+        except Partial as partial:
+            raise Partial(items + partial.items, partial.error) from None
 
     def _encoded(self, items: Sequence[Any]) -> tuple[Sequence[Any], bytes | None]:
         """The items as a worker process gets them; at an item that cannot be serialized,
@@ -208,9 +422,20 @@ class Chunker:
         """How many items are still to be handed out, where the iterable has a length."""
         if self._sequence is None or self.exhausted or self.stopped:
             return None
-        left = len(self._sequence) - self.position
+        length = self._length()
+        if length is None:
+            return None
+        left = length - self.position
         # A __len__ shorter than what the sequence yields: its length is not known after all.
         return left if left >= 0 else None
+
+    def _length(self) -> int | None:
+        try:
+            return len(self._sequence)  # type: ignore[arg-type]
+        except OverflowError:
+            # A range longer than sys.maxsize: the plain loop iterates it all the same, and a
+            # length that large tells the chunks nothing.
+            return None
 
     def observe(self, items: int, seconds: float, overhead: float = 0.0) -> None:
         """Adapt the size to a worker's time for ``items`` iterations and the caller's overhead."""
@@ -236,7 +461,9 @@ class Chunker:
         """A chunk of ``items`` items took ``size`` bytes on its way to a worker."""
         if items > 0:
             with self._lock:
-                self._item_bytes = max(self._item_bytes, size / items)
+                # The last chunk's, not the largest so far: chunks of small items after large ones
+                # grow again (a chunk sized from small items is cut where large ones begin).
+                self._item_bytes = size / items
 
     @property
     def returnable(self) -> bool:

@@ -34,7 +34,7 @@ def open_bar(iterable: object, filename: str, line: int, options: Mapping[str, A
         ) from None
     settings: dict[str, Any] = {"unit": "it", "dynamic_ncols": True}
     if "total" not in (options or {}):
-        settings["total"] = len(iterable) if isinstance(iterable, Sized) else None
+        settings["total"] = _length(iterable)
     settings.update(options or {})
     instances = getattr(tqdm, "_instances", None)
     before = set(instances) if instances is not None else set()
@@ -78,3 +78,14 @@ def close_bar(bar: Any) -> None:
     """Close a bar (a second close does nothing), whatever the loop's end."""
     if bar is not None:
         bar.close()
+
+
+def _length(iterable: Any) -> int | None:
+    """The bar's total: the iterable's length, if it has one that len() can give (a range
+    longer than sys.maxsize has none)."""
+    if not isinstance(iterable, Sized):
+        return None
+    try:
+        return len(iterable)
+    except OverflowError:
+        return None

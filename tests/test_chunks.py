@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from paraloop.chunks import MAX_CHUNK, TAIL_SHARE, Chunker
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import pytest
+
+from paraloop import ParaLoopError, serialize
+from paraloop.chunks import MAX_CHUNK, MAX_CHUNK_BYTES, PIECE, TAIL_SHARE, Chunker
 
 
 def cut(chunker: Chunker, seconds_per_item: float) -> list[tuple[int, int]]:
@@ -81,3 +87,113 @@ def test_an_iterators_read_ahead_stays_bounded_whatever_minimum_is_asked() -> No
     chunker = Chunker(iter(range(300_000)))
     chunk = chunker.next(minimum=200_000, maximum=200_000)
     assert chunk is not None and len(chunk.items) == MAX_CHUNK
+
+
+# --- A range longer than sys.maxsize -------------------------------------------------------------
+
+
+class _HugeList(list):  # type: ignore[type-arg]
+    """A list whose own __len__ cannot be taken (len() raises OverflowError); the plain loop
+    iterates its stored items."""
+
+    def __len__(self) -> int:
+        return 10**20
+
+
+def test_a_range_longer_than_maxsize_is_of_unknown_length_and_chunked_lazily() -> None:
+    """len() of range(10**20) raises OverflowError: the chunker takes it as a sequence of
+    unknown length (no tail rule, no "rest in one chunk"), and slices it lazily from the start."""
+    chunker = Chunker(range(10**20))
+    assert chunker.left() is None
+    first = chunker.next()
+    assert first is not None and first.items == range(0, 1)
+    chunker.observe(1, 1e-7)  # measured: the tail rule would ask for the length
+    second = chunker.next(minimum=100, maximum=100)
+    assert second is not None and second.items == range(1, 101)
+    assert chunker.left() is None
+    huge = _HugeList(range(5))
+    with pytest.raises(OverflowError):
+        len(huge)
+    chunker = Chunker(huge)
+    assert chunker.left() == 5
+    items = []
+    while (chunk := chunker.next(minimum=2)) is not None:
+        items.extend(chunk.items)
+    assert items == list(range(5))
+
+
+# --- Read-ahead in bytes when items grow large after small ones ---------------------------------
+
+LARGE = 1_000_000
+
+
+def _growing() -> list[bytes]:
+    """3,000 items of 10 bytes, then 40 of 1 MB (40 MB: more than twice MAX_CHUNK_BYTES)."""
+    return [bytes([i % 256]) * 10 for i in range(3000)] + [bytes([i % 256]) * LARGE for i in range(40)]
+
+
+GROWING: dict[str, Callable[[list[bytes]], Iterable[Any]]] = {
+    "list of bytes": list,
+    "list of tuples": lambda values: list(enumerate(values)),
+    "list of dicts": lambda values: [{"value": value} for value in values],
+    "generator of bytes": lambda values: (value for value in values),
+    "enumerate": enumerate,
+    "generator of dicts": lambda values: ({"value": value} for value in values),
+}
+
+
+@pytest.mark.parametrize("kind", GROWING)
+@pytest.mark.parametrize("chunksize", [None, 5000])
+def test_items_grown_large_after_small_ones_are_cut_by_bytes(kind: str, chunksize: int | None) -> None:
+    """The caller's "all that is left" (minimum=), or a chunksize= given, sized while items were
+    small: each chunk stops where its bytes reach MAX_CHUNK_BYTES (a sequence's before they are
+    serialized, an iterator's within PIECE items), and the chunks still hold every item once,
+    in order, as the plain loop sees them."""
+    values = _growing()
+    make = GROWING[kind]
+    expected = list(make(values))
+    iterable = make(values)
+    # A sequence's chunk is cut before it is serialized; an iterator's once a piece reached it.
+    bound = MAX_CHUNK_BYTES + 1000 if isinstance(iterable, list) else MAX_CHUNK_BYTES + PIECE * (LARGE + 1000)
+    chunker = Chunker(iterable, chunksize=chunksize)
+    seen: list[Any] = []
+    sizes = []
+    while (chunk := chunker.next(minimum=len(values))) is not None:
+        assert chunk.start == len(seen)
+        assert chunk.payload is not None
+        assert len(chunk.payload) <= bound
+        seen.extend(serialize.loads(chunk.payload))
+        sizes.append(len(chunk.items))
+    assert chunker.error is None
+    assert seen == expected
+    if chunksize is not None:
+        assert max(sizes) <= chunksize
+
+
+def test_items_before_one_that_cannot_be_copied_still_run_when_cut_by_bytes() -> None:
+    """A chunk cut by bytes before an item that cannot be sent to a worker: the items before it
+    all run, in chunks, and the error is raised after them (it is found again)."""
+    values: list[Any] = [bytes([i]) * LARGE for i in range(40)]
+    with open(__file__) as handle:
+        values.append(handle)
+        chunker = Chunker(values)
+        seen: list[Any] = []
+        while (chunk := chunker.next(minimum=len(values))) is not None:
+            assert chunker.error is None or len(seen) + len(chunk.items) == 40
+            seen.extend(chunk.items)
+    assert seen == values[:40]
+    assert isinstance(chunker.error, ParaLoopError)
+    assert "item 40 of the loop" in str(chunker.error)
+
+
+def test_chunks_grow_again_after_large_items() -> None:
+    """The bytes per item of the last chunk sent, not of the largest so far, bound the next
+    chunk's count: small items after large ones go in chunks as large as asked for."""
+    chunker = Chunker([bytes([i]) * LARGE for i in range(20)] + [b"x"] * 50_000)
+    sizes = []
+    while (chunk := chunker.next(minimum=20 if not sizes else 10_000)) is not None:
+        assert chunk.payload is not None
+        chunker.sent(len(chunk.items), len(chunk.payload))
+        sizes.append(len(chunk.items))
+    assert sum(sizes) == 50_020
+    assert max(sizes) == 10_000

@@ -190,3 +190,18 @@ def test_the_bar_is_closed_when_the_backend_refuses_the_loop(
         module.run(bar)
     assert bars_left() == []
     assert bar.getvalue().endswith("\n")
+
+
+def test_a_range_longer_than_maxsize_gets_a_bar_without_a_total(load_module: Loader, backend: str) -> None:
+    """len() of such a range raises OverflowError; the plain loop runs it all the same."""
+    module = load_module(
+        """
+        from paraloop import ParaLoop
+        seen = []
+        for i in ParaLoop(range(10**20), progress=True):
+            seen.append(i)
+            if i == 4:
+                break
+        """
+    )
+    assert module.seen == [0, 1, 2, 3, 4]
