@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import functools
 import importlib
 import io
+import itertools
 import marshal
 import pickle
 import sys
@@ -24,7 +26,7 @@ from typing import Any
 
 from .sharing import reduce_shared
 
-__all__ = ["Carried", "dumps", "dumps_by_value", "dumps_function_job", "loads"]
+__all__ = ["Carried", "dumps", "dumps_by_value", "dumps_function_job", "dumps_job", "held_at", "loads"]
 
 _PICKLE = b"P"
 _DILL = b"D"
@@ -395,6 +397,20 @@ def dumps_by_value(obj: Any) -> bytes:
     return _DILL + buffer.getvalue()
 
 
+def dumps_job(obj: Any, bound: list[Any]) -> bytes:
+    """A loop's job by value, as :func:`dumps_by_value`, noting in ``bound`` each object bound
+    to this process (:func:`paraloop.items.bound_to_this_process`) that it pickles, wherever
+    it is (a bound method's ``__self__``, a dict, an attribute): dill would copy it, and a
+    copy is another file or lock (see :func:`held_at`, which finds where)."""
+    buffer = io.BytesIO()
+    with _pickling_here():
+        pickler = _job_pickler_class()(buffer, protocol=pickle.HIGHEST_PROTOCOL, recurse=True)
+        pickler.bound = bound
+        pickler.exempt = set()
+        pickler.dump(obj)
+    return _DILL + buffer.getvalue()
+
+
 def dumps_function_job(obj: Any, function: types.FunctionType) -> bytes | None:
     """``obj`` with ``function`` by value through the standard pickle, or None if dill is needed.
 
@@ -434,6 +450,11 @@ class _FunctionPickler(pickle.Pickler):
         shared = reduce_shared(obj)
         if shared is not NotImplemented:
             return shared
+        bound = _bound_types.get(type(obj))
+        if bound or (bound is None and _judged(obj)):
+            # Most such objects fail here anyway; one that would not (a class registered as a
+            # file) goes to dill's job pickling, which notes it.
+            raise _NeedsDill
         if isinstance(obj, types.FunctionType) and (
             obj is self.function
             or obj.__module__ == "__main__"  # a worker's __main__ is not the script: by value
@@ -488,12 +509,41 @@ def installed(filename: str) -> bool:
 
 
 def code_names(code: types.CodeType) -> set[str]:
-    """The global names ``code`` (and the code nested in it) may read."""
+    """The global names ``code`` (and the code nested in it) may read, the names its nested
+    ParaLoop loops read included (see :func:`_loop_names`)."""
     names = set(code.co_names)
     for constant in code.co_consts:
         if isinstance(constant, types.CodeType):
             names |= code_names(constant)
+            if constant.co_name.startswith(_BODY_PREFIX):
+                names |= _body_parameters(constant, code)
     return names
+
+
+def _loop_names(code: types.CodeType) -> set[str]:
+    """The global names the ParaLoop loops rewritten inside ``code`` read.
+
+    A loop's body function receives what the body uses as parameters, which the runtime
+    looks up by name when the loop starts (paraloop.runtime._capture): those not local to
+    the code around the loop come from its globals, though no instruction names them.  A
+    function sent by value must take them along.
+    """
+    names: set[str] = set()
+    for constant in code.co_consts:
+        if isinstance(constant, types.CodeType):
+            names |= _loop_names(constant)
+            if constant.co_name.startswith(_BODY_PREFIX):
+                names |= _body_parameters(constant, code)
+    return names
+
+
+def _body_parameters(body: types.CodeType, around: types.CodeType) -> set[str]:
+    local = {*around.co_varnames, *around.co_cellvars, *around.co_freevars}
+    return {name for name in body.co_varnames[1 : body.co_argcount] if name not in local}
+
+
+# How the rewriter (paraloop.hook.rewriter) names a loop's body function.
+_BODY_PREFIX = "__paraloop_body_"
 
 
 def _function_head(function: types.FunctionType) -> tuple[Any, ...]:
@@ -587,6 +637,7 @@ def _pickler_class() -> type:
             pickler.save_reduce(fresh, (), obj=lock)
 
         _by_value_for_importing_modules(dill)
+        _globals_of_nested_loops(dill)
         dispatch = type(dill.Pickler.dispatch)(dill.Pickler.dispatch)
         dispatch[types.ModuleType] = save_module_by_name
         dispatch[_LOCK] = save_lock
@@ -619,6 +670,224 @@ def _reduce_shared(pickler: Any, obj: Any) -> Any:
             obj.__module__,
         )
     return reduce_shared(obj)
+
+
+_job_pickler: type | None = None
+
+
+def _job_pickler_class() -> type:
+    global _job_pickler
+    if _job_pickler is None:
+        _job_pickler = type("_JobPickler", (_pickler_class(),), {"reducer_override": _reduce_in_job})
+    return _job_pickler
+
+
+def _reduce_in_job(pickler: Any, obj: Any) -> Any:
+    kind = type(obj)
+    bound = _bound_types.get(kind)
+    if bound or (bound is None and _judged(obj)):
+        if not _standard_stream(obj) and id(obj) not in pickler.exempt:
+            pickler.bound.append(obj)
+    elif kind is functools.cached_property:
+        # Its lock (before Python 3.12) makes threads wait for one computation of the value:
+        # each worker computes its own, and a new lock there does that as well.
+        pickler.exempt.add(id(getattr(obj, "lock", None)))
+    return _reduce_shared(pickler, obj)
+
+
+# Whether objects of a type are bound to this process, by type (pickling asks for every object):
+# a type is judged once, by paraloop.items.bound_to_this_process, which goes by type alone.
+_bound_types: dict[type, bool] = {}
+# Emptied when it grows past this: some programs make classes without end.
+_BOUND_TYPES = 4096
+
+
+def _judged(obj: Any) -> bool:
+    from .items import bound_to_this_process
+
+    bound = bound_to_this_process(obj)
+    kind = type(obj)
+    if getattr(obj, "__class__", None) is kind:  # a proxy that poses as another class: not kept
+        if len(_bound_types) >= _BOUND_TYPES:
+            _bound_types.clear()
+        _bound_types[kind] = bound
+    return bound
+
+
+def _standard_stream(obj: Any) -> bool:
+    """``sys.stdout`` and the like: what the body prints there is output, which goes to the
+    worker's own stream as ``print`` does (dill sends them as references to it)."""
+    return any(
+        obj is stream
+        for stream in (sys.stdout, sys.stderr, sys.stdin, sys.__stdout__, sys.__stderr__, sys.__stdin__)
+    )
+
+
+# How many objects held_at looks at from one captured value, and from all, before it gives up:
+# it runs only for a job that holds an object bound to this process, but its values may be large.
+HELD_AT_OBJECTS = 50_000
+HELD_AT_ALL_OBJECTS = 200_000
+# How much of what an object holds held_at takes in one turn.
+HELD_AT_TURN = 32
+_MORE = object()
+
+# A step from an object to what it holds: (the way, a key) formats as the way does, later.
+_Step = tuple[str, Any]
+_ITEM, _ATTRIBUTE, _ELEMENT, _TYPE, _SUFFIX = "item", "attribute", "element", "type", "suffix"
+
+
+def held_at(
+    roots: list[tuple[str, Any]], targets: Mapping[int, Any], wide: bool
+) -> tuple[str, str, Any] | None:
+    """A short way from one of ``roots`` (name, value) to one of ``targets`` (by id): the
+    root's name, the way as an expression (``holder['out']``, ``write.__self__``, ``log.f``)
+    and the target; or None.
+
+    It follows what the values hold: items of lists, tuples, sets and dicts, attributes of
+    objects, a bound method's object, a partial's arguments, a closure's cells, the defaults
+    of a function and, for a function sent by value, the globals it uses.  ``wide`` also
+    follows the namespaces of classes and modules sent by value.  Breadth first, one root at
+    a time, so that a large value does not hide a file a small one holds.
+    """
+    from collections import deque
+
+    from .resources import PerWorker
+
+    _HOLD_NOTHING.add(PerWorker)
+    looked = 0
+    for name, root in roots:
+        # (value, the entry it was reached from, the step from there), or (_MORE, the entry of a
+        # container, the rest of what it holds): a container gives a few at a time, so that a
+        # large one does not hide what its siblings hold.
+        queue: deque[tuple[Any, Any, Any]] = deque([(root, None, None)])
+        seen: set[int] = set()
+        while queue and len(seen) < HELD_AT_OBJECTS and looked < HELD_AT_ALL_OBJECTS:
+            entry = queue.popleft()
+            value = entry[0]
+            if value is _MORE:
+                parent, rest = entry[1], entry[2]
+                try:
+                    taken = list(itertools.islice(rest, HELD_AT_TURN))
+                except Exception:  # noqa: BLE001 - an object that refuses to show what it holds
+                    continue
+                queue.extend((inner, parent, step) for step, inner in taken if type(inner) not in ATOMS)
+                if len(taken) == HELD_AT_TURN:
+                    queue.append(entry)
+                continue
+            if id(value) in targets:
+                return name, _way(name, entry), value
+            if id(value) in seen:
+                continue
+            seen.add(id(value))
+            looked += 1
+            queue.append((_MORE, entry, _held(value, wide)))
+    return None
+
+
+def _way(name: str, entry: tuple[Any, Any, _Step | None]) -> str:
+    steps: list[_Step] = []
+    while entry[2] is not None:
+        steps.append(entry[2])
+        entry = entry[1]
+    way = name
+    for kind, key in reversed(steps):
+        if kind == _ITEM:
+            way = f"{way}[{key!r}]"
+        elif kind == _ATTRIBUTE:
+            way = f"{way}.{key}"
+        elif kind == _ELEMENT:
+            way = f"an element of {way}"
+        elif kind == _TYPE:
+            way = f"type({way})"
+        else:
+            way += key
+    return way
+
+
+def _held(value: Any, wide: bool) -> Iterator[tuple[_Step, Any]]:
+    kind = type(value)
+    if kind in _HOLD_NOTHING or kind.__module__.partition(".")[0] == "numpy":
+        return  # made in each worker; an array holds numbers
+    if isinstance(value, dict):
+        yield from (((_ITEM, key), inner) for key, inner in list(value.items()))
+    elif isinstance(value, (list, tuple)):
+        yield from (((_ITEM, position), inner) for position, inner in enumerate(value))
+    elif isinstance(value, (set, frozenset)):
+        yield from (((_ELEMENT, None), inner) for inner in list(value))
+    elif isinstance(value, types.MethodType):
+        yield (_ATTRIBUTE, "__self__"), value.__self__
+        yield (_ATTRIBUTE, "__func__"), value.__func__
+    elif isinstance(value, types.BuiltinMethodType):
+        owner = value.__self__
+        if owner is not None and not isinstance(owner, types.ModuleType):
+            yield (_ATTRIBUTE, "__self__"), owner
+    elif isinstance(value, types.FunctionType):
+        yield from _held_by_function(value)
+    elif isinstance(value, functools.partial):
+        yield (_ATTRIBUTE, "func"), value.func
+        yield from (((_SUFFIX, f".args[{n}]"), argument) for n, argument in enumerate(value.args))
+        yield from (((_SUFFIX, f".keywords[{k!r}]"), argument) for k, argument in value.keywords.items())
+    elif isinstance(value, type):
+        if wide and (value.__module__ == "__main__" or _importing_module(value.__module__)):
+            yield from (((_ATTRIBUTE, name), inner) for name, inner in list(vars(value).items()))
+    elif isinstance(value, types.ModuleType):
+        if wide and not _sent_by_name(value):
+            yield from (((_ATTRIBUTE, name), inner) for name, inner in list(vars(value).items()))
+    else:
+        yield from _attributes(value)
+        if wide:
+            yield (_TYPE, None), kind  # its class's attributes travel with it (by value)
+
+
+def _held_by_function(function: types.FunctionType) -> Iterator[tuple[_Step, Any]]:
+    for position, cell in enumerate(function.__closure__ or ()):
+        try:
+            contents = cell.cell_contents
+        except ValueError:
+            continue  # an empty cell
+        yield (_SUFFIX, f".__closure__[{position}].cell_contents"), contents
+    for n, default in enumerate(function.__defaults__ or ()):
+        yield (_SUFFIX, f".__defaults__[{n}]"), default
+    for k, default in (function.__kwdefaults__ or {}).items():
+        yield (_SUFFIX, f".__kwdefaults__[{k!r}]"), default
+    if (
+        function.__module__ == "__main__"
+        or _importing_module(function.__module__)
+        or not _locatable(function)
+    ):
+        namespace = function.__globals__
+        for name in sorted(code_names(function.__code__)):
+            if name in namespace:
+                yield (_SUFFIX, f".__globals__[{name!r}]"), namespace[name]
+
+
+def _attributes(value: Any) -> Iterator[tuple[_Step, Any]]:
+    """An object's attributes, read around its own ``__getattr__`` (a proxy's would make or
+    fetch something)."""
+    try:
+        state = object.__getattribute__(value, "__dict__")
+    except Exception:  # noqa: BLE001 - no __dict__
+        state = None
+    if isinstance(state, dict):
+        yield from (((_ATTRIBUTE, name), inner) for name, inner in list(state.items()))
+    for cls in type(value).__mro__:
+        slots = cls.__dict__.get("__slots__", ())
+        for name in (slots,) if isinstance(slots, str) else slots:
+            if name in ("__dict__", "__weakref__"):
+                continue
+            stored = name
+            if name.startswith("__") and not name.endswith("__") and cls.__name__.strip("_"):
+                stored = f"_{cls.__name__.lstrip('_')}{name}"
+            try:
+                inner = object.__getattribute__(value, stored)
+            except Exception:  # noqa: BLE001 - an empty slot, or a mangled name
+                continue
+            yield (_ATTRIBUTE, name), inner
+
+
+# Types whose objects hold nothing held_at follows: made in each worker (per_worker handles),
+# or plain data.
+_HOLD_NOTHING: set[type] = {*ATOMS, bytearray, range, memoryview}
 
 
 def _is_typevar(obj: Any) -> bool:
@@ -859,6 +1128,31 @@ def _by_value_for_importing_modules(dill: Any) -> None:
 
     _locate_function.paraloop = True  # type: ignore[attr-defined]
     dill._dill._locate_function = _locate_function
+
+
+def _globals_of_nested_loops(dill: Any) -> None:
+    """Make dill send a function by value with the globals its nested ParaLoop loops read
+    (see :func:`_loop_names`): dill finds a function's globals in its instructions alone.
+
+    ``save_function`` imports ``dill.detect.globalvars`` at each call, so the module's
+    attribute is replaced; only while paraloop pickles in this thread does it add names.
+    """
+    detect = dill.detect
+    original = detect.globalvars
+    if getattr(original, "paraloop", False):
+        return
+
+    def globalvars(func: Any, recurse: bool = True, builtin: bool = False) -> Any:
+        found = original(func, recurse, builtin)
+        if recurse and _pickling_now() and isinstance(func, types.FunctionType) and func.__globals__:
+            namespace = func.__globals__
+            for name in _loop_names(func.__code__):
+                if name not in found and name in namespace:
+                    found[name] = namespace[name]
+        return found
+
+    globalvars.paraloop = True  # type: ignore[attr-defined]
+    detect.globalvars = globalvars
 
 
 def _main_type(kind: type, name: str, bases: tuple[type, ...], namespace: dict[str, Any]) -> type:

@@ -10,6 +10,7 @@ its errors do not depend on where a chunk ran.
 
 from __future__ import annotations
 
+import socket
 import time
 from typing import Any
 
@@ -18,7 +19,7 @@ from .aggregation_strategies import counts_for_travel
 from .chunks import Chunk
 from .errors import ParaLoopError
 from .execute import RAISED, RETURNED, Job, Outcome
-from .items import bound_to_this_process
+from .items import bound_to_this_process, is_file
 from .references import captured_arrays, refer
 from .resources import PerWorker
 from .sharing import Segments, sharing
@@ -48,10 +49,18 @@ def _job_bytes(job: Job) -> bytes:
     fast = serialize.dumps_function_job(job, job.function)  # type: ignore[arg-type]
     if fast is not None:
         return fast
+    bound: list[Any] = []
+    failure: Exception | None = None
     try:
-        return serialize.dumps_by_value(job.portable())
+        data = serialize.dumps_job(job.portable(), bound)
     except Exception as error:  # noqa: BLE001 - find out which value it was
         failure = error
+    if bound:
+        refused = _held_refusal(job, bound)
+        if refused is not None:
+            raise refused from None
+    if failure is None:
+        return data
     for name, value in zip(job.params, job.values):
         try:
             serialize.dumps_by_value(value)
@@ -76,6 +85,67 @@ def _job_bytes(job: Job) -> bytes:
         f"({type(failure).__name__}: {failure}); something it uses from around the loop cannot be "
         "pickled. Create it inside the body, or use backend='threads'"
     ) from failure
+
+
+def _held_refusal(job: Job, bound: list[Any]) -> ParaLoopError | None:
+    """The error for a job that holds objects bound to this process (``bound``, met while
+    pickling it) other than by a captured name: through a bound method (``write = f.write``),
+    a container (``holder["out"]``), an attribute (``log.f``), a function the body calls.
+
+    A lock that only a class or a module sent by value holds (a ``cached_property``'s) travels
+    as a new lock (see serialize's ``save_lock``): it guards nothing the iterations share.  A
+    file or a socket is refused wherever it is: a copy would be the file opened anew.
+    """
+    roots = list(zip(job.params, job.values))
+    function = job.function
+    namespace = getattr(function, "__globals__", {})
+    code = getattr(function, "__code__", None)
+    if code is not None:
+        roots += [(name, namespace[name]) for name in sorted(serialize.code_names(code)) if name in namespace]
+    found = serialize.held_at(roots, {id(value): value for value in bound}, wide=False)
+    if found is None:
+        carried = {id(value): value for value in bound if _copied_anew(value)}
+        if not carried:
+            return None
+        found = serialize.held_at(roots, carried, wide=True)
+        if found is None:
+            value = next(iter(carried.values()))
+            return ParaLoopError(
+                f"{job.filename}, line {job.line}: something the loop body uses holds {_shown(value)}: "
+                f"it belongs to this process and cannot be sent to a worker process, {_fix(value)}"
+            )
+    root, path, value = found
+    held = f", {_shown(value)}" if path == root else f", which holds at {path} {_shown(value)}"
+    return ParaLoopError(
+        f"{job.filename}, line {job.line}: the loop body uses {root!r}{held}: it belongs to this "
+        f"process and cannot be sent to a worker process, {_fix(value)}"
+    )
+
+
+def _copied_anew(value: Any) -> bool:
+    return is_file(value) or isinstance(value, socket.socket)
+
+
+def _shown(value: Any) -> str:
+    kind = f"{type(value).__module__}.{type(value).__qualname__}"
+    name = getattr(value, "name", None) if is_file(value) else None
+    return f"the open file {name!r} (a {kind})" if isinstance(name, str) else f"a {kind}"
+
+
+def _fix(value: Any) -> str:
+    if is_file(value):
+        return (
+            "where a copy would be the file opened anew, and what the iterations write to it or "
+            "read from it would not be the plain loop's. Open the file in each iteration (pass "
+            "its path instead), make one per worker with paraloop.per_worker(open, path, ...), "
+            "or use backend='threads', which shares it"
+        )
+    return (
+        "where a copy would not be the same object (a lock would exclude nobody, an event "
+        "would signal nobody), and what the iterations do with it would be lost. Create it in "
+        "each iteration, make one per worker with paraloop.per_worker(...), or use "
+        "backend='threads', which shares it"
+    )
 
 
 def encode_outcome(outcome: Outcome, job: Job) -> bytes:

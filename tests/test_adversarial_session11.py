@@ -279,11 +279,6 @@ HUGE_RANGE = """
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding: chunks.py Chunker.left() (and _next's tail rule) call len() on a range "
-    "longer than sys.maxsize: OverflowError from paraloop's frames instead of the plain loop",
-)
 @pytest.mark.usefixtures("caller_on")
 @pytest.mark.parametrize("backend", ["processes", "threads", "sequential"])
 def test_a_range_longer_than_maxsize_that_breaks_early(load_module: Loader, backend: str) -> None:
@@ -327,12 +322,6 @@ OWN_ITERABLE = """
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding: a reduction into the loop's own iterable (data[x] = e, data.append(e)) is "
-    "accepted; the Chunker slices the list lazily after some chunks were combined, so later "
-    "items are sometimes the written ones: neither the plain result nor a refusal",
-)
 @pytest.mark.usefixtures("caller_on")
 @pytest.mark.parametrize(("which", "n"), [("rewrites", 5), ("rewrites", 40), ("grows", 10)])
 def test_a_body_that_writes_into_the_list_it_iterates(load_module: Loader, which: str, n: int) -> None:
@@ -411,12 +400,6 @@ NESTED_GLOBAL = """
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding: serialize (a script function sent by value): a module global used only "
-    "by the body of a ParaLoop loop nested in that function is not sent; in the worker the "
-    "nested loop's parameter is UNBOUND and the body raises UnboundLocalError",
-)
 @pytest.mark.parametrize("caller_runs", ["default", "0"])
 def test_a_nested_loop_in_a_script_function_reads_a_module_global(tmp_path: Path, caller_runs: str) -> None:
     """The plain script prints 400 and the sum.  paraloop raised "UnboundLocalError: cannot
@@ -620,15 +603,7 @@ ALIASED_ITEM = """
     "caller_runs",
     [
         "default",
-        pytest.param(
-            "0",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="finding: an item that is also a captured object (first = lists[0]), changed in "
-                "place by its iteration: in a worker the item and the captured name are two copies, "
-                "the guard sees no change, and the body read the stale copy: [1, 1, 1] silently",
-            ),
-        ),
+        "0",
     ],
 )
 @pytest.mark.parametrize(("n", "pause"), [(3, 0.0), (300, 0.0005)])
@@ -725,13 +700,6 @@ FILE_INSIDE = """
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding: wire._job_bytes (items.bound_to_this_process) refuses an open file only as a "
-    "captured value itself; reached through a bound method (write = f.write), a dict or an "
-    "object's attribute it is pickled, reopened with mode 'w' in each worker, and what the "
-    "workers write is lost",
-)
 @pytest.mark.usefixtures("caller_on")
 @pytest.mark.parametrize("kind", ["method", "dict", "object"])
 def test_an_open_file_reached_through_a_method_a_dict_or_an_attribute(
@@ -840,12 +808,6 @@ GROWING_ITEMS = """
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding: chunks.py Chunker (_item_bytes, MAX_CHUNK_BYTES) bounds a chunk's bytes by the "
-    "largest item sent so far: after 3,000 items of 10 bytes, the kept chunk (the caller's, or a "
-    "worker's grown one) takes all 200 items of 1 MB at once, pickled and loaded: 380 MB",
-)
 @pytest.mark.parametrize("caller_runs", ["default", "0"])
 def test_items_that_grow_large_after_small_ones_keep_read_ahead_bounded_in_bytes(
     tmp_path: Path, caller_runs: str

@@ -9,12 +9,17 @@ fails here.
 
 from __future__ import annotations
 
+import math
+import re
+import subprocess
+import sys
 import textwrap
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
 import pytest
+from conftest import product_environment
 from plain_loop import run_plain
 
 import paraloop
@@ -312,6 +317,12 @@ def _load(load_module: Loader, body: str) -> ModuleType:
     return load_module(PRELUDE + textwrap.dedent(body))
 
 
+def _line_of(body: str, text: str) -> int:
+    """The line of ``body``'s first line holding ``text``, as _load writes the module."""
+    lines = ("# paraloop: enable\n" + PRELUDE + textwrap.dedent(body)).splitlines()
+    return next(number for number, line in enumerate(lines, 1) if text in line)
+
+
 def _same(plain: Any, parallel: Any) -> bool:
     if type(plain).__module__ == "numpy":
         return bool(type(parallel) is type(plain) and (plain == parallel).all())
@@ -573,3 +584,209 @@ def test_a_few_draws_from_numpy_s_global_generator_are_seen(load_module: Loader,
     """
     with pytest.raises(paraloop.ParaLoopError, match="global random generator"):
         _load(load_module, helper)
+
+
+# --- An open file, a lock reached other than by a captured name -------------------------------
+
+REACHED = {
+    # kind: (what the body does with f, what the caller sets up, the way the refusal names)
+    "a bound method": ("write(f'{i}\\n')", "write = f.write", "write.__self__"),
+    "a dict": ("holder['out'].write(f'{i}\\n')", "holder = {'out': f}", "holder['out']"),
+    "an attribute": ("log.line(f'{i}\\n')", "log = Log(f)", "log.f"),
+    "a closure": ("emit(f'{i}\\n')", "emit = closing_over(f)", "emit.__closure__[0].cell_contents"),
+}
+
+REACHED_SOURCE = """
+class Log:
+    def __init__(self, f):
+        self.f = f
+    def line(self, s):
+        self.f.write(s)
+
+def closing_over(f):
+    def emit(s):
+        f.write(s)
+    return emit
+
+f = open({path!r}, "w")
+{setup}
+try:
+    for i in ParaLoop(range(60), backend={backend!r}, num_processes=2):
+        {use}
+finally:
+    f.close()
+with open({path!r}) as done:
+    lines = done.read().split()
+"""
+
+
+@pytest.mark.parametrize("kind", list(REACHED), ids=list(REACHED))
+def test_an_open_file_reached_through_what_the_body_uses_is_refused_by_its_way(
+    load_module: Loader, tmp_path: Any, kind: str
+) -> None:
+    """A worker's copy of the file would be the file opened anew (truncated, for "w"): the loop
+    wrote what the caller's iterations wrote and lost the rest, silently.  The refusal names
+    the loop's file and line, the captured name and the way to the file; backend='threads',
+    which it names, gives the plain loop's lines."""
+    use, setup, way = REACHED[kind]
+    path = str(tmp_path / "out.txt")
+    refused = REACHED_SOURCE.format(path=path, setup=setup, use=use, backend="processes")
+    line = _line_of(refused, "for i in ParaLoop(")
+    with pytest.raises(paraloop.ParaLoopError) as caught:
+        _load(load_module, refused)
+    message = str(caught.value)
+    assert re.search(rf"paraloop_testmod_\d+\.py, line {line}: ", message), message
+    assert f"uses {way.split('.')[0].split('[')[0]!r}" in message, message
+    assert f"at {way} the open file {path!r}" in message, message
+    assert "per_worker" in message and "backend='threads'" in message, message
+    threads = _load(load_module, refused.replace("'processes'", "'threads'"))
+    assert threads.lines == [str(i) for i in range(60)]
+
+
+def test_a_lock_in_a_container_is_refused_by_its_way(load_module: Loader) -> None:
+    """A worker's copy of a lock excludes nobody: refused like a captured lock, naming where."""
+    refused = """
+        locks = {"out": threading.Lock()}
+        out = []
+        for i in ParaLoop(range(6), backend="processes"):
+            with locks["out"]:
+                out.append(i)
+    """
+    with pytest.raises(paraloop.ParaLoopError) as caught:
+        _load(load_module, refused)
+    message = str(caught.value)
+    line = _line_of(refused, "for i in ParaLoop(")
+    assert re.search(rf"paraloop_testmod_\d+\.py, line {line}: ", message), message
+    assert "uses 'locks', which holds at locks['out'] a _thread.lock" in message, message
+    assert "backend='threads'" in message, message
+    module = _load(load_module, refused.replace('"processes"', '"threads"'))
+    assert module.out == list(range(6))
+
+
+def test_what_only_looks_bound_to_this_process_still_travels(load_module: Loader, tmp_path: Any) -> None:
+    """Objects held by what the body uses that a worker may have a copy of, or its own: in-memory
+    buffers, a path, per-worker handles, arrays, and the lock of a cached_property in a class
+    sent by value (each process caches for itself)."""
+    path = str(tmp_path / "per_worker.txt")
+    source = f"""
+        import functools, io
+        import paraloop
+
+        class Model:
+            def __init__(self, k):
+                self.k = k
+            @functools.cached_property
+            def double(self):
+                return self.k * 2
+
+        class Where:
+            def __init__(self, path):
+                self.path = path
+
+        held = {{
+            "text": io.StringIO("abc"),
+            "bytes": io.BytesIO(b"xyz"),
+            "where": Where({path!r}),
+            "out": paraloop.per_worker(open, {path!r}, "a"),
+            "array": np.arange(4.0),
+            "model": Model(3),
+        }}
+        out = []
+        for i in ParaLoop(range(8), backend="processes", num_processes=2):
+            held["out"].write("")
+            out.append((held["text"].getvalue(), held["bytes"].getvalue(), held["where"].path,
+                        float(held["array"][i % 4]), held["model"].double + i))
+    """
+    module = _load(load_module, source)
+    assert module.out == [("abc", b"xyz", path, float(i % 4), 6 + i) for i in range(8)]
+
+
+NESTED_IN_A_SCRIPT = """\
+# paraloop: enable
+import math
+from paraloop import ParaLoop
+
+class Offset:
+    def __init__(self, value):
+        self.value = value
+
+OFFSET = Offset({offset})
+
+def inner(i):
+    s = 0.0
+    for k in ParaLoop(range(3)):
+        s += math.sqrt(i + k + {use_offset})
+    return s
+
+out = []
+for i in ParaLoop(range(40), backend="processes", num_processes=2):
+    out.append(inner(i))
+print(sum(out).hex())
+"""
+
+
+@pytest.mark.parametrize("through", ["pickle", "dill"])
+def test_a_nested_loop_in_a_script_function_gets_the_globals_its_body_reads(
+    tmp_path: Any, through: str
+) -> None:
+    """A function of the script travels by value with the globals it reads; a ParaLoop loop in
+    it reads its body's names through its body function's parameters, which no instruction of
+    the function names: ``math`` was left behind (UnboundLocalError in every worker).  A class
+    of the script among them sends the job through dill, which chooses globals by itself."""
+    offset = "OFFSET.value" if through == "dill" else "0"
+    script = tmp_path / "script.py"
+    script.write_text(NESTED_IN_A_SCRIPT.format(offset=1, use_offset=offset))
+    expected = sum(
+        sum(math.sqrt(i + k + (1 if through == "dill" else 0)) for k in range(3)) for i in range(40)
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "paraloop", str(script)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=product_environment(PARALOOP_CALLER_RUNS="0"),
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [expected.hex()]
+
+
+STREAMS_IN_A_SCRIPT = """\
+# paraloop: enable
+import functools, sys
+from paraloop import ParaLoop
+
+class Printer:
+    def __init__(self, stream):
+        self.stream = stream
+    def say(self, text):
+        print(text, file=self.stream)
+
+say = functools.partial(print, file=sys.stdout)
+printers = {"out": Printer(sys.stdout), "err": Printer(sys.stderr)}
+for i in ParaLoop(range(6), backend="processes", num_processes=2):
+    say("partial", i)
+    printers["out"].say(f"object {i}")
+    printers["err"].say(f"error {i}")
+"""
+
+
+def test_the_standard_streams_reached_through_what_the_body_uses_still_print(tmp_path: Any) -> None:
+    """Printing is output, not an object of the program's: sys.stdout held by a partial or an
+    object prints from the workers (in no set order), as print does."""
+    script = tmp_path / "script.py"
+    script.write_text(STREAMS_IN_A_SCRIPT)
+    done = subprocess.run(
+        [sys.executable, "-m", "paraloop", str(script)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=product_environment(PARALOOP_CALLER_RUNS="0"),
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    expected = [f"partial {i}" for i in range(6)] + [f"object {i}" for i in range(6)]
+    assert sorted(done.stdout.splitlines()) == sorted(expected)
+    assert sorted(line for line in done.stderr.splitlines() if line.startswith("error")) == [
+        f"error {i}" for i in range(6)
+    ]
