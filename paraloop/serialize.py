@@ -511,13 +511,7 @@ def installed(filename: str) -> bool:
 def code_names(code: types.CodeType) -> set[str]:
     """The global names ``code`` (and the code nested in it) may read, the names its nested
     ParaLoop loops read included (see :func:`_loop_names`)."""
-    names = set(code.co_names)
-    for constant in code.co_consts:
-        if isinstance(constant, types.CodeType):
-            names |= code_names(constant)
-            if constant.co_name.startswith(_BODY_PREFIX):
-                names |= _body_parameters(constant, code)
-    return names
+    return _names(code, instructions=True)
 
 
 def _loop_names(code: types.CodeType) -> set[str]:
@@ -528,10 +522,16 @@ def _loop_names(code: types.CodeType) -> set[str]:
     the code around the loop come from its globals, though no instruction names them.  A
     function sent by value must take them along.
     """
-    names: set[str] = set()
+    return _names(code, instructions=False)
+
+
+def _names(code: types.CodeType, instructions: bool) -> set[str]:
+    """The names of :func:`_loop_names` in ``code`` and the code nested in it; with
+    ``instructions``, those its instructions name as well (``co_names``)."""
+    names = set(code.co_names) if instructions else set()
     for constant in code.co_consts:
         if isinstance(constant, types.CodeType):
-            names |= _loop_names(constant)
+            names |= _names(constant, instructions)
             if constant.co_name.startswith(_BODY_PREFIX):
                 names |= _body_parameters(constant, code)
     return names

@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import math
 import re
-import subprocess
-import sys
 import textwrap
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
 import pytest
-from conftest import product_environment
+from conftest import run_script
 from plain_loop import run_plain
 
 import paraloop
@@ -746,14 +744,7 @@ def test_a_nested_loop_in_a_script_function_gets_the_globals_its_body_reads(
         return s
 
     expected = sum([inner(i) for i in range(40)])
-    done = subprocess.run(
-        [sys.executable, "-m", "paraloop", str(script)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=product_environment(PARALOOP_CALLER_RUNS="0"),
-        cwd=tmp_path,
-    )
+    done = run_script(script, env={"PARALOOP_CALLER_RUNS": "0"})
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == [expected.hex()]
 
@@ -783,14 +774,7 @@ def test_the_standard_streams_reached_through_what_the_body_uses_still_print(tmp
     object prints from the workers (in no set order), as print does."""
     script = tmp_path / "script.py"
     script.write_text(STREAMS_IN_A_SCRIPT)
-    done = subprocess.run(
-        [sys.executable, "-m", "paraloop", str(script)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=product_environment(PARALOOP_CALLER_RUNS="0"),
-        cwd=tmp_path,
-    )
+    done = run_script(script, env={"PARALOOP_CALLER_RUNS": "0"})
     assert done.returncode == 0, done.stderr
     expected = [f"partial {i}" for i in range(6)] + [f"object {i}" for i in range(6)]
     assert sorted(done.stdout.splitlines()) == sorted(expected)
