@@ -625,7 +625,7 @@ def test_an_open_file_reached_through_what_the_body_uses_is_refused_by_its_way(
     """A worker's copy of the file would be the file opened anew (truncated, for "w"): the loop
     wrote what the caller's iterations wrote and lost the rest, silently.  The refusal names
     the loop's file and line, the captured name and the way to the file; backend='threads',
-    which it names, gives the plain loop's lines."""
+    which it names, writes every line the plain loop writes."""
     use, setup, way = REACHED[kind]
     path = str(tmp_path / "out.txt")
     refused = REACHED_SOURCE.format(path=path, setup=setup, use=use, backend="processes")
@@ -638,7 +638,9 @@ def test_an_open_file_reached_through_what_the_body_uses_is_refused_by_its_way(
     assert f"at {way} the open file {path!r}" in message, message
     assert "per_worker" in message and "backend='threads'" in message, message
     threads = _load(load_module, refused.replace("'processes'", "'threads'"))
-    assert threads.lines == [str(i) for i in range(60)]
+    # Every line arrives; their order is the threads' (docs/semantics.md: files written run
+    # in no guaranteed order).
+    assert sorted(threads.lines, key=int) == [str(i) for i in range(60)]
 
 
 def test_a_lock_in_a_container_is_refused_by_its_way(load_module: Loader) -> None:
