@@ -39,7 +39,18 @@ from .replay import Continued, Recorder, StandIn, Whole, check_whole, recorder
 from .resources import PerWorker, instance
 from .variable import Variable
 
-__all__ = ["BROKE", "DONE", "RAISED", "RETURNED", "UNBOUND", "Job", "Outcome", "execute_chunk"]
+__all__ = [
+    "BROKE",
+    "DONE",
+    "RAISED",
+    "RETURNED",
+    "UNBOUND",
+    "Job",
+    "Outcome",
+    "execute_chunk",
+    "lanes_watched",
+    "watch_lanes",
+]
 
 
 class _Unbound:
@@ -459,10 +470,7 @@ def _execute(
     deadline: tuple[float, float] | None = None,
 ) -> Outcome:
     guard = job.guard()
-    watch_state = state is not None and job.lanes is not False and job.timeout is None
-    # Only in paraloop's own worker processes: elsewhere (threads, Dask) other threads of
-    # the process may draw too.
-    watch_random = guard is not None and alone and job.copied and not job.seeded and not job.shared_process
+    watch_state, watch_random = _watches(job, guard, state, alone)
     # The random generators' states, read once for both watches (see process_state.generators).
     randoms = random_generators() if watch_state or watch_random else None
     before = snapshot(randoms) if watch_state else None
@@ -526,16 +534,7 @@ def _execute(
     if before is not None:
         outcome.process_state = state_changed(before, snapshot(randoms_after))
         if outcome.process_state is not None and state == NO_STATE:
-            return _failed(
-                outcome,
-                chunk,
-                ParaLoopError(
-                    f"{job.filename}, line {job.line}: an iteration changed {outcome.process_state} "
-                    "while others ran beside it in threads of its worker (paraloop runs iterations "
-                    "that mostly wait so), which would mix their results. Keep them apart: "
-                    "ParaLoop(..., lanes=False), or PARALOOP_LANES=0 for the whole program"
-                ),
-            )
+            return _failed(outcome, chunk, _changed_in_lanes(job, outcome.process_state))
     if guard is not None:
         began_check = time.perf_counter()
         if kind == RAISED and (translated := read_only_error(guard.where, guard.array_labels(), value)):
@@ -597,6 +596,45 @@ def _execute(
         if name not in job.tracked and name in names:
             outcome.bound[name] = names[name]
     return outcome
+
+
+def _watches(job: Job, guard: Guard | None, state: str | None, alone: bool) -> tuple[bool, bool]:
+    """Whether a chunk watches the process-wide state, and the global random generators."""
+    watch_state = state is not None and job.lanes is not False and job.timeout is None
+    # Only in paraloop's own worker processes: elsewhere (threads, Dask) other threads of
+    # the process may draw too.
+    watch_random = guard is not None and alone and job.copied and not job.seeded and not job.shared_process
+    return watch_state, watch_random
+
+
+def _changed_in_lanes(job: Job, what: str) -> ParaLoopError:
+    return ParaLoopError(
+        f"{job.filename}, line {job.line}: an iteration changed {what} "
+        "while others ran beside it in threads of its worker (paraloop runs iterations "
+        "that mostly wait so), which would mix their results. Keep them apart: "
+        "ParaLoop(..., lanes=False), or PARALOOP_LANES=0 for the whole program"
+    )
+
+
+def watch_lanes(job: Job) -> tuple[Any, ...]:
+    """Read the process-wide state (the random generators' included) before a chunk's lanes start.
+
+    The parts of a chunk run in lanes (see backends/processes/lanes.py) are threads of one
+    process: a change one part makes is seen by the parts beside it, so a part's own window
+    never told whose change it saw.  The chunk reads the state once around all its parts
+    instead (reading it around each part cost an iteration that only waits a third of its
+    worker's CPU time): each part runs with no watch (``state=None, alone=False``), and
+    :func:`lanes_watched` refuses a change.  (A draw from a global random generator is such a
+    change: refused here as one, as it was around each part.)
+    """
+    return snapshot(random_generators())
+
+
+def lanes_watched(job: Job, chunk: Chunk, outcome: Outcome, before: tuple[Any, ...]) -> Outcome:
+    """The outcome of a chunk run in lanes, refused if its parts changed the process-wide state
+    :func:`watch_lanes` read (whatever the parts' own outcomes, as for a chunk run alone)."""
+    what = state_changed(before, snapshot(random_generators()))
+    return outcome if what is None else _failed(outcome, chunk, _changed_in_lanes(job, what))
 
 
 def _per_worker_objects(job: Job, chunk: Chunk, args: list[Any], clock: Any) -> Outcome | None:

@@ -210,6 +210,42 @@ def test_a_change_made_in_lanes_after_all_is_refused(
         __import__("os").chdir(home)
 
 
+@pytest.mark.parametrize(
+    "change",
+    [
+        "random.random()",
+        "os.environ.__setitem__('PARALOOP_TEST_LANES', str(i))",
+    ],
+    ids=["a draw from the global generator", "an environment change"],
+)
+def test_a_change_any_part_makes_in_lanes_is_refused(
+    load_module: Loader, monkeypatch: pytest.MonkeyPatch, change: str
+) -> None:
+    """A chunk in lanes reads the process-wide state once around all its parts: a change made by
+    an iteration late in the loop (after lanes started, in a function the body calls) is still
+    refused, naming it, not mixed into the results of the parts beside it."""
+    for name in ("PARALOOP_BACKEND", "PARALOOP_WORKERS", "PARALOOP_LANES", "PARALOOP_TEST_LANES"):
+        monkeypatch.delenv(name, raising=False)
+    what = "the global random generator" if "random" in change else "the environment"
+    try:
+        with pytest.raises(paraloop.ParaLoopError, match=rf"changed {what} while others ran beside it"):
+            load_module(
+                PRELUDE
+                + textwrap.dedent(f"""
+                def late(i):
+                    if i >= 40:
+                        {change}
+                out = []
+                for i in ParaLoop(range(64), lanes=True):
+                    time.sleep(0.03)
+                    late(i)
+                    out.append(i)
+            """)
+            )
+    finally:
+        __import__("os").environ.pop("PARALOOP_TEST_LANES", None)
+
+
 def test_a_worker_that_imports_the_random_generators_still_gets_lanes(tmp_path: Path) -> None:
     """A spawn worker imports numpy's global generator before its first iteration (to watch it
     for draws); that import is no change of process-wide state, and a waiting loop keeps its

@@ -27,7 +27,7 @@ from ...execute import DONE, NOTE_STATE, RAISED, Job, Outcome, execute_chunk, st
 from ...hook import typeguard_workers
 from ...lifeline import die_with
 from ...wire import encode_outcome, job_failure
-from .lanes import finish_lanes, start_lanes
+from .lanes import InLanes, finish_lanes, start_lanes
 from .protocol import CHECK, CHUNK, HEADER, JOB, QUIT, WATCHED, Checked
 from .watch import Watch
 
@@ -90,11 +90,11 @@ def _alone(job: Job) -> None:
             native_threads.apply(job.native_threads, environment=False)
 
 
-def _answer(sending: threading.Lock, connection: Any, job: Job, chunk: Chunk, futures: list[Any]) -> None:
+def _answer(sending: threading.Lock, connection: Any, job: Job, running: InLanes) -> None:
     """Send the outcome of a chunk run in lanes, once its parts are done."""
     try:
         try:
-            outcome = finish_lanes(chunk, futures)
+            outcome = finish_lanes(running)
         finally:
             _lanes_done()
         data = encode_outcome(outcome, job)
@@ -263,8 +263,8 @@ def _in_lanes(sending: threading.Lock, connection: Any, job: Job, chunk: Chunk, 
         if job.native_threads is not None:
             # Iterations side by side share the worker's share of the CPUs.
             native_threads.apply(max(1, job.native_threads // lanes), environment=False)
-    futures = start_lanes(job, chunk, lanes)
-    threading.Thread(target=_answer, args=(sending, connection, job, chunk, futures), daemon=True).start()
+    running = start_lanes(job, chunk, lanes)
+    threading.Thread(target=_answer, args=(sending, connection, job, running), daemon=True).start()
 
 
 def _answered(sending: threading.Lock, connection: Any, job: Job, message: bytes) -> None:
