@@ -244,9 +244,13 @@ def test_the_callers_waiting_chunks_start_lanes_from_the_first_chunk() -> None:
     policy.after_caller(wall=0.03, cpu=0.0005, queued=0.0, items=3, changed=False)
     assert policy.lanes == 32 and not policy.watches()
     assert policy.probe.alone_cpu == 0.0005 and policy.probe.alone_items == 3
+    # Run alone, the caller's iterations measured what a probe would: each worker may hold a
+    # second chunk from the start (its lanes take it up as its first chunk's parts end).
+    assert policy.second_chunks(fixed=False, left=1000, workers=2)
     busy = _policy()
     busy.after_caller(wall=0.03, cpu=0.029, queued=0.0, items=3, changed=False)
     assert busy.lanes == 1 and busy.watches()
+    assert not busy.second_chunks(fixed=False, left=1000, workers=2)
     changed = _policy()
     changed.after_caller(wall=0.03, cpu=0.0005, queued=0.0, items=3, changed=True)
     assert changed.lanes == 1 and not changed.allowed

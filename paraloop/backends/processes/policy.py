@@ -206,8 +206,11 @@ class LanePolicy:
         self.probe.alone_cpu, self.probe.alone_items = cpu, items
         if self.grow_to is not None and self.allowed and mostly_waiting(wall, cpu, queued):
             # The caller's iterations waited: the workers run lanes from the start (their
-            # first chunks need not be watched for it).
+            # first chunks need not be watched for it).  Run alone, they are what a probe
+            # measures: each worker may hold a second chunk from the start, so that its lanes
+            # do not idle while its first chunk's slowest iterations finish.
             self.lanes = self._spread(self.count)
+            self.probe.confirmed = True
             logger.debug("the caller's iterations wait: %d lanes per worker", self.lanes)
 
     def watches(self) -> bool:
