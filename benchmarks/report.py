@@ -472,8 +472,9 @@ def table_markdown(table: Table) -> list[str]:
 NOTES = {
     "w1-200000": "Loop = the call of the loop's function in a fresh process (pool start included); "
     "whole process = `python child.py ...` from start to exit (imports and pool shutdown included). "
-    "The italic row is not cold: paraloop's pool was started before the clock, to show what starting "
-    "it costs.",
+    "The italic row is not cold: before the clock, paraloop ran two short loops, one in its workers "
+    "(which starts the pool) and one in the caller, as a program that ran loops before has, to show "
+    "what starting them costs.",
     "w1-gen": "Peak resident memory of the parent process only (`ru_maxrss`), generator input: paraloop "
     "reads it a chunk at a time; Pool.map turns it into a list first.",
     "w2": "Peers hand-tuned for waiting: many workers, one item per message. The server "

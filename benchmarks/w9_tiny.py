@@ -36,7 +36,15 @@ def paraloop(n, seconds):
 
 
 def warm_up():
-    paraloop(8, 0.0)
+    """A program that ran loops before: the pool started (every iteration of the first loop in a
+    worker; one this short would otherwise end in the caller and start none), and the caller's
+    own first-loop costs paid (the second ends in the caller)."""
+    from paraloop import ParaLoop
+
+    for _ in ParaLoop(range(8), caller_runs=False):
+        pass
+    for _ in ParaLoop(range(8)):
+        pass
 
 
 def thread_pool(n, seconds):
