@@ -265,7 +265,9 @@ def measure_all(reps: int, quick: bool) -> tuple[list[Table], dict, report.Conte
         tables += w9(reps)
         tables.append(w10(reps))
         tables.append(w5(reps))
-        tables += w6(2 * reps, directory)
+        # Imports take milliseconds each and this VM's speed swings by tens of percent from one
+        # process to the next: six times the repetitions (a few seconds in all) for stable medians.
+        tables += w6(6 * reps, directory)
         log("diagnosing causes")
         found = causes(rounds, directory)
         log("the README's word-count example")
