@@ -250,11 +250,13 @@ def _w2(t: Table, found: dict) -> list[Target]:
         cause = (
             f"paraloop kept {events.get('worker_processes', '?')} worker processes and, once it "
             f"measured that the iterations wait, ran each chunk in lanes (threads in the workers): "
-            f"{len(sizes)} chunks of {_sizes(sizes)}. Before that, {singles} chunks of one request "
-            f"each ran alone; {lanes_from} (worker start, a first connection with its one-off CPU "
-            f"costs, and 15 ms or more of waiting measured by the worker before it said so), and the "
-            f"first outcome arrived after {duration(arrivals[0])}; {t.rows[best].label} has all "
-            f"its threads busy from the start. With 64 requests in flight the client and the "
+            f"{len(sizes)} chunks of {_sizes(sizes)}. Before that, {singles} chunk(s) of one request "
+            f"ran alone, the first in the calling process, which runs a loop's first iterations "
+            f"(under fork the workers start after them, since a fork while the program's own code "
+            f"runs could copy a lock it holds): that first request, with its one-off costs (a "
+            f"first connection), was done after {duration(arrivals[0])}, and {lanes_from}; "
+            f"{t.rows[best].label} has all its threads busy from the start. With 64 requests in "
+            f"flight the client and the "
             f"server share 2 CPUs, so each round of chunks takes about twice the 20 ms delay."
         )
     measured = (
