@@ -544,7 +544,7 @@ def _execute(
         # A few percent of the chunk's own time (a Dask worker checks everything every chunk:
         # nothing asks it at the loop's end).
         changed = guard.check(None if job.shared_process else CHECK_SHARE * seconds)
-        if changed is None and generators is not None:
+        if changed is None and generators is not None and randoms_after is not None:
             changed = guard.drew(generators, randoms_after)
         if changed is None and item_prints is not None:
             changed = _changed_items(job, chunk, item_prints, outcome)

@@ -38,7 +38,6 @@ from typing import Any
 
 from .errors import ParaLoopError
 from .items import bound_to_this_process, is_file
-from .process_state import generators as random_generators
 from .serialize import code_names, installed
 from .sharing import shared_here
 
@@ -304,22 +303,14 @@ class Guard:
         self.arrays.append((label, array, True))
 
     # Checking.
-    @staticmethod
-    def generators() -> dict[str, int]:
-        """Digests of the global random generators' states, by module (see
-        :func:`paraloop.process_state.generators`)."""
-        return random_generators()
-
-    def drew(self, before: dict[str, int], after: dict[str, int] | None = None) -> ParaLoopError | None:
-        """A ParaLoopError if a global random generator moved from ``before`` to ``after`` (now,
-        if not given).
+    def drew(self, before: dict[str, int], after: dict[str, int]) -> ParaLoopError | None:
+        """A ParaLoopError if a global random generator moved from ``before`` to ``after`` (both
+        read by :func:`paraloop.process_state.generators`, around a chunk).
 
         A generator first imported during the iteration is not compared: it started
         from fresh entropy, in the plain loop as well (a worker imports the generators
         the caller had before the loop runs, see :data:`GENERATOR_MODULES`).
         """
-        if after is None:
-            after = self.generators()
         if all(after[name] == state for name, state in before.items()):
             return None
         return ParaLoopError(
