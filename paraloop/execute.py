@@ -48,6 +48,7 @@ __all__ = [
     "Job",
     "Outcome",
     "execute_chunk",
+    "LANE_STATE",
     "lanes_watched",
     "watch_lanes",
 ]
@@ -238,6 +239,9 @@ class Outcome:
     # combined like a chunk of its own; the parts after one that did not finish
     # are dropped.
     parts: list[Outcome] | None = None
+    # Parts after one that did not finish were still running in lanes when the chunk was sent
+    # (a thread cannot be stopped): its worker process is not given to another loop.
+    leftovers: bool = False
 
     @property
     def iterations(self) -> int:
@@ -424,9 +428,12 @@ def _item_prints(items: Any) -> list[tuple[int, int]] | None:
 
 
 # How a chunk treats process-wide state (see paraloop.process_state): a worker's main thread
-# notes a change (lanes stay off), a lane refuses one (threads beside it would see it).
+# notes a change (lanes stay off), a lane refuses one (threads beside it would see it).  A lane's
+# part (LANE_STATE) refuses one too, but leaves the random generators to its chunk (see
+# watch_lanes).
 NOTE_STATE = "note"
 NO_STATE = "refuse"
+LANE_STATE = "lane"
 
 
 def execute_chunk(
@@ -471,9 +478,10 @@ def _execute(
 ) -> Outcome:
     guard = job.guard()
     watch_state, watch_random = _watches(job, guard, state, alone)
-    # The random generators' states, read once for both watches (see process_state.generators).
-    randoms = random_generators() if watch_state or watch_random else None
-    before = snapshot(randoms) if watch_state else None
+    # The random generators' states, read once for both watches (see process_state.generators);
+    # not by a lane's part, whose chunk reads them around all its parts.
+    randoms = random_generators() if (watch_state and state != LANE_STATE) or watch_random else None
+    before = snapshot(randoms if randoms is not None else {}) if watch_state else None
     generators = randoms if watch_random else None
     item_prints = _item_prints(chunk.items) if job.copied else None
     args = [
@@ -532,8 +540,10 @@ def _execute(
             ),
         )
     if before is not None:
-        outcome.process_state = state_changed(before, snapshot(randoms_after))
-        if outcome.process_state is not None and state == NO_STATE:
+        outcome.process_state = state_changed(
+            before, snapshot(randoms_after if randoms_after is not None else {})
+        )
+        if outcome.process_state is not None and state in (NO_STATE, LANE_STATE):
             return _failed(outcome, chunk, _changed_in_lanes(job, outcome.process_state))
     if guard is not None:
         began_check = time.perf_counter()
@@ -616,23 +626,25 @@ def _changed_in_lanes(job: Job, what: str) -> ParaLoopError:
     )
 
 
-def watch_lanes(job: Job) -> tuple[Any, ...]:
-    """Read the process-wide state (the random generators' included) before a chunk's lanes start.
+def watch_lanes() -> tuple[Any, ...]:
+    """Read the process-wide state, the random generators included, before a chunk's lanes start.
 
-    The parts of a chunk run in lanes (see backends/processes/lanes.py) are threads of one
-    process: a change one part makes is seen by the parts beside it, so a part's own window
-    never told whose change it saw.  The chunk reads the state once around all its parts
-    instead (reading it around each part cost an iteration that only waits a third of its
-    worker's CPU time): each part runs with no watch (``state=None, alone=False``), and
-    :func:`lanes_watched` refuses a change.  (A draw from a global random generator is such a
-    change: refused here as one, as it was around each part.)
+    The parts of a chunk run in lanes (see backends/processes/lanes.py) each watch the state
+    around themselves (``state=LANE_STATE``), but for the random generators: a change one part
+    makes while others run beside it shows in their windows, even one it undoes before it ends
+    (an environment variable set, read and removed).  The chunk watches it all once more around
+    all its parts (:func:`lanes_watched`): a change left behind shows there whichever part made
+    it and whenever, and the random generators are read only there (``random.getstate()`` makes
+    625 ints: reading it twice per part cost an iteration that only waits a fifth of its
+    worker's CPU time; a draw leaves the generator moved).
     """
     return snapshot(random_generators())
 
 
 def lanes_watched(job: Job, chunk: Chunk, outcome: Outcome, before: tuple[Any, ...]) -> Outcome:
-    """The outcome of a chunk run in lanes, refused if its parts changed the process-wide state
-    :func:`watch_lanes` read (whatever the parts' own outcomes, as for a chunk run alone)."""
+    """The outcome of a chunk run in lanes, refused if its parts left the process-wide state other
+    than :func:`watch_lanes` read it (whatever the parts' own outcomes: the change may have come
+    before an exception or a break, and lanes beside it saw it)."""
     what = state_changed(before, snapshot(random_generators()))
     return outcome if what is None else _failed(outcome, chunk, _changed_in_lanes(job, what))
 

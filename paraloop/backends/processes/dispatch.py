@@ -338,6 +338,7 @@ def _note(loop: Loop, worker: Worker, outcome: Outcome, began: float) -> None:
     probing, worker.probing = worker.probing, False
     worker.chunks.pop(outcome.chunk, None)
     worker.unchecked = outcome.unchecked
+    worker.leftovers = worker.leftovers or outcome.leftovers
     arrived(outcome, began)
     cpus: Callable[[], int] = available_cpus
     wanted = loop.policy.on_outcome(outcome, probing, early_cpu, len(loop.active), cpus)
@@ -349,10 +350,13 @@ def _note(loop: Loop, worker: Worker, outcome: Outcome, began: float) -> None:
 
 def release(loop: Loop) -> None:
     """However the loop ended: chunks still running belong to iterations after a break, an
-    exception or Ctrl-C, so their workers are stopped; the others go back to the pool."""
+    exception or Ctrl-C, so their workers are stopped, as are those whose lanes still run such
+    iterations of a chunk already sent (they would go on changing the process that runs the
+    next loop's chunks); the others go back to the pool."""
     for worker in loop.active:
-        if worker.chunks:
+        if worker.chunks or worker.leftovers:
             worker.chunks.clear()
+            worker.leftovers = False
             loop.pool.discard(worker)
         worker.lease = None
         worker.watched = False

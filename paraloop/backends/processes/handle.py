@@ -162,6 +162,9 @@ class Worker:
         self.unchecked = False
         # It sent a message back once: it is running (a new one takes milliseconds to start).
         self.answered = False
+        # Iterations of this loop still run in its lanes after their chunk was sent (see
+        # lanes.finish_lanes): it is stopped at the loop's end, not given to another loop.
+        self.leftovers = False
 
     def send(self, kind: int, loop_id: int, index: int, start: int, payload: bytes, lanes: int = 1) -> None:
         self.connection.send_bytes(HEADER.pack(kind, loop_id, index, start, lanes) + payload)

@@ -13,7 +13,7 @@ from typing import Any
 
 from ...chunks import Chunk
 from ...cpus import queued_seconds
-from ...execute import DONE, Job, Outcome, execute_chunk, lanes_watched, watch_lanes
+from ...execute import DONE, LANE_STATE, Job, Outcome, execute_chunk, lanes_watched, watch_lanes
 
 __all__ = ["InLanes", "finish_lanes", "split", "start_lanes"]
 
@@ -59,8 +59,9 @@ def _part(job: Job, chunk: Chunk) -> Outcome:
     # This lane thread's own figure, from the file it keeps open: opening /proc/self/task/<id>
     # twice per part cost a lane a tenth of its CPU time on iterations that only wait.
     began_queued = queued_seconds()
-    # The chunk watches the process-wide state and the random generators around all its parts.
-    outcome = execute_chunk(job, chunk, state=None, alone=False)
+    # The part watches the process-wide state around itself, the chunk the random generators
+    # around all its parts (see execute.watch_lanes).
+    outcome = execute_chunk(job, chunk, state=LANE_STATE, alone=False)
     # This thread's CPU time: other lanes (and another chunk's parts) ran meanwhile.
     outcome.cpu = time.thread_time() - began_cpu
     outcome.queued = queued_seconds() - began_queued
@@ -74,7 +75,7 @@ class InLanes:
 
     def __init__(self, job: Job, chunk: Chunk, lanes: int) -> None:
         self.job, self.chunk = job, chunk
-        self.before = watch_lanes(job)
+        self.before = watch_lanes()
         self.futures: list[Future[Outcome]] = [
             _threads(lanes).submit(_part, job, Chunk(chunk.index, chunk.start + offset, part))
             for offset, part in split(chunk.items, lanes)
@@ -96,8 +97,9 @@ def finish_lanes(running: InLanes) -> Outcome:
         if part.kind != DONE:
             # Later parts ran past a break, a return or an exception: they leave no trace.
             break
-    for future in futures[len(parts) :]:
-        future.cancel()
+    # Those not started yet never start; those running go on in the background (a thread cannot
+    # be stopped), changing what a program's next loop would find in this process.
+    leftovers = [future for future in futures[len(parts) :] if not future.cancel()]
     last = parts[-1]
     outcome = Outcome(chunk.index, chunk.start, len(chunk.items), last.kind, last.stop, last.value)
     outcome.traceback, outcome.item = last.traceback, last.item
@@ -106,4 +108,6 @@ def finish_lanes(running: InLanes) -> Outcome:
     outcome.seconds = max(part.ended for part in parts) - min(part.began for part in parts)
     outcome.cpu = sum(part.cpu for part in parts)
     outcome.queued = sum(part.queued for part in parts)
-    return lanes_watched(running.job, chunk, outcome, running.before)
+    outcome = lanes_watched(running.job, chunk, outcome, running.before)
+    outcome.leftovers = any(not future.done() for future in leftovers)
+    return outcome
