@@ -318,7 +318,8 @@ class Guard:
             "calls), so each iteration's numbers depend on the draws of every iteration before it. "
             "Give each iteration a generator of its own (rng = random.Random(seed + i), or "
             "numpy.random.default_rng([seed, i])) and pass it to the function, or seed the global "
-            "generator at the start of each iteration"
+            "generator at the start of each iteration in the loop's own body (random.seed(...) "
+            "written there, where paraloop sees it: a seed inside the function looks like any draw)"
         )
 
     def check(self, budget: float | None = None) -> ParaLoopError | None:

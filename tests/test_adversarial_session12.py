@@ -330,3 +330,32 @@ def test_iterations_left_running_in_lanes_do_not_reach_the_next_loop(tmp_path: P
     done = run_script(script, timeout=60, env={"PARALOOP_CALLER_RUNS": "1"})
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[None, None, None, None]"
+
+
+def test_a_seed_in_a_function_the_body_calls_is_refused_with_advice_that_works(
+    load_module: Loader,
+) -> None:
+    """A function the body calls seeds the global generator and draws: paraloop sees only the
+    draw, and refuses.  Its advice said "seed the global generator at the start of each
+    iteration", which this loop already does (in the function); it now says to write the seed
+    in the loop's own body, and that loop gives the plain loop's numbers."""
+    seeded_in_function = """
+        def draw(i):
+            random.seed(i)
+            return random.random()
+        out = []
+        for i in ParaLoop(range(16), lanes=False):
+            out.append(draw(i))
+    """
+    with pytest.raises(paraloop.ParaLoopError, match="in the loop's own body"):
+        _load(load_module, seeded_in_function)
+    seeded_in_body = """
+        def draw():
+            return random.random()
+        out = []
+        for i in ParaLoop(range(16), lanes=False):
+            random.seed(i)
+            out.append(draw())
+    """
+    module = _load(load_module, seeded_in_body)
+    assert module.out == _plain(seeded_in_body)["out"]
