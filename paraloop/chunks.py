@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import serialize
-from .items import COPY, IMMUTABLE, INLINE, Frozen, Partial, check_copied, take, unsendable
+from .items import COPY, IMMUTABLE, INLINE, Frozen, Partial, check_copied, length, take, unsendable
 
 __all__ = ["Chunk", "Chunker"]
 
@@ -277,9 +277,9 @@ class Chunker:
             return None
         size = self.size
         if not self.fixed:
-            length = self._length() if self._sequence is not None and self._measured else None
-            if length is not None:
-                left = length - self.position
+            known = length(self._sequence) if self._sequence is not None and self._measured else None
+            if known is not None:
+                left = known - self.position
                 size = min(size, max(self._floor, -(-left // TAIL_SHARE)))
             # A minimum asked for (the caller finishing a loop itself) may pass MAX_CHUNK for a
             # sequence, whose items are there already (MAX_CHUNK_BYTES still bounds them below);
@@ -422,20 +422,12 @@ class Chunker:
         """How many items are still to be handed out, where the iterable has a length."""
         if self._sequence is None or self.exhausted or self.stopped:
             return None
-        length = self._length()
-        if length is None:
+        known = length(self._sequence)
+        if known is None:
             return None
-        left = length - self.position
+        left = known - self.position
         # A __len__ shorter than what the sequence yields: its length is not known after all.
         return left if left >= 0 else None
-
-    def _length(self) -> int | None:
-        try:
-            return len(self._sequence)  # type: ignore[arg-type]
-        except OverflowError:
-            # A range longer than sys.maxsize: the plain loop iterates it all the same, and a
-            # length that large tells the chunks nothing.
-            return None
 
     def observe(self, items: int, seconds: float, overhead: float = 0.0) -> None:
         """Adapt the size to a worker's time for ``items`` iterations and the caller's overhead."""

@@ -428,11 +428,9 @@ def _item_prints(items: Any) -> list[tuple[int, int]] | None:
 
 
 # How a chunk treats process-wide state (see paraloop.process_state): a worker's main thread
-# notes a change (lanes stay off), a lane refuses one (threads beside it would see it).  A lane's
-# part (LANE_STATE) refuses one too, but leaves the random generators to its chunk (see
-# watch_lanes).
+# notes a change (lanes stay off), a lane's part refuses one (threads beside it would see it),
+# and leaves the random generators to its chunk (see watch_lanes).
 NOTE_STATE = "note"
-NO_STATE = "refuse"
 LANE_STATE = "lane"
 
 
@@ -448,7 +446,7 @@ def execute_chunk(
 ) -> Outcome:
     """Run one chunk on private copies; with ``queue``, also measure its time queued for a CPU.
 
-    ``state`` (NOTE_STATE or NO_STATE) watches process-wide state around the chunk.
+    ``state`` (NOTE_STATE or LANE_STATE) watches process-wide state around the chunk.
     ``continued`` gives replayed names their running values, for a chunk that follows
     every combined one (see :class:`paraloop.replay.Continued`): they are updated in
     place of being recorded.  ``alone``: no other thread of this process may draw from
@@ -477,7 +475,10 @@ def _execute(
     deadline: tuple[float, float] | None = None,
 ) -> Outcome:
     guard = job.guard()
-    watch_state, watch_random = _watches(job, guard, state, alone)
+    watch_state = state is not None and job.lanes is not False and job.timeout is None
+    # Only in paraloop's own worker processes: elsewhere (threads, Dask) other threads of
+    # the process may draw too.
+    watch_random = guard is not None and alone and job.copied and not job.seeded and not job.shared_process
     # The random generators' states, read once for both watches (see process_state.generators);
     # not by a lane's part, whose chunk reads them around all its parts.
     randoms = random_generators() if (watch_state and state != LANE_STATE) or watch_random else None
@@ -543,7 +544,7 @@ def _execute(
         outcome.process_state = state_changed(
             before, snapshot(randoms_after if randoms_after is not None else {})
         )
-        if outcome.process_state is not None and state in (NO_STATE, LANE_STATE):
+        if outcome.process_state is not None and state == LANE_STATE:
             return _failed(outcome, chunk, _changed_in_lanes(job, outcome.process_state))
     if guard is not None:
         began_check = time.perf_counter()
@@ -606,15 +607,6 @@ def _execute(
         if name not in job.tracked and name in names:
             outcome.bound[name] = names[name]
     return outcome
-
-
-def _watches(job: Job, guard: Guard | None, state: str | None, alone: bool) -> tuple[bool, bool]:
-    """Whether a chunk watches the process-wide state, and the global random generators."""
-    watch_state = state is not None and job.lanes is not False and job.timeout is None
-    # Only in paraloop's own worker processes: elsewhere (threads, Dask) other threads of
-    # the process may draw too.
-    watch_random = guard is not None and alone and job.copied and not job.seeded and not job.shared_process
-    return watch_state, watch_random
 
 
 def _changed_in_lanes(job: Job, what: str) -> ParaLoopError:

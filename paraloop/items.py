@@ -37,8 +37,21 @@ from .variable import Variable
 
 __all__ = [
     "COPY", "INLINE", "SHARE", "Frozen", "Partial", "bound_to_this_process", "check_copied", "is_file",
-    "take", "writable", "write_back",
+    "length", "take", "writable", "write_back",
 ]  # fmt: skip
+
+
+def length(iterable: Any) -> int | None:
+    """The iterable's length, if it has one that len() can give: a range longer than
+    sys.maxsize has none (the plain loop iterates it all the same, and a length that large
+    tells a chunk size or a progress bar nothing)."""
+    if not hasattr(type(iterable), "__len__"):
+        return None
+    try:
+        return len(iterable)
+    except OverflowError:
+        return None
+
 
 # How a backend gets its items: copied into other processes, shared by threads,
 # or run inline by the caller.

@@ -8,10 +8,11 @@ a timeout or Ctrl-C.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sized
+from collections.abc import Mapping
 from typing import Any
 
 from .errors import ParaLoopError
+from .items import length
 
 __all__ = ["close_bar", "open_bar"]
 
@@ -34,7 +35,7 @@ def open_bar(iterable: object, filename: str, line: int, options: Mapping[str, A
         ) from None
     settings: dict[str, Any] = {"unit": "it", "dynamic_ncols": True}
     if "total" not in (options or {}):
-        settings["total"] = _length(iterable)
+        settings["total"] = length(iterable)
     settings.update(options or {})
     instances = getattr(tqdm, "_instances", None)
     before = set(instances) if instances is not None else set()
@@ -78,14 +79,3 @@ def close_bar(bar: Any) -> None:
     """Close a bar (a second close does nothing), whatever the loop's end."""
     if bar is not None:
         bar.close()
-
-
-def _length(iterable: Any) -> int | None:
-    """The bar's total: the iterable's length, if it has one that len() can give (a range
-    longer than sys.maxsize has none)."""
-    if not isinstance(iterable, Sized):
-        return None
-    try:
-        return len(iterable)
-    except OverflowError:
-        return None

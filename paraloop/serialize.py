@@ -450,8 +450,7 @@ class _FunctionPickler(pickle.Pickler):
         shared = reduce_shared(obj)
         if shared is not NotImplemented:
             return shared
-        bound = _bound_types.get(type(obj))
-        if bound or (bound is None and _judged(obj)):
+        if _bound_here(obj):
             # Most such objects fail here anyway; one that would not (a class registered as a
             # file) goes to dill's job pickling, which notes it.
             raise _NeedsDill
@@ -683,12 +682,10 @@ def _job_pickler_class() -> type:
 
 
 def _reduce_in_job(pickler: Any, obj: Any) -> Any:
-    kind = type(obj)
-    bound = _bound_types.get(kind)
-    if bound or (bound is None and _judged(obj)):
+    if _bound_here(obj):
         if not _standard_stream(obj) and id(obj) not in pickler.exempt:
             pickler.bound.append(obj)
-    elif kind is functools.cached_property:
+    elif type(obj) is functools.cached_property:
         # Its lock (before Python 3.12) makes threads wait for one computation of the value:
         # each worker computes its own, and a new lock there does that as well.
         pickler.exempt.add(id(getattr(obj, "lock", None)))
@@ -700,6 +697,12 @@ def _reduce_in_job(pickler: Any, obj: Any) -> Any:
 _bound_types: dict[type, bool] = {}
 # Emptied when it grows past this: some programs make classes without end.
 _BOUND_TYPES = 4096
+
+
+def _bound_here(obj: Any) -> bool:
+    """Whether ``obj`` is bound to this process, judged once per type."""
+    bound = _bound_types.get(type(obj))
+    return _judged(obj) if bound is None else bound
 
 
 def _judged(obj: Any) -> bool:
