@@ -9,6 +9,7 @@ its own; a Pool gets it through its initializer, once per worker).
 import numpy
 
 import peers
+import warm
 
 SIZE = 25_000_000  # float64: 200 MB
 
@@ -34,15 +35,7 @@ def paraloop(array):
 
 
 def warm_up():
-    """A program that ran loops before: the pool started (every iteration of the first loop in a
-    worker; one this short would otherwise end in the caller and start none), and the caller's
-    own first-loop costs paid (the second ends in the caller)."""
-    from paraloop import ParaLoop
-
-    for _ in ParaLoop(range(4), caller_runs=False):
-        pass
-    for _ in ParaLoop(range(4)):
-        pass
+    warm.warm_up(4)
 
 
 def _read(array, i):

@@ -13,6 +13,7 @@ to tell the pool's start from the rest.
 import os
 
 import peers
+from warm import warm_up  # noqa: F401 - child.py calls it for the :warm variants
 
 
 def setup(n):
@@ -87,18 +88,6 @@ def paraloop_gen(n):
     for i in ParaLoop(i for i in range(n)):
         acc += i * i
     return acc
-
-
-def warm_up():
-    """A program that ran loops before: the pool started (every iteration of the first loop in a
-    worker; one this short would otherwise end in the caller and start none), and the caller's
-    own first-loop costs paid (the second ends in the caller)."""
-    from paraloop import ParaLoop
-
-    for _ in ParaLoop(range(8), caller_runs=False):
-        pass
-    for _ in ParaLoop(range(8)):
-        pass
 
 
 def mp_pool(n):

@@ -4,6 +4,7 @@
 import time
 
 import peers
+from warm import warm_up  # noqa: F401 - child.py calls it for the :warm variants
 
 
 def spin(i, rounds):
@@ -56,18 +57,6 @@ def paraloop(n, rounds):
     for i in ParaLoop(range(n)):
         out.append(spin(i, rounds))
     return out
-
-
-def warm_up():
-    """A program that ran loops before: the pool started (every iteration of the first loop in a
-    worker; one this short would otherwise end in the caller and start none), and the caller's
-    own first-loop costs paid (the second ends in the caller)."""
-    from paraloop import ParaLoop
-
-    for _ in ParaLoop(range(8), caller_runs=False):
-        pass
-    for _ in ParaLoop(range(8)):
-        pass
 
 
 # Peers: one iteration per message, since each iteration is long.

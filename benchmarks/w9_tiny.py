@@ -8,6 +8,8 @@ section 9 asks for at most about a millisecond more than the plain loop, cold or
 
 import time
 
+from warm import warm_up  # noqa: F401 - child.py calls it for the :warm variants
+
 SHAPES = {"trivial": (10, 0.0), "10x1ms": (10, 0.001), "100x0.1ms": (100, 0.0001)}
 
 
@@ -33,18 +35,6 @@ def paraloop(n, seconds):
             time.sleep(seconds)
         total += i
     return total
-
-
-def warm_up():
-    """A program that ran loops before: the pool started (every iteration of the first loop in a
-    worker; one this short would otherwise end in the caller and start none), and the caller's
-    own first-loop costs paid (the second ends in the caller)."""
-    from paraloop import ParaLoop
-
-    for _ in ParaLoop(range(8), caller_runs=False):
-        pass
-    for _ in ParaLoop(range(8)):
-        pass
 
 
 def thread_pool(n, seconds):
