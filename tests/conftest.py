@@ -166,6 +166,19 @@ def product_environment(**extra: str) -> dict[str, str]:
     return environment
 
 
+def run_program(script: Path, **extra: str) -> subprocess.CompletedProcess[str]:
+    """``python -m paraloop script`` in the script's directory with paraloop's own defaults
+    (:func:`product_environment`, plus ``extra``), as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "paraloop", str(script)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=product_environment(**extra),
+        cwd=script.parent,
+    )
+
+
 def use_backend(choice: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Make every loop of the test run on ``choice``: the environment overrides the code.
 

@@ -10,7 +10,6 @@ and assert the plain result.
 from __future__ import annotations
 
 import subprocess
-import sys
 import textwrap
 import traceback
 import warnings
@@ -19,7 +18,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-from conftest import interrupt_like_a_terminal, product_environment
+from conftest import interrupt_like_a_terminal, run_program
 from plain_loop import run_plain
 
 import paraloop
@@ -36,14 +35,7 @@ def _plain(source: str, function: str, *args: object) -> object:
 def _script(tmp_path: Path, body: str, **extra: str) -> subprocess.CompletedProcess[str]:
     script = tmp_path / "script.py"
     script.write_text("# paraloop: enable\n" + textwrap.dedent(body))
-    return subprocess.run(
-        [sys.executable, "-m", "paraloop", str(script)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=product_environment(**extra),
-        cwd=tmp_path,
-    )
+    return run_program(script, **extra)
 
 
 # --- Iterations that turn slow: the kept chunk's deadline gives items back -----------------

@@ -20,7 +20,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from conftest import product_environment
+from conftest import product_environment, run_program
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from plain_loop import run_plain
@@ -46,14 +46,7 @@ PIDS = """
 def _script(tmp_path: Path, body: str, **extra: str) -> subprocess.CompletedProcess[str]:
     script = tmp_path / "script.py"
     script.write_text(textwrap.dedent(body))
-    return subprocess.run(
-        [sys.executable, "-m", "paraloop", str(script)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=product_environment(**extra),
-        cwd=tmp_path,
-    )
+    return run_program(script, **extra)
 
 
 SHORT = """
