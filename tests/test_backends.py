@@ -132,10 +132,14 @@ def test_ctrl_c_while_a_thread_starts_stops_the_threads_already_running(
                 ran.append(i)
     """)
     start = threading.Thread.start
+    # This loop's threads only: another test's may still run in this process (a generator
+    # expression left half read keeps its threads until it is closed).
+    started: list[threading.Thread] = []
 
     def start_then_interrupt(thread: threading.Thread) -> None:
         # Where a terminal's Ctrl-C lands if it comes while Thread.start waits for the thread.
         start(thread)
+        started.append(thread)
         if thread.name == "paraloop-thread-2":
             raise KeyboardInterrupt
 
@@ -143,8 +147,8 @@ def test_ctrl_c_while_a_thread_starts_stops_the_threads_already_running(
     with pytest.raises(KeyboardInterrupt):
         module.run()
     monkeypatch.undo()
-    for thread in threading.enumerate():
-        if thread.name.startswith("paraloop-thread-"):
-            thread.join(timeout=10)
-            assert not thread.is_alive(), f"{thread.name} still runs the loop"
+    assert [thread.name for thread in started] == ["paraloop-thread-1", "paraloop-thread-2"]
+    for thread in started:
+        thread.join(timeout=10)
+        assert not thread.is_alive(), f"{thread.name} still runs the loop"
     assert len(module.ran) < 50, f"{len(module.ran)} iterations ran after the interrupt"

@@ -77,6 +77,8 @@ def test_generator_expression_stays_lazy(load_module: Loader) -> None:
     )
     assert module.pulled_before == 0
     assert module.first == [n * 2 for n in range(10)]
+    # Its threads (threads backend) wait for it to be read on until it is closed.
+    module.doubled.close()
 
 
 def test_a_generator_expression_left_half_read_stops_pulling(load_module: Loader) -> None:
