@@ -18,7 +18,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-from conftest import LINUX_FACILITIES, START_METHODS, interrupt_like_a_terminal, run_script
+from conftest import LINUX_FACILITIES, START_METHODS, interrupt_like_a_terminal, run_script, use_backend
 
 import paraloop
 
@@ -98,6 +98,37 @@ def test_worker_killed_by_a_signal(load_module: Loader) -> None:
         module.run()
     assert time.monotonic() - began < 10
     assert module.again() == sum(range(30))
+
+
+@pytest.mark.parametrize("backend", [*START_METHODS, "caller"])
+def test_a_crash_leaves_the_iterations_before_it_in_tracked_state(
+    load_module: Loader, backend: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As after an exception (and on Dask): tracked state holds every iteration before the
+    crashed worker's, those still running on another worker when it died included (the error
+    used to be raised at once, and iteration 3, asleep elsewhere, and 4 to 6 were missing)."""
+    use_backend(backend, request, monkeypatch)
+    module = load_module("""
+        import os, time
+        from paraloop import ParaLoop
+        done = []
+        def run():
+            for i in ParaLoop(range(40), num_processes=2, chunksize=1, lanes=False):
+                if i == 3:
+                    time.sleep(1.0)
+                if i == 7:
+                    os._exit(5)
+                done.append(i)
+    """)
+    began = time.monotonic()
+    with pytest.raises(paraloop.WorkerCrashedError, match="exited with code 5") as caught:
+        module.run()
+    assert time.monotonic() - began < 10
+    held = re.search(r"while running iterations? (\d+)", str(caught.value))
+    assert held is not None, str(caught.value)
+    first = int(held.group(1))
+    assert first <= 7
+    assert module.done == list(range(first))
 
 
 def test_one_cpu_means_one_worker(tmp_path: Path) -> None:

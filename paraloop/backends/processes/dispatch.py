@@ -44,7 +44,7 @@ from ...hook import typeguard_workers
 from ...sharing import Segments
 from ...wire import arrived, job_bytes, unreadable
 from .caller import READY_SECONDS, CallerWorker, first_chunks, loop_running, may_run, start_seconds
-from .endings import check_deadlines, crashed, final_check, retire, until_deadline
+from .endings import check_deadlines, crashed, final_check, lost, retire, until_deadline
 from .handle import Worker
 from .policy import LanePolicy
 from .protocol import JOB, NOTHING, WATCHED, Early
@@ -118,6 +118,8 @@ class Loop:
     caller: CallerWorker | None = None
     # Whether a worker answered in this loop: then the workers are ready.
     heard: bool = False
+    # The outcomes of chunks whose workers died, not yielded yet (see endings.lost).
+    lost: list[Outcome] = field(default_factory=list)
 
     @property
     def measured(self) -> bool:
@@ -147,6 +149,7 @@ def run(
             loop.policy.after_caller(caller.wall, caller.cpu, caller.queued, caller.items, changed)
         while True:
             fill(loop)
+            yield from _lost(loop)
             waiting = [w for w in loop.active if w.chunks]
             if not waiting:
                 if loop.caller is not None:
@@ -170,7 +173,8 @@ def run(
                             fill(loop)
                         yield outcome
                 elif worker.process.sentinel in ready:
-                    crashed(pool, worker, job)
+                    lose(loop, worker)
+            yield from _lost(loop)
     finally:
         turns.__exit__(None, None, None)
         release(loop)
@@ -277,7 +281,27 @@ def _give(loop: Loop, worker: Worker, chunk: Chunk) -> None:
         sent = worker.give(loop.loop_id, chunk, lanes)
         loop.chunker.sent(len(chunk.items), sent)
     except (BrokenPipeError, ConnectionResetError):
+        # The worker holds the chunk (its JOB may have failed before the chunk was held).
+        worker.chunks[chunk.index] = chunk
+        lose(loop, worker)
+
+
+def lose(loop: Loop, worker: Worker) -> None:
+    """``worker`` died: no further chunk starts, and its earliest chunk's outcome is the
+    loop's WorkerCrashedError, yielded next (the runtime raises it in chunk order)."""
+    if worker in loop.active:
+        loop.active.remove(worker)
+    outcome = lost(loop.pool, worker, loop.job)
+    if outcome is None:
+        # It held no iterations: the error at once, rather than a loop left a worker short.
         crashed(loop.pool, worker, loop.job)
+    loop.chunker.stop()
+    loop.lost.append(outcome)
+
+
+def _lost(loop: Loop) -> Iterator[Outcome]:
+    while loop.lost:
+        yield loop.lost.pop(0)
 
 
 def caller_meanwhile(loop: Loop, waiting: list[Worker]) -> Outcome | None:
@@ -302,7 +326,8 @@ def receive(loop: Loop, worker: Worker) -> Outcome | None:
     try:
         data = worker.connection.recv_bytes()
     except (EOFError, OSError):
-        crashed(loop.pool, worker, loop.job)
+        lose(loop, worker)
+        return None
     began = time.perf_counter()
     try:
         message = serialize.loads(data)
@@ -328,7 +353,7 @@ def answer(loop: Loop, worker: Worker, early: Early) -> None:
         else:
             loop.chunker.sent(len(chunk.items), worker.give(loop.loop_id, chunk, loop.policy.lanes))
     except (BrokenPipeError, ConnectionResetError):
-        crashed(loop.pool, worker, loop.job)
+        lose(loop, worker)
 
 
 def _note(loop: Loop, worker: Worker, outcome: Outcome, began: float) -> None:

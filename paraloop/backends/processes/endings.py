@@ -14,15 +14,25 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from multiprocess.connection import wait
 
 from ... import coverage_workers, serialize
+from ...chunks import Chunk
 from ...errors import ParaLoopError, WorkerCrashedError
-from ...execute import Job, timeout_error
+from ...execute import RAISED, Job, Outcome, timeout_error
 from .handle import Worker
 from .protocol import CHECK, Checked
 
 if TYPE_CHECKING:
     from .pool import ProcessPool
 
-__all__ = ["CHECK_SECONDS", "check_deadlines", "crashed", "final_check", "retire", "until_deadline"]
+__all__ = [
+    "CHECK_SECONDS",
+    "check_deadlines",
+    "crash_error",
+    "crashed",
+    "final_check",
+    "lost",
+    "retire",
+    "until_deadline",
+]
 
 logger = logging.getLogger("paraloop")
 # How long a worker may take to answer the end-of-loop check (fingerprints of large objects).
@@ -30,8 +40,29 @@ CHECK_SECONDS = 300.0
 
 
 def crashed(pool: ProcessPool, worker: Worker, job: Job) -> NoReturn:
-    """Raise the loop's WorkerCrashedError for ``worker``, naming the iterations it held."""
+    """Raise the loop's WorkerCrashedError for ``worker``, naming the iterations it held (at
+    the loop's end, when every outcome is in)."""
+    raise crash_error(pool, worker, job, sorted(worker.chunks.values(), key=lambda c: c.start))
+
+
+def lost(pool: ProcessPool, worker: Worker, job: Job) -> Outcome | None:
+    """A worker died while the loop runs: its earliest chunk's outcome is the loop's
+    WorkerCrashedError, at that chunk's first iteration (None if it held no chunk).
+
+    The runtime raises it once the chunks before it are combined, as it does an
+    iteration's exception: those still running on other workers then reach tracked state,
+    which holds every iteration before the lost ones, as on Dask.  Raised at once, the error
+    left out the earlier iterations that were still running elsewhere."""
     chunks = sorted(worker.chunks.values(), key=lambda chunk: chunk.start)
+    error = crash_error(pool, worker, job, chunks)
+    if not chunks:
+        return None
+    first = chunks[0]
+    return Outcome(first.index, first.start, len(first.items), RAISED, first.start, error)
+
+
+def crash_error(pool: ProcessPool, worker: Worker, job: Job, chunks: list[Chunk]) -> WorkerCrashedError:
+    """Stop and discard ``worker``; the error naming its exit and the iterations of ``chunks``."""
     worker.chunks.clear()
     how = worker.describe_exit()
     pool.discard(worker)
@@ -41,7 +72,7 @@ def crashed(pool: ProcessPool, worker: Worker, job: Job) -> NoReturn:
         one = last == chunk.start
         spans.append(f"iteration {last}" if one else f"iterations {chunk.start} to {last}")
     held = " and ".join(spans) or "no iterations"
-    raise WorkerCrashedError(
+    return WorkerCrashedError(
         f"{job.filename}, line {job.line}: a worker process (pid {worker.process.pid}) {how} "
         f"while running {held} of the loop. The iterations it held were lost; "
         "if it ran out of memory, use fewer workers (num_processes=...) or smaller items"
