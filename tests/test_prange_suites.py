@@ -54,7 +54,12 @@ SETTINGS = [(2, None), (3, 1), (2, 7)]
 EXPECTATIONS = ("exact", "exact-or-refused")
 
 #: The suite files (named after the project, then an underscore) and the repositories their loops come from.
-REPOSITORIES = {"numba": "numba/numba", "cython": "cython/cython", "pythran": "serge-sans-paille/pythran"}
+REPOSITORIES = {
+    "numba": "numba/numba",
+    "cython": "cython/cython",
+    "pythran": "serge-sans-paille/pythran",
+    "joblib": "joblib/joblib",
+}
 
 #: A hang is a failure too (paraloop never hangs, docs/semantics.md), found well before pytest's own timeout.
 pytestmark = pytest.mark.timeout(60)
