@@ -8,8 +8,9 @@ order and hands its :class:`LoopResult` to the generated code, which rebinds the
 
 from __future__ import annotations
 
+import pickle
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,12 +85,28 @@ class Combiner:
                 elsewhere = {}
                 for first, others in [(start, items), *self.held.values()]:
                     for position, item in enumerate(others):
-                        elsewhere.setdefault(id(item), []).append(first + position)
-            again = [at for at in elsewhere.get(id(original), ()) if at != index]
-            if again:
+                        for part in _parts(item):
+                            elsewhere.setdefault(id(part), []).append(first + position)
+            # An object inside the item (a tuple's element, as write_back goes through them)
+            # counts too: (array, position) items that all hold one array.
+            again, inside = None, False
+            for part, copy in _pairs(original, changed):
+                others = [at for at in elsewhere.get(id(part), ()) if at != index]
+                if not others or (again is not None and min(others) >= again):
+                    continue
+                # The item changed; an object inside it that others share matters if it did.
+                top = part is original or (type(original) is Frozen and part is original.original)
+                if top or _differs(part, copy):
+                    again, inside = min(others), not top
+            if again is not None:
+                what = (
+                    "an object inside it (an element of the tuple) is in another item the iterable yields"
+                    if inside
+                    else "the iterable yields that same object again"
+                )
                 raise ParaLoopError(
                     f"{self.job.filename}, line {self.job.line}: iteration {index} changed its item in "
-                    f"place, and the iterable yields that same object again (iteration {min(again)}): "
+                    f"place, and {what} (iteration {again}): "
                     "in the plain loop that iteration sees the change, in paraloop it got a copy made "
                     "before it. The loop is sequential by nature through that object; keep what the "
                     "iterations add up in a name of its own (count += 1), or use backend='sequential'"
@@ -153,6 +170,41 @@ class Combiner:
             else:
                 object.__setattr__(variable, "value", combined)
         return self.result
+
+
+def _pairs(original: Any, changed: Any) -> Iterator[tuple[Any, Any]]:
+    """The item and the changeable objects in it that write_back writes into (through tuples),
+    each with the worker's copy of it."""
+    if type(original) is Frozen:
+        original = original.original
+    yield original, changed
+    if type(original) is tuple and type(changed) is tuple and len(original) == len(changed):
+        for element, copy in zip(original, changed):
+            if type(element) not in IMMUTABLE:
+                yield from _pairs(element, copy)
+
+
+def _differs(original: Any, copy: Any) -> bool:
+    """Whether the worker's copy holds something else than the caller's object (unknown: yes)."""
+    try:
+        return pickle.dumps(original, protocol=pickle.HIGHEST_PROTOCOL) != pickle.dumps(
+            copy, protocol=pickle.HIGHEST_PROTOCOL
+        )
+    except Exception:  # noqa: BLE001 - cannot tell: as changed
+        return True
+
+
+def _parts(item: Any) -> list[Any]:
+    """The item and the changeable objects in it that write_back writes into (through tuples)."""
+    if type(item) is Frozen:
+        item = item.original
+    if type(item) is not tuple:
+        return [item]
+    parts: list[Any] = [item]
+    for element in item:
+        if type(element) not in IMMUTABLE:
+            parts += _parts(element)
+    return parts
 
 
 def with_context(outcome: Outcome, job: Job) -> BaseException:
