@@ -26,7 +26,19 @@ from typing import Any
 
 from .sharing import reduce_shared
 
-__all__ = ["Carried", "dumps", "dumps_by_value", "dumps_function_job", "dumps_job", "held_at", "loads"]
+__all__ = [
+    "Carried",
+    "bound_here",
+    "dumps",
+    "dumps_by_value",
+    "dumps_function_job",
+    "dumps_global",
+    "dumps_job",
+    "held_at",
+    "importing_module",
+    "loads",
+    "sent_by_name",
+]
 
 _PICKLE = b"P"
 _DILL = b"D"
@@ -435,6 +447,51 @@ def dumps_function_job(obj: Any, function: types.FunctionType) -> bytes | None:
         # module None for this check), or the text in a constant: dill sorts it out.
         return None
     return _PICKLE + data
+
+
+def dumps_global(value: Any) -> bytes | None:
+    """A module global's value for the workers (see :mod:`paraloop.module_globals`), or None
+    if it cannot go: large numpy arrays go through shared memory, as in a job; a value that
+    holds something bound to this process (a file, a lock), or that cannot be pickled, stays
+    behind (the worker keeps its own)."""
+    buffer = io.BytesIO()
+    with _pickling_here():
+        try:
+            _GlobalPickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(value)
+        except Exception:  # noqa: BLE001 - dill may carry it
+            pass
+        else:
+            data = buffer.getvalue()
+            if not _names_module(data, "__main__") and not _names_importing(data):
+                return _PICKLE + data
+    bound: list[Any] = []
+    try:
+        data = dumps_job(value, bound)
+    except Exception:  # noqa: BLE001 - it stays behind
+        return None
+    return None if bound else data
+
+
+class _GlobalPickler(pickle.Pickler):
+    def reducer_override(self, obj: Any) -> Any:
+        if _bound_here(obj):
+            raise _NeedsDill  # dill's job pickling notes it, and the value stays behind
+        return reduce_shared(obj)
+
+
+def sent_by_name(module: types.ModuleType) -> bool:
+    """Whether ``module`` travels by name: an installed one, a built-in one, or paraloop's."""
+    return _sent_by_name(module)
+
+
+def importing_module(name: str | None) -> bool:
+    """Whether the caller is importing module ``name`` now (its functions travel by value)."""
+    return _importing_module(name)
+
+
+def bound_here(obj: Any) -> bool:
+    """Whether ``obj`` belongs to this process (an open file, a lock, a socket)."""
+    return _bound_here(obj)
 
 
 class _NeedsDill(Exception):

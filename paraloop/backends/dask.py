@@ -31,6 +31,7 @@ import importlib.util
 import json
 import logging
 import os
+import pickle
 import signal
 import sys
 import threading
@@ -41,7 +42,7 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any
 
-from .. import serialize
+from .. import module_globals, serialize
 from ..chunks import Chunk, Chunker
 from ..cpus import default_workers
 from ..errors import ParaLoopError, ParaLoopWarning, WorkerCrashedError
@@ -450,10 +451,14 @@ def _job(
         for name, _, _, _ in importing:
             if name in _added_stand_ins:
                 _added_stand_ins[name].add(key)
+        job_data, globals_ = pickle.loads(data)
         try:
-            loaded: Job | ParaLoopError = serialize.loads(data)
+            loaded: Job | ParaLoopError = serialize.loads(job_data)
         except Exception as error:  # noqa: BLE001 - reported for every chunk of the loop
             loaded = job_failure(error)
+        else:
+            # The user's modules' globals as the loop started (see paraloop.module_globals).
+            module_globals.apply(globals_)
         _jobs[key] = loaded
         while len(_jobs) > 8:
             _jobs.popitem(last=False)
@@ -607,7 +612,10 @@ def run_dask(job: Job, chunker: Chunker, scheduler: Any, workers: int | None) ->
     # Functions and classes of a module whose top level runs this loop travel by value, so
     # that the workers do not import it (see serialize.importing_now).
     importing = serialize.importing_now()
-    data = job_bytes(job)
+    # The job, and the globals of the user's modules it reaches (see paraloop.module_globals).
+    data = pickle.dumps(
+        (job_bytes(job), module_globals.snapshot(job.function, job.values)), protocol=pickle.HIGHEST_PROTOCOL
+    )
     key = uuid.uuid4().hex
     # Every worker gets a copy: the loss of one worker does not lose the job.
     job_future = client.scatter(data, hash=False, broadcast=True)

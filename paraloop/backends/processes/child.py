@@ -10,6 +10,7 @@ gone.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import os
@@ -20,7 +21,7 @@ import threading
 import traceback
 from typing import Any
 
-from ... import coverage_workers, native_threads, serialize
+from ... import coverage_workers, module_globals, native_threads, serialize
 from ...chunks import Chunk
 from ...errors import ParaLoopError
 from ...execute import DONE, NOTE_STATE, RAISED, Job, Outcome, execute_chunk, stamped
@@ -44,12 +45,15 @@ def in_worker() -> bool:
 def _load_job(payload: memoryview) -> Job:
     """Load a job, first taking the parent's ``sys.path`` (it may have grown since we started)
     and sizing native thread pools (before the job's modules, numpy maybe, load)."""
-    path, threads, importing, measure, hooks, whole, data = pickle.loads(payload)
+    environment, directory, globals_, path, threads, importing, measure, hooks, whole, data = pickle.loads(
+        payload
+    )
     coverage_workers.start(measure)
     if path != sys.path:
         sys.path[:] = path
         importlib.invalidate_caches()
     native_threads.apply(threads)
+    _take_process_state(environment, directory, managed=threads is not None)
     # Modules whose top level runs the loop in the caller: never imported here (see serialize).
     serialize.stand_in(importing)
     typeguard_workers.install(hooks)
@@ -62,6 +66,8 @@ def _load_job(payload: memoryview) -> Job:
     # What the caller's own chunks showed (see caller.py): sums that started as whole numbers
     # and had whole terms there are added per chunk from this worker's first chunk on.
     job.whole_terms().update(whole)
+    # Before the loop's first chunk (and the guard's first look at the modules).
+    module_globals.apply(globals_)
     # The global random generators the caller has, imported now rather than in the first
     # iteration: importing numpy.random there adds warnings filters, which would look like
     # an iteration changing process-wide state (and keep the loop out of lanes).
@@ -69,6 +75,21 @@ def _load_job(payload: memoryview) -> Job:
         if module not in sys.modules:
             importlib.import_module(module)
     return job
+
+
+def _take_process_state(environment: dict[str, str], directory: str, managed: bool) -> None:
+    """The caller's environment and current directory as its loop starts (CONTRACT section 3:
+    iterations that read them give the plain result).  ``managed``: paraloop sets the native
+    thread pools' variables here (see paraloop.native_threads), which stay."""
+    kept = native_threads.ENVIRONMENT if managed else ()
+    for name in [name for name in os.environ if name not in environment and name not in kept]:
+        del os.environ[name]
+    for name, value in environment.items():
+        if name not in kept and os.environ.get(name) != value:
+            os.environ[name] = value
+    with contextlib.suppress(OSError):  # gone since: the worker stays where it is
+        if os.getcwd() != directory:
+            os.chdir(directory)
 
 
 # Chunks running in lanes now: while any does, iterations run side by side and the

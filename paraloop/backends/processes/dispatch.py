@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import pickle
 import sys
 import time
@@ -36,15 +37,16 @@ from typing import TYPE_CHECKING, Any
 
 from multiprocess.connection import wait
 
-from ... import coverage_workers, serialize
+from ... import coverage_workers, module_globals, serialize
 from ...chunks import Chunk, Chunker
 from ...cpus import available_cpus, waiting_workers
+from ...errors import ParaLoopError
 from ...execute import DONE, Job, Outcome
 from ...hook import typeguard_workers
-from ...sharing import Segments
+from ...sharing import Segments, sharing
 from ...wire import arrived, job_bytes, unreadable
 from .caller import READY_SECONDS, CallerWorker, first_chunks, loop_running, may_run, start_seconds
-from .endings import check_deadlines, crashed, final_check, lost, retire, until_deadline
+from .endings import crashed, final_check, lost, overdue, retire, until_deadline
 from .handle import Worker
 from .policy import LanePolicy
 from .protocol import JOB, NOTHING, WATCHED, Early
@@ -80,11 +82,22 @@ class JobMessage:
             self._data = job_bytes(self.job, self.segments)
         return self._data
 
+    def globals(self) -> module_globals.Globals:
+        """The globals of the user's modules the job reaches, for the workers (made only once a
+        worker takes part: a loop that ends in the caller needs none)."""
+        with sharing(self.segments):
+            return module_globals.snapshot(self.job.function, self.job.values)
+
     def message(self) -> bytes:
         if self._message is None:
             whole = {name: True for name, whole in self.job.whole_terms().items() if whole}
             self._message = pickle.dumps(
                 (
+                    # The environment and directory as the loop starts: a worker that ran an
+                    # earlier loop (or was forked from the fork server) has those of then.
+                    dict(os.environ),
+                    os.getcwd(),
+                    self.globals(),
                     sys.path,
                     self.job.native_threads,
                     self.importing,
@@ -162,7 +175,8 @@ def run(
                 continue
             ready = wait(_watched(waiting), until_deadline(waiting, job.timeout))
             if job.timeout is not None:
-                check_deadlines(pool, waiting, ready, job)
+                for worker, late in list(overdue(waiting, ready, job)):
+                    lose(loop, worker, late)
             for worker in waiting:
                 if worker.connection in ready:
                     outcome = receive(loop, worker)
@@ -286,12 +300,14 @@ def _give(loop: Loop, worker: Worker, chunk: Chunk) -> None:
         lose(loop, worker)
 
 
-def lose(loop: Loop, worker: Worker) -> None:
-    """``worker`` died: no further chunk starts, and its earliest chunk's outcome is the
-    loop's WorkerCrashedError, yielded next (the runtime raises it in chunk order)."""
-    if worker in loop.active:
-        loop.active.remove(worker)
-    outcome = lost(loop.pool, worker, loop.job)
+def lose(loop: Loop, worker: Worker, error: ParaLoopError | None = None) -> None:
+    """``worker`` died (or, with ``error``, is stopped for it): no further chunk starts, and its
+    earliest chunk's outcome is the loop's WorkerCrashedError (or ``error``), yielded next (the
+    runtime raises it in chunk order)."""
+    if worker not in loop.active:
+        return  # lost already (its pipe and its death are both seen in one round)
+    loop.active.remove(worker)
+    outcome = lost(loop.pool, worker, loop.job, error)
     if outcome is None:
         # It held no iterations: the error at once, rather than a loop left a worker short.
         crashed(loop.pool, worker, loop.job)

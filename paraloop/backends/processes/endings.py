@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from multiprocess.connection import wait
@@ -25,11 +26,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CHECK_SECONDS",
-    "check_deadlines",
     "crash_error",
     "crashed",
     "final_check",
     "lost",
+    "overdue",
     "retire",
     "until_deadline",
 ]
@@ -45,7 +46,7 @@ def crashed(pool: ProcessPool, worker: Worker, job: Job) -> NoReturn:
     raise crash_error(pool, worker, job, sorted(worker.chunks.values(), key=lambda c: c.start))
 
 
-def lost(pool: ProcessPool, worker: Worker, job: Job) -> Outcome | None:
+def lost(pool: ProcessPool, worker: Worker, job: Job, error: ParaLoopError | None = None) -> Outcome | None:
     """A worker died while the loop runs: its earliest chunk's outcome is the loop's
     WorkerCrashedError, at that chunk's first iteration (None if it held no chunk).
 
@@ -54,7 +55,11 @@ def lost(pool: ProcessPool, worker: Worker, job: Job) -> Outcome | None:
     which holds every iteration before the lost ones, as on Dask.  Raised at once, the error
     left out the earlier iterations that were still running elsewhere."""
     chunks = sorted(worker.chunks.values(), key=lambda chunk: chunk.start)
-    error = crash_error(pool, worker, job, chunks)
+    if error is None:
+        error = crash_error(pool, worker, job, chunks)
+    else:
+        worker.chunks.clear()
+        pool.discard(worker)
     if not chunks:
         return None
     first = chunks[0]
@@ -91,21 +96,23 @@ def until_deadline(waiting: list[Worker], timeout: float | None) -> float | None
     return min(3600.0, max(0.0, min(started) + timeout - time.monotonic()) + 0.01)
 
 
-def check_deadlines(pool: ProcessPool, waiting: list[Worker], ready: list[Any], job: Job) -> None:
-    """Stop the worker of an iteration past the timeout (one that sent nothing meanwhile) and
-    raise the loop's IterationTimeoutError."""
+def overdue(waiting: list[Worker], ready: list[Any], job: Job) -> Iterator[tuple[Worker, ParaLoopError]]:
+    """The workers running an iteration past the timeout (that sent nothing meanwhile), each
+    with the loop's IterationTimeoutError; the caller stops them (see dispatch.lose), and the
+    error is raised in chunk order, as an iteration's exception is: an earlier iteration's
+    exception or crash comes first, as in the plain loop."""
     assert job.timeout is not None
     now = time.monotonic()
     for worker in waiting:
         started = worker.clock[0]
         if worker.connection in ready or not started or now - started <= job.timeout:
             continue
-        error = timeout_error(
-            job, int(worker.clock[1]), worker.chunks.values(), "its worker process was stopped"
+        yield (
+            worker,
+            timeout_error(
+                job, int(worker.clock[1]), worker.chunks.values(), "its worker process was stopped"
+            ),
         )
-        worker.chunks.clear()
-        pool.discard(worker)
-        raise error
 
 
 def final_check(pool: ProcessPool, active: list[Worker], loop_id: int, job: Job, measured: bool) -> None:
