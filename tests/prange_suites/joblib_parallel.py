@@ -671,3 +671,44 @@ def serialization_large_list():
     for _ in ParaLoop(range(1), **OPTIONS):
         results.append(_func_async(21, large_list))
     return results
+
+
+def _check_globals():
+    # joblib/test/test_parallel.py: check_globals
+    return MY_GLOBAL_VARIABLE
+
+
+# origin: joblib/joblib joblib/test/test_parallel.py::test_globals_update_at_each_parallel_call
+# The global is first bound by this function, then rebound between the two loops, and read by a
+# function the body calls (before, the workers of the first loop kept their value of then).
+# expect: exact
+def globals_update_at_each_call():
+    global MY_GLOBAL_VARIABLE
+    MY_GLOBAL_VARIABLE = "original value"
+    first = []
+    for _i in ParaLoop(range(2), **OPTIONS):
+        first.append(_check_globals())
+    MY_GLOBAL_VARIABLE = "changed value"
+    second = []
+    for _i in ParaLoop(range(2), **OPTIONS):
+        second.append(_check_globals())
+    return first, second
+
+
+def _inplace_double(args):
+    # joblib/test/test_memmapping.py: inplace_double
+    data, position, expected = args
+    assert data[position] == expected
+    data[position] *= 2
+
+
+# origin: joblib/joblib joblib/test/test_memmapping.py::test_pool_with_memmap inplace_double
+# Every item holds the same array; each iteration doubles its own position of it, in a function
+# it calls (before, each chunk's copy of the array was written over the others', silently).
+# expect: exact-or-refused
+def pool_with_memmap_inplace_double():
+    a = np.ones((3, 5), dtype=np.float32)
+    tasks = [(a, (i, j), 1.0) for i in range(a.shape[0]) for j in range(a.shape[1])]
+    for args in ParaLoop(tasks, **OPTIONS):
+        _inplace_double(args)
+    return a
