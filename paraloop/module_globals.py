@@ -10,16 +10,17 @@ current values of the globals the functions of the user's modules that the job r
 may read, and a worker sets them in its copies of those modules before the loop's first
 chunk.
 
-What a job reaches: the body's own module, and, from the functions, classes, instances,
-bound methods and partials the body captures or names, the modules that define them, and
-the user's modules those modules name.  What is sent of such a module: its globals named by
-the code of any reached module (attribute reads included: ``config.THRESHOLD`` names
-``THRESHOLD``), except its own functions and classes, modules, dunder names, what comes
-from installed packages, per-worker objects and what belongs to this process (an open
-file, a lock: the worker keeps its own).  A value that cannot be pickled is not sent
-either; the worker keeps its own.  Large numpy arrays go through shared memory, as a
-captured array does; any other value is copied to each worker once per loop, as a value
-the body names itself is.
+What a job reaches: from the body (its code and the values it captures), the functions the
+names its code reads hold, the names their code reads, and so on: a function of a user's
+module notes the globals of that module its code reads (through a module it names, the
+attributes it reads: ``settings.THRESHOLD``); a class of a user's module (of a captured
+object too) is followed into its methods.  Not sent: dunder names, the module's own functions
+and classes under their own names, modules, what installed packages define, per-worker
+objects, and what belongs to this process (an open file, a lock) or cannot be pickled: the
+worker keeps its own.  Large numpy arrays go through shared memory (mapped read-only, as a
+captured array is); any other value is copied to each worker once per loop, as a value the
+body names itself is.  Methods of the items' classes are not followed (the items are not
+known when the job is made).
 """
 
 from __future__ import annotations
@@ -45,20 +46,14 @@ NONE: Globals = (0, ())
 def snapshot(function: Any, values: Iterable[Any]) -> Globals:
     """The globals of the user's modules that the job of ``function`` (the body) with the
     captured ``values`` reaches, pickled for the workers (see the module's docstring)."""
-    modules = _reached(function, values)
-    if not modules:
-        return NONE
-    names: set[str] = set()
-    for module in modules.values():
-        names |= _names_read(module)
+    needed = _reached(function, values)
     sent = []
-    for name, module in sorted(modules.items()):
-        namespace = module.__dict__
+    for name, wanted in sorted(needed.items()):
+        module = sys.modules[name]
         pairs = []
-        for global_name in sorted(names & namespace.keys()):
+        for global_name, value in sorted(wanted.items()):
             if global_name.startswith("__") and global_name.endswith("__"):
                 continue
-            value = namespace[global_name]
             if _kept_by_worker(value, module, global_name):
                 continue
             data = serialize.dumps_global(value)
@@ -104,45 +99,68 @@ def _user_module(name: Any) -> types.ModuleType | None:
     return module
 
 
-def _reached(function: Any, values: Iterable[Any]) -> dict[str, types.ModuleType]:
-    modules: dict[str, types.ModuleType] = {}
-    todo: list[Any] = list(values)
-    own = _user_module(getattr(function, "__module__", None))
-    if own is not None:
-        modules[own.__name__] = own
-    namespace = getattr(function, "__globals__", {})
-    code = getattr(function, "__code__", None)
-    if code is not None:
-        todo += [namespace[name] for name in serialize.code_names(code) if name in namespace]
+def _reached(function: Any, values: Iterable[Any]) -> dict[str, dict[str, Any]]:
+    """By module name, the globals (name: value) that the functions of the user's modules the
+    job reaches read: from the body and its captured values, along the names each function's
+    code reads (``helpers.scale`` through a module reads ``scale`` of ``helpers``), into the
+    functions and classes those name, and the methods of the classes of captured objects."""
+    needed: dict[str, dict[str, Any]] = {}
+    todo: list[Any] = [function, *values]
     seen: set[int] = set()
     while todo:
         obj = todo.pop()
         if id(obj) in seen:
             continue
         seen.add(id(obj))
-        if isinstance(obj, types.ModuleType):
-            module = _user_module(obj.__name__)
-        elif isinstance(obj, (types.FunctionType, type)):
-            module = _user_module(getattr(obj, "__module__", None))
+        if isinstance(obj, types.FunctionType):
+            todo += _read_by_function(obj, needed, record=obj is not function)
+        elif isinstance(obj, type):
+            if _user_module(obj.__module__) is not None:
+                todo += [code for member in list(vars(obj).values()) for code in _functions_of(member)]
         elif isinstance(obj, types.MethodType):
             todo += [obj.__func__, obj.__self__]
-            continue
         elif isinstance(obj, functools.partial):
             todo.append(obj.func)
-            continue
-        else:
+        elif not isinstance(obj, types.ModuleType):
             todo.append(type(obj))
-            continue
-        if module is None or module.__name__ in modules:
-            continue
-        modules[module.__name__] = module
-        # The user's modules this one names (its functions may call theirs).
-        todo += [value for value in module.__dict__.values() if _may_be_user_code(value)]
-    return modules
+    return needed
 
 
-def _may_be_user_code(value: Any) -> bool:
-    return isinstance(value, (types.ModuleType, types.FunctionType, type))
+def _read_by_function(
+    function: types.FunctionType, needed: dict[str, dict[str, Any]], record: bool
+) -> list[Any]:
+    """Note in ``needed`` the globals of its user module that ``function`` reads (with
+    ``record``: the body travels with its own); what they hold, to follow."""
+    names = _code_names(function.__code__)
+    namespace = function.__globals__
+    module = _user_module(function.__module__)
+    if module is not None and module.__dict__ is not namespace:
+        module = None
+    follow: list[Any] = [cell.cell_contents for cell in function.__closure__ or () if _filled(cell)]
+    follow += function.__defaults__ or ()
+    for name in names & namespace.keys():
+        value = namespace[name]
+        if module is not None and record:
+            needed.setdefault(module.__name__, {})[name] = value
+        if isinstance(value, types.ModuleType):
+            # Its attributes the function reads (``settings.THRESHOLD``).
+            other = _user_module(value.__name__)
+            if other is not None:
+                for attribute in names & other.__dict__.keys():
+                    found = other.__dict__[attribute]
+                    needed.setdefault(other.__name__, {})[attribute] = found
+                    follow.append(found)
+        else:
+            follow.append(value)
+    return follow
+
+
+def _filled(cell: Any) -> bool:
+    try:
+        cell.cell_contents  # noqa: B018 - an empty cell raises
+    except ValueError:
+        return False
+    return True
 
 
 def _kept_by_worker(value: Any, module: types.ModuleType, name: str) -> bool:
@@ -169,29 +187,13 @@ _read_by: dict[types.CodeType, frozenset[str]] = {}
 _READ_BY = 4096
 
 
-def _names_read(module: types.ModuleType) -> set[str]:
-    """The global and attribute names the module's own functions and classes' methods read."""
-    names: set[str] = set()
-    for value in list(module.__dict__.values()):
-        if isinstance(value, types.FunctionType) and value.__globals__ is module.__dict__:
-            names |= _code_names(value.__code__)
-        elif isinstance(value, type) and value.__module__ == module.__name__:
-            for member in list(vars(value).values()):
-                for code in _codes_of(member):
-                    names |= _code_names(code)
-    return names
-
-
-def _codes_of(member: Any) -> Iterable[types.CodeType]:
+def _functions_of(member: Any) -> list[types.FunctionType]:
+    """The functions of a class attribute: a method, a static or class method, a property's."""
     if isinstance(member, (staticmethod, classmethod)):
         member = member.__func__
     if isinstance(member, property):
-        return [
-            f.__code__ for f in (member.fget, member.fset, member.fdel) if isinstance(f, types.FunctionType)
-        ]
-    if isinstance(member, types.FunctionType):
-        return [member.__code__]
-    return []
+        return [f for f in (member.fget, member.fset, member.fdel) if isinstance(f, types.FunctionType)]
+    return [member] if isinstance(member, types.FunctionType) else []
 
 
 def _code_names(code: types.CodeType) -> frozenset[str]:
