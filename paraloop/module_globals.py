@@ -14,13 +14,14 @@ What a job reaches: from the body (its code and the values it captures), the fun
 names its code reads hold, the names their code reads, and so on: a function of a user's
 module notes the globals of that module its code reads (through a module it names, the
 attributes it reads: ``settings.THRESHOLD``); a class of a user's module (of a captured
-object too) is followed into its methods.  Not sent: dunder names, the module's own functions
+object, or one the loop's module holds, as an item's class most often is) is followed into
+its methods.  Not sent: dunder names, the module's own functions
 and classes under their own names, modules, what installed packages define, per-worker
 objects, and what belongs to this process (an open file, a lock) or cannot be pickled: the
 worker keeps its own.  Large numpy arrays go through shared memory (mapped read-only, as a
 captured array is); any other value is copied to each worker once per loop, as a value the
-body names itself is.  Methods of the items' classes are not followed (the items are not
-known when the job is made).
+body names itself is.  The items are not known when the job is made: an item's class that
+the loop's module does not hold is not followed.
 """
 
 from __future__ import annotations
@@ -106,6 +107,10 @@ def _reached(function: Any, values: Iterable[Any]) -> dict[str, dict[str, Any]]:
     functions and classes those name, and the methods of the classes of captured objects."""
     needed: dict[str, dict[str, Any]] = {}
     todo: list[Any] = [function, *values]
+    # The classes the loop's module holds: an item's class is most often one (the items are
+    # not known yet), and its methods may read globals too.
+    namespace = getattr(function, "__globals__", {})
+    todo += [value for value in list(namespace.values()) if isinstance(value, type)]
     seen: set[int] = set()
     while todo:
         obj = todo.pop()

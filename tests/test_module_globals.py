@@ -133,3 +133,32 @@ def test_a_global_that_cannot_travel_stays_the_workers_own(
     helpers.LIMIT = 3
     helpers.LOCK = threading.Lock()  # rebound in the caller: the workers keep theirs
     assert module.run() == [min(i, 3) for i in range(8)]
+
+
+@pytest.mark.parametrize("method", START_METHODS)
+def test_a_method_of_the_items_class_reads_the_programs_global(
+    load_module: Loader, method: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Items of a class the loop's module imports, whose method reads a global of its own module
+    set at run time: the items are not known when the job is made, but their class is held by the
+    loop's module, and followed."""
+    use_backend(method, request, monkeypatch)
+    models = load_module(
+        """
+        FACTOR = 1
+        class Sample:
+            def __init__(self, x):
+                self.x = x
+            def score(self):
+                return self.x * FACTOR
+    """,
+        marked=False,
+    )
+    module = load_module(f"""
+        from paraloop import ParaLoop
+        from {models.__name__} import Sample
+        def run(samples):
+            return [sample.score() for sample in ParaLoop(samples, num_processes=2, chunksize=2)]
+    """)
+    models.FACTOR = 10
+    assert module.run([models.Sample(x) for x in range(8)]) == [x * 10 for x in range(8)]
