@@ -247,6 +247,33 @@ def test_iteration_timeout(
     assert module.quick() == sum(range(12))
 
 
+@pytest.mark.parametrize("backend", ["threads", "processes"])
+def test_a_later_timeout_does_not_hide_an_earlier_exception(load_module: Loader, backend: str) -> None:
+    """Iterations 0 and 1 take 0.8 s each (within the timeout), iteration 2 raises, iteration 4
+    runs past the timeout: the plain loop raises iteration 2's ValueError after running 0 and
+    1, and so does paraloop (the timeout used to be raised at once, for an iteration the plain
+    loop never reaches, with the tracked state empty)."""
+    module = load_module(f"""
+        import time
+        from paraloop import ParaLoop
+        done = []
+        def run():
+            for i in ParaLoop(range(12), num_processes=3, chunksize=2, timeout=1.0, backend={backend!r}):
+                if i in (0, 1):
+                    time.sleep(0.8)
+                if i == 2:
+                    raise ValueError("two")
+                if i == 4:
+                    time.sleep(4)
+                done.append(i)
+    """)
+    began = time.monotonic()
+    with pytest.raises(ValueError, match="two"):
+        module.run()
+    assert time.monotonic() - began < 10
+    assert module.done == [0, 1]
+
+
 def test_timeout_must_be_positive() -> None:
     """timeout=0 or a non-number is refused when the loop is made."""
     with pytest.raises(paraloop.ParaLoopError, match="timeout"):

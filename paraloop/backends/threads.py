@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from ..chunks import Chunker
-from ..execute import Job, Outcome, execute_chunk, timeout_error
+from ..execute import RAISED, Job, Outcome, execute_chunk, timeout_error
 from ..native_threads import limited
 from ..resources import hand_back, release_thread
 
@@ -55,7 +55,7 @@ def run_threads(job: Job, chunker: Chunker, count: int) -> Iterator[Outcome]:
     IterationTimeoutError here, and its thread, which cannot be stopped, is
     left to finish in the background, its results dropped.
     """
-    results: queue.SimpleQueue[object] = queue.SimpleQueue()
+    results: queue.SimpleQueue[tuple[int, object]] = queue.SimpleQueue()
     stop = threading.Event()
     # Outcomes the caller has not taken yet, at most two per thread: a caller that stops
     # taking them (a generator expression left half read) stops the threads too, instead of
@@ -67,13 +67,16 @@ def run_threads(job: Job, chunker: Chunker, count: int) -> Iterator[Outcome]:
     threads = [
         threading.Thread(
             target=_work,
-            args=(job, chunker, clocks[n], results, stop, room),
+            args=(n, job, chunker, clocks[n], results, stop, room),
             name=f"paraloop-thread-{n + 1}",
             daemon=True,
         )
         for n in range(count)
     ]
     # Threads still running an iteration after a break or an error finish with the caller's pools.
+    # Threads whose iteration ran past the timeout: they go on in the background, and what
+    # they send is not waited for nor taken.
+    abandoned: set[int] = set()
     with limited(job.native_threads):
         finished = 0
         try:
@@ -83,9 +86,16 @@ def run_threads(job: Job, chunker: Chunker, count: int) -> Iterator[Outcome]:
                 thread.start()
             while finished < count:
                 try:
-                    item = results.get(timeout=_until_deadline(clocks, job.timeout))
+                    n, item = results.get(timeout=_until_deadline(clocks, job.timeout, abandoned))
                 except queue.Empty:
-                    _check_deadlines(clocks, job)
+                    for n, late in _overdue(clocks, job, abandoned):
+                        # Raised in chunk order, as an iteration's exception is: an earlier
+                        # iteration's exception comes first, as in the plain loop.
+                        abandoned.add(n)
+                        finished += 1
+                        yield late
+                    continue
+                if n in abandoned:
                     continue
                 if item is _FINISHED:
                     finished += 1
@@ -101,6 +111,7 @@ def run_threads(job: Job, chunker: Chunker, count: int) -> Iterator[Outcome]:
 
 
 def _work(
+    number: int,
     job: Job,
     chunker: Chunker,
     clock: list[Any],
@@ -121,20 +132,20 @@ def _work(
             outcome = execute_chunk(job, chunk, clock if job.timeout is not None else None)
             # A per-thread object the chunk hands back stays open for the caller.
             hand_back(outcome)
-            results.put(outcome)
+            results.put((number, outcome))
     except BaseException as error:  # noqa: BLE001 - handed to the caller
-        results.put(error)
+        results.put((number, error))
     finally:
         # The thread ends with the loop: the per-worker objects it made close now, but
         # those it handed back, which are the caller's.
         release_thread()
-        results.put(_FINISHED)
+        results.put((number, _FINISHED))
 
 
-def _until_deadline(clocks: list[list[Any]], timeout: float | None) -> float | None:
+def _until_deadline(clocks: list[list[Any]], timeout: float | None, abandoned: set[int]) -> float | None:
     if timeout is None:
         return None
-    started: list[float] = [clock[0] for clock in clocks if clock[0] > 0]
+    started: list[float] = [clock[0] for n, clock in enumerate(clocks) if clock[0] > 0 and n not in abandoned]
     if not started:
         return min(timeout, 0.5)
     # At most an hour per wait: poll() counts milliseconds in a C int (24 days), and a
@@ -142,12 +153,17 @@ def _until_deadline(clocks: list[list[Any]], timeout: float | None) -> float | N
     return min(3600.0, max(0.0, min(started) + timeout - time.monotonic()) + 0.01)
 
 
-def _check_deadlines(clocks: list[list[Any]], job: Job) -> None:
+def _overdue(clocks: list[list[Any]], job: Job, abandoned: set[int]) -> Iterator[tuple[int, Outcome]]:
+    """The threads running an iteration past the timeout, each with its chunk's outcome: the
+    loop's IterationTimeoutError at that iteration (the thread cannot be stopped)."""
     assert job.timeout is not None
     now = time.monotonic()
-    for clock in clocks:
+    for n, clock in enumerate(clocks):
         started, index, chunk = clock
-        if started and now - started > job.timeout:
-            raise timeout_error(
-                job, int(index), [chunk], "its thread, which cannot be stopped, goes on in the background"
-            )
+        if n in abandoned or not started or now - started <= job.timeout or chunk is None:
+            continue
+        error = timeout_error(
+            job, int(index), [chunk], "its thread, which cannot be stopped, goes on in the background"
+        )
+        stop = max(int(index), chunk.start)
+        yield n, Outcome(chunk.index, chunk.start, len(chunk.items), RAISED, stop, error)
