@@ -14,14 +14,14 @@ What a job reaches: from the body (its code and the values it captures), the fun
 names its code reads hold, the names their code reads, and so on: a function of a user's
 module notes the globals of that module its code reads (through a module it names, the
 attributes it reads: ``settings.THRESHOLD``); a class of a user's module (of a captured
-object, or one the loop's module holds, as an item's class most often is) is followed into
-its methods.  Not sent: dunder names, the module's own functions
+object too) is followed into its methods.  Not sent: dunder names, the module's own functions
 and classes under their own names, modules, what installed packages define, per-worker
 objects, and what belongs to this process (an open file, a lock) or cannot be pickled: the
 worker keeps its own.  Large numpy arrays go through shared memory (mapped read-only, as a
 captured array is); any other value is copied to each worker once per loop, as a value the
-body names itself is.  The items are not known when the job is made: an item's class that
-the loop's module does not hold is not followed.
+body names itself is.  The items are not known when the job is made: their classes are not
+followed (following every class the loop's module holds pickled, for every loop, a large
+global that only a method no iteration calls read).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from . import serialize
+from .errors import ParaLoopError
 
 __all__ = ["Globals", "apply", "snapshot"]
 
@@ -65,8 +66,10 @@ def snapshot(function: Any, values: Iterable[Any]) -> Globals:
     return (os.getpid(), tuple(sent)) if sent else NONE
 
 
-def apply(sent: Globals) -> None:
-    """In a worker: set the caller's globals (from :func:`snapshot`) in this process's modules.
+def apply(sent: Globals, where: str) -> None:
+    """In a worker: set the caller's globals (from :func:`snapshot`) in this process's modules;
+    a value that does not load here is the loop's ParaLoopError, naming it (the worker's own
+    would be stale).
 
     Not in the caller's own process (a Dask worker thread of an in-process cluster): its
     modules hold the originals."""
@@ -84,8 +87,13 @@ def apply(sent: Globals) -> None:
         for global_name, data in pairs:
             try:
                 namespace[global_name] = serialize.loads(data)
-            except Exception:  # noqa: BLE001 - the worker keeps its own, as before
-                continue
+            except Exception as error:  # noqa: BLE001 - kept, its own value would be stale
+                raise ParaLoopError(
+                    f"{where}: {global_name!r}, a global of module {name} that a function the loop body "
+                    f"calls reads, holds a value your program set that a worker process cannot "
+                    f"load ({type(error).__name__}: {error}). Pass the value to the body (a name "
+                    "of the function around the loop), or use backend='threads', which shares it"
+                ) from None
 
 
 def _user_module(name: Any) -> types.ModuleType | None:
@@ -107,10 +115,6 @@ def _reached(function: Any, values: Iterable[Any]) -> dict[str, dict[str, Any]]:
     functions and classes those name, and the methods of the classes of captured objects."""
     needed: dict[str, dict[str, Any]] = {}
     todo: list[Any] = [function, *values]
-    # The classes the loop's module holds: an item's class is most often one (the items are
-    # not known yet), and its methods may read globals too.
-    namespace = getattr(function, "__globals__", {})
-    todo += [value for value in list(namespace.values()) if isinstance(value, type)]
     seen: set[int] = set()
     while todo:
         obj = todo.pop()

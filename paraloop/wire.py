@@ -255,6 +255,8 @@ def unreadable(job: Job, chunk: Chunk, error: Exception) -> Outcome:
 
 
 def job_failure(error: BaseException) -> ParaLoopError:
+    if isinstance(error, ParaLoopError):
+        return error  # it says what failed and what to do
     return ParaLoopError(
         f"a worker process could not load the loop ({type(error).__name__}: {error}). "
         "Everything the loop body uses must be importable in a new process, or defined in "

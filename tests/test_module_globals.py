@@ -135,13 +135,17 @@ def test_a_global_that_cannot_travel_stays_the_workers_own(
     assert module.run() == [min(i, 3) for i in range(8)]
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="known, open: the items' classes are not followed into their methods (docs/semantics.md); "
+    "following every class the loop's module holds pickled unused large globals for every loop",
+)
 @pytest.mark.parametrize("method", START_METHODS)
 def test_a_method_of_the_items_class_reads_the_programs_global(
     load_module: Loader, method: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Items of a class the loop's module imports, whose method reads a global of its own module
-    set at run time: the items are not known when the job is made, but their class is held by the
-    loop's module, and followed."""
+    set at run time: the plain loop's values."""
     use_backend(method, request, monkeypatch)
     models = load_module(
         """

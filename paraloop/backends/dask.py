@@ -452,13 +452,14 @@ def _job(
             if name in _added_stand_ins:
                 _added_stand_ins[name].add(key)
         job_data, globals_ = pickle.loads(data)
+        loaded: Job | ParaLoopError
         try:
-            loaded: Job | ParaLoopError = serialize.loads(job_data)
+            job: Job = serialize.loads(job_data)
+            # The user's modules' globals as the loop started (see paraloop.module_globals).
+            module_globals.apply(globals_, f"{job.filename}, line {job.line}")
+            loaded = job
         except Exception as error:  # noqa: BLE001 - reported for every chunk of the loop
             loaded = job_failure(error)
-        else:
-            # The user's modules' globals as the loop started (see paraloop.module_globals).
-            module_globals.apply(globals_)
         _jobs[key] = loaded
         while len(_jobs) > 8:
             _jobs.popitem(last=False)

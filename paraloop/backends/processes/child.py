@@ -67,7 +67,7 @@ def _load_job(payload: memoryview) -> Job:
     # and had whole terms there are added per chunk from this worker's first chunk on.
     job.whole_terms().update(whole)
     # Before the loop's first chunk (and the guard's first look at the modules).
-    module_globals.apply(globals_)
+    module_globals.apply(globals_, f"{job.filename}, line {job.line}")
     # The global random generators the caller has, imported now rather than in the first
     # iteration: importing numpy.random there adds warnings filters, which would look like
     # an iteration changing process-wide state (and keep the loop out of lanes).
@@ -77,7 +77,7 @@ def _load_job(payload: memoryview) -> Job:
     return job
 
 
-def _take_process_state(environment: dict[str, str], directory: str, managed: bool) -> None:
+def _take_process_state(environment: dict[str, str], directory: str | None, managed: bool) -> None:
     """The caller's environment and current directory as its loop starts (CONTRACT section 3:
     iterations that read them give the plain result).  ``managed``: paraloop sets the native
     thread pools' variables here (see paraloop.native_threads), which stay."""
@@ -87,6 +87,8 @@ def _take_process_state(environment: dict[str, str], directory: str, managed: bo
     for name, value in environment.items():
         if name not in kept and os.environ.get(name) != value:
             os.environ[name] = value
+    if directory is None:
+        return  # the caller's was removed
     with contextlib.suppress(OSError):  # gone since: the worker stays where it is
         if os.getcwd() != directory:
             os.chdir(directory)

@@ -96,7 +96,7 @@ class JobMessage:
                     # The environment and directory as the loop starts: a worker that ran an
                     # earlier loop (or was forked from the fork server) has those of then.
                     dict(os.environ),
-                    os.getcwd(),
+                    _directory(),
                     self.globals(),
                     sys.path,
                     self.job.native_threads,
@@ -223,6 +223,14 @@ def _start(
         ready = start_seconds(pool.method) if loop.to_start else READY_SECONDS
         loop.caller = CallerWorker(job, sending.data, ready, pool.method, count)
     return loop
+
+
+def _directory() -> str | None:
+    """The caller's current directory; None if it was removed (the workers stay where they are)."""
+    try:
+        return os.getcwd()
+    except OSError:
+        return None
 
 
 def _watched(waiting: list[Worker]) -> list[Any]:
