@@ -100,7 +100,7 @@ class Combiner:
                     again, inside = min(others), not top
             if again is not None:
                 what = (
-                    "an object inside it (an element of the tuple) is in another item the iterable yields"
+                    "an object inside it is in another item the iterable yields"
                     if inside
                     else "the iterable yields that same object again"
                 )
@@ -172,16 +172,30 @@ class Combiner:
         return self.result
 
 
-def _pairs(original: Any, changed: Any) -> Iterator[tuple[Any, Any]]:
-    """The item and the changeable objects in it that write_back writes into (through tuples),
-    each with the worker's copy of it."""
+# How deep and into how large tuples, lists and dicts an item is looked into for objects that
+# other items hold too (an item that holds itself, or a million numbers, is no reason to hang).
+_DEPTH = 8
+_ELEMENTS = 256
+
+
+def _pairs(original: Any, changed: Any, depth: int = 0) -> Iterator[tuple[Any, Any]]:
+    """The item and the changeable objects in it that write_back writes into (through tuples,
+    lists and dicts), each with the worker's copy of it."""
     if type(original) is Frozen:
         original = original.original
     yield original, changed
-    if type(original) is tuple and type(changed) is tuple and len(original) == len(changed):
+    kind = type(original)
+    if depth >= _DEPTH or kind not in (tuple, list, dict) or len(original) > _ELEMENTS:
+        return
+    if kind is dict:
+        if type(changed) is dict and list(original) == list(changed):
+            for key, element in original.items():
+                if type(element) not in IMMUTABLE:
+                    yield from _pairs(element, changed[key], depth + 1)
+    elif type(changed) is kind and len(original) == len(changed):
         for element, copy in zip(original, changed):
             if type(element) not in IMMUTABLE:
-                yield from _pairs(element, copy)
+                yield from _pairs(element, copy, depth + 1)
 
 
 def _differs(original: Any, copy: Any) -> bool:
@@ -194,16 +208,17 @@ def _differs(original: Any, copy: Any) -> bool:
         return True
 
 
-def _parts(item: Any) -> list[Any]:
-    """The item and the changeable objects in it that write_back writes into (through tuples)."""
+def _parts(item: Any, depth: int = 0) -> list[Any]:
+    """The item and the changeable objects in it that write_back writes into (see _pairs)."""
     if type(item) is Frozen:
         item = item.original
-    if type(item) is not tuple:
+    kind = type(item)
+    if depth >= _DEPTH or kind not in (tuple, list, dict) or len(item) > _ELEMENTS:
         return [item]
     parts: list[Any] = [item]
-    for element in item:
+    for element in item.values() if kind is dict else item:
         if type(element) not in IMMUTABLE:
-            parts += _parts(element)
+            parts += _parts(element, depth + 1)
     return parts
 
 

@@ -124,7 +124,7 @@ class Frozen:
         return reprlib.repr(serialize.loads(self.data))
 
 
-def write_back(original: Any, changed: Any) -> bool:
+def write_back(original: Any, changed: Any, depth: int = 0) -> bool:
     """Put what a worker's copy of an item holds now into the caller's item, in place.
 
     For numpy arrays (a row of a matrix, written into the matrix), lists, dicts,
@@ -136,8 +136,20 @@ def write_back(original: Any, changed: Any) -> bool:
     kind = type(original)
     if kind.__module__ == "numpy" and kind.__name__ == "ndarray":
         original[...] = changed
+    elif isinstance(original, list) and isinstance(changed, list) and len(original) == len(changed):
+        # Element by element: an object inside the item stays the caller's (other names may
+        # hold it), with what the worker's copy of it holds now.
+        for position, (inner, new) in enumerate(zip(original, changed)):
+            if not _written_into(inner, new, depth):
+                original[position] = new
+        _write_attributes(original, changed)
     elif isinstance(original, (list, bytearray)):
         original[:] = changed
+        _write_attributes(original, changed)
+    elif isinstance(original, dict) and isinstance(changed, dict) and list(original) == list(changed):
+        for key, new in changed.items():
+            if not _written_into(original[key], new, depth):
+                original[key] = new
         _write_attributes(original, changed)
     elif isinstance(original, (dict, set)):
         original.clear()
@@ -147,7 +159,7 @@ def write_back(original: Any, changed: Any) -> bool:
         # An immutable element (a number, a string) is the same value in another object: a
         # tuple from enumerate() holds ints past 256 that come back from pickle as new ones.
         return all(
-            new is inner or _immutable(inner) or write_back(inner, new)
+            new is inner or _immutable(inner) or write_back(inner, new, depth + 1)
             for inner, new in zip(original, changed)
         )
     elif isinstance(getattr(original, "__dict__", None), dict) and not hasattr(kind, "__slots__"):
@@ -157,6 +169,21 @@ def write_back(original: Any, changed: Any) -> bool:
     else:
         return False
     return True
+
+
+def _written_into(inner: Any, new: Any, depth: int) -> bool:
+    """Whether ``inner`` (an element of an item) now holds what ``new`` (the worker's copy of it)
+    holds, written in place; False: the caller stores ``new`` instead (a number, another type)."""
+    if new is inner:
+        return True
+    if depth >= 8 or _immutable(inner) or type(inner) is not type(new):
+        return False
+    if type(inner).__module__ == "numpy" and (inner.shape != new.shape or inner.dtype != new.dtype):
+        return False
+    try:
+        return write_back(inner, new, depth + 1)
+    except (TypeError, ValueError):
+        return False
 
 
 def _write_attributes(original: Any, changed: Any) -> None:
