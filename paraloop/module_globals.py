@@ -86,7 +86,7 @@ def apply(sent: Globals, where: str) -> None:
         namespace = module.__dict__
         for global_name, data in pairs:
             try:
-                namespace[global_name] = serialize.loads(data)
+                value = serialize.loads(data)
             except Exception as error:  # noqa: BLE001 - kept, its own value would be stale
                 raise ParaLoopError(
                     f"{where}: {global_name!r}, a global of module {name} that a function the loop body "
@@ -94,6 +94,16 @@ def apply(sent: Globals, where: str) -> None:
                     f"load ({type(error).__name__}: {error}). Pass the value to the body (a name "
                     "of the function around the loop), or use backend='threads', which shares it"
                 ) from None
+            if "." not in global_name:
+                namespace[global_name] = value
+                continue
+            # A class's attribute (see _note_class_data).
+            path, attribute = global_name.rsplit(".", 1)
+            owner: Any = module
+            for part in path.split("."):
+                owner = getattr(owner, part, None)
+            if isinstance(owner, type):
+                setattr(owner, attribute, value)
 
 
 def _user_module(name: Any) -> types.ModuleType | None:
@@ -125,7 +135,11 @@ def _reached(function: Any, values: Iterable[Any]) -> dict[str, dict[str, Any]]:
             todo += _read_by_function(obj, needed, record=obj is not function)
         elif isinstance(obj, type):
             if _user_module(obj.__module__) is not None:
-                todo += [code for member in list(vars(obj).values()) for code in _functions_of(member)]
+                methods = [code for member in list(vars(obj).values()) for code in _functions_of(member)]
+                todo += methods
+                # Its own data its methods read (``self.FACTOR``, ``Holder.FACTOR``).
+                named = frozenset().union(*(_code_names(method.__code__) for method in methods))
+                _note_class_data(obj, named, needed)
         elif isinstance(obj, types.MethodType):
             todo += [obj.__func__, obj.__self__]
         elif isinstance(obj, functools.partial):
@@ -151,6 +165,8 @@ def _read_by_function(
         value = namespace[name]
         if module is not None and record:
             needed.setdefault(module.__name__, {})[name] = value
+        if isinstance(value, type) and _user_module(value.__module__) is not None:
+            _note_class_data(value, names, needed)  # ``Holder.FACTOR`` read by this function
         if isinstance(value, types.ModuleType):
             # Its attributes the function reads (``settings.THRESHOLD``).
             other = _user_module(value.__name__)
@@ -162,6 +178,21 @@ def _read_by_function(
         else:
             follow.append(value)
     return follow
+
+
+def _note_class_data(cls: type, names: frozenset[str], needed: dict[str, dict[str, Any]]) -> None:
+    """Note the attributes of the user's class ``cls`` that hold data (not methods, not
+    descriptors) and that ``names`` name: set at run time (``Holder.FACTOR = 5``), the
+    worker's copy of the class would have those of its import.  Noted as ``Class.attribute``."""
+    for attribute in names & vars(cls).keys():
+        if attribute.startswith("__") and attribute.endswith("__"):
+            continue
+        value = vars(cls)[attribute]
+        if isinstance(value, (types.FunctionType, staticmethod, classmethod, property, type)):
+            continue
+        if hasattr(type(value), "__get__"):
+            continue  # a descriptor of its own: the class's code makes it
+        needed.setdefault(cls.__module__, {})[f"{cls.__qualname__}.{attribute}"] = value
 
 
 def _filled(cell: Any) -> bool:
