@@ -19,11 +19,12 @@ with a ParaLoopError naming what changed, rather than returning mixed results.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from typing import Any
 
-__all__ = ["changed", "describe", "generators", "numpy_state", "snapshot"]
+__all__ = ["changed", "count_writes", "describe", "generators", "numpy_state", "snapshot"]
 
 # Functions of these modules change what every thread of the process sees.
 _FUNCTIONS = {
@@ -155,11 +156,41 @@ def changed(before: tuple[Any, ...], after: tuple[Any, ...]) -> str | None:
     return None
 
 
-def _environment() -> int:
+def _environment() -> tuple[int, int]:
     # The bytes os.environ keeps (``_data``) hash without decoding each name and value:
-    # a few microseconds rather than tens.
+    # a few microseconds rather than tens.  With the count of writes (see count_writes): lanes
+    # that each set a variable and remove it again leave it as it was, yet read each other's.
     data = getattr(os.environ, "_data", None)
-    return hash(frozenset((data if isinstance(data, dict) else os.environ).items()))
+    return _writes[0], hash(frozenset((data if isinstance(data, dict) else os.environ).items()))
+
+
+# How often the environment was written in this process since count_writes.
+_writes = [0]
+
+
+def count_writes() -> None:
+    """In a worker process: count every write to the environment (``os.environ`` calls
+    ``os.putenv`` and ``os.unsetenv`` for each), so that a snapshot tells a variable set and
+    removed again from one never touched: in lanes, an iteration that does so reads the
+    variables of those beside it (one read another's, or found it removed: a KeyError the plain
+    loop never raises), and its snapshots before and after were the same."""
+    if getattr(os.putenv, "__paraloop_counting__", False):
+        return
+    put, unset = os.putenv, os.unsetenv
+
+    @functools.wraps(put)
+    def putenv(key: Any, value: Any) -> None:
+        _writes[0] += 1
+        put(key, value)
+
+    @functools.wraps(unset)
+    def unsetenv(key: Any) -> None:
+        _writes[0] += 1
+        unset(key)
+
+    putenv.__paraloop_counting__ = True  # type: ignore[attr-defined]
+    unsetenv.__paraloop_counting__ = True  # type: ignore[attr-defined]
+    os.putenv, os.unsetenv = putenv, unsetenv
 
 
 def _cwd() -> str | None:

@@ -413,8 +413,21 @@ try:
             os._exit(3)
 except KeyboardInterrupt:
     print("interrupted", time.monotonic() - sent < 2)
-children = subprocess.run(["ps", "--ppid", str(os.getpid()), "-o", "pid=,comm="], capture_output=True, text=True)
-print("left", [line for line in children.stdout.splitlines() if "ps" not in line.split()[1:]])
+# Every process below this one (a fork server's workers are its children), but the fork
+# server and the resource tracker, which live as long as the program, and what has exited.
+table = subprocess.run(["ps", "-e", "-o", "pid=,ppid=,stat=,args="], capture_output=True, text=True)
+below = {}
+for row in table.stdout.splitlines():
+    pid, ppid, stat, args = row.split(None, 3)
+    below.setdefault(int(ppid), []).append((int(pid), stat, args))
+left, todo = [], [os.getpid()]
+while todo:
+    for pid, stat, args in below.get(todo.pop(), []):
+        todo.append(pid)
+        if "forkserver" in args or "resource_tracker" in args or args.startswith("ps ") or "Z" in stat:
+            continue
+        left.append(args[:80])
+print("left", left)
 """
 
 

@@ -21,7 +21,7 @@ import threading
 import traceback
 from typing import Any
 
-from ... import coverage_workers, module_globals, native_threads, serialize
+from ... import coverage_workers, module_globals, native_threads, process_state, serialize
 from ...chunks import Chunk
 from ...errors import ParaLoopError
 from ...execute import DONE, NOTE_STATE, RAISED, Job, Outcome, execute_chunk, stamped
@@ -153,6 +153,7 @@ def _serve(connection: Any, clock: Any, owner: int | None) -> None:
     # thread's name; it is this process's main thread, named so as under spawn or forkserver.
     threading.current_thread().name = "MainThread"
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    process_state.count_writes()
     parent = os.getppid()
     # Exit once the program that started this worker is gone, however it ended (SIGKILL too):
     # its pid, not the parent's, since a forkserver worker's parent is the fork server, which
