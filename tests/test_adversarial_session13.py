@@ -415,7 +415,7 @@ except KeyboardInterrupt:
     print("interrupted", time.monotonic() - sent < 2)
 # Every process below this one (a fork server's workers are its children), but the fork
 # server and the resource tracker, which live as long as the program, and what has exited.
-table = subprocess.run(["ps", "-e", "-o", "pid=,ppid=,stat=,args="], capture_output=True, text=True)
+table = subprocess.run(["ps", "-ww", "-e", "-o", "pid=,ppid=,stat=,args="], capture_output=True, text=True)
 below = {}
 for row in table.stdout.splitlines():
     pid, ppid, stat, args = row.split(None, 3)
