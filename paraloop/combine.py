@@ -90,12 +90,12 @@ class Combiner:
             # An object inside the item (a tuple's element, as write_back goes through them)
             # counts too: (array, position) items that all hold one array.
             again, inside = None, False
-            for part, copy in _pairs(original, changed):
+            for number, (part, copy) in enumerate(_pairs(original, changed)):
                 others = [at for at in elsewhere.get(id(part), ()) if at != index]
                 if not others or (again is not None and min(others) >= again):
                     continue
                 # The item changed; an object inside it that others share matters if it did.
-                top = part is original or (type(original) is Frozen and part is original.original)
+                top = number == 0
                 if top or _differs(part, copy):
                     again, inside = min(others), not top
             if again is not None:
@@ -208,18 +208,9 @@ def _differs(original: Any, copy: Any) -> bool:
         return True
 
 
-def _parts(item: Any, depth: int = 0) -> list[Any]:
+def _parts(item: Any) -> list[Any]:
     """The item and the changeable objects in it that write_back writes into (see _pairs)."""
-    if type(item) is Frozen:
-        item = item.original
-    kind = type(item)
-    if depth >= _DEPTH or kind not in (tuple, list, dict) or len(item) > _ELEMENTS:
-        return [item]
-    parts: list[Any] = [item]
-    for element in item.values() if kind is dict else item:
-        if type(element) not in IMMUTABLE:
-            parts += _parts(element, depth + 1)
-    return parts
+    return [part for part, _ in _pairs(item, item)]
 
 
 def with_context(outcome: Outcome, job: Job) -> BaseException:
