@@ -35,6 +35,9 @@ from .replay import Replay, Whole, combine_whole, replay
 # The strategy named Any below shadows typing.Any in this module.
 Value = typing.Any
 
+# Plain numbers, told apart by type before any ABC check (see Sum.start).
+_NUMBERS = frozenset({int, float, complex, bool})
+
 __all__ = [
     "NOTHING",
     "AggregationStrategy",
@@ -287,6 +290,11 @@ class Sum(AggregationStrategy):
         return None
 
     def start(self, value: Value) -> Value:
+        if type(value) in _NUMBERS:
+            # Before the ABC checks below: the first isinstance() of a type against Mapping
+            # after any ABC was registered (a pool's start registers some) walks all its
+            # subclasses, 0.3 ms of a 10-iteration loop.
+            return value - value if type(value) is not bool else 0
         if isinstance(value, defaultdict) and value.default_factory is not None:
             factory = value.default_factory
             if factory not in _NEUTRAL_FACTORIES:

@@ -67,16 +67,22 @@ _seen: tuple[int, int, bool] | None = None
 def native_loaded() -> bool:
     """Whether a BLAS or OpenMP runtime is mapped into this process.
 
-    Reading the process's map costs 0.3-0.5 ms, so it is read again only once
-    a module was imported since (extension modules bring these libraries);
-    importing threadpoolctl and finding the libraries costs a few.  Without
-    Linux's ``/proc``: whenever numpy is here.
+    Reading the process's map costs 0.3-0.5 ms (a third of a small loop's whole
+    cost), so it is read only where an extension module from beyond the standard
+    library is loaded (numpy's, scipy's, torch's bring these libraries), and again
+    only once a module was imported since; importing threadpoolctl and finding the
+    libraries costs a few.  Without Linux's ``/proc``: whenever numpy is here.
+    (A library loaded with ``ctypes`` alone, no extension module with it, is not
+    looked for: its pools keep their size in the caller's chunks.)
     """
     global _seen
     if linux_facilities():
         key = (os.getpid(), len(sys.modules))
         if _seen is not None and _seen[:2] == key:
             return _seen[2]
+        if not _extensions_beyond_stdlib():
+            _seen = (*key, False)
+            return False
         try:
             mapped = _read_all("/proc/self/maps")
         except OSError:  # pragma: no cover - no /proc after all
@@ -86,6 +92,23 @@ def native_loaded() -> bool:
             _seen = (*key, found)
             return found
     return "numpy" in sys.modules
+
+
+def _extensions_beyond_stdlib() -> bool:
+    """Whether a module of sys.modules is an extension module (a ``.so``) of a package beyond the
+    standard library: one C call per module, the standard library's skipped by name."""
+    stdlib = getattr(sys, "stdlib_module_names", ())
+    for name, module in list(sys.modules.items()):
+        if name.partition(".")[0] in stdlib:
+            continue
+        try:
+            # The namespace, not getattr: a module's __getattr__ may import on demand.
+            filename = vars(module).get("__file__")
+        except TypeError:
+            continue  # not a module (sys.modules may hold anything)
+        if type(filename) is str and filename.endswith(".so"):
+            return True
+    return False
 
 
 def user_choice() -> bool:

@@ -304,12 +304,16 @@ def test_a_process_wide_change_in_the_caller_sends_the_rest_to_the_workers(
     load_module: Loader, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The change could not be seen before the loop ran (a function the body calls): it
-    happened in the caller, as in the plain loop; the caller runs no more iterations."""
+    happened in the caller, as in the plain loop; the caller ends the chunk it runs (at its
+    2 ms budget) and runs no more chunks."""
     monkeypatch.delenv("PARALOOP_TEST_MARK", raising=False)
     module = load_module(HELPER_CHANGES_STATE)
     pids = module.run()
-    assert pids[0] == os.getpid()
-    assert os.getpid() not in pids[1:]
+    here = [pid == os.getpid() for pid in pids]
+    assert here[0]
+    first_elsewhere = here.index(False)
+    assert not any(here[first_elsewhere:]), here
+    assert first_elsewhere < caller.FIRST_ITEMS
     assert os.environ.pop("PARALOOP_TEST_MARK") == "0"
 
 
@@ -579,13 +583,65 @@ def _spy_on_sizes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 def test_a_loop_the_caller_keeps_is_kept_once_a_chunk_measured_it(
     load_module: Loader, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Ten 1 ms iterations: the first, run alone, measures them well enough (0.2 ms or more) to
-    tell that the caller keeps the loop; the other nine go in one chunk at once, not in chunks
-    of what is left of the 3 ms budget first (1, 1, 8: each chunk costs the caller 0.1-0.3 ms)."""
+    """Ten 1 ms iterations: the first chunk takes all ten and stops at the 2 ms budget after one
+    or two, which measured them well enough (0.2 ms or more) to tell that the caller keeps the
+    loop; the rest go in one chunk at once, not in chunks of what is left of the budget first
+    (1, 1, 8: each chunk costs the caller 0.1-0.3 ms)."""
     sizes = _spy_on_sizes(monkeypatch)
     module = load_module(PIDS)
     assert module.run(10) == [os.getpid()] * 10
-    assert sizes[:2] == [1, 9], sizes
+    assert len(sizes) == 2 and sizes[0] == 10 and sizes[1] < 10, sizes
+
+
+@pytest.mark.usefixtures("caller_on")
+def test_a_loop_of_a_few_quick_iterations_is_one_chunk_in_the_caller(
+    load_module: Loader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ten trivial iterations over a range: one chunk, not one of a single item to time them and
+    another for the rest (each chunk costs the caller a tenth of a millisecond or more)."""
+    sizes = _spy_on_sizes(monkeypatch)
+    module = load_module(TRIVIAL_SUM)
+    assert module.run(10) == sum(i * i for i in range(10))
+    assert sizes == [10]
+
+
+SLOW_FIRST = """
+    import os, time
+    from paraloop import ParaLoop
+    def run(items, seconds):
+        pids = []
+        for item in ParaLoop(items, num_processes=2):
+            time.sleep(seconds)
+            pids.append((item, os.getpid()))
+        return pids
+"""
+
+
+@pytest.mark.usefixtures("caller_on")
+def test_the_callers_first_chunk_stops_at_the_budget_when_the_iterations_are_slow(
+    load_module: Loader,
+) -> None:
+    """The caller's first chunk takes up to FIRST_ITEMS of a sequence before any iteration was
+    timed; iterations of 50 ms pass its 2 ms budget at the first, so the caller runs that one
+    and the other fifteen go to the workers, in order."""
+    module = load_module(SLOW_FIRST)
+    items = list(range(caller.FIRST_ITEMS))
+    result = module.run(items, 0.05)
+    assert [item for item, _ in result] == items
+    assert [pid == os.getpid() for _, pid in result] == [True] + [False] * (len(items) - 1)
+
+
+@pytest.mark.usefixtures("caller_on")
+def test_the_callers_first_chunk_reads_one_item_of_an_iterator(
+    load_module: Loader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An iterator may yield slowly (lines from a socket, a generator that waits): the caller's
+    first chunk reads one item of it, not FIRST_ITEMS, before the first iteration runs."""
+    sizes = _spy_on_sizes(monkeypatch)
+    module = load_module(SLOW_FIRST)
+    result = module.run(iter(range(5)), 0.0)
+    assert [item for item, _ in result] == list(range(5))
+    assert sizes[0] == 1, sizes
 
 
 @pytest.mark.usefixtures("caller_on")
@@ -595,11 +651,11 @@ def test_a_loop_the_caller_finishes_takes_what_is_left_in_one_chunk(
     """A loop the caller keeps (workers made to look expensive to start) is cut for the caller,
     not for workers: what is left goes in one chunk, past the chunker's MAX_CHUNK (65,536), since
     each chunk costs the caller a tenth of a millisecond or more. 200,000 trivial iterations took
-    8 chunks (1, 16, 256, 4096, ..., 65536, 65536, ...), now 4."""
+    8 chunks (1, 16, 256, 4096, ..., 65536, 65536, ...), now 4 or so."""
     from paraloop import chunks
 
     sizes = _spy_on_sizes(monkeypatch)
     module = load_module(TRIVIAL_SUM)
     assert module.run(200_000) == sum(i * i for i in range(200_000))
-    assert sizes[0] == 1
+    assert sizes[0] == caller.FIRST_ITEMS
     assert max(sizes) > chunks.MAX_CHUNK, sizes

@@ -7,7 +7,12 @@ process: it runs chunks there, from the start, for at most
 ``CALLER_SECONDS`` (the budget), and hands the rest to the workers.  A loop
 that ends within the budget never uses a worker; a longer one pays at most
 the budget in serial time, and its first chunks to workers are sized from
-the caller's measurements instead of ramping up from one item.
+the caller's measurements instead of ramping up from one item.  Its first
+chunk, before any iteration was timed, takes up to ``FIRST_ITEMS`` items of a
+sequence (one of an iterator, which may yield slowly) and stops at the budget:
+a loop of a few quick iterations is one chunk (each costs the caller a tenth
+of a millisecond), one of slow ones runs its first iteration here and hands
+the rest over, as a first chunk of one item did.
 
 Where the iterable has a length, the caller also finishes a loop itself when
 that is sooner than handing it over: the workers would take the time of getting
@@ -121,6 +126,9 @@ FORK_SERVER_SECONDS = 0.100
 # decides, but no more than MEASURE_LIMIT of its time in all.
 MEASURE_SECONDS = 0.0002
 MEASURE_LIMIT = 4 * CALLER_SECONDS
+# The most items of a sequence the caller's first chunk takes, before any iteration was timed:
+# it stops at the budget all the same, so this bounds only what it reads ahead.
+FIRST_ITEMS = 16
 
 
 # Under fork, a caller's chunk in one thread and a fork in another must not overlap: the child
@@ -312,11 +320,7 @@ class CallerWorker:
         # them is no part of the caller's time on the loop (the budget).
         self._job_data()
         began = time.perf_counter()
-        # Iterations that turn slower than the ones before them are not run here for long: the
-        # chunk stops at twice the time it should take, and its items left go back to the loop.
-        allowed = None
-        if self._per_item and chunker.returnable:
-            allowed = 2 * max(len(chunk.items) * self._per_item, CALLER_SECONDS)
+        allowed = self._allowed(chunk, chunker)
         payload = chunk.payload if chunk.payload is not None else serialize.dumps(chunk.items)
         chunk.payload = None
         # As for a worker's chunk: the items' bytes bound the next chunks' size (MAX_CHUNK_BYTES),
@@ -385,6 +389,17 @@ class CallerWorker:
         self._timed = max(own, 1e-9)
         return travelled
 
+    def _allowed(self, chunk: Chunk, chunker: Chunker) -> float | None:
+        """How long ``chunk`` may run before its items left go back to the loop, or None."""
+        if self._per_item and chunker.returnable:
+            # Iterations that turn slower than the ones before them are not run here for long:
+            # the chunk stops at twice the time it should take.
+            return 2 * max(len(chunk.items) * self._per_item, CALLER_SECONDS)
+        if not self.items and len(chunk.items) > 1:
+            # The loop's first chunk, of iterations not timed yet (see first_chunks): the budget.
+            return CALLER_SECONDS
+        return None
+
     def finish(self) -> None:
         """At the loop's end, as a worker: check the captured objects its chunks left unchecked."""
         found = self._job.final_check()
@@ -440,7 +455,16 @@ def first_chunks(caller: CallerWorker, chunker: Chunker) -> Iterator[Outcome]:
         # Once a chunk measured the iterations well, a loop the caller would keep at the end of
         # its budget is kept now: the rest in one chunk (each chunk costs the caller 0.1-0.3 ms).
         keep = caller.measured and cheaper
-        if (caller.within_budget and not keep) or (caller.measuring and not cheaper):
+        left = chunker.left()
+        if not caller.items and left is not None and chunker.returnable:
+            # Nothing timed yet, over a sequence: up to FIRST_ITEMS in one chunk, which stops at
+            # the budget (see CallerWorker._run), its items left going back to the loop.  A loop
+            # of a few quick iterations is then one chunk, not a chunk of one item to time them
+            # and another for the rest (each chunk costs the caller a tenth of a millisecond or
+            # more); an iterator's items are still read one at a time (it may yield slowly).
+            first = min(left, FIRST_ITEMS) or 1
+            chunk = caller.next_chunk(chunker, first, minimum=first)
+        elif (caller.within_budget and not keep) or (caller.measuring and not cheaper):
             # Exactly that many, once an iteration was timed: the chunker's growth limit (16 times
             # the last size) protects workers from a noisy measurement, and the caller's chunks
             # have their deadline (a loop of 200,000 trivial iterations took 8 chunks, not 4).
