@@ -310,9 +310,11 @@ class Timed(ChunkIterator):
 
 
 class Until:
-    """Stops a chunk before an iteration that would start past ``deadline``
-    (``time.perf_counter``), after at least one: the items left are the loop's again
-    (see :meth:`paraloop.chunks.Chunker.give_back`).
+    """Stops a chunk before an iteration that would start more than ``seconds`` after its
+    first started, after at least one: the items left are the loop's again (see
+    :meth:`paraloop.chunks.Chunker.give_back`).  Counted from the first iteration, not
+    from the chunk's call: its setup (a loop's first chunk looks at the captured objects
+    and the program's modules, slower on a busy machine) is no iteration's time.
 
     The clock is read between blocks of items, not before each: a block is iterated in C
     (``itertools.chain`` over a list iterator), so a chunk of trivial iterations runs at the
@@ -327,9 +329,10 @@ class Until:
     # a block run to its end (a look costs about as much as ten trivial iterations).
     BLOCK_ITEMS = 256
 
-    def __init__(self, items: Any, deadline: float, per_item: float = 0.0) -> None:
+    def __init__(self, items: Any, seconds: float, per_item: float = 0.0) -> None:
         self.items = items
-        self.deadline = deadline
+        # Relative until the first block starts (see _blocks).
+        self.deadline = seconds
         # The first block, from the time an item took so far (else one item).
         first = int(self.BLOCK_SECONDS / per_item) if per_item > 0 else 1
         self.block_end = min(self.BLOCK_ITEMS, max(1, first))
@@ -344,6 +347,7 @@ class Until:
         items, count = self.items, len(self.items)
         clock = time.perf_counter
         position, block, began = 0, self.block_end, clock()
+        self.deadline += began
         while position < count:
             now = clock()
             if position and now > self.deadline:
@@ -451,9 +455,9 @@ def execute_chunk(
     every combined one (see :class:`paraloop.replay.Continued`): they are updated in
     place of being recorded.  ``alone``: no other thread of this process may draw from
     the global random generators meanwhile (a worker process's own), so a draw seen is
-    the chunk's.  ``deadline`` (``time.perf_counter``): no iteration starts after it but the
-    chunk's first, given with the time an item is expected to take; the outcome's ``size``
-    says how many ran (see :class:`Until`).
+    the chunk's.  ``deadline``: the seconds after the chunk's first iteration started past
+    which no other starts, given with the time an item is expected to take; the outcome's
+    ``size`` says how many ran (see :class:`Until`).
     """
     if job.decimal is None:
         return _execute(job, chunk, clock, queue, state, continued or {}, alone, deadline)

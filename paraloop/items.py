@@ -22,10 +22,10 @@ iteration: a copy would be another file or lock, not the same one.
 
 from __future__ import annotations
 
+import _socket
 import io
 import itertools
 import reprlib
-import socket
 import threading
 import types
 from collections.abc import Iterator
@@ -71,7 +71,7 @@ _LOCAL_TYPES = (
     threading.Semaphore,
     threading.Event,
     threading.Barrier,
-    socket.socket,
+    _socket.socket,
 )
 
 # Types that are no file.  The first isinstance() of a type against the io.IOBase ABC walks

@@ -30,7 +30,6 @@ from .aggregation_strategies import ElementUpdates, Scratch
 # Imported with the runtime, when a module with ParaLoop loops is imported, not
 # when its first loop starts: the process pool's libraries (multiprocess and
 # dill) take tens of milliseconds to import, which a first loop should not wait for.
-from .backends.processes.child import in_worker
 from .backends.processes.pool import get_pool
 from .backends.sequential import run_inline
 from .backends.threads import in_worker_thread, run_threads
@@ -308,12 +307,19 @@ def _plan_replay(
 
 def _backend(loop: ParaLoop[Any]) -> str:
     """The loop's backend; a loop nested in a worker (process or thread) runs sequentially."""
-    if in_worker() or in_worker_thread():
+    if _in_worker_process() or in_worker_thread():
         return "sequential"
     return loop.resolved_backend()
 
 
 _ITEM_MODES = {"sequential": INLINE, "threads": SHARE}
+
+
+def _in_worker_process() -> bool:
+    """Whether this is a paraloop worker process: its child module serves there, and is not
+    imported in a program that never started a worker (it would cost the import milliseconds)."""
+    child = sys.modules.get("paraloop.backends.processes.child")
+    return child is not None and bool(child.in_worker())
 
 
 def _chunker(loop: ParaLoop[Any]) -> Chunker:

@@ -10,7 +10,7 @@ its errors do not depend on where a chunk ran.
 
 from __future__ import annotations
 
-import socket
+import _socket
 import time
 from typing import Any
 
@@ -123,7 +123,7 @@ def _held_refusal(job: Job, bound: list[Any]) -> ParaLoopError | None:
 
 
 def _copied_anew(value: Any) -> bool:
-    return is_file(value) or isinstance(value, socket.socket)
+    return is_file(value) or isinstance(value, _socket.socket)
 
 
 def _shown(value: Any) -> str:

@@ -75,6 +75,7 @@ instead of raising :class:`~paraloop.WorkerCrashedError`.
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -192,9 +193,9 @@ def start_seconds(method: str) -> float:
     """What starting workers with ``method`` would cost the caller now (see START_SECONDS)."""
     seconds = START_SECONDS.get(method, START_SECONDS["spawn"])
     if method == "forkserver":
-        from multiprocess import forkserver
-
-        if getattr(forkserver._forkserver, "_forkserver_pid", None) is None:
+        # Not imported yet: no fork server was started (nor is one imported to find out).
+        forkserver = sys.modules.get("multiprocess.forkserver")
+        if forkserver is None or getattr(forkserver._forkserver, "_forkserver_pid", None) is None:
             seconds += FORK_SERVER_SECONDS
     return seconds
 
@@ -341,7 +342,7 @@ class CallerWorker:
                 # Other threads of the program may draw from the global random generators: a
                 # draw seen is then not surely the chunk's (a worker process has no such threads).
                 alone=threading.active_count() == 1,
-                deadline=None if allowed is None else (time.perf_counter() + allowed, self._per_item),
+                deadline=None if allowed is None else (allowed, self._per_item),
             )
             if (
                 not in_order

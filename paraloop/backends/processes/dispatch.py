@@ -35,8 +35,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from multiprocess.connection import wait
-
 from ... import coverage_workers, module_globals, serialize
 from ...chunks import Chunk, Chunker
 from ...cpus import available_cpus, waiting_workers
@@ -47,7 +45,7 @@ from ...sharing import Segments, sharing
 from ...wire import arrived, job_bytes, unreadable
 from .caller import READY_SECONDS, CallerWorker, first_chunks, loop_running, may_run, start_seconds
 from .endings import crashed, final_check, lost, overdue, retire, until_deadline
-from .handle import Worker
+from .handle import Worker, wait
 from .policy import LanePolicy
 from .protocol import JOB, NOTHING, WATCHED, Early
 

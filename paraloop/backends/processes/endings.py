@@ -12,13 +12,11 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from multiprocess.connection import wait
-
 from ... import coverage_workers, serialize
 from ...chunks import Chunk
 from ...errors import ParaLoopError, WorkerCrashedError
 from ...execute import RAISED, Job, Outcome, timeout_error
-from .handle import Worker
+from .handle import Worker, wait
 from .protocol import CHECK, Checked
 
 if TYPE_CHECKING:

@@ -7,7 +7,6 @@ and a forked child inherits the caller's objects out of its garbage collector's 
 
 from __future__ import annotations
 
-import ctypes
 import gc
 import logging
 import mmap
@@ -20,10 +19,9 @@ from typing import Any
 
 from ... import serialize
 from ...chunks import Chunk
-from .child import serve
 from .protocol import CHUNK, HEADER, QUIT
 
-__all__ = ["Worker", "ctrl_c_held", "main_hidden"]
+__all__ = ["Worker", "ctrl_c_held", "main_hidden", "wait"]
 
 logger = logging.getLogger("paraloop")
 
@@ -119,16 +117,29 @@ def _frozen(method: str) -> Iterator[None]:
 def _clock(context: Any, method: str) -> Any:
     """Two doubles shared with one worker process."""
     if method == "fork":
+        import ctypes  # with the first worker: a loop that ends in the caller needs none
+
         # A forked child inherits an anonymous shared mapping: it costs microseconds,
         # where a RawArray (a file in /dev/shm) costs about a millisecond per worker.
         return (ctypes.c_double * 2).from_buffer(mmap.mmap(-1, 16))
     return context.RawArray("d", 2)
 
 
+def wait(objects: list[Any], timeout: float | None) -> list[Any]:
+    """``multiprocess.connection.wait``, imported once a loop has workers to wait for."""
+    from multiprocess.connection import wait as waited
+
+    return waited(objects, timeout)  # type: ignore[no-any-return]
+
+
 class Worker:
     """A worker process, its pipe, and what the caller knows of it (the chunks it holds)."""
 
     def __init__(self, context: Any, method: str, number: int) -> None:
+        # The worker's side, imported with the first worker (a loop that ends in the caller
+        # needs none of it): under fork the child has it from the parent.
+        from .child import serve
+
         parent_end, child_end = context.Pipe(duplex=True)
         # The running iteration's start time and index, for loops with a timeout.
         self.clock = _clock(context, method)

@@ -25,10 +25,10 @@ import atexit
 import itertools
 import logging
 import os
+import sys
 import threading
 from collections.abc import Iterator
-
-import multiprocess
+from typing import Any
 
 from ... import coverage_workers
 from ...chunks import Chunker
@@ -37,7 +37,7 @@ from . import dispatch
 from .caller import forking
 from .handle import Worker, ctrl_c_held
 
-__all__ = ["ProcessPool", "get_pool", "shutdown_pools"]
+__all__ = ["ProcessPool", "default_method", "get_pool", "shutdown_pools"]
 
 logger = logging.getLogger("paraloop")
 
@@ -46,12 +46,34 @@ class ProcessPool:
     """Worker processes of one start method, grown on demand and reused by every loop."""
 
     def __init__(self, method: str | None) -> None:
-        self.context = multiprocess.get_context(method)
-        self.method: str = self.context.get_start_method()
+        # multiprocess (and dill, which it imports) load when the first worker starts: a
+        # program whose loops end in the caller never pays their 25-30 ms.
+        self._asked = method
+        self._context: Any = None
         self.workers: list[Worker] = []
         self.pid = os.getpid()
         self._numbers = itertools.count(1)
         self._lock = threading.Lock()
+
+    @property
+    def context(self) -> Any:
+        """multiprocess's context for the pool's start method (importing multiprocess)."""
+        if self._context is None:
+            import multiprocess
+
+            self._context = multiprocess.get_context(self._asked)
+        return self._context
+
+    @property
+    def method(self) -> str:
+        """The pool's start method: the one asked for, else multiprocess's default, told without
+        importing it where that is known (see default_method)."""
+        if self._context is not None:
+            return str(self._context.get_start_method())
+        if self._asked is not None:
+            return self._asked
+        default = None if "multiprocess" in sys.modules else default_method()
+        return default if default is not None else str(self.context.get_start_method())
 
     def lease(self, count: int, loop_id: int, start: bool = True) -> list[Worker]:
         """``count`` live workers that no other running loop holds, started if need be.
@@ -117,6 +139,16 @@ class ProcessPool:
             worker.stop(wait_seconds=1.0)
 
 
+def default_method() -> str | None:
+    """The start method multiprocess uses by default on this platform, or None where paraloop
+    does not know it without importing multiprocess.  On Linux, as the standard library's:
+    ``fork`` up to Python 3.13, ``forkserver`` from 3.14 (a program that changes the default
+    imported multiprocess to do so, and is asked)."""
+    if sys.platform != "linux":
+        return None
+    return "forkserver" if sys.version_info >= (3, 14) else "fork"
+
+
 _pools: dict[str | None, ProcessPool] = {}
 _pools_lock = threading.Lock()
 
@@ -140,7 +172,10 @@ def _forget_in_child() -> None:
     terminates the workers it inherited the handles of: the parent's next loop would find
     them dead.
     """
-    children = getattr(multiprocess.process, "_children", None)
+    process = sys.modules.get("multiprocess.process")
+    if process is None:
+        return  # no worker was ever started here
+    children = getattr(process, "_children", None)
     with _pools_lock:
         pools = list(_pools.values())
     for pool in pools:

@@ -1,0 +1,103 @@
+"""Imports on demand: a program pays only for what its loops use.
+
+multiprocess (with dill, which it imports) costs a process 25-30 ms to import, paraloop's
+worker side a few more: a program whose loops all end in the caller (a short loop, or one
+the caller finishes sooner than workers would start) imports none of them.  The first
+loop that needs a worker imports them.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import sysconfig
+import textwrap
+from pathlib import Path
+
+import pytest
+from conftest import product_environment
+
+PROGRAM = """
+    # paraloop: enable
+    import json, sys
+    from paraloop import ParaLoop
+
+    def short():
+        total = 0
+        for i in ParaLoop(range(10)):
+            total += i
+        return total
+
+    def long(n):
+        total = 0
+        for i in ParaLoop(range(n), caller_runs=False):
+            total += i * i
+        return total
+
+    if __name__ == "__main__":
+        before = set(sys.modules)
+        results = [short()]
+        after_short = set(sys.modules) - before
+        results.append(long(1000))
+        after_long = set(sys.modules) - before
+        print(json.dumps({
+            "results": results,
+            "after_short": sorted(after_short),
+            "after_long": sorted(after_long),
+            "preloaded": sorted(m for m in ("multiprocess", "dill") if m in before),
+        }))
+"""
+
+HEAVY = ("multiprocess", "dill", "ctypes", "paraloop.backends.processes.child")
+
+
+@pytest.mark.parametrize("method", ["fork", "forkserver", "spawn"])
+def test_a_loop_that_ends_in_the_caller_imports_no_worker_machinery(tmp_path: Path, method: str) -> None:
+    """A loop the caller finishes imports none of multiprocess, dill, ctypes nor paraloop's
+    worker side; the next loop, which runs in workers, imports them, and both give the plain
+    loop's result.  (Where the environment imports multiprocess at start, as tox's py313
+    does to make forkserver the default, those two are already there.)"""
+    script = tmp_path / "program.py"
+    script.write_text(textwrap.dedent(PROGRAM))
+    result = subprocess.run(
+        [sys.executable, "-m", "paraloop", str(script)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=product_environment(PARALOOP_START_METHOD=method),
+    )
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout.splitlines()[-1])
+    assert seen["results"] == [45, sum(i * i for i in range(1000))]
+    expected_late = [m for m in HEAVY if m not in seen["preloaded"]]
+    assert not set(HEAVY) & set(seen["after_short"]), seen["after_short"]
+    assert set(expected_late) - {"ctypes"} <= set(seen["after_long"]), seen["after_long"]
+
+
+def test_the_default_start_method_is_told_as_multiprocess_tells_it(tmp_path: Path) -> None:
+    """paraloop tells multiprocess's default start method without importing it (see
+    pool.default_method): the same answer multiprocess gives in a fresh interpreter.  Run
+    without site (``-S``), so that a .pth file that changes the default (tox's py313) does
+    not run, with the environment's packages put on the path by hand."""
+    program = textwrap.dedent(f"""
+        import sys
+        sys.path.append({sysconfig.get_path("purelib")!r})
+        sys.path.append({sysconfig.get_path("platlib")!r})
+        sys.path.append({str(Path(__file__).resolve().parents[1])!r})
+        from paraloop.backends.processes.pool import default_method, get_pool
+        told = default_method()
+        assert "multiprocess" not in sys.modules
+        # And the pool, asked before multiprocess loads and after, agrees with it.
+        before = get_pool(None).method
+        import multiprocess
+        print(told, before, multiprocess.get_context().get_start_method(), get_pool(None).method)
+    """)
+    result = subprocess.run(
+        [sys.executable, "-S", "-c", program], capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    told, before, actual, after = result.stdout.split()
+    if sys.platform == "linux":
+        assert told == actual
+    assert before == actual == after
