@@ -591,7 +591,9 @@ def test_a_loop_the_caller_keeps_is_kept_once_a_chunk_measured_it(
     sizes = _spy_on_sizes(monkeypatch)
     module = load_module(PIDS)
     assert module.run(10) == [os.getpid()] * 10
-    assert len(sizes) == 2 and sizes[0] == 10 and sizes[1] < 10, sizes
+    # The rest, seven to nine (a chunk of what is left of the budget would be one or two); a
+    # third chunk only if a busy machine made that one pass twice its expected time.
+    assert sizes[0] == 10 and 2 < sizes[1] < 10, sizes
 
 
 @pytest.mark.usefixtures("caller_on")
