@@ -632,6 +632,58 @@ def test_the_callers_budget_counts_from_the_first_iteration_not_the_chunks_setup
     assert sizes == [10]
 
 
+FIRST_SLOW = """
+    import os, time
+    from paraloop import ParaLoop
+    def run(n):
+        pids = []
+        for i in ParaLoop(range(n), num_processes=2):
+            time.sleep(0.005 if i == 0 else 0.0001)  # a first iteration's one-off cost
+            pids.append(os.getpid())
+        return pids
+"""
+
+
+@pytest.mark.usefixtures("caller_on")
+def test_a_slow_first_iteration_alone_does_not_hand_the_loop_over(
+    load_module: Loader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The loop's first iteration may carry one-off costs (a first call's caches, a first
+    connection): one that passed the budget alone is not the measure of the rest.  The caller
+    times another before it decides, and keeps 99 quick iterations that 5 ms each would have
+    sent to workers (started, here, in 0.15 s)."""
+    from paraloop.backends.processes import dispatch
+
+    for method in caller.START_SECONDS:
+        monkeypatch.setitem(caller.START_SECONDS, method, 0.15)
+    monkeypatch.setattr(caller, "FORK_SERVER_SECONDS", 0.0)
+    monkeypatch.setattr(caller, "IMPORT_SECONDS", 0.0)
+    monkeypatch.setattr(dispatch, "READY_SECONDS", 0.15)
+    module = load_module(FIRST_SLOW)
+    assert module.run(100) == [os.getpid()] * 100
+
+
+def test_starting_the_first_workers_counts_importing_multiprocess() -> None:
+    """Where multiprocess is not imported yet (see pool.py's imports on demand), starting
+    workers costs its import too: the caller weighs it before handing a loop over."""
+    program = (
+        "import sys\n"
+        "from paraloop.backends.processes import caller\n"
+        "before = caller.start_seconds('fork')\n"
+        "import multiprocess\n"
+        "print(before - caller.start_seconds('fork'), caller.IMPORT_SECONDS)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-S", "-c", f"import sys; sys.path[:0] = {sys.path!r}\n" + program],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    difference, seconds = map(float, result.stdout.split())
+    assert difference == pytest.approx(seconds) and seconds > 0
+
+
 SLOW_FIRST = """
     import os, time
     from paraloop import ParaLoop

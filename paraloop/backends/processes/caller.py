@@ -94,6 +94,7 @@ from ..threads import running_chunk
 __all__ = [
     "CALLER_SECONDS",
     "FINISH_SECONDS",
+    "IMPORT_SECONDS",
     "READY_SECONDS",
     "START_SECONDS",
     "CallerWorker",
@@ -121,6 +122,10 @@ FINISH_SECONDS = 0.008
 # The fork server's own start, the first time a program starts workers with it (a new Python
 # that imports paraloop and what the script imports): about 80 ms here, all of it in the caller.
 FORK_SERVER_SECONDS = 0.100
+# Importing multiprocess (and dill), which a program's first worker needs (see pool.py's
+# imports on demand): 25-30 ms here.  Without it, 100 iterations of 0.2 ms (20 ms) went to
+# two forked workers that took 50-60 ms to start.
+IMPORT_SECONDS = 0.025
 # A chunk whose iterations took less than this measured mostly its own fixed costs (tens of
 # microseconds): the time per iteration it gives is too high to decide on.  Past its budget
 # the caller runs one more chunk (of about half the budget, by that high figure) before it
@@ -192,6 +197,8 @@ def _done() -> None:
 def start_seconds(method: str) -> float:
     """What starting workers with ``method`` would cost the caller now (see START_SECONDS)."""
     seconds = START_SECONDS.get(method, START_SECONDS["spawn"])
+    if "multiprocess" not in sys.modules:
+        seconds += IMPORT_SECONDS
     if method == "forkserver":
         # Not imported yet: no fork server was started (nor is one imported to find out).
         forkserver = sys.modules.get("multiprocess.forkserver")
@@ -268,13 +275,25 @@ class CallerWorker:
     @property
     def measuring(self) -> bool:
         """Whether the last chunk was too short to tell the time an iteration takes (see
-        MEASURE_SECONDS): then the caller runs another before it decides to hand the loop over."""
-        return self.process_state is None and 0 < self._timed < MEASURE_SECONDS and self.spent < MEASURE_LIMIT
+        MEASURE_SECONDS), or held only the loop's first iteration: then the caller runs another
+        before it decides to hand the loop over."""
+        return (
+            self.process_state is None
+            and (0 < self._timed < MEASURE_SECONDS or self._first_alone)
+            and self.spent < MEASURE_LIMIT
+        )
 
     @property
     def measured(self) -> bool:
         """Whether the last chunk was long enough to tell the time an iteration takes."""
-        return self.process_state is None and self._timed >= MEASURE_SECONDS
+        return self.process_state is None and self._timed >= MEASURE_SECONDS and not self._first_alone
+
+    @property
+    def _first_alone(self) -> bool:
+        # Only the loop's first iteration ran, past the budget: it may carry one-off costs (a
+        # first call's caches, a first connection, a late wake-up on a busy machine).  One of
+        # 0.1 ms iterations took 2.8 ms, and 99 more of them went to workers (60 ms, not 20).
+        return self.items == 1
 
     @property
     def quick(self) -> bool:
