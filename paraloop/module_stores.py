@@ -53,7 +53,16 @@ def _programs_modules() -> list[types.ModuleType]:
         modules = []
         # Left out by name, at a set lookup each: the standard library's (most of sys.modules),
         # paraloop's own (dozens), the script.
-        skipped = {*getattr(sys, "stdlib_module_names", ()), "paraloop", *_MAIN}
+        # And paraloop's own dependencies, wherever installed: multiprocess may be importing
+        # in a thread meanwhile (see handle.import_meanwhile), its namespace half made.
+        skipped = {
+            *getattr(sys, "stdlib_module_names", ()),
+            "paraloop",
+            "multiprocess",
+            "_multiprocess",
+            "dill",
+            *_MAIN,
+        }
         for name, module in list(sys.modules.items()):
             if name.partition(".")[0] in skipped:
                 continue

@@ -101,3 +101,56 @@ def test_the_default_start_method_is_told_as_multiprocess_tells_it(tmp_path: Pat
     if sys.platform == "linux":
         assert told == actual
     assert before == actual == after
+
+
+WAITING = """
+    # paraloop: enable
+    import json, sys, threading, time
+    from paraloop import ParaLoop, chunks
+
+    sizes = []
+    original = chunks.Chunker._next
+
+    def spy(self, *args):
+        chunk = original(self, *args)
+        if chunk is not None:
+            sizes.append(len(chunk.items))
+        return chunk
+
+    chunks.Chunker._next = spy
+
+    def run(n):
+        done = []
+        for i in ParaLoop(range(n)):
+            time.sleep(0.04 if i == 0 else 0.01)
+            done.append(i)
+        return done
+
+    if __name__ == "__main__":
+        preloaded = "multiprocess" in sys.modules
+        result = run(64)
+        threads = [t.name for t in threading.enumerate()]
+        print(json.dumps({"ok": result == list(range(64)), "sizes": sizes, "preloaded": preloaded}))
+"""
+
+
+def test_multiprocess_imports_while_a_waiting_first_iteration_runs(tmp_path: Path) -> None:
+    """A loop whose first iteration waits (a request) imports multiprocess in a thread
+    meanwhile, and the import's CPU time is not the iteration's: the caller measured that the
+    iterations wait, so the workers' first chunks already run in lanes (several iterations
+    each), not one iteration alone to find out."""
+    script = tmp_path / "program.py"
+    script.write_text(textwrap.dedent(WAITING))
+    result = subprocess.run(
+        [sys.executable, "-m", "paraloop", str(script)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=product_environment(PARALOOP_START_METHOD="fork"),
+    )
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout.splitlines()[-1])
+    assert seen["ok"]
+    # The caller's first chunk (up to 16 items, one ran), then the workers' first chunks.
+    assert seen["sizes"][0] == 16
+    assert all(size > 1 for size in seen["sizes"][1:3]), seen["sizes"]

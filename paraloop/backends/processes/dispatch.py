@@ -30,6 +30,7 @@ import logging
 import os
 import pickle
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -43,9 +44,10 @@ from ...execute import DONE, Job, Outcome
 from ...hook import typeguard_workers
 from ...sharing import Segments, sharing
 from ...wire import arrived, job_bytes, unreadable
+from . import caller as _caller
 from .caller import READY_SECONDS, CallerWorker, first_chunks, loop_running, may_run, start_seconds
 from .endings import crashed, final_check, lost, overdue, retire, until_deadline
-from .handle import Worker, wait
+from .handle import Worker, import_meanwhile, imported_meanwhile, wait
 from .policy import LanePolicy
 from .protocol import JOB, NOTHING, WATCHED, Early
 
@@ -154,10 +156,7 @@ def run(
     turns.__enter__()
     try:
         if loop.caller is not None:
-            yield from first_chunks(loop.caller, chunker)
-            caller = loop.caller
-            changed = caller.process_state is not None
-            loop.policy.after_caller(caller.wall, caller.cpu, caller.queued, caller.items, changed)
+            yield from _callers_part(loop, loop.caller)
         while True:
             fill(loop)
             yield from _lost(loop)
@@ -221,6 +220,76 @@ def _start(
         ready = start_seconds(pool.method) if loop.to_start else READY_SECONDS
         loop.caller = CallerWorker(job, sending.data, ready, pool.method, count)
     return loop
+
+
+def _callers_part(loop: Loop, caller: CallerWorker) -> Iterator[Outcome]:
+    """The loop's first chunks, run by the caller (see caller.py), and more while multiprocess
+    imports; what they measured then sets the workers' lanes (see policy.py)."""
+    timer = _import_timer(loop, caller)
+    try:
+        yield from first_chunks(caller, loop.chunker)
+    finally:
+        if timer is not None:
+            timer.cancel()
+    yield from _while_importing(loop)
+    changed = caller.process_state is not None
+    loop.policy.after_caller(caller.wall, caller.cpu, caller.queued, caller.items, changed)
+
+
+def _import_timer(loop: Loop, caller: CallerWorker) -> threading.Timer | None:
+    """While multiprocess is not imported (it loads on demand, 25-30 ms), a loop that may start
+    workers starts importing it in a thread if the caller's first chunk still runs at twice
+    the budget (it stops at the budget but for a slow first iteration): a first request of
+    30 ms then covers the import.  A loop of quick iterations imports nothing meanwhile, and
+    a loop the caller keeps never (an import in a thread took a loop of 100 iterations of
+    0.2 ms, which the caller keeps, from 20 ms to 30: they take turns at the GIL)."""
+    if not loop.to_start or "multiprocess.connection" in sys.modules:
+        return None
+    left = loop.chunker.left()
+    if left is not None and left <= _caller.FIRST_ITEMS:
+        # The first chunk holds the whole loop: no timer thread (starting one cost a loop of
+        # ten trivial iterations 0.1-1 ms).
+        return None
+
+    def first_chunk_runs() -> None:
+        if not caller.items:
+            import_meanwhile()
+
+    timer = threading.Timer(2 * _caller.CALLER_SECONDS, first_chunk_runs)
+    timer.daemon = True
+    timer.start()
+    return timer
+
+
+def _while_importing(loop: Loop) -> Iterator[Outcome]:
+    """The loop goes to workers and multiprocess is still importing in its thread (see
+    _import_timer): where the caller's iterations mostly wait (requests, files), the caller
+    runs chunks of about twice the budget meanwhile, still in order.  Not where they compute:
+    the import and the iterations take turns at the GIL (a numpy loop's iteration took 36 ms
+    instead of 15), and the workers start when it is in either way."""
+    caller, chunker = loop.caller, loop.chunker
+    importing = imported_meanwhile()
+    if (
+        importing is None
+        or caller is None
+        or caller.cpu >= caller.wall / 2
+        or not loop.to_start
+        or chunker.exhausted
+        or chunker.stopped
+    ):
+        return
+    while importing.is_alive() and caller.process_state is None:
+        # Twice the budget: the import may end in the middle of a chunk, which the workers
+        # then wait for; each chunk costs the caller a tenth of a millisecond or more.
+        most = caller.maximum(2 * _caller.CALLER_SECONDS) or 1
+        chunk = caller.next_chunk(chunker, most, minimum=most)
+        if chunk is None:
+            break
+        outcome = caller.run(chunk, chunker, in_order=True)
+        yield outcome
+        if outcome.kind != DONE:
+            return
+    importing.join()
 
 
 def _directory() -> str | None:

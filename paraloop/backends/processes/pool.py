@@ -35,7 +35,7 @@ from ...chunks import Chunker
 from ...execute import Job, Outcome
 from . import dispatch
 from .caller import forking
-from .handle import Worker, ctrl_c_held
+from .handle import Worker, ctrl_c_held, joined
 
 __all__ = ["ProcessPool", "default_method", "get_pool", "shutdown_pools"]
 
@@ -59,6 +59,7 @@ class ProcessPool:
     def context(self) -> Any:
         """multiprocess's context for the pool's start method (importing multiprocess)."""
         if self._context is None:
+            joined()  # an import of it in a thread, started while the caller ran chunks
             import multiprocess
 
             self._context = multiprocess.get_context(self._asked)
