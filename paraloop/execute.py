@@ -18,7 +18,6 @@ import reprlib
 import sys
 import threading
 import time
-import traceback
 import types
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -309,6 +308,14 @@ class Timed(ChunkIterator):
         self.clock[0] = 0.0
 
 
+def _format_exception(kind: type[BaseException], value: BaseException, tb: Any) -> list[str]:
+    """traceback.format_exception, its module (with textwrap, 2 ms) imported by the first
+    iteration that raises, not by every program's runtime."""
+    import traceback
+
+    return traceback.format_exception(kind, value, tb)
+
+
 class Until:
     """Stops a chunk before an iteration that would start more than ``seconds`` after its
     first started, after at least one: the items left are the loop's again (see
@@ -554,7 +561,7 @@ def _execute(
         began_check = time.perf_counter()
         if kind == RAISED and (translated := read_only_error(guard.where, guard.array_labels(), value)):
             # The write's own traceback stays: it shows where the body wrote.
-            outcome.traceback = "".join(traceback.format_exception(type(value), value, value.__traceback__))
+            outcome.traceback = "".join(_format_exception(type(value), value, value.__traceback__))
             value = outcome.value = translated
         # A few percent of the chunk's own time (a Dask worker checks everything every chunk:
         # nothing asks it at the loop's end).
@@ -576,9 +583,7 @@ def _execute(
         if kind == RAISED:
             outcome.item = reprlib.repr(items[position]) if 0 <= position < len(items) else None
             if outcome.traceback is None:
-                outcome.traceback = "".join(
-                    traceback.format_exception(type(value), value, value.__traceback__)
-                )
+                outcome.traceback = "".join(_format_exception(type(value), value, value.__traceback__))
     initial = dict(zip(job.params, args))
     for name in job.tracked:
         current = names.get(name, initial[name])
@@ -665,7 +670,7 @@ def _per_worker_objects(job: Job, chunk: Chunk, args: list[Any], clock: Any) -> 
             else:
                 error.__notes__ = [*getattr(error, "__notes__", []), note]  # type: ignore[attr-defined]
             outcome = Outcome(chunk.index, chunk.start, len(chunk.items), RAISED, chunk.start, error)
-            outcome.traceback = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+            outcome.traceback = "".join(_format_exception(type(error), error, error.__traceback__))
             outcome.item = reprlib.repr(chunk.items[0]) if len(chunk.items) else None
             return outcome
     return None

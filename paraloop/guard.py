@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import functools
 import io
-import logging
 import pickle
 import sys
 import threading
@@ -36,6 +35,7 @@ import types
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+from . import log
 from .errors import ParaLoopError
 from .items import bound_to_this_process, is_file
 from .serialize import code_names, installed
@@ -43,7 +43,6 @@ from .sharing import shared_here
 
 __all__ = ["ATOMS", "GENERATOR_MODULES", "Guard", "fingerprint", "reached", "read_only_error"]
 
-logger = logging.getLogger("paraloop")
 
 ATOMS = frozenset(
     {int, float, complex, str, bytes, bool, type(None), range, frozenset, type, types.ModuleType}
@@ -188,8 +187,8 @@ class Guard:
             if name not in skip and not name.startswith("__paraloop"):
                 try:
                     self._watch(repr(name), value, 0)
-                except Exception:
-                    logger.debug("cannot watch %r", name, exc_info=True)
+                except Exception:  # noqa: BLE001 - logged; the value is then not watched
+                    log.debug("cannot watch %r", name, exc_info=True)
         self.cost = time.perf_counter() - began
 
     # Finding what to watch.

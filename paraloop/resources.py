@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import atexit
 import gc
-import logging
 import os
 import sys
 import threading
@@ -41,11 +40,11 @@ import weakref
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar, cast
 
+from . import log
 from .errors import ParaLoopError, ParaLoopWarning
 
 __all__ = ["PerWorker", "close_all", "hand_back", "instance", "per_worker", "release_thread"]
 
-logger = logging.getLogger("paraloop")
 
 T = TypeVar("T")
 
@@ -285,11 +284,11 @@ def _close(handle: PerWorker[Any], made: Any, foreign: bool) -> None:
 
     try:
         call()
-    except Exception as error:  # reported; the other objects are closed still
+    except Exception as error:  # noqa: BLE001 - reported; the other objects are closed still
         if foreign:
             # Closed from another thread than its own (a process exiting while its lane
             # threads still hold their objects): some objects refuse that (sqlite3).
-            logger.debug("closing %r from another thread failed", handle, exc_info=True)
+            log.debug("closing %r from another thread failed", handle, exc_info=True)
             return
         warnings.warn(
             f"closing the object of {handle!r} in process {os.getpid()} failed: "

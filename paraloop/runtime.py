@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import builtins
 import copy
-import logging
 import os
 import sys
 import time
@@ -24,7 +23,7 @@ from collections.abc import Callable, Iterator, Mapping
 from collections.abc import Set as AbstractSet
 from typing import Any
 
-from . import native_threads
+from . import log, native_threads
 from .aggregation_strategies import ElementUpdates, Scratch
 
 # Imported with the runtime, when a module with ParaLoop loops is imported, not
@@ -73,8 +72,6 @@ __all__ = [
     "comprehension",
     "run",
 ]
-
-logger = logging.getLogger("paraloop")
 
 
 def _lookup(
@@ -335,7 +332,7 @@ def _outcomes(loop: ParaLoop[Any], job: Job, chunker: Chunker, caller_runs: bool
     backend = _backend(loop)
     chosen = loop.resolved_num_processes()
     count = chosen or available_cpus()
-    logger.debug("loop at %s, line %d: backend %s, %d worker(s)", job.filename, job.line, backend, count)
+    log.debug("loop at %s, line %d: backend %s, %d worker(s)", job.filename, job.line, backend, count)
     if backend == "dask" and loop.native_threads is not None:
         raise ParaLoopError(
             f"{job.filename}, line {job.line}: native_threads= is not available with backend='dask': "
@@ -507,7 +504,7 @@ def _run(
     if lanes is None:
         shared = _process_wide(uses, scope, local, worker.__globals__)
         if shared is not None:
-            logger.debug("loop at line %d changes %s: no lanes", line, shared)
+            log.debug("loop at line %d changes %s: no lanes", line, shared)
             lanes = False
     params, values = _capture(worker, scope, local)
     if lanes is None and _one_per_thread(values):

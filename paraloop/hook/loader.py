@@ -28,6 +28,7 @@ import sys
 from _weakref import ref  # the weakref module would be one more import for every program
 from types import ModuleType
 
+from .. import log
 from ..errors import ParaLoopError
 from . import cache
 from .marker import HEAD_BYTES, has_marker, marker_in_head
@@ -39,21 +40,6 @@ if TYPE_CHECKING:  # typing, ast and logging cost every program that imports par
     from typing import Any
 
 __all__ = ["ParaLoopLoader", "compile_rewritten"]
-
-
-_logger: Any = None
-
-
-def _debug(message: str, *args: object) -> None:
-    # A program that has not imported logging has configured no handler that could show a
-    # debug line: then nothing is imported or looked up (this runs for every marked import).
-    global _logger
-    if _logger is None:
-        logging = sys.modules.get("logging")
-        if logging is None:
-            return
-        _logger = logging.getLogger("paraloop")
-    _logger.debug(message, *args)
 
 
 def compile_rewritten(
@@ -81,7 +67,7 @@ def compile_rewritten(
     tree = ast.parse(source, path)
     text = importlib.util.decode_source(source) if isinstance(source, bytes) else source
     count = rewrite(tree, path, text.splitlines())
-    _debug("rewrote %d ParaLoop loop(s) in %s", count, path)
+    log.debug("rewrote %d ParaLoop loop(s) in %s", count, path)
     if pytest_config is not None:
         from _pytest.assertion.rewrite import rewrite_asserts
 
@@ -283,7 +269,7 @@ class ParaLoopLoader(importlib.machinery.SourceFileLoader):
 
     @staticmethod
     def _loaded(code: CodeType, path: str) -> CodeType:
-        _debug("loaded rewritten %s from its cache", path)
+        log.debug("loaded rewritten %s from its cache", path)
         # The project may have moved since the cache was written: as the
         # interpreter does for its own bytecode, record the current path.
         _imp._fix_co_filename(code, path)  # type: ignore[attr-defined]

@@ -26,7 +26,6 @@ chunks are stopped and the others are handed back to the pool.
 from __future__ import annotations
 
 import itertools
-import logging
 import os
 import pickle
 import sys
@@ -36,7 +35,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ... import coverage_workers, module_globals, serialize
+from ... import coverage_workers, log, module_globals, serialize
 from ...chunks import Chunk, Chunker
 from ...cpus import available_cpus, waiting_workers
 from ...errors import ParaLoopError
@@ -56,7 +55,6 @@ if TYPE_CHECKING:
 
 __all__ = ["run"]
 
-logger = logging.getLogger("paraloop")
 _loop_ids = itertools.count(1)
 
 
@@ -460,7 +458,7 @@ def _note(loop: Loop, worker: Worker, outcome: Outcome, began: float) -> None:
     wanted = loop.policy.on_outcome(outcome, probing, early_cpu, len(loop.active), cpus)
     if wanted:
         more = loop.pool.lease(wanted - len(loop.active), loop.loop_id)
-        logger.debug("iterations mostly wait: %d more workers", len(more))
+        log.debug("iterations mostly wait: %d more workers", len(more))
         loop.active.extend(more)
 
 

@@ -7,12 +7,11 @@ its chunks left unchecked) and a worker's retirement after ``max_iterations_per_
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from ... import coverage_workers, serialize
+from ... import coverage_workers, log, serialize
 from ...chunks import Chunk
 from ...errors import ParaLoopError, WorkerCrashedError
 from ...execute import RAISED, Job, Outcome, timeout_error
@@ -33,7 +32,6 @@ __all__ = [
     "until_deadline",
 ]
 
-logger = logging.getLogger("paraloop")
 # How long a worker may take to answer the end-of-loop check (fingerprints of large objects).
 CHECK_SECONDS = 300.0
 
@@ -152,7 +150,7 @@ def final_check(pool: ProcessPool, active: list[Worker], loop_id: int, job: Job,
 def retire(pool: ProcessPool, worker: Worker, loop_id: int, job: Job, measured: bool) -> None:
     """Stop a worker that ran its ``max_iterations_per_worker``: first the check a loop's end
     makes, then the order to quit (it closes its per-worker objects)."""
-    logger.debug(
+    log.debug(
         "retiring %s (pid %s) after %d iterations",
         worker.process.name,
         worker.process.pid,

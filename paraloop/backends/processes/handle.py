@@ -8,7 +8,6 @@ and a forked child inherits the caller's objects out of its garbage collector's 
 from __future__ import annotations
 
 import gc
-import logging
 import mmap
 import os
 import signal
@@ -18,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from ... import serialize
+from ... import log, serialize
 from ...chunks import Chunk
 from .protocol import CHUNK, HEADER, QUIT
 
@@ -33,7 +32,6 @@ __all__ = [
     "wait",
 ]
 
-logger = logging.getLogger("paraloop")
 
 _starting = threading.local()
 
@@ -221,7 +219,7 @@ class Worker:
         with main_hidden(method), _frozen(method):
             self.process.start()
         child_end.close()
-        logger.debug("started %s (pid %s, %s)", self.process.name, self.process.pid, method)
+        log.debug("started %s (pid %s, %s)", self.process.name, self.process.pid, method)
         self.connection = parent_end
         self.job_id = -1
         # The loop that holds this worker while it runs (a generator expression

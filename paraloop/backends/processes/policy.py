@@ -19,16 +19,15 @@ way, and a thread waiting for the GIL looks like one waiting for the network).
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Callable
 
+from ... import log
 from ...execute import Outcome
 from .protocol import Early
 
 __all__ = ["EVIDENCE_SECONDS", "MAX_LANES", "LanePolicy", "Probe", "in_flight", "mostly_waiting"]
 
-logger = logging.getLogger("paraloop")
 
 # Threads one worker process may run a chunk on.
 MAX_LANES = 64
@@ -211,7 +210,7 @@ class LanePolicy:
             # do not idle while its first chunk's slowest iterations finish.
             self.lanes = self._spread(self.count)
             self.probe.confirmed = True
-            logger.debug("the caller's iterations wait: %d lanes per worker", self.lanes)
+            log.debug("the caller's iterations wait: %d lanes per worker", self.lanes)
 
     def watches(self) -> bool:
         """Whether a worker's first chunk of the loop is watched, to start lanes early."""
@@ -253,7 +252,7 @@ class LanePolicy:
         if self.lanes == 1:
             self.lanes = self._spread(self.count)
             self.provisional = True
-            logger.debug("iterations wait so far: %d lanes per worker", self.lanes)
+            log.debug("iterations wait so far: %d lanes per worker", self.lanes)
         return True
 
     def on_outcome(
@@ -271,7 +270,7 @@ class LanePolicy:
         self.cpu += outcome.cpu
         self.queued += outcome.queued
         if outcome.process_state is not None and self.allowed and self.state_matters:
-            logger.debug("iterations changed %s: no lanes", outcome.process_state)
+            log.debug("iterations changed %s: no lanes", outcome.process_state)
             self.allowed, self.lanes, self.provisional = False, 1, False
         if probing:
             self._probed(outcome)
@@ -286,7 +285,7 @@ class LanePolicy:
         if self.allowed:
             if self.lanes == 1:
                 self.lanes = self._spread(workers)
-                logger.debug("iterations mostly wait: %d lanes per worker", self.lanes)
+                log.debug("iterations mostly wait: %d lanes per worker", self.lanes)
             return 0
         wanted = min(self.grow_to, self.process_cap, in_flight(outcome, cpus()))
         return wanted if wanted > workers else 0
@@ -295,7 +294,7 @@ class LanePolicy:
         if self.probe.add(outcome) is False and self.lanes > 1:
             # Threads would only contend for the CPU, and each part's private copies cost
             # the caller combining.
-            logger.debug("iterations run alone keep the CPU busy: back to 1 lane")
+            log.debug("iterations run alone keep the CPU busy: back to 1 lane")
             self.lanes, self.grow_to = 1, None
 
     def _alone(self, outcome: Outcome, early_cpu: float | None) -> None:
@@ -305,5 +304,5 @@ class LanePolicy:
             if not mostly_waiting(outcome.seconds, outcome.cpu, outcome.queued):
                 # All of the chunk's time says otherwise than its first part did.  (Lanes that
                 # compute beside it make it look waiting on the GIL; the probe catches those.)
-                logger.debug("iterations did not keep waiting: back to 1 lane")
+                log.debug("iterations did not keep waiting: back to 1 lane")
                 self.lanes = 1

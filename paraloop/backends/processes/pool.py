@@ -23,14 +23,13 @@ from __future__ import annotations
 
 import atexit
 import itertools
-import logging
 import os
 import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
 
-from ... import coverage_workers
+from ... import coverage_workers, log
 from ...chunks import Chunker
 from ...execute import Job, Outcome
 from . import dispatch
@@ -38,8 +37,6 @@ from .caller import forking
 from .handle import Worker, ctrl_c_held, joined
 
 __all__ = ["ProcessPool", "default_method", "get_pool", "shutdown_pools"]
-
-logger = logging.getLogger("paraloop")
 
 
 class ProcessPool:
@@ -96,7 +93,7 @@ class ProcessPool:
 
     def discard(self, worker: Worker) -> None:
         """Stop ``worker`` at once (it may be running a chunk) and take it out of the pool."""
-        logger.debug("stopping %s (pid %s)", worker.process.name, worker.process.pid)
+        log.debug("stopping %s (pid %s)", worker.process.name, worker.process.pid)
         if worker in self.workers:
             self.workers.remove(worker)
         worker.kill()
