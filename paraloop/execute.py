@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import module_stores
+from . import background_import, module_stores
 from .aggregation_strategies import NOTHING, AggregationStrategy
 from .chunks import Chunk
 from .cpus import queued_seconds
@@ -516,14 +516,18 @@ def _execute(
     began_queued = queued_seconds() if queue else 0.0
     began = time.perf_counter()
     began_cpu = time.process_time()
+    # The process's CPU time, but not an import's in a thread meanwhile (see background_import).
+    began_import = background_import.cpu()
     try:
         kind, value, iterator, names = job.function(iterable, *args)
     finally:
         if clock is not None:
             clock[0] = 0.0
     seconds = time.perf_counter() - began
-    cpu = time.process_time() - began_cpu
+    cpu = max(0.0, time.process_time() - began_cpu - (background_import.cpu() - began_import))
     queued = queued_seconds() - began_queued if queue else 0.0
+    # Nothing process-wide is read while a thread imports (its modules are half made).
+    background_import.joined()
     randoms_after = random_generators() if randoms is not None else None
 
     if kind == DONE and type(iterable) is Until and iterable.ran() < len(items):

@@ -94,13 +94,22 @@ def generators() -> dict[str, int]:
     refuses draws) and :func:`snapshot`.
     """
     states: dict[str, int] = {}
-    random_module = sys.modules.get("random")
+    random_module = _imported("random")
     if random_module is not None:
         states["random"] = hash(random_module.getstate())
-    mtrand = sys.modules.get("numpy.random.mtrand")
+    mtrand = _imported("numpy.random.mtrand")
     if mtrand is not None:
         states["numpy.random.mtrand"] = numpy_state(mtrand)
     return states
+
+
+def _imported(name: str) -> Any:
+    """The module ``name`` if imported, not while another thread still imports it (see
+    paraloop.background_import: multiprocess imports random, half made meanwhile)."""
+    module = sys.modules.get(name)
+    if module is not None and getattr(getattr(module, "__spec__", None), "_initializing", False):
+        return None
+    return module
 
 
 def snapshot(random_states: dict[str, int] | None = None) -> tuple[Any, ...]:

@@ -90,7 +90,6 @@ from ...replay import Continued
 from ...resources import handles_exist
 from ...wire import arrived, encode_outcome, unreadable
 from ..threads import running_chunk
-from .handle import import_cpu
 
 __all__ = [
     "CALLER_SECONDS",
@@ -342,7 +341,6 @@ class CallerWorker:
         self._job_data()
         began = time.perf_counter()
         allowed = self._allowed(chunk, chunker)
-        importing = import_cpu()
         payload = chunk.payload if chunk.payload is not None else serialize.dumps(chunk.items)
         chunk.payload = None
         # As for a worker's chunk: the items' bytes bound the next chunks' size (MAX_CHUNK_BYTES),
@@ -386,8 +384,6 @@ class CallerWorker:
         arrived(travelled, decoding)
         if travelled.kind == DONE and travelled.size < len(chunk.items):
             chunker.give_back(chunk, travelled.size)
-        # The chunk's CPU time is the process's: not the import's in its thread meanwhile.
-        travelled.cpu = max(0.0, travelled.cpu - (import_cpu() - importing))
         self.wall += travelled.seconds
         self.cpu += travelled.cpu
         self.queued += travelled.queued

@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ... import coverage_workers, log, module_globals, serialize
+from ... import background_import, coverage_workers, log, module_globals, serialize
 from ...chunks import Chunk, Chunker
 from ...cpus import available_cpus, waiting_workers
 from ...errors import ParaLoopError
@@ -46,7 +46,7 @@ from ...wire import arrived, job_bytes, unreadable
 from . import caller as _caller
 from .caller import READY_SECONDS, CallerWorker, first_chunks, loop_running, may_run, start_seconds
 from .endings import crashed, final_check, lost, overdue, retire, until_deadline
-from .handle import Worker, import_meanwhile, imported_meanwhile, wait
+from .handle import Worker, wait
 from .policy import LanePolicy
 from .protocol import JOB, NOTHING, WATCHED, Early
 
@@ -187,6 +187,9 @@ def run(
     finally:
         turns.__exit__(None, None, None)
         release(loop)
+        # A loop whose first iteration started importing multiprocess and then ended in the
+        # caller returns once the import is in: no lock of it is held when the program forks.
+        background_import.joined()
 
 
 def _start(
@@ -228,8 +231,10 @@ def _callers_part(loop: Loop, caller: CallerWorker) -> Iterator[Outcome]:
         yield from first_chunks(caller, loop.chunker)
     finally:
         if timer is not None:
+            # Joined too: a callback that already runs may be starting the import, which the
+            # loop then waits for at its end (a thread it missed would outlive the loop).
             timer.cancel()
-    yield from _while_importing(loop)
+            timer.join()
     changed = caller.process_state is not None
     loop.policy.after_caller(caller.wall, caller.cpu, caller.queued, caller.items, changed)
 
@@ -251,43 +256,12 @@ def _import_timer(loop: Loop, caller: CallerWorker) -> threading.Timer | None:
 
     def first_chunk_runs() -> None:
         if not caller.items:
-            import_meanwhile()
+            background_import.start()
 
     timer = threading.Timer(2 * _caller.CALLER_SECONDS, first_chunk_runs)
     timer.daemon = True
     timer.start()
     return timer
-
-
-def _while_importing(loop: Loop) -> Iterator[Outcome]:
-    """The loop goes to workers and multiprocess is still importing in its thread (see
-    _import_timer): where the caller's iterations mostly wait (requests, files), the caller
-    runs chunks of about twice the budget meanwhile, still in order.  Not where they compute:
-    the import and the iterations take turns at the GIL (a numpy loop's iteration took 36 ms
-    instead of 15), and the workers start when it is in either way."""
-    caller, chunker = loop.caller, loop.chunker
-    importing = imported_meanwhile()
-    if (
-        importing is None
-        or caller is None
-        or caller.cpu >= caller.wall / 2
-        or not loop.to_start
-        or chunker.exhausted
-        or chunker.stopped
-    ):
-        return
-    while importing.is_alive() and caller.process_state is None:
-        # Twice the budget: the import may end in the middle of a chunk, which the workers
-        # then wait for; each chunk costs the caller a tenth of a millisecond or more.
-        most = caller.maximum(2 * _caller.CALLER_SECONDS) or 1
-        chunk = caller.next_chunk(chunker, most, minimum=most)
-        if chunk is None:
-            break
-        outcome = caller.run(chunk, chunker, in_order=True)
-        yield outcome
-        if outcome.kind != DONE:
-            return
-    importing.join()
 
 
 def _directory() -> str | None:

@@ -12,7 +12,6 @@ import mmap
 import os
 import signal
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -24,10 +23,6 @@ from .protocol import CHUNK, HEADER, QUIT
 __all__ = [
     "Worker",
     "ctrl_c_held",
-    "import_cpu",
-    "import_meanwhile",
-    "imported_meanwhile",
-    "joined",
     "main_hidden",
     "wait",
 ]
@@ -131,65 +126,6 @@ def _clock(context: Any, method: str) -> Any:
         # where a RawArray (a file in /dev/shm) costs about a millisecond per worker.
         return (ctypes.c_double * 2).from_buffer(mmap.mmap(-1, 16))
     return context.RawArray("d", 2)
-
-
-# multiprocess imported in a thread while the caller runs chunks (see import_meanwhile).
-_importing: threading.Thread | None = None
-_importing_lock = threading.Lock()
-
-
-def import_meanwhile() -> threading.Thread:
-    """Start importing multiprocess (and dill) in a thread, once per process; the thread.
-
-    The caller runs the loop's chunks meanwhile (dispatch.py) and joins the thread before
-    its first worker starts, so no fork happens while the thread holds an import lock.
-    """
-    global _importing
-    with _importing_lock:
-        if _importing is None:
-            _importing = threading.Thread(target=_import, name="paraloop-import", daemon=True)
-            _importing.start()
-        return _importing
-
-
-def import_cpu() -> float:
-    """The CPU seconds the import thread used so far: the caller's chunks run meanwhile, and
-    their process-wide CPU time must not count them (a request would look like computing)."""
-    thread = _importing
-    if thread is None:
-        return 0.0
-    if thread.ident is not None and thread.is_alive():
-        try:
-            return time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
-        except (AttributeError, OSError):  # not on this platform, or it just ended
-            pass
-    thread.join()
-    return _import_seconds[0]
-
-
-def imported_meanwhile() -> threading.Thread | None:
-    """The thread that imports multiprocess, if one was started."""
-    return _importing
-
-
-def joined() -> None:
-    """Before a worker starts (a fork): the import thread, if any, has ended (a child forked
-    while it held an import lock could not import that module)."""
-    thread = _importing
-    if thread is not None:
-        thread.join()
-
-
-_import_seconds = [0.0]
-
-
-def _import() -> None:
-    try:
-        import multiprocess.connection  # noqa: F401
-    except BaseException:  # noqa: BLE001 - imported again where a worker starts, and reported there
-        pass
-    finally:
-        _import_seconds[0] = time.thread_time()
 
 
 def wait(objects: list[Any], timeout: float | None) -> list[Any]:

@@ -29,12 +29,12 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from ... import coverage_workers, log
+from ... import background_import, coverage_workers, log
 from ...chunks import Chunker
 from ...execute import Job, Outcome
 from . import dispatch
 from .caller import forking
-from .handle import Worker, ctrl_c_held, joined
+from .handle import Worker, ctrl_c_held
 
 __all__ = ["ProcessPool", "default_method", "get_pool", "shutdown_pools"]
 
@@ -56,7 +56,7 @@ class ProcessPool:
     def context(self) -> Any:
         """multiprocess's context for the pool's start method (importing multiprocess)."""
         if self._context is None:
-            joined()  # an import of it in a thread, started while the caller ran chunks
+            background_import.joined()  # its import in a thread, if one started (see there)
             import multiprocess
 
             self._context = multiprocess.get_context(self._asked)

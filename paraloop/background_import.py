@@ -1,0 +1,88 @@
+"""multiprocess imported in a thread while the caller runs a loop's slow first iteration.
+
+multiprocess (with dill) loads on demand, when a loop starts its first worker: 25-30 ms a
+program whose loops end in the caller never pays.  A loop whose first iteration is slow
+(a request, a file: see ``dispatch._import_timer``) is likely to go to workers, so the
+import starts in a thread while that iteration runs, and the workers start sooner.
+
+A thread that imports holds the import system's locks of the modules it is importing, and
+fills namespaces other code may look at.  So:
+
+- a chunk reads nothing process-wide (the random generators, the program's modules) while
+  the thread runs: ``execute`` joins it after the chunk's iterations, before it looks;
+- no fork happens while it runs: a child would keep a lock no thread of its own releases,
+  and hang importing that module.  Every fork in the process (the program's own, paraloop's
+  workers) first waits for it (``os.register_at_fork``), and a loop joins it before it
+  returns to the program;
+- its CPU time is not the caller's chunk's (see :func:`cpu`).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+__all__ = ["cpu", "joined", "start"]
+
+# How long anything waits for the import: far longer than it takes (an import that hangs
+# would hang the synchronous one too; this one then gives up waiting rather than hang).
+WAIT_SECONDS = 30.0
+
+_thread: threading.Thread | None = None
+_lock = threading.Lock()
+_seconds = [0.0]
+
+
+def start() -> None:
+    """Start importing multiprocess in a thread, once per process (not in a fork's child)."""
+    global _thread
+    with _lock:
+        if _thread is not None:
+            return
+        thread = threading.Thread(target=_import, name="paraloop-import", daemon=True)
+        thread.start()
+        # Published once started: joined() and cpu() never see a thread that cannot be joined.
+        _thread = thread
+
+
+def joined() -> None:
+    """Wait until the import thread, if any, has ended (for at most WAIT_SECONDS)."""
+    thread = _thread
+    if thread is not None and thread.is_alive() and thread is not threading.current_thread():
+        thread.join(WAIT_SECONDS)
+
+
+def cpu() -> float:
+    """The CPU seconds the import thread used so far: a chunk the caller ran meanwhile measures
+    its process's CPU time, which must not count the import's (a request would look like
+    computing, and the workers would probe before running lanes)."""
+    thread = _thread
+    if thread is None:
+        return 0.0
+    if thread.ident is not None and thread.is_alive():
+        try:
+            return time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
+        except (AttributeError, OSError):  # not on this platform, or it just ended
+            pass
+    joined()
+    return _seconds[0]
+
+
+def _import() -> None:
+    try:
+        import multiprocess.connection  # noqa: F401
+    except BaseException:  # noqa: BLE001 - imported again where a worker starts, and reported there
+        pass
+    finally:
+        _seconds[0] = time.thread_time()
+
+
+def _forget_in_child() -> None:
+    # The parent's thread is not the child's (and the fork waited for it to end).
+    global _thread
+    _thread = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=joined, after_in_child=_forget_in_child)
