@@ -650,17 +650,18 @@ def test_a_slow_first_iteration_alone_does_not_hand_the_loop_over(
 ) -> None:
     """The loop's first iteration may carry one-off costs (a first call's caches, a first
     connection): one that passed the budget alone is not the measure of the rest.  The caller
-    times another before it decides, and keeps 99 quick iterations that 5 ms each would have
-    sent to workers (started, here, in 0.15 s)."""
+    times another before it decides, and keeps 999 quick iterations that 5 ms each would have
+    sent to workers (started, here, in 1 s: the rest must take the caller under 2 s, which
+    even a busy machine's 0.1 ms sleeps do)."""
     from paraloop.backends.processes import dispatch
 
     for method in caller.START_SECONDS:
-        monkeypatch.setitem(caller.START_SECONDS, method, 0.15)
+        monkeypatch.setitem(caller.START_SECONDS, method, 1.0)
     monkeypatch.setattr(caller, "FORK_SERVER_SECONDS", 0.0)
     monkeypatch.setattr(caller, "IMPORT_SECONDS", 0.0)
-    monkeypatch.setattr(dispatch, "READY_SECONDS", 0.15)
+    monkeypatch.setattr(dispatch, "READY_SECONDS", 1.0)
     module = load_module(FIRST_SLOW)
-    assert module.run(100) == [os.getpid()] * 100
+    assert module.run(1000) == [os.getpid()] * 1000
 
 
 def test_starting_the_first_workers_counts_importing_multiprocess() -> None:
