@@ -71,7 +71,7 @@ def cpu() -> float:
 
 def _import() -> None:
     try:
-        import multiprocess.connection  # noqa: F401
+        import multiprocess.connection  # type: ignore[import-untyped,unused-ignore]  # noqa: F401
     except BaseException:  # noqa: BLE001 - imported again where a worker starts, and reported there
         pass
     finally:
