@@ -376,7 +376,11 @@ from paraloop import ParaLoop, WorkerCrashedError
 done = []
 
 def killer():
-    time.sleep(0.5)
+    # Once a worker runs (a fork server's start takes a loaded machine past half a second).
+    deadline = time.monotonic() + 60
+    while not multiprocess.active_children() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.2)
     os.kill(multiprocess.active_children()[-1].pid, signal.SIGKILL)
 
 threading.Thread(target=killer, daemon=True).start()

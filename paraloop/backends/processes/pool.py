@@ -58,7 +58,13 @@ class ProcessPool:
         if self._context is None:
             background_import.joined()  # its import in a thread, if one started (see there)
             import multiprocess
+            import multiprocess.util
 
+            # After multiprocess.util registered its exit function, which terminates daemonic
+            # children: at exit (last registered, first run) the workers are first asked to
+            # quit, and flush what they printed.  Registered with the pool, before multiprocess
+            # loaded on demand, it ran second, and the workers' prints were lost.
+            _register_exit()
             self._context = multiprocess.get_context(self._asked)
         return self._context
 
@@ -156,8 +162,6 @@ def get_pool(method: str | None) -> ProcessPool:
     with _pools_lock:
         pool = _pools.get(method)
         if pool is None or pool.pid != os.getpid():
-            if pool is None and not _pools:
-                atexit.register(shutdown_pools)
             pool = ProcessPool(method)
             _pools[method] = pool
         return pool
@@ -186,6 +190,17 @@ def _forget_in_child() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_in_child)
+
+
+_exit_registered: list[int] = []
+
+
+def _register_exit() -> None:
+    """Register shutdown_pools at exit, once per process."""
+    with _pools_lock:
+        if os.getpid() not in _exit_registered:
+            _exit_registered.append(os.getpid())
+            atexit.register(shutdown_pools)
 
 
 def shutdown_pools() -> None:
