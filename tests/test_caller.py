@@ -639,7 +639,7 @@ FIRST_SLOW = """
         pids = []
         for i in ParaLoop(range(n), num_processes=2):
             if i == 0:
-                time.sleep(0.005)  # a first iteration's one-off cost; the rest are trivial
+                time.sleep(0.1)  # a first iteration's one-off cost; the rest are trivial
             pids.append(os.getpid())
         return pids
 """
@@ -651,16 +651,18 @@ def test_a_slow_first_iteration_alone_does_not_hand_the_loop_over(
 ) -> None:
     """The loop's first iteration may carry one-off costs (a first call's caches, a first
     connection): one that passed the budget alone is not the measure of the rest.  The caller
-    times another before it decides, and keeps 999 trivial iterations that 5 ms each would have
-    sent to workers (started, here, in 1 s: the rest must take the caller under 2 s, which a
-    busy machine's trivial iterations do; sleeps of 0.1 ms took milliseconds under CI's load)."""
+    times another before it decides, and keeps 999 trivial iterations that 0.1 s each would have
+    sent to workers (started, here, in 10 s, with a measuring limit of 1 s: the rest must take
+    the caller under 20 s, which a busy machine's trivial iterations do, each timed with its
+    chunk's costs; 0.1 ms sleeps and a 2 s margin failed under CI's load)."""
     from paraloop.backends.processes import dispatch
 
     for method in caller.START_SECONDS:
-        monkeypatch.setitem(caller.START_SECONDS, method, 1.0)
+        monkeypatch.setitem(caller.START_SECONDS, method, 10.0)
     monkeypatch.setattr(caller, "FORK_SERVER_SECONDS", 0.0)
     monkeypatch.setattr(caller, "IMPORT_SECONDS", 0.0)
-    monkeypatch.setattr(dispatch, "READY_SECONDS", 1.0)
+    monkeypatch.setattr(caller, "MEASURE_LIMIT", 1.0)
+    monkeypatch.setattr(dispatch, "READY_SECONDS", 10.0)
     module = load_module(FIRST_SLOW)
     assert module.run(1000) == [os.getpid()] * 1000
 
