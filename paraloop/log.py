@@ -15,19 +15,33 @@ from __future__ import annotations
 
 import sys
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 __all__ = ["debug", "info"]
 
 
 def debug(message: str, *args: object, exc_info: bool = False) -> None:
     """Log ``message % args`` at DEBUG on the "paraloop" logger, if logging is imported
     (``exc_info``: with the exception being handled)."""
-    logging = sys.modules.get("logging")
+    logging = _logging()
     if logging is not None:
         logging.getLogger("paraloop").debug(message, *args, exc_info=exc_info)
 
 
 def info(message: str, *args: object) -> None:
     """Log ``message % args`` at INFO on the "paraloop" logger, if logging is imported."""
-    logging = sys.modules.get("logging")
+    logging = _logging()
     if logging is not None:
         logging.getLogger("paraloop").info(message, *args)
+
+
+def _logging() -> Any:
+    """The logging module, once imported: not while a thread imports it (multiprocess, imported
+    in the background during a loop's first iteration, imports it), when its namespace is half
+    made and no handler can be configured yet."""
+    logging = sys.modules.get("logging")
+    if logging is None or getattr(getattr(logging, "__spec__", None), "_initializing", False):
+        return None
+    return logging

@@ -339,18 +339,20 @@ def test_same_size_edit_is_seen_through_the_cache(tmp_path: Path, modules: list[
 
 
 class SourceReads:
-    """Counts the reads of one source file through the rewriting loader's get_data."""
+    """Counts the opens of one source file (audit 'open' events) until the test ends."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch, path: Path) -> None:
-        self.count = 0
-        real = paraloop.hook.loader.ParaLoopLoader.get_data
+        global _audit_installed
+        self.path = str(path)
+        self.paths: list[str] = []
+        if not _audit_installed:
+            sys.addaudithook(_record_open)
+            _audit_installed = True
+        monkeypatch.setattr(sys.modules[__name__], "_opened", self.paths)
 
-        def get_data(loader: Any, where: str) -> bytes:
-            if where == str(path):
-                self.count += 1
-            return real(loader, where)
-
-        monkeypatch.setattr(paraloop.hook.loader.ParaLoopLoader, "get_data", get_data)
+    @property
+    def count(self) -> int:
+        return self.paths.count(self.path)
 
 
 def _age(path: Path, seconds: float) -> None:
@@ -839,7 +841,80 @@ def test_a_cached_plain_module_is_loaded_from_its_pyc_alone(
         assert os.stat(pyc).st_mtime_ns == written  # not compiled again
         assert type(module.__spec__.loader) is importlib.machinery.SourceFileLoader
         assert module.__loader__ is module.__spec__.loader
+        # The path finder's own loader, with nothing of paraloop's left on it.
+        assert vars(module.__loader__) == {"name": name, "path": str(path)}
         assert module.__cached__ == pyc
+
+
+def _edit(path: Path, source: str) -> None:
+    """Rewrite ``path`` as an editor would: a later modification time (a pyc's stamp has whole
+    seconds), the import system told."""
+    before = path.stat().st_mtime_ns
+    path.write_text(textwrap.dedent(source))
+    os.utime(path, ns=(before + 2_000_000_000, before + 2_000_000_000))
+    importlib.invalidate_caches()
+
+
+def test_a_plain_module_edited_to_carry_the_marker_is_rewritten(
+    tmp_path: Path, modules: list[str], bytecode: None
+) -> None:
+    """Its ordinary pyc (written while it was plain, without ParaLoop) is stale: CPython reads the
+    source, whose head now carries the marker, so it is rewritten; and the other way round, a marked
+    module edited to drop the marker loads as a plain one again."""
+    name = unique_name()
+    modules.append(name)
+    path = write(tmp_path / f"{name}.py", "x = 1\n")
+    assert importlib.import_module(name).x == 1
+    pyc = importlib.util.cache_from_source(str(path))
+    assert os.path.exists(pyc)
+    forget(name)
+    _edit(path, sum_module(10))
+    module = import_rewritten(name)
+    assert module.total.value == 45
+    assert module.__cached__ == paraloop.hook.cache.cache_path(str(path))
+    forget(name)
+    _edit(path, "x = 2\n")
+    module = importlib.import_module(name)
+    assert module.x == 2
+    assert type(module.__loader__) is importlib.machinery.SourceFileLoader
+
+
+def test_importing_a_marked_module_writes_no_ordinary_pyc(
+    tmp_path: Path, modules: list[str], bytecode: None, reinstall: None
+) -> None:
+    """CPython's get_code, which compiles a marked module's source through paraloop's loader, would
+    write the rewritten code to the ordinary pyc; a plain import (without the hook) would then run
+    rewritten code, so it is written only to paraloop's cache."""
+    name = unique_name()
+    modules.append(name)
+    path = write(tmp_path / f"{name}.py", sum_module(10))
+    assert import_rewritten(name).total.value == 45
+    pyc = importlib.util.cache_from_source(str(path))
+    assert not os.path.exists(pyc)
+    assert os.path.exists(paraloop.hook.cache.cache_path(str(path)))
+    forget(name)
+    paraloop.uninstall()
+    importlib.invalidate_caches()
+    plain = import_plain(name)  # the plain pyc is compiled from the source now
+    assert plain.total.value == 45
+    assert "__paraloop_rt__" not in vars(plain)
+
+
+def test_a_checked_hash_based_pyc_of_a_module_now_marked_is_rewritten(
+    tmp_path: Path, modules: list[str], bytecode: None
+) -> None:
+    """A checked hash-based pyc is validated against the source, which CPython reads: the source's
+    head decides, so a module whose source gained the marker is rewritten."""
+    import py_compile
+
+    name = unique_name()
+    modules.append(name)
+    path = write(tmp_path / f"{name}.py", "x = 1\n")
+    pyc = importlib.util.cache_from_source(str(path))
+    py_compile.compile(str(path), pyc, invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH)
+    _edit(path, sum_module(10))
+    module = import_rewritten(name)
+    assert module.total.value == 45
 
 
 def test_a_marked_module_with_a_plain_pyc_is_rewritten(

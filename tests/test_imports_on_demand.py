@@ -161,3 +161,47 @@ def test_multiprocess_imports_while_a_waiting_first_iteration_runs(tmp_path: Pat
     # The caller's first chunk (up to 16 items, one ran), then the workers' first chunks.
     assert seen["sizes"][0] == 16
     assert all(size > 1 for size in seen["sizes"][1:3]), seen["sizes"]
+
+
+HALF_IMPORTED_LOGGING = """
+    import sys, threading
+    sys.path.insert(0, sys.argv[1])
+    import paraloop.log
+    import started  # the stand-in logging's handshake
+
+    importer = threading.Thread(target=__import__, args=("logging",))
+    importer.start()
+    started.begun.wait(10)
+    try:
+        paraloop.log.debug("a line while logging is half imported %s", 1)
+        paraloop.log.info("and another")
+        print("logged nothing, raised nothing")
+    finally:
+        started.finish.set()
+        importer.join()
+    import logging
+    print("then", logging.getLogger is not None)
+"""
+
+
+def test_a_log_line_skips_a_logging_module_another_thread_still_imports(tmp_path: Path) -> None:
+    """multiprocess, imported in a thread during a loop's first iteration, imports logging: a
+    line paraloop logs meanwhile must not use the half-made module (the adversarial suite saw
+    "partially initialized module 'logging' has no attribute 'getLogger'" replace a loop's own
+    error)."""
+    (tmp_path / "started.py").write_text(
+        "import threading\nbegun = threading.Event()\nfinish = threading.Event()\n"
+    )
+    # A module named logging whose top level stops halfway, before getLogger exists.
+    (tmp_path / "logging.py").write_text(
+        "import started\nstarted.begun.set()\nstarted.finish.wait(10)\ndef getLogger(name):\n    return None\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(HALF_IMPORTED_LOGGING), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=product_environment(),
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["logged nothing, raised nothing", "then True"]

@@ -20,6 +20,10 @@ its index).  An edit that keeps the size and sets the time back to the
 nanosecond (``os.utime``) is not seen, as CPython's own pyc, which compares
 whole seconds, does not see it either.
 
+A cache file is trusted as CPython trusts its own bytecode: the loader hands its code to
+CPython's ``get_code`` as a timestamp pyc, so a file damaged after its writing, its header
+intact, fails the import as a damaged pyc does.
+
 Files are written atomically (a temporary file, then ``os.replace``) and
 silently not written when ``sys.dont_write_bytecode`` is set or the directory
 is read-only; ``sys.pycache_prefix`` is honoured.  A cache file is no more
@@ -105,6 +109,10 @@ class Entry:
             and self.size == stat.st_size
             and self.written_ns - self.mtime_ns >= RACY_NS
         )
+
+    def marshalled(self) -> memoryview:
+        """The code, as marshal wrote it."""
+        return memoryview(self._data)[_START:]
 
     def code(self) -> CodeType | None:
         try:

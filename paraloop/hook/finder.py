@@ -20,7 +20,7 @@ import warnings
 
 from ..errors import ParaLoopWarning
 from .cache import cache_path
-from .loader import ParaLoopLoader
+from .loader import DecidingLoader, ParaLoopLoader
 from .marker import has_marker, marker_in_head
 
 TYPE_CHECKING = False
@@ -69,6 +69,18 @@ class ParaLoopFinder:
                     break
         else:
             return None
+        loader = spec.loader
+        if type(loader) is _SOURCE_LOADER:
+            # The path finder's: an ordinary source file (the first test, as the most common).
+            # paraloop's own modules carry no marker, though most name ParaLoop and mention
+            # "paraloop:" in their docstrings (which would have each one's head tokenized).
+            if fullname[:8] == "paraloop" and fullname.partition(".")[0] == "paraloop":
+                return spec
+            # Whether it is marked is decided when it loads, from bytes the import reads anyway.
+            # The loader becomes a DecidingLoader by a change of class (a new loader would be a
+            # cost every import pays), and a plain module's turns back.
+            loader.__class__ = DecidingLoader
+            return spec
         origin = spec.origin
         if (
             not spec.has_location
@@ -76,13 +88,6 @@ class ParaLoopFinder:
             or not origin.endswith(".py")
             or fullname.partition(".")[0] == "paraloop"
         ):
-            # paraloop's own modules carry no marker, though most name ParaLoop and mention
-            # "paraloop:" in their docstrings (which would have each one's head tokenized).
-            return spec
-        loader = spec.loader
-        if type(loader) is _SOURCE_LOADER:
-            # Whether it is marked is decided when it loads, from bytes the import reads anyway.
-            spec.loader = ParaLoopLoader(fullname, origin, marked=None, plain=loader, cached=spec.cached)
             return spec
         if is_typeguard_loader(loader):
             # typeguard's import hook also claims this module: a marked one gets paraloop's

@@ -1,28 +1,28 @@
-"""The loader of source modules: plain ones load as usual, marked ones are rewritten.
+"""The loaders of source modules: plain ones load as usual, marked ones are rewritten.
 
-The finder hands every ordinary source module it finds to a :class:`ParaLoopLoader`
-whose mind is not made up (``marked=None``), so the import system searches once.  The
-loader then decides from bytes that the import reads anyway, and lets CPython's own
-``SourceLoader.get_code`` do everything else (pyc validation, hash-based pycs,
-optimization levels, writing bytecode):
+The finder hands every ordinary source module's loader to a :class:`DecidingLoader` (by
+changing its class), so the import system searches once.  CPython's own
+``SourceLoader.get_code`` then runs unchanged (pyc validation, hash-based pycs,
+optimization levels, writing bytecode), and the loader decides from bytes it reads anyway:
 
-- the ordinary pyc is valid and does not contain ``b"ParaLoop"``: the module never
-  names ``ParaLoop`` (the rewriter acts on nothing else), so the pyc is what a rewrite
-  would give and it loads as usual, its source unread;
-- otherwise the source is read (by CPython) and :meth:`source_to_code` looks for the
-  marker in its leading comment block; a marked module's code comes from paraloop's
-  cache when that was written for exactly these bytes, else from a fresh rewrite.
+- a valid ordinary pyc that does not contain ``b"ParaLoop"``: the module never names
+  ``ParaLoop`` (the rewriter acts on nothing else), so the pyc is what a rewrite would
+  give; it loads as usual, its source unread, and the loader turns back into CPython's;
+- a pyc that names ParaLoop: the source's head is read for the marker;
+- a stale pyc, a checked hash-based one, or none: CPython reads the source, and its
+  leading comment block decides;
+- a marked module: its code comes from paraloop's cache when that was written for exactly
+  these bytes (handed to CPython as a timestamp pyc), else from a fresh rewrite.
 
-A module found plain gets CPython's own loader back on ``__loader__`` and
-``__spec__.loader`` before its code runs, so it looks exactly as without paraloop.
-Rewritten code is never written to the ordinary pyc (a plain import must never load
-it): it lives under paraloop's own cache tag (see :mod:`.cache`).
+Rewritten code is never written to the ordinary pyc (a plain import must never load it):
+it lives under paraloop's own cache tag (see :mod:`.cache`).
 """
 
 from __future__ import annotations
 
 import _imp
 import importlib.machinery
+import importlib.util
 import os
 import sys
 from _weakref import ref  # the weakref module would be one more import for every program
@@ -39,7 +39,7 @@ if TYPE_CHECKING:  # typing, ast and logging cost every program that imports par
     from types import CodeType
     from typing import Any
 
-__all__ = ["ParaLoopLoader", "compile_rewritten"]
+__all__ = ["DecidingLoader", "ParaLoopLoader", "compile_rewritten"]
 
 
 def compile_rewritten(
@@ -89,39 +89,40 @@ def compile_rewritten(
         ) from error
 
 
-# CPython's get_data and get_code, called directly (super() makes an object at every call, and this runs
-# for every module imported).
-_read = importlib.machinery.SourceFileLoader.get_data
-_get_code = importlib.machinery.SourceFileLoader.get_code
+_SOURCE_LOADER = importlib.machinery.SourceFileLoader
+# CPython's get_data, called directly (super() makes an object at every call, and this runs for
+# every module imported).
+_read = _SOURCE_LOADER.get_data
+# The start of a timestamp-based pyc of this interpreter: its magic number and zero flags.
+_TIMESTAMP_PYC = importlib.util.MAGIC_NUMBER + b"\0\0\0\0"
+_UNCHECKED_HASH_PYC = importlib.util.MAGIC_NUMBER + b"\1\0\0\0"
+_CHECKED_HASH_PYC = importlib.util.MAGIC_NUMBER + b"\3\0\0\0"
 
 
-class _Marked(Exception):
-    """Raised through CPython's ``get_code`` when the module turns out to be marked."""
+def _stamp(stat: os.stat_result) -> int:
+    """What a timestamp pyc of the source with ``stat`` holds after its flags (its mtime and size,
+    as CPython writes them), read as one little-endian number."""
+    return (int(stat.st_mtime) & 0xFFFFFFFF) | (stat.st_size & 0xFFFFFFFF) << 32
 
 
 class ParaLoopLoader(importlib.machinery.SourceFileLoader):
-    """A source loader that rewrites ParaLoop loops of marked modules.
+    """A source loader that rewrites the ParaLoop loops of a marked module.
 
-    ``marked``: True rewrites whatever the marker says (``python -m paraloop``, a marked
-    test module pytest also rewrites); None decides at load time (every module the
-    finder hands over), giving ``plain`` (CPython's loader the finder found) back to
-    modules without the marker.  ``cached``: the module's ordinary pyc path, when known.
-    ``next_loader``: the loader of another import hook (typeguard's) that compiles the
-    rewritten tree.
+    ``python -m paraloop`` and the finder (for a marked test module that pytest's or
+    typeguard's hook also claims) make these; every other source module is handed to a
+    :class:`DecidingLoader`, which becomes one of these once it finds the marker.
+    ``cached``: the module's ordinary pyc path, when known.  ``next_loader``: the loader
+    of another import hook (typeguard's) that compiles the rewritten tree.
     """
 
-    # Defaults on the class: the finder makes one of these for every source module imported,
-    # and each attribute set in __init__ is a cost every import pays.
+    # Defaults on the class: a DecidingLoader is CPython's loader with its class changed, and
+    # has none of the attributes __init__ sets.
+    marked: bool | None = True  # None: not decided yet (a DecidingLoader's)
     pytest_config: Any = None  # the pytest that also rewrites this module's asserts, if any
-    plain: Any = None
     cached: str | None = None  # the ordinary pyc's path, if the finder knew it
     next_loader: Any = None  # typeguard's loader, when its hook instruments this module too
-    _deciding = False
-    _source: bytes | None = None
     # The source's stat as CPython's get_code took it (before reading the source).
     _stat: os.stat_result | None = None
-    # Code from paraloop's cache, found valid from that stat alone.
-    _code: CodeType | None = None
     # The module made for this loader (one loaded by hand is not in sys.modules).
     _module: ref[ModuleType] | None = None
 
@@ -131,17 +132,12 @@ class ParaLoopLoader(importlib.machinery.SourceFileLoader):
         path: str,
         pytest_config: Any = None,
         *,
-        marked: bool | None = True,
-        plain: Any = None,
         cached: str | None = None,
         next_loader: Any = None,
     ) -> None:
         # FileLoader.__init__'s two attributes, without its call.
         self.name = fullname
         self.path = path
-        self.marked = marked
-        if plain is not None:
-            self.plain = plain
         if cached is not None:
             self.cached = cached
         if pytest_config is not None:
@@ -150,7 +146,7 @@ class ParaLoopLoader(importlib.machinery.SourceFileLoader):
             self.next_loader = next_loader
 
     def create_module(self, spec: ModuleSpec) -> ModuleType:
-        # What the import system makes when a loader returns None, made here so that get_code
+        # What the import system makes when a loader returns None, made here so that the loader
         # knows the module.  (Not exec_module: a frame of paraloop's would then stand in the
         # traceback of every error raised while any module runs its top level.)
         module = ModuleType(spec.name)
@@ -158,38 +154,8 @@ class ParaLoopLoader(importlib.machinery.SourceFileLoader):
         return module
 
     def get_code(self, fullname: str) -> CodeType:
-        if not self.marked:
-            # CPython's own path; get_data and source_to_code below decide about the marker.
-            self._deciding = self.marked is None
-            try:
-                code = _get_code(self, fullname)
-            except _Marked:
-                code = None
-            finally:
-                self._deciding = False
-            if code is not None:
-                plain = self.plain
-                if plain is not None:
-                    # Found plain and being imported (not runpy asking for code): CPython's loader
-                    # shows on it, as without paraloop.
-                    made = self._module() if self._module is not None else None
-                    module = made if made is not None else sys.modules.get(fullname)
-                    spec = getattr(module, "__spec__", None)
-                    if (
-                        module is not None
-                        and spec is not None
-                        and getattr(module, "__loader__", None) is self
-                    ):
-                        module.__loader__ = spec.loader = plain
-                return code
         code, cached_at = self._rewritten()
-        made = self._module() if self._module is not None else None
-        module = made if made is not None else sys.modules.get(fullname)
-        spec = getattr(module, "__spec__", None)
-        if module is not None and spec is not None and getattr(module, "__loader__", None) is self:
-            # Being imported (not runpy asking for code): show where its code came from.
-            spec.cached = cached_at
-            setattr(module, "__cached__", cached_at)  # noqa: B010 - not in ModuleType's stubs
+        self._show_cached(fullname, cached_at)
         return code
 
     def path_stats(self, path: str) -> dict[str, Any]:
@@ -197,48 +163,42 @@ class ParaLoopLoader(importlib.machinery.SourceFileLoader):
         stat = self._stat = os.stat(path)
         return {"mtime": stat.st_mtime, "size": stat.st_size}
 
-    def get_data(self, path: str) -> bytes:
-        if not (self._deciding and path.endswith(".pyc")):
-            return _read(self, path)
-        try:
-            data = _read(self, path)
-        except OSError:
-            # No ordinary pyc (a marked module never has one): paraloop's cache, if valid for
-            # this stat and written for a source that carried the marker, settles it unread.
-            if self.marked is None and self._stat is not None:
-                entry = cache.load(cache.beside(path))
-                if entry is not None and entry.marked and entry.fresh(self._stat):
-                    self._code = entry.code()
-                    if self._code is not None:
-                        self.marked = True
-                        raise _Marked from None
-            raise
-        # get_code read the module's ordinary pyc (the only .pyc it reads) and is about to use
-        # it.  Code that never names ParaLoop (or a reserved __paraloop name) is the same
-        # rewritten or not: only then is the marker worth looking for.
-        if (b"ParaLoop" in data or b"__paraloop" in data) and has_marker(self.path):
-            self.marked = True
-            raise _Marked
-        return data
-
     def source_to_code(self, data: Any, path: Any, *, _optimize: int = -1) -> CodeType:  # type: ignore[override]
-        if self._deciding and self.marked is None:
-            source = data if isinstance(data, bytes) else str(data).encode("utf-8")
-            self.marked = marker_in_head(source[:HEAD_BYTES])
-            if self.marked:
-                self._source = source
-                raise _Marked
-        if self.marked:
+        if self.marked is None and not marker_in_head(_bytes(data)[:HEAD_BYTES]):
+            return super().source_to_code(data, path, _optimize=_optimize)
+        if self.pytest_config is not None or self.next_loader is not None or path != self.path:
             return compile_rewritten(data, path, _optimize, self.pytest_config, self.next_loader)
-        return super().source_to_code(data, path, _optimize=_optimize)
+        # A DecidingLoader that found the marker as CPython's get_code read the source: paraloop's
+        # cache, when written for exactly these bytes, else a rewrite, cached.
+        source = _bytes(data)
+        cached_at = cache.cache_path(path)
+        code = cache.read(cached_at, cache.load(cached_at), source, self._stat)
+        if code is None:
+            code = compile_rewritten(source, path, _optimize)
+            cache.write(cached_at, None, source, code, self._stat)
+        else:
+            code = self._loaded(code, path)
+        self._show_cached(self.name, cached_at)
+        return code
+
+    def set_data(self, path: str, data: bytes, *, _mode: int = 0o666) -> None:  # type: ignore[override]
+        # CPython's get_code, reading a marked module's source, would write the rewritten code to
+        # the ordinary pyc, which a plain import would then load: it lives in paraloop's cache.
+        return
+
+    def _show_cached(self, fullname: str, cached_at: str | None) -> None:
+        """Shows on the module being imported (not when runpy asks for code) where its code came from."""
+        made = self._module() if self._module is not None else None
+        module = made if made is not None else sys.modules.get(fullname)
+        spec = getattr(module, "__spec__", None)
+        if module is not None and spec is not None and getattr(module, "__loader__", None) is self:
+            spec.cached = cached_at
+            setattr(module, "__cached__", cached_at)  # noqa: B010 - not in ModuleType's stubs
 
     def _rewritten(self) -> tuple[CodeType, str | None]:
         """The rewritten code, from paraloop's cache when it was written for this source."""
         path = self.path
         cached_at = cache.beside(self.cached) if self.cached else cache.cache_path(path)
-        code, self._code = self._code, None
-        if code is not None:
-            return self._loaded(code, path), cached_at
         # Taken before the source is read: a change in between then makes the cache look stale.
         stat, self._stat = self._stat, None
         if stat is None:
@@ -246,14 +206,12 @@ class ParaLoopLoader(importlib.machinery.SourceFileLoader):
                 stat = os.stat(path)
             except OSError:
                 stat = None
-        source, self._source = self._source, None
         both = self.pytest_config is not None or self.next_loader is not None
         entry = None if both else cache.load(cached_at)
         if entry is not None and stat is not None and entry.fresh(stat):
             if (code := entry.code()) is not None:
                 return self._loaded(code, path), cached_at
-        if source is None:
-            source = self.get_data(path)
+        source = self.get_data(path)
         if both:
             # Both rewrites: not cached, since pytest's depends on its configuration (and pytest
             # does not cache a test module it did not rewrite alone either), typeguard's on its
@@ -274,3 +232,89 @@ class ParaLoopLoader(importlib.machinery.SourceFileLoader):
         # interpreter does for its own bytecode, record the current path.
         _imp._fix_co_filename(code, path)  # type: ignore[attr-defined]
         return code
+
+
+class DecidingLoader(ParaLoopLoader):
+    """CPython's loader of a source module, taken over by the finder until it knows whether the
+    module is marked.
+
+    The finder changes the class of the loader the path finder made (no new object: every
+    import pays for what happens here).  CPython's own ``get_code`` runs unchanged, and this
+    decides from the bytes it reads (see the module's docstring): a plain module's loader turns
+    back into CPython's before its code runs, a marked one's into a :class:`ParaLoopLoader`.
+    """
+
+    marked = None
+    get_code = _SOURCE_LOADER.get_code  # type: ignore[assignment]
+
+    def get_data(self, path: str) -> bytes:
+        if path[-4:] != ".pyc":
+            data = _read(self, path)
+            if path == self.path:
+                # CPython reads the source (no pyc, a stale one, a hash-based one to check): its
+                # head decides.
+                if marker_in_head(data[:HEAD_BYTES]):
+                    self.__class__ = ParaLoopLoader  # type: ignore[assignment]
+                else:
+                    self._plain()
+            return data
+        stat = self._stat
+        try:
+            data = _read(self, path)
+        except OSError:
+            # No ordinary pyc (a marked module never has one): paraloop's cache, valid for this
+            # stat and written for a source that carried the marker, settles it unread.
+            if stat is not None and (code := self._from_cache(path, stat)) is not None:
+                return code
+            raise
+        # Code that never names ParaLoop is the same rewritten or not: only then is the marker
+        # worth looking for.  (A marked module with a plain pyc that uses a name reserved for
+        # paraloop, "__paraloop...", but no ParaLoop loop, loads from that pyc, as written, and
+        # is not refused: a second search of every module's pyc would cost every import.)
+        # (find, not "in": bytes.__contains__ first tries the needle as an integer, and makes and
+        # drops a TypeError for every module.)
+        if data.find(b"ParaLoop") >= 0 and has_marker(self.path):
+            if stat is not None and (code := self._from_cache(path, stat)) is not None:
+                return code
+            # CPython then reads the source, and ParaLoopLoader.source_to_code rewrites it.
+            self.__class__ = ParaLoopLoader  # type: ignore[assignment]
+            raise FileNotFoundError(path)
+        head = data[:8]
+        if head == _TIMESTAMP_PYC:
+            if stat is None or int.from_bytes(data[8:16], "little") != _stamp(stat):
+                return data  # stale: CPython reads the source next, and its head decides
+        elif not (
+            (head == _UNCHECKED_HASH_PYC and _imp.check_hash_based_pycs != "always")
+            or (head == _CHECKED_HASH_PYC and _imp.check_hash_based_pycs == "never")
+        ):
+            return data  # CPython checks it against the source, whose head then decides
+        # CPython uses this pyc: not marked.  (_plain, inline: this runs for every import.)
+        self.__class__ = _SOURCE_LOADER  # type: ignore[assignment]
+        state = self.__dict__
+        state.pop("_stat", None)
+        state.pop("_module", None)
+        return data
+
+    def _from_cache(self, path: str, stat: os.stat_result) -> bytes | None:
+        """Paraloop's cache beside the ordinary pyc ``path``, if written for a marked source with
+        ``stat``, as a timestamp pyc that CPython's get_code takes (it checks the stamp again,
+        unmarshals and records the module's current path, as for its own bytecode)."""
+        cached_at = cache.beside(path)
+        entry = cache.load(cached_at)
+        if entry is None or not entry.marked or not entry.fresh(stat):
+            return None
+        self.__class__ = ParaLoopLoader  # type: ignore[assignment]
+        self._show_cached(self.name, cached_at)
+        log.debug("loaded rewritten %s from its cache", self.path)
+        return _TIMESTAMP_PYC + _stamp(stat).to_bytes(8, "little") + entry.marshalled()
+
+    def _plain(self) -> None:
+        """Not marked: CPython's loader again, the very object the path finder made."""
+        self.__class__ = _SOURCE_LOADER  # type: ignore[assignment]
+        state = self.__dict__
+        state.pop("_stat", None)
+        state.pop("_module", None)
+
+
+def _bytes(data: Any) -> bytes:
+    return data if isinstance(data, bytes) else str(data).encode("utf-8")
