@@ -26,7 +26,7 @@ import sys
 import types
 from typing import Any
 
-from . import serialize
+from . import loaded_modules, serialize
 
 __all__ = ["changed", "snapshot"]
 
@@ -55,25 +55,10 @@ def _programs_modules() -> list[types.ModuleType]:
         # paraloop's own (dozens), the script.
         # And paraloop's own dependencies, wherever installed: multiprocess may be importing
         # in a thread meanwhile (see handle.import_meanwhile), its namespace half made.
-        skipped = {
-            *getattr(sys, "stdlib_module_names", ()),
-            "paraloop",
-            "multiprocess",
-            "_multiprocess",
-            "dill",
-            *_MAIN,
-        }
-        for name, module in list(sys.modules.items()):
-            if name.partition(".")[0] in skipped:
-                continue
-            try:
-                # The namespace, not getattr: a module's __getattr__ may import on demand.
-                filename = vars(module).get("__file__")
-            except TypeError:
-                continue  # not a module (sys.modules may hold anything)
+        skipped = {*loaded_modules.STDLIB, "paraloop", "multiprocess", "_multiprocess", "dill", *_MAIN}
+        for name, module, filename in loaded_modules.with_files(skipped):
             if (
-                type(filename) is str
-                and not filename.startswith(prefixes)
+                not filename.startswith(prefixes)
                 and vars(module).get("__name__") not in _MAIN
                 and serialize._stand_ins.get(name) is not module
             ):

@@ -29,6 +29,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+from . import loaded_modules
 from .cpus import available_cpus
 from .linux import linux_facilities
 
@@ -97,18 +98,9 @@ def native_loaded() -> bool:
 def _extensions_beyond_stdlib() -> bool:
     """Whether a module of sys.modules is an extension module (a ``.so``) of a package beyond the
     standard library: one C call per module, the standard library's skipped by name."""
-    stdlib = getattr(sys, "stdlib_module_names", ())
-    for name, module in list(sys.modules.items()):
-        if name.partition(".")[0] in stdlib:
-            continue
-        try:
-            # The namespace, not getattr: a module's __getattr__ may import on demand.
-            filename = vars(module).get("__file__")
-        except TypeError:
-            continue  # not a module (sys.modules may hold anything)
-        if type(filename) is str and filename.endswith(".so"):
-            return True
-    return False
+    return any(
+        filename.endswith(".so") for _, _, filename in loaded_modules.with_files(loaded_modules.STDLIB)
+    )
 
 
 def user_choice() -> bool:

@@ -45,9 +45,6 @@ __all__ = ["infer_reductions"]
 _CONTAINERS = (list, dict, set, frozenset, bytearray, deque, Counter, OrderedDict, defaultdict)
 
 
-_NUMBERS = frozenset({int, float, complex, bool})
-
-
 def _is_numpy_array(value: object) -> bool:
     return type(value).__module__ == "numpy" and type(value).__name__ == "ndarray"
 
@@ -276,7 +273,9 @@ def replay_operation(strategy: AggregationStrategy, value: object, forms: Set[Fo
         # Numbers, whole ones included: a later term may be a float.  (Told apart from a mapping
         # by type first: an isinstance() against the Mapping ABC after any ABC was registered
         # walks all its subclasses, 0.1 ms of a 10-iteration loop.)
-        return None if type(value) not in _NUMBERS and isinstance(value, Mapping) else operation
+        return (
+            None if type(value) not in strategies._PLAIN_NUMBERS and isinstance(value, Mapping) else operation
+        )
     if _is_numpy_array(value):
         return operation if _inexact(value) else None
     if isinstance(value, Mapping):

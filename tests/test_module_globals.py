@@ -164,5 +164,8 @@ def test_a_method_of_the_items_class_reads_the_programs_global(
         def run(samples):
             return [sample.score() for sample in ParaLoop(samples, num_processes=2, chunksize=2)]
     """)
+    # A program whose pool started before the global changed (under fork a pool forked after the
+    # change would see it by the fork's copy, and the outcome would depend on the tests before).
+    assert module.run([models.Sample(x) for x in range(4)]) == [0, 1, 2, 3]
     models.FACTOR = 10
     assert module.run([models.Sample(x) for x in range(8)]) == [x * 10 for x in range(8)]

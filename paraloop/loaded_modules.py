@@ -1,0 +1,32 @@
+"""The program's modules and their files, for the scans that look past the standard library.
+
+``module_stores`` (the program's own modules, whose globals a loop may change) and
+``native_threads`` (is an extension module of a package loaded?) walk ``sys.modules``
+the same way: skip whole top-level packages by name at a set lookup each (the standard
+library is most of ``sys.modules``), and read each remaining module's ``__file__`` from its
+namespace (``getattr`` could run a module's ``__getattr__``, which may import on demand).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+__all__ = ["STDLIB", "with_files"]
+
+STDLIB: frozenset[str] = frozenset(getattr(sys, "stdlib_module_names", ()))
+
+
+def with_files(skipped: frozenset[str] | set[str]) -> Iterator[tuple[str, Any, str]]:
+    """(name, module, file) of each module in ``sys.modules`` whose top-level package is not in
+    ``skipped`` and whose namespace names a file (a string ``__file__``)."""
+    for name, module in list(sys.modules.items()):
+        if name.partition(".")[0] in skipped:
+            continue
+        try:
+            filename = vars(module).get("__file__")
+        except TypeError:
+            continue  # not a module (sys.modules may hold anything)
+        if type(filename) is str:
+            yield name, module, filename
