@@ -1,4 +1,8 @@
-"""The program's modules and their files, for the scans that look past the standard library.
+"""The program's modules as ``sys.modules`` holds them, read without importing anything.
+
+:func:`imported` gives a module once its import has finished: paraloop's log lines and its
+process-state checks read logging, random and numpy only then (multiprocess, imported in a
+thread during a loop's first iteration, imports logging and random, half made meanwhile).
 
 ``module_stores`` (the program's own modules, whose globals a loop may change) and
 ``native_threads`` (is an extension module of a package loaded?) walk ``sys.modules``
@@ -10,10 +14,13 @@ namespace (``getattr`` could run a module's ``__getattr__``, which may import on
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
-from typing import Any
 
-__all__ = ["STDLIB", "with_files"]
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # paraloop.log imports this module for every program that imports paraloop
+    from collections.abc import Iterator
+    from typing import Any
+
+__all__ = ["STDLIB", "imported", "with_files"]
 
 STDLIB: frozenset[str] = frozenset(getattr(sys, "stdlib_module_names", ()))
 
@@ -30,3 +37,12 @@ def with_files(skipped: frozenset[str] | set[str]) -> Iterator[tuple[str, Any, s
             continue  # not a module (sys.modules may hold anything)
         if type(filename) is str:
             yield name, module, filename
+
+
+def imported(name: str) -> Any:
+    """The module ``name`` if imported, not while a thread still imports it (its namespace half
+    made), else None."""
+    module = sys.modules.get(name)
+    if module is not None and getattr(getattr(module, "__spec__", None), "_initializing", False):
+        return None
+    return module

@@ -38,10 +38,9 @@ def info(message: str, *args: object) -> None:
 
 
 def _logging() -> Any:
-    """The logging module, once imported: not while a thread imports it (multiprocess, imported
-    in the background during a loop's first iteration, imports it), when its namespace is half
-    made and no handler can be configured yet."""
-    logging = sys.modules.get("logging")
-    if logging is None or getattr(getattr(logging, "__spec__", None), "_initializing", False):
-        return None
-    return logging
+    """The logging module, once imported, and not while a thread still imports it."""
+    if "logging" not in sys.modules:
+        return None  # most programs: and import paraloop imports no more than this module
+    from .loaded_modules import imported
+
+    return imported("logging")

@@ -24,6 +24,8 @@ import os
 import sys
 from typing import Any
 
+from .loaded_modules import imported
+
 __all__ = ["changed", "count_writes", "describe", "generators", "numpy_state", "snapshot"]
 
 # Functions of these modules change what every thread of the process sees.
@@ -94,22 +96,13 @@ def generators() -> dict[str, int]:
     refuses draws) and :func:`snapshot`.
     """
     states: dict[str, int] = {}
-    random_module = _imported("random")
+    random_module = imported("random")
     if random_module is not None:
         states["random"] = hash(random_module.getstate())
-    mtrand = _imported("numpy.random.mtrand")
+    mtrand = imported("numpy.random.mtrand")
     if mtrand is not None:
         states["numpy.random.mtrand"] = numpy_state(mtrand)
     return states
-
-
-def _imported(name: str) -> Any:
-    """The module ``name`` if imported, not while another thread still imports it (see
-    paraloop.background_import: multiprocess imports random, half made meanwhile)."""
-    module = sys.modules.get(name)
-    if module is not None and getattr(getattr(module, "__spec__", None), "_initializing", False):
-        return None
-    return module
 
 
 def snapshot(random_states: dict[str, int] | None = None) -> tuple[Any, ...]:

@@ -116,7 +116,7 @@ class Entry:
 
     def code(self) -> CodeType | None:
         try:
-            code = marshal.loads(memoryview(self._data)[_START:])
+            code = marshal.loads(self.marshalled())
         except (EOFError, ValueError, TypeError):
             return None
         return code if isinstance(code, CodeType) else None

@@ -170,14 +170,10 @@ class ParaLoopLoader(importlib.machinery.SourceFileLoader):
             return compile_rewritten(data, path, _optimize, self.pytest_config, self.next_loader)
         # A DecidingLoader that found the marker as CPython's get_code read the source: paraloop's
         # cache, when written for exactly these bytes, else a rewrite, cached.
-        source = _bytes(data)
-        cached_at = cache.cache_path(path)
-        code = cache.read(cached_at, cache.load(cached_at), source, self._stat)
-        if code is None:
-            code = compile_rewritten(source, path, _optimize)
-            cache.write(cached_at, None, source, code, self._stat)
-        else:
-            code = self._loaded(code, path)
+        cached_at = self._cache_at()
+        code = self._cached_or_rewritten(
+            _bytes(data), cached_at, cache.load(cached_at), self._stat, _optimize
+        )
         self._show_cached(self.name, cached_at)
         return code
 
@@ -198,7 +194,7 @@ class ParaLoopLoader(importlib.machinery.SourceFileLoader):
     def _rewritten(self) -> tuple[CodeType, str | None]:
         """The rewritten code, from paraloop's cache when it was written for this source."""
         path = self.path
-        cached_at = cache.beside(self.cached) if self.cached else cache.cache_path(path)
+        cached_at = self._cache_at()
         # Taken before the source is read: a change in between then makes the cache look stale.
         stat, self._stat = self._stat, None
         if stat is None:
@@ -218,12 +214,28 @@ class ParaLoopLoader(importlib.machinery.SourceFileLoader):
             # version (typeguard caches under a tag of its own).
             rewritten = compile_rewritten(source, path, -1, self.pytest_config, self.next_loader)
             return rewritten, cache.cache_path(path)
+        return self._cached_or_rewritten(source, cached_at, entry, stat), cached_at
+
+    def _cache_at(self) -> str | None:
+        """Where paraloop caches this module's rewritten code."""
+        return cache.beside(self.cached) if self.cached else cache.cache_path(self.path)
+
+    def _cached_or_rewritten(
+        self,
+        source: bytes,
+        cached_at: str | None,
+        entry: cache.Entry | None,
+        stat: os.stat_result | None,
+        optimize: int = -1,
+    ) -> CodeType:
+        """The code of paraloop's cache ``entry`` (at ``cached_at``) if written for exactly these
+        bytes, else their rewrite, cached there."""
         code = cache.read(cached_at, entry, source, stat)
         if code is not None:
-            return self._loaded(code, path), cached_at
-        code = compile_rewritten(source, path)
+            return self._loaded(code, self.path)
+        code = compile_rewritten(source, self.path, optimize)
         cache.write(cached_at, None, source, code, stat)
-        return code, cached_at
+        return code
 
     @staticmethod
     def _loaded(code: CodeType, path: str) -> CodeType:
@@ -288,11 +300,7 @@ class DecidingLoader(ParaLoopLoader):
             or (head == _CHECKED_HASH_PYC and _imp.check_hash_based_pycs == "never")
         ):
             return data  # CPython checks it against the source, whose head then decides
-        # CPython uses this pyc: not marked.  (_plain, inline: this runs for every import.)
-        self.__class__ = _SOURCE_LOADER  # type: ignore[assignment]
-        state = self.__dict__
-        state.pop("_stat", None)
-        state.pop("_module", None)
+        self._plain()  # CPython uses this pyc: not marked
         return data
 
     def _from_cache(self, path: str, stat: os.stat_result) -> bytes | None:
