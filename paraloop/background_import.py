@@ -2,7 +2,7 @@
 
 multiprocess (with dill) loads on demand, when a loop starts its first worker: 25-30 ms a
 program whose loops end in the caller never pays.  A loop whose first iteration is slow
-(a request, a file: see ``dispatch._import_timer``) is likely to go to workers, so the
+(a request, a file: see ``dispatch._ImportTimer``) is likely to go to workers, so the
 import starts in a thread while that iteration runs, and the workers start sooner.
 
 A thread that imports holds the import system's locks of the modules it is importing, and

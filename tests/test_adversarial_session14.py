@@ -1,6 +1,6 @@
 """Adversarial pass (session 14) on today's changes: the caller's first chunk of up to 16 items,
 multiprocess imported on demand, and imported in a thread ("paraloop-import") while a slow first
-iteration runs (paraloop.background_import, dispatch._import_timer; the first version also ran
+iteration runs (paraloop.background_import, dispatch._ImportTimer; the first version also ran
 more caller chunks while importing, dispatch._while_importing, removed after findings 1-3).
 
 Every program runs as a user runs it (``python -m paraloop script.py``) with paraloop's own

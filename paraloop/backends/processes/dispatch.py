@@ -25,11 +25,11 @@ chunks are stopped and the others are handed back to the pool.
 
 from __future__ import annotations
 
+import _thread
 import itertools
 import os
 import pickle
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -226,42 +226,69 @@ def _start(
 def _callers_part(loop: Loop, caller: CallerWorker) -> Iterator[Outcome]:
     """The loop's first chunks, run by the caller (see caller.py), and more while multiprocess
     imports; what they measured then sets the workers' lanes (see policy.py)."""
-    timer = _import_timer(loop, caller)
+    timer = _ImportTimer.start(loop, caller)
     try:
         yield from first_chunks(caller, loop.chunker)
     finally:
         if timer is not None:
-            # Joined too: a callback that already runs may be starting the import, which the
-            # loop then waits for at its end (a thread it missed would outlive the loop).
-            timer.cancel()
-            timer.join()
+            timer.stop()
     changed = caller.process_state is not None
     loop.policy.after_caller(caller.wall, caller.cpu, caller.queued, caller.items, changed)
 
 
-def _import_timer(loop: Loop, caller: CallerWorker) -> threading.Timer | None:
+class _ImportTimer:
     """While multiprocess is not imported (it loads on demand, 25-30 ms), a loop that may start
     workers starts importing it in a thread if the caller's first chunk still runs at twice
     the budget (it stops at the budget but for a slow first iteration): a first request of
     30 ms then covers the import.  A loop of quick iterations imports nothing meanwhile, and
     a loop the caller keeps never (an import in a thread took a loop of 100 iterations of
-    0.2 ms, which the caller keeps, from 20 ms to 30: they take turns at the GIL)."""
-    if not loop.to_start or "multiprocess.connection" in sys.modules:
-        return None
-    left = loop.chunker.left()
-    if left is not None and left <= _caller.FIRST_ITEMS:
-        # The first chunk holds the whole loop: no timer thread (starting one cost a loop of
-        # ten trivial iterations 0.1-1 ms).
-        return None
+    0.2 ms, which the caller keeps, from 20 ms to 30: they take turns at the GIL).
 
-    def first_chunk_runs() -> None:
-        if not caller.items:
-            background_import.start()
+    A bare thread (``_thread``), not a ``threading.Timer``: starting and joining a Timer cost
+    a loop 0.3-0.5 ms (its start waits until the new thread runs), one of 100 iterations of
+    0.1 ms included.  Two locks stand in for the Timer's event and its join, so that a stop
+    before the thread ran, or after, is the same; nor is it one of the program's threads that
+    ``threading.active_count()`` counts (the caller's chunks watch the random generators when
+    no other thread could draw from them).
+    """
 
-    timer = threading.Timer(2 * _caller.CALLER_SECONDS, first_chunk_runs)
-    timer.daemon = True
-    timer.start()
-    return timer
+    def __init__(self, caller: CallerWorker) -> None:
+        self._caller = caller
+        self._pid = os.getpid()
+        self._stopped = _thread.allocate_lock()
+        self._stopped.acquire()
+        self._ended = _thread.allocate_lock()
+        self._ended.acquire()
+
+    @classmethod
+    def start(cls, loop: Loop, caller: CallerWorker) -> _ImportTimer | None:
+        """The timer of this loop's first chunk, or None if it needs none."""
+        if not loop.to_start or "multiprocess.connection" in sys.modules:
+            return None
+        left = loop.chunker.left()
+        if left is not None and left <= _caller.FIRST_ITEMS:
+            # The first chunk holds the whole loop: no timer thread (starting one cost a loop
+            # of ten trivial iterations 0.1-1 ms).
+            return None
+        timer = cls(caller)
+        _thread.start_new_thread(timer._run, ())
+        return timer
+
+    def _run(self) -> None:
+        try:
+            if not self._stopped.acquire(timeout=2 * _caller.CALLER_SECONDS) and not self._caller.items:
+                background_import.start()
+        finally:
+            self._ended.release()
+
+    def stop(self) -> None:
+        """Stop the timer and wait for its thread: one that already started the import has
+        published it, and the loop then waits for that at its end (a thread it missed would
+        outlive the loop)."""
+        self._stopped.release()
+        # In a child the program forked meanwhile, the thread is not there to end.
+        if os.getpid() == self._pid:
+            self._ended.acquire()
 
 
 def _directory() -> str | None:
