@@ -17,7 +17,9 @@ On Linux paraloop reads what only Linux offers, and elsewhere does without it:
   they are pickled into the loop's job.
 
 ``PARALOOP_PORTABLE=1`` hides them all, so the test suite runs the fallbacks on Linux as
-they run on macOS (tox's ``portable`` environment).  A testing aid, not a user option.
+they run on macOS (tox's ``portable`` environment).  A testing aid, not a user option: it is
+read once per process (a loop asked six times, and each read of the environment costs
+microseconds).
 """
 
 from __future__ import annotations
@@ -31,6 +33,12 @@ __all__ = ["PORTABLE", "linux_facilities"]
 PORTABLE = "PARALOOP_PORTABLE"
 
 
+_facilities: bool | None = None
+
+
 def linux_facilities() -> bool:
     """Whether paraloop may use Linux-only facilities: on Linux, unless ``PARALOOP_PORTABLE=1``."""
-    return sys.platform.startswith("linux") and os.environ.get(PORTABLE, "").strip() in ("", "0")
+    global _facilities
+    if _facilities is None:
+        _facilities = sys.platform.startswith("linux") and os.environ.get(PORTABLE, "").strip() in ("", "0")
+    return _facilities

@@ -37,28 +37,27 @@ _MAIN = ("__main__", "__mp_main__")
 # The program's modules, found again when sys.modules changes: (what it was then, the modules).
 _found: tuple[Any, list[types.ModuleType]] = (None, [])
 
+_SKIPPED = frozenset({"paraloop", "multiprocess", "_multiprocess", "dill", *_MAIN})
+
 Snapshot = list[tuple[types.ModuleType, dict[str, Any]]]
 
 
 def _programs_modules() -> list[types.ModuleType]:
     global _found
-    # Its size and its last entry: a module added since, or one taken out and another put in
-    # (as tests and reloads do), changes one of them.
-    last = next(reversed(sys.modules), None) if sys.modules else None
-    state = (len(sys.modules), last, id(sys.modules.get(last)) if last is not None else 0)
+    state = loaded_modules.state()
     if _found[0] != state:
         # What serialize.installed tells, as one C call per module (a loop's first chunk pays
         # for the scan of a few hundred modules).
         prefixes = tuple({prefix + "/" for prefix in (sys.prefix, sys.base_prefix, sys.exec_prefix)})
         modules = []
-        # Left out by name, at a set lookup each: the standard library's (most of sys.modules),
-        # paraloop's own (dozens), the script.
-        # And paraloop's own dependencies, wherever installed: multiprocess may be importing
-        # in a thread meanwhile (see handle.import_meanwhile), its namespace half made.
-        skipped = {*loaded_modules.STDLIB, "paraloop", "multiprocess", "_multiprocess", "dill", *_MAIN}
-        for name, module, filename in loaded_modules.with_files(skipped):
+        # Left out by name (the standard library's, most of sys.modules, already is): paraloop's
+        # own (dozens), the script, and paraloop's own dependencies, wherever installed:
+        # multiprocess may be importing in a thread meanwhile (see background_import), its
+        # namespace half made.
+        for name, module, filename in loaded_modules.beyond_stdlib():
             if (
-                not filename.startswith(prefixes)
+                name.partition(".")[0] not in _SKIPPED
+                and not filename.startswith(prefixes)
                 and vars(module).get("__name__") not in _MAIN
                 and serialize._stand_ins.get(name) is not module
             ):

@@ -61,8 +61,8 @@ def _read_all(path: str) -> bytes:
     return b"".join(parts)
 
 
-# (pid, modules imported) when the process's map was last read, and what it held.
-_seen: tuple[int, int, bool] | None = None
+# (pid, loaded_modules.state()) when the process's map was last read, and what it held.
+_seen: tuple[int, Any, bool] | None = None
 
 
 def native_loaded() -> bool:
@@ -78,7 +78,7 @@ def native_loaded() -> bool:
     """
     global _seen
     if linux_facilities():
-        key = (os.getpid(), len(sys.modules))
+        key = (os.getpid(), loaded_modules.state())
         if _seen is not None and _seen[:2] == key:
             return _seen[2]
         if not _extensions_beyond_stdlib():
@@ -98,9 +98,7 @@ def native_loaded() -> bool:
 def _extensions_beyond_stdlib() -> bool:
     """Whether a module of sys.modules is an extension module (a ``.so``) of a package beyond the
     standard library: one C call per module, the standard library's skipped by name."""
-    return any(
-        filename.endswith(".so") for _, _, filename in loaded_modules.with_files(loaded_modules.STDLIB)
-    )
+    return any(filename.endswith(".so") for _, _, filename in loaded_modules.beyond_stdlib())
 
 
 def user_choice() -> bool:
