@@ -328,16 +328,27 @@ class Until:
     plain loop's speed.  Blocks double while one takes under ``BLOCK_SECONDS`` (up to
     ``BLOCK_ITEMS``), and halve when one takes more, so the deadline is kept to within about
     that much, or one block of iterations that turned slow.
+
+    ``keep``, ``after``: a chunk whose stop would only tell the caller to keep the loop goes on
+    instead.  At the deadline, once at least two iterations ran (the first alone may carry
+    one-off costs), if the items left of the chunk and the ``after`` items of the loop past it
+    would take less than ``keep`` seconds at the time an iteration took so far, the deadline
+    moves to twice the time the chunk's items left should take, once.  (A loop of ten
+    iterations of 1 ms, which the caller keeps, was two chunks: 0.4 ms more.)
     """
 
-    __slots__ = ("block_end", "deadline", "inner", "items")
+    __slots__ = ("after", "block_end", "deadline", "inner", "items", "keep")
     BLOCK_SECONDS = 0.0005
     # At most this many items between two looks at the clock: iterations that turn slow inside
     # a block run to its end (a look costs about as much as ten trivial iterations).
     BLOCK_ITEMS = 256
 
-    def __init__(self, items: Any, seconds: float, per_item: float = 0.0) -> None:
+    def __init__(
+        self, items: Any, seconds: float, per_item: float = 0.0, keep: float = 0.0, after: int = 0
+    ) -> None:
         self.items = items
+        self.keep = keep
+        self.after = after
         # Relative until the first block starts (see _blocks).
         self.deadline = seconds
         # The first block, from the time an item took so far (else one item).
@@ -354,11 +365,14 @@ class Until:
         items, count = self.items, len(self.items)
         clock = time.perf_counter
         position, block, began = 0, self.block_end, clock()
+        first = began
         self.deadline += began
         while position < count:
             now = clock()
             if position and now > self.deadline:
-                return
+                if not self._kept(now - first, position, count - position):
+                    return
+                self.deadline = now + 2 * (now - first) / position * (count - position)
             if position:
                 quick = now - began < self.BLOCK_SECONDS
                 block = min(block * 2, self.BLOCK_ITEMS) if quick else max(1, block // 2)
@@ -368,6 +382,11 @@ class Until:
             self.block_end = end
             yield self.inner
             position = end
+
+    def _kept(self, seconds: float, ran: int, left: int) -> bool:
+        """Whether the chunk goes on past its deadline (see ``keep``): once at most."""
+        keep, self.keep = self.keep, 0.0
+        return ran > 1 and seconds / ran * (left + self.after) < keep
 
     def ran(self) -> int:
         """How many items the chunk took so far (the one an iteration that stopped the chunk
@@ -453,7 +472,7 @@ def execute_chunk(
     state: str | None = None,
     continued: Mapping[str, Any] | None = None,
     alone: bool = True,
-    deadline: tuple[float, float] | None = None,
+    deadline: tuple[float, float, float, int] | None = None,
 ) -> Outcome:
     """Run one chunk on private copies; with ``queue``, also measure its time queued for a CPU.
 
@@ -463,8 +482,9 @@ def execute_chunk(
     place of being recorded.  ``alone``: no other thread of this process may draw from
     the global random generators meanwhile (a worker process's own), so a draw seen is
     the chunk's.  ``deadline``: the seconds after the chunk's first iteration started past
-    which no other starts, given with the time an item is expected to take; the outcome's
-    ``size`` says how many ran (see :class:`Until`).
+    which no other starts, given with the time an item is expected to take, and how long the
+    rest of the loop (with the number of its items past this chunk) may take to go on past it;
+    the outcome's ``size`` says how many ran (see :class:`Until`).
     """
     if job.decimal is None:
         return _execute(job, chunk, clock, queue, state, continued or {}, alone, deadline)
@@ -483,7 +503,7 @@ def _execute(
     state: str | None,
     continued: Mapping[str, Any],
     alone: bool = True,
-    deadline: tuple[float, float] | None = None,
+    deadline: tuple[float, float, float, int] | None = None,
 ) -> Outcome:
     guard = job.guard()
     watch_state = state is not None and job.lanes is not False and job.timeout is None

@@ -12,7 +12,9 @@ chunk, before any iteration was timed, takes up to ``FIRST_ITEMS`` items of a
 sequence (one of an iterator, which may yield slowly) and stops at the budget:
 a loop of a few quick iterations is one chunk (each costs the caller a tenth
 of a millisecond), one of slow ones runs its first iteration here and hands
-the rest over, as a first chunk of one item did.
+the rest over, as a first chunk of one item did.  But a first chunk whose
+iterations show at the budget that the caller would keep the loop (below) goes
+on: ten iterations of 1 ms are one chunk, not two.
 
 Where the iterable has a length, the caller also finishes a loop itself when
 that is sooner than handing it over: the workers would take the time of getting
@@ -340,7 +342,7 @@ class CallerWorker:
         # them is no part of the caller's time on the loop (the budget).
         self._job_data()
         began = time.perf_counter()
-        allowed = self._allowed(chunk, chunker)
+        deadline = self._deadline(chunk, chunker)
         payload = chunk.payload if chunk.payload is not None else serialize.dumps(chunk.items)
         chunk.payload = None
         # As for a worker's chunk: the items' bytes bound the next chunks' size (MAX_CHUNK_BYTES),
@@ -361,7 +363,7 @@ class CallerWorker:
                 # Other threads of the program may draw from the global random generators: a
                 # draw seen is then not surely the chunk's (a worker process has no such threads).
                 alone=threading.active_count() == 1,
-                deadline=None if allowed is None else (allowed, self._per_item),
+                deadline=deadline,
             )
             if (
                 not in_order
@@ -409,15 +411,20 @@ class CallerWorker:
         self._timed = max(own, 1e-9)
         return travelled
 
-    def _allowed(self, chunk: Chunk, chunker: Chunker) -> float | None:
-        """How long ``chunk`` may run before its items left go back to the loop, or None."""
+    def _deadline(self, chunk: Chunk, chunker: Chunker) -> tuple[float, float, float, int] | None:
+        """When ``chunk`` stops, its items left going back to the loop (see execute.Until), or None."""
         if self._per_item and chunker.returnable:
             # Iterations that turn slower than the ones before them are not run here for long:
             # the chunk stops at twice the time it should take.
-            return 2 * max(len(chunk.items) * self._per_item, CALLER_SECONDS)
+            return 2 * max(len(chunk.items) * self._per_item, CALLER_SECONDS), self._per_item, 0.0, 0
         if not self.items and len(chunk.items) > 1:
-            # The loop's first chunk, of iterations not timed yet (see first_chunks): the budget.
-            return CALLER_SECONDS
+            # The loop's first chunk, of iterations not timed yet (see first_chunks): the budget,
+            # unless its iterations show by then that the caller would keep the loop (what is
+            # left would take it less than starting workers, see cheaper_than_workers): then the
+            # chunk goes on, rather than stop only to be followed by the rest in one more chunk.
+            after = chunker.left()
+            keep = self.start_seconds * self._factor if after is not None else 0.0
+            return CALLER_SECONDS, 0.0, keep, after or 0
         return None
 
     def finish(self) -> None:
