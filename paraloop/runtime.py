@@ -227,10 +227,9 @@ def _check_own_iterable(iterable: Any, written: Mapping[str, Any], filename: str
     ``data.append(e)``): the plain loop's later iterations get the items written, paraloop's
     were handed out before.  (A mapping or set is left alone: writing a value under a key
     changes no key the loop iterates, and adding one makes the plain loop raise.)"""
-    if isinstance(iterable, (Mapping, AbstractSet)):
-        return
     for name, value in written.items():
-        if value is iterable:
+        # (The ABC last: the first isinstance() of a type against one walks its subclasses.)
+        if value is iterable and not isinstance(iterable, (Mapping, AbstractSet)):
             raise ParaLoopError(
                 f"{filename}, line {line}: the body writes into {name!r}, the sequence the loop "
                 "iterates: in the plain loop the later iterations get the items written, but "
