@@ -758,3 +758,46 @@ def test_a_loop_the_caller_finishes_takes_what_is_left_in_one_chunk(
     assert module.run(200_000) == sum(i * i for i in range(200_000))
     assert sizes[0] == caller.FIRST_ITEMS
     assert max(sizes) > chunks.MAX_CHUNK, sizes
+
+
+SLOW_IN_WORKERS = """
+    import os, time
+    from paraloop import ParaLoop
+
+    def run(n, caller):
+        pids = []
+        for i in ParaLoop(range(n), num_processes=2):
+            # Quick in the caller; a worker's iterations take long, so its first chunk of the
+            # loop answers late.
+            time.sleep(0.0003 if os.getpid() == caller else 0.03)
+            pids.append(os.getpid())
+        return pids
+
+    def start_workers():
+        for i in ParaLoop(range(4), num_processes=2, caller_runs=False):
+            pass
+"""
+
+
+@pytest.mark.usefixtures("caller_on")
+def test_the_caller_runs_chunks_until_idle_workers_answer_in_this_loop(
+    load_module: Loader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Workers an earlier loop started (idle, they answered before) still take milliseconds to
+    answer a loop's first chunks (the job to load first): the caller runs chunks meanwhile,
+    beyond its own first ones, as it does while new workers start."""
+    module = load_module(SLOW_IN_WORKERS)
+    module.start_workers()
+    meanwhile: list[int] = []
+    original = caller.CallerWorker.run
+
+    def spy(self: caller.CallerWorker, chunk: Any, chunker: Any, in_order: bool = False) -> Any:
+        if not in_order:
+            meanwhile.append(len(chunk.items))
+        return original(self, chunk, chunker, in_order)
+
+    monkeypatch.setattr(caller.CallerWorker, "run", spy)
+    pids = module.run(60, os.getpid())
+    assert len(pids) == 60
+    assert meanwhile, "no chunk ran in the caller while the idle workers had their first ones"
+    assert pids.count(os.getpid()) > 0 and len(set(pids)) > 1, pids

@@ -395,10 +395,13 @@ def _lost(loop: Loop) -> Iterator[Outcome]:
 
 
 def caller_meanwhile(loop: Loop, waiting: list[Worker]) -> Outcome | None:
-    """The workers have their first chunks and may take milliseconds to start on them: the
-    caller runs a short chunk meanwhile, unless one answered.  Its outcome, or None."""
+    """The workers have their first chunks of the loop and take milliseconds to answer: a new
+    process starts, an idle one loads the loop's job first (a first chunk of 3 ms came back
+    5-6 ms after it was sent).  The caller runs a short chunk meanwhile, until one answers in
+    this loop.  Its outcome, or None.  (A loop that computes loses nothing by it: 200,000
+    trivial iterations on idle workers took the same time; one that waits gains a worker.)"""
     caller = loop.caller
-    if caller is None or loop.heard or not caller.quick or all(w.answered for w in waiting):
+    if caller is None or loop.heard or not caller.quick:
         return None
     if wait(_watched(waiting), 0):
         return None
@@ -424,7 +427,7 @@ def receive(loop: Loop, worker: Worker) -> Outcome | None:
     except Exception as error:  # noqa: BLE001 - the loop's error, naming the chunk
         message = unreadable(loop.job, worker.chunks[min(worker.chunks)], error)
     worker.watched = False
-    loop.heard = worker.answered = True
+    loop.heard = True
     if isinstance(message, Early):
         answer(loop, worker, message)
         return None

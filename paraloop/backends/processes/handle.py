@@ -174,8 +174,6 @@ class Worker:
         self.assigned = 0
         # Its last outcome said its guard left objects unchecked (see ProcessPool._final_check).
         self.unchecked = False
-        # It sent a message back once: it is running (a new one takes milliseconds to start).
-        self.answered = False
         # Iterations of this loop still run in its lanes after their chunk was sent (see
         # lanes.finish_lanes): it is stopped at the loop's end, not given to another loop.
         self.leftovers = False
