@@ -44,18 +44,63 @@ def chunks(module_name, variant, args, preload=()):
         events["targets"].append(self.target)
 
     chunking.Chunker._next, chunking.Chunker._observe = next_chunk, observe
+    # The caller's own time combining per-key sums (a word count's partial dicts), and how many
+    # entries those partials held: the share of the caller's time that combining takes.
+    from paraloop import aggregation_strategies
+
+    events["combine_seconds"], events["combined_entries"] = 0.0, 0
+    original_combine = aggregation_strategies.Sum.combine
+
+    def combine(self, accumulated, partial):
+        if type(partial) is aggregation_strategies.Counts:
+            events["combined_entries"] += len(partial.amounts)
+            began_combine = time.perf_counter()
+            try:
+                return original_combine(self, accumulated, partial)
+            finally:
+                events["combine_seconds"] += time.perf_counter() - began_combine
+        return original_combine(self, accumulated, partial)
+
+    aggregation_strategies.Sum.combine = combine
     module = importlib.import_module(module_name)
     inputs = module.setup(**args)
     modules = set(sys.modules)
     began = time.perf_counter()
-    getattr(module, variant)(*inputs)
+    result = getattr(module, variant)(*inputs)
     events["loop_seconds"] = time.perf_counter() - began
+    aggregation_strategies.Sum.combine = original_combine
+    if events["combined_entries"] and module_name == "w4_split":
+        events["result_keys"] = len(result[0])
+        events["alone"] = _combine_alone(module, inputs, events["sizes"])
     # Top-level modules the caller imported during the loop (inside the clock).
     events["imported"] = sorted(m for m in set(sys.modules) - modules if "." not in m and m[0] != "_")
     from paraloop.backends.processes import pool
 
     events["worker_processes"] = sum(len(p.workers) for p in pool._pools.values())
     return events
+
+
+def _combine_alone(module, inputs, sizes):
+    """W4 split's per-chunk partials (``str.split()`` counts of the chunks' files) combined again
+    with nothing else running (no workers): what combining costs without sharing the CPUs."""
+    import pickle
+    from collections import defaultdict
+
+    from paraloop.aggregation_strategies import Counts, Sum
+
+    files, position, partials = inputs[0], 0, []
+    for size in sizes:
+        counts = defaultdict(int)
+        for path in files[position : position + size]:
+            for word in module.read(path).split():
+                counts[word] += 1
+        partials.append(pickle.dumps(Counts(list(counts), list(counts.values())), pickle.HIGHEST_PROTOCOL))
+        position += size
+    accumulated, strategy = defaultdict(int), Sum()
+    began = time.perf_counter()
+    for data in partials:
+        accumulated = strategy.combine(accumulated, pickle.loads(data))
+    return time.perf_counter() - began
 
 
 def finder(directory):
