@@ -458,6 +458,11 @@ class Chunker:
                 self._item_bytes = size / items
 
     @property
+    def ranged(self) -> bool:
+        """Whether the loop runs over a range: any slice of it pickles in a few bytes."""
+        return type(self._sequence) is range
+
+    @property
     def returnable(self) -> bool:
         """Whether items of the last chunk may be given back: a sequence's, with no error
         pending after them (an error ends the chunks where it was found)."""

@@ -316,6 +316,19 @@ def _format_exception(kind: type[BaseException], value: BaseException, tb: Any) 
     return traceback.format_exception(kind, value, tb)
 
 
+class Keep:
+    """How long the rest of a loop may take for the caller's first chunk to go on past its
+    deadline (``seconds``), with the number of the loop's items past the chunk (``after``);
+    ``kept``: it went on (see :class:`Until`)."""
+
+    __slots__ = ("after", "kept", "seconds")
+
+    def __init__(self, seconds: float, after: int) -> None:
+        self.seconds = seconds
+        self.after = after
+        self.kept = False
+
+
 class Until:
     """Stops a chunk before an iteration that would start more than ``seconds`` after its
     first started, after at least one: the items left are the loop's again (see
@@ -329,26 +342,23 @@ class Until:
     ``BLOCK_ITEMS``), and halve when one takes more, so the deadline is kept to within about
     that much, or one block of iterations that turned slow.
 
-    ``keep``, ``after``: a chunk whose stop would only tell the caller to keep the loop goes on
-    instead.  At the deadline, once at least two iterations ran (the first alone may carry
-    one-off costs), if the items left of the chunk and the ``after`` items of the loop past it
-    would take less than ``keep`` seconds at the time an iteration took so far, the deadline
-    moves to twice the time the chunk's items left should take, once.  (A loop of ten
-    iterations of 1 ms, which the caller keeps, was two chunks: 0.4 ms more.)
+    ``keep`` (a :class:`Keep`): a chunk whose stop would only tell the caller to keep the loop
+    goes on instead.  At the deadline, once at least two iterations ran (the first alone may
+    carry one-off costs), if the items left of the chunk and the ``after`` items of the loop past
+    it would take less than ``keep.seconds`` at the time an iteration took so far, the deadline
+    moves to twice the time the chunk's items left should take, once, and ``keep.kept`` says so.
+    (A loop of ten iterations of 1 ms, which the caller keeps, was two chunks: 0.4 ms more.)
     """
 
-    __slots__ = ("after", "block_end", "deadline", "inner", "items", "keep")
+    __slots__ = ("block_end", "deadline", "inner", "items", "keep")
     BLOCK_SECONDS = 0.0005
     # At most this many items between two looks at the clock: iterations that turn slow inside
     # a block run to its end (a look costs about as much as ten trivial iterations).
     BLOCK_ITEMS = 256
 
-    def __init__(
-        self, items: Any, seconds: float, per_item: float = 0.0, keep: float = 0.0, after: int = 0
-    ) -> None:
+    def __init__(self, items: Any, seconds: float, per_item: float = 0.0, keep: Keep | None = None) -> None:
         self.items = items
         self.keep = keep
-        self.after = after
         # Relative until the first block starts (see _blocks).
         self.deadline = seconds
         # The first block, from the time an item took so far (else one item).
@@ -385,8 +395,11 @@ class Until:
 
     def _kept(self, seconds: float, ran: int, left: int) -> bool:
         """Whether the chunk goes on past its deadline (see ``keep``): once at most."""
-        keep, self.keep = self.keep, 0.0
-        return ran > 1 and seconds / ran * (left + self.after) < keep
+        keep, self.keep = self.keep, None
+        if keep is None or ran < 2 or seconds / ran * (left + keep.after) >= keep.seconds:
+            return False
+        keep.kept = True
+        return True
 
     def ran(self) -> int:
         """How many items the chunk took so far (the one an iteration that stopped the chunk
@@ -472,7 +485,7 @@ def execute_chunk(
     state: str | None = None,
     continued: Mapping[str, Any] | None = None,
     alone: bool = True,
-    deadline: tuple[float, float, float, int] | None = None,
+    deadline: tuple[float, float, Keep | None] | None = None,
 ) -> Outcome:
     """Run one chunk on private copies; with ``queue``, also measure its time queued for a CPU.
 
@@ -503,7 +516,7 @@ def _execute(
     state: str | None,
     continued: Mapping[str, Any],
     alone: bool = True,
-    deadline: tuple[float, float, float, int] | None = None,
+    deadline: tuple[float, float, Keep | None] | None = None,
 ) -> Outcome:
     guard = job.guard()
     watch_state = state is not None and job.lanes is not False and job.timeout is None

@@ -627,6 +627,33 @@ def test_a_loop_of_a_few_quick_iterations_is_one_chunk_in_the_caller(
 
 
 @pytest.mark.usefixtures("caller_on")
+@pytest.mark.parametrize(("kind", "first"), [("range", 300), ("list", caller.FIRST_ITEMS)])
+def test_the_callers_first_chunk_of_a_range_holds_more_items(
+    load_module: Loader, monkeypatch: pytest.MonkeyPatch, kind: str, first: int
+) -> None:
+    """A range's slices pickle in a few bytes, however long: its first chunk takes up to
+    FIRST_RANGE_ITEMS (1,024) items, so 300 trivial iterations are one chunk; a list's slice is
+    pickled item by item, and its first chunk stays at FIRST_ITEMS.  (A budget of a second, as
+    above.)"""
+    monkeypatch.setattr(caller, "CALLER_SECONDS", 1.0)
+    sizes = _spy_on_sizes(monkeypatch)
+    module = load_module(
+        """
+        from paraloop import ParaLoop
+
+        def run(items):
+            total = 0
+            for i in ParaLoop(items, num_processes=2):
+                total += i * i
+            return total
+        """
+    )
+    items = range(300) if kind == "range" else list(range(300))
+    assert module.run(items) == sum(i * i for i in range(300))
+    assert sizes[0] == first, sizes
+
+
+@pytest.mark.usefixtures("caller_on")
 def test_the_callers_budget_counts_from_the_first_iteration_not_the_chunks_setup(
     load_module: Loader, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -756,7 +783,7 @@ def test_a_loop_the_caller_finishes_takes_what_is_left_in_one_chunk(
     sizes = _spy_on_sizes(monkeypatch)
     module = load_module(TRIVIAL_SUM)
     assert module.run(200_000) == sum(i * i for i in range(200_000))
-    assert sizes[0] == caller.FIRST_ITEMS
+    assert sizes[0] == caller.FIRST_RANGE_ITEMS
     assert max(sizes) > chunks.MAX_CHUNK, sizes
 
 

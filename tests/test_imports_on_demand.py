@@ -158,8 +158,9 @@ def test_multiprocess_imports_while_a_waiting_first_iteration_runs(tmp_path: Pat
     assert result.returncode == 0, result.stderr
     seen = json.loads(result.stdout.splitlines()[-1])
     assert seen["ok"]
-    # The caller's first chunk (up to 16 items, one ran), then the workers' first chunks.
-    assert seen["sizes"][0] == 16
+    # The caller's first chunk (the whole range, up to FIRST_RANGE_ITEMS; one ran), then the
+    # workers' first chunks.
+    assert seen["sizes"][0] == 64
     assert all(size > 1 for size in seen["sizes"][1:3]), seen["sizes"]
 
 
@@ -205,3 +206,43 @@ def test_a_log_line_skips_a_logging_module_another_thread_still_imports(tmp_path
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["logged nothing, raised nothing", "then True"]
+
+
+KEPT = """
+    # paraloop: enable
+    import json, sys, time
+    from paraloop import ParaLoop
+
+    took = []
+    total = 0
+    for i in ParaLoop(range(60)):
+        began = time.perf_counter()
+        time.sleep(0.0001)
+        total += i
+        took.append(time.perf_counter() - began)
+    print(json.dumps({"total": total, "took": took[:2], "imported": "multiprocess" in sys.modules}))
+"""
+
+
+def test_a_first_chunk_the_caller_keeps_past_its_budget_imports_nothing(tmp_path: Path) -> None:
+    """60 iterations of 0.1 ms over a range: the caller's first chunk holds them all, and at its
+    2 ms budget the iterations that ran show that the caller keeps the loop (starting spawned
+    workers would cost far more), so the chunk goes on past the budget, and past the 4 ms at
+    which a first chunk still running starts importing multiprocess in a thread: a chunk that
+    went on imports nothing (the import would only take turns with the iterations at the GIL:
+    100 such iterations took 31 ms instead of 17).  The chunk goes on only once two iterations
+    ran by the budget: on a machine too busy for that, the loop may hand over and import."""
+    script = tmp_path / "program.py"
+    script.write_text(textwrap.dedent(KEPT))
+    result = subprocess.run(
+        [sys.executable, "-m", "paraloop", str(script)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=product_environment(PARALOOP_START_METHOD="spawn"),
+    )
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout.splitlines()[-1])
+    assert seen["total"] == sum(range(60))
+    two_by_the_budget = sum(seen["took"]) < 0.0015
+    assert seen["imported"] is False or not two_by_the_budget, seen

@@ -9,7 +9,8 @@ that ends within the budget never uses a worker; a longer one pays at most
 the budget in serial time, and its first chunks to workers are sized from
 the caller's measurements instead of ramping up from one item.  Its first
 chunk, before any iteration was timed, takes up to ``FIRST_ITEMS`` items of a
-sequence (one of an iterator, which may yield slowly) and stops at the budget:
+sequence (``FIRST_RANGE_ITEMS`` of a range, whose slices pickle in a few bytes; one
+item of an iterator, which may yield slowly) and stops at the budget:
 a loop of a few quick iterations is one chunk (each costs the caller a tenth
 of a millisecond), one of slow ones runs its first iteration here and hands
 the rest over, as a first chunk of one item did.  But a first chunk whose
@@ -86,7 +87,7 @@ from typing import Any
 
 from ... import serialize
 from ...chunks import Chunk, Chunker
-from ...execute import DONE, NOTE_STATE, RAISED, Job, Outcome, execute_chunk
+from ...execute import DONE, NOTE_STATE, RAISED, Job, Keep, Outcome, execute_chunk
 from ...native_threads import limited
 from ...replay import Continued
 from ...resources import handles_exist
@@ -137,6 +138,9 @@ MEASURE_LIMIT = 4 * CALLER_SECONDS
 # The most items of a sequence the caller's first chunk takes, before any iteration was timed:
 # it stops at the budget all the same, so this bounds only what it reads ahead.
 FIRST_ITEMS = 16
+# ...and of a range, whose slices pickle in a few bytes, however long: a loop of 100 iterations
+# of 0.1 ms that the caller keeps is then one chunk, not 16 items and another for the rest.
+FIRST_RANGE_ITEMS = 1024
 
 
 # Under fork, a caller's chunk in one thread and a fork in another must not overlap: the child
@@ -260,6 +264,8 @@ class CallerWorker:
         # A process-wide change an iteration made here (see paraloop.process_state): the caller
         # runs no more chunks (its own process changed), and the workers run no lanes.
         self.process_state: str | None = None
+        # What lets the loop's first chunk go on past the budget (see _deadline).
+        self.first: Keep | None = None
         # The running values of float sums and products while every chunk so far ran here, in
         # order: the next chunk goes on from them (see paraloop.replay.Continued).
         self._running: dict[str, Any] | None = dict(job.starts())
@@ -411,21 +417,28 @@ class CallerWorker:
         self._timed = max(own, 1e-9)
         return travelled
 
-    def _deadline(self, chunk: Chunk, chunker: Chunker) -> tuple[float, float, float, int] | None:
+    def _deadline(self, chunk: Chunk, chunker: Chunker) -> tuple[float, float, Keep | None] | None:
         """When ``chunk`` stops, its items left going back to the loop (see execute.Until), or None."""
         if self._per_item and chunker.returnable:
             # Iterations that turn slower than the ones before them are not run here for long:
             # the chunk stops at twice the time it should take.
-            return 2 * max(len(chunk.items) * self._per_item, CALLER_SECONDS), self._per_item, 0.0, 0
+            return 2 * max(len(chunk.items) * self._per_item, CALLER_SECONDS), self._per_item, None
         if not self.items and len(chunk.items) > 1:
             # The loop's first chunk, of iterations not timed yet (see first_chunks): the budget,
             # unless its iterations show by then that the caller would keep the loop (what is
             # left would take it less than starting workers, see cheaper_than_workers): then the
             # chunk goes on, rather than stop only to be followed by the rest in one more chunk.
             after = chunker.left()
-            keep = self.start_seconds * self._factor if after is not None else 0.0
-            return CALLER_SECONDS, 0.0, keep, after or 0
+            if after is not None:
+                self.first = Keep(self.start_seconds * self._factor, after)
+            return CALLER_SECONDS, 0.0, self.first
         return None
+
+    @property
+    def first_goes_on(self) -> bool:
+        """Whether the loop's first chunk went on past the budget: its iterations are quick, and
+        the caller keeps the loop (see _deadline)."""
+        return self.first is not None and self.first.kept
 
     def finish(self) -> None:
         """At the loop's end, as a worker: check the captured objects its chunks left unchecked."""
@@ -489,7 +502,7 @@ def first_chunks(caller: CallerWorker, chunker: Chunker) -> Iterator[Outcome]:
             # of a few quick iterations is then one chunk, not a chunk of one item to time them
             # and another for the rest (each chunk costs the caller a tenth of a millisecond or
             # more); an iterator's items are still read one at a time (it may yield slowly).
-            first = min(left, FIRST_ITEMS) or 1
+            first = min(left, FIRST_RANGE_ITEMS if chunker.ranged else FIRST_ITEMS) or 1
             chunk = caller.next_chunk(chunker, first, minimum=first)
         elif (caller.within_budget and not keep) or (caller.measuring and not cheaper):
             # Exactly that many, once an iteration was timed: the chunker's growth limit (16 times

@@ -276,7 +276,12 @@ class _ImportTimer:
 
     def _run(self) -> None:
         try:
-            if not self._stopped.acquire(timeout=2 * _caller.CALLER_SECONDS) and not self._caller.items:
+            # Not for a first chunk that went on past the budget: its iterations are quick, and the
+            # caller keeps the loop (an import meanwhile would take turns with them at the GIL).
+            caller = self._caller
+            if not self._stopped.acquire(timeout=2 * _caller.CALLER_SECONDS) and not (
+                caller.items or caller.first_goes_on
+            ):
                 background_import.start()
         finally:
             self._ended.release()
