@@ -13,13 +13,21 @@ fills namespaces other code may look at.  So:
 - no fork happens while it runs: a child would keep a lock no thread of its own releases,
   and hang importing that module.  Every fork in the process (the program's own, paraloop's
   workers) first waits for it (``os.register_at_fork``), and a loop joins it before it
-  returns to the program;
+  returns to the program.  The fork holds the lock that starting the thread takes, from before
+  it waits until after it forked: a thread being started is published (and waited for) first,
+  and none starts meanwhile (a fork just as the thread started was not waited for, and its
+  child hung importing multiprocess, about one fork in 14);
+- a fork that waited for it must not leave half of logging's at-fork hooks: the import
+  imports logging, whose hooks, registered meanwhile, did not run before the fork, but its
+  hook after it in the parent releases logging's lock ("cannot release un-acquired lock" on
+  the program's stderr).  The fork takes that lock as logging's own hook would have;
 - its CPU time is not the caller's chunk's (see :func:`cpu`).
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 
@@ -78,11 +86,36 @@ def _import() -> None:
         _seconds[0] = time.thread_time()
 
 
-def _forget_in_child() -> None:
-    # The parent's thread is not the child's (and the fork waited for it to end).
-    global _thread
+def _before_fork() -> None:
+    # Held until after the fork (see the module's docstring): no import thread starts meanwhile.
+    _lock.acquire()
+    thread = _thread
+    if thread is None or not thread.is_alive() or thread is threading.current_thread():
+        return
+    logging_before = "logging" in sys.modules
+    thread.join(WAIT_SECONDS)
+    logging = sys.modules.get("logging")
+    if not logging_before and logging is not None and not thread.is_alive():
+        # Imported meanwhile: its before-fork hook (registered too late to run) takes this lock,
+        # which its after-fork hook in the parent releases (the same on Python 3.10 to 3.13).
+        lock = getattr(logging, "_lock", None)
+        if lock is not None:
+            lock.acquire()
+
+
+def _after_fork_in_parent() -> None:
+    _lock.release()
+
+
+def _after_fork_in_child() -> None:
+    # The parent's thread is not the child's (and the fork waited for it to end); the lock the
+    # fork held is the parent's.
+    global _thread, _lock
     _thread = None
+    _lock = threading.Lock()
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(before=joined, after_in_child=_forget_in_child)
+    os.register_at_fork(
+        before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child
+    )

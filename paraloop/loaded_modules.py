@@ -9,37 +9,72 @@ thread during a loop's first iteration, imports logging and random, half made me
 beyond the standard library: :func:`beyond_stdlib` walks ``sys.modules`` once for both, and
 again only once it changed (a loop's first chunk paid 0.1-0.15 ms for each walk of a few
 hundred modules).  The walk skips whole top-level packages by name at a set lookup each (the
-standard library is most of ``sys.modules``), and reads each remaining module's ``__file__``
-from its namespace (``getattr`` could run a module's ``__getattr__``, which may import on
-demand).
+standard library is most of ``sys.modules``), once their top-level module proved to be the
+standard library's (the program's own ``sched.py`` or ``calendar.py`` is the program's), and
+reads each remaining module's ``__file__`` from its namespace (``getattr`` could run a module's
+``__getattr__``, which may import on demand).
 """
 
 from __future__ import annotations
 
+import os
 import sys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # paraloop.log imports this module for every program that imports paraloop
-    from collections.abc import Iterator
     from typing import Any
 
-__all__ = ["STDLIB", "beyond_stdlib", "imported", "state", "with_files"]
+__all__ = ["STDLIB", "beyond_stdlib", "imported", "state"]
 
 STDLIB: frozenset[str] = frozenset(getattr(sys, "stdlib_module_names", ()))
 
 
-def with_files(skipped: frozenset[str] | set[str]) -> Iterator[tuple[str, Any, str]]:
-    """(name, module, file) of each module in ``sys.modules`` whose top-level package is not in
-    ``skipped`` and whose namespace names a file (a string ``__file__``)."""
+def _walk() -> list[tuple[str, Any, str]]:
+    """(name, module, file) of each module in ``sys.modules`` past the standard library and
+    paraloop's own, whose namespace names a file (a string ``__file__``)."""
+    found = []
     for name, module in list(sys.modules.items()):
-        if name.partition(".")[0] in skipped:
+        top = name.partition(".")[0]
+        if top == "paraloop" or (top in STDLIB and _standard(top)):
             continue
-        try:
-            filename = vars(module).get("__file__")
-        except TypeError:
-            continue  # not a module (sys.modules may hold anything)
-        if type(filename) is str:
-            yield name, module, filename
+        filename = _file(module)
+        if filename is not None:
+            found.append((name, module, filename))
+    return found
+
+
+def _file(module: Any) -> str | None:
+    try:
+        filename = vars(module).get("__file__")
+    except TypeError:
+        return None  # not a module (sys.modules may hold anything)
+    return filename if type(filename) is str else None
+
+
+# Where the standard library's own modules are (os is one of them), with its extension modules.
+_STDLIB_DIR = os.path.dirname(os.__file__) + os.sep if type(getattr(os, "__file__", None)) is str else None
+_PACKAGES = ("site-packages", "dist-packages")
+# By top-level name: (the id of the module judged, whether it is the standard library's).
+_verdicts: dict[str, tuple[int, bool]] = {}
+
+
+def _standard(top: str) -> bool:
+    """Whether the top-level module ``top``, named like one of the standard library's, is the
+    standard library's: built in, frozen, or a file of its directory (not of a package
+    installed there).  Judged once per module object."""
+    module = sys.modules.get(top)
+    if module is None or _STDLIB_DIR is None:
+        return True
+    seen = _verdicts.get(top)
+    if seen is not None and seen[0] == id(module):
+        return seen[1]
+    filename = _file(module)
+    standard = filename is None or (
+        filename.startswith(_STDLIB_DIR)
+        and filename[len(_STDLIB_DIR) :].partition(os.sep)[0] not in _PACKAGES
+    )
+    _verdicts[top] = (id(module), standard)
+    return standard
 
 
 def state() -> tuple[int, Any, int]:
@@ -50,21 +85,19 @@ def state() -> tuple[int, Any, int]:
     return (len(modules), last, id(modules.get(last)) if last is not None else 0)
 
 
-# Neither asks about paraloop's own modules (dozens, no extension among them).
-_PAST = STDLIB | {"paraloop"}
 # The last walk: (state() then, what it found).
 _walked: tuple[Any, list[tuple[str, Any, str]]] = (None, [])
 
 
 def beyond_stdlib() -> list[tuple[str, Any, str]]:
-    """:func:`with_files` past the standard library and paraloop's own modules, walked again
-    only once ``sys.modules`` changed (see :func:`state`).  The list is shared: do not change
-    it."""
+    """(name, module, file) of the modules past the standard library and paraloop's own (which
+    neither caller asks about: dozens, no extension among them), walked again only once
+    ``sys.modules`` changed (see :func:`state`).  The list is shared: do not change it."""
     global _walked
     now = state()
     walked = _walked
     if walked[0] != now:
-        walked = _walked = (now, list(with_files(_PAST)))
+        walked = _walked = (now, _walk())
     return walked[1]
 
 
