@@ -4,6 +4,8 @@
                                     # into chunks (MODULE,...: imported before the loop)
     python diagnose.py finder DIRECTORY                     # where the import hook's time goes
     python diagnose.py marked DIRECTORY                     # what importing a marked module imports
+    python diagnose.py caller MODULE VARIANT '{"shape": "trivial"}'  # the caller's chunks of a
+                                    # small loop, and the same loop run again in the process
 
 These look inside paraloop (``paraloop.chunks.Chunker``, ``paraloop.backends.processes.pool``,
 ``paraloop.hook.finder``) and only observe: they wrap methods to record what
@@ -103,6 +105,35 @@ def _combine_alone(module, inputs, sizes):
     return time.perf_counter() - began
 
 
+def caller(module_name, variant, args):
+    """A small loop's chunks in the caller (how many, their items, their iterations' own time),
+    cold, then the same loop again in this process: what the loop costs beyond its iterations."""
+    import paraloop  # noqa: F401 - installs the hook before the workload is imported
+    from paraloop.backends.processes import caller as calling
+    from paraloop.backends.processes import pool
+
+    runs = []
+    original = calling.CallerWorker.run
+
+    def run(self, chunk, chunker, in_order=False):
+        outcome = original(self, chunk, chunker, in_order)
+        runs[-1]["chunks"].append(outcome.iterations)
+        runs[-1]["iterations_seconds"] += outcome.seconds
+        return outcome
+
+    calling.CallerWorker.run = run
+    module = importlib.import_module(module_name)
+    inputs = module.setup(**args)
+    function = getattr(module, variant)
+    for _ in range(2):
+        runs.append({"chunks": [], "iterations_seconds": 0.0})
+        began = time.perf_counter()
+        function(*inputs)
+        runs[-1]["loop_seconds"] = time.perf_counter() - began
+    runs[0]["worker_processes"] = sum(len(p.workers) for p in pool._pools.values())
+    return {"cold": runs[0], "again": runs[1]}
+
+
 def finder(directory):
     import paraloop  # noqa: F401
 
@@ -148,6 +179,8 @@ if __name__ == "__main__":
         result = chunks(sys.argv[2], sys.argv[3], json.loads(sys.argv[4]), preload)
     elif sys.argv[1] == "marked":
         result = marked(sys.argv[2])
+    elif sys.argv[1] == "caller":
+        result = caller(sys.argv[2], sys.argv[3], json.loads(sys.argv[4]))
     else:
         result = finder(sys.argv[2])
     print(json.dumps(result))

@@ -96,7 +96,7 @@ def target_rows(tables: dict[str, Table], found: dict) -> list[Target]:
         *_w4(tables, found),
         *_w4_split(tables, found),
         *_w8(tables),
-        *_w9(tables),
+        *_w9(tables, found),
         *_w10(tables),
         *_w6(tables, found),
         *_start_up(tables),
@@ -136,7 +136,33 @@ def _example(found: dict) -> list[Target]:
     return [(target, measured, max(variables, names) < plain, cause)]
 
 
-def _w9(tables: dict[str, Table]) -> list[Target]:
+def _w9_cold(found: dict, shape: str, plain: float) -> str:
+    """What an instrumented cold run of the loop showed (diagnose.py caller)."""
+    seen = found.get(f"w9-{shape}")
+    if not seen:
+        return (
+            f"plain loop {duration(plain)}; the caller runs the loop's first 2 ms itself and finishes "
+            "the loop when that is sooner than handing it to workers (paraloop/backends/processes/caller.py)"
+        )
+    cold, again = seen["cold"], seen["again"]
+    where = (
+        "the caller ran the whole loop"
+        if not cold["worker_processes"]
+        else f"the caller ran {sum(cold['chunks'])} of its iterations and {cold['worker_processes']} workers the rest"
+    )
+    return (
+        f"plain loop {duration(plain)}. An instrumented run: {where}, in {len(cold['chunks'])} chunk(s) "
+        f"({', '.join(map(str, cold['chunks']))} iterations), whose iterations took "
+        f"{duration(cold['iterations_seconds'])} of the loop's {duration(cold['loop_seconds'])}: the rest "
+        "is the loop's own work in the caller (making the job's bytes as the workers would get them, "
+        "copying the items, the chunk's checks of the captured objects and the program's modules, "
+        "encoding and decoding its outcome), paid with cold caches by a program's first loop: the same "
+        f"loop run again in that process took {duration(again['loop_seconds'])}, its iterations "
+        f"{duration(again['iterations_seconds'])}"
+    )
+
+
+def _w9(tables: dict[str, Table], found: dict) -> list[Target]:
     """W9's target: a loop of a few milliseconds costs at most about 1 ms more than plain."""
     rows = []
     for shape, label in (("trivial", "10 trivial iterations"), ("10x1ms", "10 iterations of 1 ms"),
@@ -149,10 +175,7 @@ def _w9(tables: dict[str, Table]) -> list[Target]:
         for variant, clock in (("paraloop", "cold"), ("paraloop:warm", "warm")):
             measured = t.rows[variant].loop.median
             cause = (
-                f"plain loop {duration(plain)}; the caller runs the loop's first 2 ms itself and "
-                "finishes the loop when that is sooner than handing it to workers "
-                "(paraloop/backends/processes/caller.py); the rest is what getting the workers' first "
-                "chunks back costs"
+                _w9_cold(found, shape, plain)
                 if clock == "cold"
                 else f"plain loop {duration(plain)}; an earlier loop started the pool (benchmarks/warm.py), "
                 "so the workers are ready, but this is the first loop since their forks, and the "

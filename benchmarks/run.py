@@ -219,6 +219,10 @@ def causes(rounds: int, directory: str) -> dict:
         "w4": diagnose(["chunks", "w4_words", "paraloop", json.dumps({"fraction": 1.0})]),
         "w4-split": diagnose(["chunks", "w4_split", "paraloop", json.dumps({})]),
         "finder": diagnose(["finder", directory]),
+        **{
+            f"w9-{shape}": diagnose(["caller", "w9_tiny", "paraloop", json.dumps({"shape": shape})])
+            for shape in ("trivial", "10x1ms", "100x0.1ms")
+        },
         "marked": diagnose(["marked", directory]),
     }
     with w2_io.serve() as url:
