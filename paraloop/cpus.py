@@ -85,8 +85,9 @@ def _read_cgroup_quota() -> float | None:
     except (OSError, ValueError):
         pass
     try:
-        quota_us, period_us = (int(_read_small(path)) for path in CGROUP_V1)
-        if quota_us > 0 and period_us > 0:
+        # The period only where there is a quota ("-1": none, the usual case): one file less.
+        quota_us = int(_read_small(CGROUP_V1[0]))
+        if quota_us > 0 and (period_us := int(_read_small(CGROUP_V1[1]))) > 0:
             return quota_us / period_us
     except (OSError, ValueError):
         pass
