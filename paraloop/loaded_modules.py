@@ -18,6 +18,7 @@ reads each remaining module's ``__file__`` from its namespace (``getattr`` could
 from __future__ import annotations
 
 import itertools
+import operator
 import os
 import sys
 
@@ -59,23 +60,45 @@ _STDLIB_DIR = os.path.dirname(os.__file__) + os.sep if type(getattr(os, "__file_
 _INSTALLED = (_STDLIB_DIR + "site-packages" + os.sep, _STDLIB_DIR + "dist-packages" + os.sep)
 
 
+# Top-level names of the standard library's judged so far: those that are its own (built-in
+# modules need no judging), and those that are not (the program's own).
+_standard: set[str] = set(sys.builtin_module_names)
+_shadowed: set[str] = set()
+
+
 def _shadowing() -> set[str]:
     """The top-level modules named like the standard library's that are not its own (the
-    program's ``sched.py`` or ``calendar.py``): a file outside its directory.  Their names are
-    looked up in C, a few dozen at once (one Python step per module cost a loop's first chunk
-    0.2 ms)."""
+    program's ``sched.py`` or ``calendar.py``): a file outside its directory.  Each name is
+    judged once per process, its module's file looked up in C for a few dozen at once (one
+    Python step per module cost a program's first loop 0.2 ms; touching each module at all
+    costs it tens of microseconds, which only the first pays)."""
     modules = sys.modules
-    tops = list(STDLIB.intersection(modules))
+    tops = list(STDLIB.intersection(modules).difference(_standard, _shadowed))
+    if not tops:
+        return _shadowed
     try:
-        files = list(map(dict.get, map(vars, map(modules.__getitem__, tops)), itertools.repeat("__file__")))
-    except (TypeError, KeyError):  # not a module (sys.modules may hold anything), or one just gone
-        files = [_file(modules.get(top)) for top in tops]
-    return {
-        top
-        for top, filename in zip(tops, files)
-        if type(filename) is str
-        and not (filename.startswith(_STDLIB_DIR) and not filename.startswith(_INSTALLED))
-    }
+        # A module without a file (frozen, or one that set none) counts as the standard library's.
+        files = list(
+            map(
+                dict.get,
+                map(vars, map(modules.__getitem__, tops)),
+                itertools.repeat("__file__"),
+                itertools.repeat(_STDLIB_DIR),
+            )
+        )
+        own = list(
+            map(
+                operator.and_,
+                map(str.startswith, files, itertools.repeat(_STDLIB_DIR)),
+                map(operator.not_, map(str.startswith, files, itertools.repeat(_INSTALLED))),
+            )
+        )
+    except (TypeError, KeyError):  # not a module or a file name, or one just gone
+        files = [_file(modules.get(top)) or _STDLIB_DIR for top in tops]
+        own = [name.startswith(_STDLIB_DIR) and not name.startswith(_INSTALLED) for name in files]
+    _standard.update(itertools.compress(tops, own))
+    _shadowed.update(itertools.compress(tops, map(operator.not_, own)))
+    return _shadowed
 
 
 def state() -> tuple[int, Any, int]:

@@ -65,3 +65,23 @@ def test_a_submodule_bound_by_its_import_is_not_a_store(program_module: types.Mo
     sub = types.ModuleType(f"{program_module.__name__}.sub")
     program_module.sub = sub  # type: ignore[attr-defined]
     assert module_stores.changed(before) is None
+
+
+@pytest.mark.parametrize("name", ["sched", "calendar", "profile"])
+def test_a_module_of_the_program_named_like_a_standard_one_is_the_programs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    """The walk of sys.modules skips the standard library by name, but a module of the
+    program's named like one of its modules (its file outside the standard library's
+    directory) is the program's: its globals are watched like any other's."""
+    from paraloop import loaded_modules
+
+    module = types.ModuleType(name)
+    module.__file__ = str(tmp_path / f"{name}.py")
+    monkeypatch.setitem(sys.modules, name, module)
+    # Judged afresh: another test of the process may have met the standard library's module.
+    monkeypatch.setattr(loaded_modules, "_standard", set(sys.builtin_module_names))
+    monkeypatch.setattr(loaded_modules, "_shadowed", set())
+    assert module in module_stores._programs_modules()
+    standard = sys.modules["json"]  # imported by pytest: a file of the standard library
+    assert standard not in module_stores._programs_modules()
