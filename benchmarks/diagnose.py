@@ -45,7 +45,16 @@ def chunks(module_name, variant, args, preload=()):
         original_observe(self, items, seconds, overhead)
         events["targets"].append(self.target)
 
+    original_give_back = chunking.Chunker.give_back
+
+    def give_back(self, chunk, ran):
+        # The caller's chunk stopped at its deadline: only its first ``ran`` items were the chunk
+        # (the rest are cut again), and it is the last one cut.
+        events["sizes"][-1] = ran
+        original_give_back(self, chunk, ran)
+
     chunking.Chunker._next, chunking.Chunker._observe = next_chunk, observe
+    chunking.Chunker.give_back = give_back
     # The caller's own time combining per-key sums (a word count's partial dicts), and how many
     # entries those partials held: the share of the caller's time that combining takes.
     from paraloop import aggregation_strategies
