@@ -551,6 +551,9 @@ def _execute(
     began_cpu = time.process_time()
     # The process's CPU time, but not an import's in a thread meanwhile (see background_import).
     began_import = background_import.cpu()
+    # An iteration that forks (a helper process) carries on in the child too, whose random
+    # generators Python reseeds (random's own at-fork hook): no iteration's draw.
+    pid = os.getpid() if generators is not None else 0
     try:
         kind, value, iterator, names = job.function(iterable, *args)
     finally:
@@ -604,7 +607,7 @@ def _execute(
         # nothing asks it at the loop's end).
         changed = guard.check(None if job.shared_process else CHECK_SHARE * seconds)
         if changed is None and generators is not None and randoms_after is not None:
-            changed = guard.drew(generators, randoms_after)
+            changed = guard.drew(generators, randoms_after) if os.getpid() == pid else None
         if changed is None and item_prints is not None:
             changed = _changed_items(job, chunk, item_prints, outcome)
         outcome.checked = time.perf_counter() - began_check

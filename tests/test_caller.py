@@ -171,9 +171,12 @@ def _job() -> Any:
 
 @pytest.mark.usefixtures("caller_on")
 def test_the_caller_runs_the_first_iterations_and_the_workers_the_rest(load_module: Loader) -> None:
+    """400 iterations of 1 ms: longer than the caller would keep even where workers cost most to
+    start (a fork server not running yet, 130 ms, twice that kept: 200 of them were kept so when
+    this test ran alone under forkserver)."""
     module = load_module(PIDS)
-    pids = module.run(200)
-    assert len(pids) == 200
+    pids = module.run(400)
+    assert len(pids) == 400
     here = [n for n, pid in enumerate(pids) if pid == os.getpid()]
     assert here and here[0] == 0  # the first iteration ran in the caller
     # About 3 ms of 1 ms iterations, and maybe a chunk while the workers started.
@@ -812,7 +815,10 @@ def test_the_caller_runs_chunks_until_idle_workers_answer_in_this_loop(
 ) -> None:
     """Workers an earlier loop started (idle, they answered before) still take milliseconds to
     answer a loop's first chunks (the job to load first): the caller runs chunks meanwhile,
-    beyond its own first ones, as it does while new workers start."""
+    beyond its own first ones, as it does while new workers start.  (A budget of 20 ms: the
+    caller's iterations of 0.3 ms count as quick, under a quarter of it, on a busy machine too;
+    300 of them outlast it.)"""
+    monkeypatch.setattr(caller, "CALLER_SECONDS", 0.02)
     module = load_module(SLOW_IN_WORKERS)
     module.start_workers()
     meanwhile: list[int] = []
@@ -824,7 +830,7 @@ def test_the_caller_runs_chunks_until_idle_workers_answer_in_this_loop(
         return original(self, chunk, chunker, in_order)
 
     monkeypatch.setattr(caller.CallerWorker, "run", spy)
-    pids = module.run(60, os.getpid())
-    assert len(pids) == 60
+    pids = module.run(300, os.getpid())
+    assert len(pids) == 300
     assert meanwhile, "no chunk ran in the caller while the idle workers had their first ones"
     assert pids.count(os.getpid()) > 0 and len(set(pids)) > 1, pids

@@ -213,6 +213,7 @@ KEPT = """
     import json, sys, time
     from paraloop import ParaLoop
 
+    preloaded = "multiprocess" in sys.modules
     took = []
     total = 0
     for i in ParaLoop(range(60)):
@@ -220,7 +221,9 @@ KEPT = """
         time.sleep(0.0001)
         total += i
         took.append(time.perf_counter() - began)
-    print(json.dumps({"total": total, "took": took[:2], "imported": "multiprocess" in sys.modules}))
+    print(json.dumps({
+        "total": total, "took": took[:2], "imported": "multiprocess" in sys.modules, "preloaded": preloaded
+    }))
 """
 
 
@@ -245,4 +248,5 @@ def test_a_first_chunk_the_caller_keeps_past_its_budget_imports_nothing(tmp_path
     seen = json.loads(result.stdout.splitlines()[-1])
     assert seen["total"] == sum(range(60))
     two_by_the_budget = sum(seen["took"]) < 0.0015
-    assert seen["imported"] is False or not two_by_the_budget, seen
+    # (Where the environment imports multiprocess at start, as tox's py313 does, it is there.)
+    assert seen["imported"] is False or not two_by_the_budget or seen["preloaded"], seen

@@ -78,6 +78,9 @@ def test_a_module_of_the_program_named_like_a_standard_one_is_the_programs(
 
     module = types.ModuleType(name)
     module.__file__ = str(tmp_path / f"{name}.py")
+    # Imported as a program imports it: added to sys.modules (a value replaced in place would
+    # keep sys.modules' size and last entry, which say when to walk it again).
+    monkeypatch.delitem(sys.modules, name, raising=False)
     monkeypatch.setitem(sys.modules, name, module)
     # Judged afresh: another test of the process may have met the standard library's module.
     monkeypatch.setattr(loaded_modules, "_standard", set(sys.builtin_module_names))
