@@ -241,6 +241,41 @@ def run_script(
     )
 
 
+# Source for a test program (dedented with it): an import hook, slow_import(name, delay), that
+# slows down loading a module in paraloop's "paraloop-import" thread only (a slow disk, a network
+# file system, a coverage hook), so the window that thread opens is wide enough to hit every time.
+SLOW_FINDER = """
+    import sys, threading, time
+
+    class _SlowLoader:
+        def __init__(self, loader, delay):
+            self.loader, self.delay = loader, delay
+        def create_module(self, spec):
+            return self.loader.create_module(spec)
+        def exec_module(self, module):
+            time.sleep(self.delay)
+            return self.loader.exec_module(module)
+
+    class _Slow:
+        def __init__(self, name, delay):
+            self.name, self.delay = name, delay
+        def find_spec(self, name, path=None, target=None):
+            if name != self.name or threading.current_thread().name != "paraloop-import":
+                return None
+            for finder in sys.meta_path:
+                if finder is self or not hasattr(finder, "find_spec"):
+                    continue
+                spec = finder.find_spec(name, path, target)
+                if spec is not None:
+                    spec.loader = _SlowLoader(spec.loader, self.delay)
+                    return spec
+            return None
+
+    def slow_import(name, delay):
+        sys.meta_path.insert(0, _Slow(name, delay))
+"""
+
+
 def interrupt_like_a_terminal(
     script: Path, *, env: dict[str, str] | None = None
 ) -> tuple[int, int, str, float]:

@@ -25,39 +25,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import product_environment
-
-# An import hook that slows down loading SLOW in the "paraloop-import" thread only.
-SLOW_FINDER = """
-    import sys, threading, time
-
-    class _SlowLoader:
-        def __init__(self, loader, delay):
-            self.loader, self.delay = loader, delay
-        def create_module(self, spec):
-            return self.loader.create_module(spec)
-        def exec_module(self, module):
-            time.sleep(self.delay)
-            return self.loader.exec_module(module)
-
-    class _Slow:
-        def __init__(self, name, delay):
-            self.name, self.delay = name, delay
-        def find_spec(self, name, path=None, target=None):
-            if name != self.name or threading.current_thread().name != "paraloop-import":
-                return None
-            for finder in sys.meta_path:
-                if finder is self or not hasattr(finder, "find_spec"):
-                    continue
-                spec = finder.find_spec(name, path, target)
-                if spec is not None:
-                    spec.loader = _SlowLoader(spec.loader, self.delay)
-                    return spec
-            return None
-
-    def slow_import(name, delay):
-        sys.meta_path.insert(0, _Slow(name, delay))
-"""
+from conftest import SLOW_FINDER, product_environment
 
 
 def _run(

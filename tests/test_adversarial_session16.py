@@ -15,8 +15,6 @@ which process ran an iteration, it records ``os.getpid()``.
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import textwrap
@@ -24,7 +22,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import product_environment
+from conftest import SLOW_FINDER, interrupt_like_a_terminal, product_environment
 
 
 def _run(
@@ -321,35 +319,13 @@ def test_ctrl_c_while_an_extended_first_chunk_runs(tmp_path: Path) -> None:
     process of the program's group is left."""
     script = tmp_path / "program.py"
     script.write_text(textwrap.dedent(CTRL_C_IN_EXTENDED_CHUNK))
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "paraloop", str(script)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
-            env=product_environment(),
-            cwd=tmp_path,
-        )
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    try:
-        assert process.stdout is not None and process.stdout.readline().strip() == "running"
-        os.killpg(process.pid, signal.SIGINT)
-        stdout, stderr = process.communicate(timeout=30)
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-    assert "KeyboardInterrupt" in stderr, stderr[-2000:]
-    assert "finished" not in stdout
+    # The caller takes part, as by default (the suite's own setting keeps it out).
+    group, status, stderr, _ = interrupt_like_a_terminal(script, env={"PARALOOP_CALLER_RUNS": "1"})
+    assert status != 0 and "KeyboardInterrupt" in stderr, stderr[-2000:]
     deadline = time.monotonic() + 10
     left = ["?"]
     while time.monotonic() < deadline:
-        left = subprocess.run(
-            ["pgrep", "-g", str(process.pid)], capture_output=True, text=True
-        ).stdout.split()
+        left = subprocess.run(["pgrep", "-g", str(group)], capture_output=True, text=True).stdout.split()
         if not left:
             break
         time.sleep(0.05)
@@ -359,38 +335,17 @@ def test_ctrl_c_while_an_extended_first_chunk_runs(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------------------------
 # Finding 2: a fork while the import thread runs prints logging's at-fork error.
 
-FORK_WHILE_IMPORTING = """
+FORK_WHILE_IMPORTING = (
+    """
     # paraloop: enable
-    import json, os, sys, threading, time
+    import json, os, sys, time
     from paraloop import ParaLoop
-
+"""
+    + SLOW_FINDER
+    + """
     # A slow disk (a network file system, a coverage hook): multiprocess loads slowly in the
     # thread paraloop imports it in; the program's own imports are not slowed.
-    class _SlowLoader:
-        def __init__(self, loader, delay):
-            self.loader, self.delay = loader, delay
-        def create_module(self, spec):
-            return self.loader.create_module(spec)
-        def exec_module(self, module):
-            time.sleep(self.delay)
-            return self.loader.exec_module(module)
-
-    class _Slow:
-        def __init__(self, name, delay):
-            self.name, self.delay = name, delay
-        def find_spec(self, name, path=None, target=None):
-            if name != self.name or threading.current_thread().name != "paraloop-import":
-                return None
-            for finder in sys.meta_path:
-                if finder is self or not hasattr(finder, "find_spec"):
-                    continue
-                spec = finder.find_spec(name, path, target)
-                if spec is not None:
-                    spec.loader = _SlowLoader(spec.loader, self.delay)
-                    return spec
-            return None
-
-    sys.meta_path.insert(0, _Slow("multiprocess", 0.3))
+    slow_import("multiprocess", 0.3)
     total = 0
     child = None
     for i in ParaLoop(range(40)):
@@ -408,6 +363,7 @@ FORK_WHILE_IMPORTING = """
     _, status = os.waitpid(child, 0)
     print(json.dumps({"total": total, "child": os.waitstatus_to_exitcode(status)}))
 """
+)
 
 
 def test_a_fork_while_multiprocess_imports_prints_nothing(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import product_environment
+from conftest import product_environment, run_program
 
 PROGRAM = """
     # paraloop: enable
@@ -63,13 +63,7 @@ def test_a_loop_that_ends_in_the_caller_imports_no_worker_machinery(tmp_path: Pa
     does to make forkserver the default, those two are already there.)"""
     script = tmp_path / "program.py"
     script.write_text(textwrap.dedent(PROGRAM))
-    result = subprocess.run(
-        [sys.executable, "-m", "paraloop", str(script)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=product_environment(PARALOOP_START_METHOD=method),
-    )
+    result = run_program(script, PARALOOP_START_METHOD=method)
     assert result.returncode == 0, result.stderr
     seen = json.loads(result.stdout.splitlines()[-1])
     assert seen["results"] == [45, sum(i * i for i in range(1000))]
@@ -148,13 +142,7 @@ def test_multiprocess_imports_while_a_waiting_first_iteration_runs(tmp_path: Pat
     each), not one iteration alone to find out."""
     script = tmp_path / "program.py"
     script.write_text(textwrap.dedent(WAITING))
-    result = subprocess.run(
-        [sys.executable, "-m", "paraloop", str(script)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=product_environment(PARALOOP_START_METHOD="fork"),
-    )
+    result = run_program(script, PARALOOP_START_METHOD="fork")
     assert result.returncode == 0, result.stderr
     seen = json.loads(result.stdout.splitlines()[-1])
     assert seen["ok"]
@@ -237,13 +225,7 @@ def test_a_first_chunk_the_caller_keeps_past_its_budget_imports_nothing(tmp_path
     ran by the budget: on a machine too busy for that, the loop may hand over and import."""
     script = tmp_path / "program.py"
     script.write_text(textwrap.dedent(KEPT))
-    result = subprocess.run(
-        [sys.executable, "-m", "paraloop", str(script)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=product_environment(PARALOOP_START_METHOD="spawn"),
-    )
+    result = run_program(script, PARALOOP_START_METHOD="spawn")
     assert result.returncode == 0, result.stderr
     seen = json.loads(result.stdout.splitlines()[-1])
     assert seen["total"] == sum(range(60))
