@@ -319,14 +319,16 @@ def _format_exception(kind: type[BaseException], value: BaseException, tb: Any) 
 class Keep:
     """How long the rest of a loop may take for the caller's first chunk to go on past its
     deadline (``seconds``), with the number of the loop's items past the chunk (``after``);
-    ``kept``: it went on (see :class:`Until`)."""
+    ``kept``: it went on; ``begun``: how many of its items were handed to the body so far, more
+    than one once the first iteration ended (see :class:`Until`)."""
 
-    __slots__ = ("after", "kept", "seconds")
+    __slots__ = ("after", "begun", "kept", "seconds")
 
     def __init__(self, seconds: float, after: int) -> None:
         self.seconds = seconds
         self.after = after
         self.kept = False
+        self.begun = 0
 
 
 class Until:
@@ -376,6 +378,7 @@ class Until:
         clock = time.perf_counter
         position, block, began = 0, self.block_end, clock()
         first = began
+        progress = self.keep
         self.deadline += began
         while position < count:
             now = clock()
@@ -390,6 +393,8 @@ class Until:
             end = min(count, position + block)
             self.inner = iter(items[position:end])
             self.block_end = end
+            if progress is not None:
+                progress.begun = end
             yield self.inner
             position = end
 

@@ -435,10 +435,10 @@ class CallerWorker:
         return None
 
     @property
-    def first_goes_on(self) -> bool:
-        """Whether the loop's first chunk went on past the budget: its iterations are quick, and
-        the caller keeps the loop (see _deadline)."""
-        return self.first is not None and self.first.kept
+    def past_first_iteration(self) -> bool:
+        """Whether the loop's first chunk is past its first iteration (which a first chunk that
+        went on past the budget is, see _deadline)."""
+        return self.first is not None and self.first.begun > 1
 
     def finish(self) -> None:
         """At the loop's end, as a worker: check the captured objects its chunks left unchecked."""

@@ -276,11 +276,12 @@ class _ImportTimer:
 
     def _run(self) -> None:
         try:
-            # Not for a first chunk that went on past the budget: its iterations are quick, and the
-            # caller keeps the loop (an import meanwhile would take turns with them at the GIL).
+            # Only while the first iteration still runs: a first chunk past it (one that went on
+            # past the budget, or that a busy machine kept from looking at its clock) runs quick
+            # iterations, which an import meanwhile would take turns with at the GIL.
             caller = self._caller
             if not self._stopped.acquire(timeout=2 * _caller.CALLER_SECONDS) and not (
-                caller.items or caller.first_goes_on
+                caller.items or caller.past_first_iteration
             ):
                 background_import.start()
         finally:
