@@ -20,7 +20,10 @@ fills namespaces other code may look at.  So:
 - a fork that waited for it must not leave half of logging's at-fork hooks: the import
   imports logging, whose hooks, registered meanwhile, did not run before the fork, but its
   hook after it in the parent releases logging's lock ("cannot release un-acquired lock" on
-  the program's stderr).  The fork takes that lock as logging's own hook would have;
+  the program's stderr).  The fork takes that lock as logging's own hook would have.  And
+  hooks run newest first: where logging was imported after paraloop, its hook took that lock
+  before the fork waits, and the import needs it (dill's logger): the fork lets go of it while
+  it waits (it waited 30 s, and its child hung);
 - its CPU time is not the caller's chunk's (see :func:`cpu`).
 """
 
@@ -30,6 +33,7 @@ import os
 import sys
 import threading
 import time
+from typing import Any
 
 __all__ = ["cpu", "joined", "start"]
 
@@ -93,7 +97,12 @@ def _before_fork() -> None:
     if thread is None or not thread.is_alive() or thread is threading.current_thread():
         return
     logging_before = "logging" in sys.modules
+    # Before-fork hooks run newest first: logging's, if the program imported it after paraloop,
+    # already took its lock, which the import needs (dill's getLogger): let go of it meanwhile.
+    held = _let_go(getattr(sys.modules.get("logging"), "_lock", None))
     thread.join(WAIT_SECONDS)
+    if held is not None:
+        held[0]._acquire_restore(held[1])
     logging = sys.modules.get("logging")
     if not logging_before and logging is not None and not thread.is_alive():
         # Imported meanwhile: its before-fork hook (registered too late to run) takes this lock,
@@ -101,6 +110,14 @@ def _before_fork() -> None:
         lock = getattr(logging, "_lock", None)
         if lock is not None:
             lock.acquire()
+
+
+def _let_go(lock: Any) -> tuple[Any, Any] | None:
+    """Release ``lock`` (an RLock) if this thread holds it, with what restores it; else None."""
+    owned = getattr(lock, "_is_owned", None)
+    if owned is None or not owned():
+        return None
+    return lock, lock._release_save()
 
 
 def _after_fork_in_parent() -> None:
