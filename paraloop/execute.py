@@ -582,6 +582,17 @@ def _execute(
     )
     if stores is not None and (stored := module_stores.changed(stores)) is not None:
         module, name = stored
+        if name is None:
+            return _failed(
+                outcome,
+                chunk,
+                ParaLoopError(
+                    f"{job.filename}, line {job.line}: an iteration reloaded the module {module} "
+                    "(importlib.reload); a worker process reloads its own copy of the module, so the "
+                    "reload (and the module state it resets) would not reach your program. Reload "
+                    "the module before the loop"
+                ),
+            )
         return _failed(
             outcome,
             chunk,

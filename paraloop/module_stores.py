@@ -14,7 +14,9 @@ A submodule's binding (``import pkg.sub`` binds ``sub`` in ``pkg``) is not a
 store of the program's, nor are dunder names (``__spec__``...).  A global rebound
 to an equal number, string or other atom (by its repr: -0.0 is not 0.0) is no
 change; a deleted one is.  Modules of the interpreter's installation and paraloop's own are not
-the program's (as :func:`paraloop.serialize.installed` tells).  Neither is ``__main__`` nor a
+the program's (as :func:`paraloop.serialize.installed` tells).  A module of the program that
+the chunk imports for the first time is compared from the bindings its import made (see
+:mod:`paraloop.first_imports`).  Neither is ``__main__`` nor a
 stand-in for a module the caller is importing: paraloop itself puts the classes and
 functions that arrive by value there, while other threads of a worker may run iterations.
 """
@@ -26,9 +28,9 @@ import sys
 import types
 from typing import Any
 
-from . import loaded_modules, serialize
+from . import first_imports, loaded_modules, serialize
 
-__all__ = ["changed", "snapshot"]
+__all__ = ["Snapshot", "changed", "snapshot"]
 
 # The script, under the names it has in the caller (``python -m paraloop`` keeps the module it
 # runs under another key too) and in a worker.
@@ -39,7 +41,10 @@ _found: tuple[Any, list[types.ModuleType]] = (None, [])
 
 _SKIPPED = frozenset({"paraloop", "multiprocess", "_multiprocess", "dill", *_MAIN})
 
-Snapshot = list[tuple[types.ModuleType, dict[str, Any]]]
+Bindings = list[tuple[types.ModuleType, dict[str, Any]]]
+# The program's modules' bindings before a chunk, and where its first imports start (see
+# paraloop.first_imports).
+Snapshot = tuple[Bindings, int]
 
 
 def _programs_modules() -> list[types.ModuleType]:
@@ -67,13 +72,28 @@ def _programs_modules() -> list[types.ModuleType]:
 
 
 def snapshot() -> Snapshot:
-    """The bindings of the program's modules now (a shallow copy of each namespace)."""
-    return [(module, dict(vars(module))) for module in _programs_modules()]
+    """The bindings of the program's modules now (a shallow copy of each namespace); modules
+    imported from now on until :func:`changed` are kept as their imports leave them."""
+    start = first_imports.begin()
+    return [(module, dict(vars(module))) for module in _programs_modules() if not _importing(module)], start
 
 
-def changed(before: Snapshot) -> tuple[str, str] | None:
-    """(module, global) of a binding the program rebound or deleted since ``before``, or None."""
-    for module, old in before:
+def changed(before: Snapshot) -> tuple[str, str | None] | None:
+    """(module, global) of a binding the program rebound or deleted since ``before`` (or since
+    the import of a module of the program imported meanwhile), (module, None) for a module
+    reloaded meanwhile, or None."""
+    bindings, start = before
+    imported = first_imports.end(start)
+    if imported:
+        programs = {id(module) for module in _programs_modules()}
+        late: Bindings = []
+        for module, old in imported:
+            if id(module) in programs:
+                if old is None:
+                    return module.__name__, None
+                late.append((module, old))
+        bindings = bindings + late
+    for module, old in bindings:
         now = vars(module)
         if now.keys() == old.keys() and all(map(operator.is_, now.values(), old.values())):
             continue  # the usual case, in C
@@ -88,6 +108,12 @@ def changed(before: Snapshot) -> tuple[str, str] | None:
                 continue
             return module.__name__, name
     return None
+
+
+def _importing(module: types.ModuleType) -> bool:
+    """Whether another thread (a worker's lane) is still importing ``module``: its namespace is
+    half made, and the import's own record (see paraloop.first_imports) is compared instead."""
+    return getattr(getattr(module, "__spec__", None), "_initializing", False) is True
 
 
 def _dunder(name: str) -> bool:

@@ -747,13 +747,6 @@ IMPORTED_IN_THE_BODY = """
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding 4: module_stores snapshots the program's modules before a chunk runs; a module "
-    "the body imports for the first time in a worker is not in it, so a global that the worker's "
-    "chunk rebinds there is lost silently (recorder.last None after the loop, the plain loop "
-    "leaves 99)",
-)
 def test_a_module_first_imported_by_the_body_keeps_what_the_iteration_stored(tmp_path: Path) -> None:
     seen = _last_json(_run(tmp_path, IMPORTED_IN_THE_BODY, files={"recorder.py": RECORDER}))
     assert seen in ({"refused": True}, {"last": 99}), seen

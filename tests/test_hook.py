@@ -1014,7 +1014,7 @@ def test_importing_paraloop_imports_neither_the_rewriter_nor_the_runtime() -> No
     }  # fmt: skip
     assert heavy.isdisjoint(added.split()), added
     assert {m for m in added.split() if m.startswith("paraloop")} == {
-        "paraloop", "paraloop._version", "paraloop.errors", "paraloop.hook", "paraloop.hook.cache",
+        "paraloop", "paraloop._version", "paraloop.errors", "paraloop.first_imports", "paraloop.hook", "paraloop.hook.cache",
         "paraloop.hook.finder", "paraloop.hook.loader", "paraloop.hook.marker", "paraloop.log",
     }  # fmt: skip
     assert names == "paraloop.loop paraloop.variable Sum show"

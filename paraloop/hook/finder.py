@@ -17,7 +17,9 @@ from __future__ import annotations
 import importlib.machinery
 import sys
 import warnings
+from types import ModuleType
 
+from .. import first_imports
 from ..errors import ParaLoopWarning
 from .cache import cache_path
 from .loader import DecidingLoader, ParaLoopLoader
@@ -27,7 +29,6 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from importlib.machinery import ModuleSpec
-    from types import ModuleType
     from typing import Any
 
 __all__ = ["ParaLoopFinder"]
@@ -46,6 +47,25 @@ def is_typeguard_loader(loader: Any) -> bool:
     """Whether ``loader`` is typeguard's (its import hook instruments the module)."""
     kind = type(loader)
     return kind.__module__ == "typeguard._importhook" and kind.__name__ == "TypeguardLoader"
+
+
+class _WatchedSpec(importlib.machinery.ModuleSpec):
+    """The spec of a module imported while a chunk watches for the modules it imports first (see
+    :mod:`paraloop.first_imports`): once the module's top level ran, its bindings are kept.
+
+    The import system marks the spec as no longer initializing right after the module's code ran
+    (``_load_unlocked``, the same on Python 3.10 to 3.13), whether it raised or not: a loader's
+    ``exec_module`` would be a frame of paraloop's in the traceback of an error the module's top
+    level raises.  The spec is CPython's again afterwards.
+    """
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        object.__setattr__(self, name, value)
+        if name == "_initializing" and value is False:
+            self.__class__ = importlib.machinery.ModuleSpec  # type: ignore[assignment]
+            module = sys.modules.get(self.name)
+            if isinstance(module, ModuleType) and module.__spec__ is self:
+                first_imports.record(module)
 
 
 class ParaLoopFinder:
@@ -69,6 +89,12 @@ class ParaLoopFinder:
                     break
         else:
             return None
+        if first_imports.watchers:
+            # A chunk watches for the modules it imports first (see paraloop.first_imports).
+            if target is not None:
+                first_imports.reloaded(target)  # importlib.reload
+            elif type(spec) is importlib.machinery.ModuleSpec:
+                spec.__class__ = _WatchedSpec
         loader = spec.loader
         if type(loader) is _SOURCE_LOADER:
             # The path finder's: an ordinary source file (the first test, as the most common).
