@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import background_import, module_stores
+from . import background_import, module_stores, serialize
 from .aggregation_strategies import NOTHING, AggregationStrategy
 from .chunks import Chunk
 from .cpus import queued_seconds
@@ -550,7 +550,11 @@ def _execute(
         iterable = Timed(items, chunk.start, clock)
     else:
         iterable = items
-    stores = module_stores.snapshot() if job.copied else None
+    # The script's globals: not in a process other programs' tasks share (a Dask worker's), nor
+    # in the caller while other threads of the program run (its top level, in the main thread,
+    # binds them meanwhile); a worker compares them (its lanes run the loop's own iterations).
+    scripts = not job.shared_process and (alone or serialize.in_worker_process)
+    stores = module_stores.snapshot(scripts, args) if job.copied else None
     began_queued = queued_seconds() if queue else 0.0
     began = time.perf_counter()
     began_cpu = time.process_time()
@@ -580,7 +584,9 @@ def _execute(
     outcome = Outcome(
         chunk.index, chunk.start, len(items), kind, value=value, seconds=seconds, cpu=cpu, queued=queued
     )
-    if stores is not None and (stored := module_stores.changed(stores)) is not None:
+    stored = module_stores.changed(stores) if stores is not None else None
+    # Ctrl-C, SystemExit in an iteration: that, as in the plain loop, not the refusal of a store.
+    if stored is not None and (kind != RAISED or isinstance(value, Exception)):
         module, name = stored
         if name is None:
             return _failed(

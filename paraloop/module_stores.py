@@ -16,9 +16,13 @@ to an equal number, string or other atom (by its repr: -0.0 is not 0.0) is no
 change; a deleted one is.  Modules of the interpreter's installation and paraloop's own are not
 the program's (as :func:`paraloop.serialize.installed` tells).  A module of the program that
 the chunk imports for the first time is compared from the bindings its import made (see
-:mod:`paraloop.first_imports`).  Neither is ``__main__`` nor a
-stand-in for a module the caller is importing: paraloop itself puts the classes and
-functions that arrive by value there, while other threads of a worker may run iterations.
+:mod:`paraloop.first_imports`).
+
+The script (``__main__``) and a stand-in for a module the caller is importing are compared by a
+rule of their own (:func:`_script_store`): paraloop itself puts the classes and functions that
+arrive by value there, while other threads of a worker may run iterations.  So are the globals
+of the script's functions that arrive by value, which are their own (see
+``serialize._function``): a ``global`` statement of such a function stores there.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from __future__ import annotations
 import operator
 import sys
 import types
+from collections.abc import Iterable
 from typing import Any
 
 from . import first_imports, loaded_modules, serialize
@@ -37,17 +42,23 @@ __all__ = ["Snapshot", "changed", "snapshot"]
 _MAIN = ("__main__", "__mp_main__")
 
 # The program's modules, found again when sys.modules changes: (what it was then, the modules).
-_found: tuple[Any, list[types.ModuleType]] = (None, [])
+_found: tuple[Any, list[types.ModuleType], list[types.ModuleType]] = (None, [], [])
 
 _SKIPPED = frozenset({"paraloop", "multiprocess", "_multiprocess", "dill", *_MAIN})
 
 Bindings = list[tuple[types.ModuleType, dict[str, Any]]]
-# The program's modules' bindings before a chunk, and where its first imports start (see
-# paraloop.first_imports).
-Snapshot = tuple[Bindings, int]
+Namespaces = list[tuple[dict[str, Any], dict[str, Any]]]
+# The program's modules' bindings before a chunk, the script's, where its first imports start (see
+# paraloop.first_imports), and which of the modules were being imported then.
+Snapshot = tuple[Bindings, Namespaces, int, frozenset[int]]
 
 
 def _programs_modules() -> list[types.ModuleType]:
+    return _found_modules()[0]
+
+
+def _found_modules() -> tuple[list[types.ModuleType], list[types.ModuleType]]:
+    """The program's modules, and its scripts among them (see :func:`_script_store`)."""
     global _found
     state = loaded_modules.state()
     if _found[0] != state:
@@ -55,34 +66,53 @@ def _programs_modules() -> list[types.ModuleType]:
         # for the scan of a few hundred modules).
         prefixes = tuple({prefix + "/" for prefix in (sys.prefix, sys.base_prefix, sys.exec_prefix)})
         modules = []
+        scripts: list[types.ModuleType] = []
         # Left out by name (the standard library's, most of sys.modules, already is): paraloop's
-        # own (dozens), the script, and paraloop's own dependencies, wherever installed:
-        # multiprocess may be importing in a thread meanwhile (see background_import), its
-        # namespace half made.
+        # own (dozens), and paraloop's own dependencies, wherever installed: multiprocess may be
+        # importing in a thread meanwhile (see background_import), its namespace half made.
         for name, module, filename in loaded_modules.beyond_stdlib():
+            top = name.partition(".")[0]
+            if filename.startswith(prefixes) or (top in _SKIPPED and name not in _MAIN):
+                continue
             if (
-                name.partition(".")[0] not in _SKIPPED
-                and not filename.startswith(prefixes)
-                and vars(module).get("__name__") not in _MAIN
-                and serialize._stand_ins.get(name) is not module
+                name in _MAIN
+                or vars(module).get("__name__") in _MAIN
+                or serialize._stand_ins.get(name) is module
             ):
+                if all(module is not known for known in scripts):  # under two names
+                    scripts.append(module)
+            else:
                 modules.append(module)
-        _found = (state, modules)
-    return _found[1]
+        for module in serialize._stand_ins.values():  # no __file__: not in the walk
+            if all(module is not known for known in scripts):
+                scripts.append(module)
+        _found = (state, modules, scripts)
+    return _found[1], _found[2]
 
 
-def snapshot() -> Snapshot:
+def snapshot(scripts: bool = True, arguments: Iterable[Any] = ()) -> Snapshot:
     """The bindings of the program's modules now (a shallow copy of each namespace); modules
-    imported from now on until :func:`changed` are kept as their imports leave them."""
+    imported from now on until :func:`changed` are kept as their imports leave them.
+    ``scripts``: the script's too (not in a process other programs' tasks share, a Dask
+    worker's, where theirs arrive meanwhile); and the namespaces of the script's functions that
+    arrived by value among ``arguments`` (the body's captured values), each its own."""
     start = first_imports.begin()
-    return [(module, dict(vars(module))) for module in _programs_modules() if not _importing(module)], start
+    modules, script_modules = _found_modules()
+    return (
+        [(module, dict(vars(module))) for module in modules],
+        # (A stand-in for a module the caller is importing has that import's spec, initializing.)
+        ([(vars(module), dict(vars(module))) for module in script_modules] if scripts else [])
+        + [(namespace, dict(namespace)) for namespace in _private_namespaces(arguments)],
+        start,
+        frozenset(id(module) for module in modules if _importing(module)),
+    )
 
 
 def changed(before: Snapshot) -> tuple[str, str | None] | None:
     """(module, global) of a binding the program rebound or deleted since ``before`` (or since
     the import of a module of the program imported meanwhile), (module, None) for a module
     reloaded meanwhile, or None."""
-    bindings, start = before
+    bindings, scripts, start, importing = before
     imported = first_imports.end(start)
     if imported:
         programs = {id(module) for module in _programs_modules()}
@@ -93,7 +123,15 @@ def changed(before: Snapshot) -> tuple[str, str | None] | None:
                     return module.__name__, None
                 late.append((module, old))
         bindings = bindings + late
+    for namespace, old in scripts:
+        name = _script_store(namespace, old)
+        if name is not None:
+            return namespace.get("__name__", "__main__"), name
     for module, old in bindings:
+        if importing and id(module) in importing and not _importing(module):
+            # Another thread (a worker's lane) finished importing it meanwhile: what the chunk
+            # saw was half made; the import's own record is compared (with the late ones).
+            continue
         now = vars(module)
         if now.keys() == old.keys() and all(map(operator.is_, now.values(), old.values())):
             continue  # the usual case, in C
@@ -110,9 +148,55 @@ def changed(before: Snapshot) -> tuple[str, str | None] | None:
     return None
 
 
+def _script_store(now: dict[str, Any], old: dict[str, Any]) -> str | None:
+    """A global of the script that the chunk rebound, deleted or made (a function of the script
+    that assigns its ``global``), or None.
+
+    The script's module is also where paraloop puts the script's functions and classes that
+    arrive by value (a worker's lanes load them while other lanes run): a function, class or
+    module bound there is not counted, nor are paraloop's own names.
+    """
+    if now.keys() == old.keys() and all(map(operator.is_, now.values(), old.values())):
+        return None  # the usual case, in C
+    for name in old.keys() - now.keys():
+        if not _dunder(name):
+            return name
+    for name, value in now.items():
+        if _dunder(name) or name.startswith("__paraloop"):
+            continue
+        previous = old.get(name, _UNBOUND)
+        if previous is value or _same_atom(previous, value) or isinstance(value, _ARRIVALS):
+            continue
+        return name
+    return None
+
+
+_ARRIVALS = (types.FunctionType, type, types.ModuleType)
+
+
+def _private_namespaces(arguments: Iterable[Any]) -> list[dict[str, Any]]:
+    """The globals of the functions among ``arguments`` (and of the functions those name) that
+    are no module's namespace: a function of the script that arrived by value has globals of its
+    own, where its ``global`` statements store."""
+    found: list[dict[str, Any]] = []
+    seen: set[int] = set()
+    stack = [value for value in arguments if type(value) is types.FunctionType]
+    while stack:
+        namespace = stack.pop().__globals__
+        if id(namespace) in seen:
+            continue
+        seen.add(id(namespace))
+        module = sys.modules.get(namespace.get("__name__", ""))
+        if module is not None and getattr(module, "__dict__", None) is namespace:
+            continue  # a module's own, compared as the module
+        found.append(namespace)
+        stack.extend(value for value in namespace.values() if type(value) is types.FunctionType)
+    return found
+
+
 def _importing(module: types.ModuleType) -> bool:
-    """Whether another thread (a worker's lane) is still importing ``module``: its namespace is
-    half made, and the import's own record (see paraloop.first_imports) is compared instead."""
+    """Whether ``module`` is still being imported: by another thread (a worker's lane), or by the
+    caller when a fork copied it (then for ever, in the worker)."""
     return getattr(getattr(module, "__spec__", None), "_initializing", False) is True
 
 

@@ -694,6 +694,7 @@ def _pickler_class() -> type:
 
         _by_value_for_importing_modules(dill)
         _globals_of_nested_loops(dill)
+        _quiet_nested_globals(dill)
         dispatch = type(dill.Pickler.dispatch)(dill.Pickler.dispatch)
         dispatch[types.ModuleType] = save_module_by_name
         dispatch[_LOCK] = save_lock
@@ -1213,6 +1214,36 @@ def _globals_of_nested_loops(dill: Any) -> None:
 
     globalvars.paraloop = True  # type: ignore[attr-defined]
     detect.globalvars = globalvars
+
+
+def _quiet_nested_globals(dill: Any) -> None:
+    """dill finds the global names of a function it sends by value by printing the function's
+    disassembly into ``sys.stdout``, a StringIO meanwhile (``dill.temp.capture``): what another
+    thread printed then went there instead, and a worker's lane whose iterations began before
+    saw ``sys.stdout`` changed, and refused the loop.  The same names, from the instructions."""
+    import dis
+
+    detect = dill.detect
+    if getattr(detect.nestedglobals, "paraloop", False):
+        return
+
+    def nestedglobals(func: Any, recurse: bool = True) -> list[str]:
+        code = detect.code(func)
+        if code is None:
+            return []
+        names = {
+            instruction.argval
+            for instruction in dis.get_instructions(code)
+            if "_GLOBAL" in instruction.opname and isinstance(instruction.argval, str)
+        }
+        if recurse:
+            for constant in code.co_consts:
+                if constant and detect.iscode(constant):
+                    names.update(nestedglobals(constant, recurse=True))
+        return list(names)
+
+    nestedglobals.paraloop = True  # type: ignore[attr-defined]
+    detect.nestedglobals = nestedglobals
 
 
 def _main_type(kind: type, name: str, bases: tuple[type, ...], namespace: dict[str, Any]) -> type:

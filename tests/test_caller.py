@@ -667,9 +667,9 @@ def test_the_callers_budget_counts_from_the_first_iteration_not_the_chunks_setup
 
     original = module_stores.snapshot
 
-    def slow_snapshot() -> Any:
+    def slow_snapshot(*args: Any) -> Any:
         time.sleep(0.02)
-        return original()
+        return original(*args)
 
     monkeypatch.setattr(module_stores, "snapshot", slow_snapshot)
     sizes = _spy_on_sizes(monkeypatch)
@@ -834,3 +834,22 @@ def test_the_caller_runs_chunks_until_idle_workers_answer_in_this_loop(
     assert len(pids) == 300
     assert meanwhile, "no chunk ran in the caller while the idle workers had their first ones"
     assert pids.count(os.getpid()) > 0 and len(set(pids)) > 1, pids
+
+
+@pytest.mark.usefixtures("caller_on")
+def test_a_first_chunk_of_an_iterator_with_a_chunksize_runs_whole(load_module: Loader) -> None:
+    """``chunksize=7`` over an iterator: the caller's first chunk holds seven items, whose time
+    passes the budget.  Its deadline stopped it there, and the items left could not go back to an
+    iterator (an internal AssertionError, "not a chunk to give back", which the translated
+    joblib example parallel_memmap_write_output_in_body met on a loaded machine): it runs whole."""
+    module = load_module("""
+        import time
+        from paraloop import ParaLoop
+        def run(n):
+            out = []
+            for i, x in ParaLoop(enumerate(range(n)), num_processes=2, chunksize=7):
+                time.sleep(0.001)
+                out.append(i + x)
+            return out
+    """)
+    assert module.run(40) == [2 * i for i in range(40)]

@@ -423,11 +423,13 @@ class CallerWorker:
             # Iterations that turn slower than the ones before them are not run here for long:
             # the chunk stops at twice the time it should take.
             return 2 * max(len(chunk.items) * self._per_item, CALLER_SECONDS), self._per_item, None
-        if not self.items and len(chunk.items) > 1:
+        if not self.items and len(chunk.items) > 1 and chunker.returnable:
             # The loop's first chunk, of iterations not timed yet (see first_chunks): the budget,
             # unless its iterations show by then that the caller would keep the loop (what is
             # left would take it less than starting workers, see cheaper_than_workers): then the
             # chunk goes on, rather than stop only to be followed by the rest in one more chunk.
+            # (Not over an iterator, whose items cannot go back: a chunk of its items, given a
+            # fixed chunksize, runs whole.)
             after = chunker.left()
             if after is not None:
                 self.first = Keep(self.start_seconds * self._factor, after)
