@@ -554,7 +554,9 @@ def _execute(
     # in the caller while other threads of the program run (its top level, in the main thread,
     # binds them meanwhile); a worker compares them (its lanes run the loop's own iterations).
     scripts = not job.shared_process and (alone or serialize.in_worker_process)
-    stores = module_stores.snapshot(scripts, args) if job.copied else None
+    # Functions that arrived by value (their globals their own) are a worker's or a Dask task's.
+    arrived = args if serialize.in_worker_process or job.shared_process else ()
+    stores = module_stores.snapshot(scripts, arrived) if job.copied else None
     began_queued = queued_seconds() if queue else 0.0
     began = time.perf_counter()
     began_cpu = time.process_time()
