@@ -442,7 +442,10 @@ def test_a_fork_in_the_first_iteration_with_logging_configured_and_an_executor(t
     lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     assert {"who": "parent", "total": sum(range(40)), "child": 0} in lines
     assert {"who": "child", "total": sum(range(40))} in lines
-    assert "lock" not in result.stderr, result.stderr[-3000:]
+    # (Not any "lock": Python 3.12's DeprecationWarning about a fork in a multi-threaded process
+    # says "deadlocks" when the joined import thread has not left the OS's count yet.)
+    for complaint in ("un-acquired lock", "unlocked lock", "cannot release", "Exception ignored"):
+        assert complaint not in result.stderr, result.stderr[-3000:]
 
 
 # --------------------------------------------------------------------------------------------
