@@ -26,7 +26,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # paraloop.log imports this module for every program that imports paraloop
     from typing import Any
 
-__all__ = ["STDLIB", "beyond_stdlib", "imported", "state"]
+__all__ = ["STDLIB", "beyond_stdlib", "imported", "initializing", "state"]
 
 STDLIB: frozenset[str] = frozenset(getattr(sys, "stdlib_module_names", ()))
 
@@ -129,6 +129,10 @@ def imported(name: str) -> Any:
     """The module ``name`` if imported, not while a thread still imports it (its namespace half
     made), else None."""
     module = sys.modules.get(name)
-    if module is not None and getattr(getattr(module, "__spec__", None), "_initializing", False):
-        return None
-    return module
+    return None if module is not None and initializing(module) else module
+
+
+def initializing(module: Any) -> bool:
+    """Whether ``module``'s import has not finished: another thread is importing it (or, in a
+    forked worker, the thread that was importing it when the fork copied it)."""
+    return getattr(getattr(module, "__spec__", None), "_initializing", False) is True

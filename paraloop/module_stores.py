@@ -19,7 +19,7 @@ the chunk imports for the first time is compared from the bindings its import ma
 :mod:`paraloop.first_imports`).
 
 The script (``__main__``) and a stand-in for a module the caller is importing are compared by a
-rule of their own (:func:`_script_store`): paraloop itself puts the classes and functions that
+rule of their own (:func:`_arrival`): paraloop itself puts the classes and functions that
 arrive by value there, while other threads of a worker may run iterations.  So are the globals
 of the script's functions that arrive by value, which are their own (see
 ``serialize._function``): a ``global`` statement of such a function stores there.
@@ -30,10 +30,11 @@ from __future__ import annotations
 import operator
 import sys
 import types
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from . import first_imports, loaded_modules, serialize
+from .loaded_modules import initializing
 
 __all__ = ["Snapshot", "changed", "snapshot"]
 
@@ -58,7 +59,7 @@ def _programs_modules() -> list[types.ModuleType]:
 
 
 def _found_modules() -> tuple[list[types.ModuleType], list[types.ModuleType]]:
-    """The program's modules, and its scripts among them (see :func:`_script_store`)."""
+    """The program's modules, and its scripts among them (see :func:`_arrival`)."""
     global _found
     state = loaded_modules.state()
     if _found[0] != state:
@@ -66,7 +67,7 @@ def _found_modules() -> tuple[list[types.ModuleType], list[types.ModuleType]]:
         # for the scan of a few hundred modules).
         prefixes = tuple({prefix + "/" for prefix in (sys.prefix, sys.base_prefix, sys.exec_prefix)})
         modules = []
-        scripts: list[types.ModuleType] = []
+        scripts: dict[int, types.ModuleType] = {}  # a script may be under two names
         # Left out by name (the standard library's, most of sys.modules, already is): paraloop's
         # own (dozens), and paraloop's own dependencies, wherever installed: multiprocess may be
         # importing in a thread meanwhile (see background_import), its namespace half made.
@@ -79,14 +80,12 @@ def _found_modules() -> tuple[list[types.ModuleType], list[types.ModuleType]]:
                 or vars(module).get("__name__") in _MAIN
                 or serialize._stand_ins.get(name) is module
             ):
-                if all(module is not known for known in scripts):  # under two names
-                    scripts.append(module)
+                scripts[id(module)] = module
             else:
                 modules.append(module)
         for module in serialize._stand_ins.values():  # no __file__: not in the walk
-            if all(module is not known for known in scripts):
-                scripts.append(module)
-        _found = (state, modules, scripts)
+            scripts[id(module)] = module
+        _found = (state, modules, list(scripts.values()))
     return _found[1], _found[2]
 
 
@@ -104,7 +103,9 @@ def snapshot(scripts: bool = True, arguments: Iterable[Any] = ()) -> Snapshot:
         ([(vars(module), dict(vars(module))) for module in script_modules] if scripts else [])
         + [(namespace, dict(namespace)) for namespace in _private_namespaces(arguments)],
         start,
-        frozenset(id(module) for module in modules if _importing(module)),
+        # Being imported: by another thread (a worker's lane), or by the caller when a fork copied
+        # it (then for ever, in the worker).
+        frozenset(id(module) for module in modules if initializing(module)),
     )
 
 
@@ -124,51 +125,45 @@ def changed(before: Snapshot) -> tuple[str, str | None] | None:
                 late.append((module, old))
         bindings = bindings + late
     for namespace, old in scripts:
-        name = _script_store(namespace, old)
+        name = _rebound(namespace, old, _arrival)
         if name is not None:
             return namespace.get("__name__", "__main__"), name
     for module, old in bindings:
-        if importing and id(module) in importing and not _importing(module):
+        if importing and id(module) in importing and not initializing(module):
             # Another thread (a worker's lane) finished importing it meanwhile: what the chunk
             # saw was half made; the import's own record is compared (with the late ones).
             continue
-        now = vars(module)
-        if now.keys() == old.keys() and all(map(operator.is_, now.values(), old.values())):
-            continue  # the usual case, in C
-        for name in old.keys() - now.keys():
-            if not _dunder(name):
-                return module.__name__, name
-        for name, value in now.items():
-            if _dunder(name) or _submodule(module, name, value):
-                continue
-            previous = old.get(name, _UNBOUND)
-            if previous is value or _same_atom(previous, value):
-                continue
+        name = _rebound(vars(module), old, _submodule)
+        if name is not None:
             return module.__name__, name
     return None
 
 
-def _script_store(now: dict[str, Any], old: dict[str, Any]) -> str | None:
-    """A global of the script that the chunk rebound, deleted or made (a function of the script
-    that assigns its ``global``), or None.
-
-    The script's module is also where paraloop puts the script's functions and classes that
-    arrive by value (a worker's lanes load them while other lanes run): a function, class or
-    module bound there is not counted, nor are paraloop's own names.
-    """
+def _rebound(
+    now: dict[str, Any], old: dict[str, Any], ignored: Callable[[dict[str, Any], str, Any], bool]
+) -> str | None:
+    """A name of namespace ``now`` rebound, deleted or made since it was ``old``, or None; not a
+    dunder, nor a binding ``ignored(now, name, value)`` tells is no store of the program's."""
     if now.keys() == old.keys() and all(map(operator.is_, now.values(), old.values())):
         return None  # the usual case, in C
     for name in old.keys() - now.keys():
         if not _dunder(name):
             return name
     for name, value in now.items():
-        if _dunder(name) or name.startswith("__paraloop"):
+        if _dunder(name) or ignored(now, name, value):
             continue
         previous = old.get(name, _UNBOUND)
-        if previous is value or _same_atom(previous, value) or isinstance(value, _ARRIVALS):
+        if previous is value or _same_atom(previous, value):
             continue
         return name
     return None
+
+
+def _arrival(namespace: dict[str, Any], name: str, value: Any) -> bool:
+    """In the script's namespace: paraloop's own names, and the script's functions, classes and
+    modules that paraloop puts there as they arrive by value (a worker's lanes load them while
+    other lanes run).  A global of the script that a function of it rebinds is any other."""
+    return name.startswith("__paraloop") or isinstance(value, _ARRIVALS)
 
 
 _ARRIVALS = (types.FunctionType, type, types.ModuleType)
@@ -194,20 +189,15 @@ def _private_namespaces(arguments: Iterable[Any]) -> list[dict[str, Any]]:
     return found
 
 
-def _importing(module: types.ModuleType) -> bool:
-    """Whether ``module`` is still being imported: by another thread (a worker's lane), or by the
-    caller when a fork copied it (then for ever, in the worker)."""
-    return getattr(getattr(module, "__spec__", None), "_initializing", False) is True
-
-
 def _dunder(name: str) -> bool:
     # The import system's (__spec__, __loader__, __cached__...), not a name like __n.
     return len(name) > 4 and name[:2] == name[-2:] == "__"
 
 
-def _submodule(module: types.ModuleType, name: str, value: Any) -> bool:
-    """``import pkg.sub`` binds ``sub`` in ``pkg``: the import system's binding, not a store."""
-    return isinstance(value, types.ModuleType) and value.__name__ == f"{module.__name__}.{name}"
+def _submodule(namespace: dict[str, Any], name: str, value: Any) -> bool:
+    """``import pkg.sub`` binds ``sub`` in ``pkg`` (whose ``namespace`` this is): the import
+    system's binding, not a store."""
+    return isinstance(value, types.ModuleType) and value.__name__ == f"{namespace.get('__name__')}.{name}"
 
 
 def _same_atom(previous: Any, value: Any) -> bool:
