@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import itertools
+import json
 import logging
 import os
 import signal
@@ -166,17 +167,44 @@ def product_environment(**extra: str) -> dict[str, str]:
     return environment
 
 
-def run_program(script: Path, **extra: str) -> subprocess.CompletedProcess[str]:
-    """``python -m paraloop script`` in the script's directory with paraloop's own defaults
+def run_program(
+    script: Path, *args: str, timeout: float = 120, **extra: str
+) -> subprocess.CompletedProcess[str]:
+    """``python -m paraloop script args...`` in the script's directory with paraloop's own defaults
     (:func:`product_environment`, plus ``extra``), as a user runs it."""
     return subprocess.run(
-        [sys.executable, "-m", "paraloop", str(script)],
+        [sys.executable, "-m", "paraloop", str(script), *args],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
         env=product_environment(**extra),
         cwd=script.parent,
     )
+
+
+def run_source(
+    tmp_path: Path,
+    source: str,
+    *args: str,
+    files: dict[str, str] | None = None,
+    timeout: float = 60,
+    **extra: str,
+) -> subprocess.CompletedProcess[str]:
+    """Write ``files`` (name: source, dedented) and ``source`` as ``program.py`` in ``tmp_path``,
+    and run the program as :func:`run_program` does."""
+    for name, text in (files or {}).items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+    script = tmp_path / "program.py"
+    script.write_text(textwrap.dedent(source))
+    return run_program(script, *args, timeout=timeout, **extra)
+
+
+def last_json(result: subprocess.CompletedProcess[str]) -> Any:
+    """The JSON a program printed last, once it exited with 0 (else its stderr's end, failing)."""
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.splitlines()[-1])
 
 
 def use_backend(choice: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:

@@ -17,35 +17,15 @@ every time, without any timing assertion.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import SLOW_FINDER, product_environment
+from conftest import SLOW_FINDER, last_json, run_source
 
-
-def _run(
-    tmp_path: Path, source: str, *args: str, timeout: float = 60, **env: str
-) -> subprocess.CompletedProcess[str]:
-    script = tmp_path / "program.py"
-    script.write_text(textwrap.dedent(source))
-    return subprocess.run(
-        [sys.executable, "-m", "paraloop", str(script), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=product_environment(**env),
-        cwd=tmp_path,
-    )
-
-
-def _last_json(result: subprocess.CompletedProcess[str]) -> dict:
-    assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads(result.stdout.splitlines()[-1])
+_run = run_source
+_last_json = last_json
 
 
 def _children_of(pid: int) -> list[str]:

@@ -22,36 +22,10 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import SLOW_FINDER, interrupt_like_a_terminal, product_environment
+from conftest import SLOW_FINDER, interrupt_like_a_terminal, last_json, product_environment, run_source
 
-
-def _run(
-    tmp_path: Path,
-    source: str,
-    *args: str,
-    files: dict[str, str] | None = None,
-    timeout: float = 60,
-    **env: str,
-) -> subprocess.CompletedProcess[str]:
-    for name, text in (files or {}).items():
-        path = tmp_path / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(text))
-    script = tmp_path / "program.py"
-    script.write_text(textwrap.dedent(source))
-    return subprocess.run(
-        [sys.executable, "-m", "paraloop", str(script), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=product_environment(**env),
-        cwd=tmp_path,
-    )
-
-
-def _last_json(result: subprocess.CompletedProcess[str]) -> dict:
-    assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads(result.stdout.splitlines()[-1])
+_run = run_source
+_last_json = last_json
 
 
 # --------------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ that hold are pinned.  No assertion is on timings.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
 import re
@@ -22,38 +23,12 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import product_environment
+from conftest import last_json, run_source
 
 from paraloop import module_stores
 
-
-def _run(
-    tmp_path: Path,
-    source: str,
-    *args: str,
-    files: dict[str, str] | None = None,
-    timeout: float = 90,
-    **env: str,
-) -> subprocess.CompletedProcess[str]:
-    for name, text in (files or {}).items():
-        path = tmp_path / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(text))
-    script = tmp_path / "program.py"
-    script.write_text(textwrap.dedent(source))
-    return subprocess.run(
-        [sys.executable, "-m", "paraloop", str(script), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=product_environment(**env),
-        cwd=tmp_path,
-    )
-
-
-def _last_json(result: subprocess.CompletedProcess[str]) -> dict:
-    assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads(result.stdout.splitlines()[-1])
+_run = functools.partial(run_source, timeout=90)
+_last_json = last_json
 
 
 def _kept_or_refused(result: subprocess.CompletedProcess[str], name: str) -> dict:
