@@ -7,6 +7,8 @@ names one the chunk rebound.  A module the body imports for the first time in a 
 that a function of it rebound there was lost, silently.  So while such a chunk runs, paraloop's
 import hook hands each source module it finds here once its top level ran (:func:`record`, from
 the module's spec, see ``hook.finder._WatchedSpec``), and the chunk's end compares those too.
+Modules are kept by their namespaces: a module that put a wrapper in its place in
+``sys.modules`` is kept by its own (see :func:`paraloop.loaded_modules.original`).
 
 Only while a chunk watches (:func:`begin` to :func:`end`); thread-safe: a worker's lanes run
 chunks in threads.
@@ -18,7 +20,6 @@ import _thread
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from types import ModuleType
     from typing import Any
 
 __all__ = ["begin", "end", "record", "reloaded", "watchers"]
@@ -26,9 +27,9 @@ __all__ = ["begin", "end", "record", "reloaded", "watchers"]
 _lock = _thread.allocate_lock()
 # How many chunks of this process watch now (read by the import hook, without the lock).
 watchers = 0
-# The modules imported since the oldest watching chunk began, each with its namespace then (None:
-# a reload of the module).
-_recorded: list[tuple[ModuleType, dict[str, Any] | None]] = []
+# The namespaces of the modules imported since the oldest watching chunk began, each with a copy
+# as its import left it (None: a reload of the module).
+_recorded: list[tuple[dict[str, Any], dict[str, Any] | None]] = []
 
 
 def begin() -> int:
@@ -39,9 +40,9 @@ def begin() -> int:
         return len(_recorded)
 
 
-def end(start: int) -> list[tuple[ModuleType, dict[str, Any] | None]]:
-    """A chunk that began at ``start`` stops watching: the modules imported since, with their
-    namespaces as their imports left them (None for a module reloaded)."""
+def end(start: int) -> list[tuple[dict[str, Any], dict[str, Any] | None]]:
+    """A chunk that began at ``start`` stops watching: the namespaces of the modules imported
+    since, each with a copy as its import left it (None for a module reloaded)."""
     global watchers
     with _lock:
         found = _recorded[start:]
@@ -51,16 +52,16 @@ def end(start: int) -> list[tuple[ModuleType, dict[str, Any] | None]]:
         return found
 
 
-def reloaded(module: ModuleType) -> None:
-    """``importlib.reload(module)`` ran, if a chunk watches: its end names the module (a worker
-    reloads its own copy, and the program's keeps what it had)."""
+def reloaded(namespace: dict[str, Any]) -> None:
+    """``importlib.reload`` ran on the module of ``namespace``, if a chunk watches: its end names
+    the module (a worker reloads its own copy, and the program's keeps what it had)."""
     with _lock:
         if watchers:
-            _recorded.append((module, None))
+            _recorded.append((namespace, None))
 
 
-def record(module: ModuleType) -> None:
-    """A module's top level ran: keep its bindings, if a chunk watches."""
+def record(namespace: dict[str, Any]) -> None:
+    """A module's top level ran, leaving ``namespace``: keep a copy, if a chunk watches."""
     with _lock:
         if watchers:
-            _recorded.append((module, dict(vars(module))))
+            _recorded.append((namespace, dict(namespace)))

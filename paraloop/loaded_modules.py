@@ -21,29 +21,34 @@ import itertools
 import operator
 import os
 import sys
+from types import FunctionType, ModuleType
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # paraloop.log imports this module for every program that imports paraloop
     from typing import Any
 
-__all__ = ["STDLIB", "beyond_stdlib", "imported", "initializing", "state"]
+__all__ = ["STDLIB", "beyond_stdlib", "imported", "initializing", "original", "replaced", "state"]
 
 STDLIB: frozenset[str] = frozenset(getattr(sys, "stdlib_module_names", ()))
 
 
-def _walk() -> list[tuple[str, Any, str]]:
+def _walk() -> tuple[list[tuple[str, Any, str]], list[tuple[str, Any]]]:
     """(name, module, file) of each module in ``sys.modules`` past the standard library and
-    paraloop's own, whose namespace names a file (a string ``__file__``)."""
+    paraloop's own, whose namespace names a file (a string ``__file__``); and (name, value) of
+    the entries there that are neither a module nor None (see :func:`replaced`)."""
     found = []
+    others = []
     shadowed = _shadowing()
     for name, module in list(sys.modules.items()):
         top = name.partition(".")[0]
         if top == "paraloop" or (top in STDLIB and top not in shadowed):
             continue
+        if type(module) is not ModuleType and module is not None:
+            others.append((name, module))
         filename = _file(module)
         if filename is not None:
             found.append((name, module, filename))
-    return found
+    return found, others
 
 
 def _file(module: Any) -> str | None:
@@ -110,13 +115,24 @@ def state() -> tuple[int, Any, int]:
 
 
 # The last walk: (state() then, what it found).
-_walked: tuple[Any, list[tuple[str, Any, str]]] = (None, [])
+_walked: tuple[Any, tuple[list[tuple[str, Any, str]], list[tuple[str, Any]]]] = (None, ([], []))
 
 
 def beyond_stdlib() -> list[tuple[str, Any, str]]:
     """(name, module, file) of the modules past the standard library and paraloop's own (which
     neither caller asks about: dozens, no extension among them), walked again only once
     ``sys.modules`` changed (see :func:`state`).  The list is shared: do not change it."""
+    return _walked_now()[0]
+
+
+def replaced() -> list[tuple[str, Any]]:
+    """(name, value) of the entries of ``sys.modules`` past the standard library and paraloop's
+    own that are neither a module (of ModuleType itself) nor None: modules that put something
+    else in their place (see :func:`original`).  From the same walk as :func:`beyond_stdlib`."""
+    return _walked_now()[1]
+
+
+def _walked_now() -> tuple[list[tuple[str, Any, str]], list[tuple[str, Any]]]:
     global _walked
     now = state()
     walked = _walked
@@ -136,3 +152,37 @@ def initializing(module: Any) -> bool:
     """Whether ``module``'s import has not finished: another thread is importing it (or, in a
     forked worker, the thread that was importing it when the fork copied it)."""
     return getattr(getattr(module, "__spec__", None), "_initializing", False) is True
+
+
+def original(name: str, value: Any) -> dict[str, Any] | None:
+    """The namespace of the module ``name`` that put ``value`` in its place in ``sys.modules``
+    (a wrapper, as deprecation shims and lazy modules do: ``sys.modules[__name__] = _Shim()``),
+    or None.  The module's functions store their globals there, not in the wrapper.
+
+    Found where such wrappers keep it: an attribute of the wrapper holding the module, or the
+    globals of a method of the wrapper's class, defined in the module itself.  Attributes are
+    read from the namespaces, never by ``getattr`` (a wrapper's ``__getattr__`` may import).
+    """
+    try:
+        own = object.__getattribute__(value, "__dict__")
+    except AttributeError:
+        own = None
+    if type(own) is dict:
+        for candidate in own.values():
+            if isinstance(candidate, ModuleType) and candidate is not value:
+                namespace = candidate.__dict__
+                if namespace.get("__name__") == name:
+                    return namespace
+    for kind in type(value).__mro__:
+        if kind is ModuleType or kind is object:
+            continue
+        for attribute in vars(kind).values():
+            if isinstance(attribute, (classmethod, staticmethod)):
+                attribute = attribute.__func__
+            elif isinstance(attribute, property):
+                attribute = attribute.fget
+            if type(attribute) is FunctionType:
+                namespace = attribute.__globals__
+                if namespace is not own and namespace.get("__name__") == name:
+                    return namespace
+    return None

@@ -16,7 +16,9 @@ to an equal number, string or other atom (by its repr: -0.0 is not 0.0) is no
 change; a deleted one is.  Modules of the interpreter's installation and paraloop's own are not
 the program's (as :func:`paraloop.serialize.installed` tells).  A module of the program that
 the chunk imports for the first time is compared from the bindings its import made (see
-:mod:`paraloop.first_imports`).
+:mod:`paraloop.first_imports`).  A module that put a wrapper in its place in ``sys.modules``
+(a deprecation shim, a lazy module) is compared by its own namespace, where its functions
+store, as :func:`paraloop.loaded_modules.original` finds it.
 
 The script (``__main__``) and a stand-in for a module the caller is importing are compared by a
 rule of their own (:func:`_arrival`): paraloop itself puts the classes and functions that
@@ -34,7 +36,6 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from . import first_imports, loaded_modules, serialize
-from .loaded_modules import initializing
 
 __all__ = ["Snapshot", "changed", "snapshot"]
 
@@ -42,24 +43,26 @@ __all__ = ["Snapshot", "changed", "snapshot"]
 # runs under another key too) and in a worker.
 _MAIN = ("__main__", "__mp_main__")
 
-# The program's modules, found again when sys.modules changes: (what it was then, the modules).
-_found: tuple[Any, list[types.ModuleType], list[types.ModuleType]] = (None, [], [])
+# The program's modules, found again when sys.modules changes: (what it was then, the modules,
+# the scripts, the modules' namespaces with those of modules that put a wrapper in their place).
+_found: tuple[Any, list[types.ModuleType], list[types.ModuleType], list[dict[str, Any]]] = (None, [], [], [])
 
 _SKIPPED = frozenset({"paraloop", "multiprocess", "_multiprocess", "dill", *_MAIN})
 
-Bindings = list[tuple[types.ModuleType, dict[str, Any]]]
+# (namespace, a copy of it then)
 Namespaces = list[tuple[dict[str, Any], dict[str, Any]]]
 # The program's modules' bindings before a chunk, the script's, where its first imports start (see
-# paraloop.first_imports), and which of the modules were being imported then.
-Snapshot = tuple[Bindings, Namespaces, int, frozenset[int]]
+# paraloop.first_imports), and which of the modules' namespaces were being imported then.
+Snapshot = tuple[Namespaces, Namespaces, int, frozenset[int]]
 
 
 def _programs_modules() -> list[types.ModuleType]:
-    return _found_modules()[0]
+    _found_modules()
+    return _found[1]
 
 
-def _found_modules() -> tuple[list[types.ModuleType], list[types.ModuleType]]:
-    """The program's modules, and its scripts among them (see :func:`_arrival`)."""
+def _found_modules() -> tuple[list[dict[str, Any]], list[types.ModuleType]]:
+    """The namespaces of the program's modules, and its scripts (see :func:`_arrival`)."""
     global _found
     state = loaded_modules.state()
     if _found[0] != state:
@@ -85,8 +88,17 @@ def _found_modules() -> tuple[list[types.ModuleType], list[types.ModuleType]]:
                 modules.append(module)
         for module in serialize._stand_ins.values():  # no __file__: not in the walk
             scripts[id(module)] = module
-        _found = (state, modules, list(scripts.values()))
-    return _found[1], _found[2]
+        namespaces = [vars(module) for module in modules]
+        # Modules that put a wrapper in their place: their own namespaces, where they store.
+        for name, value in loaded_modules.replaced():
+            namespace = loaded_modules.original(name, value)
+            if namespace is None or name.partition(".")[0] in _SKIPPED:
+                continue
+            origin = namespace.get("__file__")
+            if type(origin) is str and not origin.startswith(prefixes):
+                namespaces.append(namespace)
+        _found = (state, modules, list(scripts.values()), namespaces)
+    return _found[3], _found[2]
 
 
 def snapshot(scripts: bool = True, arguments: Iterable[Any] = ()) -> Snapshot:
@@ -96,16 +108,16 @@ def snapshot(scripts: bool = True, arguments: Iterable[Any] = ()) -> Snapshot:
     worker's, where theirs arrive meanwhile); and the namespaces of the script's functions that
     arrived by value among ``arguments`` (the body's captured values), each its own."""
     start = first_imports.begin()
-    modules, script_modules = _found_modules()
+    namespaces, script_modules = _found_modules()
     return (
-        [(module, dict(vars(module))) for module in modules],
+        [(namespace, dict(namespace)) for namespace in namespaces],
         # (A stand-in for a module the caller is importing has that import's spec, initializing.)
         ([(vars(module), dict(vars(module))) for module in script_modules] if scripts else [])
         + [(namespace, dict(namespace)) for namespace in _private_namespaces(arguments)],
         start,
         # Being imported: by another thread (a worker's lane), or by the caller when a fork copied
         # it (then for ever, in the worker).
-        frozenset(id(module) for module in modules if initializing(module)),
+        frozenset(id(namespace) for namespace in namespaces if _initializing(namespace)),
     )
 
 
@@ -116,27 +128,32 @@ def changed(before: Snapshot) -> tuple[str, str | None] | None:
     bindings, scripts, start, importing = before
     imported = first_imports.end(start)
     if imported:
-        programs = {id(module) for module in _programs_modules()}
-        late: Bindings = []
-        for module, old in imported:
-            if id(module) in programs:
+        programs = {id(namespace) for namespace in _found_modules()[0]}
+        late: Namespaces = []
+        for namespace, old in imported:
+            if id(namespace) in programs:
                 if old is None:
-                    return module.__name__, None
-                late.append((module, old))
+                    return namespace.get("__name__", "?"), None
+                late.append((namespace, old))
         bindings = bindings + late
     for namespace, old in scripts:
         name = _rebound(namespace, old, _arrival)
         if name is not None:
             return namespace.get("__name__", "__main__"), name
-    for module, old in bindings:
-        if importing and id(module) in importing and not initializing(module):
+    for namespace, old in bindings:
+        if importing and id(namespace) in importing and not _initializing(namespace):
             # Another thread (a worker's lane) finished importing it meanwhile: what the chunk
             # saw was half made; the import's own record is compared (with the late ones).
             continue
-        name = _rebound(vars(module), old, _submodule)
+        name = _rebound(namespace, old, _submodule)
         if name is not None:
-            return module.__name__, name
+            return namespace.get("__name__", "?"), name
     return None
+
+
+def _initializing(namespace: dict[str, Any]) -> bool:
+    """loaded_modules.initializing, of a module's namespace."""
+    return getattr(namespace.get("__spec__"), "_initializing", False) is True
 
 
 def _rebound(

@@ -189,9 +189,12 @@ def test_a_reload_in_the_body_is_refused_with_its_own_advice(tmp_path: Path) -> 
 
 
 # --------------------------------------------------------------------------------------------
-# Finding 4: a module that replaces itself in sys.modules (a ModuleType wrapper, as deprecation
-# shims do) is watched under neither path: the functions' globals are the original module's,
-# which is not in sys.modules.
+# Finding 4, fixed (session 18): a module that replaces itself in sys.modules (a ModuleType
+# wrapper, as deprecation shims do) was watched under neither path: the functions' globals are
+# the original module's, which is not in sys.modules.  module_stores and first_imports now
+# compare the original's namespace, found from the wrapper (loaded_modules.original): through
+# its class's methods (SELF_REPLACING) or an attribute holding the module (HELD, a lazy-module
+# wrapper whose class is another module's).
 
 SELF_REPLACING = """
 import sys, types
@@ -212,6 +215,31 @@ _shim.__file__ = __file__
 sys.modules[__name__] = _shim
 """
 
+HELD = """
+import sys
+import wrapping
+
+last = None
+
+def record(i):
+    global last
+    last = i
+
+sys.modules[__name__] = wrapping.Wrapper(sys.modules[__name__])
+"""
+
+WRAPPING = """
+import types
+
+class Wrapper(types.ModuleType):
+    def __init__(self, module):
+        super().__init__(module.__name__)
+        self._module = module
+
+    def __getattr__(self, name):
+        return getattr(self._module, name)
+"""
+
 SHIMMED = """
     # paraloop: enable
     import importlib, json, sys
@@ -224,18 +252,17 @@ SHIMMED = """
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding 4: a module that puts a ModuleType wrapper in its place in sys.modules: "
-    "module_stores compares the wrapper's namespace, and first_imports drops the recorded "
-    "original (not among sys.modules' modules); a global its function rebinds in a worker is lost "
-    "silently (last None after the loop; the plain loop leaves 99)",
-)
+@pytest.mark.parametrize("method", ["fork", "forkserver", "spawn"])
+@pytest.mark.parametrize("shim", ["class", "held"])
 @pytest.mark.parametrize("where", ["top", "first"])
-def test_a_module_that_replaces_itself_keeps_or_refuses_a_store(tmp_path: Path, where: str) -> None:
-    """The body calls a function of such a module that rebinds its global ``last``."""
-    result = _run(tmp_path, SHIMMED, where, files={"shimmed.py": SELF_REPLACING}, PARALOOP_CALLER_RUNS="0")
-    assert _kept_or_refused(result, "shimmed") in ({"refused": True}, {"last": 99})
+def test_a_module_that_replaces_itself_keeps_or_refuses_a_store(
+    tmp_path: Path, where: str, shim: str, method: str
+) -> None:
+    """The body calls a function of such a module that rebinds its global ``last``: imported
+    before the loop (under fork the workers have it) or first in the body."""
+    files = {"shimmed.py": SELF_REPLACING} if shim == "class" else {"shimmed.py": HELD, "wrapping.py": WRAPPING}
+    result = _run(tmp_path, SHIMMED, where, files=files, PARALOOP_CALLER_RUNS="0", PARALOOP_START_METHOD=method)
+    assert _kept_or_refused(result, "shimmed") == {"refused": True}
 
 
 # --------------------------------------------------------------------------------------------

@@ -185,9 +185,9 @@ def test_the_record_is_kept_only_while_a_chunk_watches(
     inner = first_imports.begin()
     third = _helper(tmp_path, monkeypatch)
     importlib.import_module(third)
-    assert [m.__name__ for m, _ in first_imports.end(inner)] == [third]
+    assert [namespace["__name__"] for namespace, _ in first_imports.end(inner)] == [third]
     found = first_imports.end(outer)
-    assert [m.__name__ for m, _ in found] == [second, third]
+    assert [namespace["__name__"] for namespace, _ in found] == [second, third]
     assert found[0][1]["last"] is None and "record" in found[0][1]
     assert first_imports.watchers == 0
     assert first_imports.end(first_imports.begin()) == []
@@ -225,6 +225,6 @@ def test_a_watched_imports_spec_is_cpythons_again(tmp_path: Path, monkeypatch: p
         imported = importlib.import_module(name)
     finally:
         found = first_imports.end(start)
-    assert [m for m, _ in found] == [imported]
+    assert [namespace for namespace, _ in found] == [vars(imported)]
     assert type(imported.__spec__) is importlib.machinery.ModuleSpec
     assert type(imported.__loader__) is importlib.machinery.SourceFileLoader

@@ -88,3 +88,35 @@ def test_a_module_of_the_program_named_like_a_standard_one_is_the_programs(
     assert module in module_stores._programs_modules()
     standard = sys.modules["json"]  # imported by pytest: a file of the standard library
     assert standard not in module_stores._programs_modules()
+
+
+class _Holder:
+    """A wrapper that is no module at all, holding the module (a lazy-module object); reading any
+    attribute it does not have fails loudly."""
+
+    def __init__(self, module: types.ModuleType) -> None:
+        self.module = module
+
+    def __getattr__(self, name: str) -> object:
+        raise AssertionError(f"__getattr__({name!r}) was called")
+
+
+def test_a_module_that_put_a_wrapper_in_its_place_is_compared_by_its_own_namespace(
+    program_module: types.ModuleType,
+) -> None:
+    """Its functions store in the module's namespace, which sys.modules no longer holds: a store
+    there is found, and finding it reads the wrapper's namespace, never its __getattr__."""
+    sys.modules[program_module.__name__] = _Holder(program_module)  # type: ignore[assignment]
+    before = module_stores.snapshot()
+    program_module.x = 1.0  # type: ignore[attr-defined]
+    assert module_stores.changed(before) == (program_module.__name__, "x")
+
+
+def test_an_installed_modules_wrapper_is_not_the_programs(program_module: types.ModuleType) -> None:
+    """A wrapper whose module is a file of the installation (as a library's deprecation shim) is
+    not compared."""
+    program_module.__file__ = str(Path(sys.prefix, "lib", "shimmed_by_a_library.py"))
+    sys.modules[program_module.__name__] = _Holder(program_module)  # type: ignore[assignment]
+    before = module_stores.snapshot()
+    program_module.x = 1.0  # type: ignore[attr-defined]
+    assert module_stores.changed(before) is None

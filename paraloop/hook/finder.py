@@ -19,7 +19,7 @@ import sys
 import warnings
 from types import ModuleType
 
-from .. import first_imports
+from .. import first_imports, loaded_modules
 from ..errors import ParaLoopWarning
 from .cache import cache_path
 from .loader import DecidingLoader, ParaLoopLoader
@@ -65,7 +65,13 @@ class _WatchedSpec(importlib.machinery.ModuleSpec):
             self.__class__ = importlib.machinery.ModuleSpec  # type: ignore[assignment]
             module = sys.modules.get(self.name)
             if isinstance(module, ModuleType) and module.__spec__ is self:
-                first_imports.record(module)
+                first_imports.record(vars(module))
+            elif module is not None:
+                # The module put a wrapper in its place: its own namespace is where its
+                # functions store.
+                namespace = loaded_modules.original(self.name, module)
+                if namespace is not None and namespace.get("__spec__") is self:
+                    first_imports.record(namespace)
 
 
 class ParaLoopFinder:
@@ -92,7 +98,7 @@ class ParaLoopFinder:
         if first_imports.watchers:
             # A chunk watches for the modules it imports first (see paraloop.first_imports).
             if target is not None:
-                first_imports.reloaded(target)  # importlib.reload
+                first_imports.reloaded(vars(target))  # importlib.reload
             elif type(spec) is importlib.machinery.ModuleSpec:
                 spec.__class__ = _WatchedSpec
         loader = spec.loader
