@@ -21,13 +21,15 @@ import itertools
 import operator
 import os
 import sys
-from types import FunctionType, ModuleType
+from types import FunctionType, MemberDescriptorType, ModuleType
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # paraloop.log imports this module for every program that imports paraloop
     from typing import Any
 
-__all__ = ["STDLIB", "beyond_stdlib", "imported", "initializing", "original", "replaced", "state"]
+__all__ = [
+    "STDLIB", "beyond_stdlib", "imported", "initializing", "namespace", "original", "replaced", "state",
+]  # fmt: skip
 
 STDLIB: frozenset[str] = frozenset(getattr(sys, "stdlib_module_names", ()))
 
@@ -43,20 +45,31 @@ def _walk() -> tuple[list[tuple[str, Any, str]], list[tuple[str, Any]]]:
         top = name.partition(".")[0]
         if top == "paraloop" or (top in STDLIB and top not in shadowed):
             continue
-        if type(module) is not ModuleType and module is not None:
-            others.append((name, module))
         filename = _file(module)
         if filename is not None:
             found.append((name, module, filename))
+        if module is not None and (filename is None or type(module) is not ModuleType):
+            others.append((name, module))
     return found, others
 
 
 def _file(module: Any) -> str | None:
-    try:
-        filename = vars(module).get("__file__")
-    except TypeError:
-        return None  # not a module (sys.modules may hold anything)
+    found = namespace(module)
+    filename = found.get("__file__") if found is not None else None
     return filename if type(filename) is str else None
+
+
+def namespace(value: Any) -> dict[str, Any] | None:
+    """The namespace of ``value``, an entry of ``sys.modules`` (which may hold anything), read
+    without running any of its code: not ``vars()`` nor ``getattr``, which would run a wrapper's
+    ``__getattr__`` or ``__getattribute__`` (a lazy module's import, a placeholder's ImportError)."""
+    if type(value) is ModuleType:
+        return value.__dict__
+    try:
+        found = object.__getattribute__(value, "__dict__")
+    except Exception:  # noqa: BLE001 - no namespace (a slotted object), or one that fails to give it
+        return None
+    return found if type(found) is dict else None
 
 
 # Where the standard library's own modules are (os is one of them), with its extension modules,
@@ -82,6 +95,8 @@ def _shadowing() -> set[str]:
     if not tops:
         return _shadowed
     try:
+        if set(map(type, map(modules.__getitem__, tops))) != {ModuleType}:
+            raise TypeError  # not all modules: read one by one, never by vars() (see namespace)
         # A module without a file (frozen, or one that set none) counts as the standard library's.
         files = list(
             map(
@@ -151,38 +166,59 @@ def imported(name: str) -> Any:
 def initializing(module: Any) -> bool:
     """Whether ``module``'s import has not finished: another thread is importing it (or, in a
     forked worker, the thread that was importing it when the fork copied it)."""
-    return getattr(getattr(module, "__spec__", None), "_initializing", False) is True
+    found = namespace(module)
+    spec = found.get("__spec__") if found is not None else None
+    return getattr(spec, "_initializing", False) is True
 
 
-def original(name: str, value: Any) -> dict[str, Any] | None:
+def original(name: str, value: Any, _depth: int = 0) -> dict[str, Any] | None:
     """The namespace of the module ``name`` that put ``value`` in its place in ``sys.modules``
     (a wrapper, as deprecation shims and lazy modules do: ``sys.modules[__name__] = _Shim()``),
     or None.  The module's functions store their globals there, not in the wrapper.
 
-    Found where such wrappers keep it: an attribute of the wrapper holding the module, or the
-    globals of a method of the wrapper's class, defined in the module itself.  Attributes are
-    read from the namespaces, never by ``getattr`` (a wrapper's ``__getattr__`` may import).
+    Found where such wrappers keep it: an attribute of the wrapper (in its namespace or a slot)
+    holding the module, itself perhaps a wrapper (a shim wrapped again by a deprecation helper);
+    the globals of a function in the wrapper's namespace (a copy of the module's, or its public
+    functions) or of a method of the wrapper's class, defined in the module itself.  Read without
+    running any of the wrapper's code (see :func:`namespace`; a lazy proxy among its attributes is
+    not asked what it is either).
     """
-    try:
-        own = object.__getattribute__(value, "__dict__")
-    except AttributeError:
-        own = None
-    if type(own) is dict:
-        for candidate in own.values():
-            if isinstance(candidate, ModuleType) and candidate is not value:
-                namespace = candidate.__dict__
-                if namespace.get("__name__") == name:
-                    return namespace
-    for kind in type(value).__mro__:
+    own = namespace(value)
+    held = list(own.values()) if own is not None else []
+    kinds = type(value).__mro__
+    for kind in kinds:
+        slots = kind.__dict__.get("__slots__")
+        if slots is None:
+            continue
+        for slot in (slots,) if type(slots) is str else slots:
+            descriptor = kind.__dict__.get(slot) if type(slot) is str else None
+            if type(descriptor) is MemberDescriptorType:
+                try:
+                    held.append(descriptor.__get__(value, kind))
+                except AttributeError:  # an empty slot
+                    pass
+    for candidate in held:
+        kind = type(candidate)
+        if kind is FunctionType:
+            globals_: dict[str, Any] = candidate.__globals__
+            if globals_ is not own and globals_.get("__name__") == name:
+                return globals_
+        elif ModuleType in kind.__mro__ and candidate is not value:
+            found = namespace(candidate)
+            if found is not None and found.get("__name__") == name:
+                inner = original(name, candidate, _depth + 1) if _depth < 4 else None
+                return inner if inner is not None else found
+    for kind in kinds:
         if kind is ModuleType or kind is object:
             continue
-        for attribute in vars(kind).values():
-            if isinstance(attribute, (classmethod, staticmethod)):
+        for attribute in kind.__dict__.values():
+            wrapping = type(attribute)
+            if wrapping is classmethod or wrapping is staticmethod:
                 attribute = attribute.__func__
-            elif isinstance(attribute, property):
+            elif wrapping is property:
                 attribute = attribute.fget
             if type(attribute) is FunctionType:
-                namespace = attribute.__globals__
-                if namespace is not own and namespace.get("__name__") == name:
-                    return namespace
+                found = attribute.__globals__
+                if found is not own and found.get("__name__") == name:
+                    return found
     return None

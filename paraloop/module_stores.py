@@ -68,7 +68,7 @@ def _found_modules() -> tuple[list[dict[str, Any]], list[types.ModuleType]]:
     if _found[0] != state:
         # What serialize.installed tells, as one C call per module (a loop's first chunk pays
         # for the scan of a few hundred modules).
-        prefixes = tuple({prefix + "/" for prefix in (sys.prefix, sys.base_prefix, sys.exec_prefix)})
+        prefixes = _installation()
         modules = []
         scripts: dict[int, types.ModuleType] = {}  # a script may be under two names
         # Left out by name (the standard library's, most of sys.modules, already is): paraloop's
@@ -80,7 +80,7 @@ def _found_modules() -> tuple[list[dict[str, Any]], list[types.ModuleType]]:
                 continue
             if (
                 name in _MAIN
-                or vars(module).get("__name__") in _MAIN
+                or (loaded_modules.namespace(module) or {}).get("__name__") in _MAIN
                 or serialize._stand_ins.get(name) is module
             ):
                 scripts[id(module)] = module
@@ -88,17 +88,32 @@ def _found_modules() -> tuple[list[dict[str, Any]], list[types.ModuleType]]:
                 modules.append(module)
         for module in serialize._stand_ins.values():  # no __file__: not in the walk
             scripts[id(module)] = module
-        namespaces = [vars(module) for module in modules]
+        # (Each has one: the walk read its file there.)
+        namespaces: list[dict[str, Any]] = list(map(loaded_modules.namespace, modules))  # type: ignore[arg-type]
         # Modules that put a wrapper in their place: their own namespaces, where they store.
         for name, value in loaded_modules.replaced():
             namespace = loaded_modules.original(name, value)
-            if namespace is None or name.partition(".")[0] in _SKIPPED:
-                continue
-            origin = namespace.get("__file__")
-            if type(origin) is str and not origin.startswith(prefixes):
+            if namespace is not None and _programs(namespace, prefixes):
                 namespaces.append(namespace)
         _found = (state, modules, list(scripts.values()), namespaces)
     return _found[3], _found[2]
+
+
+def _installation() -> tuple[str, ...]:
+    return tuple({prefix + "/" for prefix in (sys.prefix, sys.base_prefix, sys.exec_prefix)})
+
+
+def _programs(namespace: dict[str, Any], prefixes: tuple[str, ...]) -> bool:
+    """Whether ``namespace`` is a module of the program's, by its file, as the walk tells: not the
+    installation's, nor paraloop's or its dependencies'."""
+    origin = namespace.get("__file__")
+    name = namespace.get("__name__")
+    return (
+        type(origin) is str
+        and not origin.startswith(prefixes)
+        and type(name) is str
+        and name.partition(".")[0] not in _SKIPPED
+    )
 
 
 def snapshot(scripts: bool = True, arguments: Iterable[Any] = ()) -> Snapshot:
@@ -129,9 +144,11 @@ def changed(before: Snapshot) -> tuple[str, str | None] | None:
     imported = first_imports.end(start)
     if imported:
         programs = {id(namespace) for namespace in _found_modules()[0]}
+        prefixes = _installation()
         late: Namespaces = []
         for namespace, old in imported:
-            if id(namespace) in programs:
+            # (Not among them: the module of a wrapper that copied its namespace, in its place.)
+            if id(namespace) in programs or _programs(namespace, prefixes):
                 if old is None:
                     return namespace.get("__name__", "?"), None
                 late.append((namespace, old))
@@ -213,8 +230,15 @@ def _dunder(name: str) -> bool:
 
 def _submodule(namespace: dict[str, Any], name: str, value: Any) -> bool:
     """``import pkg.sub`` binds ``sub`` in ``pkg`` (whose ``namespace`` this is): the import
-    system's binding, not a store."""
-    return isinstance(value, types.ModuleType) and value.__name__ == f"{namespace.get('__name__')}.{name}"
+    system's binding, not a store; what ``sys.modules`` holds for it, which is the submodule or
+    whatever it put in its place."""
+    full = f"{namespace.get('__name__')}.{name}"
+    if sys.modules.get(full) is value:
+        return True
+    if types.ModuleType not in type(value).__mro__:
+        return False
+    found = loaded_modules.namespace(value)
+    return found is not None and found.get("__name__") == full
 
 
 def _same_atom(previous: Any, value: Any) -> bool:

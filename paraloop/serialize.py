@@ -24,6 +24,7 @@ import weakref
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from . import loaded_modules
 from .sharing import reduce_shared
 
 __all__ = [
@@ -248,7 +249,10 @@ def _initializing(module: Any) -> bool:
     """Whether ``module`` is being imported (its top level has not finished), or reloaded by
     this thread: ``importlib.reload`` runs the top level again holding the module's import lock,
     without marking its spec."""
-    spec = getattr(module, "__spec__", None)
+    # Read from its namespace: getattr would run a wrapper's __getattr__ (sys.modules may hold
+    # anything: a placeholder whose every attribute raises ImportError).
+    namespace = loaded_modules.namespace(module)
+    spec = namespace.get("__spec__") if namespace is not None else None
     if getattr(spec, "_initializing", False):
         return True
     name = getattr(spec, "name", None)
@@ -279,8 +283,9 @@ def _users_half_imported(name: str, module: types.ModuleType) -> bool:
     has not finished."""
     if name == "__main__" or not _initializing(module):
         return False
-    filename = getattr(module, "__file__", None)
-    return filename is not None and not installed(filename) and not _paraloop_module(module)
+    namespace = loaded_modules.namespace(module)
+    filename = namespace.get("__file__") if namespace is not None else None
+    return type(filename) is str and not installed(filename) and name.partition(".")[0] != "paraloop"
 
 
 def _imported_here(name: str) -> bool:

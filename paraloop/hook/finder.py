@@ -19,7 +19,7 @@ import sys
 import warnings
 from types import ModuleType
 
-from .. import first_imports, loaded_modules
+from .. import first_imports
 from ..errors import ParaLoopWarning
 from .cache import cache_path
 from .loader import DecidingLoader, ParaLoopLoader
@@ -64,14 +64,20 @@ class _WatchedSpec(importlib.machinery.ModuleSpec):
         if name == "_initializing" and value is False:
             self.__class__ = importlib.machinery.ModuleSpec  # type: ignore[assignment]
             module = sys.modules.get(self.name)
-            if isinstance(module, ModuleType) and module.__spec__ is self:
-                first_imports.record(vars(module))
-            elif module is not None:
-                # The module put a wrapper in its place: its own namespace is where its
-                # functions store.
-                namespace = loaded_modules.original(self.name, module)
-                if namespace is not None and namespace.get("__spec__") is self:
-                    first_imports.record(namespace)
+            if module is None:
+                return
+            from .. import loaded_modules  # (a chunk watches: the runtime has imported it)
+
+            # Read without running the module's code (a wrapper's __getattr__, see
+            # loaded_modules.namespace).
+            namespace = loaded_modules.namespace(module)
+            if namespace is not None and namespace.get("__spec__") is self:
+                first_imports.record(namespace)
+            # A module that put a wrapper in its place (perhaps with a copy of its namespace):
+            # its own namespace is where its functions store.
+            own = loaded_modules.original(self.name, module)
+            if own is not None and own is not namespace and own.get("__spec__") is self:
+                first_imports.record(own)
 
 
 class ParaLoopFinder:

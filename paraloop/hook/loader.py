@@ -258,9 +258,8 @@ class DecidingLoader(ParaLoopLoader):
 
     marked = None
     get_code = _SOURCE_LOADER.get_code  # type: ignore[assignment]
-    # The import system makes the module (its module is in sys.modules while its code is
-    # read, which is where _show_cached finds it): a call less for every plain import.
-    create_module = _SOURCE_LOADER.create_module  # type: ignore[assignment]
+    # (create_module stays ParaLoopLoader's: a marked module loaded by hand from its spec, in
+    # no sys.modules, shows paraloop's cache as its __cached__ through it.)
 
     def get_data(self, path: str) -> bytes:
         if path[-4:] != ".pyc":
@@ -274,12 +273,16 @@ class DecidingLoader(ParaLoopLoader):
                     self._plain()
             return data
         stat = self._stat
+        if stat is None:
+            # Not CPython's get_code (which takes the source's stat first): a call by hand, which
+            # gets the file's bytes, as from CPython's loader.
+            return _read(self, path)
         try:
             data = _read(self, path)
         except OSError:
             # No ordinary pyc (a marked module never has one): paraloop's cache, valid for this
             # stat and written for a source that carried the marker, settles it unread.
-            if stat is not None and (code := self._from_cache(path, stat)) is not None:
+            if (code := self._from_cache(path, stat)) is not None:
                 return code
             raise
         # Code that never names ParaLoop is the same rewritten or not: only then is the marker
@@ -289,7 +292,7 @@ class DecidingLoader(ParaLoopLoader):
         # (find, not "in": bytes.__contains__ first tries the needle as an integer, and makes and
         # drops a TypeError for every module.)
         if data.find(b"ParaLoop") >= 0 and has_marker(self.path):
-            if stat is not None and (code := self._from_cache(path, stat)) is not None:
+            if (code := self._from_cache(path, stat)) is not None:
                 return code
             # CPython then reads the source, and ParaLoopLoader.source_to_code rewrites it.
             self.__class__ = ParaLoopLoader  # type: ignore[assignment]
@@ -297,7 +300,7 @@ class DecidingLoader(ParaLoopLoader):
         head = data[:8]
         if head == _TIMESTAMP_PYC:
             # (_stamp, inline: this runs for every plain import.)
-            if stat is None or int.from_bytes(data[8:16], "little") != (
+            if int.from_bytes(data[8:16], "little") != (
                 (int(stat.st_mtime) & 0xFFFFFFFF) | (stat.st_size & 0xFFFFFFFF) << 32
             ):
                 return data  # stale: CPython reads the source next, and its head decides
@@ -306,9 +309,7 @@ class DecidingLoader(ParaLoopLoader):
             or (head == _CHECKED_HASH_PYC and _imp.check_hash_based_pycs == "never")
         ):
             return data  # CPython checks it against the source, whose head then decides
-        # CPython uses this pyc: not marked (_plain, inline).
-        self.__class__ = _SOURCE_LOADER  # type: ignore[assignment]
-        self.__dict__.pop("_stat", None)  # (None: get_data called by hand, not by get_code)
+        self._plain()  # CPython uses this pyc: not marked
         return data
 
     def _from_cache(self, path: str, stat: os.stat_result) -> bytes | None:
