@@ -23,11 +23,11 @@ import pickle
 import sys
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from . import serialize
 from .items import COPY, IMMUTABLE, INLINE, Frozen, Partial, check_copied, length, take, unsendable
+from .records import Record
 
 __all__ = ["Chunk", "Chunker"]
 
@@ -68,13 +68,26 @@ _FROZEN = Frozen.__instancecheck__
 _TUPLE = tuple.__instancecheck__
 
 
-@dataclass
-class Chunk:
+class Chunk(Record):
     index: int
     start: int
     items: Sequence[Any]
     # The items serialized for a worker process (the COPY mode), once.
     payload: bytes | None = None
+
+    _fields = ("index", "start", "items", "payload")
+
+    def __init__(
+        self,
+        index: int,
+        start: int,
+        items: Sequence[Any],
+        payload: bytes | None = None,
+    ) -> None:
+        self.index = index
+        self.start = start
+        self.items = items
+        self.payload = payload
 
     def _replace_items(self, items: Any) -> Chunk:
         return Chunk(self.index, self.start, items)

@@ -11,12 +11,12 @@ from __future__ import annotations
 import pickle
 import sys
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ParaLoopError, RemoteTraceback
 from .execute import BROKE, DONE, RAISED, RETURNED, Job, Outcome
 from .items import IMMUTABLE, Frozen, write_back
+from .records import Record
 from .references import resolve
 from .replay import Continued
 from .serialize import Unresolved
@@ -25,17 +25,32 @@ from .variable import Variable
 __all__ = ["Combiner", "LoopResult", "with_context"]
 
 
-@dataclass
-class LoopResult:
+class LoopResult(Record):
     """What the code after a rewritten loop needs: names to rebind and how the loop ended."""
 
-    bound: dict[str, Any] = field(default_factory=dict)
+    bound: dict[str, Any]
     broke: bool = False
     returned: bool = False
     value: Any = None
     # An exception the loop raised: re-raised by the generated code after it
     # has rebound the names, so they are as the plain loop left them.
     error: BaseException | None = None
+
+    _fields = ("bound", "broke", "returned", "value", "error")
+
+    def __init__(
+        self,
+        bound: dict[str, Any] | None = None,
+        broke: bool = False,
+        returned: bool = False,
+        value: Any = None,
+        error: BaseException | None = None,
+    ) -> None:
+        self.bound = dict() if bound is None else bound
+        self.broke = broke
+        self.returned = returned
+        self.value = value
+        self.error = error
 
 
 class Combiner:

@@ -9,7 +9,6 @@ ended, and its local names) into an :class:`Outcome` the caller can combine.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import importlib
 import itertools
 import operator
@@ -20,7 +19,6 @@ import threading
 import time
 import types
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from . import background_import, module_stores, serialize
@@ -33,6 +31,7 @@ from .items import writable
 from .process_state import changed as state_changed
 from .process_state import generators as random_generators
 from .process_state import snapshot
+from .records import Record
 from .references import Reference, captured
 from .replay import Continued, Recorder, StandIn, Whole, check_whole, recorder
 from .resources import PerWorker, instance
@@ -72,8 +71,7 @@ RAISED = 2
 RETURNED = 3
 
 
-@dataclass
-class Job:
+class Job(Record):
     """Everything a worker needs for one loop; shipped once per loop, not per chunk."""
 
     function: Callable[..., Any]
@@ -93,7 +91,7 @@ class Job:
     # Tracked names whose updates the workers record for the caller to replay
     # (see paraloop.replay), with the operation: "add", "mul", or "touch" (a
     # scratch buffer).
-    replay: dict[str, str] = field(default_factory=dict)
+    replay: dict[str, str]
     # Tracked names whose per-key partial results must stay whole numbers.
     whole: frozenset[str] = frozenset()
     # Watch the captured objects for changes paraloop does not combine (see
@@ -119,6 +117,73 @@ class Job:
     # The global random generators' modules loaded in the caller: a worker imports them
     # before the first iteration, so that a draw from one is seen (see Guard.drew).
     generators: tuple[str, ...] = ()
+
+    _fields = (
+        "function",
+        "params",
+        "values",
+        "tracked",
+        "wrapped",
+        "stored",
+        "after",
+        "filename",
+        "line",
+        "timeout",
+        "replay",
+        "whole",
+        "guarded",
+        "copied",
+        "seeded",
+        "shared_process",
+        "lanes",
+        "decimal",
+        "native_threads",
+        "generators",
+    )
+
+    def __init__(
+        self,
+        function: Callable[..., Any],
+        params: tuple[str, ...],
+        values: tuple[Any, ...],
+        tracked: frozenset[str],
+        wrapped: frozenset[str],
+        stored: tuple[str, ...],
+        after: frozenset[str],
+        filename: str,
+        line: int,
+        timeout: float | None = None,
+        replay: dict[str, str] | None = None,
+        whole: frozenset[str] = frozenset(),
+        guarded: bool = False,
+        copied: bool = False,
+        seeded: bool = False,
+        shared_process: bool = False,
+        lanes: bool | None = None,
+        decimal: Any = None,
+        native_threads: int | None = None,
+        generators: tuple[str, ...] = (),
+    ) -> None:
+        self.function = function
+        self.params = params
+        self.values = values
+        self.tracked = tracked
+        self.wrapped = wrapped
+        self.stored = stored
+        self.after = after
+        self.filename = filename
+        self.line = line
+        self.timeout = timeout
+        self.replay = dict() if replay is None else replay
+        self.whole = whole
+        self.guarded = guarded
+        self.copied = copied
+        self.seeded = seeded
+        self.shared_process = shared_process
+        self.lanes = lanes
+        self.decimal = decimal
+        self.native_threads = native_threads
+        self.generators = generators
 
     def guard(self) -> Guard | None:
         """This process's watch over the loop's captured objects, made on first use."""
@@ -195,11 +260,11 @@ class Job:
         )
         clone.__qualname__ = function.__qualname__
         clone.__module__ = function.__module__
-        return dataclasses.replace(self, function=clone)
+        copy: Job = self._copy(function=clone)
+        return copy
 
 
-@dataclass
-class Outcome:
+class Outcome(Record):
     """What one chunk produced, in a form the caller combines in chunk order."""
 
     chunk: int
@@ -209,8 +274,8 @@ class Outcome:
     # Global index of the iteration that broke, raised or returned.
     stop: int | None = None
     value: Any = None
-    partials: dict[str, Any] = field(default_factory=dict)
-    bound: dict[str, Any] = field(default_factory=dict)
+    partials: dict[str, Any]
+    bound: dict[str, Any]
     seconds: float = 0.0
     # CPU time the chunk used: far below ``seconds`` when iterations mostly wait.
     cpu: float = 0.0
@@ -228,7 +293,7 @@ class Outcome:
     # Seconds spent checking captured objects for changes (see paraloop.guard).
     checked: float = 0.0
     # Items iterations changed in place, by iteration: written back into the caller's items.
-    changed: dict[int, Any] = field(default_factory=dict)
+    changed: dict[int, Any]
     # Process-wide state the chunk's iterations changed (see paraloop.process_state), if any.
     process_state: str | None = None
     # The worker's guard left captured objects unchecked so far: the loop's end must ask it to
@@ -241,6 +306,82 @@ class Outcome:
     # Parts after one that did not finish were still running in lanes when the chunk was sent
     # (a thread cannot be stopped): its worker process is not given to another loop.
     leftovers: bool = False
+
+    _fields = (
+        "chunk",
+        "start",
+        "size",
+        "kind",
+        "stop",
+        "value",
+        "partials",
+        "bound",
+        "seconds",
+        "cpu",
+        "queued",
+        "began",
+        "ended",
+        "traceback",
+        "item",
+        "received",
+        "remote",
+        "checked",
+        "changed",
+        "process_state",
+        "unchecked",
+        "parts",
+        "leftovers",
+    )
+
+    def __init__(
+        self,
+        chunk: int,
+        start: int,
+        size: int,
+        kind: int = DONE,
+        stop: int | None = None,
+        value: Any = None,
+        partials: dict[str, Any] | None = None,
+        bound: dict[str, Any] | None = None,
+        seconds: float = 0.0,
+        cpu: float = 0.0,
+        queued: float = 0.0,
+        began: float = 0.0,
+        ended: float = 0.0,
+        traceback: str | None = None,
+        item: str | None = None,
+        received: float = 0.0,
+        remote: bool = False,
+        checked: float = 0.0,
+        changed: dict[int, Any] | None = None,
+        process_state: str | None = None,
+        unchecked: bool = False,
+        parts: list[Outcome] | None = None,
+        leftovers: bool = False,
+    ) -> None:
+        self.chunk = chunk
+        self.start = start
+        self.size = size
+        self.kind = kind
+        self.stop = stop
+        self.value = value
+        self.partials = dict() if partials is None else partials
+        self.bound = dict() if bound is None else bound
+        self.seconds = seconds
+        self.cpu = cpu
+        self.queued = queued
+        self.began = began
+        self.ended = ended
+        self.traceback = traceback
+        self.item = item
+        self.received = received
+        self.remote = remote
+        self.checked = checked
+        self.changed = dict() if changed is None else changed
+        self.process_state = process_state
+        self.unchecked = unchecked
+        self.parts = parts
+        self.leftovers = leftovers
 
     @property
     def iterations(self) -> int:

@@ -32,7 +32,6 @@ import pickle
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ... import background_import, coverage_workers, log, module_globals, serialize
@@ -41,6 +40,7 @@ from ...cpus import available_cpus, waiting_workers
 from ...errors import ParaLoopError
 from ...execute import DONE, Job, Outcome
 from ...hook import typeguard_workers
+from ...records import Record
 from ...sharing import Segments, sharing
 from ...wire import arrived, job_bytes, unreadable
 from . import caller as _caller
@@ -58,8 +58,7 @@ __all__ = ["run"]
 _loop_ids = itertools.count(1)
 
 
-@dataclass
-class JobMessage:
+class JobMessage(Record):
     """The JOB message every worker of the loop gets before its first chunk, made once."""
 
     job: Job
@@ -70,9 +69,29 @@ class JobMessage:
     # The options of a coverage measuring the caller: the workers measure too.
     measure: Any
     # Large captured arrays, sent once for all workers (freed when the loop ends).
-    segments: Segments = field(default_factory=Segments)
+    segments: Segments
     _data: bytes | None = None
     _message: bytes | None = None
+
+    _fields = ("job", "importing", "hooks", "measure", "segments", "_data", "_message")
+
+    def __init__(
+        self,
+        job: Job,
+        importing: Any,
+        hooks: Any,
+        measure: Any,
+        segments: Segments | None = None,
+        _data: bytes | None = None,
+        _message: bytes | None = None,
+    ) -> None:
+        self.job = job
+        self.importing = importing
+        self.hooks = hooks
+        self.measure = measure
+        self.segments = Segments() if segments is None else segments
+        self._data = _data
+        self._message = _message
 
     def data(self) -> bytes:
         """The job's bytes (the caller's chunks run after making them, see caller.py)."""
@@ -109,8 +128,7 @@ class JobMessage:
         return self._message
 
 
-@dataclass
-class Loop:
+class Loop(Record):
     """The state of one loop on the pool."""
 
     pool: ProcessPool
@@ -130,7 +148,50 @@ class Loop:
     # Whether a worker answered in this loop: then the workers are ready.
     heard: bool = False
     # The outcomes of chunks whose workers died, not yielded yet (see endings.lost).
-    lost: list[Outcome] = field(default_factory=list)
+    lost: list[Outcome]
+
+    _fields = (
+        "pool",
+        "job",
+        "chunker",
+        "loop_id",
+        "policy",
+        "sending",
+        "recycle",
+        "active",
+        "to_start",
+        "caller",
+        "heard",
+        "lost",
+    )
+
+    def __init__(
+        self,
+        pool: ProcessPool,
+        job: Job,
+        chunker: Chunker,
+        loop_id: int,
+        policy: LanePolicy,
+        sending: JobMessage,
+        recycle: int | None,
+        active: list[Worker],
+        to_start: int,
+        caller: CallerWorker | None = None,
+        heard: bool = False,
+        lost: list[Outcome] | None = None,
+    ) -> None:
+        self.pool = pool
+        self.job = job
+        self.chunker = chunker
+        self.loop_id = loop_id
+        self.policy = policy
+        self.sending = sending
+        self.recycle = recycle
+        self.active = active
+        self.to_start = to_start
+        self.caller = caller
+        self.heard = heard
+        self.lost = list() if lost is None else lost
 
     @property
     def measured(self) -> bool:

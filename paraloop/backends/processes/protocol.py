@@ -43,9 +43,9 @@ Rules both sides keep:
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 
 from ...errors import ParaLoopError
+from ...records import Record
 
 __all__ = ["CHECK", "CHUNK", "HEADER", "JOB", "NOTHING", "QUIT", "WATCHED", "Checked", "Early"]
 
@@ -64,15 +64,21 @@ CHECK = 5
 WATCHED = 0
 
 
-@dataclass
-class Checked:
+class Checked(Record):
     """A worker's answer to CHECK: the change it found to an object from outside the loop."""
 
     error: ParaLoopError | None
 
+    _fields = ("error",)
 
-@dataclass
-class Early:
+    def __init__(
+        self,
+        error: ParaLoopError | None,
+    ) -> None:
+        self.error = error
+
+
+class Early(Record):
     """Sent by a worker: its running chunk's iterations mostly waited so far."""
 
     seconds: float
@@ -80,3 +86,17 @@ class Early:
     queued: float
     # The chunk changed process-wide state so far (see paraloop.process_state): no lanes.
     state: bool = False
+
+    _fields = ("seconds", "cpu", "queued", "state")
+
+    def __init__(
+        self,
+        seconds: float,
+        cpu: float,
+        queued: float,
+        state: bool = False,
+    ) -> None:
+        self.seconds = seconds
+        self.cpu = cpu
+        self.queued = queued
+        self.state = state
