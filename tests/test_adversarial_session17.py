@@ -260,8 +260,12 @@ def test_a_module_that_replaces_itself_keeps_or_refuses_a_store(
 ) -> None:
     """The body calls a function of such a module that rebinds its global ``last``: imported
     before the loop (under fork the workers have it) or first in the body."""
-    files = {"shimmed.py": SELF_REPLACING} if shim == "class" else {"shimmed.py": HELD, "wrapping.py": WRAPPING}
-    result = _run(tmp_path, SHIMMED, where, files=files, PARALOOP_CALLER_RUNS="0", PARALOOP_START_METHOD=method)
+    files = (
+        {"shimmed.py": SELF_REPLACING} if shim == "class" else {"shimmed.py": HELD, "wrapping.py": WRAPPING}
+    )
+    result = _run(
+        tmp_path, SHIMMED, where, files=files, PARALOOP_CALLER_RUNS="0", PARALOOP_START_METHOD=method
+    )
     assert _kept_or_refused(result, "shimmed") == {"refused": True}
 
 
