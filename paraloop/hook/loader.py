@@ -299,10 +299,7 @@ class DecidingLoader(ParaLoopLoader):
             raise FileNotFoundError(path)
         head = data[:8]
         if head == _TIMESTAMP_PYC:
-            # (_stamp, inline: this runs for every plain import.)
-            if int.from_bytes(data[8:16], "little") != (
-                (int(stat.st_mtime) & 0xFFFFFFFF) | (stat.st_size & 0xFFFFFFFF) << 32
-            ):
+            if int.from_bytes(data[8:16], "little") != _stamp(stat):
                 return data  # stale: CPython reads the source next, and its head decides
         elif not (
             (head == _UNCHECKED_HASH_PYC and _imp.check_hash_based_pycs != "always")
