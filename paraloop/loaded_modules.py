@@ -28,7 +28,8 @@ if TYPE_CHECKING:  # paraloop.log imports this module for every program that imp
     from typing import Any
 
 __all__ = [
-    "STDLIB", "beyond_stdlib", "imported", "initializing", "namespace", "original", "replaced", "state",
+    "STDLIB", "beyond_stdlib", "imported", "initializing", "namespace", "namespace_initializing", "original",
+    "replaced", "state",
 ]  # fmt: skip
 
 STDLIB: frozenset[str] = frozenset(getattr(sys, "stdlib_module_names", ()))
@@ -167,8 +168,12 @@ def initializing(module: Any) -> bool:
     """Whether ``module``'s import has not finished: another thread is importing it (or, in a
     forked worker, the thread that was importing it when the fork copied it)."""
     found = namespace(module)
-    spec = found.get("__spec__") if found is not None else None
-    return getattr(spec, "_initializing", False) is True
+    return found is not None and namespace_initializing(found)
+
+
+def namespace_initializing(found: dict[str, Any]) -> bool:
+    """:func:`initializing`, of the module whose namespace is ``found``."""
+    return getattr(found.get("__spec__"), "_initializing", False) is True
 
 
 def original(name: str, value: Any, _depth: int = 0) -> dict[str, Any] | None:

@@ -132,7 +132,9 @@ def snapshot(scripts: bool = True, arguments: Iterable[Any] = ()) -> Snapshot:
         start,
         # Being imported: by another thread (a worker's lane), or by the caller when a fork copied
         # it (then for ever, in the worker).
-        frozenset(id(namespace) for namespace in namespaces if _initializing(namespace)),
+        frozenset(
+            id(namespace) for namespace in namespaces if loaded_modules.namespace_initializing(namespace)
+        ),
     )
 
 
@@ -158,7 +160,7 @@ def changed(before: Snapshot) -> tuple[str, str | None] | None:
         if name is not None:
             return namespace.get("__name__", "__main__"), name
     for namespace, old in bindings:
-        if importing and id(namespace) in importing and not _initializing(namespace):
+        if importing and id(namespace) in importing and not loaded_modules.namespace_initializing(namespace):
             # Another thread (a worker's lane) finished importing it meanwhile: what the chunk
             # saw was half made; the import's own record is compared (with the late ones).
             continue
@@ -166,11 +168,6 @@ def changed(before: Snapshot) -> tuple[str, str | None] | None:
         if name is not None:
             return namespace.get("__name__", "?"), name
     return None
-
-
-def _initializing(namespace: dict[str, Any]) -> bool:
-    """loaded_modules.initializing, of a module's namespace."""
-    return getattr(namespace.get("__spec__"), "_initializing", False) is True
 
 
 def _rebound(
