@@ -35,7 +35,7 @@ import threading
 import time
 from typing import Any
 
-__all__ = ["cpu", "joined", "start"]
+__all__ = ["cpu", "joined", "native_id", "queued", "start"]
 
 # How long anything waits for the import: far longer than it takes (an import that hangs
 # would hang the synchronous one too; this one then gives up waiting rather than hang).
@@ -44,6 +44,7 @@ WAIT_SECONDS = 30.0
 _thread: threading.Thread | None = None
 _lock = threading.Lock()
 _seconds = [0.0]
+_queued = [0.0]
 
 
 def start() -> None:
@@ -81,6 +82,26 @@ def cpu() -> float:
     return _seconds[0]
 
 
+def native_id() -> int | None:
+    """The import thread's native id while it runs, else None."""
+    thread = _thread
+    return thread.native_id if thread is not None and thread.is_alive() else None
+
+
+def queued() -> float:
+    """The seconds the import thread queued for a CPU so far (0.0 where unknown): while it holds
+    the GIL, a chunk the caller runs meanwhile waits for it (see cpus.others_queued)."""
+    thread = _thread
+    if thread is None:
+        return 0.0
+    if thread.native_id is not None and thread.is_alive():
+        from .cpus import queued_seconds_of
+
+        return queued_seconds_of(thread.native_id)
+    joined()
+    return _queued[0]
+
+
 def _import() -> None:
     try:
         import multiprocess.connection  # type: ignore[import-untyped,unused-ignore]  # noqa: F401
@@ -88,6 +109,9 @@ def _import() -> None:
         pass
     finally:
         _seconds[0] = time.thread_time()
+        from .cpus import queued_seconds
+
+        _queued[0] = queued_seconds()
 
 
 def _before_fork() -> None:

@@ -14,6 +14,8 @@ __all__ = [
     "available_cpus",
     "default_workers",
     "environment_workers",
+    "others_queued",
+    "others_queued_since",
     "queued_seconds",
     "queued_seconds_of",
     "waiting_iterations",
@@ -233,3 +235,34 @@ def queued_seconds_of(native_id: int) -> float:
             return int(handle.read().split()[1]) / 1e9
     except (OSError, IndexError, ValueError):
         return 0.0
+
+
+def others_queued(skip: int | None = None) -> dict[int, float]:
+    """The time each other Python thread of this process has queued for a CPU, by native id.
+
+    A thread that holds the GIL and is preempted on a loaded machine queues for a CPU,
+    and the thread running a chunk waits for the GIL meanwhile: that wait is neither the
+    chunk's CPU time nor its own queueing, and a chunk that computes would look like one
+    that waits for the network (:func:`others_queued_since` counts it).  Only Python
+    threads take the GIL; empty where the figure is unknown.  ``skip``: a thread whose
+    figure the caller reads otherwise (one that may end meanwhile, its figure kept).
+    """
+    if not linux_facilities():
+        return {}
+    me = threading.get_native_id()
+    queued = {}
+    for thread in threading.enumerate():
+        native_id = thread.native_id
+        if native_id is not None and native_id != me and native_id != skip:
+            queued[native_id] = queued_seconds_of(native_id)
+    return queued
+
+
+def others_queued_since(before: dict[int, float], skip: int | None = None) -> float | None:
+    """Seconds the other Python threads queued for a CPU since :func:`others_queued` gave
+    ``before`` (a thread started since then counts from its start); None if one of them
+    ended meanwhile, its figure gone with it."""
+    after = others_queued(skip)
+    if any(native_id not in after for native_id in before):
+        return None
+    return sum(queued - before.get(native_id, 0.0) for native_id, queued in after.items())

@@ -146,6 +146,38 @@ def test_a_busy_thread_on_a_loaded_machine_measures_its_time_queued_for_a_cpu() 
     assert queued > 0.1, queued
 
 
+@pytest.mark.skipif(
+    not LINUX_FACILITIES,
+    reason="PARALOOP_PORTABLE hides the time queued for a CPU (Linux's schedstat), as on macOS",
+)
+def test_other_threads_queued_time_is_read_and_an_ended_one_is_told() -> None:
+    """What the caller's chunk adds for a thread that held the GIL while queued (the lanes
+    policy's decision is tested in test_failures.py): the other threads' figures, one started
+    meanwhile from its start, and no figure (None) once one of them ended, its figure gone."""
+    import threading
+
+    from paraloop.cpus import others_queued, others_queued_since
+
+    stop = threading.Event()
+    running = threading.Thread(target=stop.wait)
+    running.start()
+    try:
+        before = others_queued()
+        assert running.native_id in before
+        assert threading.get_native_id() not in before
+        assert others_queued(skip=running.native_id).get(running.native_id) is None
+        started = threading.Thread(target=stop.wait)
+        started.start()
+        since = others_queued_since(before)
+        assert since is not None and since >= 0.0
+        stop.set()
+        running.join()
+        started.join()
+        assert others_queued_since(before) is None
+    finally:
+        stop.set()
+
+
 @pytest.mark.parametrize(
     ("v2", "v1", "expected"),
     [

@@ -18,7 +18,15 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-from conftest import LINUX_FACILITIES, START_METHODS, interrupt_like_a_terminal, run_script, use_backend
+from conftest import (
+    LINUX_FACILITIES,
+    START_METHODS,
+    interrupt_like_a_terminal,
+    last_json,
+    run_script,
+    run_source,
+    use_backend,
+)
 
 import paraloop
 
@@ -386,6 +394,101 @@ def test_busy_iterations_get_no_more_in_flight_than_cpus(
     """)
     )
     assert module.busy() <= available_cpus()
+
+
+# Busy iterations while another thread of the program holds the GIL and waits for a CPU: a
+# thread at the lowest priority (a background job), or paraloop's own import thread, slowed
+# by an import hook at that priority (a coverage or profiling hook).
+GIL_HOLDERS = {
+    "a low-priority thread of the program, ending meanwhile": """
+        threading.Thread(target=hold_the_gil, args=(0.3,), daemon=True).start()
+    """,
+    "a low-priority thread of the program, running on": """
+        def hold_then_wait():
+            hold_the_gil(0.3)
+            loop_ended.wait()
+
+        threading.Thread(target=hold_then_wait, daemon=True).start()
+    """,
+    "paraloop's import thread, slowed": """
+        class Slow:
+            def find_spec(self, name, path=None, target=None):
+                if name == "multiprocess.connection" and threading.current_thread().name == "paraloop-import":
+                    hold_the_gil(0.3)
+                return None
+
+        sys.meta_path.insert(0, Slow())
+    """,
+}
+
+
+@pytest.mark.skipif(
+    not LINUX_FACILITIES,
+    reason="PARALOOP_PORTABLE hides the time queued for a CPU (Linux's schedstat), and a thread's "
+    "priority is Linux's per thread",
+)
+@pytest.mark.parametrize("holder", list(GIL_HOLDERS))
+def test_busy_iterations_waiting_for_the_gil_are_not_taken_for_waiting(tmp_path: Path, holder: str) -> None:
+    """The caller's first iterations compute while another thread of its process holds the GIL
+    and waits for a CPU (another program computes on it): they wait for that thread, not for
+    the network, and the loop keeps one iteration per CPU in flight (at 3a6b1c0, lanes: 7-9)."""
+    result = run_source(
+        tmp_path,
+        textwrap.dedent("""
+        # paraloop: enable
+        import json, os, subprocess, sys, threading, time
+        from paraloop import ParaLoop
+
+        cpu = min(os.sched_getaffinity(0))
+        os.sched_setaffinity(0, {cpu})
+        # Another program computing on the same CPU.
+        other = subprocess.Popen([sys.executable, "other.py", str(cpu)])
+
+
+        loop_ended = threading.Event()
+
+
+        def hold_the_gil(seconds):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+            end = time.monotonic() + seconds
+            while time.monotonic() < end:
+                pass
+
+
+        def overlap(spans):
+            events = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
+            running = most = 0
+            for _, step in events:
+                running += step
+                most = max(most, running)
+            return most
+        """)
+        + textwrap.dedent(GIL_HOLDERS[holder])
+        + textwrap.dedent("""
+        try:
+            spans = []
+            for i in ParaLoop(range(40)):
+                start = time.monotonic()
+                end = time.thread_time() + (0.1 if i == 0 else 0.01)
+                while time.thread_time() < end:
+                    pass
+                spans.append((start, time.monotonic()))
+        finally:
+            other.kill()
+            loop_ended.set()
+        print(json.dumps(overlap(spans)))
+        """),
+        files={
+            "other.py": """
+                import os, sys, time
+                os.sched_setaffinity(0, {int(sys.argv[1])})
+                end = time.monotonic() + 60
+                while time.monotonic() < end:
+                    pass
+            """
+        },
+    )
+    assert last_json(result) == 1
 
 
 @pytest.mark.parametrize("limit", [float("inf"), 3e6, 1e9])

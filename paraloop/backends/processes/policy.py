@@ -210,7 +210,15 @@ class LanePolicy:
             # do not idle while its first chunk's slowest iterations finish.
             self.lanes = self._spread(self.count)
             self.probe.confirmed = True
-            log.debug("the caller's iterations wait: %d lanes per worker", self.lanes)
+            log.debug(
+                "the caller's iterations wait (%d in %.1f ms: CPU %.1f ms, queued %.1f ms): "
+                "%d lanes per worker",
+                items,
+                wall * 1e3,
+                cpu * 1e3,
+                queued * 1e3,
+                self.lanes,
+            )
 
     def watches(self) -> bool:
         """Whether a worker's first chunk of the loop is watched, to start lanes early."""
