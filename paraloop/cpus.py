@@ -16,9 +16,11 @@ __all__ = [
     "environment_workers",
     "others_queued",
     "others_queued_since",
+    "queued_and_runs",
     "queued_seconds",
     "queued_seconds_of",
     "waiting_iterations",
+    "waited_for_the_gil",
     "waiting_workers",
     "worker_count",
 ]
@@ -210,6 +212,12 @@ def queued_seconds() -> float:
     its file open and re-reads it at offset 0.  Elsewhere the figure is unknown, and
     the lanes policy decides from CPU time alone (see :mod:`paraloop.backends.processes.policy`).
     """
+    return queued_and_runs()[0]
+
+
+def queued_and_runs() -> tuple[float, int]:
+    """:func:`queued_seconds`, and how many times the calling thread was put on a CPU (each
+    wake-up counts: see :func:`waited_for_the_gil`); ``(0.0, 0)`` if unknown."""
     stat: _Schedstat | None = getattr(_schedstat, "file", None)
     if stat is None or stat.pid != os.getpid():
         if stat is not None:
@@ -218,12 +226,27 @@ def queued_seconds() -> float:
             stat.close()
         stat = _schedstat.file = _Schedstat()
     if stat.descriptor < 0:
-        return 0.0
+        return 0.0, 0
     try:
         fields = os.pread(stat.descriptor, 128, 0).split()
-        return int(fields[1]) / 1e9
+        return int(fields[1]) / 1e9, int(fields[2])
     except (OSError, IndexError, ValueError):
-        return 0.0
+        return 0.0, 0
+
+
+def waited_for_the_gil(off_cpu: float, held: float, runs: int) -> float:
+    """Of ``off_cpu`` seconds a thread spent neither on a CPU nor queued for one, the part it
+    may have waited for the GIL, held by other threads that queued ``held`` seconds for a CPU
+    meanwhile (``math.inf``: unknown), the thread having been put on a CPU ``runs`` times.
+
+    A thread preempted while it holds the GIL keeps the others waiting for it: neither their
+    CPU time nor their queueing, so a chunk that computes would look like one that waits for
+    the network.  But a thread that sleeps or waits for a reply does not ask for the GIL
+    meanwhile, whoever queues.  What tells them apart: a thread waiting for the GIL wakes
+    every switch interval (5 ms) to ask for it again, while one waiting for I/O wakes once
+    per wait.  So at most ``runs`` switch intervals, and no more than the others queued.
+    """
+    return max(0.0, min(off_cpu, held, runs * sys.getswitchinterval()))
 
 
 def queued_seconds_of(native_id: int) -> float:
@@ -238,14 +261,10 @@ def queued_seconds_of(native_id: int) -> float:
 
 
 def others_queued(skip: int | None = None) -> dict[int, float]:
-    """The time each other Python thread of this process has queued for a CPU, by native id.
-
-    A thread that holds the GIL and is preempted on a loaded machine queues for a CPU,
-    and the thread running a chunk waits for the GIL meanwhile: that wait is neither the
-    chunk's CPU time nor its own queueing, and a chunk that computes would look like one
-    that waits for the network (:func:`others_queued_since` counts it).  Only Python
-    threads take the GIL; empty where the figure is unknown.  ``skip``: a thread whose
-    figure the caller reads otherwise (one that may end meanwhile, its figure kept).
+    """The time each other Python thread of this process has queued for a CPU, by native id
+    (see :func:`waited_for_the_gil`): only Python threads take the GIL.  Empty where the
+    figure is unknown.  ``skip``: a thread whose figure the caller reads otherwise (one that
+    may end meanwhile, its figure kept).
     """
     if not linux_facilities():
         return {}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import itertools
+import math
 import operator
 import os
 import reprlib
@@ -24,7 +25,7 @@ from typing import Any
 from . import background_import, module_stores, serialize
 from .aggregation_strategies import NOTHING, AggregationStrategy
 from .chunks import Chunk
-from .cpus import others_queued, others_queued_since, queued_seconds
+from .cpus import others_queued, others_queued_since, queued_and_runs, waited_for_the_gil
 from .errors import IterationTimeoutError, ParaLoopError
 from .guard import ATOMS, Guard, fingerprint, read_only_error
 from .items import writable
@@ -698,11 +699,11 @@ def _execute(
     # Functions that arrived by value (their globals their own) are a worker's or a Dask task's.
     arrived = args if serialize.in_worker_process or job.shared_process else ()
     stores = module_stores.snapshot(scripts, arrived) if job.copied else None
-    began_queued = queued_seconds() if queue else 0.0
-    # Another thread's time queued while it held the GIL is the chunk's too (see others_queued):
-    # in the caller, the program's threads and paraloop's import thread, whose figure is kept
-    # when it ends.  (A worker process's other threads are paraloop's own, which hold the GIL
-    # for microseconds: its idle lanes are not read twice a chunk.)
+    began_queued, began_runs = queued_and_runs() if queue else (0.0, 0)
+    # In the caller, other threads may hold the GIL queued for a CPU (see waited_for_the_gil):
+    # the program's, and paraloop's import thread, whose figure is kept when it ends.  (A worker
+    # process's other threads are paraloop's own, which hold the GIL for microseconds: its idle
+    # lanes are not read twice a chunk.)
     others = queue and not serialize.in_worker_process
     began_others = others_queued(background_import.native_id()) if others else {}
     began_import_queued = background_import.queued() if others else 0.0
@@ -720,13 +721,16 @@ def _execute(
             clock[0] = 0.0
     seconds = time.perf_counter() - began
     cpu = max(0.0, time.process_time() - began_cpu - (background_import.cpu() - began_import))
-    queued = queued_seconds() - began_queued if queue else 0.0
+    queued = 0.0
+    if queue:
+        ended_queued, ended_runs = queued_and_runs()
+        queued = ended_queued - began_queued
     if others:
-        queued += max(0.0, background_import.queued() - began_import_queued)
         elsewhere = others_queued_since(began_others, background_import.native_id())
-        # A thread that ended meanwhile may have held the GIL queued for any part of the chunk's
-        # time: the chunk is not taken for one that waits (the workers' own chunks will tell).
-        queued = max(queued, seconds - cpu) if elsewhere is None else queued + elsewhere
+        # A thread that ended meanwhile took its figure with it: unknown.
+        held = math.inf if elsewhere is None else elsewhere
+        held += max(0.0, background_import.queued() - began_import_queued)
+        queued += waited_for_the_gil(max(0.0, seconds - cpu - queued), held, ended_runs - began_runs)
     # Nothing process-wide is read while a thread imports (its modules are half made).
     background_import.joined()
     randoms_after = random_generators() if randoms is not None else None

@@ -179,6 +179,28 @@ def test_other_threads_queued_time_is_read_and_an_ended_one_is_told() -> None:
 
 
 @pytest.mark.parametrize(
+    ("off_cpu", "held", "runs", "expected"),
+    [
+        (0.25, 0.3, 60, 0.25),  # woke every switch interval: all of it, up to what it was off
+        (0.25, 0.1, 60, 0.1),  # no more than the others queued
+        (0.1, 0.09, 2, 0.01),  # a sleep of 100 ms beside an import queued 90 ms: two wake-ups
+        (0.1, math.inf, 2, 0.01),  # a thread ended meanwhile: its figure unknown
+        (0.0, 0.3, 60, 0.0),
+    ],
+)
+def test_the_wait_for_the_gil_is_bounded_by_wake_ups(
+    off_cpu: float, held: float, runs: int, expected: float
+) -> None:
+    """A thread waiting for the GIL wakes every switch interval to ask for it; one waiting for
+    a reply wakes once: the others' queueing counts as the chunk's only as far as its wake-ups
+    reach (how the caller tells a busy chunk beside a preempted GIL holder from a waiting one)."""
+    from paraloop.cpus import waited_for_the_gil
+
+    assert sys.getswitchinterval() == 0.005
+    assert waited_for_the_gil(off_cpu, held, runs) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
     ("v2", "v1", "expected"),
     [
         ("150000 100000\n", None, 2),  # 1.5 CPUs: the pool gets 2
