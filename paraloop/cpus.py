@@ -254,34 +254,50 @@ def queued_seconds_of(native_id: int) -> float:
     if not linux_facilities():
         return 0.0
     try:
-        with open(f"/proc/self/task/{native_id}/schedstat", "rb") as handle:
-            return int(handle.read().split()[1]) / 1e9
+        # os-level calls: a buffered file object cost twice as much, and a caller's chunk reads
+        # one per thread of the program (see others_queued).
+        descriptor = os.open(f"/proc/self/task/{native_id}/schedstat", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            return int(os.read(descriptor, 128).split()[1]) / 1e9
+        finally:
+            os.close(descriptor)
     except (OSError, IndexError, ValueError):
         return 0.0
 
 
-def others_queued(skip: int | None = None) -> dict[int, float]:
+# Other threads read around a caller's chunk at most: each costs two reads of a few
+# microseconds; a program with more threads (a server's pool) leaves their figure unknown.
+MAX_OTHERS = 16
+
+
+def others_queued(skip: int | None = None) -> dict[int, float] | None:
     """The time each other Python thread of this process has queued for a CPU, by native id
     (see :func:`waited_for_the_gil`): only Python threads take the GIL.  Empty where the
-    figure is unknown.  ``skip``: a thread whose figure the caller reads otherwise (one that
-    may end meanwhile, its figure kept).
+    figure is unknown for all; None, unknown, with more than ``MAX_OTHERS`` of them.
+    ``skip``: a thread whose figure the caller reads otherwise (one that may end meanwhile,
+    its figure kept).
     """
     if not linux_facilities():
         return {}
     me = threading.get_native_id()
+    threads = threading.enumerate()
+    if len(threads) > MAX_OTHERS + 2:
+        return None
     queued = {}
-    for thread in threading.enumerate():
+    for thread in threads:
         native_id = thread.native_id
         if native_id is not None and native_id != me and native_id != skip:
             queued[native_id] = queued_seconds_of(native_id)
-    return queued
+    return queued if len(queued) <= MAX_OTHERS else None
 
 
-def others_queued_since(before: dict[int, float], skip: int | None = None) -> float | None:
+def others_queued_since(before: dict[int, float] | None, skip: int | None = None) -> float | None:
     """Seconds the other Python threads queued for a CPU since :func:`others_queued` gave
-    ``before`` (a thread started since then counts from its start); None if one of them
-    ended meanwhile, its figure gone with it."""
+    ``before`` (a thread started since then counts from its start); None if unknown: one of
+    them ended meanwhile, its figure gone with it, or there were too many to read."""
+    if before is None:
+        return None
     after = others_queued(skip)
-    if any(native_id not in after for native_id in before):
+    if after is None or any(native_id not in after for native_id in before):
         return None
     return sum(queued - before.get(native_id, 0.0) for native_id, queued in after.items())

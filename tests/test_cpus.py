@@ -178,6 +178,31 @@ def test_other_threads_queued_time_is_read_and_an_ended_one_is_told() -> None:
         stop.set()
 
 
+@pytest.mark.skipif(
+    not LINUX_FACILITIES,
+    reason="PARALOOP_PORTABLE hides the time queued for a CPU (Linux's schedstat), as on macOS",
+)
+def test_a_program_with_many_threads_leaves_their_queued_time_unknown() -> None:
+    """Each thread read costs a caller's chunk two reads: past MAX_OTHERS the figure is unknown
+    (None), and the caller's chunk is then bounded by its own wake-ups only."""
+    import threading
+
+    from paraloop.cpus import MAX_OTHERS, others_queued, others_queued_since
+
+    stop = threading.Event()
+    threads = [threading.Thread(target=stop.wait) for _ in range(MAX_OTHERS + 3)]
+    for thread in threads:
+        thread.start()
+    try:
+        assert others_queued() is None
+        assert others_queued_since(None) is None
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    assert others_queued() is not None
+
+
 @pytest.mark.parametrize(
     ("off_cpu", "held", "runs", "expected"),
     [
