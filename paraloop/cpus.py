@@ -279,16 +279,11 @@ def others_queued(skip: int | None = None) -> dict[int, float] | None:
     """
     if not linux_facilities():
         return {}
-    me = threading.get_native_id()
-    threads = threading.enumerate()
-    if len(threads) > MAX_OTHERS + 2:
+    left_out = (None, threading.get_native_id(), skip)
+    others = [thread.native_id for thread in threading.enumerate() if thread.native_id not in left_out]
+    if len(others) > MAX_OTHERS:
         return None
-    queued = {}
-    for thread in threads:
-        native_id = thread.native_id
-        if native_id is not None and native_id != me and native_id != skip:
-            queued[native_id] = queued_seconds_of(native_id)
-    return queued if len(queued) <= MAX_OTHERS else None
+    return {native_id: queued_seconds_of(native_id) for native_id in others if native_id is not None}
 
 
 def others_queued_since(before: dict[int, float] | None, skip: int | None = None) -> float | None:

@@ -431,7 +431,7 @@ GIL_HOLDERS = {
 def test_busy_iterations_waiting_for_the_gil_are_not_taken_for_waiting(tmp_path: Path, holder: str) -> None:
     """The caller's first iterations compute while another thread of its process holds the GIL
     and waits for a CPU (another program computes on it): they wait for that thread, not for
-    the network, and the loop keeps one iteration per CPU in flight (at 3a6b1c0, lanes: 7-9)."""
+    the network, and the loop keeps one iteration per CPU in flight (at 6284193, lanes: 6-14)."""
     result = run_source(
         tmp_path,
         textwrap.dedent("""
@@ -453,16 +453,8 @@ def test_busy_iterations_waiting_for_the_gil_are_not_taken_for_waiting(tmp_path:
             end = time.monotonic() + seconds
             while time.monotonic() < end:
                 pass
-
-
-        def overlap(spans):
-            events = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
-            running = most = 0
-            for _, step in events:
-                running += step
-                most = max(most, running)
-            return most
         """)
+        + OVERLAP
         + textwrap.dedent(GIL_HOLDERS[holder])
         + textwrap.dedent("""
         try:
