@@ -7,9 +7,10 @@ as a :class:`Use`, whose :class:`Form` says what the statement does to the name
 the value the name holds when the loop starts, so :mod:`paraloop.reductions`
 decides when the loop runs, from a table keyed by these forms.
 
-The generated code builds one :class:`LoopPlan` per loop when its module is
-imported, and hands it to :func:`paraloop.runtime.run` (or
-:func:`paraloop.runtime.comprehension`) each time the loop runs.
+The generated code spells one :class:`LoopPlan` per loop as a tuple of constants
+(:func:`read` says how) and hands it to :func:`paraloop.runtime.run` (or
+:func:`paraloop.runtime.comprehension`) each time the loop runs; the runtime reads it
+into a ``LoopPlan`` the first time.
 
 The hook imports this module when it rewrites one, so it imports nothing of
 paraloop's runtime, and its records are named tuples: immutable and hashable as
@@ -21,9 +22,9 @@ strategy table does for every form of every loop that starts.
 from __future__ import annotations
 
 import enum
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-__all__ = ["Form", "Kind", "LoopPlan", "Use"]
+__all__ = ["Form", "Kind", "LoopPlan", "Use", "read"]
 
 
 class Kind(enum.Enum):
@@ -100,3 +101,44 @@ class LoopPlan(NamedTuple):
     after: tuple[str, ...] = ()  # of those, the ones code after the loop may read
     wrapped: tuple[str, ...] = ()  # names the body uses as Variables (``v.value``)
     uses: tuple[Use, ...] = ()  # each use of each outer name
+
+
+# The plans read so far, by their spelling (equal spellings are equal plans).
+_READ: dict[tuple[Any, ...], LoopPlan] = {}
+# Generated code compiled again and again (an IPython session's cells) adds plans: past this
+# many, the ones read so far are forgotten and read again when their loops run.
+_KEPT = 4096
+
+
+def read(spelled: LoopPlan | tuple[Any, ...]) -> LoopPlan:
+    """The plan the generated code spells as constants, read once.
+
+    ``spelled`` holds the fields in their order, its uses as ``(name, line, kind's value,
+    detail, source)``::
+
+        >>> use = ("total", 4, "aug", "Add", "total += i")
+        >>> plan = read((3, "f", "for", (), ("i", "total"), (), (), (use,)))
+        >>> plan.stored, plan.uses[0].form
+        (('i', 'total'), Form(kind=<Kind.AUG: 'aug'>, detail='Add'))
+
+    A ``LoopPlan`` is returned as it is.
+    """
+    if type(spelled) is LoopPlan:
+        return spelled
+    plan = _READ.get(spelled)
+    if plan is None:
+        line, name, kind, local, stored, after, wrapped, uses = spelled
+        plan = LoopPlan(
+            line,
+            name,
+            kind,
+            local,
+            stored,
+            after,
+            wrapped,
+            tuple(Use(who, at, Form(Kind(what), detail), source) for who, at, what, detail, source in uses),
+        )
+        if len(_READ) >= _KEPT:
+            _READ.clear()
+        _READ[spelled] = plan
+    return plan

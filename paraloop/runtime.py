@@ -49,7 +49,7 @@ from .execute import (
 from .guard import GENERATOR_MODULES, reached
 from .items import COPY, INLINE, SHARE, is_file
 from .loop import ParaLoop
-from .plan import Form, Kind, LoopPlan, Use
+from .plan import Form, Kind, LoopPlan, Use, read
 from .process_state import MODULE_STATE, describe
 from .progress import close_bar, open_bar
 from .reductions import infer_reductions, replay_operation, whole_partials
@@ -57,7 +57,8 @@ from .replay import CONTINUED_TYPES
 from .resources import PerWorker
 from .variable import Variable
 
-# What generated code names: the outcomes a worker returns, the plan of a loop and its parts.
+# What generated code names: the outcomes a worker returns, and the plan of a loop and its parts
+# (which it now spells as constants, see paraloop.plan.read).
 __all__ = [
     "BROKE",
     "DONE",
@@ -466,14 +467,17 @@ def _plain_job(
     )
 
 
-def run(loop: Any, worker: Callable[..., Any], scope: Mapping[str, Any] | None, plan: LoopPlan) -> LoopResult:
+def run(
+    loop: Any, worker: Callable[..., Any], scope: Mapping[str, Any] | None, plan: LoopPlan | tuple[Any, ...]
+) -> LoopResult:
     """Run one rewritten loop. Called by generated code only; its signature may change.
 
     ``scope`` holds the names the worker captures from a function or class body (None at
-    module level: the worker's globals); ``plan`` is what the rewriter found about the loop.
+    module level: the worker's globals); ``plan`` is what the rewriter found about the loop,
+    as the generated code spells it (see :func:`paraloop.plan.read`).
     """
     try:
-        return _run(loop, worker, scope, plan)
+        return _run(loop, worker, scope, read(plan))
     except ParaLoopError as refusal:
         # Raised by the generated code at the user's loop line, without paraloop's own frames.
         return LoopResult(error=_hidden(refusal))
@@ -580,12 +584,13 @@ def _run(
 
 
 def comprehension(
-    loop: Any, worker: Callable[..., Any], scope: Mapping[str, Any] | None, plan: LoopPlan
+    loop: Any, worker: Callable[..., Any], scope: Mapping[str, Any] | None, plan: LoopPlan | tuple[Any, ...]
 ) -> Any:
     """Build a list, set, dict or generator comprehension over ParaLoop, chunk by chunk, in order.
 
     ``plan.kind`` is the comprehension's kind: ``"list"``, ``"set"``, ``"dict"`` or ``"generator"``.
     """
+    plan = read(plan)
     kind, line, local = plan.kind, plan.line, plan.local
     _rename(worker, plan.name)
     if not isinstance(loop, ParaLoop):

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pickle
 
 import paraloop.runtime
-from paraloop.hook.rewriter import RUNTIME, _plan_number, _use_source
-from paraloop.plan import Form, Kind, LoopPlan, Use
+from paraloop.hook.rewriter import RUNTIME, _plan_number, _Rewriter, _use_source
+from paraloop.plan import Form, Kind, LoopPlan, Use, read
 
 
 def test_each_use_is_rebuilt_from_its_generated_source() -> None:
@@ -15,7 +15,30 @@ def test_each_use_is_rebuilt_from_its_generated_source() -> None:
     for kind in Kind:
         for detail in ("", "Add", "np.random.normal"):
             use = Use("x", 7, Form(kind, detail), "x = 'quoted' + \"text\"")
-            assert eval(_use_source(use), {RUNTIME: paraloop.runtime}) == use
+            spelled = ("x", 1, "for", (), (), (), (), (eval(_use_source(use), {}),))
+            assert read(spelled).uses == (use,)
+
+
+def test_a_plan_is_read_back_from_its_generated_constant() -> None:
+    """The statement the rewriter makes is one constant, and reads back into the plan it found,
+    every field set or not."""
+    use = Use("total", 4, Form(Kind.ITEM_CALL, "append"), "groups[k].append(x)")
+    plans = [
+        LoopPlan(line=3, name="f"),
+        LoopPlan(line=9, name="<module>", kind="list", local=("a",), stored=("b", "c"), after=("c",),
+                 wrapped=("v",), uses=(use, use._replace(line=5))),
+    ]  # fmt: skip
+    for plan in plans:
+        rewriter = _Rewriter.__new__(_Rewriter)
+        rewriter.plans = {}
+        variable = rewriter.plan(1, **plan._asdict())
+        statement = rewriter.plans[1]
+        code = compile(statement, "<plan>", "exec")
+        assert code.co_names == (variable,), "the plan is built by calls when the module imports"
+        spelled = eval(statement.partition(" = ")[2], {RUNTIME: paraloop.runtime})
+        assert read(spelled) == plan
+        assert read(spelled) is read(spelled), "a plan is read once"
+        assert read(plan) is plan
 
 
 def test_a_plan_pickles() -> None:
