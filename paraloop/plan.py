@@ -127,7 +127,8 @@ def read(spelled: LoopPlan | tuple[Any, ...]) -> LoopPlan:
         return spelled
     plan = _READ.get(spelled)
     if plan is None:
-        line, name, kind, local, stored, after, wrapped, uses = spelled
+        fields: tuple[Any, ...] = spelled
+        line, name, kind, local, stored, after, wrapped, uses = fields
         plan = LoopPlan(
             line,
             name,
