@@ -21,6 +21,7 @@ it lives under paraloop's own cache tag (see :mod:`.cache`).
 from __future__ import annotations
 
 import _imp
+import _io
 import importlib.machinery
 import importlib.util
 import os
@@ -93,6 +94,7 @@ _SOURCE_LOADER = importlib.machinery.SourceFileLoader
 # CPython's get_data, called directly (super() makes an object at every call, and this runs for
 # every module imported).
 _read = _SOURCE_LOADER.get_data
+_open_code = _io.open_code
 # The start of a timestamp-based pyc of this interpreter: its magic number and zero flags.
 _TIMESTAMP_PYC = importlib.util.MAGIC_NUMBER + b"\0\0\0\0"
 _UNCHECKED_HASH_PYC = importlib.util.MAGIC_NUMBER + b"\1\0\0\0"
@@ -278,7 +280,9 @@ class DecidingLoader(ParaLoopLoader):
             # gets the file's bytes, as from CPython's loader.
             return _read(self, path)
         try:
-            data = _read(self, path)
+            # What CPython's get_data does for a source loader, without its frame and checks.
+            with _open_code(path) as handle:
+                data = handle.read()
         except OSError:
             # No ordinary pyc (a marked module never has one): paraloop's cache, valid for this
             # stat and written for a source that carried the marker, settles it unread.
@@ -319,7 +323,8 @@ class DecidingLoader(ParaLoopLoader):
             return None
         self.__class__ = ParaLoopLoader  # type: ignore[assignment]
         self._show_cached(self.name, cached_at)
-        log.debug("loaded rewritten %s from its cache", self.path)
+        if "logging" in sys.modules:  # (log.debug's own test, without its call)
+            log.debug("loaded rewritten %s from its cache", self.path)
         return _TIMESTAMP_PYC + _stamp(stat).to_bytes(8, "little") + entry.marshalled()
 
     def _plain(self) -> None:
