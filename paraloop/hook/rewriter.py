@@ -798,7 +798,7 @@ class _Rewriter:
         It is a tuple of constants in the fields' order, which the compiler folds into one
         constant: the module's import builds nothing for it, and a plan in the loop's place would
         not be rebuilt each time a function runs its loop either.  (Built at import, with calls,
-        a plan cost a cached module's import 8 us, a sixth of what paraloop adds to it.)
+        a plan cost a cached module's import 8 us, a fifth of what paraloop added to it.)
         """
         spelled = "".join(_use_source(use) + ", " for use in uses)
         fields = (
