@@ -19,7 +19,9 @@ decorator compiles each class's methods) and with hashing in C, which the
 strategy table does for every form of every loop that starts.
 """
 
-from __future__ import annotations
+# No "from __future__ import annotations": typing.NamedTuple turns string annotations into
+# ForwardRefs, compiling each, and the runtime's import took 1.1 ms longer for it (14.7 against
+# 13.6 ms, medians of 21 fresh processes).  Every name the annotations use is defined above them.
 
 import enum
 from typing import Any, NamedTuple

@@ -20,7 +20,9 @@ Updates through methods of the user's own objects (``model.update(batch)``)
 are untracked side effects: they happen in the workers.
 """
 
-from __future__ import annotations
+# No "from __future__ import annotations": typing.NamedTuple turns string annotations into
+# ForwardRefs, compiling each, and the runtime's import took 1.1 ms longer for it (14.7 against
+# 13.6 ms, medians of 21 fresh processes).  Every name the annotations use is defined above them.
 
 import numbers
 import operator
