@@ -21,7 +21,6 @@ Only coverage's public API is used (``Coverage.current``, ``get_option``,
 
 from __future__ import annotations
 
-import glob
 import os
 import sys
 from typing import Any
@@ -125,6 +124,8 @@ def combine(final: bool = False) -> None:
     current = _current()
     if current is None:
         return
+    import glob  # only under coverage, which imports it anyway
+
     import coverage
 
     files = sorted(glob.glob(glob.escape(_data_file(current)) + f".paraloop.{os.getpid()}.*"))

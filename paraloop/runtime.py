@@ -30,8 +30,8 @@ from .aggregation_strategies import ElementUpdates, Scratch
 # when its first loop starts: the process pool's libraries (multiprocess and
 # dill) take tens of milliseconds to import, which a first loop should not wait for.
 from .backends.processes.pool import get_pool
+from .backends.running import in_worker_thread
 from .backends.sequential import run_inline
-from .backends.threads import in_worker_thread, run_threads
 from .chunks import Chunker
 from .combine import Combiner, LoopResult, with_context
 from .cpus import available_cpus, waiting_iterations
@@ -345,6 +345,10 @@ def _outcomes(loop: ParaLoop[Any], job: Job, chunker: Chunker, caller_runs: bool
     if backend == "sequential":
         return run_inline(job, chunker)
     if backend == "threads":
+        # Imported by the loops that use it: queue and heapq, which it needs, cost a program
+        # whose loops never do 1 ms.
+        from .backends.threads import run_threads
+
         return run_threads(job, chunker, count)
     if backend == "dask":
         from .backends.dask import run_dask

@@ -49,7 +49,7 @@ from ..errors import ParaLoopError, ParaLoopWarning, WorkerCrashedError
 from ..execute import RAISED, Job, Outcome, execute_chunk, timeout_error
 from ..lifeline import alive
 from ..wire import arrived, encode_outcome, job_bytes, job_failure
-from .threads import running_chunk
+from .running import running_chunk
 
 __all__ = ["run_dask", "shutdown"]
 

@@ -15,36 +15,19 @@ import queue
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from ..chunks import Chunker
 from ..execute import RAISED, Job, Outcome, execute_chunk, timeout_error
 from ..native_threads import limited
 from ..resources import hand_back, release_thread
+from .running import in_worker_thread, mark_running, running_chunk
 
 __all__ = ["in_worker_thread", "run_threads", "running_chunk"]
 
-_state = threading.local()
 _FINISHED = object()
 # How often a thread waiting for the caller to take outcomes looks whether the loop ended.
 ROOM_POLL_SECONDS = 0.5
-
-
-def in_worker_thread() -> bool:
-    """True in a thread running a chunk: nested ParaLoop loops there run sequentially."""
-    return bool(getattr(_state, "active", False))
-
-
-@contextmanager
-def running_chunk() -> Iterator[None]:
-    """Mark this thread as running a chunk (a Dask task runs in a worker's thread too)."""
-    previous = getattr(_state, "active", False)
-    _state.active = True
-    try:
-        yield
-    finally:
-        _state.active = previous
 
 
 def run_threads(job: Job, chunker: Chunker, count: int) -> Iterator[Outcome]:
@@ -120,7 +103,7 @@ def _work(
     room: threading.Semaphore,
 ) -> None:
     """One thread of the loop: take chunks and run them until the chunker or the caller stops."""
-    _state.active = True
+    mark_running()
     try:
         while not stop.is_set():
             if not room.acquire(timeout=ROOM_POLL_SECONDS):

@@ -92,7 +92,7 @@ from ...native_threads import limited
 from ...replay import Continued
 from ...resources import handles_exist
 from ...wire import arrived, encode_outcome, unreadable
-from ..threads import running_chunk
+from ..running import running_chunk
 
 __all__ = [
     "CALLER_SECONDS",
