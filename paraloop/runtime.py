@@ -57,8 +57,8 @@ from .replay import CONTINUED_TYPES
 from .resources import PerWorker
 from .variable import Variable
 
-# What generated code names: the outcomes a worker returns, and the plan of a loop and its parts
-# (which it now spells as constants, see paraloop.plan.read).
+# What generated code names (the outcomes a worker returns, run, comprehension), and the records
+# of a loop's plan, which paraloop.plan.read makes from the constants generated code spells.
 __all__ = [
     "BROKE",
     "DONE",

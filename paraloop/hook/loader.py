@@ -323,8 +323,7 @@ class DecidingLoader(ParaLoopLoader):
             return None
         self.__class__ = ParaLoopLoader  # type: ignore[assignment]
         self._show_cached(self.name, cached_at)
-        if "logging" in sys.modules:  # (log.debug's own test, without its call)
-            log.debug("loaded rewritten %s from its cache", self.path)
+        log.debug("loaded rewritten %s from its cache", self.path)
         return _TIMESTAMP_PYC + _stamp(stat).to_bytes(8, "little") + entry.marshalled()
 
     def _plain(self) -> None:
