@@ -443,7 +443,7 @@ class Timed(ChunkIterator):
         self.clock = clock
 
     def starting(self, index: int) -> None:
-        self.clock[1] = index
+        self.clock[1] = float(index)  # a fork worker's clock holds doubles only
         self.clock[0] = time.monotonic()
 
     def finished(self) -> None:
@@ -561,7 +561,7 @@ def stamped(clock: Any, index: int) -> Iterator[None]:
     if clock is None:
         yield
         return
-    clock[1] = index
+    clock[1] = float(index)
     clock[0] = time.monotonic()
     try:
         yield

@@ -338,15 +338,15 @@ def test_one_object_yielded_many_times_and_changed_in_place(
 CTRL_C_IN_THE_CALLER = """
     # paraloop: enable
     import os, time
-    import multiprocess
     from paraloop import ParaLoop
+    from paraloop.backends.processes.pool import worker_pids
     MAIN = os.getpid()
     told = False
     def step(i):
         global told
         if os.getpid() != MAIN:
             time.sleep(600)  # the workers hold their chunks
-        elif len(multiprocess.active_children()) == 2:
+        elif len(worker_pids()) == 2:
             if not told:
                 told = True
                 print("running", flush=True)

@@ -370,18 +370,18 @@ def test_pin_a_crash_with_max_iterations_per_worker(load_module: Loader, k: int)
 KILLED_FROM_OUTSIDE = """\
 # paraloop: enable
 import os, re, signal, subprocess, threading, time
-import multiprocess
 from paraloop import ParaLoop, WorkerCrashedError
+from paraloop.backends.processes.pool import worker_pids
 
 done = []
 
 def killer():
     # Once a worker runs (a fork server's start takes a loaded machine past half a second).
     deadline = time.monotonic() + 60
-    while not multiprocess.active_children() and time.monotonic() < deadline:
+    while not worker_pids() and time.monotonic() < deadline:
         time.sleep(0.01)
     time.sleep(0.2)
-    os.kill(multiprocess.active_children()[-1].pid, signal.SIGKILL)
+    os.kill(worker_pids()[-1], signal.SIGKILL)
 
 threading.Thread(target=killer, daemon=True).start()
 try:

@@ -84,9 +84,9 @@ for x in ParaLoop(Short(range(2000)), num_processes=2):
 assert len(pids) == 2000, len(pids)
 # Worker processes were started (the pool keeps them until the program ends): the caller did
 # not keep the loop for itself.  (It may still run many of the iterations while they start.)
-import multiprocess
+from paraloop.backends.processes.pool import worker_pids
 
-print("workers", len(multiprocess.active_children()))
+print("workers", len(worker_pids()))
 """
 
 

@@ -508,10 +508,7 @@ def test_workers_die_with_a_killed_parent(tmp_path: Path, method: str) -> None:
     script = tmp_path / "long.py"
     script.write_text(
         "import os, sys, time\n"
-        "import multiprocess\n"
         "from paraloop import ParaLoop\n"
-        "def pids():\n"
-        "    return [child.pid for child in multiprocess.active_children()]\n"
         "out = []\n"
         "for i in ParaLoop(range(4), num_processes=2, chunksize=1):\n"
         "    if i == 0:\n"

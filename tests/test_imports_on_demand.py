@@ -71,6 +71,11 @@ def test_a_loop_that_ends_in_the_caller_imports_no_worker_machinery(tmp_path: Pa
     seen = json.loads(result.stdout.splitlines()[-1])
     assert seen["results"] == [45, sum(i * i for i in range(1000))]
     expected_late = [m for m in HEAVY if m not in seen["preloaded"]]
+    if method == "fork":
+        # Fork workers are paraloop's own (see forked.py): multiprocess and dill never load,
+        # nor ctypes (their clock is a memoryview of shared memory).
+        assert not {"multiprocess", "dill", "ctypes"} & set(seen["after_long"]), seen["after_long"]
+        expected_late = [m for m in expected_late if m not in ("multiprocess", "dill", "ctypes")]
     assert not set(HEAVY) & set(seen["after_short"]), seen["after_short"]
     # Nor logging (paraloop's lines go to it only once the program imported it, see
     # paraloop.log), traceback (imported by the first iteration that raises), the threads

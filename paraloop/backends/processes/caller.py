@@ -125,9 +125,9 @@ FINISH_SECONDS = 0.008
 # The fork server's own start, the first time a program starts workers with it (a new Python
 # that imports paraloop and what the script imports): about 80 ms here, all of it in the caller.
 FORK_SERVER_SECONDS = 0.100
-# Importing multiprocess (and dill), which a program's first worker needs (see pool.py's
-# imports on demand): 25-30 ms here.  Without it, 100 iterations of 0.2 ms (20 ms) went to
-# two forked workers that took 50-60 ms to start.
+# Importing multiprocess (and dill), which a program's first spawn or forkserver worker needs
+# (see pool.py's imports on demand; fork workers need neither, see forked.py): 25-30 ms here.
+# Without it, 100 iterations of 0.2 ms (20 ms) went to two workers that took 50-60 ms to start.
 IMPORT_SECONDS = 0.025
 # A chunk whose iterations took less than this measured mostly its own fixed costs (tens of
 # microseconds): the time per iteration it gives is too high to decide on.  Past its budget
@@ -203,7 +203,8 @@ def _done() -> None:
 def start_seconds(method: str) -> float:
     """What starting workers with ``method`` would cost the caller now (see START_SECONDS)."""
     seconds = START_SECONDS.get(method, START_SECONDS["spawn"])
-    if "multiprocess" not in sys.modules:
+    if method != "fork" and "multiprocess" not in sys.modules:
+        # Fork workers start without it (see forked.py).
         seconds += IMPORT_SECONDS
     if method == "forkserver":
         # Not imported yet: no fork server was started (nor is one imported to find out).

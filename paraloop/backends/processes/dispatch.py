@@ -324,7 +324,8 @@ class _ImportTimer:
     @classmethod
     def start(cls, loop: Loop, caller: CallerWorker) -> _ImportTimer | None:
         """The timer of this loop's first chunk, or None if it needs none."""
-        if not loop.to_start or "multiprocess.connection" in sys.modules:
+        if not loop.to_start or "multiprocess.connection" in sys.modules or loop.pool.method == "fork":
+            # Fork workers need no multiprocess (see forked.py).
             return None
         left = loop.chunker.left()
         if left is not None and left <= _caller.FIRST_ITEMS:

@@ -120,19 +120,18 @@ def _frozen(method: str) -> Iterator[None]:
 def _clock(context: Any, method: str) -> Any:
     """Two doubles shared with one worker process."""
     if method == "fork":
-        import ctypes  # with the first worker: a loop that ends in the caller needs none
-
         # A forked child inherits an anonymous shared mapping: it costs microseconds,
-        # where a RawArray (a file in /dev/shm) costs about a millisecond per worker.
-        return (ctypes.c_double * 2).from_buffer(mmap.mmap(-1, 16))
+        # where a RawArray (a file in /dev/shm) costs about a millisecond per worker; seen
+        # as doubles without ctypes, whose import cost the first fork 1.5 ms.
+        return memoryview(mmap.mmap(-1, 16)).cast("d")
     return context.RawArray("d", 2)
 
 
 def wait(objects: list[Any], timeout: float | None) -> list[Any]:
-    """``multiprocess.connection.wait``, imported once a loop has workers to wait for."""
-    from multiprocess.connection import wait as waited
+    """Those of ``objects`` (pipes, sentinels) ready within ``timeout``: see forked.wait."""
+    from .forked import wait as waited
 
-    return waited(objects, timeout)  # type: ignore[no-any-return]
+    return waited(objects, timeout)
 
 
 class Worker:
@@ -143,15 +142,23 @@ class Worker:
         # needs none of it): under fork the child has it from the parent.
         from .child import serve
 
-        parent_end, child_end = context.Pipe(duplex=True)
+        name = f"paraloop-worker-{number}"
         # The running iteration's start time and index, for loops with a timeout.
         self.clock = _clock(context, method)
-        self.process = context.Process(
-            target=serve,
-            args=(child_end, self.clock, os.getpid()),
-            name=f"paraloop-worker-{number}",
-            daemon=True,
-        )
+        self.process: Any
+        if method == "fork":
+            # Without multiprocess (see forked.py): the child has the worker's code already.
+            from .forked import ForkedProcess, channel_pair
+
+            parent_end, child_end = channel_pair()
+            self.process = ForkedProcess(
+                serve, (child_end, self.clock, os.getpid()), name, (parent_end, child_end)
+            )
+        else:
+            parent_end, child_end = context.Pipe(duplex=True)
+            self.process = context.Process(
+                target=serve, args=(child_end, self.clock, os.getpid()), name=name, daemon=True
+            )
         with main_hidden(method), _frozen(method):
             self.process.start()
         child_end.close()

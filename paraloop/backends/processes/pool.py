@@ -36,7 +36,7 @@ from . import dispatch
 from .caller import forking
 from .handle import Worker, ctrl_c_held
 
-__all__ = ["ProcessPool", "default_method", "get_pool", "shutdown_pools"]
+__all__ = ["ProcessPool", "default_method", "get_pool", "shutdown_pools", "worker_pids"]
 
 
 class ProcessPool:
@@ -68,6 +68,14 @@ class ProcessPool:
             self._context = multiprocess.get_context(self._asked)
         return self._context
 
+    def _context_for(self, method: str) -> Any:
+        """multiprocess's context to start a worker with ``method``; None for fork, whose
+        workers paraloop forks itself (see forked.py)."""
+        if method != "fork":
+            return self.context
+        _register_exit()
+        return None
+
     @property
     def method(self) -> str:
         """The pool's start method: the one asked for, else multiprocess's default, told without
@@ -88,8 +96,9 @@ class ProcessPool:
             self.workers = [w for w in self.workers if w.process.is_alive()]
             free = [w for w in self.workers if w.lease is None]
             while start and len(free) < count:
-                with forking(self.method), ctrl_c_held():
-                    worker = Worker(self.context, self.method, next(self._numbers))
+                method = self.method
+                with forking(method), ctrl_c_held():
+                    worker = Worker(self._context_for(method), method, next(self._numbers))
                     self.workers.append(worker)
                 free.append(worker)
             chosen = free[:count]
@@ -165,6 +174,14 @@ def get_pool(method: str | None) -> ProcessPool:
             pool = ProcessPool(method)
             _pools[method] = pool
         return pool
+
+
+def worker_pids() -> list[int]:
+    """The pids of this process's live worker processes, whatever started them (multiprocess's
+    ``active_children()`` does not list the fork workers paraloop forks itself)."""
+    with _pools_lock:
+        pools = [p for p in _pools.values() if p.pid == os.getpid()]
+    return [w.process.pid for pool in pools for w in pool.workers if w.process.is_alive()]
 
 
 def _forget_in_child() -> None:
