@@ -1,9 +1,10 @@
 """multiprocess imported in a thread while the caller runs a loop's slow first iteration.
 
-multiprocess (with dill) loads on demand, when a loop starts its first worker: 25-30 ms a
-program whose loops end in the caller never pays.  A loop whose first iteration is slow
-(a request, a file: see ``dispatch._ImportTimer``) is likely to go to workers, so the
-import starts in a thread while that iteration runs, and the workers start sooner.
+multiprocess (with dill) loads on demand, when a loop starts its first spawn or forkserver
+worker (fork workers need neither: see backends/processes/forked.py): 25-30 ms a program
+whose loops end in the caller never pays.  A loop whose first iteration is slow (a
+request, a file: see ``dispatch._ImportTimer``) is likely to go to workers, so the import
+starts in a thread while that iteration runs, and the workers start sooner.
 
 A thread that imports holds the import system's locks of the modules it is importing, and
 fills namespaces other code may look at.  So:
