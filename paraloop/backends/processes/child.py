@@ -18,7 +18,6 @@ import pickle
 import signal
 import sys
 import threading
-import traceback
 from typing import Any
 
 from ... import coverage_workers, module_globals, native_threads, process_state, serialize
@@ -124,6 +123,8 @@ def _answer(sending: threading.Lock, connection: Any, job: Job, running: InLanes
         with sending:
             connection.send_bytes(data)
     except BaseException:  # noqa: BLE001 - the parent must not wait for an answer that never comes
+        import traceback  # on this error only: the worker's side is imported before a fork
+
         traceback.print_exc()
         # The parent sees a crashed worker, and names the chunk.
         os._exit(70)

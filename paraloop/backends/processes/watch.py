@@ -18,7 +18,6 @@ import _thread
 import os
 import threading
 import time
-import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -92,6 +91,8 @@ class Watch:
                 self._reply(self._connection.recv_bytes())
                 self._answered.set()
             except BaseException:  # noqa: BLE001 - the parent must not wait for a chunk nobody runs
+                import traceback  # on this error only
+
                 traceback.print_exc()
                 # The parent sees a crashed worker, and names the chunks it held.
                 os._exit(70)
