@@ -316,7 +316,10 @@ def _in_worker_process() -> bool:
     """Whether this is a paraloop worker process: its child module serves there, and is not
     imported in a program that never started a worker (it would cost the import milliseconds)."""
     child = sys.modules.get("paraloop.backends.processes.child")
-    return child is not None and bool(child.in_worker())
+    # Another thread may be importing it (its first worker is starting): a module not yet
+    # run to its end is the caller's, since a worker's was whole before it served.
+    in_worker = getattr(child, "in_worker", None)
+    return in_worker is not None and bool(in_worker())
 
 
 def _chunker(loop: ParaLoop[Any]) -> Chunker:

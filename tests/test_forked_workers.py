@@ -59,9 +59,9 @@ def test_exit_functions_and_threads_the_body_starts_in_a_worker_finish_with_it(
     tmp_path: Path, method: str
 ) -> None:
     """What an iteration left in its worker runs to its end when the worker stops at the
-    program's exit, as it would in the program: an atexit function it registered (not under
-    forkserver, whose children skip them, as multiprocessing's do), and a thread it started
-    (not a daemon) that is still working."""
+    program's exit, as it would in the program: an atexit function it registered (as Python
+    3.13's multiprocessing runs them in fork children; not under forkserver, whose children
+    skip them), and a thread it started (not a daemon) that is still working."""
     marks = tmp_path / "marks"
     marks.mkdir()
     result = run_source(

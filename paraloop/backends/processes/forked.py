@@ -161,6 +161,8 @@ class ForkedProcess:
         self.pid: int | None = None
         self.sentinel = -1
         self._exitcode: int | None = None
+        # It ended, but its status went to the program's own wait() (or SIGCHLD is ignored).
+        self.status_lost = False
         self.daemon = True
 
     def start(self) -> None:
@@ -191,6 +193,7 @@ class ForkedProcess:
         """The child's life, as multiprocess's fork start leads it; its exit status."""
         # The parent's exit functions are the parent's (its pools' shutdown among them).
         atexit._clear()
+        _after_fork_of_multiprocessing()
         _close_stdin()
         code = 0
         try:
@@ -231,16 +234,16 @@ class ForkedProcess:
         return self._exitcode
 
     def is_alive(self) -> bool:
-        return self.pid is not None and self.exitcode is None
+        return self.pid is not None and self.exitcode is None and not self.status_lost
 
     def join(self, timeout: float | None = None) -> None:
-        if self.pid is None or self._exitcode is not None:
+        if self.pid is None or self._exitcode is not None or self.status_lost:
             return
         if wait([self.sentinel], timeout):
             self._reap(block=True)
 
     def kill(self) -> None:
-        if self.pid is not None and self.exitcode is None:
+        if self.pid is not None and self.is_alive():
             try:
                 os.kill(self.pid, signal.SIGKILL)
             except ProcessLookupError:
@@ -249,13 +252,14 @@ class ForkedProcess:
     terminate = kill
 
     def _reap(self, block: bool) -> None:
-        if self.pid is None or self._exitcode is not None:
+        if self.pid is None or self._exitcode is not None or self.status_lost:
             return
         try:
             pid, status = os.waitpid(self.pid, 0 if block else os.WNOHANG)
         except ChildProcessError:
-            # Reaped by someone else (a program's own os.wait()): its status is lost.
-            self._exitcode = 255
+            # Reaped by someone else (the program's own os.wait(), or SIGCHLD ignored, which
+            # reaps every child at once): it has ended, how is not known here.
+            self.status_lost = True
             return
         if pid:
             self._exitcode = os.waitstatus_to_exitcode(status)
@@ -269,6 +273,24 @@ class ForkedProcess:
             except OSError:
                 pass
             self.sentinel = -1
+
+
+def _after_fork_of_multiprocessing() -> None:
+    """What a fork child of multiprocess (and of the standard library's multiprocessing) does
+    for the program's objects of that library, for each one the program imported: their
+    after-fork hooks (a Queue the body puts into restarts its feeder thread; without it the
+    items stayed in a buffer nobody sent), the parent's finalizers forgotten, the parent's
+    children not this process's (their exit function, registered again, would stop them),
+    and that exit function for what the iterations start (a Pool's processes)."""
+    for library in ("multiprocess", "multiprocessing"):
+        process = sys.modules.get(f"{library}.process")
+        util = sys.modules.get(f"{library}.util")
+        if process is None or util is None:
+            continue
+        process._children = set()  # type: ignore[attr-defined]
+        util._finalizer_registry.clear()
+        util._run_after_forkers()
+        atexit.register(util._exit_function)
 
 
 def _close_stdin() -> None:

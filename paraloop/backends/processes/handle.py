@@ -203,6 +203,11 @@ class Worker:
     def describe_exit(self) -> str:
         self.process.join(timeout=1.0)
         code = self.process.exitcode
+        if code is None and getattr(self.process, "status_lost", False):
+            return (
+                "ended (how is not known: the program collected its exit status itself, with "
+                "SIGCHLD ignored or a wait() of its own)"
+            )
         if code is None:
             return "stopped answering"
         if code < 0:

@@ -93,7 +93,11 @@ class ProcessPool:
         With ``start=False``, only those already running (maybe fewer).
         """
         with self._lock:
-            self.workers = [w for w in self.workers if w.process.is_alive()]
+            for worker in [w for w in self.workers if not w.process.is_alive()]:
+                # Died while idle (killed from outside): its pipes are closed here, not left
+                # to the garbage collector.
+                self.workers.remove(worker)
+                worker.kill()
             free = [w for w in self.workers if w.lease is None]
             while start and len(free) < count:
                 method = self.method
