@@ -73,9 +73,8 @@ def test_a_loop_that_ends_in_the_caller_imports_no_worker_machinery(tmp_path: Pa
     expected_late = [m for m in HEAVY if m not in seen["preloaded"]]
     if method == "fork":
         # Fork workers are paraloop's own (see forked.py): multiprocess and dill never load,
-        # nor ctypes (their clock is a memoryview of shared memory), nor concurrent.futures
-        # (the workers' lanes import it, in the workers).
-        late = {"multiprocess", "dill", "ctypes", "concurrent.futures"}
+        # nor ctypes (their clock is a memoryview of shared memory).
+        late = {"multiprocess", "dill", "ctypes"}
         assert not late & set(seen["after_long"]), seen["after_long"]
         expected_late = [m for m in expected_late if m not in ("multiprocess", "dill", "ctypes")]
     assert not set(HEAVY) & set(seen["after_short"]), seen["after_short"]

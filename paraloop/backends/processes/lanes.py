@@ -8,14 +8,12 @@ loop gets lanes is the caller's decision (see policy.py).
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
 
 from ...chunks import Chunk
 from ...cpus import queued_seconds
 from ...execute import DONE, LANE_STATE, Job, Outcome, execute_chunk, lanes_watched, watch_lanes
-
-if TYPE_CHECKING:
-    from concurrent.futures import Future, ThreadPoolExecutor
 
 __all__ = ["InLanes", "finish_lanes", "split", "start_lanes"]
 
@@ -35,11 +33,6 @@ def _threads(lanes: int) -> ThreadPoolExecutor:
     """
     global _executor, _executor_size
     if _executor is None or _executor_size != lanes:
-        # Imported by the first chunk in lanes, in the worker: under fork the parent imported
-        # the worker's side before its first fork, and concurrent.futures (with logging) was
-        # 40% of that, on the way of every loop's first workers.
-        from concurrent.futures import ThreadPoolExecutor
-
         if _executor is not None:
             _executor.shutdown(wait=False)
         _executor = ThreadPoolExecutor(max_workers=lanes, thread_name_prefix="paraloop-lane")
