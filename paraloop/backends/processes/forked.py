@@ -163,16 +163,10 @@ class ForkedProcess:
         self._exitcode: int | None = None
         # It ended, but its status went to the program's own wait() (or SIGCHLD is ignored).
         self.status_lost = False
-        self.daemon = True
 
     def start(self) -> None:
         # Output buffered so far would be written twice, by the child too.
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                if stream is not None:
-                    stream.flush()
-            except (AttributeError, ValueError, OSError):
-                pass
+        _flush_std_streams()
         # Readable (at its end) once the child is gone, however it ended.
         parent_sentinel, child_sentinel = os.pipe()
         pid = os.fork()
@@ -219,12 +213,7 @@ class ForkedProcess:
             # Threads the iterations started and did not mark daemon end first, as at any
             # program's end.
             threading._shutdown()  # type: ignore[attr-defined]
-            for stream in (sys.stdout, sys.stderr):
-                try:
-                    if stream is not None:
-                        stream.flush()
-                except (AttributeError, ValueError, OSError):
-                    pass
+            _flush_std_streams()
         return code
 
     @property
@@ -249,8 +238,6 @@ class ForkedProcess:
             except ProcessLookupError:
                 pass
 
-    terminate = kill
-
     def _reap(self, block: bool) -> None:
         if self.pid is None or self._exitcode is not None or self.status_lost:
             return
@@ -273,6 +260,15 @@ class ForkedProcess:
             except OSError:
                 pass
             self.sentinel = -1
+
+
+def _flush_std_streams() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (AttributeError, ValueError, OSError):
+            pass  # closed, replaced by something without flush, or its descriptor gone
 
 
 def _after_fork_of_multiprocessing() -> None:
