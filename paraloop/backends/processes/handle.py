@@ -30,6 +30,34 @@ __all__ = [
 
 _starting = threading.local()
 
+_SIGPIPE: Any = getattr(signal, "SIGPIPE", None)
+# sigtimedwait is Linux's (and other POSIX systems'), not macOS's.
+_CAN_HOLD_SIGPIPE = _SIGPIPE is not None and hasattr(signal, "sigtimedwait")
+
+
+@contextmanager
+def sigpipe_held() -> Iterator[None]:
+    """A write to a worker that died raises BrokenPipeError, which the pool reports or mends.
+
+    Python ignores SIGPIPE at startup, but a program may reset it to the default (command-line
+    tools do, to end quietly when piped into ``head``) or give it a handler: the same write
+    would then kill the program (exit status 141, after its output, without a word) or call
+    its handler, where the plain loop does neither.  So the signal is held in this thread for
+    the write and the one the write raised is taken back.  A program that keeps Python's
+    SIG_IGN pays nothing.
+    """
+    if not _CAN_HOLD_SIGPIPE or signal.getsignal(_SIGPIPE) is signal.SIG_IGN:
+        yield
+        return
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {_SIGPIPE})
+    try:
+        yield
+    finally:
+        if _SIGPIPE not in held:
+            while signal.sigtimedwait({_SIGPIPE}, 0) is not None:
+                pass
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
+
 
 @contextmanager
 def main_hidden(method: str) -> Iterator[None]:
@@ -186,7 +214,8 @@ class Worker:
         self.leftovers = False
 
     def send(self, kind: int, loop_id: int, index: int, start: int, payload: bytes, lanes: int = 1) -> None:
-        self.connection.send_bytes(HEADER.pack(kind, loop_id, index, start, lanes) + payload)
+        with sigpipe_held():
+            self.connection.send_bytes(HEADER.pack(kind, loop_id, index, start, lanes) + payload)
 
     def give(self, loop_id: int, chunk: Chunk, lanes: int) -> int:
         """Send ``chunk``, to run in ``lanes`` lanes (or watched); it is held until its outcome.
