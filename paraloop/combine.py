@@ -16,6 +16,7 @@ from typing import Any
 from .errors import ParaLoopError, RemoteTraceback
 from .execute import BROKE, DONE, RAISED, RETURNED, Job, Outcome
 from .items import IMMUTABLE, Frozen, write_back
+from .output import write_output
 from .records import Record
 from .references import resolve
 from .replay import Continued
@@ -154,6 +155,9 @@ class Combiner:
         return self._captured.get(id(item))
 
     def _apply(self, outcome: Outcome) -> None:
+        if outcome.output:
+            # What the chunk printed into a stream the program replaced, in chunk order.
+            write_output(outcome.output)
         for name, partial in outcome.partials.items():
             if type(partial) is Continued:
                 # The chunk went on from the combined value, in order (see backends/processes/caller.py).

@@ -118,6 +118,9 @@ class Job(Record):
     # The global random generators' modules loaded in the caller: a worker imports them
     # before the first iteration, so that a draw from one is seen (see Guard.drew).
     generators: tuple[str, ...] = ()
+    # The standard streams the caller replaced (sys.stdout a StringIO...): what the body prints
+    # there comes back with each chunk (see paraloop.output).
+    streams: tuple[str, ...] = ()
 
     _fields = (
         "function",
@@ -140,6 +143,7 @@ class Job(Record):
         "decimal",
         "native_threads",
         "generators",
+        "streams",
     )
 
     def __init__(
@@ -164,6 +168,7 @@ class Job(Record):
         decimal: Any = None,
         native_threads: int | None = None,
         generators: tuple[str, ...] = (),
+        streams: tuple[str, ...] = (),
     ) -> None:
         self.function = function
         self.params = params
@@ -185,6 +190,7 @@ class Job(Record):
         self.decimal = decimal
         self.native_threads = native_threads
         self.generators = generators
+        self.streams = streams
 
     def guard(self) -> Guard | None:
         """This process's watch over the loop's captured objects, made on first use."""
@@ -307,6 +313,8 @@ class Outcome(Record):
     # Parts after one that did not finish were still running in lanes when the chunk was sent
     # (a thread cannot be stopped): its worker process is not given to another loop.
     leftovers: bool = False
+    # What the chunk printed to the streams the caller replaced, by name (see paraloop.output).
+    output: dict[str, str] | None = None
 
     _fields = (
         "chunk",
@@ -332,6 +340,7 @@ class Outcome(Record):
         "unchecked",
         "parts",
         "leftovers",
+        "output",
     )
 
     def __init__(
@@ -359,6 +368,7 @@ class Outcome(Record):
         unchecked: bool = False,
         parts: list[Outcome] | None = None,
         leftovers: bool = False,
+        output: dict[str, str] | None = None,
     ) -> None:
         self.chunk = chunk
         self.start = start
@@ -383,6 +393,7 @@ class Outcome(Record):
         self.unchecked = unchecked
         self.parts = parts
         self.leftovers = leftovers
+        self.output = output
 
     @property
     def iterations(self) -> int:

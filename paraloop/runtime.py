@@ -49,6 +49,7 @@ from .execute import (
 from .guard import GENERATOR_MODULES, reached
 from .items import COPY, INLINE, SHARE, is_file
 from .loop import ParaLoop
+from .output import replaced_streams
 from .plan import Form, Kind, LoopPlan, Use, read
 from .process_state import MODULE_STATE, describe
 from .progress import close_bar, open_bar
@@ -426,6 +427,8 @@ def _watching(loop: ParaLoop[Any]) -> dict[str, Any]:
         "generators": tuple(name for name in GENERATOR_MODULES if name in sys.modules)
         if backend == "processes"
         else (),
+        # Threads print into the program's own streams; other processes must send it back.
+        "streams": replaced_streams() if backend in ("processes", "dask") else (),
     }
 
 

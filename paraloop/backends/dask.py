@@ -42,7 +42,7 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any
 
-from .. import module_globals, serialize
+from .. import module_globals, output, serialize
 from ..chunks import Chunk, Chunker
 from ..cpus import default_workers
 from ..errors import ParaLoopError, ParaLoopWarning, WorkerCrashedError
@@ -509,7 +509,11 @@ def run_chunk(
         if isinstance(job, ParaLoopError):
             return serialize.dumps(Outcome(index, start, 0, RAISED, start, job))
         chunk = Chunk(index, start, serialize.loads(items))
-        outcome = execute_chunk(job, chunk) if job.timeout is None else _with_deadline(job, chunk)
+        output.install(job.streams, owned=False)
+        if job.timeout is None:
+            outcome = output.run_captured(job.streams, lambda: execute_chunk(job, chunk))
+        else:
+            outcome = _with_deadline(job, chunk)
     return encode_outcome(outcome, job)
 
 
@@ -523,7 +527,7 @@ def _with_deadline(job: Job, chunk: Chunk) -> Outcome:
 
     def work() -> None:
         with running_chunk():
-            done.append(execute_chunk(job, chunk, clock))
+            done.append(output.run_captured(job.streams, lambda: execute_chunk(job, chunk, clock)))
 
     thread = threading.Thread(target=work, name="paraloop-dask-chunk", daemon=True)
     thread.start()

@@ -85,7 +85,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from ... import serialize
+from ... import output, serialize
 from ...chunks import Chunk, Chunker
 from ...execute import DONE, NOTE_STATE, RAISED, Job, Keep, Outcome, execute_chunk
 from ...native_threads import limited
@@ -360,18 +360,25 @@ class CallerWorker:
             running = self._running if in_order else None
             if not in_order:
                 self._running = None  # a chunk went elsewhere: no running value from now on
-            outcome = execute_chunk(
-                job,
-                Chunk(chunk.index, chunk.start, items),
-                None,
-                True,
-                NOTE_STATE,
-                continued=running,
-                # Other threads of the program may draw from the global random generators: a
-                # draw seen is then not surely the chunk's (a worker process has no such threads).
-                alone=threading.active_count() == 1,
-                deadline=deadline,
-            )
+            # A chunk after others still at the workers: what it prints into a stream the
+            # program replaced waits for its turn, as a worker's does (see paraloop.output).
+            streams = () if in_order else job.streams
+            with output.routed(streams):
+                outcome = output.run_captured(
+                    streams,
+                    lambda: execute_chunk(
+                        job,
+                        Chunk(chunk.index, chunk.start, items),
+                        None,
+                        True,
+                        NOTE_STATE,
+                        continued=running,
+                        # Other threads of the program may draw from the global random generators:
+                        # a draw seen is then not surely the chunk's (a worker process has none).
+                        alone=threading.active_count() == 1,
+                        deadline=deadline,
+                    ),
+                )
             if (
                 not in_order
                 and outcome.kind == RAISED

@@ -20,7 +20,7 @@ import sys
 import threading
 from typing import Any
 
-from ... import coverage_workers, module_globals, native_threads, process_state, serialize
+from ... import coverage_workers, module_globals, native_threads, output, process_state, serialize
 from ...chunks import Chunk
 from ...errors import ParaLoopError
 from ...execute import DONE, NOTE_STATE, RAISED, Job, Outcome, execute_chunk, stamped
@@ -145,6 +145,7 @@ def serve(connection: Any, clock: Any = None, owner: int | None = None) -> None:
         resources = sys.modules.get("paraloop.resources")
         if resources is not None:
             resources.close_all()
+        output.drain_loose()
 
 
 def _serve(connection: Any, clock: Any, owner: int | None) -> None:
@@ -212,6 +213,8 @@ class _Child:
             self.job, self.job_error = _load_job(payload), None
         except Exception as error:  # noqa: BLE001 - reported for every chunk of the loop
             self.job, self.job_error = None, job_failure(error)
+            return
+        output.install(self.job.streams, owned=True)
 
     def chunk(self, loop_id: int, index: int, start: int, lanes: int, payload: memoryview) -> None:
         if self.job_id != loop_id:
@@ -235,7 +238,9 @@ class _Child:
         if lanes == WATCHED:
             reply = functools.partial(_answered, self.sending, self.connection, job)
             watch = Watch(self.connection, self.sending, reply)
-        outcome = execute_chunk(job, chunk, self.clock, queue=True, state=NOTE_STATE)
+        outcome = output.run_captured(
+            job.streams, lambda: execute_chunk(job, chunk, self.clock, queue=True, state=NOTE_STATE)
+        )
         if watch is not None:
             watch.finished(outcome)
         self.send(_encoded(outcome, job, clock, chunk))

@@ -11,6 +11,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+from ... import output
 from ...chunks import Chunk
 from ...cpus import queued_seconds
 from ...execute import DONE, LANE_STATE, Job, Outcome, execute_chunk, lanes_watched, watch_lanes
@@ -61,7 +62,9 @@ def _part(job: Job, chunk: Chunk) -> Outcome:
     began_queued = queued_seconds()
     # The part watches the process-wide state around itself, the chunk the random generators
     # around all its parts (see execute.watch_lanes).
-    outcome = execute_chunk(job, chunk, state=LANE_STATE, alone=False)
+    outcome = output.run_captured(
+        job.streams, lambda: execute_chunk(job, chunk, state=LANE_STATE, alone=False)
+    )
     # This thread's CPU time: other lanes (and another chunk's parts) ran meanwhile.
     outcome.cpu = time.thread_time() - began_cpu
     outcome.queued = queued_seconds() - began_queued
