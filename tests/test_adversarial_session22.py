@@ -91,3 +91,39 @@ def test_a_programs_sigpipe_handler_hears_nothing_from_dead_workers(tmp_path, me
         PARALOOP_START_METHOD=method,
     )
     assert last_json(result) == [[0, 28, 56], []]
+
+
+def test_a_retired_worker_that_still_sends_through_a_queue_is_not_killed(tmp_path) -> None:
+    """max_iterations_per_worker=1, and each iteration puts 4 MB into a multiprocess Queue the
+    program made before the loop (read after it): a worker flushes what it put before it
+    exits, so it cannot exit until the program reads.  The pool waited 5 s for each retired
+    worker, then killed it: the program got nothing (queue.Empty), 20 s later.  Now a retired
+    worker that does not exit at once is left to end on its own (the pool collects it later,
+    or at the program's exit): the program reads all four items."""
+    result = run_source(
+        tmp_path,
+        """
+        # paraloop: enable
+        import json, queue
+        from paraloop import ParaLoop
+        from channel import q, send
+
+        for i in ParaLoop(range(4), caller_runs=False, num_processes=2, chunksize=1,
+                          max_iterations_per_worker=1):
+            send(bytes([i]) * 4_000_000)
+        got = []
+        try:
+            for _ in range(4):
+                got.append(q.get(timeout=20))
+        except queue.Empty:
+            pass
+        print(json.dumps(sorted([item[0], len(item)] for item in got)))
+        """,
+        # A module's queue: the workers inherit it (a function of the script would carry it by value).
+        files={
+            "channel.py": "import multiprocess\nq = multiprocess.Queue()\ndef send(item):\n    q.put(item)\n"
+        },
+        timeout=120,
+        PARALOOP_START_METHOD="fork",
+    )
+    assert last_json(result) == [[i, 4_000_000] for i in range(4)]

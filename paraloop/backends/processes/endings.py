@@ -160,6 +160,4 @@ def retire(pool: ProcessPool, worker: Worker, loop_id: int, job: Job, measured: 
         if worker.job_id == loop_id:
             final_check(pool, [worker], loop_id, job, measured)
     finally:
-        pool.forget(worker)
-        worker.lease = None
-        worker.stop(wait_seconds=5.0)
+        pool.retire(worker)

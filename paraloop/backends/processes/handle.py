@@ -247,11 +247,15 @@ class Worker:
             return f"was killed by {name}"
         return f"exited with code {code}"
 
-    def stop(self, wait_seconds: float) -> None:
+    def quit(self) -> None:
+        """Ask it to quit: it closes its per-worker objects and exits."""
         try:
             self.send(QUIT, 0, 0, 0, b"")
         except OSError:
             pass
+
+    def stop(self, wait_seconds: float) -> None:
+        self.quit()
         self.process.join(timeout=wait_seconds)
         self.kill()
 

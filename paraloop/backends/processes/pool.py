@@ -26,6 +26,7 @@ import itertools
 import os
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -39,6 +40,12 @@ from .handle import Worker, ctrl_c_held
 __all__ = ["ProcessPool", "default_method", "get_pool", "shutdown_pools", "worker_pids"]
 
 
+# How long a retired worker is waited for before the loop goes on without it, and how long
+# those still ending are waited for at the program's exit before they are killed.
+RETIRE_SECONDS = 0.5
+RETIRED_AT_EXIT_SECONDS = 5.0
+
+
 class ProcessPool:
     """Worker processes of one start method, grown on demand and reused by every loop."""
 
@@ -48,6 +55,8 @@ class ProcessPool:
         self._asked = method
         self._context: Any = None
         self.workers: list[Worker] = []
+        # Retired workers (max_iterations_per_worker) told to quit that had not ended yet.
+        self.retiring: list[Worker] = []
         self.pid = os.getpid()
         self._numbers = itertools.count(1)
         self._lock = threading.Lock()
@@ -93,6 +102,7 @@ class ProcessPool:
         With ``start=False``, only those already running (maybe fewer).
         """
         with self._lock:
+            self._collect_retired()
             for worker in [w for w in self.workers if not w.process.is_alive()]:
                 # Died while idle (killed from outside): its pipes are closed here, not left
                 # to the garbage collector.
@@ -116,6 +126,29 @@ class ProcessPool:
         if worker in self.workers:
             self.workers.remove(worker)
         worker.kill()
+
+    def retire(self, worker: Worker) -> None:
+        """Tell ``worker`` (out of the pool) to quit, and wait a moment for it to end.
+
+        One that does not end at once is left to end on its own: its exit may wait on the
+        program (a ``multiprocess.Queue`` it put into flushes its items before the process
+        ends, and the program reads them after the loop), and killing it would lose them.
+        It is collected by a later lease, or waited for at the program's exit.
+        """
+        self.forget(worker)
+        worker.lease = None
+        worker.quit()
+        worker.process.join(timeout=RETIRE_SECONDS)
+        if worker.process.is_alive():
+            with self._lock:
+                self.retiring.append(worker)
+        else:
+            worker.kill()  # closes its pipes
+
+    def _collect_retired(self) -> None:
+        for worker in [w for w in self.retiring if not w.process.is_alive()]:
+            self.retiring.remove(worker)
+            worker.kill()
 
     def forget(self, worker: Worker) -> None:
         """Take ``worker`` out of the pool; whoever calls this stops it."""
@@ -152,8 +185,14 @@ class ProcessPool:
 
     def shutdown(self) -> None:
         workers, self.workers = self.workers, []
+        with self._lock:
+            retiring, self.retiring = self.retiring, []
         for worker in workers:
             worker.stop(wait_seconds=1.0)
+        deadline = time.monotonic() + RETIRED_AT_EXIT_SECONDS
+        for worker in retiring:
+            worker.process.join(timeout=max(0.0, deadline - time.monotonic()))
+            worker.kill()
 
 
 def default_method() -> str | None:
