@@ -36,6 +36,7 @@ from .records import Record
 from .references import Reference, captured
 from .replay import Continued, Recorder, StandIn, Whole, check_whole, recorder
 from .resources import PerWorker, instance
+from .signal_errors import in_body
 from .variable import Variable
 
 __all__ = [
@@ -725,9 +726,12 @@ def _execute(
     # An iteration that forks (a helper process) carries on in the child too, whose random
     # generators Python reseeds (random's own at-fork hook): no iteration's draw.
     pid = os.getpid() if generators is not None else 0
+    outer = getattr(in_body, "active", False)
+    in_body.active = True
     try:
         kind, value, iterator, names = job.function(iterable, *args)
     finally:
+        in_body.active = outer
         if clock is not None:
             clock[0] = 0.0
     seconds = time.perf_counter() - began

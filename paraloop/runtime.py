@@ -56,6 +56,7 @@ from .progress import close_bar, open_bar
 from .reductions import infer_reductions, replay_operation, whole_partials
 from .replay import CONTINUED_TYPES
 from .resources import PerWorker
+from .signal_errors import HandlerRaised, handlers_raise_through
 from .variable import Variable
 
 # What generated code names (the outcomes a worker returns, run, comprehension), and the records
@@ -487,10 +488,14 @@ def run(
     as the generated code spells it (see :func:`paraloop.plan.read`).
     """
     try:
-        return _run(loop, worker, scope, read(plan))
+        with handlers_raise_through():
+            return _run(loop, worker, scope, read(plan))
     except ParaLoopError as refusal:
         # Raised by the generated code at the user's loop line, without paraloop's own frames.
         return LoopResult(error=_hidden(refusal))
+    except HandlerRaised as raised:
+        # A signal handler's exception, where the plain loop raises it: in the loop.
+        return LoopResult(error=raised.error)
 
 
 def _hidden(error: BaseException) -> BaseException:
@@ -577,9 +582,9 @@ def _run(
             if combiner.add(outcome):
                 break
     except BaseException as error:  # noqa: BLE001 - handed to the generated code
-        # The iterable raised, a worker died, an iteration timed out, Ctrl-C:
-        # tracked state keeps what the chunks before it contributed.
-        combiner.result.error = _hidden(error)
+        # The iterable raised, a worker died, an iteration timed out, Ctrl-C, a signal
+        # handler's exception: tracked state keeps what the chunks before it contributed.
+        combiner.result.error = error.error if isinstance(error, HandlerRaised) else _hidden(error)
     else:
         if inline and combiner.result.error is None:
             # Threads: what the chunks left unchecked (worker processes check on their own).

@@ -1,0 +1,89 @@
+"""An exception a program's signal handler raises while paraloop's own code runs reaches the program.
+
+Python runs a signal handler in the main thread, between two bytecodes of whatever runs there:
+during a loop, most often paraloop's own code, which in places catches ``Exception`` to try
+another way (pickle, then dill; an item's own loading, then a named error).  The exception of an
+alarm's handler landed in such a place and was swallowed (the loop went on to its end, as if no
+alarm had rung) or reported as another error ("the results of iteration 5 ... could not be
+loaded here: Alarm"); the plain loop raises it.
+
+So while a ``for`` loop runs in the main thread, each handler the program gave in Python is
+wrapped: an ``Exception`` it raises travels as :class:`HandlerRaised`, a ``BaseException``
+which those fallbacks let through as they let ``KeyboardInterrupt`` through, and
+:func:`paraloop.runtime.run` raises the handler's own exception at the loop's line.  In a
+chunk's iterations (those the caller runs itself) and in a worker process forked meanwhile,
+the wrapper raises it as it is: there the body's own ``try``/``except`` must see it.  Python's
+own SIGINT handler raises ``KeyboardInterrupt``, which nothing swallows, and is left alone.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+__all__ = ["HandlerRaised", "handlers_raise_through", "in_body"]
+
+# Set while this thread runs a chunk's iterations (execute.py): a handler's exception there is
+# the iteration's, for the body's own except, as in the plain loop.
+in_body = threading.local()
+
+# Signals a handler can be given for (not SIGKILL, SIGSTOP).
+_SIGNALS = tuple(
+    number
+    for number in signal.valid_signals()
+    if number not in (getattr(signal, "SIGKILL", None), getattr(signal, "SIGSTOP", None))
+)
+
+
+class HandlerRaised(BaseException):
+    """A program's signal handler raised ``error`` while paraloop's code ran."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(error)
+        self.error = error
+
+
+def _wrapper(handler: Callable[[int, Any], Any], pid: int) -> Callable[[int, Any], Any]:
+    def wrapped(number: int, frame: Any) -> Any:
+        try:
+            return handler(number, frame)
+        except Exception as error:
+            if os.getpid() != pid or getattr(in_body, "active", False):
+                raise
+            # Its traceback from the program's handler on, as the plain loop shows it.
+            if error.__traceback__ is not None and os.environ.get("PARALOOP_TRACEBACK", "") != "full":
+                error.__traceback__ = error.__traceback__.tb_next
+            raise HandlerRaised(error) from None
+
+    wrapped.__paraloop_wraps__ = handler  # type: ignore[attr-defined]
+    return wrapped
+
+
+@contextmanager
+def handlers_raise_through() -> Iterator[None]:
+    """Around a loop run from the main thread: see the module's docstring."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    handlers = {}
+    for number in _SIGNALS:
+        handler = signal.getsignal(number)
+        if callable(handler) and handler is not signal.default_int_handler:
+            handlers[number] = handler
+    if not handlers:
+        yield
+        return
+    pid = os.getpid()
+    for number, handler in handlers.items():
+        signal.signal(number, _wrapper(handler, pid))
+    try:
+        yield
+    finally:
+        for number, handler in handlers.items():
+            # Unless the program gave the signal another handler meanwhile.
+            if getattr(signal.getsignal(number), "__paraloop_wraps__", None) is handler:
+                signal.signal(number, handler)
