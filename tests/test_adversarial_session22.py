@@ -209,3 +209,34 @@ def test_an_alarm_the_body_handles_itself_still_reaches_the_body(tmp_path) -> No
     )
     expected = [[i, "timed out" if i % 3 == 0 else "slept"] for i in range(12)]
     assert last_json(result) == [expected, True]
+
+
+def test_a_sigpipe_the_program_is_sent_during_a_write_to_a_worker_is_heard(tmp_path) -> None:
+    """Session 22's second pass, F7: a SIGPIPE sent to the program (``kill -PIPE``) while
+    paraloop wrote to a worker was taken back with the one a write to a dead worker raises:
+    the program's handler never heard it (4 runs in 18), or a program with SIGPIPE at its
+    default did not end.  Only a write that hit a closed pipe takes one back now."""
+    result = run_source(
+        tmp_path,
+        """
+        import json, os, signal, threading
+        from paraloop.backends.processes.handle import sigpipe_held
+
+        heard = []
+        signal.signal(signal.SIGPIPE, lambda number, frame: heard.append(number))
+        with sigpipe_held():
+            # Sent to this thread while it writes (held meanwhile, as a write holds it).
+            signal.pthread_kill(threading.get_ident(), signal.SIGPIPE)
+        after_a_write = len(heard)
+        reading, writing = os.pipe()
+        os.close(reading)
+        try:
+            with sigpipe_held():
+                os.write(writing, b"to a dead worker")
+        except BrokenPipeError:
+            pass
+        print(json.dumps([after_a_write, len(heard)]))
+        """,
+        timeout=60,
+    )
+    assert last_json(result) == [1, 1]

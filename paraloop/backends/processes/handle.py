@@ -43,8 +43,8 @@ def sigpipe_held() -> Iterator[None]:
     tools do, to end quietly when piped into ``head``) or give it a handler: the same write
     would then kill the program (exit status 141, after its output, without a word) or call
     its handler, where the plain loop does neither.  So the signal is held in this thread for
-    the write and the one the write raised is taken back.  A program that keeps Python's
-    SIG_IGN pays nothing.
+    the write and the one the write raised is taken back; one the program was sent meanwhile
+    is delivered when the write ends.  A program that keeps Python's SIG_IGN pays nothing.
     """
     if not _CAN_HOLD_SIGPIPE or signal.getsignal(_SIGPIPE) is signal.SIG_IGN:
         yield
@@ -52,10 +52,14 @@ def sigpipe_held() -> Iterator[None]:
     held = signal.pthread_sigmask(signal.SIG_BLOCK, {_SIGPIPE})
     try:
         yield
+    except BrokenPipeError:
+        # This write raised one SIGPIPE: that one is taken back, not one the program was sent
+        # meanwhile (standard signals do not queue: one sent meanwhile is one more pending).
+        if _SIGPIPE not in held:
+            signal.sigtimedwait({_SIGPIPE}, 0)
+        raise
     finally:
         if _SIGPIPE not in held:
-            while signal.sigtimedwait({_SIGPIPE}, 0) is not None:
-                pass
             signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
 
