@@ -121,7 +121,7 @@ class Job(Record):
     generators: tuple[str, ...] = ()
     # The standard streams the caller replaced (sys.stdout a StringIO...): what the body prints
     # there comes back with each chunk (see paraloop.output).
-    streams: tuple[str, ...] = ()
+    streams: dict[str, dict[str, Any]]
 
     _fields = (
         "function",
@@ -169,7 +169,7 @@ class Job(Record):
         decimal: Any = None,
         native_threads: int | None = None,
         generators: tuple[str, ...] = (),
-        streams: tuple[str, ...] = (),
+        streams: dict[str, dict[str, Any]] | None = None,
     ) -> None:
         self.function = function
         self.params = params
@@ -191,7 +191,7 @@ class Job(Record):
         self.decimal = decimal
         self.native_threads = native_threads
         self.generators = generators
-        self.streams = streams
+        self.streams = dict() if streams is None else streams
 
     def guard(self) -> Guard | None:
         """This process's watch over the loop's captured objects, made on first use."""
@@ -314,8 +314,8 @@ class Outcome(Record):
     # Parts after one that did not finish were still running in lanes when the chunk was sent
     # (a thread cannot be stopped): its worker process is not given to another loop.
     leftovers: bool = False
-    # What the chunk printed to the streams the caller replaced, by name (see paraloop.output).
-    output: dict[str, str] | None = None
+    # What the chunk wrote to the streams the caller replaced, in order (see paraloop.output).
+    output: list[tuple[str, Any]] | None = None
 
     _fields = (
         "chunk",
@@ -369,7 +369,7 @@ class Outcome(Record):
         unchecked: bool = False,
         parts: list[Outcome] | None = None,
         leftovers: bool = False,
-        output: dict[str, str] | None = None,
+        output: list[tuple[str, Any]] | None = None,
     ) -> None:
         self.chunk = chunk
         self.start = start

@@ -8,19 +8,26 @@ progress display's proxy) expects the body's prints in that object.  A worker ho
 of it (under fork) or none (spawn, forkserver, Dask), and the text went nowhere the program
 could see: lost, silently.
 
-So, for each stream the caller replaced at the loop's start (:func:`replaced_streams`), a
-worker's ``sys.stdout`` (or ``sys.stderr``) is a :class:`Router` that writes into a buffer
-per running chunk (per lane, each in its own thread); the text travels in the chunk's outcome
-and the caller writes it to its own stream when it combines that chunk, in chunk order.  The
-object then holds what the plain loop would have printed into it, in its order; a chunk after
-a ``break`` or an exception is never combined, and its text is never written, as the plain
-loop never printed it.  A stream the caller did not replace goes to the worker's own, as
-before (a worker kept from an earlier loop gets it back).
+So, for each stream the caller replaced at the loop's start (:func:`replaced_streams`, which
+also notes what a write to it checks: its encoding, whether it is closed), a worker's
+``sys.stdout`` (or ``sys.stderr``) is a :class:`Router` that hands each write to a
+:class:`Recorder` of the running chunk (per lane, each in its own thread).  The recorder
+fails a write as the program's stream would (a character its encoding cannot take, a closed
+stream: the iteration raises, as in the plain loop) and keeps the writes, of both streams, in
+their order; they travel in the chunk's outcome and the caller makes the same writes to its
+own streams when it combines that chunk, in chunk order (``write`` for text,
+``buffer.write`` for bytes).  The object then holds what the plain loop would have printed
+into it, in its order; a chunk after a ``break`` or an exception is never combined, and its
+writes are never made, as the plain loop never made them.  A stream the caller did not
+replace goes to the worker's own, as before (a worker kept from an earlier loop gets it back).
 
-Text written by a thread that is not running a chunk (one an iteration started) goes with
-the worker's next outcome, or to the worker's own stream at its end.  The caller's own chunks
-(see backends/processes/caller.py) print straight into its stream: they come before any
-worker's.
+A thread an iteration started writes into the chunk its worker runs, where it runs one at a
+time (a chunk in lanes: into the worker's next outcome; after the loop: to the worker's own
+stream at its end).  The caller's own chunks (see backends/processes/caller.py) print
+straight into its streams: they come before any worker's, unless they run while earlier
+chunks are still at the workers, and then they are recorded too.  ``fileno()`` has no
+answer in a worker (a subprocess given ``sys.stdout`` there cannot write into the
+program's object).
 """
 
 from __future__ import annotations
@@ -30,60 +37,158 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .execute import Outcome
 
 __all__ = [
+    "Recorder",
     "Router",
     "capturing",
-    "collected",
     "drain_loose",
     "install",
     "replaced_streams",
+    "routed",
     "run_captured",
     "write_output",
 ]
 
 STREAMS = ("stdout", "stderr")
 
+# A write, as it travels: (the stream's name, text or bytes written to its buffer).
+Write = tuple[str, Any]
+
 _local = threading.local()
+# The recorders of the chunks running in this process (a worker's), for threads that run none.
+_running: list[dict[str, Recorder]] = []
+_running_lock = threading.Lock()
 
 
-def replaced_streams() -> tuple[str, ...]:
-    """In the caller, at the loop's start: the standard streams the program replaced."""
-    return tuple(name for name in STREAMS if getattr(sys, name) is not getattr(sys, f"__{name}__"))
+def replaced_streams() -> dict[str, dict[str, Any]]:
+    """In the caller, at the loop's start: the standard streams the program replaced, each
+    with what a write to it checks (see :class:`Recorder`)."""
+    replaced: dict[str, dict[str, Any]] = {}
+    for name in STREAMS:
+        stream = getattr(sys, name)
+        if stream is getattr(sys, f"__{name}__") or stream is None:
+            continue
+        spec: dict[str, Any] = {}
+        for attribute in ("encoding", "errors", "line_buffering", "name", "newlines", "mode"):
+            value = getattr(stream, attribute, None)
+            if isinstance(value, (str, bool, int)) and not isinstance(value, type):
+                spec[attribute] = value
+        spec["closed"] = bool(getattr(stream, "closed", False))
+        spec["buffer"] = getattr(stream, "buffer", None) is not None
+        try:
+            spec["isatty"] = bool(stream.isatty())
+        except Exception:  # noqa: BLE001 - a stream without it, or closed, is not a terminal
+            spec["isatty"] = False
+        replaced[name] = spec
+    return replaced
 
 
-class Router(io.TextIOBase):
-    """A worker's ``sys.stdout`` (or ``sys.stderr``): each chunk's thread writes into its own
-    buffer; any other thread into the worker's loose text (or, in a process paraloop does not
-    own, a Dask worker's, into the stream that was there)."""
+class _BufferRecorder:
+    """``sys.stdout.buffer`` in a worker: bytes written, in order with the text."""
 
-    def __init__(self, name: str, fallback: TextIO | None) -> None:
-        super().__init__()
-        self.name = name
-        self.fallback = fallback
-        self.loose = io.StringIO()
-        self.lock = threading.Lock()
+    def __init__(self, recorder: Recorder) -> None:
+        self._recorder = recorder
 
-    def _target(self) -> Any:
-        buffers: dict[str, io.StringIO] | None = getattr(_local, "buffers", None)
-        if buffers is not None:
-            buffer = buffers.get(self.name)
-            if buffer is not None:
-                return buffer
-        return self.fallback
+    def write(self, data: Any) -> int:
+        data = bytes(memoryview(data))
+        self._recorder.check_open()
+        self._recorder._writes.append((self._recorder._stream, data))
+        return len(data)
 
-    def write(self, text: str) -> int:
-        target = self._target()
-        if target is not None:
-            return int(target.write(text))
+    def flush(self) -> None:
+        self._recorder.check_open()
+
+
+class Recorder:
+    """One chunk's stand-in for the program's stream ``name``: it keeps each write, into the
+    chunk's list of writes, after the checks the program's stream would make."""
+
+    def __init__(self, name: str, spec: dict[str, Any], writes: list[Write]) -> None:
+        self._stream = name
+        self._spec = spec
+        self._writes = writes
+        encoding, errors = spec.get("encoding"), spec.get("errors")
+        self._encoding = (encoding, errors) if isinstance(encoding, str) and isinstance(errors, str) else None
+        if spec.get("buffer"):
+            self.buffer = _BufferRecorder(self)
+
+    def check_open(self) -> None:
+        if self._spec.get("closed"):
+            raise ValueError("I/O operation on closed file.")
+
+    def write(self, text: Any) -> int:
         if not isinstance(text, str):
             raise TypeError(f"write() argument must be str, not {type(text).__name__}")
-        with self.lock:
-            self.loose.write(text)
+        self.check_open()
+        if self._encoding is not None and not text.isascii():
+            text.encode(*self._encoding)  # a character the program's stream cannot take fails here
+        self._writes.append((self._stream, text))
+        return len(text)
+
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        self.check_open()
+
+    def isatty(self) -> bool:
+        return bool(self._spec.get("isatty"))
+
+    def fileno(self) -> int:
+        raise io.UnsupportedOperation(
+            f"sys.{self._stream} in a paraloop worker records what the body writes for the program's "
+            f"own sys.{self._stream}, which has no file descriptor there"
+        )
+
+    def __getattr__(self, attribute: str) -> Any:
+        spec = self.__dict__.get("_spec", {})
+        if attribute in spec:
+            return spec[attribute]
+        raise AttributeError(attribute)
+
+
+class Router:
+    """A process's ``sys.stdout`` (or ``sys.stderr``) while chunks there record their output:
+    each thread's writes go to its chunk's recorder; another thread's to the chunk running
+    here, if one runs alone, else into the worker's loose text (or, where the router stands
+    in front of a stream that was there, the caller's or a Dask worker's, into that stream)."""
+
+    def __init__(self, name: str, fallback: Any, spec: dict[str, Any] | None = None) -> None:
+        self._stream = name
+        self._fallback = fallback
+        # The program's stream's attributes, for a thread that writes outside any chunk.
+        self._spec = spec or {}
+        self._loose: list[Write] = []
+        self._lock = threading.Lock()
+
+    def _target(self) -> Any:
+        recorders: dict[str, Recorder] | None = getattr(_local, "recorders", None)
+        if recorders is None and self._fallback is None:
+            with _running_lock:
+                if len(_running) == 1:
+                    recorders = _running[0]
+        if recorders is not None:
+            recorder = recorders.get(self._stream)
+            if recorder is not None:
+                return recorder
+        return self._fallback
+
+    def write(self, text: Any) -> int:
+        target = self._target()
+        if target is not None:
+            written = target.write(text)
+            # A program's stream whose write returns None (many hand-written ones do).
+            return len(text) if written is None else int(written)
+        if not isinstance(text, str):
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        with self._lock:
+            self._loose.append((self._stream, text))
         return len(text)
 
     def writelines(self, lines: Any) -> None:
@@ -95,25 +200,24 @@ class Router(io.TextIOBase):
         if target is not None:
             target.flush()
 
-    def writable(self) -> bool:
-        return True
+    def take_loose(self) -> list[Write]:
+        with self._lock:
+            loose, self._loose = self._loose, []
+        return loose
 
-    def isatty(self) -> bool:
-        return False
-
-    def take_loose(self) -> str:
-        with self.lock:
-            text = self.loose.getvalue()
-            if text:
-                self.loose = io.StringIO()
-        return text
-
-    def __getattr__(self, name: str) -> Any:
-        # What print and write do not use (encoding, errors, ...), from the chunk's buffer.
-        return getattr(self._target() or self.loose, name)
+    def __getattr__(self, attribute: str) -> Any:
+        # What print and write do not use (encoding, isatty, buffer...), from the chunk's
+        # recorder (the program's stream's own), or the stream behind the router.
+        target = self._target()
+        if target is not None:
+            return getattr(target, attribute)
+        spec = self.__dict__.get("_spec", {})
+        if attribute in spec:
+            return spec[attribute]
+        raise AttributeError(attribute)
 
 
-def install(streams: tuple[str, ...], owned: bool) -> None:
+def install(streams: dict[str, dict[str, Any]], owned: bool) -> None:
     """At a job's arrival in a worker: a router for each stream the caller replaced, and the
     process's own stream for the others.
 
@@ -125,11 +229,63 @@ def install(streams: tuple[str, ...], owned: bool) -> None:
         current = getattr(sys, name)
         if name in streams:
             if not isinstance(current, Router):
-                setattr(sys, name, Router(name, None if owned else current))
+                router = Router(name, None if owned else current, streams[name])
+                setattr(sys, name, router)
+                if owned:
+                    _retarget_logging(current, router)
+            elif owned:
+                current._spec = streams[name]
         elif owned:
             # A worker forked while the program had replaced the stream holds a copy of the
             # program's object; the caller's stream is its own now, and so is the worker's.
             setattr(sys, name, getattr(sys, f"__{name}__"))
+
+
+def _retarget_logging(stream: Any, router: Router) -> None:
+    """Logging handlers a forked worker inherited that write to the program's replaced stream
+    (``logging.basicConfig()`` in a notebook writes to its ``sys.stderr``): their records are
+    the body's output too."""
+    logging = sys.modules.get("logging")
+    if logging is None or stream is None:
+        return
+    handlers = list(logging.getLogger().handlers)
+    for logger in list(logging.Logger.manager.loggerDict.values()):
+        handlers.extend(getattr(logger, "handlers", ()))
+    for handler in handlers:
+        if isinstance(handler, logging.StreamHandler) and handler.stream is stream:
+            handler.stream = router
+
+
+def run_captured(streams: dict[str, dict[str, Any]], run: Callable[[], Outcome]) -> Outcome:
+    """``run()`` (a chunk's, or a lane part's, execution) with what it writes to ``streams``
+    in its outcome."""
+    if not streams:
+        return run()
+    with capturing(streams) as writes:
+        outcome = run()
+    for name in streams:
+        router = getattr(sys, name)
+        if isinstance(router, Router) and router._fallback is None:
+            writes.extend(router.take_loose())
+    outcome.output = writes or None
+    return outcome
+
+
+@contextmanager
+def capturing(streams: dict[str, dict[str, Any]]) -> Iterator[list[Write]]:
+    """Around one chunk (or lane part) in this thread: the writes it makes to ``streams``."""
+    writes: list[Write] = []
+    recorders = {name: Recorder(name, spec, writes) for name, spec in streams.items()}
+    previous = getattr(_local, "recorders", None)
+    _local.recorders = recorders
+    with _running_lock:
+        _running.append(recorders)
+    try:
+        yield writes
+    finally:
+        _local.recorders = previous
+        with _running_lock:
+            _running.remove(recorders)
 
 
 _routed_lock = threading.Lock()
@@ -138,7 +294,7 @@ _routed_users: dict[str, int] = {}
 
 
 @contextmanager
-def routed(streams: tuple[str, ...]) -> Iterator[None]:
+def routed(streams: dict[str, dict[str, Any]]) -> Iterator[None]:
     """In the caller, around a chunk it runs while earlier ones are still at the workers: a
     router in each of ``streams``, in front of the program's own object (which the program's
     other threads go on writing to), until the last such chunk of any thread ends."""
@@ -149,7 +305,7 @@ def routed(streams: tuple[str, ...]) -> Iterator[None]:
         for name in streams:
             current = getattr(sys, name)
             if not isinstance(current, Router):
-                setattr(sys, name, Router(name, current))
+                setattr(sys, name, Router(name, current, streams[name]))
                 _routed_users[name] = 0
             if name in _routed_users:
                 _routed_users[name] += 1
@@ -165,46 +321,7 @@ def routed(streams: tuple[str, ...]) -> Iterator[None]:
                 if _routed_users[name] == 0:
                     del _routed_users[name]
                     if isinstance(router, Router):
-                        setattr(sys, name, router.fallback)
-
-
-def run_captured(streams: tuple[str, ...], run: Callable[[], Outcome]) -> Outcome:
-    """``run()`` (a chunk's, or a lane part's, execution) with what it prints to ``streams``
-    in its outcome."""
-    if not streams:
-        return run()
-    with capturing(streams) as buffers:
-        outcome = run()
-    outcome.output = collected(buffers)
-    return outcome
-
-
-@contextmanager
-def capturing(streams: tuple[str, ...]) -> Iterator[dict[str, io.StringIO]]:
-    """Around one chunk (or lane part) in this thread: what it prints to ``streams``."""
-    if not streams:
-        yield {}
-        return
-    buffers = {name: io.StringIO() for name in streams}
-    previous = getattr(_local, "buffers", None)
-    _local.buffers = buffers
-    try:
-        yield buffers
-    finally:
-        _local.buffers = previous
-
-
-def collected(buffers: dict[str, io.StringIO]) -> dict[str, str] | None:
-    """The text a chunk printed, with the worker's loose text since the last outcome."""
-    output: dict[str, str] = {}
-    for name, buffer in buffers.items():
-        text = buffer.getvalue()
-        router = getattr(sys, name)
-        if isinstance(router, Router):
-            text += router.take_loose()
-        if text:
-            output[name] = text
-    return output or None
+                        setattr(sys, name, router._fallback)
 
 
 def drain_loose() -> None:
@@ -212,19 +329,23 @@ def drain_loose() -> None:
     for name in STREAMS:
         router = getattr(sys, name, None)
         if isinstance(router, Router):
-            text = router.take_loose()
             own = getattr(sys, f"__{name}__")
-            if text and own is not None:
-                try:
-                    own.write(text)
-                    own.flush()
-                except (OSError, ValueError):
-                    pass
+            for _, text in router.take_loose():
+                if own is not None:
+                    try:
+                        own.write(text)
+                        own.flush()
+                    except (OSError, ValueError):
+                        pass
 
 
-def write_output(output: dict[str, str]) -> None:
-    """In the caller, as a chunk is combined: its text, to the program's streams."""
-    for name, text in output.items():
+def write_output(writes: list[Write]) -> None:
+    """In the caller, as a chunk is combined: its writes, made to the program's streams."""
+    for name, piece in writes:
         stream = getattr(sys, name)
-        if stream is not None:
-            stream.write(text)
+        if stream is None:
+            continue
+        if isinstance(piece, bytes):
+            stream.buffer.write(piece)
+        else:
+            stream.write(piece)

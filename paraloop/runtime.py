@@ -49,14 +49,14 @@ from .execute import (
 from .guard import GENERATOR_MODULES, reached
 from .items import COPY, INLINE, SHARE, is_file
 from .loop import ParaLoop
-from .output import replaced_streams
+from .output import replaced_streams, write_output
 from .plan import Form, Kind, LoopPlan, Use, read
 from .process_state import MODULE_STATE, describe
 from .progress import close_bar, open_bar
 from .reductions import infer_reductions, replay_operation, whole_partials
 from .replay import CONTINUED_TYPES
 from .resources import PerWorker
-from .signal_errors import HandlerRaised, handlers_raise_through
+from .signal_errors import HandlerRaised, handlers_raise_through, released
 from .variable import Variable
 
 # What generated code names (the outcomes a worker returns, run, comprehension), and the records
@@ -429,7 +429,7 @@ def _watching(loop: ParaLoop[Any]) -> dict[str, Any]:
         if backend == "processes"
         else (),
         # Threads print into the program's own streams; other processes must send it back.
-        "streams": replaced_streams() if backend in ("processes", "dask") else (),
+        "streams": replaced_streams() if backend in ("processes", "dask") else {},
     }
 
 
@@ -495,7 +495,7 @@ def run(
         return LoopResult(error=_hidden(refusal))
     except HandlerRaised as raised:
         # A signal handler's exception, where the plain loop raises it: in the loop.
-        return LoopResult(error=raised.error)
+        return LoopResult(error=released(raised.error))
 
 
 def _hidden(error: BaseException) -> BaseException:
@@ -584,7 +584,7 @@ def _run(
     except BaseException as error:  # noqa: BLE001 - handed to the generated code
         # The iterable raised, a worker died, an iteration timed out, Ctrl-C, a signal
         # handler's exception: tracked state keeps what the chunks before it contributed.
-        combiner.result.error = error.error if isinstance(error, HandlerRaised) else _hidden(error)
+        combiner.result.error = released(error.error) if isinstance(error, HandlerRaised) else _hidden(error)
     else:
         if inline and combiner.result.error is None:
             # Threads: what the chunks left unchecked (worker processes check on their own).
@@ -624,6 +624,8 @@ def comprehension(
             outcomes = _outcomes(loop, job, chunker, caller_runs=kind != "generator")
             for outcome in _drive(outcomes, chunker, inline, bar):
                 for part in outcome.parts or (outcome,):
+                    if part.output:
+                        write_output(part.output)
                     if part.kind == RAISED:
                         raise with_context(part, job)
                     yield part.value

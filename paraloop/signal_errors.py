@@ -25,18 +25,34 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["HandlerRaised", "handlers_raise_through", "in_body"]
+__all__ = ["HANDLED_SIGNALS", "HandlerRaised", "handlers_raise_through", "in_body", "released"]
 
 # Set while this thread runs a chunk's iterations (execute.py): a handler's exception there is
 # the iteration's, for the body's own except, as in the plain loop.
 in_body = threading.local()
 
-# Signals a handler can be given for (not SIGKILL, SIGSTOP).
-_SIGNALS = tuple(
+# Signals a program may handle (not SIGKILL, SIGSTOP).
+HANDLED_SIGNALS = tuple(
     number
     for number in signal.valid_signals()
     if number not in (getattr(signal, "SIGKILL", None), getattr(signal, "SIGSTOP", None))
 )
+
+
+def released(error: Exception) -> Exception:
+    """``error``, whose traceback starts at the program's handler, without the finished frames
+    of paraloop's that the handler's frame leads back to (the code it interrupted): their
+    locals (the loop's workers, its chunks) would live as long as the exception does, which a
+    program may keep to its end."""
+    traceback = error.__traceback__
+    frame = traceback.tb_frame.f_back if traceback is not None else None
+    while frame is not None:
+        try:
+            frame.clear()
+        except RuntimeError:
+            pass  # still running: the loop's own caller, the program's frames
+        frame = frame.f_back
+    return error
 
 
 class HandlerRaised(BaseException):
@@ -70,7 +86,7 @@ def handlers_raise_through() -> Iterator[None]:
         yield
         return
     handlers = {}
-    for number in _SIGNALS:
+    for number in HANDLED_SIGNALS:
         handler = signal.getsignal(number)
         if callable(handler) and handler is not signal.default_int_handler:
             handlers[number] = handler

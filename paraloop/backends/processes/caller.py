@@ -362,7 +362,7 @@ class CallerWorker:
                 self._running = None  # a chunk went elsewhere: no running value from now on
             # A chunk after others still at the workers: what it prints into a stream the
             # program replaced waits for its turn, as a worker's does (see paraloop.output).
-            streams = () if in_order else job.streams
+            streams = {} if in_order else job.streams
             with output.routed(streams):
                 outcome = output.run_captured(
                     streams,

@@ -251,12 +251,13 @@ class ForkedProcess:
         if pid:
             self._exitcode = os.waitstatus_to_exitcode(status)
 
-    def __del__(self) -> None:
+    def __del__(self, _close: Callable[[int], None] = os.close) -> None:
         # As multiprocess's finalizer does: the sentinel is closed once nothing holds the
         # process (a loop's list of what to wait on may still name its number until then).
+        # os.close held here: at the interpreter's end this module's globals may be gone.
         if self.sentinel >= 0:
             try:
-                os.close(self.sentinel)
+                _close(self.sentinel)
             except OSError:
                 pass
             self.sentinel = -1

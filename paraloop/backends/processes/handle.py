@@ -18,6 +18,7 @@ from typing import Any
 
 from ... import log, serialize
 from ...chunks import Chunk
+from ...signal_errors import HANDLED_SIGNALS
 from .protocol import CHUNK, HEADER, QUIT
 
 __all__ = [
@@ -109,25 +110,55 @@ def _filter_preparation() -> None:
 
 @contextmanager
 def ctrl_c_held() -> Iterator[None]:
-    """Hold Ctrl-C while a worker starts; deliver it once the worker is the pool's.
+    """Hold Ctrl-C (and any signal the program handles in Python) while a worker starts;
+    deliver it once the worker is the pool's.
 
     A SIGINT that arrives during ``os.fork()`` raises KeyboardInterrupt inside
     an at-fork hook (logging has one), where Python prints and drops it: the
-    program would go on waiting for workers, which ignore Ctrl-C.  So the
-    signal is only noted meanwhile, and raised afterwards as it would have been.
+    program would go on waiting for workers, which ignore Ctrl-C.  An alarm whose
+    handler raises is dropped there the same way, and the loop went on as if it had
+    not rung.  So each such signal is only noted meanwhile, and its handler called
+    afterwards, as it would have been.
     """
-    previous = signal.getsignal(signal.SIGINT)
-    if threading.current_thread() is not threading.main_thread() or not callable(previous):
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
-    held: list[Any] = []
-    signal.signal(signal.SIGINT, lambda signum, frame: held.append(frame))
+    previous = {
+        number: handler for number in HANDLED_SIGNALS if callable(handler := signal.getsignal(number))
+    }
+    if not previous:
+        yield
+        return
+    held: list[tuple[Any, Any]] = []
+    for number in previous:
+        signal.signal(number, lambda signum, frame: held.append((signum, frame)))
+    _holding.update(previous)
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
-        if held:
-            previous(signal.SIGINT, held[0])
+        _holding.clear()
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        for number, frame in held:
+            previous[number](number, frame)
+
+
+# The program's handlers while ctrl_c_held notes their signals: a worker forked meanwhile gets
+# them back at once (an alarm its iteration sets must reach the iteration's own except).
+_holding: dict[Any, Any] = {}
+
+
+def _handlers_back_in_child() -> None:
+    for number, handler in _holding.items():
+        # Not Ctrl-C: a worker ignores it (it is the caller's to act on), and till it says
+        # so, a Ctrl-C is only noted there, as before.
+        if number != signal.SIGINT:
+            signal.signal(number, handler)
+    _holding.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_handlers_back_in_child)
 
 
 @contextmanager
