@@ -18,7 +18,7 @@ from typing import Any
 
 from ... import log, serialize
 from ...chunks import Chunk
-from ...signal_errors import HANDLED_SIGNALS
+from ...signal_errors import HANDLED_SIGNALS, getsignal
 from .protocol import CHUNK, HEADER, QUIT
 
 __all__ = [
@@ -47,7 +47,7 @@ def sigpipe_held() -> Iterator[None]:
     the write and the one the write raised is taken back; one the program was sent meanwhile
     is delivered when the write ends.  A program that keeps Python's SIG_IGN pays nothing.
     """
-    if not _CAN_HOLD_SIGPIPE or signal.getsignal(_SIGPIPE) is signal.SIG_IGN:
+    if not _CAN_HOLD_SIGPIPE or getsignal(_SIGPIPE) == signal.SIG_IGN:
         yield
         return
     held = signal.pthread_sigmask(signal.SIG_BLOCK, {_SIGPIPE})
@@ -123,9 +123,7 @@ def ctrl_c_held() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {
-        number: handler for number in HANDLED_SIGNALS if callable(handler := signal.getsignal(number))
-    }
+    previous = {number: handler for number in HANDLED_SIGNALS if callable(handler := getsignal(number))}
     if not previous:
         yield
         return
