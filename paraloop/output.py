@@ -104,7 +104,27 @@ class _BufferRecorder:
         self._recorder.check_open()
 
 
-class Recorder:
+class _Standin:
+    """What a recorder and a router share: lines written one by one, and the program's
+    stream's attributes (encoding, name...) from its spec."""
+
+    _spec: dict[str, Any]
+
+    def write(self, text: Any) -> int:
+        raise NotImplementedError
+
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
+
+    def _from_spec(self, attribute: str) -> Any:
+        spec = self.__dict__.get("_spec", {})
+        if attribute in spec:
+            return spec[attribute]
+        raise AttributeError(attribute)
+
+
+class Recorder(_Standin):
     """One chunk's stand-in for the program's stream ``name``: it keeps each write, into the
     chunk's list of writes, after the checks the program's stream would make."""
 
@@ -130,10 +150,6 @@ class Recorder:
         self._writes.append((self._stream, text))
         return len(text)
 
-    def writelines(self, lines: Any) -> None:
-        for line in lines:
-            self.write(line)
-
     def flush(self) -> None:
         self.check_open()
 
@@ -147,13 +163,10 @@ class Recorder:
         )
 
     def __getattr__(self, attribute: str) -> Any:
-        spec = self.__dict__.get("_spec", {})
-        if attribute in spec:
-            return spec[attribute]
-        raise AttributeError(attribute)
+        return self._from_spec(attribute)
 
 
-class Router:
+class Router(_Standin):
     """A process's ``sys.stdout`` (or ``sys.stderr``) while chunks there record their output:
     each thread's writes go to its chunk's recorder; another thread's to the chunk running
     here, if one runs alone, else into the worker's loose text (or, where the router stands
@@ -191,10 +204,6 @@ class Router:
             self._loose.append((self._stream, text))
         return len(text)
 
-    def writelines(self, lines: Any) -> None:
-        for line in lines:
-            self.write(line)
-
     def flush(self) -> None:
         target = self._target()
         if target is not None:
@@ -211,10 +220,7 @@ class Router:
         target = self._target()
         if target is not None:
             return getattr(target, attribute)
-        spec = self.__dict__.get("_spec", {})
-        if attribute in spec:
-            return spec[attribute]
-        raise AttributeError(attribute)
+        return self._from_spec(attribute)
 
 
 def install(streams: dict[str, dict[str, Any]], owned: bool) -> None:

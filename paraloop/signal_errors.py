@@ -25,7 +25,15 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["HANDLED_SIGNALS", "getsignal", "HandlerRaised", "handlers_raise_through", "in_body", "released"]
+__all__ = [
+    "HANDLED_SIGNALS",
+    "getsignal",
+    "HandlerRaised",
+    "handlers_raise_through",
+    "in_body",
+    "python_handlers",
+    "released",
+]
 
 # Set while this thread runs a chunk's iterations (execute.py): a handler's exception there is
 # the iteration's, for the body's own except, as in the plain loop.
@@ -59,6 +67,12 @@ def released(error: Exception) -> Exception:
     return error
 
 
+def python_handlers() -> dict[Any, Callable[[int, Any], Any]]:
+    """The signals the program handles in Python (Python's own SIGINT handler among them), with
+    their handlers."""
+    return {number: handler for number in HANDLED_SIGNALS if callable(handler := getsignal(number))}
+
+
 class HandlerRaised(BaseException):
     """A program's signal handler raised ``error`` while paraloop's code ran."""
 
@@ -89,11 +103,11 @@ def handlers_raise_through() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    handlers = {}
-    for number in HANDLED_SIGNALS:
-        handler = getsignal(number)
-        if callable(handler) and handler is not signal.default_int_handler:
-            handlers[number] = handler
+    handlers = {
+        number: handler
+        for number, handler in python_handlers().items()
+        if handler is not signal.default_int_handler
+    }
     if not handlers:
         yield
         return

@@ -18,7 +18,7 @@ from typing import Any
 
 from ... import log, serialize
 from ...chunks import Chunk
-from ...signal_errors import HANDLED_SIGNALS, getsignal
+from ...signal_errors import getsignal, python_handlers
 from .protocol import CHUNK, HEADER, QUIT
 
 __all__ = [
@@ -123,7 +123,7 @@ def ctrl_c_held() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {number: handler for number in HANDLED_SIGNALS if callable(handler := getsignal(number))}
+    previous = python_handlers()
     if not previous:
         yield
         return

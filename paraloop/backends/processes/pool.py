@@ -102,12 +102,10 @@ class ProcessPool:
         With ``start=False``, only those already running (maybe fewer).
         """
         with self._lock:
-            self._collect_retired()
-            for worker in [w for w in self.workers if not w.process.is_alive()]:
-                # Died while idle (killed from outside): its pipes are closed here, not left
-                # to the garbage collector.
-                self.workers.remove(worker)
-                worker.kill()
+            # Retired ones that ended, and idle ones that died (killed from outside): their
+            # pipes are closed here, not left to the garbage collector.
+            _drop_ended(self.retiring)
+            _drop_ended(self.workers)
             free = [w for w in self.workers if w.lease is None]
             while start and len(free) < count:
                 method = self.method
@@ -144,11 +142,6 @@ class ProcessPool:
                 self.retiring.append(worker)
         else:
             worker.kill()  # closes its pipes
-
-    def _collect_retired(self) -> None:
-        for worker in [w for w in self.retiring if not w.process.is_alive()]:
-            self.retiring.remove(worker)
-            worker.kill()
 
     def forget(self, worker: Worker) -> None:
         """Take ``worker`` out of the pool; whoever calls this stops it."""
@@ -193,6 +186,13 @@ class ProcessPool:
         for worker in retiring:
             worker.process.join(timeout=max(0.0, deadline - time.monotonic()))
             worker.kill()
+
+
+def _drop_ended(workers: list[Worker]) -> None:
+    """Take the workers whose process ended out of ``workers``, their pipes closed."""
+    for worker in [w for w in workers if not w.process.is_alive()]:
+        workers.remove(worker)
+        worker.kill()
 
 
 def default_method() -> str | None:
