@@ -22,11 +22,19 @@ from __future__ import annotations
 import functools
 import os
 import sys
+import threading
 from typing import Any
 
 from .loaded_modules import imported
 
-__all__ = ["changed", "count_writes", "describe", "generators", "numpy_state", "snapshot"]
+__all__ = ["changed", "count_writes", "describe", "generators", "numpy_state", "settling", "snapshot"]
+
+# Held by paraloop's own code while it changes process-wide state for a moment, and by
+# snapshot: dill pickles a code object inside ``warnings.catch_warnings()``, which puts a copy of
+# the filters in place until it ends, and a worker pickles one chunk's outcome (a class of the
+# script by value, with its methods' code) while lanes of another chunk take their snapshots.
+# A snapshot taken meanwhile saw "the warnings filters" changed, and the loop was refused.
+settling = threading.RLock()
 
 # Functions of these modules change what every thread of the process sees.
 _FUNCTIONS = {
@@ -114,6 +122,8 @@ def snapshot(random_states: dict[str, int] | None = None) -> tuple[Any, ...]:
         random_states = generators()
     pyplot = sys.modules.get("matplotlib.pyplot")
     warnings = sys.modules.get("warnings")
+    with settling:
+        filters = (id(warnings.filters), len(warnings.filters)) if warnings is not None else (None, None)
     return (
         _cwd(),
         _environment(),
@@ -121,8 +131,7 @@ def snapshot(random_states: dict[str, int] | None = None) -> tuple[Any, ...]:
         random_states.get("numpy.random.mtrand"),
         id(sys.stdout),
         id(sys.stderr),
-        id(warnings.filters) if warnings is not None else None,
-        len(warnings.filters) if warnings is not None else None,
+        *filters,
         sys.getrecursionlimit(),
         tuple(pyplot.get_fignums()) if pyplot is not None else None,
     )

@@ -24,7 +24,7 @@ import weakref
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from . import loaded_modules
+from . import loaded_modules, process_state
 from .sharing import reduce_shared
 
 __all__ = [
@@ -697,6 +697,14 @@ def _pickler_class() -> type:
             fresh = threading.RLock if type(lock) is _RLOCK else threading.Lock
             pickler.save_reduce(fresh, (), obj=lock)
 
+        save_code = dill.Pickler.dispatch[types.CodeType]
+
+        def save_code_settled(pickler: Any, code: types.CodeType) -> None:
+            # dill reads the code's fields inside warnings.catch_warnings(), which puts other
+            # filters in place for a moment: not while a lane of this worker looks at them.
+            with process_state.settling:
+                save_code(pickler, code)
+
         _by_value_for_importing_modules(dill)
         _globals_of_nested_loops(dill)
         _quiet_nested_globals(dill)
@@ -704,6 +712,7 @@ def _pickler_class() -> type:
         dispatch[types.ModuleType] = save_module_by_name
         dispatch[_LOCK] = save_lock
         dispatch[_RLOCK] = save_lock
+        dispatch[types.CodeType] = save_code_settled
         _pickler = type(
             "_Pickler",
             (dill.Pickler,),

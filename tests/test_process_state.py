@@ -268,3 +268,54 @@ def test_a_worker_that_imports_the_random_generators_still_gets_lanes(tmp_path: 
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "True"
     assert "lanes per worker" in result.stderr, result.stderr[-2000:]
+
+
+def test_a_worker_pickling_an_outcome_is_no_change_a_lane_sees(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker pickles one chunk's outcome (here an object of a class of the script, which
+    travels by value with its methods' code) while lanes of another chunk run and look at the
+    process-wide state.  dill reads a code object inside ``warnings.catch_warnings()``, which puts
+    a copy of the warnings filters in place for a moment: a lane looking meanwhile saw the filters
+    changed, and a loop that changes nothing was refused (CI, py312, spawn: "an iteration changed
+    the warnings filters while others ran beside it").  Here one thread pickles as a worker does
+    and this one looks as the lanes do: every look must see the state as it was."""
+    import sys
+    import threading
+    import types
+
+    from paraloop import serialize
+    from paraloop.process_state import changed, snapshot
+
+    script = types.ModuleType("__mp_main__")
+    exec(  # a class of the script, as a spawn worker has it
+        "class Point:\n"
+        + "".join(f"    def m{k}(self, a=1):\n        return self, a + {k}\n" for k in range(40)),
+        script.__dict__,
+    )
+    monkeypatch.setitem(sys.modules, "__mp_main__", script)
+    monkeypatch.setattr(serialize, "in_worker_process", True)
+    point = script.Point()
+    # Threads take turns often: many of the pickler's moments meet a look.
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)
+    looks: list[str | None] = []
+    done = threading.Event()
+
+    def pickle_outcomes() -> None:
+        try:
+            pickled = 0
+            while pickled < 50 or len(looks) < 20_000:
+                serialize.dumps_by_value(point)
+                pickled += 1
+        finally:
+            done.set()
+
+    before = snapshot({})
+    thread = threading.Thread(target=pickle_outcomes)
+    try:
+        thread.start()
+        while not done.is_set():
+            looks.append(changed(before, snapshot({})))
+        thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert [look for look in looks if look is not None] == []
