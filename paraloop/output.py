@@ -43,9 +43,12 @@ if TYPE_CHECKING:
     from .execute import Outcome
 
 __all__ = [
+    "WARNING",
+    "Capture",
     "Recorder",
     "Router",
     "capturing",
+    "current",
     "drain_loose",
     "install",
     "replaced_streams",
@@ -55,14 +58,43 @@ __all__ = [
 ]
 
 STREAMS = ("stdout", "stderr")
+# What a warning the chunk showed travels as, among its writes (see paraloop.warnings_relay).
+WARNING = "warning"
 
 # A write, as it travels: (the stream's name, text or bytes written to its buffer).
 Write = tuple[str, Any]
 
 _local = threading.local()
-# The recorders of the chunks running in this process (a worker's), for threads that run none.
-_running: list[dict[str, Recorder]] = []
+
+
+class Capture:
+    """One running chunk's (or lane part's) output: its recorders, one per replaced stream, and
+    the list their writes go into, with the warnings it shows (see paraloop.warnings_relay)."""
+
+    __slots__ = ("recorders", "writes")
+
+    def __init__(self, recorders: dict[str, Recorder], writes: list[Write]) -> None:
+        self.recorders = recorders
+        self.writes = writes
+
+
+# The captures of the chunks running in this process (a worker's), for threads that run none.
+_running: list[Capture] = []
 _running_lock = threading.Lock()
+# Whether chunks here capture their output even with no stream replaced: the warnings they
+# show travel with it (set where paraloop.warnings_relay is installed).
+relaying = False
+
+
+def current() -> Capture | None:
+    """The capture of the chunk this thread runs; for another thread (one an iteration started),
+    the chunk running here, where one runs alone; else None."""
+    capture: Capture | None = getattr(_local, "capture", None)
+    if capture is None:
+        with _running_lock:
+            if len(_running) == 1:
+                capture = _running[0]
+    return capture
 
 
 def replaced_streams() -> dict[str, dict[str, Any]]:
@@ -181,13 +213,11 @@ class Router(_Standin):
         self._lock = threading.Lock()
 
     def _target(self) -> Any:
-        recorders: dict[str, Recorder] | None = getattr(_local, "recorders", None)
-        if recorders is None and self._fallback is None:
-            with _running_lock:
-                if len(_running) == 1:
-                    recorders = _running[0]
-        if recorders is not None:
-            recorder = recorders.get(self._stream)
+        capture: Capture | None = getattr(_local, "capture", None)
+        if capture is None and self._fallback is None:
+            capture = current()
+        if capture is not None:
+            recorder = capture.recorders.get(self._stream)
             if recorder is not None:
                 return recorder
         return self._fallback
@@ -265,7 +295,7 @@ def _retarget_logging(stream: Any, router: Router) -> None:
 def run_captured(streams: dict[str, dict[str, Any]], run: Callable[[], Outcome]) -> Outcome:
     """``run()`` (a chunk's, or a lane part's, execution) with what it writes to ``streams``
     in its outcome."""
-    if not streams:
+    if not streams and not relaying:
         return run()
     with capturing(streams) as writes:
         outcome = run()
@@ -281,17 +311,17 @@ def run_captured(streams: dict[str, dict[str, Any]], run: Callable[[], Outcome])
 def capturing(streams: dict[str, dict[str, Any]]) -> Iterator[list[Write]]:
     """Around one chunk (or lane part) in this thread: the writes it makes to ``streams``."""
     writes: list[Write] = []
-    recorders = {name: Recorder(name, spec, writes) for name, spec in streams.items()}
-    previous = getattr(_local, "recorders", None)
-    _local.recorders = recorders
+    capture = Capture({name: Recorder(name, spec, writes) for name, spec in streams.items()}, writes)
+    previous = getattr(_local, "capture", None)
+    _local.capture = capture
     with _running_lock:
-        _running.append(recorders)
+        _running.append(capture)
     try:
         yield writes
     finally:
-        _local.recorders = previous
+        _local.capture = previous
         with _running_lock:
-            _running.remove(recorders)
+            _running.remove(capture)
 
 
 _routed_lock = threading.Lock()
@@ -346,8 +376,14 @@ def drain_loose() -> None:
 
 
 def write_output(writes: list[Write]) -> None:
-    """In the caller, as a chunk is combined: its writes, made to the program's streams."""
+    """In the caller, as a chunk is combined: its writes, made to the program's streams, and
+    the warnings it showed, shown here (see paraloop.warnings_relay)."""
     for name, piece in writes:
+        if name == WARNING:
+            from .warnings_relay import replay
+
+            replay(piece)
+            continue
         stream = getattr(sys, name)
         if stream is None:
             continue

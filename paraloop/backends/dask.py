@@ -42,7 +42,7 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any
 
-from .. import module_globals, output, serialize
+from .. import module_globals, output, serialize, warnings_relay
 from ..chunks import Chunk, Chunker
 from ..cpus import default_workers
 from ..errors import ParaLoopError, ParaLoopWarning, WorkerCrashedError
@@ -510,6 +510,7 @@ def run_chunk(
             return serialize.dumps(Outcome(index, start, 0, RAISED, start, job))
         chunk = Chunk(index, start, serialize.loads(items))
         output.install(job.streams, owned=False)
+        warnings_relay.install()
         if job.timeout is None:
             outcome = output.run_captured(job.streams, lambda: execute_chunk(job, chunk))
         else:

@@ -20,7 +20,15 @@ import sys
 import threading
 from typing import Any
 
-from ... import coverage_workers, module_globals, native_threads, output, process_state, serialize
+from ... import (
+    coverage_workers,
+    module_globals,
+    native_threads,
+    output,
+    process_state,
+    serialize,
+    warnings_relay,
+)
 from ...chunks import Chunk
 from ...errors import ParaLoopError
 from ...execute import DONE, NOTE_STATE, RAISED, Job, Outcome, execute_chunk, stamped
@@ -44,9 +52,10 @@ def in_worker() -> bool:
 def _load_job(payload: memoryview) -> Job:
     """Load a job, first taking the parent's ``sys.path`` (it may have grown since we started)
     and sizing native thread pools (before the job's modules, numpy maybe, load)."""
-    environment, directory, globals_, path, threads, importing, measure, hooks, whole, data = pickle.loads(
-        payload
+    environment, directory, globals_, path, threads, importing, measure, hooks, whole, filters, data = (
+        pickle.loads(payload)
     )
+    warnings_relay.apply(filters)
     coverage_workers.start(measure)
     if path != sys.path:
         sys.path[:] = path
@@ -215,6 +224,7 @@ class _Child:
             self.job, self.job_error = None, job_failure(error)
             return
         output.install(self.job.streams, owned=True)
+        warnings_relay.install()
 
     def chunk(self, loop_id: int, index: int, start: int, lanes: int, payload: memoryview) -> None:
         if self.job_id != loop_id:

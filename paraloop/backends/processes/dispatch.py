@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from ... import background_import, coverage_workers, log, module_globals, serialize
+from ... import background_import, coverage_workers, log, module_globals, serialize, warnings_relay
 from ...chunks import Chunk, Chunker
 from ...cpus import available_cpus, waiting_workers
 from ...errors import ParaLoopError
@@ -121,6 +121,7 @@ class JobMessage(Record):
                     self.measure,
                     self.hooks,
                     whole,
+                    warnings_relay.for_workers(),
                     self.data(),
                 ),
                 protocol=pickle.HIGHEST_PROTOCOL,

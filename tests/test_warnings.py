@@ -1,0 +1,242 @@
+"""Warnings the body shows: the program's filters decide, and a warning shows as often as in the
+plain loop (paraloop/warnings_relay.py).
+
+Before, a spawn or forkserver worker had the interpreter's default filters: a program that made
+warnings errors (``warnings.simplefilter("error")``) saw its loop run to its end, the warning
+printed by a worker; and a warning the plain loop shows once per place showed once per worker.
+``catch_warnings(record=True)``, ``pytest.warns`` and ``logging.captureWarnings`` around the loop
+saw none of the workers' warnings.
+
+Each loop here is differential: the plain loop runs the same body under the same filters.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Callable
+from types import ModuleType
+
+import pytest
+from conftest import START_METHODS, last_json, run_source, use_backend
+
+Loader = Callable[..., ModuleType]
+
+
+@pytest.fixture(params=[*START_METHODS, "caller", "threads", "sequential"])
+def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every backend whose workers take the program's filters (a Dask worker keeps its own)."""
+    return use_backend(request.param, request, monkeypatch)
+
+
+RUN = """
+    def run_NAME(action, fatal, items):
+        out = []
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter(action)
+            warnings.simplefilter("error", Fatal)
+            try:
+                for i in ITERABLE:
+                    if i == 25 and fatal:
+                        warnings.warn("fatal", Fatal)
+                    warnings.warn(f"text {i % 4}")
+                    helper(i)
+                    out.append(i)
+            except Fatal as error:
+                out.append(f"raised {error}")
+        first = run_NAME.__code__.co_firstlineno  # the line, counted from the function's own
+        return out, [(str(w.message), w.category.__name__, w.lineno - first, w.filename) for w in seen]
+"""
+
+HEAD = """
+import warnings
+from paraloop import ParaLoop
+
+
+class Fatal(UserWarning):
+    pass
+
+
+class Tagged(UserWarning):
+    pass
+
+
+def helper(i):
+    # Attributed to the caller's line (stacklevel=2), as libraries warn.
+    warnings.warn(f"from helper {i % 2}", Tagged, stacklevel=2)
+"""
+
+
+def _source() -> str:
+    return (
+        textwrap.dedent(HEAD)
+        + textwrap.dedent(RUN).replace("NAME", "plain").replace("ITERABLE", "items")
+        + textwrap.dedent(RUN).replace("NAME", "parallel").replace("ITERABLE", "ParaLoop(items)")
+    )
+
+
+@pytest.mark.parametrize(
+    ("action", "fatal"),
+    [
+        ("always", False),
+        ("default", False),
+        ("once", False),
+        ("module", False),
+        ("ignore", False),
+        ("default", True),
+    ],
+)
+def test_warnings_are_decided_and_shown_as_in_the_plain_loop(
+    load_module: Loader, backend: str, action: str, fatal: bool
+) -> None:
+    """Each filter action, around a loop of 40 iterations that warn (the body itself, and a
+    helper on the body's behalf): the warnings recorded around the loop are the plain loop's,
+    in its order; a warning the filters make an error raises at its iteration."""
+    module = load_module(_source())
+    plain = module.run_plain(action, fatal, list(range(40)))
+    parallel = module.run_parallel(action, fatal, list(range(40)))
+    if backend == "threads":
+        # The iterations warn at once into the one process: the same warnings, in no order.
+        assert parallel[0] == plain[0]
+        assert sorted(parallel[1]) == sorted(plain[1])
+    else:
+        assert parallel == plain
+    if fatal:
+        assert plain[0][-1] == "raised fatal"
+
+
+@pytest.mark.parametrize("action", ["default", "once", "module", "ignore"])
+def test_a_dask_worker_shows_a_warning_as_often_as_the_plain_loop(
+    load_module: Loader, action: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On Dask, whose workers keep their own filters (docs/semantics.md), the actions that show a
+    warning at most once per place, or never: the plain loop's warnings (before: once per worker)."""
+    use_backend("dask", request, monkeypatch)
+    module = load_module(_source())
+    assert module.run_parallel(action, False, list(range(40))) == module.run_plain(
+        action, False, list(range(40))
+    )
+
+
+def test_a_warning_in_a_worker_reaches_pytest_warns(load_module: Loader, every_backend: str) -> None:
+    """``pytest.warns`` around a loop whose workers warn (before: failed, "DID NOT WARN", on
+    every backend with other processes)."""
+    module = load_module(
+        """
+        import warnings
+        from paraloop import ParaLoop
+
+        def run(items):
+            total = 0
+            for i in ParaLoop(items):
+                if i == 30:
+                    warnings.warn(f"careful with {i}", RuntimeWarning)
+                total += i
+            return total
+        """
+    )
+    with pytest.warns(RuntimeWarning, match="careful with 30"):
+        assert module.run(list(range(40))) == sum(range(40))
+
+
+PROGRAM = """
+    # paraloop: enable
+    import json, time, warnings
+    from paraloop import ParaLoop
+
+    class Slow(UserWarning):
+        pass
+
+    warnings.simplefilter("error", Slow)  # the program's own filter, set once at its top
+
+    out = []
+    try:
+        for i in ParaLoop(range(40), caller_runs=False):
+            time.sleep(0.002)
+            warnings.warn("once per place")  # the default action: shown once
+            if i == 30:
+                warnings.warn("too slow", Slow)
+            out.append(i)
+    except Slow as error:
+        out.append(str(error))
+    print(json.dumps(out))
+"""
+
+
+@pytest.mark.parametrize("method", START_METHODS)
+def test_a_programs_filters_reach_its_workers(tmp_path: object, method: str) -> None:
+    """A program that makes a warning of its own an error, run as a user runs it: the loop raises
+    it at its iteration (before, under spawn and forkserver: the loop ran to its end and the
+    warning was printed), and the default action's warning shows once on stderr, as the plain
+    loop's (before: once per worker)."""
+    plain = run_source(tmp_path, PROGRAM, PARALOOP_BACKEND="sequential")  # type: ignore[arg-type]
+    parallel = run_source(tmp_path, PROGRAM, PARALOOP_START_METHOD=method)  # type: ignore[arg-type]
+    assert last_json(parallel) == last_json(plain) == [*range(30), "too slow"]
+    assert parallel.stderr == plain.stderr
+    assert parallel.stderr.count("UserWarning: once per place") == 1
+
+
+MIXED = """
+    # paraloop: enable
+    import io, json, logging, sys, threading, time, warnings
+    from paraloop import ParaLoop
+
+    class Tagged(UserWarning):
+        def __init__(self, text, tag=None):
+            super().__init__(text, tag)
+            self.tag = tag
+
+    results = {}
+
+    # A warning with an attribute of its own, and one whose argument cannot be pickled.
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        for i in ParaLoop(range(6), caller_runs=False):
+            if i == 2:
+                warnings.warn(Tagged("tagged", tag=i))
+            if i == 4:
+                warnings.warn(UserWarning(threading.Lock()))
+    results["kept"] = [(type(w.message).__name__, getattr(w.message, "tag", None)) for w in seen]
+
+    # Into a replaced stderr, between the body's prints, iterations that wait (run in lanes).
+    buffer = io.StringIO()
+    saved, sys.stderr = sys.stderr, buffer
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            for i in ParaLoop(range(24), caller_runs=False):
+                time.sleep(0.02)
+                print(f"before {i}", file=sys.stderr)
+                warnings.warn(f"in {i}")
+    finally:
+        sys.stderr = saved
+    results["stderr"] = [line for line in buffer.getvalue().splitlines() if not line.startswith("  ")]
+
+    # logging.captureWarnings: the program's logger takes the workers' warnings.
+    records = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            records.append(record.getMessage().strip().splitlines()[0].split(": ", 1)[-1])
+
+    logging.getLogger("py.warnings").addHandler(Keep())
+    logging.captureWarnings(True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        for i in ParaLoop(range(10), caller_runs=False):
+            warnings.warn("logged")
+    logging.captureWarnings(False)
+    results["logged"] = records
+    print(json.dumps(results))
+"""
+
+
+@pytest.mark.parametrize("method", START_METHODS)
+def test_warnings_keep_their_attributes_order_and_handlers(tmp_path: object, method: str) -> None:
+    """A warning's own attributes survive (one that cannot travel comes as its text); warnings
+    land in a replaced stderr between the body's prints in the plain loop's order, lanes or not;
+    logging.captureWarnings logs each once (before: lost, or once per worker)."""
+    plain = last_json(run_source(tmp_path, MIXED, PARALOOP_BACKEND="sequential"))  # type: ignore[arg-type]
+    parallel = last_json(run_source(tmp_path, MIXED, PARALOOP_START_METHOD=method))  # type: ignore[arg-type]
+    assert parallel == plain
+    assert plain["kept"] == [["Tagged", 2], ["UserWarning", None]]
+    assert plain["logged"] == ["UserWarning: logged"]
