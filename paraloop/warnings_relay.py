@@ -63,6 +63,11 @@ def for_workers() -> tuple[tuple[Filter, ...], str]:
         action, message, category, module, lineno = entry
         if isinstance(category, type) and category.__module__ != "builtins":
             category = (_module_name(category), category.__qualname__)
+        try:
+            # A filter a library put there by hand, holding what cannot travel, stays behind.
+            pickle.dumps((action, message, category, module, lineno), protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:  # noqa: BLE001 - whatever pickling such an entry raises
+            continue
         travelling.append((action, message, category, module, lineno))
     default: str = getattr(warnings, "defaultaction", "default")
     return tuple(travelling), default

@@ -240,3 +240,34 @@ def test_warnings_keep_their_attributes_order_and_handlers(tmp_path: object, met
     assert parallel == plain
     assert plain["kept"] == [["Tagged", 2], ["UserWarning", None]]
     assert plain["logged"] == ["UserWarning: logged"]
+
+
+def test_a_filter_that_cannot_travel_stays_behind(load_module: Loader, backend: str) -> None:
+    """A filter a library put into ``warnings.filters`` by hand, holding what cannot be pickled (a
+    matcher with a lock): the loop runs as the plain loop (the message to the workers would fail
+    to pickle, and every loop of the program with it)."""
+    module = load_module(
+        """
+        import threading, warnings
+        from paraloop import ParaLoop
+
+        class Matcher:
+            def __init__(self):
+                self.lock = threading.Lock()
+
+            def match(self, text):
+                return False
+
+        def run(items):
+            total = 0
+            with warnings.catch_warnings(record=True) as seen:
+                warnings.simplefilter("always")
+                warnings.filters.insert(0, ("ignore", Matcher(), UserWarning, None, 0))
+                for i in ParaLoop(items):
+                    if i % 10 == 0:
+                        warnings.warn(f"at {i}")
+                    total += i
+            return total, [str(w.message) for w in seen]
+        """
+    )
+    assert module.run(list(range(40))) == (sum(range(40)), ["at 0", "at 10", "at 20", "at 30"])
