@@ -39,7 +39,12 @@ class UnsupportedLoopError(ParaLoopError, SyntaxError):
 
 
 class WorkerCrashedError(ParaLoopError):
-    """A worker process died (segfault, ``os._exit``, killed) while it held iterations."""
+    """A worker process died (segfault, ``os._exit``, killed) while it held iterations.
+
+    ``signal``: the number of the signal that ended the worker, if one did.
+    """
+
+    signal: int | None = None
 
 
 class IterationTimeoutError(ParaLoopError, TimeoutError):

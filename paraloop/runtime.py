@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator, Mapping
 from collections.abc import Set as AbstractSet
 from typing import Any
 
-from . import log, native_threads
+from . import broken_pipe, log, native_threads
 from .aggregation_strategies import ElementUpdates, Scratch
 
 # Imported with the runtime, when a module with ParaLoop loops is imported, not
@@ -489,7 +489,9 @@ def run(
     """
     try:
         with handlers_raise_through():
-            return _run(loop, worker, scope, read(plan))
+            result = _run(loop, worker, scope, read(plan))
+        broken_pipe.die_as_plain(result.error)
+        return result
     except ParaLoopError as refusal:
         # Raised by the generated code at the user's loop line, without paraloop's own frames.
         return LoopResult(error=_hidden(refusal))
@@ -630,6 +632,7 @@ def comprehension(
                         raise with_context(part, job)
                     yield part.value
         except ParaLoopError as error:
+            broken_pipe.die_as_plain(error)
             raise _hidden(error) from None
         finally:
             close_bar(bar)  # also when the backend failed to start, or the generator was dropped

@@ -21,6 +21,7 @@ import threading
 from typing import Any
 
 from ... import (
+    broken_pipe,
     coverage_workers,
     module_globals,
     native_threads,
@@ -52,10 +53,11 @@ def in_worker() -> bool:
 def _load_job(payload: memoryview) -> Job:
     """Load a job, first taking the parent's ``sys.path`` (it may have grown since we started)
     and sizing native thread pools (before the job's modules, numpy maybe, load)."""
-    environment, directory, globals_, path, threads, importing, measure, hooks, whole, filters, data = (
+    environment, directory, globals_, path, threads, importing, measure, hooks, whole, filters, pipe, data = (
         pickle.loads(payload)
     )
     warnings_relay.apply(filters)
+    broken_pipe.take(pipe)
     coverage_workers.start(measure)
     if path != sys.path:
         sys.path[:] = path

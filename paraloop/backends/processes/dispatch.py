@@ -34,7 +34,15 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from ... import background_import, coverage_workers, log, module_globals, serialize, warnings_relay
+from ... import (
+    background_import,
+    broken_pipe,
+    coverage_workers,
+    log,
+    module_globals,
+    serialize,
+    warnings_relay,
+)
 from ...chunks import Chunk, Chunker
 from ...cpus import available_cpus, waiting_workers
 from ...errors import ParaLoopError
@@ -122,6 +130,7 @@ class JobMessage(Record):
                     self.hooks,
                     whole,
                     warnings_relay.for_workers(),
+                    broken_pipe.kills(),
                     self.data(),
                 ),
                 protocol=pickle.HIGHEST_PROTOCOL,

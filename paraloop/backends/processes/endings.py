@@ -73,11 +73,15 @@ def crash_error(pool: ProcessPool, worker: Worker, job: Job, chunks: list[Chunk]
         one = last == chunk.start
         spans.append(f"iteration {last}" if one else f"iterations {chunk.start} to {last}")
     held = " and ".join(spans) or "no iterations"
-    return WorkerCrashedError(
+    error = WorkerCrashedError(
         f"{job.filename}, line {job.line}: a worker process (pid {worker.process.pid}) {how} "
         f"while running {held} of the loop. The iterations it held were lost; "
         "if it ran out of memory, use fewer workers (num_processes=...) or smaller items"
     )
+    code = worker.process.exitcode
+    if isinstance(code, int) and code < 0:
+        error.signal = -code
+    return error
 
 
 def until_deadline(waiting: list[Worker], timeout: float | None) -> float | None:
