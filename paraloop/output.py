@@ -84,6 +84,8 @@ _running_lock = threading.Lock()
 # Whether chunks here capture their output even with no stream replaced: the warnings they
 # show travel with it (set where paraloop.warnings_relay is installed).
 relaying = False
+# What else a chunk's outcome takes that no chunk took meanwhile (a worker's loose warnings).
+loose_takers: list[Callable[[], list[Write]]] = []
 
 
 def current() -> Capture | None:
@@ -303,6 +305,8 @@ def run_captured(streams: dict[str, dict[str, Any]], run: Callable[[], Outcome])
         router = getattr(sys, name)
         if isinstance(router, Router) and router._fallback is None:
             writes.extend(router.take_loose())
+    for take in loose_takers:
+        writes.extend(take())
     outcome.output = writes or None
     return outcome
 

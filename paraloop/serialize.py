@@ -697,12 +697,15 @@ def _pickler_class() -> type:
             fresh = threading.RLock if type(lock) is _RLOCK else threading.Lock
             pickler.save_reduce(fresh, (), obj=lock)
 
+        from .warnings_relay import unmutated
+
         save_code = dill.Pickler.dispatch[types.CodeType]
 
         def save_code_settled(pickler: Any, code: types.CodeType) -> None:
             # dill reads the code's fields inside warnings.catch_warnings(), which puts other
-            # filters in place for a moment: not while a lane of this worker looks at them.
-            with process_state.settling:
+            # filters in place for a moment: not while a lane of this worker looks at them, and
+            # without making the registries forget what they showed.
+            with process_state.settling, unmutated():
                 save_code(pickler, code)
 
         _by_value_for_importing_modules(dill)

@@ -1,4 +1,4 @@
-"""Warnings the body shows in a worker process are decided as the program's, and shown once.
+"""Warnings the body shows in a worker process are decided as the plain loop's, and shown once.
 
 ``warnings.warn`` in the plain loop consults the program's filters (``simplefilter("error")``
 makes it raise, ``"ignore"`` drops it) and the registry of the module that warned: under the
@@ -6,39 +6,56 @@ default action a warning shows once per place, however many iterations warn.  A 
 has filters of its own (a spawn or forkserver worker: the interpreter's defaults; a fork worker
 kept from an earlier loop: the program's of then) and registries of its own.  So a program that
 made warnings errors saw a loop under spawn run to its end, each warning printed, and the plain
-loop's once-per-place warning showed once per worker.
+loop's once-per-place warning showed once per worker, outside the program's ``showwarning``.
 
 So:
 
 - the filters the program has as a loop starts travel with the job (:func:`for_workers`) and a
-  worker takes them (:func:`apply`) before the loop's first chunk: a warning that is an error
-  there raises in its iteration, as in the plain loop; one ignored there is dropped there.  A
-  filter's category other than a built-in one travels by name and matches by name along the
-  warning's class's bases (:class:`_ByNameMeta`): the worker imports nothing for it, and a class of
-  the script, which reaches a worker by value, still matches;
-- a warning a worker would show is not shown there: it joins the chunk's output (see
-  :mod:`paraloop.output`), and the caller shows it as it combines that chunk
-  (:func:`replay`), through ``warnings.warn_explicit`` with the registry of the module the
-  warning names: the program's filters and registries decide, once for the whole loop, and
-  ``catch_warnings(record=True)``, ``pytest.warns`` or ``logging.captureWarnings`` around the loop
-  see it.  A warning comes with its chunk's results, not when the iteration ran.
+  worker takes them (:func:`apply`) before the loop's first chunk.  A filter's category other than
+  a built-in one travels by name and matches by name along the warning's class's bases
+  (:class:`_ByNameMeta`): the worker imports nothing for it, and a class of the script, which
+  reaches a worker by value, still matches;
+- the worker decides, with those filters and whatever the body or a library changes in them
+  there: a warning that is an error raises in its iteration, one ignored is dropped, and its
+  registries deduplicate within the worker;
+- what the worker would show joins the chunk's output (see :mod:`paraloop.output`) with the
+  action its filters chose (:func:`_relay`), and the caller shows it through the program's
+  ``showwarning`` as it combines that chunk (:func:`replay`): ``catch_warnings(record=True)``,
+  ``pytest.warns`` and ``logging.captureWarnings`` around the loop see it.  The caller does not
+  filter again (a library's ``catch_warnings()`` + ``simplefilter("always")`` in the body would
+  have become an error under a program's ``-W error``); it only keeps the actions that show a
+  warning once per place from showing it once per worker (:func:`_first`), and notes what its own
+  chunks show (:func:`observing`).
 
-Dask workers are shared with other work: their filters stay theirs (a filter the program set is
-not applied there), but what they would show comes back once, as from a worker process.
+Dask workers are shared with other work: their filters stay theirs, and the program's filters and
+registries decide in the caller what they would show.
 """
 
 from __future__ import annotations
 
+import os
 import pickle
 import re
 import sys
 import threading
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from . import loaded_modules, output
 
-__all__ = ["apply", "for_workers", "install", "replay"]
+__all__ = [
+    "apply",
+    "count_mutations",
+    "drain_loose",
+    "for_workers",
+    "install",
+    "observing",
+    "replay",
+    "take_loose",
+    "unmutated",
+]
 
 # A filter as it travels: (action, message pattern, category, module pattern, line number); the
 # category a built-in class or, for any other, (module, qualified name).
@@ -49,8 +66,6 @@ _SCRIPT = frozenset({"__main__", "__mp_main__"})
 
 _installed: list[Any] = []  # the showwarning found when the relay was installed
 _install_lock = threading.Lock()
-# Registries of warnings whose file is no module's (code run by exec, a notebook cell's).
-_registries: dict[str, dict[Any, Any]] = {}
 
 
 def for_workers() -> tuple[tuple[Filter, ...], str]:
@@ -92,12 +107,16 @@ def apply(travelled: tuple[tuple[Filter, ...], str] | None) -> None:
     current[:] = mine
     setattr(warnings, "defaultaction", default)  # noqa: B010 - not in the module's stubs
     # The registries remember what was shown under the filters of then.
+    count_mutations()
     warnings._filters_mutated()  # type: ignore[attr-defined]
+    _applied[0] = _mutations[0]
 
 
 def _script_too(module: Any) -> Any:
     """A filter's module pattern that names the script ("__main__", as Python's own default
     filter for DeprecationWarning does) also names it where a spawned worker has it."""
+    if module == "__main__":  # the interpreter's own default filter holds the name itself
+        return re.compile(r"(?:__main__|__mp_main__)\Z")
     if isinstance(module, re.Pattern) and module.match("__main__") and not module.match("__mp_main__"):
         return re.compile(f"(?:{module.pattern})|__mp_main__\\Z", module.flags)
     return module
@@ -144,60 +163,312 @@ def _same_module(one: str, other: str) -> bool:
     return one == other or (one in _SCRIPT and other in _SCRIPT)
 
 
-def install() -> None:
-    """In a worker process (paraloop's, or a Dask worker): what a running chunk's iteration would
-    show goes to the caller with the chunk's output; any other warning is shown as before."""
+def count_mutations() -> None:
+    """Count every change of the filters in this process (``warnings._filters_mutated``, which
+    ``filterwarnings``, ``simplefilter``, ``resetwarnings`` and ``catch_warnings`` call, and which
+    makes the registries forget what they showed): a warning shown under other filters shows
+    again, as CPython's registries have it."""
+    current = warnings._filters_mutated  # type: ignore[attr-defined]
+    if getattr(current, "__paraloop_counting__", False):
+        return
+
+    def counted() -> None:
+        _mutations[0] += 1
+        current()
+
+    counted.__paraloop_counting__ = True  # type: ignore[attr-defined]
+    warnings._filters_mutated = counted  # type: ignore[attr-defined]
+
+
+# Changes of the filters in this process since count_mutations; in a worker, their count when the
+# loop's filters were applied.
+_mutations = [0]
+_applied = [0]
+
+
+@contextmanager
+def unmutated() -> Iterator[None]:
+    """Around paraloop's own use of ``warnings.catch_warnings`` (dill pickling a code object):
+    the filters are put back as they were, so the registries need not forget (a warning the
+    program showed once before a loop whose job holds a class of the script showed again after it)."""
+    mutated = warnings._filters_mutated  # type: ignore[attr-defined]
+    warnings._filters_mutated = _unchanged  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        warnings._filters_mutated = mutated  # type: ignore[attr-defined]
+
+
+def _unchanged() -> None:
+    pass
+
+
+_owned = [False]
+
+
+def install(owned: bool = True) -> None:
+    """In a worker process (paraloop's, ``owned``, or a Dask worker): what a running chunk's
+    iteration would show goes to the caller with the chunk's output.  In a worker process of
+    paraloop's, so does a warning of a thread the body started (with the next outcome); in a Dask
+    worker, a warning outside a chunk is the worker's own."""
     with _install_lock:
+        count_mutations()
+        _owned[0] = owned
         if _installed and warnings.showwarning is _relay:
             return
         _installed[:] = [warnings.showwarning]
         warnings.showwarning = _relay
         output.relaying = True
+        if owned and take_loose not in output.loose_takers:
+            output.loose_takers.append(take_loose)
+
+
+def _show_here(message: Any, category: Any, filename: Any, lineno: Any, file: Any, line: Any) -> None:
+    shown = _installed[0] if _installed else warnings._showwarning_orig  # type: ignore[attr-defined]
+    shown(message, category, filename, lineno, file, line)
+
+
+# Warnings of threads that ran no chunk (a thread an iteration started, while chunks run in lanes):
+# they go with the worker's next outcome.
+_loose: list[Any] = []
+_loose_lock = threading.Lock()
+
+
+def take_loose() -> list[Any]:
+    """The warnings no chunk took, as writes for the outcome being sent."""
+    with _loose_lock:
+        loose, _loose[:] = list(_loose), []
+    return loose
+
+
+def drain_loose() -> None:
+    """At a worker's end: warnings no chunk took are shown by the worker."""
+    for _, (message, category, filename, lineno, line, *_rest) in take_loose():
+        _show_here(message, category, filename, lineno, None, line)
 
 
 def _relay(
     message: Any, category: Any, filename: Any, lineno: Any, file: Any = None, line: Any = None
 ) -> None:
-    capture = output.current() if file is None else None
-    if capture is None:
-        shown = _installed[0] if _installed else warnings._showwarning_orig  # type: ignore[attr-defined]
-        shown(message, category, filename, lineno, file, line)
+    if file is not None:  # showwarning called by hand, to a file of its own
+        _show_here(message, category, filename, lineno, file, line)
         return
-    capture.writes.append((output.WARNING, (_travelling(message), category, filename, lineno)))
+    capture = output.current()
+    if capture is None and not _owned[0]:
+        _show_here(message, category, filename, lineno, file, line)
+        return
+    module, decided = _decided(message, category, filename, lineno)
+    # A Dask worker's filters are its own, not the program's: the caller's decide there.
+    action = decided if _owned[0] else None
+    mutated = _mutations[0] - _applied[0]
+    shown = (
+        output.WARNING,
+        (
+            _travelling(message),
+            category,
+            filename,
+            lineno,
+            line,
+            module,
+            action,
+            # Filters changed in this worker during the loop (an iteration's catch_warnings): its
+            # registries forgot what they showed, and what shows again is the plain loop's.
+            (os.getpid(), mutated) if mutated else None,
+        ),
+    )
+    if capture is None:
+        with _loose_lock:
+            _loose.append(shown)
+        return
+    capture.writes.append(shown)
+
+
+def _decided(message: Any, category: Any, filename: Any, lineno: Any) -> tuple[str, str]:
+    """The module the warning is attributed to, and the action this process's filters chose for
+    it (it is shown, so not "error" nor "ignore"), as ``warnings.warn`` found them."""
+    module = _module_at(filename, lineno)
+    text = str(message)
+    entries: list[Any] = list(warnings.filters)
+    for entry in entries:
+        try:
+            action, pattern, kind, module_pattern, line = entry
+            if (
+                _matched(pattern, text)
+                and issubclass(category, kind)
+                and _matched(module_pattern, module)
+                and (line == 0 or lineno == line)
+            ):
+                return module, _shown_as(action)
+        except Exception:  # noqa: BLE001 - an entry warnings itself would trip over: not this one
+            continue
+    return module, _shown_as(getattr(warnings, "defaultaction", "default"))
+
+
+def _matched(pattern: Any, text: str) -> bool:
+    # As CPython's check_matched: None matches all; a string (the interpreter's own default
+    # filters hold "__main__") is compared whole; anything else is a compiled pattern.
+    if pattern is None:
+        return True
+    if isinstance(pattern, str):
+        return pattern == text
+    return bool(pattern.match(text))
+
+
+def _shown_as(action: Any) -> str:
+    # The warning is being shown: an action that would not show it (a filter changed since, by
+    # another thread) counts as the default one.
+    return action if action in ("always", "all", "default", "module", "once") else "default"
+
+
+def _module_at(filename: Any, lineno: Any) -> str:
+    """The ``__name__`` of the frame that warned (``warnings.warn`` attributes the warning to it),
+    else what ``warn_explicit`` makes of the file name."""
+    frame: Any = sys._getframe(2)
+    for _ in range(200):
+        if frame is None:
+            break
+        if frame.f_code.co_filename == filename and frame.f_lineno == lineno:
+            name = frame.f_globals.get("__name__")
+            return name if isinstance(name, str) else "<string>"
+        frame = frame.f_back
+    name = filename if isinstance(filename, str) and filename else "<unknown>"
+    return name[:-3] if name[-3:].lower() == ".py" else name
 
 
 def _travelling(message: Any) -> Any:
-    """The warning itself when it can travel (its attributes kept), else its text."""
+    """The warning itself when it can travel (its attributes kept), else its text.
+
+    Loaded again here, too: a warning class whose ``__init__`` takes other arguments than its
+    text pickles, but fails to load (``BaseException`` pickles its ``args``), which would fail the
+    whole chunk's outcome in the caller."""
     if isinstance(message, Warning):
         try:
-            pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+            pickle.loads(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
         except Exception:  # noqa: BLE001 - anything a warning's arguments may raise: its text then
             return str(message)
     return message
 
 
-def replay(shown: tuple[Any, Any, Any, Any]) -> None:
-    """In the caller, as the chunk that showed it is combined: the warning, through the program's
-    filters and the registry of the module whose file it names."""
-    message, category, filename, lineno = shown
-    name, namespace = _module_of(filename)
-    if namespace is not None:
-        registry = namespace.setdefault("__warningregistry__", {})
-    else:
-        registry = _registries.setdefault(str(filename), {})
+def _rebuilt(message: Any, category: Any) -> Any:
+    """A warning that travelled as its text, as an instance of its class made without its
+    ``__init__`` (which may want other arguments): its text is its ``args``, as the worker's."""
+    if isinstance(message, str) and isinstance(category, type) and issubclass(category, Warning):
+        try:
+            made = category.__new__(category, message)
+        except Exception:  # noqa: BLE001 - a class with a __new__ of its own: the text goes as it is
+            return message
+        if isinstance(made, Warning):
+            return made
+    return message
+
+
+# What the caller showed of the workers' warnings (and of its own chunks', see observing), by
+# the key its registry would hold, with the count of filter changes then: shown again once the
+# filters changed, as CPython's registries forget.
+_shown: dict[Any, int] = {}
+_shown_lock = threading.Lock()
+
+
+def replay(shown: tuple[Any, ...]) -> None:
+    """In the caller, as the chunk that showed it is combined: the warning, shown through the
+    program's ``showwarning`` (``catch_warnings(record=True)``, ``pytest.warns``,
+    ``logging.captureWarnings`` see it), unless a warning of the same place was shown already
+    where the worker's action shows one only once."""
+    message, category, filename, lineno, line, module, action, mutated = shown
+    count_mutations()
     if isinstance(category, type) and _module_name(category) == "__mp_main__":
         category = getattr(sys.modules.get("__main__"), category.__qualname__, category)
-    warnings.warn_explicit(
-        message, category, filename, lineno, module=name, registry=registry, module_globals=namespace
+    module = "__main__" if module == "__mp_main__" else module
+    message = _rebuilt(message, category)
+    if action is None:
+        _decide_here(message, category, filename, lineno, module)
+        return
+    if action in ("default", "module", "once") and not _first(
+        action, message, category, module, lineno, mutated
+    ):
+        return
+    warnings._showwarnmsg(  # type: ignore[attr-defined]
+        warnings.WarningMessage(message, category, filename, lineno, None, line)
     )
 
 
-def _module_of(filename: Any) -> tuple[str | None, dict[str, Any] | None]:
-    """The name and namespace of the module whose file is ``filename``, if any."""
-    if not isinstance(filename, str):
-        return None, None
-    for name, module in list(sys.modules.items()):
-        namespace = loaded_modules.namespace(module)
-        if namespace is not None and namespace.get("__file__") == filename:
-            return ("__main__" if name == "__mp_main__" else name), namespace
-    return None, None
+# Registries of modules the caller does not have (one only a Dask worker imported).
+_registries: dict[str, dict[Any, Any]] = {}
+
+
+def _decide_here(message: Any, category: Any, filename: Any, lineno: Any, module: str) -> None:
+    """A Dask worker's warning: the program's filters and the registry of its module decide."""
+    namespace = loaded_modules.namespace(sys.modules.get(module))
+    registry = namespace.setdefault("__warningregistry__", {}) if namespace is not None else None
+    if not isinstance(registry, dict):
+        registry = _registries.setdefault(module, {})
+    warnings.warn_explicit(message, category, filename, lineno, module, registry, namespace)
+
+
+def _first(action: str, message: Any, category: Any, module: str, lineno: Any, mutated: Any) -> bool:
+    """Whether a warning shown under ``action`` is the first of its place (and text, and class)
+    since the filters last changed: noted so, here and in the program's registry, which the
+    program's own later warnings consult."""
+    text = str(message)
+    kind = (_module_name(category), getattr(category, "__qualname__", repr(category)))
+    if action == "once":
+        key: Any = ("once", text, kind)
+    else:
+        key = (module, text, kind, lineno if action == "default" else 0)
+    if mutated is not None:
+        key = (key, mutated)
+    with _shown_lock:
+        if _shown.get(key) == _mutations[0]:
+            return False
+        _shown[key] = _mutations[0]
+    _note_in_registry(action, text, category, module, lineno)
+    return True
+
+
+def _note_in_registry(action: str, text: str, category: Any, module: str, lineno: Any) -> None:
+    """Where the program's registries keep a warning shown (a later warning of the program's at
+    the same place is then not shown, as after the plain loop)."""
+    try:
+        if action == "once":
+            warnings.onceregistry[(text, category)] = True  # type: ignore[attr-defined]
+            return
+        namespace = loaded_modules.namespace(sys.modules.get(module))
+        if namespace is not None:
+            registry = namespace.setdefault("__warningregistry__", {})
+            if isinstance(registry, dict):
+                registry[(text, category, lineno if action == "default" else 0)] = True
+    except Exception:  # noqa: BLE001 - a registry of an odd kind: only the later warning may show again
+        pass
+
+
+_local = threading.local()
+
+
+@contextmanager
+def observing() -> Iterator[None]:
+    """In the caller, around a chunk it runs itself: what its iterations show (through the
+    program's filters and registries, in this process) is noted, so that a worker's warning of the
+    same place is not shown again."""
+    previous = warnings.showwarning
+    if getattr(_local, "observing", False):
+        yield
+        return
+
+    def observer(
+        message: Any, category: Any, filename: Any, lineno: Any, file: Any = None, line: Any = None
+    ) -> None:
+        if file is None and getattr(_local, "observing", False):
+            module, action = _decided(message, category, filename, lineno)
+            if action in ("default", "module", "once"):
+                _first(action, message, category, module, lineno, None)
+        previous(message, category, filename, lineno, file, line)
+
+    count_mutations()
+    warnings.showwarning = observer
+    _local.observing = True
+    try:
+        yield
+    finally:
+        _local.observing = False
+        if warnings.showwarning is observer:
+            warnings.showwarning = previous

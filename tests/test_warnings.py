@@ -271,3 +271,113 @@ def test_a_filter_that_cannot_travel_stays_behind(load_module: Loader, backend: 
         """
     )
     assert module.run(list(range(40))) == (sum(range(40)), ["at 0", "at 10", "at 20", "at 30"])
+
+
+SECOND_PASS = """
+    # paraloop: enable
+    import json, sys, threading, time, warnings
+    from paraloop import ParaLoop
+
+    CASE = sys.argv[1]
+
+    class Pair(UserWarning):
+        def __init__(self, a, b):  # not the text alone: pickles, but loads only by hand
+            super().__init__(f"{a} and {b}")
+
+    class Point:
+        def __init__(self, x):
+            self.x = x
+
+    def library_call(i):
+        # A library that insists on its notice, whatever the program's filters.
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            warnings.warn("library notice")
+        return i
+
+    def note():
+        warnings.warn("shown once per place")
+
+    generated = {}
+    exec(compile("import warnings\\ndef g(i):\\n    warnings.warn('from exec code')\\n    return i\\n", "<generated>", "exec"), generated)
+
+    total = 0
+    if CASE == "error_program_library_always":
+        warnings.simplefilter("error")  # a test run with -W error
+        for i in ParaLoop(range(20), caller_runs=False):
+            total += library_call(i)
+    elif CASE == "ignore_program_library_always":
+        warnings.simplefilter("ignore")
+        for i in ParaLoop(range(20), caller_runs=False):
+            total += library_call(i)
+    elif CASE == "always_in_each_iteration":
+        for i in ParaLoop(range(20), caller_runs=False):
+            warnings.simplefilter("always")
+            warnings.warn("each time")
+            total += i
+    elif CASE == "catch_in_body":
+        for i in ParaLoop(range(20), caller_runs=False):
+            with warnings.catch_warnings(record=True):
+                warnings.simplefilter("always")
+                warnings.warn(f"inner {i}")
+            warnings.warn("outer")
+            total += i
+    elif CASE == "exec_code":
+        for i in ParaLoop(range(20), caller_runs=False):
+            total += generated["g"](i)
+    elif CASE == "custom_init":
+        for i in ParaLoop(range(20), caller_runs=False):
+            if i == 7:
+                warnings.warn(Pair(i, "x"))
+            total += i
+    elif CASE == "thread_in_lanes":
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            for i in ParaLoop(range(24), caller_runs=False):
+                time.sleep(0.02)
+                thread = threading.Thread(target=lambda: warnings.warn("from a thread"))
+                thread.start()
+                thread.join()
+                total += i
+        total = (total, len(seen))
+    elif CASE == "registry_kept":
+        note()
+        for point in ParaLoop([Point(i) for i in range(40)], caller_runs=False):
+            total += point.x
+        note()
+    print(json.dumps(total))
+"""
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "error_program_library_always",
+        "ignore_program_library_always",
+        "always_in_each_iteration",
+        "catch_in_body",
+        "exec_code",
+        "custom_init",
+        "thread_in_lanes",
+        "registry_kept",
+    ],
+)
+@pytest.mark.parametrize("method", START_METHODS)
+def test_the_workers_filters_decide_and_the_program_shows(tmp_path: object, method: str, case: str) -> None:
+    """Session 23's adversarial pass, each case as a user runs it, against the plain loop (stdout,
+    stderr, exit status): a library's catch_warnings(...) + simplefilter("always") under a program
+    with "error" (crashed as the caller re-decided) or "ignore" (lost); a filter the body sets in
+    each iteration; catch_warnings in the body, after which the plain loop shows a warning again;
+    code compiled from a string (dropped: no module had its file); a class whose __init__ takes
+    other arguments (the chunk's outcome failed to load); a thread an iteration starts while
+    chunks run in lanes (shown by the worker, outside the program's record); a warning shown
+    before and after a loop whose job holds a class of the script (shown again: dill's
+    catch_warnings made the registries forget)."""
+    plain = run_source(tmp_path, SECOND_PASS, case, PARALOOP_BACKEND="sequential")  # type: ignore[arg-type]
+    parallel = run_source(tmp_path, SECOND_PASS, case, PARALOOP_START_METHOD=method)  # type: ignore[arg-type]
+    assert (parallel.returncode, parallel.stdout, parallel.stderr) == (
+        plain.returncode,
+        plain.stdout,
+        plain.stderr,
+    )
+    assert plain.returncode == 0, plain.stderr

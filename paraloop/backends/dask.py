@@ -510,7 +510,7 @@ def run_chunk(
             return serialize.dumps(Outcome(index, start, 0, RAISED, start, job))
         chunk = Chunk(index, start, serialize.loads(items))
         output.install(job.streams, owned=False)
-        warnings_relay.install()
+        warnings_relay.install(owned=False)
         if job.timeout is None:
             outcome = output.run_captured(job.streams, lambda: execute_chunk(job, chunk))
         else:

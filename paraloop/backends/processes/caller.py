@@ -85,7 +85,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from ... import output, serialize
+from ... import output, serialize, warnings_relay
 from ...chunks import Chunk, Chunker
 from ...execute import DONE, NOTE_STATE, RAISED, Job, Keep, Outcome, execute_chunk
 from ...native_threads import limited
@@ -355,7 +355,12 @@ class CallerWorker:
         # As for a worker's chunk: the items' bytes bound the next chunks' size (MAX_CHUNK_BYTES),
         # so that a loop over large items holds a few chunks here too, never the input.
         chunker.sent(len(chunk.items), len(payload))
-        with running_chunk(), limited(job.native_threads), _CtrlC(watch=not in_order) as ctrl_c:
+        with (
+            running_chunk(),
+            limited(job.native_threads),
+            warnings_relay.observing(),
+            _CtrlC(watch=not in_order) as ctrl_c,
+        ):
             items = serialize.loads(payload)
             running = self._running if in_order else None
             if not in_order:

@@ -157,6 +157,7 @@ def serve(connection: Any, clock: Any = None, owner: int | None = None) -> None:
         if resources is not None:
             resources.close_all()
         output.drain_loose()
+        warnings_relay.drain_loose()
 
 
 def _serve(connection: Any, clock: Any, owner: int | None) -> None:
