@@ -294,10 +294,13 @@ def _retarget_logging(stream: Any, router: Router) -> None:
             handler.stream = router
 
 
-def run_captured(streams: dict[str, dict[str, Any]], run: Callable[[], Outcome]) -> Outcome:
+def run_captured(
+    streams: dict[str, dict[str, Any]], run: Callable[[], Outcome], always: bool = False
+) -> Outcome:
     """``run()`` (a chunk's, or a lane part's, execution) with what it writes to ``streams``
-    in its outcome."""
-    if not streams and not relaying:
+    in its outcome, and the warnings it shows where they are relayed (``always``: here too, a
+    chunk the caller runs while earlier ones are at the workers)."""
+    if not streams and not relaying and not always:
         return run()
     with capturing(streams) as writes:
         outcome = run()

@@ -33,7 +33,6 @@ registries decide in the caller what they would show.
 
 from __future__ import annotations
 
-import os
 import pickle
 import re
 import sys
@@ -109,7 +108,6 @@ def apply(travelled: tuple[tuple[Filter, ...], str] | None) -> None:
     # The registries remember what was shown under the filters of then.
     count_mutations()
     warnings._filters_mutated()  # type: ignore[attr-defined]
-    _applied[0] = _mutations[0]
 
 
 def _script_too(module: Any) -> Any:
@@ -175,15 +173,30 @@ def count_mutations() -> None:
     def counted() -> None:
         _mutations[0] += 1
         current()
+        capture = getattr(output._local, "capture", None)
+        if capture is not None and _owned[0] and not _importing():
+            # In a worker, an iteration's change (catch_warnings in the body, or in a library it
+            # calls): the plain loop's registries forgot here, in its order; the caller forgets
+            # as it combines this point of the chunk's output.  (Not a module's import: the plain
+            # loop imported it once, the workers each again.)
+            capture.writes.append((output.WARNING, None))
 
     counted.__paraloop_counting__ = True  # type: ignore[attr-defined]
     warnings._filters_mutated = counted  # type: ignore[attr-defined]
 
 
-# Changes of the filters in this process since count_mutations; in a worker, their count when the
-# loop's filters were applied.
+# Changes of the filters in this process since count_mutations.
 _mutations = [0]
-_applied = [0]
+
+
+def _importing() -> bool:
+    """Whether this thread is importing a module (its top level adds filters, as some do)."""
+    frame: Any = sys._getframe(2)
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            return True
+        frame = frame.f_back
+    return False
 
 
 @contextmanager
@@ -243,8 +256,10 @@ def take_loose() -> list[Any]:
 
 def drain_loose() -> None:
     """At a worker's end: warnings no chunk took are shown by the worker."""
-    for _, (message, category, filename, lineno, line, *_rest) in take_loose():
-        _show_here(message, category, filename, lineno, None, line)
+    for _, shown in take_loose():
+        if shown is not None:
+            message, category, filename, lineno, line, *_ = shown
+            _show_here(message, category, filename, lineno, None, line)
 
 
 def _relay(
@@ -260,7 +275,6 @@ def _relay(
     module, decided = _decided(message, category, filename, lineno)
     # A Dask worker's filters are its own, not the program's: the caller's decide there.
     action = decided if _owned[0] else None
-    mutated = _mutations[0] - _applied[0]
     shown = (
         output.WARNING,
         (
@@ -271,9 +285,6 @@ def _relay(
             line,
             module,
             action,
-            # Filters changed in this worker during the loop (an iteration's catch_warnings): its
-            # registries forgot what they showed, and what shows again is the plain loop's.
-            (os.getpid(), mutated) if mutated else None,
         ),
     )
     if capture is None:
@@ -342,6 +353,8 @@ def _travelling(message: Any) -> Any:
     text pickles, but fails to load (``BaseException`` pickles its ``args``), which would fail the
     whole chunk's outcome in the caller."""
     if isinstance(message, Warning):
+        if type(message).__module__ == "builtins" and len(message.args) == 1 and type(message.args[0]) is str:
+            return message  # the usual warning: a built-in class and its text
         try:
             pickle.loads(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
         except Exception:  # noqa: BLE001 - anything a warning's arguments may raise: its text then
@@ -363,19 +376,26 @@ def _rebuilt(message: Any, category: Any) -> Any:
 
 
 # What the caller showed of the workers' warnings (and of its own chunks', see observing), by
-# the key its registry would hold, with the count of filter changes then: shown again once the
-# filters changed, as CPython's registries forget.
-_shown: dict[Any, int] = {}
+# the key its registry would hold; forgotten whenever the filters change, here or in a worker
+# (CPython's registries forget so), which also bounds it as they are bounded.
+_shown: set[Any] = set()
 _shown_lock = threading.Lock()
+# The count of filter changes here when _shown was last emptied.
+_shown_since = [0]
 
 
-def replay(shown: tuple[Any, ...]) -> None:
+def replay(shown: tuple[Any, ...] | None) -> None:
     """In the caller, as the chunk that showed it is combined: the warning, shown through the
     program's ``showwarning`` (``catch_warnings(record=True)``, ``pytest.warns``,
     ``logging.captureWarnings`` see it), unless a warning of the same place was shown already
     where the worker's action shows one only once."""
-    message, category, filename, lineno, line, module, action, mutated = shown
     count_mutations()
+    if shown is None:
+        # The filters changed in a worker's iteration: forgotten what was shown, as there.
+        with _shown_lock:
+            _shown.clear()
+        return
+    message, category, filename, lineno, line, module, action = shown
     if isinstance(category, type) and _module_name(category) == "__mp_main__":
         category = getattr(sys.modules.get("__main__"), category.__qualname__, category)
     module = "__main__" if module == "__mp_main__" else module
@@ -383,9 +403,7 @@ def replay(shown: tuple[Any, ...]) -> None:
     if action is None:
         _decide_here(message, category, filename, lineno, module)
         return
-    if action in ("default", "module", "once") and not _first(
-        action, message, category, module, lineno, mutated
-    ):
+    if action in ("default", "module", "once") and not _first(action, message, category, module, lineno):
         return
     warnings._showwarnmsg(  # type: ignore[attr-defined]
         warnings.WarningMessage(message, category, filename, lineno, None, line)
@@ -405,38 +423,38 @@ def _decide_here(message: Any, category: Any, filename: Any, lineno: Any, module
     warnings.warn_explicit(message, category, filename, lineno, module, registry, namespace)
 
 
-def _first(action: str, message: Any, category: Any, module: str, lineno: Any, mutated: Any) -> bool:
-    """Whether a warning shown under ``action`` is the first of its place (and text, and class)
-    since the filters last changed: noted so, here and in the program's registry, which the
-    program's own later warnings consult."""
+def _first(action: str, message: Any, category: Any, module: str, lineno: Any) -> bool:
+    """Whether a warning shown under ``action`` is the first of its place since the filters last
+    changed, by the key CPython's registry of the module gives it (its line under "default";
+    under "module" and "once" its text and class alone, in the module's registry): noted so,
+    here and in the program's registry, which the program's own later warnings consult."""
     text = str(message)
     kind = (_module_name(category), getattr(category, "__qualname__", repr(category)))
-    if action == "once":
-        key: Any = ("once", text, kind)
-    else:
-        key = (module, text, kind, lineno if action == "default" else 0)
-    if mutated is not None:
-        key = (key, mutated)
+    key = (module, text, kind, lineno if action == "default" else None)
     with _shown_lock:
-        if _shown.get(key) == _mutations[0]:
+        if _shown_since[0] != _mutations[0]:
+            _shown.clear()
+            _shown_since[0] = _mutations[0]
+        if key in _shown:
             return False
-        _shown[key] = _mutations[0]
+        _shown.add(key)
     _note_in_registry(action, text, category, module, lineno)
     return True
 
 
 def _note_in_registry(action: str, text: str, category: Any, module: str, lineno: Any) -> None:
-    """Where the program's registries keep a warning shown (a later warning of the program's at
-    the same place is then not shown, as after the plain loop)."""
+    """Where CPython's registry of the module keeps a warning shown (a later warning of the
+    program's at the same place is then not shown, as after the plain loop): its text, class and
+    line, and under "module" and "once" its text and class."""
     try:
-        if action == "once":
-            warnings.onceregistry[(text, category)] = True  # type: ignore[attr-defined]
-            return
         namespace = loaded_modules.namespace(sys.modules.get(module))
-        if namespace is not None:
-            registry = namespace.setdefault("__warningregistry__", {})
-            if isinstance(registry, dict):
-                registry[(text, category, lineno if action == "default" else 0)] = True
+        if namespace is None:
+            return
+        registry = namespace.setdefault("__warningregistry__", {})
+        if isinstance(registry, dict):
+            registry[(text, category, lineno)] = True
+            if action in ("module", "once"):
+                registry[(text, category)] = True
     except Exception:  # noqa: BLE001 - a registry of an odd kind: only the later warning may show again
         pass
 
@@ -459,8 +477,15 @@ def observing() -> Iterator[None]:
     ) -> None:
         if file is None and getattr(_local, "observing", False):
             module, action = _decided(message, category, filename, lineno)
+            capture = getattr(output._local, "capture", None)
+            if capture is not None:
+                # A chunk run while earlier ones are at the workers: its warnings wait for its
+                # turn, as its prints do (a chunk after a break or an exception shows none).
+                shown = (_travelling(message), category, filename, lineno, line, module, action)
+                capture.writes.append((output.WARNING, shown))
+                return
             if action in ("default", "module", "once"):
-                _first(action, message, category, module, lineno, None)
+                _first(action, message, category, module, lineno)
         previous(message, category, filename, lineno, file, line)
 
     count_mutations()

@@ -381,3 +381,88 @@ def test_the_workers_filters_decide_and_the_program_shows(tmp_path: object, meth
         plain.stderr,
     )
     assert plain.returncode == 0, plain.stderr
+
+
+THIRD_PASS = """
+    # paraloop: enable
+    import sys, time, warnings
+    from paraloop import ParaLoop
+    import oncelib
+
+    CASE = sys.argv[1]
+
+    def lazy(i):
+        import addsfilter  # adds a filter as it is imported, in each worker
+
+        return addsfilter.f(i)
+
+    total = 0
+    if CASE == "import_adds_a_filter":
+        for i in ParaLoop(range(60), caller_runs=False):
+            time.sleep(0.005)
+            total += lazy(i)
+    elif CASE in ("module", "once"):
+        warnings.simplefilter(CASE)
+        warnings.warn("early")  # this module has warned: its registry holds the interpreter's version
+        for i in ParaLoop(range(60)):
+            time.sleep(0.003)
+            if i > 40:
+                warnings.warn("late only", FutureWarning)
+        warnings.warn("late only", FutureWarning)  # another line, the same text: not shown again
+    elif CASE == "once_in_two_modules":
+        warnings.simplefilter("once")
+        for i in ParaLoop(range(40), caller_runs=False):
+            time.sleep(0.003)
+            if i % 2:
+                oncelib.f()
+            else:
+                warnings.warn("shared text")
+    elif CASE == "break_while_the_caller_runs_on":
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            for i in ParaLoop(range(400)):
+                warnings.warn(f"w{i}")
+                if i == 170:
+                    break
+                total += i
+        total = (total, [str(w.message) for w in seen])
+    print(total)
+"""
+
+THIRD_FILES = {
+    "addsfilter.py": """
+        import warnings
+        warnings.filterwarnings("ignore", message="unrelated noise")
+
+        def f(i):
+            warnings.warn("addsfilter says hi")
+            return i
+    """,
+    "oncelib.py": """
+        import warnings
+
+        def f():
+            warnings.warn("shared text")
+    """,
+}
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["import_adds_a_filter", "module", "once", "once_in_two_modules", "break_while_the_caller_runs_on"],
+)
+@pytest.mark.parametrize("method", START_METHODS)
+def test_what_shows_once_shows_once_as_in_the_plain_loop(tmp_path: object, method: str, case: str) -> None:
+    """Session 23's second adversarial pass: a library that adds a filter as it is imported, which
+    each worker imports (shown once per worker); "module" and "once" keep a warning by its text and
+    class in the module's own registry, as CPython does (shown again after the loop; "once" of one
+    text in two modules shown once); a chunk the caller runs while earlier ones are at the workers,
+    past a break (its warnings shown at once, out of order, past the break)."""
+    plain = run_source(tmp_path, THIRD_PASS, case, files=THIRD_FILES, PARALOOP_BACKEND="sequential")  # type: ignore[arg-type]
+    parallel = run_source(tmp_path, THIRD_PASS, case, files=THIRD_FILES, PARALOOP_START_METHOD=method)  # type: ignore[arg-type]
+    assert (parallel.returncode, parallel.stdout, parallel.stderr) == (
+        plain.returncode,
+        plain.stdout,
+        plain.stderr,
+    )
+    assert plain.returncode == 0, plain.stderr

@@ -383,6 +383,7 @@ class CallerWorker:
                         alone=threading.active_count() == 1,
                         deadline=deadline,
                     ),
+                    always=not in_order,
                 )
             if (
                 not in_order
