@@ -77,14 +77,20 @@ def for_workers() -> tuple[tuple[Filter, ...], str]:
         action, message, category, module, lineno = entry
         if isinstance(category, type) and category.__module__ != "builtins":
             category = (_module_name(category), category.__qualname__)
-        try:
-            # A filter a library put there by hand, holding what cannot travel, stays behind.
-            pickle.dumps((action, message, category, module, lineno), protocol=pickle.HIGHEST_PROTOCOL)
-        except Exception:  # noqa: BLE001 - whatever pickling such an entry raises
-            continue
         travelling.append((action, message, category, module, lineno))
+    if not _travels(travelling):
+        # A filter a library put there by hand, holding what cannot travel, stays behind.
+        travelling = [entry for entry in travelling if _travels(entry)]
     default: str = getattr(warnings, "defaultaction", "default")
     return tuple(travelling), default
+
+
+def _travels(value: Any) -> bool:
+    try:
+        pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:  # noqa: BLE001 - whatever pickling a hand-made entry raises
+        return False
+    return True
 
 
 def apply(travelled: tuple[tuple[Filter, ...], str] | None) -> None:
@@ -274,24 +280,19 @@ def _relay(
         return
     module, decided = _decided(message, category, filename, lineno)
     # A Dask worker's filters are its own, not the program's: the caller's decide there.
-    action = decided if _owned[0] else None
-    shown = (
-        output.WARNING,
-        (
-            _travelling(message),
-            category,
-            filename,
-            lineno,
-            line,
-            module,
-            action,
-        ),
-    )
+    shown = _write(message, category, filename, lineno, line, module, decided if _owned[0] else None)
     if capture is None:
         with _loose_lock:
             _loose.append(shown)
         return
     capture.writes.append(shown)
+
+
+def _write(
+    message: Any, category: Any, filename: Any, lineno: Any, line: Any, module: str, action: str | None
+) -> tuple[str, Any]:
+    """A warning as it travels among a chunk's writes, for the caller's :func:`replay`."""
+    return output.WARNING, (_travelling(message), category, filename, lineno, line, module, action)
 
 
 def _decided(message: Any, category: Any, filename: Any, lineno: Any) -> tuple[str, str]:
@@ -481,8 +482,7 @@ def observing() -> Iterator[None]:
             if capture is not None:
                 # A chunk run while earlier ones are at the workers: its warnings wait for its
                 # turn, as its prints do (a chunk after a break or an exception shows none).
-                shown = (_travelling(message), category, filename, lineno, line, module, action)
-                capture.writes.append((output.WARNING, shown))
+                capture.writes.append(_write(message, category, filename, lineno, line, module, action))
                 return
             if action in ("default", "module", "once"):
                 _first(action, message, category, module, lineno)
