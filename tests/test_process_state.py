@@ -12,6 +12,7 @@ method (docs/semantics.md, docs/backends.md).
 
 from __future__ import annotations
 
+import tempfile
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -113,6 +114,13 @@ CASES: dict[str, str] = {
         result = seen
     """,
 }
+
+
+@pytest.fixture(autouse=True)
+def _folders_in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The folders the loops below make with ``tempfile.mkdtemp()`` go where pytest removes them
+    (they were left in /tmp by the dozen at each run)."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
 
 
 @pytest.fixture(params=START_METHODS)
