@@ -1,10 +1,12 @@
-"""multiprocess imported in a thread while the caller runs a loop's slow first iteration.
+"""What a loop's workers need, imported in a thread while the caller runs a slow first iteration.
 
-multiprocess (with dill) loads on demand, when a loop starts its first spawn or forkserver
-worker (fork workers need neither: see backends/processes/forked.py): 25-30 ms a program
-whose loops end in the caller never pays.  A loop whose first iteration is slow (a
-request, a file: see ``dispatch._ImportTimer``) is likely to go to workers, so the import
-starts in a thread while that iteration runs, and the workers start sooner.
+Workers need code a program whose loops end in the caller never loads: multiprocess (with
+dill) for spawn and forkserver workers, 25-30 ms (fork workers need neither: see
+backends/processes/forked.py), and paraloop's worker side (backends/processes/child.py, with
+its lanes: concurrent.futures and logging), 5-9 ms, under every start method (a forked
+worker has it from its parent).  A loop whose first iteration is slow (a request, a file:
+see ``dispatch._ImportTimer``) is likely to go to workers, so the imports start in a thread
+while that iteration runs, and the workers start sooner (256 requests under fork: 9 ms).
 
 A thread that imports holds the import system's locks of the modules it is importing, and
 fills namespaces other code may look at.  So:
@@ -26,10 +28,13 @@ fills namespaces other code may look at.  So:
   before the fork waits, and the import needs it (dill's logger): the fork lets go of it while
   it waits (it waited 30 s, and its child hung);
 - its CPU time is not the caller's chunk's (see :func:`cpu`).
+
+One thread per process: the first loop that starts it names all its workers will need.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 import threading
@@ -48,13 +53,14 @@ _seconds = [0.0]
 _queued = [0.0]
 
 
-def start() -> None:
-    """Start importing multiprocess in a thread, once per process (not in a fork's child)."""
+def start(names: tuple[str, ...]) -> None:
+    """Start importing the modules ``names``, in order, in a thread, once per process (not in a
+    fork's child)."""
     global _thread
     with _lock:
         if _thread is not None:
             return
-        thread = threading.Thread(target=_import, name="paraloop-import", daemon=True)
+        thread = threading.Thread(target=_import, args=(names,), name="paraloop-import", daemon=True)
         thread.start()
         # Published once started: joined() and cpu() never see a thread that cannot be joined.
         _thread = thread
@@ -103,9 +109,10 @@ def queued() -> float:
     return _queued[0]
 
 
-def _import() -> None:
+def _import(names: tuple[str, ...]) -> None:
     try:
-        import multiprocess.connection  # type: ignore[import-untyped,unused-ignore]  # noqa: F401
+        for name in names:
+            importlib.import_module(name)
     except BaseException:  # noqa: BLE001 - imported again where a worker starts, and reported there
         pass
     finally:

@@ -161,6 +161,46 @@ def test_multiprocess_imports_while_a_waiting_first_iteration_runs(tmp_path: Pat
     assert all(size > 1 for size in seen["sizes"][1:3]), seen["sizes"]
 
 
+WORKER_SIDE_MEANWHILE = """
+    # paraloop: enable
+    import json, sys, time
+    from paraloop import ParaLoop
+
+    WORKER_SIDE = "paraloop.backends.processes.child"
+
+    def run(n):
+        seen = []
+        for i in ParaLoop(range(n)):
+            if i == 0:
+                # A first request that lasts until the worker side is in (or 5 s).
+                deadline = time.monotonic() + 5
+                while WORKER_SIDE not in sys.modules and time.monotonic() < deadline:
+                    time.sleep(0.002)
+                seen.append(WORKER_SIDE in sys.modules)
+            else:
+                time.sleep(0.002)
+        return seen
+
+    if __name__ == "__main__":
+        before = "paraloop.backends.processes.child" in sys.modules
+        print(json.dumps({"before": before, "seen": run(64)}))
+"""
+
+
+@pytest.mark.parametrize("method", ["fork", "forkserver", "spawn"])
+def test_the_worker_side_imports_while_a_waiting_first_iteration_runs(tmp_path: Path, method: str) -> None:
+    """Starting the first worker imports paraloop's worker side in the caller (5-9 ms, with its
+    lanes' concurrent.futures and logging); a loop whose first iteration waits imports it in a
+    thread meanwhile, under every start method (under fork it imported nothing meanwhile, and
+    256 requests started their workers 9 ms later)."""
+    script = tmp_path / "program.py"
+    script.write_text(textwrap.dedent(WORKER_SIDE_MEANWHILE))
+    result = run_program(script, PARALOOP_START_METHOD=method)
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout.splitlines()[-1])
+    assert seen == {"before": False, "seen": [True]}
+
+
 HALF_IMPORTED_LOGGING = """
     import sys, threading
     sys.path.insert(0, sys.argv[1])

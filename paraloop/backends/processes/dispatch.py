@@ -308,12 +308,14 @@ def _callers_part(loop: Loop, caller: CallerWorker) -> Iterator[Outcome]:
 
 
 class _ImportTimer:
-    """While multiprocess is not imported (it loads on demand, 25-30 ms), a loop that may start
-    workers starts importing it in a thread if the caller's first chunk still runs at twice
-    the budget (it stops at the budget but for a slow first iteration): a first request of
-    30 ms then covers the import.  A loop of quick iterations imports nothing meanwhile, and
-    a loop the caller keeps never (an import in a thread took a loop of 100 iterations of
-    0.2 ms, which the caller keeps, from 20 ms to 30: they take turns at the GIL).
+    """While what the workers need is not imported (see paraloop.background_import: multiprocess
+    for spawn and forkserver workers, 25-30 ms; paraloop's worker side under every start method,
+    5-9 ms), a loop that may start workers starts importing it in a thread if the caller's first
+    chunk still runs at twice the budget (it stops at the budget but for a slow first
+    iteration): a first request of 30 ms then covers the import.  A loop of quick iterations
+    imports nothing meanwhile, and a loop the caller keeps never (an import in a thread took a
+    loop of 100 iterations of 0.2 ms, which the caller keeps, from 20 ms to 30: they take turns
+    at the GIL).
 
     A bare thread (``_thread``), not a ``threading.Timer``: starting and joining a Timer cost
     a loop 0.3-0.5 ms (its start waits until the new thread runs), one of 100 iterations of
@@ -323,8 +325,9 @@ class _ImportTimer:
     no other thread could draw from them).
     """
 
-    def __init__(self, caller: CallerWorker) -> None:
+    def __init__(self, caller: CallerWorker, names: tuple[str, ...]) -> None:
         self._caller = caller
+        self._names = names
         self._pid = os.getpid()
         self._stopped = _thread.allocate_lock()
         self._stopped.acquire()
@@ -334,15 +337,15 @@ class _ImportTimer:
     @classmethod
     def start(cls, loop: Loop, caller: CallerWorker) -> _ImportTimer | None:
         """The timer of this loop's first chunk, or None if it needs none."""
-        if not loop.to_start or "multiprocess.connection" in sys.modules or loop.pool.method == "fork":
-            # Fork workers need no multiprocess (see forked.py).
+        names = _needed(loop.pool.method)
+        if not loop.to_start or not names:
             return None
         left = loop.chunker.left()
         if left is not None and left <= _caller.FIRST_ITEMS:
             # The first chunk holds the whole loop: no timer thread (starting one cost a loop
             # of ten trivial iterations 0.1-1 ms).
             return None
-        timer = cls(caller)
+        timer = cls(caller, names)
         _thread.start_new_thread(timer._run, ())
         return timer
 
@@ -355,7 +358,7 @@ class _ImportTimer:
             if not self._stopped.acquire(timeout=2 * _caller.CALLER_SECONDS) and not (
                 caller.items or caller.past_first_iteration
             ):
-                background_import.start()
+                background_import.start(self._names)
         finally:
             self._ended.release()
 
@@ -367,6 +370,17 @@ class _ImportTimer:
         # In a child the program forked meanwhile, the thread is not there to end.
         if os.getpid() == self._pid:
             self._ended.acquire()
+
+
+# The worker's side, which starting a worker imports in the caller (see handle.Worker).
+_WORKER_SIDE = "paraloop.backends.processes.child"
+
+
+def _needed(method: str) -> tuple[str, ...]:
+    """The modules starting workers with ``method`` would import now (see _ImportTimer)."""
+    # Fork workers need no multiprocess (see forked.py).
+    names = ("multiprocess.connection",) if method != "fork" else ()
+    return tuple(name for name in (*names, _WORKER_SIDE) if name not in sys.modules)
 
 
 def _directory() -> str | None:
