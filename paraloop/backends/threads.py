@@ -11,14 +11,15 @@ the background (a thread cannot be stopped).
 
 from __future__ import annotations
 
+import atexit
 import queue
 import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
-from ..chunks import Chunker
-from ..execute import RAISED, Job, Outcome, execute_chunk, timeout_error
+from ..chunks import Chunk, Chunker
+from ..execute import DONE, RAISED, Job, Outcome, execute_chunk, timeout_error
 from ..native_threads import limited
 from ..resources import hand_back, release_thread
 from .running import in_worker_thread, mark_running, running_chunk
@@ -28,6 +29,13 @@ __all__ = ["in_worker_thread", "run_threads", "running_chunk"]
 _FINISHED = object()
 # How often a thread waiting for the caller to take outcomes looks whether the loop ended.
 ROOM_POLL_SECONDS = 0.5
+# How long a program that ends waits, in all, for iterations still running in the loops'
+# threads (past a break or an exception).
+EXIT_WAIT_SECONDS = 2.0
+
+# The threads of the loops so far that may still run an iteration.
+_threads: list[threading.Thread] = []
+_threads_lock = threading.Lock()
 
 
 def run_threads(job: Job, chunker: Chunker, count: int) -> Iterator[Outcome]:
@@ -46,11 +54,14 @@ def run_threads(job: Job, chunker: Chunker, count: int) -> Iterator[Outcome]:
     room = threading.Semaphore(2 * count)
     # Per thread: the running iteration's start (0: none), its index, and its chunk.
     clocks: list[list[Any]] = [[0.0, -1, None] for _ in range(count)]
+    # Per thread: the index and items of the chunk it runs, emptied when the loop ends or an
+    # earlier chunk ended it (see _work).
+    running: list[tuple[int, list[Any]] | None] = [None] * count
 
     threads = [
         threading.Thread(
             target=_work,
-            args=(n, job, chunker, clocks[n], results, stop, room),
+            args=(n, job, chunker, clocks[n], results, stop, room, running),
             name=f"paraloop-thread-{n + 1}",
             daemon=True,
         )
@@ -91,6 +102,39 @@ def run_threads(job: Job, chunker: Chunker, count: int) -> Iterator[Outcome]:
         finally:
             stop.set()
             chunker.stop()
+            # The running chunks end after the iterations running now: the plain loop never runs
+            # the rest (a list's iterator stops once the list is empty, at no cost per item).
+            _end_after(running, -1)
+            _keep(threads)
+
+
+def _end_after(running: list[tuple[int, list[Any]] | None], index: int) -> None:
+    """End the running chunks after chunk ``index`` once their running iterations end: their
+    lists emptied, their iterators stop (at no cost per item while the loop runs)."""
+    for entry in list(running):
+        if entry is not None and entry[0] > index:
+            entry[1].clear()
+
+
+def _keep(threads: list[threading.Thread]) -> None:
+    """Note the loop's threads, which a program that ends waits for (see :func:`_at_exit`)."""
+    with _threads_lock:
+        _threads[:] = [thread for thread in _threads if thread.is_alive()]
+        _threads.extend(thread for thread in threads if thread.is_alive())
+
+
+@atexit.register
+def _at_exit() -> None:
+    """At the program's end, wait for iterations still running in the loops' threads, up to
+    EXIT_WAIT_SECONDS in all: an interpreter that shuts down while a daemon thread writes to
+    stderr (a warning, a print) aborts ("Fatal Python error: _enter_buffered_busy"), about one
+    run in ten where iterations past an exception warned.  (ThreadPoolExecutor waits for its
+    running work too, without a limit.)"""
+    deadline = time.monotonic() + EXIT_WAIT_SECONDS
+    with _threads_lock:
+        threads = list(_threads)
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
 
 
 def _work(
@@ -101,8 +145,15 @@ def _work(
     results: queue.SimpleQueue[object],
     stop: threading.Event,
     room: threading.Semaphore,
+    running: list[tuple[int, list[Any]] | None],
 ) -> None:
-    """One thread of the loop: take chunks and run them until the chunker or the caller stops."""
+    """One thread of the loop: take chunks and run them until the chunker or the caller stops.
+
+    A chunk runs over a list of its own, which ``running`` holds while it runs: emptied when
+    the loop ends, or when a chunk before it ends the loop (an exception, a break, a return;
+    no chunk starts after that one either), its next iteration does not start: the plain
+    loop never runs it.
+    """
     mark_running()
     try:
         while not stop.is_set():
@@ -111,8 +162,18 @@ def _work(
             chunk = chunker.next()
             if chunk is None:
                 break
+            items = list(chunk.items)
+            chunk = Chunk(chunk.index, chunk.start, items)
+            running[number] = (chunk.index, items)
+            if stop.is_set():
+                break  # the loop ended as the chunk was taken
             clock[2] = chunk
             outcome = execute_chunk(job, chunk, clock if job.timeout is not None else None)
+            running[number] = None
+            if outcome.kind != DONE:
+                # Chunks not taken yet come after this one, as do the running ones past it.
+                chunker.stop()
+                _end_after(running, chunk.index)
             # A per-thread object the chunk hands back stays open for the caller.
             hand_back(outcome)
             results.put((number, outcome))
