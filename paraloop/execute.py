@@ -645,6 +645,7 @@ def execute_chunk(
     continued: Mapping[str, Any] | None = None,
     alone: bool = True,
     deadline: tuple[float, float, Keep | None] | None = None,
+    ending: Callable[[], None] | None = None,
 ) -> Outcome:
     """Run one chunk on private copies; with ``queue``, also measure its time queued for a CPU.
 
@@ -656,15 +657,16 @@ def execute_chunk(
     the chunk's.  ``deadline``: the seconds after the chunk's first iteration started past
     which no other starts, given with the time an item is expected to take, and how long the
     rest of the loop (with the number of its items past this chunk) may take to go on past it;
-    the outcome's ``size`` says how many ran (see :class:`Until`).
+    the outcome's ``size`` says how many ran (see :class:`Until`).  ``ending``: called as soon
+    as the body ends the loop (an exception, a break, a return), before the outcome is made.
     """
     if job.decimal is None:
-        return _execute(job, chunk, clock, queue, state, continued or {}, alone, deadline)
+        return _execute(job, chunk, clock, queue, state, continued or {}, alone, deadline, ending)
     import decimal
 
     # The caller's context for this chunk only: this thread runs other loops' chunks later.
     with decimal.localcontext(job.decimal):
-        return _execute(job, chunk, clock, queue, state, continued or {}, alone, deadline)
+        return _execute(job, chunk, clock, queue, state, continued or {}, alone, deadline, ending)
 
 
 def _execute(
@@ -676,6 +678,7 @@ def _execute(
     continued: Mapping[str, Any],
     alone: bool = True,
     deadline: tuple[float, float, Keep | None] | None = None,
+    ending: Callable[[], None] | None = None,
 ) -> Outcome:
     guard = job.guard()
     watch_state = state is not None and job.lanes is not False and job.timeout is None
@@ -734,6 +737,8 @@ def _execute(
         in_body.active = outer
         if clock is not None:
             clock[0] = 0.0
+    if ending is not None and kind != DONE:
+        ending()
     seconds = time.perf_counter() - began
     cpu = max(0.0, time.process_time() - began_cpu - (background_import.cpu() - began_import))
     queued = 0.0

@@ -12,6 +12,7 @@ the background (a thread cannot be stopped).
 from __future__ import annotations
 
 import atexit
+import functools
 import queue
 import threading
 import time
@@ -86,14 +87,17 @@ def run_threads(job: Job, chunker: Chunker, count: int) -> Iterator[Outcome]:
                 try:
                     n, item = results.get(timeout=_until_deadline(clocks, job.timeout, abandoned))
                 except queue.Empty:
-                    for n, late in _overdue(clocks, job, abandoned):
+                    n, item = -1, None
+                if job.timeout is not None:
+                    # After every outcome too: other threads' outcomes may arrive faster than
+                    # the deadline (an overdue iteration then ran on unseen, to its end).
+                    for late_n, late in _overdue(clocks, job, abandoned):
                         # Raised in chunk order, as an iteration's exception is: an earlier
                         # iteration's exception comes first, as in the plain loop.
-                        abandoned.add(n)
+                        abandoned.add(late_n)
                         finished += 1
                         yield late
-                    continue
-                if n in abandoned:
+                if n < 0 or n in abandoned:
                     continue
                 if item is _FINISHED:
                     finished += 1
@@ -106,6 +110,10 @@ def run_threads(job: Job, chunker: Chunker, count: int) -> Iterator[Outcome]:
         finally:
             stop.set()
             chunker.stop()
+            # Threads waiting for room see the stop at once (a program that ends next waits for
+            # them, see _at_exit).
+            for _ in range(count):
+                room.put(None)
             # The running chunks end after the iterations running now: the plain loop never runs
             # the rest (a list's iterator stops once the list is empty, at no cost per item).
             _end_after(running, -1)
@@ -137,8 +145,11 @@ def _at_exit() -> None:
     deadline = time.monotonic() + EXIT_WAIT_SECONDS
     with _threads_lock:
         threads = list(_threads)
-    for thread in threads:
-        thread.join(max(0.0, deadline - time.monotonic()))
+    try:
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+    except KeyboardInterrupt:
+        return  # a second Ctrl-C: the program ends now, as it would have
 
 
 def _work(
@@ -168,20 +179,23 @@ def _work(
             chunk = chunker.next()
             if chunk is None:
                 break
-            # A list the chunker sliced is the chunk's own already; a range's or tuple's slice is not
-            # a list (a copy of a chunk of a million trivial items cost a tenth of its time).
-            items = chunk.items if type(chunk.items) is list else list(chunk.items)
-            chunk = Chunk(chunk.index, chunk.start, items)
-            running[number] = (chunk.index, items)
-            if stop.is_set():
-                break  # the loop ended as the chunk was taken
+            chunk = _own_list(chunk)
+            if type(chunk.items) is list:
+                running[number] = (chunk.index, chunk.items)
+            if stop.is_set() or chunker.stopped:
+                # The loop ended, or a chunk before this one ended it, as the chunk was taken.
+                break
             clock[2] = chunk
-            outcome = execute_chunk(job, chunk, clock if job.timeout is not None else None)
+            outcome = execute_chunk(
+                job,
+                chunk,
+                clock if job.timeout is not None else None,
+                ending=functools.partial(_ended, chunker, running, chunk.index),
+            )
             running[number] = None
             if outcome.kind != DONE:
-                # Chunks not taken yet come after this one, as do the running ones past it.
-                chunker.stop()
-                _end_after(running, chunk.index)
+                # Ended by a refusal found after its iterations (a changed object, say) too.
+                _ended(chunker, running, chunk.index)
             # A per-thread object the chunk hands back stays open for the caller.
             hand_back(outcome)
             results.put((number, outcome))
@@ -192,6 +206,29 @@ def _work(
         # those it handed back, which are the caller's.
         release_thread()
         results.put((number, _FINISHED))
+
+
+# A range's or tuple's chunk up to this many items runs over a list of its own (see _work);
+# a longer one (a chunksize given) as it is, which runs to its end past an exception
+# (a million items' list cost a tenth of a trivial loop's time, and their memory).
+LISTED_ITEMS = 1 << 16
+
+
+def _own_list(chunk: Chunk) -> Chunk:
+    """``chunk`` over a list of its own, where that is cheap (see LISTED_ITEMS)."""
+    items = chunk.items
+    if type(items) is list:
+        return chunk  # the chunker's slice: the chunk's own already
+    if len(items) > LISTED_ITEMS:
+        return chunk
+    return Chunk(chunk.index, chunk.start, list(items))
+
+
+def _ended(chunker: Chunker, running: list[tuple[int, list[Any]] | None], index: int) -> None:
+    """Chunk ``index`` ended the loop (an exception, a break, a return), as its body returned:
+    no chunk starts after it, and those running past it stop before their next iteration."""
+    chunker.stop()
+    _end_after(running, index)
 
 
 def _until_deadline(clocks: list[list[Any]], timeout: float | None, abandoned: set[int]) -> float | None:
