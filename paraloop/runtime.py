@@ -397,6 +397,13 @@ def _drive(outcomes: Iterator[Outcome], chunker: Chunker, inline: bool, bar: Any
             chunker.observe(outcome.iterations, outcome.seconds, overhead)
         if chunker.error is not None:
             raise chunker.error
+        if pending:
+            # A later chunk came back and an earlier one never did: never a result short.
+            raise ParaLoopError(
+                f"paraloop lost chunk {expected} of this loop (chunks {sorted(pending)} came back): "
+                "this is a bug in paraloop; please report it. Run the loop with "
+                "backend='sequential' meanwhile"
+            )
     finally:
         close = getattr(outcomes, "close", None)
         if close is not None:

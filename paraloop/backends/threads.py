@@ -60,8 +60,9 @@ def run_threads(job: Job, chunker: Chunker, count: int) -> Iterator[Outcome]:
     # Per thread: the running iteration's start (0: none), its index, and its chunk.
     clocks: list[list[Any]] = [[0.0, -1, None] for _ in range(count)]
     # Per thread: the index and items of the chunk it runs, emptied when the loop ends or an
-    # earlier chunk ended it (see _work).
-    running: list[tuple[int, list[Any]] | None] = [None] * count
+    # earlier chunk ended it (see _work).  Last: the lowest index of a chunk that ended the
+    # loop so far (an exception, a break, a return), or None.
+    running: list[Any] = [None] * (count + 1)
 
     threads = [
         threading.Thread(
@@ -120,10 +121,10 @@ def run_threads(job: Job, chunker: Chunker, count: int) -> Iterator[Outcome]:
             _keep(threads)
 
 
-def _end_after(running: list[tuple[int, list[Any]] | None], index: int) -> None:
+def _end_after(running: list[Any], index: int) -> None:
     """End the running chunks after chunk ``index`` once their running iterations end: their
     lists emptied, their iterators stop (at no cost per item while the loop runs)."""
-    for entry in list(running):
+    for entry in running[:-1]:
         if entry is not None and entry[0] > index:
             entry[1].clear()
 
@@ -160,7 +161,7 @@ def _work(
     results: queue.SimpleQueue[object],
     stop: threading.Event,
     room: queue.SimpleQueue[None],
-    running: list[tuple[int, list[Any]] | None],
+    running: list[Any],
 ) -> None:
     """One thread of the loop: take chunks and run them until the chunker or the caller stops.
 
@@ -182,8 +183,11 @@ def _work(
             chunk = _own_list(chunk)
             if type(chunk.items) is list:
                 running[number] = (chunk.index, chunk.items)
-            if stop.is_set() or chunker.stopped:
+            ended = running[-1]
+            if stop.is_set() or (ended is not None and chunk.index > ended):
                 # The loop ended, or a chunk before this one ended it, as the chunk was taken.
+                # (A chunk before the one that ended it runs: its iterations come first, and it
+                # may have been taken just before that one was.)
                 break
             clock[2] = chunk
             outcome = execute_chunk(
@@ -224,9 +228,14 @@ def _own_list(chunk: Chunk) -> Chunk:
     return Chunk(chunk.index, chunk.start, list(items))
 
 
-def _ended(chunker: Chunker, running: list[tuple[int, list[Any]] | None], index: int) -> None:
+def _ended(chunker: Chunker, running: list[Any], index: int) -> None:
     """Chunk ``index`` ended the loop (an exception, a break, a return), as its body returned:
-    no chunk starts after it, and those running past it stop before their next iteration."""
+    no chunk starts after it, and those running past it stop before their next iteration.
+    Noted first: a thread that took a chunk meanwhile looks at it once it has put its chunk in
+    ``running``, which is then emptied here or sees the note."""
+    ended = running[-1]
+    if ended is None or index < ended:
+        running[-1] = index
     chunker.stop()
     _end_after(running, index)
 
