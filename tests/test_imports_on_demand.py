@@ -201,6 +201,50 @@ def test_the_worker_side_imports_while_a_waiting_first_iteration_runs(tmp_path: 
     assert seen == {"before": False, "seen": [True]}
 
 
+FORK_WHILE_THE_WORKER_SIDE_IMPORTS = """
+    # paraloop: enable
+    import json, os, threading, time
+    from paraloop import ParaLoop
+
+    def run(n):
+        forked = []
+        for i in ParaLoop(range(n)):
+            if i == 0:
+                # A first request that, once paraloop's import thread runs, forks a helper.
+                deadline = time.monotonic() + 5
+                while time.monotonic() < deadline and not any(
+                    t.name == "paraloop-import" for t in threading.enumerate()
+                ):
+                    time.sleep(0.0005)
+                pid = os.fork()
+                if pid == 0:
+                    os._exit(0)
+                os.waitpid(pid, 0)
+                forked.append(True)
+            else:
+                time.sleep(0.001)
+        return forked
+
+    if __name__ == "__main__":
+        print(json.dumps(run(64)))
+"""
+
+
+def test_a_fork_of_the_programs_own_while_the_worker_side_imports_leaves_stderr_clean(tmp_path: Path) -> None:
+    """Under fork, the program's own fork in its first iteration, while paraloop's thread
+    imports the worker side: the fork waits for that import, and hooks registered meanwhile
+    (logging's and concurrent.futures.thread's, imported with the lanes) ran after the fork
+    without having run before it: "Exception ignored ... release unlocked lock" on stderr in
+    14 runs of 20 (the second adversary's finding B).  The lanes no longer import either."""
+    script = tmp_path / "program.py"
+    script.write_text(textwrap.dedent(FORK_WHILE_THE_WORKER_SIDE_IMPORTS))
+    for _ in range(6):
+        result = run_program(script, PARALOOP_START_METHOD="fork")
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout.splitlines()[-1]) == [True]
+        assert result.stderr == "", result.stderr
+
+
 HALF_IMPORTED_LOGGING = """
     import sys, threading
     sys.path.insert(0, sys.argv[1])

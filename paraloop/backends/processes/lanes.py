@@ -7,8 +7,12 @@ loop gets lanes is the caller's decision (see policy.py).
 
 from __future__ import annotations
 
+import _thread
+import functools
+import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from _queue import SimpleQueue
+from collections.abc import Callable
 from typing import Any
 
 from ... import output
@@ -19,26 +23,119 @@ from ...execute import DONE, LANE_STATE, Job, Outcome, execute_chunk, lanes_watc
 __all__ = ["InLanes", "finish_lanes", "split", "start_lanes"]
 
 
+_PENDING, _RUNNING, _FINISHED, _CANCELLED = range(4)
+# Guards a part's state between its lane taking it and a cancel (held for a moment).
+_state_lock = _thread.allocate_lock()
+
+
+class _Part:
+    """One part queued for a lane: its outcome once run, unless cancelled before it started
+    (as much of a ``concurrent.futures.Future`` as the lanes use)."""
+
+    __slots__ = ("_call", "_done", "_error", "_result", "_state")
+
+    def __init__(self, call: Callable[[], Outcome]) -> None:
+        self._call: Callable[[], Outcome] | None = call
+        self._state = _PENDING
+        self._result: Outcome | None = None
+        self._error: BaseException | None = None
+        # Released once the part finished or was cancelled.
+        self._done = _thread.allocate_lock()
+        self._done.acquire()
+
+    def run(self) -> None:
+        with _state_lock:
+            if self._state != _PENDING:
+                return
+            self._state = _RUNNING
+        call, self._call = self._call, None
+        try:
+            assert call is not None
+            self._result = call()
+        except BaseException as error:  # noqa: BLE001 - raised where the part's outcome is read
+            self._error = error
+        finally:
+            self._state = _FINISHED
+            self._done.release()
+
+    def result(self) -> Outcome:
+        with self._done:
+            pass
+        if self._error is not None:
+            raise self._error
+        assert self._result is not None
+        return self._result
+
+    def cancel(self) -> bool:
+        """Whether the part will never run (it had not started)."""
+        with _state_lock:
+            if self._state == _PENDING:
+                self._state = _CANCELLED
+                self._call = None
+                self._done.release()
+            return self._state == _CANCELLED
+
+    def done(self) -> bool:
+        return self._state in (_FINISHED, _CANCELLED)
+
+
+class _Lanes:
+    """At most ``size`` threads taking parts from one queue, started as ThreadPoolExecutor
+    starts its own: one per part submitted while no thread is idle.
+
+    Not a ThreadPoolExecutor itself: importing concurrent.futures imports logging, whose
+    at-fork hooks (and concurrent.futures.thread's), registered by the thread that imports the
+    worker side while a program's first iteration runs (see paraloop.background_import), made
+    a fork of the program's own in that iteration print "release unlocked lock"; and it cost
+    each spawned worker 5 ms.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._parts: SimpleQueue[_Part | None] = SimpleQueue()
+        # Released by a thread each time it finished a part: one may take the next.
+        self._idle = threading.Semaphore(0)
+        self._started = 0
+
+    def submit(self, call: Callable[[], Outcome]) -> _Part:
+        part = _Part(call)
+        self._parts.put(part)
+        if not self._idle.acquire(timeout=0) and self._started < self.size:
+            threading.Thread(target=self._serve, name=f"paraloop-lane_{self._started}", daemon=True).start()
+            self._started += 1
+        return part
+
+    def _serve(self) -> None:
+        parts = self._parts
+        while (part := parts.get()) is not None:
+            part.run()
+            del part
+            self._idle.release()
+
+    def stop(self) -> None:
+        """Each thread ends once the parts queued before this are taken."""
+        for _ in range(self._started):
+            self._parts.put(None)
+
+
 # The lane threads of this worker process, as many as the loop's lanes.
-_executor: ThreadPoolExecutor | None = None
-_executor_size = 0
+_lanes: _Lanes | None = None
 
 
-def _threads(lanes: int) -> ThreadPoolExecutor:
-    """A pool of exactly ``lanes`` threads, started on demand.
+def _threads(lanes: int) -> _Lanes:
+    """Exactly ``lanes`` threads at most, started on demand.
 
     Exactly that many, because a worker may hold two chunks (the next one is
     sent before the current one ends): the second chunk's parts queue behind
     the first's and start as its lanes free up, so no lane idles at the end
     of a chunk while its slowest iteration finishes.
     """
-    global _executor, _executor_size
-    if _executor is None or _executor_size != lanes:
-        if _executor is not None:
-            _executor.shutdown(wait=False)
-        _executor = ThreadPoolExecutor(max_workers=lanes, thread_name_prefix="paraloop-lane")
-        _executor_size = lanes
-    return _executor
+    global _lanes
+    if _lanes is None or _lanes.size != lanes:
+        if _lanes is not None:
+            _lanes.stop()
+        _lanes = _Lanes(lanes)
+    return _lanes
 
 
 def split(items: Any, lanes: int) -> list[tuple[int, Any]]:
@@ -79,8 +176,9 @@ class InLanes:
     def __init__(self, job: Job, chunk: Chunk, lanes: int) -> None:
         self.job, self.chunk = job, chunk
         self.before = watch_lanes()
-        self.futures: list[Future[Outcome]] = [
-            _threads(lanes).submit(_part, job, Chunk(chunk.index, chunk.start + offset, part))
+        threads = _threads(lanes)
+        self.futures: list[_Part] = [
+            threads.submit(functools.partial(_part, job, Chunk(chunk.index, chunk.start + offset, part)))
             for offset, part in split(chunk.items, lanes)
         ]
 
