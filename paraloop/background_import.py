@@ -1,12 +1,13 @@
-"""What a loop's workers need, imported in a thread while the caller runs a slow first iteration.
+"""What a loop's spawn or forkserver workers need, imported in a thread while the caller runs a
+slow first iteration.
 
-Workers need code a program whose loops end in the caller never loads: multiprocess (with
-dill) for spawn and forkserver workers, 25-30 ms (fork workers need neither: see
-backends/processes/forked.py), and paraloop's worker side (backends/processes/child.py, with
-its lanes: concurrent.futures and logging), 5-9 ms, under every start method (a forked
-worker has it from its parent).  A loop whose first iteration is slow (a request, a file:
-see ``dispatch._ImportTimer``) is likely to go to workers, so the imports start in a thread
-while that iteration runs, and the workers start sooner (256 requests under fork: 9 ms).
+Those workers need code a program whose loops end in the caller never loads: multiprocess
+(with dill), 25-30 ms, and paraloop's worker side (backends/processes/child.py, which starting
+a worker imports in the caller).  A loop whose first iteration is slow (a request, a file: see
+``dispatch._ImportTimer``) is likely to go to workers, so the imports start in a thread while
+that iteration runs, and the workers start sooner.  Not under fork (see ``dispatch._needed``):
+fork workers need no multiprocess, and the worker side's import (1-2 ms) is not worth a
+thread beside an iteration that may fork a process of its own.
 
 A thread that imports holds the import system's locks of the modules it is importing, and
 fills namespaces other code may look at.  So:
@@ -29,7 +30,11 @@ fills namespaces other code may look at.  So:
   it waits (it waited 30 s, and its child hung);
 - its CPU time is not the caller's chunk's (see :func:`cpu`).
 
-One thread per process: the first loop that starts it names all its workers will need.
+One thread per process: the first loop that starts it names all its workers will need.  The
+worker side registers no at-fork hooks (its lanes run on a pool of paraloop's own, not
+concurrent.futures, whose import brings logging's and its own: a fork of the program's own that
+waited for the import ran their after-fork halves without their before-fork ones, "release
+unlocked lock").
 """
 
 from __future__ import annotations

@@ -308,10 +308,10 @@ def _callers_part(loop: Loop, caller: CallerWorker) -> Iterator[Outcome]:
 
 
 class _ImportTimer:
-    """While what the workers need is not imported (see paraloop.background_import: multiprocess
-    for spawn and forkserver workers, 25-30 ms; paraloop's worker side under every start method,
-    5-9 ms), a loop that may start workers starts importing it in a thread if the caller's first
-    chunk still runs at twice the budget (it stops at the budget but for a slow first
+    """While what spawn and forkserver workers need is not imported (see
+    paraloop.background_import: multiprocess, 25-30 ms, and paraloop's worker side; see
+    :func:`_needed` for fork), a loop that may start workers starts importing it in a thread
+    if the caller's first chunk still runs at twice the budget (it stops at the budget but for a slow first
     iteration): a first request of 30 ms then covers the import.  A loop of quick iterations
     imports nothing meanwhile, and a loop the caller keeps never (an import in a thread took a
     loop of 100 iterations of 0.2 ms, which the caller keeps, from 20 ms to 30: they take turns
@@ -377,10 +377,16 @@ _WORKER_SIDE = "paraloop.backends.processes.child"
 
 
 def _needed(method: str) -> tuple[str, ...]:
-    """The modules starting workers with ``method`` would import now (see _ImportTimer)."""
-    # Fork workers need no multiprocess (see forked.py).
-    names = ("multiprocess.connection",) if method != "fork" else ()
-    return tuple(name for name in (*names, _WORKER_SIDE) if name not in sys.modules)
+    """The modules starting workers with ``method`` would import now (see _ImportTimer).
+
+    None under fork: fork workers need no multiprocess (see forked.py), and the worker side
+    (1-2 ms) is not worth a thread beside the program's first iteration there, which may fork
+    a process of its own: Python 3.12 and later then warn that the process is multi-threaded
+    (a DeprecationWarning a script shows), where the plain loop's process has one thread.
+    """
+    if method == "fork":
+        return ()
+    return tuple(name for name in ("multiprocess.connection", _WORKER_SIDE) if name not in sys.modules)
 
 
 def _directory() -> str | None:
