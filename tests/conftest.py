@@ -182,6 +182,22 @@ def run_program(
     )
 
 
+def start_program(
+    script: Path, *args: str, preexec_fn: Callable[[], Any] | None = None, **extra: str
+) -> subprocess.Popen[str]:
+    """:func:`run_program`'s process, started and not waited for (several at once, or one sent
+    a signal), its stdout and stderr piped as text."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "paraloop", str(script), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=product_environment(**extra),
+        cwd=script.parent,
+        preexec_fn=preexec_fn,
+    )
+
+
 def run_source(
     tmp_path: Path,
     source: str,

@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import textwrap
 import time
 from pathlib import Path
 
 import pytest
-from conftest import SLOW_FINDER, interrupt_like_a_terminal, last_json, product_environment, run_source
+from conftest import SLOW_FINDER, interrupt_like_a_terminal, last_json, run_source, start_program
 
 _run = run_source
 _last_json = last_json
@@ -399,17 +398,7 @@ def test_a_child_forked_as_the_import_thread_starts_can_import_multiprocess(tmp_
     script.write_text(textwrap.dedent(FORK_AS_THE_IMPORT_STARTS))
     outcomes: list[object] = []
     for _ in range(20):
-        runs = [
-            subprocess.Popen(
-                [sys.executable, "-m", "paraloop", str(script)],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-                env=product_environment(),
-                cwd=tmp_path,
-            )
-            for _ in range(2)
-        ]
+        runs = [start_program(script) for _ in range(2)]
         for run in runs:
             stdout, stderr = run.communicate(timeout=60)
             assert run.returncode == 0, stderr[-3000:]

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import textwrap
 import threading
 import time
@@ -14,7 +12,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from conftest import product_environment
+from conftest import start_program
 
 import paraloop
 
@@ -221,19 +219,8 @@ def test_a_program_that_ends_while_threads_iterations_warn_does_not_abort(tmp_pa
     time (at least one aborted in 2 tries out of 3 of 30 runs before)."""
     script = tmp_path / "program.py"
     script.write_text(textwrap.dedent(ENDS_AFTER_AN_EXCEPTION))
-    environment = product_environment(PARALOOP_BACKEND="threads")
     for _ in range(30):
-        runs = [
-            subprocess.Popen(
-                [sys.executable, "-m", "paraloop", str(script)],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-                env=environment,
-                cwd=tmp_path,
-            )
-            for _ in range(3)
-        ]
+        runs = [start_program(script, PARALOOP_BACKEND="threads") for _ in range(3)]
         for run in runs:
             stdout, stderr = run.communicate(timeout=60)
             assert run.returncode == 0, stderr[-2000:]
@@ -330,15 +317,7 @@ def test_a_second_ctrl_c_while_the_program_waits_for_threads_ends_it_quietly(tmp
 
     script = tmp_path / "program.py"
     script.write_text(textwrap.dedent(SLOW_THREADS_LOOP))
-    run = subprocess.Popen(
-        [sys.executable, "-m", "paraloop", str(script)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=product_environment(),
-        cwd=tmp_path,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
+    run = start_program(script, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert run.stdout is not None
     assert run.stdout.readline() == "running\n"
     run.send_signal(signal.SIGINT)

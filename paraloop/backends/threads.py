@@ -5,8 +5,10 @@ capture objects no process can receive (locks, open files, sockets).  Each
 chunk still runs on private copies of the tracked state, combined in
 iteration order, so the result is the same as with processes.  Threads are
 started per loop as daemons and take chunks from the shared chunker; after a
-break or an exception no new chunk starts, and a running chunk finishes in
-the background (a thread cannot be stopped).
+break, an exception or a return no new chunk starts, nor another iteration of
+a chunk past it: only the iterations running then finish, in the background
+(a thread cannot be stopped; see :class:`_Running`).  A program that ends
+meanwhile waits a moment for them (see :func:`_at_exit`).
 """
 
 from __future__ import annotations
@@ -59,10 +61,7 @@ def run_threads(job: Job, chunker: Chunker, count: int) -> Iterator[Outcome]:
         room.put(None)
     # Per thread: the running iteration's start (0: none), its index, and its chunk.
     clocks: list[list[Any]] = [[0.0, -1, None] for _ in range(count)]
-    # Per thread: the index and items of the chunk it runs, emptied when the loop ends or an
-    # earlier chunk ended it (see _work).  Last: the lowest index of a chunk that ended the
-    # loop so far (an exception, a break, a return), or None.
-    running: list[Any] = [None] * (count + 1)
+    running = _Running(count)
 
     threads = [
         threading.Thread(
@@ -116,17 +115,41 @@ def run_threads(job: Job, chunker: Chunker, count: int) -> Iterator[Outcome]:
             for _ in range(count):
                 room.put(None)
             # The running chunks end after the iterations running now: the plain loop never runs
-            # the rest (a list's iterator stops once the list is empty, at no cost per item).
-            _end_after(running, -1)
+            # the rest.
+            running.end_after(-1)
             _keep(threads)
 
 
-def _end_after(running: list[Any], index: int) -> None:
-    """End the running chunks after chunk ``index`` once their running iterations end: their
-    lists emptied, their iterators stop (at no cost per item while the loop runs)."""
-    for entry in running[:-1]:
-        if entry is not None and entry[0] > index:
-            entry[1].clear()
+class _Running:
+    """The chunks the loop's threads run, each over a list of its own, and the lowest index of a
+    chunk that ended the loop so far (an exception, a break, a return), or None.
+
+    Emptying a chunk's list ends it before its next iteration (a list's iterator stops once the
+    list is empty, at no cost per item while the loop runs).
+    """
+
+    __slots__ = ("chunks", "ended")
+
+    def __init__(self, count: int) -> None:
+        # Per thread: the index and items of the chunk it runs, or None.
+        self.chunks: list[tuple[int, list[Any]] | None] = [None] * count
+        self.ended: int | None = None
+
+    def end_after(self, index: int) -> None:
+        """End the running chunks after chunk ``index`` once their running iterations end."""
+        for entry in self.chunks:
+            if entry is not None and entry[0] > index:
+                entry[1].clear()
+
+    def ended_by(self, chunker: Chunker, index: int) -> None:
+        """Chunk ``index`` ended the loop, as its body returned: no chunk starts after it, and
+        those running past it stop before their next iteration.  Noted first: a thread that took
+        a chunk meanwhile looks at the note once its chunk is in :attr:`chunks`, which is then
+        emptied here or sees the note."""
+        if self.ended is None or index < self.ended:
+            self.ended = index
+        chunker.stop()
+        self.end_after(index)
 
 
 def _keep(threads: list[threading.Thread]) -> None:
@@ -161,14 +184,13 @@ def _work(
     results: queue.SimpleQueue[object],
     stop: threading.Event,
     room: queue.SimpleQueue[None],
-    running: list[Any],
+    running: _Running,
 ) -> None:
     """One thread of the loop: take chunks and run them until the chunker or the caller stops.
 
     A chunk runs over a list of its own, which ``running`` holds while it runs: emptied when
-    the loop ends, or when a chunk before it ends the loop (an exception, a break, a return;
-    no chunk starts after that one either), its next iteration does not start: the plain
-    loop never runs it.
+    the loop ends, or when a chunk before it ends the loop, its next iteration does not start
+    (the plain loop never runs it).
     """
     mark_running()
     try:
@@ -182,8 +204,8 @@ def _work(
                 break
             chunk = _own_list(chunk)
             if type(chunk.items) is list:
-                running[number] = (chunk.index, chunk.items)
-            ended = running[-1]
+                running.chunks[number] = (chunk.index, chunk.items)
+            ended = running.ended
             if stop.is_set() or (ended is not None and chunk.index > ended):
                 # The loop ended, or a chunk before this one ended it, as the chunk was taken.
                 # (A chunk before the one that ended it runs: its iterations come first, and it
@@ -194,12 +216,12 @@ def _work(
                 job,
                 chunk,
                 clock if job.timeout is not None else None,
-                ending=functools.partial(_ended, chunker, running, chunk.index),
+                ending=functools.partial(running.ended_by, chunker, chunk.index),
             )
-            running[number] = None
+            running.chunks[number] = None
             if outcome.kind != DONE:
                 # Ended by a refusal found after its iterations (a changed object, say) too.
-                _ended(chunker, running, chunk.index)
+                running.ended_by(chunker, chunk.index)
             # A per-thread object the chunk hands back stays open for the caller.
             hand_back(outcome)
             results.put((number, outcome))
@@ -226,18 +248,6 @@ def _own_list(chunk: Chunk) -> Chunk:
     if len(items) > LISTED_ITEMS:
         return chunk
     return Chunk(chunk.index, chunk.start, list(items))
-
-
-def _ended(chunker: Chunker, running: list[Any], index: int) -> None:
-    """Chunk ``index`` ended the loop (an exception, a break, a return), as its body returned:
-    no chunk starts after it, and those running past it stop before their next iteration.
-    Noted first: a thread that took a chunk meanwhile looks at it once it has put its chunk in
-    ``running``, which is then emptied here or sees the note."""
-    ended = running[-1]
-    if ended is None or index < ended:
-        running[-1] = index
-    chunker.stop()
-    _end_after(running, index)
 
 
 def _until_deadline(clocks: list[list[Any]], timeout: float | None, abandoned: set[int]) -> float | None:

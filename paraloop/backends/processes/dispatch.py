@@ -311,11 +311,11 @@ class _ImportTimer:
     """While what spawn and forkserver workers need is not imported (see
     paraloop.background_import: multiprocess, 25-30 ms, and paraloop's worker side; see
     :func:`_needed` for fork), a loop that may start workers starts importing it in a thread
-    if the caller's first chunk still runs at twice the budget (it stops at the budget but for a slow first
-    iteration): a first request of 30 ms then covers the import.  A loop of quick iterations
-    imports nothing meanwhile, and a loop the caller keeps never (an import in a thread took a
-    loop of 100 iterations of 0.2 ms, which the caller keeps, from 20 ms to 30: they take turns
-    at the GIL).
+    if the caller's first chunk still runs at twice the budget (it stops at the budget but for
+    a slow first iteration): a first request of 30 ms then covers the import.  A loop of quick
+    iterations imports nothing meanwhile, and a loop the caller keeps never (an import in a
+    thread took a loop of 100 iterations of 0.2 ms, which the caller keeps, from 20 ms to 30:
+    they take turns at the GIL).
 
     A bare thread (``_thread``), not a ``threading.Timer``: starting and joining a Timer cost
     a loop 0.3-0.5 ms (its start waits until the new thread runs), one of 100 iterations of
