@@ -113,10 +113,14 @@ def generators() -> dict[str, int]:
     return states
 
 
-def snapshot(random_states: dict[str, int] | None = None) -> tuple[Any, ...]:
+def snapshot(random_states: dict[str, int] | None = None, directory: bool = True) -> tuple[Any, ...]:
     """The process-wide state an iteration may change, cheaply: some microseconds.
 
     ``random_states``: what :func:`generators` gives now, if the caller has it already.
+    ``directory``: the current directory as ``os.getcwd()`` gives it; otherwise only how often
+    Python changed it (a worker counts ``os.chdir`` and ``os.fchdir``, see :func:`count_writes`),
+    which a lane's part reads: ``getcwd`` lets go of the GIL, which the lane then waits for
+    behind the others (its chunk reads the directory itself, before and after all its parts).
     """
     if random_states is None:
         random_states = generators()
@@ -125,7 +129,7 @@ def snapshot(random_states: dict[str, int] | None = None) -> tuple[Any, ...]:
     with settling:
         filters = (id(warnings.filters), len(warnings.filters)) if warnings is not None else (None, None)
     return (
-        _cwd(),
+        (_cwd(), _chdirs[0]) if directory else ("changes", _chdirs[0]),
         _environment(),
         random_states.get("random"),
         random_states.get("numpy.random.mtrand"),
@@ -175,8 +179,10 @@ def _environment() -> tuple[int, int]:
     return _writes[0], hash(frozenset((data if isinstance(data, dict) else os.environ).items()))
 
 
-# How often the environment was written in this process since count_writes.
+# How often the environment was written, and the current directory changed, in this process
+# since count_writes.
 _writes = [0]
+_chdirs = [0]
 
 
 def count_writes() -> None:
@@ -184,10 +190,33 @@ def count_writes() -> None:
     ``os.putenv`` and ``os.unsetenv`` for each), so that a snapshot tells a variable set and
     removed again from one never touched: in lanes, an iteration that does so reads the
     variables of those beside it (one read another's, or found it removed: a KeyError the plain
-    loop never raises), and its snapshots before and after were the same."""
+    loop never raises), and its snapshots before and after were the same.  Likewise every
+    change of the current directory through ``os.chdir`` or ``os.fchdir`` (``contextlib.chdir``
+    too): an iteration that goes into a folder and back."""
     if getattr(os.putenv, "__paraloop_counting__", False):
         return
-    put, unset = os.putenv, os.unsetenv
+    put, unset, chdir, fchdir = os.putenv, os.unsetenv, os.chdir, os.fchdir
+
+    @functools.wraps(chdir)
+    def counted_chdir(path: Any) -> None:
+        try:
+            chdir(path)
+        finally:
+            _chdirs[0] += 1
+
+    @functools.wraps(fchdir)
+    def counted_fchdir(fd: Any) -> None:
+        try:
+            fchdir(fd)
+        finally:
+            _chdirs[0] += 1
+
+    counted_chdir.__paraloop_counting__ = True  # type: ignore[attr-defined]
+    counted_fchdir.__paraloop_counting__ = True  # type: ignore[attr-defined]
+    os.chdir, os.fchdir = counted_chdir, counted_fchdir
+    if chdir in os.supports_fd:
+        # What asks whether os.chdir takes a descriptor gets the same answer.
+        os.supports_fd.add(counted_chdir)
 
     @functools.wraps(put)
     def putenv(key: Any, value: Any) -> None:

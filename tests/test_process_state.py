@@ -136,6 +136,48 @@ def _plain(body: str) -> Any:
     return run_plain(PRELUDE + textwrap.dedent(body))["result"]
 
 
+VISITS_A_FOLDER = """
+        home = os.getcwd()
+        folders = [os.path.realpath(tempfile.mkdtemp()) for _ in range(24)]
+        for n, folder in enumerate(folders):
+            open(os.path.join(folder, f"only_in_{n}"), "w").close()
+        def visit(folder):
+            os.chdir(folder)
+            try:
+                time.sleep(0.01)
+                return sorted(os.listdir("."))
+            finally:
+                os.chdir(home)
+        seen = [None] * 24
+        for i in ParaLoop(range(24)):
+            time.sleep(0.01)
+            seen[i] = visit(folders[i])
+        result = seen
+    """
+
+
+@pytest.mark.usefixtures("start_method")
+def test_a_directory_entered_and_left_in_a_function_gives_the_plain_result_or_a_working_refusal(
+    load_module: Loader,
+) -> None:
+    """A function the body calls enters a folder and leaves it again: the directory looks the
+    same after each iteration.  A worker counts os.chdir: its first chunks, run alone, see it
+    and keep lanes off (the plain result); a worker whose first chunk already runs in lanes (the
+    caller saw its iterations wait, and the caller does not count) refuses the loop, naming the
+    directory, and lanes=False then gives the plain result.  Never the lanes' mixed results:
+    before the count, only a part whose window began or ended inside another part's visit saw
+    it, and the others read whatever directory was current."""
+    plain = _plain(VISITS_A_FOLDER)
+    try:
+        result = load_module(PRELUDE + textwrap.dedent(VISITS_A_FOLDER)).result
+    except paraloop.ParaLoopError as refused:
+        assert "changed the current directory while others ran beside it" in str(refused)
+        assert "lanes=False" in str(refused)
+        alone = VISITS_A_FOLDER.replace("ParaLoop(range(24))", "ParaLoop(range(24), lanes=False)")
+        result = load_module(PRELUDE + textwrap.dedent(alone)).result
+    assert result == plain
+
+
 @pytest.mark.usefixtures("start_method")
 @pytest.mark.parametrize("case", list(CASES), ids=list(CASES))
 def test_process_wide_state_gives_the_plain_result_under_the_defaults(case: str, load_module: Loader) -> None:
@@ -223,23 +265,35 @@ def test_a_change_made_in_lanes_after_all_is_refused(
     [
         "random.random()",
         "os.environ.__setitem__('PARALOOP_TEST_LANES', str(i))",
+        "os.chdir(tempfile.gettempdir()); os.chdir(home)",
     ],
-    ids=["a draw from the global generator", "an environment change"],
+    ids=["a draw from the global generator", "an environment change", "a directory entered and left"],
 )
 def test_a_change_any_part_makes_in_lanes_is_refused(
     load_module: Loader, monkeypatch: pytest.MonkeyPatch, change: str
 ) -> None:
     """A chunk in lanes reads the process-wide state once around all its parts: a change made by
     an iteration late in the loop (after lanes started, in a function the body calls) is still
-    refused, naming it, not mixed into the results of the parts beside it."""
+    refused, naming it, not mixed into the results of the parts beside it.  A directory entered
+    and left again within one iteration too: a worker counts os.chdir, so the part that did it
+    sees it whatever the other parts' windows (before, only a part whose window began or ended
+    while another part was in that directory saw it)."""
     for name in ("PARALOOP_BACKEND", "PARALOOP_WORKERS", "PARALOOP_LANES", "PARALOOP_TEST_LANES"):
         monkeypatch.delenv(name, raising=False)
-    what = "the global random generator" if "random" in change else "the environment"
+    what = (
+        "the global random generator"
+        if "random" in change
+        else "the current directory"
+        if "chdir" in change
+        else "the environment"
+    )
+    home = __import__("os").getcwd()
     try:
         with pytest.raises(paraloop.ParaLoopError, match=rf"changed {what} while others ran beside it"):
             load_module(
                 PRELUDE
                 + textwrap.dedent(f"""
+                home = os.getcwd()
                 def late(i):
                     if i >= 40:
                         {change}
@@ -252,6 +306,7 @@ def test_a_change_any_part_makes_in_lanes_is_refused(
             )
     finally:
         __import__("os").environ.pop("PARALOOP_TEST_LANES", None)
+        __import__("os").chdir(home)
 
 
 def test_a_worker_that_imports_the_random_generators_still_gets_lanes(tmp_path: Path) -> None:
@@ -327,3 +382,36 @@ def test_a_worker_pickling_an_outcome_is_no_change_a_lane_sees(monkeypatch: pyte
     finally:
         sys.setswitchinterval(interval)
     assert [look for look in looks if look is not None] == []
+
+
+@pytest.mark.usefixtures("start_method")
+def test_a_workers_counted_chdir_behaves_as_os_chdir(load_module: Loader, tmp_path: Path) -> None:
+    """A worker counts os.chdir and os.fchdir (see process_state.count_writes): in the body they
+    still take a path by keyword, a descriptor, raise what os.chdir raises, and os.chdir still
+    counts among the functions that take a descriptor."""
+    source = f"""
+        home = os.getcwd()
+        folder = {str(tmp_path)!r}
+        out = [None] * 4
+        for i in ParaLoop(range(4), caller_runs=False):
+            if i == 0:
+                os.chdir(path=folder)
+                out[i] = os.getcwd() == folder
+            elif i == 1:
+                descriptor = os.open(folder, os.O_RDONLY)
+                try:
+                    os.fchdir(descriptor)
+                    out[i] = os.getcwd() == folder
+                finally:
+                    os.close(descriptor)
+            elif i == 2:
+                try:
+                    os.chdir(os.path.join(folder, "missing"))
+                except FileNotFoundError as error:
+                    out[i] = type(error).__name__
+            else:
+                out[i] = os.chdir in os.supports_fd
+            os.chdir(home)
+        result = out
+    """
+    assert load_module(PRELUDE + textwrap.dedent(source)).result == [True, True, "FileNotFoundError", True]
