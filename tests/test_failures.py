@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from collections.abc import Callable
@@ -542,6 +544,58 @@ def test_workers_die_with_a_killed_parent(tmp_path: Path, method: str) -> None:
             os.killpg(process.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+@pytest.mark.parametrize("method", START_METHODS)
+def test_the_workers_of_a_killed_program_leave_quietly_and_take_its_temporary_folder(
+    tmp_path: Path, method: str
+) -> None:
+    """SIGKILL the program while its workers send outcome after outcome: they leave without a
+    word on the program's stderr, which they share (before: a "BrokenPipeError" traceback from
+    each worker that was sending, 16 of them under forkserver), and under forkserver the
+    temporary folder multiprocess made for the program (the fork server's socket) goes with
+    them (before: left in the temporary directory, one per killed program)."""
+    script = tmp_path / "busy.py"
+    script.write_text(
+        "import time\n"
+        "from paraloop import ParaLoop\n"
+        "out = []\n"
+        "for i in ParaLoop(range(100000), num_processes=4, chunksize=1, lanes=False, caller_runs=False):\n"
+        "    time.sleep(0.002)\n"
+        "    if i == 200:\n"
+        "        print('running', flush=True)\n"
+        "    out.append(i)\n"
+    )
+    # Short: a fork server's socket path must fit in 108 bytes.
+    temporary = Path(tempfile.mkdtemp(prefix="pl-", dir="/tmp"))
+    environment = {
+        k: v for k, v in os.environ.items() if not (k.startswith("PARALOOP_") and k != "PARALOOP_CALLER_RUNS")
+    }
+    environment.update(PARALOOP_START_METHOD=method, TMPDIR=str(temporary))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "paraloop", str(script)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environment,
+        start_new_session=True,
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().strip() == "running"
+        group = os.getpgid(process.pid)
+        process.kill()
+        # The pipes end once every worker, which holds them too, is gone.
+        _, stderr = process.communicate(timeout=30)
+        assert wait_for_no_members(group, 10) == []
+        assert stderr == "", stderr
+        assert list(temporary.iterdir()) == []
+    finally:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        shutil.rmtree(temporary, ignore_errors=True)
 
 
 def test_a_forked_child_leaves_the_parents_workers_alone(tmp_path: Path) -> None:

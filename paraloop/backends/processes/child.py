@@ -18,6 +18,7 @@ import pickle
 import signal
 import sys
 import threading
+import time
 from typing import Any
 
 from ... import (
@@ -34,7 +35,7 @@ from ...chunks import Chunk
 from ...errors import ParaLoopError
 from ...execute import DONE, NOTE_STATE, RAISED, Job, Outcome, execute_chunk, stamped
 from ...hook import typeguard_workers
-from ...lifeline import die_with
+from ...lifeline import alive, die_with
 from ...wire import encode_outcome, job_failure
 from .lanes import InLanes, finish_lanes, start_lanes
 from .protocol import CHECK, CHUNK, HEADER, JOB, QUIT, WATCHED, Checked
@@ -133,6 +134,9 @@ def _answer(sending: threading.Lock, connection: Any, job: Job, running: InLanes
         data = encode_outcome(outcome, job)
         with sending:
             connection.send_bytes(data)
+    except (BrokenPipeError, ConnectionResetError):
+        # Nobody reads the pipe any more (see _ProgramGone): the main thread finds its end.
+        return
     except BaseException:  # noqa: BLE001 - the parent must not wait for an answer that never comes
         import traceback  # on this error only: the worker's side is imported before a fork
 
@@ -141,14 +145,19 @@ def _answer(sending: threading.Lock, connection: Any, job: Job, running: InLanes
         os._exit(70)
 
 
-def serve(connection: Any, clock: Any = None, owner: int | None = None) -> None:
+def serve(connection: Any, clock: Any = None, owner: int | None = None, folder: str | None = None) -> None:
     """Run chunks until told to quit or until the parent process is gone.
 
     ``clock`` (shared with the parent) receives the index and start time of
-    the running iteration when the loop has a timeout.
+    the running iteration when the loop has a timeout.  ``folder``: the program's temporary
+    folder for multiprocess (a fork server's socket), removed here if the program was killed
+    (see :func:`_forget`).
     """
+    told = False
     try:
-        _serve(connection, clock, owner)
+        told = _serve(connection, clock, owner, folder)
+    except _ProgramGone:
+        pass  # nobody reads this worker's pipe any more: nothing to report, nobody to tell
     finally:
         # The process leaves through os._exit: nothing else would save a measurement, nor
         # close the per-worker objects it made (see paraloop.resources).
@@ -158,9 +167,39 @@ def serve(connection: Any, clock: Any = None, owner: int | None = None) -> None:
             resources.close_all()
         output.drain_loose()
         warnings_relay.drain_loose()
+        if not told:
+            _forget(owner, folder)
 
 
-def _serve(connection: Any, clock: Any, owner: int | None) -> None:
+class _ProgramGone(BaseException):
+    """The worker's pipe is broken: the program that started it is gone (killed), or stopped
+    it.  A BaseException, so that no handler of the body's errors takes it for one."""
+
+
+# How long a worker whose pipe ended waits for its program to be gone before it leaves its
+# temporary folder in place: a killed process closes its descriptors before it is a zombie.
+FORGET_WAIT_SECONDS = 1.0
+
+
+def _forget(owner: int | None, folder: str | None) -> None:
+    """Remove the temporary folder multiprocess made for the program (the fork server's socket
+    is there), once the program is gone: killed, it could not (``multiprocess.util`` removes it
+    at a program's end).  Every worker of the program tries; the first one does it."""
+    if folder is None or owner is None:
+        return
+    deadline = time.monotonic() + FORGET_WAIT_SECONDS
+    while alive(owner):
+        if time.monotonic() > deadline:
+            return  # the program lives on (it closed this worker's pipe): the folder is its own
+        time.sleep(0.02)
+    import shutil
+
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def _serve(connection: Any, clock: Any, owner: int | None, folder: str | None = None) -> bool:
+    """The worker's life; whether the program told it to leave (else its pipe ended, or its
+    parent is gone)."""
     global _in_worker
     _in_worker = serialize.in_worker_process = True
     # A worker forked from another thread of the program (a loop run in a thread) keeps that
@@ -172,29 +211,39 @@ def _serve(connection: Any, clock: Any, owner: int | None) -> None:
     # Exit once the program that started this worker is gone, however it ended (SIGKILL too):
     # its pid, not the parent's, since a forkserver worker's parent is the fork server, which
     # lives as long as its children.
-    die_with(owner if owner is not None else parent, lambda: os.getppid() != parent)
+    die_with(
+        owner if owner is not None else parent,
+        lambda: os.getppid() != parent,
+        functools.partial(_leave, owner, folder),
+    )
     child = _Child(connection, clock)
     while True:
         # Poll with a timeout: a sibling forked later may hold our pipe open,
         # so EOF alone does not prove the parent is alive.
         if not connection.poll(1.0):
             if os.getppid() != parent:
-                return
+                return False
             continue
         try:
             message = connection.recv_bytes()
         except (EOFError, OSError):
-            return
+            return False
         kind, loop_id, index, start, lanes = HEADER.unpack_from(message)
         payload = memoryview(message)[HEADER.size :]
         if kind == QUIT:
-            return
+            return True
         if kind == CHECK:
             child.check(loop_id)
         elif kind == JOB:
             child.load(loop_id, payload)
         elif kind == CHUNK:
             child.chunk(loop_id, index, start, lanes, payload)
+
+
+def _leave(owner: int | None, folder: str | None) -> None:
+    """The program is gone (see paraloop.lifeline): leave now, its temporary folder with it."""
+    _forget(owner, folder)
+    os._exit(0)
 
 
 class _Child:
@@ -210,8 +259,11 @@ class _Child:
         self.sending = threading.Lock()
 
     def send(self, data: bytes) -> None:
-        with self.sending:
-            self.connection.send_bytes(data)
+        try:
+            with self.sending:
+                self.connection.send_bytes(data)
+        except (BrokenPipeError, ConnectionResetError):
+            raise _ProgramGone from None
 
     def check(self, loop_id: int) -> None:
         job = self.job

@@ -195,6 +195,14 @@ def wait(objects: list[Any], timeout: float | None) -> list[Any]:
     return waited(objects, timeout)
 
 
+def _temporary_folder() -> str:
+    """multiprocess's temporary folder of this program (made if need be: the fork server's
+    socket goes there)."""
+    from multiprocess import util
+
+    return str(util.get_temp_dir())
+
+
 class Worker:
     """A worker process, its pipe, and what the caller knows of it (the chunks it holds)."""
 
@@ -217,8 +225,11 @@ class Worker:
             )
         else:
             parent_end, child_end = context.Pipe(duplex=True)
+            # The program's temporary folder for multiprocess, where a fork server listens: its
+            # workers remove it should the program be killed (see child.serve).
+            folder = _temporary_folder() if method == "forkserver" else None
             self.process = context.Process(
-                target=serve, args=(child_end, self.clock, os.getpid()), name=name, daemon=True
+                target=serve, args=(child_end, self.clock, os.getpid(), folder), name=name, daemon=True
             )
         with main_hidden(method), _frozen(method):
             self.process.start()
