@@ -546,24 +546,35 @@ def test_workers_die_with_a_killed_parent(tmp_path: Path, method: str) -> None:
             pass
 
 
+KILLED_WHILE = {
+    # Workers send outcome after outcome.
+    "sending": "ParaLoop(range(100000), num_processes=4, chunksize=1, lanes=False, caller_runs=False)",
+    # Each worker's first chunk is watched, and its watcher tells the program it waits (an Early).
+    "watched": "ParaLoop(range(100000), chunksize=1, caller_runs=False)",
+}
+
+
+@pytest.mark.parametrize("when", list(KILLED_WHILE))
 @pytest.mark.parametrize("method", START_METHODS)
 def test_the_workers_of_a_killed_program_leave_quietly_and_take_its_temporary_folder(
-    tmp_path: Path, method: str
+    tmp_path: Path, method: str, when: str
 ) -> None:
-    """SIGKILL the program while its workers send outcome after outcome: they leave without a
-    word on the program's stderr, which they share (before: a "BrokenPipeError" traceback from
-    each worker that was sending, 16 of them under forkserver), and under forkserver the
-    temporary folder multiprocess made for the program (the fork server's socket) goes with
-    them (before: left in the temporary directory, one per killed program)."""
+    """SIGKILL the program while its workers send outcome after outcome, or while their first
+    chunks' watchers are about to say the iterations wait: they leave without a word on the
+    program's stderr, which they share (before: a "BrokenPipeError" traceback from each worker
+    that was sending, 16 of them under forkserver; an "Unhandled exception in thread" from a
+    watcher), and under forkserver the temporary folder multiprocess made for the program (the
+    fork server's socket) goes with them (before: left in the temporary directory, one per
+    killed program)."""
     script = tmp_path / "busy.py"
     script.write_text(
         "import time\n"
         "from paraloop import ParaLoop\n"
         "out = []\n"
-        "for i in ParaLoop(range(100000), num_processes=4, chunksize=1, lanes=False, caller_runs=False):\n"
-        "    time.sleep(0.002)\n"
-        "    if i == 200:\n"
+        f"for i in {KILLED_WHILE[when]}:\n"
+        f"    if i == {200 if when == 'sending' else 0}:\n"
         "        print('running', flush=True)\n"
+        f"    time.sleep({0.002 if when == 'sending' else 0.05})\n"
         "    out.append(i)\n"
     )
     # Short: a fork server's socket path must fit in 108 bytes.

@@ -19,6 +19,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from ... import (
@@ -216,7 +217,7 @@ def _serve(connection: Any, clock: Any, owner: int | None, folder: str | None = 
         lambda: os.getppid() != parent,
         functools.partial(_leave, owner, folder),
     )
-    child = _Child(connection, clock)
+    child = _Child(connection, clock, functools.partial(_leave, owner, folder))
     while True:
         # Poll with a timeout: a sibling forked later may hold our pipe open,
         # so EOF alone does not prove the parent is alive.
@@ -249,9 +250,11 @@ def _leave(owner: int | None, folder: str | None) -> None:
 class _Child:
     """A worker's side of the conversation: the loop's job, and the pipe it answers on."""
 
-    def __init__(self, connection: Any, clock: Any) -> None:
+    def __init__(self, connection: Any, clock: Any, leave: Callable[[], None]) -> None:
         self.connection = connection
         self.clock = clock
+        # How the worker leaves from another thread once its program is gone (see _leave).
+        self.leave = leave
         self.job: Job | None = None
         self.job_error: ParaLoopError | None = None
         self.job_id = -1
@@ -302,7 +305,7 @@ class _Child:
         watch = None
         if lanes == WATCHED:
             reply = functools.partial(_answered, self.sending, self.connection, job)
-            watch = Watch(self.connection, self.sending, reply)
+            watch = Watch(self.connection, self.sending, reply, self.leave)
         outcome = output.run_captured(
             job.streams, lambda: execute_chunk(job, chunk, self.clock, queue=True, state=NOTE_STATE)
         )

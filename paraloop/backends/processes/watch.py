@@ -42,13 +42,21 @@ class Watch:
     :meth:`join` before it reads the pipe again.
     """
 
-    def __init__(self, connection: Any, sending: threading.Lock, reply: Callable[[bytes], None]) -> None:
+    def __init__(
+        self,
+        connection: Any,
+        sending: threading.Lock,
+        reply: Callable[[bytes], None],
+        gone: Callable[[], None] = lambda: os._exit(0),
+    ) -> None:
+        """``gone``: how the worker leaves once its program is gone (see child._leave)."""
         from ... import serialize
 
         self._dumps = serialize.dumps
         self._connection = connection
         self._sending = sending
         self._reply = reply
+        self._gone = gone
         self._lock = threading.Lock()
         self._done = threading.Event()
         self._answered = threading.Event()
@@ -81,15 +89,21 @@ class Watch:
                     return
                 self.said = True
                 state = changed(self._state, snapshot()) is not None
-                with self._sending:
-                    self._connection.send_bytes(self._dumps(Early(wall, cpu, queued, state)))
+                try:
+                    with self._sending:
+                        self._connection.send_bytes(self._dumps(Early(wall, cpu, queued, state)))
+                except (BrokenPipeError, ConnectionResetError):
+                    self._gone()  # the program is gone (killed): nobody to tell, see below
             try:
                 # The parent answers every Early; poll so that an orphaned worker does not wait forever.
                 while not self._connection.poll(1.0):
                     if os.getppid() != self._parent:
-                        os._exit(0)
+                        self._gone()
                 self._reply(self._connection.recv_bytes())
                 self._answered.set()
+            except (BrokenPipeError, ConnectionResetError, EOFError):
+                # The program is gone (killed): nobody to tell, as child.serve leaves quietly.
+                self._gone()
             except BaseException:  # noqa: BLE001 - the parent must not wait for a chunk nobody runs
                 import traceback  # on this error only
 
