@@ -688,9 +688,7 @@ def _execute(
     # The random generators' states, read once for both watches (see process_state.generators);
     # not by a lane's part, whose chunk reads them around all its parts.
     randoms = random_generators() if (watch_state and state != LANE_STATE) or watch_random else None
-    # A lane's part does not read the current directory (see process_state.snapshot).
-    directory = state != LANE_STATE
-    before = snapshot(randoms if randoms is not None else {}, directory) if watch_state else None
+    before = snapshot(randoms if randoms is not None else {}) if watch_state else None
     generators = randoms if watch_random else None
     item_prints = _item_prints(chunk.items) if job.copied else None
     args = [
@@ -797,7 +795,7 @@ def _execute(
         )
     if before is not None:
         outcome.process_state = state_changed(
-            before, snapshot(randoms_after if randoms_after is not None else {}, directory)
+            before, snapshot(randoms_after if randoms_after is not None else {})
         )
         if outcome.process_state is not None and state == LANE_STATE:
             return _failed(outcome, chunk, _changed_in_lanes(job, outcome.process_state))

@@ -113,14 +113,12 @@ def generators() -> dict[str, int]:
     return states
 
 
-def snapshot(random_states: dict[str, int] | None = None, directory: bool = True) -> tuple[Any, ...]:
+def snapshot(random_states: dict[str, int] | None = None) -> tuple[Any, ...]:
     """The process-wide state an iteration may change, cheaply: some microseconds.
 
-    ``random_states``: what :func:`generators` gives now, if the caller has it already.
-    ``directory``: the current directory as ``os.getcwd()`` gives it; otherwise only how often
-    Python changed it (a worker counts ``os.chdir`` and ``os.fchdir``, see :func:`count_writes`),
-    which a lane's part reads: ``getcwd`` lets go of the GIL, which the lane then waits for
-    behind the others (its chunk reads the directory itself, before and after all its parts).
+    ``random_states``: what :func:`generators` gives now, if the caller has it already.  The
+    current directory comes with how often Python changed it (a worker counts, see
+    :func:`count_writes`): a folder entered and left again shows.
     """
     if random_states is None:
         random_states = generators()
@@ -129,7 +127,7 @@ def snapshot(random_states: dict[str, int] | None = None, directory: bool = True
     with settling:
         filters = (id(warnings.filters), len(warnings.filters)) if warnings is not None else (None, None)
     return (
-        (_cwd(), _chdirs[0]) if directory else ("changes", _chdirs[0]),
+        (_cwd(), _chdirs[0]),
         _environment(),
         random_states.get("random"),
         random_states.get("numpy.random.mtrand"),
@@ -191,46 +189,52 @@ def count_writes() -> None:
     removed again from one never touched: in lanes, an iteration that does so reads the
     variables of those beside it (one read another's, or found it removed: a KeyError the plain
     loop never raises), and its snapshots before and after were the same.  Likewise every
-    change of the current directory through ``os.chdir`` or ``os.fchdir`` (``contextlib.chdir``
-    too): an iteration that goes into a folder and back."""
+    change of the current directory by ``os.chdir`` or ``os.fchdir`` (``contextlib.chdir`` too):
+    an iteration that goes into a folder and back.  A call that fails, or leaves the directory
+    as it was, changes nothing and counts nothing.
+
+    The counting functions replace the originals in ``posix`` as well as ``os``: ``from os
+    import chdir`` after this gets them, and they pickle by reference as the originals do
+    (``posix.chdir``, the original in the process that loads it).  A name bound to an original
+    before (a module the program imported before a fork worker was forked from it) still calls
+    it uncounted: a part's look at the directory around itself may see such a visit.
+    """
     if getattr(os.putenv, "__paraloop_counting__", False):
         return
+    posix: Any = sys.modules.get(os.name)
     put, unset, chdir, fchdir = os.putenv, os.unsetenv, os.chdir, os.fchdir
 
-    @functools.wraps(chdir)
-    def counted_chdir(path: Any) -> None:
-        try:
-            chdir(path)
-        finally:
-            _chdirs[0] += 1
+    def moved(change: Any) -> Any:
+        @functools.wraps(change)
+        def counted(*args: Any, **kwargs: Any) -> None:
+            before = _cwd()
+            change(*args, **kwargs)
+            if before is None or _cwd() != before:
+                _chdirs[0] += 1
 
-    @functools.wraps(fchdir)
-    def counted_fchdir(fd: Any) -> None:
-        try:
-            fchdir(fd)
-        finally:
-            _chdirs[0] += 1
+        return counted
 
-    counted_chdir.__paraloop_counting__ = True  # type: ignore[attr-defined]
-    counted_fchdir.__paraloop_counting__ = True  # type: ignore[attr-defined]
-    os.chdir, os.fchdir = counted_chdir, counted_fchdir
-    if chdir in os.supports_fd:
-        # What asks whether os.chdir takes a descriptor gets the same answer.
-        os.supports_fd.add(counted_chdir)
+    def written(write: Any) -> Any:
+        @functools.wraps(write)
+        def counted(*args: Any, **kwargs: Any) -> None:
+            _writes[0] += 1
+            write(*args, **kwargs)
 
-    @functools.wraps(put)
-    def putenv(key: Any, value: Any) -> None:
-        _writes[0] += 1
-        put(key, value)
+        return counted
 
-    @functools.wraps(unset)
-    def unsetenv(key: Any) -> None:
-        _writes[0] += 1
-        unset(key)
-
-    putenv.__paraloop_counting__ = True  # type: ignore[attr-defined]
-    unsetenv.__paraloop_counting__ = True  # type: ignore[attr-defined]
-    os.putenv, os.unsetenv = putenv, unsetenv
+    for name, original, counting in (
+        ("chdir", chdir, moved(chdir)),
+        ("fchdir", fchdir, moved(fchdir)),
+        ("putenv", put, written(put)),
+        ("unsetenv", unset, written(unset)),
+    ):
+        counting.__paraloop_counting__ = True
+        setattr(os, name, counting)
+        if posix is not None and getattr(posix, name, None) is original:
+            setattr(posix, name, counting)
+        if original in os.supports_fd:
+            # What asks whether os.chdir takes a descriptor gets the same answer.
+            os.supports_fd.add(counting)
 
 
 def _cwd() -> str | None:

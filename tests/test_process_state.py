@@ -266,8 +266,14 @@ def test_a_change_made_in_lanes_after_all_is_refused(
         "random.random()",
         "os.environ.__setitem__('PARALOOP_TEST_LANES', str(i))",
         "os.chdir(tempfile.gettempdir()); os.chdir(home)",
+        "chdir(tempfile.gettempdir()); chdir(home)",
     ],
-    ids=["a draw from the global generator", "an environment change", "a directory entered and left"],
+    ids=[
+        "a draw from the global generator",
+        "an environment change",
+        "a directory entered and left",
+        "a directory entered and left through a name imported from os",
+    ],
 )
 def test_a_change_any_part_makes_in_lanes_is_refused(
     load_module: Loader, monkeypatch: pytest.MonkeyPatch, change: str
@@ -293,6 +299,7 @@ def test_a_change_any_part_makes_in_lanes_is_refused(
             load_module(
                 PRELUDE
                 + textwrap.dedent(f"""
+                from os import chdir
                 home = os.getcwd()
                 def late(i):
                     if i >= 40:
@@ -384,34 +391,88 @@ def test_a_worker_pickling_an_outcome_is_no_change_a_lane_sees(monkeypatch: pyte
     assert [look for look in looks if look is not None] == []
 
 
+FIDELITY = """
+    import pickle, posix
+    home = os.getcwd()
+    out = [None] * 8
+    for i in ParaLoop(range(8), caller_runs=False):
+        if i == 0:
+            os.chdir(path=FOLDER)
+            out[i] = os.getcwd() == FOLDER
+        elif i == 1:
+            descriptor = os.open(FOLDER, os.O_RDONLY)
+            try:
+                os.fchdir(descriptor)
+                out[i] = os.getcwd() == FOLDER
+            finally:
+                os.close(descriptor)
+        elif i == 2:
+            try:
+                os.chdir(os.path.join(FOLDER, "missing"))
+            except FileNotFoundError as error:
+                out[i] = (type(error).__name__, error.errno)
+        elif i == 3:
+            try:
+                os.chdir()
+            except TypeError as error:
+                out[i] = str(error)
+        elif i == 4:
+            out[i] = [os.chdir in os.supports_fd, os.chdir is posix.chdir, os.putenv is posix.putenv]
+        elif i == 5:
+            # By reference, as the built-in functions pickle.
+            out[i] = [pickle.loads(pickle.dumps(f)) is f for f in (os.chdir, os.fchdir, os.putenv)]
+        elif i == 6:
+            out[i] = (os.chdir, os.unsetenv)
+        else:
+            out[i] = (os.chdir.__name__, os.chdir.__module__, os.chdir.__doc__ == posix.chdir.__doc__)
+        os.chdir(home)
+    result = [out[:6], out[6] == (os.chdir, os.unsetenv) and out[6][0] is os.chdir, out[7]]
+"""
+
+
 @pytest.mark.usefixtures("start_method")
-def test_a_workers_counted_chdir_behaves_as_os_chdir(load_module: Loader, tmp_path: Path) -> None:
-    """A worker counts os.chdir and os.fchdir (see process_state.count_writes): in the body they
-    still take a path by keyword, a descriptor, raise what os.chdir raises, and os.chdir still
-    counts among the functions that take a descriptor."""
-    source = f"""
+def test_a_workers_counted_chdir_and_putenv_behave_as_the_built_in_ones(
+    load_module: Loader, tmp_path: Path
+) -> None:
+    """A worker counts os.chdir, os.fchdir, os.putenv and os.unsetenv (see
+    process_state.count_writes): in the body they take the same arguments (path= by keyword, a
+    descriptor), raise what the built-in ones raise, are os's and posix's alike, pickle by
+    reference (a ProcessPoolExecutor's initializer=os.chdir, a result holding os.chdir: the
+    adversary's F4 and F5 raised PicklingError or came back as another function), and name
+    themselves as the built-in ones do."""
+    source = PRELUDE + textwrap.dedent(FIDELITY.replace("FOLDER", repr(str(tmp_path))))
+    assert load_module(source).result == run_plain(source)["result"]
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        "os.chdir(home)",
+        "os.chdir('.')",
+        "contextlib.suppress(FileNotFoundError).__enter__() or None",
+        "missing()",
+    ],
+    ids=["the directory it is in", "dot", "nothing", "a directory that is not there"],
+)
+def test_a_chdir_that_changes_nothing_counts_nothing(
+    load_module: Loader, monkeypatch: pytest.MonkeyPatch, call: str
+) -> None:
+    """An os.chdir that fails, or into the directory the process is in, changes nothing: in lanes
+    the loop gives the plain result (the adversary's F1: every call counted, the loop refused)."""
+    for name in ("PARALOOP_BACKEND", "PARALOOP_WORKERS", "PARALOOP_LANES"):
+        monkeypatch.delenv(name, raising=False)
+    source = PRELUDE + textwrap.dedent(f"""
         home = os.getcwd()
-        folder = {str(tmp_path)!r}
-        out = [None] * 4
-        for i in ParaLoop(range(4), caller_runs=False):
-            if i == 0:
-                os.chdir(path=folder)
-                out[i] = os.getcwd() == folder
-            elif i == 1:
-                descriptor = os.open(folder, os.O_RDONLY)
-                try:
-                    os.fchdir(descriptor)
-                    out[i] = os.getcwd() == folder
-                finally:
-                    os.close(descriptor)
-            elif i == 2:
-                try:
-                    os.chdir(os.path.join(folder, "missing"))
-                except FileNotFoundError as error:
-                    out[i] = type(error).__name__
-            else:
-                out[i] = os.chdir in os.supports_fd
-            os.chdir(home)
+        def missing():
+            try:
+                os.chdir(os.path.join(home, "no such folder"))
+            except FileNotFoundError:
+                pass
+        out = []
+        for i in ParaLoop(range(64), lanes=True):
+            time.sleep(0.02)
+            {call}
+            out.append(os.getcwd() == home)
         result = out
-    """
-    assert load_module(PRELUDE + textwrap.dedent(source)).result == [True, True, "FileNotFoundError", True]
+    """)
+    assert load_module(source).result == [True] * 64

@@ -158,12 +158,11 @@ _lane_local = threading.local()
 def _part(job: Job, chunk: Chunk) -> Outcome:
     """Run one part of a chunk in this lane thread.
 
-    Each read of a file or of the current directory lets go of the GIL, which a lane then
-    waits to take again behind the others: 20-25 us of CPU each, among 32 lanes (4,096
-    iterations of 1 ms on two workers' lanes took 171-190 ms with four such reads per part,
-    130 ms with none).  So a part reads no directory (see process_state.snapshot), and its
-    time queued for a CPU once, at its end, against the figure its thread read at its
-    previous part's end: between parts a lane waits for the next, queued for nothing.
+    Each read of a file lets go of the GIL, which a lane then waits to take again behind the
+    others: 20-25 us of CPU each, among 32 lanes.  So a part reads its time queued for a CPU
+    once, at its end, against the figure its thread read at its previous part's end (between
+    parts a lane waits for the next, queued for nothing), not before and after itself: 4,096
+    iterations of 1 ms on two workers' lanes took 171-190 ms with two such reads per part.
     """
     began = time.perf_counter()
     began_cpu = time.thread_time()
