@@ -25,6 +25,7 @@ from conftest import (
     START_METHODS,
     interrupt_like_a_terminal,
     last_json,
+    run_program,
     run_script,
     run_source,
     use_backend,
@@ -606,6 +607,50 @@ def test_the_workers_of_a_killed_program_leave_quietly_and_take_its_temporary_fo
             os.killpg(process.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+        shutil.rmtree(temporary, ignore_errors=True)
+
+
+FORKED_CHILD_RUNS_A_LOOP = """
+import os, time
+import multiprocess.util
+from paraloop import ParaLoop
+
+def run():
+    out = []
+    for i in ParaLoop(range(8), num_processes=2, chunksize=1, caller_runs=False):
+        time.sleep(0.01)
+        out.append(i)
+    return out
+
+folder = multiprocess.util.get_temp_dir()
+pid = os.fork()
+if pid == 0:
+    print("child", run(), flush=True)
+    os._exit(0)
+os.waitpid(pid, 0)
+time.sleep(1.5)  # the child's workers are gone by now
+print("folder", os.path.isdir(folder), flush=True)
+print("program", run(), flush=True)
+"""
+
+
+def test_a_forked_child_that_ends_leaves_the_programs_temporary_folder(tmp_path: Path) -> None:
+    """Under forkserver, a child made with os.fork() runs a loop and leaves with os._exit: its
+    workers see it gone, but the temporary folder is the program's (the child inherited it),
+    which the program's next loop needs for its fork server's socket (the second adversary of
+    session 25, F2: removed, and the program's next loop failed with FileNotFoundError)."""
+    script = tmp_path / "forks.py"
+    script.write_text(FORKED_CHILD_RUNS_A_LOOP)
+    temporary = Path(tempfile.mkdtemp(prefix="pl-", dir="/tmp"))
+    try:
+        result = run_program(script, PARALOOP_START_METHOD="forkserver", TMPDIR=str(temporary))
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.splitlines() == [
+            f"child {list(range(8))}",
+            "folder True",
+            f"program {list(range(8))}",
+        ]
+    finally:
         shutil.rmtree(temporary, ignore_errors=True)
 
 

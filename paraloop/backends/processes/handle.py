@@ -195,12 +195,28 @@ def wait(objects: list[Any], timeout: float | None) -> list[Any]:
     return waited(objects, timeout)
 
 
-def _temporary_folder() -> str:
-    """multiprocess's temporary folder of this program (made if need be: the fork server's
-    socket goes there)."""
+def _temporary_folder() -> str | None:
+    """multiprocess's temporary folder of this process (made if need be: the fork server's
+    socket goes there), if this process made it; else None.
+
+    A process that multiprocess started, or that ``os.fork()`` made, inherits its parent's
+    folder: its workers must not remove it when it ends (the parent's next fork server would
+    find it gone).  The process that made it registered its removal at its own exit (a
+    ``Finalize`` under its own pid), which a child inherits under the parent's pid, or not at all.
+    """
     from multiprocess import util
 
-    return str(util.get_temp_dir())
+    folder = str(util.get_temp_dir())
+    try:
+        made_here = any(
+            getattr(entry, "_callback", None) is util._remove_temp_dir
+            and getattr(entry, "_pid", None) == os.getpid()
+            and folder in (getattr(entry, "_args", None) or ())
+            for entry in list(util._finalizer_registry.values())
+        )
+    except Exception:  # noqa: BLE001 - multiprocess's own books, read as they are: then keep it
+        made_here = False
+    return folder if made_here else None
 
 
 class Worker:
