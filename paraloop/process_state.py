@@ -202,7 +202,6 @@ def count_writes() -> None:
     if getattr(os.putenv, "__paraloop_counting__", False):
         return
     posix: Any = sys.modules.get(os.name)
-    put, unset, chdir, fchdir = os.putenv, os.unsetenv, os.chdir, os.fchdir
 
     def moved(change: Any) -> Any:
         @functools.wraps(change)
@@ -222,12 +221,9 @@ def count_writes() -> None:
 
         return counted
 
-    for name, original, counting in (
-        ("chdir", chdir, moved(chdir)),
-        ("fchdir", fchdir, moved(fchdir)),
-        ("putenv", put, written(put)),
-        ("unsetenv", unset, written(unset)),
-    ):
+    for name, count in (("chdir", moved), ("fchdir", moved), ("putenv", written), ("unsetenv", written)):
+        original = getattr(os, name)
+        counting = count(original)
         counting.__paraloop_counting__ = True
         setattr(os, name, counting)
         if posix is not None and getattr(posix, name, None) is original:

@@ -28,6 +28,7 @@ from conftest import (
     run_program,
     run_script,
     run_source,
+    start_program,
     use_backend,
 )
 
@@ -580,18 +581,8 @@ def test_the_workers_of_a_killed_program_leave_quietly_and_take_its_temporary_fo
     )
     # Short: a fork server's socket path must fit in 108 bytes.
     temporary = Path(tempfile.mkdtemp(prefix="pl-", dir="/tmp"))
-    environment = {
-        k: v for k, v in os.environ.items() if not (k.startswith("PARALOOP_") and k != "PARALOOP_CALLER_RUNS")
-    }
-    environment.update(PARALOOP_START_METHOD=method, TMPDIR=str(temporary))
-    process = subprocess.Popen(
-        [sys.executable, "-m", "paraloop", str(script)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=environment,
-        start_new_session=True,
-    )
+    # In a session of its own: its workers are found (and stopped, whatever happens) by group.
+    process = start_program(script, preexec_fn=os.setsid, PARALOOP_START_METHOD=method, TMPDIR=str(temporary))
     try:
         assert process.stdout is not None
         assert process.stdout.readline().strip() == "running"

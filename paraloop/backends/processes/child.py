@@ -212,12 +212,9 @@ def _serve(connection: Any, clock: Any, owner: int | None, folder: str | None = 
     # Exit once the program that started this worker is gone, however it ended (SIGKILL too):
     # its pid, not the parent's, since a forkserver worker's parent is the fork server, which
     # lives as long as its children.
-    die_with(
-        owner if owner is not None else parent,
-        lambda: os.getppid() != parent,
-        functools.partial(_leave, owner, folder),
-    )
-    child = _Child(connection, clock, functools.partial(_leave, owner, folder))
+    leave = functools.partial(_leave, owner, folder)
+    die_with(owner if owner is not None else parent, lambda: os.getppid() != parent, leave)
+    child = _Child(connection, clock, leave)
     while True:
         # Poll with a timeout: a sibling forked later may hold our pipe open,
         # so EOF alone does not prove the parent is alive.

@@ -47,7 +47,7 @@ class Watch:
         connection: Any,
         sending: threading.Lock,
         reply: Callable[[bytes], None],
-        gone: Callable[[], None] = lambda: os._exit(0),
+        gone: Callable[[], None],
     ) -> None:
         """``gone``: how the worker leaves once its program is gone (see child._leave)."""
         from ... import serialize
