@@ -33,7 +33,7 @@ from . import loaded_modules
 from .cpus import available_cpus
 from .linux import linux_facilities
 
-__all__ = ["ENVIRONMENT", "apply", "limited", "native_loaded", "plan"]
+__all__ = ["ENVIRONMENT", "Hold", "apply", "limited", "native_loaded", "plan"]
 
 # What BLAS and OpenMP runtimes read when they load.
 ENVIRONMENT = (
@@ -196,7 +196,12 @@ def apply(threads: int | None, environment: bool = True) -> None:
                 _environment.update({name: os.environ.get(name) for name in ENVIRONMENT})
             for name in ENVIRONMENT:
                 os.environ[name] = str(threads)
-        if native_loaded():
+        if _applied is None and _limiter is None and _forked_limited(threads):
+            # Forked while the caller held its pools at this count: they are so already, and
+            # setting OpenBLAS's count again here would restart its pool, whose new threads
+            # spin for about 0.1 s (the caller's limiter knows the counts to restore).
+            _limiter = _caller_limiter
+        elif native_loaded():
             with _limiting() as threadpoolctl:
                 limiter = threadpoolctl.threadpool_limits(limits=threads)
             if _limiter is None:
@@ -231,6 +236,8 @@ def _restore(environment: bool) -> None:
 # first of them, which holds the counts before; the last one to end restores them.
 _callers = 0
 _caller_limiter: Any = None
+# The process that limited the caller's pools, to what count, and the extension modules then.
+_caller_limit: tuple[int, int, frozenset[str]] | None = None
 
 
 @contextlib.contextmanager
@@ -240,21 +247,84 @@ def limited(threads: int | None) -> Iterator[None]:
     The environment is left alone: it belongs to the user's process.  Loops in several
     threads at once share one limit, and the pools get their sizes back when the last ends.
     """
-    global _callers, _caller_limiter
     if threads is None:
         yield
         return
-    with _lock:
-        if _callers == 0 and native_loaded():
-            with _limiting() as threadpoolctl:
-                _caller_limiter = threadpoolctl.threadpool_limits(limits=threads)
-        _callers += 1
+    _enter(threads)
     try:
         yield
     finally:
-        with _lock:
-            _callers -= 1
-            if _callers == 0 and _caller_limiter is not None:
-                with _limiting():
-                    _caller_limiter.restore_original_limits()
-                _caller_limiter = None
+        _exit()
+
+
+def _enter(threads: int) -> None:
+    global _callers, _caller_limiter, _caller_limit
+    with _lock:
+        # Also when another loop's limit came before any library was loaded: one loaded since
+        # (a body's first import of numpy) is limited from the next chunk on.
+        if _caller_limiter is None and native_loaded():
+            with _limiting() as threadpoolctl:
+                _caller_limiter = threadpoolctl.threadpool_limits(limits=threads)
+            _caller_limit = (os.getpid(), threads, _extensions())
+        _callers += 1
+
+
+def _exit() -> None:
+    global _callers, _caller_limiter, _caller_limit
+    with _lock:
+        _callers -= 1
+        if _callers == 0 and _caller_limiter is not None:
+            with _limiting():
+                _caller_limiter.restore_original_limits()
+            _caller_limiter = None
+            _caller_limit = None
+
+
+class Hold:
+    """The caller's native pools at a fork worker's share from its loop's first fork to the
+    loop's end (the processes backend under fork).
+
+    A worker forked so inherits its pools limited and the libraries loaded, and leaves them
+    as they are (see :func:`apply`): setting OpenBLAS's count in a forked process restarts
+    its pool, whose new threads spin for about 0.1 s before they sleep, beside the
+    iterations (two workers on two CPUs ran their first iterations at half speed).  The
+    caller's own chunks run at that share anyway (see :func:`limited`).  One caveat of the
+    fork itself: OpenBLAS stops the caller's pool before each fork, and restoring the count
+    at the loop's end starts it again (its threads spin as they start, as after any fork).
+    """
+
+    def __init__(self, threads: int | None) -> None:
+        self._threads = threads
+        self._held = False
+
+    def before_fork(self) -> None:
+        """Called before each fork of the loop's workers: hold the limit from the first."""
+        if self._threads is not None and not self._held:
+            self._held = True
+            _enter(self._threads)
+
+    def close(self) -> None:
+        """At the loop's end: give the caller's pools back their counts."""
+        if self._held:
+            self._held = False
+            _exit()
+
+
+def _extensions() -> frozenset[str]:
+    """The extension modules beyond the standard library now loaded (each may bring a pool)."""
+    return frozenset(
+        filename for _, _, filename in loaded_modules.beyond_stdlib() if filename.endswith(".so")
+    )
+
+
+def _forked_limited(threads: int) -> bool:
+    """Whether this process was forked while its parent held its native pools at ``threads``
+    (see :class:`Hold`), with no extension module loaded since (its pool would not be)."""
+    limit = _caller_limit
+    return (
+        limit is not None
+        and _caller_limiter is not None
+        and limit[0] != os.getpid()
+        and limit[1] == threads
+        and limit[2] == _extensions()
+    )

@@ -83,6 +83,42 @@ def test_each_worker_gets_its_share_of_the_cpus(tmp_path: Path, method: str, wor
 
 
 @TWO_CPUS
+def test_a_forked_worker_s_pools_come_limited_with_no_thread_left_spinning(tmp_path: Path) -> None:
+    """A fork worker inherits numpy loaded, and its pools limited to its share by the caller
+    before the fork.  Limiting them again in the worker (threadpoolctl) restarted OpenBLAS's
+    pool there, whose new threads spin for about 0.1 s before they sleep: two workers on two
+    CPUs ran their first iterations at half speed (W8 in docs/benchmarks.md; the other
+    threads burned 0.8 s of CPU for each second of an iteration's).  Here the worker's other
+    threads burn next to nothing while its iterations compute, and the caller's pools are as
+    they were after the loop."""
+    seen = _run(
+        tmp_path,
+        """
+        def burn():
+            a = numpy.ones((200, 200))
+            for _ in range(40):
+                a = a @ a
+                a /= a.max()
+
+        caller = os.getpid()
+        seen = []
+        for i in ParaLoop(range(6), num_processes=2, start_method="fork"):
+            process, thread = time.process_time(), time.thread_time()
+            burn()
+            own = time.thread_time() - thread
+            seen.append((os.getpid() != caller, time.process_time() - process - own, own, blas_threads()))
+        print(json.dumps([seen, blas_threads()]))
+        """,
+    )
+    seen, caller = seen
+    in_workers = [(others, own, count) for worker, others, own, count in seen if worker]
+    assert len(in_workers) >= 4, seen
+    assert all(count == 1 for _, _, count in in_workers), seen
+    assert sum(others for others, _, _ in in_workers) < 0.1 * sum(own for _, own, _ in in_workers), seen
+    assert caller == CPUS
+
+
+@TWO_CPUS
 def test_the_users_environment_wins(tmp_path: Path) -> None:
     """OPENBLAS_NUM_THREADS set by the user: paraloop leaves every pool alone."""
     counts = _run(

@@ -40,6 +40,7 @@ from ... import (
     coverage_workers,
     log,
     module_globals,
+    native_threads,
     serialize,
     warnings_relay,
 )
@@ -159,6 +160,8 @@ class Loop(Record):
     heard: bool = False
     # The outcomes of chunks whose workers died, not yielded yet (see endings.lost).
     lost: list[Outcome]
+    # The caller's native pools at the workers' share from the first fork on (see Hold).
+    native: native_threads.Hold
 
     _fields = (
         "pool",
@@ -173,6 +176,7 @@ class Loop(Record):
         "caller",
         "heard",
         "lost",
+        "native",
     )
 
     def __init__(
@@ -189,6 +193,7 @@ class Loop(Record):
         caller: CallerWorker | None = None,
         heard: bool = False,
         lost: list[Outcome] | None = None,
+        native: native_threads.Hold | None = None,
     ) -> None:
         self.pool = pool
         self.job = job
@@ -202,6 +207,7 @@ class Loop(Record):
         self.caller = caller
         self.heard = heard
         self.lost = list() if lost is None else lost
+        self.native = native_threads.Hold(None) if native is None else native
 
     @property
     def measured(self) -> bool:
@@ -257,7 +263,10 @@ def run(
             yield from _lost(loop)
     finally:
         turns.__exit__(None, None, None)
-        release(loop)
+        try:
+            release(loop)
+        finally:
+            loop.native.close()
         # A loop whose first iteration started importing multiprocess and then ended in the
         # caller returns once the import is in: no lock of it is held when the program forks.
         background_import.joined()
@@ -286,7 +295,11 @@ def _start(
         state_matters=job.lanes is None,
         process_cap=waiting_workers(),
     )
-    loop = Loop(pool, job, chunker, loop_id, policy, sending, recycle, active, count - len(active))
+    # Under fork, workers forked with the caller's pools at their share keep them so.
+    native = native_threads.Hold(job.native_threads if pool.method == "fork" else None)
+    loop = Loop(
+        pool, job, chunker, loop_id, policy, sending, recycle, active, count - len(active), native=native
+    )
     # The caller runs the first chunks itself, and more while its new workers get ready.
     if caller_runs and may_run(job, recycle):
         ready = start_seconds(pool.method) if loop.to_start else READY_SECONDS
@@ -422,7 +435,7 @@ def fill(loop: Loop) -> None:
         _retire_spent(loop)
         worker = _taker(loop.active, two=False)
         if worker is None and loop.to_start > 0 and not (chunker.exhausted or chunker.stopped):
-            loop.active.extend(loop.pool.lease(1, loop.loop_id))
+            loop.active.extend(loop.pool.lease(1, loop.loop_id, before_fork=loop.native.before_fork))
             loop.to_start -= 1
             continue
         if worker is None:
@@ -559,7 +572,7 @@ def _note(loop: Loop, worker: Worker, outcome: Outcome, began: float) -> None:
     cpus: Callable[[], int] = available_cpus
     wanted = loop.policy.on_outcome(outcome, probing, early_cpu, len(loop.active), cpus)
     if wanted:
-        more = loop.pool.lease(wanted - len(loop.active), loop.loop_id)
+        more = loop.pool.lease(wanted - len(loop.active), loop.loop_id, before_fork=loop.native.before_fork)
         log.debug("iterations mostly wait: %d more workers", len(more))
         loop.active.extend(more)
 

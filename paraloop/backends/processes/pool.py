@@ -27,7 +27,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ... import background_import, coverage_workers, log
@@ -96,10 +96,13 @@ class ProcessPool:
         default = None if "multiprocess" in sys.modules else default_method()
         return default if default is not None else str(self.context.get_start_method())
 
-    def lease(self, count: int, loop_id: int, start: bool = True) -> list[Worker]:
+    def lease(
+        self, count: int, loop_id: int, start: bool = True, before_fork: Callable[[], None] | None = None
+    ) -> list[Worker]:
         """``count`` live workers that no other running loop holds, started if need be.
 
-        With ``start=False``, only those already running (maybe fewer).
+        With ``start=False``, only those already running (maybe fewer).  ``before_fork`` is
+        called before each worker is started under fork (see native_threads.Hold).
         """
         with self._lock:
             # Retired ones that ended, and idle ones that died (killed from outside): their
@@ -109,6 +112,8 @@ class ProcessPool:
             free = [w for w in self.workers if w.lease is None]
             while start and len(free) < count:
                 method = self.method
+                if before_fork is not None and method == "fork":
+                    before_fork()
                 with forking(method), ctrl_c_held():
                     worker = Worker(self._context_for(method), method, next(self._numbers))
                     self.workers.append(worker)
