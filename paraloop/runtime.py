@@ -329,10 +329,12 @@ def _chunker(loop: ParaLoop[Any]) -> Chunker:
     return Chunker(loop.iterable, loop.chunksize, _ITEM_MODES.get(_backend(loop), COPY))
 
 
-def _outcomes(loop: ParaLoop[Any], job: Job, chunker: Chunker, caller_runs: bool = True) -> Iterator[Outcome]:
+def _outcomes(loop: ParaLoop[Any], job: Job, chunker: Chunker, between: bool = False) -> Iterator[Outcome]:
     """Run the job's chunks on the loop's backend; outcomes arrive in any order.
 
-    ``caller_runs``: the caller may run chunks itself (see backends/processes/caller.py), if the loop allows.
+    ``between``: the program's own code runs between the loop's items (a generator expression
+    over ParaLoop), so the caller neither runs chunks itself (see backends/processes/caller.py)
+    nor holds its native pools at the workers' share (see native_threads.Hold).
     """
     backend = _backend(loop)
     chosen = loop.resolved_num_processes()
@@ -363,7 +365,13 @@ def _outcomes(loop: ParaLoop[Any], job: Job, chunker: Chunker, caller_runs: bool
     grow_to = waiting_iterations() if chosen is None else None
     recycle = loop.max_iterations_per_worker
     return get_pool(loop.resolved_start_method()).run(
-        job, chunker, count, grow_to, recycle, caller_runs=caller_runs and loop.resolved_caller_runs()
+        job,
+        chunker,
+        count,
+        grow_to,
+        recycle,
+        caller_runs=not between and loop.resolved_caller_runs(),
+        hold_native=not between,
     )
 
 
@@ -630,7 +638,7 @@ def comprehension(
             # Not in a generator expression's loop: the program's own code runs between its
             # items and may change what the body reads, which the caller's chunks would take
             # for an iteration's change (they run on the program's objects, see backends/processes/caller.py).
-            outcomes = _outcomes(loop, job, chunker, caller_runs=kind != "generator")
+            outcomes = _outcomes(loop, job, chunker, between=kind == "generator")
             for outcome in _drive(outcomes, chunker, inline, bar):
                 for part in outcome.parts or (outcome,):
                     if part.output:

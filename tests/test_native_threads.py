@@ -119,6 +119,24 @@ def test_a_forked_worker_s_pools_come_limited_with_no_thread_left_spinning(tmp_p
 
 
 @TWO_CPUS
+def test_the_program_s_own_code_between_a_generator_s_items_keeps_the_caller_s_pools(tmp_path: Path) -> None:
+    """Between the items of a generator expression over ParaLoop the program's own code runs
+    in the caller: its products get the caller's whole pools (their bits depend on the thread
+    count), not the workers' share that the caller holds through other loops under fork."""
+    seen = _run(
+        tmp_path,
+        """
+        squares = (i * i for i in ParaLoop(range(8), num_processes=2, start_method="fork", chunksize=1))
+        counts = []
+        for square in squares:
+            counts.append(blas_threads())
+        print(json.dumps(counts))
+        """,
+    )
+    assert seen == [CPUS] * 8
+
+
+@TWO_CPUS
 def test_the_users_environment_wins(tmp_path: Path) -> None:
     """OPENBLAS_NUM_THREADS set by the user: paraloop leaves every pool alone."""
     counts = _run(

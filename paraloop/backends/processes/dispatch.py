@@ -222,10 +222,11 @@ def run(
     grow_to: int | None = None,
     recycle: int | None = None,
     caller_runs: bool = False,
+    hold_native: bool = True,
 ) -> Iterator[Outcome]:
     """Run the chunks of ``chunker`` on ``count`` workers of ``pool``; yield outcomes as they
     arrive (see ProcessPool.run)."""
-    loop = _start(pool, job, chunker, count, grow_to, recycle, caller_runs)
+    loop = _start(pool, job, chunker, count, grow_to, recycle, caller_runs, hold_native)
     # Under fork, this loop's forks and other threads' caller's chunks take turns.
     turns = loop_running()
     turns.__enter__()
@@ -280,6 +281,7 @@ def _start(
     grow_to: int | None,
     recycle: int | None,
     caller_runs: bool,
+    hold_native: bool = True,
 ) -> Loop:
     loop_id = next(_loop_ids)
     sending = JobMessage(
@@ -296,7 +298,7 @@ def _start(
         process_cap=waiting_workers(),
     )
     # Under fork, workers forked with the caller's pools at their share keep them so.
-    native = native_threads.Hold(job.native_threads if pool.method == "fork" else None)
+    native = native_threads.Hold(job.native_threads if pool.method == "fork" and hold_native else None)
     loop = Loop(
         pool, job, chunker, loop_id, policy, sending, recycle, active, count - len(active), native=native
     )

@@ -162,6 +162,7 @@ class ProcessPool:
         grow_to: int | None = None,
         recycle: int | None = None,
         caller_runs: bool = False,
+        hold_native: bool = True,
     ) -> Iterator[Outcome]:
         """Run the chunks of ``chunker`` on ``count`` workers; yield outcomes as they arrive.
 
@@ -177,9 +178,11 @@ class ProcessPool:
         objects.  Such a loop runs no lanes (each worker holds one chunk at a time).
 
         With ``caller_runs``, the caller runs the first chunks itself where it may
-        (see caller.py).
+        (see caller.py).  With ``hold_native``, under fork, the caller's native pools stay at the
+        workers' share from the loop's first fork to its end (see native_threads.Hold): not
+        where the program's own code runs between the loop's items.
         """
-        return dispatch.run(self, job, chunker, count, grow_to, recycle, caller_runs)
+        return dispatch.run(self, job, chunker, count, grow_to, recycle, caller_runs, hold_native)
 
     def shutdown(self) -> None:
         workers, self.workers = self.workers, []
