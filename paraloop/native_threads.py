@@ -26,6 +26,7 @@ import os
 import re
 import sys
 import threading
+from _weakrefset import WeakSet
 from collections.abc import Iterator
 from typing import Any
 
@@ -33,7 +34,7 @@ from . import loaded_modules
 from .cpus import available_cpus
 from .linux import linux_facilities
 
-__all__ = ["ENVIRONMENT", "Hold", "apply", "limited", "native_loaded", "plan"]
+__all__ = ["ENVIRONMENT", "Hold", "apply", "let_go_here", "limited", "native_loaded", "plan"]
 
 # What BLAS and OpenMP runtimes read when they load.
 ENVIRONMENT = (
@@ -120,7 +121,7 @@ def plan(setting: int | bool | None, at_once: int) -> int | None:
     if user_choice():
         return None
     share = max(1, available_cpus() // max(1, at_once))
-    if "threadpoolctl" in sys.modules and _callers == 0:
+    if "threadpoolctl" in sys.modules and not _holders:
         # The user may have limited the caller's pools around the loop: a narrower limit wins
         # (not paraloop's own, while a threads-backend loop runs).
         narrowest = _narrowest()
@@ -185,7 +186,8 @@ def apply(threads: int | None, environment: bool = True) -> None:
     """
     global _applied, _limiter
     with _lock:
-        if threads == _applied:
+        held = _inherited()
+        if threads == _applied and held is None:
             return
         if threads is None:
             _restore(environment)
@@ -196,11 +198,11 @@ def apply(threads: int | None, environment: bool = True) -> None:
                 _environment.update({name: os.environ.get(name) for name in ENVIRONMENT})
             for name in ENVIRONMENT:
                 os.environ[name] = str(threads)
-        if _applied is None and _limiter is None and _forked_limited(threads):
-            # Forked while the caller held its pools at this count: they are so already, and
-            # setting OpenBLAS's count again here would restart its pool, whose new threads
-            # spin for about 0.1 s (the caller's limiter knows the counts to restore).
-            _limiter = _caller_limiter
+        if held == threads:
+            # Forked while the caller held its pools at this count, and they are so: setting
+            # OpenBLAS's count again here would restart its pool, whose new threads spin for
+            # about 0.1 s beside the iterations.
+            pass
         elif native_loaded():
             with _limiting() as threadpoolctl:
                 limiter = threadpoolctl.threadpool_limits(limits=threads)
@@ -232,17 +234,27 @@ def _restore(environment: bool) -> None:
         _limiter = None
 
 
-# In the caller (the threads backend): loops limiting its pools now, and the limiter of the
-# first of them, which holds the counts before; the last one to end restores them.
-_callers = 0
+# In the caller: what holds its pools limited now (a threads-backend loop, a caller's chunk, a
+# fork loop's Hold), and the limiter of the first, which holds the counts before; when the last
+# lets go, they get their counts back.  Held weakly: a holder whose loop ended without letting
+# go (a second Ctrl-C during the loop's cleanup) is gone once its loop is, and the next limit
+# or release restores the counts first.
+_holders: WeakSet[Any] = WeakSet()
 _caller_limiter: Any = None
-# The process that limited the caller's pools, to what count, and the extension modules then.
-_caller_limit: tuple[int, int, frozenset[str]] | None = None
+# The process that limited the caller's pools, and to what count.
+_caller_limit: tuple[int, int] | None = None
+
+
+class _Token:
+    """One holder of the caller's limit (see _holders)."""
+
+    __slots__ = ("__weakref__",)
 
 
 @contextlib.contextmanager
 def limited(threads: int | None) -> Iterator[None]:
-    """In the caller (the threads backend): limit the loaded native pools for the block.
+    """In the caller (the threads backend, a caller's chunk): limit the loaded native pools for
+    the block.
 
     The environment is left alone: it belongs to the user's process.  Loops in several
     threads at once share one limit, and the pools get their sizes back when the last ends.
@@ -250,42 +262,61 @@ def limited(threads: int | None) -> Iterator[None]:
     if threads is None:
         yield
         return
-    _enter(threads)
+    token = _Token()
+    _enter(token, threads)
     try:
         yield
     finally:
-        _exit()
+        _leave(token)
 
 
-def _enter(threads: int) -> None:
-    global _callers, _caller_limiter, _caller_limit
+def _enter(holder: Any, threads: int) -> None:
+    global _caller_limiter, _caller_limit
     with _lock:
+        _release_if_free()
         # Also when another loop's limit came before any library was loaded: one loaded since
         # (a body's first import of numpy) is limited from the next chunk on.
         if _caller_limiter is None and native_loaded():
             with _limiting() as threadpoolctl:
                 _caller_limiter = threadpoolctl.threadpool_limits(limits=threads)
-            _caller_limit = (os.getpid(), threads, _extensions())
-        _callers += 1
+            _caller_limit = (os.getpid(), threads)
+        _holders.add(holder)
 
 
-def _exit() -> None:
-    global _callers, _caller_limiter, _caller_limit
-    with _lock:
-        _callers -= 1
-        if _callers == 0 and _caller_limiter is not None:
-            with _limiting():
-                _caller_limiter.restore_original_limits()
-            _caller_limiter = None
-            _caller_limit = None
+def _leave(holder: Any) -> None:
+    """``holder`` lets go of the caller's limit, done even if Ctrl-C interrupts it (raised once
+    done: letting go twice is letting go once)."""
+    interrupted: KeyboardInterrupt | None = None
+    while True:
+        try:
+            with _lock:
+                _holders.discard(holder)
+                _release_if_free()
+            break
+        except KeyboardInterrupt as error:
+            interrupted = error
+    if interrupted is not None:
+        raise interrupted
+
+
+def _release_if_free() -> None:
+    """With ``_lock`` held: the caller's pools get their counts back once nothing holds them."""
+    global _caller_limiter, _caller_limit
+    if not _holders and _caller_limiter is not None:
+        with _limiting():
+            _caller_limiter.restore_original_limits()
+        _caller_limiter = None
+        _caller_limit = None
 
 
 class Hold:
     """The caller's native pools at a fork worker's share from its loop's first fork to the
     loop's end (the processes backend under fork).
 
-    A worker forked so inherits its pools limited and the libraries loaded, and leaves them
-    as they are (see :func:`apply`): setting OpenBLAS's count in a forked process restarts
+    A worker forked so inherits its pools limited and the libraries loaded, and, having read
+    their counts (a library loaded since, or a count another thread of the program changed,
+    would not be at the share), leaves them as they are (see :func:`apply` and
+    :func:`_inherited`): setting OpenBLAS's count in a forked process restarts
     its pool, whose new threads spin for about 0.1 s before they sleep, beside the
     iterations (two workers on two CPUs ran their first iterations at half speed).  The
     caller's own chunks run at that share anyway (see :func:`limited`).  One caveat of the
@@ -296,35 +327,58 @@ class Hold:
     def __init__(self, threads: int | None) -> None:
         self._threads = threads
         self._held = False
+        # The process and thread that run the loop (see let_go_here).
+        self._runner = (os.getpid(), threading.get_ident())
+
+    @property
+    def held(self) -> bool:
+        return self._held
 
     def before_fork(self) -> None:
-        """Called before each fork of the loop's workers: hold the limit from the first."""
+        """Called before each fork of the loop's workers (with Ctrl-C held): hold the limit
+        from the first."""
         if self._threads is not None and not self._held:
             self._held = True
-            _enter(self._threads)
+            _enter(self, self._threads)
 
     def close(self) -> None:
-        """At the loop's end: give the caller's pools back their counts."""
+        """At the loop's end: give the caller's pools back their counts (see _leave)."""
         if self._held:
+            _leave(self)
             self._held = False
-            _exit()
 
 
-def _extensions() -> frozenset[str]:
-    """The extension modules beyond the standard library now loaded (each may bring a pool)."""
-    return frozenset(
-        filename for _, _, filename in loaded_modules.beyond_stdlib() if filename.endswith(".so")
-    )
+def let_go_here() -> None:
+    """At the end of a loop in the caller: a :class:`Hold` of this thread's lets go, if its loop's
+    own cleanup did not (a second Ctrl-C during it interrupts the first call it makes).  A
+    thread runs one such loop at a time: a loop in a body the caller runs is sequential."""
+    if not _holders:
+        return
+    # Not a Hold a forked worker inherited (its thread has the same number as the caller's).
+    me = (os.getpid(), threading.get_ident())
+    for holder in list(_holders):
+        if type(holder) is Hold and holder._runner == me:
+            holder.close()
 
 
-def _forked_limited(threads: int) -> bool:
-    """Whether this process was forked while its parent held its native pools at ``threads``
-    (see :class:`Hold`), with no extension module loaded since (its pool would not be)."""
-    limit = _caller_limit
-    return (
-        limit is not None
-        and _caller_limiter is not None
-        and limit[0] != os.getpid()
-        and limit[1] == threads
-        and limit[2] == _extensions()
-    )
+# The process that looked for a limit held at its fork (see _inherited).
+_looked = 0
+
+
+def _inherited() -> int | None:
+    """In a worker forked while the caller held its pools (see :class:`Hold`), at its first
+    call: the count they all have, if it is the one held (0 if not: a library loaded since, or
+    a count another thread of the caller changed), the caller's limiter becoming this
+    process's (it knows the counts to give back).  None in any other case, and ever after."""
+    global _looked, _limiter
+    pid = os.getpid()
+    if _looked == pid:
+        return None
+    _looked = pid
+    limit, limiter = _caller_limit, _caller_limiter
+    if limit is None or limiter is None or limit[0] == pid or _applied is not None or _limiter is not None:
+        return None
+    _limiter = limiter
+    # Reading the counts starts no thread (setting OpenBLAS's does).
+    counts = [info.get("num_threads") for info in _threadpoolctl().threadpool_info()]
+    return limit[1] if counts and all(count == limit[1] for count in counts) else 0

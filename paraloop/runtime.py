@@ -413,10 +413,29 @@ def _drive(outcomes: Iterator[Outcome], chunker: Chunker, inline: bool, bar: Any
                 "backend='sequential' meanwhile"
             )
     finally:
-        close = getattr(outcomes, "close", None)
-        if close is not None:
-            close()
+        interrupted = closed(outcomes)
         close_bar(bar)
+        if interrupted is not None:
+            raise interrupted
+
+
+def closed(outcomes: Iterator[Any]) -> KeyboardInterrupt | None:
+    """Close ``outcomes`` (a backend's generator, whose cleanup stops the loop's workers and
+    gives back what the loop holds), done even if Ctrl-C interrupts it; that Ctrl-C, if any.
+
+    A generator not closed is closed only when the garbage collector gets to it, which for one
+    held in a cycle (an exception's traceback) may be never: a second Ctrl-C during a loop's
+    cleanup left the caller's native pools limited for the rest of the program.
+    """
+    close = getattr(outcomes, "close", None)
+    interrupted: KeyboardInterrupt | None = None
+    while close is not None:
+        try:
+            close()
+            break
+        except KeyboardInterrupt as error:
+            interrupted = error  # the generator's own cleanup ran on as far as it could
+    return interrupted
 
 
 def _watching(loop: ParaLoop[Any]) -> dict[str, Any]:
@@ -594,8 +613,12 @@ def _run(
     combiner = Combiner(variables, job, inferred, chunker.held)
     inline = _backend(loop) in ("threads", "sequential")
     bar = open_bar(loop.iterable, job.filename, line, loop.progress_options) if loop.progress else None
+    outcomes: Iterator[Outcome] = iter(())
+    driving: Iterator[Outcome] = iter(())
     try:
-        for outcome in _drive(_outcomes(loop, job, chunker), chunker, inline, bar):
+        outcomes = _outcomes(loop, job, chunker)
+        driving = _drive(outcomes, chunker, inline, bar)
+        for outcome in driving:
             if combiner.add(outcome):
                 break
     except BaseException as error:  # noqa: BLE001 - handed to the generated code
@@ -607,6 +630,13 @@ def _run(
             # Threads: what the chunks left unchecked (worker processes check on their own).
             combiner.result.error = job.final_check()
     finally:
+        # Now, not when the garbage collector gets to them: a second Ctrl-C may have cut short
+        # the cleanup that closes them (see closed).
+        interrupted = closed(driving)
+        interrupted = closed(outcomes) or interrupted
+        native_threads.let_go_here()
+        if interrupted is not None and combiner.result.error is None:
+            combiner.result.error = _hidden(interrupted)
         close_bar(bar)  # also when the backend failed to start
     try:
         result = combiner.finish()
@@ -634,12 +664,15 @@ def comprehension(
         chunker = _chunker(loop)
         inline = _backend(loop) in ("threads", "sequential")
         bar = open_bar(loop.iterable, job.filename, line, loop.progress_options) if loop.progress else None
+        outcomes: Iterator[Outcome] = iter(())
+        driving: Iterator[Outcome] = iter(())
         try:
             # Not in a generator expression's loop: the program's own code runs between its
             # items and may change what the body reads, which the caller's chunks would take
             # for an iteration's change (they run on the program's objects, see backends/processes/caller.py).
             outcomes = _outcomes(loop, job, chunker, between=kind == "generator")
-            for outcome in _drive(outcomes, chunker, inline, bar):
+            driving = _drive(outcomes, chunker, inline, bar)
+            for outcome in driving:
                 for part in outcome.parts or (outcome,):
                     if part.output:
                         write_output(part.output)
@@ -650,8 +683,14 @@ def comprehension(
             broken_pipe.die_as_plain(error)
             raise _hidden(error) from None
         finally:
+            # Now, not when the garbage collector gets to them (see closed).
+            interrupted = closed(driving)
+            interrupted = closed(outcomes) or interrupted
+            native_threads.let_go_here()
             close_bar(bar)  # also when the backend failed to start, or the generator was dropped
             job.release_guard()
+            if interrupted is not None:
+                raise interrupted
 
     if kind == "generator":
         # Lazy, like the generator expression it replaces: nothing runs until iterated.

@@ -137,6 +137,215 @@ def test_the_program_s_own_code_between_a_generator_s_items_keeps_the_caller_s_p
 
 
 @TWO_CPUS
+def test_a_warm_fork_worker_gets_its_share_again_after_a_loop_that_left_its_pools_alone(
+    tmp_path: Path,
+) -> None:
+    """Three loops on one pool of fork workers: the default, ``native_threads=False``, the
+    default.  The third loop's workers run at their share again (a worker that took the limit
+    its fork carried must not take it again once a loop gave its pools back)."""
+    seen = _run(
+        tmp_path,
+        """
+        caller = os.getpid()
+
+        def loop(native):
+            counts = []
+            for i in ParaLoop(range(8), num_processes=2, start_method="fork", chunksize=1, native_threads=native):
+                time.sleep(0.01)
+                counts.append((os.getpid() != caller, blas_threads()))
+            return [count for worker, count in counts if worker]
+
+        print(json.dumps([loop(None), loop(False), loop(None)]))
+        """,
+    )
+    first, alone, third = seen
+    assert first and alone and third, seen
+    assert set(first) == {1} and set(alone) == {CPUS} and set(third) == {1}, seen
+
+
+BARRIER = """
+def wait_for(path):
+    deadline = time.monotonic() + 60
+    while not os.path.exists(path):
+        assert time.monotonic() < deadline, path
+        time.sleep(0.005)
+"""
+
+
+@TWO_CPUS
+def test_a_loop_that_leaves_pools_alone_beside_another_thread_s_default_loop(tmp_path: Path) -> None:
+    """Thread A runs a default loop under fork, which holds the caller's pools at the share;
+    meanwhile thread B runs one with ``native_threads=False``: B's workers, forked from the held
+    caller, get the pools' own size back (as the libraries make them), and A's keep the share."""
+    seen = _run(
+        tmp_path,
+        BARRIER
+        + textwrap.dedent(f"""
+        caller = os.getpid()
+        started, done = {str(tmp_path / "started")!r}, {str(tmp_path / "done")!r}
+        found = {{}}
+
+        def a():
+            counts = []
+            for i in ParaLoop(range(400), num_processes=2, start_method="fork", chunksize=1):
+                open(started, "a").close()
+                if os.path.exists(done):
+                    break
+                time.sleep(0.005)
+                counts.append((os.getpid() != caller, blas_threads()))
+            found["a"] = [count for worker, count in counts if worker]
+
+        def b():
+            wait_for(started)
+            counts = []
+            for i in ParaLoop(range(6), num_processes=2, start_method="fork", chunksize=1, native_threads=False):
+                counts.append((os.getpid() != caller, blas_threads()))
+            open(done, "a").close()
+            found["b"] = [count for worker, count in counts if worker]
+
+        threads = [threading.Thread(target=a), threading.Thread(target=b)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        print(json.dumps([found["a"], found["b"], blas_threads()]))
+        """),
+    )
+    a, b, caller = seen
+    assert a and b, seen
+    assert set(a) == {1} and set(b) == {CPUS} and caller == CPUS, seen
+
+
+@TWO_CPUS
+def test_a_fork_worker_looks_at_its_pools_before_it_trusts_the_limit_it_was_forked_with(
+    tmp_path: Path,
+) -> None:
+    """While a loop holds the caller's pools at the share, another thread of the program sets
+    them to every CPU (``threadpool_limits`` without a block): workers forked afterwards find
+    them so, and limit them to their share."""
+    seen = _run(
+        tmp_path,
+        BARRIER
+        + textwrap.dedent(f"""
+        go, changed = {str(tmp_path / "go")!r}, {str(tmp_path / "changed")!r}
+
+        def change():
+            wait_for(go)
+            threadpoolctl.threadpool_limits({CPUS})
+            open(changed, "a").close()
+
+        threading.Thread(target=change).start()
+        counts = []
+        for i in ParaLoop(range(8), num_processes=2, start_method="fork", chunksize=1, max_iterations_per_worker=1):
+            open(go, "a").close()
+            wait_for(changed)
+            counts.append(blas_threads())
+        print(json.dumps(counts))
+        """),
+    )
+    assert seen == [1] * 8
+
+
+@TWO_CPUS
+def test_ctrl_c_twice_leaves_the_caller_s_pools_as_they_were(tmp_path: Path) -> None:
+    """Ctrl-C pressed twice: an iteration sends the caller SIGINT, and the second Ctrl-C comes
+    as the loop cleans up (two presses, or a SIGINT that GNU timeout forwards to a process
+    group that got one).  Injected at each Python call of the cleanup in turn, by a profile
+    function the first Ctrl-C's handler sets: at any of them, the program (which catches
+    KeyboardInterrupt and goes on, as IPython does) finds its own pools with their size back,
+    and its next loop runs.  (A second Ctrl-C at the cleanup's first call left the caller's
+    pools at the workers' share for the rest of the program.)"""
+    seen = _run(
+        tmp_path,
+        """
+        import signal
+
+        caller = os.getpid()
+        state = {"at": 0, "calls": 0, "hit": True}
+
+        def second(frame, event, arg):
+            if event == "call":
+                state["calls"] += 1
+                if state["calls"] == state["at"]:
+                    sys.setprofile(None)
+                    state["hit"] = True
+                    raise KeyboardInterrupt
+
+        def first(signum, frame):
+            state["calls"] = 0
+            sys.setprofile(second)
+            raise KeyboardInterrupt
+
+        signal.signal(signal.SIGINT, first)
+        m = numpy.ones((200, 200))
+        wrong = []
+        while state["hit"] and state["at"] < 300:
+            state["at"] += 1
+            state["hit"] = False
+            try:
+                for i in ParaLoop(range(200), num_processes=2, start_method="fork"):
+                    m @ m
+                    if i == 20:
+                        os.kill(caller, signal.SIGINT)
+                    time.sleep(0.005)
+            except KeyboardInterrupt:
+                pass
+            sys.setprofile(None)
+            if blas_threads() != CPUS:
+                wrong.append(state["at"])
+        total = 0
+        for i in ParaLoop(range(20), num_processes=2, start_method="fork"):
+            total += i
+        print(json.dumps([state["at"], wrong, total, blas_threads()]))
+        """.replace("CPUS", str(CPUS)),
+    )
+    tried, wrong, total, after = seen
+    assert tried > 20, seen  # the cleanup's calls were all tried, the last trial's came after it
+    assert wrong == [] and total == 190 and after == CPUS, seen
+
+
+def test_an_error_while_the_caller_limits_its_pools_before_a_fork_leaves_them_as_they_were(
+    tmp_path: Path,
+) -> None:
+    """Fault injection: Ctrl-C arriving just as the caller limits its pools before the loop's
+    first fork, made by the limiting call raising KeyboardInterrupt once.  The pools have their
+    size after the loop and after later ones (the count of the limit's holders went below
+    zero, and every later loop left them limited)."""
+    seen = _run(
+        tmp_path,
+        """
+        import traceback
+
+        real = threadpoolctl.threadpool_limits
+        armed = [True]
+
+        def threadpool_limits(*args, **kwargs):
+            if armed[0] and any(frame.name == "before_fork" for frame in traceback.extract_stack()):
+                armed[0] = False
+                raise KeyboardInterrupt
+            return real(*args, **kwargs)
+
+        threadpoolctl.threadpool_limits = threadpool_limits
+        m = numpy.ones((200, 200))
+        try:
+            for i in ParaLoop(range(20), num_processes=2, start_method="fork"):
+                m @ m
+                time.sleep(0.01)
+        except KeyboardInterrupt:
+            pass
+        after = [not armed[0], blas_threads()]
+        for k in range(2):
+            for i in ParaLoop(range(20), num_processes=2, start_method="fork"):
+                m @ m
+                time.sleep(0.01)
+            after.append(blas_threads())
+        print(json.dumps(after))
+        """,
+    )
+    assert seen == [True, CPUS, CPUS, CPUS]
+
+
+@TWO_CPUS
 def test_the_users_environment_wins(tmp_path: Path) -> None:
     """OPENBLAS_NUM_THREADS set by the user: paraloop leaves every pool alone."""
     counts = _run(

@@ -263,11 +263,18 @@ def run(
                     lose(loop, worker)
             yield from _lost(loop)
     finally:
+        _end(loop, turns)
+
+
+def _end(loop: Loop, turns: Any) -> None:
+    """However the loop ended: the caller's pools, its turn at forks, the workers (see release)."""
+    try:
+        # First: a second Ctrl-C during the cleanup left the caller's pools at the workers'
+        # share for the rest of the program (see native_threads._leave).
+        loop.native.close()
+    finally:
         turns.__exit__(None, None, None)
-        try:
-            release(loop)
-        finally:
-            loop.native.close()
+        release(loop)
         # A loop whose first iteration started importing multiprocess and then ended in the
         # caller returns once the import is in: no lock of it is held when the program forks.
         background_import.joined()

@@ -112,9 +112,9 @@ class ProcessPool:
             free = [w for w in self.workers if w.lease is None]
             while start and len(free) < count:
                 method = self.method
-                if before_fork is not None and method == "fork":
-                    before_fork()
                 with forking(method), ctrl_c_held():
+                    if before_fork is not None and method == "fork":
+                        before_fork()
                     worker = Worker(self._context_for(method), method, next(self._numbers))
                     self.workers.append(worker)
                 free.append(worker)
