@@ -146,7 +146,7 @@ def w5(reps: int) -> Table:
 
 def w6(reps: int, directory: str) -> list[Table]:
     w6_import.generate(directory)
-    modes = ("unmarked_200", "unmarked_200_hook", "unmarked_cached", "marked_cached")
+    modes = ("unmarked_200", "unmarked_200_hook", "unmarked_cached", "marked_cached", "marked_cached_runtime")
     for mode in modes:  # fill the bytecode caches once
         run_child(["w6_import.py", mode, directory])
     argv = lambda mode: ["w6_import.py", mode, directory]  # noqa: E731
