@@ -121,7 +121,7 @@ def plan(setting: int | bool | None, at_once: int) -> int | None:
     if user_choice():
         return None
     share = max(1, available_cpus() // max(1, at_once))
-    if "threadpoolctl" in sys.modules and not _holders:
+    if "threadpoolctl" in sys.modules and not _held_here():
         # The user may have limited the caller's pools around the loop: a narrower limit wins
         # (not paraloop's own, while a threads-backend loop runs).
         narrowest = _narrowest()
@@ -246,9 +246,19 @@ _caller_limit: tuple[int, int] | None = None
 
 
 class _Token:
-    """One holder of the caller's limit (see _holders)."""
+    """One holder of the caller's limit (see _holders), in the process that made it."""
 
-    __slots__ = ("__weakref__",)
+    __slots__ = ("__weakref__", "pid")
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+
+
+def _held_here() -> bool:
+    """Whether a holder of this process holds the caller's limit (a forked child's copy of its
+    parent's holders holds nothing there)."""
+    pid = os.getpid()
+    return any(holder.pid == pid for holder in list(_holders))
 
 
 @contextlib.contextmanager
@@ -302,7 +312,7 @@ def _leave(holder: Any) -> None:
 def _release_if_free() -> None:
     """With ``_lock`` held: the caller's pools get their counts back once nothing holds them."""
     global _caller_limiter, _caller_limit
-    if not _holders and _caller_limiter is not None:
+    if _caller_limiter is not None and not _held_here():
         with _limiting():
             _caller_limiter.restore_original_limits()
         _caller_limiter = None
@@ -328,7 +338,8 @@ class Hold:
         self._threads = threads
         self._held = False
         # The process and thread that run the loop (see let_go_here).
-        self._runner = (os.getpid(), threading.get_ident())
+        self.pid = os.getpid()
+        self._thread = threading.get_ident()
 
     @property
     def held(self) -> bool:
@@ -336,8 +347,11 @@ class Hold:
 
     def before_fork(self) -> None:
         """Called before each fork of the loop's workers (with Ctrl-C held): hold the limit
-        from the first."""
-        if self._threads is not None and not self._held:
+        from the first, if no other thread of the program runs (the limit is the whole
+        process's: another thread's own products would run at the workers' share, its
+        ``threadpool_limits`` block would take that share for the count to give back, its
+        forks would be born with it).  Otherwise each worker limits its own pools."""
+        if self._threads is not None and not self._held and threading.active_count() == 1:
             self._held = True
             _enter(self, self._threads)
 
@@ -355,9 +369,9 @@ def let_go_here() -> None:
     if not _holders:
         return
     # Not a Hold a forked worker inherited (its thread has the same number as the caller's).
-    me = (os.getpid(), threading.get_ident())
+    pid, thread = os.getpid(), threading.get_ident()
     for holder in list(_holders):
-        if type(holder) is Hold and holder._runner == me:
+        if type(holder) is Hold and holder.pid == pid and holder._thread == thread:
             holder.close()
 
 

@@ -220,30 +220,91 @@ def test_a_loop_that_leaves_pools_alone_beside_another_thread_s_default_loop(tmp
 def test_a_fork_worker_looks_at_its_pools_before_it_trusts_the_limit_it_was_forked_with(
     tmp_path: Path,
 ) -> None:
-    """While a loop holds the caller's pools at the share, another thread of the program sets
-    them to every CPU (``threadpool_limits`` without a block): workers forked afterwards find
-    them so, and limit them to their share."""
+    """While a loop holds the caller's pools at the share, code of the program's that runs in
+    the caller meanwhile (a signal handler) sets them to every CPU (``threadpool_limits``
+    without a block): workers forked afterwards find them so, and limit them to their share."""
     seen = _run(
         tmp_path,
         BARRIER
         + textwrap.dedent(f"""
-        go, changed = {str(tmp_path / "go")!r}, {str(tmp_path / "changed")!r}
+        import signal
 
-        def change():
-            wait_for(go)
+        changed = {str(tmp_path / "changed")!r}
+        caller = os.getpid()
+
+        def change(signum, frame):
             threadpoolctl.threadpool_limits({CPUS})
             open(changed, "a").close()
 
-        threading.Thread(target=change).start()
+        signal.signal(signal.SIGUSR1, change)
         counts = []
         for i in ParaLoop(range(8), num_processes=2, start_method="fork", chunksize=1, max_iterations_per_worker=1):
-            open(go, "a").close()
+            if i == 0:
+                os.kill(caller, signal.SIGUSR1)
             wait_for(changed)
             counts.append(blas_threads())
         print(json.dumps(counts))
         """),
     )
     assert seen == [1] * 8
+
+
+AT_A_LOOP_IN_ANOTHER_THREAD = """
+started = os.path.join(os.getcwd(), "started")
+stop = os.path.join(os.getcwd(), "stop")
+m = numpy.ones((200, 200))
+found = {}
+
+def numpy_loop():
+    total = 0
+    for i in ParaLoop(range(2000), num_processes=2, start_method="fork", chunksize=1):
+        m @ m
+        open(started, "a").close()
+        if os.path.exists(stop):
+            break
+        time.sleep(0.005)
+        total += 1
+    found["loop"] = total
+
+
+loop = threading.Thread(target=numpy_loop)
+loop.start()
+wait_for(started)
+"""
+
+
+@TWO_CPUS
+def test_the_program_s_other_threads_keep_their_pools_while_a_fork_loop_runs(tmp_path: Path) -> None:
+    """The caller's pools are the whole process's: while one thread runs a numpy loop under
+    fork, the program's other threads compute at their own size (their bits and speed), a
+    ``threadpool_limits`` block they open and close gives back what they had, and the children
+    they fork start with their pools as they are.  (The caller held its pools at the workers'
+    share for the whole loop: another thread's products ran on one thread, its block gave back
+    the share for good, its children kept it.)"""
+    seen = _run(
+        tmp_path,
+        BARRIER
+        + AT_A_LOOP_IN_ANOTHER_THREAD
+        + textwrap.dedent("""
+        import multiprocessing
+
+        during = [blas_threads() for _ in range(5)]
+        with multiprocessing.get_context("fork").Pool(1) as pool:
+            child = pool.apply(blas_threads)
+        with threadpoolctl.threadpool_limits(1):
+            inside = blas_threads()
+            open(stop, "a").close()
+            loop.join()  # the loop ends inside the block
+        after_block = blas_threads()
+        total = 0
+        for i in ParaLoop(range(20), num_processes=2, start_method="fork"):
+            total += i
+        print(json.dumps([during, inside, after_block, child, blas_threads(), found["loop"] > 0 and total == 190]))
+        """),
+    )
+    during, inside, after_block, child, after, ran = seen
+    assert during == [CPUS] * 5 and inside == 1 and after_block == CPUS, seen
+    assert child == CPUS and after == CPUS and ran, seen
 
 
 @TWO_CPUS
