@@ -569,13 +569,27 @@ def test_the_workers_of_a_killed_program_leave_quietly_and_take_its_temporary_fo
     fork server's socket) goes with them (before: left in the temporary directory, one per
     killed program)."""
     script = tmp_path / "busy.py"
+    # Killed once every worker runs (each notes its pid as an iteration starts): a spawn worker
+    # killed with the program as it starts, before its parent wrote what it needs, prints
+    # multiprocess's own EOFError from its bootstrap, before any of paraloop's code runs (seen
+    # in CI, about one run in fifty).  A watched case's last worker is then in its first chunk.
+    from paraloop.cpus import available_cpus
+
+    workers = 4 if when == "sending" else available_cpus()
+    pids, noted = tmp_path / "pids", tmp_path / "all-running"
     script.write_text(
-        "import time\n"
+        "import os, time\n"
         "from paraloop import ParaLoop\n"
         "out = []\n"
         f"for i in {KILLED_WHILE[when]}:\n"
-        f"    if i == {200 if when == 'sending' else 0}:\n"
-        "        print('running', flush=True)\n"
+        f"    with open({str(pids)!r}, 'a') as pids:\n"
+        "        pids.write(f'{os.getpid()}\\n')\n"
+        f"    if i >= {200 if when == 'sending' else 0} and len(set(open({str(pids)!r}).read().split())) >= {workers}:\n"
+        "        try:\n"
+        f"            os.close(os.open({str(noted)!r}, os.O_CREAT | os.O_EXCL))\n"
+        "            print('running', flush=True)\n"
+        "        except FileExistsError:\n"
+        "            pass\n"
         f"    time.sleep({0.002 if when == 'sending' else 0.05})\n"
         "    out.append(i)\n"
     )
