@@ -33,6 +33,7 @@ from typing import Any
 from . import loaded_modules
 from .cpus import available_cpus
 from .linux import linux_facilities
+from .signal_errors import despite_ctrl_c
 
 __all__ = ["ENVIRONMENT", "Hold", "apply", "let_go_here", "limited", "native_loaded", "plan"]
 
@@ -296,15 +297,13 @@ def _enter(holder: Any, threads: int) -> None:
 def _leave(holder: Any) -> None:
     """``holder`` lets go of the caller's limit, done even if Ctrl-C interrupts it (raised once
     done: letting go twice is letting go once)."""
-    interrupted: KeyboardInterrupt | None = None
-    while True:
-        try:
-            with _lock:
-                _holders.discard(holder)
-                _release_if_free()
-            break
-        except KeyboardInterrupt as error:
-            interrupted = error
+
+    def let_go() -> None:
+        with _lock:
+            _holders.discard(holder)
+            _release_if_free()
+
+    interrupted = despite_ctrl_c(let_go)
     if interrupted is not None:
         raise interrupted
 
@@ -340,10 +339,6 @@ class Hold:
         # The process and thread that run the loop (see let_go_here).
         self.pid = os.getpid()
         self._thread = threading.get_ident()
-
-    @property
-    def held(self) -> bool:
-        return self._held
 
     def before_fork(self) -> None:
         """Called before each fork of the loop's workers (with Ctrl-C held): hold the limit

@@ -56,7 +56,7 @@ from .progress import close_bar, open_bar
 from .reductions import infer_reductions, replay_operation, whole_partials
 from .replay import CONTINUED_TYPES
 from .resources import PerWorker
-from .signal_errors import HandlerRaised, handlers_raise_through, released
+from .signal_errors import HandlerRaised, despite_ctrl_c, handlers_raise_through, released
 from .variable import Variable
 
 # What generated code names (the outcomes a worker returns, run, comprehension), and the records
@@ -428,14 +428,8 @@ def closed(outcomes: Iterator[Any]) -> KeyboardInterrupt | None:
     cleanup left the caller's native pools limited for the rest of the program.
     """
     close = getattr(outcomes, "close", None)
-    interrupted: KeyboardInterrupt | None = None
-    while close is not None:
-        try:
-            close()
-            break
-        except KeyboardInterrupt as error:
-            interrupted = error  # the generator's own cleanup ran on as far as it could
-    return interrupted
+    # Closed again after an interruption: a generator's own cleanup ran on as far as it could.
+    return None if close is None else despite_ctrl_c(close)
 
 
 def _watching(loop: ParaLoop[Any]) -> dict[str, Any]:

@@ -29,6 +29,7 @@ __all__ = [
     "HANDLED_SIGNALS",
     "getsignal",
     "HandlerRaised",
+    "despite_ctrl_c",
     "handlers_raise_through",
     "in_body",
     "python_handlers",
@@ -49,6 +50,22 @@ HANDLED_SIGNALS = tuple(
     for number in signal.valid_signals()
     if number not in (getattr(signal, "SIGKILL", None), getattr(signal, "SIGSTOP", None))
 )
+
+
+def despite_ctrl_c(action: Callable[[], Any]) -> KeyboardInterrupt | None:
+    """Run ``action`` to its end, again each time Ctrl-C interrupts it (it must be safe to run
+    again); the last KeyboardInterrupt, for the caller to raise once done, if any.
+
+    A loop's cleanup that a second Ctrl-C cuts short leaves what the loop held (the caller's
+    native pools limited, the backend's generator unclosed) for the rest of the program.
+    """
+    interrupted: KeyboardInterrupt | None = None
+    while True:
+        try:
+            action()
+            return interrupted
+        except KeyboardInterrupt as error:
+            interrupted = error
 
 
 def released(error: Exception) -> Exception:
