@@ -328,10 +328,9 @@ class Hold:
     :func:`_inherited`): setting OpenBLAS's count in a forked process restarts
     its pool, whose new threads spin for about 0.1 s before they sleep, beside the
     iterations (two workers on two CPUs ran their first iterations at half speed).  The
-    chunks the caller runs beside the workers' run at that share anyway (see
-    :func:`limited`).  One caveat of the fork itself: OpenBLAS stops the caller's pool
-    before each fork, and restoring the count at the loop's end starts it again (its
-    threads spin as they start, as after any fork).
+    caller's own chunks run at that share anyway (see :func:`limited`).  One caveat of the
+    fork itself: OpenBLAS stops the caller's pool before each fork, and restoring the count
+    at the loop's end starts it again (its threads spin as they start, as after any fork).
     """
 
     def __init__(self, threads: int | None) -> None:

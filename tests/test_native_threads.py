@@ -407,34 +407,6 @@ def test_an_error_while_the_caller_limits_its_pools_before_a_fork_leaves_them_as
 
 
 @TWO_CPUS
-@pytest.mark.parametrize("method", START_METHODS)
-def test_a_short_loop_the_caller_runs_alone_keeps_the_plain_loop_s_pools(tmp_path: Path, method: str) -> None:
-    """A loop's first chunks run in the caller before any worker computes: their products get
-    the caller's whole pools, as in the plain loop (limiting and restoring them cost a short
-    numpy loop about 4 ms cold and 1 ms warm, and a product's bits may depend on the count).
-    Also once the pool is started (the second short loop), and the caller's pools are as
-    they were after each."""
-    seen = _run(
-        tmp_path,
-        f"""
-        caller = os.getpid()
-        seen = []
-        for round in range(3):
-            if round == 1:  # the pool starts: every iteration in a worker
-                for i in ParaLoop(range(4), start_method={method!r}, caller_runs=False):
-                    pass
-            counts = []
-            for i in ParaLoop(range(4), start_method={method!r}):
-                counts.append((os.getpid() == caller, blas_threads()))
-            seen.append([counts, blas_threads()])
-        print(json.dumps(seen))
-        """,
-        PARALOOP_CALLER_RUNS="1",  # the product's default (the suite runs with 0)
-    )
-    assert seen == [[[[True, CPUS]] * 4, CPUS]] * 3
-
-
-@TWO_CPUS
 def test_the_users_environment_wins(tmp_path: Path) -> None:
     """OPENBLAS_NUM_THREADS set by the user: paraloop leaves every pool alone."""
     counts = _run(

@@ -54,9 +54,7 @@ chunk ran:
 - with the job's guard checking the captured objects, and the chunk's outcome encoded
   and decoded as a worker's (a result that cannot travel is an error here too);
 - with nested ``ParaLoop`` loops run sequentially, and the native thread
-  pools limited to a worker's share once the workers run chunks too (before
-  that, nothing of the loop runs beside the caller's chunks, which keep the
-  pools as the plain loop's iterations have them).
+  pools limited to a worker's share.
 
 Loops that stay with the workers from the first iteration: those with
 ``timeout=`` (an iteration in the caller cannot be stopped) or
@@ -359,9 +357,7 @@ class CallerWorker:
         chunker.sent(len(chunk.items), len(payload))
         with (
             running_chunk(),
-            # Limited only beside the workers' chunks: before any (a loop's first chunks), nothing
-            # else of the loop computes, and limiting would cost a short numpy loop milliseconds.
-            limited(None if in_order else job.native_threads),
+            limited(job.native_threads),
             warnings_relay.observing(),
             _CtrlC(watch=not in_order) as ctrl_c,
         ):
