@@ -137,14 +137,38 @@ def _narrowest() -> int | None:
         return None
     counts = [
         info["num_threads"]
-        for info in _threadpoolctl().threadpool_info()
+        for info in _controller(_threadpoolctl()).info()
         if isinstance(info.get("num_threads"), int) and info["num_threads"] > 0
     ]
     return min(counts) if counts else None
 
 
+# (pid, loaded_modules.state()) when the caller's controller was made, and the controller.
+_controlled: tuple[Any, Any] | None = None
+
+
+def _controller(threadpoolctl: Any) -> Any:
+    """A ``threadpoolctl.ThreadpoolController`` of the libraries loaded in this process, made
+    again only once a module was imported since (as :func:`native_loaded` reads the map): making
+    one finds and opens every library, 0.3-0.5 ms that each short numpy loop paid twice; asking
+    a made one for the counts, or limiting them, costs microseconds."""
+    global _controlled
+    key = (os.getpid(), loaded_modules.state())
+    found = _controlled
+    if found is None or found[0] != key:
+        found = _controlled = (key, threadpoolctl.ThreadpoolController())
+    return found[1]
+
+
 def _threadpoolctl() -> Any:
+    global _seen
+    before = None if "threadpoolctl" in sys.modules else (os.getpid(), loaded_modules.state())
     import threadpoolctl
+
+    if before is not None and _seen is not None and _seen[:2] == before:
+        # Its import (with ctypes) loads no native pool: what the process's map showed stays
+        # true, and the next loop need not read it again (0.15-0.2 ms).
+        _seen = (before[0], loaded_modules.state(), _seen[2])
 
     # threadpoolctl 3.8 lets only the first thread that limits a process-wide OpenBLAS
     # pool limit it again, and silently ignores every other thread.  A worker limits from
@@ -289,7 +313,7 @@ def _enter(holder: Any, threads: int) -> None:
         # (a body's first import of numpy) is limited from the next chunk on.
         if _caller_limiter is None and native_loaded():
             with _limiting() as threadpoolctl:
-                _caller_limiter = threadpoolctl.threadpool_limits(limits=threads)
+                _caller_limiter = _controller(threadpoolctl).limit(limits=threads)
             _caller_limit = (os.getpid(), threads)
         _holders.add(holder)
 

@@ -377,16 +377,16 @@ def test_an_error_while_the_caller_limits_its_pools_before_a_fork_leaves_them_as
         """
         import traceback
 
-        real = threadpoolctl.threadpool_limits
+        real = threadpoolctl.ThreadpoolController.limit
         armed = [True]
 
-        def threadpool_limits(*args, **kwargs):
+        def limit(self, *args, **kwargs):
             if armed[0] and any(frame.name == "before_fork" for frame in traceback.extract_stack()):
                 armed[0] = False
                 raise KeyboardInterrupt
-            return real(*args, **kwargs)
+            return real(self, *args, **kwargs)
 
-        threadpoolctl.threadpool_limits = threadpool_limits
+        threadpoolctl.ThreadpoolController.limit = limit
         m = numpy.ones((200, 200))
         try:
             for i in ParaLoop(range(20), num_processes=2, start_method="fork"):
@@ -404,6 +404,38 @@ def test_an_error_while_the_caller_limits_its_pools_before_a_fork_leaves_them_as
         """,
     )
     assert seen == [True, CPUS, CPUS, CPUS]
+
+
+@TWO_CPUS
+@pytest.mark.parametrize("method", START_METHODS)
+def test_a_product_has_the_same_bits_in_the_caller_s_chunks_and_the_workers(
+    tmp_path: Path, method: str
+) -> None:
+    """OpenBLAS splits a product differently for each thread count, and its last bits differ
+    (a 300x300 A @ B on 1 and on 2 threads).  The caller runs a loop's first iterations and
+    the workers the rest, a split that depends on timing: both run at the workers' share,
+    so that every iteration's product has the same bits, run after run."""
+    seen = _run(
+        tmp_path,
+        f"""
+        import hashlib
+        rng = numpy.random.default_rng(0)
+        a, b = rng.standard_normal((300, 300)), rng.standard_normal((300, 300))
+        caller = os.getpid()
+        seen = []
+        for i in ParaLoop(range(16), start_method={method!r}):
+            time.sleep(0.04)  # slow enough that the caller hands the loop over, fork server and all
+            digest = hashlib.sha256((a @ b).tobytes()).hexdigest()
+            seen.append((os.getpid() == caller, blas_threads(), digest))
+        print(json.dumps([seen, blas_threads()]))
+        """,
+        PARALOOP_CALLER_RUNS="1",  # the product's default (the suite runs with 0)
+    )
+    seen, after = seen
+    assert {in_caller for in_caller, _, _ in seen} == {True, False}, seen
+    assert {count for _, count, _ in seen} == {max(1, CPUS // 2)}, seen
+    assert len({digest for _, _, digest in seen}) == 1, seen
+    assert after == CPUS
 
 
 @TWO_CPUS
