@@ -117,6 +117,8 @@ def w9(reps: int) -> list[Table]:
                          ("100x0.1ms", "100 iterations of 0.1 ms")):  # fmt: skip
         table = Table(f"w9-{shape}", f"W9 a small loop: {title}")
         tables.append(measure(table, variants, workload("w9_tiny", {"shape": shape}), reps))
+    table = Table("w9-numpy", "W9 a small loop: 10 iterations of a 50x50 numpy product")
+    tables.append(measure(table, [PLAIN, PARALOOP, WARM], workload("w9_numpy", {}), reps))
     return tables
 
 

@@ -115,6 +115,8 @@ def plan(setting: int | bool | None, at_once: int) -> int | None:
     number is used as given, None (the default) means the share of the CPUs,
     unless the user chose otherwise (see the module's docstring).
     """
+    global _loops
+    _loops += 1  # a library mapped since the last loop is looked for (see _controller)
     if setting is False:
         return None
     if setting is not None and setting is not True:
@@ -143,17 +145,42 @@ def _narrowest() -> int | None:
     return min(counts) if counts else None
 
 
-# (pid, loaded_modules.state()) when the caller's controller was made, and the controller.
+# The caller's controller and what it was made for (see _controller); the loops begun in this
+# process (see plan), and the native libraries mapped at the last look, in which loop.
 _controlled: tuple[Any, Any] | None = None
+_loops = 0
+_mapped: tuple[int, int, int] | None = None
 
 
 def _controller(threadpoolctl: Any) -> Any:
-    """A ``threadpoolctl.ThreadpoolController`` of the libraries loaded in this process, made
-    again only once a module was imported since (as :func:`native_loaded` reads the map): making
-    one finds and opens every library, 0.3-0.5 ms that each short numpy loop paid twice; asking
-    a made one for the counts, or limiting them, costs microseconds."""
-    global _controlled
-    key = (os.getpid(), loaded_modules.state())
+    """A ``threadpoolctl.ThreadpoolController`` of the libraries loaded in this process, kept
+    while what a new one would find is the same: making one finds and opens every library,
+    0.3-0.5 ms that each short numpy loop paid twice; asking a made one for the counts, or
+    limiting them, costs microseconds.  Made again when a module was imported (or taken out)
+    since, when a library was mapped without one (``ctypes``, an optional import that failed
+    after loading its runtime: the files mapped are counted once per loop), when
+    threadpoolctl was reloaded (its classes hold which thread may limit OpenBLAS) or was given
+    a controller of the program's own (``threadpoolctl.register``)."""
+    global _controlled, _mapped
+    pid = os.getpid()
+    mapped = _mapped
+    if mapped is None or mapped[:2] != (_loops, pid):
+        # The files mapped into the process (a library maps a few): counted, 0.07 ms, where
+        # reading the map and finding the libraries in it cost 0.2.
+        files = -1
+        if linux_facilities():
+            try:
+                files = len(os.listdir("/proc/self/map_files"))
+            except OSError:  # pragma: no cover - no /proc after all
+                pass
+        mapped = _mapped = (_loops, pid, files)
+    key = (
+        pid,
+        loaded_modules.state(),
+        mapped[2],
+        id(threadpoolctl.ThreadpoolController),  # a reload makes its classes anew
+        len(getattr(threadpoolctl, "_ALL_CONTROLLERS", ())),
+    )
     found = _controlled
     if found is None or found[0] != key:
         found = _controlled = (key, threadpoolctl.ThreadpoolController())

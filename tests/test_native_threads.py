@@ -8,6 +8,7 @@ and reports what ``threadpoolctl`` sees inside the iterations.
 
 from __future__ import annotations
 
+import ctypes.util
 import json
 import os
 import subprocess
@@ -436,6 +437,163 @@ def test_a_product_has_the_same_bits_in_the_caller_s_chunks_and_the_workers(
     assert {count for _, count, _ in seen} == {max(1, CPUS // 2)}, seen
     assert len({digest for _, _, digest in seen}) == 1, seen
     assert after == CPUS
+
+
+# What the tests below watch besides OpenBLAS: an OpenMP runtime loaded with ctypes.
+GOMP = ctypes.util.find_library("gomp")
+NEEDS_GOMP = pytest.mark.skipif(GOMP is None, reason="needs an OpenMP runtime (libgomp) on the machine")
+
+COUNTS = """
+def counts():
+    # Each loaded library's count, by kind (OpenMP's is the calling thread's own).
+    return {i["internal_api"]: i["num_threads"] for i in threadpoolctl.threadpool_info()}
+
+def busy():
+    a = numpy.ones((150, 150))
+    for _ in range(10):
+        a @ a
+"""
+
+
+@TWO_CPUS
+@NEEDS_GOMP
+def test_a_library_an_optional_import_maps_before_failing_is_limited_in_the_caller_s_chunks(
+    tmp_path: Path,
+) -> None:
+    """An optional import that loads its native runtime and then fails (``try: import x except
+    ImportError``) leaves ``sys.modules`` as it was, but the library mapped.  The next loop's
+    caller's chunks run it at the share as its workers do (a895b18 kept the caller's
+    controller while sys.modules was unchanged, and the caller ran libgomp at 2, its workers at 1)."""
+    (tmp_path / "optional_dep.py").write_text(f"import ctypes\nctypes.CDLL({GOMP!r})\nraise ImportError\n")
+    seen = _run(
+        tmp_path,
+        COUNTS
+        + textwrap.dedent("""
+        caller = os.getpid()
+        for i in ParaLoop(range(4), start_method="fork"):  # the caller's pools limited once
+            busy()
+        try:
+            import optional_dep
+        except ImportError:
+            pass
+        seen = []
+        for i in ParaLoop(range(40), start_method="fork"):
+            busy()
+            seen.append((os.getpid() == caller, counts()["openmp"]))
+        print(json.dumps([seen, counts()["openmp"]]))
+        """),
+        PARALOOP_CALLER_RUNS="1",  # the product's default (the suite runs with 0)
+    )
+    seen, after = seen
+    assert {in_caller for in_caller, _ in seen} == {True, False}, seen
+    assert {count for _, count in seen} == {max(1, CPUS // 2)}, seen
+    assert after == CPUS
+
+
+@TWO_CPUS
+@NEEDS_GOMP
+def test_a_narrower_limit_on_a_library_loaded_with_ctypes_between_loops_wins(tmp_path: Path) -> None:
+    """``threadpool_limits(1, user_api="openmp")`` around a one-worker loop (share: every CPU),
+    on libgomp loaded with ctypes after an earlier loop: the narrower count wins everywhere
+    (a895b18 did not see the library, and the loop ran OpenBLAS at 2)."""
+    seen = _run(
+        tmp_path,
+        COUNTS
+        + textwrap.dedent(f"""
+        import ctypes
+        for round in range(2):  # the second loop has nothing new to look for
+            for i in ParaLoop(range(4), num_processes=1, start_method="fork"):
+                busy()
+        ctypes.CDLL({GOMP!r})
+        seen = []
+        with threadpoolctl.threadpool_limits(1, user_api="openmp"):
+            for i in ParaLoop(range(8), num_processes=1, start_method="fork"):
+                seen.append(blas_threads())
+        print(json.dumps([seen, blas_threads()]))
+        """),
+        PARALOOP_CALLER_RUNS="1",
+    )
+    seen, after = seen
+    assert seen == [1] * 8
+    assert after == CPUS
+
+
+@TWO_CPUS
+def test_a_controller_the_program_registers_between_loops_is_limited_in_the_caller_s_chunks(
+    tmp_path: Path,
+) -> None:
+    """``threadpoolctl.register`` of the program's own controller (a toy pool here) after a loop:
+    the next loop's chunks, the caller's included, run it at the share, and it gets its count back."""
+    seen = _run(
+        tmp_path,
+        """
+        POOL = {"n": 2}
+
+        class Toy(threadpoolctl.LibController):
+            user_api = internal_api = "toy"
+            filename_prefixes = ("libm.so", "libm-")
+
+            def get_num_threads(self):
+                return POOL["n"]
+
+            def set_num_threads(self, n):
+                POOL["n"] = n
+
+            def get_version(self):
+                return "0"
+
+        caller = os.getpid()
+        for i in ParaLoop(range(4), start_method="fork"):
+            blas_threads()
+        threadpoolctl.register(Toy)
+        seen = []
+        for i in ParaLoop(range(4), start_method="fork"):
+            seen.append((os.getpid() == caller, POOL["n"]))
+        print(json.dumps([seen, POOL["n"]]))
+        """,
+        PARALOOP_CALLER_RUNS="1",
+    )
+    seen, after = seen
+    assert [count for in_caller, count in seen if in_caller] == [1] * len(seen), seen
+    assert after == 2
+
+
+@TWO_CPUS
+def test_the_caller_s_pools_get_their_count_back_after_threadpoolctl_was_reloaded(tmp_path: Path) -> None:
+    """threadpoolctl reloaded twice (the second time, sys.modules looks as before it): a loop in
+    the main thread limits the pools, one in another thread ends last and gives them back.  Its
+    OpenBLAS class lets only the thread that limited change the count, and a controller of the
+    reloaded module's earlier classes was left in charge: the pools stayed at the share for the
+    rest of the program (a895b18)."""
+    seen = _run(
+        tmp_path,
+        """
+        import importlib
+
+        for round in range(3):
+            for i in ParaLoop(range(4), backend="threads"):
+                blas_threads()
+            if round < 2:
+                importlib.reload(threadpoolctl)
+        main_running, other_running, main_done = threading.Event(), threading.Event(), threading.Event()
+
+        def other():
+            main_running.wait(30)
+            for i in ParaLoop(range(2), backend="threads", num_processes=2):
+                other_running.set()
+                main_done.wait(30)
+
+        thread = threading.Thread(target=other)
+        thread.start()
+        for i in ParaLoop(range(2), backend="threads", num_processes=2):
+            main_running.set()
+            other_running.wait(30)
+        main_done.set()
+        thread.join(60)
+        print(json.dumps(blas_threads()))
+        """,
+    )
+    assert seen == CPUS
 
 
 @TWO_CPUS
