@@ -35,7 +35,17 @@ from .cpus import available_cpus
 from .linux import linux_facilities
 from .signal_errors import despite_ctrl_c
 
-__all__ = ["ENVIRONMENT", "Hold", "apply", "let_go_here", "limited", "native_loaded", "plan"]
+__all__ = [
+    "ENVIRONMENT",
+    "Hold",
+    "apply",
+    "let_go_here",
+    "limited",
+    "applied",
+    "native_loaded",
+    "openmp_here",
+    "plan",
+]
 
 # What BLAS and OpenMP runtimes read when they load.
 ENVIRONMENT = (
@@ -263,6 +273,11 @@ def apply(threads: int | None, environment: bool = True) -> None:
         _applied = threads
 
 
+def applied() -> int | None:
+    """In a worker process: the thread count last given to its native pools (None: as they were)."""
+    return _applied
+
+
 def _restore(environment: bool) -> None:
     global _limiter
     natural = None
@@ -284,6 +299,36 @@ def _restore(environment: bool) -> None:
         with _limiting():
             _limiter.restore_original_limits()  # those loaded before paraloop's first limit
         _limiter = None
+
+
+# Per thread: the OpenMP count set in it by openmp_here, and the limiter that knows its own.
+_thread_openmp = threading.local()
+
+
+def openmp_here(threads: int | None) -> None:
+    """In a thread that runs iterations beside the one that limited the pools (a lane of a worker,
+    a thread of the threads backend): give its OpenMP runtimes ``threads`` threads (None: their
+    own count back).
+
+    OpenMP's count is each thread's own (``omp_set_num_threads`` sets the calling thread's), so
+    the limit the worker's main thread or the caller set does not reach the others, whose
+    iterations ran OpenMP at every CPU.  OpenBLAS's pool is the process's: left as it is.  Cheap
+    when nothing changes (a look at this thread's own note)."""
+    current = getattr(_thread_openmp, "set", None)
+    if (current[0] if current is not None else None) == threads:
+        return
+    if threads is None:
+        assert current is not None
+        with _lock, _limiting():
+            current[1].restore_original_limits()
+        _thread_openmp.set = None
+        return
+    if not native_loaded():
+        return
+    with _lock, _limiting() as threadpoolctl:
+        limiter = _controller(threadpoolctl).select(user_api="openmp").limit(limits=threads)
+    # The first limiter holds the thread's own counts, to give back.
+    _thread_openmp.set = (threads, current[1] if current is not None else limiter)
 
 
 # In the caller: what holds its pools limited now (a threads-backend loop, a caller's chunk, a

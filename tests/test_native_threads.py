@@ -597,6 +597,41 @@ def test_the_caller_s_pools_get_their_count_back_after_threadpoolctl_was_reloade
 
 
 @TWO_CPUS
+@NEEDS_GOMP
+def test_openmp_counts_are_each_thread_s_own_and_every_thread_that_runs_iterations_gets_the_share(
+    tmp_path: Path,
+) -> None:
+    """``omp_set_num_threads`` sets the calling thread's count only: the threads backend's threads
+    and a worker's lanes (iterations that wait, side by side) ran OpenMP at every CPU while the
+    caller and the workers' main threads had limited theirs.  Then a loop with
+    ``native_threads=False`` gives the lanes their own count back."""
+    seen = _run(
+        tmp_path,
+        COUNTS
+        + textwrap.dedent(f"""
+        import ctypes
+        ctypes.CDLL({GOMP!r})
+        seen = {{}}
+        for name, options in (("threads", {{"backend": "threads"}}), ("lanes", {{}}), ("lanes, left alone", {{"native_threads": False}})):
+            found = set()
+            for i in ParaLoop(range(40), start_method="fork", **options):
+                time.sleep(0.01)  # waits: the workers run these in lanes
+                found.add((threading.current_thread().name.rstrip("0123456789"), counts()["openmp"]))
+            seen[name] = sorted(found)
+        print(json.dumps([seen, counts()["openmp"]]))
+        """),
+    )
+    seen, after = seen
+    # As many threads as CPUs by default: one each.
+    assert {count for _, count in seen["threads"]} == {1}, seen
+    assert ["paraloop-lane_", 1] in seen["lanes"], seen
+    assert {count for _, count in seen["lanes"]} == {1}, seen  # lanes share their worker's share
+    assert ["paraloop-lane_", CPUS] in seen["lanes, left alone"], seen
+    assert {count for _, count in seen["lanes, left alone"]} == {CPUS}, seen
+    assert after == CPUS
+
+
+@TWO_CPUS
 def test_the_users_environment_wins(tmp_path: Path) -> None:
     """OPENBLAS_NUM_THREADS set by the user: paraloop leaves every pool alone."""
     counts = _run(

@@ -23,7 +23,7 @@ from typing import Any
 
 from ..chunks import Chunk, Chunker
 from ..execute import DONE, RAISED, Job, Outcome, execute_chunk, timeout_error
-from ..native_threads import limited
+from ..native_threads import limited, openmp_here
 from ..resources import hand_back, release_thread
 from .running import in_worker_thread, mark_running, running_chunk
 
@@ -194,6 +194,9 @@ def _work(
     """
     mark_running()
     try:
+        # The loop's limit, set in the caller's thread, reaches OpenBLAS (the process's pool) but
+        # not this thread's OpenMP count; the thread ends with the loop, and its count with it.
+        openmp_here(job.native_threads)
         while not stop.is_set():
             try:
                 room.get(timeout=ROOM_POLL_SECONDS)

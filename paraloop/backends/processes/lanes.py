@@ -15,7 +15,7 @@ from _queue import SimpleQueue
 from collections.abc import Callable
 from typing import Any
 
-from ... import output
+from ... import native_threads, output
 from ...chunks import Chunk
 from ...cpus import queued_seconds
 from ...execute import DONE, LANE_STATE, Job, Outcome, execute_chunk, lanes_watched, watch_lanes
@@ -164,6 +164,9 @@ def _part(job: Job, chunk: Chunk) -> Outcome:
     parts a lane waits for the next, queued for nothing), not before and after itself: 4,096
     iterations of 1 ms on two workers' lanes took 171-190 ms with two such reads per part.
     """
+    # The worker's count for each lane (see child._in_lanes), which reaches this thread's OpenMP
+    # only if set here (its count is each thread's own).
+    native_threads.openmp_here(native_threads.applied())
     began = time.perf_counter()
     began_cpu = time.thread_time()
     began_queued = getattr(_lane_local, "queued", None)
