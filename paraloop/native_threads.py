@@ -36,16 +36,9 @@ from .linux import linux_facilities
 from .signal_errors import despite_ctrl_c
 
 __all__ = [
-    "ENVIRONMENT",
-    "Hold",
-    "apply",
-    "let_go_here",
-    "limited",
-    "applied",
-    "native_loaded",
-    "openmp_here",
+    "ENVIRONMENT", "Hold", "applied", "apply", "let_go_here", "limited", "native_loaded", "openmp_here",
     "plan",
-]
+]  # fmt: skip
 
 # What BLAS and OpenMP runtimes read when they load.
 ENVIRONMENT = (
