@@ -118,8 +118,8 @@ def plan(setting: int | bool | None, at_once: int) -> int | None:
     number is used as given, None (the default) means the share of the CPUs,
     unless the user chose otherwise (see the module's docstring).
     """
-    global _loops
-    _loops += 1  # a library mapped since the last loop is looked for (see _controller)
+    global _looks
+    _looks += 1  # a library mapped since the last loop is looked for (see _controller)
     if setting is False:
         return None
     if setting is not None and setting is not True:
@@ -148,10 +148,11 @@ def _narrowest() -> int | None:
     return min(counts) if counts else None
 
 
-# The caller's controller and what it was made for (see _controller); the loops begun in this
-# process (see plan), and the native libraries mapped at the last look, in which loop.
+# The caller's controller and what it was made for (see _controller); a count of the occasions
+# to look for libraries mapped since (a loop begun, a job's chunk in a worker: see plan, apply),
+# and the number of files mapped at the last look, at which occasion.
 _controlled: tuple[Any, Any] | None = None
-_loops = 0
+_looks = 0
 _mapped: tuple[int, int, int] | None = None
 
 
@@ -167,7 +168,7 @@ def _controller(threadpoolctl: Any) -> Any:
     global _controlled, _mapped
     pid = os.getpid()
     mapped = _mapped
-    if mapped is None or mapped[:2] != (_loops, pid):
+    if mapped is None or mapped[:2] != (_looks, pid):
         # The files mapped into the process (a library maps a few): counted, 0.07 ms, where
         # reading the map and finding the libraries in it cost 0.2.
         files = -1
@@ -176,7 +177,7 @@ def _controller(threadpoolctl: Any) -> Any:
                 files = len(os.listdir("/proc/self/map_files"))
             except OSError:  # pragma: no cover - no /proc after all
                 pass
-        mapped = _mapped = (_loops, pid, files)
+        mapped = _mapped = (_looks, pid, files)
     key = (
         pid,
         loaded_modules.state(),
@@ -239,8 +240,9 @@ def apply(threads: int | None, environment: bool = True) -> None:
     chunks run, iterations watch it for changes (see :mod:`paraloop.process_state`), so it
     changes only when a loop's job arrives.
     """
-    global _applied, _limiter
+    global _applied, _limiter, _looks
     with _lock:
+        _looks += 1  # a library the last chunk mapped is looked for (see _controller)
         held = _inherited()
         if threads == _applied and held is None:
             return
@@ -294,34 +296,42 @@ def _restore(environment: bool) -> None:
         _limiter = None
 
 
-# Per thread: the OpenMP count set in it by openmp_here, and the limiter that knows its own.
-_thread_openmp = threading.local()
+# The OpenMP part of the controller (see _controller), with the controller it came from.
+_openmp_part: tuple[Any, Any] | None = None
 
 
 def openmp_here(threads: int | None) -> None:
     """In a thread that runs iterations beside the one that limited the pools (a lane of a worker,
-    a thread of the threads backend): give its OpenMP runtimes ``threads`` threads (None: their
-    own count back).
+    a thread of the threads backend): give its OpenMP runtimes ``threads`` threads (None: the
+    count a thread of its own would have).
 
     OpenMP's count is each thread's own (``omp_set_num_threads`` sets the calling thread's), so
     the limit the worker's main thread or the caller set does not reach the others, whose
-    iterations ran OpenMP at every CPU.  OpenBLAS's pool is the process's: left as it is.  Cheap
-    when nothing changes (a look at this thread's own note)."""
-    current = getattr(_thread_openmp, "set", None)
-    if (current[0] if current is not None else None) == threads:
-        return
-    if threads is None:
-        assert current is not None
-        with _lock, _limiting():
-            current[1].restore_original_limits()
-        _thread_openmp.set = None
-        return
+    iterations ran OpenMP at every CPU.  OpenBLAS's pool is the process's: left as it is.  The
+    counts are read each time (microseconds): a runtime loaded since, or a count the body set
+    itself, is limited again at the thread's next call."""
+    global _openmp_part
     if not native_loaded():
         return
-    with _lock, _limiting() as threadpoolctl:
-        limiter = _controller(threadpoolctl).select(user_api="openmp").limit(limits=threads)
-    # The first limiter holds the thread's own counts, to give back.
-    _thread_openmp.set = (threads, current[1] if current is not None else limiter)
+    if threads is None:
+        # A thread's own count is the one its runtime started with, which paraloop's variables may
+        # have set (a runtime a worker's job loaded): what it would have been (see _restore).
+        threads = _natural()
+    with _lock:
+        controller = _controller(_threadpoolctl())
+        part = _openmp_part
+        if part is None or part[0] is not controller:
+            part = _openmp_part = (controller, controller.select(user_api="openmp"))
+        openmp = part[1]
+        if any(info.get("num_threads") != threads for info in openmp.info()):
+            openmp.limit(limits=threads)
+
+
+def _natural() -> int:
+    """The thread count a native library loaded now would start with: the user's variable (see
+    ENVIRONMENT), or every CPU."""
+    given = [value for value in (os.environ.get(name) for name in ENVIRONMENT) if value]
+    return int(given[0]) if given and given[0].strip().isdigit() else available_cpus()
 
 
 # In the caller: what holds its pools limited now (a threads-backend loop, a caller's chunk, a
