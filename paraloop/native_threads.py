@@ -162,7 +162,8 @@ def _controller(threadpoolctl: Any) -> Any:
     0.3-0.5 ms that each short numpy loop paid twice; asking a made one for the counts, or
     limiting them, costs microseconds.  Made again when a module was imported (or taken out)
     since, when a library was mapped without one (``ctypes``, an optional import that failed
-    after loading its runtime: the files mapped are counted once per loop), when
+    after loading its runtime: the files mapped are counted once per loop, and in a worker once
+    per chunk), when
     threadpoolctl was reloaded (its classes hold which thread may limit OpenBLAS) or was given
     a controller of the program's own (``threadpoolctl.register``)."""
     global _controlled, _mapped
