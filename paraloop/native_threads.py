@@ -163,9 +163,8 @@ def _controller(threadpoolctl: Any) -> Any:
     limiting them, costs microseconds.  Made again when a module was imported (or taken out)
     since, when a library was mapped without one (``ctypes``, an optional import that failed
     after loading its runtime: the files mapped are counted once per loop, and in a worker once
-    per chunk), when
-    threadpoolctl was reloaded (its classes hold which thread may limit OpenBLAS) or was given
-    a controller of the program's own (``threadpoolctl.register``)."""
+    per chunk), when threadpoolctl was reloaded (its classes hold which thread may limit
+    OpenBLAS) or was given a controller of the program's own (``threadpoolctl.register``)."""
     global _controlled, _mapped
     pid = os.getpid()
     mapped = _mapped
@@ -278,16 +277,15 @@ def _restore(environment: bool) -> None:
     global _limiter
     natural = None
     if environment and _environment:
-        # A library loaded while paraloop's variables were set started with paraloop's
-        # count: it gets the count it would have had (the user's variable, or every CPU).
-        given = [value for value in (_environment.get(name) for name in ENVIRONMENT) if value]
-        natural = int(given[0]) if given and given[0].strip().isdigit() else available_cpus()
         for name, value in _environment.items():
             if value is None:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
         _environment.clear()
+        # A library loaded while paraloop's variables were set started with paraloop's
+        # count: it gets the count it would have had.
+        natural = _natural()
     if natural is not None and native_loaded():
         with _limiting() as threadpoolctl:
             threadpoolctl.threadpool_limits(limits=natural)

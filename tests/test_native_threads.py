@@ -439,6 +439,26 @@ def test_a_product_has_the_same_bits_in_the_caller_s_chunks_and_the_workers(
     assert after == CPUS
 
 
+# Two threads-backend loops at once: the main thread's begins first and ends first, another
+# thread's, begun meanwhile, ends last (sequenced by events).
+OVERLAPPING_LOOPS = """
+main_running, other_running, main_done = threading.Event(), threading.Event(), threading.Event()
+
+def other():
+    main_running.wait(30)
+    for i in ParaLoop(range(2), backend="threads", num_processes=2):
+        other_running.set()
+        main_done.wait(30)
+
+thread = threading.Thread(target=other)
+thread.start()
+for i in ParaLoop(range(2), backend="threads", num_processes=2):
+    main_running.set()
+    other_running.wait(30)
+main_done.set()
+thread.join(60)
+"""
+
 # What the tests below watch besides OpenBLAS: an OpenMP runtime loaded with ctypes.
 GOMP = ctypes.util.find_library("gomp")
 NEEDS_GOMP = pytest.mark.skipif(GOMP is None, reason="needs an OpenMP runtime (libgomp) on the machine")
@@ -570,7 +590,7 @@ def test_the_caller_s_pools_get_their_count_back_after_threadpoolctl_was_reloade
     rest of the program (a895b18)."""
     seen = _run(
         tmp_path,
-        """
+        textwrap.dedent("""
         import importlib
 
         for round in range(3):
@@ -578,23 +598,9 @@ def test_the_caller_s_pools_get_their_count_back_after_threadpoolctl_was_reloade
                 blas_threads()
             if round < 2:
                 importlib.reload(threadpoolctl)
-        main_running, other_running, main_done = threading.Event(), threading.Event(), threading.Event()
-
-        def other():
-            main_running.wait(30)
-            for i in ParaLoop(range(2), backend="threads", num_processes=2):
-                other_running.set()
-                main_done.wait(30)
-
-        thread = threading.Thread(target=other)
-        thread.start()
-        for i in ParaLoop(range(2), backend="threads", num_processes=2):
-            main_running.set()
-            other_running.wait(30)
-        main_done.set()
-        thread.join(60)
-        print(json.dumps(blas_threads()))
-        """,
+        """)
+        + OVERLAPPING_LOOPS
+        + "print(json.dumps(blas_threads()))\n",
     )
     assert seen == CPUS
 
@@ -693,23 +699,9 @@ def test_two_threads_backend_loops_in_two_threads_give_each_thread_its_openmp_co
         import ctypes
         ctypes.CDLL({GOMP!r})
         before = counts()["openmp"]
-        first_running, second_running, first_done = threading.Event(), threading.Event(), threading.Event()
-
-        def second():
-            first_running.wait(30)
-            for i in ParaLoop(range(2), backend="threads", num_processes=2):
-                second_running.set()
-                first_done.wait(30)
-
-        thread = threading.Thread(target=second)
-        thread.start()
-        for i in ParaLoop(range(2), backend="threads", num_processes=2):
-            first_running.set()
-            second_running.wait(30)
-        first_done.set()
-        thread.join(60)
-        print(json.dumps([before, counts()["openmp"]]))
-        """),
+        """)
+        + OVERLAPPING_LOOPS
+        + 'print(json.dumps([before, counts()["openmp"]]))\n',
     )
     assert seen == [CPUS, CPUS]
 
