@@ -226,10 +226,16 @@ def _limiting() -> Iterator[Any]:
 
 
 # In a worker process: the thread count last applied, the environment before the
-# first, and the limiter that holds the loaded libraries' original counts.
+# first, the libraries loaded when paraloop set its variables (by path: those loaded
+# since start with paraloop's count), and the limiter that holds the loaded libraries'
+# original counts.
 _applied: int | None = None
 _environment: dict[str, str | None] = {}
+_loaded_before: frozenset[str] = frozenset()
 _limiter: Any = None
+# In a worker forked while the caller held its pools (see _inherited): the limiter of the
+# forking thread's OpenMP counts, which the worker's main thread inherited.
+_openmp_limiter: Any = None
 _lock = threading.Lock()
 
 
@@ -240,7 +246,7 @@ def apply(threads: int | None, environment: bool = True) -> None:
     chunks run, iterations watch it for changes (see :mod:`paraloop.process_state`), so it
     changes only when a loop's job arrives.
     """
-    global _applied, _limiter, _looks
+    global _applied, _limiter, _looks, _loaded_before
     with _lock:
         _looks += 1  # a library the last chunk mapped is looked for (see _controller)
         held = _inherited()
@@ -253,6 +259,7 @@ def apply(threads: int | None, environment: bool = True) -> None:
         if environment:
             if not _environment:
                 _environment.update({name: os.environ.get(name) for name in ENVIRONMENT})
+                _loaded_before = _library_paths()
             for name in ENVIRONMENT:
                 os.environ[name] = str(threads)
         if held == threads:
@@ -262,7 +269,7 @@ def apply(threads: int | None, environment: bool = True) -> None:
             pass
         elif native_loaded():
             with _limiting() as threadpoolctl:
-                limiter = threadpoolctl.threadpool_limits(limits=threads)
+                limiter = _controller(threadpoolctl).limit(limits=threads)
             if _limiter is None:
                 _limiter = limiter  # it remembers the counts before paraloop's first limit
         _applied = threads
@@ -274,7 +281,7 @@ def applied() -> int | None:
 
 
 def _restore(environment: bool) -> None:
-    global _limiter
+    global _limiter, _openmp_limiter
     natural = None
     if environment and _environment:
         for name, value in _environment.items():
@@ -283,20 +290,54 @@ def _restore(environment: bool) -> None:
             else:
                 os.environ[name] = value
         _environment.clear()
-        # A library loaded while paraloop's variables were set started with paraloop's
-        # count: it gets the count it would have had.
         natural = _natural()
-    if natural is not None and native_loaded():
-        with _limiting() as threadpoolctl:
-            threadpoolctl.threadpool_limits(limits=natural)
     if _limiter is not None:
         with _limiting():
             _limiter.restore_original_limits()  # those loaded before paraloop's first limit
         _limiter = None
+    if _openmp_limiter is not None:
+        with _limiting():
+            _openmp_limiter.restore_original_limits()
+        _openmp_limiter = None
+    if natural is not None and native_loaded():
+        # A library loaded while paraloop's variables were set started with paraloop's count
+        # (and a limiter made since holds that as its original): it gets the count it would
+        # have had.  After the limiter, whose originals would put paraloop's count back.
+        with _limiting() as threadpoolctl:
+            since = [
+                library.filepath
+                for library in _controller(threadpoolctl).lib_controllers
+                if library.filepath not in _loaded_before
+            ]
+            if since:
+                threadpoolctl.threadpool_limits(limits=dict.fromkeys(since, natural))
 
 
-# The OpenMP part of the controller (see _controller), with the controller it came from.
-_openmp_part: tuple[Any, Any] | None = None
+def _library_paths() -> frozenset[str]:
+    """The files of the native libraries loaded in this process (none looked for without one)."""
+    if not native_loaded():
+        return frozenset()
+    return frozenset(library.filepath for library in _controller(_threadpoolctl()).lib_controllers)
+
+
+# The controller's two parts (see _controller): its OpenMP runtimes, whose counts are each
+# thread's own, and the rest (OpenBLAS and the like: one count for the process), with the
+# controller they came from.
+_parts: tuple[Any, Any, Any] | None = None
+
+
+def _split(controller: Any) -> tuple[Any, Any]:
+    """``controller``'s OpenMP runtimes, and its other libraries (with ``_lock`` held)."""
+    global _parts
+    parts = _parts
+    if parts is None or parts[0] is not controller:
+        others = sorted({library.user_api for library in controller.lib_controllers} - {"openmp"})
+        parts = _parts = (
+            controller,
+            controller.select(user_api="openmp"),
+            controller.select(user_api=others),
+        )
+    return parts[1], parts[2]
 
 
 def openmp_here(threads: int | None) -> None:
@@ -309,7 +350,6 @@ def openmp_here(threads: int | None) -> None:
     iterations ran OpenMP at every CPU.  OpenBLAS's pool is the process's: left as it is.  The
     counts are read each time (microseconds): a runtime loaded since, or a count the body set
     itself, is limited again at the thread's next call."""
-    global _openmp_part
     if not native_loaded():
         return
     if threads is None:
@@ -317,11 +357,7 @@ def openmp_here(threads: int | None) -> None:
         # have set (a runtime a worker's job loaded): what it would have been (see _restore).
         threads = _natural()
     with _lock:
-        controller = _controller(_threadpoolctl())
-        part = _openmp_part
-        if part is None or part[0] is not controller:
-            part = _openmp_part = (controller, controller.select(user_api="openmp"))
-        openmp = part[1]
+        openmp, _ = _split(_controller(_threadpoolctl()))
         if any(info.get("num_threads") != threads for info in openmp.info()):
             openmp.limit(limits=threads)
 
@@ -337,9 +373,12 @@ def _natural() -> int:
 # fork loop's Hold), and the limiter of the first, which holds the counts before; when the last
 # lets go, they get their counts back.  Held weakly: a holder whose loop ended without letting
 # go (a second Ctrl-C during the loop's cleanup) is gone once its loop is, and the next limit
-# or release restores the counts first.
+# or release restores the counts first.  OpenMP's counts are each thread's own: a thread that
+# holds the limit has its own limiter for them (by process and thread, with its holders), and
+# gets its own count back when its last holder lets go, whichever thread's loop ends last.
 _holders: WeakSet[Any] = WeakSet()
 _caller_limiter: Any = None
+_thread_openmp: dict[tuple[int, int], tuple[WeakSet[Any], Any]] = {}
 # The process that limited the caller's pools, and to what count.
 _caller_limit: tuple[int, int] | None = None
 
@@ -383,12 +422,23 @@ def _enter(holder: Any, threads: int) -> None:
     global _caller_limiter, _caller_limit
     with _lock:
         _release_if_free()
+        here = (os.getpid(), threading.get_ident())
+        mine = _thread_openmp.get(here)
+        if mine is not None and not mine[0]:
+            _give_back_openmp(here)  # its holders went without letting go
+            mine = None
         # Also when another loop's limit came before any library was loaded: one loaded since
         # (a body's first import of numpy) is limited from the next chunk on.
-        if _caller_limiter is None and native_loaded():
+        if (_caller_limiter is None or mine is None) and native_loaded():
             with _limiting() as threadpoolctl:
-                _caller_limiter = _controller(threadpoolctl).limit(limits=threads)
-            _caller_limit = (os.getpid(), threads)
+                openmp, others = _split(_controller(threadpoolctl))
+                if mine is None and openmp.lib_controllers:
+                    mine = _thread_openmp[here] = (WeakSet(), openmp.limit(limits=threads))
+                if _caller_limiter is None:
+                    _caller_limiter = others.limit(limits=threads)
+                    _caller_limit = (os.getpid(), threads)
+        if mine is not None:
+            mine[0].add(holder)
         _holders.add(holder)
 
 
@@ -400,10 +450,23 @@ def _leave(holder: Any) -> None:
         with _lock:
             _holders.discard(holder)
             _release_if_free()
+            here = (os.getpid(), threading.get_ident())
+            mine = _thread_openmp.get(here)
+            if mine is not None:
+                mine[0].discard(holder)
+                if not mine[0]:
+                    _give_back_openmp(here)
 
     interrupted = despite_ctrl_c(let_go)
     if interrupted is not None:
         raise interrupted
+
+
+def _give_back_openmp(here: tuple[int, int]) -> None:
+    """With ``_lock`` held, in the thread ``here`` names: its OpenMP counts back as they were."""
+    _, limiter = _thread_openmp.pop(here)
+    with _limiting():
+        limiter.restore_original_limits()
 
 
 def _release_if_free() -> None:
@@ -477,7 +540,7 @@ def _inherited() -> int | None:
     call: the count they all have, if it is the one held (0 if not: a library loaded since, or
     a count another thread of the caller changed), the caller's limiter becoming this
     process's (it knows the counts to give back).  None in any other case, and ever after."""
-    global _looked, _limiter
+    global _looked, _limiter, _openmp_limiter
     pid = os.getpid()
     if _looked == pid:
         return None
@@ -486,6 +549,10 @@ def _inherited() -> int | None:
     if limit is None or limiter is None or limit[0] == pid or _applied is not None or _limiter is not None:
         return None
     _limiter = limiter
+    # The forking thread's own OpenMP limit, which this process's main thread (its copy) has.
+    forking = _thread_openmp.get((limit[0], threading.get_ident()))
+    if forking is not None:
+        _openmp_limiter = forking[1]
     # Reading the counts starts no thread (setting OpenBLAS's does).
-    counts = [info.get("num_threads") for info in _threadpoolctl().threadpool_info()]
+    counts = [info.get("num_threads") for info in _controller(_threadpoolctl()).info()]
     return limit[1] if counts and all(count == limit[1] for count in counts) else 0

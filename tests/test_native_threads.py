@@ -681,12 +681,6 @@ def test_lanes_limit_an_openmp_runtime_a_later_loop_s_body_loads_and_give_back_i
 
 @TWO_CPUS
 @NEEDS_GOMP
-@pytest.mark.xfail(
-    strict=True,
-    reason="known, open: two threads-backend loops in two threads at once limit OpenMP in the thread "
-    "whose loop began first and give it back in the one whose loop ends last, so the first thread's "
-    "own OpenMP count stays at the share (docs/performance.md, Known gaps)",
-)
 def test_two_threads_backend_loops_in_two_threads_give_each_thread_its_openmp_count_back(
     tmp_path: Path,
 ) -> None:
@@ -704,6 +698,75 @@ def test_two_threads_backend_loops_in_two_threads_give_each_thread_its_openmp_co
         + 'print(json.dumps([before, counts()["openmp"]]))\n',
     )
     assert seen == [CPUS, CPUS]
+
+
+@TWO_CPUS
+@NEEDS_GOMP
+def test_a_caller_s_chunk_in_another_thread_runs_openmp_at_the_share_while_a_threads_loop_holds_the_limit(
+    tmp_path: Path,
+) -> None:
+    """The main thread's threads-backend loop holds the caller's limit; meanwhile another thread's
+    loop runs its first iterations in that thread (a caller's chunk).  OpenMP's count being each
+    thread's own, that thread's iterations ran OpenMP at every CPU beside the workers' share (so a
+    product's bits depended on where it ran); and each thread gets its own count back."""
+    seen = _run(
+        tmp_path,
+        COUNTS
+        + textwrap.dedent(f"""
+        import ctypes
+        ctypes.CDLL({GOMP!r})
+        main = os.getpid()
+        holding, done = threading.Event(), threading.Event()
+        inside, after = set(), []
+
+        def other():
+            holding.wait(30)
+            for i in ParaLoop(range(20)):
+                if os.getpid() == main:
+                    inside.add(counts()["openmp"])
+            after.append(counts()["openmp"])
+            done.set()
+
+        thread = threading.Thread(target=other)
+        thread.start()
+        for i in ParaLoop(range(2), backend="threads", num_processes=2):
+            holding.set()
+            done.wait(30)
+        thread.join(60)
+        print(json.dumps([sorted(inside), after, counts()["openmp"]]))
+        """),
+        PARALOOP_CALLER_RUNS="1",
+    )
+    # Iterations in the other thread's caller's chunk, at the share; each thread's own count after.
+    assert seen == [[1], [CPUS], CPUS]
+
+
+@TWO_CPUS
+@pytest.mark.parametrize("method", ["spawn", "forkserver"])
+def test_a_loop_that_leaves_the_pools_alone_after_a_worker_s_body_loaded_numpy_gets_its_natural_count(
+    tmp_path: Path, method: str
+) -> None:
+    """A spawn or forkserver worker whose body loads OpenBLAS while paraloop's variables are set
+    starts it at the worker's share; a later loop with its own count limits it (the limiter
+    holding the share as the count before).  A ``native_threads=False`` loop after them runs it
+    at the count the library would have had without paraloop, every CPU (the limiter's
+    originals put the share back after it)."""
+    seen = _run(
+        tmp_path,
+        f"""
+        main = os.getpid()
+        seen = []
+        for threads in (None, {CPUS}, False):
+            found = set()
+            for i in ParaLoop(range(8), num_processes=2, chunksize=1, start_method={method!r}, native_threads=threads):
+                import numpy
+                if os.getpid() != main:
+                    found.add(blas_threads())
+            seen.append(sorted(found))
+        print(json.dumps(seen))
+        """,
+    )
+    assert seen == [[1], [CPUS], [CPUS]]
 
 
 @TWO_CPUS
