@@ -30,7 +30,7 @@ from _weakrefset import WeakSet
 from collections.abc import Iterator
 from typing import Any
 
-from . import loaded_modules
+from . import loaded_libraries, loaded_modules, openblas_direct
 from .cpus import available_cpus
 from .linux import linux_facilities
 from .signal_errors import despite_ctrl_c
@@ -96,8 +96,31 @@ def native_loaded() -> bool:
         else:
             found = _NATIVE.search(mapped) is not None
             _seen = (*key, found)
+            if found:
+                _note_paths(mapped)
             return found
     return "numpy" in sys.modules
+
+
+# The native libraries' files the process's map showed at its last read, with the process and
+# what _files_mapped answered then (see _direct).
+_paths_read: tuple[int, object, list[str]] | None = None
+
+
+def _note_paths(mapped: bytes) -> list[str]:
+    """The files of the native libraries (see _NATIVE) in ``mapped``, the process's map, noted as
+    read at this look."""
+    global _paths_read
+    paths = set()
+    for match in _NATIVE.finditer(mapped):
+        # A line of the map: "start-end perms offset device inode   /path/of/the/file".
+        start = mapped.rfind(b"\n", 0, match.start()) + 1
+        end = mapped.find(b"\n", match.end())
+        fields = mapped[start : len(mapped) if end < 0 else end].split(None, 5)
+        if len(fields) == 6:
+            paths.add(os.fsdecode(fields[5].strip()))
+    _paths_read = (os.getpid(), _files_mapped(), sorted(paths))
+    return _paths_read[2]
 
 
 def _extensions_beyond_stdlib() -> bool:
@@ -165,23 +188,12 @@ def _controller(threadpoolctl: Any) -> Any:
     after loading its runtime: the files mapped are counted once per loop, and in a worker once
     per chunk), when threadpoolctl was reloaded (its classes hold which thread may limit
     OpenBLAS) or was given a controller of the program's own (``threadpoolctl.register``)."""
-    global _controlled, _mapped
+    global _controlled
     pid = os.getpid()
-    mapped = _mapped
-    if mapped is None or mapped[:2] != (_looks, pid):
-        # The files mapped into the process (a library maps a few): counted, 0.07 ms, where
-        # reading the map and finding the libraries in it cost 0.2.
-        files = -1
-        if linux_facilities():
-            try:
-                files = len(os.listdir("/proc/self/map_files"))
-            except OSError:  # pragma: no cover - no /proc after all
-                pass
-        mapped = _mapped = (_looks, pid, files)
     key = (
         pid,
         loaded_modules.state(),
-        mapped[2],
+        _files_mapped(),
         id(threadpoolctl.ThreadpoolController),  # a reload makes its classes anew
         len(getattr(threadpoolctl, "_ALL_CONTROLLERS", ())),
     )
@@ -189,6 +201,58 @@ def _controller(threadpoolctl: Any) -> Any:
     if found is None or found[0] != key:
         found = _controlled = (key, threadpoolctl.ThreadpoolController())
     return found[1]
+
+
+def _files_mapped() -> object:
+    """What changes when a library is loaded or unloaded: the C library's counts of both (see
+    :mod:`paraloop.loaded_libraries`, microseconds), else the number of files mapped into the
+    process (a library maps a few), counted once per look (see _controller): 0.07-0.25 ms,
+    where reading the map and finding the libraries in it cost 0.2-0.4."""
+    global _mapped
+    if not linux_facilities():
+        return -1
+    loads = loaded_libraries.counts()
+    if loads is not None:
+        return loads
+    pid = os.getpid()
+    mapped = _mapped
+    if mapped is None or mapped[:2] != (_looks, pid):
+        files = -1
+        try:
+            files = len(os.listdir("/proc/self/map_files"))
+        except OSError:  # pragma: no cover - no /proc after all
+            pass
+        mapped = _mapped = (_looks, pid, files)
+    return mapped[2]
+
+
+# The caller's direct controller of OpenBLAS (see _direct), and what it was made for.
+_direct_made: tuple[Any, Any] | None = None
+
+
+def _direct() -> Any:
+    """In the caller: a controller of OpenBLAS through its own functions
+    (:mod:`paraloop.openblas_direct`) where it is the only native pool loaded and threadpoolctl
+    is not imported, else None (threadpoolctl's then).  Kept as :func:`_controller` keeps its
+    own: a library mapped since (an import, ``ctypes``) makes the process's map read again."""
+    global _direct_made
+    if "threadpoolctl" in sys.modules or not linux_facilities():
+        return None
+    pid = os.getpid()
+    mark = _files_mapped()
+    key = (pid, loaded_modules.state(), mark)
+    made = _direct_made
+    if made is None or made[0] != key:
+        read = _paths_read
+        if read is not None and read[:2] == (pid, mark):
+            paths = read[2]  # native_loaded read the map since the last library was loaded
+        else:
+            try:
+                paths = _note_paths(_read_all("/proc/self/maps"))
+            except OSError:  # pragma: no cover - no /proc after all
+                return None
+        made = _direct_made = (key, openblas_direct.controller(paths))
+    return made[1]
 
 
 def _threadpoolctl() -> Any:
@@ -352,6 +416,9 @@ def openmp_here(threads: int | None) -> None:
     itself, is limited again at the thread's next call."""
     if not native_loaded():
         return
+    with _lock:
+        if _direct() is not None:
+            return  # no OpenMP runtime loaded
     if threads is None:
         # A thread's own count is the one its runtime started with, which paraloop's variables may
         # have set (a runtime a worker's job loaded): what it would have been (see _restore).
@@ -430,13 +497,20 @@ def _enter(holder: Any, threads: int) -> None:
         # Also when another loop's limit came before any library was loaded: one loaded since
         # (a body's first import of numpy) is limited from the next chunk on.
         if (_caller_limiter is None or mine is None) and native_loaded():
-            with _limiting() as threadpoolctl:
-                openmp, others = _split(_controller(threadpoolctl))
-                if mine is None and openmp.lib_controllers:
-                    mine = _thread_openmp[here] = (WeakSet(), openmp.limit(limits=threads))
+            direct = _direct()
+            if direct is not None:
+                # OpenBLAS alone, threadpoolctl not imported: no OpenMP count of this thread's.
                 if _caller_limiter is None:
-                    _caller_limiter = others.limit(limits=threads)
+                    _caller_limiter = direct.limit(limits=threads)
                     _caller_limit = (os.getpid(), threads)
+            else:
+                with _limiting() as threadpoolctl:
+                    openmp, others = _split(_controller(threadpoolctl))
+                    if mine is None and openmp.lib_controllers:
+                        mine = _thread_openmp[here] = (WeakSet(), openmp.limit(limits=threads))
+                    if _caller_limiter is None:
+                        _caller_limiter = others.limit(limits=threads)
+                        _caller_limit = (os.getpid(), threads)
         if mine is not None:
             mine[0].add(holder)
         _holders.add(holder)
@@ -473,8 +547,11 @@ def _release_if_free() -> None:
     """With ``_lock`` held: the caller's pools get their counts back once nothing holds them."""
     global _caller_limiter, _caller_limit
     if _caller_limiter is not None and not _held_here():
-        with _limiting():
-            _caller_limiter.restore_original_limits()
+        if type(_caller_limiter).__module__ == "paraloop.openblas_direct":
+            _caller_limiter.restore_original_limits()  # threadpoolctl need not be imported
+        else:
+            with _limiting():
+                _caller_limiter.restore_original_limits()
         _caller_limiter = None
         _caller_limit = None
 

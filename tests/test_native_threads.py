@@ -26,6 +26,9 @@ from paraloop.native_threads import ENVIRONMENT
 CPUS = available_cpus()
 # Where the share of one worker is the whole machine, a limit cannot be told from none.
 TWO_CPUS = pytest.mark.skipif(CPUS < 2, reason="needs two CPUs to tell a worker's share from the whole")
+# What some tests watch besides OpenBLAS: an OpenMP runtime loaded with ctypes.
+GOMP = ctypes.util.find_library("gomp")
+NEEDS_GOMP = pytest.mark.skipif(GOMP is None, reason="needs an OpenMP runtime (libgomp) on the machine")
 
 PRELUDE = """\
 import json, os, sys, threading, time
@@ -41,9 +44,32 @@ def blas_threads():
 """
 
 
-def _run(tmp_path: Path, body: str, **environment: str) -> Any:
+# The same without threadpoolctl in the program: paraloop then limits OpenBLAS, where it is the
+# only native pool, through its own functions (paraloop/openblas_direct.py); the script reads
+# the count through them too.
+DIRECT_PRELUDE = """\
+import ctypes, json, os, sys, threading, time
+import numpy
+from paraloop import ParaLoop
+
+def _openblas_count():
+    with open("/proc/self/maps") as lines:
+        path = next(line.split(None, 5)[5].strip() for line in lines if "openblas" in line.rsplit("/", 1)[-1])
+    library = ctypes.CDLL(path)
+    for prefix in ("", "scipy_"):
+        for suffix in ("", "64_", "_64"):
+            if hasattr(library, f"{prefix}openblas_get_num_threads{suffix}"):
+                return getattr(library, f"{prefix}openblas_get_num_threads{suffix}")
+
+def blas_threads():
+    numpy.ones((64, 64)) @ numpy.ones((64, 64))
+    return _openblas_count()()  # found each time: a ctypes function cannot travel to a worker
+"""
+
+
+def _run(tmp_path: Path, body: str, prelude: str = PRELUDE, **environment: str) -> Any:
     script = tmp_path / "script.py"
-    script.write_text(PRELUDE + textwrap.dedent(body))
+    script.write_text(prelude + textwrap.dedent(body))
     env = {key: value for key, value in os.environ.items() if key not in ENVIRONMENT}
     env = {
         key: value
@@ -408,14 +434,16 @@ def test_an_error_while_the_caller_limits_its_pools_before_a_fork_leaves_them_as
 
 
 @TWO_CPUS
+@pytest.mark.parametrize("prelude", [PRELUDE, DIRECT_PRELUDE], ids=["threadpoolctl", "openblas-alone"])
 @pytest.mark.parametrize("method", START_METHODS)
 def test_a_product_has_the_same_bits_in_the_caller_s_chunks_and_the_workers(
-    tmp_path: Path, method: str
+    tmp_path: Path, method: str, prelude: str
 ) -> None:
     """OpenBLAS splits a product differently for each thread count, and its last bits differ
     (a 300x300 A @ B on 1 and on 2 threads).  The caller runs a loop's first iterations and
     the workers the rest, a split that depends on timing: both run at the workers' share,
-    so that every iteration's product has the same bits, run after run."""
+    so that every iteration's product has the same bits, run after run.  Also where the
+    program never imports threadpoolctl (paraloop then sets OpenBLAS's count itself)."""
     seen = _run(
         tmp_path,
         f"""
@@ -430,6 +458,7 @@ def test_a_product_has_the_same_bits_in_the_caller_s_chunks_and_the_workers(
             seen.append((os.getpid() == caller, blas_threads(), digest))
         print(json.dumps([seen, blas_threads()]))
         """,
+        prelude,
         PARALOOP_CALLER_RUNS="1",  # the product's default (the suite runs with 0)
     )
     seen, after = seen
@@ -437,6 +466,85 @@ def test_a_product_has_the_same_bits_in_the_caller_s_chunks_and_the_workers(
     assert {count for _, count, _ in seen} == {max(1, CPUS // 2)}, seen
     assert len({digest for _, _, digest in seen}) == 1, seen
     assert after == CPUS
+
+
+@TWO_CPUS
+def test_a_short_numpy_loop_in_a_program_without_threadpoolctl_does_not_import_it(tmp_path: Path) -> None:
+    """Where OpenBLAS is the only native pool, the caller limits it around its own chunks through
+    OpenBLAS's own functions: threadpoolctl's import and its first look for the libraries cost a
+    program's first short numpy loop about 4 ms (CONTRACT section 9: about a millisecond).  The
+    iterations run at the share, and the count comes back after each loop."""
+    seen = _run(
+        tmp_path,
+        """
+        seen = []
+        for loop in range(3):
+            for i in ParaLoop(range(10)):
+                seen.append(blas_threads())
+            seen.append(("after", blas_threads()))
+        print(json.dumps([seen, "threadpoolctl" in sys.modules]))
+        """,
+        DIRECT_PRELUDE,
+        PARALOOP_CALLER_RUNS="1",
+    )
+    share = max(1, CPUS // 2)
+    assert seen == [([share] * 10 + [["after", CPUS]]) * 3, False]
+
+
+@TWO_CPUS
+@NEEDS_GOMP
+def test_an_openmp_runtime_mapped_between_loops_without_threadpoolctl_is_limited_in_the_caller_s_chunks(
+    tmp_path: Path,
+) -> None:
+    """A program without threadpoolctl, OpenBLAS alone at first (limited through its own
+    functions), then libgomp loaded with ctypes (no module imported): the next loop's caller's
+    chunk limits OpenMP too (its count is the main thread's own), and gives both back."""
+    seen = _run(
+        tmp_path,
+        f"""
+        seen = []
+        for load in (False, True):
+            if load:
+                ctypes.CDLL({GOMP!r})
+            for i in ParaLoop(range(10)):
+                seen.append([blas_threads(), ctypes.CDLL({GOMP!r}).omp_get_max_threads() if load else None])
+            seen.append(["after", blas_threads(), ctypes.CDLL({GOMP!r}).omp_get_max_threads() if load else None])
+        print(json.dumps(seen))
+        """,
+        DIRECT_PRELUDE,
+        PARALOOP_CALLER_RUNS="1",
+    )
+    share = max(1, CPUS // 2)
+    assert seen == [[share, None]] * 10 + [["after", CPUS, None]] + [[share, share]] * 10 + [
+        ["after", CPUS, CPUS]
+    ]
+
+
+@TWO_CPUS
+@pytest.mark.parametrize("method", START_METHODS)
+def test_without_threadpoolctl_the_workers_and_the_threads_backend_run_openblas_at_the_share(
+    tmp_path: Path, method: str
+) -> None:
+    """A program that never imports threadpoolctl: a forked worker inherits the caller's limit
+    made through OpenBLAS's own functions (and a ``native_threads=False`` loop after it gets
+    the library's own count back); the threads backend's iterations run at the share."""
+    seen = _run(
+        tmp_path,
+        f"""
+        main = os.getpid()
+        seen = []
+        for options in ({{}}, {{"native_threads": False}}, {{"backend": "threads"}}):
+            found = set()
+            for i in ParaLoop(range(16), start_method={method!r}, chunksize=2, **options):
+                if os.getpid() != main or options:
+                    found.add(blas_threads())
+            seen.append([sorted(found), blas_threads()])
+        print(json.dumps([seen, "threadpoolctl" in sys.modules]))
+        """,
+        DIRECT_PRELUDE,
+    )
+    share = max(1, CPUS // 2)
+    assert seen == [[[[share], CPUS], [[CPUS], CPUS], [[share], CPUS]], False]
 
 
 # Two threads-backend loops at once: the main thread's begins first and ends first, another
@@ -458,10 +566,6 @@ for i in ParaLoop(range(2), backend="threads", num_processes=2):
 main_done.set()
 thread.join(60)
 """
-
-# What the tests below watch besides OpenBLAS: an OpenMP runtime loaded with ctypes.
-GOMP = ctypes.util.find_library("gomp")
-NEEDS_GOMP = pytest.mark.skipif(GOMP is None, reason="needs an OpenMP runtime (libgomp) on the machine")
 
 COUNTS = """
 def counts():
