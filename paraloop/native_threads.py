@@ -30,7 +30,7 @@ from _weakrefset import WeakSet
 from collections.abc import Iterator
 from typing import Any
 
-from . import loaded_libraries, loaded_modules, openblas_direct
+from . import loaded_modules, openblas_direct
 from .cpus import available_cpus
 from .linux import linux_facilities
 from .signal_errors import despite_ctrl_c
@@ -104,7 +104,7 @@ def native_loaded() -> bool:
 
 # The native libraries' files the process's map showed at its last read, with the process and
 # what _files_mapped answered then (see _direct).
-_paths_read: tuple[int, object, list[str]] | None = None
+_paths_read: tuple[int, int, list[str]] | None = None
 
 
 def _note_paths(mapped: bytes) -> list[str]:
@@ -203,17 +203,16 @@ def _controller(threadpoolctl: Any) -> Any:
     return found[1]
 
 
-def _files_mapped() -> object:
-    """What changes when a library is loaded or unloaded: the C library's counts of both (see
-    :mod:`paraloop.loaded_libraries`, microseconds), else the number of files mapped into the
-    process (a library maps a few), counted once per look (see _controller): 0.07-0.25 ms,
-    where reading the map and finding the libraries in it cost 0.2-0.4."""
+def _files_mapped() -> int:
+    """The number of files mapped into the process (a library maps a few), counted once per look
+    (see _controller): 0.07-0.25 ms, where reading the map and finding the libraries in it cost
+    0.2-0.4.  (Not the C library's own counts of libraries loaded, which ``dl_iterate_phdr``
+    gives: its callback would run Python code with the loader's lock held, and another thread
+    that holds the GIL and loads a library, an extension module's import, would wait for that
+    lock: both hung.)"""
     global _mapped
     if not linux_facilities():
         return -1
-    loads = loaded_libraries.counts()
-    if loads is not None:
-        return loads
     pid = os.getpid()
     mapped = _mapped
     if mapped is None or mapped[:2] != (_looks, pid):

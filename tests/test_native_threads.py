@@ -873,6 +873,41 @@ def test_a_loop_that_leaves_the_pools_alone_after_a_worker_s_body_loaded_numpy_g
     assert seen == [[1], [CPUS], [CPUS]]
 
 
+def test_threads_loops_whose_bodies_import_extension_modules_while_numpy_is_loaded_do_not_hang(
+    tmp_path: Path,
+) -> None:
+    """Each thread of a threads-backend loop looks whether a library was loaded since (numpy is
+    loaded) while another's body imports an extension module (a lazy import).  Asking the C
+    library's loader for its counts (dl_iterate_phdr) ran paraloop's Python callback with the
+    loader's lock held, while the importing thread held the GIL and waited for that lock: the
+    program hung (3 runs in 4; adversary of session 28, F1)."""
+    done = _run(
+        tmp_path,
+        """
+        import glob, importlib, sysconfig
+        dynload = os.path.join(sysconfig.get_paths()["stdlib"], "lib-dynload")
+        names = sorted(
+            {os.path.basename(path).split(".")[0] for path in glob.glob(dynload + "/*.so")}
+            - set(sys.modules)
+            - {"_tkinter", "_curses", "_curses_panel", "readline"}
+        )
+        names = [name for name in names if not name.startswith(("_test", "_xx", "xx", "_ctypes_test"))]
+        done = 0
+        for name in names:
+            for i in ParaLoop(range(8), backend="threads", num_processes=8):
+                if i == 0:
+                    try:
+                        importlib.import_module(name)
+                    except Exception:
+                        pass
+            done += 1
+        print(json.dumps([done, len(names)]))
+        """,
+        DIRECT_PRELUDE,
+    )
+    assert done[0] == done[1] > 10
+
+
 @TWO_CPUS
 def test_the_users_environment_wins(tmp_path: Path) -> None:
     """OPENBLAS_NUM_THREADS set by the user: paraloop leaves every pool alone."""
