@@ -302,6 +302,18 @@ _openmp_limiter: Any = None
 _lock = threading.Lock()
 
 
+def _new_lock_in_child() -> None:
+    """A forked child's own lock: one another thread of the parent held at the fork (a threads
+    loop's thread setting its OpenMP count) would be held for ever there, by a thread the child
+    does not have, and a worker's first job waits for it (its apply)."""
+    global _lock
+    _lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_lock_in_child)
+
+
 def apply(threads: int | None, environment: bool = True) -> None:
     """Give this worker process's native pools ``threads`` threads (None: as they were).
 

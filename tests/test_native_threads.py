@@ -908,6 +908,40 @@ def test_threads_loops_whose_bodies_import_extension_modules_while_numpy_is_load
     assert done[0] == done[1] > 10
 
 
+def test_a_worker_forked_while_a_threads_loop_s_thread_sets_its_openmp_count_does_not_hang(
+    tmp_path: Path,
+) -> None:
+    """A program thread runs threads-backend loops over and over (each of their threads takes
+    native_threads' lock to set its own OpenMP count) while the main thread's fork loops start a
+    worker for each iteration.  A worker forked while one of those threads held the lock waited
+    for it for ever in its first job (adversary of session 28, F5: 3 runs of 3 hung)."""
+    done = _run(
+        tmp_path,
+        """
+        stop = threading.Event()
+        rounds = []
+
+        def spinner():
+            while not stop.is_set():
+                for i in ParaLoop(range(8), backend="threads", num_processes=8):
+                    pass
+                rounds.append(1)
+
+        thread = threading.Thread(target=spinner)
+        thread.start()
+        total = 0
+        for k in range(25):
+            for i in ParaLoop(range(8), start_method="fork", caller_runs=False, max_iterations_per_worker=1):
+                total += i
+        stop.set()
+        thread.join(60)
+        print(json.dumps([total, len(rounds) > 0]))
+        """,
+        DIRECT_PRELUDE,
+    )
+    assert done == [25 * 28, True]
+
+
 @TWO_CPUS
 def test_the_users_environment_wins(tmp_path: Path) -> None:
     """OPENBLAS_NUM_THREADS set by the user: paraloop leaves every pool alone."""
