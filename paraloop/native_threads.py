@@ -22,6 +22,7 @@ the workers), or ``ParaLoop(native_threads=...)`` / ``PARALOOP_NATIVE_THREADS``.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import re
 import sys
@@ -36,8 +37,8 @@ from .linux import linux_facilities
 from .signal_errors import despite_ctrl_c
 
 __all__ = [
-    "ENVIRONMENT", "Hold", "applied", "apply", "let_go_here", "limited", "native_loaded", "openmp_here",
-    "plan",
+    "ENVIRONMENT", "Hold", "applied", "apply", "let_go_here", "limited", "mark", "native_loaded",
+    "openmp_here", "plan",
 ]  # fmt: skip
 
 # What BLAS and OpenMP runtimes read when they load.
@@ -461,13 +462,26 @@ _thread_openmp: dict[tuple[int, int], tuple[WeakSet[Any], Any]] = {}
 _caller_limit: tuple[int, int] | None = None
 
 
-class _Token:
-    """One holder of the caller's limit (see _holders), in the process that made it."""
+# Numbers the holders of limited() in the order they were made (see let_go_here).
+_serials = itertools.count(1)
 
-    __slots__ = ("__weakref__", "pid")
+
+class _Token:
+    """One holder of the caller's limit (see _holders), in the process and thread that made it,
+    with its number (see let_go_here)."""
+
+    __slots__ = ("__weakref__", "pid", "serial", "thread")
 
     def __init__(self) -> None:
         self.pid = os.getpid()
+        self.thread = threading.get_ident()
+        self.serial = next(_serials)
+
+
+def mark() -> int:
+    """At the start of a loop in the caller: what :func:`let_go_here` at its end is given (the
+    holders of :func:`limited` made since are the loop's own)."""
+    return next(_serials)
 
 
 def _held_here() -> bool:
@@ -606,17 +620,25 @@ class Hold:
             self._held = False
 
 
-def let_go_here() -> None:
-    """At the end of a loop in the caller: a :class:`Hold` of this thread's lets go, if its loop's
-    own cleanup did not (a second Ctrl-C during it interrupts the first call it makes).  A
-    thread runs one such loop at a time: a loop in a body the caller runs is sequential."""
+def let_go_here(since: int) -> None:
+    """At the end of a loop in the caller, begun at :func:`mark` ``since``: what this thread made
+    to hold the limit for it lets go, if the loop's own cleanup did not (a second Ctrl-C during
+    it interrupts the first call it makes): a :class:`Hold` (a thread runs one such loop at a
+    time: a loop in a body the caller runs is sequential), and the holders of :func:`limited`
+    made since (a threads-backend loop's, a caller's chunk's; the traceback of the interrupted
+    cleanup keeps them alive).  Not those made before: a loop in a body runs inside an outer
+    loop's caller's chunk, or between the items of a generator expression over a threads loop."""
     if not _holders:
         return
-    # Not a Hold a forked worker inherited (its thread has the same number as the caller's).
+    # Not one a forked worker inherited (its thread has the same number as the caller's).
     pid, thread = os.getpid(), threading.get_ident()
     for holder in list(_holders):
         if type(holder) is Hold and holder.pid == pid and holder._thread == thread:
             holder.close()
+        elif (
+            type(holder) is _Token and holder.pid == pid and holder.thread == thread and holder.serial > since
+        ):
+            _leave(holder)
 
 
 # The process that looked for a limit held at its fork (see _inherited).

@@ -335,14 +335,19 @@ def test_the_program_s_other_threads_keep_their_pools_while_a_fork_loop_runs(tmp
 
 
 @TWO_CPUS
-def test_ctrl_c_twice_leaves_the_caller_s_pools_as_they_were(tmp_path: Path) -> None:
+@pytest.mark.parametrize("prelude", [PRELUDE, DIRECT_PRELUDE], ids=["threadpoolctl", "openblas-alone"])
+@pytest.mark.parametrize("options", ['start_method="fork"', 'backend="threads"'])
+def test_ctrl_c_twice_leaves_the_caller_s_pools_as_they_were(
+    tmp_path: Path, options: str, prelude: str
+) -> None:
     """Ctrl-C pressed twice: an iteration sends the caller SIGINT, and the second Ctrl-C comes
     as the loop cleans up (two presses, or a SIGINT that GNU timeout forwards to a process
     group that got one).  Injected at each Python call of the cleanup in turn, by a profile
     function the first Ctrl-C's handler sets: at any of them, the program (which catches
     KeyboardInterrupt and goes on, as IPython does) finds its own pools with their size back,
     and its next loop runs.  (A second Ctrl-C at the cleanup's first call left the caller's
-    pools at the workers' share for the rest of the program.)"""
+    pools at the workers' share for the rest of the program: under fork, and in a threads
+    loop, whose holder the interrupted cleanup's traceback kept alive.)"""
     seen = _run(
         tmp_path,
         """
@@ -371,7 +376,7 @@ def test_ctrl_c_twice_leaves_the_caller_s_pools_as_they_were(tmp_path: Path) -> 
             state["at"] += 1
             state["hit"] = False
             try:
-                for i in ParaLoop(range(200), num_processes=2, start_method="fork"):
+                for i in ParaLoop(range(200), num_processes=2, OPTIONS):
                     m @ m
                     if i == 20:
                         os.kill(caller, signal.SIGINT)
@@ -382,10 +387,11 @@ def test_ctrl_c_twice_leaves_the_caller_s_pools_as_they_were(tmp_path: Path) -> 
             if blas_threads() != CPUS:
                 wrong.append(state["at"])
         total = 0
-        for i in ParaLoop(range(20), num_processes=2, start_method="fork"):
+        for i in ParaLoop(range(20), num_processes=2, OPTIONS):
             total += i
         print(json.dumps([state["at"], wrong, total, blas_threads()]))
-        """.replace("CPUS", str(CPUS)),
+        """.replace("CPUS", str(CPUS)).replace("OPTIONS", options),
+        prelude,
     )
     tried, wrong, total, after = seen
     assert tried > 20, seen  # the cleanup's calls were all tried, the last trial's came after it
