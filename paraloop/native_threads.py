@@ -22,7 +22,6 @@ the workers), or ``ParaLoop(native_threads=...)`` / ``PARALOOP_NATIVE_THREADS``.
 from __future__ import annotations
 
 import contextlib
-import itertools
 import os
 import re
 import sys
@@ -37,8 +36,8 @@ from .linux import linux_facilities
 from .signal_errors import despite_ctrl_c
 
 __all__ = [
-    "ENVIRONMENT", "Hold", "applied", "apply", "let_go_here", "limited", "mark", "native_loaded",
-    "openmp_here", "plan",
+    "ENVIRONMENT", "Hold", "applied", "apply", "let_go_here", "limited", "native_loaded", "openmp_here",
+    "plan",
 ]  # fmt: skip
 
 # What BLAS and OpenMP runtimes read when they load.
@@ -462,26 +461,15 @@ _thread_openmp: dict[tuple[int, int], tuple[WeakSet[Any], Any]] = {}
 _caller_limit: tuple[int, int] | None = None
 
 
-# Numbers the holders of limited() in the order they were made (see let_go_here).
-_serials = itertools.count(1)
-
-
 class _Token:
-    """One holder of the caller's limit (see _holders), in the process and thread that made it,
-    with its number (see let_go_here)."""
+    """One holder of the caller's limit (see _holders), in the process that made it, for the loop
+    whose job is ``owner`` (by identity: see let_go_here)."""
 
-    __slots__ = ("__weakref__", "pid", "serial", "thread")
+    __slots__ = ("__weakref__", "owner", "pid")
 
-    def __init__(self) -> None:
+    def __init__(self, owner: object) -> None:
         self.pid = os.getpid()
-        self.thread = threading.get_ident()
-        self.serial = next(_serials)
-
-
-def mark() -> int:
-    """At the start of a loop in the caller: what :func:`let_go_here` at its end is given (the
-    holders of :func:`limited` made since are the loop's own)."""
-    return next(_serials)
+        self.owner = id(owner)
 
 
 def _held_here() -> bool:
@@ -492,9 +480,9 @@ def _held_here() -> bool:
 
 
 @contextlib.contextmanager
-def limited(threads: int | None) -> Iterator[None]:
+def limited(threads: int | None, owner: object) -> Iterator[None]:
     """In the caller (the threads backend, a caller's chunk): limit the loaded native pools for
-    the block.
+    the block, for the loop whose job is ``owner`` (see :func:`let_go_here`).
 
     The environment is left alone: it belongs to the user's process.  Loops in several
     threads at once share one limit, and the pools get their sizes back when the last ends.
@@ -502,7 +490,7 @@ def limited(threads: int | None) -> Iterator[None]:
     if threads is None:
         yield
         return
-    token = _Token()
+    token = _Token(owner)
     _enter(token, threads)
     try:
         yield
@@ -596,12 +584,12 @@ class Hold:
     at the loop's end starts it again (its threads spin as they start, as after any fork).
     """
 
-    def __init__(self, threads: int | None) -> None:
+    def __init__(self, threads: int | None, owner: object) -> None:
         self._threads = threads
         self._held = False
-        # The process and thread that run the loop (see let_go_here).
+        # The process that runs the loop, and the loop's job (see let_go_here).
         self.pid = os.getpid()
-        self._thread = threading.get_ident()
+        self.owner = id(owner)
 
     def before_fork(self) -> None:
         """Called before each fork of the loop's workers (with Ctrl-C held): hold the limit
@@ -620,25 +608,23 @@ class Hold:
             self._held = False
 
 
-def let_go_here(since: int) -> None:
-    """At the end of a loop in the caller, begun at :func:`mark` ``since``: what this thread made
-    to hold the limit for it lets go, if the loop's own cleanup did not (a second Ctrl-C during
-    it interrupts the first call it makes): a :class:`Hold` (a thread runs one such loop at a
-    time: a loop in a body the caller runs is sequential), and the holders of :func:`limited`
-    made since (a threads-backend loop's, a caller's chunk's; the traceback of the interrupted
-    cleanup keeps them alive).  Not those made before: a loop in a body runs inside an outer
-    loop's caller's chunk, or between the items of a generator expression over a threads loop."""
+def let_go_here(owner: object) -> None:
+    """At the end of a loop in the caller, whose job is ``owner``: what was made to hold the limit
+    for it lets go, if the loop's own cleanup did not (a second Ctrl-C during it interrupts the
+    first call it makes, and its traceback keeps the holder alive): its :class:`Hold`, and the
+    holders of :func:`limited` (a threads-backend loop's, a caller's chunk's).  Only this loop's:
+    a loop in a body runs inside an outer loop's caller's chunk, and two generator expressions
+    over threads loops may be open in one thread at once."""
     if not _holders:
         return
-    # Not one a forked worker inherited (its thread has the same number as the caller's).
-    pid, thread = os.getpid(), threading.get_ident()
+    # Not one a forked worker inherited (the same job, in another process).
+    pid, mine = os.getpid(), id(owner)
     for holder in list(_holders):
-        if type(holder) is Hold and holder.pid == pid and holder._thread == thread:
-            holder.close()
-        elif (
-            type(holder) is _Token and holder.pid == pid and holder.thread == thread and holder.serial > since
-        ):
-            _leave(holder)
+        if type(holder) in (Hold, _Token) and holder.pid == pid and holder.owner == mine:
+            if type(holder) is Hold:
+                holder.close()
+            else:
+                _leave(holder)
 
 
 # The process that looked for a limit held at its fork (see _inherited).

@@ -609,7 +609,6 @@ def _run(
     bar = open_bar(loop.iterable, job.filename, line, loop.progress_options) if loop.progress else None
     outcomes: Iterator[Outcome] = iter(())
     driving: Iterator[Outcome] = iter(())
-    since = native_threads.mark()
     try:
         outcomes = _outcomes(loop, job, chunker)
         driving = _drive(outcomes, chunker, inline, bar)
@@ -629,7 +628,7 @@ def _run(
         # the cleanup that closes them (see closed).
         interrupted = closed(driving)
         interrupted = closed(outcomes) or interrupted
-        native_threads.let_go_here(since)
+        native_threads.let_go_here(job)
         if interrupted is not None and combiner.result.error is None:
             combiner.result.error = _hidden(interrupted)
         close_bar(bar)  # also when the backend failed to start
@@ -661,7 +660,6 @@ def comprehension(
         bar = open_bar(loop.iterable, job.filename, line, loop.progress_options) if loop.progress else None
         outcomes: Iterator[Outcome] = iter(())
         driving: Iterator[Outcome] = iter(())
-        since = native_threads.mark()
         try:
             # Not in a generator expression's loop: the program's own code runs between its
             # items and may change what the body reads, which the caller's chunks would take
@@ -682,7 +680,7 @@ def comprehension(
             # Now, not when the garbage collector gets to them (see closed).
             interrupted = closed(driving)
             interrupted = closed(outcomes) or interrupted
-            native_threads.let_go_here(since)
+            native_threads.let_go_here(job)
             close_bar(bar)  # also when the backend failed to start, or the generator was dropped
             job.release_guard()
             if interrupted is not None:

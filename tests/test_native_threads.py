@@ -993,6 +993,38 @@ def test_a_product_has_the_same_bits_in_the_caller_and_the_workers_when_the_body
 
 
 @TWO_CPUS
+@pytest.mark.parametrize("prelude", [PRELUDE, DIRECT_PRELUDE], ids=["threadpoolctl", "openblas-alone"])
+def test_two_generator_expressions_over_threads_loops_in_one_thread_keep_each_other_s_limit(
+    tmp_path: Path, prelude: str
+) -> None:
+    """``zip`` over two generator expressions over threads-backend loops, the one begun first the
+    shorter: its loop's end let go of what every loop of the thread begun since held (session 28,
+    7e41379; the second adversary's G1), and the longer loop's later iterations ran OpenBLAS at
+    every CPU, with other bits.  Each loop now lets go of its own holders only."""
+    seen = _run(
+        tmp_path,
+        """
+        import hashlib
+        a = numpy.random.default_rng(0).standard_normal((300, 300))
+
+        def body(x):
+            time.sleep(0.005)
+            return blas_threads(), hashlib.sha256((a @ a).tobytes()).hexdigest()
+
+        short = (body(x) for x in ParaLoop(range(3), backend="threads"))
+        long = (body(x) for x in ParaLoop(range(30), backend="threads"))
+        pairs = list(zip(short, long))  # the short loop ends at zip's fourth ask
+        rest = list(long)
+        print(json.dumps([sorted({pair[1] for pair in pairs} | set(rest)), blas_threads()]))
+        """,
+        prelude,
+    )
+    inside, after = seen
+    assert len(inside) == 1 and inside[0][0] == max(1, CPUS // 2), seen
+    assert after == CPUS
+
+
+@TWO_CPUS
 def test_the_users_environment_wins(tmp_path: Path) -> None:
     """OPENBLAS_NUM_THREADS set by the user: paraloop leaves every pool alone."""
     counts = _run(

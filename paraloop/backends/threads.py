@@ -76,7 +76,7 @@ def run_threads(job: Job, chunker: Chunker, count: int) -> Iterator[Outcome]:
     # Threads whose iteration ran past the timeout: they go on in the background, and what
     # they send is not waited for nor taken.
     abandoned: set[int] = set()
-    with limited(job.native_threads):
+    with limited(job.native_threads, job):
         finished = 0
         try:
             # Started inside the try: a Ctrl-C while a thread starts stops those already

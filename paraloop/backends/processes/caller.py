@@ -357,7 +357,7 @@ class CallerWorker:
         chunker.sent(len(chunk.items), len(payload))
         with (
             running_chunk(),
-            limited(job.native_threads),
+            limited(job.native_threads, job),
             warnings_relay.observing(),
             _CtrlC(watch=not in_order) as ctrl_c,
         ):

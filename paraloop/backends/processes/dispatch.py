@@ -207,7 +207,7 @@ class Loop(Record):
         self.caller = caller
         self.heard = heard
         self.lost = list() if lost is None else lost
-        self.native = native_threads.Hold(None) if native is None else native
+        self.native = native_threads.Hold(None, job) if native is None else native
 
     @property
     def measured(self) -> bool:
@@ -305,7 +305,7 @@ def _start(
         process_cap=waiting_workers(),
     )
     # Under fork, workers forked with the caller's pools at their share keep them so.
-    native = native_threads.Hold(job.native_threads if pool.method == "fork" and hold_native else None)
+    native = native_threads.Hold(job.native_threads if pool.method == "fork" and hold_native else None, job)
     loop = Loop(
         pool, job, chunker, loop_id, policy, sending, recycle, active, count - len(active), native=native
     )
