@@ -491,8 +491,10 @@ def limited(threads: int | None, owner: object) -> Iterator[None]:
         yield
         return
     token = _Token(owner)
-    _enter(token, threads)
     try:
+        # Inside the try: Ctrl-C while it limits (the limit made, the holder not yet noted)
+        # lets go too.
+        _enter(token, threads)
         yield
     finally:
         _leave(token)
@@ -615,8 +617,6 @@ def let_go_here(owner: object) -> None:
     holders of :func:`limited` (a threads-backend loop's, a caller's chunk's).  Only this loop's:
     a loop in a body runs inside an outer loop's caller's chunk, and two generator expressions
     over threads loops may be open in one thread at once."""
-    if not _holders:
-        return
     # Not one a forked worker inherited (the same job, in another process).
     pid, mine = os.getpid(), id(owner)
     for holder in list(_holders):
@@ -625,6 +625,12 @@ def let_go_here(owner: object) -> None:
                 holder.close()
             else:
                 _leave(holder)
+    limit = _caller_limit
+    if limit is not None and limit[0] == pid and not _held_here():
+        # A limit whose holder was never noted (Ctrl-C between the two) is given back now.  Not
+        # in a worker forked while its caller held one: the worker's own (see _inherited).
+        with _lock:
+            _release_if_free()
 
 
 # The process that looked for a limit held at its fork (see _inherited).

@@ -674,13 +674,18 @@ def test_a_controller_the_program_registers_between_loops_is_limited_in_the_call
             def get_version(self):
                 return "0"
 
+        def toy_count():
+            return {i["internal_api"]: i["num_threads"] for i in threadpoolctl.threadpool_info()}["toy"]
+
         caller = os.getpid()
         for i in ParaLoop(range(4), start_method="fork"):
             blas_threads()
         threadpoolctl.register(Toy)
         seen = []
         for i in ParaLoop(range(4), start_method="fork"):
-            seen.append((os.getpid() == caller, POOL["n"]))
+            # Through threadpoolctl, not POOL: a body that reads the object paraloop's limit
+            # changes sees it change (the guard refused the loop when its chunks were split).
+            seen.append((os.getpid() == caller, toy_count()))
         print(json.dumps([seen, POOL["n"]]))
         """,
         PARALOOP_CALLER_RUNS="1",
@@ -1022,6 +1027,49 @@ def test_two_generator_expressions_over_threads_loops_in_one_thread_keep_each_ot
     inside, after = seen
     assert len(inside) == 1 and inside[0][0] == max(1, CPUS // 2), seen
     assert after == CPUS
+
+
+@TWO_CPUS
+@pytest.mark.parametrize("prelude", [PRELUDE, DIRECT_PRELUDE], ids=["threadpoolctl", "openblas-alone"])
+@pytest.mark.parametrize("options", ['backend="threads"', 'start_method="fork"'])
+def test_ctrl_c_between_the_caller_s_limit_and_its_holder_leaves_the_pools_as_they_were(
+    tmp_path: Path, options: str, prelude: str
+) -> None:
+    """Fault injection: Ctrl-C just after the caller limited its pools, before it noted what
+    holds the limit (a threads loop's start, a caller's chunk).  The program, which catches
+    KeyboardInterrupt and goes on, finds its pools with their size back (the limit had no
+    holder to let go of it; a Ctrl-C-twice sweep in CI hit such a window once)."""
+    seen = _run(
+        tmp_path,
+        f"""
+        from paraloop import native_threads
+
+        class Interrupting(type(native_threads._holders)):
+            armed = True
+
+            def add(self, item):
+                if Interrupting.armed:
+                    Interrupting.armed = False
+                    raise KeyboardInterrupt
+                super().add(item)
+
+        native_threads._holders = Interrupting()
+        try:
+            for i in ParaLoop(range(8), num_processes=2, {options}):
+                time.sleep(0.001)
+        except KeyboardInterrupt:
+            pass
+        interrupted = Interrupting.armed is False
+        after = blas_threads()
+        total = 0
+        for i in ParaLoop(range(20), num_processes=2, {options}):
+            total += i
+        print(json.dumps([interrupted, after, total, blas_threads()]))
+        """,
+        prelude,
+        PARALOOP_CALLER_RUNS="1",
+    )
+    assert seen == [True, CPUS, 190, CPUS]
 
 
 @TWO_CPUS
