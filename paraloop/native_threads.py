@@ -379,13 +379,14 @@ def _restore(environment: bool) -> None:
         # (and a limiter made since holds that as its original): it gets the count it would
         # have had.  After the limiter, whose originals would put paraloop's count back.
         with _limiting() as threadpoolctl:
+            controller = _controller(threadpoolctl)
             since = [
                 library.filepath
-                for library in _controller(threadpoolctl).lib_controllers
+                for library in controller.lib_controllers
                 if library.filepath not in _loaded_before
             ]
             if since:
-                threadpoolctl.threadpool_limits(limits=dict.fromkeys(since, natural))
+                controller.limit(limits=dict.fromkeys(since, natural))
 
 
 def _library_paths() -> frozenset[str]:
@@ -430,11 +431,10 @@ def openmp_here(threads: int | None) -> None:
     with _lock:
         if _direct() is not None:
             return  # no OpenMP runtime loaded
-    if threads is None:
-        # A thread's own count is the one its runtime started with, which paraloop's variables may
-        # have set (a runtime a worker's job loaded): what it would have been (see _restore).
-        threads = _natural()
-    with _lock:
+        if threads is None:
+            # A thread's own count is the one its runtime started with, which paraloop's variables
+            # may have set (a runtime a worker's job loaded): what it would have been (see _restore).
+            threads = _natural()
         openmp, _ = _split(_controller(_threadpoolctl()))
         if any(info.get("num_threads") != threads for info in openmp.info()):
             openmp.limit(limits=threads)
@@ -562,7 +562,7 @@ def _release_if_free() -> None:
     """With ``_lock`` held: the caller's pools get their counts back once nothing holds them."""
     global _caller_limiter, _caller_limit
     if _caller_limiter is not None and not _held_here():
-        if type(_caller_limiter).__module__ == "paraloop.openblas_direct":
+        if isinstance(_caller_limiter, openblas_direct.Limiter):
             _caller_limiter.restore_original_limits()  # threadpoolctl need not be imported
         else:
             with _limiting():

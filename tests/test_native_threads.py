@@ -67,6 +67,12 @@ def blas_threads():
 """
 
 
+# The tests that hold with threadpoolctl imported and without it (OpenBLAS set directly).
+BOTH_PRELUDES = pytest.mark.parametrize(
+    "prelude", [PRELUDE, DIRECT_PRELUDE], ids=["threadpoolctl", "openblas-alone"]
+)
+
+
 def _run(tmp_path: Path, body: str, prelude: str = PRELUDE, **environment: str) -> Any:
     script = tmp_path / "script.py"
     script.write_text(prelude + textwrap.dedent(body))
@@ -335,7 +341,7 @@ def test_the_program_s_other_threads_keep_their_pools_while_a_fork_loop_runs(tmp
 
 
 @TWO_CPUS
-@pytest.mark.parametrize("prelude", [PRELUDE, DIRECT_PRELUDE], ids=["threadpoolctl", "openblas-alone"])
+@BOTH_PRELUDES
 @pytest.mark.parametrize("options", ['start_method="fork"', 'backend="threads"'])
 def test_ctrl_c_twice_leaves_the_caller_s_pools_as_they_were(
     tmp_path: Path, options: str, prelude: str
@@ -440,7 +446,7 @@ def test_an_error_while_the_caller_limits_its_pools_before_a_fork_leaves_them_as
 
 
 @TWO_CPUS
-@pytest.mark.parametrize("prelude", [PRELUDE, DIRECT_PRELUDE], ids=["threadpoolctl", "openblas-alone"])
+@BOTH_PRELUDES
 @pytest.mark.parametrize("method", START_METHODS)
 def test_a_product_has_the_same_bits_in_the_caller_s_chunks_and_the_workers(
     tmp_path: Path, method: str, prelude: str
@@ -965,12 +971,10 @@ def test_a_product_has_the_same_bits_in_the_caller_and_the_workers_when_the_body
 ) -> None:
     """The program does not import numpy; a helper the body calls does (a lazy import, as many
     libraries do), then hashes a 300x300 product (adversary of session 28, F3)."""
-    script = tmp_path / "script.py"
-    script.write_text(
-        textwrap.dedent("""
-        # paraloop: enable
-        import hashlib, json, os, time
-        from paraloop import ParaLoop
+    seen = _run(
+        tmp_path,
+        """
+        import hashlib
 
         def product_digest():
             import numpy
@@ -984,21 +988,16 @@ def test_a_product_has_the_same_bits_in_the_caller_and_the_workers_when_the_body
             time.sleep(0.03)
             seen.append((os.getpid() == caller, product_digest()))
         print(json.dumps(seen))
-        """)
+        """,
+        "import json, os, time\nfrom paraloop import ParaLoop\n",  # no numpy before the loop
+        PARALOOP_CALLER_RUNS="1",
     )
-    env = {key: value for key, value in os.environ.items() if key not in ENVIRONMENT}
-    env["PARALOOP_CALLER_RUNS"] = "1"
-    done = subprocess.run(
-        [sys.executable, "-m", "paraloop", str(script)], capture_output=True, text=True, env=env, timeout=120
-    )
-    assert done.returncode == 0, done.stderr
-    seen = json.loads(done.stdout)
     assert {in_caller for in_caller, _ in seen} == {True, False}, seen
     assert len({digest for _, digest in seen}) == 1, seen
 
 
 @TWO_CPUS
-@pytest.mark.parametrize("prelude", [PRELUDE, DIRECT_PRELUDE], ids=["threadpoolctl", "openblas-alone"])
+@BOTH_PRELUDES
 def test_two_generator_expressions_over_threads_loops_in_one_thread_keep_each_other_s_limit(
     tmp_path: Path, prelude: str
 ) -> None:
@@ -1030,7 +1029,7 @@ def test_two_generator_expressions_over_threads_loops_in_one_thread_keep_each_ot
 
 
 @TWO_CPUS
-@pytest.mark.parametrize("prelude", [PRELUDE, DIRECT_PRELUDE], ids=["threadpoolctl", "openblas-alone"])
+@BOTH_PRELUDES
 @pytest.mark.parametrize("options", ['backend="threads"', 'start_method="fork"'])
 def test_ctrl_c_between_the_caller_s_limit_and_its_holder_leaves_the_pools_as_they_were(
     tmp_path: Path, options: str, prelude: str
