@@ -299,7 +299,8 @@ _limiter: Any = None
 # In a worker forked while the caller held its pools (see _inherited): the limiter of the
 # forking thread's OpenMP counts, which the worker's main thread inherited.
 _openmp_limiter: Any = None
-_lock = threading.Lock()
+# Reentrant only so that a thread can tell it holds it already (see _reentered).
+_lock = threading.RLock()
 
 
 def _new_lock_in_child() -> None:
@@ -307,7 +308,25 @@ def _new_lock_in_child() -> None:
     loop's thread setting its OpenMP count) would be held for ever there, by a thread the child
     does not have, and a worker's first job waits for it (its apply)."""
     global _lock
-    _lock = threading.Lock()
+    _lock = threading.RLock()
+
+
+def _reentered() -> bool:
+    """Whether this thread holds ``_lock`` already: the garbage collector, which may run at any
+    allocation (inside this module's locked sections too), finalizes a loop's generator that a
+    reference cycle kept (a second Ctrl-C during its cleanup leaves one, in its traceback), and
+    the generator's cleanup lets go of its holder.  It must not wait for the lock then: with a
+    plain lock the program hung there for ever.  Its loop's end let go of the holder already
+    (see :func:`let_go_here`), or the holder goes with the generator's frame, and the next limit
+    or release gives the counts back (see :func:`_release_if_free`)."""
+    return bool(_lock._is_owned())  # type: ignore[attr-defined]
+
+
+def _empty(holders: WeakSet[Any]) -> bool:
+    """Whether no holder in ``holders`` is alive.  Not ``len()``: a second Ctrl-C inside the
+    WeakSet's own removal callback (which the interpreter reports and ignores) leaves a dead
+    reference that ``len()`` still counts, and the thread's count was never given back."""
+    return next(iter(holders), None) is None
 
 
 if hasattr(os, "register_at_fork"):
@@ -506,7 +525,7 @@ def _enter(holder: Any, threads: int) -> None:
         _release_if_free()
         here = (os.getpid(), threading.get_ident())
         mine = _thread_openmp.get(here)
-        if mine is not None and not mine[0]:
+        if mine is not None and _empty(mine[0]):
             _give_back_openmp(here)  # its holders went without letting go
             mine = None
         # Also when another loop's limit came before any library was loaded: one loaded since
@@ -536,6 +555,8 @@ def _leave(holder: Any) -> None:
     done: letting go twice is letting go once)."""
 
     def let_go() -> None:
+        if _reentered():
+            return
         with _lock:
             _holders.discard(holder)
             _release_if_free()
@@ -543,7 +564,7 @@ def _leave(holder: Any) -> None:
             mine = _thread_openmp.get(here)
             if mine is not None:
                 mine[0].discard(holder)
-                if not mine[0]:
+                if _empty(mine[0]):
                     _give_back_openmp(here)
 
     interrupted = despite_ctrl_c(let_go)
@@ -619,14 +640,20 @@ def let_go_here(owner: object) -> None:
     over threads loops may be open in one thread at once."""
     # Not one a forked worker inherited (the same job, in another process).
     pid, mine = os.getpid(), id(owner)
-    for holder in list(_holders):
+    if _reentered():
+        return  # see _reentered
+    with _lock:
+        # Read with the lock held: another loop's cleanup, run by the garbage collector meanwhile,
+        # would change the set as it is read (it then waits, see _reentered).
+        holders = list(_holders)
+    for holder in holders:
         if type(holder) in (Hold, _Token) and holder.pid == pid and holder.owner == mine:
             if type(holder) is Hold:
                 holder.close()
             else:
                 _leave(holder)
     limit = _caller_limit
-    if limit is not None and limit[0] == pid and not _held_here():
+    if limit is not None and limit[0] == pid and not _reentered() and not _held_here():
         # A limit whose holder was never noted (Ctrl-C between the two) is given back now.  Not
         # in a worker forked while its caller held one: the worker's own (see _inherited).
         with _lock:

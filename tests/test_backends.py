@@ -12,7 +12,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from conftest import start_program
+from conftest import last_json, run_source, start_program
 
 import paraloop
 
@@ -380,3 +380,62 @@ def test_a_chunk_that_never_comes_back_is_an_error_not_a_short_result() -> None:
     assert next(driven).chunk == 0
     with pytest.raises(paraloop.ParaLoopError, match="lost chunk 1"):
         next(driven)
+
+
+@pytest.mark.parametrize(("options", "step"), [('backend="threads"', 1), ('start_method="fork"', 3)])
+def test_a_loop_the_garbage_collector_finalizes_during_the_next_one_hangs_nothing(
+    tmp_path: Path, options: str, step: int
+) -> None:
+    """Fault injection: a generator expression over a loop, left half read in a reference cycle,
+    is finalized by the garbage collector (which may run at any allocation) at each point of the
+    next loop in turn (every ``step``-th Python call: a collection there): its cleanup runs inside
+    the next loop's own.  Every next loop gives the plain loop's result, and nothing hangs.  (It
+    hung where the next loop held a lock of paraloop's that the cleanup takes: the caller's
+    native-pool limit, the threads noted for the program's exit; and a worker the cleanup
+    discarded failed the next loop's lease with ``list.remove(x): x not in list``.)"""
+    result = run_source(
+        tmp_path,
+        f"""
+        # paraloop: enable
+        import faulthandler, gc, json, sys
+        from paraloop import ParaLoop
+
+        def abandon():
+            squares = (i * i for i in ParaLoop(range(50), num_processes=2, {options}))
+            first = next(squares)
+            cycle = [squares]
+            cycle.append(cycle)
+            return first
+
+        state = {{"at": 0, "calls": 0, "hit": True}}
+
+        def collect(frame, event, arg):
+            if event == "call":
+                state["calls"] += 1
+                if state["calls"] == state["at"]:
+                    sys.setprofile(None)
+                    state["hit"] = True
+                    gc.collect()
+
+        totals = set()
+        while state["hit"]:
+            faulthandler.dump_traceback_later(30, exit=True)  # a hang fails with the stacks
+            state["at"] += {step}
+            state["hit"] = False
+            state["calls"] = 0
+            gc.disable()  # the abandoned loop is collected only at the point tried
+            abandon()
+            sys.setprofile(collect)
+            total = 0
+            for i in ParaLoop(range(8), num_processes=2, chunksize=1, {options}):
+                total += i
+            sys.setprofile(None)
+            gc.enable()
+            totals.add(total)
+        print(json.dumps([state["at"], sorted(totals)]))
+        """,
+        timeout=240,
+        PARALOOP_CALLER_RUNS="1",
+    )
+    tried, totals = last_json(result)
+    assert tried > 100 and totals == [28], (tried, totals)

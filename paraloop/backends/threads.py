@@ -38,7 +38,9 @@ EXIT_WAIT_SECONDS = 2.0
 
 # The threads of the loops so far that may still run an iteration.
 _threads: list[threading.Thread] = []
-_threads_lock = threading.Lock()
+# Reentrant: the garbage collector may finalize another loop's generator (one a reference cycle
+# kept) inside _keep, and that loop's cleanup notes its own threads (a plain lock hung there).
+_threads_lock = threading.RLock()
 
 
 def run_threads(job: Job, chunker: Chunker, count: int) -> Iterator[Outcome]:
@@ -154,9 +156,11 @@ class _Running:
 
 def _keep(threads: list[threading.Thread]) -> None:
     """Note the loop's threads, which a program that ends waits for (see :func:`_at_exit`)."""
+    alive = [thread for thread in threads if thread.is_alive()]
     with _threads_lock:
-        _threads[:] = [thread for thread in _threads if thread.is_alive()]
-        _threads.extend(thread for thread in threads if thread.is_alive())
+        # One assignment: a cleanup run inside it (see _threads_lock) notes its threads at the end
+        # of the list, which this one then reads on to.
+        _threads[:] = [thread for thread in _threads if thread.is_alive()] + alive
 
 
 @atexit.register

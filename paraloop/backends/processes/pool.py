@@ -199,7 +199,10 @@ class ProcessPool:
 def _drop_ended(workers: list[Worker]) -> None:
     """Take the workers whose process ended out of ``workers``, their pipes closed."""
     for worker in [w for w in workers if not w.process.is_alive()]:
-        workers.remove(worker)
+        # Gone already, if another loop's cleanup discarded it meanwhile (the garbage collector
+        # may finalize a loop's generator that a reference cycle kept at any allocation).
+        if worker in workers:
+            workers.remove(worker)
         worker.kill()
 
 
