@@ -75,9 +75,11 @@ class Segments:
         return name
 
     def free(self) -> None:
-        segments, self._segments = self._segments, []
-        for segment in segments:
-            _release(segment)
+        # One at a time, each forgotten once released: run again after a Ctrl-C that cut it
+        # short (see dispatch._end), it releases the rest (releasing one twice is harmless).
+        while self._segments:
+            _release(self._segments[-1])
+            self._segments.pop()
 
     def __len__(self) -> int:
         return len(self._segments)

@@ -382,9 +382,16 @@ def test_a_chunk_that_never_comes_back_is_an_error_not_a_short_result() -> None:
         next(driven)
 
 
-@pytest.mark.parametrize(("options", "step"), [('backend="threads"', 1), ('start_method="fork"', 3)])
+@pytest.mark.parametrize(
+    ("options", "step", "where"),
+    [
+        ('backend="threads"', 1, "main"),
+        ('start_method="fork"', 3, "main"),
+        ('start_method="fork"', 3, "other"),
+    ],
+)
 def test_a_loop_the_garbage_collector_finalizes_during_the_next_one_hangs_nothing(
-    tmp_path: Path, options: str, step: int
+    tmp_path: Path, options: str, step: int, where: str
 ) -> None:
     """Fault injection: a generator expression over a loop, left half read in a reference cycle,
     is finalized by the garbage collector (which may run at any allocation) at each point of the
@@ -392,12 +399,15 @@ def test_a_loop_the_garbage_collector_finalizes_during_the_next_one_hangs_nothin
     the next loop's own.  Every next loop gives the plain loop's result, and nothing hangs.  (It
     hung where the next loop held a lock of paraloop's that the cleanup takes: the caller's
     native-pool limit, the threads noted for the program's exit; and a worker the cleanup
-    discarded failed the next loop's lease with ``list.remove(x): x not in list``.)"""
+    discarded failed the next loop's lease with ``list.remove(x): x not in list``.)  ``where``:
+    the next loop runs in the main thread, or in another (the garbage collector finalizes the
+    main thread's loop there: its fork loop failed with "dictionary changed size during
+    iteration", in the caller's turns at forks)."""
     result = run_source(
         tmp_path,
         f"""
         # paraloop: enable
-        import faulthandler, gc, json, sys
+        import faulthandler, gc, json, sys, threading
         from paraloop import ParaLoop
 
         def abandon():
@@ -417,6 +427,18 @@ def test_a_loop_the_garbage_collector_finalizes_during_the_next_one_hangs_nothin
                     state["hit"] = True
                     gc.collect()
 
+        def next_loop(totals):
+            sys.setprofile(collect)
+            try:
+                total = 0
+                for i in ParaLoop(range(8), num_processes=2, chunksize=1, {options}):
+                    total += i
+                totals.add(total)
+            except Exception as error:
+                totals.add(repr(error))
+            finally:
+                sys.setprofile(None)
+
         totals = set()
         while state["hit"]:
             faulthandler.dump_traceback_later(30, exit=True)  # a hang fails with the stacks
@@ -425,17 +447,98 @@ def test_a_loop_the_garbage_collector_finalizes_during_the_next_one_hangs_nothin
             state["calls"] = 0
             gc.disable()  # the abandoned loop is collected only at the point tried
             abandon()
-            sys.setprofile(collect)
-            total = 0
-            for i in ParaLoop(range(8), num_processes=2, chunksize=1, {options}):
-                total += i
-            sys.setprofile(None)
+            if {where!r} == "main":
+                next_loop(totals)
+            else:
+                other = threading.Thread(target=next_loop, args=(totals,))
+                other.start()
+                other.join()
             gc.enable()
-            totals.add(total)
-        print(json.dumps([state["at"], sorted(totals)]))
+        print(json.dumps([state["at"], sorted(totals, key=str)]))
         """,
         timeout=240,
         PARALOOP_CALLER_RUNS="1",
     )
     tried, totals = last_json(result)
     assert tried > 100 and totals == [28], (tried, totals)
+
+
+@pytest.mark.parametrize("method", ["fork", "forkserver"])
+def test_ctrl_c_twice_stops_the_loop_s_workers(tmp_path: Path, method: str) -> None:
+    """Ctrl-C pressed twice: an iteration sends the caller SIGINT, and the second Ctrl-C comes at
+    each Python call of the loop's cleanup in turn (by a profile function the first Ctrl-C's
+    handler sets).  The program, which catches KeyboardInterrupt and goes on, has no more live
+    processes than after a loop that ended as it should (its two workers, and the fork server)
+    after each loop, and its next loop runs.  (A second Ctrl-C in the cleanup skipped the workers' release: they went on running the interrupted
+    loop's iterations, out of the program's reach, and each loop started two more: 48 live
+    processes after 84 loops.)"""
+    result = run_source(
+        tmp_path,
+        f"""
+        # paraloop: enable
+        import json, os, signal, sys, time
+        from paraloop import ParaLoop
+
+        caller = os.getpid()
+        state = {{"at": 0, "calls": 0, "hit": True}}
+
+        def second(frame, event, arg):
+            if event == "call":
+                state["calls"] += 1
+                if state["calls"] == state["at"]:
+                    sys.setprofile(None)
+                    state["hit"] = True
+                    raise KeyboardInterrupt
+
+        def first(signum, frame):
+            state["calls"] = 0
+            sys.setprofile(second)
+            raise KeyboardInterrupt
+
+        def live_descendants():
+            # Under forkserver the workers are the fork server's children.
+            parents = {{}}
+            for name in os.listdir("/proc"):
+                if not name.isdigit():
+                    continue
+                try:
+                    with open(f"/proc/{{name}}/stat") as stat:
+                        fields = stat.read().rsplit(") ", 1)[1].split()
+                except (OSError, IndexError):
+                    continue
+                if fields[0] != "Z":
+                    parents[int(name)] = int(fields[1])
+            found = 0
+            for pid in parents:
+                parent = parents[pid]
+                while parent in parents and parent != caller:
+                    parent = parents[parent]
+                found += parent == caller
+            return found
+
+        # The workers of a loop that ended as it should, with the fork server and its helpers.
+        sum(i for i in ParaLoop(range(200), num_processes=2, start_method={method!r}))
+        usual = live_descendants()
+        signal.signal(signal.SIGINT, first)
+        most = 0
+        while state["hit"] and state["at"] < 400:
+            state["at"] += 1
+            state["hit"] = False
+            try:
+                for i in ParaLoop(range(200), num_processes=2, start_method={method!r}):
+                    if i == 20:
+                        os.kill(caller, signal.SIGINT)
+                    time.sleep(0.002)
+            except KeyboardInterrupt:
+                pass
+            sys.setprofile(None)
+            most = max(most, live_descendants())
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        total = sum(i for i in ParaLoop(range(20), num_processes=2, start_method={method!r}))
+        print(json.dumps([usual, state["at"], most, total, live_descendants()]))
+        """,
+        timeout=600,
+    )
+    usual, tried, most, total, after = last_json(result)
+    assert usual >= 2 and tried > 20, (usual, tried)
+    assert most <= usual and total == 190 and after <= usual, (usual, most, total, after)

@@ -148,25 +148,29 @@ FIRST_RANGE_ITEMS = 1024
 # Loops running now, and caller's chunks running now, by thread; a fork waits for the other
 # threads' chunks to end, and a caller's chunk does not start while another thread runs a loop.
 _turns = threading.Condition()
-_loops: dict[int, int] = {}
+# Each running loop (by its loop_running) and its thread.
+_loops: dict[object, int] = {}
 _chunks: dict[int, int] = {}
 # How long a fork waits for another thread's chunk (one slow iteration) before it goes ahead.
 FORK_WAIT_SECONDS = 10.0
 
 
-@contextmanager
-def loop_running() -> Iterator[None]:
-    """Around a process-backend loop: other threads' caller's chunks stop while it runs."""
-    me = threading.get_ident()
-    with _turns:
-        _loops[me] = _loops.get(me, 0) + 1
-    try:
-        yield
-    finally:
+class loop_running:
+    """From its making to its :meth:`end`, a process-backend loop runs: other threads' caller's
+    chunks stop meanwhile.
+
+    Its end may run twice (a second Ctrl-C during the loop's cleanup runs it again, see
+    dispatch.run) and inside another section of ``_turns`` in its thread (the garbage
+    collector finalizing a loop a reference cycle kept): it takes out its own entry, once.
+    """
+
+    def __init__(self) -> None:
         with _turns:
-            _loops[me] -= 1
-            if not _loops[me]:
-                del _loops[me]
+            _loops[self] = threading.get_ident()
+
+    def end(self) -> None:
+        with _turns:
+            _loops.pop(self, None)
 
 
 @contextmanager
@@ -177,7 +181,8 @@ def forking(method: str) -> Iterator[None]:
         return
     me = threading.get_ident()
     with _turns:
-        _turns.wait_for(lambda: not any(n for t, n in _chunks.items() if t != me), FORK_WAIT_SECONDS)
+        # A copy: a loop's end may run inside this (see loop_running).
+        _turns.wait_for(lambda: not any(n for t, n in list(_chunks.items()) if t != me), FORK_WAIT_SECONDS)
         yield
 
 
@@ -185,7 +190,8 @@ def _turn(method: str) -> bool:
     """Whether this thread's caller may start a chunk now; if so, it is counted until _done()."""
     me = threading.get_ident()
     with _turns:
-        if method == "fork" and any(t != me for t in _loops):
+        # A copy: a loop's end may run inside this (see loop_running).
+        if method == "fork" and any(t != me for t in list(_loops.values())):
             return False
         _chunks[me] = _chunks.get(me, 0) + 1
         return True

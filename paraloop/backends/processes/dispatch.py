@@ -228,56 +228,71 @@ def run(
     arrive (see ProcessPool.run)."""
     loop = _start(pool, job, chunker, count, grow_to, recycle, caller_runs, hold_native)
     # Under fork, this loop's forks and other threads' caller's chunks take turns.
-    turns = loop_running()
-    turns.__enter__()
+    turns: loop_running | None = None
     try:
-        if loop.caller is not None:
-            yield from _callers_part(loop, loop.caller)
-        while True:
-            fill(loop)
-            yield from _lost(loop)
-            waiting = [w for w in loop.active if w.chunks]
-            if not waiting:
-                if loop.caller is not None:
-                    loop.caller.finish()
-                final_check(pool, loop.active, loop.loop_id, job, loop.measured)
-                return
-            ran = caller_meanwhile(loop, waiting)
-            if ran is not None:
-                yield ran
-                continue
-            ready = wait(_watched(waiting), until_deadline(waiting, job.timeout))
-            if job.timeout is not None:
-                for worker, late in list(overdue(waiting, ready, job)):
-                    lose(loop, worker, late)
-            for worker in waiting:
-                if worker.connection in ready:
-                    outcome = receive(loop, worker)
-                    if outcome is not None:
-                        if outcome.kind == DONE:
-                            # The worker computes its next chunk while the caller combines
-                            # this one (a large partial dict takes the caller milliseconds).
-                            fill(loop)
-                        yield outcome
-                elif worker.process.sentinel in ready:
-                    lose(loop, worker)
-            yield from _lost(loop)
+        turns = loop_running()
+        yield from _running(loop, pool, job)
     finally:
-        _end(loop, turns)
+        # However the loop ended: the caller's pools, its turn at forks, the workers (see
+        # release).  Each step is done to its end even if Ctrl-C interrupts it (run again: each
+        # may be), and that Ctrl-C is raised once all are done: a second Ctrl-C during the
+        # cleanup skipped the rest, and the loop's workers went on running its iterations, out
+        # of the program's reach, while the next loop started others.  Here, not in a function:
+        # a Ctrl-C as that function is called would skip it whole.
+        steps: list[Callable[[], Any]] = [
+            # First: a second Ctrl-C during the cleanup left the caller's pools at the workers'
+            # share for the rest of the program (see native_threads._leave).
+            loop.native.close,
+            (lambda: None) if turns is None else turns.end,
+            lambda: release(loop),
+            # A loop whose first iteration started importing multiprocess and then ended in the
+            # caller returns once the import is in: no lock of it is held when the program forks.
+            background_import.joined,
+        ]
+        interrupted: KeyboardInterrupt | None = None
+        while steps:
+            try:
+                steps[0]()
+                del steps[0]
+            except KeyboardInterrupt as error:
+                interrupted = error
+        if interrupted is not None:
+            raise interrupted
 
 
-def _end(loop: Loop, turns: Any) -> None:
-    """However the loop ended: the caller's pools, its turn at forks, the workers (see release)."""
-    try:
-        # First: a second Ctrl-C during the cleanup left the caller's pools at the workers'
-        # share for the rest of the program (see native_threads._leave).
-        loop.native.close()
-    finally:
-        turns.__exit__(None, None, None)
-        release(loop)
-        # A loop whose first iteration started importing multiprocess and then ended in the
-        # caller returns once the import is in: no lock of it is held when the program forks.
-        background_import.joined()
+def _running(loop: Loop, pool: ProcessPool, job: Job) -> Iterator[Outcome]:
+    """The loop's chunks, from the caller's part to the final check (see run)."""
+    if loop.caller is not None:
+        yield from _callers_part(loop, loop.caller)
+    while True:
+        fill(loop)
+        yield from _lost(loop)
+        waiting = [w for w in loop.active if w.chunks]
+        if not waiting:
+            if loop.caller is not None:
+                loop.caller.finish()
+            final_check(pool, loop.active, loop.loop_id, job, loop.measured)
+            return
+        ran = caller_meanwhile(loop, waiting)
+        if ran is not None:
+            yield ran
+            continue
+        ready = wait(_watched(waiting), until_deadline(waiting, job.timeout))
+        if job.timeout is not None:
+            for worker, late in list(overdue(waiting, ready, job)):
+                lose(loop, worker, late)
+        for worker in waiting:
+            if worker.connection in ready:
+                outcome = receive(loop, worker)
+                if outcome is not None:
+                    if outcome.kind == DONE:
+                        # The worker computes its next chunk while the caller combines
+                        # this one (a large partial dict takes the caller milliseconds).
+                        fill(loop)
+                    yield outcome
+            elif worker.process.sentinel in ready:
+                lose(loop, worker)
+        yield from _lost(loop)
 
 
 def _start(
@@ -593,9 +608,11 @@ def release(loop: Loop) -> None:
     next loop's chunks); the others go back to the pool."""
     for worker in loop.active:
         if worker.chunks or worker.leftovers:
+            # Stopped before its chunks are forgotten: run again after a Ctrl-C that cut this
+            # short (see run), it stops the worker again, which the first run may not have.
+            loop.pool.discard(worker)
             worker.chunks.clear()
             worker.leftovers = False
-            loop.pool.discard(worker)
         worker.lease = None
         worker.watched = False
         worker.early_cpu = None
