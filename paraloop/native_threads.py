@@ -653,9 +653,10 @@ def let_go_here(owner: object) -> None:
             else:
                 _leave(holder)
     limit = _caller_limit
-    if limit is not None and limit[0] == pid and not _reentered() and not _held_here():
-        # A limit whose holder was never noted (Ctrl-C between the two) is given back now.  Not
-        # in a worker forked while its caller held one: the worker's own (see _inherited).
+    if limit is not None and limit[0] == pid:
+        # A limit whose holder was never noted (Ctrl-C between the two) is given back now (if
+        # nothing holds it: read with the lock held, as above).  Not in a worker forked while its
+        # caller held one: the worker's own (see _inherited).
         with _lock:
             _release_if_free()
 

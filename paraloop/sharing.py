@@ -76,7 +76,7 @@ class Segments:
 
     def free(self) -> None:
         # One at a time, each forgotten once released: run again after a Ctrl-C that cut it
-        # short (see dispatch._end), it releases the rest (releasing one twice is harmless).
+        # short (see dispatch.run), it releases the rest (releasing one twice is harmless).
         while self._segments:
             _release(self._segments[-1])
             self._segments.pop()
