@@ -71,6 +71,32 @@ os.environ["PARALOOP_CALLER_RUNS"] = "0"
 # in the caller from start to end.
 CALLER_TEST_SECONDS = 0.0005
 
+# For a program's source (with os and sys imported): a second Ctrl-C at each Python call, in
+# turn, of what follows the first.  The handler ``first`` (the program gives it to SIGINT) sets a
+# profile function that raises KeyboardInterrupt at call number state["at"] of the main thread and
+# notes in state["hit"] that it came: a sweep raises state["at"] by one per try, and ends when the
+# second Ctrl-C no longer comes (the cleanup's calls were all tried).
+SECOND_CTRL_C = """
+caller = os.getpid()
+state = {"at": 0, "calls": 0, "hit": True}
+
+
+def second(frame, event, arg):
+    if event == "call":
+        state["calls"] += 1
+        if state["calls"] == state["at"]:
+            sys.setprofile(None)
+            state["hit"] = True
+            raise KeyboardInterrupt
+
+
+def first(signum, frame):
+    state["calls"] = 0
+    sys.setprofile(second)
+    raise KeyboardInterrupt
+
+"""
+
 # False under PARALOOP_PORTABLE=1 (tox's portable environment): paraloop does without
 # /proc, cgroup files and /dev/shm, as on macOS (see paraloop.linux).
 LINUX_FACILITIES = linux_facilities()

@@ -12,7 +12,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from conftest import last_json, run_source, start_program
+from conftest import SECOND_CTRL_C, last_json, run_source, start_program
 
 import paraloop
 
@@ -469,32 +469,16 @@ def test_ctrl_c_twice_stops_the_loop_s_workers(tmp_path: Path, method: str) -> N
     each Python call of the loop's cleanup in turn (by a profile function the first Ctrl-C's
     handler sets).  The program, which catches KeyboardInterrupt and goes on, has no more live
     processes than after a loop that ended as it should (its two workers, and the fork server)
-    after each loop, and its next loop runs.  (A second Ctrl-C in the cleanup skipped the workers' release: they went on running the interrupted
-    loop's iterations, out of the program's reach, and each loop started two more: 48 live
-    processes after 84 loops.)"""
+    after each loop, and its next loop runs.  (A second Ctrl-C in the cleanup skipped the
+    workers' release: they went on running the interrupted loop's iterations, out of the
+    program's reach, and each loop started two more: 48 live processes after 84 loops.)"""
+    head = "# paraloop: enable\nimport json, os, signal, sys, time\nfrom paraloop import ParaLoop\n"
     result = run_source(
         tmp_path,
-        f"""
-        # paraloop: enable
-        import json, os, signal, sys, time
-        from paraloop import ParaLoop
-
-        caller = os.getpid()
-        state = {{"at": 0, "calls": 0, "hit": True}}
-
-        def second(frame, event, arg):
-            if event == "call":
-                state["calls"] += 1
-                if state["calls"] == state["at"]:
-                    sys.setprofile(None)
-                    state["hit"] = True
-                    raise KeyboardInterrupt
-
-        def first(signum, frame):
-            state["calls"] = 0
-            sys.setprofile(second)
-            raise KeyboardInterrupt
-
+        head
+        + SECOND_CTRL_C
+        + textwrap.dedent(
+            f"""
         def live_descendants():
             # Under forkserver the workers are the fork server's children.
             parents = {{}}
@@ -537,7 +521,8 @@ def test_ctrl_c_twice_stops_the_loop_s_workers(tmp_path: Path, method: str) -> N
         signal.signal(signal.SIGINT, signal.default_int_handler)
         total = sum(i for i in ParaLoop(range(20), num_processes=2, start_method={method!r}))
         print(json.dumps([usual, state["at"], most, total, live_descendants()]))
-        """,
+        """
+        ),
         timeout=600,
     )
     usual, tried, most, total, after = last_json(result)

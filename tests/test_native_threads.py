@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import START_METHODS
+from conftest import SECOND_CTRL_C, START_METHODS
 
 from paraloop.cpus import available_cpus
 from paraloop.native_threads import ENVIRONMENT
@@ -359,22 +359,6 @@ def test_ctrl_c_twice_leaves_the_caller_s_pools_as_they_were(
         """
         import signal
 
-        caller = os.getpid()
-        state = {"at": 0, "calls": 0, "hit": True}
-
-        def second(frame, event, arg):
-            if event == "call":
-                state["calls"] += 1
-                if state["calls"] == state["at"]:
-                    sys.setprofile(None)
-                    state["hit"] = True
-                    raise KeyboardInterrupt
-
-        def first(signum, frame):
-            state["calls"] = 0
-            sys.setprofile(second)
-            raise KeyboardInterrupt
-
         signal.signal(signal.SIGINT, first)
         m = numpy.ones((200, 200))
         wrong = []
@@ -397,7 +381,7 @@ def test_ctrl_c_twice_leaves_the_caller_s_pools_as_they_were(
             total += i
         print(json.dumps([state["at"], wrong, total, blas_threads()]))
         """.replace("CPUS", str(CPUS)).replace("OPTIONS", options),
-        prelude,
+        prelude + SECOND_CTRL_C,
     )
     tried, wrong, total, after = seen
     assert tried > 20, seen  # the cleanup's calls were all tried, the last trial's came after it
