@@ -8,6 +8,7 @@ import sys
 import threading
 import time
 
+from .environment import variable
 from .linux import linux_facilities
 
 __all__ = [
@@ -117,7 +118,7 @@ def _python_override() -> int | None:
     given = getattr(sys, "_xoptions", {}).get("cpu_count")
     where = "-X cpu_count"
     if not isinstance(given, str):
-        given = None if sys.flags.ignore_environment else os.environ.get("PYTHON_CPU_COUNT")
+        given = None if sys.flags.ignore_environment else variable("PYTHON_CPU_COUNT")
         where = "PYTHON_CPU_COUNT"
     if given is None or given.strip() in ("", "default"):
         return None
@@ -186,7 +187,7 @@ def worker_count(value: object, where: str) -> int:
 
 def environment_workers() -> int | None:
     """The count ``PARALOOP_WORKERS`` sets (``-1``: all usable CPUs, ``-2``: all but one), if any."""
-    given = os.environ.get("PARALOOP_WORKERS", "").strip()
+    given = variable("PARALOOP_WORKERS", "").strip()
     if not given:
         return None
     try:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from .cpus import environment_workers, worker_count
+from .environment import variable
 from .errors import ParaLoopError, ParaLoopWarning
 from .settings import current as current_config
 
@@ -297,7 +297,7 @@ class ParaLoop(Generic[T]):
         """Whether the caller may run the first iterations itself (see
         :mod:`paraloop.backends.processes.caller`): ``PARALOOP_CALLER_RUNS`` (0 or 1) overrides
         the code."""
-        override = os.environ.get("PARALOOP_CALLER_RUNS", "").strip()
+        override = variable("PARALOOP_CALLER_RUNS", "").strip()
         if override:
             if override not in ("0", "1"):
                 raise ParaLoopError(
@@ -309,7 +309,7 @@ class ParaLoop(Generic[T]):
     def resolved_lanes(self) -> bool | None:
         """Whether workers may run iterations side by side in threads: ``PARALOOP_LANES``
         (0 or 1) overrides the code; None lets paraloop decide."""
-        override = os.environ.get("PARALOOP_LANES", "").strip()
+        override = variable("PARALOOP_LANES", "").strip()
         if override:
             if override not in ("0", "1"):
                 raise ParaLoopError(f"PARALOOP_LANES={override!r}: give 0 (never) or 1 (allowed)")
@@ -319,7 +319,7 @@ class ParaLoop(Generic[T]):
     def resolved_native_threads(self) -> int | bool | None:
         """Threads for each worker's native pools: ``PARALOOP_NATIVE_THREADS`` (``off`` or a
         number) overrides the code; None lets paraloop decide (see :mod:`paraloop.native_threads`)."""
-        override = os.environ.get("PARALOOP_NATIVE_THREADS", "").strip()
+        override = variable("PARALOOP_NATIVE_THREADS", "").strip()
         if override:
             if override.lower() == "off":
                 return False
@@ -337,7 +337,7 @@ class ParaLoop(Generic[T]):
         return self.num_processes if override is None else override
 
     def resolved_backend(self) -> str:
-        override = os.environ.get("PARALOOP_BACKEND", "").strip()
+        override = variable("PARALOOP_BACKEND", "").strip()
         if override:
             if override not in BACKENDS:
                 raise ParaLoopError(
@@ -347,7 +347,7 @@ class ParaLoop(Generic[T]):
         return self.backend or "processes"
 
     def resolved_start_method(self) -> str | None:
-        override = os.environ.get("PARALOOP_START_METHOD", "").strip()
+        override = variable("PARALOOP_START_METHOD", "").strip()
         if override:
             if override not in START_METHODS:
                 raise ParaLoopError(

@@ -32,6 +32,7 @@ from typing import Any
 
 from . import loaded_modules, openblas_direct
 from .cpus import available_cpus
+from .environment import variable
 from .linux import linux_facilities
 from .signal_errors import despite_ctrl_c
 
@@ -131,7 +132,7 @@ def _extensions_beyond_stdlib() -> bool:
 
 def user_choice() -> bool:
     """Whether the environment sets a native thread count (the user's choice wins)."""
-    return any(os.environ.get(name, "").strip() for name in ENVIRONMENT)
+    return any(variable(name, "").strip() for name in ENVIRONMENT)
 
 
 def plan(setting: int | bool | None, at_once: int) -> int | None:
@@ -462,7 +463,7 @@ def openmp_here(threads: int | None) -> None:
 def _natural() -> int:
     """The thread count a native library loaded now would start with: the user's variable (see
     ENVIRONMENT), or every CPU."""
-    given = [value for value in (os.environ.get(name) for name in ENVIRONMENT) if value]
+    given = [value for value in (variable(name) for name in ENVIRONMENT) if value]
     return int(given[0]) if given and given[0].strip().isdigit() else available_cpus()
 
 

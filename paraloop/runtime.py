@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator, Mapping
 from collections.abc import Set as AbstractSet
 from typing import Any
 
-from . import broken_pipe, log, native_threads
+from . import broken_pipe, environment, log, native_threads
 from .aggregation_strategies import ElementUpdates, Scratch
 
 # Imported with the runtime, when a module with ParaLoop loops is imported, not
@@ -170,7 +170,7 @@ def _without_global_random(
         "its own: rng = random.Random(seed + i) (or numpy.random.default_rng([seed, i])) and draw "
         "from rng, or seed the global generator at the start of each iteration"
     )
-    if loop.backend is not None or os.environ.get("PARALOOP_BACKEND", "").strip():
+    if loop.backend is not None or environment.variable("PARALOOP_BACKEND", "").strip():
         raise ParaLoopError(explanation)
     warnings.warn(explanation + "; it ran sequentially", ParaLoopWarning, stacklevel=4)
     plain = copy.copy(loop)
