@@ -122,6 +122,8 @@ def snapshot(random_states: dict[str, int] | None = None) -> tuple[Any, ...]:
     """
     if random_states is None:
         random_states = generators()
+    if _uncounted:
+        _count_imported()
     pyplot = sys.modules.get("matplotlib.pyplot")
     warnings = sys.modules.get("warnings")
     with settling:
@@ -136,6 +138,8 @@ def snapshot(random_states: dict[str, int] | None = None) -> tuple[Any, ...]:
         *filters,
         sys.getrecursionlimit(),
         tuple(pyplot.get_fignums()) if pyplot is not None else None,
+        _sys_path(),
+        *_calls,
     )
 
 
@@ -150,6 +154,11 @@ _NAMES = (
     "the warnings filters",
     "the recursion limit",
     "pyplot's figures",
+    "sys.path",
+    "signal handlers",
+    "the default socket timeout",
+    "the file mode mask",
+    "the locale",
 )
 
 
@@ -169,6 +178,15 @@ def changed(before: tuple[Any, ...], after: tuple[Any, ...]) -> str | None:
     return None
 
 
+def _sys_path() -> tuple[int, Any]:
+    # A list a program may replace or change in place: its identity and what it holds.
+    path = sys.path
+    try:
+        return id(path), hash(tuple(path))
+    except TypeError:  # an entry that is no string, nor hashable
+        return id(path), tuple(map(id, path))
+
+
 def _environment() -> tuple[int, int]:
     # The bytes os.environ keeps (``_data``) hash without decoding each name and value:
     # a few microseconds rather than tens.  With the count of writes (see count_writes): lanes
@@ -181,6 +199,17 @@ def _environment() -> tuple[int, int]:
 # since count_writes.
 _writes = [0]
 _chdirs = [0]
+# How often a signal handler, the default socket timeout, the file mode mask and the locale were
+# set in this process since count_writes (a function of the program's own that the body calls
+# may set them, which the look at the body's own calls does not see, and put them back before
+# it returns: reading them around an iteration would not see that either).
+_calls = [0, 0, 0, 0]
+_CALLS = {
+    ("signal", "signal"): 0,
+    ("socket", "setdefaulttimeout"): 1,
+    ("os", "umask"): 2,
+    ("locale", "setlocale"): 3,
+}
 
 
 def count_writes() -> None:
@@ -231,6 +260,46 @@ def count_writes() -> None:
         if original in os.supports_fd:
             # What asks whether os.chdir takes a descriptor gets the same answer.
             os.supports_fd.add(counting)
+    _uncounted.update(_CALLS)
+    _count_imported()
+
+
+# The functions of _CALLS not counted yet: their modules were not imported (importing them for
+# this would cost a worker's start milliseconds; a later snapshot counts them once they are).
+_uncounted: set[tuple[str, str]] = set()
+
+
+def _count_imported() -> None:
+    for module_name, name in list(_uncounted):
+        module = imported(module_name)
+        if module is not None:
+            _uncounted.discard((module_name, name))
+            _count_calls(module, module_name, name, _CALLS[module_name, name])
+
+
+def _count_calls(module: Any, module_name: str, name: str, slot: int) -> None:
+    """Count each call of ``module_name.name`` that sets its state (see :data:`_CALLS`), in the
+    module and wherever its original lives under the same name (``_socket``, ``posix``).
+    Counted before the call: one that fails in a thread other than the main one
+    (``signal.signal``) was still an attempt to change what every thread sees."""
+    original = getattr(module, name, None)
+    if original is None or getattr(original, "__paraloop_counting__", False):
+        return
+    reads = module_name == "locale"
+
+    @functools.wraps(original)
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        # locale.setlocale(category) with no locale, or None, only reads it.
+        if not reads or (args[1] if len(args) > 1 else kwargs.get("locale")) is not None:
+            _calls[slot] += 1
+        return original(*args, **kwargs)
+
+    counted.__paraloop_counting__ = True  # type: ignore[attr-defined]
+    setattr(module, name, counted)
+    for home in ("_" + module_name, os.name):
+        other = sys.modules.get(home)
+        if other is not None and getattr(other, name, None) is original:
+            setattr(other, name, counted)
 
 
 def _cwd() -> str | None:
