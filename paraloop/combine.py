@@ -8,6 +8,7 @@ order and hands its :class:`LoopResult` to the generated code, which rebinds the
 
 from __future__ import annotations
 
+import bisect
 import pickle
 import sys
 from collections.abc import Iterator, Mapping
@@ -74,6 +75,11 @@ class Combiner:
         self._next = 0
         # The body's captured values by identity, made when an item first comes back changed.
         self._captured: dict[int, str] | None = None
+        # The numpy arrays among each chunk's items in flight, by the chunk's first position (see
+        # _sharing_memory), made when an item that is an array first comes back changed.
+        self._arrays: dict[int, _ChunkArrays] = {}
+        # How many views of arrays those hold in all: none, and an array shares memory with none.
+        self._views = 0
 
     def add(self, outcome: Outcome) -> bool:
         """Take the next chunk's outcome (in chunk order, as runtime._drive yields them); return
@@ -82,13 +88,18 @@ class Combiner:
         self._next += 1
         # A chunk run in lanes: its parts in order, each like a chunk.
         held = self.held.pop(outcome.chunk, None)
-        for part in outcome.parts or (outcome,):
-            if part.changed and held is not None:
-                self._write_back(part, held)
-            self._apply(part)
-            if part.kind != DONE:
-                return True
-        return False
+        try:
+            for part in outcome.parts or (outcome,):
+                if part.changed and held is not None:
+                    self._write_back(part, held)
+                self._apply(part)
+                if part.kind != DONE:
+                    return True
+            return False
+        finally:
+            arrays = self._arrays.pop(held[0], None) if held is not None else None
+            if arrays is not None:
+                self._views -= arrays.count
 
     def _write_back(self, outcome: Outcome, held: tuple[int, Any]) -> None:
         start, items = held
@@ -105,29 +116,56 @@ class Combiner:
                             elsewhere.setdefault(id(part), []).append(first + position)
             # An object inside the item (a tuple's element, as write_back goes through them)
             # counts too: (array, position) items that all hold one array.
-            again, inside = None, False
+            again, inside, memory = None, False, False
             for number, (part, copy) in enumerate(_pairs(original, changed)):
                 others = [at for at in elsewhere.get(id(part), ()) if at != index]
+                shared = False
+                if not others and _is_array(part):
+                    # Another object, the same memory: views of one array (frames that overlap).
+                    others = [at for at in self._sharing_memory(part, held, elsewhere) if at != index]
+                    shared = True
                 if not others or (again is not None and min(others) >= again):
                     continue
                 # The item changed; an object inside it that others share matters if it did.
                 top = number == 0
                 if top or _differs(part, copy):
-                    again, inside = min(others), not top
+                    again, inside, memory = min(others), not top, shared
             if again is not None:
-                what = (
-                    "an object inside it is in another item the iterable yields"
-                    if inside
-                    else "the iterable yields that same object again"
+                if memory:
+                    what = "another item the iterable yields shares its memory (a view of the same array)"
+                elif inside:
+                    what = "an object inside it is in another item the iterable yields"
+                else:
+                    what = "the iterable yields that same object again"
+                refilled = (
+                    ""
+                    if inside or memory
+                    else (
+                        " (unless the iterable fills it anew before it yields it again, as a reader's "
+                        "reused buffer does: then have it yield a copy, yield buffer.copy(), and each "
+                        "iteration changes its own)"
+                    )
                 )
                 raise ParaLoopError(
                     f"{self.job.filename}, line {self.job.line}: iteration {index} changed its item in "
                     f"place, and {what} (iteration {again}): "
                     "in the plain loop that iteration sees the change, in paraloop it got a copy made "
-                    "before it. The loop is sequential by nature through that object; keep what the "
-                    "iterations add up in a name of its own (count += 1), or use backend='sequential'"
+                    f"before it{refilled}. Through that object each iteration depends on the ones "
+                    "before it; keep what the iterations add up in a name of its own (count += 1), or "
+                    "use backend='sequential'"
                 )
             alias = self._captured_as(original)
+            if alias is None and _is_array(original):
+                view_of = self._captured_memory(original)
+                if view_of is not None:
+                    raise ParaLoopError(
+                        f"{self.job.filename}, line {self.job.line}: iteration {index} changed its item "
+                        f"in place, and the item is a view of {view_of!r}, which the body uses: in a "
+                        f"worker process the item and {view_of!r} are two copies, so the iterations "
+                        "there would not see the change as the plain loop's do. Use the item alone in "
+                        f"the body (not also through {view_of!r}), or run the loop with "
+                        "backend='sequential'"
+                    )
             if alias is not None:
                 raise ParaLoopError(
                     f"{self.job.filename}, line {self.job.line}: iteration {index} changed its item in "
@@ -141,6 +179,34 @@ class Combiner:
                     f"{self.job.filename}, line {self.job.line}: iteration {index} changed its item "
                     "in place, and paraloop cannot change the caller's item to match"
                 )
+
+    def _sharing_memory(
+        self, array: Any, held: tuple[int, Any], elsewhere: dict[int, list[int]]
+    ) -> list[int]:
+        """The positions of the items in flight (this chunk's, ``held``, and those the workers
+        hold) that share memory with ``array`` but are other objects (``elsewhere`` has those
+        that are the same, by identity), itself among them if it is a view."""
+        key, owner = _memory(array)
+        # An array that owns its memory shares it with its views only; a view, with its owner too.
+        found = list(elsewhere.get(id(owner), ())) if owner is not array else []
+        chunks = (held, *self.held.values())
+        for first, items in chunks:
+            if first not in self._arrays:
+                self._arrays[first] = arrays = _ChunkArrays(first, items)
+                self._views += arrays.count
+        if self._views:
+            bounds = _bounds(array)
+            for first, _ in chunks:
+                found += self._arrays[first].overlapping(array, key, bounds)
+        return found
+
+    def _captured_memory(self, array: Any) -> str | None:
+        """The name of an array the body captured whose memory ``array`` shares, if any."""
+        numpy = sys.modules["numpy"]
+        for name, value in zip(self.job.params, self.job.values):
+            if _is_array(value) and not name.startswith("__paraloop") and numpy.shares_memory(array, value):
+                return name
+        return None
 
     def _captured_as(self, item: Any) -> str | None:
         """The name of a value the body captured that is this very item, if any."""
@@ -225,6 +291,102 @@ def _differs(original: Any, copy: Any) -> bool:
         )
     except Exception:  # noqa: BLE001 - cannot tell: as changed
         return True
+
+
+def _is_array(value: Any) -> bool:
+    numpy = sys.modules.get("numpy")
+    return numpy is not None and isinstance(value, numpy.ndarray)
+
+
+class _ChunkArrays:
+    """The numpy arrays among one chunk's items (and inside them, as :func:`_parts` finds objects)
+    that view memory they do not own, by the memory they view (see :func:`_memory`), each with its
+    bytes' bounds, sorted.  Made once per chunk in flight (see Combiner._sharing_memory).  Arrays
+    that own their memory are found by identity (an item in flight that is ``array.base``).
+
+    The rows of an array the loop iterates (a chunk's items then are a slice of it) share no
+    memory with each other, nor with other chunks' rows, unless its rows overlap (a broadcast
+    array): they are not listed.
+    """
+
+    __slots__ = ("count", "highs", "longest", "lows", "views")
+
+    def __init__(self, first: int, items: Any) -> None:
+        ndarray = sys.modules["numpy"].ndarray
+        views: dict[int, list[tuple[int, int, int, Any]]] = {}
+        if not (isinstance(items, ndarray) and _rows_apart(items)):
+            for position, item in enumerate(items, first):
+                kind = type(item)
+                if kind in (tuple, list, dict, Frozen):
+                    parts = _parts(item)
+                elif isinstance(item, ndarray):
+                    parts = [item]
+                else:
+                    continue
+                for part in parts:
+                    if isinstance(part, ndarray) and part.base is not None:
+                        low, high = _bounds(part)
+                        views.setdefault(_memory(part)[0], []).append((low, high, position, part))
+        self.views = {key: sorted(spans, key=_low) for key, spans in views.items()}
+        self.lows = {key: [span[0] for span in spans] for key, spans in self.views.items()}
+        self.longest = {key: max(high - low for low, high, _, _ in spans) for key, spans in views.items()}
+        self.count = sum(map(len, views.values()))
+
+    def overlapping(self, array: Any, key: int, bounds: tuple[int, int]) -> list[int]:
+        """The positions of the views here that share memory with ``array``, which views the
+        memory ``key`` names (see :func:`_memory`) within ``bounds``."""
+        spans = self.views.get(key)
+        if not spans:
+            return []
+        numpy = sys.modules["numpy"]
+        low, high = bounds
+        longest = self.longest[key]
+        found = []
+        # The spans that start before this one ends, back to those that cannot reach it.
+        at = bisect.bisect_left(self.lows[key], high) - 1
+        while at >= 0 and spans[at][0] + longest > low:
+            _, other_high, position, other = spans[at]
+            if other_high > low and numpy.shares_memory(array, other):
+                found.append(position)
+            at -= 1
+        return found
+
+
+def _rows_apart(array: Any) -> bool:
+    """Whether no two rows of ``array`` (its elements along the first axis) share a byte."""
+    if array.ndim < 2:
+        return True  # its elements are scalars, no views
+    extent = array.itemsize + sum(
+        (size - 1) * abs(stride) for size, stride in zip(array.shape[1:], array.strides[1:])
+    )
+    return bool(abs(array.strides[0]) >= extent)
+
+
+def _low(span: tuple[int, int, int, Any]) -> int:
+    return span[0]
+
+
+def _bounds(array: Any) -> tuple[int, int]:
+    """The addresses of an array's first byte and past its last (numpy 2 moved the function)."""
+    numpy = sys.modules["numpy"]
+    array_utils = getattr(numpy.lib, "array_utils", None)
+    bounds = array_utils.byte_bounds if array_utils is not None else numpy.byte_bounds
+    low, high = bounds(array)
+    return int(low), int(high)
+
+
+def _memory(array: Any) -> tuple[int, Any]:
+    """What names the memory ``array`` views: the id of the array that owns it (following
+    ``.base`` through views of views) or of the buffer it was made over (``numpy.frombuffer``),
+    with the array whose ``.base`` that is."""
+    ndarray = sys.modules["numpy"].ndarray
+    while isinstance(array.base, ndarray):
+        array = array.base
+    memory = array if array.base is None else array.base
+    # numpy.frombuffer makes a memoryview of the buffer for each array: the buffer is what they share.
+    while isinstance(memory, memoryview) and memory.obj is not None:
+        memory = memory.obj
+    return id(memory), array
 
 
 def _parts(item: Any) -> list[Any]:
