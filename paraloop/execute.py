@@ -782,7 +782,8 @@ def _execute(
         return _failed(
             outcome,
             chunk,
-            ParaLoopError(
+            _beside(
+                state,
                 f"{job.filename}, line {job.line}: an iteration rebound the global {name!r} of the "
                 f"module {module} (in a function it calls, or through setattr, vars(), sys.modules "
                 "or another name for the module); a worker process rebinds its own copy of the "
@@ -790,7 +791,7 @@ def _execute(
                 "loop's own names instead (a list it appends to, or a name it assigns: the last "
                 "iteration's value is kept); for an object a function makes on first use and keeps "
                 "there (a cache, a connection), make it before the loop, or once per worker with "
-                "paraloop.per_worker(factory)"
+                "paraloop.per_worker(factory)",
             ),
         )
     if before is not None:
@@ -808,6 +809,8 @@ def _execute(
         # A few percent of the chunk's own time (a Dask worker checks everything every chunk:
         # nothing asks it at the loop's end).
         changed = guard.check(None if job.shared_process else CHECK_SHARE * seconds)
+        if changed is not None and state == LANE_STATE and type(changed) is ParaLoopError and changed.args:
+            changed = _beside(state, str(changed.args[0]))
         if changed is None and generators is not None and randoms_after is not None:
             changed = guard.drew(generators, randoms_after) if os.getpid() == pid else None
         if changed is None and item_prints is not None:
@@ -858,6 +861,18 @@ def _execute(
         if name not in job.tracked and name in names:
             outcome.bound[name] = names[name]
     return outcome
+
+
+def _beside(state: str | None, message: str) -> ParaLoopError:
+    """A refusal of a change to the program's objects, which in lanes may be one an iteration
+    made for the length of a call and put back: the iterations beside it saw it."""
+    if state == LANE_STATE:
+        message += (
+            ". If the iteration puts it back before it ends (a value set for the length of a call), "
+            "other iterations saw it meanwhile: they ran beside it in threads of its worker, as "
+            "paraloop runs iterations that mostly wait; ParaLoop(..., lanes=False) keeps them apart"
+        )
+    return ParaLoopError(message)
 
 
 def _changed_in_lanes(job: Job, what: str) -> ParaLoopError:

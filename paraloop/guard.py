@@ -440,6 +440,8 @@ def _inside(label: str, value: Any) -> Iterator[tuple[str, Any]]:
 def _kind(value: Any) -> str:
     if isinstance(value, _CellContents):
         return "variable"
+    if isinstance(value, _ClassState):
+        return "class"
     return f"{type(value).__module__}.{type(value).__qualname__}".replace("builtins.", "")
 
 

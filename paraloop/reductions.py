@@ -101,6 +101,10 @@ _ADDITIVE = _forms(Kind.AUG, "Add", "Sub")
 _MULTIPLICATIVE = _forms(Kind.AUG, "Mult", "Div")
 _ITEM_ADDITIVE = _forms(Kind.ITEM_AUG, "Add", "Sub")
 _ITEM_MULTIPLICATIVE = _forms(Kind.ITEM_AUG, "Mult", "Div")
+# d[k] = e and d[k] += e (keyed by an expression or the loop's own item): a count whose new keys
+# start at zero, refused with advice of their own.
+_KEY_STORES = frozenset({Form(Kind.ITEM), Form(Kind.OWN_ITEM)})
+_KEY_ADDS = frozenset({Form(Kind.ITEM_AUG, "Add"), Form(Kind.OWN_AUG, "Add")})
 _BIT_OR, _BIT_XOR, _BIT_AND = (Form(Kind.AUG, op) for op in ("BitOr", "BitXor", "BitAnd"))
 # d[k] += x and d[k].append(x): each entry of a dict its own sum.
 _PER_KEY = _ITEM_ADDITIVE | _forms(Kind.ITEM_CALL, "append", "extend", "add", "update")
@@ -426,6 +430,17 @@ def _infer(name: str, value: Any, group: list[Use], filename: str) -> Aggregatio
     if isinstance(value, SharedArray) and Kind.ASSIGN not in by_kind:
         return None  # workers write into the shared memory itself: nothing to combine
     if Kind.ATTRIBUTE in by_kind:
+        use = by_kind[Kind.ATTRIBUTE][0]
+        if isinstance(value, dict) and use.source.startswith(name + "[") and "][" in use.source:
+            raise _refuse(
+                filename,
+                use,
+                f"the ParaLoop body changes an element of an element of {name!r} in place; paraloop "
+                "combines a dict's own entries (one level of keys), not the entries of the dicts "
+                f"inside it. Key each pair once: {name}[(key, inner_key)] += 1 on a "
+                f"collections.defaultdict(int) (or a collections.Counter) made before the loop, "
+                "and regroup it after the loop if you need the nesting",
+            )
         raise _refuse(
             filename,
             by_kind[Kind.ATTRIBUTE][0],
@@ -486,7 +501,21 @@ def _infer(name: str, value: Any, group: list[Use], filename: str) -> Aggregatio
             return None  # methods of the user's own object: untracked side effects
         spelled = ", ".join(sorted({use.source for use in updates}))
         supported = [form for form in forms if _strategy_for({form}, value) is not None]
-        if len(supported) == len(forms) > 1:
+        if (
+            isinstance(value, dict)
+            and forms & _KEY_STORES
+            and forms & _KEY_ADDS
+            and forms <= _KEY_STORES | _KEY_ADDS
+        ):
+            # ``if k not in d: d[k] = 0`` then ``d[k] += 1``: the store only starts a key.
+            why = (
+                "together they make the result depend on the order of the iterations, unless the "
+                f"store only starts a new key at zero (if k not in {name}: {name}[k] = 0): then make "
+                f"{name} a collections.defaultdict(int) (or a collections.Counter) before the loop "
+                f"and drop that store; paraloop combines {name}[k] += v on it. Otherwise the "
+                "result depends on the order: run it as a plain loop (without ParaLoop)"
+            )
+        elif len(supported) == len(forms) > 1:
             why = (
                 "each of them alone paraloop combines, but together they make the result depend on "
                 f"the order of the iterations: {_SEQUENTIAL.format(name=name)}"

@@ -209,12 +209,27 @@ def _check_iterators(
     values: list[Any],
     filename: str,
     line: int,
+    iterable: Any = None,
 ) -> None:
     """An iterator from outside the loop that the body reads: each iteration would take the next
     value in the order the workers happen to run (or from a worker's own copy)."""
     for name, value in zip(params, values):
         if name in variables or name.startswith("__paraloop"):
             continue
+        if (
+            value is iterable
+            and iterable is not None
+            and hasattr(type(value), "__next__")
+            and not is_file(value)
+        ):
+            raise ParaLoopError(
+                f"{filename}, line {line}: the body uses {name!r}, the iterator the loop runs over: "
+                "what it holds (a reader's line number, a position) is where paraloop's reading "
+                "ahead left it, not where the plain loop's iteration would find it. Take what the "
+                "body needs along with each item: ParaLoop(enumerate(" + name + ", 1)) for a count "
+                f"of the items, or ParaLoop((item, {name}.line_num) for item in {name}) for an "
+                "attribute it keeps (each pair is made when the item is read)"
+            )
         if hasattr(type(value), "__next__") and not is_file(value):
             raise ParaLoopError(
                 f"{filename}, line {line}: the body uses {name!r}, an iterator from outside the loop: "
@@ -574,7 +589,7 @@ def _run(
                 variables[reduced] = Variable._unchecked(_start_of(reduced, known[reduced], uses), strategy)
     _check_scratch(variables, params, values, worker.__code__.co_filename, line)
     if _backend(loop) != "sequential":
-        _check_iterators(variables, params, values, worker.__code__.co_filename, line)
+        _check_iterators(variables, params, values, worker.__code__.co_filename, line, loop.iterable)
     # Sequentially too: the writes are combined at the loop's end, after the items were read.
     _check_own_iterable(loop.iterable, inferred, worker.__code__.co_filename, line)
     values = [variables.get(name, value) for name, value in zip(params, values)]

@@ -11,6 +11,7 @@ its errors do not depend on where a chunk ran.
 from __future__ import annotations
 
 import _socket
+import reprlib
 import time
 from typing import Any
 
@@ -74,9 +75,20 @@ def _job_bytes(job: Job) -> bytes:
                     "name) and make the rest in the factory, which must be importable or "
                     "defined in the script"
                 ) from None
+            if "_thread._local" in str(error):
+                # Threads see their own attributes of it: paraloop's threads would not see the
+                # program's either.
+                raise ParaLoopError(
+                    f"{job.filename}, line {job.line}: the loop body uses {name!r}, a "
+                    f"{_type_name(value)} that reaches a threading.local ({type(error).__name__}: "
+                    f"{error}): what a thread stores there only that thread sees, so neither a worker "
+                    "process nor another thread would find what your program put in it. Read what "
+                    "the body needs from it before the loop (unit = local.unit) and use that name in "
+                    "the body, or use backend='sequential'"
+                ) from None
             raise ParaLoopError(
                 f"{job.filename}, line {job.line}: the loop body uses {name!r}, a "
-                f"{type(value).__module__}.{type(value).__qualname__} that cannot be sent to a "
+                f"{_type_name(value)} that cannot be sent to a "
                 f"worker process ({type(error).__name__}: {error}). Create it inside the body, "
                 "or use backend='threads', which shares it"
             ) from None
@@ -201,7 +213,9 @@ def _repaired(outcome: Outcome, job: Job) -> bytes:
             del outcome.bound[name]
     for name, value in outcome.partials.items():
         if not _travels(value):
-            return _cannot_travel(outcome, job, name, value, "is a Variable of the loop")
+            return _cannot_travel(
+                outcome, job, name, value, "is a result of the loop, combined from its iterations"
+            )
     if outcome.value is not None and not _travels(outcome.value):
         return _cannot_travel(outcome, job, "return value", outcome.value, "is returned")
     return serialize.dumps(outcome)
@@ -216,13 +230,49 @@ def _travels(value: Any) -> bool:
 
 
 def _cannot_travel(outcome: Outcome, job: Job, name: str, value: Any, why: str) -> bytes:
+    last = outcome.start + outcome.size - 1
+    which = f"iteration {last}" if last <= outcome.start else f"one of iterations {outcome.start} to {last}"
+    culprit, problem = _culprit(value)
     error = ParaLoopError(
-        f"{job.filename}, line {job.line}: {name!r} {why}, but its value "
-        f"{type(value).__name__} cannot be sent back from a worker process. "
-        "Keep unpicklable objects inside the loop body, or use backend='sequential'"
+        f"{job.filename}, line {job.line}: {name!r} {why}, but what {which} put there cannot be sent "
+        f"back from a worker process: {culprit}, a {_type_name(problem)} ({_travel_error(problem)}). "
+        "Keep such objects inside the loop body and send back something plain (a number, a string, "
+        "a dict of them), or use backend='threads' or backend='sequential'"
     )
     failed = Outcome(outcome.chunk, outcome.start, outcome.size, RAISED, outcome.start, error)
     return serialize.dumps(failed)
+
+
+def _culprit(value: Any, depth: int = 0) -> tuple[str, Any]:
+    """Where in ``value`` (which does not travel) the first object that does not travel is, and
+    that object: an element of a list, tuple or set, a dict's value or key, or ``value`` itself."""
+    if depth < 4 and type(value) in (list, tuple, set, frozenset, dict) and len(value) <= 100_000:
+        pairs = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, inner in pairs:
+            if isinstance(value, dict) and not _travels(key):
+                return f"the key {reprlib.repr(key)}", key
+            if not _travels(inner):
+                where, found = _culprit(inner, depth + 1)
+                label = f"the value at {reprlib.repr(key)}" if isinstance(value, dict) else "an element"
+                return (label if where == "it" else f"{where} in {label}"), found
+    return "it", value
+
+
+def _type_name(value: Any) -> str:
+    kind = type(value)
+    return (
+        kind.__qualname__
+        if kind.__module__ in ("builtins", "__main__")
+        else f"{kind.__module__}.{kind.__qualname__}"
+    )
+
+
+def _travel_error(value: Any) -> str:
+    try:
+        serialize.dumps(value)
+    except Exception as error:  # noqa: BLE001 - what pickling it said
+        return f"{type(error).__name__}: {error}"
+    return "it travels alone, not with the rest"
 
 
 def arrived(outcome: Outcome, began: float) -> Outcome:
