@@ -9,6 +9,7 @@ order and hands its :class:`LoopResult` to the generated code, which rebinds the
 from __future__ import annotations
 
 import bisect
+import itertools
 import pickle
 import sys
 from collections.abc import Iterator, Mapping
@@ -80,6 +81,9 @@ class Combiner:
         self._arrays: dict[int, _ChunkArrays] = {}
         # How many views of arrays those hold in all: none, and an array shares memory with none.
         self._views = 0
+        # Per memory and set of chunks in flight: whether their views of it are evenly laid rows
+        # that share no byte (see _views_apart), which needs no comparison of pairs.
+        self._apart: dict[tuple[int, tuple[int, ...]], bool] = {}
 
     def add(self, outcome: Outcome) -> bool:
         """Take the next chunk's outcome (in chunk order, as runtime._drive yields them); return
@@ -100,6 +104,7 @@ class Combiner:
             arrays = self._arrays.pop(held[0], None) if held is not None else None
             if arrays is not None:
                 self._views -= arrays.count
+                self._apart.clear()
 
     def _write_back(self, outcome: Outcome, held: tuple[int, Any]) -> None:
         start, items = held
@@ -195,17 +200,34 @@ class Combiner:
                 self._arrays[first] = arrays = _ChunkArrays(first, items)
                 self._views += arrays.count
         if self._views:
-            bounds = _bounds(array)
-            for first, _ in chunks:
-                found += self._arrays[first].overlapping(array, key, bounds)
+            starts = tuple(first for first, _ in chunks)
+            apart = self._apart.get((key, starts))
+            if apart is None:
+                views = [span[3] for first in starts for span in self._arrays[first].views.get(key, ())]
+                apart = self._apart[key, starts] = _views_apart(views)
+            if not apart:
+                bounds = _bounds(array)
+                for first in starts:
+                    found += self._arrays[first].overlapping(array, key, bounds)
         return found
 
     def _captured_memory(self, array: Any) -> str | None:
-        """The name of an array the body captured whose memory ``array`` shares, if any."""
+        """What the body captured that is an array whose memory ``array`` shares, if any: a name,
+        or an element of a list, tuple or dict it names (``store['a']``), two levels deep."""
         numpy = sys.modules["numpy"]
-        for name, value in zip(self.job.params, self.job.values):
-            if _is_array(value) and not name.startswith("__paraloop") and numpy.shares_memory(array, value):
-                return name
+        reached: list[tuple[str, Any, int]] = [
+            (name, value, 0)
+            for name, value in zip(self.job.params, self.job.values)
+            if not name.startswith("__paraloop")
+        ]
+        while reached:
+            label, value, depth = reached.pop()
+            if _is_array(value):
+                if numpy.shares_memory(array, value):
+                    return label
+            elif depth < 2 and type(value) in (list, tuple, dict) and len(value) <= 1000:
+                pairs = value.items() if type(value) is dict else enumerate(value)
+                reached += [(f"{label}[{key!r}]", inner, depth + 1) for key, inner in pairs]
         return None
 
     def _captured_as(self, item: Any) -> str | None:
@@ -314,7 +336,7 @@ class _ChunkArrays:
     def __init__(self, first: int, items: Any) -> None:
         ndarray = sys.modules["numpy"].ndarray
         views: dict[int, list[tuple[int, int, int, Any]]] = {}
-        if not (isinstance(items, ndarray) and _rows_apart(items)):
+        if not (isinstance(items, ndarray) and _apart(items.shape, items.strides, items.itemsize)):
             for position, item in enumerate(items, first):
                 kind = type(item)
                 if kind in (tuple, list, dict, Frozen):
@@ -352,14 +374,40 @@ class _ChunkArrays:
         return found
 
 
-def _rows_apart(array: Any) -> bool:
-    """Whether no two rows of ``array`` (its elements along the first axis) share a byte."""
-    if array.ndim < 2:
-        return True  # its elements are scalars, no views
-    extent = array.itemsize + sum(
-        (size - 1) * abs(stride) for size, stride in zip(array.shape[1:], array.strides[1:])
-    )
-    return bool(abs(array.strides[0]) >= extent)
+def _apart(shape: tuple[int, ...], strides: tuple[int, ...], itemsize: int) -> bool:
+    """Whether no two elements of an array of this layout share a byte (so neither do two of its
+    rows): with its axes taken by growing stride, each stride passes all the bytes the smaller
+    ones span.  (Enough, not needed: a layout that fails may still share none.)"""
+    extent = itemsize
+    for size, stride in sorted(
+        ((size, abs(stride)) for size, stride in zip(shape, strides) if size > 1), key=_stride
+    ):
+        if stride < extent:
+            return False
+        extent += (size - 1) * stride
+    return True
+
+
+def _stride(axis: tuple[int, int]) -> int:
+    return axis[1]
+
+
+def _views_apart(views: list[Any]) -> bool:
+    """Whether ``views`` (of one memory) share no byte because they are the rows of one layout
+    that shares none: the same shape and strides, starting at evenly spaced addresses (the
+    columns of a matrix, the pieces of a split).  The views of a real overlap, or of an uneven
+    layout, are compared pair by pair instead (bisected by their bounds)."""
+    if len(views) < 2:
+        return True
+    first = views[0]
+    shape, strides, itemsize = first.shape, first.strides, first.itemsize
+    if any(view.shape != shape or view.strides != strides or view.itemsize != itemsize for view in views):
+        return False
+    starts = sorted(view.__array_interface__["data"][0] for view in views)
+    step = starts[1] - starts[0]
+    if step == 0 or any(later - earlier != step for earlier, later in itertools.pairwise(starts)):
+        return False
+    return _apart((len(views), *shape), (step, *strides), itemsize)
 
 
 def _low(span: tuple[int, int, int, Any]) -> int:
@@ -380,8 +428,14 @@ def _memory(array: Any) -> tuple[int, Any]:
     ``.base`` through views of views) or of the buffer it was made over (``numpy.frombuffer``),
     with the array whose ``.base`` that is."""
     ndarray = sys.modules["numpy"].ndarray
-    while isinstance(array.base, ndarray):
-        array = array.base
+    while True:
+        base = array.base
+        if not isinstance(base, ndarray):
+            # numpy.lib.stride_tricks.as_strided's views: a holder of the array they view.
+            base = getattr(base, "base", None) if type(base).__name__ == "DummyArray" else None
+        if not isinstance(base, ndarray):
+            break
+        array = base
     memory = array if array.base is None else array.base
     # numpy.frombuffer makes a memoryview of the buffer for each array: the buffer is what they share.
     while isinstance(memory, memoryview) and memory.obj is not None:

@@ -26,6 +26,7 @@ import _socket
 import io
 import itertools
 import reprlib
+import sys
 import threading
 import types
 from collections.abc import Iterator
@@ -141,7 +142,8 @@ def write_back(original: Any, changed: Any, depth: int = 0) -> bool:
     if type(original) is Frozen:
         original = original.original
     kind = type(original)
-    if kind.__module__ == "numpy" and kind.__name__ == "ndarray":
+    if _array(original):
+        # Its subclasses too (numpy.memmap: its data, not its attributes, is what changed).
         original[...] = changed
     elif isinstance(original, list) and isinstance(changed, list) and len(original) == len(changed):
         # Element by element: an object inside the item stays the caller's (other names may
@@ -193,6 +195,12 @@ def _written_into(inner: Any, new: Any, depth: int) -> bool:
         return False
 
 
+def _array(value: Any) -> bool:
+    """Whether ``value`` is a numpy array (numpy imported: an item that is one came with it)."""
+    numpy = sys.modules.get("numpy")
+    return numpy is not None and isinstance(value, numpy.ndarray)
+
+
 def _write_attributes(original: Any, changed: Any) -> None:
     """A list, dict or set subclass instance's attributes (``item.tag = ...``), as the copy has them."""
     state = getattr(original, "__dict__", None)
@@ -206,7 +214,7 @@ def writable(item: Any) -> bool:
     if type(item) is Frozen:
         item = item.original
     kind = type(item)
-    if kind.__module__ == "numpy" and kind.__name__ == "ndarray":
+    if _array(item):
         return bool(item.flags.writeable)
     if isinstance(item, (list, bytearray, dict, set)):
         return True

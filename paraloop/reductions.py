@@ -26,6 +26,7 @@ are untracked side effects: they happen in the workers.
 
 import numbers
 import operator
+import re
 import types
 from collections import Counter, OrderedDict, defaultdict, deque
 from collections.abc import Callable, Mapping, Sequence, Set
@@ -431,13 +432,13 @@ def _infer(name: str, value: Any, group: list[Use], filename: str) -> Aggregatio
         return None  # workers write into the shared memory itself: nothing to combine
     if Kind.ATTRIBUTE in by_kind:
         use = by_kind[Kind.ATTRIBUTE][0]
-        if isinstance(value, dict) and use.source.startswith(name + "[") and "][" in use.source:
+        if isinstance(value, dict) and re.match(rf"{re.escape(name)}\[.*\]\[.*\] \+= ", use.source):
             raise _refuse(
                 filename,
                 use,
-                f"the ParaLoop body changes an element of an element of {name!r} in place; paraloop "
-                "combines a dict's own entries (one level of keys), not the entries of the dicts "
-                f"inside it. Key each pair once: {name}[(key, inner_key)] += 1 on a "
+                f"the ParaLoop body adds to an element of an element of {name!r} in place; paraloop "
+                "combines a dict's own entries (one level of keys), not the entries of what it "
+                f"holds. Key each pair once: {name}[(key, inner_key)] += 1 on a "
                 f"collections.defaultdict(int) (or a collections.Counter) made before the loop, "
                 "and regroup it after the loop if you need the nesting",
             )

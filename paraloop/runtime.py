@@ -222,13 +222,18 @@ def _check_iterators(
             and hasattr(type(value), "__next__")
             and not is_file(value)
         ):
+            held = (
+                f"ParaLoop((item, {name}.line_num) for item in {name}) for a reader's line number"
+                if hasattr(value, "line_num")
+                else f"ParaLoop((item, ...) for item in {name}), what the body reads of it in place of ..."
+            )
             raise ParaLoopError(
-                f"{filename}, line {line}: the body uses {name!r}, the iterator the loop runs over: "
-                "what it holds (a reader's line number, a position) is where paraloop's reading "
-                "ahead left it, not where the plain loop's iteration would find it. Take what the "
-                "body needs along with each item: ParaLoop(enumerate(" + name + ", 1)) for a count "
-                f"of the items, or ParaLoop((item, {name}.line_num) for item in {name}) for an "
-                "attribute it keeps (each pair is made when the item is read)"
+                f"{filename}, line {line}: the body uses {name!r}, the iterator the loop runs over, "
+                "which paraloop reads ahead of the iterations. If the body takes values from it "
+                f"(next({name})), each iteration depends on the ones before it: the loop is "
+                "sequential by nature. If it reads what the iterator holds (a reader's line number, "
+                "a position), that is where the reading ahead left it: take it along with each "
+                f"item, {held}, or ParaLoop(enumerate({name}, 1)) for a count of the items"
             )
         if hasattr(type(value), "__next__") and not is_file(value):
             raise ParaLoopError(
