@@ -80,8 +80,12 @@ TURN_SLOW_IN_A_BLOCK = """
 """
 
 
+# Not strict: the gap shows only when the nine quick iterations run fast enough for the caller's
+# blocks to double past them; under a loaded machine's timing they did not once (session 31's CI
+# rehearsal, py312: XPASS), which a strict mark turned into a red run.  It still fails (XFAIL) on
+# every quiet run here, and the assertion is what a fix must make pass.
 @pytest.mark.xfail(
-    strict=True,
+    strict=False,
     reason="finding 1: execute.Until reads the clock only between blocks, which double while "
     "iterations are quick (1, 2, 4, 8 ... up to 256): a block of quick iterations that turn slow "
     "runs to its end in the caller, and the first chunk's keep then extends it; 16 iterations, "
