@@ -205,7 +205,8 @@ class Combiner:
             if apart is None:
                 views = [span[3] for first in starts for span in self._arrays[first].views.get(key, ())]
                 apart = self._apart[key, starts] = _views_apart(views)
-            if not apart:
+            # (Rows apart from each other, but not from the array they view, if that changed.)
+            if not apart or owner is array:
                 bounds = _bounds(array)
                 for first in starts:
                     found += self._arrays[first].overlapping(array, key, bounds)
@@ -331,7 +332,7 @@ class _ChunkArrays:
     array): they are not listed.
     """
 
-    __slots__ = ("count", "highs", "longest", "lows", "views")
+    __slots__ = ("count", "longest", "lows", "views")
 
     def __init__(self, first: int, items: Any) -> None:
         ndarray = sys.modules["numpy"].ndarray
