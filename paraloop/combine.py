@@ -17,7 +17,7 @@ from typing import Any
 
 from .errors import ParaLoopError, RemoteTraceback
 from .execute import BROKE, DONE, RAISED, RETURNED, Job, Outcome
-from .items import IMMUTABLE, Frozen, write_back
+from .items import IMMUTABLE, Frozen, is_array, write_back
 from .output import write_output
 from .records import Record
 from .references import resolve
@@ -76,6 +76,8 @@ class Combiner:
         self._next = 0
         # The body's captured values by identity, made when an item first comes back changed.
         self._captured: dict[int, str] | None = None
+        # The arrays among them (and in the lists, tuples and dicts they are), with their labels.
+        self._captured_arrays: list[tuple[str, Any]] | None = None
         # The numpy arrays among each chunk's items in flight, by the chunk's first position (see
         # _sharing_memory), made when an item that is an array first comes back changed.
         self._arrays: dict[int, _ChunkArrays] = {}
@@ -125,7 +127,7 @@ class Combiner:
             for number, (part, copy) in enumerate(_pairs(original, changed)):
                 others = [at for at in elsewhere.get(id(part), ()) if at != index]
                 shared = False
-                if not others and _is_array(part):
+                if not others and is_array(part):
                     # Another object, the same memory: views of one array (frames that overlap).
                     others = [at for at in self._sharing_memory(part, held, elsewhere) if at != index]
                     shared = True
@@ -160,7 +162,7 @@ class Combiner:
                     "use backend='sequential'"
                 )
             alias = self._captured_as(original)
-            if alias is None and _is_array(original):
+            if alias is None and is_array(original):
                 view_of = self._captured_memory(original)
                 if view_of is not None:
                     raise ParaLoopError(
@@ -216,19 +218,24 @@ class Combiner:
         """What the body captured that is an array whose memory ``array`` shares, if any: a name,
         or an element of a list, tuple or dict it names (``store['a']``), two levels deep."""
         numpy = sys.modules["numpy"]
-        reached: list[tuple[str, Any, int]] = [
-            (name, value, 0)
-            for name, value in zip(self.job.params, self.job.values)
-            if not name.startswith("__paraloop")
-        ]
-        while reached:
-            label, value, depth = reached.pop()
-            if _is_array(value):
-                if numpy.shares_memory(array, value):
-                    return label
-            elif depth < 2 and type(value) in (list, tuple, dict) and len(value) <= 1000:
-                pairs = value.items() if type(value) is dict else enumerate(value)
-                reached += [(f"{label}[{key!r}]", inner, depth + 1) for key, inner in pairs]
+        if self._captured_arrays is None:
+            # Found once per loop, as _captured_as finds the captured objects.
+            self._captured_arrays = []
+            reached: list[tuple[str, Any, int]] = [
+                (name, value, 0)
+                for name, value in zip(self.job.params, self.job.values)
+                if not name.startswith("__paraloop")
+            ]
+            while reached:
+                label, value, depth = reached.pop()
+                if is_array(value):
+                    self._captured_arrays.append((label, value))
+                elif depth < 2 and type(value) in (list, tuple, dict) and len(value) <= 1000:
+                    pairs = value.items() if type(value) is dict else enumerate(value)
+                    reached += [(f"{label}[{key!r}]", inner, depth + 1) for key, inner in pairs]
+        for label, value in self._captured_arrays:
+            if numpy.shares_memory(array, value):
+                return label
         return None
 
     def _captured_as(self, item: Any) -> str | None:
@@ -314,11 +321,6 @@ def _differs(original: Any, copy: Any) -> bool:
         )
     except Exception:  # noqa: BLE001 - cannot tell: as changed
         return True
-
-
-def _is_array(value: Any) -> bool:
-    numpy = sys.modules.get("numpy")
-    return numpy is not None and isinstance(value, numpy.ndarray)
 
 
 class _ChunkArrays:

@@ -142,7 +142,7 @@ def write_back(original: Any, changed: Any, depth: int = 0) -> bool:
     if type(original) is Frozen:
         original = original.original
     kind = type(original)
-    if _array(original):
+    if is_array(original):
         # Its subclasses too (numpy.memmap: its data, not its attributes, is what changed).
         original[...] = changed
     elif isinstance(original, list) and isinstance(changed, list) and len(original) == len(changed):
@@ -195,7 +195,7 @@ def _written_into(inner: Any, new: Any, depth: int) -> bool:
         return False
 
 
-def _array(value: Any) -> bool:
+def is_array(value: Any) -> bool:
     """Whether ``value`` is a numpy array (numpy imported: an item that is one came with it)."""
     numpy = sys.modules.get("numpy")
     return numpy is not None and isinstance(value, numpy.ndarray)
@@ -214,7 +214,7 @@ def writable(item: Any) -> bool:
     if type(item) is Frozen:
         item = item.original
     kind = type(item)
-    if _array(item):
+    if is_array(item):
         return bool(item.flags.writeable)
     if isinstance(item, (list, bytearray, dict, set)):
         return True

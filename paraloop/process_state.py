@@ -25,6 +25,7 @@ import sys
 import threading
 from typing import Any
 
+from . import loaded_modules
 from .loaded_modules import imported
 
 __all__ = ["changed", "count_writes", "describe", "generators", "numpy_state", "settling", "snapshot"]
@@ -267,9 +268,16 @@ def count_writes() -> None:
 # The functions of _CALLS not counted yet: their modules were not imported (importing them for
 # this would cost a worker's start milliseconds; a later snapshot counts them once they are).
 _uncounted: set[tuple[str, str]] = set()
+# loaded_modules.state() when _count_imported last looked.
+_looked: list[Any] = [None]
 
 
 def _count_imported() -> None:
+    # Looked at again only once sys.modules changed (a snapshot per lane part is a hot path).
+    now = loaded_modules.state()
+    if _looked[0] == now:
+        return
+    _looked[0] = now
     for module_name, name in list(_uncounted):
         module = imported(module_name)
         if module is not None:

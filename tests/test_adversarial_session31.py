@@ -363,21 +363,7 @@ def test_a_global_set_for_the_length_of_a_call_gives_the_plain_result_or_names_l
     out = last_json(
         run_source(
             tmp_path,
-            """
-            # paraloop: enable
-            import json, sys, time
-            import helpers
-            from paraloop import ParaLoop, ParaLoopError
-            function = getattr(helpers, sys.argv[1])
-            out = []
-            try:
-                for i in ParaLoop(range(40)):
-                    time.sleep(0.02)
-                    out.append(function(i))
-            except ParaLoopError as error:
-                out = "refused: " + str(error)
-            print(json.dumps(out))
-            """,
+            _UNWATCHED,
             helper,
             files=_TEMPORARY,
         )
