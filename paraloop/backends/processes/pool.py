@@ -106,9 +106,10 @@ class ProcessPool:
         """
         with self._lock:
             # Retired ones that ended, and idle ones that died (killed from outside): their
-            # pipes are closed here, not left to the garbage collector.
+            # pipes are closed here, not left to the garbage collector.  Not a leased one: its
+            # loop, which may not have seen it die yet, waits on its pipe and reports its death.
             _drop_ended(self.retiring)
-            _drop_ended(self.workers)
+            _drop_ended([w for w in self.workers if w.lease is None], self.workers)
             free = [w for w in self.workers if w.lease is None]
             while start and len(free) < count:
                 method = self.method
@@ -196,9 +197,12 @@ class ProcessPool:
             worker.kill()
 
 
-def _drop_ended(workers: list[Worker]) -> None:
-    """Take the workers whose process ended out of ``workers``, their pipes closed."""
-    for worker in [w for w in workers if not w.process.is_alive()]:
+def _drop_ended(candidates: list[Worker], workers: list[Worker] | None = None) -> None:
+    """Take those of ``candidates`` whose process ended out of ``workers`` (``candidates``
+    itself by default), their pipes closed."""
+    if workers is None:
+        workers = candidates
+    for worker in [w for w in candidates if not w.process.is_alive()]:
         # Gone already, if another loop's cleanup discarded it meanwhile (the garbage collector
         # may finalize a loop's generator that a reference cycle kept at any allocation).
         if worker in workers:
