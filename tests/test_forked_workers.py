@@ -182,3 +182,21 @@ def test_a_worker_that_exits_is_reported_with_its_code(tmp_path: Path, method: s
     message, total = last_json(result)
     assert "exited with code 5" in message and "iteration 3" in message, message
     assert total == sum(range(8))
+
+
+def test_a_closed_channel_refuses_as_a_closed_multiprocess_connection_does() -> None:
+    """A closed channel's file descriptors may be another worker's pipe's by now: watching or
+    reading them would take that worker's messages.  Like multiprocess's connection, whose place
+    it takes under fork, it raises ``OSError`` instead."""
+    import multiprocess.connection
+
+    from paraloop.backends.processes.forked import channel_pair
+
+    ours, theirs = channel_pair()
+    reference, _ = multiprocess.connection.Pipe()
+    for channel in (ours, reference):
+        channel.close()
+        for use in (channel.fileno, channel.recv_bytes, channel.poll, lambda c=channel: c.send_bytes(b"x")):
+            with pytest.raises(OSError, match="handle is closed"):
+                use()
+    theirs.close()

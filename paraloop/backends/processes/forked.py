@@ -52,21 +52,31 @@ class Channel:
         self._writing = writing
         self.closed = False
 
+    def _open(self) -> None:
+        # A closed channel's numbers may belong to another worker's pipe by now: reading or
+        # watching them would take that worker's messages.  As multiprocess's connection does.
+        if self.closed:
+            raise OSError("handle is closed")
+
     def fileno(self) -> int:
+        self._open()
         return self._reading
 
     def send_bytes(self, data: bytes | bytearray | memoryview) -> None:
+        self._open()
         view = memoryview(data).cast("B")
         _write_all(self._writing, _LENGTH.pack(len(view)))
         _write_all(self._writing, view)
 
     def recv_bytes(self) -> bytes:
         """The next message; EOFError once the other end closed."""
+        self._open()
         (size,) = _LENGTH.unpack(_read_exactly(self._reading, _LENGTH.size))
         return _read_exactly(self._reading, size)
 
     def poll(self, timeout: float | None = 0.0) -> bool:
         """Whether a message (or the other end's close) is there to read within ``timeout``."""
+        self._open()
         return bool(wait([self._reading], timeout))
 
     def close(self) -> None:
