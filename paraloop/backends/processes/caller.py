@@ -187,14 +187,22 @@ def forking(method: str) -> Iterator[None]:
 
 
 def _turn(method: str) -> bool:
-    """Whether this thread's caller may start a chunk now; if so, it is counted until _done()."""
+    """Whether this thread's caller may start a chunk now (counted from :func:`_begin`)."""
     me = threading.get_ident()
     with _turns:
         # A copy: a loop's end may run inside this (see loop_running).
-        if method == "fork" and any(t != me for t in list(_loops.values())):
-            return False
+        return not (method == "fork" and any(t != me for t in list(_loops.values())))
+
+
+def _begin() -> None:
+    """This thread's caller runs a chunk: other threads' forks wait until :func:`_done`.
+
+    Not while it pulls the chunk's items: the iterable may wait for another thread's loop (a
+    queue that loop fills), whose every fork then waited FORK_WAIT_SECONDS; and a Ctrl-C in the
+    iterable left the count up for the rest of the program."""
+    me = threading.get_ident()
+    with _turns:
         _chunks[me] = _chunks.get(me, 0) + 1
-        return True
 
 
 def _done() -> None:
@@ -332,10 +340,7 @@ class CallerWorker:
         if self.stopped or not _turn(self.method):
             self.stopped = True
             return None
-        chunk = chunker.next(minimum=minimum, maximum=maximum)
-        if chunk is None:
-            _done()
-        return chunk
+        return chunker.next(minimum=minimum, maximum=maximum)
 
     def run(self, chunk: Chunk, chunker: Chunker, in_order: bool = False) -> Outcome:
         """Run one chunk of ``chunker`` as a worker runs it: on items loaded from their bytes,
@@ -344,6 +349,7 @@ class CallerWorker:
         ``in_order``: every chunk before this one ran here, in order (the loop's first
         chunks), so float sums and products go on from their running values.
         """
+        _begin()
         try:
             return self._run(chunk, chunker, in_order)
         finally:

@@ -310,25 +310,34 @@ def _start(
         job, serialize.importing_now(), typeguard_workers.settings(), coverage_workers.settings()
     )
     active = pool.lease(count, loop_id, start=False)
-    policy = LanePolicy(
-        count,
-        grow_to,
-        # Threads in a worker: not for a loop with a timeout (a thread cannot be stopped) nor
-        # for one whose iterations change process-wide state (see paraloop.process_state).
-        allowed=job.timeout is None and job.lanes is not False and recycle is None,
-        state_matters=job.lanes is None,
-        process_cap=waiting_workers(),
-    )
-    # Under fork, workers forked with the caller's pools at their share keep them so.
-    native = native_threads.Hold(job.native_threads if pool.method == "fork" and hold_native else None, job)
-    loop = Loop(
-        pool, job, chunker, loop_id, policy, sending, recycle, active, count - len(active), native=native
-    )
-    # The caller runs the first chunks itself, and more while its new workers get ready.
-    if caller_runs and may_run(job, recycle):
-        ready = start_seconds(pool.method) if loop.to_start else READY_SECONDS
-        loop.caller = CallerWorker(job, sending.data, ready, pool.method, count)
-    return loop
+    try:
+        policy = LanePolicy(
+            count,
+            grow_to,
+            # Threads in a worker: not for a loop with a timeout (a thread cannot be stopped) nor
+            # for one whose iterations change process-wide state (see paraloop.process_state).
+            allowed=job.timeout is None and job.lanes is not False and recycle is None,
+            state_matters=job.lanes is None,
+            process_cap=waiting_workers(),
+        )
+        # Under fork, workers forked with the caller's pools at their share keep them so.
+        native = native_threads.Hold(
+            job.native_threads if pool.method == "fork" and hold_native else None, job
+        )
+        loop = Loop(
+            pool, job, chunker, loop_id, policy, sending, recycle, active, count - len(active), native=native
+        )
+        # The caller runs the first chunks itself, and more while its new workers get ready.
+        if caller_runs and may_run(job, recycle):
+            ready = start_seconds(pool.method) if loop.to_start else READY_SECONDS
+            loop.caller = CallerWorker(job, sending.data, ready, pool.method, count)
+        return loop
+
+    except BaseException:
+        # The loop never ran (Ctrl-C, or an error making it): the workers are the pool's again.
+        for worker in active:
+            worker.lease = None
+        raise
 
 
 def _callers_part(loop: Loop, caller: CallerWorker) -> Iterator[Outcome]:
@@ -607,7 +616,11 @@ def release(loop: Loop) -> None:
     iterations of a chunk already sent (they would go on changing the process that runs the
     next loop's chunks); the others go back to the pool."""
     for worker in loop.active:
-        if worker.chunks or worker.leftovers:
+        if worker.lease != loop.loop_id:
+            # Given back already by a run of this that a Ctrl-C cut short (see run): another
+            # thread's loop may hold it now.
+            continue
+        if worker.chunks or worker.leftovers or worker.unclean:
             # Stopped before its chunks are forgotten: run again after a Ctrl-C that cut this
             # short (see run), it stops the worker again, which the first run may not have.
             loop.pool.discard(worker)

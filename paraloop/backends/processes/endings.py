@@ -131,9 +131,11 @@ def final_check(pool: ProcessPool, active: list[Worker], loop_id: int, job: Job,
             worker.send(CHECK, loop_id, 0, 0, b"")
         except (BrokenPipeError, ConnectionResetError):
             crashed(pool, worker, job)
+        # Until its answer is read: one left unread (another worker's crash, or Ctrl-C, ends
+        # this early) stops the worker at the loop's end (see Worker.unclean).
+        worker.unclean = True
     found: ParaLoopError | None = None
     for worker in asked:
-        # Every answer is read, so that none is left for the next loop to take for an outcome.
         ready = wait([worker.connection, worker.process.sentinel], CHECK_SECONDS)
         if worker.connection not in ready:
             if not ready:
@@ -143,6 +145,7 @@ def final_check(pool: ProcessPool, active: list[Worker], loop_id: int, job: Job,
             answer = serialize.loads(worker.connection.recv_bytes())
         except (EOFError, OSError):
             crashed(pool, worker, job)
+        worker.unclean = False
         if isinstance(answer, Checked) and answer.error is not None and found is None:
             found = answer.error
     if measured:

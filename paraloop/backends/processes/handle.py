@@ -272,10 +272,17 @@ class Worker:
         # Iterations of this loop still run in its lanes after their chunk was sent (see
         # lanes.finish_lanes): it is stopped at the loop's end, not given to another loop.
         self.leftovers = False
+        # Its pipe holds bytes the next loop must not meet: a message to it cut short (Ctrl-C
+        # during a send; it would read the next loop's messages as the rest of it), or an
+        # answer to a CHECK not read (the next loop would take it for an outcome).  It is
+        # stopped at the loop's end, not given to another loop.
+        self.unclean = False
 
     def send(self, kind: int, loop_id: int, index: int, start: int, payload: bytes, lanes: int = 1) -> None:
+        self.unclean = True
         with sigpipe_held():
             self.connection.send_bytes(HEADER.pack(kind, loop_id, index, start, lanes) + payload)
+        self.unclean = False
 
     def give(self, loop_id: int, chunk: Chunk, lanes: int) -> int:
         """Send ``chunk``, to run in ``lanes`` lanes (or watched); it is held until its outcome.

@@ -59,7 +59,9 @@ class ProcessPool:
         self.retiring: list[Worker] = []
         self.pid = os.getpid()
         self._numbers = itertools.count(1)
-        self._lock = threading.Lock()
+        # Reentrant: the garbage collector may finalize a loop (whose cleanup discards workers)
+        # at any allocation, a lease's included, as may a signal handler that runs a loop.
+        self._lock = threading.RLock()
 
     @property
     def context(self) -> Any:
@@ -127,8 +129,9 @@ class ProcessPool:
     def discard(self, worker: Worker) -> None:
         """Stop ``worker`` at once (it may be running a chunk) and take it out of the pool."""
         log.debug("stopping %s (pid %s)", worker.process.name, worker.process.pid)
-        if worker in self.workers:
-            self.workers.remove(worker)
+        with self._lock:
+            if worker in self.workers:
+                self.workers.remove(worker)
         worker.kill()
 
     def retire(self, worker: Worker) -> None:
@@ -186,8 +189,8 @@ class ProcessPool:
         return dispatch.run(self, job, chunker, count, grow_to, recycle, caller_runs, hold_native)
 
     def shutdown(self) -> None:
-        workers, self.workers = self.workers, []
         with self._lock:
+            workers, self.workers = self.workers, []
             retiring, self.retiring = self.retiring, []
         for worker in workers:
             worker.stop(wait_seconds=1.0)
