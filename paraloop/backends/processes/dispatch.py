@@ -277,11 +277,13 @@ def _running(loop: Loop, pool: ProcessPool, job: Job) -> Iterator[Outcome]:
         if ran is not None:
             yield ran
             continue
-        ready = wait(_watched(waiting), until_deadline(waiting, job.timeout))
+        ready = wait(_watched(waiting), _bounded(waiting, until_deadline(waiting, job.timeout)))
         if job.timeout is not None:
             for worker, late in list(overdue(waiting, ready, job)):
                 lose(loop, worker, late)
         for worker in waiting:
+            if worker not in loop.active:
+                continue  # lost this round already (past the timeout, or found dead by a send)
             if worker.connection in ready:
                 outcome = receive(loop, worker)
                 if outcome is not None:
@@ -290,7 +292,7 @@ def _running(loop: Loop, pool: ProcessPool, job: Job) -> Iterator[Outcome]:
                         # this one (a large partial dict takes the caller milliseconds).
                         fill(loop)
                     yield outcome
-            elif worker.process.sentinel in ready:
+            elif worker.gone(ready):
                 lose(loop, worker)
         yield from _lost(loop)
 
@@ -444,8 +446,19 @@ def _directory() -> str | None:
 
 
 def _watched(waiting: list[Worker]) -> list[Any]:
-    """What to wait on: each worker's pipe, and its process's sentinel for its death."""
-    return [w.connection for w in waiting] + [w.process.sentinel for w in waiting]
+    """What to wait on: each worker's pipe, and what shows its death (see handle._pidfd)."""
+    return [w.connection for w in waiting] + [w.ended for w in waiting]
+
+
+# Where a worker's end shows only to the system (see Worker.gone), the caller asks that often.
+POLL_SECONDS = 1.0
+
+
+def _bounded(waiting: list[Worker], timeout: float | None) -> float | None:
+    """``timeout``, or at most POLL_SECONDS if a worker's end might not show in a wait."""
+    if any(worker.end_unwatched for worker in waiting):
+        return POLL_SECONDS if timeout is None else min(timeout, POLL_SECONDS)
+    return timeout
 
 
 def _taker(active: list[Worker], two: bool) -> Worker | None:

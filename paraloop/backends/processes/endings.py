@@ -63,7 +63,9 @@ def lost(pool: ProcessPool, worker: Worker, job: Job, error: ParaLoopError | Non
 
 
 def crash_error(pool: ProcessPool, worker: Worker, job: Job, chunks: list[Chunk]) -> WorkerCrashedError:
-    """Stop and discard ``worker``; the error naming its exit and the iterations of ``chunks``."""
+    """Stop and discard ``worker``; the error naming its exit and the iterations of ``chunks``
+    (none if the program exits: see ProcessPool.closing)."""
+    pool.closing()
     worker.chunks.clear()
     how = worker.describe_exit()
     pool.discard(worker)
@@ -136,7 +138,7 @@ def final_check(pool: ProcessPool, active: list[Worker], loop_id: int, job: Job,
         worker.unclean = True
     found: ParaLoopError | None = None
     for worker in asked:
-        ready = wait([worker.connection, worker.process.sentinel], CHECK_SECONDS)
+        ready = wait([worker.connection, worker.ended], CHECK_SECONDS)
         if worker.connection not in ready:
             if not ready:
                 worker.process.kill()  # never a hang: a worker that does not answer is stopped

@@ -12,12 +12,14 @@ import mmap
 import os
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from ... import log, serialize
 from ...chunks import Chunk
+from ...linux import linux_facilities
 from ...signal_errors import getsignal, python_handlers
 from .protocol import CHUNK, HEADER, QUIT
 
@@ -30,6 +32,12 @@ __all__ = [
 
 
 _starting = threading.local()
+
+# Held from a new worker's pipes to the close of the worker's ends in the caller, whatever the
+# start method: a fork meanwhile (another pool's worker, in another thread) would give its child
+# copies of those ends, and of a spawn worker's sentinel, and the worker's death would show
+# neither as the end of its pipe nor through its sentinel while that child lives.
+_starts = threading.RLock()
 
 _SIGPIPE: Any = getattr(signal, "SIGPIPE", None)
 # sigtimedwait is Linux's (and other POSIX systems'), not macOS's.
@@ -188,6 +196,24 @@ def _clock(context: Any, method: str) -> Any:
     return context.RawArray("d", 2)
 
 
+def _pidfd(pid: int | None) -> int | None:
+    """A descriptor readable once process ``pid`` ended, on Linux 5.3 and later; else None (the
+    process's sentinel serves).
+
+    Whoever else holds copies of the worker's pipe ends or of its sentinel's write end (a child
+    the program forked in another thread while the worker started, with paraloop's lock not
+    held: its own ``os.fork``, a multiprocessing pool), the worker's end still shows: a sentinel
+    is a pipe, and one that such a child holds open never ends, which left a loop waiting for
+    ever on a worker that died.
+    """
+    if pid is None or not linux_facilities():
+        return None
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None  # an older kernel (ENOSYS), or a sandbox that refuses it
+
+
 def wait(objects: list[Any], timeout: float | None) -> list[Any]:
     """Those of ``objects`` (pipes, sentinels) ready within ``timeout``: see forked.wait."""
     from .forked import wait as waited
@@ -231,27 +257,31 @@ class Worker:
         # The running iteration's start time and index, for loops with a timeout.
         self.clock = _clock(context, method)
         self.process: Any
-        if method == "fork":
-            # Without multiprocess (see forked.py): the child has the worker's code already.
-            from .forked import ForkedProcess, channel_pair
+        # The program's temporary folder for multiprocess, where a fork server listens: its
+        # workers remove it should the program be killed (see child.serve).
+        folder = _temporary_folder() if method == "forkserver" else None
+        with _starts:
+            if method == "fork":
+                # Without multiprocess (see forked.py): the child has the worker's code already.
+                from .forked import ForkedProcess, channel_pair
 
-            parent_end, child_end = channel_pair()
-            self.process = ForkedProcess(
-                serve, (child_end, self.clock, os.getpid()), name, (parent_end, child_end)
-            )
-        else:
-            parent_end, child_end = context.Pipe(duplex=True)
-            # The program's temporary folder for multiprocess, where a fork server listens: its
-            # workers remove it should the program be killed (see child.serve).
-            folder = _temporary_folder() if method == "forkserver" else None
-            self.process = context.Process(
-                target=serve, args=(child_end, self.clock, os.getpid(), folder), name=name, daemon=True
-            )
-        with main_hidden(method), _frozen(method):
-            self.process.start()
-        child_end.close()
+                parent_end, child_end = channel_pair()
+                self.process = ForkedProcess(
+                    serve, (child_end, self.clock, os.getpid()), name, (parent_end, child_end)
+                )
+            else:
+                parent_end, child_end = context.Pipe(duplex=True)
+                self.process = context.Process(
+                    target=serve, args=(child_end, self.clock, os.getpid(), folder), name=name, daemon=True
+                )
+            with main_hidden(method), _frozen(method):
+                self.process.start()
+            child_end.close()
         log.debug("started %s (pid %s, %s)", self.process.name, self.process.pid, method)
         self.connection = parent_end
+        # Readable once the process ended (see _pidfd).
+        self._pidfd = _pidfd(self.process.pid)
+        self.ended: Any = self.process.sentinel if self._pidfd is None else self._pidfd
         self.job_id = -1
         # The loop that holds this worker while it runs (a generator expression
         # over ParaLoop can hold workers while other loops run).
@@ -277,6 +307,7 @@ class Worker:
         # answer to a CHECK not read (the next loop would take it for an outcome).  It is
         # stopped at the loop's end, not given to another loop.
         self.unclean = False
+        self._killing = threading.Lock()
 
     def send(self, kind: int, loop_id: int, index: int, start: int, payload: bytes, lanes: int = 1) -> None:
         self.unclean = True
@@ -296,8 +327,39 @@ class Worker:
         self.send(CHUNK, loop_id, chunk.index, chunk.start, payload, lanes)
         return len(payload)
 
+    def gone(self, ready: list[Any]) -> bool:
+        """Whether the process ended, after a wait that found ``ready`` (see :func:`wait`):
+        its pidfd or sentinel among them; without a pidfd, also as the system says, once
+        nothing it wrote is left to read (a sentinel that a child the program forked holds
+        open never shows the end)."""
+        if self.ended in ready or self.connection.closed:
+            return True
+        if self._pidfd is not None or self.process.is_alive():
+            return False
+        return not wait([self.connection], 0)
+
+    @property
+    def end_unwatched(self) -> bool:
+        """Whether only :meth:`gone` sees this worker's end for certain (no pidfd here)."""
+        return self._pidfd is None
+
+    def join(self, timeout: float) -> None:
+        """Wait up to ``timeout`` seconds for the process to end, and collect its status.
+
+        Through the pidfd where there is one: a sentinel that a child the program forked holds
+        open shows no end, and a join on it waited its whole timeout for a worker long dead."""
+        if self._pidfd is None:
+            self.process.join(timeout=timeout)
+            return
+        began = time.monotonic()
+        # The status: a child's is collected at once (waitpid); a fork server's worker is the
+        # server's child, whose status the server sends through the sentinel once it collected
+        # it, a moment after the pidfd shows the end.
+        if wait([self._pidfd], timeout) and self.process.is_alive():
+            self.process.join(timeout=max(0.0, timeout - (time.monotonic() - began)))
+
     def describe_exit(self) -> str:
-        self.process.join(timeout=1.0)
+        self.join(1.0)
         code = self.process.exitcode
         if code is None and getattr(self.process, "status_lost", False):
             return (
@@ -323,11 +385,20 @@ class Worker:
 
     def stop(self, wait_seconds: float) -> None:
         self.quit()
-        self.process.join(timeout=wait_seconds)
+        self.join(wait_seconds)
         self.kill()
 
     def kill(self) -> None:
+        # The program's exit (pool.shutdown) and a daemon thread's loop may stop one worker at
+        # once: closing its connection twice raised EBADF in the exit function.
+        with self._killing:
+            self._kill()
+
+    def _kill(self) -> None:
         if self.process.is_alive():
             self.process.kill()
-            self.process.join(timeout=5.0)
+            self.join(5.0)
         self.connection.close()
+        pidfd, self._pidfd = self._pidfd, None
+        if pidfd is not None:
+            os.close(pidfd)

@@ -62,6 +62,9 @@ class ProcessPool:
         # Reentrant: the garbage collector may finalize a loop (whose cleanup discards workers)
         # at any allocation, a lease's included, as may a signal handler that runs a loop.
         self._lock = threading.RLock()
+        # The program exits (see shutdown): a loop still running, in a thread the exit does not
+        # wait for, ends as that thread does, quietly (see closing).
+        self.closed = False
 
     @property
     def context(self) -> Any:
@@ -107,6 +110,7 @@ class ProcessPool:
         called before each worker is started under fork (see native_threads.Hold).
         """
         with self._lock:
+            self.closing()
             # Retired ones that ended, and idle ones that died (killed from outside): their
             # pipes are closed here, not left to the garbage collector.  Not a leased one: its
             # loop, which may not have seen it die yet, waits on its pipe and reports its death.
@@ -125,6 +129,18 @@ class ProcessPool:
             for worker in chosen:
                 worker.lease = loop_id
             return chosen
+
+    def closing(self) -> None:
+        """End the loop that asks, quietly, if the program exits: its workers are stopped.
+
+        At its exit the program stops every worker (shutdown_pools), those of loops still
+        running in daemon threads included, which the exit does not wait for.  The plain
+        program's daemon thread ends there without a word; such a loop took its workers' end
+        for a crash and printed a WorkerCrashedError for iterations that never failed.
+        SystemExit ends a thread silently.
+        """
+        if self.closed:
+            raise SystemExit("paraloop: the program exits, and its workers with it")
 
     def discard(self, worker: Worker) -> None:
         """Stop ``worker`` at once (it may be running a chunk) and take it out of the pool."""
@@ -145,7 +161,7 @@ class ProcessPool:
         self.forget(worker)
         worker.lease = None
         worker.quit()
-        worker.process.join(timeout=RETIRE_SECONDS)
+        worker.join(RETIRE_SECONDS)
         if worker.process.is_alive():
             with self._lock:
                 self.retiring.append(worker)
@@ -190,13 +206,14 @@ class ProcessPool:
 
     def shutdown(self) -> None:
         with self._lock:
+            self.closed = True
             workers, self.workers = self.workers, []
             retiring, self.retiring = self.retiring, []
         for worker in workers:
             worker.stop(wait_seconds=1.0)
         deadline = time.monotonic() + RETIRED_AT_EXIT_SECONDS
         for worker in retiring:
-            worker.process.join(timeout=max(0.0, deadline - time.monotonic()))
+            worker.join(max(0.0, deadline - time.monotonic()))
             worker.kill()
 
 
