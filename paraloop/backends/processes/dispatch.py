@@ -277,7 +277,11 @@ def _running(loop: Loop, pool: ProcessPool, job: Job) -> Iterator[Outcome]:
         if ran is not None:
             yield ran
             continue
-        ready = wait(_watched(waiting), _bounded(waiting, until_deadline(waiting, job.timeout)))
+        try:
+            ready = wait(_watched(waiting), _bounded(waiting, until_deadline(waiting, job.timeout)))
+        except OSError:
+            loop.pool.closing()  # the program's exit closed the workers' pipes meanwhile
+            raise
         if job.timeout is not None:
             for worker, late in list(overdue(waiting, ready, job)):
                 lose(loop, worker, late)
@@ -525,7 +529,7 @@ def _give(loop: Loop, worker: Worker, chunk: Chunk) -> None:
             worker.job_id = loop.loop_id
         sent = worker.give(loop.loop_id, chunk, lanes)
         loop.chunker.sent(len(chunk.items), sent)
-    except (BrokenPipeError, ConnectionResetError):
+    except OSError:  # a broken pipe, or one the program's exit closed (see ProcessPool.closing)
         # The worker holds the chunk (its JOB may have failed before the chunk was held).
         worker.chunks[chunk.index] = chunk
         lose(loop, worker)
@@ -602,7 +606,7 @@ def answer(loop: Loop, worker: Worker, early: Early) -> None:
             worker.send(NOTHING, loop.loop_id, 0, 0, b"")
         else:
             loop.chunker.sent(len(chunk.items), worker.give(loop.loop_id, chunk, loop.policy.lanes))
-    except (BrokenPipeError, ConnectionResetError):
+    except OSError:  # a broken pipe, or one the program's exit closed (see ProcessPool.closing)
         lose(loop, worker)
 
 

@@ -131,7 +131,7 @@ def final_check(pool: ProcessPool, active: list[Worker], loop_id: int, job: Job,
     for worker in asked:
         try:
             worker.send(CHECK, loop_id, 0, 0, b"")
-        except (BrokenPipeError, ConnectionResetError):
+        except OSError:  # a broken pipe, or one the program's exit closed (see ProcessPool.closing)
             crashed(pool, worker, job)
         # Until its answer is read: one left unread (another worker's crash, or Ctrl-C, ends
         # this early) stops the worker at the loop's end (see Worker.unclean).
