@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import builtins
 import copy
+import itertools
 import os
 import sys
 import time
@@ -548,10 +549,39 @@ def run(
         return LoopResult(error=released(raised.error))
 
 
+def _full_traceback() -> bool:
+    return os.environ.get("PARALOOP_TRACEBACK", "").strip() == "full"
+
+
 def _hidden(error: BaseException) -> BaseException:
-    """A paraloop error without paraloop's frames (PARALOOP_TRACEBACK=full keeps them)."""
-    if isinstance(error, ParaLoopError) and os.environ.get("PARALOOP_TRACEBACK", "").strip() != "full":
+    """``error`` without paraloop's frames (PARALOOP_TRACEBACK=full keeps them): a paraloop
+    error's traceback ends at the user's loop line, where the generated code raises it; another
+    (Ctrl-C while the caller waited for its workers, the iterable's own exception) keeps the
+    frames of the program's code only, as the plain loop shows them."""
+    if _full_traceback():
+        return error
+    if isinstance(error, ParaLoopError):
         error.__traceback__ = None
+        return error
+    return _own_frames_dropped(error)
+
+
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def _own_frames_dropped(error: BaseException) -> BaseException:
+    """``error`` with the frames of paraloop's own files left out of its traceback."""
+    kept: list[types.TracebackType] = []
+    entry = error.__traceback__
+    while entry is not None:
+        if not os.path.abspath(entry.tb_frame.f_code.co_filename).startswith(_PACKAGE):
+            kept.append(entry)
+        entry = entry.tb_next
+    for earlier, later in itertools.pairwise(kept):
+        earlier.tb_next = later
+    if kept:
+        kept[-1].tb_next = None
+    error.__traceback__ = kept[0] if kept else None
     return error
 
 

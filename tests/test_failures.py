@@ -25,6 +25,7 @@ from conftest import (
     START_METHODS,
     interrupt_like_a_terminal,
     last_json,
+    product_environment,
     run_program,
     run_script,
     run_source,
@@ -85,6 +86,44 @@ def test_ctrl_c_stops_everything(tmp_path: Path, method: str) -> None:
     assert "KeyboardInterrupt" in stderr
     assert elapsed < 5, f"took {elapsed:.1f} s to stop"
     assert wait_for_no_members(group, 5) == []
+    # The traceback ends at the loop's line, as the plain loop's would end in its body: not in
+    # paraloop's wait for its workers (PARALOOP_TRACEBACK=full shows those frames).
+    loop_line = 1 + script.read_text().splitlines().index(
+        "for i in ParaLoop(range(8), num_processes=2, chunksize=1, start_method=" + repr(method) + "):"
+    )
+    assert _frames(stderr)[-1] == (str(script), loop_line), stderr
+
+
+def _frames(stderr: str) -> list[tuple[str, int]]:
+    """The (file, line) of each frame of the last traceback in ``stderr``."""
+    last = stderr.rsplit("Traceback (most recent call last):", 1)[-1]
+    return [(path, int(line)) for path, line in re.findall(r'File "([^"]+)", line (\d+)', last)]
+
+
+def test_an_exception_of_the_iterable_has_the_plain_loops_traceback(tmp_path: Path) -> None:
+    """The iterable's own exception, raised as the caller pulls its next item, shows the frames
+    the plain loop's does (the loop's line, then the generator's), not paraloop's chunker
+    between them."""
+    script = tmp_path / "items.py"
+    script.write_text(
+        textwrap.dedent("""
+        from paraloop import ParaLoop
+        def items():
+            yield 1
+            yield 2
+            raise ValueError("bad input")
+        total = 0
+        for i in ParaLoop(items(), num_processes=2, caller_runs=False):
+            total += i
+        """)
+    )
+    ours = run_program(script)
+    plain = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=60, env=product_environment()
+    )
+    assert ours.stderr.endswith("ValueError: bad input\n"), ours.stderr
+    assert plain.stderr.endswith("ValueError: bad input\n"), plain.stderr
+    assert _frames(ours.stderr) == _frames(plain.stderr) == [(str(script), 8), (str(script), 6)], ours.stderr
 
 
 def test_worker_killed_by_a_signal(load_module: Loader) -> None:
