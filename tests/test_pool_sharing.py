@@ -310,9 +310,9 @@ def test_ctrl_c_as_a_loop_starts_gives_its_idle_workers_back(tmp_path: Path, met
         f"""
         import json
         from paraloop.backends.processes import dispatch, pool
-        import checked
+        import loops
 
-        checked.after({method!r})
+        loops.after({method!r})
         started = sorted(pool.worker_pids())
         policy = dispatch.LanePolicy
 
@@ -324,13 +324,13 @@ def test_ctrl_c_as_a_loop_starts_gives_its_idle_workers_back(tmp_path: Path, met
 
         dispatch.LanePolicy = interrupted
         try:
-            checked.after({method!r})
+            loops.after({method!r})
         except KeyboardInterrupt:
             pass
-        total = checked.after({method!r})
+        total = loops.after({method!r})
         print(json.dumps([len(started), sorted(pool.worker_pids()) == started, total]))
         """,
-        files={"checked.py": LOOPS},
+        files={"loops.py": LOOPS},
     )
     assert last_json(result) == [2, True, sum(range(100))]
 

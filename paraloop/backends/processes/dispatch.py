@@ -338,7 +338,6 @@ def _start(
             ready = start_seconds(pool.method) if loop.to_start else READY_SECONDS
             loop.caller = CallerWorker(job, sending.data, ready, pool.method, count)
         return loop
-
     except BaseException:
         # The loop never ran (Ctrl-C, or an error making it): the workers are the pool's again.
         for worker in active:

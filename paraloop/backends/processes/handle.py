@@ -279,9 +279,8 @@ class Worker:
             child_end.close()
         log.debug("started %s (pid %s, %s)", self.process.name, self.process.pid, method)
         self.connection = parent_end
-        # Readable once the process ended (see _pidfd).
+        # Readable once the process ended (see _pidfd and ended).
         self._pidfd = _pidfd(self.process.pid)
-        self.ended: Any = self.process.sentinel if self._pidfd is None else self._pidfd
         self.job_id = -1
         # The loop that holds this worker while it runs (a generator expression
         # over ParaLoop can hold workers while other loops run).
@@ -337,6 +336,11 @@ class Worker:
         if self._pidfd is not None or self.process.is_alive():
             return False
         return not wait([self.connection], 0)
+
+    @property
+    def ended(self) -> Any:
+        """What a wait shows the process's end by: its pidfd, else its sentinel."""
+        return self.process.sentinel if self._pidfd is None else self._pidfd
 
     @property
     def end_unwatched(self) -> bool:

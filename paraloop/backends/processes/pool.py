@@ -112,10 +112,9 @@ class ProcessPool:
         with self._lock:
             self.closing()
             # Retired ones that ended, and idle ones that died (killed from outside): their
-            # pipes are closed here, not left to the garbage collector.  Not a leased one: its
-            # loop, which may not have seen it die yet, waits on its pipe and reports its death.
+            # pipes are closed here, not left to the garbage collector.
             _drop_ended(self.retiring)
-            _drop_ended([w for w in self.workers if w.lease is None], self.workers)
+            _drop_ended(self.workers)
             free = [w for w in self.workers if w.lease is None]
             while start and len(free) < count:
                 method = self.method
@@ -217,12 +216,11 @@ class ProcessPool:
             worker.kill()
 
 
-def _drop_ended(candidates: list[Worker], workers: list[Worker] | None = None) -> None:
-    """Take those of ``candidates`` whose process ended out of ``workers`` (``candidates``
-    itself by default), their pipes closed."""
-    if workers is None:
-        workers = candidates
-    for worker in [w for w in candidates if not w.process.is_alive()]:
+def _drop_ended(workers: list[Worker]) -> None:
+    """Take the workers no loop holds whose process ended out of ``workers``, their pipes
+    closed.  Not a leased one: its loop, which may not have seen it die yet, waits on its pipe
+    and reports its death (a retired worker holds no lease)."""
+    for worker in [w for w in workers if w.lease is None and not w.process.is_alive()]:
         # Gone already, if another loop's cleanup discarded it meanwhile (the garbage collector
         # may finalize a loop's generator that a reference cycle kept at any allocation).
         if worker in workers:
