@@ -22,7 +22,9 @@ generator expression in a reference cycle finalized while another thread's loop 
 
 from __future__ import annotations
 
+import json
 import textwrap
+import time
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -186,9 +188,10 @@ def test_ctrl_c_during_the_final_check_leaves_no_answer_for_the_next_loop(
 
 
 EXIT_PROGRAM = """
-import os, sys, threading, time
+import json, os, sys, threading, time
 from pathlib import Path
 from paraloop import ParaLoop
+from paraloop.backends.processes.pool import worker_pids
 
 started = Path(sys.argv[2])
 
@@ -208,6 +211,7 @@ deadline = time.monotonic() + 60
 while not started.exists():
     assert time.monotonic() < deadline, "the background loop did not start"
     time.sleep(0.01)
+print(json.dumps(worker_pids()))
 print("main exits")
 """
 
@@ -229,8 +233,24 @@ def test_a_daemon_threads_loop_running_at_exit_raises_nothing(tmp_path: Path, me
     script.write_text(textwrap.dedent(EXIT_PROGRAM))
     result = run_program(script, method, str(tmp_path / "started"), timeout=120, PARALOOP_CALLER_RUNS="0")
     assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.strip() == "main exits"
+    pids, last = result.stdout.strip().splitlines()
+    assert last == "main exits"
     assert "Traceback" not in result.stderr and "Exception" not in result.stderr, result.stderr[-3000:]
+    # The loop's workers ended with the program (contract section 8).
+    assert json.loads(pids), "the loop had no worker"
+    deadline = time.monotonic() + 10
+    while (alive := [pid for pid in json.loads(pids) if _running(pid)]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert alive == []
+
+
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except FileNotFoundError:
+        return False
 
 
 FORK_DURING_START = """
