@@ -12,7 +12,8 @@ On Linux paraloop reads what only Linux offers, and elsewhere does without it:
 * whether a BLAS or OpenMP runtime is loaded, from ``/proc/self/maps``
   (:mod:`paraloop.native_threads`); elsewhere threadpoolctl is asked whenever numpy is loaded;
   OpenBLAS alone limited through its own functions (:mod:`paraloop.openblas_direct`), and a
-  library loaded since the last look told by the count of ``/proc/self/map_files``; elsewhere
+  library loaded since the last look told by the size of its code mappings (``VmLib`` in
+  ``/proc/self/status``); elsewhere
   threadpoolctl, and only a module imported since;
 * a SharedArray's segment opened as ``/dev/shm/NAME`` in workers (:mod:`paraloop.shared`);
   elsewhere through ``shm_open``, as ``multiprocessing.shared_memory`` opens it;

@@ -95,16 +95,15 @@ def native_loaded() -> bool:
         except OSError:  # pragma: no cover - no /proc after all
             pass
         else:
-            found = _NATIVE.search(mapped) is not None
+            # One pass over the map finds them and notes where they are (_direct needs it next).
+            found = bool(_note_paths(mapped))
             _seen = (*key, found)
-            if found:
-                _note_paths(mapped)
             return found
     return "numpy" in sys.modules
 
 
 # The native libraries' files the process's map showed at its last read, with the process and
-# what _files_mapped answered then (see _direct).
+# what _libraries_mark answered then (see _direct).
 _paths_read: tuple[int, int, list[str]] | None = None
 
 
@@ -120,7 +119,7 @@ def _note_paths(mapped: bytes) -> list[str]:
         fields = mapped[start : len(mapped) if end < 0 else end].split(None, 5)
         if len(fields) == 6:
             paths.add(os.fsdecode(fields[5].strip()))
-    _paths_read = (os.getpid(), _files_mapped(), sorted(paths))
+    _paths_read = (os.getpid(), _libraries_mark(), sorted(paths))
     return _paths_read[2]
 
 
@@ -174,7 +173,7 @@ def _narrowest() -> int | None:
 
 # The caller's controller and what it was made for (see _controller); a count of the occasions
 # to look for libraries mapped since (a loop begun, a job's chunk in a worker: see plan, apply),
-# and the number of files mapped at the last look, at which occasion.
+# and the mark of the libraries mapped at the last look (see _libraries_mark), at which occasion.
 _controlled: tuple[Any, Any] | None = None
 _looks = 0
 _mapped: tuple[int, int, int] | None = None
@@ -186,7 +185,7 @@ def _controller(threadpoolctl: Any) -> Any:
     0.3-0.5 ms that each short numpy loop paid twice; asking a made one for the counts, or
     limiting them, costs microseconds.  Made again when a module was imported (or taken out)
     since, when a library was mapped without one (``ctypes``, an optional import that failed
-    after loading its runtime: the files mapped are counted once per loop, and in a worker once
+    after loading its runtime: see _libraries_mark, read once per loop, and in a worker once
     per chunk), when threadpoolctl was reloaded (its classes hold which thread may limit
     OpenBLAS) or was given a controller of the program's own (``threadpoolctl.register``)."""
     global _controlled
@@ -194,7 +193,7 @@ def _controller(threadpoolctl: Any) -> Any:
     key = (
         pid,
         loaded_modules.state(),
-        _files_mapped(),
+        _libraries_mark(),
         id(threadpoolctl.ThreadpoolController),  # a reload makes its classes anew
         len(getattr(threadpoolctl, "_ALL_CONTROLLERS", ())),
     )
@@ -204,10 +203,15 @@ def _controller(threadpoolctl: Any) -> Any:
     return found[1]
 
 
-def _files_mapped() -> int:
-    """The number of files mapped into the process (a library maps a few), counted once per look
-    (see _controller): 0.07-0.25 ms, where reading the map and finding the libraries in it cost
-    0.2-0.4.  (Not the C library's own counts of libraries loaded, which ``dl_iterate_phdr``
+def _libraries_mark() -> int:
+    """A number that changes when a library is mapped into the process, read once per look (see
+    _controller): the size of its executable mappings beyond the program's own (``VmLib`` in
+    ``/proc/self/status``, which each library's code adds to), about 0.01 ms.  The count of the
+    files mapped (``/proc/self/map_files``), used before, cost 0.07-0.1 ms a loop and 0.2-0.3 ms
+    a program's first (the kernel makes that directory when first read), and stayed the same
+    when a library was loaded while another file's mapping went (a ``numpy.memmap``, an
+    ``mmap``); code mappings come and go far more rarely.  That count stays where ``VmLib`` is
+    not shown.  (Not the C library's own counts of libraries loaded, which ``dl_iterate_phdr``
     gives: its callback would run Python code with the loader's lock held, and another thread
     that holds the GIL and loads a library, an extension module's import, would wait for that
     lock: both hung.)"""
@@ -217,12 +221,17 @@ def _files_mapped() -> int:
     pid = os.getpid()
     mapped = _mapped
     if mapped is None or mapped[:2] != (_looks, pid):
-        files = -1
+        mark = -1
         try:
-            files = len(os.listdir("/proc/self/map_files"))
-        except OSError:  # pragma: no cover - no /proc after all
+            status = _read_all("/proc/self/status")
+            at = status.find(b"\nVmLib:")
+            if at >= 0:
+                mark = int(status[at + 7 : status.index(b"kB", at)])
+            else:  # pragma: no cover - a kernel that does not show it
+                mark = len(os.listdir("/proc/self/map_files"))
+        except (OSError, ValueError):  # pragma: no cover - no /proc after all
             pass
-        mapped = _mapped = (_looks, pid, files)
+        mapped = _mapped = (_looks, pid, mark)
     return mapped[2]
 
 
@@ -239,7 +248,7 @@ def _direct() -> Any:
     if "threadpoolctl" in sys.modules or not linux_facilities():
         return None
     pid = os.getpid()
-    mark = _files_mapped()
+    mark = _libraries_mark()
     key = (pid, loaded_modules.state(), mark)
     made = _direct_made
     if made is None or made[0] != key:

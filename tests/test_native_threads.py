@@ -517,6 +517,56 @@ def test_an_openmp_runtime_mapped_between_loops_without_threadpoolctl_is_limited
 
 
 @TWO_CPUS
+@NEEDS_GOMP
+def test_an_openmp_runtime_loaded_as_as_many_file_mappings_go_is_still_limited_in_the_caller_s_chunks(
+    tmp_path: Path,
+) -> None:
+    """Between two loops the program closes as many mapped files (``mmap``) as loading libgomp
+    with ctypes maps: the number of files mapped is what it was, but a library was loaded, and
+    the next loop's caller's chunk limits OpenMP too (the count of ``/proc/self/map_files``,
+    which paraloop watched before, stayed the same, and the caller ran libgomp at every CPU)."""
+    added = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import ctypes, os, numpy; n = lambda: len(os.listdir('/proc/self/map_files')); "
+            f"before = n(); ctypes.CDLL({GOMP!r}); print(n() - before)",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    mappings = int(added.stdout)
+    assert mappings > 0
+    for index in range(mappings):
+        (tmp_path / f"mapped{index}").write_bytes(b"x" * 4096)
+    seen = _run(
+        tmp_path,
+        f"""
+        import mmap
+        files = [open(f"mapped{{index}}", "rb") for index in range({mappings})]
+        maps = [mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) for file in files]
+        count = lambda: len(os.listdir("/proc/self/map_files"))
+        seen = []
+        for load in (False, True):
+            if load:
+                before = count()
+                for one in maps:
+                    one.close()
+                ctypes.CDLL({GOMP!r})
+                assert count() == before, (count(), before)  # the test's premise
+            for i in ParaLoop(range(10)):
+                seen.append([blas_threads(), ctypes.CDLL({GOMP!r}).omp_get_max_threads() if load else None])
+        print(json.dumps(seen))
+        """,
+        DIRECT_PRELUDE,
+        PARALOOP_CALLER_RUNS="1",
+    )
+    share = max(1, CPUS // 2)
+    assert seen == [[share, None]] * 10 + [[share, share]] * 10
+
+
+@TWO_CPUS
 @pytest.mark.parametrize("method", START_METHODS)
 def test_without_threadpoolctl_the_workers_and_the_threads_backend_run_openblas_at_the_share(
     tmp_path: Path, method: str
