@@ -335,6 +335,42 @@ def test_ctrl_c_as_a_loop_starts_gives_its_idle_workers_back(tmp_path: Path, met
     assert last_json(result) == [2, True, sum(range(100))]
 
 
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_ctrl_c_just_after_a_loop_took_its_workers_gives_them_back(tmp_path: Path, method: str) -> None:
+    """Ctrl-C in the moment after the loop's start returned, before its cleanup was armed (the
+    interpreter checks for signals as a call returns): the idle workers it had taken stayed
+    its own for ever, and every later loop started workers of its own beside them."""
+    result = run_source(
+        tmp_path,
+        f"""
+        import json
+        from paraloop.backends.processes import dispatch, pool
+        import loops
+
+        loops.after({method!r})
+        started = sorted(pool.worker_pids())
+        start = dispatch._start
+
+
+        def interrupted(*args, **kwargs):
+            dispatch._start = start
+            start(*args, **kwargs)  # the loop is made, its workers leased, and then Ctrl-C
+            raise KeyboardInterrupt
+
+
+        dispatch._start = interrupted
+        try:
+            loops.after({method!r})
+        except KeyboardInterrupt:
+            pass
+        total = loops.after({method!r})
+        print(json.dumps([len(started), sorted(pool.worker_pids()) == started, total]))
+        """,
+        files={"loops.py": LOOPS},
+    )
+    assert last_json(result) == [2, True, sum(range(100))]
+
+
 def test_a_cleanup_run_again_after_ctrl_c_leaves_another_threads_worker_alone(tmp_path: Path) -> None:
     """A loop's cleanup, cut short by Ctrl-C, runs again.  Its first run had given an idle worker
     back to the pool, and another thread's loop had taken it and given it a chunk meanwhile: the

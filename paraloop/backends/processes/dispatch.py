@@ -226,10 +226,17 @@ def run(
 ) -> Iterator[Outcome]:
     """Run the chunks of ``chunker`` on ``count`` workers of ``pool``; yield outcomes as they
     arrive (see ProcessPool.run)."""
-    loop = _start(pool, job, chunker, count, grow_to, recycle, caller_runs, hold_native)
+    loop_id = next(_loop_ids)
+    sending = JobMessage(
+        job, serialize.importing_now(), typeguard_workers.settings(), coverage_workers.settings()
+    )
+    loop: Loop | None = None
     # Under fork, this loop's forks and other threads' caller's chunks take turns.
     turns: loop_running | None = None
     try:
+        # Inside the try: a Ctrl-C as the start returns (the interpreter looks for signals then)
+        # would lose the loop, and the workers it leased would stay leased for ever.
+        loop = _start(pool, job, chunker, count, grow_to, recycle, caller_runs, hold_native, loop_id, sending)
         turns = loop_running()
         yield from _running(loop, pool, job)
     finally:
@@ -242,9 +249,9 @@ def run(
         steps: list[Callable[[], Any]] = [
             # First: a second Ctrl-C during the cleanup left the caller's pools at the workers'
             # share for the rest of the program (see native_threads._leave).
-            loop.native.close,
+            (lambda: None) if loop is None else loop.native.close,
             (lambda: None) if turns is None else turns.end,
-            lambda: release(loop),
+            (lambda: _unstarted(pool, loop_id, sending)) if loop is None else (lambda: release(loop)),
             # A loop whose first iteration started importing multiprocess and then ended in the
             # caller returns once the import is in: no lock of it is held when the program forks.
             background_import.joined,
@@ -309,40 +316,39 @@ def _start(
     grow_to: int | None,
     recycle: int | None,
     caller_runs: bool,
-    hold_native: bool = True,
+    hold_native: bool,
+    loop_id: int,
+    sending: JobMessage,
 ) -> Loop:
-    loop_id = next(_loop_ids)
-    sending = JobMessage(
-        job, serialize.importing_now(), typeguard_workers.settings(), coverage_workers.settings()
-    )
     active = pool.lease(count, loop_id, start=False)
-    try:
-        policy = LanePolicy(
-            count,
-            grow_to,
-            # Threads in a worker: not for a loop with a timeout (a thread cannot be stopped) nor
-            # for one whose iterations change process-wide state (see paraloop.process_state).
-            allowed=job.timeout is None and job.lanes is not False and recycle is None,
-            state_matters=job.lanes is None,
-            process_cap=waiting_workers(),
-        )
-        # Under fork, workers forked with the caller's pools at their share keep them so.
-        native = native_threads.Hold(
-            job.native_threads if pool.method == "fork" and hold_native else None, job
-        )
-        loop = Loop(
-            pool, job, chunker, loop_id, policy, sending, recycle, active, count - len(active), native=native
-        )
-        # The caller runs the first chunks itself, and more while its new workers get ready.
-        if caller_runs and may_run(job, recycle):
-            ready = start_seconds(pool.method) if loop.to_start else READY_SECONDS
-            loop.caller = CallerWorker(job, sending.data, ready, pool.method, count)
-        return loop
-    except BaseException:
-        # The loop never ran (Ctrl-C, or an error making it): the workers are the pool's again.
-        for worker in active:
-            worker.lease = None
-        raise
+    # A Ctrl-C or an error from here on: run's cleanup gives the workers back (see _unstarted).
+    policy = LanePolicy(
+        count,
+        grow_to,
+        # Threads in a worker: not for a loop with a timeout (a thread cannot be stopped) nor
+        # for one whose iterations change process-wide state (see paraloop.process_state).
+        allowed=job.timeout is None and job.lanes is not False and recycle is None,
+        state_matters=job.lanes is None,
+        process_cap=waiting_workers(),
+    )
+    # Under fork, workers forked with the caller's pools at their share keep them so.
+    native = native_threads.Hold(job.native_threads if pool.method == "fork" and hold_native else None, job)
+    loop = Loop(
+        pool, job, chunker, loop_id, policy, sending, recycle, active, count - len(active), native=native
+    )
+    # The caller runs the first chunks itself, and more while its new workers get ready.
+    if caller_runs and may_run(job, recycle):
+        ready = start_seconds(pool.method) if loop.to_start else READY_SECONDS
+        loop.caller = CallerWorker(job, sending.data, ready, pool.method, count)
+    return loop
+
+
+def _unstarted(pool: ProcessPool, loop_id: int, sending: JobMessage) -> None:
+    """The cleanup of a loop whose start was cut short (see run): the workers it leased are the
+    pool's again (nothing was sent to them), and the job's shared segments, if any were made (the
+    caller's chunk makes the job's bytes), are freed."""
+    pool.unlease(loop_id)
+    sending.segments.free()
 
 
 def _callers_part(loop: Loop, caller: CallerWorker) -> Iterator[Outcome]:

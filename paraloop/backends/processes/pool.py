@@ -129,6 +129,14 @@ class ProcessPool:
                 worker.lease = loop_id
             return chosen
 
+    def unlease(self, loop_id: int) -> None:
+        """The workers leased to the loop ``loop_id`` are free again (a loop whose start was cut
+        short: see dispatch.run)."""
+        with self._lock:
+            for worker in self.workers:
+                if worker.lease == loop_id:
+                    worker.lease = None
+
     def closing(self) -> None:
         """End the loop that asks, quietly, if the program exits: its workers are stopped.
 
