@@ -23,11 +23,14 @@ import pickle
 import sys
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import serialize
 from .items import COPY, IMMUTABLE, INLINE, Frozen, Partial, check_copied, length, take, unsendable
 from .records import Record
+
+if TYPE_CHECKING:
+    from .iterable_watch import IterableWatch
 
 __all__ = ["Chunk", "Chunker"]
 
@@ -278,6 +281,13 @@ class Chunker:
         self.target = TARGET_SECONDS
         # The threads backend takes chunks from several threads.
         self._lock = threading.Lock()
+        # What the iterator's own code changes as it yields (see paraloop.iterable_watch).
+        self.watch: IterableWatch | None = None
+
+    @property
+    def reads_iterator(self) -> bool:
+        """Whether the items come from an iterator (the program's code may run as they are read)."""
+        return self._iterator is not None
 
     def next(self, minimum: int = 1, maximum: int | None = None) -> Chunk | None:
         """The next chunk, of ``minimum`` to ``maximum`` items, or None; a fixed size (``chunksize=``)
@@ -311,7 +321,13 @@ class Chunker:
             if self._sequence is not None:
                 items, kinds, ended = self._slice(size)
             else:
+                watch = self.watch
+                before = watch.before() if watch is not None else []
                 items, kinds, ended = self._read(size)
+                refused = watch.after(before, self.position) if watch is not None else None
+                if refused is not None:
+                    # Read with a changed value: none of these items run (see iterable_watch).
+                    raise Partial([], refused)
         except Partial as partial:
             # As in a plain loop, the items before the failure still run; the error
             # (the iterable's own, or an item that cannot be used) is raised once

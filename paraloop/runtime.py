@@ -350,6 +350,35 @@ def _chunker(loop: ParaLoop[Any]) -> Chunker:
     return Chunker(loop.iterable, loop.chunksize, _ITEM_MODES.get(_backend(loop), COPY))
 
 
+def _watch_iterable(
+    chunker: Chunker, loop: ParaLoop[Any], job: Job, scope: Mapping[str, Any] | None, local: tuple[str, ...]
+) -> None:
+    """Where the items come from an iterator: look, as they are read, for what its code changes
+    that the body reads (see :mod:`paraloop.iterable_watch`)."""
+    if not chunker.reads_iterator:
+        return
+    from .iterable_watch import IterableWatch  # only for loops over iterators
+
+    namespace = job.function.__globals__
+    adopt = None
+    if _backend(loop) == "sequential":
+
+        def adopt(name: str, value: Any) -> None:
+            # Each item is read just before its iteration runs: it runs with the value rebound.
+            position = job.params.index(name)
+            job.values = (*job.values[:position], value, *job.values[position + 1 :])
+
+    chunker.watch = IterableWatch.of(
+        job.params,
+        job.values,
+        job.tracked,
+        lambda name: (scope is None or name not in scope) and name not in local and name in namespace,
+        namespace,
+        f"{job.filename}, line {job.line}",
+        adopt,
+    )
+
+
 def _outcomes(loop: ParaLoop[Any], job: Job, chunker: Chunker, between: bool = False) -> Iterator[Outcome]:
     """Run the job's chunks on the loop's backend; outcomes arrive in any order.
 
@@ -656,6 +685,7 @@ def _run(
         and type(variables[name].value) in CONTINUED_TYPES
     }
     chunker = _chunker(loop)
+    _watch_iterable(chunker, loop, job, scope, local)
     combiner = Combiner(variables, job, inferred, chunker.held)
     inline = _backend(loop) in ("threads", "sequential")
     bar = open_bar(loop.iterable, job.filename, line, loop.progress_options) if loop.progress else None
@@ -708,6 +738,7 @@ def comprehension(
 
     def parts() -> Iterator[Any]:
         chunker = _chunker(loop)
+        _watch_iterable(chunker, loop, job, scope, local)
         inline = _backend(loop) in ("threads", "sequential")
         bar = open_bar(loop.iterable, job.filename, line, loop.progress_options) if loop.progress else None
         outcomes: Iterator[Outcome] = iter(())

@@ -65,11 +65,6 @@ GENERATOR_SETS_A_DICT_ENTRY = """
     """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap (docs/semantics.md, Known differences): what the iterable's own code changes "
-    "as it yields is not detected",
-)
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize(
     "source", [GENERATOR_SETS_A_GLOBAL, GENERATOR_SETS_A_DICT_ENTRY], ids=["global", "dict-entry"]
@@ -77,8 +72,9 @@ GENERATOR_SETS_A_DICT_ENTRY = """
 def test_a_generator_that_changes_what_the_body_reads_gives_the_plain_result_or_is_refused(
     tmp_path, method, source
 ) -> None:
-    """Plain: [0, 1, 4, 9, ...] (i * i).  paraloop: [0, 1, 2, 3, ...] (the global as it was when
-    the job was made) or [0, 0, 0, ...] (the dict as it was after the first item), no error."""
+    """Plain: [0, 1, 4, 9, ...] (i * i).  paraloop gave [0, 1, 2, 3, ...] (the global as it was
+    when the job was made) or [0, 0, 0, ...] (the dict as it was after the first item), no error;
+    now refused (paraloop.iterable_watch, tests/test_iterable_changes.py)."""
     out = last_json(run_source(tmp_path, source, PARALOOP_START_METHOD=method))
     if isinstance(out, str):
         assert out.startswith("refused: "), out

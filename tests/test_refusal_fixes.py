@@ -299,12 +299,65 @@ CASES: dict[str, tuple[str, list[str], str, list[str]]] = {
         """,
         ["result"],
     ),
+    "a generator that sets a global the body reads: yield it with the item": (
+        """
+        SCALE = 1
+        def rows(n):
+            global SCALE
+            for i in range(n):
+                SCALE = i % 4
+                yield i
+        out = []
+        for i in ParaLoop(rows(24)):
+            out.append(i * SCALE)
+        """,
+        ["'SCALE'", "Yield what the body needs with each item", "yield item, SCALE"],
+        """
+        SCALE = 1
+        def rows(n):
+            global SCALE
+            for i in range(n):
+                SCALE = i % 4
+                yield i, SCALE
+        out = []
+        for i, scale in ParaLoop(rows(24)):
+            out.append(i * scale)
+        """,
+        ["out", "SCALE"],
+    ),
+    "a generator that sets a dict's entry the body reads: yield it with the item": (
+        """
+        config = {"scale": 1}
+        def rows(n):
+            for i in range(n):
+                config["scale"] = i % 4
+                yield i
+        out = []
+        for i in ParaLoop(rows(24)):
+            out.append(i * config["scale"])
+        """,
+        ["'config' (in place: dict)", "Yield what the body needs with each item"],
+        """
+        config = {"scale": 1}
+        def rows(n):
+            for i in range(n):
+                config["scale"] = i % 4
+                yield i, config["scale"]
+        out = []
+        for i, scale in ParaLoop(rows(24)):
+            out.append(i * scale)
+        """,
+        ["out", "config"],
+    ),
 }
 
 
-# Caught while the loop runs (see paraloop.guard), on every backend but the sequential one,
-# which runs the plain loop in the caller: there the refused loop gives the plain result.
+# Caught while the loop runs (see paraloop.guard and paraloop.iterable_watch), on every backend
+# but the sequential one, which runs the plain loop in the caller: there the refused loop gives
+# the plain result.
 CAUGHT_RUNNING = {
+    "a generator that sets a global the body reads: yield it with the item",
+    "a generator that sets a dict's entry the body reads: yield it with the item",
     "a method kept in a name: update the list in the body",
     "a write through a view: write at the iteration's own row",
     "a closure's nonlocal total: update it in the body",

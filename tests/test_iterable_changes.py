@@ -1,0 +1,264 @@
+"""What the loop's iterable changes as it yields, that the body reads (paraloop.iterable_watch).
+
+The plain loop runs each iteration just after its item is yielded, so a generator that sets a
+global (or an entry of a dict) before each ``yield`` gives each iteration its own value.  paraloop
+reads items ahead, and its iterations read the values of when the loop began: such a loop is
+refused (CONTRACT sections 1 and 5, no silent loss; section 6, a refusal whose advice works), and
+the sequential backend, which reads each item just before its iteration, gives the plain result.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from conftest import use_backend
+
+from paraloop import ParaLoopError
+
+SETS_A_GLOBAL = """
+from paraloop import ParaLoop
+
+SCALE = 1
+
+
+def scaled(n):
+    global SCALE
+    for i in range(n):
+        SCALE = i
+        yield i
+
+
+def run(n):
+    out = []
+    for i in ParaLoop(scaled(n)):
+        out.append(i * SCALE)
+    return out
+"""
+
+SETS_A_DICT_ENTRY = """
+from paraloop import ParaLoop
+
+config = {"scale": 1}
+
+
+def scaled(n):
+    for i in range(n):
+        config["scale"] = i
+        yield i
+
+
+def run(n):
+    out = []
+    for i in ParaLoop(scaled(n)):
+        out.append(i * config["scale"])
+    return out
+"""
+
+IN_A_FUNCTION = """
+from paraloop import ParaLoop
+
+
+def run(n):
+    config = {"scale": 1}
+
+    def scaled():
+        for i in range(n):
+            config["scale"] = i
+            yield i
+
+    out = []
+    for i in ParaLoop(scaled()):
+        out.append(i * config["scale"])
+    return out
+"""
+
+IN_A_COMPREHENSION = """
+from paraloop import ParaLoop
+
+SCALE = 1
+
+
+def scaled(n):
+    global SCALE
+    for i in range(n):
+        SCALE = i
+        yield i
+
+
+def run(n):
+    return [i * SCALE for i in ParaLoop(scaled(n))]
+"""
+
+SOURCES = {
+    "global": SETS_A_GLOBAL,
+    "dict-entry": SETS_A_DICT_ENTRY,
+    "in-a-function": IN_A_FUNCTION,
+    "comprehension": IN_A_COMPREHENSION,
+}
+
+
+@pytest.mark.parametrize("kind", SOURCES)
+def test_a_generator_that_changes_what_the_body_reads_is_refused_or_runs_as_written(
+    load_module: Any, every_backend: str, kind: str
+) -> None:
+    """Plain: the squares.  Before: the values of the loop's start, silently ([0, 1, 2, ...]
+    for the global, [0, 0, 0, ...] for the dict on most backends); sequentially too for the
+    global (its body read the value captured at the loop's start)."""
+    module = load_module(SOURCES[kind])
+    if every_backend == "sequential":
+        assert module.run(30) == [i * i for i in range(30)]
+        return
+    with pytest.raises(ParaLoopError) as refused:
+        module.run(30)
+    message = str(refused.value)
+    loop_line = next(
+        number for number, text in enumerate(SOURCES[kind].splitlines(), 2) if "in ParaLoop(" in text
+    )
+    assert f"{module.__file__}, line {loop_line}:" in message
+    assert "the loop's iterable changed" in message
+    assert ("'SCALE'" if kind in ("global", "comprehension") else "'config'") in message
+    assert "Yield what the body needs with each item" in message
+
+
+FOLLOWS_THE_ADVICE = """
+from paraloop import ParaLoop
+
+SCALE = 1
+config = {"scale": 1}
+
+
+def scaled(n):
+    global SCALE
+    for i in range(n):
+        SCALE = i
+        config["scale"] = i
+        yield i, SCALE, config["scale"]
+
+
+def run(n):
+    out = []
+    for i, value, entry in ParaLoop(scaled(n)):
+        out.append(i * value + entry)
+    return out
+"""
+
+
+def test_the_refusal_s_advice_gives_the_plain_result(load_module: Any, every_backend: str) -> None:
+    """Yielding the value with the item, as the refusal says: the plain result on every backend
+    (the iterable still changes SCALE and config, which the body no longer reads)."""
+    module = load_module(FOLLOWS_THE_ADVICE)
+    assert module.run(30) == [i * i + i for i in range(30)]
+
+
+UNREAD_OR_UNCHANGED = """
+from paraloop import ParaLoop
+
+SCALE = 2.5
+COUNT = 0
+config = {"scale": 3}
+
+
+def items(n):
+    global COUNT, SCALE
+    for i in range(n):
+        COUNT += 1  # the body never reads it
+        SCALE = float("2.5")  # a new float, equal to the old one
+        config["scale"] = 3  # the same entry again
+        yield i
+
+
+def run(n):
+    out = []
+    for i in ParaLoop(items(n)):
+        out.append(i * SCALE * config["scale"])
+    return out
+"""
+
+
+def test_what_the_body_does_not_read_or_what_stays_equal_is_not_refused(
+    load_module: Any, every_backend: str
+) -> None:
+    module = load_module(UNREAD_OR_UNCHANGED)
+    assert module.run(40) == [i * 2.5 * 3 for i in range(40)]
+    assert module.COUNT == 40
+
+
+SETS_IT_AFTER_ITEMS_RAN = """
+from paraloop import ParaLoop
+
+SCALE = 1
+
+
+def scaled(n):
+    global SCALE
+    for i in range(n):
+        if i == 20:
+            SCALE = 100
+        yield i
+
+
+def run(n):
+    out = []
+    try:
+        for i in ParaLoop(scaled(n), chunksize=5):
+            out.append(i * SCALE)
+    except Exception as error:  # noqa: BLE001 - the test reads it
+        return out, error
+    return out, None
+"""
+
+
+@pytest.mark.parametrize("backend", ["fork", "threads"])
+def test_the_items_before_the_change_run_and_leave_their_results(
+    load_module: Any, backend: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The iterable rebinds SCALE at item 20 (chunks of 5): the iterations before the chunk whose
+    read saw the change ran, with the value they read in the plain loop too; the refusal comes
+    after them, as an iteration's exception does."""
+    use_backend(backend, request, monkeypatch)
+    module = load_module(SETS_IT_AFTER_ITEMS_RAN)
+    out, error = module.run(40)
+    assert isinstance(error, ParaLoopError)
+    assert "item 20" in str(error)
+    assert out == list(range(20))
+
+
+CACHED_BETWEEN_READS = """
+import functools
+
+from paraloop import ParaLoop
+
+
+class Table:
+    def __init__(self, n):
+        self.n = n
+
+    @functools.cached_property
+    def scale(self):
+        return self.n * 2
+
+
+table = Table(3)
+
+
+def items(n):
+    yield from range(n)
+
+
+def run(n):
+    out = []
+    for i in ParaLoop(items(n)):
+        out.append(i * table.scale)
+    return out
+"""
+
+
+def test_what_the_body_caches_on_an_object_between_reads_is_not_the_iterable_s_change(
+    load_module: Any, every_backend: str
+) -> None:
+    """The body's first read of a ``cached_property`` stores its value on the object (in the
+    caller's chunks, on the program's own object), between two reads of items: not a change the
+    iterable made (compared with the loop's start, the object's pickle differs)."""
+    module = load_module(CACHED_BETWEEN_READS)
+    assert module.run(40) == [i * 6 for i in range(40)]
