@@ -33,16 +33,15 @@ whose pickle is larger than ``_SMALL``.
 
 from __future__ import annotations
 
-import io
 import pickle
 import types
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from .errors import ParaLoopError
-from .guard import ATOMS
+from .guard import ATOMS, Bounded, fingerprint
 
-__all__ = ["IterableWatch"]
+__all__ = ["BetweenItems", "IterableWatch"]
 
 # A captured object whose pickle is larger than this is not looked at (its fingerprint, twice a
 # chunk, would cost a loop of small chunks more than its items: 64 KB take about 0.05 ms).
@@ -136,26 +135,101 @@ class IterableWatch:
         )
 
 
+class BetweenItems:
+    """A generator expression over ParaLoop, read item by item: what the program changed since the
+    expression was made, that its body reads.
+
+    ``g = (i * scale["k"] for i in ParaLoop(items))``, ``next(g)``, then ``scale["k"] = 100``:
+    a plain generator expression computes each item when it is asked for, with the values of
+    then.  paraloop's workers compute the items ahead, with the values of when the expression
+    was made, so a change the program makes between two items is refused when the next is
+    asked for: a rebound global at once (each item), a change in place at the next chunk's first
+    item or at the end (an object's fingerprint costs microseconds, too much for every item of a
+    long expression), so the items of a chunk read after such a change may have used the old
+    value before the refusal comes.  The fingerprints are the guard's, which leave out what a
+    ``functools.cached_property`` stored: with threads, iterations run on the program's objects
+    while the program reads the items.  The sequential backend computes such an expression's
+    items one by one, each when it is asked for, on the program's objects and with a global as
+    the program rebound it: the plain result.
+    """
+
+    def __init__(self, watch: IterableWatch) -> None:
+        self._watch = watch
+        self._start = [fingerprint(value, limit=_SMALL) for _, value in watch._objects]
+        # The values rebound_test was made for, and the test (see rebound_test).
+        self._test: tuple[list[Any], Callable[[], bool]] | None = None
+
+    def rebound(self, index: int) -> ParaLoopError | None:
+        """Before item ``index`` is handed out: a global the body reads, rebound since (the
+        sequential backend, which computes each item when it is asked for, takes it instead)."""
+        watch = self._watch
+        namespace = watch._namespace
+        for position, (name, value) in enumerate(watch._globals):
+            now = namespace.get(name, _MISSING)
+            if now is value or _same(now, value):
+                continue
+            if watch._adopt is not None and now is not _MISSING:
+                watch._adopt(name, now)
+                watch._globals[position] = (name, now)
+                continue
+            return self._refusal(f"the global {name!r}", index)
+        return None
+
+    def rebound_test(self) -> Callable[[], bool]:
+        """A function that tells, in tens of nanoseconds, whether a global the body reads may have
+        been rebound since now (then :meth:`rebound` judges): each item of a long expression
+        asks it."""
+        watch = self._watch
+        if not watch._globals:
+            return _never
+        made = self._test
+        if made is not None and made[0] == [value for _, value in watch._globals]:
+            return made[1]
+        # One comparison per name, written out: a loop over the names cost 4 times as much.
+        values = {f"v{position}": value for position, (_, value) in enumerate(watch._globals)}
+        test = " or ".join(
+            f"get({name!r}, missing) is not v{position}" for position, (name, _) in enumerate(watch._globals)
+        )
+        scope = {"get": watch._namespace.get, "missing": _MISSING, **values}
+        made = self._test = ([value for _, value in watch._globals], eval(f"lambda: {test}", scope))
+        return made[1]
+
+    def changed(self, index: int) -> ParaLoopError | None:
+        """Before item ``index`` (a chunk's first) or at the end: a global rebound, or an object
+        changed in place, since the expression was made."""
+        refused = self.rebound(index)
+        if refused is not None:
+            return refused
+        for (name, value), earlier in zip(self._watch._objects, self._start):
+            if earlier is not None and fingerprint(value, limit=_SMALL) != earlier:
+                return self._refusal(f"{name!r} (in place: {type(value).__name__})", index)
+        return None
+
+    def _refusal(self, what: str, index: int) -> ParaLoopError:
+        return ParaLoopError(
+            f"{self._watch._where}: the program changed {what}, which the generator "
+            f"expression reads, before it asked for item {index}: paraloop computes a generator "
+            "expression's items ahead, with the values of when it was made (the items of the chunk "
+            "just read may have used them already).  Read the expression whole (list(...)) before "
+            "changing what it reads, or put what changes in its items"
+        )
+
+
+def _never() -> bool:
+    return False
+
+
 def _fingerprint(value: Any) -> int | None:
     """A hash of ``value``'s pickle, or None if it cannot be pickled or its pickle passes
     ``_SMALL`` bytes.  The C pickler alone, a microsecond or two for a small dict: the guard's
     fingerprints (paraloop.guard), which call Python for each object inside, cost a small loop
     tenths of a millisecond at two a chunk."""
-    buffer = _Bounded()
+    buffer = Bounded(_SMALL)
     try:
         pickle.Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(value)
     except Exception:  # noqa: BLE001 - an object paraloop cannot see into is not looked at
         return None
     return hash(buffer.getvalue())
-
-
-class _Bounded(io.BytesIO):
-    """A pickle's buffer that stops the pickling once it passes ``_SMALL`` bytes."""
-
-    def write(self, data: Any) -> int:
-        if self.tell() + len(data) > _SMALL:
-            raise OverflowError("larger than paraloop looks at")
-        return super().write(data)
 
 
 def _changeable(value: Any) -> bool:

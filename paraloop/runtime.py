@@ -22,7 +22,7 @@ import warnings
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from collections.abc import Set as AbstractSet
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import broken_pipe, environment, log, native_threads
 from .aggregation_strategies import ElementUpdates, Scratch
@@ -59,6 +59,9 @@ from .replay import CONTINUED_TYPES
 from .resources import PerWorker
 from .signal_errors import HandlerRaised, despite_ctrl_c, handlers_raise_through, released
 from .variable import Variable
+
+if TYPE_CHECKING:
+    from .iterable_watch import BetweenItems
 
 # What generated code names (the outcomes a worker returns, run, comprehension), and the records
 # of a loop's plan, which paraloop.plan.read makes from the constants generated code spells.
@@ -345,9 +348,10 @@ def _in_worker_process() -> bool:
     return in_worker is not None and bool(in_worker())
 
 
-def _chunker(loop: ParaLoop[Any]) -> Chunker:
-    """The loop's chunks, each item fixed as the backend needs (see :mod:`paraloop.items`)."""
-    return Chunker(loop.iterable, loop.chunksize, _ITEM_MODES.get(_backend(loop), COPY))
+def _chunker(loop: ParaLoop[Any], one_by_one: bool = False) -> Chunker:
+    """The loop's chunks, each item fixed as the backend needs (see :mod:`paraloop.items`); with
+    ``one_by_one``, a chunk per item."""
+    return Chunker(loop.iterable, 1 if one_by_one else loop.chunksize, _ITEM_MODES.get(_backend(loop), COPY))
 
 
 def _watch_iterable(
@@ -360,14 +364,6 @@ def _watch_iterable(
     from .iterable_watch import IterableWatch  # only for loops over iterators
 
     namespace = job.function.__globals__
-    adopt = None
-    if _backend(loop) == "sequential":
-
-        def adopt(name: str, value: Any) -> None:
-            # Each item is read just before its iteration runs: it runs with the value rebound.
-            position = job.params.index(name)
-            job.values = (*job.values[:position], value, *job.values[position + 1 :])
-
     chunker.watch = IterableWatch.of(
         job.params,
         job.values,
@@ -375,8 +371,72 @@ def _watch_iterable(
         lambda name: (scope is None or name not in scope) and name not in local and name in namespace,
         namespace,
         f"{job.filename}, line {job.line}",
-        adopt,
+        # Each item is read just before its iteration runs: it runs with the value rebound.
+        _adopting(job) if _backend(loop) == "sequential" else None,
     )
+
+
+def _between_items(
+    loop: ParaLoop[Any], job: Job, scope: Mapping[str, Any] | None, local: tuple[str, ...]
+) -> BetweenItems | None:
+    """For a generator expression over ParaLoop: the look at what the program changes between its
+    items, that its body reads (see :class:`paraloop.iterable_watch.BetweenItems`)."""
+    from .iterable_watch import BetweenItems, IterableWatch
+
+    watch = IterableWatch.of(
+        job.params,
+        job.values,
+        job.tracked,
+        lambda name: (scope is None or name not in scope) and name not in local and name in namespace,
+        (namespace := job.function.__globals__),
+        f"{job.filename}, line {job.line}",
+        _adopting(job) if _backend(loop) == "sequential" else None,
+    )
+    return None if watch is None else BetweenItems(watch)
+
+
+def _adopting(job: Job) -> Callable[[str, Any], None]:
+    """For the sequential backend, which runs each iteration just after its item is read (or asked
+    for): the job's value of a global the program rebound since, for the iterations to come."""
+
+    def adopt(name: str, value: Any) -> None:
+        position = job.params.index(name)
+        job.values = (*job.values[:position], value, *job.values[position + 1 :])
+
+    return adopt
+
+
+def _checked_items(parts: Iterator[Any], between: BetweenItems) -> Iterator[Any]:
+    """The items of a generator expression's chunks, each handed out once nothing it read changed."""
+    index = 0
+    refused = None
+    while refused is None:
+        # Before the next chunk is asked for (the sequential backend computes it then).
+        refused = between.changed(index)
+        if refused is not None:
+            break
+        part = next(parts, None)
+        if part is None:
+            return
+        items = iter(part)
+        for item in items:  # the chunk's first: its look was the one above
+            yield item
+            index += 1
+            break
+        # Objects in place at a chunk's first item only; globals at each (see BetweenItems),
+        # by a test made for the names (tens of nanoseconds an item).
+        rebound = between.rebound_test()
+        for item in items:
+            if rebound():
+                refused = between.rebound(index)
+                if refused is not None:
+                    break
+            yield item
+            index += 1
+    close = getattr(parts, "close", None)
+    if close is not None:
+        close()  # the loop's workers stop now, not when the expression is collected
+    raise _hidden(refused)
 
 
 def _outcomes(loop: ParaLoop[Any], job: Job, chunker: Chunker, between: bool = False) -> Iterator[Outcome]:
@@ -736,8 +796,12 @@ def comprehension(
     params, values = _capture(worker, scope, local)
     job = _plain_job(loop, worker, values, params, line)
 
+    # A generator expression whose body reads what the program may change between its items (see
+    # _between_items); the sequential backend then computes each item when it is asked for.
+    between = _between_items(loop, job, scope, local) if kind == "generator" else None
+
     def parts() -> Iterator[Any]:
-        chunker = _chunker(loop)
+        chunker = _chunker(loop, one_by_one=between is not None and _backend(loop) == "sequential")
         _watch_iterable(chunker, loop, job, scope, local)
         inline = _backend(loop) in ("threads", "sequential")
         bar = open_bar(loop.iterable, job.filename, line, loop.progress_options) if loop.progress else None
@@ -771,7 +835,9 @@ def comprehension(
 
     if kind == "generator":
         # Lazy, like the generator expression it replaces: nothing runs until iterated.
-        return (item for part in parts() for item in part)
+        if between is None:
+            return (item for part in parts() for item in part)
+        return _checked_items(parts(), between)
     result: Any = {"list": list, "set": set, "dict": dict}[kind]()
     for part in parts():
         if kind == "list":

@@ -606,11 +606,6 @@ def test_reading_the_loops_own_iterator_is_refused_with_advice_that_fits(tmp_pat
 # holds the values of the loop's start).
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap (docs/semantics.md, Known differences): a generator expression's items are "
-    "computed ahead, with the values of when it started",
-)
 @pytest.mark.parametrize("method", METHODS)
 def test_a_generator_expression_sees_what_the_program_changed_between_its_items(tmp_path, method) -> None:
     result = run_source(

@@ -262,3 +262,124 @@ def test_what_the_body_caches_on_an_object_between_reads_is_not_the_iterable_s_c
     iterable made (compared with the loop's start, the object's pickle differs)."""
     module = load_module(CACHED_BETWEEN_READS)
     assert module.run(40) == [i * 6 for i in range(40)]
+
+
+# A generator expression over ParaLoop, read item by item, the program changing what it reads in
+# between (session 31's adversary, F10): its items were computed ahead, with the values of when
+# it was made, silently.
+
+EXPRESSION_SOURCES = {
+    "global": """
+from paraloop import ParaLoop
+
+S = 1
+
+
+def run(n):
+    g = (i * S for i in ParaLoop(range(n)))
+    first = [next(g) for _ in range(3)]
+    global S
+    S = 7
+    return first + list(g)
+""",
+    "dict-entry": """
+from paraloop import ParaLoop
+
+scale = {"k": 1}
+
+
+def run(n):
+    g = (i * scale["k"] for i in ParaLoop(range(n)))
+    first = [next(g) for _ in range(3)]
+    scale["k"] = 7
+    return first + list(g)
+""",
+    "before-the-first-item": """
+from paraloop import ParaLoop
+
+S = 1
+
+
+def run(n):
+    g = (i * S for i in ParaLoop(range(n)))
+    global S
+    S = 7
+    return list(g)
+""",
+}
+
+EXPRESSION_PLAIN = {
+    "global": [0, 1, 2] + [i * 7 for i in range(3, 40)],
+    "dict-entry": [0, 1, 2] + [i * 7 for i in range(3, 40)],
+    "before-the-first-item": [i * 7 for i in range(40)],
+}
+
+
+@pytest.mark.parametrize("kind", EXPRESSION_SOURCES)
+def test_a_generator_expression_read_item_by_item_is_refused_or_sees_the_change(
+    load_module: Any, every_backend: str, kind: str
+) -> None:
+    """Plain: each item computed when asked for, with the values of then.  Refused (the program's
+    change is seen when the next item, or the next chunk's, is asked for); the sequential backend
+    computes each item when asked for: the plain result."""
+    module = load_module(EXPRESSION_SOURCES[kind])
+    if every_backend == "sequential":
+        assert module.run(40) == EXPRESSION_PLAIN[kind]
+        return
+    with pytest.raises(ParaLoopError) as refused:
+        module.run(40)
+    message = str(refused.value)
+    assert f"{module.__file__}, line " in message
+    assert "the program changed" in message and "generator expression" in message
+    assert ("'scale'" if kind == "dict-entry" else "'S'") in message
+    assert "Read the expression whole (list(...)) before changing what it reads" in message
+
+
+READ_WHOLE_FIRST = """
+from paraloop import ParaLoop
+
+S = 1
+scale = {"k": 1}
+
+
+def run(n):
+    g = (i * S * scale["k"] for i in ParaLoop(range(n)))
+    items = list(g)
+    global S
+    S = 7
+    scale["k"] = 5
+    return items + [sum(i * S for i in ParaLoop(range(n)))]
+"""
+
+
+def test_a_generator_expression_read_whole_before_the_change_gives_the_plain_result(
+    load_module: Any, every_backend: str
+) -> None:
+    """The refusal's advice: read the expression whole, then change what it read; a new expression
+    made after the change reads the new values."""
+    module = load_module(READ_WHOLE_FIRST)
+    assert module.run(40) == [*range(40), sum(i * 7 for i in range(40))]
+
+
+UNREAD_BETWEEN_ITEMS = """
+from paraloop import ParaLoop
+
+S = 3
+seen = []
+
+
+def run(n):
+    out = []
+    for value in (i * S for i in ParaLoop(range(n))):
+        seen.append(value)  # the expression never reads seen
+        out.append(value)
+    return out
+"""
+
+
+def test_what_the_program_changes_between_items_that_the_expression_does_not_read_is_not_refused(
+    load_module: Any, every_backend: str
+) -> None:
+    module = load_module(UNREAD_BETWEEN_ITEMS)
+    assert module.run(40) == [i * 3 for i in range(40)]
+    assert module.seen == [i * 3 for i in range(40)]
