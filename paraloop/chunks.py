@@ -284,6 +284,13 @@ class Chunker:
         # What the iterator's own code changes as it yields (see paraloop.iterable_watch).
         self.watch: IterableWatch | None = None
 
+    def watch_with(self, watch: IterableWatch) -> None:
+        """Look at what the body reads as each item comes out of the iterator (a change raises
+        out of it, and is taken as the iterable's own exception: the items before it run)."""
+        assert self._iterator is not None
+        self.watch = watch
+        self._iterator = watch.watched(self._iterator)
+
     @property
     def reads_iterator(self) -> bool:
         """Whether the items come from an iterator (the program's code may run as they are read)."""
@@ -322,11 +329,12 @@ class Chunker:
                 items, kinds, ended = self._slice(size)
             else:
                 watch = self.watch
-                before = watch.before() if watch is not None else []
+                if watch is not None:
+                    watch.begin(self.position)
                 items, kinds, ended = self._read(size)
-                refused = watch.after(before, self.position) if watch is not None else None
+                refused = watch.end(self.position) if watch is not None else None
                 if refused is not None:
-                    # Read with a changed value: none of these items run (see iterable_watch).
+                    # A change deeper in a container, somewhere in the read: none of its items run.
                     raise Partial([], refused)
         except Partial as partial:
             # As in a plain loop, the items before the failure still run; the error

@@ -1,4 +1,4 @@
-"""What the loop's iterable changes as it yields: a global the body reads, or an object in place.
+"""What changes, as a loop's items are read, that its body reads: refused where it would matter.
 
 A generator may set what the body reads before it yields each item::
 
@@ -14,61 +14,129 @@ A generator may set what the body reads before it yields each item::
 The plain loop's iteration reads the value set for its own item.  paraloop reads items ahead of
 the iterations, and the iterations (in workers, in threads, in the caller's chunks) read the
 values the loop captured when it began: every one the same stale value, silently (CONTRACT
-sections 1 and 5).  So the caller looks, after each read of items from an iterator (a list, a
-tuple or a range runs none of the program's code as it is read), at what the body reads:
+sections 1 and 5).  So the caller looks, as each item comes out of an iterator (a list, a tuple
+or a range runs none of the program's code as it is read), at what the body reads
+(:class:`IterableWatch`):
 
-- each global the body reads, by identity (equal numbers and strings count as the same);
-- each object the body reads that can change in place, by the hash of its pickle, where that
-  takes at most ``_SMALL`` bytes, before and after each read (a change made between two reads,
-  by the body in the caller's chunks, is the guard's to judge: paraloop.guard).
+- each global the body reads, by identity (a number, a string or a tuple of them rebound to an
+  equal one is the same), through a test compiled for the names: tens of nanoseconds an item;
+- each small container of plain values the body reads (a dict, list, set or deque of numbers,
+  strings and tuples of them, nested once, at most ``_SMALL`` bytes pickled: a configuration
+  dict; also one in a tuple, or behind a method, ``get = config.get``), by the hash of its
+  pickle, compared with the one before the item: a microsecond or two.
+- each global the body combines into (``total += i``, ``out.append(i)``), by the program's own
+  value: the iterable rebinding it would be lost in the combined result.
+  Not other objects: an object of the program's classes may change as it is read without
+  changing what the body computes (a ``functools.cached_property`` filled, a counter, a random
+  generator's state, the loop's own iterator held in an attribute), which a refusal would get
+  wrong, and a large one would cost every item its pickle.
 
-A change refuses the loop from the items of that read on, with advice that works (yield the
-value with the item).  The sequential backend reads each item just before its iteration, as the
-plain loop does, and runs the body with a global rebound so: it gives the plain result.
+A change refuses the loop from that item on (``ParaLoopError``, with advice that works: yield the
+value with the item); the items before it run and are combined, as before an exception of the
+iterable's, and a ``break`` before it means no refusal.  A change after the last item (a
+generator's ``finally``) is never seen: no iteration reads it.  The sequential backend reads each
+item just before its iteration, as the plain loop does, and runs the body with a global rebound
+so, on the program's own objects: it gives the plain result.
 
-Not looked at: a global read only by a function the body calls, a local variable of the
-function around the loop that a generator nested in it rebinds (``nonlocal``), and an object
-whose pickle is larger than ``_SMALL``.
+A generator expression over ParaLoop, read item by item while the program changes what it reads
+in between, is the same question asked the other way round (:class:`BetweenItems`).
+
+Not looked at: a global read only by a function the body calls, an attribute of a class or a
+module, an object other than such a container (a dict holding a function, a dict view), what
+the iterable changes in place in a container the body combines into (its own ``out.append``),
+and a local variable of the function around the loop that a generator nested in it rebinds
+(``nonlocal``).
 """
 
 from __future__ import annotations
 
 import pickle
 import types
+from collections import Counter, OrderedDict, defaultdict, deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from .errors import ParaLoopError
-from .guard import ATOMS, Bounded, fingerprint
+from .guard import Bounded
 
 __all__ = ["BetweenItems", "IterableWatch"]
 
-# A captured object whose pickle is larger than this is not looked at (its fingerprint, twice a
-# chunk, would cost a loop of small chunks more than its items: 64 KB take about 0.05 ms).
-_SMALL = 1 << 16
-# Values a rebinding to an equal one leaves as they were (a new float of the same value).
-_EQUAL_KINDS = frozenset({int, float, complex, str, bytes, bool, type(None)})
+# The most bytes of pickle the watched containers may take together (about 2 us to pickle and
+# hash), and the most entries of one (each item copies and compares them: see _top).
+_SMALL = 4096
+_ENTRIES = 64
+# Values whose equal replacement leaves what the body reads as it was.
+_PLAIN = frozenset({int, float, complex, str, bytes, bool, type(None)})
+# Containers watched in place when they hold plain values only.
+_CONTAINERS = frozenset({dict, list, set, frozenset, deque, Counter, defaultdict, OrderedDict})
 _MISSING = object()
 
 
+class _Names:
+    """The globals a body reads, each with the value it captured, and a fast test of them."""
+
+    def __init__(
+        self, bound: list[tuple[str, Any]], namespace: Mapping[str, Any], kept: frozenset[str] = frozenset()
+    ) -> None:
+        self.bound = bound
+        self.namespace = namespace
+        # Names whose rebinding is never taken (those the body combines into: see IterableWatch.of).
+        self.kept = kept
+        self.test = self._compiled()
+
+    def _compiled(self) -> Callable[[], bool]:
+        """A function that tells, in tens of nanoseconds, whether one of the globals may have been
+        rebound (then :meth:`rebound` judges): each item asks it."""
+        if not self.bound:
+            return _never
+        # One comparison per name, written out: a loop over the names cost 4 times as much.
+        scope = {"get": self.namespace.get, "missing": _MISSING}
+        scope.update({f"v{position}": value for position, (_, value) in enumerate(self.bound)})
+        test = " or ".join(
+            f"get({name!r}, missing) is not v{position}" for position, (name, _) in enumerate(self.bound)
+        )
+        return eval(f"lambda: {test}", scope)  # type: ignore[no-any-return]
+
+    def rebound(self, adopt: Callable[[str, Any], None] | None) -> str | None:
+        """The first global rebound to another value, or None; with ``adopt`` (the sequential
+        backend) each is taken instead."""
+        taken = False
+        for position, (name, value) in enumerate(self.bound):
+            now = self.namespace.get(name, _MISSING)
+            if now is value or _same(now, value):
+                continue
+            if adopt is None or now is _MISSING or name in self.kept:
+                return name
+            adopt(name, now)
+            self.bound[position] = (name, now)
+            taken = True
+        if taken:
+            self.test = self._compiled()
+        return None
+
+
 class IterableWatch:
-    """The caller's look at what the loop's body reads, around each read of its iterator."""
+    """The caller's look at what the loop's body reads, as each item comes out of its iterator.
+
+    :meth:`watched` wraps the iterator: a change raises the refusal out of it, which the chunker
+    takes as it takes the iterable's own exception (the items before it run)."""
 
     def __init__(
         self,
-        globals_read: list[tuple[str, Any]],
+        names: _Names,
         objects: list[tuple[str, Any]],
-        namespace: Mapping[str, Any],
         where: str,
         adopt: Callable[[str, Any], None] | None = None,
     ) -> None:
-        self._globals = globals_read
-        self._namespace = namespace
+        self._names = names
         self._where = where
         # The sequential backend takes a rebound global into its next iteration (see adopt).
         self._adopt = adopt
-        # By their size, not by the time a look took: what is watched is the same in every run.
-        self._objects = [(name, value) for name, value in objects if _fingerprint(value) is not None]
+        self._objects = [] if adopt is not None else objects
+        # At the current read's start: each container's fingerprint, and its own entries.
+        self._prints: list[int | None] = []
+        self._tops: list[Any] = []
+        self._index = 0
 
     @classmethod
     def of(
@@ -84,54 +152,77 @@ class IterableWatch:
         """The watch over the body's ``params`` (those in ``skip``, the tracked ones, left out), or
         None if there is nothing to watch.  ``from_globals`` tells a name taken from ``namespace``,
         the module's globals."""
-        globals_read: list[tuple[str, Any]] = []
+        bound: list[tuple[str, Any]] = []
         objects: list[tuple[str, Any]] = []
+        room = _SMALL
         for name, value in zip(params, values):
-            if name in skip or name.startswith("__paraloop"):
+            if name.startswith("__paraloop"):
+                continue
+            if name in skip:
+                # A name the body combines into (its value here is the loop's private copy): the
+                # iterable rebinding it (total = 1000 at some item) would be lost in the combined
+                # result, so it is watched by the program's own value, and never taken.
+                if from_globals(name):
+                    bound.append((name, namespace.get(name, _MISSING)))
                 continue
             if from_globals(name):
-                globals_read.append((name, value))
-            if _changeable(value):
-                objects.append((name, value))
-        if adopt is not None:
-            objects = []  # the sequential backend's body reads the objects themselves
-        if not globals_read and not objects:
+                bound.append((name, value))
+            # A method of a container (get = config.get) reads the container.
+            inner = getattr(value, "__self__", None) if isinstance(value, types.BuiltinMethodType) else value
+            if _plain_container(inner, 0):
+                # What is watched depends on sizes, never on timings: the same in every run.
+                size = _pickled_size(inner, room)
+                if size is not None:
+                    objects.append((name, inner))
+                    room -= size
+        if not bound and not objects:
             return None
-        return cls(globals_read, objects, namespace, where, adopt)
+        return cls(_Names(bound, namespace, skip), objects, where, adopt)
 
-    def before(self) -> list[int | None]:
-        """Before a read of items: the watched objects' fingerprints now.  Not those of the loop's
-        start: between two reads the caller's chunks run the body on the program's objects, and
-        what it may change there without changing what the body computes (a value a
-        ``functools.cached_property`` stored, an object's own cache) is not the iterable's doing."""
-        return [_fingerprint(value) for _, value in self._objects]
+    def watched(self, iterator: Any) -> Any:
+        """``iterator``, each item let through once nothing the body reads changed as it came."""
+        return map(self._passing, iterator)
 
-    def after(self, before: list[int | None], first: int) -> ParaLoopError | None:
-        """After a read of items from the ``first`` on: the refusal, if the read changed what the
-        body reads (the sequential backend takes a rebound global instead)."""
-        namespace = self._namespace
-        for position, (name, value) in enumerate(self._globals):
-            now = namespace.get(name, _MISSING)
-            if now is value or _same(now, value):
-                continue
-            if self._adopt is not None and now is not _MISSING:
-                self._adopt(name, now)
-                self._globals[position] = (name, now)
-                continue
-            return self._refusal(f"the global {name!r}", name, first)
-        for (name, value), earlier in zip(self._objects, before):
-            if earlier is not None and _fingerprint(value) != earlier:
-                return self._refusal(f"{name!r} (in place: {type(value).__name__})", name, first)
+    def begin(self, start: int) -> None:
+        """A read of items from the ``start`` on begins: the containers as they are now (between two
+        reads the body's own changes, in the caller's chunks, are the guard's to judge)."""
+        self._index = start
+        if self._objects:
+            self._prints = [_fingerprint(value) for _, value in self._objects]
+            self._tops = [_top(value) for _, value in self._objects]
+
+    def _passing(self, item: Any) -> Any:
+        index = self._index
+        self._index = index + 1
+        names = self._names
+        if names.test():
+            name = names.rebound(self._adopt)
+            if name is not None:
+                raise self._refusal(f"the global {name!r}", name, index)
+        if self._objects:
+            # At each item, each container's own entries (a C-level copy and comparison: tenths of
+            # a microsecond for a configuration dict); a change deeper in is seen at the read's end.
+            for (name, value), top in zip(self._objects, self._tops):
+                if _top(value) != top:
+                    raise self._refusal(f"{name!r} (in place: {type(value).__name__})", name, index)
+        return item
+
+    def end(self, start: int) -> ParaLoopError | None:
+        """After a read of items from the ``start`` on: a change deeper in a container than its own
+        entries (``config["sizes"][0] = i``), which refuses the read's items from the first."""
+        for (name, value), before in zip(self._objects, self._prints):
+            if _fingerprint(value) != before:
+                return self._refusal(f"{name!r} (in place: {type(value).__name__})", name, start)
         return None
 
-    def _refusal(self, what: str, name: str, first: int) -> ParaLoopError:
+    def _refusal(self, what: str, name: str, index: int) -> ParaLoopError:
         return ParaLoopError(
-            f"{self._where}: the loop's iterable changed {what}, which the body reads, as it "
-            f"yielded its items (item {first} or one read with it): paraloop reads items ahead of "
-            "the iterations, which read the value of when the loop began, so they would not give "
-            "the plain loop's result.  Yield what the body needs with each item (yield item, "
-            f"{name} in the iterable, then for item, value in ParaLoop(...) and value in the "
-            "body), or set it before the loop; backend='sequential' runs the loop as written"
+            f"{self._where}: the loop's iterable changed {what}, which the body reads, before it "
+            f"yielded item {index}: paraloop reads items ahead of the iterations, which read the "
+            "value of when the loop began, so they would not give the plain loop's result.  Yield "
+            f"what the body needs with each item (yield item, {name} in the iterable, then for "
+            "item, value in ParaLoop(...) and value in the body), or set it before the loop; "
+            "backend='sequential' runs the loop as written"
         )
 
 
@@ -143,65 +234,36 @@ class BetweenItems:
     a plain generator expression computes each item when it is asked for, with the values of
     then.  paraloop's workers compute the items ahead, with the values of when the expression
     was made, so a change the program makes between two items is refused when the next is
-    asked for: a rebound global at once (each item), a change in place at the next chunk's first
-    item or at the end (an object's fingerprint costs microseconds, too much for every item of a
-    long expression), so the items of a chunk read after such a change may have used the old
-    value before the refusal comes.  The fingerprints are the guard's, which leave out what a
-    ``functools.cached_property`` stored: with threads, iterations run on the program's objects
-    while the program reads the items.  The sequential backend computes such an expression's
-    items one by one, each when it is asked for, on the program's objects and with a global as
-    the program rebound it: the plain result.
+    asked for: a rebound global at once (each item), a container changed in place at the next
+    chunk's first item or at the end (its fingerprint costs a microsecond or two, too much for
+    every item of a long expression), so the items of a chunk read after such a change may have
+    used the old value before the refusal comes.  The sequential backend computes such an
+    expression's items one by one, each when it is asked for, on the program's objects and with
+    a global as the program rebound it: the plain result.
     """
 
     def __init__(self, watch: IterableWatch) -> None:
         self._watch = watch
-        self._start = [fingerprint(value, limit=_SMALL) for _, value in watch._objects]
-        # The values rebound_test was made for, and the test (see rebound_test).
-        self._test: tuple[list[Any], Callable[[], bool]] | None = None
+        self._start = [_fingerprint(value) for _, value in watch._objects]
+
+    def rebound_test(self) -> Callable[[], bool]:
+        """The fast test of the globals the expression reads (see rebound)."""
+        return self._watch._names.test
 
     def rebound(self, index: int) -> ParaLoopError | None:
         """Before item ``index`` is handed out: a global the body reads, rebound since (the
         sequential backend, which computes each item when it is asked for, takes it instead)."""
-        watch = self._watch
-        namespace = watch._namespace
-        for position, (name, value) in enumerate(watch._globals):
-            now = namespace.get(name, _MISSING)
-            if now is value or _same(now, value):
-                continue
-            if watch._adopt is not None and now is not _MISSING:
-                watch._adopt(name, now)
-                watch._globals[position] = (name, now)
-                continue
-            return self._refusal(f"the global {name!r}", index)
-        return None
-
-    def rebound_test(self) -> Callable[[], bool]:
-        """A function that tells, in tens of nanoseconds, whether a global the body reads may have
-        been rebound since now (then :meth:`rebound` judges): each item of a long expression
-        asks it."""
-        watch = self._watch
-        if not watch._globals:
-            return _never
-        made = self._test
-        if made is not None and made[0] == [value for _, value in watch._globals]:
-            return made[1]
-        # One comparison per name, written out: a loop over the names cost 4 times as much.
-        values = {f"v{position}": value for position, (_, value) in enumerate(watch._globals)}
-        test = " or ".join(
-            f"get({name!r}, missing) is not v{position}" for position, (name, _) in enumerate(watch._globals)
-        )
-        scope = {"get": watch._namespace.get, "missing": _MISSING, **values}
-        made = self._test = ([value for _, value in watch._globals], eval(f"lambda: {test}", scope))
-        return made[1]
+        name = self._watch._names.rebound(self._watch._adopt)
+        return None if name is None else self._refusal(f"the global {name!r}", index)
 
     def changed(self, index: int) -> ParaLoopError | None:
-        """Before item ``index`` (a chunk's first) or at the end: a global rebound, or an object
+        """Before item ``index`` (a chunk's first) or at the end: a global rebound, or a container
         changed in place, since the expression was made."""
         refused = self.rebound(index)
         if refused is not None:
             return refused
         for (name, value), earlier in zip(self._watch._objects, self._start):
-            if earlier is not None and fingerprint(value, limit=_SMALL) != earlier:
+            if _fingerprint(value) != earlier:
                 return self._refusal(f"{name!r} (in place: {type(value).__name__})", index)
         return None
 
@@ -219,35 +281,74 @@ def _never() -> bool:
     return False
 
 
+def _top(value: Any) -> Any:
+    """A container's own entries, compared item by item (see IterableWatch._passing): a dict's
+    pairs, a sequence's elements; a set's size (its elements have no order to compare cheaply)."""
+    if isinstance(value, dict):
+        return [*value.items()]
+    if isinstance(value, (set, frozenset)):
+        return len(value)
+    return [*value]
+
+
 def _fingerprint(value: Any) -> int | None:
-    """A hash of ``value``'s pickle, or None if it cannot be pickled or its pickle passes
-    ``_SMALL`` bytes.  The C pickler alone, a microsecond or two for a small dict: the guard's
-    fingerprints (paraloop.guard), which call Python for each object inside, cost a small loop
-    tenths of a millisecond at two a chunk."""
-    buffer = Bounded(_SMALL)
+    """A hash of ``value``'s pickle (a plain container's: see _plain_container), or None."""
+    try:
+        return hash(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+    except Exception:  # noqa: BLE001 - a default_factory that cannot be pickled: not looked at
+        return None
+
+
+def _pickled_size(value: Any, room: int) -> int | None:
+    """The bytes of ``value``'s pickle, or None if it cannot be pickled or takes more than ``room``."""
+    buffer = Bounded(room)
     try:
         pickle.Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(value)
-    except Exception:  # noqa: BLE001 - an object paraloop cannot see into is not looked at
+    except Exception:  # noqa: BLE001 - too large, or not picklable: not looked at
         return None
-    return hash(buffer.getvalue())
+    return buffer.tell()
 
 
-def _changeable(value: Any) -> bool:
-    """Whether ``value`` is an object whose contents the iterable could change in place (not a
-    module, a function or a class, whose changes the guard watches, nor a number or a string)."""
+def _plain_container(value: Any, depth: int) -> bool:
+    """Whether ``value`` is a built-in container of plain values (numbers, strings, tuples of
+    them), containers of them nested once at most."""
     kind = type(value)
-    if kind in ATOMS or kind is tuple:
+    if kind is tuple:
+        # A tuple of plain values cannot change; one that holds a container can, in place.
+        return (
+            depth < 1
+            and not _plain(value)
+            and all(_plain(part) or _plain_container(part, 1) for part in value)
+        )
+    if kind not in _CONTAINERS or len(value) > _ENTRIES:
         return False
-    if isinstance(value, (types.ModuleType, types.FunctionType, types.BuiltinFunctionType, type)):
+    if isinstance(value, defaultdict) and value.default_factory not in (
+        None,
+        int,
+        float,
+        str,
+        list,
+        set,
+        dict,
+    ):
         return False
-    if isinstance(value, (types.MethodType, types.BuiltinMethodType)):
-        return False
-    # A numpy array is made read-only by the guard where chunks run, and costs a copy to look at;
-    # paraloop's own objects (a PerWorker makes its value in the caller's chunk) change by design.
-    return kind.__module__.partition(".")[0] not in ("numpy", "paraloop")
+    contents = [*value.keys(), *value.values()] if isinstance(value, dict) else list(value)
+    return all(_plain(part) or (depth < 1 and _plain_container(part, depth + 1)) for part in contents)
+
+
+def _plain(value: Any) -> bool:
+    kind = type(value)
+    return kind in _PLAIN or (kind is tuple and all(type(part) in _PLAIN for part in value))
 
 
 def _same(now: Any, then: Any) -> bool:
-    """Whether ``now`` and ``then`` are equal numbers, strings or None (the same for the body)."""
+    """Whether ``now`` and ``then`` are equal plain values (the same for the body): numbers by
+    their exact representation (-0.0 is not 0.0), tuples of them element by element."""
     kind = type(now)
-    return kind is type(then) and kind in _EQUAL_KINDS and now == then
+    if kind is not type(then):
+        return False
+    if kind is tuple:
+        return len(now) == len(then) and all(map(_same, now, then))
+    if kind in (float, complex):
+        return repr(now) == repr(then)
+    return kind in _PLAIN and bool(now == then)

@@ -364,16 +364,18 @@ def _watch_iterable(
     from .iterable_watch import IterableWatch  # only for loops over iterators
 
     namespace = job.function.__globals__
-    chunker.watch = IterableWatch.of(
+    watch = IterableWatch.of(
         job.params,
         job.values,
         job.tracked,
-        lambda name: (scope is None or name not in scope) and name not in local and name in namespace,
+        lambda name: _global_name(name, scope, local, namespace),
         namespace,
         f"{job.filename}, line {job.line}",
         # Each item is read just before its iteration runs: it runs with the value rebound.
         _adopting(job) if _backend(loop) == "sequential" else None,
     )
+    if watch is not None:
+        chunker.watch_with(watch)
 
 
 def _between_items(
@@ -387,12 +389,22 @@ def _between_items(
         job.params,
         job.values,
         job.tracked,
-        lambda name: (scope is None or name not in scope) and name not in local and name in namespace,
+        lambda name: _global_name(name, scope, local, namespace),
         (namespace := job.function.__globals__),
         f"{job.filename}, line {job.line}",
         _adopting(job) if _backend(loop) == "sequential" else None,
     )
     return None if watch is None else BetweenItems(watch)
+
+
+def _global_name(
+    name: str, scope: Mapping[str, Any] | None, local: tuple[str, ...], namespace: Mapping[str, Any]
+) -> bool:
+    """Whether the body's ``name`` is a global of its module: bound there, or bound nowhere yet
+    (an iterable may bind it before its first item: a builtin's name is the builtin)."""
+    if (scope is not None and name in scope) or name in local:
+        return False
+    return name in namespace or not hasattr(builtins, name)
 
 
 def _adopting(job: Job) -> Callable[[str, Any], None]:

@@ -383,3 +383,37 @@ def test_what_the_program_changes_between_items_that_the_expression_does_not_rea
     module = load_module(UNREAD_BETWEEN_ITEMS)
     assert module.run(40) == [i * 3 for i in range(40)]
     assert module.seen == [i * 3 for i in range(40)]
+
+
+SETS_A_NESTED_ENTRY = """
+from paraloop import ParaLoop
+
+config = {"sizes": [1, 1], "name": "run"}
+
+
+def sized(n):
+    for i in range(n):
+        config["sizes"][0] = i
+        yield i
+
+
+def run(n):
+    out = []
+    for i in ParaLoop(sized(n)):
+        out.append(i * config["sizes"][0])
+    return out
+"""
+
+
+def test_a_change_deeper_in_a_container_the_body_reads_is_refused(
+    load_module: Any, every_backend: str
+) -> None:
+    """A list inside the dict the body reads, changed in place by the generator: seen when the read
+    of items ends (the dict's own entries are the same objects), and refused from that read's first
+    item; sequentially, the plain result."""
+    module = load_module(SETS_A_NESTED_ENTRY)
+    if every_backend == "sequential":
+        assert module.run(30) == [i * i for i in range(30)]
+        return
+    with pytest.raises(ParaLoopError, match="'config' \\(in place: dict\\)"):
+        module.run(30)
