@@ -26,6 +26,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import serialize
+from .errors import ParaLoopError
 from .items import COPY, IMMUTABLE, INLINE, Frozen, Partial, check_copied, length, take, unsendable
 from .records import Record
 
@@ -328,19 +329,23 @@ class Chunker:
             if self._sequence is not None:
                 items, kinds, ended = self._slice(size)
             else:
-                watch = self.watch
-                if watch is not None:
-                    watch.begin(self.position)
+                if self.watch is not None:
+                    self.watch.begin(self.position)
                 items, kinds, ended = self._read(size)
-                refused = watch.end(self.position) if watch is not None else None
+                refused = self.watch.end(self.position) if self.watch is not None else None
                 if refused is not None:
-                    # A change deeper in a container, somewhere in the read: none of its items run.
-                    raise Partial([], refused)
+                    raise Partial([], refused)  # see IterableWatch.end
         except Partial as partial:
             # As in a plain loop, the items before the failure still run; the error
             # (the iterable's own, or an item that cannot be used) is raised once
             # their chunks are combined.
             items, self.error, self.exhausted, ended = partial.items, partial.error, True, True
+            if self.watch is not None and not isinstance(partial.error, ParaLoopError):
+                # The iterable's own exception ended the read: what IterableWatch.end finds
+                # refuses the read's items all the same.
+                refused = self.watch.end(self.position)
+                if refused is not None:
+                    items, self.error = [], refused
         payload = None
         if self.mode == COPY and items:
             encoded, payload = self._encoded(items)

@@ -207,8 +207,17 @@ class Job(Record):
                             importlib.import_module(module)
                     where = f"{self.filename}, line {self.line}"
                     guard = Guard(self.params, self.values, self.tracked, where)
+                    guard.excused = self.iterable_changes()
                     self.__dict__["_guard"] = guard
         return guard
+
+    def iterable_changes(self) -> dict[int, ParaLoopError]:
+        """In the caller: the objects the loop's iterable was seen changing (see
+        paraloop.iterable_watch), by id, with the refusal its watch made."""
+        found: dict[int, ParaLoopError] | None = self.__dict__.get("_iterable_changes")
+        if found is None:
+            found = self.__dict__["_iterable_changes"] = {}
+        return found
 
     def whole_terms(self) -> dict[str, bool]:
         """In this process, for each speculatively replayed name: whether its terms so far
@@ -249,6 +258,7 @@ class Job(Record):
         state.pop("_guard", None)
         state.pop("_captured", None)
         state.pop("_whole_terms", None)
+        state.pop("_iterable_changes", None)
         return state
 
     def strategy(self, name: str) -> AggregationStrategy:

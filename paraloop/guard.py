@@ -196,6 +196,8 @@ class Guard:
         self._credit = 0.0
         # What each watched object's fingerprint cost when last taken.
         self._costs: list[float] = []
+        # Objects the loop's iterable was seen changing, by id, with that refusal (set by the job).
+        self.excused: dict[int, ParaLoopError] = {}
         began = time.perf_counter()
         for name, value in zip(params, values):
             if name not in skip and not name.startswith("__paraloop"):
@@ -357,7 +359,9 @@ class Guard:
             if budget is not None and spent > _ALWAYS:
                 self._credit = max(0.0, self._credit - spent)
             if now != digest:
-                return changed_error(self.where, label, value)
+                # The loop's iterable may have made that change (see paraloop.iterable_watch):
+                # its own refusal, not one that blames the body.
+                return self.excused.get(id(value)) or changed_error(self.where, label, value)
         self.pending = pending
         return None
 

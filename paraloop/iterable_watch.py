@@ -21,9 +21,14 @@ or a range runs none of the program's code as it is read), at what the body read
 - each global the body reads, by identity (a number, a string or a tuple of them rebound to an
   equal one is the same), through a test compiled for the names: tens of nanoseconds an item;
 - each small container of plain values the body reads (a dict, list, set or deque of numbers,
-  strings and tuples of them, nested once, at most ``_SMALL`` bytes pickled: a configuration
-  dict; also one in a tuple, or behind a method, ``get = config.get``), by the hash of its
-  pickle, compared with the one before the item: a microsecond or two.
+  strings and tuples of them, nested once, at most ``_ENTRIES`` entries in all and ``_SMALL``
+  bytes pickled: a configuration dict; also one in a tuple, or behind a method,
+  ``get = config.get``), by its entries and those of the containers in it at each item (a
+  C-level copy and comparison, tenths of a microsecond), the hash of its pickle deciding when
+  they differ (a new nan set again is no change), and at the end of each read (a set's element
+  replaced by another).  A refusal for such a change is noted for the guard
+  (:meth:`paraloop.execute.Job.iterable_changes`), which sees the same change in the caller's
+  chunks and in threads and would otherwise blame the body.
 - each global the body combines into (``total += i``, ``out.append(i)``), by the program's own
   value: the iterable rebinding it would be lost in the combined result.
   Not other objects: an object of the program's classes may change as it is read without
@@ -50,6 +55,7 @@ and a local variable of the function around the loop that a generator nested in 
 
 from __future__ import annotations
 
+import functools
 import pickle
 import types
 from collections import Counter, OrderedDict, defaultdict, deque
@@ -82,6 +88,8 @@ class _Names:
         self.namespace = namespace
         # Names whose rebinding is never taken (those the body combines into: see IterableWatch.of).
         self.kept = kept
+        # The compiled test's globals: its values are replaced in place (see rebound).
+        self._scope: dict[str, Any] = {"get": namespace.get, "missing": _MISSING}
         self.test = self._compiled()
 
     def _compiled(self) -> Callable[[], bool]:
@@ -89,30 +97,54 @@ class _Names:
         rebound (then :meth:`rebound` judges): each item asks it."""
         if not self.bound:
             return _never
+        self._scope.update({f"v{position}": value for position, (_, value) in enumerate(self.bound)})
         # One comparison per name, written out: a loop over the names cost 4 times as much.
-        scope = {"get": self.namespace.get, "missing": _MISSING}
-        scope.update({f"v{position}": value for position, (_, value) in enumerate(self.bound)})
         test = " or ".join(
             f"get({name!r}, missing) is not v{position}" for position, (name, _) in enumerate(self.bound)
         )
-        return eval(f"lambda: {test}", scope)  # type: ignore[no-any-return]
+        return eval(f"lambda: {test}", self._scope)  # type: ignore[no-any-return]
 
     def rebound(self, adopt: Callable[[str, Any], None] | None) -> str | None:
         """The first global rebound to another value, or None; with ``adopt`` (the sequential
-        backend) each is taken instead."""
-        taken = False
+        backend) each is taken instead.  A value rebound to an equal one (or taken) becomes the
+        one the test compares with: the test stays fast."""
         for position, (name, value) in enumerate(self.bound):
             now = self.namespace.get(name, _MISSING)
-            if now is value or _same(now, value):
+            if now is value:
                 continue
-            if adopt is None or now is _MISSING or name in self.kept:
-                return name
-            adopt(name, now)
+            if not _same(now, value):
+                if adopt is None or now is _MISSING or name in self.kept:
+                    return name
+                adopt(name, now)
             self.bound[position] = (name, now)
-            taken = True
-        if taken:
-            self.test = self._compiled()
+            self._scope[f"v{position}"] = now
         return None
+
+
+class _Entries:
+    """The small containers a body reads, and a fast test of their entries (see _top)."""
+
+    def __init__(self, objects: list[tuple[str, Any]]) -> None:
+        self.objects = objects
+        # The compiled test's globals: each container's snapshot function and its last snapshot.
+        self._scope: dict[str, Any] = {
+            f"s{position}": _snapshot(value) for position, (_, value) in enumerate(objects)
+        }
+        self.rebase()
+        # One comparison per container, written out (see _Names.test).
+        self.test: Callable[[], bool] = (
+            eval(
+                "lambda: " + " or ".join(f"s{position}() != t{position}" for position in range(len(objects))),
+                self._scope,
+            )
+            if objects
+            else _never
+        )
+
+    def rebase(self) -> None:
+        """The containers' entries as they are now become those the test compares with."""
+        for position in range(len(self.objects)):
+            self._scope[f"t{position}"] = self._scope[f"s{position}"]()
 
 
 class IterableWatch:
@@ -133,10 +165,13 @@ class IterableWatch:
         # The sequential backend takes a rebound global into its next iteration (see adopt).
         self._adopt = adopt
         self._objects = [] if adopt is not None else objects
-        # At the current read's start: each container's fingerprint, and its own entries.
+        self._entries = _Entries(self._objects)
+        # At the current read's start: each container's fingerprint.
         self._prints: list[int | None] = []
-        self._tops: list[Any] = []
         self._index = 0
+        # Where its refusals are noted for the guard, which sees the same change in the caller's
+        # chunks and in threads and would blame the body (see Job.iterable_changes).
+        self.noted: dict[int, ParaLoopError] = {}
 
     @classmethod
     def of(
@@ -154,7 +189,6 @@ class IterableWatch:
         the module's globals."""
         bound: list[tuple[str, Any]] = []
         objects: list[tuple[str, Any]] = []
-        room = _SMALL
         for name, value in zip(params, values):
             if name.startswith("__paraloop"):
                 continue
@@ -171,10 +205,8 @@ class IterableWatch:
             inner = getattr(value, "__self__", None) if isinstance(value, types.BuiltinMethodType) else value
             if _plain_container(inner, 0):
                 # What is watched depends on sizes, never on timings: the same in every run.
-                size = _pickled_size(inner, room)
-                if size is not None:
+                if _pickled_size(inner, _SMALL) is not None:
                     objects.append((name, inner))
-                    room -= size
         if not bound and not objects:
             return None
         return cls(_Names(bound, namespace, skip), objects, where, adopt)
@@ -189,7 +221,7 @@ class IterableWatch:
         self._index = start
         if self._objects:
             self._prints = [_fingerprint(value) for _, value in self._objects]
-            self._tops = [_top(value) for _, value in self._objects]
+            self._entries.rebase()
 
     def _passing(self, item: Any) -> Any:
         index = self._index
@@ -199,21 +231,29 @@ class IterableWatch:
             name = names.rebound(self._adopt)
             if name is not None:
                 raise self._refusal(f"the global {name!r}", name, index)
-        if self._objects:
-            # At each item, each container's own entries (a C-level copy and comparison: tenths of
-            # a microsecond for a configuration dict); a change deeper in is seen at the read's end.
-            for (name, value), top in zip(self._objects, self._tops):
-                if _top(value) != top:
-                    raise self._refusal(f"{name!r} (in place: {type(value).__name__})", name, index)
+        # At each item, each container's entries, and those of the containers in it (a C-level copy
+        # and comparison: about 0.1 us for a configuration dict); the pickle decides if they differ.
+        if self._entries.test():
+            for (name, value), before in zip(self._objects, self._prints):
+                if _fingerprint(value) != before:
+                    raise self._changed_in_place(name, value, index)
+            self._entries.rebase()  # an unequal value set again (a new nan): no change
         return item
 
     def end(self, start: int) -> ParaLoopError | None:
-        """After a read of items from the ``start`` on: a change deeper in a container than its own
-        entries (``config["sizes"][0] = i``), which refuses the read's items from the first."""
+        """After a read of items from the ``start`` on (also one the iterable's exception ended): a
+        change the entries did not show (a container's own attribute), which refuses the read's
+        items from the first."""
         for (name, value), before in zip(self._objects, self._prints):
             if _fingerprint(value) != before:
-                return self._refusal(f"{name!r} (in place: {type(value).__name__})", name, start)
+                return self._changed_in_place(name, value, start)
         return None
+
+    def _changed_in_place(self, name: str, value: Any, index: int) -> ParaLoopError:
+        refusal = self._refusal(f"{name!r} (in place: {type(value).__name__})", name, index)
+        for container in (value, *_inner(value)):
+            self.noted[id(container)] = refusal
+        return refusal
 
     def _refusal(self, what: str, name: str, index: int) -> ParaLoopError:
         return ParaLoopError(
@@ -234,10 +274,9 @@ class BetweenItems:
     a plain generator expression computes each item when it is asked for, with the values of
     then.  paraloop's workers compute the items ahead, with the values of when the expression
     was made, so a change the program makes between two items is refused when the next is
-    asked for: a rebound global at once (each item), a container changed in place at the next
-    chunk's first item or at the end (its fingerprint costs a microsecond or two, too much for
-    every item of a long expression), so the items of a chunk read after such a change may have
-    used the old value before the refusal comes.  The sequential backend computes such an
+    asked for: a global rebound, or a container's entries changed (those of the containers in it
+    too), before each item, and what its entries do not show (a set's element replaced) before
+    a chunk's first item and at the end.  The sequential backend computes such an
     expression's items one by one, each when it is asked for, on the program's objects and with
     a global as the program rebound it: the plain result.
     """
@@ -247,8 +286,14 @@ class BetweenItems:
         self._start = [_fingerprint(value) for _, value in watch._objects]
 
     def rebound_test(self) -> Callable[[], bool]:
-        """The fast test of the globals the expression reads (see rebound)."""
-        return self._watch._names.test
+        """The test asked before each item: a global the expression reads may have been rebound,
+        or a container it reads changed (then :meth:`changed` judges)."""
+        names, entries = self._watch._names, self._watch._entries
+        if not self._watch._objects:
+            return names.test
+        entries.rebase()
+        names_test, entries_test = names.test, entries.test
+        return lambda: names_test() or entries_test()
 
     def rebound(self, index: int) -> ParaLoopError | None:
         """Before item ``index`` is handed out: a global the body reads, rebound since (the
@@ -281,14 +326,24 @@ def _never() -> bool:
     return False
 
 
-def _top(value: Any) -> Any:
-    """A container's own entries, compared item by item (see IterableWatch._passing): a dict's
-    pairs, a sequence's elements; a set's size (its elements have no order to compare cheaply)."""
+def _top(value: Any, depth: int = 0) -> Any:
+    """A container's entries, and those of the containers in it, compared item by item (see
+    IterableWatch._passing): a dict's pairs, a sequence's elements; a set's elements, sorted
+    where they can be (else its size)."""
     if isinstance(value, dict):
-        return [*value.items()]
-    if isinstance(value, (set, frozenset)):
-        return len(value)
-    return [*value]
+        entries = [*value.items()]
+        parts = value.values()
+    elif isinstance(value, (set, frozenset)):
+        try:
+            return sorted(value)
+        except TypeError:
+            return len(value)
+    else:
+        entries = [*value]
+        parts = value
+    if depth == 0:
+        entries += [_top(part, 1) for part in parts if type(part) in _CONTAINERS or type(part) is tuple]
+    return entries
 
 
 def _fingerprint(value: Any) -> int | None:
@@ -322,6 +377,8 @@ def _plain_container(value: Any, depth: int) -> bool:
         )
     if kind not in _CONTAINERS or len(value) > _ENTRIES:
         return False
+    if depth == 0 and sum(len(part) for part in _parts(value) if type(part) in _CONTAINERS) > _ENTRIES:
+        return False  # each item compares them all
     if isinstance(value, defaultdict) and value.default_factory not in (
         None,
         int,
@@ -334,6 +391,29 @@ def _plain_container(value: Any, depth: int) -> bool:
         return False
     contents = [*value.keys(), *value.values()] if isinstance(value, dict) else list(value)
     return all(_plain(part) or (depth < 1 and _plain_container(part, depth + 1)) for part in contents)
+
+
+def _snapshot(value: Any) -> Callable[[], Any]:
+    """A function that gives :func:`_top` of ``value``, made of C calls where it has no containers
+    in it (a dict's or a list's entries copied by ``list``; a set's size)."""
+    if _inner(value) or type(value) is tuple:
+        return functools.partial(_top, value)
+    if isinstance(value, (set, frozenset)):
+        return value.__len__  # its elements are compared at the read's end (IterableWatch.end)
+    return functools.partial(list, value.items() if isinstance(value, dict) else value)
+
+
+def _inner(value: Any) -> list[Any]:
+    """The containers inside a watched container (the guard may watch them by themselves)."""
+    return [
+        part
+        for part in _parts(value)
+        if type(part) in _CONTAINERS or (type(part) is tuple and not _plain(part))
+    ]
+
+
+def _parts(value: Any) -> Any:
+    return value.values() if isinstance(value, dict) else value
 
 
 def _plain(value: Any) -> bool:

@@ -375,6 +375,7 @@ def _watch_iterable(
         _adopting(job) if _backend(loop) == "sequential" else None,
     )
     if watch is not None:
+        watch.noted = job.iterable_changes()
         chunker.watch_with(watch)
 
 
@@ -435,14 +436,14 @@ def _checked_items(parts: Iterator[Any], between: BetweenItems) -> Iterator[Any]
             yield item
             index += 1
             break
-        # Objects in place at a chunk's first item only; globals at each (see BetweenItems),
-        # by a test made for the names (tens of nanoseconds an item).
+        # The rest: a fast test before each (see BetweenItems.rebound_test), judged if it fires.
         rebound = between.rebound_test()
         for item in items:
             if rebound():
-                refused = between.rebound(index)
+                refused = between.changed(index)
                 if refused is not None:
                     break
+                rebound = between.rebound_test()  # an equal value set again: the test anew
             yield item
             index += 1
     close = getattr(parts, "close", None)
