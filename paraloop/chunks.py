@@ -290,7 +290,6 @@ class Chunker:
         out of it, and is taken as the iterable's own exception: the items before it run)."""
         assert self._iterator is not None
         self.watch = watch
-        self._iterator = watch.watched(self._iterator)
 
     @property
     def reads_iterator(self) -> bool:
@@ -329,8 +328,6 @@ class Chunker:
             if self._sequence is not None:
                 items, kinds, ended = self._slice(size)
             else:
-                if self.watch is not None:
-                    self.watch.begin(self.position)
                 items, kinds, ended = self._read(size)
                 refused = self.watch.end(self.position) if self.watch is not None else None
                 if refused is not None:
@@ -399,10 +396,11 @@ class Chunker:
         """The next ``size`` items of the iterator, each fixed as it was yielded, fewer where
         their bytes reach MAX_CHUNK_BYTES; their types (where looked at), and whether it ended."""
         assert self._iterator is not None
+        iterator = self._iterator if self.watch is None else self.watch.reading(self._iterator, self.position)
         if self.mode != COPY:
             if self.mode == INLINE:
                 size = 1  # as the plain loop: the next item is read once this one ran
-            shared, fast = take(self._iterator, size, self.position, self.mode, self._careful, self._recent)
+            shared, fast = take(iterator, size, self.position, self.mode, self._careful, self._recent)
             self._careful = not fast
             return shared, None, len(shared) < size
         # Copied items are counted as they are read (those that can change were serialized when
@@ -411,7 +409,7 @@ class Chunker:
         items: list[Any] = []
         kinds: set[type] | None = set()
         held = 0
-        iterator, mode, recent, start = self._iterator, self.mode, self._recent, self.position
+        mode, recent, start = self.mode, self._recent, self.position
         try:
             while True:
                 want = size - len(items)

@@ -56,6 +56,7 @@ and a local variable of the function around the loop that a generator nested in 
 from __future__ import annotations
 
 import functools
+import itertools
 import pickle
 import types
 from collections import Counter, OrderedDict, defaultdict, deque
@@ -88,21 +89,15 @@ class _Names:
         self.namespace = namespace
         # Names whose rebinding is never taken (those the body combines into: see IterableWatch.of).
         self.kept = kept
-        # The compiled test's globals: its values are replaced in place (see rebound).
-        self._scope: dict[str, Any] = {"get": namespace.get, "missing": _MISSING}
-        self.test = self._compiled()
-
-    def _compiled(self) -> Callable[[], bool]:
-        """A function that tells, in tens of nanoseconds, whether one of the globals may have been
-        rebound (then :meth:`rebound` judges): each item asks it."""
-        if not self.bound:
-            return _never
-        self._scope.update({f"v{position}": value for position, (_, value) in enumerate(self.bound)})
+        # The compiled tests' globals (shared with _Entries): its values are replaced in place (see
+        # rebound).
+        self.scope: dict[str, Any] = {"get": namespace.get, "missing": _MISSING}
+        self.scope.update({f"v{position}": value for position, (_, value) in enumerate(bound)})
         # One comparison per name, written out: a loop over the names cost 4 times as much.
-        test = " or ".join(
-            f"get({name!r}, missing) is not v{position}" for position, (name, _) in enumerate(self.bound)
+        self.expression = " or ".join(
+            f"get({name!r}, missing) is not v{position}" for position, (name, _) in enumerate(bound)
         )
-        return eval(f"lambda: {test}", self._scope)  # type: ignore[no-any-return]
+        self.test = _compiled(self.expression, self.scope)
 
     def rebound(self, adopt: Callable[[str, Any], None] | None) -> str | None:
         """The first global rebound to another value, or None; with ``adopt`` (the sequential
@@ -117,34 +112,32 @@ class _Names:
                     return name
                 adopt(name, now)
             self.bound[position] = (name, now)
-            self._scope[f"v{position}"] = now
+            self.scope[f"v{position}"] = now
         return None
 
 
 class _Entries:
     """The small containers a body reads, and a fast test of their entries (see _top)."""
 
-    def __init__(self, objects: list[tuple[str, Any]]) -> None:
+    def __init__(self, objects: list[tuple[str, Any]], scope: dict[str, Any]) -> None:
         self.objects = objects
-        # The compiled test's globals: each container's snapshot function and its last snapshot.
-        self._scope: dict[str, Any] = {
-            f"s{position}": _snapshot(value) for position, (_, value) in enumerate(objects)
-        }
+        # The compiled tests' globals (shared with _Names): each container's snapshot function, and
+        # its last snapshot.
+        self.scope = scope
+        scope.update({f"s{position}": _snapshot(value) for position, (_, value) in enumerate(objects)})
         self.rebase()
-        # One comparison per container, written out (see _Names.test).
-        self.test: Callable[[], bool] = (
-            eval(
-                "lambda: " + " or ".join(f"s{position}() != t{position}" for position in range(len(objects))),
-                self._scope,
-            )
-            if objects
-            else _never
-        )
+        self.expression = " or ".join(f"s{position}() != t{position}" for position in range(len(objects)))
+        self.test = _compiled(self.expression, scope)
 
     def rebase(self) -> None:
         """The containers' entries as they are now become those the test compares with."""
         for position in range(len(self.objects)):
-            self._scope[f"t{position}"] = self._scope[f"s{position}"]()
+            self.scope[f"t{position}"] = self.scope[f"s{position}"]()
+
+
+def _compiled(expression: str, scope: dict[str, Any]) -> Callable[[], bool]:
+    """``expression`` as a function of no arguments over ``scope`` (False if it is empty)."""
+    return eval(f"lambda: {expression}", scope) if expression else _never
 
 
 class IterableWatch:
@@ -165,7 +158,14 @@ class IterableWatch:
         # The sequential backend takes a rebound global into its next iteration (see adopt).
         self._adopt = adopt
         self._objects = [] if adopt is not None else objects
-        self._entries = _Entries(self._objects)
+        self._entries = _Entries(self._objects, names.scope)
+        # Each item's test, written out for the names and the containers (see reading).
+        scope = names.scope
+        scope["slow"] = self._slow
+        expression = " or ".join(part for part in (names.expression, self._entries.expression) if part)
+        self._pass = eval(
+            f"lambda item, index: slow(item, index) if {expression or 'False'} else item", scope
+        )
         # At the current read's start: each container's fingerprint.
         self._prints: list[int | None] = []
         self._index = 0
@@ -207,33 +207,28 @@ class IterableWatch:
                 # What is watched depends on sizes, never on timings: the same in every run.
                 if _pickled_size(inner, _SMALL) is not None:
                     objects.append((name, inner))
+        if adopt is not None:
+            objects = []  # the sequential backend's body reads the program's own objects
         if not bound and not objects:
             return None
         return cls(_Names(bound, namespace, skip), objects, where, adopt)
 
-    def watched(self, iterator: Any) -> Any:
-        """``iterator``, each item let through once nothing the body reads changed as it came."""
-        return map(self._passing, iterator)
-
-    def begin(self, start: int) -> None:
-        """A read of items from the ``start`` on begins: the containers as they are now (between two
-        reads the body's own changes, in the caller's chunks, are the guard's to judge)."""
-        self._index = start
+    def reading(self, iterator: Any, start: int) -> Any:
+        """For a read of items from the ``start`` on: ``iterator``, each item let through once
+        nothing the body reads changed as it came.  The containers as they are now are those
+        compared with (between two reads, the body's own changes in the caller's chunks are the
+        guard's to judge)."""
         if self._objects:
             self._prints = [_fingerprint(value) for _, value in self._objects]
             self._entries.rebase()
+        return map(self._pass, iterator, itertools.count(start))
 
-    def _passing(self, item: Any) -> Any:
-        index = self._index
-        self._index = index + 1
-        names = self._names
-        if names.test():
-            name = names.rebound(self._adopt)
-            if name is not None:
-                raise self._refusal(f"the global {name!r}", name, index)
-        # At each item, each container's entries, and those of the containers in it (a C-level copy
-        # and comparison: about 0.1 us for a configuration dict); the pickle decides if they differ.
-        if self._entries.test():
+    def _slow(self, item: Any, index: int) -> Any:
+        """An item whose test fired: judged, refused (raised out of the iterator) or let through."""
+        name = self._names.rebound(self._adopt)
+        if name is not None:
+            raise self._refusal(f"the global {name!r}", name, index)
+        if self._objects and self._entries.test():
             for (name, value), before in zip(self._objects, self._prints):
                 if _fingerprint(value) != before:
                     raise self._changed_in_place(name, value, index)
@@ -289,11 +284,9 @@ class BetweenItems:
         """The test asked before each item: a global the expression reads may have been rebound,
         or a container it reads changed (then :meth:`changed` judges)."""
         names, entries = self._watch._names, self._watch._entries
-        if not self._watch._objects:
-            return names.test
         entries.rebase()
-        names_test, entries_test = names.test, entries.test
-        return lambda: names_test() or entries_test()
+        expression = " or ".join(part for part in (names.expression, entries.expression) if part)
+        return _compiled(expression, names.scope)
 
     def rebound(self, index: int) -> ParaLoopError | None:
         """Before item ``index`` is handed out: a global the body reads, rebound since (the
