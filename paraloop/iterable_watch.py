@@ -68,8 +68,9 @@ from .guard import Bounded
 
 __all__ = ["BetweenItems", "IterableWatch"]
 
-# The most bytes of pickle the watched containers may take together (about 2 us to pickle and
-# hash), and the most entries of one (each item copies and compares them: see _top).
+# The most bytes of pickle a watched container may take (about 2 us to pickle and hash), and the
+# most entries of one, those of the containers in it included (each item copies and compares them:
+# see _top).
 _SMALL = 4096
 _ENTRIES = 64
 # Values whose equal replacement leaves what the body reads as it was.
@@ -143,8 +144,8 @@ def _compiled(expression: str, scope: dict[str, Any]) -> Callable[[], bool]:
 class IterableWatch:
     """The caller's look at what the loop's body reads, as each item comes out of its iterator.
 
-    :meth:`watched` wraps the iterator: a change raises the refusal out of it, which the chunker
-    takes as it takes the iterable's own exception (the items before it run)."""
+    :meth:`reading` wraps the iterator for each read: a change raises the refusal out of it, which
+    the chunker takes as it takes the iterable's own exception (the items before it run)."""
 
     def __init__(
         self,
@@ -168,7 +169,6 @@ class IterableWatch:
         )
         # At the current read's start: each container's fingerprint.
         self._prints: list[int | None] = []
-        self._index = 0
         # Where its refusals are noted for the guard, which sees the same change in the caller's
         # chunks and in threads and would blame the body (see Job.iterable_changes).
         self.noted: dict[int, ParaLoopError] = {}
@@ -237,8 +237,8 @@ class IterableWatch:
 
     def end(self, start: int) -> ParaLoopError | None:
         """After a read of items from the ``start`` on (also one the iterable's exception ended): a
-        change the entries did not show (a container's own attribute), which refuses the read's
-        items from the first."""
+        change the entries did not show (a set's element replaced by another, the size the same),
+        which refuses the read's items from the first."""
         for (name, value), before in zip(self._objects, self._prints):
             if _fingerprint(value) != before:
                 return self._changed_in_place(name, value, start)
