@@ -94,9 +94,12 @@ def test_a_tool_with_sigpipe_at_its_default_ends_quietly_when_head_has_read(
 @pytest.mark.parametrize("method", START_METHODS)
 def test_a_program_that_ignores_sigpipe_gets_broken_pipe_error(tmp_path: Path, method: str) -> None:
     """Python's default (SIGPIPE ignored): the write raises BrokenPipeError in the iteration, and
-    the program ends with it, as the plain loop's does."""
+    the program ends with it, as the plain loop's does.  The plain program's status is 1, or 120
+    when lines it printed were still in its stdout's buffer at the exit, whose flush failed too
+    (CI saw 120 once); the workers print here, and the caller's buffer is empty: 1."""
     plain = _head(tmp_path, "ignored", PARALOOP_BACKEND="sequential")
     status, _, error, _ = _head(tmp_path, "ignored", PARALOOP_START_METHOD=method)
-    assert status == plain[0] == 1
+    assert plain[0] in (1, 120)
+    assert status == 1
     assert "BrokenPipeError" in error and "BrokenPipeError" in plain[2]
     assert "the loop ended" not in error
