@@ -189,7 +189,7 @@ def _w9(tables: dict[str, Table], found: dict) -> list[Target]:
         plain = t.plain.loop.median
         causes = {
             "cold": "the program's first loop with numpy loaded looks for its BLAS (the walk of the "
-            "program's modules and the process's map of loaded files, about 0.5-1 ms; OpenBLAS alone is "
+            "program's modules and the process's map of loaded files, about 0.4-0.5 ms; OpenBLAS alone is "
             "limited through its own functions, without threadpoolctl) and pays a first loop's own costs "
             "(the trivial loop above); the caller's chunks run at a worker's share, so that a product "
             "has the same bits wherever its iteration runs",
