@@ -274,7 +274,13 @@ def test_a_filter_that_cannot_travel_stays_behind(load_module: Loader, backend: 
             return total, [str(w.message) for w in seen]
         """
     )
-    assert module.run(list(range(40))) == (sum(range(40)), ["at 0", "at 10", "at 20", "at 30"])
+    total, seen = module.run(list(range(40)))
+    assert total == sum(range(40))
+    if backend == "threads":
+        # The iterations warn at once into the one process, in no order (docs/semantics.md; CI saw
+        # "at 0" last once, py313).
+        seen = sorted(seen, key=lambda text: int(text.split()[1]))
+    assert seen == ["at 0", "at 10", "at 20", "at 30"]
 
 
 SECOND_PASS = """
