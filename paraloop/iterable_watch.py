@@ -31,10 +31,11 @@ or a range runs none of the program's code as it is read), at what the body read
   chunks and in threads and would otherwise blame the body.
 - each global the body combines into (``total += i``, ``out.append(i)``), by the program's own
   value: the iterable rebinding it would be lost in the combined result.
-  Not other objects: an object of the program's classes may change as it is read without
-  changing what the body computes (a ``functools.cached_property`` filled, a counter, a random
-  generator's state, the loop's own iterator held in an attribute), which a refusal would get
-  wrong, and a large one would cost every item its pickle.
+
+Not other objects: an object of the program's classes may change as it is read without changing
+what the body computes (a ``functools.cached_property`` filled, a counter, a random generator's
+state, the loop's own iterator held in an attribute), which a refusal would get wrong, and a
+large one would cost every item its pickle.
 
 A change refuses the loop from that item on (``ParaLoopError``, with advice that works: yield the
 value with the item); the items before it run and are combined, as before an exception of the
