@@ -33,7 +33,7 @@ from .records import Record
 if TYPE_CHECKING:
     from .iterable_watch import IterableWatch
 
-__all__ = ["Chunk", "Chunker"]
+__all__ = ["Chunk", "Chunker", "pickled_within"]
 
 # Aim for chunks that take about this long: long enough that the cost of a
 # round trip to a worker (tens of microseconds) vanishes, short enough that
@@ -170,6 +170,15 @@ class _Counter:
         self.size += size
         if self.size > self.room:
             raise _Full
+
+
+def pickled_within(value: Any, room: int) -> bool:
+    """Whether the standard pickle takes ``value`` in ``room`` bytes at most (none of it kept)."""
+    try:
+        pickle.Pickler(_Counter(room), protocol=pickle.HIGHEST_PROTOCOL).dump(value)
+    except Exception:  # noqa: BLE001 - too large (_Full), or not for the standard pickle
+        return False
+    return True
 
 
 def _pickled_fitting(items: Sequence[Any]) -> int:

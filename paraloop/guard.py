@@ -41,7 +41,7 @@ from .items import bound_to_this_process, is_file
 from .serialize import code_names, installed
 from .sharing import shared_here
 
-__all__ = ["ATOMS", "GENERATOR_MODULES", "Bounded", "Guard", "fingerprint", "reached", "read_only_error"]
+__all__ = ["ATOMS", "GENERATOR_MODULES", "Guard", "fingerprint", "reached", "read_only_error"]
 
 
 ATOMS = frozenset(
@@ -147,33 +147,19 @@ class _ContentFingerprinter(_Fingerprinter):
         return super().persistent_id(obj)
 
 
-def fingerprint(value: Any, contents: bool = False, limit: int | None = None) -> int | None:
-    """A hash of what ``value`` holds, or None if it cannot be pickled (or its pickle would pass
-    ``limit`` bytes).
+def fingerprint(value: Any, contents: bool = False) -> int | None:
+    """A hash of what ``value`` holds, or None if it cannot be pickled.
 
     With ``contents``, numpy arrays count by what they hold (else by identity:
     captured arrays are read-only instead).
     """
-    buffer = io.BytesIO() if limit is None else Bounded(limit)
+    buffer = io.BytesIO()
     kind = _ContentFingerprinter if contents else _Fingerprinter
     try:
         kind(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(value)
     except Exception:  # noqa: BLE001 - an object paraloop cannot see into is not checked
         return None
     return hash(buffer.getvalue())
-
-
-class Bounded(io.BytesIO):
-    """A pickle's buffer that stops the pickling (OverflowError) once it passes ``limit`` bytes."""
-
-    def __init__(self, limit: int) -> None:
-        super().__init__()
-        self._limit = limit
-
-    def write(self, data: Any) -> int:
-        if self.tell() + len(data) > self._limit:
-            raise OverflowError("larger than paraloop looks at")
-        return super().write(data)
 
 
 class Guard:

@@ -64,8 +64,8 @@ from collections import Counter, OrderedDict, defaultdict, deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from .chunks import pickled_within
 from .errors import ParaLoopError
-from .guard import Bounded
 
 __all__ = ["BetweenItems", "IterableWatch"]
 
@@ -82,7 +82,8 @@ _MISSING = object()
 
 
 class _Names:
-    """The globals a body reads, each with the value it captured, and a fast test of them."""
+    """The globals a body reads, each with the value it captured, and the expression that tests
+    them (compiled by IterableWatch with the containers')."""
 
     def __init__(
         self, bound: list[tuple[str, Any]], namespace: Mapping[str, Any], kept: frozenset[str] = frozenset()
@@ -99,7 +100,6 @@ class _Names:
         self.expression = " or ".join(
             f"get({name!r}, missing) is not v{position}" for position, (name, _) in enumerate(bound)
         )
-        self.test = _compiled(self.expression, self.scope)
 
     def rebound(self, adopt: Callable[[str, Any], None] | None) -> str | None:
         """The first global rebound to another value, or None; with ``adopt`` (the sequential
@@ -165,6 +165,8 @@ class IterableWatch:
         scope = names.scope
         scope["slow"] = self._slow
         expression = " or ".join(part for part in (names.expression, self._entries.expression) if part)
+        # The same test, asked before each item of a generator expression (BetweenItems).
+        self._test = _compiled(expression, scope)
         self._pass = eval(
             f"lambda item, index: slow(item, index) if {expression or 'False'} else item", scope
         )
@@ -206,7 +208,7 @@ class IterableWatch:
             inner = getattr(value, "__self__", None) if isinstance(value, types.BuiltinMethodType) else value
             if _plain_container(inner, 0):
                 # What is watched depends on sizes, never on timings: the same in every run.
-                if _pickled_size(inner, _SMALL) is not None:
+                if pickled_within(inner, _SMALL):
                     objects.append((name, inner))
         if adopt is not None:
             objects = []  # the sequential backend's body reads the program's own objects
@@ -284,10 +286,8 @@ class BetweenItems:
     def rebound_test(self) -> Callable[[], bool]:
         """The test asked before each item: a global the expression reads may have been rebound,
         or a container it reads changed (then :meth:`changed` judges)."""
-        names, entries = self._watch._names, self._watch._entries
-        entries.rebase()
-        expression = " or ".join(part for part in (names.expression, entries.expression) if part)
-        return _compiled(expression, names.scope)
+        self._watch._entries.rebase()
+        return self._watch._test
 
     def rebound(self, index: int) -> ParaLoopError | None:
         """Before item ``index`` is handed out: a global the body reads, rebound since (the
@@ -324,19 +324,14 @@ def _top(value: Any, depth: int = 0) -> Any:
     """A container's entries, and those of the containers in it, compared item by item (see
     IterableWatch._passing): a dict's pairs, a sequence's elements; a set's elements, sorted
     where they can be (else its size)."""
-    if isinstance(value, dict):
-        entries = [*value.items()]
-        parts = value.values()
-    elif isinstance(value, (set, frozenset)):
+    if isinstance(value, (set, frozenset)):
         try:
             return sorted(value)
         except TypeError:
             return len(value)
-    else:
-        entries = [*value]
-        parts = value
+    entries = [*value.items()] if isinstance(value, dict) else [*value]
     if depth == 0:
-        entries += [_top(part, 1) for part in parts if type(part) in _CONTAINERS or type(part) is tuple]
+        entries += [_top(part, 1) for part in _inner(value)]
     return entries
 
 
@@ -346,16 +341,6 @@ def _fingerprint(value: Any) -> int | None:
         return hash(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
     except Exception:  # noqa: BLE001 - a default_factory that cannot be pickled: not looked at
         return None
-
-
-def _pickled_size(value: Any, room: int) -> int | None:
-    """The bytes of ``value``'s pickle, or None if it cannot be pickled or takes more than ``room``."""
-    buffer = Bounded(room)
-    try:
-        pickle.Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(value)
-    except Exception:  # noqa: BLE001 - too large, or not picklable: not looked at
-        return None
-    return buffer.tell()
 
 
 def _plain_container(value: Any, depth: int) -> bool:

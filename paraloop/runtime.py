@@ -61,7 +61,7 @@ from .signal_errors import HandlerRaised, despite_ctrl_c, handlers_raise_through
 from .variable import Variable
 
 if TYPE_CHECKING:
-    from .iterable_watch import BetweenItems
+    from .iterable_watch import BetweenItems, IterableWatch
 
 # What generated code names (the outcomes a worker returns, run, comprehension), and the records
 # of a loop's plan, which paraloop.plan.read makes from the constants generated code spells.
@@ -354,26 +354,34 @@ def _chunker(loop: ParaLoop[Any], one_by_one: bool = False) -> Chunker:
     return Chunker(loop.iterable, 1 if one_by_one else loop.chunksize, _ITEM_MODES.get(_backend(loop), COPY))
 
 
-def _watch_iterable(
-    chunker: Chunker, loop: ParaLoop[Any], job: Job, scope: Mapping[str, Any] | None, local: tuple[str, ...]
-) -> None:
-    """Where the items come from an iterator: look, as they are read, for what its code changes
-    that the body reads (see :mod:`paraloop.iterable_watch`)."""
-    if not chunker.reads_iterator:
-        return
-    from .iterable_watch import IterableWatch  # only for loops over iterators
+def _body_watch(
+    loop: ParaLoop[Any], job: Job, scope: Mapping[str, Any] | None, local: tuple[str, ...]
+) -> IterableWatch | None:
+    """The look at what the body reads, as the program's code may change it while the loop's items
+    are read (see :mod:`paraloop.iterable_watch`), or None if the body reads nothing it could."""
+    from .iterable_watch import IterableWatch  # only for loops over iterators, and generator expressions
 
     namespace = job.function.__globals__
-    watch = IterableWatch.of(
+    return IterableWatch.of(
         job.params,
         job.values,
         job.tracked,
         lambda name: _global_name(name, scope, local, namespace),
         namespace,
         f"{job.filename}, line {job.line}",
-        # Each item is read just before its iteration runs: it runs with the value rebound.
+        # Each item is read (or asked for) just before its iteration runs: with the value rebound.
         _adopting(job) if _backend(loop) == "sequential" else None,
     )
+
+
+def _watch_iterable(
+    chunker: Chunker, loop: ParaLoop[Any], job: Job, scope: Mapping[str, Any] | None, local: tuple[str, ...]
+) -> None:
+    """Where the items come from an iterator: look, as they are read, for what its code changes
+    that the body reads."""
+    if not chunker.reads_iterator:
+        return
+    watch = _body_watch(loop, job, scope, local)
     if watch is not None:
         watch.noted = job.iterable_changes()
         chunker.watch_with(watch)
@@ -384,17 +392,9 @@ def _between_items(
 ) -> BetweenItems | None:
     """For a generator expression over ParaLoop: the look at what the program changes between its
     items, that its body reads (see :class:`paraloop.iterable_watch.BetweenItems`)."""
-    from .iterable_watch import BetweenItems, IterableWatch
+    from .iterable_watch import BetweenItems
 
-    watch = IterableWatch.of(
-        job.params,
-        job.values,
-        job.tracked,
-        lambda name: _global_name(name, scope, local, namespace),
-        (namespace := job.function.__globals__),
-        f"{job.filename}, line {job.line}",
-        _adopting(job) if _backend(loop) == "sequential" else None,
-    )
+    watch = _body_watch(loop, job, scope, local)
     return None if watch is None else BetweenItems(watch)
 
 

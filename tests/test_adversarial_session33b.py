@@ -12,37 +12,7 @@ from __future__ import annotations
 
 import pytest
 from conftest import last_json, run_source
-
-# Each program prints its result, or "refused: " and the refusal's message.
-_TEMPLATE = """
-    # paraloop: enable
-    import json, sys
-    from paraloop import ParaLoop, ParaLoopError
-    {setup}
-    out = []
-    try:
-        {loop}
-    except ParaLoopError as error:
-        out = "refused: " + str(error)
-    print(json.dumps(out))
-    """
-
-
-def _program(setup: str, loop: str) -> str:
-    indent = " " * 4
-    setup = "\n".join(indent + line if line else "" for line in setup.strip("\n").splitlines())
-    loop = "\n".join(indent * 2 + line if line else "" for line in loop.strip("\n").splitlines())
-    return _TEMPLATE.format(setup=setup.strip(), loop=loop.strip())
-
-
-def _plain_or_iterable_refusal(out: object, plain: object) -> None:
-    """The plain result, or the watch's own refusal (whose advice, yield the value with the
-    item, works).  The guard's "an iteration changed ..." is not one: it blames the body, and
-    its advice (update it in the body, in a form paraloop combines) does not apply."""
-    if isinstance(out, str):
-        assert out.startswith("refused: ") and "the loop's iterable changed" in out, out
-    else:
-        assert out == plain
+from test_adversarial_session33 import _plain_or_iterable_refusal, _program
 
 
 def _plain_or_between_items_refusal(out: object, plain: object) -> None:
