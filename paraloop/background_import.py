@@ -158,7 +158,9 @@ def _let_go(lock: Any) -> tuple[Any, Any] | None:
 
 
 def _after_fork_in_parent() -> None:
-    _lock.release()
+    # Not held if a Ctrl-C came as _before_fork began (Python then prints it and forks).
+    if _lock.locked():
+        _lock.release()
 
 
 def _after_fork_in_child() -> None:

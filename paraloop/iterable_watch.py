@@ -93,8 +93,8 @@ class _Names:
         # Names whose rebinding is never taken (those the body combines into: see IterableWatch.of).
         self.kept = kept
         # The compiled tests' globals (shared with _Entries): its values are replaced in place (see
-        # rebound).
-        self.scope: dict[str, Any] = {"get": namespace.get, "missing": _MISSING}
+        # rebound).  Its module's name tells a traceback that the tests' frames are paraloop's.
+        self.scope: dict[str, Any] = {"__name__": __name__, "get": namespace.get, "missing": _MISSING}
         self.scope.update({f"v{position}": value for position, (_, value) in enumerate(bound)})
         # One comparison per name, written out: a loop over the names cost 4 times as much.
         self.expression = " or ".join(

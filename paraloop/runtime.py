@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import builtins
 import copy
-import itertools
-import os
 import sys
 import time
 import types
@@ -58,6 +56,7 @@ from .reductions import infer_reductions, replay_operation, whole_partials
 from .replay import CONTINUED_TYPES
 from .resources import PerWorker
 from .signal_errors import HandlerRaised, despite_ctrl_c, handlers_raise_through, released
+from .tracebacks import hidden
 from .variable import Variable
 
 if TYPE_CHECKING:
@@ -449,7 +448,7 @@ def _checked_items(parts: Iterator[Any], between: BetweenItems) -> Iterator[Any]
     close = getattr(parts, "close", None)
     if close is not None:
         close()  # the loop's workers stop now, not when the expression is collected
-    raise _hidden(refused)
+    raise hidden(refused)
 
 
 def _outcomes(loop: ParaLoop[Any], job: Job, chunker: Chunker, between: bool = False) -> Iterator[Outcome]:
@@ -645,48 +644,13 @@ def run(
         return result
     except ParaLoopError as refusal:
         # Raised by the generated code at the user's loop line, without paraloop's own frames.
-        return LoopResult(error=_hidden(refusal))
+        return LoopResult(error=hidden(refusal))
     except HandlerRaised as raised:
         # A signal handler's exception, where the plain loop raises it: in the loop.
         return LoopResult(error=released(raised.error))
-
-
-def _full_traceback() -> bool:
-    return os.environ.get("PARALOOP_TRACEBACK", "").strip() == "full"
-
-
-def _hidden(error: BaseException) -> BaseException:
-    """``error`` without paraloop's frames (PARALOOP_TRACEBACK=full keeps them): a paraloop
-    error's traceback ends at the user's loop line, where the generated code raises it; another
-    (Ctrl-C while the caller waited for its workers, the iterable's own exception) keeps the
-    frames of the program's code only, as the plain loop shows them."""
-    if _full_traceback():
-        return error
-    if isinstance(error, ParaLoopError):
-        error.__traceback__ = None
-        return error
-    return _own_frames_dropped(error)
-
-
-def _own_frames_dropped(error: BaseException) -> BaseException:
-    """``error`` with the frames of paraloop's own modules left out of its traceback.
-
-    Told by the module's name, in C calls only: this runs in the cleanup after a Ctrl-C, where
-    each Python call is a moment a second Ctrl-C may come (a path per frame made the tests that
-    try a second Ctrl-C at each such call three times slower)."""
-    kept: list[types.TracebackType] = []
-    entry = error.__traceback__
-    while entry is not None:
-        module = entry.tb_frame.f_globals.get("__name__")
-        if not (isinstance(module, str) and (module == "paraloop" or module.startswith("paraloop."))):
-            kept.append(entry)
-        entry = entry.tb_next
-    for earlier, later in itertools.pairwise(kept):
-        earlier.tb_next = later
-    if kept:
-        kept[-1].tb_next = None
-    error.__traceback__ = kept[0] if kept else None
-    return error
+    except KeyboardInterrupt as interrupted:
+        # Ctrl-C before the loop's chunks began or after they were combined: at the loop's line.
+        return LoopResult(error=hidden(interrupted))
 
 
 def _run(
@@ -773,7 +737,7 @@ def _run(
     except BaseException as error:  # noqa: BLE001 - handed to the generated code
         # The iterable raised, a worker died, an iteration timed out, Ctrl-C, a signal
         # handler's exception: tracked state keeps what the chunks before it contributed.
-        combiner.result.error = released(error.error) if isinstance(error, HandlerRaised) else _hidden(error)
+        combiner.result.error = released(error.error) if isinstance(error, HandlerRaised) else hidden(error)
     else:
         if inline and combiner.result.error is None:
             # Threads: what the chunks left unchecked (worker processes check on their own).
@@ -785,7 +749,7 @@ def _run(
         interrupted = closed(outcomes) or interrupted
         native_threads.let_go_here(job)
         if interrupted is not None and combiner.result.error is None:
-            combiner.result.error = _hidden(interrupted)
+            combiner.result.error = hidden(interrupted)
         close_bar(bar)  # also when the backend failed to start
     try:
         result = combiner.finish()
@@ -835,7 +799,7 @@ def comprehension(
                     yield part.value
         except ParaLoopError as error:
             broken_pipe.die_as_plain(error)
-            raise _hidden(error) from None
+            raise hidden(error) from None
         finally:
             # Now, not when the garbage collector gets to them (see closed).
             interrupted = closed(driving)

@@ -25,6 +25,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from . import tracebacks
+
 __all__ = [
     "HANDLED_SIGNALS",
     "getsignal",
@@ -106,7 +108,7 @@ def _wrapper(handler: Callable[[int, Any], Any], pid: int) -> Callable[[int, Any
             if os.getpid() != pid or getattr(in_body, "active", False):
                 raise
             # Its traceback from the program's handler on, as the plain loop shows it.
-            if error.__traceback__ is not None and os.environ.get("PARALOOP_TRACEBACK", "") != "full":
+            if error.__traceback__ is not None and not tracebacks.full():
                 error.__traceback__ = error.__traceback__.tb_next
             raise HandlerRaised(error) from None
 

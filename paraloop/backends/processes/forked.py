@@ -159,6 +159,9 @@ class ForkedProcess:
     """A child made by ``os.fork`` that runs ``target(*args)`` and exits; as much of
     ``multiprocess.Process`` as the pool uses."""
 
+    # Also for __del__ of one whose __init__ a Ctrl-C cut short.
+    sentinel = -1
+
     def __init__(
         self, target: Callable[..., Any], args: tuple[Any, ...], name: str, ends: tuple[Channel, Channel]
     ) -> None:
