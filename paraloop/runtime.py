@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import builtins
 import copy
+import functools
+import itertools
 import sys
 import time
 import types
 import warnings
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING, Any
 
@@ -418,39 +420,6 @@ def _adopting(job: Job) -> Callable[[str, Any], None]:
     return adopt
 
 
-def _checked_items(parts: Iterator[Any], between: BetweenItems) -> Iterator[Any]:
-    """The items of a generator expression's chunks, each handed out once nothing it read changed."""
-    index = 0
-    refused = None
-    while refused is None:
-        # Before the next chunk is asked for (the sequential backend computes it then).
-        refused = between.changed(index)
-        if refused is not None:
-            break
-        part = next(parts, None)
-        if part is None:
-            return
-        items = iter(part)
-        for item in items:  # the chunk's first: its look was the one above
-            yield item
-            index += 1
-            break
-        # The rest: a fast test before each (see BetweenItems.rebound_test), judged if it fires.
-        rebound = between.rebound_test()
-        for item in items:
-            if rebound():
-                refused = between.changed(index)
-                if refused is not None:
-                    break
-                rebound = between.rebound_test()  # an equal value set again: the test anew
-            yield item
-            index += 1
-    close = getattr(parts, "close", None)
-    if close is not None:
-        close()  # the loop's workers stop now, not when the expression is collected
-    raise hidden(refused)
-
-
 def _outcomes(loop: ParaLoop[Any], job: Job, chunker: Chunker, between: bool = False) -> Iterator[Outcome]:
     """Run the job's chunks on the loop's backend; outcomes arrive in any order.
 
@@ -760,65 +729,137 @@ def _run(
 
 def comprehension(
     loop: Any, worker: Callable[..., Any], scope: Mapping[str, Any] | None, plan: LoopPlan | tuple[Any, ...]
-) -> Any:
-    """Build a list, set, dict or generator comprehension over ParaLoop, chunk by chunk, in order.
+) -> Callable[[], Any]:
+    """A list, set, dict or generator comprehension over ParaLoop, built chunk by chunk, in order.
 
     ``plan.kind`` is the comprehension's kind: ``"list"``, ``"set"``, ``"dict"`` or ``"generator"``.
+    Returns what the generated code calls where the comprehension stood, for its value (for a
+    generator expression, the iterator its own expression hands the items out from): a C
+    callable, so that an error (a refusal, an iteration's exception, Ctrl-C) is raised in the
+    program's frame, as the plain comprehension's, with no frame of paraloop's in between.
     """
-    plan = read(plan)
-    kind, line, local = plan.kind, plan.line, plan.local
-    _rename(worker, plan.name)
-    if not isinstance(loop, ParaLoop):
-        loop = ParaLoop(loop, backend="sequential")
-    params, values = _capture(worker, scope, local)
-    job = _plain_job(loop, worker, values, params, line)
+    try:
+        plan = read(plan)
+        kind, local = plan.kind, plan.local
+        _rename(worker, plan.name)
+        if not isinstance(loop, ParaLoop):
+            loop = ParaLoop(loop, backend="sequential")
+        params, values = _capture(worker, scope, local)
+        job = _plain_job(loop, worker, values, params, plan.line)
+        # A generator expression whose body reads what the program may change between its items
+        # (see _between_items); the sequential backend then computes each item when it is asked for.
+        between = _between_items(loop, job, scope, local) if kind == "generator" else None
+        parts = _parts(loop, job, scope, local, kind, between)
+        delivered = _delivered(parts, between)
+        next(delivered)  # into its try (see _delivered)
+    except BaseException as error:  # noqa: BLE001 - raised where the comprehension stands
+        return functools.partial(_SPENT.throw, hidden(error))
+    build = _BUILDS[kind]
+    # Lazy, like what it replaces: nothing runs until the value is built or an item asked for.
+    return functools.partial(build, itertools.chain.from_iterable(delivered))
 
-    # A generator expression whose body reads what the program may change between its items (see
-    # _between_items); the sequential backend then computes each item when it is asked for.
-    between = _between_items(loop, job, scope, local) if kind == "generator" else None
 
-    def parts() -> Iterator[Any]:
-        chunker = _chunker(loop, one_by_one=between is not None and _backend(loop) == "sequential")
-        _watch_iterable(chunker, loop, job, scope, local)
-        inline = _backend(loop) in ("threads", "sequential")
-        bar = open_bar(loop.iterable, job.filename, line, loop.progress_options) if loop.progress else None
-        outcomes: Iterator[Outcome] = iter(())
-        driving: Iterator[Outcome] = iter(())
-        try:
-            # Not in a generator expression's loop: the program's own code runs between its
-            # items and may change what the body reads, which the caller's chunks would take
-            # for an iteration's change (they run on the program's objects, see backends/processes/caller.py).
-            outcomes = _outcomes(loop, job, chunker, between=kind == "generator")
-            driving = _drive(outcomes, chunker, inline, bar)
-            for outcome in driving:
-                for part in outcome.parts or (outcome,):
-                    if part.output:
-                        write_output(part.output)
-                    if part.kind == RAISED:
-                        raise with_context(part, job)
-                    yield part.value
-        except ParaLoopError as error:
-            broken_pipe.die_as_plain(error)
-            raise hidden(error) from None
-        finally:
-            # Now, not when the garbage collector gets to them (see closed).
-            interrupted = closed(driving)
-            interrupted = closed(outcomes) or interrupted
-            native_threads.let_go_here(job)
-            close_bar(bar)  # also when the backend failed to start, or the generator was dropped
-            job.release_guard()
-            if interrupted is not None:
-                raise interrupted
+_BUILDS: dict[str, Callable[[Iterable[Any]], Any]] = {
+    "list": list,
+    "set": set,
+    "dict": dict,
+    "generator": iter,
+}
 
-    if kind == "generator":
-        # Lazy, like the generator expression it replaces: nothing runs until iterated.
+
+def _spent() -> Generator[Any, None, None]:
+    yield from ()
+
+
+# An ended generator: its throw() raises the exception it is given from C, so in the frame of
+# whoever called it.
+_SPENT = _spent()
+next(_SPENT, None)
+
+
+def _delivered(
+    parts: Generator[Iterable[Any], None, None], between: BetweenItems | None
+) -> Iterator[Iterable[Any]]:
+    """The values of the comprehension's chunks (for a generator expression whose body reads what
+    the program may change, each item alone in a tuple, handed out once nothing it read changed);
+    if they raise, then an iterator that raises the error from C, where the next item is asked for
+    (see comprehension)."""
+    try:
+        yield ()  # where comprehension leaves it: a Ctrl-C as it is first resumed is delivered too
         if between is None:
-            return (item for part in parts() for item in part)
-        return _checked_items(parts(), between)
-    result: Any = {"list": list, "set": set, "dict": dict}[kind]()
-    for part in parts():
-        if kind == "list":
-            result.extend(part)
-        else:
-            result.update(part)
-    return result
+            yield from parts
+            return
+        index = 0
+        refused = None
+        while refused is None:
+            # Before the next chunk is asked for (the sequential backend computes it then).
+            refused = between.changed(index)
+            if refused is not None:
+                break
+            part = next(parts, None)
+            if part is None:
+                return
+            items = iter(part)
+            for item in items:  # the chunk's first: its look was the one above
+                yield (item,)
+                index += 1
+                break
+            # The rest: a fast test before each (see BetweenItems.rebound_test), judged if it fires.
+            rebound = between.rebound_test()
+            for item in items:
+                if rebound():
+                    refused = between.changed(index)
+                    if refused is not None:
+                        break
+                    rebound = between.rebound_test()  # an equal value set again: the test anew
+                yield (item,)
+                index += 1
+        parts.close()  # the loop's workers stop now, not when the expression is collected
+        raise refused
+    except GeneratorExit:
+        raise
+    except BaseException as error:  # noqa: BLE001 - raised by the consumer's next item
+        yield map(_SPENT.throw, (hidden(error),))
+
+
+def _parts(
+    loop: ParaLoop[Any],
+    job: Job,
+    scope: Mapping[str, Any] | None,
+    local: tuple[str, ...],
+    kind: str,
+    between: BetweenItems | None,
+) -> Generator[Iterable[Any], None, None]:
+    """The values of a comprehension's chunks, in order (a dict's as its items)."""
+    line = job.line
+    chunker = _chunker(loop, one_by_one=between is not None and _backend(loop) == "sequential")
+    _watch_iterable(chunker, loop, job, scope, local)
+    inline = _backend(loop) in ("threads", "sequential")
+    bar = open_bar(loop.iterable, job.filename, line, loop.progress_options) if loop.progress else None
+    outcomes: Iterator[Outcome] = iter(())
+    driving: Iterator[Outcome] = iter(())
+    try:
+        # Not in a generator expression's loop: the program's own code runs between its
+        # items and may change what the body reads, which the caller's chunks would take
+        # for an iteration's change (they run on the program's objects, see backends/processes/caller.py).
+        outcomes = _outcomes(loop, job, chunker, between=kind == "generator")
+        driving = _drive(outcomes, chunker, inline, bar)
+        for outcome in driving:
+            for part in outcome.parts or (outcome,):
+                if part.output:
+                    write_output(part.output)
+                if part.kind == RAISED:
+                    raise with_context(part, job)
+                yield part.value.items() if kind == "dict" else part.value
+    except ParaLoopError as error:
+        broken_pipe.die_as_plain(error)
+        raise hidden(error) from None
+    finally:
+        # Now, not when the garbage collector gets to them (see closed).
+        interrupted = closed(driving)
+        interrupted = closed(outcomes) or interrupted
+        native_threads.let_go_here(job)
+        close_bar(bar)  # also when the backend failed to start, or the generator was dropped
+        job.release_guard()
+        if interrupted is not None:
+            raise interrupted

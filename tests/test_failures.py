@@ -113,7 +113,9 @@ def interrupt(frame, event, arg):
     if not state["on"]:
         # From the first call the runtime makes (a Ctrl-C as it is called is raised in the
         # generated code's call, before paraloop's code runs).
-        state["on"] = frame.f_code.co_name == "run" and frame.f_globals.get("__name__") == "paraloop.runtime"
+        state["on"] = frame.f_code.co_name in ("run", "comprehension") and (
+            frame.f_globals.get("__name__") == "paraloop.runtime"
+        )
         return
     state["calls"] += 1
     if state["calls"] == state["at"]:
@@ -127,6 +129,10 @@ def body(i):
 
 
 def loop():
+    if sys.argv[2] == "list":
+        return [body(i) for i in ParaLoop(range(4), num_processes=2, chunksize=1, start_method=sys.argv[1])]
+    if sys.argv[2] == "generator":
+        return list(body(i) for i in ParaLoop(range(4), num_processes=2, chunksize=1, start_method=sys.argv[1]))
     out = []
     for i in ParaLoop(range(4), num_processes=2, chunksize=1, start_method=sys.argv[1]):
         out.append(body(i))
@@ -156,15 +162,26 @@ print(json.dumps({"tried": state["at"], "foreign": sorted(foreign), "after": loo
 
 
 @pytest.mark.parametrize(
-    ("method", "caller_runs"), [("fork", "0"), ("forkserver", "0"), ("spawn", "0"), ("fork", "1")]
+    ("method", "caller_runs", "form"),
+    [
+        ("fork", "0", "for"),
+        ("forkserver", "0", "for"),
+        ("spawn", "0", "for"),
+        ("fork", "1", "for"),
+        ("fork", "0", "list"),
+        ("forkserver", "0", "generator"),
+        ("fork", "1", "generator"),
+    ],
 )
 def test_a_ctrl_c_at_any_call_of_a_loop_shows_the_programs_frames_only(
-    tmp_path: Path, method: str, caller_runs: str
+    tmp_path: Path, method: str, caller_runs: str, form: str
 ) -> None:
     """Whatever call of paraloop's a Ctrl-C lands in (its wait for the workers, a lock, a context
     manager's exit, os.environ), the traceback shows the program's frames, as the plain loop's
     does, and the next loop runs: the flake of CI stop 45 (contextlib's __exit__ was left in)."""
-    result = run_source(tmp_path, CTRL_C_AT_EACH_CALL, method, timeout=300, PARALOOP_CALLER_RUNS=caller_runs)
+    result = run_source(
+        tmp_path, CTRL_C_AT_EACH_CALL, method, form, timeout=300, PARALOOP_CALLER_RUNS=caller_runs
+    )
     report = last_json(result)
     assert report["tried"] > 100  # the runtime's calls, not a sweep that stopped at once
     assert report["foreign"] == []
@@ -204,6 +221,88 @@ def test_an_exception_of_the_iterable_has_the_plain_loops_traceback(tmp_path: Pa
     assert ours.stderr.endswith("ValueError: bad input\n"), ours.stderr
     assert plain.stderr.endswith("ValueError: bad input\n"), plain.stderr
     assert _frames(ours.stderr) == _frames(plain.stderr) == [(str(script), 8), (str(script), 6)], ours.stderr
+
+
+# Each comprehension kind, as the program spells it, and the line its error is raised at: the
+# comprehension's own (a generator expression's is where its items are asked for, then its own).
+_COMPREHENSIONS = {
+    "list": "result = [{element} for i in ParaLoop({items}, chunksize=2)]",
+    "set": "result = {{{element} for i in ParaLoop({items}, chunksize=2)}}",
+    "dict": "result = {{i: {element} for i in ParaLoop({items}, chunksize=2)}}",
+    "generator": "lazy = ({element} for i in ParaLoop({items}, chunksize=2))\nresult = sum(lazy)",
+}
+# What goes wrong: an iteration raises, the loop is refused, the iterable raises.
+_COMPREHENSION_ERRORS = {
+    "iteration": ("ValueError", "check(i)", "range(6)"),
+    "refusal": ("ParaLoopError", "(lock, i)[1]", "range(6)"),
+    "iterable": ("ValueError", "i", "items()"),
+}
+_COMPREHENSION_PRELUDE = """
+import threading
+from paraloop import ParaLoop
+lock = threading.Lock()
+def check(i):
+    if i == 3:
+        raise ValueError("bad item")
+    return i
+def items():
+    yield 1
+    yield 2
+    raise ValueError("bad input")
+"""
+
+
+@pytest.mark.parametrize("kind", list(_COMPREHENSIONS))
+def test_a_comprehensions_error_shows_the_programs_frames_only(
+    load_module: Loader, every_backend: str, kind: str
+) -> None:
+    """A list, set or dict comprehension's error (an iteration's, a refusal, the iterable's) is
+    raised at the comprehension's line, a generator expression's at the line that asks for its
+    items and then its own, as the plain comprehension's: no frame of paraloop's in between."""
+    for error, (name, element, items) in _COMPREHENSION_ERRORS.items():
+        if error == "refusal" and every_backend in ("threads", "sequential"):
+            continue  # a lock is shared there
+        source = _COMPREHENSION_PRELUDE + _COMPREHENSIONS[kind].format(element=element, items=items)
+        with pytest.raises(BaseException) as caught:
+            load_module(source)
+        assert type(caught.value).__name__ == name, (error, caught.value)
+        lines = ("# paraloop: enable\n" + source).splitlines()
+        shown = [(entry.path, entry.lineno + 1) for entry in caught.traceback]
+        assert not any("/paraloop/" in str(path) for path, _ in shown), (error, shown)
+        program = [line for path, line in shown if "paraloop_testmod" in str(path)]
+        comprehension = next(n for n, text in enumerate(lines, 1) if "ParaLoop(" in text)
+        expected = [comprehension] if kind != "generator" else [comprehension + 1, comprehension]
+        raised = "bad input" if error == "iterable" else "bad item"
+        origin = next(n for n, text in enumerate(lines, 1) if raised in text)
+        assert program[: len(expected)] == expected, (error, shown)
+        # Then, where the iteration ran in this process, the body's own frames, as the plain's.
+        assert set(program[len(expected) :]) <= {comprehension, origin}, (error, shown)
+        if error == "iterable":
+            assert program[-1] == origin, (error, shown)
+
+
+def test_a_generator_expressions_refusal_between_items_shows_the_programs_frames_only(
+    load_module: Loader, every_backend: str
+) -> None:
+    """The program changes what a generator expression reads between its items: the refusal is
+    raised where the next item is asked for, then in the expression's own line, as an error of
+    the plain expression's body would be."""
+    source = """
+        from paraloop import ParaLoop
+        scale = {"k": 1}
+        lazy = (i * scale["k"] for i in ParaLoop(range(50)))
+        first = next(lazy)
+        scale["k"] = 100
+        rest = list(lazy)
+    """
+    if every_backend == "sequential":  # computes each item when asked for: the plain result
+        assert load_module(source).rest == [i * 100 for i in range(1, 50)]
+        return
+    with pytest.raises(paraloop.ParaLoopError, match="the program changed 'scale'") as caught:
+        load_module(source)
+    shown = [(entry.path, entry.lineno + 1) for entry in caught.traceback]
+    assert not any("/paraloop/" in str(path) for path, _ in shown), shown
+    assert [line for path, line in shown if "paraloop_testmod" in str(path)] == [8, 5], shown
 
 
 def test_worker_killed_by_a_signal(load_module: Loader) -> None:

@@ -584,7 +584,27 @@ class _Rewriter:
         _place([call], first.iter)
         assert isinstance(call, ast.Call)
         call.args[0] = first.iter
-        return call
+        # The runtime hands back what builds the value here, in the program's frame, where an
+        # error shows as the plain comprehension's does (see runtime.comprehension).
+        built: ast.expr = ast.copy_location(ast.Call(func=call, args=[], keywords=[]), call)
+        if kind == "generator":
+            # A generator of the program's own, as the one it replaces: close(), send(), gi_frame.
+            item = "__paraloop_item__"
+            built = ast.copy_location(
+                ast.GeneratorExp(
+                    elt=ast.copy_location(ast.Name(id=item, ctx=ast.Load()), node),
+                    generators=[
+                        ast.comprehension(
+                            target=ast.copy_location(ast.Name(id=item, ctx=ast.Store()), node),
+                            iter=built,
+                            ifs=[],
+                            is_async=0,
+                        )
+                    ],
+                ),
+                node,
+            )
+        return built
 
     def inner_blocks(self, statement: ast.stmt, scopes: list[ast.AST]) -> None:
         inner_scopes = [*scopes, statement] if isinstance(statement, (*_FUNCTIONS, ast.ClassDef)) else scopes
