@@ -254,6 +254,15 @@ class IterableWatch:
         return refusal
 
     def _refusal(self, what: str, name: str, index: int) -> ParaLoopError:
+        if name in self._names.kept:
+            # No yield of the value helps, nor the sequential backend, which combines the body's
+            # total as every backend does: the iterations go on from the value the iterable set.
+            return ParaLoopError(
+                f"{self._where}: the loop's iterable changed {what}, which the body combines into, "
+                f"before it yielded item {index}: the iterations after it go on from the value the "
+                "iterable set, so the loop is sequential by nature.  Run it as a plain for loop "
+                "(without ParaLoop), or set the name before or after the loop, not in the iterable"
+            )
         return ParaLoopError(
             f"{self._where}: the loop's iterable changed {what}, which the body reads, before it "
             f"yielded item {index}: paraloop reads items ahead of the iterations, which read the "

@@ -325,6 +325,32 @@ CASES: dict[str, tuple[str, list[str], str, list[str]]] = {
         """,
         ["out", "SCALE"],
     ),
+    "a generator that rebinds a total the body combines into: sequential by nature": (
+        """
+        total = 0
+        def rows(n):
+            global total
+            for i in range(n):
+                if i == 12:
+                    total = 1000
+                yield i
+        for i in ParaLoop(rows(24)):
+            total += i
+        """,
+        ["'total'", "which the body combines into", "sequential by nature", "plain for loop"],
+        """
+        total = 0
+        def rows(n):
+            global total
+            for i in range(n):
+                if i == 12:
+                    total = 1000
+                yield i
+        for i in rows(24):
+            total += i
+        """,
+        ["total"],
+    ),
     "a generator that sets a dict's entry the body reads: yield it with the item": (
         """
         config = {"scale": 1}
