@@ -33,7 +33,8 @@ def _library_prefixes() -> tuple[str, ...]:
 
 # Where the standard library and installed packages live: a Ctrl-C's frames there, between
 # paraloop's own and the program's, are paraloop's machinery (contextlib's __exit__ around
-# paraloop's own generator, threading's locks, os.environ's lookups).
+# paraloop's own generator, threading's locks, os.environ's lookups).  A program installed
+# among the packages is told from them by nothing: its Ctrl-C shows the loop's line only.
 _LIBRARY = _library_prefixes()
 
 
