@@ -817,9 +817,20 @@ def _delivered(
         parts.close()  # the loop's workers stop now, not when the expression is collected
         raise refused
     except GeneratorExit:
-        raise
+        raise  # closed: the program dropped the comprehension's generator
+    except _BodyRaised as raised:
+        yield map(_SPENT.throw, (hidden(raised.error),))
     except BaseException as error:  # noqa: BLE001 - raised by the consumer's next item
         yield map(_SPENT.throw, (hidden(error),))
+
+
+class _BodyRaised(BaseException):
+    """An iteration's exception on its way out of _parts: not taken for the close() of the
+    comprehension's generator if it is a GeneratorExit."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(error)
+        self.error = error
 
 
 def _parts(
@@ -849,7 +860,7 @@ def _parts(
                 if part.output:
                     write_output(part.output)
                 if part.kind == RAISED:
-                    raise with_context(part, job)
+                    raise _BodyRaised(with_context(part, job))
                 yield part.value.items() if kind == "dict" else part.value
     except ParaLoopError as error:
         broken_pipe.die_as_plain(error)

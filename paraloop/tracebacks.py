@@ -50,12 +50,16 @@ def hidden(error: BaseException) -> BaseException:
 
 def _own_frames_dropped(error: BaseException, *, machinery: bool) -> BaseException:
     """``error`` with the frames of paraloop's own modules left out of its traceback; with
-    ``machinery``, also the library frames paraloop's code called, up to the program's next frame.
+    ``machinery``, also the library frames paraloop's code called, unless the program's own code
+    comes after them (a library generator the program chose as its iterable, calling the
+    program's key function: its frames are the path to the program's, as the plain loop's).
 
     Told by the module's name and the file's place, in C calls only: this runs in the cleanup
     after a Ctrl-C, where each Python call is a moment a second Ctrl-C may come (a path per frame
     made the tests that try a second Ctrl-C at each such call three times slower)."""
     kept: list[types.TracebackType] = []
+    # Library frames since paraloop's last, held until the program's code or paraloop's comes.
+    held: list[types.TracebackType] = []
     entry = error.__traceback__
     inside = False
     while entry is not None:
@@ -63,12 +67,17 @@ def _own_frames_dropped(error: BaseException, *, machinery: bool) -> BaseExcepti
         module = frame.f_globals.get("__name__")
         if isinstance(module, str) and (module == "paraloop" or module.startswith("paraloop.")):
             inside = True
-        elif not (
+            held.clear()
+        elif (
             inside
             and machinery
             # A named tuple's __new__ is compiled from a string, in a module of its own name.
             and (frame.f_code.co_filename.startswith(_LIBRARY) or str(module).startswith("namedtuple_"))
         ):
+            held.append(entry)
+        else:
+            kept.extend(held)
+            held.clear()
             kept.append(entry)
             inside = False
         entry = entry.tb_next

@@ -104,6 +104,9 @@ caller = os.getpid()
 state = {"at": 0, "calls": 0, "hit": False, "on": False}
 
 
+# Python's own SIGINT handler is C and shows no frame: so is this stand-in told from the program's
+# code (a Ctrl-C's traceback shows the program's frames, see paraloop.tracebacks).
+exec(compile('''
 def interrupt(frame, event, arg):
     if os.getpid() != caller:
         sys.setprofile(None)  # a forked worker inherits it
@@ -127,6 +130,7 @@ def interrupt(frame, event, arg):
         sys.setprofile(None)
         state["hit"] = True
         raise KeyboardInterrupt
+''', "<frozen interrupt>", "exec"))
 
 
 def body(i):
