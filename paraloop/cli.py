@@ -15,6 +15,7 @@ import types
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.machinery import ModuleSpec
+from typing import Any
 
 from ._version import __version__
 from .hook.loader import ParaLoopLoader, compile_rewritten
@@ -353,12 +354,35 @@ def _run(locate: Callable[[], _Program]) -> int:
     sys.modules["__main__"] = program.module
     try:
         exec(code, program.module.__dict__)
-    except (SystemExit, KeyboardInterrupt):
+    except SystemExit:
+        raise
+    except KeyboardInterrupt as interrupted:
+        # Raised on: python prints it and then dies of SIGINT, as after the plain program's.
+        _printed_from_the_program(interrupted, program.module.__dict__)
         raise
     except BaseException as error:  # noqa: BLE001 - reported like the interpreter does
         _report(error, with_frames=True)
         return 1
     return 0
+
+
+def _printed_from_the_program(error: BaseException, namespace: dict[str, Any]) -> None:
+    """Have python's printing of ``error``, uncaught, start at the program's first frame, not at
+    runpy's and this module's (the program may set sys.excepthook meanwhile: then it is its own)."""
+    hook = sys.excepthook
+
+    def from_the_program(kind: type[BaseException], value: BaseException, traceback_: Any) -> None:
+        sys.excepthook = hook
+        if value is error:
+            entry = traceback_
+            while entry is not None and entry.tb_frame.f_globals is not namespace:
+                entry = entry.tb_next
+            if entry is not None:
+                traceback_ = entry
+                value.with_traceback(entry)
+        hook(kind, value, traceback_)
+
+    sys.excepthook = from_the_program
 
 
 def _report(error: BaseException, with_frames: bool) -> None:

@@ -299,15 +299,11 @@ def _traceback_files(stderr: str) -> list[str]:
     return re.findall(r'File "([^"]+)", line \d+', stderr)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding 5: an uncaught KeyboardInterrupt under python -m paraloop prints runpy's, "
-    "paraloop/__main__.py's and paraloop/cli.py's frames (cli.py re-raises it past _report)",
-)
 def test_an_uncaught_keyboard_interrupt_shows_no_paraloop_frame(tmp_path) -> None:
-    """Plain ``python program.py``: a traceback from the program's ``<module>`` frame on.  paraloop:
-    ``<frozen runpy>`` x2, ``paraloop/__main__.py``, ``paraloop/cli.py`` x3, then the program's; the
-    same for a real Ctrl-C, and for a KeyboardInterrupt raised outside any loop."""
+    """Finding 5, fixed: plain ``python program.py`` prints an uncaught KeyboardInterrupt from the
+    program's ``<module>`` frame on; paraloop printed ``<frozen runpy>`` x2,
+    ``paraloop/__main__.py`` and ``paraloop/cli.py`` x3 before it (a real Ctrl-C too, and one
+    raised outside any loop)."""
     plain = _plain(tmp_path, _KEYBOARD_INTERRUPT_IN_THE_BODY)
     assert "KeyboardInterrupt: stop" in plain.stderr
     assert all(f.endswith("plain_program.py") for f in _traceback_files(plain.stderr))
