@@ -128,8 +128,7 @@ def _import(names: tuple[str, ...]) -> None:
 
 
 def _before_fork() -> None:
-    # Held until after the fork (see the module's docstring): no import thread starts meanwhile.
-    _lock.acquire()
+    # The lock is held already (see the hooks below): no import thread starts meanwhile.
     thread = _thread
     if thread is None or not thread.is_alive() or thread is threading.current_thread():
         return
@@ -157,21 +156,18 @@ def _let_go(lock: Any) -> tuple[Any, Any] | None:
     return lock, lock._release_save()
 
 
-def _after_fork_in_parent() -> None:
-    # Not held if a Ctrl-C came as _before_fork began (Python then prints it and forks).
-    if _lock.locked():
-        _lock.release()
-
-
 def _after_fork_in_child() -> None:
-    # The parent's thread is not the child's (and the fork waited for it to end); the lock the
-    # fork held is the parent's.
-    global _thread, _lock
+    # The parent's thread is not the child's (and the fork waited for it to end).
+    global _thread
     _thread = None
-    _lock = threading.Lock()
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(
-        before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child
-    )
+    os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
+    # The lock is held from before the fork waits until after it forked (see the module's
+    # docstring), taken and let go by the lock's own methods, which Python calls with no frame of
+    # their own: a Ctrl-C cannot come between and leave it held, as at the start of a Python hook
+    # (Python prints it there and forks on; the next fork then waited for the lock forever).
+    # Registered after _before_fork: the hooks before a fork run newest first, those after it oldest
+    # first.  In the child, which has the lock as the parent held it, the same lock is let go.
+    os.register_at_fork(before=_lock.acquire, after_in_parent=_lock.release, after_in_child=_lock.release)

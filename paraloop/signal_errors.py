@@ -32,6 +32,7 @@ __all__ = [
     "getsignal",
     "HandlerRaised",
     "despite_ctrl_c",
+    "ctrl_c_deferred",
     "handlers_raise_through",
     "in_body",
     "python_handlers",
@@ -68,6 +69,35 @@ def despite_ctrl_c(action: Callable[[], Any]) -> KeyboardInterrupt | None:
             return interrupted
         except KeyboardInterrupt as error:
             interrupted = error
+
+
+_setsignal: Callable[[int, Any], Any] = __import__("_signal").signal
+
+
+@contextmanager
+def ctrl_c_deferred() -> Iterator[None]:
+    """In the main thread: a Ctrl-C that comes inside is handled as the block ends, by the
+    handler it would have met (Python's raises KeyboardInterrupt there).
+
+    Around a worker's start: one cut short half way leaves processes nobody waits for
+    (multiprocess's fork server, told half a request, dies of it; a child it forked waits for ever
+    for what the program was to send it, holding the resource tracker's pipe, which the program's
+    exit then waited for, for ever)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    came: list[Any] = []
+    handler = getsignal(signal.SIGINT)
+    if not callable(handler):
+        yield  # ignored, or left to the system: nothing is raised in Python
+        return
+    _setsignal(signal.SIGINT, lambda number, frame: came.append(frame))
+    try:
+        yield
+    finally:
+        _setsignal(signal.SIGINT, handler)
+        if came:
+            handler(signal.SIGINT, came[0])
 
 
 def released(error: Exception) -> Exception:

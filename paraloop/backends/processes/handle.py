@@ -20,7 +20,7 @@ from typing import Any
 from ... import log, serialize
 from ...chunks import Chunk
 from ...linux import linux_facilities
-from ...signal_errors import getsignal, python_handlers
+from ...signal_errors import ctrl_c_deferred, getsignal, python_handlers
 from .protocol import CHUNK, HEADER, QUIT
 
 __all__ = [
@@ -221,6 +221,47 @@ def wait(objects: list[Any], timeout: float | None) -> list[Any]:
     return waited(objects, timeout)
 
 
+# How long a start waits for a fork server that refused it to be gone (it is, in milliseconds).
+SERVER_GONE_SECONDS = 5.0
+
+
+def _start(process: Any, method: str) -> None:
+    """Start ``process``; under forkserver, again once if its fork server was ending.
+
+    A fork server whose client went away in the middle of a request (a Ctrl-C in the program as
+    it started a worker, which the program then caught) dies of it: multiprocess's server takes
+    the half request for an error.  multiprocess starts a new one when it finds the old one gone,
+    but a start just after may find it still ending, and be refused: the program's next loop
+    would fail."""
+    try:
+        process.start()
+    except (ConnectionRefusedError, FileNotFoundError, ConnectionResetError, BrokenPipeError, EOFError):
+        if method != "forkserver" or not _fork_server_ended():
+            raise
+        log.debug("the fork server had ended: starting %s again", process.name)
+        process.start()
+
+
+def _fork_server_ended() -> bool:
+    """Whether multiprocess's fork server has ended (waited for a while), its status left for
+    multiprocess to collect, which then starts a new one."""
+    from multiprocess import forkserver
+
+    pid = getattr(getattr(forkserver, "_forkserver", None), "_forkserver_pid", None)
+    if pid is None:
+        return False
+    deadline = time.monotonic() + SERVER_GONE_SECONDS
+    while True:
+        try:
+            if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+                return True
+        except ChildProcessError:
+            return False  # collected by someone else: multiprocess would not know it ended
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+
+
 def _temporary_folder() -> str | None:
     """multiprocess's temporary folder of this process (made if need be: the fork server's
     socket goes there), if this process made it; else None.
@@ -274,8 +315,8 @@ class Worker:
                 self.process = context.Process(
                     target=serve, args=(child_end, self.clock, os.getpid(), folder), name=name, daemon=True
                 )
-            with main_hidden(method), _frozen(method):
-                self.process.start()
+            with main_hidden(method), _frozen(method), ctrl_c_deferred():
+                _start(self.process, method)
             child_end.close()
         log.debug("started %s (pid %s, %s)", self.process.name, self.process.pid, method)
         self.connection = parent_end
