@@ -214,6 +214,57 @@ def test_a_ctrl_c_at_any_call_of_a_loop_shows_the_programs_frames_only(
     assert "RuntimeError" not in stderr and "AttributeError" not in stderr, stderr
 
 
+# A Ctrl-C at each call of paraloop's code that a fork runs (its at-fork hooks), one per fork.
+CTRL_C_IN_A_FORKS_HOOKS = """
+import json, os, signal, sys
+import paraloop.runtime  # its at-fork hooks
+
+state = {"skip": 0, "hit": False}
+
+
+def interrupt(frame, event, arg):
+    if event == "call" and str(frame.f_globals.get("__name__")).startswith("paraloop"):
+        if state["skip"]:
+            state["skip"] -= 1
+            return
+        sys.setprofile(None)
+        state["hit"] = True
+        signal.raise_signal(signal.SIGINT)
+
+
+forks = 0
+for skip in range(6):
+    state.update(skip=skip, hit=False)
+    sys.setprofile(interrupt)
+    try:
+        pid = os.fork()
+    except KeyboardInterrupt:
+        pid = None
+    finally:
+        sys.setprofile(None)
+    if pid == 0:
+        os._exit(0)
+    if pid is not None:
+        os.waitpid(pid, 0)
+        forks += 1
+for _ in range(2):  # forks after them: none waits for ever on a lock a hook left taken
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+    forks += 1
+print(json.dumps(forks))
+"""
+
+
+def test_a_ctrl_c_in_a_forks_hooks_leaves_the_next_fork_free(tmp_path: Path) -> None:
+    """A Ctrl-C at the start of paraloop's after-fork hook (Python prints it as "Exception ignored"
+    and forks on) left the lock its before-fork hook took held: the next fork, the program's own or
+    a loop's, waited for ever."""
+    result = run_source(tmp_path, CTRL_C_IN_A_FORKS_HOOKS, timeout=60)
+    assert last_json(result) >= 2
+
+
 def _frames(stderr: str) -> list[tuple[str, int]]:
     """The (file, line) of each frame of the last traceback in ``stderr``."""
     last = stderr.rsplit("Traceback (most recent call last):", 1)[-1]
