@@ -1357,6 +1357,10 @@ def loads(data: bytes | memoryview) -> Any:
 _CHAIN_DEPTH = 8
 
 
+# A context that is the exception's cause (see _parts).
+_SAME_AS_CAUSE = "same as cause"
+
+
 class Carried:
     """An exception on its way from a worker: it arrives as its own class, with its chain.
 
@@ -1411,9 +1415,12 @@ def _parts(error: BaseException, depth: int, seen: set[int], classes: Mapping[in
             kind = None
     args = tuple(_portable(arg) for arg in error.args)
     state = {key: value for key, value in vars(error).items() if _travels(value)} if kind is not None else {}
-    chain: list[tuple[Any, ...] | None] = []
+    chain: list[tuple[Any, ...] | str | None] = []
     for link in (error.__cause__, error.__context__):
-        if link is None or depth <= 0 or id(link) in seen:
+        if link is not None and link is error.__cause__ and chain:
+            # raise ... from error, inside its except: the one exception is both.
+            chain.append(_SAME_AS_CAUSE)
+        elif link is None or depth <= 0 or id(link) in seen:
             chain.append(None)
         else:
             chain.append(_parts(link, depth - 1, seen, classes))
@@ -1448,7 +1455,7 @@ def _rebuilt(
     state: dict[str, Any],
     notes: list[str],
     cause: tuple[Any, ...] | None,
-    context: tuple[Any, ...] | None,
+    context: tuple[Any, ...] | str | None,
     suppress: bool,
     described: str,
     find: Any = None,
@@ -1478,7 +1485,9 @@ def _rebuilt(
         error.__notes__ = list(notes)  # type: ignore[attr-defined]
     if cause is not None:
         error.__cause__ = _resolved(_with_finder(cause, find))
-    if context is not None:
+    if isinstance(context, str):  # _SAME_AS_CAUSE
+        error.__context__ = error.__cause__
+    elif context is not None:
         error.__context__ = _resolved(_with_finder(context, find))
     error.__suppress_context__ = suppress
     return error
