@@ -576,24 +576,19 @@ def test_a_generator_expression_s_frame_names_the_program_s_loop_variable(tmp_pa
 # F11. A syntax error found when the rewritten tree is compiled shows paraloop's loader. ----------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding 11: a syntax error that compile() finds (not the parser: 'return' in an "
-    "except* block) in a marked script is printed twice, with paraloop/hook/loader.py's frame "
-    "and 'During handling of the above exception, another exception occurred'",
-)
 def test_a_compile_time_syntax_error_is_reported_as_python_does(tmp_path) -> None:
-    """Plain ``python program.py``: the SyntaxError alone, no frame.  paraloop: a traceback through
-    ``loader.py, line 81, in compile_rewritten``, then the same SyntaxError again."""
+    """Finding 11, fixed: a syntax error that compile() finds, not the parser (a nonlocal with no
+    binding): plain ``python program.py`` prints the SyntaxError alone, with no frame; paraloop
+    printed a traceback through ``loader.py, in compile_rewritten``, then the same SyntaxError
+    "during handling of" it."""
     source = """
         # paraloop: enable
         from paraloop import ParaLoop
 
         def f():
-            try:
-                pass
-            except* ValueError:
-                return 1
+            def g():
+                nonlocal y
+            return g
         """
     plain = _plain(tmp_path, source)
     assert plain.returncode == 1 and "SyntaxError" in plain.stderr

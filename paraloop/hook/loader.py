@@ -80,14 +80,16 @@ def compile_rewritten(
             return code
         return compile(tree, path, "exec", dont_inherit=True, optimize=optimize)
     except (SyntaxError, ValueError) as error:
-        # The user's own code may be what the compiler refuses ('break'
-        # outside a loop passes the parser): then report that, unchanged.
-        compile(source, path, "exec", dont_inherit=True, optimize=optimize)
-        raise ParaLoopError(
-            f"{path}: paraloop rewrote this module into code that does not compile ({error}). "
-            "This is a bug in paraloop; please report it with the output of "
-            f"'python -m paraloop --show {path}'"
-        ) from error
+        failed = error
+    # The user's own code may be what the compiler refuses ('break' outside a loop passes the
+    # parser): then report that, unchanged, and alone (outside the except: not "during handling
+    # of" the rewritten code's error).
+    compile(source, path, "exec", dont_inherit=True, optimize=optimize)
+    raise ParaLoopError(
+        f"{path}: paraloop rewrote this module into code that does not compile ({failed}). "
+        "This is a bug in paraloop; please report it with the output of "
+        f"'python -m paraloop --show {path}'"
+    ) from failed
 
 
 _SOURCE_LOADER = importlib.machinery.SourceFileLoader
