@@ -11,17 +11,16 @@ contract's "KeyboardInterrupt within seconds" with a generous bound.
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
 from conftest import interrupt_like_a_terminal, last_json, product_environment, run_source
+from test_failures import wait_for_no_members
 
 # Worker processes run every iteration (the caller's own chunks off), fork: the quickest.
 _WORKERS = {"PARALOOP_BACKEND": "processes", "PARALOOP_START_METHOD": "fork", "PARALOOP_CALLER_RUNS": "0"}
@@ -313,21 +312,6 @@ def test_an_uncaught_keyboard_interrupt_shows_no_paraloop_frame(tmp_path) -> Non
     assert [f for f in _traceback_files(last) if "/paraloop/" in f or "runpy" in f] == []
 
 
-def _group_members(group: int) -> list[int]:
-    members = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as handle:
-                fields = handle.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == group and fields[0] != "Z":
-            members.append(int(entry))
-    return members
-
-
 @pytest.mark.parametrize("form", ["list", "generator", "generator-partly-read"])
 def test_ctrl_c_in_a_comprehension_stops_everything(tmp_path, form) -> None:
     """Held: SIGINT to the process group while a comprehension's iterations spin in the workers (a
@@ -359,10 +343,7 @@ def test_ctrl_c_in_a_comprehension_stops_everything(tmp_path, form) -> None:
     assert status in (-signal.SIGINT, 130, 1), stderr
     assert "KeyboardInterrupt" in stderr
     assert elapsed < 20, f"took {elapsed:.1f} s to stop"
-    deadline = time.monotonic() + 10
-    while _group_members(group) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert _group_members(group) == []
+    assert wait_for_no_members(group, 10) == []
     last = stderr.rsplit("Traceback (most recent call last):", 1)[-1]
     assert _traceback_files(last)[-1] == str(script), stderr
 
