@@ -818,10 +818,9 @@ def _delivered(
         raise refused
     except GeneratorExit:
         raise  # closed: the program dropped the comprehension's generator
-    except _BodyRaised as raised:
-        yield map(_SPENT.throw, (hidden(raised.error),))
     except BaseException as error:  # noqa: BLE001 - raised by the consumer's next item
-        yield map(_SPENT.throw, (hidden(error),))
+        raised = error.error if isinstance(error, _BodyRaised) else error
+        yield map(_SPENT.throw, (hidden(raised),))
 
 
 class _BodyRaised(BaseException):
