@@ -62,10 +62,13 @@ import pickle
 import types
 from collections import Counter, OrderedDict, defaultdict, deque
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .chunks import pickled_within
 from .errors import ParaLoopError
+
+if TYPE_CHECKING:
+    from .live_names import LiveNamespace
 
 __all__ = ["BetweenItems", "IterableWatch"]
 
@@ -86,12 +89,18 @@ class _Names:
     them (compiled by IterableWatch with the containers')."""
 
     def __init__(
-        self, bound: list[tuple[str, Any]], namespace: Mapping[str, Any], kept: frozenset[str] = frozenset()
+        self,
+        bound: list[tuple[str, Any]],
+        namespace: Mapping[str, Any] | LiveNamespace,
+        kept: frozenset[str] = frozenset(),
+        local: frozenset[str] = frozenset(),
     ) -> None:
         self.bound = bound
         self.namespace = namespace
         # Names whose rebinding is never taken (those the body combines into: see IterableWatch.of).
         self.kept = kept
+        # Names of the function around a generator expression, not globals (for the refusal).
+        self.local = local
         # The compiled tests' globals (shared with _Entries): its values are replaced in place (see
         # rebound).  Its module's name tells a traceback that the tests' frames are paraloop's.
         self.scope: dict[str, Any] = {"__name__": __name__, "get": namespace.get, "missing": _MISSING}
@@ -100,6 +109,22 @@ class _Names:
         self.expression = " or ".join(
             f"get({name!r}, missing) is not v{position}" for position, (name, _) in enumerate(bound)
         )
+        # The same, a function's variable read from its cell (no call of Python code: a third of
+        # the time a generator expression's item takes otherwise); an emptied cell raises
+        # ValueError, which whoever asks it takes for a change (see BetweenItems.rebound_test).
+        cells = getattr(namespace, "cells", {})
+        parts = []
+        for position, (name, _) in enumerate(bound):
+            if name in cells:
+                self.scope[f"c{position}"] = cells[name]
+                parts.append(f"c{position}.cell_contents is not v{position}")
+            else:
+                parts.append(f"get({name!r}, missing) is not v{position}")
+        self.fast_expression = " or ".join(parts)
+
+    def what(self, name: str) -> str:
+        """The name as a refusal calls it."""
+        return f"the variable {name!r}" if name in self.local else f"the global {name!r}"
 
     def rebound(self, adopt: Callable[[str, Any], None] | None) -> str | None:
         """The first global rebound to another value, or None; with ``adopt`` (the sequential
@@ -166,7 +191,9 @@ class IterableWatch:
         scope["slow"] = self._slow
         expression = " or ".join(part for part in (names.expression, self._entries.expression) if part)
         # The same test, asked before each item of a generator expression (BetweenItems).
-        self._test = _compiled(expression, scope)
+        self._test = _compiled(
+            " or ".join(part for part in (names.fast_expression, self._entries.expression) if part), scope
+        )
         self._pass = eval(
             f"lambda item, index: slow(item, index) if {expression or 'False'} else item", scope
         )
@@ -183,13 +210,15 @@ class IterableWatch:
         values: tuple[Any, ...] | list[Any],
         skip: frozenset[str],
         from_globals: Callable[[str], bool],
-        namespace: Mapping[str, Any],
+        namespace: Mapping[str, Any] | LiveNamespace,
         where: str,
         adopt: Callable[[str, Any], None] | None = None,
+        local: frozenset[str] = frozenset(),
     ) -> IterableWatch | None:
         """The watch over the body's ``params`` (those in ``skip``, the tracked ones, left out), or
         None if there is nothing to watch.  ``from_globals`` tells a name taken from ``namespace``,
-        the module's globals."""
+        the module's globals (or, those in ``local``, a generator expression's names of the
+        function around it: see :mod:`paraloop.live_names`)."""
         bound: list[tuple[str, Any]] = []
         objects: list[tuple[str, Any]] = []
         for name, value in zip(params, values):
@@ -214,7 +243,7 @@ class IterableWatch:
             objects = []  # the sequential backend's body reads the program's own objects
         if not bound and not objects:
             return None
-        return cls(_Names(bound, namespace, skip), objects, where, adopt)
+        return cls(_Names(bound, namespace, skip, local), objects, where, adopt)
 
     def reading(self, iterator: Any, start: int) -> Any:
         """For a read of items from the ``start`` on: ``iterator``, each item let through once
@@ -230,7 +259,7 @@ class IterableWatch:
         """An item whose test fired: judged, refused (raised out of the iterator) or let through."""
         name = self._names.rebound(self._adopt)
         if name is not None:
-            raise self._refusal(f"the global {name!r}", name, index)
+            raise self._refusal(self._names.what(name), name, index)
         if self._objects and self._entries.test():
             for (name, value), before in zip(self._objects, self._prints):
                 if _fingerprint(value) != before:
@@ -274,18 +303,19 @@ class IterableWatch:
 
 
 class BetweenItems:
-    """A generator expression over ParaLoop, read item by item: what the program changed since the
-    expression was made, that its body reads.
+    """A generator expression over ParaLoop, read item by item: what the program changed since its
+    first item was asked for (when its names were captured), that its body reads.
 
     ``g = (i * scale["k"] for i in ParaLoop(items))``, ``next(g)``, then ``scale["k"] = 100``:
     a plain generator expression computes each item when it is asked for, with the values of
-    then.  paraloop's workers compute the items ahead, with the values of when the expression
-    was made, so a change the program makes between two items is refused when the next is
-    asked for: a global rebound, or a container's entries changed (those of the containers in it
+    then.  paraloop's workers compute the items ahead, with the values of when the first item
+    was asked for, so a change the program makes between two items is refused when the next is
+    asked for: a global or a variable of the function around the expression rebound (see
+    :mod:`paraloop.live_names`), or a container's entries changed (those of the containers in it
     too), before each item, and what its entries do not show (a set's element replaced) before
     a chunk's first item and at the end.  The sequential backend computes such an
     expression's items one by one, each when it is asked for, on the program's objects and with
-    a global as the program rebound it: the plain result.
+    a name as the program rebound it: the plain result.
     """
 
     def __init__(self, watch: IterableWatch) -> None:
@@ -294,7 +324,8 @@ class BetweenItems:
 
     def rebound_test(self) -> Callable[[], bool]:
         """The test asked before each item: a global the expression reads may have been rebound,
-        or a container it reads changed (then :meth:`changed` judges)."""
+        or a container it reads changed (then :meth:`changed` judges).  It raises ValueError where
+        a variable of the function around the expression was deleted: a change too."""
         self._watch._entries.rebase()
         return self._watch._test
 
@@ -302,7 +333,7 @@ class BetweenItems:
         """Before item ``index`` is handed out: a global the body reads, rebound since (the
         sequential backend, which computes each item when it is asked for, takes it instead)."""
         name = self._watch._names.rebound(self._watch._adopt)
-        return None if name is None else self._refusal(f"the global {name!r}", index)
+        return None if name is None else self._refusal(self._watch._names.what(name), index)
 
     def changed(self, index: int) -> ParaLoopError | None:
         """Before item ``index`` (a chunk's first) or at the end: a global rebound, or a container
@@ -319,9 +350,9 @@ class BetweenItems:
         return ParaLoopError(
             f"{self._watch._where}: the program changed {what}, which the generator "
             f"expression reads, before it asked for item {index}: paraloop computes a generator "
-            "expression's items ahead, with the values of when it was made (the items of the chunk "
-            "just read may have used them already).  Read the expression whole (list(...)) before "
-            "changing what it reads, or put what changes in its items"
+            "expression's items ahead, with the values of when its first item was asked for (the "
+            "items of the chunk just read may have used them already).  Read the expression whole "
+            "(list(...)) before changing what it reads, or put what changes in its items"
         )
 
 

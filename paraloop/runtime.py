@@ -49,6 +49,7 @@ from .execute import (
 )
 from .guard import GENERATOR_MODULES, reached
 from .items import COPY, INLINE, SHARE, is_file
+from .live_names import LiveNames, LiveNamespace
 from .loop import ParaLoop
 from .output import replaced_streams, write_output
 from .plan import Form, Kind, LoopPlan, Use, read
@@ -362,16 +363,23 @@ def _body_watch(
     are read (see :mod:`paraloop.iterable_watch`), or None if the body reads nothing it could."""
     from .iterable_watch import IterableWatch  # only for loops over iterators, and generator expressions
 
-    namespace = job.function.__globals__
+    namespace: Any = job.function.__globals__
+    module = namespace
+    live: frozenset[str] = frozenset()
+    if isinstance(scope, LiveNames):
+        # A generator expression's names of the function around it: watched as its globals are.
+        live = frozenset(scope.readers)
+        namespace = LiveNamespace(scope, module)
     return IterableWatch.of(
         job.params,
         job.values,
         job.tracked,
-        lambda name: _global_name(name, scope, local, namespace),
+        lambda name: name in live or _global_name(name, scope, local, module),
         namespace,
         f"{job.filename}, line {job.line}",
         # Each item is read (or asked for) just before its iteration runs: with the value rebound.
         _adopting(job) if _backend(loop) == "sequential" else None,
+        live,
     )
 
 
@@ -728,7 +736,10 @@ def _run(
 
 
 def comprehension(
-    loop: Any, worker: Callable[..., Any], scope: Mapping[str, Any] | None, plan: LoopPlan | tuple[Any, ...]
+    loop: Any,
+    worker: Callable[..., Any],
+    scope: Mapping[str, Any] | tuple[tuple[str, Callable[[], Any]], ...] | None,
+    plan: LoopPlan | tuple[Any, ...],
 ) -> Callable[[], Any]:
     """A list, set, dict or generator comprehension over ParaLoop, built chunk by chunk, in order.
 
@@ -737,6 +748,10 @@ def comprehension(
     generator expression, the iterator its own expression hands the items out from): a C
     callable, so that an error (a refusal, an iteration's exception, Ctrl-C) is raised in the
     program's frame, as the plain comprehension's, with no frame of paraloop's in between.
+
+    A generator expression in a function passes ``scope`` as readers of the function's names
+    (see :mod:`paraloop.live_names`); its names are captured when its first item is asked for,
+    as a plain one reads them then.
     """
     try:
         plan = read(plan)
@@ -744,13 +759,20 @@ def comprehension(
         _rename(worker, plan.name)
         if not isinstance(loop, ParaLoop):
             loop = ParaLoop(loop, backend="sequential")
-        params, values = _capture(worker, scope, local)
-        job = _plain_job(loop, worker, values, params, plan.line)
-        # A generator expression whose body reads what the program may change between its items
-        # (see _between_items); the sequential backend then computes each item when it is asked for.
-        between = _between_items(loop, job, scope, local) if kind == "generator" else None
-        parts = _parts(loop, job, scope, local, kind, between)
-        delivered = _delivered(parts, between)
+        names = LiveNames(scope) if isinstance(scope, tuple) else scope
+
+        def setup() -> tuple[Generator[Iterable[Any], None, None], BetweenItems | None]:
+            params, values = _capture(worker, names, local)
+            job = _plain_job(loop, worker, values, params, plan.line)
+            # A generator expression whose body reads what the program may change between its
+            # items (see _between_items); the sequential backend then computes each item when it
+            # is asked for.
+            between = _between_items(loop, job, names, local) if kind == "generator" else None
+            return _parts(loop, job, names, local, kind, between), between
+
+        # A generator expression computes nothing, and reads none of its body's names, until its
+        # first item is asked for (a name may be bound after it is made): nor does paraloop's.
+        delivered = _delivered(setup if kind == "generator" else setup())
         next(delivered)  # into its try (see _delivered)
     except BaseException as error:  # noqa: BLE001 - raised where the comprehension stands
         return functools.partial(_SPENT.throw, hidden(error))
@@ -778,14 +800,19 @@ next(_SPENT, None)
 
 
 def _delivered(
-    parts: Generator[Iterable[Any], None, None], between: BetweenItems | None
+    started: (
+        tuple[Generator[Iterable[Any], None, None], BetweenItems | None]
+        | Callable[[], tuple[Generator[Iterable[Any], None, None], BetweenItems | None]]
+    ),
 ) -> Iterator[Iterable[Any]]:
     """The values of the comprehension's chunks (for a generator expression whose body reads what
     the program may change, each item alone in a tuple, handed out once nothing it read changed);
     if they raise, then an iterator that raises the error from C, where the next item is asked for
-    (see comprehension)."""
+    (see comprehension).  ``started``: the chunks' values and the look between items, or (a
+    generator expression) what makes them when the first item is asked for."""
     try:
         yield ()  # where comprehension leaves it: a Ctrl-C as it is first resumed is delivered too
+        parts, between = started() if callable(started) else started
         if between is None:
             yield from parts
             return
@@ -807,7 +834,11 @@ def _delivered(
             # The rest: a fast test before each (see BetweenItems.rebound_test), judged if it fires.
             rebound = between.rebound_test()
             for item in items:
-                if rebound():
+                try:
+                    fired = rebound()
+                except ValueError:  # a variable the expression reads was deleted
+                    fired = True
+                if fired:
                     refused = between.changed(index)
                     if refused is not None:
                         break

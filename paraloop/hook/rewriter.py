@@ -576,9 +576,16 @@ class _Rewriter:
         kind = _COMPREHENSION_KINDS[type(node)]
         in_class_body = bool(scopes) and isinstance(scopes[-1], ast.ClassDef)
         plan = self.plan(number, line=first.iter.lineno, name=name, kind=kind, local=tuple(local))
+        if in_class_body:
+            scope = "None"
+        elif kind == "generator" and isinstance(scopes[-1] if scopes else None, _FUNCTIONS):
+            # A generator expression reads the function's names as each item is computed, not as
+            # it is made: the runtime reads them through these (see paraloop.live_names).
+            scope = self.live_names([*local, *free])
+        else:
+            scope = self.scope_argument(free, scopes)
         call = ast.parse(
-            f"{RUNTIME}.comprehension(__paraloop_loop__, {worker}, "
-            f"{'None' if in_class_body else self.scope_argument(free, scopes)}, {plan})",
+            f"{RUNTIME}.comprehension(__paraloop_loop__, {worker}, {scope}, {plan})",
             mode="eval",
         ).body
         _place([call], first.iter)
@@ -697,6 +704,13 @@ class _Rewriter:
             name = self.scope_names.get(name, "<module>")
         self.scope_names[worker] = name
         return name
+
+    @staticmethod
+    def live_names(names: list[str]) -> str:
+        """Source of the readers of a function's ``names`` as they are when called: a tuple of
+        (name, lambda) pairs, a lambda raising NameError while its name is unbound."""
+        pairs = "".join(f"({name!r}, lambda: {name}), " for name in sorted(set(names)))
+        return f"({pairs})"
 
     @staticmethod
     def scope_argument(free: list[str], scopes: list[ast.AST]) -> str:
