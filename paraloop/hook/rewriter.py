@@ -476,9 +476,13 @@ class _Rewriter:
             result.extend(definitions)
             self.inner_blocks(statement, scopes)
             result.append(statement)
-            # No del after a bare expression: IPython shows a cell's last expression.
-            keep_last = isinstance(statement, ast.Expr)
-            if definitions and not keep_last and not isinstance(scopes[-1] if scopes else None, _FUNCTIONS):
+            # No del after a bare expression at the top of a module: IPython shows a cell's last
+            # expression.  In a function the workers go too: locals() (json.dumps(locals()),
+            # render(**locals())) shows the plain function's names only.
+            in_function = isinstance(scopes[-1] if scopes else None, _FUNCTIONS)
+            keep_last = isinstance(statement, ast.Expr) and not in_function
+            # After a return or a raise, a del would never run.
+            if definitions and not keep_last and not isinstance(statement, (ast.Return, ast.Raise)):
                 names = ", ".join(d.name for d in definitions if isinstance(d, ast.FunctionDef))
                 result.extend(_parse_statements(f"del {names}\n", statement))
         return result
@@ -802,16 +806,18 @@ class _Rewriter:
                 # Inside an outer loop's worker, a return is that worker's outcome.
                 value = f"({RUNTIME}.RETURNED, {value}, __paraloop_it__, locals())"
             call += f"if {result}.returned:\n    return {value}\n"
+        # Gone before the program's code after the loop runs, as a plain loop leaves no such names
+        # (locals() in a function, json.dumps(locals()), shows them).
         if loop.orelse:
-            call += f"if not {result}.broke:\n    pass\n"
-        if not isinstance(innermost, _FUNCTIONS):
+            call += f"if not {result}.broke:\n    del {worker}, {result}\nelse:\n    del {worker}, {result}\n"
+        else:
             call += f"del {worker}, {result}\n"
         statements = _parse_statements(call, loop.iter)
         run_call = statements[0].value  # type: ignore[attr-defined]
         run_call.args[0] = loop.iter
         if loop.orelse:
             else_if = next(s for s in statements if isinstance(s, ast.If) and isinstance(s.test, ast.UnaryOp))
-            else_if.body = self.block(loop.orelse, scopes)
+            else_if.body = [else_if.body[0], *self.block(loop.orelse, scopes)]
         return [worker_def, *statements]
 
     def plan(
