@@ -66,6 +66,7 @@ from typing import TYPE_CHECKING, Any
 
 from .chunks import pickled_within
 from .errors import ParaLoopError
+from .execute import UNBOUND
 
 if TYPE_CHECKING:
     from .live_names import LiveNamespace
@@ -135,9 +136,10 @@ class _Names:
             if now is value:
                 continue
             if not _same(now, value):
-                if adopt is None or now is _MISSING or name in self.kept:
+                if adopt is None or name in self.kept:
                     return name
-                adopt(name, now)
+                # Deleted since: the next item raises NameError, as the plain one's would.
+                adopt(name, UNBOUND if now is _MISSING else now)
             self.bound[position] = (name, now)
             self.scope[f"v{position}"] = now
         return None
@@ -232,7 +234,9 @@ class IterableWatch:
                     bound.append((name, namespace.get(name, _MISSING)))
                 continue
             if from_globals(name):
-                bound.append((name, value))
+                # Unbound when the loop began (the worker deletes it: NameError where it is read):
+                # bound since is a change, still unbound none.
+                bound.append((name, _MISSING if value is UNBOUND else value))
             # A method of a container (get = config.get) reads the container.
             inner = getattr(value, "__self__", None) if isinstance(value, types.BuiltinMethodType) else value
             if _plain_container(inner, 0):
@@ -343,6 +347,18 @@ class BetweenItems:
             return refused
         for (name, value), earlier in zip(self._watch._objects, self._start):
             if _fingerprint(value) != earlier:
+                return self._refusal(f"{name!r} (in place: {type(value).__name__})", index)
+        return None
+
+    def end(self, index: int) -> ParaLoopError | None:
+        """After the last item (``index`` items handed out), where :meth:`changed` saw a change: a
+        name rebound or an entry changed since the last item's test was made after it, and no
+        item reads it; a container whose pickle changed with the same entries (a set's element
+        replaced) may have changed before the last item."""
+        entries = self._watch._entries
+        unchanged = not entries.test()
+        for (name, value), earlier in zip(self._watch._objects, self._start):
+            if unchanged and _fingerprint(value) != earlier:
                 return self._refusal(f"{name!r} (in place: {type(value).__name__})", index)
         return None
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-__all__ = ["LiveNames", "LiveNamespace"]
+__all__ = ["ClassScope", "LiveNames", "LiveNamespace"]
 
 
 class LiveNames(Mapping[str, Any]):
@@ -54,6 +54,30 @@ class LiveNames(Mapping[str, Any]):
 
     def __len__(self) -> int:
         return sum(1 for _ in self)
+
+
+class ClassScope(LiveNames):
+    """What a loop in a class body inside a function reads: the class's names (its namespace as
+    the loop begins, ``locals()``) first, then the variables of the functions around it, as the
+    class body itself looks them up."""
+
+    def __init__(
+        self, namespace: Mapping[str, Any], readers: tuple[tuple[str, Callable[[], Any]], ...]
+    ) -> None:
+        super().__init__(readers)
+        self.namespace = namespace
+
+    def __getitem__(self, name: str) -> Any:
+        if name in self.namespace:
+            return self.namespace[name]
+        return super().__getitem__(name)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.namespace or super().__contains__(name)
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self.namespace
+        yield from (name for name in super().__iter__() if name not in self.namespace)
 
 
 class LiveNamespace:

@@ -49,7 +49,7 @@ from .execute import (
 )
 from .guard import GENERATOR_MODULES, reached
 from .items import COPY, INLINE, SHARE, is_file
-from .live_names import LiveNames, LiveNamespace
+from .live_names import ClassScope, LiveNames, LiveNamespace
 from .loop import ParaLoop
 from .output import replaced_streams, write_output
 from .plan import Form, Kind, LoopPlan, Use, read
@@ -69,6 +69,7 @@ if TYPE_CHECKING:
 # of a loop's plan, which paraloop.plan.read makes from the constants generated code spells.
 __all__ = [
     "BROKE",
+    "ClassScope",
     "DONE",
     "RAISED",
     "RETURNED",
@@ -636,6 +637,9 @@ def _run(
     line, local, stored, after, wrapped, uses = (
         plan.line, plan.local, plan.stored, plan.after, plan.wrapped, plan.uses
     )  # fmt: skip
+    if isinstance(scope, LiveNames):
+        # A class body's loop: the variables of the functions around it, unbound, raise NameError.
+        local = (*local, *scope.readers)
     _rename(worker, plan.name)
     if not isinstance(loop, ParaLoop):
         # ``ParaLoop`` was rebound to something else: iterate it plainly, in order.
@@ -760,6 +764,10 @@ def comprehension(
         if not isinstance(loop, ParaLoop):
             loop = ParaLoop(loop, backend="sequential")
         names = LiveNames(scope) if isinstance(scope, tuple) else scope
+        if isinstance(names, LiveNames):
+            # Each a variable of a function: unbound when the first item is asked for, it raises
+            # NameError where the body reads it (not a global's or a builtin's value).
+            local = (*local, *names.readers)
 
         def setup() -> tuple[Generator[Iterable[Any], None, None], BetweenItems | None]:
             params, values = _capture(worker, names, local)
@@ -819,20 +827,28 @@ def _delivered(
         index = 0
         refused = None
         while refused is None:
-            # Before the next chunk is asked for (the sequential backend computes it then).
+            # Before the next chunk is asked for (the sequential backend computes it then, with a
+            # name the program rebound taken).
             refused = between.changed(index)
-            if refused is not None:
-                break
             part = next(parts, None)
             if part is None:
-                return
+                # No item follows: a change since the last is read by none, but for one only a
+                # container's pickle shows (a set's element replaced), maybe made before it.
+                if refused is not None:
+                    refused = between.end(index)
+                if refused is None:
+                    return
+                break
+            if refused is not None:
+                break
+            # A fast test before each item after the chunk's first (see BetweenItems.rebound_test),
+            # judged if it fires; it compares with the entries as the first is handed out.
+            rebound = between.rebound_test()
             items = iter(part)
-            for item in items:  # the chunk's first: its look was the one above
+            for item in items:
                 yield (item,)
                 index += 1
                 break
-            # The rest: a fast test before each (see BetweenItems.rebound_test), judged if it fires.
-            rebound = between.rebound_test()
             for item in items:
                 try:
                     fired = rebound()

@@ -579,13 +579,16 @@ class _Rewriter:
         definitions.append(definition)
         kind = _COMPREHENSION_KINDS[type(node)]
         in_class_body = bool(scopes) and isinstance(scopes[-1], ast.ClassDef)
-        plan = self.plan(number, line=first.iter.lineno, name=name, kind=kind, local=tuple(local))
+        plan = self.plan(
+            number, line=first.iter.lineno, name=name, kind=kind, local=tuple(map(_mangler(scopes), local))
+        )
         if in_class_body:
-            scope = "None"
+            # The variables of the functions around the class, if any (not the class's names).
+            scope = self.live_names(free, _mangler(scopes)) if free else "None"
         elif kind == "generator" and isinstance(scopes[-1] if scopes else None, _FUNCTIONS):
             # A generator expression reads the function's names as each item is computed, not as
             # it is made: the runtime reads them through these (see paraloop.live_names).
-            scope = self.live_names([*local, *free])
+            scope = self.live_names([*local, *free], _mangler(scopes))
         else:
             scope = self.scope_argument(free, scopes)
         call = ast.parse(
@@ -690,12 +693,19 @@ class _Rewriter:
                     params.append(name)
                 elif name in self.module_bound:
                     params.append(name)
-        elif isinstance(innermost, ast.ClassDef) and class_visible:
-            class_bound = block_names(innermost.body).stores | binds
-            params = [n for n in sorted(reads) if n in class_bound or n in self.module_bound]
         elif isinstance(innermost, ast.ClassDef):
-            # A comprehension in a class body does not see the class's names.
-            params = [n for n in sorted(reads) if n in self.module_bound]
+            # A comprehension in a class body does not see the class's names; both see the
+            # variables of the functions around the class (before the module's globals).
+            class_bound = block_names(innermost.body).stores | binds if class_visible else set()
+            outer = self.outer_function_names(scopes[:-1])
+            for name in sorted(reads):
+                if name in class_bound:
+                    params.append(name)
+                elif name in outer:
+                    free.append(name)
+                    params.append(name)
+                elif name in self.module_bound:
+                    params.append(name)
         else:
             params = [n for n in sorted(reads) if n in self.module_bound or n in binds]
         return params, local, free
@@ -710,10 +720,12 @@ class _Rewriter:
         return name
 
     @staticmethod
-    def live_names(names: list[str]) -> str:
+    def live_names(names: list[str], mangle: Callable[[str], str]) -> str:
         """Source of the readers of a function's ``names`` as they are when called: a tuple of
-        (name, lambda) pairs, a lambda raising NameError while its name is unbound."""
-        pairs = "".join(f"({name!r}, lambda: {name}), " for name in sorted(set(names)))
+        (name, lambda) pairs, a lambda raising NameError while its name is unbound.  Each name as
+        the compiler spells it in a class's method (``__x``: ``_C__x``), as the worker's
+        parameters and locals() do."""
+        pairs = "".join(f"({mangle(name)!r}, lambda: {name}), " for name in sorted(set(names)))
         return f"({pairs})"
 
     @staticmethod
@@ -721,9 +733,14 @@ class _Rewriter:
         """Source of the mapping the runtime reads captured names from."""
         innermost = scopes[-1] if scopes else None
         if isinstance(innermost, _FUNCTIONS):
-            extra = "".join(f", {name!r}: {name}" for name in free)
+            # Keyed as locals() spells them: mangled in a class's method.
+            mangle = _mangler(scopes)
+            extra = "".join(f", {mangle(name)!r}: {name}" for name in free)
             return f"{{**locals(){extra}}}" if free else "locals()"
         if isinstance(innermost, ast.ClassDef):
+            if free:
+                # The class's names first, then the variables of the functions around it.
+                return f"{RUNTIME}.ClassScope(locals(), {_Rewriter.live_names(free, _mangler(scopes))})"
             return "locals()"
         return "None"
 
