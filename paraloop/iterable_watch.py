@@ -18,8 +18,9 @@ sections 1 and 5).  So the caller looks, as each item comes out of an iterator (
 or a range runs none of the program's code as it is read), at what the body reads
 (:class:`IterableWatch`):
 
-- each global the body reads, by identity (a number, a string or a tuple of them rebound to an
-  equal one is the same), through a test compiled for the names: tens of nanoseconds an item;
+- each global the body reads (and, in a function, each of the function's variables), by identity
+  (a number, a string or a tuple of them rebound to an equal one is the same), through a test
+  compiled for the names: tens of nanoseconds an item;
 - each small container of plain values the body reads (a dict, list, set or deque of numbers,
   strings and tuples of them, nested once, at most ``_ENTRIES`` entries in all and ``_SMALL``
   bytes pickled: a configuration dict; also one in a tuple, or behind a method,
@@ -47,11 +48,14 @@ so, on the program's own objects: it gives the plain result.
 A generator expression over ParaLoop, read item by item while the program changes what it reads
 in between, is the same question asked the other way round (:class:`BetweenItems`).
 
+In a function, the body's names of the function (and of the functions around it) are looked at
+as globals are: the generated code hands the runtime a reader of each (see
+:mod:`paraloop.live_names`), so a generator nested in the function that rebinds one as it yields
+(``nonlocal``) is seen.
+
 Not looked at: a global read only by a function the body calls, an attribute of a class or a
-module, an object other than such a container (a dict holding a function, a dict view), what
-the iterable changes in place in a container the body combines into (its own ``out.append``),
-and a local variable of the function around the loop that a generator nested in it rebinds
-(``nonlocal``).
+module, an object other than such a container (a dict holding a function, a dict view), and what
+the iterable changes in place in a container the body combines into (its own ``out.append``).
 """
 
 from __future__ import annotations

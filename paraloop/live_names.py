@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-__all__ = ["ClassScope", "LiveNames", "LiveNamespace"]
+__all__ = ["LiveScope", "LiveNames", "LiveNamespace"]
 
 
 class LiveNames(Mapping[str, Any]):
@@ -56,10 +56,11 @@ class LiveNames(Mapping[str, Any]):
         return sum(1 for _ in self)
 
 
-class ClassScope(LiveNames):
-    """What a loop in a class body inside a function reads: the class's names (its namespace as
-    the loop begins, ``locals()``) first, then the variables of the functions around it, as the
-    class body itself looks them up."""
+class LiveScope(LiveNames):
+    """What a loop in a function or in a class body reads: the scope's names as the loop begins
+    (``locals()``) first, then the variables of the functions around it, read as they are now
+    (a class body looks them up so; in a function, the watch of what an iterator changes as it
+    yields reads them: a generator nested in the function may rebind one, ``nonlocal``)."""
 
     def __init__(
         self, namespace: Mapping[str, Any], readers: tuple[tuple[str, Callable[[], Any]], ...]

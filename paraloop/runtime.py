@@ -49,7 +49,7 @@ from .execute import (
 )
 from .guard import GENERATOR_MODULES, reached
 from .items import COPY, INLINE, SHARE, is_file
-from .live_names import ClassScope, LiveNames, LiveNamespace
+from .live_names import LiveNames, LiveNamespace, LiveScope
 from .loop import ParaLoop
 from .output import replaced_streams, write_output
 from .plan import Form, Kind, LoopPlan, Use, read
@@ -69,7 +69,7 @@ if TYPE_CHECKING:
 # of a loop's plan, which paraloop.plan.read makes from the constants generated code spells.
 __all__ = [
     "BROKE",
-    "ClassScope",
+    "LiveScope",
     "DONE",
     "RAISED",
     "RETURNED",

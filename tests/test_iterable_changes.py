@@ -90,11 +90,50 @@ def run(n):
     return [i * SCALE for i in ParaLoop(scaled(n))]
 """
 
+REBINDS_A_VARIABLE = """
+from paraloop import ParaLoop
+
+
+def run(n):
+    scale = 1
+
+    def scaled():
+        nonlocal scale
+        for i in range(n):
+            scale = i
+            yield i
+
+    out = []
+    for i in ParaLoop(scaled()):
+        out.append(i * scale)
+    return out
+"""
+
+REBINDS_A_VARIABLE_IN_A_COMPREHENSION = """
+from paraloop import ParaLoop
+
+
+def run(n):
+    scale = 1
+
+    def scaled():
+        nonlocal scale
+        for i in range(n):
+            scale = i
+            yield i
+
+    return [i * scale for i in ParaLoop(scaled())]
+"""
+
 SOURCES = {
     "global": SETS_A_GLOBAL,
     "dict-entry": SETS_A_DICT_ENTRY,
     "in-a-function": IN_A_FUNCTION,
     "comprehension": IN_A_COMPREHENSION,
+    # A generator nested in the function rebinds the function's variable (seen since session 35:
+    # the generated code hands the runtime a reader of each variable, paraloop/live_names.py).
+    "nonlocal": REBINDS_A_VARIABLE,
+    "nonlocal-comprehension": REBINDS_A_VARIABLE_IN_A_COMPREHENSION,
 }
 
 
@@ -117,7 +156,8 @@ def test_a_generator_that_changes_what_the_body_reads_is_refused_or_runs_as_writ
     )
     assert f"{module.__file__}, line {loop_line}:" in message
     assert "the loop's iterable changed" in message
-    assert ("'SCALE'" if kind in ("global", "comprehension") else "'config'") in message
+    expected = {"global": "'SCALE'", "comprehension": "'SCALE'", "nonlocal": "the variable 'scale'"}
+    assert expected.get(kind.replace("nonlocal-comprehension", "nonlocal"), "'config'") in message
     assert "Yield what the body needs with each item" in message
 
 

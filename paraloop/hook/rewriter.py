@@ -590,7 +590,7 @@ class _Rewriter:
             # it is made: the runtime reads them through these (see paraloop.live_names).
             scope = self.live_names([*local, *free], _mangler(scopes))
         else:
-            scope = self.scope_argument(free, scopes)
+            scope = self.scope_argument(free, scopes, local)
         call = ast.parse(
             f"{RUNTIME}.comprehension(__paraloop_loop__, {worker}, {scope}, {plan})",
             mode="eval",
@@ -729,18 +729,20 @@ class _Rewriter:
         return f"({pairs})"
 
     @staticmethod
-    def scope_argument(free: list[str], scopes: list[ast.AST]) -> str:
+    def scope_argument(free: list[str], scopes: list[ast.AST], local: Iterable[str] = ()) -> str:
         """Source of the mapping the runtime reads captured names from."""
         innermost = scopes[-1] if scopes else None
         if isinstance(innermost, _FUNCTIONS):
-            # Keyed as locals() spells them: mangled in a class's method.
-            mangle = _mangler(scopes)
-            extra = "".join(f", {mangle(name)!r}: {name}" for name in free)
-            return f"{{**locals(){extra}}}" if free else "locals()"
+            if not local and not free:
+                return "locals()"
+            # The function's names as the loop begins, and the variables the body reads as they
+            # are later: an iterator's code (a generator nested in the function, nonlocal) may
+            # rebind one as it yields (see paraloop.iterable_watch).
+            return f"{RUNTIME}.LiveScope(locals(), {_Rewriter.live_names([*local, *free], _mangler(scopes))})"
         if isinstance(innermost, ast.ClassDef):
             if free:
                 # The class's names first, then the variables of the functions around it.
-                return f"{RUNTIME}.ClassScope(locals(), {_Rewriter.live_names(free, _mangler(scopes))})"
+                return f"{RUNTIME}.LiveScope(locals(), {_Rewriter.live_names(free, _mangler(scopes))})"
             return "locals()"
         return "None"
 
@@ -775,7 +777,7 @@ class _Rewriter:
         logs = self.update_sites(loop, sites, mangle)
         worker_def = self.worker(worker, params, loop, function is not None, _method_self(scopes), logs)
 
-        scope = self.scope_argument(free, scopes)
+        scope = self.scope_argument(free, scopes, local)
         after = sorted(set(binds) & self.read_outside(loop, innermost))
         # Names the body treats as Variables (``v.value``) need the wrapper in the worker.
         wrapped = sorted(
