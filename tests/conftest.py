@@ -243,6 +243,34 @@ def run_source(
     return run_program(script, *args, timeout=timeout, **extra)
 
 
+def run_plain(tmp_path: Path, source: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``source`` (which imports ``ParaLoop`` with ``from paraloop import ParaLoop``) run by plain
+    Python as ``plain_program.py``, ``ParaLoop`` the identity: what the plain loop does."""
+    text = textwrap.dedent(source)
+    assert PARALOOP_IMPORT in text
+    text = text.replace(PARALOOP_IMPORT, "ParaLoop = lambda items, *args, **options: items\n")
+    path = tmp_path / "plain_program.py"
+    path.write_text(text)
+    return subprocess.run(
+        [sys.executable, str(path), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=product_environment(),
+        cwd=tmp_path,
+    )
+
+
+PARALOOP_IMPORT = "from paraloop import ParaLoop\n"
+
+
+def plain_and_paraloop(tmp_path: Path, source: str, **extra: str) -> tuple[Any, Any]:
+    """The last JSON line of ``source`` run by plain Python (:func:`run_plain`), then by paraloop
+    (:func:`run_source`, with the environment ``extra``)."""
+    plain = last_json(run_plain(tmp_path, source))
+    return plain, last_json(run_source(tmp_path, source, **extra))
+
+
 def last_json(result: subprocess.CompletedProcess[str]) -> Any:
     """The JSON a program printed last, once it exited with 0 (else its stderr's end, failing)."""
     assert result.returncode == 0, result.stderr[-3000:]

@@ -331,6 +331,9 @@ FORK_WHILE_IMPORTING = (
             deadline = time.monotonic() + 5
             while "multiprocess" not in sys.modules and time.monotonic() < deadline:
                 time.sleep(0.001)
+            if "multiprocess" not in sys.modules:
+                # The test's premise: paraloop imports it in a thread (forkserver or spawn workers).
+                raise SystemExit("paraloop did not import multiprocess during the first iteration")
             time.sleep(0.05)  # the import is well on its way (see finding 5 for sooner)
             pid = os.fork()
             if pid == 0:
@@ -349,7 +352,9 @@ def test_a_fork_while_multiprocess_imports_prints_nothing(tmp_path: Path) -> Non
     fork in the parent ran without its hook before it and printed 'Exception ignored in:
     <function _releaseLock> ... RuntimeError: cannot release un-acquired lock', which the plain
     program never prints.  The fork now takes logging's lock as its own hook would have."""
-    result = _run(tmp_path, FORK_WHILE_IMPORTING)
+    # Under forkserver (or spawn) workers, whose start needs multiprocess: under fork paraloop
+    # imports none, and the program's first iteration waited 5 s for an import that never came.
+    result = _run(tmp_path, FORK_WHILE_IMPORTING, PARALOOP_START_METHOD="forkserver")
     assert _last_json(result) == {"total": sum(range(40)), "child": 3}
     assert "Exception ignored" not in result.stderr and "RuntimeError" not in result.stderr, result.stderr
 
@@ -402,7 +407,8 @@ def test_a_child_forked_as_the_import_thread_starts_can_import_multiprocess(tmp_
     script.write_text(textwrap.dedent(FORK_AS_THE_IMPORT_STARTS))
     outcomes: list[object] = []
     for _ in range(20):
-        runs = [start_program(script) for _ in range(2)]
+        # Forkserver workers (see test_a_fork_while_multiprocess_imports_prints_nothing).
+        runs = [start_program(script, PARALOOP_START_METHOD="forkserver") for _ in range(2)]
         for run in runs:
             stdout, stderr = run.communicate(timeout=60)
             assert run.returncode == 0, stderr[-3000:]

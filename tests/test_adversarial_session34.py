@@ -19,7 +19,14 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import interrupt_like_a_terminal, last_json, product_environment, run_source
+from conftest import (
+    interrupt_like_a_terminal,
+    last_json,
+    plain_and_paraloop,
+    product_environment,
+    run_plain,
+    run_source,
+)
 from test_failures import wait_for_no_members
 
 # Worker processes run every iteration (the caller's own chunks off), fork: the quickest.
@@ -29,30 +36,6 @@ _BACKENDS = {
     "threads": {"PARALOOP_BACKEND": "threads"},
     "sequential": {"PARALOOP_BACKEND": "sequential"},
 }
-_PARALOOP_IMPORT = "from paraloop import ParaLoop\n"
-
-
-def _plain(tmp_path: Path, source: str, *args: str) -> subprocess.CompletedProcess[str]:
-    """``source`` run by plain Python, ``ParaLoop`` the identity (what the plain loop does)."""
-    text = textwrap.dedent(source)
-    assert _PARALOOP_IMPORT in text
-    text = text.replace(_PARALOOP_IMPORT, "ParaLoop = lambda items, *args, **options: items\n")
-    path = tmp_path / "plain_program.py"
-    path.write_text(text)
-    return subprocess.run(
-        [sys.executable, str(path), *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=product_environment(),
-        cwd=tmp_path,
-    )
-
-
-def _both(tmp_path: Path, source: str, **extra: str) -> tuple[object, object]:
-    """The last JSON line of ``source`` run by plain Python, then by paraloop."""
-    plain = last_json(_plain(tmp_path, source))
-    return plain, last_json(run_source(tmp_path, source, **extra))
 
 
 # F1. A generator expression's body reads the names of when it was made. -------------------------
@@ -114,7 +97,7 @@ def test_a_generator_expression_reads_a_local_as_it_is_when_each_item_is_compute
     [0, 1, 2], with no error, on fork, threads and sequential alike.  Names rebound before the first
     item: the plain result everywhere; rebound between two items: the sequential backend computes
     each item when asked, the others refuse, naming the variable and the line."""
-    plain, out = _both(tmp_path, _LATE_BINDING, **_BACKENDS[backend])
+    plain, out = plain_and_paraloop(tmp_path, _LATE_BINDING, **_BACKENDS[backend])
     assert plain == [[0, 100, 200, 300, 400], [[0, 2, 4, 6]] * 3, [0, 7, 14], [0, 100, 200, 300, 400]]
     assert isinstance(out, list)
     assert out[:3] == plain[:3]
@@ -163,7 +146,7 @@ def test_a_name_bound_before_the_first_item_is_asked_for_is_read(tmp_path, case,
     as the expression was made: "cannot access free variable 'later'" (NameError), or "the program
     changed the global 'k', which the generator expression reads, before it asked for item 0".
     Since session 35 it captures them when the first item is asked for."""
-    plain, out = _both(tmp_path, _BOUND_LATER[case], **_BACKENDS[backend])
+    plain, out = plain_and_paraloop(tmp_path, _BOUND_LATER[case], **_BACKENDS[backend])
     assert plain == [0, 3, 6, 9, 12]
     assert out == plain
 
@@ -203,7 +186,7 @@ def test_a_generator_expression_over_a_non_iterable_raises_where_it_is_made(tmp_
     """Plain Python calls ``iter()`` on a generator expression's first iterable as it makes the
     expression: ``(x for x in 5)`` raises TypeError there.  paraloop makes the expression and raises
     at ``list(g)``: a program that guards the expression's creation gets the error elsewhere."""
-    plain, out = _both(tmp_path, _NOT_ITERABLE, **_WORKERS)
+    plain, out = plain_and_paraloop(tmp_path, _NOT_ITERABLE, **_WORKERS)
     assert plain == ["at creation: cannot iterate", "at creation: 'int' object is not iterable"]
     assert out == plain
 
@@ -319,7 +302,7 @@ def test_an_uncaught_keyboard_interrupt_shows_no_paraloop_frame(tmp_path) -> Non
     program's ``<module>`` frame on; paraloop printed ``<frozen runpy>`` x2,
     ``paraloop/__main__.py`` and ``paraloop/cli.py`` x3 before it (a real Ctrl-C too, and one
     raised outside any loop)."""
-    plain = _plain(tmp_path, _KEYBOARD_INTERRUPT_IN_THE_BODY)
+    plain = run_plain(tmp_path, _KEYBOARD_INTERRUPT_IN_THE_BODY)
     assert "KeyboardInterrupt: stop" in plain.stderr
     assert all(f.endswith("plain_program.py") for f in _traceback_files(plain.stderr))
     result = run_source(tmp_path, _KEYBOARD_INTERRUPT_IN_THE_BODY, **_WORKERS)
@@ -407,7 +390,7 @@ _CTRL_C_FRAMES = """
 
 def _ctrl_c_frames(tmp_path: Path, loop: str) -> tuple[object, object]:
     source = textwrap.dedent(_CTRL_C_FRAMES).replace("{loop}", loop)
-    plain = last_json(_plain(tmp_path, source))
+    plain = last_json(run_plain(tmp_path, source))
     plain = [["program.py" if f == "plain_program.py" else f, name] for f, name in plain]
     return plain, last_json(run_source(tmp_path, source, **_WORKERS))
 
@@ -465,7 +448,7 @@ def test_locals_of_a_function_with_a_comprehension_are_the_plain_ones(tmp_path) 
     function the rewrite defines in the function stayed a local (a module-level one was deleted after
     the statement); ``json.dumps(locals())``, ``render(**locals())`` and the like saw it.  A for loop
     left its worker and its result object too."""
-    plain, out = _both(tmp_path, _LOCALS, **_WORKERS)
+    plain, out = plain_and_paraloop(tmp_path, _LOCALS, **_WORKERS)
     assert plain == [
         '{"squares": [0, 1, 4, 9]}',
         ["evens"],
@@ -505,7 +488,7 @@ def test_a_set_comprehension_over_one_nan_has_one_element(tmp_path) -> None:
     """Plain: [1, 2, 2].  paraloop (fork): [40, 7, 7].  The items (or the values the body returns)
     are copies in the workers; the known difference for ``counts[token] += 1`` (semantics.md) says
     so for counted keys, not for a comprehension's own value, whose length changes."""
-    plain, out = _both(tmp_path, _IDENTITY_SET, **_WORKERS)
+    plain, out = plain_and_paraloop(tmp_path, _IDENTITY_SET, **_WORKERS)
     assert plain == [1, 2, 2]
     assert out == plain
 
@@ -543,7 +526,7 @@ def test_raise_from_keeps_the_context_too(tmp_path) -> None:
     """Finding 9, fixed: plain ``__cause__`` and ``__context__`` are both KeyError('inner'), in a
     for statement and a list comprehension; paraloop sent the cause and dropped the context, the
     same exception, as one already sent."""
-    plain, out = _both(tmp_path, _RAISE_FROM, **_WORKERS)
+    plain, out = plain_and_paraloop(tmp_path, _RAISE_FROM, **_WORKERS)
     assert plain == [["KeyError('inner')", "KeyError('inner')"]] * 2
     assert out == plain
 
@@ -573,7 +556,7 @@ def test_a_generator_expression_s_frame_names_the_program_s_loop_variable(tmp_pa
     """Plain: [['.0', 'i'], ['.0', 'i']].  paraloop: [['.0', '__paraloop_item__'], ...]: a debugger
     (or ``inspect.getgeneratorlocals``) shows the generated name, and the value is the item's
     result, not the item."""
-    plain, out = _both(tmp_path, _FRAME_LOCALS, **_WORKERS)
+    plain, out = plain_and_paraloop(tmp_path, _FRAME_LOCALS, **_WORKERS)
     assert plain == [[".0", "i"], [".0", "i"]]
     assert out == plain
 
@@ -595,7 +578,7 @@ def test_a_compile_time_syntax_error_is_reported_as_python_does(tmp_path) -> Non
                 nonlocal y
             return g
         """
-    plain = _plain(tmp_path, source)
+    plain = run_plain(tmp_path, source)
     assert plain.returncode == 1 and "SyntaxError" in plain.stderr
     result = run_source(tmp_path, source)
     assert result.returncode == 1
@@ -721,7 +704,7 @@ def test_comprehension_values_are_the_plain_ones(tmp_path, backend) -> None:
     ``elif`` test (the worker defined before the statement), next/any/all/zip that stop early,
     an empty comprehension whose body names what does not exist, comprehensions run while a
     generator expression over ParaLoop is half read."""
-    plain, out = _both(tmp_path, _VALUES, **_BACKENDS[backend])
+    plain, out = plain_and_paraloop(tmp_path, _VALUES, **_BACKENDS[backend])
     assert out == plain
 
 
@@ -793,7 +776,7 @@ def test_a_generator_expression_behaves_as_a_plain_generator(tmp_path, backend) 
     TypeError), throw() started and unstarted, close() unstarted, StopIteration and GeneratorExit
     thrown in, re-reading an exhausted or failed expression (empty), a dropped unstarted one
     leaving the pool usable: all as plain Python's generator expression."""
-    plain, out = _both(tmp_path, _PROTOCOL, **_BACKENDS[backend])
+    plain, out = plain_and_paraloop(tmp_path, _PROTOCOL, **_BACKENDS[backend])
     assert out == plain
 
 

@@ -13,13 +13,11 @@ assertion is on timings.
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
-from conftest import last_json, product_environment, run_source
+from conftest import plain_and_paraloop
 
 # Worker processes run every iteration (the caller's own chunks off), fork: the quickest.
 _WORKERS = {"PARALOOP_BACKEND": "processes", "PARALOOP_START_METHOD": "fork", "PARALOOP_CALLER_RUNS": "0"}
@@ -29,30 +27,6 @@ _BACKENDS = {
     "sequential": {"PARALOOP_BACKEND": "sequential"},
 }
 _AHEAD = {name: _BACKENDS[name] for name in ("fork", "threads")}
-_PARALOOP_IMPORT = "from paraloop import ParaLoop\n"
-
-
-def _plain(tmp_path: Path, source: str) -> subprocess.CompletedProcess[str]:
-    """``source`` run by plain Python, ``ParaLoop`` the identity (what the plain loop does)."""
-    text = textwrap.dedent(source)
-    assert _PARALOOP_IMPORT in text
-    text = text.replace(_PARALOOP_IMPORT, "ParaLoop = lambda items, *args, **options: items\n")
-    path = tmp_path / "plain_program.py"
-    path.write_text(text)
-    return subprocess.run(
-        [sys.executable, str(path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=product_environment(),
-        cwd=tmp_path,
-    )
-
-
-def _both(tmp_path: Path, source: str, **extra: str) -> tuple[object, object]:
-    """The last JSON line of ``source`` run by plain Python, then by paraloop."""
-    plain = last_json(_plain(tmp_path, source))
-    return plain, last_json(run_source(tmp_path, source, **extra))
 
 
 # Each case of a program is run on its own, its outcome (value, or exception type and message head)
@@ -129,7 +103,7 @@ def test_a_name_unbound_at_the_first_item_raises_name_error(tmp_path, backend) -
     """Plain: NameError in each case.  paraloop: _capture takes the local as UNBOUND (an outer
     function's variable, not in ``local``, falls through to the module's global m = 1000), then
     BetweenItems.changed(0) compares that with LiveNamespace.get's missing and refuses."""
-    plain, out = _both(tmp_path, _UNBOUND, **_BACKENDS[backend])
+    plain, out = plain_and_paraloop(tmp_path, _UNBOUND, **_BACKENDS[backend])
     assert plain == ["NameError"] * 4
     assert out == plain
 
@@ -155,7 +129,7 @@ _DELETED_BETWEEN = _program(
 
 
 def test_sequential_a_variable_deleted_between_items_raises_name_error(tmp_path) -> None:
-    plain, out = _both(tmp_path, _DELETED_BETWEEN, **_BACKENDS["sequential"])
+    plain, out = plain_and_paraloop(tmp_path, _DELETED_BETWEEN, **_BACKENDS["sequential"])
     assert plain == ["NameError"]
     assert out == plain
 
@@ -195,7 +169,7 @@ _MANGLED = _program(
 
 @pytest.mark.parametrize("backend", _BACKENDS)
 def test_a_private_variable_of_a_method_is_read(tmp_path, backend) -> None:
-    plain, out = _both(tmp_path, _MANGLED, **_BACKENDS[backend])
+    plain, out = plain_and_paraloop(tmp_path, _MANGLED, **_BACKENDS[backend])
     assert plain == [[0, 2, 4, 6], 18, [0, 3, 6, 9], [0, 5, 10, 15]]
     assert out == plain
 
@@ -243,7 +217,7 @@ _AFTER_THE_LAST = _program(
 
 @pytest.mark.parametrize("backend", _AHEAD)
 def test_a_change_after_the_last_item_is_not_refused(tmp_path, backend) -> None:
-    plain, out = _both(tmp_path, _AFTER_THE_LAST, **_BACKENDS[backend])
+    plain, out = plain_and_paraloop(tmp_path, _AFTER_THE_LAST, **_BACKENDS[backend])
     assert plain == [[0, 1, 2]] * 3
     assert out == plain
 
@@ -284,7 +258,7 @@ _CLASS_IN_FUNCTION = _program(
 
 @pytest.mark.parametrize("backend", _BACKENDS)
 def test_a_class_body_in_a_function_reads_the_function_s_variable(tmp_path, backend) -> None:
-    plain, out = _both(tmp_path, _CLASS_IN_FUNCTION, **_BACKENDS[backend])
+    plain, out = plain_and_paraloop(tmp_path, _CLASS_IN_FUNCTION, **_BACKENDS[backend])
     assert plain == [[0, 1, 2, 3], 6, [0, 1, 2, 3]]
     assert out == plain
 
@@ -314,7 +288,7 @@ _CLASS_BETWEEN = _program(
 
 @pytest.mark.parametrize("backend", _AHEAD)
 def test_a_class_body_generator_expression_refuses_a_rebinding_between_items(tmp_path, backend) -> None:
-    plain, out = _both(tmp_path, _CLASS_BETWEEN, **_BACKENDS[backend])
+    plain, out = plain_and_paraloop(tmp_path, _CLASS_BETWEEN, **_BACKENDS[backend])
     assert plain == [[0, 5, 10, 15]]
     assert out == ["refused"]
 
@@ -322,7 +296,7 @@ def test_a_class_body_generator_expression_refuses_a_rebinding_between_items(tmp
 def test_sequential_a_class_body_generator_expression_reads_a_rebinding(tmp_path) -> None:
     """Held: the sequential backend computes each item when asked for (the worker reads the
     function's variable through its closure): the plain result."""
-    plain, out = _both(tmp_path, _CLASS_BETWEEN, **_BACKENDS["sequential"])
+    plain, out = plain_and_paraloop(tmp_path, _CLASS_BETWEEN, **_BACKENDS["sequential"])
     assert out == plain == [[0, 5, 10, 15]]
 
 
@@ -366,7 +340,7 @@ _LEFT_NAMES = _program(
     "then shows '__paraloop_body_N__' (and '__paraloop_rN__' after a for loop)",
 )
 def test_locals_after_a_statement_that_raised_are_the_plain_ones(tmp_path) -> None:
-    plain, out = _both(tmp_path, _LEFT_NAMES, **_WORKERS)
+    plain, out = plain_and_paraloop(tmp_path, _LEFT_NAMES, **_WORKERS)
     assert plain == [["r"], ["i", "out"]]
     assert out == plain
 
@@ -392,7 +366,7 @@ _RETURN_FINALLY = """
     "shows '__paraloop_body_N__' (no del after a return)",
 )
 def test_locals_in_finally_after_a_returned_comprehension_are_the_plain_ones(tmp_path) -> None:
-    plain, out = _both(tmp_path, _RETURN_FINALLY, **_WORKERS)
+    plain, out = plain_and_paraloop(tmp_path, _RETURN_FINALLY, **_WORKERS)
     assert plain == []
     assert out == plain
 
@@ -438,7 +412,7 @@ _BODY_FRAME = _program(
     "__paraloop_log_total__; neither refused nor documented",
 )
 def test_locals_and_eval_in_a_for_body_see_the_function_s_names(tmp_path) -> None:
-    plain, out = _both(tmp_path, _BODY_FRAME, **_WORKERS)
+    plain, out = plain_and_paraloop(tmp_path, _BODY_FRAME, **_WORKERS)
     assert plain == [["n-0", "n-1", "n-2"], [0, 3, 6], ["i", "total"]]
     assert out == plain
 
@@ -476,7 +450,7 @@ _INLINED = _program(
 )
 def test_a_list_comprehension_behaves_as_the_running_python_s(tmp_path) -> None:
     """Python 3.11 and before: both raise, and paraloop matches."""
-    plain, out = _both(tmp_path, _INLINED, **_WORKERS)
+    plain, out = plain_and_paraloop(tmp_path, _INLINED, **_WORKERS)
     assert out == plain
 
 
@@ -544,7 +518,7 @@ def test_generator_expressions_read_the_names_plain_python_reads(tmp_path, backe
     """Held: outer functions' variables three levels out (rebound before the first item), a
     parameter, a class's name that the method does not see, a function's variable named like the
     expression's own targets (rebound between items: not read, not refused), ``__class__``."""
-    plain, out = _both(tmp_path, _HELD_NAMES, **_BACKENDS[backend])
+    plain, out = plain_and_paraloop(tmp_path, _HELD_NAMES, **_BACKENDS[backend])
     assert plain == [
         [110, 112, 114],
         [0, 3, 6, 9, 12],
@@ -596,7 +570,7 @@ def test_a_variable_rebound_through_a_shared_cell_is_seen(tmp_path, backend) -> 
     """Held: a function's variable rebound through another closure's ``nonlocal`` (between items),
     or by the expression's own iterable as it yields: refused naming the variable where items are
     computed ahead, the plain result on the sequential backend."""
-    plain, out = _both(tmp_path, _NONLOCAL_BETWEEN, **_BACKENDS[backend])
+    plain, out = plain_and_paraloop(tmp_path, _NONLOCAL_BETWEEN, **_BACKENDS[backend])
     assert plain == [[0, 100, 200, 300, 400], [0, 11, 22, 33]]
     assert out == (plain if backend == "sequential" else ["refused", "refused"])
 
@@ -644,7 +618,7 @@ def test_generator_expressions_stopped_early_closed_sent_to(tmp_path, backend) -
     """Held: any() and zip() stopping early, close() then a rebinding, send(), one never iterated,
     an exception in the first item, and one left half read at exit: the plain results, and the
     program ends."""
-    plain, out = _both(tmp_path, _EARLY_STOPS, **_BACKENDS[backend])
+    plain, out = plain_and_paraloop(tmp_path, _EARLY_STOPS, **_BACKENDS[backend])
     assert plain == [
         [True, [["a", 0], ["b", 3]], 0, "stopped", 0, 50, 100, "KeyError('first')", "stopped after the error"]
     ]
@@ -728,7 +702,7 @@ def test_locals_after_statements_in_every_position_are_the_plain_ones(tmp_path) 
     """Held: a generator expression in a while condition (with continue), in if and elif tests, a
     for loop's else (break, continue, return), decorators, defaults, class bases, assert, match,
     with: the plain results, and locals() shows the program's names only."""
-    plain, out = _both(tmp_path, _CONTROL_FLOW_LOCALS, **_WORKERS)
+    plain, out = plain_and_paraloop(tmp_path, _CONTROL_FLOW_LOCALS, **_WORKERS)
     assert plain == [
         [4, ["n"]],
         ["small", ["limit", "r"]],

@@ -90,7 +90,7 @@ def run(n):
     return [i * SCALE for i in ParaLoop(scaled(n))]
 """
 
-REBINDS_A_VARIABLE = """
+_REBINDING_GENERATOR = """
 from paraloop import ParaLoop
 
 
@@ -102,28 +102,24 @@ def run(n):
         for i in range(n):
             scale = i
             yield i
+"""
 
+REBINDS_A_VARIABLE = (
+    _REBINDING_GENERATOR
+    + """
     out = []
     for i in ParaLoop(scaled()):
         out.append(i * scale)
     return out
 """
+)
 
-REBINDS_A_VARIABLE_IN_A_COMPREHENSION = """
-from paraloop import ParaLoop
-
-
-def run(n):
-    scale = 1
-
-    def scaled():
-        nonlocal scale
-        for i in range(n):
-            scale = i
-            yield i
-
+REBINDS_A_VARIABLE_IN_A_COMPREHENSION = (
+    _REBINDING_GENERATOR
+    + """
     return [i * scale for i in ParaLoop(scaled())]
 """
+)
 
 SOURCES = {
     "global": SETS_A_GLOBAL,

@@ -678,28 +678,24 @@ class _Rewriter:
         local: list[str] = []
         free: list[str] = []
         params: list[str] = []
-        if isinstance(innermost, _FUNCTIONS):
-            enclosing = block_names(innermost.body)
-            own = (function_locals(innermost, enclosing) | binds) - enclosing.global_decls
+        if isinstance(innermost, (*_FUNCTIONS, ast.ClassDef)):
+            mine: set[str] = set()  # the function's own variables
+            direct: set[str] = set()  # names its own namespace holds
+            if isinstance(innermost, ast.ClassDef):
+                # A comprehension in a class body does not see the class's names; both see the
+                # variables of the functions around the class (before the module's globals).
+                direct = block_names(innermost.body).stores | binds if class_visible else set()
+            else:
+                enclosing = block_names(innermost.body)
+                mine = (function_locals(innermost, enclosing) | binds) - enclosing.global_decls
+                mine |= enclosing.nonlocal_decls
+                direct = enclosing.global_decls & self.module_bound
             outer = self.outer_function_names(scopes[:-1])
             for name in sorted(reads):
-                if name in own or name in enclosing.nonlocal_decls:
+                if name in mine:
                     local.append(name)
                     params.append(name)
-                elif name in enclosing.global_decls and name in self.module_bound:
-                    params.append(name)
-                elif name in outer:
-                    free.append(name)
-                    params.append(name)
-                elif name in self.module_bound:
-                    params.append(name)
-        elif isinstance(innermost, ast.ClassDef):
-            # A comprehension in a class body does not see the class's names; both see the
-            # variables of the functions around the class (before the module's globals).
-            class_bound = block_names(innermost.body).stores | binds if class_visible else set()
-            outer = self.outer_function_names(scopes[:-1])
-            for name in sorted(reads):
-                if name in class_bound:
+                elif name in direct:
                     params.append(name)
                 elif name in outer:
                     free.append(name)
