@@ -1,4 +1,4 @@
-"""The names a generator expression in a function reads, as they are when each item is computed.
+"""The variables of a function that a loop or comprehension in it reads, as they are later.
 
 A plain generator expression looks its body's names up as each item is computed (late
 binding)::
@@ -16,6 +16,12 @@ captures the values when the first item is asked for, and looks before each late
 the function rebound one since (see :class:`paraloop.iterable_watch.BetweenItems`): a rebinding
 then is refused, or taken by the sequential backend, which computes each item when it is asked
 for.
+
+A for loop or comprehension in a function gets the same readers beside ``locals()``
+(:class:`LiveScope`): a generator nested in the function may rebind a variable the body reads as
+it yields its items (``nonlocal scale; scale = i``), which the watch of the loop's iterator sees
+(:mod:`paraloop.iterable_watch`); and a loop in a class body reads the variables of the
+functions around the class through them.
 """
 
 from __future__ import annotations

@@ -69,13 +69,13 @@ if TYPE_CHECKING:
 # of a loop's plan, which paraloop.plan.read makes from the constants generated code spells.
 __all__ = [
     "BROKE",
-    "LiveScope",
     "DONE",
     "RAISED",
     "RETURNED",
     "UNBOUND",
     "Form",
     "Kind",
+    "LiveScope",
     "LoopPlan",
     "LoopResult",
     "Use",
@@ -368,7 +368,7 @@ def _body_watch(
     module = namespace
     live: frozenset[str] = frozenset()
     if isinstance(scope, LiveNames):
-        # A generator expression's names of the function around it: watched as its globals are.
+        # The names of the function around the loop (or the expression): watched as globals are.
         live = frozenset(scope.readers)
         namespace = LiveNamespace(scope, module)
     return IterableWatch.of(
@@ -612,7 +612,9 @@ def run(
     """Run one rewritten loop. Called by generated code only; its signature may change.
 
     ``scope`` holds the names the worker captures from a function or class body (None at
-    module level: the worker's globals); ``plan`` is what the rewriter found about the loop,
+    module level: the worker's globals; in a function, a :class:`~paraloop.live_names.LiveScope`,
+    which also reads the function's variables as they are later); ``plan`` is what the rewriter
+    found about the loop,
     as the generated code spells it (see :func:`paraloop.plan.read`).
     """
     try:
@@ -638,7 +640,8 @@ def _run(
         plan.line, plan.local, plan.stored, plan.after, plan.wrapped, plan.uses
     )  # fmt: skip
     if isinstance(scope, LiveNames):
-        # A class body's loop: the variables of the functions around it, unbound, raise NameError.
+        # A loop in a function or a class body: a variable of the functions around it, unbound
+        # when the loop begins, raises NameError where the body reads it.
         local = (*local, *scope.readers)
     _rename(worker, plan.name)
     if not isinstance(loop, ParaLoop):
@@ -753,9 +756,9 @@ def comprehension(
     callable, so that an error (a refusal, an iteration's exception, Ctrl-C) is raised in the
     program's frame, as the plain comprehension's, with no frame of paraloop's in between.
 
-    A generator expression in a function passes ``scope`` as readers of the function's names
-    (see :mod:`paraloop.live_names`); its names are captured when its first item is asked for,
-    as a plain one reads them then.
+    In a function ``scope`` holds readers of the function's variables (see
+    :mod:`paraloop.live_names`); a generator expression's names are captured when its first item
+    is asked for, as a plain one reads them then.
     """
     try:
         plan = read(plan)
