@@ -98,34 +98,32 @@ class _Names:
         bound: list[tuple[str, Any]],
         namespace: Mapping[str, Any] | LiveNamespace,
         kept: frozenset[str] = frozenset(),
-        local: frozenset[str] = frozenset(),
     ) -> None:
         self.bound = bound
         self.namespace = namespace
         # Names whose rebinding is never taken (those the body combines into: see IterableWatch.of).
         self.kept = kept
-        # Names of the function around a generator expression, not globals (for the refusal).
-        self.local = local
+        # The variables of the functions around the loop, not globals (for the refusal).
+        self.local: frozenset[str] = getattr(namespace, "names", frozenset())
         # The compiled tests' globals (shared with _Entries): its values are replaced in place (see
         # rebound).  Its module's name tells a traceback that the tests' frames are paraloop's.
         self.scope: dict[str, Any] = {"__name__": __name__, "get": namespace.get, "missing": _MISSING}
         self.scope.update({f"v{position}": value for position, (_, value) in enumerate(bound)})
-        # One comparison per name, written out: a loop over the names cost 4 times as much.
-        self.expression = " or ".join(
-            f"get({name!r}, missing) is not v{position}" for position, (name, _) in enumerate(bound)
-        )
-        # The same, a function's variable read from its cell (no call of Python code: a third of
-        # the time a generator expression's item takes otherwise); an emptied cell raises
-        # ValueError, which whoever asks it takes for a change (see BetweenItems.rebound_test).
+        # One comparison per name, written out: a loop over the names cost 4 times as much.  In
+        # ``fast_expression`` a function's variable is read from its cell (no call of Python code:
+        # a third of the time a generator expression's item takes otherwise); an emptied cell
+        # raises ValueError, which whoever asks it takes for a change (see BetweenItems.rebound_test).
         cells = getattr(namespace, "cells", {})
-        parts = []
+        parts, fast = [], []
         for position, (name, _) in enumerate(bound):
+            part = f"get({name!r}, missing) is not v{position}"
+            parts.append(part)
             if name in cells:
                 self.scope[f"c{position}"] = cells[name]
-                parts.append(f"c{position}.cell_contents is not v{position}")
-            else:
-                parts.append(f"get({name!r}, missing) is not v{position}")
-        self.fast_expression = " or ".join(parts)
+                part = f"c{position}.cell_contents is not v{position}"
+            fast.append(part)
+        self.expression = " or ".join(parts)
+        self.fast_expression = " or ".join(fast)
 
     def what(self, name: str) -> str:
         """The name as a refusal calls it."""
@@ -219,12 +217,11 @@ class IterableWatch:
         namespace: Mapping[str, Any] | LiveNamespace,
         where: str,
         adopt: Callable[[str, Any], None] | None = None,
-        local: frozenset[str] = frozenset(),
     ) -> IterableWatch | None:
         """The watch over the body's ``params`` (those in ``skip``, the tracked ones, left out), or
         None if there is nothing to watch.  ``from_globals`` tells a name taken from ``namespace``,
-        the module's globals (or, those in ``local``, a generator expression's names of the
-        function around it: see :mod:`paraloop.live_names`)."""
+        the module's globals (or, a :class:`~paraloop.live_names.LiveNamespace`, the variables of
+        the functions around the loop too)."""
         bound: list[tuple[str, Any]] = []
         objects: list[tuple[str, Any]] = []
         for name, value in zip(params, values):
@@ -251,7 +248,7 @@ class IterableWatch:
             objects = []  # the sequential backend's body reads the program's own objects
         if not bound and not objects:
             return None
-        return cls(_Names(bound, namespace, skip, local), objects, where, adopt)
+        return cls(_Names(bound, namespace, skip), objects, where, adopt)
 
     def reading(self, iterator: Any, start: int) -> Any:
         """For a read of items from the ``start`` on: ``iterator``, each item let through once
@@ -359,10 +356,10 @@ class BetweenItems:
         name rebound or an entry changed since the last item's test was made after it, and no
         item reads it; a container whose pickle changed with the same entries (a set's element
         replaced) may have changed before the last item."""
-        entries = self._watch._entries
-        unchanged = not entries.test()
+        if self._watch._entries.test():
+            return None  # the entries changed after the last item's test
         for (name, value), earlier in zip(self._watch._objects, self._start):
-            if unchanged and _fingerprint(value) != earlier:
+            if _fingerprint(value) != earlier:
                 return self._refusal(f"{name!r} (in place: {type(value).__name__})", index)
         return None
 

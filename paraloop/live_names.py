@@ -94,6 +94,8 @@ class LiveNamespace:
     def __init__(self, names: LiveNames, module: Mapping[str, Any]) -> None:
         self._readers = names.readers
         self._module = module
+        # The functions' variables among them (a refusal names them so, not as globals).
+        self.names = frozenset(names.readers)
         # Each variable's cell, shared by the function and its reader: the watch's test before
         # each item reads it without calling Python code.
         self.cells: dict[str, Any] = {

@@ -98,7 +98,7 @@ class LoopPlan(NamedTuple):
     line: int  # of the ``for`` (of a comprehension: its first iterable), for messages
     name: str = "<module>"  # the function the loop is written in, for tracebacks
     kind: str = "for"
-    local: tuple[str, ...] = ()  # captured names that are locals of the enclosing function
+    local: tuple[str, ...] = ()  # captured names that are variables of the enclosing functions
     stored: tuple[str, ...] = ()  # names the body binds
     after: tuple[str, ...] = ()  # of those, the ones code after the loop may read
     wrapped: tuple[str, ...] = ()  # names the body uses as Variables (``v.value``)

@@ -364,13 +364,13 @@ def _body_watch(
     are read (see :mod:`paraloop.iterable_watch`), or None if the body reads nothing it could."""
     from .iterable_watch import IterableWatch  # only for loops over iterators, and generator expressions
 
-    namespace: Any = job.function.__globals__
-    module = namespace
+    module = job.function.__globals__
+    namespace: Mapping[str, Any] | LiveNamespace = module
     live: frozenset[str] = frozenset()
     if isinstance(scope, LiveNames):
-        # The names of the function around the loop (or the expression): watched as globals are.
-        live = frozenset(scope.readers)
+        # The variables of the functions around the loop (or the expression): watched as globals are.
         namespace = LiveNamespace(scope, module)
+        live = namespace.names
     return IterableWatch.of(
         job.params,
         job.values,
@@ -380,7 +380,6 @@ def _body_watch(
         f"{job.filename}, line {job.line}",
         # Each item is read (or asked for) just before its iteration runs: with the value rebound.
         _adopting(job) if _backend(loop) == "sequential" else None,
-        live,
     )
 
 
@@ -639,10 +638,6 @@ def _run(
     line, local, stored, after, wrapped, uses = (
         plan.line, plan.local, plan.stored, plan.after, plan.wrapped, plan.uses
     )  # fmt: skip
-    if isinstance(scope, LiveNames):
-        # A loop in a function or a class body: a variable of the functions around it, unbound
-        # when the loop begins, raises NameError where the body reads it.
-        local = (*local, *scope.readers)
     _rename(worker, plan.name)
     if not isinstance(loop, ParaLoop):
         # ``ParaLoop`` was rebound to something else: iterate it plainly, in order.
@@ -767,10 +762,6 @@ def comprehension(
         if not isinstance(loop, ParaLoop):
             loop = ParaLoop(loop, backend="sequential")
         names = LiveNames(scope) if isinstance(scope, tuple) else scope
-        if isinstance(names, LiveNames):
-            # Each a variable of a function: unbound when the first item is asked for, it raises
-            # NameError where the body reads it (not a global's or a builtin's value).
-            local = (*local, *names.readers)
 
         def setup() -> tuple[Generator[Iterable[Any], None, None], BetweenItems | None]:
             params, values = _capture(worker, names, local)

@@ -579,16 +579,18 @@ class _Rewriter:
         definitions.append(definition)
         kind = _COMPREHENSION_KINDS[type(node)]
         in_class_body = bool(scopes) and isinstance(scopes[-1], ast.ClassDef)
+        mangle = _mangler(scopes)
+        # The functions' variables (the scope's readers cover them): unbound, NameError where read.
         plan = self.plan(
-            number, line=first.iter.lineno, name=name, kind=kind, local=tuple(map(_mangler(scopes), local))
+            number, line=first.iter.lineno, name=name, kind=kind, local=tuple(map(mangle, local + free))
         )
         if in_class_body:
             # The variables of the functions around the class, if any (not the class's names).
-            scope = self.live_names(free, _mangler(scopes)) if free else "None"
+            scope = self.live_names(free, mangle) if free else "None"
         elif kind == "generator" and isinstance(scopes[-1] if scopes else None, _FUNCTIONS):
             # A generator expression reads the function's names as each item is computed, not as
             # it is made: the runtime reads them through these (see paraloop.live_names).
-            scope = self.live_names([*local, *free], _mangler(scopes))
+            scope = self.live_names(local + free, mangle)
         else:
             scope = self.scope_argument(free, scopes, local)
         call = ast.parse(
@@ -804,7 +806,8 @@ class _Rewriter:
             number,
             line=loop.lineno,
             name=scope_name,
-            local=tuple(map(mangle, local)),
+            # The functions' variables (the scope's readers cover them): unbound, NameError where read.
+            local=tuple(map(mangle, local + free)),
             stored=tuple(map(mangle, binds)),
             after=tuple(map(mangle, after)),
             wrapped=tuple(map(mangle, wrapped)),
