@@ -97,7 +97,7 @@ class Chunk(Record):
         return Chunk(self.index, self.start, items)
 
 
-def _sliceable(iterable: Iterable[Any]) -> bool:
+def sliceable(iterable: Iterable[Any]) -> bool:
     """A range, list or tuple whose iteration is the built-in one (a subclass may iterate otherwise)."""
     for base in (range, list, tuple):
         if isinstance(iterable, base):
@@ -266,7 +266,7 @@ class Chunker:
         self._recent: dict[int, Any] = {}
         # Items of chunks in flight that may come back changed, by chunk: (start, items).
         self.held: dict[int, tuple[int, Sequence[Any]]] = {}
-        if _sliceable(iterable):
+        if sliceable(iterable):
             # Slices of these are cheap and pickle compactly (a range slice is a range).
             self._sequence = _stored(iterable)
         else:

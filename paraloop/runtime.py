@@ -33,7 +33,7 @@ from .aggregation_strategies import ElementUpdates, Scratch
 from .backends.processes.pool import get_pool
 from .backends.running import in_worker_thread
 from .backends.sequential import run_inline
-from .chunks import Chunker
+from .chunks import Chunker, sliceable
 from .combine import Combiner, LoopResult, with_context
 from .cpus import available_cpus, waiting_iterations
 from .errors import ParaLoopError, ParaLoopWarning
@@ -48,7 +48,7 @@ from .execute import (
     Outcome,
 )
 from .guard import GENERATOR_MODULES, reached
-from .items import COPY, INLINE, SHARE, is_file
+from .items import COPY, INLINE, SHARE, is_file, length
 from .live_names import LiveNames, LiveNamespace, LiveScope
 from .loop import ParaLoop
 from .output import replaced_streams, write_output
@@ -761,6 +761,8 @@ def comprehension(
         _rename(worker, plan.name)
         if not isinstance(loop, ParaLoop):
             loop = ParaLoop(loop, backend="sequential")
+        if kind == "generator":
+            loop = _iterated_now(loop)
         names = LiveNames(scope) if isinstance(scope, tuple) else scope
 
         def setup() -> tuple[Generator[Iterable[Any], None, None], BetweenItems | None]:
@@ -781,6 +783,32 @@ def comprehension(
     build = _BUILDS[kind]
     # Lazy, like what it replaces: nothing runs until the value is built or an item asked for.
     return functools.partial(build, itertools.chain.from_iterable(delivered))
+
+
+def _iterated_now(loop: ParaLoop[Any]) -> ParaLoop[Any]:
+    """The loop of a generator expression as it is made: plain Python calls ``iter()`` on the
+    expression's iterable there, so an object that cannot be iterated raises TypeError where the
+    expression stands (a ``try`` around it catches it), and a class's own ``__iter__`` runs then,
+    once: the loop goes on over the iterator it returned.  The built-in containers' and iterators'
+    ``iter()`` cannot fail and does nothing a later call would not, and a range, list or tuple
+    is cut into slices without one: those stay as they are."""
+    source = loop.iterable
+    kind = type(source)
+    method = getattr(kind, "__iter__", None)
+    if method is None:
+        if getattr(kind, "__getitem__", None) is None:
+            iter(source)  # TypeError: 'int' object is not iterable, as the plain expression's
+        return loop  # iterated through __getitem__, one index at a time, as plain Python does
+    if not isinstance(method, types.FunctionType) or sliceable(source):
+        return loop
+    made = copy.copy(loop)
+    made.iterable = iter(source)
+    if loop.progress and "total" not in loop.progress_options:
+        total = length(source)
+        if total is not None:
+            # The iterator has no len() of its own: the bar's total is still the iterable's.
+            made.progress_options = {**loop.progress_options, "total": total}
+    return made
 
 
 _BUILDS: dict[str, Callable[[Iterable[Any]], Any]] = {

@@ -162,32 +162,44 @@ _NOT_ITERABLE = """
         def __iter__(self):
             raise TypeError("cannot iterate")
 
+    class Counted:
+        calls = []
+
+        def __iter__(self):
+            Counted.calls.append(len(out))
+            return iter(range(4))
+
     out = []
-    for source in (Broken(), 5):
+    for source in (Broken(), 5, Counted()):
         try:
-            g = (x for x in ParaLoop(source))
+            g = (x * 2 for x in ParaLoop(source))
         except TypeError as error:
             out.append("at creation: " + str(error))
             continue
+        out.append(["made", list(Counted.calls)])
         try:
             out.append(list(g))
         except TypeError as error:
             out.append("at first item: " + str(error))
+    out.append(Counted.calls)
     print(json.dumps(out))
     """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding 3: a generator expression whose iterable's __iter__ raises raises at its first "
-    "item, not where it is made as plain Python's does (a try around the expression misses it)",
-)
-def test_a_generator_expression_over_a_non_iterable_raises_where_it_is_made(tmp_path) -> None:
-    """Plain Python calls ``iter()`` on a generator expression's first iterable as it makes the
-    expression: ``(x for x in 5)`` raises TypeError there.  paraloop makes the expression and raises
-    at ``list(g)``: a program that guards the expression's creation gets the error elsewhere."""
-    plain, out = plain_and_paraloop(tmp_path, _NOT_ITERABLE, **_WORKERS)
-    assert plain == ["at creation: cannot iterate", "at creation: 'int' object is not iterable"]
+@pytest.mark.parametrize("backend", sorted(_BACKENDS))
+def test_a_generator_expression_over_a_non_iterable_raises_where_it_is_made(tmp_path, backend) -> None:
+    """Finding 3, fixed: plain Python calls ``iter()`` on a generator expression's first iterable as
+    it makes the expression: ``(x for x in 5)`` raises TypeError there, and a class's own
+    ``__iter__`` runs there, once.  paraloop made the expression and raised at ``list(g)``: a
+    program that guards the expression's creation got the error elsewhere."""
+    plain, out = plain_and_paraloop(tmp_path, _NOT_ITERABLE, **_BACKENDS[backend])
+    assert plain == [
+        "at creation: cannot iterate",
+        "at creation: 'int' object is not iterable",
+        ["made", [2]],
+        [0, 2, 4, 6],
+        [2],
+    ]
     assert out == plain
 
 

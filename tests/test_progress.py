@@ -36,6 +36,16 @@ LOOPS = """
     def squares(bar):
         return [i * i for i in ParaLoop(range(30), progress={"desc": "squares", "file": bar})]
 
+    class Files:
+        def __len__(self):
+            return 12
+
+        def __iter__(self):
+            return iter(range(12))
+
+    def doubled(bar):
+        return list(i * 2 for i in ParaLoop(Files(), progress={"desc": "doubled", "file": bar}))
+
     def first_squares(bar, count):
         squares = (i * i for i in ParaLoop(range(10**9), chunksize=8, progress={"desc": "endless", "file": bar}))
         return [next(squares) for _ in range(count)]
@@ -74,6 +84,19 @@ def test_tqdm_keywords_shape_the_bar(
     squares = io.StringIO()
     assert module.squares(squares) == [i * i for i in range(30)]
     assert final_line(squares.getvalue()).startswith("squares: 100%|")
+    assert bars_left() == []
+
+
+def test_a_generator_expression_over_a_class_of_the_programs_own_keeps_the_total(
+    load_module: Loader, backend: str, bars_left: Callable[[], list[str]]
+) -> None:
+    """A generator expression calls its iterable's own ``__iter__`` where it is made, as plain
+    Python does, and goes on over the iterator; the bar's total is still the iterable's len()."""
+    module = load_module(LOOPS)
+    bar = io.StringIO()
+    assert module.doubled(bar) == [i * 2 for i in range(12)]
+    assert final_line(bar.getvalue()).startswith("doubled: 100%|")
+    assert "12/12" in final_line(bar.getvalue())
     assert bars_left() == []
 
 
