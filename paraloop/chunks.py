@@ -105,6 +105,23 @@ def sliceable(iterable: Iterable[Any]) -> bool:
     return False
 
 
+def _read_once(iterator: Iterator[Any]) -> Iterator[Any]:
+    """``iterator``, read as the plain loop reads it: ``iter()`` called once, at the loop's start.
+
+    Each piece of items read (``itertools.islice``, ``map``) calls ``iter()`` on the iterator it
+    reads, which for an iterator class of the program's own runs its ``__iter__`` again: one that
+    sets its position back to the start, a common way to write one, began again at each piece
+    (processes and threads gave items twice over, the sequential backend never ended).  Such an
+    iterator is read through its ``__next__`` alone, in C (a StopIteration it raises ends the
+    read, as the loop's own would); the built-in ones are read as they are."""
+    if isinstance(getattr(type(iterator), "__iter__", None), _SLOT):
+        return iterator
+    return map(type(iterator).__next__, itertools.repeat(iterator))
+
+
+_SLOT = type(list.__iter__)
+
+
 class _Stored(Sequence[Any]):
     """A list or tuple subclass's items as the built-in iterator yields them: its stored items,
     whatever its own ``__len__`` and ``__getitem__`` say (the plain loop uses neither)."""
@@ -270,7 +287,7 @@ class Chunker:
             # Slices of these are cheap and pickle compactly (a range slice is a range).
             self._sequence = _stored(iterable)
         else:
-            self._iterator = iter(iterable)
+            self._iterator = _read_once(iter(iterable))
         self.fixed = chunksize is not None
         self.size = chunksize if chunksize is not None else 1
         self.position = 0

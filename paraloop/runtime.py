@@ -787,28 +787,35 @@ def comprehension(
 
 def _iterated_now(loop: ParaLoop[Any]) -> ParaLoop[Any]:
     """The loop of a generator expression as it is made: plain Python calls ``iter()`` on the
-    expression's iterable there, so an object that cannot be iterated raises TypeError where the
-    expression stands (a ``try`` around it catches it), and a class's own ``__iter__`` runs then,
-    once: the loop goes on over the iterator it returned.  The built-in containers' and iterators'
-    ``iter()`` cannot fail and does nothing a later call would not, and a range, list or tuple
-    is cut into slices without one: those stay as they are."""
+    expression's iterable there, once, so an object that cannot be iterated raises where the
+    expression stands (a ``try`` around it catches it), and a class's own ``__iter__`` runs then.
+    The loop goes on over the iterator it gave (a copy of the ParaLoop holds it: the program's
+    own is left as it was).  A range, list or tuple is cut into slices without an ``iter()``, and
+    its ``iter()`` cannot fail: it stays as it is."""
     source = loop.iterable
-    kind = type(source)
-    method = getattr(kind, "__iter__", None)
-    if method is None:
-        if getattr(kind, "__getitem__", None) is None:
-            iter(source)  # TypeError: 'int' object is not iterable, as the plain expression's
-        return loop  # iterated through __getitem__, one index at a time, as plain Python does
-    if not isinstance(method, types.FunctionType) or sliceable(source):
+    if sliceable(source):
         return loop
     made = copy.copy(loop)
-    made.iterable = iter(source)
+    made.iterable = _Iterated(iter(source))
     if loop.progress and "total" not in loop.progress_options:
         total = length(source)
         if total is not None:
             # The iterator has no len() of its own: the bar's total is still the iterable's.
             made.progress_options = {**loop.progress_options, "total": total}
     return made
+
+
+class _Iterated:
+    """An iterator ``iter()`` gave already (see _iterated_now): iterated, it is handed out as it
+    is, so that its own ``__iter__`` is not called a second time."""
+
+    __slots__ = ("iterator",)
+
+    def __init__(self, iterator: Iterator[Any]) -> None:
+        self.iterator = iterator
+
+    def __iter__(self) -> Iterator[Any]:
+        return self.iterator
 
 
 _BUILDS: dict[str, Callable[[Iterable[Any]], Any]] = {

@@ -156,6 +156,7 @@ def test_a_name_bound_before_the_first_item_is_asked_for_is_read(tmp_path, case,
 _NOT_ITERABLE = """
     # paraloop: enable
     import json
+    import numpy
     from paraloop import ParaLoop
 
     class Broken:
@@ -169,8 +170,22 @@ _NOT_ITERABLE = """
             Counted.calls.append(len(out))
             return iter(range(4))
 
+    class Itself:
+        def __init__(self):
+            self.left = 4
+
+        def __iter__(self):
+            Counted.calls.append(("itself", len(out)))
+            return self
+
+        def __next__(self):
+            if not self.left:
+                raise StopIteration
+            self.left -= 1
+            return self.left
+
     out = []
-    for source in (Broken(), 5, Counted()):
+    for source in (Broken(), 5, numpy.array(5), numpy.float64(1), Counted(), Itself()):
         try:
             g = (x * 2 for x in ParaLoop(source))
         except TypeError as error:
@@ -189,16 +204,20 @@ _NOT_ITERABLE = """
 @pytest.mark.parametrize("backend", sorted(_BACKENDS))
 def test_a_generator_expression_over_a_non_iterable_raises_where_it_is_made(tmp_path, backend) -> None:
     """Finding 3, fixed: plain Python calls ``iter()`` on a generator expression's first iterable as
-    it makes the expression: ``(x for x in 5)`` raises TypeError there, and a class's own
-    ``__iter__`` runs there, once.  paraloop made the expression and raised at ``list(g)``: a
+    it makes the expression: ``(x for x in 5)`` (or a 0-d array) raises TypeError there, and a
+    class's own ``__iter__`` runs there, once (an iterator's too).  paraloop made the expression and raised at ``list(g)``: a
     program that guards the expression's creation got the error elsewhere."""
     plain, out = plain_and_paraloop(tmp_path, _NOT_ITERABLE, **_BACKENDS[backend])
     assert plain == [
         "at creation: cannot iterate",
         "at creation: 'int' object is not iterable",
-        ["made", [2]],
+        "at creation: iteration over a 0-d array",
+        "at creation: 'numpy.float64' object is not iterable",
+        ["made", [4]],
         [0, 2, 4, 6],
-        [2],
+        ["made", [4, ["itself", 6]]],
+        [6, 4, 2, 0],
+        [4, ["itself", 6]],
     ]
     assert out == plain
 

@@ -237,6 +237,61 @@ def test_files_open_for_reading_as_items_keep_their_position(load_module: Loader
     assert module.result == {0: "b\n", 1: "a\nb\n"}
 
 
+RESETTING_ITERATOR = """
+    class Reader:
+        \"\"\"An iterator whose __iter__ starts it over, as many hand-written ones do.\"\"\"
+
+        def __init__(self, n):
+            self.n = n
+            self.starts = 0
+
+        def __iter__(self):
+            self.starts += 1
+            self.position = 0
+            return self
+
+        def __next__(self):
+            if self.position >= self.n:
+                raise StopIteration
+            self.position += 1
+            return self.position
+
+    def each(make):
+        reader = Reader(300)
+        return make(reader), reader.starts
+
+    looped = []
+
+    def loop(reader):
+        for x in ParaLoop(reader, num_processes=2):
+            looped.append(x * 2)
+        return list(looped)
+
+    def listed(reader):
+        return [x * 2 for x in ParaLoop(reader, num_processes=2)]
+
+    def generated(reader):
+        return list(x * 2 for x in ParaLoop(reader, num_processes=2))
+
+    def mapped(reader):
+        return {x: x * 2 for x in ParaLoop(reader, num_processes=2)}
+
+    result = [each(loop), each(listed), each(generated), each(mapped)]
+"""
+
+
+@pytest.mark.usefixtures("every_backend")
+def test_an_iterator_whose_iter_starts_it_over_is_read_once(load_module: Loader) -> None:
+    """Items are what the plain loop would have seen: the plain loop calls an iterator's
+    ``__iter__`` once.  paraloop called it at each piece of items it read, and an iterator whose
+    ``__iter__`` sets its position back to the start began again each time: 575 items of 300 on
+    processes, 304 on threads, and a sequential loop that never ended (found in session 36)."""
+    source = PRELUDE + textwrap.dedent(RESETTING_ITERATOR)
+    expected = run_plain(source)["result"]
+    assert expected[0] == ([x * 2 for x in range(1, 301)], 1)
+    assert load_module(source).result == expected
+
+
 @pytest.mark.parametrize("backend", ["fork", "spawn", "threads"])
 def test_a_change_to_a_large_object_in_the_last_iteration_is_caught_at_the_end(
     load_module: Loader, backend: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
