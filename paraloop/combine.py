@@ -12,7 +12,7 @@ import bisect
 import itertools
 import pickle
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Iterator, Mapping
 from typing import Any
 
 from .errors import ParaLoopError, RemoteTraceback
@@ -90,18 +90,28 @@ class Combiner:
     def add(self, outcome: Outcome) -> bool:
         """Take the next chunk's outcome (in chunk order, as runtime._drive yields them); return
         True once the loop's result is complete."""
+        parts = self.written_back(outcome)
+        try:
+            for part in parts:
+                self._apply(part)
+                if part.kind != DONE:
+                    return True
+            return False
+        finally:
+            parts.close()
+
+    def written_back(self, outcome: Outcome) -> Generator[Outcome, None, None]:
+        """The parts of the next chunk's outcome (a chunk run in lanes has several, each like a
+        chunk), in order, each once the items its iterations changed in place are written back
+        into the caller's: all a comprehension's chunks need (it combines no names)."""
         assert outcome.chunk == self._next, (outcome.chunk, self._next)
         self._next += 1
-        # A chunk run in lanes: its parts in order, each like a chunk.
         held = self.held.pop(outcome.chunk, None)
         try:
             for part in outcome.parts or (outcome,):
                 if part.changed and held is not None:
                     self._write_back(part, held)
-                self._apply(part)
-                if part.kind != DONE:
-                    return True
-            return False
+                yield part
         finally:
             arrays = self._arrays.pop(held[0], None) if held is not None else None
             if arrays is not None:

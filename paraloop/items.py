@@ -45,12 +45,13 @@ __all__ = [
 def length(iterable: Any) -> int | None:
     """The iterable's length, if it has one that len() can give: a range longer than
     sys.maxsize has none (the plain loop iterates it all the same, and a length that large
-    tells a chunk size or a progress bar nothing)."""
+    tells a chunk size or a progress bar nothing), nor has an object whose ``__len__`` raises
+    (the plain loop never calls it: its error is not the program's)."""
     if not hasattr(type(iterable), "__len__"):
         return None
     try:
         return len(iterable)
-    except OverflowError:
+    except Exception:  # noqa: BLE001 - OverflowError, or the object's own error: no length
         return None
 
 

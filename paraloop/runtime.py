@@ -930,8 +930,11 @@ def _parts(
         # for an iteration's change (they run on the program's objects, see backends/processes/caller.py).
         outcomes = _outcomes(loop, job, chunker, between=kind == "generator")
         driving = _drive(outcomes, chunker, inline, bar)
+        # Items an iteration changed in place, in a worker's copy, are written back into the
+        # program's, as a for loop's are (a comprehension has no names to combine).
+        items = Combiner({}, job, {}, chunker.held)
         for outcome in driving:
-            for part in outcome.parts or (outcome,):
+            for part in items.written_back(outcome):
                 if part.output:
                     write_output(part.output)
                 if part.kind == RAISED:

@@ -4,7 +4,8 @@ plain Python does.
 
 Findings (each a test asserting what plain Python gives; 1-3 and 8 failed against d7097e9 and
 were fixed in the same session, ``_iterated_now`` calling ``iter()`` on every iterable but a range,
-list or tuple; 4-7, older than d7097e9, are strict xfails):
+list or tuple; 4-7 are older than d7097e9: 5 and 6 were fixed in the same session, 4 and 7 are
+strict xfails):
 
 1. A 0-d numpy array: ``(x for x in ParaLoop(np.array(5)))`` raises TypeError at the first item,
    not where the expression is made (``ndarray.__iter__`` is not a Python function, so it is
@@ -16,10 +17,12 @@ list or tuple; 4-7, older than d7097e9, are strict xfails):
 4. Threads: closing a generator expression over a class whose ``__iter__`` is a generator does not
    run that generator's ``finally`` (plain: at ``close()``).  Older than d7097e9.
 5. ``progress=`` with an iterable whose ``__len__`` raises: plain gives the items, paraloop raises
-   the ``__len__`` error (now where the expression is made).  Older than d7097e9.
+   the ``__len__`` error (now where the expression is made).  Older than d7097e9; fixed
+   (``items.length`` takes a ``__len__`` that raises for no length).
 6. A comprehension whose body changes its item in place (``[d.update(b=1) for d in
-   ParaLoop(items)]``): the change is silently lost on the processes backend (a ``for`` loop
-   writes it back).  Older than d7097e9.
+   ParaLoop(items)]``): the change was silently lost on the processes backend (a ``for`` loop
+   writes it back).  Older than d7097e9; fixed in the same session (runtime._parts writes the
+   items back).
 7. A generator expression whose iterable's generator reads a global the program changes between
    two items: items read ahead carry the old value (processes, threads), silently.  Older than
    d7097e9.
@@ -219,16 +222,21 @@ _BAD_LEN = """
         g = (x for x in ParaLoop(Bad(), progress={"file": io.StringIO()}))
         log.append("made")
         log.append(list(g))
+        log.append([x for x in ParaLoop(Bad(), progress={"file": io.StringIO()})])
+        for x in ParaLoop(Bad(), progress={"file": io.StringIO()}):
+            log.append(x)
     except RuntimeError as error:
         log.append(str(error))
     print(json.dumps(log))
 """
 
 
-@pytest.mark.xfail(strict=True, reason="finding 5: progress= calls a __len__ that raises")
-def test_progress_with_a_failing_len(tmp_path):
-    plain, paraloop = plain_and_paraloop(tmp_path, _BAD_LEN, **_WORKERS)
-    assert plain == ["made", [1, 2, 3]]
+@pytest.mark.parametrize("backend", sorted(_BACKENDS))
+def test_progress_with_a_failing_len(tmp_path, backend):
+    """Finding 5, fixed in the same session: a progress bar over an iterable whose ``__len__``
+    raises has no total (the plain loop never calls it), not the ``__len__``'s error."""
+    plain, paraloop = plain_and_paraloop(tmp_path, _BAD_LEN, **_BACKENDS[backend])
+    assert plain == ["made", [1, 2, 3], [1, 2, 3], 1, 2, 3]
     assert paraloop == plain
 
 
@@ -245,8 +253,8 @@ _ITEM_CHANGED = """
 """
 
 
-@pytest.mark.xfail(strict=True, reason="finding 6: a comprehension's change to its item is lost")
 def test_comprehension_changing_its_item(tmp_path):
+    """Finding 6, fixed in the same session: the changes are written back as a for loop's are."""
     plain, paraloop = plain_and_paraloop(tmp_path, _ITEM_CHANGED, **_WORKERS)
     assert plain == [[None] * 4, [{"a": i, "b": 1} for i in range(4)]]
     assert paraloop == plain
