@@ -40,6 +40,8 @@ the body reads; the progress bar's total.
 
 from __future__ import annotations
 
+import textwrap
+
 import pytest
 from conftest import last_json, plain_and_paraloop, run_plain, run_source
 
@@ -53,21 +55,27 @@ _BACKENDS = {
 
 # F1. A 0-d numpy array is refused at the first item, not where the expression is made. ----------
 
-_ZERO_D = """
-    # paraloop: enable
-    import json
-    import numpy as np
-    from paraloop import ParaLoop
 
-    log = []
-    try:
-        g = (x for x in ParaLoop(np.array(5)))
-        log.append("made")
-        log.append(list(g))
-    except TypeError as error:
-        log.append(str(error))
-    print(json.dumps(log))
-"""
+def _made(head: str, iterable: str, shown: str = "str(error)") -> str:
+    """A program that makes a generator expression over ``ParaLoop(iterable)`` and reads it whole,
+    logging "made", the items, or the TypeError (``shown``) and where it came."""
+    return (
+        "# paraloop: enable\nimport json\nfrom paraloop import ParaLoop\n"
+        + textwrap.dedent(head)
+        + textwrap.dedent(f"""
+            log = []
+            try:
+                g = (x for x in ParaLoop({iterable}))
+                log.append("made")
+                log.append(list(g))
+            except TypeError as error:
+                log.append({shown})
+            print(json.dumps(log))
+            """)
+    )
+
+
+_ZERO_D = _made("import numpy as np\n", "np.array(5)")
 
 
 def test_zero_d_array_raises_where_the_expression_is_made(tmp_path):
@@ -78,11 +86,8 @@ def test_zero_d_array_raises_where_the_expression_is_made(tmp_path):
 
 # F2. __iter__ = None with __getitem__. --------------------------------------------------------
 
-_ITER_NONE = """
-    # paraloop: enable
-    import json
-    from paraloop import ParaLoop
-
+_ITER_NONE = _made(
+    """
     class C:
         __iter__ = None
 
@@ -90,16 +95,9 @@ _ITER_NONE = """
             if i < 3:
                 return i
             raise IndexError
-
-    log = []
-    try:
-        g = (x for x in ParaLoop(C()))
-        log.append("made")
-        log.append(list(g))
-    except TypeError as error:
-        log.append(str(error))
-    print(json.dumps(log))
-"""
+    """,
+    "C()",
+)
 
 
 def test_iter_none_refused_where_the_expression_is_made(tmp_path):
@@ -129,27 +127,18 @@ _CLASSMETHOD_ITER = """
     print(json.dumps(log))
 """
 
-_CALLABLE_ITER = """
-    # paraloop: enable
-    import json
-    from paraloop import ParaLoop
-
+_CALLABLE_ITER = _made(
+    """
     class Iterate:
         def __call__(self, obj):  # not bound: iter() calls it with no argument
             return iter([1, 2])
 
     class C:
         __iter__ = Iterate()
-
-    log = []
-    try:
-        g = (x for x in ParaLoop(C()))
-        log.append("made")
-        log.append(list(g))
-    except TypeError as error:
-        log.append(type(error).__name__)
-    print(json.dumps(log))
-"""
+    """,
+    "C()",
+    "type(error).__name__",
+)
 
 
 @pytest.mark.parametrize("backend", ["fork", "threads"])
