@@ -94,7 +94,9 @@ def is_file(value: object) -> bool:
     if kind in _NOT_FILES:
         return False
     module = getattr(kind, "__module__", None)
-    if type(module) is str and module.startswith("paraloop."):
+    if type(module) is str and module.startswith(("paraloop.", "numpy")):
+        # Nor numpy's arrays, scalars and dtypes, the commonest values beside those above (a
+        # first check of one against io.IOBase cost 0.01-0.05 ms of a numpy loop's first run).
         return False
     return isinstance(value, io.IOBase)
 
