@@ -158,15 +158,17 @@ def test_callable_object_iter_fails_where_the_expression_is_made(tmp_path):
 
 _CLOSED = """
     # paraloop: enable
-    import json
+    import itertools, json
     from paraloop import ParaLoop
 
     log = []
 
     class C:
         def __iter__(self):
+            # Endless: items read ahead for the workers never reach the end, whose finally would
+            # then run before the first item is handed out (read-ahead, docs/semantics.md).
             try:
-                yield from range(10)
+                yield from itertools.count()
             finally:
                 log.append("finally")
 
