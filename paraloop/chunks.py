@@ -105,7 +105,7 @@ def sliceable(iterable: Iterable[Any]) -> bool:
     return False
 
 
-def _read_once(iterator: Iterator[Any]) -> Iterator[Any]:
+def read_once(iterator: Iterator[Any]) -> Iterator[Any]:
     """``iterator``, read as the plain loop reads it: ``iter()`` called once, at the loop's start.
 
     Each piece of items read (``itertools.islice``, ``map``) calls ``iter()`` on the iterator it
@@ -287,7 +287,7 @@ class Chunker:
             # Slices of these are cheap and pickle compactly (a range slice is a range).
             self._sequence = _stored(iterable)
         else:
-            self._iterator = _read_once(iter(iterable))
+            self._iterator = read_once(iter(iterable))
         self.fixed = chunksize is not None
         self.size = chunksize if chunksize is not None else 1
         self.position = 0

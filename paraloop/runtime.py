@@ -33,7 +33,7 @@ from .aggregation_strategies import ElementUpdates, Scratch
 from .backends.processes.pool import get_pool
 from .backends.running import in_worker_thread
 from .backends.sequential import run_inline
-from .chunks import Chunker, sliceable
+from .chunks import Chunker, read_once, sliceable
 from .combine import Combiner, LoopResult, with_context
 from .cpus import available_cpus, waiting_iterations
 from .errors import ParaLoopError, ParaLoopWarning
@@ -796,26 +796,15 @@ def _iterated_now(loop: ParaLoop[Any]) -> ParaLoop[Any]:
     if sliceable(source):
         return loop
     made = copy.copy(loop)
-    made.iterable = _Iterated(iter(source))
+    # Read through its __next__ where its __iter__ is Python code (see chunks.read_once): the
+    # Chunker's own iter() then gives it back as it is, and that __iter__ runs this once only.
+    made.iterable = read_once(iter(source))
     if loop.progress and "total" not in loop.progress_options:
         total = length(source)
         if total is not None:
             # The iterator has no len() of its own: the bar's total is still the iterable's.
             made.progress_options = {**loop.progress_options, "total": total}
     return made
-
-
-class _Iterated:
-    """An iterator ``iter()`` gave already (see _iterated_now): iterated, it is handed out as it
-    is, so that its own ``__iter__`` is not called a second time."""
-
-    __slots__ = ("iterator",)
-
-    def __init__(self, iterator: Iterator[Any]) -> None:
-        self.iterator = iterator
-
-    def __iter__(self) -> Iterator[Any]:
-        return self.iterator
 
 
 _BUILDS: dict[str, Callable[[Iterable[Any]], Any]] = {
