@@ -469,6 +469,23 @@ def openmp_here(threads: int | None) -> None:
             openmp.limit(limits=threads)
 
 
+def before_lanes() -> None:
+    """In a worker, before a chunk's lanes start: import what :func:`openmp_here` will use in them.
+
+    threadpoolctl's import sets an environment variable (``KMP_DUPLICATE_LIB_OK``, where the
+    program's environment lacks it).  Imported by a lane, that write fell inside the lanes' watch
+    of the process-wide state (see :func:`paraloop.execute.watch_lanes`), and a loop whose
+    iterations change nothing was refused as one that changed the environment: under spawn or
+    forkserver with numpy's generator loaded, where /proc is missing (macOS, PARALOOP_PORTABLE=1)
+    or an OpenMP runtime is loaded.
+    """
+    if "threadpoolctl" in sys.modules or not native_loaded():
+        return
+    with _lock:
+        if _direct() is None:
+            _threadpoolctl()
+
+
 def _natural() -> int:
     """The thread count a native library loaded now would start with: the user's variable (see
     ENVIRONMENT), or every CPU."""

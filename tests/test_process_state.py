@@ -20,7 +20,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from conftest import START_METHODS, run_script
+from conftest import START_METHODS, run_script, run_source
 from plain_loop import run_plain
 
 import paraloop
@@ -476,3 +476,33 @@ def test_a_chdir_that_changes_nothing_counts_nothing(
         result = out
     """)
     assert load_module(source).result == [True] * 64
+
+
+@pytest.mark.parametrize("method", ["spawn", "forkserver"])
+@pytest.mark.parametrize("portable", ["1", "0"], ids=["no /proc", "Linux"])
+def test_a_waiting_loop_beside_numpys_generator_is_not_refused_for_paraloops_own_import(
+    tmp_path: Path, method: str, portable: str
+) -> None:
+    """A worker's lanes limit OpenMP through threadpoolctl where /proc is missing (macOS), whose
+    import sets KMP_DUPLICATE_LIB_OK in the environment: imported by the first lane, that write
+    fell inside the lanes' watch and a loop that changes nothing was refused, "an iteration
+    changed the environment" (under spawn and forkserver, numpy's generator loaded, the
+    variable not set by the program)."""
+    result = run_source(
+        tmp_path,
+        """
+        # paraloop: enable
+        import os, time
+        os.environ.pop("KMP_DUPLICATE_LIB_OK", None)
+        import numpy.random
+        from paraloop import ParaLoop
+        out = []
+        for i in ParaLoop(range(64), lanes=True, caller_runs=False):
+            time.sleep(0.03)
+            out.append(i)
+        print(out == list(range(64)), "KMP_DUPLICATE_LIB_OK" in os.environ)
+        """,
+        PARALOOP_PORTABLE=portable,
+        PARALOOP_START_METHOD=method,
+    )
+    assert (result.returncode, result.stdout) == (0, "True False\n"), result.stderr[-2000:]

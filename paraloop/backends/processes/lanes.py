@@ -192,6 +192,7 @@ class InLanes:
 
     def __init__(self, job: Job, chunk: Chunk, lanes: int) -> None:
         self.job, self.chunk = job, chunk
+        native_threads.before_lanes()
         self.before = watch_lanes()
         threads = _threads(lanes)
         self.futures: list[_Part] = [
