@@ -386,6 +386,9 @@ def interrupt_like_a_terminal(
         k: v for k, v in os.environ.items() if not (k.startswith("PARALOOP_") and k != "PARALOOP_CALLER_RUNS")
     }
     environment.update(env or {})
+    # A program that does not end after the signal is sent SIGABRT, whose tracebacks (of every
+    # thread of each of its processes) the failure then shows: CI met such a hang once.
+    environment.setdefault("PYTHONFAULTHANDLER", "1")
     # A terminal's foreground job starts with Ctrl-C at its default.  An ignored SIGINT
     # is inherited across exec (and Python then keeps ignoring it): a test run started
     # in the background by a non-interactive shell has it ignored.  A handled one is
@@ -407,9 +410,18 @@ def interrupt_like_a_terminal(
         assert process.stdout.readline().strip() == "running"
         sent = time.monotonic()
         os.killpg(process.pid, signal.SIGINT)
-        process.wait(timeout=60)
+        try:
+            # Reading both pipes while waiting: a program that writes more than a pipe holds
+            # would otherwise wait on the test.
+            _, stderr = process.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGABRT)
+            try:
+                _, stderr = process.communicate(timeout=10)
+            except subprocess.TimeoutExpired:
+                stderr = "(no tracebacks: it did not end on SIGABRT either)"
+            pytest.fail(f"the program did not end within 60 s of Ctrl-C; its tracebacks:\n{stderr}")
         elapsed = time.monotonic() - sent
-        stderr = process.stderr.read() if process.stderr else ""
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
