@@ -31,7 +31,7 @@ from .guard import ATOMS, Guard, fingerprint, read_only_error
 from .items import writable
 from .process_state import changed as state_changed
 from .process_state import generators as random_generators
-from .process_state import snapshot
+from .process_state import imported_since, snapshot
 from .records import Record
 from .references import Reference, captured
 from .replay import Continued, Recorder, StandIn, Whole, check_whole, recorder
@@ -809,7 +809,7 @@ def _execute(
             before, snapshot(randoms_after if randoms_after is not None else {})
         )
         if outcome.process_state is not None and state == LANE_STATE:
-            return _failed(outcome, chunk, _changed_in_lanes(job, outcome.process_state))
+            return _failed(outcome, chunk, _changed_in_lanes(job, outcome.process_state, before))
     if guard is not None:
         began_check = time.perf_counter()
         if kind == RAISED and (translated := read_only_error(guard.where, guard.array_labels(), value)):
@@ -885,10 +885,19 @@ def _beside(state: str | None, message: str) -> ParaLoopError:
     return ParaLoopError(message)
 
 
-def _changed_in_lanes(job: Job, what: str) -> ParaLoopError:
+def _changed_in_lanes(job: Job, what: str, before: tuple[Any, ...]) -> ParaLoopError:
+    imported = imported_since(before)
+    # A module's first import may change it (numpy's adds warnings filters and sets an
+    # environment variable for a moment), in an iteration that changes nothing itself.
+    hint = (
+        f" (an iteration imported {imported[0]} for the first time meanwhile, which may have made "
+        f"the change: import {imported[0]} before the loop and the lanes stay)"
+        if imported
+        else ""
+    )
     return ParaLoopError(
         f"{job.filename}, line {job.line}: an iteration changed {what} "
-        "while others ran beside it in threads of its worker (paraloop runs iterations "
+        f"while others ran beside it in threads of its worker{hint} (paraloop runs iterations "
         "that mostly wait so), which would mix their results. Keep them apart: "
         "ParaLoop(..., lanes=False), or PARALOOP_LANES=0 for the whole program"
     )
@@ -914,7 +923,7 @@ def lanes_watched(job: Job, chunk: Chunk, outcome: Outcome, before: tuple[Any, .
     than :func:`watch_lanes` read it (whatever the parts' own outcomes: the change may have come
     before an exception or a break, and lanes beside it saw it)."""
     what = state_changed(before, snapshot(random_generators()))
-    return outcome if what is None else _failed(outcome, chunk, _changed_in_lanes(job, what))
+    return outcome if what is None else _failed(outcome, chunk, _changed_in_lanes(job, what, before))
 
 
 def _per_worker_objects(job: Job, chunk: Chunk, args: list[Any], clock: Any) -> Outcome | None:

@@ -19,16 +19,28 @@ with a ParaLoopError naming what changed, rather than returning mixed results.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sys
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 from . import loaded_modules
 from .loaded_modules import imported
 
-__all__ = ["changed", "count_writes", "describe", "generators", "numpy_state", "settling", "snapshot"]
+__all__ = [
+    "changed",
+    "count_writes",
+    "counted_here",
+    "describe",
+    "generators",
+    "imported_since",
+    "numpy_state",
+    "settling",
+    "snapshot",
+]
 
 # Held by paraloop's own code while it changes process-wide state for a moment, and by
 # snapshot: dill pickles a code object inside ``warnings.catch_warnings()``, which puts a copy of
@@ -129,18 +141,28 @@ def snapshot(random_states: dict[str, int] | None = None) -> tuple[Any, ...]:
     warnings = sys.modules.get("warnings")
     with settling:
         filters = (id(warnings.filters), len(warnings.filters)) if warnings is not None else (None, None)
+    # How often the filters changed (a worker, and the caller around its chunks, count it: see
+    # warnings_relay.count_mutations): a catch_warnings() left again puts the same list back.
+    relay = sys.modules.get("paraloop.warnings_relay")
+    mutations = relay._mutations[0] if relay is not None else None
     return (
         (_cwd(), _chdirs[0]),
         _environment(),
         random_states.get("random"),
         random_states.get("numpy.random.mtrand"),
         id(sys.stdout),
+        _redirected[0],
         id(sys.stderr),
+        _redirected[1],
         *filters,
+        mutations,
         sys.getrecursionlimit(),
         tuple(pyplot.get_fignums()) if pyplot is not None else None,
         _sys_path(),
         *_calls,
+        # Not compared (no name in _NAMES): how many modules were loaded, for a refusal's advice
+        # (see imported_since).
+        len(sys.modules),
     )
 
 
@@ -150,7 +172,10 @@ _NAMES = (
     "the global random generator",
     "numpy's global random generator",
     "sys.stdout",
+    "sys.stdout",
     "sys.stderr",
+    "sys.stderr",
+    "the warnings filters",
     "the warnings filters",
     "the warnings filters",
     "the recursion limit",
@@ -177,6 +202,18 @@ def changed(before: tuple[Any, ...], after: tuple[Any, ...]) -> str | None:
             continue
         return name
     return None
+
+
+def imported_since(before: tuple[Any, ...]) -> list[str]:
+    """The top-level packages of the modules first imported since the snapshot ``before``, in
+    the order they were (sys.modules keeps it): the first is the one an iteration imported, the
+    others mostly what it imports."""
+    names: list[str] = []
+    for name in list(sys.modules)[before[-1] :]:
+        top = name.partition(".")[0]
+        if top not in names and not top.startswith("_"):
+            names.append(top)
+    return names
 
 
 def _sys_path() -> tuple[int, Any]:
@@ -229,13 +266,90 @@ def count_writes() -> None:
     before (a module the program imported before a fork worker was forked from it) still calls
     it uncounted: a part's look at the directory around itself may see such a visit.
     """
-    if getattr(os.putenv, "__paraloop_counting__", False):
+    if _worker_counts[0]:
         return
+    _worker_counts[0] = True
+    # Every thread's calls count here: a worker's lanes are threads.  (A process forked while
+    # its parent counted one thread's calls has the counting functions already.)
+    _counting_thread[0] = None
+    if not getattr(os.putenv, "__paraloop_counting__", False):
+        _install(_os_counters())
+    _install(_redirect_counters())
+    _uncounted.update(_CALLS)
+    _count_imported()
+
+
+# Whether count_writes ran in this process.
+_worker_counts = [False]
+
+
+@contextlib.contextmanager
+def counted_here() -> Iterator[None]:
+    """In the calling process, while its thread runs a chunk of a loop: count what
+    :func:`count_writes` counts in a worker (the functions of :data:`_CALLS` whose modules are
+    imported too), from this thread alone, and put the originals back afterwards.
+
+    Without it the caller's first iterations, whose snapshots decide whether the workers may run
+    lanes, saw nothing of an environment variable set and removed again within an iteration, or
+    of ``locale.getpreferredencoding()`` (which sets the locale and puts it back): lanes started,
+    and the workers, which count, refused the loop.  Only this thread's calls count: the
+    program's other threads (and paraloop's own, starting workers meanwhile) are not the chunk's.
+    """
+    if _worker_counts[0] or _counting_thread[0] is not None:
+        yield  # a worker counts already; a nested loop runs inside the outer one's chunk
+        return
+    counters, missing = _caller_counters[0]
+    if (
+        not counters
+        or not all(getattr(module, name, None) is original for module, name, original, _ in counters)
+        or any(name in sys.modules for name in missing)
+    ):
+        # Made once (20 us, against 4 for putting them in place), again only if the program
+        # replaced a function since, or imported a module of _CALLS.
+        counters = _os_counters() + _redirect_counters()
+        missing = []
+        for module_name, name in _CALLS:
+            module = imported(module_name)
+            if module is not None:
+                counters.extend(_call_counters(module, module_name, name, _CALLS[module_name, name]))
+            else:
+                missing.append(module_name)
+        _caller_counters[0] = (counters, missing)
+    _counting_thread[0] = threading.get_ident()
+    _install(counters)
+    try:
+        yield
+    finally:
+        _counting_thread[0] = None
+        for module, name, original, counting in counters:
+            if getattr(module, name, None) is counting:  # the program may have set its own since
+                setattr(module, name, original)
+        os.supports_fd.difference_update(counting for _, _, _, counting in counters)
+
+
+# The counting functions counted_here puts in place, with the originals they replace.
+# and the modules of _CALLS not imported then.
+_caller_counters: list[tuple[list[tuple[Any, str, Any, Any]], list[str]]] = [([], [])]
+
+# Where the counting functions count only one thread's calls (see counted_here): its ident.
+_counting_thread: list[int | None] = [None]
+
+
+def _counts() -> bool:
+    only = _counting_thread[0]
+    return only is None or only == threading.get_ident()
+
+
+def _os_counters() -> list[tuple[Any, str, Any, Any]]:
+    """(module, name, original, counting function) for os's and posix's directory and
+    environment changes (see count_writes)."""
     posix: Any = sys.modules.get(os.name)
 
     def moved(change: Any) -> Any:
         @functools.wraps(change)
         def counted(*args: Any, **kwargs: Any) -> None:
+            if not _counts():
+                return change(*args, **kwargs)  # type: ignore[no-any-return]
             before = _cwd()
             change(*args, **kwargs)
             if before is None or _cwd() != before:
@@ -246,23 +360,53 @@ def count_writes() -> None:
     def written(write: Any) -> Any:
         @functools.wraps(write)
         def counted(*args: Any, **kwargs: Any) -> None:
-            _writes[0] += 1
+            if _counts():
+                _writes[0] += 1
             write(*args, **kwargs)
 
         return counted
 
+    counters = []
     for name, count in (("chdir", moved), ("fchdir", moved), ("putenv", written), ("unsetenv", written)):
         original = getattr(os, name)
         counting = count(original)
         counting.__paraloop_counting__ = True
-        setattr(os, name, counting)
+        counters.append((os, name, original, counting))
         if posix is not None and getattr(posix, name, None) is original:
-            setattr(posix, name, counting)
+            counters.append((posix, name, original, counting))
+    return counters
+
+
+def _redirect_counters() -> list[tuple[Any, str, Any, Any]]:
+    """Count each ``contextlib.redirect_stdout`` and ``redirect_stderr`` entered: one left again
+    puts the same stream back, and a function of the program's that wraps its work in one changed
+    what the iterations beside it print into.  (The class's method: a name bound to
+    ``redirect_stdout`` before counts too.)"""
+    redirect = getattr(contextlib, "_RedirectStream", None)
+    original = getattr(redirect, "__enter__", None)
+    if original is None or getattr(original, "__paraloop_counting__", False):
+        return []
+
+    @functools.wraps(original)
+    def entered(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if _counts():
+            _redirected[0 if getattr(self, "_stream", None) == "stdout" else 1] += 1
+        return original(self, *args, **kwargs)
+
+    entered.__paraloop_counting__ = True  # type: ignore[attr-defined]
+    return [(redirect, "__enter__", original, entered)]
+
+
+# How often redirect_stdout and redirect_stderr were entered (see _redirect_counters).
+_redirected = [0, 0]
+
+
+def _install(counters: list[tuple[Any, str, Any, Any]]) -> None:
+    for module, name, original, counting in counters:
+        setattr(module, name, counting)
         if original in os.supports_fd:
             # What asks whether os.chdir takes a descriptor gets the same answer.
             os.supports_fd.add(counting)
-    _uncounted.update(_CALLS)
-    _count_imported()
 
 
 # The functions of _CALLS not counted yet: their modules were not imported (importing them for
@@ -290,24 +434,29 @@ def _count_calls(module: Any, module_name: str, name: str, slot: int) -> None:
     module and wherever its original lives under the same name (``_socket``, ``posix``).
     Counted before the call: one that fails in a thread other than the main one
     (``signal.signal``) was still an attempt to change what every thread sees."""
+    _install(_call_counters(module, module_name, name, slot))
+
+
+def _call_counters(module: Any, module_name: str, name: str, slot: int) -> list[tuple[Any, str, Any, Any]]:
     original = getattr(module, name, None)
     if original is None or getattr(original, "__paraloop_counting__", False):
-        return
+        return []
     reads = module_name == "locale"
 
     @functools.wraps(original)
     def counted(*args: Any, **kwargs: Any) -> Any:
         # locale.setlocale(category) with no locale, or None, only reads it.
-        if not reads or (args[1] if len(args) > 1 else kwargs.get("locale")) is not None:
+        if _counts() and (not reads or (args[1] if len(args) > 1 else kwargs.get("locale")) is not None):
             _calls[slot] += 1
         return original(*args, **kwargs)
 
     counted.__paraloop_counting__ = True  # type: ignore[attr-defined]
-    setattr(module, name, counted)
+    counters = [(module, name, original, counted)]
     for home in ("_" + module_name, os.name):
         other = sys.modules.get(home)
         if other is not None and getattr(other, name, None) is original:
-            setattr(other, name, counted)
+            counters.append((other, name, original, counted))
+    return counters
 
 
 def _cwd() -> str | None:

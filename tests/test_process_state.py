@@ -20,7 +20,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from conftest import START_METHODS, run_script, run_source
+from conftest import START_METHODS, last_json, run_script, run_source
 from plain_loop import run_plain
 
 import paraloop
@@ -506,3 +506,47 @@ def test_a_waiting_loop_beside_numpys_generator_is_not_refused_for_paraloops_own
         PARALOOP_START_METHOD=method,
     )
     assert (result.returncode, result.stdout) == (0, "True False\n"), result.stderr[-2000:]
+
+
+def test_the_callers_chunks_count_changes_put_back_and_leave_its_functions_as_they_were(
+    tmp_path: Path,
+) -> None:
+    """While the caller runs a loop's first chunks it counts an environment variable set and
+    removed, a locale set and put back, a warnings filter and a stdout redirect left again, as a
+    worker does (the loop then gives the plain result, its workers running no lanes beside such
+    iterations); afterwards the program's os, posix, locale, signal and contextlib hold their own
+    functions again."""
+    result = run_source(
+        tmp_path,
+        """
+        # paraloop: enable
+        import contextlib, io, json, locale, os, posix, signal, time, warnings
+        from paraloop import ParaLoop
+
+        functions = lambda: [
+            os.putenv, os.unsetenv, os.chdir, os.fchdir, posix.putenv, posix.unsetenv, posix.chdir,
+            locale.setlocale, signal.signal, contextlib._RedirectStream.__enter__,
+        ]
+        before = functions()
+
+        def visit(i):
+            os.environ["STEP"] = str(i)
+            value = int(os.environ["STEP"])
+            del os.environ["STEP"]
+            locale.getpreferredencoding()
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+            with contextlib.redirect_stdout(io.StringIO()):
+                print(i)
+            return value
+
+        out = []
+        for i in ParaLoop(range(64)):
+            time.sleep(0.01)
+            out.append(visit(i))
+        after = functions()
+        print(json.dumps([out == list(range(64)), [a is b for a, b in zip(before, after)]]))
+        """,
+        PARALOOP_START_METHOD="fork",
+    )
+    assert last_json(result) == [True, [True] * 10]

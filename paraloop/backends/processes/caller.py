@@ -85,7 +85,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from ... import output, serialize, warnings_relay
+from ... import output, process_state, serialize, warnings_relay
 from ...chunks import Chunk, Chunker
 from ...execute import DONE, NOTE_STATE, RAISED, Job, Keep, Outcome, execute_chunk
 from ...native_threads import limited
@@ -372,6 +372,9 @@ class CallerWorker:
             limited(job.native_threads, job),
             warnings_relay.observing(),
             _CtrlC(watch=not in_order) as ctrl_c,
+            # Its iterations' passing changes of the environment, the directory, the locale...
+            # counted as a worker counts them: they decide whether the workers run lanes.
+            process_state.counted_here(),
         ):
             items = serialize.loads(payload)
             running = self._running if in_order else None
