@@ -327,8 +327,8 @@ def counted_here() -> Iterator[None]:
         os.supports_fd.difference_update(counting for _, _, _, counting in counters)
 
 
-# The counting functions counted_here puts in place, with the originals they replace.
-# and the modules of _CALLS not imported then.
+# The counting functions counted_here puts in place, with the originals they replace, and the
+# modules of _CALLS not imported when they were made.
 _caller_counters: list[tuple[list[tuple[Any, str, Any, Any]], list[str]]] = [([], [])]
 
 # Where the counting functions count only one thread's calls (see counted_here): its ident.
