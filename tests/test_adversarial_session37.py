@@ -235,7 +235,9 @@ from paraloop import ParaLoop
 warnings.simplefilter("ignore")
 out = []
 for i in ParaLoop(range(64){options}):
-    if i % 2:
+    # The first iteration calls the helper: one that only a later iteration calls is first seen
+    # in lanes, whichever iterations the first chunk holds (refused, documented).
+    if i % 2 == 0:
         out.append(quiet.fetch(i))
     else:
         time.sleep(0.005)
