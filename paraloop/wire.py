@@ -233,14 +233,32 @@ def _cannot_travel(outcome: Outcome, job: Job, name: str, value: Any, why: str) 
     last = outcome.start + outcome.size - 1
     which = f"iteration {last}" if last <= outcome.start else f"one of iterations {outcome.start} to {last}"
     culprit, problem = _culprit(value)
-    error = ParaLoopError(
-        f"{job.filename}, line {job.line}: {name!r} {why}, but what {which} put there cannot be sent "
-        f"back from a worker process: {culprit}, a {_type_name(problem)} ({_travel_error(problem)}). "
+    advice = (
         "Keep such objects inside the loop body and send back something plain (a number, a string, "
         "a dict of them), or use backend='threads' or backend='sequential'"
     )
+    if why == "is read after the loop" and not name.startswith("_") and _top_level(job):
+        # Read after it or not: other modules can import a module's public names, so what the
+        # last iteration bound there must come back (a `with ThreadPoolExecutor() as ex:` in
+        # the body of a loop at a script's top level).
+        advice = (
+            f"At a module's (or class's) top level every name the loop binds counts as read after "
+            f"it (other modules can import it): if nothing after the loop reads it, name it "
+            f"{'_' + name!r}, or put the loop in a function; else {advice[0].lower()}{advice[1:]}"
+        )
+    error = ParaLoopError(
+        f"{job.filename}, line {job.line}: {name!r} {why}, but what {which} put there cannot be sent "
+        f"back from a worker process: {culprit}, a {_type_name(problem)} ({_travel_error(problem)}). "
+        f"{advice}"
+    )
     failed = Outcome(outcome.chunk, outcome.start, outcome.size, RAISED, outcome.start, error)
     return serialize.dumps(failed)
+
+
+def _top_level(job: Job) -> bool:
+    """Whether the loop stands at a module's or class's top level, not in a function (whose
+    worker function is defined inside it)."""
+    return "<locals>" not in getattr(job.function, "__qualname__", "<locals>")
 
 
 def _culprit(value: Any, depth: int = 0) -> tuple[str, Any]:

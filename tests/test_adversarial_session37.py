@@ -11,6 +11,12 @@ state, are refused (strict xfails; with the defaults 4 gives the plain result or
 depending on which iterations ran in lanes), and the refusal names the module, whose import
 before the loop keeps the lanes (``test_a_refusal_for_a_first_import_names_it_and_its_advice_works``).
 
+Also found, outside lanes (6, fixed): a script's top-level loop whose body makes a
+``ThreadPoolExecutor`` in a ``with ... as ex:`` was refused, "'ex' is read after the loop ... cannot
+be sent back", because other modules can import a module's public names; the refusal's advice
+("keep such objects inside the loop body") did not work, the object being there already.  It now
+says what does (``_ex``, or the loop in a function), and both give the plain result.
+
 Every program below runs in plain Python to its end; each loop's iterations mostly wait
 (``time.sleep(0.02)``, 64 iterations), so paraloop runs them side by side in threads of its
 workers ("lanes").  Each finding has a strict xfail test asserting what plain Python gives.
@@ -513,3 +519,54 @@ def test_held_bodies_that_change_nothing_in_forced_lanes(tmp_path, name):
     plain, paraloop = _plain_then_paraloop(tmp_path, _body_program(*_BODIES[name]), **_FORK)
     assert plain in (True, ["KeyError", 50])
     assert paraloop == plain
+
+
+# F6. A public name at a script's top level that cannot travel back: the refusal's advice works. --
+
+_EXECUTOR_PROGRAM = """\
+# paraloop: enable
+import json
+from concurrent.futures import ThreadPoolExecutor
+from paraloop import ParaLoop
+out = []
+for i in ParaLoop(range(8)):
+    with ThreadPoolExecutor(2) as ex:
+        out.append(sum(ex.map(abs, [i, -i])))
+print(json.dumps(out))
+"""
+
+
+def test_a_public_name_a_top_level_loop_binds_is_refused_with_advice_that_works(tmp_path):
+    plain = last_json(run_plain(tmp_path, _EXECUTOR_PROGRAM))
+    refused = run_source(tmp_path, _EXECUTOR_PROGRAM, **_FORK)
+    assert refused.returncode == 1
+    assert (
+        "if nothing after the loop reads it, name it '_ex', or put the loop in a function" in refused.stderr
+    )
+    renamed = _EXECUTOR_PROGRAM.replace(" as ex:", " as _ex:").replace("ex.map", "_ex.map")
+    assert last_json(run_source(tmp_path, renamed, **_FORK)) == plain
+    body = _EXECUTOR_PROGRAM.split("out = []\n", 1)[1]
+    in_function = _EXECUTOR_PROGRAM.replace(
+        "out = []\n" + body,
+        "def main():\n    out = []\n" + "".join("    " + line for line in body.splitlines(True)) + "main()\n",
+    )
+    assert last_json(run_source(tmp_path, in_function, **_FORK)) == plain
+
+
+def test_a_name_a_function_reads_after_its_loop_keeps_the_plain_advice(tmp_path):
+    """In a function, a name really read after the loop gets the advice about the object."""
+    source = """\
+# paraloop: enable
+from concurrent.futures import ThreadPoolExecutor
+from paraloop import ParaLoop
+def main():
+    for i in ParaLoop(range(8)):
+        ex = ThreadPoolExecutor(1)
+        ex.shutdown()
+    print(ex)
+main()
+"""
+    refused = run_source(tmp_path, source, **_FORK)
+    assert "'ex' is read after the loop" in refused.stderr
+    assert "Keep such objects inside the loop body" in refused.stderr
+    assert "top level" not in refused.stderr
