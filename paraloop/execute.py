@@ -656,6 +656,7 @@ def execute_chunk(
     alone: bool = True,
     deadline: tuple[float, float, Keep | None] | None = None,
     ending: Callable[[], None] | None = None,
+    starting: Callable[[], None] | None = None,
 ) -> Outcome:
     """Run one chunk on private copies; with ``queue``, also measure its time queued for a CPU.
 
@@ -669,14 +670,15 @@ def execute_chunk(
     rest of the loop (with the number of its items past this chunk) may take to go on past it;
     the outcome's ``size`` says how many ran (see :class:`Until`).  ``ending``: called as soon
     as the body ends the loop (an exception, a break, a return), before the outcome is made.
+    ``starting``: called just before the first iteration starts (the chunk's own time begins).
     """
     if job.decimal is None:
-        return _execute(job, chunk, clock, queue, state, continued or {}, alone, deadline, ending)
+        return _execute(job, chunk, clock, queue, state, continued or {}, alone, deadline, ending, starting)
     import decimal
 
     # The caller's context for this chunk only: this thread runs other loops' chunks later.
     with decimal.localcontext(job.decimal):
-        return _execute(job, chunk, clock, queue, state, continued or {}, alone, deadline, ending)
+        return _execute(job, chunk, clock, queue, state, continued or {}, alone, deadline, ending, starting)
 
 
 def _execute(
@@ -689,6 +691,7 @@ def _execute(
     alone: bool = True,
     deadline: tuple[float, float, Keep | None] | None = None,
     ending: Callable[[], None] | None = None,
+    starting: Callable[[], None] | None = None,
 ) -> Outcome:
     guard = job.guard()
     watch_state = state is not None and job.lanes is not False and job.timeout is None
@@ -732,6 +735,8 @@ def _execute(
     others = queue and not serialize.in_worker_process
     began_others = others_queued(background_import.native_id()) if others else {}
     began_import_queued = background_import.queued() if others else 0.0
+    if starting is not None:
+        starting()
     began = time.perf_counter()
     began_cpu = time.process_time()
     # The process's CPU time, but not an import's in a thread meanwhile (see background_import).

@@ -304,7 +304,15 @@ class _Child:
             reply = functools.partial(_answered, self.sending, self.connection, job)
             watch = Watch(self.connection, self.sending, reply, self.leave)
         outcome = output.run_captured(
-            job.streams, lambda: execute_chunk(job, chunk, self.clock, queue=True, state=NOTE_STATE)
+            job.streams,
+            lambda: execute_chunk(
+                job,
+                chunk,
+                self.clock,
+                queue=True,
+                state=NOTE_STATE,
+                starting=None if watch is None else watch.started,
+            ),
         )
         if watch is not None:
             watch.finished(outcome)

@@ -5,10 +5,10 @@ chunk's measurements normally arrive with its outcome.  A loop of slow
 requests would then run its first iterations one per worker for a whole
 request (half a second, say) before anything else starts.  So a worker's
 first chunk of a loop is watched from a thread of the worker: as soon as its
-iterations have run long enough to tell (``EVIDENCE_SECONDS``) and mostly
-waited, the watcher tells the parent (an :class:`Early` message) and reads
-the one reply, a chunk to run in lanes or nothing, while the main thread's
-iteration still waits.  The parent treats the word as provisional: the
+iterations have run long enough to tell (``EVIDENCE_SECONDS`` from the first
+iteration's start) and mostly waited, the watcher tells the parent (an
+:class:`Early` message) and reads the one reply, a chunk to run in lanes or
+nothing, while the main thread's iteration still waits.  The parent treats the word as provisional: the
 chunk's outcome, with all its time, can still switch lanes off.
 """
 
@@ -64,19 +64,38 @@ class Watch:
         self.said = False
         self._parent = os.getppid()
         self._thread_id = threading.get_native_id()
-        self._began = time.perf_counter()
-        self._began_cpu = time.process_time()
-        self._began_thread_cpu = time.thread_time()
-        self._began_queued = queued_seconds()
+        # Set by started(), _began last: until then no iteration ran, and nothing is evidence.
+        self._began: float | None = None
+        self._began_cpu = self._began_thread_cpu = self._began_queued = 0.0
         self._state = snapshot()
         # A bare thread: threading.Thread.start() waits until the new thread runs, which
         # on busy CPUs took milliseconds, and most watched chunks are over long before 15 ms.
         _thread.start_new_thread(self._run, ())
 
+    def started(self) -> None:
+        """Called by the main thread just before the chunk's first iteration starts.
+
+        The evidence is the iterations' own time: the worker's time before them (the
+        chunk's setup, or a wait for a CPU that no /proc shows) said nothing about them, and
+        an early word then (lanes from an iteration that had not reached its first line)
+        missed a change of process-wide state the first iteration makes at once.
+        """
+        self._began_cpu = time.process_time()
+        self._began_thread_cpu = time.thread_time()
+        self._began_queued = queued_seconds()
+        self._began = time.perf_counter()
+
     def _run(self) -> None:
         delay = EVIDENCE_SECONDS
         while not self._done.wait(delay):
-            wall = time.perf_counter() - self._began
+            began = self._began
+            if began is None:
+                delay = LOOK_AGAIN_SECONDS
+                continue
+            wall = time.perf_counter() - began
+            if wall <= EVIDENCE_SECONDS:
+                delay = EVIDENCE_SECONDS - wall + 0.001
+                continue
             # Less often as the chunk goes on: each look takes the GIL from an iteration
             # that may be computing (a 10 s chunk is looked at about 30 times, not 2,000).
             delay = max(LOOK_AGAIN_SECONDS, wall / 4)
