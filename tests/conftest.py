@@ -33,9 +33,11 @@ START_METHODS = ["fork", "forkserver", "spawn"]
 # does; the caller, threads and sequential backends are the same Python code on every
 # version; Dask is the same release), marked ``once`` at collection; and the files marked
 # ``once`` (the docs' examples, the package built from the sdist, the integrations with
-# Dask, pytest plugins, notebooks).  The other versions run fork and spawn, the rewriter's
-# tests and every other test.  The whole suite under each Python took CI 43 minutes of its
-# 30; so, the whole .ci/run takes 16 minutes on a 2-CPU machine here.
+# Dask, pytest plugins, notebooks).  The other versions run fork, the rewriter's tests and
+# every other test; spawn's runs (marked ``spawn`` at collection) under py310 and py313, the
+# oldest and newest (and the portable run's py312), not py311 and py312: a spawned worker's
+# start is multiprocess's code for each version, whose changes those two show.  The whole
+# suite under each Python took CI 43 minutes of its 30; with spawn's runs under each, 30.2.
 ONCE_BACKENDS = {"forkserver", "caller", "threads", "sequential", "dask"}
 BACKEND_PARAMETERS = {
     "every_backend",
@@ -51,12 +53,17 @@ BACKEND_PARAMETERS = {
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         callspec = getattr(item, "callspec", None)
-        if callspec is not None and any(
-            isinstance(value, str) and value in ONCE_BACKENDS
+        if callspec is None:
+            continue
+        backends = {
+            value
             for name, value in callspec.params.items()
-            if name in BACKEND_PARAMETERS
-        ):
+            if name in BACKEND_PARAMETERS and isinstance(value, str)
+        }
+        if backends & ONCE_BACKENDS:
             item.add_marker(pytest.mark.once)
+        if "spawn" in backends:
+            item.add_marker(pytest.mark.spawn)
 
 
 # The suite's loops run every iteration in worker processes, as they did before the caller
@@ -70,6 +77,20 @@ os.environ["PARALOOP_CALLER_RUNS"] = "0"
 # goes on in the workers after its first ones, long enough that a loop of quick ones runs
 # in the caller from start to end.
 CALLER_TEST_SECONDS = 0.0005
+
+
+def sweep(step: int = 1) -> tuple[int, int]:
+    """The first call a sweep of injected faults tries (a Ctrl-C, a collection at each Python
+    call in turn, ``step`` apart) and how far apart its tries are.
+
+    tox's py310 to py312 and portable environments set ``SWEEP_SHARES=3``: each tries a third
+    of the calls, the third its minor version chooses, so that the three versions together try
+    every one (the sweeps took a fifth of each version's time); py313, and a run without tox,
+    try every one.
+    """
+    shares = int(os.environ.get("SWEEP_SHARES", "1"))
+    return step * (1 + sys.version_info.minor % shares), step * shares
+
 
 # For a program's source (with os and sys imported): a second Ctrl-C at each Python call, in
 # turn, of what follows the first.  The handler ``first`` (the program gives it to SIGINT) sets a

@@ -12,7 +12,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from conftest import SECOND_CTRL_C, last_json, run_source, start_program
+from conftest import SECOND_CTRL_C, last_json, run_source, start_program, sweep
 
 import paraloop
 
@@ -403,6 +403,7 @@ def test_a_loop_the_garbage_collector_finalizes_during_the_next_one_hangs_nothin
     the next loop runs in the main thread, or in another (the garbage collector finalizes the
     main thread's loop there: its fork loop failed with "dictionary changed size during
     iteration", in the caller's turns at forks)."""
+    first, step = sweep(step)
     result = run_source(
         tmp_path,
         f"""
@@ -440,6 +441,7 @@ def test_a_loop_the_garbage_collector_finalizes_during_the_next_one_hangs_nothin
                 sys.setprofile(None)
 
         totals = set()
+        state["at"] = {first - step}
         while state["hit"]:
             faulthandler.dump_traceback_later(30, exit=True)  # a hang fails with the stacks
             state["at"] += {step}
@@ -473,6 +475,7 @@ def test_ctrl_c_twice_stops_the_loop_s_workers(tmp_path: Path, method: str) -> N
     workers' release: they went on running the interrupted loop's iterations, out of the
     program's reach, and each loop started two more: 48 live processes after 84 loops.)"""
     head = "# paraloop: enable\nimport json, os, signal, sys, time\nfrom paraloop import ParaLoop\n"
+    first, step = sweep()
     result = run_source(
         tmp_path,
         head
@@ -511,8 +514,9 @@ def test_ctrl_c_twice_stops_the_loop_s_workers(tmp_path: Path, method: str) -> N
         usual = live_descendants()
         signal.signal(signal.SIGINT, first)
         most = 0
+        state["at"] = {first - step}
         while state["hit"] and state["at"] < 400:
-            state["at"] += 1
+            state["at"] += {step}
             state["hit"] = False
             try:
                 for i in ParaLoop(range(200), num_processes=2, start_method={method!r}, lanes=False):

@@ -30,6 +30,7 @@ from conftest import (
     run_script,
     run_source,
     start_program,
+    sweep,
     use_backend,
 )
 
@@ -101,7 +102,7 @@ import inspect, json, os, signal, sys, traceback
 from paraloop import ParaLoop
 
 caller = os.getpid()
-state = {"at": 0, "calls": 0, "hit": False, "on": False}
+state = {"at": SWEEP_FIRST - SWEEP_STEP, "calls": 0, "hit": False, "on": False}
 
 
 # Python's own SIGINT handler is C and shows no frame: so is this stand-in told from the program's
@@ -164,7 +165,7 @@ def loop():
 loop()
 foreign, finished = set(), 0
 while True:
-    state.update(on=False, at=state["at"] + 1, calls=0, hit=False)
+    state.update(on=False, at=state["at"] + SWEEP_STEP, calls=0, hit=False)
     try:
         sys.setprofile(interrupt)
         out = loop()
@@ -205,7 +206,9 @@ def test_a_ctrl_c_at_any_call_of_a_loop_shows_the_programs_frames_only(
     killed the fork server and left a child waiting for ever, which the program's exit waited for
     (Python 3.13), and the start after it was refused (the fork server still ending)."""
     script = tmp_path / "program.py"
-    script.write_text(textwrap.dedent(CTRL_C_AT_EACH_CALL))
+    first, step = sweep()
+    swept = CTRL_C_AT_EACH_CALL.replace("SWEEP_FIRST", str(first)).replace("SWEEP_STEP", str(step))
+    script.write_text(textwrap.dedent(swept))
     # In a process group of its own: what it leaves behind is found by the group.
     process = start_program(script, method, form, preexec_fn=os.setsid, PARALOOP_CALLER_RUNS=caller_runs)
     try:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SECOND_CTRL_C, START_METHODS
+from conftest import SECOND_CTRL_C, START_METHODS, sweep
 
 from paraloop.cpus import available_cpus
 from paraloop.native_threads import ENVIRONMENT
@@ -356,6 +356,7 @@ def test_ctrl_c_twice_leaves_the_caller_s_pools_as_they_were(
     and its next loop runs.  (A second Ctrl-C at the cleanup's first call left the caller's
     pools at the workers' share for the rest of the program: under fork, and in a threads
     loop, whose holder the interrupted cleanup's traceback kept alive.)"""
+    first, step = sweep()
     seen = _run(
         tmp_path,
         """
@@ -364,8 +365,9 @@ def test_ctrl_c_twice_leaves_the_caller_s_pools_as_they_were(
         signal.signal(signal.SIGINT, first)
         m = numpy.ones((200, 200))
         wrong = []
+        state["at"] = SWEEP_FIRST - SWEEP_STEP
         while state["hit"] and state["at"] < 300:
-            state["at"] += 1
+            state["at"] += SWEEP_STEP
             state["hit"] = False
             try:
                 for i in ParaLoop(range(200), num_processes=2, OPTIONS):
@@ -382,7 +384,10 @@ def test_ctrl_c_twice_leaves_the_caller_s_pools_as_they_were(
         for i in ParaLoop(range(20), num_processes=2, OPTIONS):
             total += i
         print(json.dumps([state["at"], wrong, total, blas_threads()]))
-        """.replace("CPUS", str(CPUS)).replace("OPTIONS", options),
+        """.replace("CPUS", str(CPUS))
+        .replace("OPTIONS", options)
+        .replace("SWEEP_FIRST", str(first))
+        .replace("SWEEP_STEP", str(step)),
         prelude + SECOND_CTRL_C,
     )
     tried, wrong, total, after = seen

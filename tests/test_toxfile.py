@@ -82,18 +82,23 @@ def _backend(test_id: str) -> str:
 
 def test_the_other_pythons_run_fork_and_spawn_and_py313_everything() -> None:
     """tox's py310 to py312 deselect the tests marked once (tests/conftest.py), py313 runs the
-    whole suite: a semantic suite keeps its fork and spawn runs everywhere, and its forkserver,
-    caller, threads, sequential and Dask runs, like the files marked once, run under py313."""
+    whole suite: a semantic suite keeps its fork runs everywhere, its spawn runs under py310
+    (py311 and py312 deselect the tests marked spawn), and its forkserver, caller, threads,
+    sequential and Dask runs, like the files marked once, run under py313."""
     import configparser
 
     tox = configparser.ConfigParser(interpolation=None)
     tox.read(ROOT / "tox.ini")
-    assert '-m "not alone and not once"' in tox["testenv"]["commands"]
+    commands = tox["testenv"]["commands"]
+    assert 'py310: pytest -n 4 -m "not alone and not once" {posargs}' in commands
+    assert 'py311,py312: pytest -n 4 -m "not alone and not once and not spawn" {posargs}' in commands
     assert "once" not in tox["testenv:py313"]["commands"]
 
     everywhere = _collected("-m", "not once", "tests/test_reductions.py", "tests/test_dask.py")
     backends = {_backend(line) for line in everywhere if "[" in line}
     assert backends == {"fork", "spawn"}
+    not_spawn = _collected("-m", "not once and not spawn", "tests/test_reductions.py")
+    assert {_backend(line) for line in not_spawn if "[" in line} == {"fork"}
     assert not [line for line in everywhere if line.startswith("tests/test_dask.py")]
     once = _collected("-m", "once", "tests/test_reductions.py")
     assert {_backend(line) for line in once} == {
