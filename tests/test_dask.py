@@ -8,6 +8,7 @@ iterations, a worker killed mid-loop, and the cluster paraloop starts itself.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -620,6 +621,89 @@ def test_the_dashboard_of_paraloops_own_cluster_on_request(tmp_path: Path, how: 
 
     if importlib.util.find_spec("bokeh") is None:
         assert "needs bokeh, which is not installed: pip install 'bokeh>=3.1'" in result.stderr
+
+
+_PAGES_SCRIPT = """
+import json, os, urllib.request
+from paraloop import ParaLoop
+
+total = 0
+for i in ParaLoop(range(20), backend="dask", num_processes=2):
+    total += i
+
+
+def tree(root):
+    parents = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat") as stat:
+                    parents[int(name)] = int(stat.read().rsplit(") ", 1)[1].split()[1])
+            except (OSError, IndexError):
+                pass
+    found = {root}
+    for pid in parents:
+        parent = pid
+        while parent in parents and parent not in found and parent > 1:
+            parent = parents[parent]
+        if parent in found:
+            found.add(pid)
+    return found
+
+
+# The TCP ports this program and its children (the cluster's) listen on.
+sockets = set()
+for pid in tree(os.getpid()):
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            if target.startswith("socket:["):
+                sockets.add(target[8:-1])
+    except OSError:
+        pass
+ports = set()
+for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+    with open(table) as lines:
+        for line in list(lines)[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in sockets:
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+answered = []
+for port in sorted(ports):
+    for path in ("/info/main/workers.html", "/json/identity.json", "/metrics", "/statics/css/base.css"):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as answer:
+                answered.append([port, path, answer.status])
+        except Exception:
+            pass
+print(json.dumps({"total": total, "ports": len(ports), "answered": answered}))
+"""
+
+
+def test_paraloops_own_cluster_shows_no_pages_without_its_dashboard(tmp_path: Path) -> None:
+    """Without the dashboard (the default), no process of paraloop's own cluster answers an HTTP
+    request for a page (Dask serves its scheduler's pages without the dashboard too: the list
+    of workers, their call stacks and logs, to every local user at 127.0.0.1:8787; and the
+    workers' metrics and static files), only the health check."""
+    script = tmp_path / "pages.py"
+    script.write_text(_PAGES_SCRIPT)
+    environment = {
+        k: v for k, v in os.environ.items() if not (k.startswith("PARALOOP_") and k != "PARALOOP_CALLER_RUNS")
+    }
+    import subprocess
+
+    result = subprocess.run(
+        [sys.executable, "-m", "paraloop", str(script)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env=environment,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.splitlines()[-1])
+    assert report["total"] == sum(range(20)) and report["ports"] >= 3, report
+    assert report["answered"] == [], report
 
 
 def test_the_dashboard_setting_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:

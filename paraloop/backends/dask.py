@@ -74,6 +74,10 @@ DASHBOARD_ROUTES = [
     "distributed.http.health",
     "distributed.http.statics",
 ]
+# Without the dashboard (the default), and for the workers always: Dask serves HTTP pages
+# even then (the scheduler's list the workers, their call stacks and logs, to every local
+# user, at 127.0.0.1:8787), so only the health check is left.
+HEALTH_ROUTES = ["distributed.http.health"]
 
 _lock = threading.Lock()
 # The LocalCluster paraloop started, and the client on it.
@@ -249,16 +253,22 @@ def _start_cluster(distributed: Any, workers: int) -> tuple[Any, Any]:
     # every connection must present (another local user could otherwise connect to
     # 127.0.0.1 and run code as this one).
     security = _credentials()
+    dashboard = _dashboard_address()
+    scheduler: dict[str, Any] = {"allowed_failures": 0, "protocol": "tls"}
+    if dashboard is None:
+        # The scheduler's HTTP server starts without the dashboard too, at Dask's 8787 (taken
+        # from a dashboard the user starts later): its health check only, at a free port.
+        scheduler.update(dashboard=False, dashboard_address="127.0.0.1:0")
     options: dict[str, Any] = {
         "host": "127.0.0.1",
         "n_workers": workers,
         "threads_per_worker": 1,
-        "dashboard_address": _dashboard_address(),
-        "scheduler_kwargs": {"allowed_failures": 0, "protocol": "tls"},
+        "dashboard_address": dashboard,
+        "scheduler_kwargs": scheduler,
         "silence_logs": logging.CRITICAL,
         "security": security,
     }
-    settings = _cluster_environment(security)
+    settings = _cluster_environment(security, dashboard is not None)
     saved = {name: os.environ.get(name) for name in settings}
     os.environ.update(settings)
     try:
@@ -276,13 +286,15 @@ def _start_cluster(distributed: Any, workers: int) -> tuple[Any, Any]:
     return client, cluster
 
 
-def _cluster_environment(security: Any) -> dict[str, str]:
-    """The environment variables the cluster's programs start with."""
+def _cluster_environment(security: Any, dashboard: bool) -> dict[str, str]:
+    """The environment variables the cluster's programs start with (``dashboard``: on request)."""
     # The Dask programs read their configuration (log level, credentials) from the
     # environment they inherit, which only this user can read.
     settings = {"DASK_LOGGING__DISTRIBUTED": "error", **_credential_settings(security)}
-    # Dask's HTTP pages for the dashboard, without the proxy to other addresses.
-    settings["DASK_DISTRIBUTED__SCHEDULER__HTTP__ROUTES"] = json.dumps(DASHBOARD_ROUTES)
+    # Dask's HTTP pages for the dashboard, without the proxy to other addresses; or none.
+    routes = DASHBOARD_ROUTES if dashboard else HEALTH_ROUTES
+    settings["DASK_DISTRIBUTED__SCHEDULER__HTTP__ROUTES"] = json.dumps(routes)
+    settings["DASK_DISTRIBUTED__WORKER__HTTP__ROUTES"] = json.dumps(HEALTH_ROUTES)
     # Each of them leaves once this program is gone, however it ended (SIGKILL too).
     settings["PARALOOP_OWNER"] = str(os.getpid())
     for kind in ("SCHEDULER", "NANNY", "WORKER"):
