@@ -79,6 +79,22 @@ os.environ["PARALOOP_CALLER_RUNS"] = "0"
 CALLER_TEST_SECONDS = 0.0005
 
 
+def lasting_new_segments(before: set[str], seconds: float = 5.0) -> list[str]:
+    """The shared-memory segments (and named semaphores) in /dev/shm not in ``before`` that stay:
+    present at every look for ``seconds``, or none as soon as a look finds nothing new.
+
+    The tests beside this one (four test processes) make segments and semaphores of their own
+    that live for moments (a semaphore between its making and its unlinking, a loop's shared
+    array): under load one of those was taken for a program's leftover.
+    """
+    lasting = set(os.listdir("/dev/shm")) - before
+    end = time.monotonic() + seconds
+    while lasting and time.monotonic() < end:
+        time.sleep(0.1)
+        lasting &= set(os.listdir("/dev/shm")) - before
+    return sorted(lasting)
+
+
 def sweep(step: int = 1) -> tuple[int, int]:
     """The first call a sweep of injected faults tries (a Ctrl-C, a collection at each Python
     call in turn, ``step`` apart) and how far apart its tries are.

@@ -19,7 +19,7 @@ from typing import Any
 
 import distributed
 import pytest
-from conftest import interrupt_like_a_terminal, run_script
+from conftest import interrupt_like_a_terminal, lasting_new_segments, run_script
 
 import paraloop
 from paraloop.backends import dask as dask_backend
@@ -284,7 +284,7 @@ def test_ctrl_c_stops_paraloops_own_cluster(tmp_path: Path) -> None:
     assert "KeyboardInterrupt" in stderr
     assert elapsed < 5, f"took {elapsed:.1f} s to stop"
     assert wait_for_no_members(group, 5) == []
-    assert set(os.listdir("/dev/shm")) <= before
+    assert lasting_new_segments(before) == []
 
 
 class _Peer:
@@ -441,7 +441,7 @@ def test_paraloops_own_cluster_goes_with_a_killed_program(tmp_path: Path, how: s
         os.kill(process.pid, getattr(signal, how))
         process.wait(timeout=10)
         assert wait_for_no_members(group, 15) == []
-        assert set(os.listdir("/dev/shm")) <= before
+        assert lasting_new_segments(before) == []
     finally:
         try:
             os.killpg(group, signal.SIGKILL)
