@@ -400,13 +400,14 @@ def test_a_child_forked_as_the_import_thread_starts_can_import_multiprocess(tmp_
     it does not have (about 1 fork in 12-16).  The fork now holds the lock that starting the
     thread takes.  The same program as finding 2, forking as soon as multiprocess appears in
     sys.modules, and its child imports multiprocess.connection: it must exit at once.  The race
-    is narrow, so the program runs 40 times (two at a time, each a fresh process: a child hung
-    in 95% of such runs before the fix) and the test fails at the first child that hung."""
+    is narrow, so the program runs 10 times (two at a time, each a fresh process: a child hung
+    in 95% of such runs before the fix, so 10 runs miss it once in 10^13) and the test fails at
+    the first child that hung."""
     assert FORK_AS_THE_IMPORT_STARTS != FORK_WHILE_IMPORTING
     script = tmp_path / "program.py"
     script.write_text(textwrap.dedent(FORK_AS_THE_IMPORT_STARTS))
     outcomes: list[object] = []
-    for _ in range(20):
+    for _ in range(5):
         # Forkserver workers (see test_a_fork_while_multiprocess_imports_prints_nothing).
         runs = [start_program(script, PARALOOP_START_METHOD="forkserver") for _ in range(2)]
         for run in runs:
@@ -414,7 +415,7 @@ def test_a_child_forked_as_the_import_thread_starts_can_import_multiprocess(tmp_
             assert run.returncode == 0, stderr[-3000:]
             outcomes.append(json.loads(stdout.splitlines()[-1])["child"])
         assert "hung" not in outcomes, outcomes
-    assert outcomes == [3] * 40
+    assert outcomes == [3] * 10
 
 
 # --------------------------------------------------------------------------------------------
