@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import io
+import itertools
 import pickle
 import sys
 import threading
@@ -124,6 +125,10 @@ class _Fingerprinter(pickle.Pickler):
         # claims to be a class would be taken by identity, its changes unseen.
         if _is_numpy_array(obj) or issubclass(type(obj), (types.FunctionType, types.ModuleType, type)):
             return id(obj)
+        if type(obj) is itertools.count:
+            # A counter of ids a helper advances ("count(3)"): each worker would advance its
+            # own copy, giving ids twice; its position shows in its repr, at no cost.
+            return (id(obj), repr(obj))
         if hasattr(type(obj), "__next__") and not is_file(obj):
             return id(obj)  # an iterator: reading it is not changing it
         if bound_to_this_process(obj) or isinstance(obj, threading.Thread):
@@ -500,6 +505,15 @@ def reached(params: tuple[str, ...], values: tuple[Any, ...], wanted: Mapping[in
 
 
 def changed_error(where: str, label: str, value: Any) -> ParaLoopError:
+    if type(value) is itertools.count:
+        return ParaLoopError(
+            f"{where}: an iteration advanced {label} (an itertools.count from outside the loop, "
+            "through a function it calls); iterations running in parallel would each take its next "
+            "number in whatever order they run, and worker processes advance their own copies, so "
+            "numbers would repeat. Number the items in the loop's iterable instead, "
+            "for item, number in ParaLoop(zip(items, counter)), and hand the number to the "
+            "function; or, if each number must follow the one before, the loop is sequential by nature"
+        )
     return ParaLoopError(
         f"{where}: an iteration changed {label} (a {_kind(value)} from outside the loop) in a way "
         "paraloop does not combine (through a function it calls, a method kept in a name, an alias "

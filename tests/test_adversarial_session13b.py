@@ -112,10 +112,6 @@ def test_a_class_attribute_set_at_run_time_reaches_the_workers(
     assert module.run() == [(x * 6, x * 6) for x in range(6)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known, open: an iterator a helper advances through a module global (itertools.count) is compared by identity, so its advance is not seen as a change; each worker counts on its own copy (docs/semantics.md, known differences)",
-)
 @pytest.mark.parametrize("backend", REMOTE)
 def test_a_module_level_id_counter_a_helper_advances_is_refused_or_plain(
     load_module: Loader, backend: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
@@ -124,7 +120,9 @@ def test_a_module_level_id_counter_a_helper_advances_is_refused_or_plain(
     calls (a common unique-id pattern).  Each worker advances its own copy: got duplicate ids
     ([0, 0, 1, 1, 2, 2] on fork), silently; the guard takes iterators by identity ('reading it
     is not changing it').  A captured iterator the body advances is refused (semantics.md);
-    one reached through a helper's global should be too.  Plain: [0, 1, 2, 3, 4, 5]."""
+    one reached through a helper's global should be too.  Plain: [0, 1, 2, 3, 4, 5].  Fixed
+    (session 38): a counter's position (its repr) is part of its fingerprint, and the refusal
+    says to number the items in the loop's iterable, which gives the plain result."""
     use_backend(backend, request, monkeypatch)
     helpers = load_module(
         """
@@ -146,7 +144,20 @@ def test_a_module_level_id_counter_a_helper_advances_is_refused_or_plain(
     """)
     try:
         result = module.run()
-    except paraloop.ParaLoopError:
+    except paraloop.ParaLoopError as refused:
+        assert "'_ids'" in str(refused) and "ParaLoop(zip(items, counter))" in str(refused)
+        # The advice: the counter numbers the items in the loop's iterable.
+        numbered = load_module(f"""
+            from paraloop import ParaLoop
+            import {helpers.__name__} as helpers
+            def run():
+                out = []
+                for x, number in ParaLoop(zip(range(6), helpers._ids), num_processes=2, chunksize=1):
+                    out.append((x, number))
+                return out, next(helpers._ids)
+        """)
+        start = next(helpers._ids) + 1
+        assert numbered.run() == ([(x, start + x) for x in range(6)], start + 6)
         return
     assert result == list(range(6))
 
