@@ -32,8 +32,10 @@ import json
 import logging
 import os
 import pickle
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -82,6 +84,10 @@ HEALTH_ROUTES = ["distributed.http.health"]
 _lock = threading.Lock()
 # The LocalCluster paraloop started, and the client on it.
 _own: tuple[Any, Any] | None = None
+# The environment its programs start with (see _cluster_environment), for workers it adds later,
+# and its private folder (see _start_cluster).
+_own_settings: dict[str, str] = {}
+_own_folder: str | None = None
 _registered = False
 # Clients paraloop opened on scheduler addresses, reused by later loops.
 _clients: dict[str, Any] = {}
@@ -211,8 +217,11 @@ def _own_client(distributed: Any, workers: int) -> Any:
             if client.status == "running":
                 # Grown, never shrunk: a loop asking for fewer keeps fewer chunks in flight.
                 if len(cluster.workers) < workers:
-                    cluster.scale(workers)
-                    client.wait_for_workers(workers, timeout=60)
+                    # Its new workers start as the first did: with the credentials (they failed,
+                    # "TLS expects a ssl_context", and the loop after 60 s).
+                    with _environment(_own_settings):
+                        cluster.scale(workers)
+                        client.wait_for_workers(workers, timeout=60)
                 return client
             _stop(cluster, client)
             _own = None
@@ -252,9 +261,19 @@ def _start_cluster(distributed: Any, workers: int) -> tuple[Any, Any]:
     # Only this program may use it: TLS with a certificate made for this run, which
     # every connection must present (another local user could otherwise connect to
     # 127.0.0.1 and run code as this one).
+    global _own_settings, _own_folder
     security = _credentials()
     dashboard = _dashboard_address()
-    scheduler: dict[str, Any] = {"allowed_failures": 0, "protocol": "tls"}
+    # A folder of its own (0700) for what Dask writes by default under the temporary folder at
+    # names anyone can guess: the scheduler's address file (written through a link another
+    # user planted there) and the workers' scratch space (which goes first on their sys.path,
+    # and which Dask uses whoever made it: another user's modules ran as this one).
+    folder = _own_folder = tempfile.mkdtemp(prefix="paraloop-dask-")
+    scheduler: dict[str, Any] = {
+        "allowed_failures": 0,
+        "protocol": "tls",
+        "scheduler_file": os.path.join(folder, "scheduler.json"),
+    }
     if dashboard is None:
         # The scheduler's HTTP server starts without the dashboard too, at Dask's 8787 (taken
         # from a dashboard the user starts later): its health check only, at a free port.
@@ -265,20 +284,13 @@ def _start_cluster(distributed: Any, workers: int) -> tuple[Any, Any]:
         "threads_per_worker": 1,
         "dashboard_address": dashboard,
         "scheduler_kwargs": scheduler,
+        "worker_kwargs": {"local_directory": folder},
         "silence_logs": logging.CRITICAL,
         "security": security,
     }
-    settings = _cluster_environment(security, dashboard is not None)
-    saved = {name: os.environ.get(name) for name in settings}
-    os.environ.update(settings)
-    try:
+    settings = _own_settings = _cluster_environment(security, dashboard is not None, folder)
+    with _environment(settings):
         cluster = SubprocessCluster(**options)
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
     client = distributed.Client(cluster, set_as_default=False, security=security)
     client.wait_for_workers(workers, timeout=60)
     if options["dashboard_address"] is not None:
@@ -286,11 +298,30 @@ def _start_cluster(distributed: Any, workers: int) -> tuple[Any, Any]:
     return client, cluster
 
 
-def _cluster_environment(security: Any, dashboard: bool) -> dict[str, str]:
-    """The environment variables the cluster's programs start with (``dashboard``: on request)."""
+@contextlib.contextmanager
+def _environment(settings: dict[str, str]) -> Iterator[None]:
+    """The cluster's programs start with ``settings`` in their environment: this program's,
+    for as long as it starts them (Dask starts them with the environment of the moment)."""
+    saved = {name: os.environ.get(name) for name in settings}
+    os.environ.update(settings)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _cluster_environment(security: Any, dashboard: bool, folder: str) -> dict[str, str]:
+    """The environment variables the cluster's programs start with (``dashboard``: on request;
+    ``folder``: the cluster's own, for their temporary files)."""
     # The Dask programs read their configuration (log level, credentials) from the
     # environment they inherit, which only this user can read.
     settings = {"DASK_LOGGING__DISTRIBUTED": "error", **_credential_settings(security)}
+    # Dask's own temporary files (not TMPDIR: a loop body's own go where the plain loop's do).
+    settings["DASK_TEMPORARY_DIRECTORY"] = folder
     # Dask's HTTP pages for the dashboard, without the proxy to other addresses; or none.
     routes = DASHBOARD_ROUTES if dashboard else HEALTH_ROUTES
     settings["DASK_DISTRIBUTED__SCHEDULER__HTTP__ROUTES"] = json.dumps(routes)
@@ -402,6 +433,10 @@ def _stop(cluster: Any, client: Any) -> None:
                     pass
     # Everything is gone: Dask closing it again (now or at exit) would only wait for it.
     cluster.shutdown_on_close = False
+    global _own_folder
+    folder, _own_folder = _own_folder, None
+    if folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)
     try:
         client.close(timeout=1)
     except Exception:  # noqa: BLE001 - nothing is left to close
