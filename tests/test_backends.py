@@ -465,6 +465,68 @@ def test_a_loop_the_garbage_collector_finalizes_during_the_next_one_hangs_nothin
     assert tried > 100 and totals == [28], (tried, totals)
 
 
+def test_a_ctrl_c_as_the_pool_leases_a_worker_leaves_it_to_later_loops(tmp_path: Path) -> None:
+    """Fault injection (session 38's helper): a Ctrl-C handled just as the pool's lease of a
+    worker returns, before the loop takes the worker in (``loop.active.extend(pool.lease(...))``),
+    made by the lease raising KeyboardInterrupt once after it leased.  The worker was left leased
+    to the ended loop for the program's life: later loops started others beside it (4 processes
+    after the last loop, against 2; CI's double Ctrl-C test once found 4).  Now no worker stays
+    leased to a loop that ended, and the last loop runs on two."""
+    result = run_source(
+        tmp_path,
+        """
+        # paraloop: enable
+        import json, os, time
+        from paraloop import ParaLoop
+        from paraloop.backends.processes import pool as pools
+
+        original = pools.ProcessPool.lease
+        armed = {"left": 0}
+
+        def lease(self, count, loop_id, start=True, before_fork=None):
+            chosen = original(self, count, loop_id, start, before_fork)
+            if start and armed["left"]:
+                armed["left"] -= 1
+                raise KeyboardInterrupt  # as a Ctrl-C handled as the call returns
+            return chosen
+
+        pools.ProcessPool.lease = lease
+
+        def children():
+            me, found = os.getpid(), []
+            for name in os.listdir("/proc"):
+                if name.isdigit():
+                    try:
+                        with open(f"/proc/{name}/stat") as stat:
+                            fields = stat.read().rsplit(") ", 1)[1].split()
+                    except OSError:
+                        continue
+                    if fields[0] != "Z" and int(fields[1]) == me:
+                        found.append(int(name))
+            return found
+
+        def held():
+            return [worker.lease for pool in pools._pools.values() for worker in pool.workers
+                    if worker.lease is not None]
+
+        leases = []
+        for cut in range(2):
+            armed["left"] = 1
+            try:
+                for i in ParaLoop(range(200), num_processes=2, start_method="fork", lanes=False):
+                    time.sleep(0.002)
+            except KeyboardInterrupt:
+                pass
+            leases.append(held())
+        total = sum(i for i in ParaLoop(range(20), num_processes=2, start_method="fork"))
+        print(json.dumps([leases, total, len(children())]))
+        """,
+        timeout=120,
+    )
+    leases, total, after = last_json(result)
+    assert leases == [[], []] and total == 190 and after <= 2, (leases, total, after)
+
+
 @pytest.mark.parametrize("method", ["fork", "forkserver"])
 def test_ctrl_c_twice_stops_the_loop_s_workers(tmp_path: Path, method: str) -> None:
     """Ctrl-C pressed twice: an iteration sends the caller SIGINT, and the second Ctrl-C comes at

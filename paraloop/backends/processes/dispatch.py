@@ -651,5 +651,9 @@ def release(loop: Loop) -> None:
         worker.lease = None
         worker.watched = False
         worker.early_cpu = None
+    # A worker the pool leased to the loop as a Ctrl-C came, before the loop took it in
+    # (loop.active.extend(pool.lease(...))): never sent anything, it is the pool's again, not
+    # held for the program's life while later loops start others.
+    loop.pool.unlease(loop.loop_id)
     # Every worker that runs this loop has its job (and its mappings) by now.
     loop.sending.segments.free()
