@@ -58,7 +58,7 @@ from .progress import close_bar, open_bar
 from .reductions import infer_reductions, replay_operation, whole_partials
 from .replay import CONTINUED_TYPES
 from .resources import PerWorker
-from .signal_errors import HandlerRaised, despite_ctrl_c, handlers_raise_through, released
+from .signal_errors import HandlerRaised, despite_ctrl_c, released, unwrap_handlers, wrap_handlers
 from .tracebacks import hidden
 from .variable import Variable
 
@@ -616,9 +616,23 @@ def run(
     found about the loop,
     as the generated code spells it (see :func:`paraloop.plan.read`).
     """
+    wrapped: dict[int, Any] = {}
     try:
-        with handlers_raise_through():
+        try:
+            wrap_handlers(wrapped)
             result = _run(loop, worker, scope, read(plan))
+        finally:
+            # Not a context manager: a second Ctrl-C at the call of its __exit__ skipped the
+            # restoring, and the program's SIGINT handler stayed paraloop's wrapper for good.
+            # Here one anywhere is caught, and the restoring goes on where it was cut.
+            again = None
+            while wrapped:
+                try:
+                    unwrap_handlers(wrapped)
+                except KeyboardInterrupt as interrupted:
+                    again = interrupted
+            if again is not None:
+                raise again
         broken_pipe.die_as_plain(result.error)
         return result
     except ParaLoopError as refusal:

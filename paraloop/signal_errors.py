@@ -33,7 +33,8 @@ __all__ = [
     "HandlerRaised",
     "despite_ctrl_c",
     "ctrl_c_deferred",
-    "handlers_raise_through",
+    "unwrap_handlers",
+    "wrap_handlers",
     "in_body",
     "python_handlers",
     "released",
@@ -146,27 +147,24 @@ def _wrapper(handler: Callable[[int, Any], Any], pid: int) -> Callable[[int, Any
     return wrapped
 
 
-@contextmanager
-def handlers_raise_through() -> Iterator[None]:
-    """Around a loop run from the main thread: see the module's docstring."""
+def wrap_handlers(wrapped: dict[int, Callable[[int, Any], Any]]) -> None:
+    """Before a loop run from the main thread: see the module's docstring.  Each handler wrapped
+    is noted in ``wrapped`` first, for :func:`unwrap_handlers` (however this ends)."""
     if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    handlers = {
-        number: handler
-        for number, handler in python_handlers().items()
-        if handler is not signal.default_int_handler
-    }
-    if not handlers:
-        yield
         return
     pid = os.getpid()
-    for number, handler in handlers.items():
-        signal.signal(number, _wrapper(handler, pid))
-    try:
-        yield
-    finally:
-        for number, handler in handlers.items():
-            # Unless the program gave the signal another handler meanwhile.
-            if getattr(signal.getsignal(number), "__paraloop_wraps__", None) is handler:
-                signal.signal(number, handler)
+    for number, handler in python_handlers().items():
+        if handler is not signal.default_int_handler:
+            wrapped[number] = handler
+            _setsignal(number, _wrapper(handler, pid))
+
+
+def unwrap_handlers(wrapped: dict[int, Callable[[int, Any], Any]]) -> None:
+    """After the loop: the program's own handlers back, each taken out of ``wrapped`` once done
+    (called again after a Ctrl-C, it goes on where it was cut).  Unless the program gave the
+    signal another handler meanwhile."""
+    while wrapped:
+        number, handler = next(iter(wrapped.items()))
+        if getattr(getsignal(number), "__paraloop_wraps__", None) is handler:
+            _setsignal(number, handler)
+        del wrapped[number]
