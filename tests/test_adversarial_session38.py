@@ -48,7 +48,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import LINUX_FACILITIES, product_environment
+from conftest import LINUX_FACILITIES, product_environment, start_program
 
 NOBODY = 65534
 
@@ -81,15 +81,7 @@ def public_tmp() -> Iterator[Path]:
 
 def start(script: Path, *args: str, **extra: str) -> subprocess.Popen[str]:
     """``python -m paraloop script`` in a session (and process group) of its own."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "paraloop", str(script), *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=product_environment(**extra),
-        cwd=script.parent,
-        start_new_session=True,
-    )
+    return start_program(script, *args, preexec_fn=os.setsid, **extra)
 
 
 def wait_for_line(process: subprocess.Popen[str], line: str, seconds: float = 120) -> None:

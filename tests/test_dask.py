@@ -19,7 +19,7 @@ from typing import Any
 
 import distributed
 import pytest
-from conftest import interrupt_like_a_terminal, lasting_new_segments, run_script
+from conftest import interrupt_like_a_terminal, lasting_new_segments, run_program, run_script
 
 import paraloop
 from paraloop.backends import dask as dask_backend
@@ -687,19 +687,7 @@ def test_paraloops_own_cluster_shows_no_pages_without_its_dashboard(tmp_path: Pa
     workers' metrics and static files), only the health check."""
     script = tmp_path / "pages.py"
     script.write_text(_PAGES_SCRIPT)
-    environment = {
-        k: v for k, v in os.environ.items() if not (k.startswith("PARALOOP_") and k != "PARALOOP_CALLER_RUNS")
-    }
-    import subprocess
-
-    result = subprocess.run(
-        [sys.executable, "-m", "paraloop", str(script)],
-        capture_output=True,
-        text=True,
-        timeout=240,
-        env=environment,
-        cwd=tmp_path,
-    )
+    result = run_program(script, timeout=240)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.splitlines()[-1])
     assert report["total"] == sum(range(20)) and report["ports"] >= 3, report
