@@ -65,23 +65,8 @@ def _stop_then_exit() -> None:
     os._exit(0)
 
 
-def _remove_folder_then_exit(folder: str) -> None:
-    """The scheduler of paraloop's own cluster: its folder (its address file, the workers'
-    scratch space) goes too, once the nannies, which leave on the same watch, had a moment to
-    stop their workers; the program, killed, could not remove it."""
-    import shutil  # here only: every worker process imports this module
-
-    time.sleep(2 * INTERVAL)
-    shutil.rmtree(folder, ignore_errors=True)
-    _stop_then_exit()
-
-
 def dask_setup(server: object) -> None:
     """Dask's preload hook: watch the paraloop program named in ``PARALOOP_OWNER``."""
     owner = os.environ.get("PARALOOP_OWNER", "")
     if owner.isdigit():
-        folder = os.environ.get("PARALOOP_DASK_FOLDER", "")
-        if folder and type(server).__name__ == "Scheduler":
-            die_with(int(owner), leave=lambda: _remove_folder_then_exit(folder))
-        else:
-            die_with(int(owner), leave=_stop_then_exit)
+        die_with(int(owner), leave=_stop_then_exit)

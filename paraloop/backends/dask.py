@@ -326,10 +326,8 @@ def _cluster_environment(security: Any, dashboard: bool, folder: str) -> dict[st
     routes = DASHBOARD_ROUTES if dashboard else HEALTH_ROUTES
     settings["DASK_DISTRIBUTED__SCHEDULER__HTTP__ROUTES"] = json.dumps(routes)
     settings["DASK_DISTRIBUTED__WORKER__HTTP__ROUTES"] = json.dumps(HEALTH_ROUTES)
-    # Each of them leaves once this program is gone, however it ended (SIGKILL too); the
-    # scheduler then removes the folder.
+    # Each of them leaves once this program is gone, however it ended (SIGKILL too).
     settings["PARALOOP_OWNER"] = str(os.getpid())
-    settings["PARALOOP_DASK_FOLDER"] = folder
     for kind in ("SCHEDULER", "NANNY", "WORKER"):
         settings[f"DASK_DISTRIBUTED__{kind}__PRELOAD"] = '["paraloop.lifeline"]'
     return settings
