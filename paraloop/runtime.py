@@ -624,7 +624,8 @@ def run(
         finally:
             # Not a context manager: a second Ctrl-C at the call of its __exit__ skipped the
             # restoring, and the program's SIGINT handler stayed paraloop's wrapper for good.
-            # Here one anywhere is caught, and the restoring goes on where it was cut.
+            # Here one anywhere is caught (despite_ctrl_c's own call could be cut too), and the
+            # restoring goes on where it was cut.
             again = None
             while wrapped:
                 try:

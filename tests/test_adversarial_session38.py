@@ -48,7 +48,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import LINUX_FACILITIES, product_environment, start_program
+from conftest import LINUX_FACILITIES, product_environment, run_program, start_program
 
 NOBODY = 65534
 
@@ -198,14 +198,7 @@ def test_a_dask_scratch_space_another_user_made_first_runs_none_of_their_code(
     planted.chmod(0o777)
     script = tmp_path / "scratch.py"
     script.write_text(SCRATCH_PROGRAM)
-    result = subprocess.run(
-        [sys.executable, "-m", "paraloop", str(script)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=product_environment(TMPDIR=str(public_tmp)),
-        cwd=tmp_path,
-    )
+    result = run_program(script, TMPDIR=str(public_tmp))
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.splitlines()[-1])
     # The promise: no directory of the workers' (nor their sys.path) is another user's to change,
@@ -273,14 +266,7 @@ def test_a_link_planted_at_the_scheduler_file_overwrites_nothing(tmp_path: Path,
     watcher = threading.Thread(target=attacker, daemon=True)
     watcher.start()
     try:
-        result = subprocess.run(
-            [sys.executable, "-m", "paraloop", str(script)],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env=product_environment(TMPDIR=str(public_tmp)),
-            cwd=tmp_path,
-        )
+        result = run_program(script, TMPDIR=str(public_tmp))
     finally:
         stop.set()
         watcher.join(10)
@@ -375,12 +361,13 @@ def test_held_shared_memory_is_owner_only_and_freed_when_the_program_alone_is_ki
 # ---------------------------------------------------------------------------------------------
 # Finding 4, and what held: paraloop's own Dask cluster, running, then killed.
 
-RUNNING_DASK_PROGRAM = """
+# A program that runs a loop with OPTIONS (starting what they start), then waits to be killed.
+RUNNING_PROGRAM = """
 import time
 from paraloop import ParaLoop
 
 total = 0
-for i in ParaLoop(range(4), backend="dask", num_processes=2):
+for i in ParaLoop(range(8), OPTIONS, num_processes=2):
     total += i
 print("running", flush=True)
 time.sleep(120)
@@ -389,7 +376,7 @@ time.sleep(120)
 
 def _dask_program_running(tmp_path: Path, tmpdir: Path) -> tuple[subprocess.Popen[str], list[int], set[str]]:
     script = tmp_path / "running.py"
-    script.write_text(RUNNING_DASK_PROGRAM)
+    script.write_text(RUNNING_PROGRAM.replace("OPTIONS", 'backend="dask"'))
     process = start(script, TMPDIR=str(tmpdir))
     wait_for_line(process, "running")
     pids = tree(process.pid)
@@ -551,14 +538,7 @@ except Exception as error:
 def test_a_later_loop_asking_for_more_dask_workers_runs(tmp_path: Path) -> None:
     script = tmp_path / "grow.py"
     script.write_text(GROW_PROGRAM)
-    result = subprocess.run(
-        [sys.executable, "-m", "paraloop", str(script)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=product_environment(),
-        cwd=tmp_path,
-    )
+    result = run_program(script)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.splitlines()[-1] == "total 12", result.stdout
 
@@ -566,23 +546,12 @@ def test_a_later_loop_asking_for_more_dask_workers_runs(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------------------------
 # Held: the fork server's socket.
 
-FORKSERVER_PROGRAM = """
-import time
-from paraloop import ParaLoop
-
-total = 0
-for i in ParaLoop(range(8), start_method="forkserver", num_processes=2):
-    total += i
-print("running", flush=True)
-time.sleep(120)
-"""
-
 
 def test_held_the_fork_servers_socket_is_private_and_goes_with_a_killed_program(tmp_path: Path) -> None:
     # A short TMPDIR: a unix socket's path is at most 107 bytes, and tmp_path's are long.
     tmpdir = Path(tempfile.mkdtemp(prefix="pl38-", dir="/tmp"))
     script = tmp_path / "forkserver.py"
-    script.write_text(FORKSERVER_PROGRAM)
+    script.write_text(RUNNING_PROGRAM.replace("OPTIONS", 'start_method="forkserver"'))
     process = start(script, TMPDIR=str(tmpdir), PARALOOP_CALLER_RUNS="0")
     wait_for_line(process, "running")
     pids = tree(process.pid)

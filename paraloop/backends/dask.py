@@ -293,7 +293,7 @@ def _start_cluster(distributed: Any, workers: int) -> tuple[Any, Any]:
         cluster = SubprocessCluster(**options)
     client = distributed.Client(cluster, set_as_default=False, security=security)
     client.wait_for_workers(workers, timeout=60)
-    if options["dashboard_address"] is not None:
+    if dashboard is not None:
         logger.info("the Dask cluster's dashboard: %s", client.dashboard_link)
     return client, cluster
 

@@ -8,8 +8,9 @@ first chunk of a loop is watched from a thread of the worker: as soon as its
 iterations have run long enough to tell (``EVIDENCE_SECONDS`` from the first
 iteration's start) and mostly waited, the watcher tells the parent (an
 :class:`Early` message) and reads the one reply, a chunk to run in lanes or
-nothing, while the main thread's iteration still waits.  The parent treats the word as provisional: the
-chunk's outcome, with all its time, can still switch lanes off.
+nothing, while the main thread's iteration still waits.  The parent treats
+the word as provisional: the chunk's outcome, with all its time, can still
+switch lanes off.
 """
 
 from __future__ import annotations
