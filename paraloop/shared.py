@@ -4,9 +4,11 @@ For large numeric outputs: ``out[i] = f(x)`` in the loop body writes straight
 into memory every worker process maps, so nothing is sent back or combined.
 The process that creates the array owns its segment and frees it when the
 array is garbage collected or the program ends; if that process itself is
-killed, the standard library's resource tracker (a small helper process
-started with the first array) frees it.  Workers map the segment by name and
-never register it, so a worker that exits or crashes frees nothing early.
+killed (or its whole process group, as a closed terminal does), paraloop's
+cleaner (a small helper process in a session of its own, started with the
+first array, see :mod:`paraloop.shm`) frees it.  Workers map the segment by
+name and never register it, so a worker that exits or crashes frees nothing
+early.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import weakref
 from collections.abc import Iterator
 from typing import Any
 
+from . import shm
 from .linux import linux_facilities
 
 __all__ = ["SharedArray"]
@@ -69,20 +72,24 @@ class SharedArray:
 
     def __init__(self, shape: int | tuple[int, ...], dtype: Any = "float64", *, fill: Any = 0) -> None:
         numpy = _numpy()
-        from multiprocessing import shared_memory
-
         self.dtype = numpy.dtype(dtype)
         self.shape: tuple[int, ...] = (shape,) if isinstance(shape, int) else tuple(shape)
         nbytes = int(numpy.prod(self.shape, dtype=numpy.int64)) * self.dtype.itemsize
         name = f"paraloop_{os.getpid()}_{os.urandom(6).hex()}"
-        # The standard library registers the segment with its resource tracker,
-        # which frees it if this process dies without doing so.
-        segment = shared_memory.SharedMemory(name=name, create=True, size=max(nbytes, 1))
+        # Registered with paraloop's cleaner, which frees it if this process dies without doing so.
+        descriptor = shm.create(name, max(nbytes, 1))
+        try:
+            memory = mmap.mmap(descriptor, max(nbytes, 1))
+        except BaseException:
+            shm.remove(name)
+            raise
+        finally:
+            os.close(descriptor)
         self.name = name
-        self.array = numpy.ndarray(self.shape, dtype=self.dtype, buffer=segment.buf)
+        self.array = numpy.ndarray(self.shape, dtype=self.dtype, buffer=memory)
         if fill is not None:
             self.array.fill(fill)
-        self._finalizer = weakref.finalize(self, _free, segment, self.array, os.getpid())
+        self._finalizer = weakref.finalize(self, _free, name, memory, self.array, os.getpid())
         _owned[name] = self
 
     @classmethod
@@ -121,18 +128,15 @@ class SharedArray:
         return _attach, (self.name, self.shape, self.dtype.str)
 
 
-def _free(segment: Any, array: Any, owner: int) -> None:
+def _free(name: str, memory: mmap.mmap, array: Any, owner: int) -> None:
     del array
     if os.getpid() != owner:
         return  # a forked worker's copy: the segment is the creator's to free
     try:
-        segment.close()
+        memory.close()
     except BufferError:
         pass  # views of the array are still alive; the memory goes when they do
-    try:
-        segment.unlink()  # also tells the resource tracker it is done
-    except FileNotFoundError:
-        pass
+    shm.remove(name)  # also tells the cleaner it is done
 
 
 def _attach(name: str, shape: tuple[int, ...], dtype: str) -> SharedArray:
@@ -167,11 +171,9 @@ def _attach(name: str, shape: tuple[int, ...], dtype: str) -> SharedArray:
 def _open_segment(name: str) -> int:
     """A descriptor of the segment ``name``, opened read-write without registering it anywhere.
 
-    Not through ``SharedMemory(name)``, which (before Python 3.13) registers the segment
-    with the resource tracker again: a worker with a tracker of its own (forked before the
-    caller's tracker started) would unlink it when it exits.  Nor register and unregister
-    at once: a worker that shares the caller's tracker would take the caller's own
-    registration away, and a killed caller would leave the segment behind.
+    Not through ``multiprocessing.shared_memory.SharedMemory(name)``, which (before Python
+    3.13) registers the segment with the standard library's resource tracker: a worker with a
+    tracker of its own would unlink it when it exits.
     """
     if linux_facilities():
         return os.open(f"/dev/shm/{name}", os.O_RDWR)

@@ -13,7 +13,7 @@ Captured arrays are read-only in workers anyway (see :mod:`paraloop.guard`), so 
 read-only mapping changes nothing a body may do; :func:`shared_here` lets the guard
 name such an array when a body writes to it.  The caller frees a loop's segments when
 the loop ends (a worker keeps its mapping until it drops the job); if the caller is
-killed, the standard library's resource tracker frees them.  Only where ``/dev/shm``
+killed, paraloop's cleaner frees them (see :mod:`paraloop.shm`).  Only where ``/dev/shm``
 exists (Linux); elsewhere, and for the Dask backend, arrays are pickled as before.
 """
 
@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from . import shm
 from .linux import linux_facilities
 
 __all__ = ["SHARE_BYTES", "Segments", "reduce_shared", "shared_here", "sharing"]
@@ -45,22 +46,19 @@ class Segments:
     """The shared-memory segments one loop's job refers to; :meth:`free` at the loop's end."""
 
     def __init__(self) -> None:
-        self._segments: list[Any] = []
+        self._segments: list[str] = []
 
     def add(self, data: memoryview) -> str | None:
         """Write ``data`` into a new segment and return its name; None if it cannot be written
         (``/dev/shm`` full, as a container's 64 MB one soon is, or not writable): the array
         is then pickled into the job as before."""
-        from multiprocessing import shared_memory
-
         name = f"paraloop_in_{os.getpid()}_{os.urandom(6).hex()}"
         try:
-            # Registered with the resource tracker, which frees it if this process is killed.
-            segment = shared_memory.SharedMemory(name=name, create=True, size=max(data.nbytes, 1))
+            # Registered with paraloop's cleaner, which frees it if this process is killed.
+            descriptor = shm.create(name, max(data.nbytes, 1))
         except OSError:
             return None
         try:
-            descriptor = os.open(f"{_DIRECTORY}/{name}", os.O_WRONLY)
             try:
                 written = 0
                 while written < data.nbytes:
@@ -69,28 +67,20 @@ class Segments:
                 os.close(descriptor)
         except OSError:
             # tmpfs allocates on write: a full /dev/shm fails here, not when the segment is made.
-            _release(segment)
+            shm.remove(name)
             return None
-        self._segments.append(segment)
+        self._segments.append(name)
         return name
 
     def free(self) -> None:
         # One at a time, each forgotten once released: run again after a Ctrl-C that cut it
         # short (see dispatch.run), it releases the rest (releasing one twice is harmless).
         while self._segments:
-            _release(self._segments[-1])
+            shm.remove(self._segments[-1])
             self._segments.pop()
 
     def __len__(self) -> int:
         return len(self._segments)
-
-
-def _release(segment: Any) -> None:
-    try:
-        segment.close()
-        segment.unlink()
-    except (FileNotFoundError, BufferError):
-        pass
 
 
 @contextmanager

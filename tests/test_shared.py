@@ -130,7 +130,7 @@ def _gone_within(path: Path, seconds: float) -> bool:
 
 
 def test_freed_when_the_program_itself_is_killed(tmp_path: Path) -> None:
-    """SIGKILL leaves no chance to clean up: the resource tracker frees the segment."""
+    """SIGKILL leaves no chance to clean up: paraloop's cleaner frees the segment."""
     result = _script(
         tmp_path,
         """
@@ -146,7 +146,7 @@ os.kill(os.getpid(), signal.SIGKILL)
     assert result.returncode == -9, result.stderr
     name = result.stdout.strip()
     assert name.startswith("paraloop_")
-    # The tracker notices its creator is gone and unlinks what it left.
+    # The cleaner notices its creator is gone and unlinks what it left.
     assert _gone_within(SHM / name, 20)
 
 
@@ -191,7 +191,7 @@ for method in ("fork", "forkserver", "spawn"):
 @pytest.mark.parametrize("method", ["fork", "forkserver", "spawn"])
 def test_freed_when_the_program_is_killed_while_workers_hold_it(tmp_path: Path, method: str) -> None:
     """SIGKILL while the workers run a long iteration writing into the segment: the workers
-    go with the program, and the segment goes with them (the resource tracker)."""
+    go with the program, and the segment goes with them (paraloop's cleaner)."""
     result = _script(
         tmp_path,
         f"""
@@ -209,3 +209,124 @@ for i in ParaLoop(range(4), num_processes=2, chunksize=1, start_method={method!r
     name = result.stdout.strip()
     assert name.startswith("paraloop_")
     assert _gone_within(SHM / name, 20)
+
+
+def _cleaners() -> list[int]:
+    """The pids of running shared-memory cleaners (paraloop/shm_cleaner.py)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"shm_cleaner.py" in command:
+            found.append(int(pid))
+    return found
+
+
+def _ended_within(pid: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        try:
+            if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                return True  # ended, not yet reaped by whoever adopted it
+        except OSError:
+            break
+        time.sleep(0.05)
+    return not Path(f"/proc/{pid}").exists()
+
+
+def test_the_cleaner_frees_what_a_killed_program_left_though_a_forked_child_lives_on(
+    tmp_path: Path,
+) -> None:
+    """A child the program forked (a process of its own, which outlives it) does not hold the
+    cleaner back: the segment goes as the program goes, not when the child ends."""
+    result = _script(
+        tmp_path,
+        """
+import os, signal, sys, time
+from paraloop import SharedArray
+out = SharedArray(1000)
+child = os.fork()
+if child == 0:
+    quiet = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(quiet, 1)  # the test reads the program's output to its end: not this child's
+    os.dup2(quiet, 2)
+    time.sleep(60)
+    os._exit(0)
+print(out.name, child, flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+""",
+    )
+    name, child = result.stdout.split()
+    try:
+        assert result.returncode == -9, result.stderr
+        assert _gone_within(SHM / name, 20)
+        assert Path(f"/proc/{child}").exists()  # the child still runs
+    finally:
+        os.kill(int(child), 9)
+
+
+def test_a_killed_cleaner_is_replaced_and_told_every_segment_still_there(tmp_path: Path) -> None:
+    """Another process killed the cleaner while the program ran: the program's next segment
+    starts a new one, which frees the earlier segments too when the program is killed."""
+    result = _script(
+        tmp_path,
+        """
+import os, signal, time
+from pathlib import Path
+from paraloop import SharedArray
+
+def cleaners():
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            parent = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1]
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(parent) == os.getpid() and b"shm_cleaner.py" in command:
+            found.append(int(pid))
+    return found
+
+first = SharedArray(10)
+[cleaner] = cleaners()
+os.kill(cleaner, signal.SIGKILL)
+os.waitpid(cleaner, 0)
+second = SharedArray(10)
+print(first.name, second.name, len(cleaners()), flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+""",
+    )
+    assert result.returncode == -9, result.stderr
+    first, second, cleaners = result.stdout.split()
+    assert cleaners == "1"
+    assert _gone_within(SHM / first, 20) and _gone_within(SHM / second, 20)
+
+
+def test_the_cleaner_ends_with_the_program_and_ignores_the_program_s_signals(tmp_path: Path) -> None:
+    """It is in a session of its own (a signal to the program's group misses it, as it must),
+    and it ends as soon as the program ends, having nothing left to free."""
+    result = _script(
+        tmp_path,
+        """
+import os
+from pathlib import Path
+from paraloop import SharedArray
+out = SharedArray(10)
+for pid in filter(str.isdigit, os.listdir("/proc")):
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        continue
+    if b"shm_cleaner.py" in command and int(fields[1]) == os.getpid():
+        print(pid, fields[2], fields[3], os.getpgid(0), os.getsid(0), out.name, flush=True)
+""",
+    )
+    assert result.returncode == 0, result.stderr
+    pid, group, session, program_group, program_session, name = result.stdout.split()
+    assert (group, session) == (pid, pid)
+    assert group != program_group and session != program_session
+    assert _ended_within(int(pid), 20)
+    assert not (SHM / name).exists()
