@@ -69,4 +69,20 @@ def dask_setup(server: object) -> None:
     """Dask's preload hook: watch the paraloop program named in ``PARALOOP_OWNER``."""
     owner = os.environ.get("PARALOOP_OWNER", "")
     if owner.isdigit():
+        _leave_the_group_of(int(owner))
         die_with(int(owner), leave=_stop_then_exit)
+
+
+def _leave_the_group_of(owner: int) -> None:
+    """Out of the program's process group, into a session of its own.
+
+    A signal to the program's group (``kill -9 %1`` in a shell, the hang-up of a closed
+    terminal) would otherwise end this Dask program with it, at once, with its nanny's
+    named semaphores still in ``/dev/shm`` (its resource tracker, in the same group, died
+    too).  Outside the group it leaves as it does when the program alone is killed: in order,
+    on its lifeline, its semaphores removed."""
+    try:
+        if os.getpgid(0) == os.getpgid(owner):
+            os.setsid()
+    except OSError:
+        pass  # the program is gone already (its lifeline sees it), or this leads a group

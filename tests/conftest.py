@@ -98,6 +98,27 @@ def lasting_new_segments(before: set[str], seconds: float = 5.0) -> list[str]:
     return sorted(lasting - _mapped_in_dev_shm() if lasting else lasting)
 
 
+def cluster_processes(owner: int, seconds: float = 0.0) -> list[int]:
+    """The live (non-zombie) processes of the Dask cluster paraloop's program ``owner`` started,
+    found by the ``PARALOOP_OWNER`` their environment holds (they leave the program's process
+    group, and a killed program's children are re-parented); after up to ``seconds`` if some
+    are there."""
+    deadline = time.monotonic() + seconds
+    while True:
+        found = []
+        for entry in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                environment = Path(f"/proc/{entry}/environ").read_bytes().split(b"\0")
+                state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            except OSError:
+                continue
+            if f"PARALOOP_OWNER={owner}".encode() in environment and state != "Z":
+                found.append(int(entry))
+        if not found or time.monotonic() >= deadline:
+            return found
+        time.sleep(0.1)
+
+
 def _mapped_in_dev_shm() -> set[str]:
     """The names in /dev/shm that a live process maps."""
     mapped = set()

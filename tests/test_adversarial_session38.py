@@ -4,7 +4,8 @@ another local user on the same machine and as a program that ends badly.
 Findings (each test asserts the promise; 1, 2 and 5 are fixed in paraloop/backends/dask.py: the
 cluster keeps its scheduler file and scratch space in a folder of its own, 0700, and the workers
 it adds later start with its environment; 3 is fixed in paraloop/shm.py, session 39: the
-segments are registered with a cleaner in a session of its own; 4 is a strict xfail, open):
+segments are registered with a cleaner in a session of its own; 4 in paraloop/lifeline.py,
+session 39: the cluster's programs leave the program's process group as they start):
 
 1. The local Dask cluster paraloop starts keeps its scratch space at Dask's default,
    ``$TMPDIR/dask-scratch-space``, a name every local user knows.  Dask uses that directory
@@ -22,7 +23,9 @@ segments are registered with a cleaner in a session of its own; 4 is a strict xf
    them is in the same group and dies with it.  (Fixed: paraloop's own cleaner frees them,
    from a session of its own.)
 4. Killing the process group of a program running on paraloop's own Dask cluster leaves its
-   nannies' named semaphores in ``/dev/shm`` and the cluster's folder in ``$TMPDIR``.
+   nannies' named semaphores in ``/dev/shm`` and the cluster's folder in ``$TMPDIR``.  (Fixed:
+   out of the group, they leave on their lifeline, in order, as when the program alone is
+   killed; the emptied folders stay, as then.)
 5. (Not section 8, found on the way.)  A later loop asking paraloop's own cluster for more
    workers than the first got waits 60 s and raises WorkerStartTimeoutError: the workers the
    cluster adds start without the run's TLS settings (and without the lifeline), which the
@@ -390,11 +393,6 @@ def _left_in(tmpdir: Path) -> list[str]:
 
 
 @needs_dask
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding 4: the nannies' named semaphores stay in /dev/shm and the cluster's folder in "
-    "$TMPDIR when the program's process group is killed",
-)
 def test_a_killed_process_group_leaves_nothing_of_the_dask_cluster(tmp_path: Path) -> None:
     tmpdir = tmp_path / "tmp"
     tmpdir.mkdir()

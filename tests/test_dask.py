@@ -19,7 +19,13 @@ from typing import Any
 
 import distributed
 import pytest
-from conftest import interrupt_like_a_terminal, lasting_new_segments, run_program, run_script
+from conftest import (
+    cluster_processes,
+    interrupt_like_a_terminal,
+    lasting_new_segments,
+    run_program,
+    run_script,
+)
 
 import paraloop
 from paraloop.backends import dask as dask_backend
@@ -284,6 +290,8 @@ def test_ctrl_c_stops_paraloops_own_cluster(tmp_path: Path) -> None:
     assert "KeyboardInterrupt" in stderr
     assert elapsed < 5, f"took {elapsed:.1f} s to stop"
     assert wait_for_no_members(group, 5) == []
+    # The cluster's programs are in sessions of their own (see paraloop.lifeline).
+    assert cluster_processes(group, 5) == []
     assert lasting_new_segments(before) == []
 
 
@@ -404,11 +412,12 @@ def test_paraloops_own_cluster_admits_only_its_program(tmp_path: Path) -> None:
 @pytest.mark.parametrize("how", ["SIGKILL", "SIGTERM"])
 def test_paraloops_own_cluster_goes_with_a_killed_program(tmp_path: Path, how: str) -> None:
     """The program killed while the cluster it started runs a long task: the scheduler, the
-    nannies and their workers are gone within seconds, and so are their semaphores."""
+    nannies and their workers (in sessions of their own, see paraloop.lifeline) are gone
+    within seconds, and so are their semaphores."""
     import signal
     import subprocess
 
-    from test_failures import group_members, wait_for_no_members
+    from test_failures import wait_for_no_members
 
     script = tmp_path / "killed.py"
     script.write_text(
@@ -436,17 +445,20 @@ def test_paraloops_own_cluster_goes_with_a_killed_program(tmp_path: Path, how: s
     try:
         assert process.stdout is not None
         assert process.stdout.readline().strip() == "running"
-        members = group_members(group)
-        assert len(members) >= 6, members  # the program, the scheduler, two nannies, two workers
+        cluster = cluster_processes(process.pid)
+        assert len(cluster) >= 5, cluster  # the scheduler, two nannies, two workers
         os.kill(process.pid, getattr(signal, how))
         process.wait(timeout=10)
         assert wait_for_no_members(group, 15) == []
+        assert cluster_processes(process.pid, 15) == []
         assert lasting_new_segments(before) == []
     finally:
         try:
             os.killpg(group, signal.SIGKILL)
         except ProcessLookupError:
             pass
+        for pid in cluster_processes(process.pid):
+            os.kill(pid, signal.SIGKILL)
 
 
 def _added_to_the_workers_path(
