@@ -548,3 +548,12 @@ class Chunker:
 
     def stop(self) -> None:
         self.stopped = True
+
+    def release(self) -> None:
+        """The loop is over: no chunk follows, and its iterator is let go of, so that a generator
+        only the loop held is closed now (its ``finally`` runs), as the plain loop's is when the
+        loop ends; not when the threads that read it (the threads backend's) end, a moment later.
+        A thread reading an item meanwhile holds the iterator until that read returns."""
+        self.stopped = True
+        if self._iterator is not None:
+            self._iterator = iter(())

@@ -187,9 +187,46 @@ def test_closing_closes_the_iterables_generator(tmp_path, backend):
     assert paraloop == plain
 
 
-@pytest.mark.xfail(strict=True, reason="finding 4: threads keep the iterable's generator open")
 def test_closing_closes_the_iterables_generator_threads(tmp_path):
+    """Fixed in session 39: the loop lets go of the iterator as it ends (Chunker.release), not
+    when its threads, which held it, end a moment later."""
     plain, paraloop = plain_and_paraloop(tmp_path, _CLOSED, **_BACKENDS["threads"])
+    assert paraloop == plain
+
+
+_BROKEN_OFF = """
+    # paraloop: enable
+    import itertools, json
+    from paraloop import ParaLoop
+
+    log = []
+
+    class C:
+        def __iter__(self):
+            try:
+                yield from itertools.count()
+            finally:
+                log.append("finally")
+
+    def run():
+        total = 0
+        for x in ParaLoop(C()):
+            if x == 3:
+                break
+            total += x
+        log.append(["after", total])
+
+    run()
+    print(json.dumps(log))
+"""
+
+
+@pytest.mark.parametrize("backend", sorted(_BACKENDS))
+def test_a_break_closes_the_iterables_generator_before_the_code_after_the_loop(tmp_path, backend):
+    """The same for a for loop's break (failed on threads before session 39's fix: the
+    generator's finally ran after the code that follows the loop, or not before the end)."""
+    plain, paraloop = plain_and_paraloop(tmp_path, _BROKEN_OFF, **_BACKENDS[backend])
+    assert plain == ["finally", ["after", 3]]
     assert paraloop == plain
 
 

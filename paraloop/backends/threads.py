@@ -111,7 +111,7 @@ def run_threads(job: Job, chunker: Chunker, count: int) -> Iterator[Outcome]:
                     yield item
         finally:
             stop.set()
-            chunker.stop()
+            chunker.release()
             # Threads waiting for room see the stop at once (a program that ends next waits for
             # them, see _at_exit).
             for _ in range(count):
