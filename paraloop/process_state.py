@@ -408,7 +408,7 @@ def _redirect_counters() -> list[tuple[Any, str, Any, Any]]:
             _redirected[0 if getattr(self, "_stream", None) == "stdout" else 1] += 1
         return original(self, *args, **kwargs)
 
-    entered.__paraloop_counting__ = True  # type: ignore[attr-defined]
+    entered.__paraloop_counting__ = True
     return [(redirect, "__enter__", original, entered)]
 
 
@@ -465,7 +465,7 @@ def _call_counters(module: Any, module_name: str, name: str, slot: int) -> list[
             _calls[slot] += 1
         return original(*args, **kwargs)
 
-    counted.__paraloop_counting__ = True  # type: ignore[attr-defined]
+    counted.__paraloop_counting__ = True
     counters = [(module, name, original, counted)]
     for home in ("_" + module_name, os.name):
         other = sys.modules.get(home)
