@@ -172,42 +172,6 @@ _CLOSED = """
             finally:
                 log.append("finally")
 
-    g = (x for x in ParaLoop(C()))
-    log.append(next(g))
-    g.close()
-    log.append("closed")
-    print(json.dumps(log))
-"""
-
-
-@pytest.mark.parametrize("backend", ["fork", "sequential"])
-def test_closing_closes_the_iterables_generator(tmp_path, backend):
-    plain, paraloop = plain_and_paraloop(tmp_path, _CLOSED, **_BACKENDS[backend])
-    assert plain == [0, "finally", "closed"]
-    assert paraloop == plain
-
-
-def test_closing_closes_the_iterables_generator_threads(tmp_path):
-    """Fixed in session 39: the loop lets go of the iterator as it ends (Chunker.release), not
-    when its threads, which held it, end a moment later."""
-    plain, paraloop = plain_and_paraloop(tmp_path, _CLOSED, **_BACKENDS["threads"])
-    assert paraloop == plain
-
-
-_BROKEN_OFF = """
-    # paraloop: enable
-    import itertools, json
-    from paraloop import ParaLoop
-
-    log = []
-
-    class C:
-        def __iter__(self):
-            try:
-                yield from itertools.count()
-            finally:
-                log.append("finally")
-
     def run():
         total = 0
         for x in ParaLoop(C()):
@@ -217,16 +181,22 @@ _BROKEN_OFF = """
         log.append(["after", total])
 
     run()
+    g = (x for x in ParaLoop(C()))
+    log.append(next(g))
+    g.close()
+    log.append("closed")
     print(json.dumps(log))
 """
 
 
 @pytest.mark.parametrize("backend", sorted(_BACKENDS))
-def test_a_break_closes_the_iterables_generator_before_the_code_after_the_loop(tmp_path, backend):
-    """The same for a for loop's break (failed on threads before session 39's fix: the
-    generator's finally ran after the code that follows the loop, or not before the end)."""
-    plain, paraloop = plain_and_paraloop(tmp_path, _BROKEN_OFF, **_BACKENDS[backend])
-    assert plain == ["finally", ["after", 3]]
+def test_closing_closes_the_iterables_generator(tmp_path, backend):
+    """A for loop's break, and the close() of a generator expression, close the iterable's
+    generator there (its finally runs before the code after them).  Threads failed both before
+    session 39: the loop's threads, which end a moment after it, held the iterator; the loop now
+    lets go of it as it ends (Chunker.release)."""
+    plain, paraloop = plain_and_paraloop(tmp_path, _CLOSED, **_BACKENDS[backend])
+    assert plain == ["finally", ["after", 3], 0, "finally", "closed"]
     assert paraloop == plain
 
 
