@@ -176,7 +176,7 @@ def _open_segment(name: str) -> int:
     tracker of its own would unlink it when it exits.
     """
     if linux_facilities():
-        return os.open(f"/dev/shm/{name}", os.O_RDWR)
+        return os.open(f"/dev/shm/{name}", os.O_RDWR | os.O_NOFOLLOW)  # a link planted there: refused
     # Elsewhere the call SharedMemory itself makes to open a segment by name.
     posixshmem: Any = importlib.import_module("_posixshmem")
     descriptor: int = posixshmem.shm_open(f"/{name}", os.O_RDWR, mode=0o600)

@@ -128,7 +128,7 @@ def _attach(name: str, shape: tuple[int, ...], dtype: Any, fortran: bool) -> Any
     """The array in segment ``name``, mapped read-only (in a worker process)."""
     import numpy
 
-    descriptor = os.open(f"{_DIRECTORY}/{name}", os.O_RDONLY)
+    descriptor = os.open(f"{_DIRECTORY}/{name}", os.O_RDONLY | os.O_NOFOLLOW)  # a link planted there: refused
     try:
         size = os.fstat(descriptor).st_size
         memory = mmap.mmap(descriptor, size, access=mmap.ACCESS_READ)

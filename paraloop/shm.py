@@ -39,28 +39,39 @@ _DIRECTORY = "/dev/shm"
 _CLEANER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shm_cleaner.py")
 
 _lock = threading.Lock()
-# This process's cleaner: its pid of origin (a forked child starts its own), the write end of
-# its pipe, and the names registered with it that are still there.  (A Popen only where
-# posix_spawn cannot start a session, kept so that it is never collected.)
+# This process's cleaner: its pid of origin (a forked child starts its own), this end of its
+# socket and what the descriptor is (a program may close it, and open something else under its
+# number: see _connected), the cleaner's pid, and the names registered with it still there.  (A
+# Popen only where posix_spawn cannot start a session, kept so that it is never collected.)
 _owner = 0
-_pipe: int | None = None
+_channel: Any = None
+_identity: tuple[int, int] | None = None
+_cleaner = 0
 _process: Any = None
 _names: set[str] = set()
+# The flag that keeps a write to a cleaner gone from raising SIGPIPE (Linux's MSG_NOSIGNAL;
+# elsewhere the socket's SO_NOSIGPIPE does it, see _start).
+_no_signal = 0
 
 
 def create(name: str, size: int) -> int:
     """A new segment ``name`` of ``size`` bytes (readable and writable by this user only),
     registered with the cleaner; returns a descriptor of it, which the caller closes.
 
-    Raises OSError as ``open`` does (``FileExistsError``; ``ENOSPC`` where ``/dev/shm`` is
-    full shows when it is written, not here)."""
-    descriptor = _open(name)
+    Registered before it is made: a SIGKILL from then on leaves the cleaner the name (removing
+    a name never made is nothing).  Raises OSError as ``open`` does (``FileExistsError``;
+    ``ENOSPC`` where ``/dev/shm`` is full shows when it is written, not here)."""
+    _register(name)
+    try:
+        descriptor = _open(name)
+    except BaseException:
+        _unregister(name)
+        raise
     try:
         os.ftruncate(descriptor, size)
-        _register(name)
     except BaseException:
         os.close(descriptor)
-        _unlink(name)
+        remove(name)
         raise
     return descriptor
 
@@ -93,6 +104,10 @@ def _unlink(name: str) -> None:
 
 
 def _register(name: str) -> None:
+    # Outside the lock: a fork waits for the lock (see below), and an import while another
+    # thread forks in an import of its own would wait for each other.
+    import socket  # noqa: F401 - what a cleaner's start needs, imported once
+
     with _lock:
         _names.add(name)
         _send(b"+" + name.encode() + b"\n")
@@ -102,43 +117,87 @@ def _unregister(name: str) -> None:
     with _lock:
         if name in _names and _owner == os.getpid():
             _names.discard(name)
-            _send(b"-" + name.encode() + b"\n")
+            # Not to a cleaner gone (killed, or its socket closed by the program): none is
+            # started for it (at the program's exit, say), and the name is removed already.
+            if _connected():
+                _send(b"-" + name.encode() + b"\n")
 
 
 def _send(line: bytes) -> None:
-    """Tell this process's cleaner (started if need be, again if it was killed)."""
-    global _pipe
+    """Tell this process's cleaner (started if need be, again if it was killed or the program
+    closed its socket)."""
     for _attempt in range(2):
-        if _owner != os.getpid() or _pipe is None:
+        if not _connected():
+            _forget()
             _start()
-        assert _pipe is not None
+            line = b"".join(b"+" + name.encode() + b"\n" for name in sorted(_names))
         try:
-            # Under PIPE_BUF bytes (a name is short): written whole, never interleaved.
-            os.write(_pipe, line)
+            # Never SIGPIPE (a program may have set its default action, which would end it
+            # here): a cleaner gone is an error, and a new one is started.
+            _channel.sendall(line, _no_signal)
             return
         except OSError:
-            # The cleaner was killed: a new one, told every name still there (the loop does).
-            os.close(_pipe)
-            _pipe = None
-            line = b"".join(b"+" + name.encode() + b"\n" for name in sorted(_names))
+            _forget()
     raise OSError("paraloop could not start its shared-memory cleaner (shm_cleaner.py)")
 
 
-def _start() -> None:
-    global _owner, _pipe
-    read, write = os.pipe()
+def _connected() -> bool:
+    """Whether this process's cleaner socket is still the one it made: a program that closes
+    its descriptors (``os.closerange``, as daemonizing code does) may have opened something of
+    its own under the number since, which must never be written to nor closed."""
+    return _owner == os.getpid() and _ours()
+
+
+def _ours() -> bool:
+    """Whether the cleaner socket's descriptor is still the socket this process (or the parent
+    it was forked from) made."""
+    if _channel is None:
+        return False
     try:
-        _spawn(read)
+        status = os.fstat(_channel.fileno())
+    except OSError:
+        return False
+    return (status.st_dev, status.st_ino) == _identity
+
+
+def _forget() -> None:
+    """Let go of the cleaner: its socket closed only if it is still ours, and the cleaner reaped
+    if it ended (killed: it would stay a zombie of the program's)."""
+    global _channel, _identity
+    if _channel is not None:
+        if _ours():
+            _channel.close()
+        else:
+            _channel.detach()  # the number is the program's now, or nobody's
+    _channel, _identity = None, None
+    if _cleaner and _owner == os.getpid():
+        try:
+            os.waitpid(_cleaner, os.WNOHANG)
+        except ChildProcessError:
+            pass
+
+
+def _start() -> None:
+    global _owner, _channel, _identity, _cleaner, _no_signal
+    import socket
+
+    _no_signal = getattr(socket, "MSG_NOSIGNAL", 0)
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        if sys.platform == "darwin":
+            ours.setsockopt(socket.SOL_SOCKET, getattr(socket, "SO_NOSIGPIPE", 0x1022), 1)
+        _cleaner = _spawn(theirs.fileno())
     except BaseException:
-        os.close(write)
+        ours.close()
         raise
     finally:
-        os.close(read)
-    _owner, _pipe = os.getpid(), write
+        theirs.close()
+    status = os.fstat(ours.fileno())
+    _owner, _channel, _identity = os.getpid(), ours, (status.st_dev, status.st_ino)
 
 
-def _spawn(read: int) -> None:
-    """Start the cleaner on the pipe's read end.
+def _spawn(read: int) -> int:
+    """Start the cleaner on ``read``, its standard input; its pid.
 
     ``-I -S``: no site, no environment, nothing of the program's path: it runs the one file.
     Its own session: a signal to the program's process group does not reach it.  Its output
@@ -146,9 +205,9 @@ def _spawn(read: int) -> None:
     ``subprocess.Popen``, whose object would warn at the program's exit that the process
     still runs (it does, until the program is gone)."""
     global _process
-    arguments = [sys.executable, "-I", "-S", _CLEANER]
+    arguments = [sys.executable, "-I", "-S", _CLEANER, str(os.getpid())]
     try:
-        os.posix_spawn(
+        return os.posix_spawn(
             sys.executable,
             arguments,
             os.environ,
@@ -169,22 +228,29 @@ def _spawn(read: int) -> None:
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
+        return 0
 
 
 def _forked() -> None:
-    """In a forked child: the parent's cleaner pipe is not this process's to hold (the
+    """In a forked child: the parent's cleaner socket is not this process's to hold (the
     parent's cleaner would wait for this child to end before it removed anything), nor are
-    its names; and the lock may have been held by another thread at the fork."""
-    global _pipe, _process, _owner, _lock
-    _lock = threading.Lock()
-    if _pipe is not None:
-        try:
-            os.close(_pipe)
-        except OSError:
-            pass
-    _pipe, _process, _owner = None, None, 0
+    its names nor its cleaner."""
+    global _channel, _identity, _process, _owner, _cleaner
+    if _channel is not None:
+        if _ours():
+            _channel.close()
+        else:
+            _channel.detach()  # the number is the program's now, or nobody's
+    _channel, _identity, _process, _owner, _cleaner = None, None, None, 0, 0
     _names.clear()
 
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forked)
+    # A fork waits while another thread starts a cleaner or writes to it: a child forked between
+    # the socket's making and its noting would keep the cleaner's end of it open, and the cleaner
+    # would wait for that child's end too.  The lock is taken and let go by its own methods, which
+    # Python calls with no frame of their own: a Ctrl-C cannot come between and leave it held, as
+    # at the start of a Python hook (Python prints it there and forks on; the next fork would wait
+    # for ever).  In the child, which has the lock as the parent held it, the same lock is let go.
+    os.register_at_fork(before=_lock.acquire, after_in_parent=_lock.release, after_in_child=_lock.release)

@@ -267,6 +267,30 @@ os.kill(os.getpid(), signal.SIGKILL)
         os.kill(int(child), 9)
 
 
+# In a test program: its cleaners (children running shm_cleaner.py), once there are some.  A
+# process's command line shows a moment after posix_spawn returns (an empty one before).
+_CLEANERS = """
+import os, time
+from pathlib import Path
+
+def cleaners():
+    deadline = time.monotonic() + 10
+    while True:
+        found = []
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                parent = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1]
+                command = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if int(parent) == os.getpid() and b"shm_cleaner.py" in command:
+                found.append(int(pid))
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.01)
+"""
+
+
 def test_a_killed_cleaner_is_replaced_and_told_every_segment_still_there(tmp_path: Path) -> None:
     """Another process killed the cleaner while the program ran: the program's next segment
     starts a new one, which frees the earlier segments too when the program is killed."""
@@ -274,21 +298,10 @@ def test_a_killed_cleaner_is_replaced_and_told_every_segment_still_there(tmp_pat
         tmp_path,
         """
 import os, signal, time
-from pathlib import Path
 from paraloop import SharedArray
-
-def cleaners():
-    found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            parent = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1]
-            command = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            continue
-        if int(parent) == os.getpid() and b"shm_cleaner.py" in command:
-            found.append(int(pid))
-    return found
-
+"""
+        + _CLEANERS
+        + """
 first = SharedArray(10)
 [cleaner] = cleaners()
 os.kill(cleaner, signal.SIGKILL)
@@ -313,15 +326,13 @@ def test_the_cleaner_ends_with_the_program_and_ignores_the_program_s_signals(tmp
 import os
 from pathlib import Path
 from paraloop import SharedArray
+"""
+        + _CLEANERS
+        + """
 out = SharedArray(10)
-for pid in filter(str.isdigit, os.listdir("/proc")):
-    try:
-        command = Path(f"/proc/{pid}/cmdline").read_bytes()
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        continue
-    if b"shm_cleaner.py" in command and int(fields[1]) == os.getpid():
-        print(pid, fields[2], fields[3], os.getpgid(0), os.getsid(0), out.name, flush=True)
+for pid in cleaners():
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    print(pid, fields[2], fields[3], os.getpgid(0), os.getsid(0), out.name, flush=True)
 """,
     )
     assert result.returncode == 0, result.stderr
