@@ -302,6 +302,52 @@ def start_program(
     )
 
 
+def start_in_session(script: Path, *args: str, **extra: str) -> subprocess.Popen[str]:
+    """``python -m paraloop script`` in a session (and process group) of its own: a signal to
+    the group reaches it and what it starts, not the tests."""
+    return start_program(script, *args, preexec_fn=os.setsid, **extra)
+
+
+def wait_for_line(process: subprocess.Popen[str], line: str, seconds: float = 120) -> None:
+    """Read ``process``'s output up to ``line`` (the test fails, the process killed, if it never
+    comes)."""
+    assert process.stdout is not None
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        got = process.stdout.readline()
+        if got.strip() == line:
+            return
+        if not got and process.poll() is not None:
+            break
+    process.kill()
+    _, stderr = process.communicate(timeout=30)
+    pytest.fail(f"the program never printed {line!r}: {stderr[-3000:]}")
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and every process below it, now (none if it is gone)."""
+    import psutil
+
+    try:
+        return [pid, *(child.pid for child in psutil.Process(pid).children(recursive=True))]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def shm_mapped_by(pids: list[int]) -> set[str]:
+    """The /dev/shm files (segments, named semaphores) the processes ``pids`` map."""
+    found = set()
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/maps") as maps:
+                for line in maps:
+                    if "/dev/shm/" in line:
+                        found.add(line.split("/dev/shm/", 1)[1].split()[0])
+        except OSError:
+            pass
+    return found
+
+
 def run_source(
     tmp_path: Path,
     source: str,

@@ -53,7 +53,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import LINUX_FACILITIES, product_environment, run_program, start_program
+from conftest import (
+    LINUX_FACILITIES,
+    process_tree,
+    product_environment,
+    run_program,
+    shm_mapped_by,
+    start_in_session,
+    wait_for_line,
+)
 
 NOBODY = 65534
 
@@ -82,48 +90,6 @@ def public_tmp() -> Iterator[Path]:
     made.chmod(0o1777)
     yield made
     shutil.rmtree(made, ignore_errors=True)
-
-
-def start(script: Path, *args: str, **extra: str) -> subprocess.Popen[str]:
-    """``python -m paraloop script`` in a session (and process group) of its own."""
-    return start_program(script, *args, preexec_fn=os.setsid, **extra)
-
-
-def wait_for_line(process: subprocess.Popen[str], line: str, seconds: float = 120) -> None:
-    assert process.stdout is not None
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        got = process.stdout.readline()
-        if got.strip() == line:
-            return
-        if not got and process.poll() is not None:
-            break
-    process.kill()
-    _, stderr = process.communicate(timeout=30)
-    pytest.fail(f"the program never printed {line!r}: {stderr[-3000:]}")
-
-
-def tree(pid: int) -> list[int]:
-    import psutil
-
-    try:
-        return [pid, *(child.pid for child in psutil.Process(pid).children(recursive=True))]
-    except psutil.NoSuchProcess:
-        return []
-
-
-def shm_mapped_by(pids: list[int]) -> set[str]:
-    """The /dev/shm files (segments, named semaphores) the processes ``pids`` map."""
-    found = set()
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/maps") as maps:
-                for line in maps:
-                    if "/dev/shm/" in line:
-                        found.add(line.split("/dev/shm/", 1)[1].split()[0])
-        except OSError:
-            pass
-    return found
 
 
 def lasting(names: set[str], seconds: float = 8.0) -> set[str]:
@@ -308,7 +274,7 @@ def _segments_of(pid: int) -> set[str]:
 def _shared_program_running(tmp_path: Path) -> tuple[subprocess.Popen[str], set[str]]:
     script = tmp_path / "shared.py"
     script.write_text(SHARED_PROGRAM)
-    process = start(script, PARALOOP_CALLER_RUNS="0")
+    process = start_in_session(script, PARALOOP_CALLER_RUNS="0")
     wait_for_line(process, "running")
     deadline = time.monotonic() + 60
     while len(_segments_of(process.pid)) < 2 and time.monotonic() < deadline:
@@ -329,7 +295,7 @@ def _shared_program_running(tmp_path: Path) -> tuple[subprocess.Popen[str], set[
 def test_a_killed_process_group_leaves_no_shared_memory(tmp_path: Path, how: signal.Signals) -> None:
     pytest.importorskip("numpy")
     process, segments = _shared_program_running(tmp_path)
-    pids = tree(process.pid)
+    pids = process_tree(process.pid)
     try:
         os.killpg(process.pid, how)
         process.communicate(timeout=60)
@@ -345,7 +311,7 @@ def test_held_shared_memory_is_owner_only_and_freed_when_the_program_alone_is_ki
     leaves none, nor any worker."""
     pytest.importorskip("numpy")
     process, segments = _shared_program_running(tmp_path)
-    pids = tree(process.pid)
+    pids = process_tree(process.pid)
     try:
         modes = {name: os.stat(f"/dev/shm/{name}").st_mode & 0o777 for name in segments}
         assert set(modes.values()) == {0o600}, modes
@@ -377,9 +343,9 @@ time.sleep(120)
 def _dask_program_running(tmp_path: Path, tmpdir: Path) -> tuple[subprocess.Popen[str], list[int], set[str]]:
     script = tmp_path / "running.py"
     script.write_text(RUNNING_PROGRAM.replace("OPTIONS", 'backend="dask"'))
-    process = start(script, TMPDIR=str(tmpdir))
+    process = start_in_session(script, TMPDIR=str(tmpdir))
     wait_for_line(process, "running")
-    pids = tree(process.pid)
+    pids = process_tree(process.pid)
     return process, pids, shm_mapped_by(pids)
 
 
@@ -547,9 +513,9 @@ def test_held_the_fork_servers_socket_is_private_and_goes_with_a_killed_program(
     tmpdir = Path(tempfile.mkdtemp(prefix="pl38-", dir="/tmp"))
     script = tmp_path / "forkserver.py"
     script.write_text(RUNNING_PROGRAM.replace("OPTIONS", 'start_method="forkserver"'))
-    process = start(script, TMPDIR=str(tmpdir), PARALOOP_CALLER_RUNS="0")
+    process = start_in_session(script, TMPDIR=str(tmpdir), PARALOOP_CALLER_RUNS="0")
     wait_for_line(process, "running")
-    pids = tree(process.pid)
+    pids = process_tree(process.pid)
     try:
         sockets = [path for path in tmpdir.rglob("*") if path.is_socket()]
         assert sockets, sorted(tmpdir.rglob("*"))

@@ -67,7 +67,15 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import LINUX_FACILITIES, cluster_processes, product_environment, start_program
+from conftest import (
+    LINUX_FACILITIES,
+    cluster_processes,
+    process_tree,
+    product_environment,
+    shm_mapped_by,
+    start_in_session,
+    wait_for_line,
+)
 
 pytestmark = [
     pytest.mark.skipif(not LINUX_FACILITIES, reason="/proc and /dev/shm are what is attacked"),
@@ -90,32 +98,13 @@ CLEANER = str(Path(__file__).resolve().parent.parent / "paraloop" / "shm_cleaner
 # Helpers: programs in a session of their own, the processes they start, the segments they make.
 
 
-def start(script: Path, *args: str, **extra: str) -> subprocess.Popen[str]:
-    """``python -m paraloop script`` in a session (and process group) of its own."""
-    return start_program(script, *args, preexec_fn=os.setsid, **extra)
-
-
-def wait_for_line(process: subprocess.Popen[str], line: str, seconds: float = 30) -> None:
+def _started(script: Path, source: str, *args: str, **extra: str) -> tuple[subprocess.Popen[str], list[int]]:
+    """``source`` written to ``script`` and started in a session of its own; the process, and
+    the pids to clean up after it (the program's, until the test looks at its tree)."""
+    script.write_text(source)
+    process = start_in_session(script, *args, **extra)
     assert process.stdout is not None
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        got = process.stdout.readline()
-        if got.strip() == line:
-            return
-        if not got and process.poll() is not None:
-            break
-    process.kill()
-    _, stderr = process.communicate(timeout=30)
-    pytest.fail(f"the program never printed {line!r}: {stderr[-3000:]}")
-
-
-def tree(pid: int) -> list[int]:
-    import psutil
-
-    try:
-        return [pid, *(child.pid for child in psutil.Process(pid).children(recursive=True))]
-    except psutil.NoSuchProcess:
-        return []
+    return process, [process.pid]
 
 
 def cleaners_of(owners: set[int]) -> set[int]:
@@ -138,12 +127,16 @@ def cleaners_of(owners: set[int]) -> set[int]:
 
 
 def cleaners_in(pids: list[int]) -> set[int]:
+    """Those of ``pids`` that run shm_cleaner.py.  A process's command line shows a moment
+    after posix_spawn returns (empty before, longer under load): an empty one is asked again."""
     import psutil
 
     found = set()
     for pid in pids:
+        deadline = time.monotonic() + 10
         try:
-            cmdline = psutil.Process(pid).cmdline()
+            while not (cmdline := psutil.Process(pid).cmdline()) and time.monotonic() < deadline:
+                time.sleep(0.01)
         except psutil.Error:
             continue
         if any(part.endswith("shm_cleaner.py") for part in cmdline):
@@ -374,7 +367,7 @@ print(events, flush=True)
 def test_a_ctrl_c_during_the_generators_read_closes_it_before_the_callers_except(tmp_path: Path) -> None:
     script = tmp_path / "ctrl_c_generator.py"
     script.write_text(CTRL_C_IN_GENERATOR)
-    process = start(script)
+    process = start_in_session(script)
     out, err = process.communicate(timeout=30)
     assert out.strip() == str(["generator's finally", "except KeyboardInterrupt"]), err
 
@@ -412,15 +405,11 @@ time.sleep(60)
 
 def test_held_many_threads_one_cleaner_and_a_killed_group_leaves_no_segment(tmp_path: Path) -> None:
     pytest.importorskip("numpy")
-    script = tmp_path / "threads.py"
-    script.write_text(MANY_THREADS)
-    process = start(script)
-    pids = [process.pid]
+    process, pids = _started(tmp_path / "threads.py", MANY_THREADS)
     try:
-        assert process.stdout is not None
         assert process.stdout.readline().strip() == "320"
         wait_for_line(process, "running")
-        pids = tree(process.pid)
+        pids = process_tree(process.pid)
         mine = cleaners_in(pids)
         segments = segments_of([process.pid])
         assert (len(mine), len(segments)) == (1, 320)
@@ -454,13 +443,10 @@ time.sleep(60)
 
 def test_held_a_killed_cleaner_is_replaced_and_told_every_name(tmp_path: Path) -> None:
     pytest.importorskip("numpy")
-    script = tmp_path / "cleaner_killed.py"
-    script.write_text(CLEANER_KILLED)
-    process = start(script)
-    pids = [process.pid]
+    process, pids = _started(tmp_path / "cleaner_killed.py", CLEANER_KILLED)
     try:
         wait_for_line(process, "running")
-        pids = tree(process.pid)
+        pids = process_tree(process.pid)
         segments = segments_of([process.pid])
         assert len(segments) == 2 and len(cleaners_in(pids)) == 1
         process.kill()  # the program alone
@@ -489,13 +475,10 @@ time.sleep(60)
 
 def test_held_a_stopped_then_killed_group_leaves_no_segment_nor_process(tmp_path: Path) -> None:
     pytest.importorskip("numpy")
-    script = tmp_path / "stopped.py"
-    script.write_text(STOPPED_PROGRAM)
-    process = start(script, PARALOOP_CALLER_RUNS="0")
-    pids = [process.pid]
+    process, pids = _started(tmp_path / "stopped.py", STOPPED_PROGRAM, PARALOOP_CALLER_RUNS="0")
     try:
         wait_for_line(process, "running")
-        pids = tree(process.pid)
+        pids = process_tree(process.pid)
         segments = segments_of([process.pid])
         assert segments and cleaners_in(pids)
         os.killpg(process.pid, signal.SIGSTOP)  # Ctrl-Z
@@ -548,15 +531,11 @@ time.sleep(60)
 
 def test_held_forked_children_segments_go_with_them_and_the_parents_stay(tmp_path: Path) -> None:
     pytest.importorskip("numpy")
-    script = tmp_path / "forked.py"
-    script.write_text(FORKED)
-    process = start(script)
-    pids = [process.pid]
+    process, pids = _started(tmp_path / "forked.py", FORKED)
     try:
-        assert process.stdout is not None
         killed_childs, forgotten, parents, total = process.stdout.readline().split()
         wait_for_line(process, "running")
-        pids = tree(process.pid)
+        pids = process_tree(process.pid)
         children_left = lasting({killed_childs, forgotten})
         parent_kept = os.path.exists(f"/dev/shm/{parents}")
         # The children's cleaners left with them: only the program's own is there.
@@ -597,7 +576,7 @@ def test_held_segments_made_in_a_loops_body_go_with_a_killed_group(tmp_path: Pat
     script.write_text(BODY_MAKES)
     names_dir = tmp_path / "names"
     names_dir.mkdir()
-    process = start(script, str(names_dir), method, PARALOOP_CALLER_RUNS="0")
+    process = start_in_session(script, str(names_dir), method, PARALOOP_CALLER_RUNS="0")
     pids = [process.pid]
     names: set[str] = set()
     try:
@@ -606,7 +585,7 @@ def test_held_segments_made_in_a_loops_body_go_with_a_killed_group(tmp_path: Pat
             time.sleep(0.05)
             names = {path.name for path in names_dir.iterdir()}
         assert len(names) == 2, process.communicate(timeout=30)
-        pids = tree(process.pid)
+        pids = process_tree(process.pid)
         made_by = {int(name.split("_")[1]) for name in names}
         assert made_by <= set(pids) and process.pid not in made_by  # workers made them
         theirs = cleaners_of(made_by)
@@ -658,7 +637,7 @@ def test_held_closed_standard_descriptors_and_a_sigkill_leave_no_segment(tmp_pat
             time.sleep(0.05)
             name = report.read_text() if report.exists() else ""
         assert name.startswith(f"paraloop_{process.pid}_")
-        pids = tree(process.pid)
+        pids = process_tree(process.pid)
         assert len(cleaners_in(pids)) == 1
         process.kill()
         process.wait(timeout=30)
@@ -771,15 +750,11 @@ print(results)
 @needs_other_user
 def test_held_another_user_reaches_neither_segments_nor_the_cleaner(tmp_path: Path) -> None:
     pytest.importorskip("numpy")
-    script = tmp_path / "owner.py"
-    script.write_text(OTHER_USER_PROGRAM)
-    process = start(script)
-    pids = [process.pid]
+    process, pids = _started(tmp_path / "owner.py", OTHER_USER_PROGRAM)
     try:
-        assert process.stdout is not None
         name = process.stdout.readline().strip()
         wait_for_line(process, "running")
-        pids = tree(process.pid)
+        pids = process_tree(process.pid)
         [cleaner] = cleaners_in(pids)
         done = subprocess.run(
             [
@@ -884,7 +859,7 @@ for case in (broken, raised, returned, exhausted):
 def test_held_threads_close_the_generator_before_the_code_after_the_loop(tmp_path: Path, slow: str) -> None:
     script = tmp_path / "generator_ends.py"
     script.write_text(GENERATOR_ENDS)
-    process = start(script, slow)
+    process = start_in_session(script, slow)
     out, err = process.communicate(timeout=60)
     expected = "".join(
         f"{case} ['finally', 'after']\n" for case in ("broken", "raised", "returned", "exhausted")
@@ -907,32 +882,19 @@ time.sleep(60)
 """
 
 
-def _mapped(pids: list[int]) -> set[str]:
-    found = set()
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/maps") as maps:
-                for line in maps:
-                    if "/dev/shm/" in line:
-                        found.add(line.split("/dev/shm/", 1)[1].split()[0])
-        except OSError:
-            pass
-    return found
-
-
 @needs_dask
 def test_held_the_dask_cluster_goes_with_a_stopped_then_killed_group(tmp_path: Path) -> None:
     tmpdir = tmp_path / "tmp"
     tmpdir.mkdir()
     script = tmp_path / "dask_program.py"
     script.write_text(DASK_PROGRAM)
-    process = start(script, TMPDIR=str(tmpdir))
+    process = start_in_session(script, TMPDIR=str(tmpdir))
     pids = [process.pid]
     try:
         wait_for_line(process, "running", seconds=60)
         cluster = cluster_processes(process.pid)
         pids = [process.pid, *cluster]
-        mapped = _mapped(cluster)
+        mapped = shm_mapped_by(cluster)
         assert cluster and any(name.startswith("sem.mp-") for name in mapped), (cluster, mapped)
         # Out of the program's group: neither the stop nor the kill reaches them.
         assert all(os.getpgid(pid) != process.pid for pid in cluster)
