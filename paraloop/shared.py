@@ -13,7 +13,6 @@ early.
 
 from __future__ import annotations
 
-import importlib
 import mmap
 import os
 import weakref
@@ -21,7 +20,6 @@ from collections.abc import Iterator
 from typing import Any
 
 from . import shm
-from .linux import linux_facilities
 
 __all__ = ["SharedArray"]
 
@@ -77,9 +75,10 @@ class SharedArray:
         nbytes = int(numpy.prod(self.shape, dtype=numpy.int64)) * self.dtype.itemsize
         name = f"paraloop_{os.getpid()}_{os.urandom(6).hex()}"
         # Registered with paraloop's cleaner, which frees it if this process dies without doing so.
-        descriptor = shm.create(name, max(nbytes, 1))
+        size = max(nbytes, 1)
+        descriptor = shm.create(name, size)
         try:
-            memory = mmap.mmap(descriptor, max(nbytes, 1))
+            memory = mmap.mmap(descriptor, size)
         except BaseException:
             shm.remove(name)
             raise
@@ -146,7 +145,7 @@ def _attach(name: str, shape: tuple[int, ...], dtype: str) -> SharedArray:
         return found
     numpy = _numpy()
     try:
-        descriptor = _open_segment(name)
+        descriptor = shm.opened(name, os.O_RDWR)
     except FileNotFoundError:
         from .errors import ParaLoopError
 
@@ -166,18 +165,3 @@ def _attach(name: str, shape: tuple[int, ...], dtype: str) -> SharedArray:
     shared.array = numpy.ndarray(shape, dtype=shared.dtype, buffer=memory)
     _attached[name] = shared
     return shared
-
-
-def _open_segment(name: str) -> int:
-    """A descriptor of the segment ``name``, opened read-write without registering it anywhere.
-
-    Not through ``multiprocessing.shared_memory.SharedMemory(name)``, which (before Python
-    3.13) registers the segment with the standard library's resource tracker: a worker with a
-    tracker of its own would unlink it when it exits.
-    """
-    if linux_facilities():
-        return os.open(f"/dev/shm/{name}", os.O_RDWR | os.O_NOFOLLOW)  # a link planted there: refused
-    # Elsewhere the call SharedMemory itself makes to open a segment by name.
-    posixshmem: Any = importlib.import_module("_posixshmem")
-    descriptor: int = posixshmem.shm_open(f"/{name}", os.O_RDWR, mode=0o600)
-    return descriptor

@@ -35,7 +35,6 @@ __all__ = ["SHARE_BYTES", "Segments", "reduce_shared", "shared_here", "sharing"]
 
 # Smaller arrays pickle in well under a millisecond per worker: not worth a segment.
 SHARE_BYTES = 1 << 20
-_DIRECTORY = "/dev/shm"
 
 _local = threading.local()
 # Arrays this (worker) process mapped from a segment, by id: the guard names them.
@@ -86,7 +85,7 @@ class Segments:
 @contextmanager
 def sharing(segments: Segments | None) -> Iterator[None]:
     """Within this block, :func:`reduce_shared` puts large arrays being pickled in ``segments``."""
-    if segments is None or not linux_facilities() or not os.path.isdir(_DIRECTORY):
+    if segments is None or not linux_facilities() or not os.path.isdir(shm.DIRECTORY):
         yield
         return
     previous = getattr(_local, "segments", None)
@@ -128,7 +127,7 @@ def _attach(name: str, shape: tuple[int, ...], dtype: Any, fortran: bool) -> Any
     """The array in segment ``name``, mapped read-only (in a worker process)."""
     import numpy
 
-    descriptor = os.open(f"{_DIRECTORY}/{name}", os.O_RDONLY | os.O_NOFOLLOW)  # a link planted there: refused
+    descriptor = shm.opened(name, os.O_RDONLY)
     try:
         size = os.fstat(descriptor).st_size
         memory = mmap.mmap(descriptor, size, access=mmap.ACCESS_READ)

@@ -6,9 +6,9 @@ A segment (a :class:`~paraloop.SharedArray`'s, a large captured array's) is a fi
 someone removes its name, until the machine restarts if nobody does.  The program
 removes it when it is done with it; if the program is killed, a cleaner does
 (``shm_cleaner.py``): a small process started with the program's first segment, in a
-session of its own, that reads the names the program made and removed from a pipe and,
-once the pipe closes (the program and every process forked from it are gone), removes
-those still there.
+session of its own, that reads the names the program made and removed from a socket and,
+once the program is gone (the socket closed, and the program's pid ended), removes those
+still there.
 
 Not the standard library's resource tracker, which ``multiprocessing.shared_memory``
 registers its segments with: that helper is in the program's process group, so a signal to
@@ -33,9 +33,9 @@ from typing import Any
 
 from .linux import linux_facilities
 
-__all__ = ["create", "remove"]
+__all__ = ["DIRECTORY", "create", "opened", "remove"]
 
-_DIRECTORY = "/dev/shm"
+DIRECTORY = "/dev/shm"
 _CLEANER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shm_cleaner.py")
 
 _lock = threading.Lock()
@@ -63,7 +63,7 @@ def create(name: str, size: int) -> int:
     ``ENOSPC`` where ``/dev/shm`` is full shows when it is written, not here)."""
     _register(name)
     try:
-        descriptor = _open(name)
+        descriptor = opened(name, os.O_CREAT | os.O_EXCL | os.O_RDWR)
     except BaseException:
         _unregister(name)
         raise
@@ -84,10 +84,17 @@ def remove(name: str) -> None:
         _unregister(name)
 
 
-def _open(name: str) -> int:
-    flags = os.O_CREAT | os.O_EXCL | os.O_RDWR
+def opened(name: str, flags: int) -> int:
+    """A descriptor of segment ``name`` opened with ``flags`` (``os.O_CREAT | os.O_EXCL``: a new
+    one, 0600), registering it nowhere (a worker maps the caller's so); a link planted at the
+    name is refused.
+
+    Not through ``multiprocessing.shared_memory.SharedMemory(name)``, which (before Python 3.13)
+    registers the segment with the standard library's resource tracker: a worker with a tracker
+    of its own would unlink it when it exits."""
     if linux_facilities():
-        return os.open(f"{_DIRECTORY}/{name}", flags | os.O_NOFOLLOW, 0o600)
+        return os.open(f"{DIRECTORY}/{name}", flags | os.O_NOFOLLOW, 0o600)
+    # Elsewhere the call SharedMemory itself makes to open a segment by name.
     posixshmem: Any = importlib.import_module("_posixshmem")
     descriptor: int = posixshmem.shm_open(f"/{name}", flags, mode=0o600)
     return descriptor
@@ -96,7 +103,7 @@ def _open(name: str) -> int:
 def _unlink(name: str) -> None:
     try:
         if linux_facilities():
-            os.unlink(f"{_DIRECTORY}/{name}")
+            os.unlink(f"{DIRECTORY}/{name}")
         else:
             importlib.import_module("_posixshmem").shm_unlink(f"/{name}")
     except FileNotFoundError:
