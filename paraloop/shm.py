@@ -40,11 +40,13 @@ _CLEANER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shm_cleaner
 
 _lock = threading.Lock()
 # This process's cleaner: its pid of origin (a forked child starts its own), this end of its
-# socket and what the descriptor is (a program may close it, and open something else under its
-# number: see _connected), the cleaner's pid, and the names registered with it still there.  (A
-# Popen only where posix_spawn cannot start a session, kept so that it is never collected.)
+# socket (a bare descriptor: a socket object left open for the program's life would warn at its
+# exit, under ``-X dev``, that it was never closed) and what the descriptor is (a program may
+# close it, and open something else under its number: see _connected), the cleaner's pid, and
+# the names registered with it still there.  (A Popen only where posix_spawn cannot start a
+# session, kept so that it is never collected.)
 _owner = 0
-_channel: Any = None
+_channel: int | None = None
 _identity: tuple[int, int] | None = None
 _cleaner = 0
 _process: Any = None
@@ -141,7 +143,7 @@ def _send(line: bytes) -> None:
         try:
             # Never SIGPIPE (a program may have set its default action, which would end it
             # here): a cleaner gone is an error, and a new one is started.
-            _channel.sendall(line, _no_signal)
+            _sendall(line)
             return
         except OSError:
             _forget()
@@ -161,7 +163,7 @@ def _ours() -> bool:
     if _channel is None:
         return False
     try:
-        status = os.fstat(_channel.fileno())
+        status = os.fstat(_channel)
     except OSError:
         return False
     return (status.st_dev, status.st_ino) == _identity
@@ -171,11 +173,8 @@ def _forget() -> None:
     """Let go of the cleaner: its socket closed only if it is still ours, and the cleaner reaped
     if it ended (killed: it would stay a zombie of the program's)."""
     global _channel, _identity
-    if _channel is not None:
-        if _ours():
-            _channel.close()
-        else:
-            _channel.detach()  # the number is the program's now, or nobody's
+    if _channel is not None and _ours():
+        os.close(_channel)  # not if the number is the program's now, or nobody's
     _channel, _identity = None, None
     if _cleaner and _owner == os.getpid():
         try:
@@ -200,7 +199,19 @@ def _start() -> None:
     finally:
         theirs.close()
     status = os.fstat(ours.fileno())
-    _owner, _channel, _identity = os.getpid(), ours, (status.st_dev, status.st_ino)
+    _owner, _channel, _identity = os.getpid(), ours.detach(), (status.st_dev, status.st_ino)
+
+
+def _sendall(line: bytes) -> None:
+    import socket
+
+    assert _channel is not None
+    # A socket object for the write only: it leaves the descriptor open (detach) when done.
+    channel = socket.socket(fileno=_channel)
+    try:
+        channel.sendall(line, _no_signal)
+    finally:
+        channel.detach()
 
 
 def _spawn(read: int) -> int:
@@ -243,11 +254,8 @@ def _forked() -> None:
     parent's cleaner would wait for this child to end before it removed anything), nor are
     its names nor its cleaner."""
     global _channel, _identity, _process, _owner, _cleaner
-    if _channel is not None:
-        if _ours():
-            _channel.close()
-        else:
-            _channel.detach()  # the number is the program's now, or nobody's
+    if _channel is not None and _ours():
+        os.close(_channel)  # not if the number is the program's now, or nobody's
     _channel, _identity, _process, _owner, _cleaner = None, None, None, 0, 0
     _names.clear()
 

@@ -83,9 +83,13 @@ def test_free_and_garbage_collection_release_the_memory() -> None:
 
 
 def _script(tmp_path: Path, body: str) -> subprocess.CompletedProcess[str]:
+    return _script_with(tmp_path, body)
+
+
+def _script_with(tmp_path: Path, body: str, **environment: str) -> subprocess.CompletedProcess[str]:
     script = tmp_path / "shared_script.py"
     script.write_text("# paraloop: enable\n" + body)
-    return run_script(script)
+    return run_script(script, env=environment)
 
 
 def _shared_segments() -> set[str]:
@@ -341,3 +345,25 @@ for pid in cleaners():
     assert group != program_group and session != program_session
     assert _ended_within(int(pid), 20)
     assert not (SHM / name).exists()
+
+
+def test_a_program_in_development_mode_is_warned_of_nothing_left_open(tmp_path: Path) -> None:
+    """``python -X dev`` (PYTHONDEVMODE) shows a ResourceWarning for each file or socket a program
+    leaves open to its exit: paraloop's own connection to the cleaner, open for the program's
+    life by design, is none of the program's to be warned of."""
+    result = _script_with(
+        tmp_path,
+        """
+import numpy as np
+from paraloop import ParaLoop, SharedArray
+out = SharedArray(8)
+big = np.arange(2_000_000, dtype=float)
+for i in ParaLoop(range(8)):
+    out[i] = big[i] * 2
+print(float(out.array.sum()))
+""",
+        PYTHONDEVMODE="1",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["56.0"]
+    assert "Warning" not in result.stderr, result.stderr
