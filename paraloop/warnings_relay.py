@@ -49,6 +49,7 @@ __all__ = [
     "count_mutations",
     "drain_loose",
     "for_workers",
+    "forget_shown",
     "install",
     "observing",
     "replay",
@@ -240,6 +241,16 @@ def install(owned: bool = True) -> None:
         output.relaying = True
         if owned and take_loose not in output.loose_takers:
             output.loose_takers.append(take_loose)
+
+
+def forget_shown() -> None:
+    """In a Dask worker, as a chunk starts: the worker's registries forget what they showed, so
+    that the chunk's first warning of each place comes to the caller, whose filters and registries
+    decide (:func:`_decide_here`).  Else a warning a worker showed once (in an earlier chunk, or an
+    earlier loop) was never sent again: lost where the program's registries had forgotten it (its
+    filters changed between two loops), and shown late where the worker ran a later chunk first.
+    The worker's other work may see a warning of its own once more."""
+    warnings._filters_mutated()  # type: ignore[attr-defined]
 
 
 def _show_here(message: Any, category: Any, filename: Any, lineno: Any, file: Any, line: Any) -> None:

@@ -476,3 +476,58 @@ def test_what_shows_once_shows_once_as_in_the_plain_loop(tmp_path: object, metho
         plain.stderr,
     )
     assert plain.returncode == 0, plain.stderr
+
+
+def test_a_dask_worker_sends_a_warning_again_after_the_program_s_registries_forgot(
+    load_module: Loader, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two loops, the program's filters changed between them (its registries forget, as the
+    plain loop's do): each loop shows each warning once.  Before: a Dask worker whose registry
+    held a warning from the first loop never sent it again, and the second loop lost it."""
+    use_backend("dask", request, monkeypatch)
+    twice = """
+        def run_NAME(items):
+            with warnings.catch_warnings(record=True) as seen:
+                warnings.simplefilter("default")
+                for i in ITERABLE:
+                    warnings.warn(f"text {i}")
+                warnings.simplefilter("default")  # the registries forget what they showed
+                for i in ITERABLE:
+                    warnings.warn(f"text {i}")
+            return [str(w.message) for w in seen]
+        """
+    module = load_module(
+        "import warnings\nfrom paraloop import ParaLoop\n"
+        + textwrap.dedent(twice).replace("NAME", "plain").replace("ITERABLE", "items")
+        + textwrap.dedent(twice).replace("NAME", "parallel").replace("ITERABLE", "ParaLoop(items)")
+    )
+    plain = module.run_plain(list(range(40)))
+    assert len(plain) == 80
+    assert module.run_parallel(list(range(40))) == plain
+
+
+def test_a_dask_worker_sends_each_chunk_s_warnings_under_always(
+    load_module: Loader, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``simplefilter("always")`` does not reach a Dask worker, whose own filters show a warning
+    once per place: a warning comes from each chunk, at its first iteration that shows it, so one
+    iteration per chunk (``chunksize=1``) shows every one, as the plain loop.  Before: once per
+    worker and place for the whole loop (2 of 40); and a worker that ran a later chunk first sent
+    its warning with that chunk, shown late."""
+    use_backend("dask", request, monkeypatch)
+    module = load_module(
+        """
+        import warnings
+        from paraloop import ParaLoop
+
+        def run(items):
+            with warnings.catch_warnings(record=True) as seen:
+                warnings.simplefilter("always")
+                for i in ParaLoop(items, chunksize=1):
+                    warnings.warn("the same text")
+                    warnings.warn(f"text {i % 3}")
+            return [str(w.message) for w in seen]
+        """
+    )
+    items = list(range(40))
+    assert module.run(items) == [text for i in items for text in ("the same text", f"text {i % 3}")]

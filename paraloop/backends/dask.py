@@ -558,6 +558,7 @@ def run_chunk(
         chunk = Chunk(index, start, serialize.loads(items))
         output.install(job.streams, owned=False)
         warnings_relay.install(owned=False)
+        warnings_relay.forget_shown()
         if job.timeout is None:
             outcome = output.run_captured(job.streams, lambda: execute_chunk(job, chunk))
         else:
