@@ -181,11 +181,11 @@ def count_mutations() -> None:
         _mutations[0] += 1
         current()
         capture = getattr(output._local, "capture", None)
-        if capture is not None and _owned[0] and not _importing():
-            # In a worker, an iteration's change (catch_warnings in the body, or in a library it
-            # calls): the plain loop's registries forgot here, in its order; the caller forgets
-            # as it combines this point of the chunk's output.  (Not a module's import: the plain
-            # loop imported it once, the workers each again.)
+        if capture is not None and _installed and not _importing():
+            # In a worker (paraloop's or Dask's), an iteration's change (catch_warnings in the
+            # body, or in a library it calls): the plain loop's registries forgot here, in its
+            # order; the caller forgets as it combines this point of the chunk's output.  (Not a
+            # module's import: the plain loop imported it once, the workers each again.)
             capture.writes.append((output.WARNING, None))
 
     counted.__paraloop_counting__ = True  # type: ignore[attr-defined]
@@ -197,10 +197,17 @@ _mutations = [0]
 
 
 def _importing() -> bool:
-    """Whether this thread is importing a module (its top level adds filters, as some do)."""
+    """Whether this thread is importing a module (its top level adds filters, as some do) in the
+    running chunk: the frames below the chunk's are not its own (a fork worker keeps the stack
+    of the caller it was forked from, which may have been importing a module whose top level
+    started the pool)."""
     frame: Any = sys._getframe(2)
+    chunk = output.run_captured.__code__
     while frame is not None:
-        if frame.f_code.co_filename.startswith("<frozen importlib"):
+        code = frame.f_code
+        if code is chunk:
+            return False
+        if code.co_filename.startswith("<frozen importlib"):
             return True
         frame = frame.f_back
     return False
@@ -244,13 +251,25 @@ def install(owned: bool = True) -> None:
 
 
 def forget_shown() -> None:
-    """In a Dask worker, as a chunk starts: the worker's registries forget what they showed, so
-    that the chunk's first warning of each place comes to the caller, whose filters and registries
-    decide (:func:`_decide_here`).  Else a warning a worker showed once (in an earlier chunk, or an
-    earlier loop) was never sent again: lost where the program's registries had forgotten it (its
-    filters changed between two loops), and shown late where the worker ran a later chunk first.
-    The worker's other work may see a warning of its own once more."""
-    warnings._filters_mutated()  # type: ignore[attr-defined]
+    """In a worker process (paraloop's or Dask's), as a chunk starts: its registries forget what
+    they showed, so that the chunk's first warning of each place comes to the caller, which
+    decides in the loop's order (:func:`_first`; a Dask worker's, the program's filters and
+    registries, :func:`_decide_here`).  Else a warning a worker showed in an earlier chunk was
+    not sent again: lost where the plain loop's registries had forgotten it meanwhile (a
+    ``catch_warnings()`` in another worker's iteration, the program's filters changed between
+    two loops), and shown late where the worker ran a later chunk first (Dask).  A Dask worker's
+    other work may see a warning of its own once more.  Not counted as the body's change of the
+    filters (see :func:`count_mutations`)."""
+    _uncounted_mutation()
+
+
+def _uncounted_mutation() -> None:
+    # CPython's own function, not warnings._filters_mutated, which count_mutations replaced.
+    import _warnings
+
+    mutated = getattr(_warnings, "_filters_mutated", None)
+    if mutated is not None:
+        mutated()
 
 
 def _show_here(message: Any, category: Any, filename: Any, lineno: Any, file: Any, line: Any) -> None:
@@ -403,9 +422,12 @@ def replay(shown: tuple[Any, ...] | None) -> None:
     where the worker's action shows one only once."""
     count_mutations()
     if shown is None:
-        # The filters changed in a worker's iteration: forgotten what was shown, as there.
+        # The filters changed in a worker's iteration: forgotten what was shown, as there, and
+        # what the program's registries hold (which decide a Dask worker's warnings), as the
+        # plain loop's change made them forget.
         with _shown_lock:
             _shown.clear()
+        warnings._filters_mutated()  # type: ignore[attr-defined]
         return
     message, category, filename, lineno, line, module, action = shown
     if isinstance(category, type) and _module_name(category) == "__mp_main__":

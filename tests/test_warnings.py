@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import Callable
+from pathlib import Path
 from types import ModuleType
 
 import pytest
@@ -531,3 +532,84 @@ def test_a_dask_worker_sends_each_chunk_s_warnings_under_always(
     )
     items = list(range(40))
     assert module.run(items) == [text for i in items for text in ("the same text", f"text {i % 3}")]
+
+
+def test_a_change_of_the_filters_in_the_body_makes_the_registries_forget_as_in_the_plain_loop(
+    load_module: Loader, every_backend: str
+) -> None:
+    """A ``catch_warnings()`` in the body (a library's, around a call) makes every registry forget
+    what it showed: the warning shows again at the next iteration, as in the plain loop.  Before:
+    on Dask, the program's registries, which decide a Dask worker's warnings, never forgot (1 of
+    5 shown)."""
+    module = load_module(
+        """
+        import warnings
+        from paraloop import ParaLoop
+
+        def body(i):
+            warnings.warn("the same text")
+            if i % 10 == 5:
+                with warnings.catch_warnings():
+                    pass
+
+        def run(items, parallel):
+            with warnings.catch_warnings(record=True) as seen:
+                warnings.simplefilter("default")
+                if parallel:
+                    for i in ParaLoop(items, chunksize=4):
+                        body(i)
+                else:
+                    for i in items:
+                        body(i)
+            return [str(w.message) for w in seen]
+        """
+    )
+    plain = module.run(list(range(40)), False)
+    assert len(plain) == 5
+    parallel = module.run(list(range(40)), True)
+    assert len(parallel) == len(plain)
+    assert parallel == plain
+
+
+def test_a_fork_worker_started_during_an_import_relays_the_body_s_changes_of_the_filters(
+    tmp_path: Path,
+) -> None:
+    """Fork workers first started by a loop at the top level of an imported module (a fork keeps
+    the caller's stack, the import's frames included): a later loop's ``catch_warnings()`` in
+    the body still makes the registries forget, as in the plain loop.  Before: the workers took
+    every change of the filters for a module's import, and sent none (1 warning of 5)."""
+    (tmp_path / "starts_the_pool.py").write_text(
+        "# paraloop: enable\nfrom paraloop import ParaLoop\ntotal = 0\n"
+        "for i in ParaLoop(range(8), num_processes=2):\n    total += i\n"
+    )
+    result = run_source(
+        tmp_path,
+        """
+        # paraloop: enable
+        import json, warnings
+        import starts_the_pool
+        from paraloop import ParaLoop
+
+        def body(i):
+            warnings.warn("the same text")
+            if i % 10 == 5:
+                with warnings.catch_warnings():
+                    pass
+
+        def run(parallel):
+            with warnings.catch_warnings(record=True) as seen:
+                warnings.simplefilter("default")
+                if parallel:
+                    for i in ParaLoop(range(40), chunksize=4, num_processes=2):
+                        body(i)
+                else:
+                    for i in range(40):
+                        body(i)
+            return len(seen)
+
+        print(json.dumps([run(False), run(True)]))
+        """,
+        PARALOOP_START_METHOD="fork",
+        PARALOOP_CALLER_RUNS="0",
+    )
+    assert last_json(result) == [5, 5]

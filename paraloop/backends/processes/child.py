@@ -295,6 +295,7 @@ class _Child:
             self.send(serialize.dumps(_unloadable(job, index, start, payload, error)))
             return
         chunk = Chunk(index, start, items)
+        warnings_relay.forget_shown()
         if lanes > 1 and len(items) > 1:
             _in_lanes(self.sending, self.connection, job, chunk, lanes)
             return
