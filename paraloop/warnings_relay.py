@@ -478,19 +478,51 @@ def _first(action: str, message: Any, category: Any, module: str, lineno: Any) -
 
 def _note_in_registry(action: str, text: str, category: Any, module: str, lineno: Any) -> None:
     """Where CPython's registry of the module keeps a warning shown (a later warning of the
-    program's at the same place is then not shown, as after the plain loop): its text, class and
-    line, and under "module" and "once" its text and class."""
+    program's is then not shown, as after the plain loop), by the keys CPython's own
+    ``warn_explicit`` (C) gives it: its text, class and line, and under "module" and "once" its
+    text and class (in the module's registry, not ``onceregistry``, where a registry is given,
+    as ``warnings.warn`` gives one).  The registry is marked with the filters' current version,
+    as CPython marks it: one of another version it empties at its next look."""
     try:
         namespace = loaded_modules.namespace(sys.modules.get(module))
         if namespace is None:
             return
         registry = namespace.setdefault("__warningregistry__", {})
-        if isinstance(registry, dict):
-            registry[(text, category, lineno)] = True
-            if action in ("module", "once"):
-                registry[(text, category)] = True
+        version = _filters_version()
+        if not isinstance(registry, dict) or version is None:
+            return
+        if registry.get("version") != version:
+            registry.clear()
+            registry["version"] = version
+        registry[(text, category, lineno)] = True
+        if action in ("module", "once"):
+            registry[(text, category)] = True
     except Exception:  # noqa: BLE001 - a registry of an odd kind: only the later warning may show again
         pass
+
+
+# A module name no module has: the filter that ignores it, put first for a moment (see
+# _filters_version), matches no other warning.
+_PROBE = "paraloop\x00version probe"
+_PROBE_FILTER = ("ignore", None, Warning, re.compile(re.escape(_PROBE) + r"\Z"), 0)
+
+
+def _filters_version() -> int | None:
+    """The filters' version as CPython counts it (not exposed: a registry it checks is marked
+    with it), read by a warning no filter but paraloop's own, first for the moment, lets
+    through: it is ignored, and the empty registry it was checked against is marked."""
+    filters: Any = warnings.filters
+    registry: dict[Any, Any] = {}
+    filters.insert(0, _PROBE_FILTER)
+    try:
+        warnings.warn_explicit("", Warning, _PROBE, 1, module=_PROBE, registry=registry)
+    finally:
+        try:
+            filters.remove(_PROBE_FILTER)
+        except ValueError:  # another thread's catch_warnings() put its own list back meanwhile
+            pass
+    version = registry.get("version")
+    return version if type(version) is int else None
 
 
 _local = threading.local()

@@ -613,3 +613,36 @@ def test_a_fork_worker_started_during_an_import_relays_the_body_s_changes_of_the
         PARALOOP_CALLER_RUNS="0",
     )
     assert last_json(result) == [5, 5]
+
+
+@pytest.mark.parametrize("action", ["default", "module", "once"])
+def test_a_warning_the_loop_showed_is_not_shown_again_by_the_program_after_it(
+    load_module: Loader, every_backend: str, action: str
+) -> None:
+    """After a loop whose iterations showed a warning, the program's own warning of the same text
+    from another line shows as after the plain loop: not under "module" (once per module) nor
+    "once" (once per text).  Before: shown again after a worker showed it (fork, forkserver,
+    spawn): paraloop noted it in the program's registries by keys CPython never reads, in a
+    registry CPython then emptied as of another version of the filters."""
+    module = load_module(
+        """
+        import warnings
+        from paraloop import ParaLoop
+
+        def run(action, parallel):
+            with warnings.catch_warnings(record=True) as seen:
+                warnings.simplefilter(action)
+                if parallel:
+                    for i in ParaLoop(range(8)):
+                        warnings.warn("the loop's text")
+                else:
+                    for i in range(8):
+                        warnings.warn("the loop's text")
+                warnings.warn("the loop's text")
+                warnings.warn("another text")
+            return [str(w.message) for w in seen]
+        """
+    )
+    plain = module.run(action, False)
+    assert len(plain) == (3 if action == "default" else 2)
+    assert module.run(action, True) == plain
