@@ -33,7 +33,7 @@ from typing import Any
 
 from .linux import linux_facilities
 
-__all__ = ["DIRECTORY", "create", "opened", "remove"]
+__all__ = ["DIRECTORY", "create", "folder_made", "folder_removed", "opened", "remove"]
 
 DIRECTORY = "/dev/shm"
 _CLEANER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shm_cleaner.py")
@@ -84,6 +84,18 @@ def remove(name: str) -> None:
         _unlink(name)
     finally:
         _unregister(name)
+
+
+def folder_made(path: str) -> None:
+    """The folder of paraloop's own Dask cluster (``paraloop-dask-*``), registered with the
+    cleaner: a program killed before it removed it leaves it to the cleaner, which removes it
+    once the cluster's programs have left too."""
+    _register("@" + path)
+
+
+def folder_removed(path: str) -> None:
+    """The cluster's folder, removed by the program: unregistered."""
+    _unregister("@" + path)
 
 
 def opened(name: str, flags: int) -> int:

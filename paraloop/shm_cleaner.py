@@ -3,11 +3,13 @@ program is gone, however it ended (see paraloop/shm.py, which starts it).
 
 Run as ``python -I -S shm_cleaner.py PID`` (the program's pid) in a session of its own, its
 standard input a socket the program writes to: ``+NAME`` for each segment made, ``-NAME`` for
-each one removed.  When the socket closes it waits for the program (its parent) to be gone,
-which it mostly is by then (a program that closes its descriptors, ``os.closerange``, closes
-it too, and its segments are still in use), then removes the names still registered, and
-exits.  It imports nothing of paraloop's: it may run where paraloop cannot be imported (``-I
--S``), and it must start fast.
+each one removed (``+@PATH`` and ``-@PATH``: the folder of paraloop's own Dask cluster).  When
+the socket closes it waits for the program (its parent) to be gone, which it mostly is by then
+(a program that closes its descriptors, ``os.closerange``, closes it too, and its segments are
+still in use), then removes the names still registered; a folder once the cluster's programs
+(which carry ``PARALOOP_OWNER=PID`` and leave on their lifeline) have ended too; and exits.
+It imports nothing of paraloop's: it may run where paraloop cannot be imported (``-I -S``),
+and it must start fast.
 """
 
 import os
@@ -43,8 +45,13 @@ def main() -> None:
             elif line[:1] == b"-":
                 names.discard(name)
     wait_for_the_end_of(program)
+    folders = [name[1:] for name in names if name[:1] == "@"]
     for name in names:
-        remove(name)
+        if name[:1] != "@":
+            remove(name)
+    if folders and cluster_gone(program):
+        for folder in folders:
+            remove_folder(folder)
 
 
 def wait_for_the_end_of(program: int) -> None:
@@ -66,6 +73,56 @@ def wait_for_the_end_of(program: int) -> None:
 
     while os.getppid() == program:
         time.sleep(0.1)
+
+
+# How long the cluster's programs may take to leave (each leaves within seconds of its program's
+# end, see paraloop/lifeline.py): past it, their folder stays, as something may still use it.
+CLUSTER_SECONDS = 60.0
+
+
+def cluster_gone(program: int) -> bool:
+    """Whether every process started with ``PARALOOP_OWNER=program`` in its environment (the Dask
+    cluster's programs) has ended, waited for up to CLUSTER_SECONDS.  Without /proc: False."""
+    import time
+
+    if not os.path.isdir("/proc/self"):
+        return False
+    marker = b"\0PARALOOP_OWNER=" + str(program).encode() + b"\0"
+    deadline = time.monotonic() + CLUSTER_SECONDS
+    while time.monotonic() < deadline:
+        if not any(carries(entry, marker) for entry in os.listdir("/proc") if entry.isdigit()):
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def carries(pid: str, marker: bytes) -> bool:
+    if int(pid) == os.getpid():
+        return False
+    try:
+        with open("/proc/" + pid + "/environ", "rb") as handle:
+            return marker in b"\0" + handle.read()
+    except OSError:
+        return False  # ended, or another user's (which the cluster's programs are not)
+
+
+def remove_folder(path: str) -> None:
+    """The cluster's folder, with what is in it: only a folder of this user's that is no link,
+    at an absolute path, named as paraloop names it (``tempfile.mkdtemp(prefix="paraloop-dask-")``)."""
+    import stat
+
+    if not os.path.isabs(path) or not os.path.basename(path).startswith("paraloop-dask-"):
+        return
+    try:
+        status = os.lstat(path)
+    except OSError:
+        return  # removed already (the program did, as the cluster closed)
+    if not stat.S_ISDIR(status.st_mode) or status.st_uid != os.getuid():
+        return
+    import shutil
+
+    # Without following links, where the platform allows it (shutil.rmtree.avoids_symlink_attacks).
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def remove(name: str) -> None:

@@ -98,6 +98,16 @@ def lasting_new_segments(before: set[str], seconds: float = 5.0) -> list[str]:
     return sorted(lasting - _mapped_in_dev_shm() if lasting else lasting)
 
 
+def left_in(folder: Path, seconds: float) -> list[str]:
+    """What is still in ``folder`` (its paths, relative) once it is empty, or after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while True:
+        left = sorted(str(path.relative_to(folder)) for path in folder.rglob("*"))
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.2)
+
+
 def cluster_processes(owner: int, seconds: float = 0.0) -> list[int]:
     """The live (non-zombie) processes of the Dask cluster paraloop's program ``owner`` started,
     found by the ``PARALOOP_OWNER`` their environment holds (they leave the program's process

@@ -55,6 +55,7 @@ from pathlib import Path
 import pytest
 from conftest import (
     LINUX_FACILITIES,
+    left_in,
     process_tree,
     product_environment,
     run_program,
@@ -349,15 +350,6 @@ def _dask_program_running(tmp_path: Path, tmpdir: Path) -> tuple[subprocess.Pope
     return process, pids, shm_mapped_by(pids)
 
 
-def _left_in(tmpdir: Path) -> list[str]:
-    """Files the cluster left in its TMPDIR (its scratch space's empty folders aside)."""
-    return sorted(
-        str(path.relative_to(tmpdir))
-        for path in tmpdir.rglob("*")
-        if path.is_file() and "dask-scratch-space" not in path.parts
-    )
-
-
 @needs_dask
 def test_a_killed_process_group_leaves_nothing_of_the_dask_cluster(tmp_path: Path) -> None:
     tmpdir = tmp_path / "tmp"
@@ -369,7 +361,7 @@ def test_a_killed_process_group_leaves_nothing_of_the_dask_cluster(tmp_path: Pat
         process.communicate(timeout=60)
         assert gone(pids) == []
         left = lasting(mapped)
-        files = _left_in(tmpdir)
+        files = left_in(tmpdir, 30)
     finally:
         clean_up(pids, mapped)
     assert (left, files) == (set(), [])
@@ -461,7 +453,7 @@ def test_held_the_own_cluster_is_loopback_only_keyless_in_public_and_goes_with_a
         process.communicate(timeout=60)
         left_running = gone(pids)
         left = lasting(mapped, seconds=15)
-        files = _left_in(tmpdir)
+        files = left_in(tmpdir, 30)
     finally:
         clean_up(pids, mapped)
     assert (left_running, left, files) == ([], set(), [])

@@ -23,6 +23,7 @@ from conftest import (
     cluster_processes,
     interrupt_like_a_terminal,
     lasting_new_segments,
+    left_in,
     run_program,
     run_script,
 )
@@ -413,7 +414,8 @@ def test_paraloops_own_cluster_admits_only_its_program(tmp_path: Path) -> None:
 def test_paraloops_own_cluster_goes_with_a_killed_program(tmp_path: Path, how: str) -> None:
     """The program killed while the cluster it started runs a long task: the scheduler, the
     nannies and their workers (in sessions of their own, see paraloop.lifeline) are gone
-    within seconds, and so are their semaphores."""
+    within seconds, and so are their semaphores and the cluster's folder in the temporary
+    folder (before: left, with Dask's lock files in it)."""
     import signal
     import subprocess
 
@@ -432,6 +434,9 @@ def test_paraloops_own_cluster_goes_with_a_killed_program(tmp_path: Path, how: s
     environment = {
         k: v for k, v in os.environ.items() if not (k.startswith("PARALOOP_") and k != "PARALOOP_CALLER_RUNS")
     }
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    environment["TMPDIR"] = str(temporary)
     before = set(os.listdir("/dev/shm"))
     process = subprocess.Popen(
         [sys.executable, "-m", "paraloop", str(script)],
@@ -452,6 +457,7 @@ def test_paraloops_own_cluster_goes_with_a_killed_program(tmp_path: Path, how: s
         assert wait_for_no_members(group, 15) == []
         assert cluster_processes(process.pid, 15) == []
         assert lasting_new_segments(before) == []
+        assert left_in(temporary, 30) == []
     finally:
         try:
             os.killpg(group, signal.SIGKILL)

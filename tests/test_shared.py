@@ -367,3 +367,72 @@ print(float(out.array.sum()))
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["56.0"]
     assert "Warning" not in result.stderr, result.stderr
+
+
+def _cleaner_for(program: int, lines: list[str]) -> subprocess.Popen[bytes]:
+    """The cleaner started as paraloop starts it, for ``program`` (not its parent: it does not
+    wait for it), told ``lines``; its socket closed, as when the program is gone."""
+    import sys
+
+    import paraloop.shm_cleaner
+
+    cleaner = subprocess.Popen(
+        [sys.executable, "-I", "-S", paraloop.shm_cleaner.__file__, str(program)],
+        stdin=subprocess.PIPE,
+    )
+    assert cleaner.stdin is not None
+    cleaner.stdin.write("".join(line + "\n" for line in lines).encode())
+    cleaner.stdin.close()
+    return cleaner
+
+
+def test_the_cleaner_removes_only_the_cluster_folders_it_was_told_of(tmp_path: Path) -> None:
+    """A killed program's Dask cluster folder (``+@PATH``) goes, what is in it too; nothing that
+    is not a folder of paraloop's own naming, at an absolute path: no link (nor what it leads
+    to), no other name, no relative path."""
+    (tmp_path / "paraloop-dask-real" / "scratch").mkdir(parents=True)
+    (tmp_path / "paraloop-dask-real" / "scratch" / "worker.dirlock").write_text("")
+    (tmp_path / "victim").mkdir()
+    (tmp_path / "victim" / "data").write_text("kept")
+    (tmp_path / "paraloop-dask-link").symlink_to(tmp_path / "victim")
+    (tmp_path / "other-name").mkdir()
+    cleaner = _cleaner_for(
+        2**22 + 12345,  # no process: the program is gone, and no process carries its pid
+        [
+            f"+@{tmp_path / 'paraloop-dask-real'}",
+            f"+@{tmp_path / 'paraloop-dask-link'}",
+            f"+@{tmp_path / 'other-name'}",
+            "+@paraloop-dask-relative",
+        ],
+    )
+    assert cleaner.wait(timeout=30) == 0
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["other-name", "paraloop-dask-link", "victim"]
+    assert (tmp_path / "victim" / "data").read_text() == "kept"
+
+
+def test_the_cleaner_removes_a_cluster_folder_once_the_cluster_s_programs_are_gone(tmp_path: Path) -> None:
+    """The cluster's programs leave a moment after their program (on their lifeline), still
+    writing in the folder: it goes once none of them (``PARALOOP_OWNER`` = the program's pid in
+    their environment) runs."""
+    import signal
+    import sys
+
+    program = 2**22 + 54321
+    folder = tmp_path / "paraloop-dask-slow"
+    folder.mkdir()
+    leaving = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; print('up', flush=True); time.sleep(600)"],
+        stdout=subprocess.PIPE,
+        env={**os.environ, "PARALOOP_OWNER": str(program)},
+    )
+    try:
+        assert leaving.stdout is not None and leaving.stdout.readline() == b"up\n"
+        cleaner = _cleaner_for(program, [f"+@{folder}"])
+        with pytest.raises(subprocess.TimeoutExpired):
+            cleaner.wait(timeout=2)  # waiting for the cluster's program
+        assert folder.is_dir()
+    finally:
+        leaving.send_signal(signal.SIGKILL)
+        leaving.wait()
+    assert cleaner.wait(timeout=30) == 0
+    assert not folder.exists()

@@ -44,7 +44,7 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any
 
-from .. import module_globals, output, serialize, warnings_relay
+from .. import module_globals, output, serialize, shm, warnings_relay
 from ..chunks import Chunk, Chunker
 from ..cpus import default_workers
 from ..errors import ParaLoopError, ParaLoopWarning, WorkerCrashedError
@@ -269,6 +269,8 @@ def _start_cluster(distributed: Any, workers: int) -> tuple[Any, Any]:
     # user planted there) and the workers' scratch space (which goes first on their sys.path,
     # and which Dask uses whoever made it: another user's modules ran as this one).
     folder = _own_folder = tempfile.mkdtemp(prefix="paraloop-dask-")
+    # Removed by the cleaner of shared-memory segments if this program is killed (see shm.py).
+    shm.folder_made(folder)
     scheduler: dict[str, Any] = {
         "allowed_failures": 0,
         "protocol": "tls",
@@ -437,6 +439,7 @@ def _stop(cluster: Any, client: Any) -> None:
     folder, _own_folder = _own_folder, None
     if folder is not None:
         shutil.rmtree(folder, ignore_errors=True)
+        shm.folder_removed(folder)
     try:
         client.close(timeout=1)
     except Exception:  # noqa: BLE001 - nothing is left to close
