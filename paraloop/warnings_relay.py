@@ -308,14 +308,24 @@ def _relay(
     if capture is None and not _owned[0]:
         _show_here(message, category, filename, lineno, file, line)
         return
-    module, decided = _decided(message, category, filename, lineno)
-    # A Dask worker's filters are its own, not the program's: the caller's decide there.
-    shown = _write(message, category, filename, lineno, line, module, decided if _owned[0] else None)
+    module, decided, unregistered = _decided(message, category, filename, lineno)
+    action: str | None = decided
+    if not _owned[0]:
+        # A Dask worker's filters are its own, not the program's: the caller's decide there,
+        # with the module's registry, or with none where CPython noted the warning in none.
+        action = _UNREGISTERED if unregistered else None
+    shown = _write(message, category, filename, lineno, line, module, action)
     if capture is None:
         with _loose_lock:
             _loose.append(shown)
         return
     capture.writes.append(shown)
+
+
+def _registry_of(module: str) -> dict[Any, Any] | None:
+    namespace = loaded_modules.namespace(sys.modules.get(module))
+    registry = namespace.get("__warningregistry__") if namespace is not None else None
+    return registry if isinstance(registry, dict) else None
 
 
 def _write(
@@ -325,25 +335,79 @@ def _write(
     return output.WARNING, (_travelling(message), category, filename, lineno, line, module, action)
 
 
-def _decided(message: Any, category: Any, filename: Any, lineno: Any) -> tuple[str, str]:
+# What a Dask worker's warning that went through no registry travels with (see _relay, replay).
+_UNREGISTERED = "unregistered"
+
+
+def _decided(message: Any, category: Any, filename: Any, lineno: Any) -> tuple[str, str, bool]:
     """The module the warning is attributed to, and the action this process's filters chose for
-    it (it is shown, so not "error" nor "ignore"), as ``warnings.warn`` found them."""
-    module = _module_at(filename, lineno)
+    it (it is shown, so not "error" nor "ignore"), as ``warnings.warn`` found them: "always"
+    where CPython noted it in no registry (see :func:`_registered`), and whether that was so."""
+    module, registries = _module_at(filename, lineno)
     text = str(message)
+    action = getattr(warnings, "defaultaction", "default")
     entries: list[Any] = list(warnings.filters)
     for entry in entries:
         try:
-            action, pattern, kind, module_pattern, line = entry
+            kind_of, pattern, kind, module_pattern, line = entry
             if (
                 _matched(pattern, text)
                 and issubclass(category, kind)
                 and _matched(module_pattern, module)
                 and (line == 0 or lineno == line)
             ):
-                return module, _shown_as(action)
+                action = kind_of
+                break
         except Exception:  # noqa: BLE001 - an entry warnings itself would trip over: not this one
             continue
-    return module, _shown_as(getattr(warnings, "defaultaction", "default"))
+    action = _shown_as(action)
+    if action in ("default", "module", "once"):
+        noted = _registered(message, category, lineno, registries, action)
+        if noted is None:
+            # Shown with no registry (``warn_explicit`` without one, a module whose
+            # ``__warningregistry__`` is None, a registry of the call's own): CPython
+            # deduplicated nothing, so neither does the caller.
+            return module, "always", True
+        if noted is _ONCE_ONLY:
+            # "once" with no registry: CPython's onceregistry, by text and class whatever the
+            # module; so the caller's key names none.
+            return "", action, False
+    return module, action, False
+
+
+_ONCE_ONLY: dict[Any, Any] = {}
+
+
+def _registered(
+    message: Any, category: Any, lineno: Any, registries: list[Any], action: str
+) -> dict[Any, Any] | None:
+    """Whether CPython, just before it showed the warning, noted it in a registry (the one of the
+    frame that warned, which ``warnings.warn`` gives; one ``warn_explicit`` was given) or, under
+    "once" with no registry, in its ``onceregistry`` (then ``_ONCE_ONLY``): by its text, which
+    is the object warned with (``warn(None)``: None) or the warning's text.  None: in none."""
+    texts = [str(message)]
+    arguments: Any = getattr(message, "args", ())
+    if isinstance(message, Warning) and len(arguments) == 1 and not isinstance(arguments[0], str):
+        texts.append(arguments[0])
+    for registry in registries:
+        if isinstance(registry, dict):
+            for text in texts:
+                try:
+                    if registry.get((text, category, lineno)):
+                        return registry
+                except TypeError:  # an object warned with that cannot be a key
+                    continue
+    once = getattr(warnings, "onceregistry", None)
+    if action == "once" and isinstance(once, dict) and any(_get(once, (text, category)) for text in texts):
+        return _ONCE_ONLY
+    return None
+
+
+def _get(registry: dict[Any, Any], key: Any) -> Any:
+    try:
+        return registry.get(key)
+    except TypeError:
+        return None
 
 
 def _matched(pattern: Any, text: str) -> bool:
@@ -362,19 +426,35 @@ def _shown_as(action: Any) -> str:
     return action if action in ("always", "all", "default", "module", "once") else "default"
 
 
-def _module_at(filename: Any, lineno: Any) -> str:
+def _module_at(filename: Any, lineno: Any) -> tuple[str, list[Any]]:
     """The ``__name__`` of the frame that warned (``warnings.warn`` attributes the warning to it),
-    else what ``warn_explicit`` makes of the file name."""
-    frame: Any = sys._getframe(2)
+    else what ``warn_explicit`` makes of the file name; and the registries CPython may have
+    noted the warning in (see :func:`_registered`)."""
+    frame: Any = sys._getframe(3)
+    # The frame that called warn() or warn_explicit(), above the warnings module's own.
+    calling = frame
+    while calling is not None and calling.f_code.co_filename == warnings.__file__:
+        calling = calling.f_back
+    registries: list[Any] = []
+    if calling is not None:
+        # warn_explicit(..., registry=...): a registry the calling frame holds (its module's, or
+        # one of its own names'); a literal one of the call's own is in none.
+        registries.append(calling.f_globals.get("__warningregistry__"))
+        registries.extend(value for value in calling.f_locals.values() if type(value) is dict)
     for _ in range(200):
         if frame is None:
             break
         if frame.f_code.co_filename == filename and frame.f_lineno == lineno:
             name = frame.f_globals.get("__name__")
-            return name if isinstance(name, str) else "<string>"
+            registries.insert(0, frame.f_globals.get("__warningregistry__"))
+            return (name if isinstance(name, str) else "<string>"), registries
         frame = frame.f_back
+    if filename in ("sys", "<sys>"):
+        # A stacklevel past the outermost frame: CPython takes the sys module's namespace.
+        registries.insert(0, sys.__dict__.get("__warningregistry__"))
+        return "sys", registries
     name = filename if isinstance(filename, str) and filename else "<unknown>"
-    return name[:-3] if name[-3:].lower() == ".py" else name
+    return (name[:-3] if name[-3:].lower() == ".py" else name), registries
 
 
 def _travelling(message: Any) -> Any:
@@ -434,8 +514,8 @@ def replay(shown: tuple[Any, ...] | None) -> None:
         category = getattr(sys.modules.get("__main__"), category.__qualname__, category)
     module = "__main__" if module == "__mp_main__" else module
     message = _rebuilt(message, category)
-    if action is None:
-        _decide_here(message, category, filename, lineno, module)
+    if action is None or action == _UNREGISTERED:
+        _decide_here(message, category, filename, lineno, module, action is None)
         return
     if action in ("default", "module", "once") and not _first(action, message, category, module, lineno):
         return
@@ -448,11 +528,16 @@ def replay(shown: tuple[Any, ...] | None) -> None:
 _registries: dict[str, dict[Any, Any]] = {}
 
 
-def _decide_here(message: Any, category: Any, filename: Any, lineno: Any, module: str) -> None:
-    """A Dask worker's warning: the program's filters and the registry of its module decide."""
+def _decide_here(
+    message: Any, category: Any, filename: Any, lineno: Any, module: str, registered: bool = True
+) -> None:
+    """A Dask worker's warning: the program's filters and the registry of its module decide (no
+    registry where CPython noted it in none in the worker)."""
     namespace = loaded_modules.namespace(sys.modules.get(module))
-    registry = namespace.setdefault("__warningregistry__", {}) if namespace is not None else None
-    if not isinstance(registry, dict):
+    registry: Any = namespace.setdefault("__warningregistry__", {}) if namespace is not None else None
+    if not registered:
+        registry = None
+    elif not isinstance(registry, dict):
         registry = _registries.setdefault(module, {})
     warnings.warn_explicit(message, category, filename, lineno, module, registry, namespace)
 
@@ -472,8 +557,33 @@ def _first(action: str, message: Any, category: Any, module: str, lineno: Any) -
         if key in _shown:
             return False
         _shown.add(key)
+        # The program showed it itself since the filters last changed (before the loop, in a
+        # chunk of its own, in a thread of one): as in the plain loop, not again.
+        if _held(action, text, category, module, lineno):
+            return False
     _note_in_registry(action, text, category, module, lineno)
     return True
+
+
+def _held(action: str, text: str, category: Any, module: str, lineno: Any) -> bool:
+    """Whether the program's registry of the module holds the warning as CPython would look it
+    up, marked with the filters' current version (an older one CPython would empty first)."""
+    registry = _registry_of(module)
+    if not registry or registry.get("version") != _filters_version():
+        return False
+    if registry.get((text, category, lineno)):
+        return True
+    return action in ("module", "once") and bool(registry.get((text, category)))
+
+
+def _unnote(action: str, text: str, category: Any, module: str, lineno: Any) -> None:
+    """Undo what CPython just noted in the module's registry of a warning it did not show yet
+    (held back among a chunk's writes, shown in that chunk's turn, see observing)."""
+    registry = _registry_of(module)
+    if registry is not None:
+        registry.pop((text, category, lineno), None)
+        if action in ("module", "once"):
+            registry.pop((text, category), None)
 
 
 def _note_in_registry(action: str, text: str, category: Any, module: str, lineno: Any) -> None:
@@ -542,15 +652,21 @@ def observing() -> Iterator[None]:
         message: Any, category: Any, filename: Any, lineno: Any, file: Any = None, line: Any = None
     ) -> None:
         if file is None and getattr(_local, "observing", False):
-            module, action = _decided(message, category, filename, lineno)
+            module, action, _ = _decided(message, category, filename, lineno)
             capture = getattr(output._local, "capture", None)
             if capture is not None:
                 # A chunk run while earlier ones are at the workers: its warnings wait for its
                 # turn, as its prints do (a chunk after a break or an exception shows none).
+                # Not yet in the registry, then: an earlier chunk's warning of the place shows.
                 capture.writes.append(_write(message, category, filename, lineno, line, module, action))
+                if action in ("default", "module", "once"):
+                    _unnote(action, str(message), category, module, lineno)
                 return
             if action in ("default", "module", "once"):
                 _first(action, message, category, module, lineno)
+        if not callable(previous):
+            # What CPython's own _showwarnmsg raises for a showwarning the program set so.
+            raise TypeError("warnings.showwarning() must be set to a function or method")
         previous(message, category, filename, lineno, file, line)
 
     count_mutations()
