@@ -188,6 +188,10 @@ ERROR_RUN = """
         with warnings.catch_warnings(record=True) as seen:
             if where == "around":
                 error_filters()
+            else:
+                # The interpreter's own filters around the loop, whatever the test run's
+                # (``pytest -W ignore``): on Dask they decide what the body's let through.
+                warnings.resetwarnings()
             try:
                 for i in ITERABLE:
                     with program_filters(where, error_filters):
@@ -244,6 +248,10 @@ SHOWN_THEN_ERROR_RUN = """
                     out.append(i)
             if where == "around":
                 error_filters()
+            else:
+                # The interpreter's own filters around the loop, whatever the test run's
+                # (``pytest -W ignore``): on Dask they decide what the body's let through.
+                warnings.resetwarnings()
             try:
                 for i in ITERABLE:
                     with program_filters(where, error_filters):
@@ -441,6 +449,10 @@ ORDERING_RUN = """
         with warnings.catch_warnings(record=True) as seen:
             if where == "around":
                 ordering_filters(case)
+            else:
+                # The interpreter's own filters around the loop, whatever the test run's
+                # (``pytest -W ignore``): on Dask they decide what the body's let through.
+                warnings.resetwarnings()
             try:
                 for i in ITERABLE:
                     with program_filters(where, ordering_filters, case):
@@ -486,6 +498,10 @@ MATCHING_RUN = """
         with warnings.catch_warnings(record=True) as seen:
             if where == "around":
                 matching_filters()
+            else:
+                # The interpreter's own filters around the loop, whatever the test run's
+                # (``pytest -W ignore``): on Dask they decide what the body's let through.
+                warnings.resetwarnings()
             for i in ITERABLE:
                 with program_filters(where, matching_filters):
                     text = TEXTS[i % len(TEXTS)]
@@ -536,6 +552,10 @@ CATCH_ACTION_RUN = """
         with warnings.catch_warnings(record=True) as seen:
             if where == "around":
                 every_warning_an_error()
+            else:
+                # The interpreter's own filters around the loop, whatever the test run's
+                # (``pytest -W ignore``): on Dask they decide what the body's let through.
+                warnings.resetwarnings()
             for i in ITERABLE:
                 with program_filters(where, every_warning_an_error):
                     with warnings.catch_warnings(action="ignore"):
@@ -684,6 +704,10 @@ CLASSES_RUN = """
         with warnings.catch_warnings(record=True) as seen:
             if where == "around":
                 classes_filters(action)
+            else:
+                # The interpreter's own filters around the loop, whatever the test run's
+                # (``pytest -W ignore``): on Dask they decide what the body's let through.
+                warnings.resetwarnings()
             for i in ITERABLE:
                 with program_filters(where, classes_filters, action):
                     warnings.warn((Warning, None, 42)[i % 3])
