@@ -197,7 +197,7 @@ def test_an_unreachable_scheduler_is_named(load_module: Loader, monkeypatch: pyt
 
 _OWN_CLUSTER_SCRIPT = """\
 # paraloop: enable
-import os, signal, time
+import os, re, signal, sys, time
 from distributed import get_worker
 from paraloop import ParaLoop, WorkerCrashedError
 from paraloop.backends import dask as dask_backend
@@ -222,7 +222,11 @@ try:
         if i == 5:
             os.kill(os.getpid(), signal.SIGKILL)
 except WorkerCrashedError as error:
-    print("crashed", "iteration 5" in str(error))
+    # The first iteration lost, in order: 5, the killed worker's, or (on a loaded machine) an
+    # earlier one whose chunk had not fetched the loop's data from that worker yet.
+    named = [int(n) for n in re.findall(r"iterations? (\\d+)", str(error))]
+    print("crashed", bool(named) and min(named) <= 5)
+    print(error, file=sys.stderr)
 client = dask_backend._own[1]
 client.wait_for_workers(2, timeout=60)
 workers = list(client.run(os.getpid).values())
