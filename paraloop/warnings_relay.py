@@ -260,10 +260,6 @@ def forget_shown() -> None:
     two loops), and shown late where the worker ran a later chunk first (Dask).  A Dask worker's
     other work may see a warning of its own once more.  Not counted as the body's change of the
     filters (see :func:`count_mutations`)."""
-    _uncounted_mutation()
-
-
-def _uncounted_mutation() -> None:
     # CPython's own function, not warnings._filters_mutated, which count_mutations replaced.
     import _warnings
 
@@ -391,12 +387,8 @@ def _registered(
         texts.append(arguments[0])
     for registry in registries:
         if isinstance(registry, dict):
-            for text in texts:
-                try:
-                    if registry.get((text, category, lineno)):
-                        return registry
-                except TypeError:  # an object warned with that cannot be a key
-                    continue
+            if any(_get(registry, (text, category, lineno)) for text in texts):
+                return registry
     once = getattr(warnings, "onceregistry", None)
     if action == "once" and isinstance(once, dict) and any(_get(once, (text, category)) for text in texts):
         return _ONCE_ONLY
@@ -406,7 +398,7 @@ def _registered(
 def _get(registry: dict[Any, Any], key: Any) -> Any:
     try:
         return registry.get(key)
-    except TypeError:
+    except TypeError:  # an object warned with that cannot be a key
         return None
 
 
