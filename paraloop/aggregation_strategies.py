@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import copy
 import itertools
-import numbers
 import operator
 import typing
 from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Mapping, MutableMapping
 
 from .errors import ParaLoopError
+from .number_types import is_integral, is_number
 from .replay import Replay, Whole, combine_whole, replay
 
 # The strategy named Any below shadows typing.Any in this module.
@@ -96,7 +96,7 @@ def _empty_like(value: Value) -> Value:
 
 def _zero(value: Value) -> Value:
     """The neutral value of ``value``'s type for addition: 0, 0.0, [], set(), ''."""
-    if isinstance(value, numbers.Number) and not isinstance(value, bool):
+    if is_number(value) and not isinstance(value, bool):
         number: Value = value
         return number - number
     if isinstance(value, bool):
@@ -662,7 +662,7 @@ class _Elements:
 
     def _own(self, row: Value) -> Value:
         """The chunk's copy of row ``row``, made on first use."""
-        if isinstance(row, numbers.Integral) and row < 0:
+        if is_integral(row) and row < 0:
             row = operator.index(row) + len(self.original)  # x[-1] is x[n - 1]
         rows = self.rows
         try:
@@ -689,7 +689,7 @@ class _Elements:
         if _is_numpy_array(current):
             current[...] = value  # a row of an array keeps its shape and dtype
         else:
-            if isinstance(index, numbers.Integral) and index < 0:
+            if is_integral(index) and index < 0:
                 index = operator.index(index) + len(self.original)
             self.rows[index] = value
 

@@ -24,7 +24,6 @@ are untracked side effects: they happen in the workers.
 # ForwardRefs, compiling each, and the runtime's import took 1.1 ms longer for it (14.7 against
 # 13.6 ms, medians of 21 fresh processes).  Every name the annotations use is defined above them.
 
-import numbers
 import operator
 import re
 import types
@@ -37,6 +36,7 @@ from .aggregation_strategies import AggregationStrategy
 from .errors import ParaLoopError
 from .execute import UNBOUND
 from .guard import _user_code
+from .number_types import is_number
 from .plan import Form, Kind, Use
 from .replay import StandIn
 from .replay import inexact as _inexact
@@ -170,7 +170,7 @@ _RULES: tuple[tuple[Callable[[object], bool], tuple[_Rule, ...]], ...] = (
             # The built-in numbers first: a first isinstance() against numbers.Number walks the
             # classes registered with it (numpy's among them), 0.02-0.12 ms of a first loop.
             type(value) in strategies._PLAIN_NUMBERS
-            or isinstance(value, numbers.Number)
+            or is_number(value)
             or (type(value).__module__ == "numpy" and not _is_numpy_array(value))
         ),
         _NUMBER_RULES,
@@ -221,7 +221,7 @@ _RULES: tuple[tuple[Callable[[object], bool], tuple[_Rule, ...]], ...] = (
 
 def _numeric(value: object) -> bool:
     """A number (not a bool), a numpy array or scalar: its ``+`` and ``*`` commute exactly."""
-    if isinstance(value, numbers.Number) and not isinstance(value, bool):
+    if is_number(value) and not isinstance(value, bool):
         return True
     return _is_numpy_array(value) or type(value).__module__ == "numpy"
 
@@ -500,7 +500,8 @@ def _infer(name: str, value: Any, group: list[Use], filename: str) -> Aggregatio
         if (
             in_place
             and not _is_container(value)
-            and not isinstance(value, (numbers.Number, str, bytes, tuple))
+            and not is_number(value)
+            and not isinstance(value, (str, bytes, tuple))
         ):
             return None  # methods of the user's own object: untracked side effects
         spelled = ", ".join(sorted({use.source for use in updates}))

@@ -35,14 +35,18 @@ PROGRAM = """
             total += i * i
         return total
 
-    LIGHT = ("logging", "traceback", "queue", "glob", "paraloop.backends.threads")
+    LIGHT = (
+        "logging", "traceback", "queue", "glob", "paraloop.backends.threads", "sysconfig", "_socket",
+        "numbers",
+    )  # fmt: skip
 
     if __name__ == "__main__":
         before = set(sys.modules)
         results = [short()]
         after_short = set(sys.modules) - before
         # The marked module's import brought the runtime: logging and traceback not with it, nor
-        # the threads backend (with queue) and glob, which only loops on threads and coverage use.
+        # the threads backend (with queue) and glob, which only loops on threads and coverage use,
+        # nor sysconfig, _socket and numbers (about 1.5 ms), which the program did not import.
         light = {m: m in sys.modules for m in LIGHT}
         results.append(long(1000))
         after_long = set(sys.modules) - before
@@ -80,7 +84,10 @@ def test_a_loop_that_ends_in_the_caller_imports_no_worker_machinery(tmp_path: Pa
     assert not set(HEAVY) & set(seen["after_short"]), seen["after_short"]
     # Nor logging (paraloop's lines go to it only once the program imported it, see
     # paraloop.log), traceback (imported by the first iteration that raises), the threads
-    # backend or glob, unless the environment preloaded multiprocess, which imports them.
+    # backend or glob, sysconfig (paraloop.tracebacks asks site where libraries are), _socket
+    # (no socket exists without it, see items.is_socket) or numbers (no class is registered
+    # with it before its import, see paraloop.number_types), unless the environment preloaded
+    # multiprocess, which imports them.
     if not seen["preloaded"]:
         assert not any(seen["light"].values()), seen["light"]
     assert set(expected_late) - {"ctypes"} <= set(seen["after_long"]), seen["after_long"]
@@ -339,3 +346,28 @@ def test_a_first_chunk_the_caller_keeps_past_its_budget_imports_nothing(tmp_path
     # tox's py313 does, it is there.)
     first_done_by_the_timer = seen["first_ended"] < 0.004
     assert seen["imported"] is False or not first_done_by_the_timer or seen["preloaded"], seen
+
+
+@pytest.mark.parametrize("site", [True, False], ids=["site", "no-site"])
+def test_a_ctrl_c_traceback_takes_the_installed_packages_for_libraries(site: bool) -> None:
+    """The places whose frames a Ctrl-C's traceback takes for libraries (paraloop.tracebacks,
+    read from site at start-up rather than from sysconfig) hold the standard library and the
+    installed packages as sysconfig names them, with site and without (``-S``)."""
+    program = textwrap.dedent(f"""
+        import json, sys
+        sys.path.append({str(Path(__file__).resolve().parents[1])!r})
+        from paraloop import tracebacks
+        import sysconfig
+        print(json.dumps({{
+            "places": {{name: sysconfig.get_path(name) for name in ("stdlib", "purelib", "platlib")}},
+            "library": tracebacks._LIBRARY,
+            "site": "site" in sys.modules,
+        }}))
+    """)
+    command = [sys.executable, *([] if site else ["-S"]), "-c", program]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60, env=product_environment())
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout)
+    assert seen["site"] is site
+    for name, place in seen["places"].items():
+        assert any((place.rstrip("/") + "/").startswith(prefix) for prefix in seen["library"]), (name, seen)
