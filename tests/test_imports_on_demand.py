@@ -88,8 +88,13 @@ def test_a_loop_that_ends_in_the_caller_imports_no_worker_machinery(tmp_path: Pa
     # (no socket exists without it, see items.is_socket) or numbers (no class is registered
     # with it before its import, see paraloop.number_types), unless the environment preloaded
     # multiprocess, which imports them.
+    light = seen["light"]
+    if sys.version_info < (3, 11):
+        # There paraloop.variable takes Never and overload from typing_extensions, whose import
+        # imports _socket itself (for a capsule's type, as of typing_extensions 4.x).
+        light = {name: loaded for name, loaded in light.items() if name != "_socket"}
     if not seen["preloaded"]:
-        assert not any(seen["light"].values()), seen["light"]
+        assert not any(light.values()), light
     assert set(expected_late) - {"ctypes"} <= set(seen["after_long"]), seen["after_long"]
 
 
