@@ -30,7 +30,7 @@ from _weakrefset import WeakSet
 from collections.abc import Iterator
 from typing import Any
 
-from . import loaded_modules, openblas_direct
+from . import loaded_modules
 from .cpus import available_cpus
 from .environment import variable
 from .linux import linux_facilities
@@ -260,6 +260,9 @@ def _direct() -> Any:
                 paths = _note_paths(_read_all("/proc/self/maps"))
             except OSError:  # pragma: no cover - no /proc after all
                 return None
+        # Imported here: a program with no OpenBLAS (most) never needs it.
+        from . import openblas_direct
+
         made = _direct_made = (key, openblas_direct.controller(paths))
     return made[1]
 
@@ -610,7 +613,8 @@ def _release_if_free() -> None:
     """With ``_lock`` held: the caller's pools get their counts back once nothing holds them."""
     global _caller_limiter, _caller_limit
     if _caller_limiter is not None and not _held_here():
-        if isinstance(_caller_limiter, openblas_direct.Limiter):
+        direct = sys.modules.get("paraloop.openblas_direct")
+        if direct is not None and isinstance(_caller_limiter, direct.Limiter):
             _caller_limiter.restore_original_limits()  # threadpoolctl need not be imported
         else:
             with _limiting():
