@@ -22,6 +22,7 @@ iteration: a copy would be another file or lock, not the same one.
 
 from __future__ import annotations
 
+import _socket
 import io
 import itertools
 import reprlib
@@ -37,7 +38,7 @@ from .variable import Variable
 
 __all__ = [
     "COPY", "INLINE", "SHARE", "Frozen", "Partial", "bound_to_this_process", "check_copied", "is_file",
-    "is_socket", "length", "take", "writable", "write_back",
+    "length", "take", "writable", "write_back",
 ]  # fmt: skip
 
 
@@ -72,6 +73,7 @@ _LOCAL_TYPES = (
     threading.Semaphore,
     threading.Event,
     threading.Barrier,
+    _socket.socket,
 )
 
 # Types that are no file.  The first isinstance() of a type against the io.IOBase ABC walks
@@ -111,19 +113,9 @@ def bound_to_this_process(value: object) -> bool:
     """
     if isinstance(value, _LOCAL_TYPES):
         return True
-    if is_socket(value):
-        return True
     if is_file(value) and not isinstance(value, (io.BytesIO, io.StringIO)):
         return True
     return False
-
-
-def is_socket(value: object) -> bool:
-    """Whether ``value`` is a socket.  None exists before the program imports ``_socket``
-    (``socket`` does), which the runtime does not import for every program (a quarter of a
-    millisecond)."""
-    sockets = sys.modules.get("_socket")
-    return sockets is not None and isinstance(value, sockets.socket)
 
 
 class Frozen:

@@ -31,14 +31,10 @@ from __future__ import annotations
 import os
 import sys
 
-__all__ = ["PORTABLE", "SHM_DIRECTORY", "linux_facilities"]
+__all__ = ["PORTABLE", "linux_facilities"]
 
 # The environment variable that hides the Linux-only facilities.
 PORTABLE = "PARALOOP_PORTABLE"
-
-# Where Linux keeps shared-memory segments (a tmpfs); paraloop.shm makes them, paraloop.sharing
-# looks whether it can, without importing that module for every program.
-SHM_DIRECTORY = "/dev/shm"
 
 
 _facilities: bool | None = None

@@ -613,8 +613,9 @@ def _release_if_free() -> None:
     """With ``_lock`` held: the caller's pools get their counts back once nothing holds them."""
     global _caller_limiter, _caller_limit
     if _caller_limiter is not None and not _held_here():
-        direct = sys.modules.get("paraloop.openblas_direct")
-        if direct is not None and isinstance(_caller_limiter, direct.Limiter):
+        # Told by its class's module: openblas_direct is imported only where OpenBLAS was found,
+        # and a program may have taken it out of sys.modules since.
+        if type(_caller_limiter).__module__ == "paraloop.openblas_direct":
             _caller_limiter.restore_original_limits()  # threadpoolctl need not be imported
         else:
             with _limiting():

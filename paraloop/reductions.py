@@ -26,7 +26,6 @@ are untracked side effects: they happen in the workers.
 
 import operator
 import re
-import sys
 import types
 from collections import Counter, OrderedDict, defaultdict, deque
 from collections.abc import Callable, Mapping, Sequence, Set
@@ -41,6 +40,7 @@ from .number_types import is_number
 from .plan import Form, Kind, Use
 from .replay import StandIn
 from .replay import inexact as _inexact
+from .shared import SharedArray
 from .variable import Variable
 
 __all__ = ["infer_reductions"]
@@ -431,10 +431,7 @@ def _infer(name: str, value: Any, group: list[Use], filename: str) -> Aggregatio
         key = kind if kind in (Kind.READ, Kind.ASSIGN, Kind.ATTRIBUTE, Kind.MUTATE) else None
         by_kind.setdefault(key, []).append(use)
     kind_name = type(value).__name__
-    # A SharedArray exists only once the program imported paraloop.shared (its module is
-    # imported on demand, see paraloop/__init__.py).
-    shared = sys.modules.get("paraloop.shared")
-    if shared is not None and isinstance(value, shared.SharedArray) and Kind.ASSIGN not in by_kind:
+    if isinstance(value, SharedArray) and Kind.ASSIGN not in by_kind:
         return None  # workers write into the shared memory itself: nothing to combine
     if Kind.ATTRIBUTE in by_kind:
         use = by_kind[Kind.ATTRIBUTE][0]

@@ -542,10 +542,16 @@ def _watching(loop: ParaLoop[Any]) -> dict[str, Any]:
     context = None
     decimal = sys.modules.get("decimal")
     if decimal is not None and backend != "sequential":
-        current = decimal.getcontext()
+        try:
+            current = decimal.getcontext()
+            pristine = _pristine(decimal)
+        except AttributeError:
+            # decimal half imported (by another thread of the program, as the loop starts): no
+            # code of the program can have set a context of it yet.
+            current = pristine = None
         # Against decimal's own defaults, not decimal.DefaultContext: the program may have changed
         # that, which a spawned (or fork server's) worker does not inherit.
-        if _settings(current) != _settings(_pristine(decimal)):
+        if current is not None and _settings(current) != _settings(pristine):
             context = current.copy()
     return {
         "guarded": backend != "sequential",

@@ -20,6 +20,7 @@ exists (Linux); elsewhere, and for the Dask backend, arrays are pickled as befor
 from __future__ import annotations
 
 import functools
+import mmap
 import os
 import threading
 import weakref
@@ -27,7 +28,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from .linux import SHM_DIRECTORY, linux_facilities
+from . import shm
+from .linux import linux_facilities
 
 __all__ = ["SHARE_BYTES", "Segments", "reduce_shared", "shared_here", "sharing"]
 
@@ -49,9 +51,6 @@ class Segments:
         """Write ``data`` into a new segment and return its name; None if it cannot be written
         (``/dev/shm`` full, as a container's 64 MB one soon is, or not writable): the array
         is then pickled into the job as before."""
-        # Imported here, as the segments' other users do: most programs share no array.
-        from . import shm
-
         name = f"paraloop_in_{os.getpid()}_{os.urandom(6).hex()}"
         try:
             # Registered with paraloop's cleaner, which frees it if this process is killed.
@@ -75,10 +74,6 @@ class Segments:
     def free(self) -> None:
         # One at a time, each forgotten once released: run again after a Ctrl-C that cut it
         # short (see dispatch.run), it releases the rest (releasing one twice is harmless).
-        if not self._segments:
-            return
-        from . import shm
-
         while self._segments:
             shm.remove(self._segments[-1])
             self._segments.pop()
@@ -90,7 +85,7 @@ class Segments:
 @contextmanager
 def sharing(segments: Segments | None) -> Iterator[None]:
     """Within this block, :func:`reduce_shared` puts large arrays being pickled in ``segments``."""
-    if segments is None or not linux_facilities() or not os.path.isdir(SHM_DIRECTORY):
+    if segments is None or not linux_facilities() or not os.path.isdir(shm.DIRECTORY):
         yield
         return
     previous = getattr(_local, "segments", None)
@@ -130,11 +125,7 @@ def reduce_shared(obj: Any) -> Any:
 
 def _attach(name: str, shape: tuple[int, ...], dtype: Any, fortran: bool) -> Any:
     """The array in segment ``name``, mapped read-only (in a worker process)."""
-    import mmap
-
     import numpy
-
-    from . import shm
 
     descriptor = shm.opened(name, os.O_RDONLY)
     try:

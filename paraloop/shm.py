@@ -31,11 +31,11 @@ import sys
 import threading
 from typing import Any
 
-from .linux import SHM_DIRECTORY, linux_facilities
+from .linux import linux_facilities
 
 __all__ = ["DIRECTORY", "create", "folder_made", "folder_removed", "opened", "remove"]
 
-DIRECTORY = SHM_DIRECTORY
+DIRECTORY = "/dev/shm"
 _CLEANER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shm_cleaner.py")
 
 _lock = threading.Lock()

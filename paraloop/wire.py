@@ -10,6 +10,7 @@ its errors do not depend on where a chunk ran.
 
 from __future__ import annotations
 
+import _socket
 import reprlib
 import time
 from typing import Any
@@ -19,7 +20,7 @@ from .aggregation_strategies import counts_for_travel
 from .chunks import Chunk
 from .errors import ParaLoopError
 from .execute import RAISED, RETURNED, Job, Outcome
-from .items import bound_to_this_process, is_file, is_socket
+from .items import bound_to_this_process, is_file
 from .references import captured_arrays, refer
 from .resources import PerWorker
 from .sharing import Segments, sharing
@@ -134,7 +135,7 @@ def _held_refusal(job: Job, bound: list[Any]) -> ParaLoopError | None:
 
 
 def _copied_anew(value: Any) -> bool:
-    return is_file(value) or is_socket(value)
+    return is_file(value) or isinstance(value, _socket.socket)
 
 
 def _shown(value: Any) -> str:
