@@ -94,6 +94,7 @@ from conftest import (
     run_plain,
     run_source,
 )
+from test_shared import _cleaners as cleaner_pids
 
 pytestmark = pytest.mark.once
 
@@ -124,18 +125,6 @@ def _as_plain_or_refused(parallel: object, plain: object) -> None:
             isinstance(got, str) and got.startswith("ParaLoopError") and all(t in got for t in _CANNOT_TRAVEL)
         )
         assert got == expected or refused, (got, expected)
-
-
-def _cleaners() -> set[int]:
-    found = set()
-    for entry in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
-        except OSError:
-            continue
-        if b"shm_cleaner.py" in cmdline:
-            found.add(int(entry))
-    return found
 
 
 # ---------------------------------------------------------------------------------------------
@@ -788,7 +777,7 @@ print(json.dumps([first, run()]))
 @pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
 def test_held_large_captured_arrays_before_and_after_an_unload(tmp_path: Path, method: str) -> None:
     before = set(os.listdir("/dev/shm"))
-    cleaners = _cleaners()
+    cleaners = set(cleaner_pids())
     plain, parallel = _plain_and_paraloop(
         tmp_path, LARGE_CAPTURED, PARALOOP_START_METHOD=method, PARALOOP_CALLER_RUNS="0"
     )
@@ -796,9 +785,9 @@ def test_held_large_captured_arrays_before_and_after_an_unload(tmp_path: Path, m
     assert parallel == plain
     assert lasting_new_segments(before) == []
     deadline = time.monotonic() + 10
-    while _cleaners() - cleaners and time.monotonic() < deadline:
+    while set(cleaner_pids()) - cleaners and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert _cleaners() - cleaners == set()
+    assert set(cleaner_pids()) - cleaners == set()
 
 
 SHARED_WRITES = """
