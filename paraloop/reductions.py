@@ -167,11 +167,9 @@ _RULES: tuple[tuple[Callable[[object], bool], tuple[_Rule, ...]], ...] = (
     ),
     (
         lambda value: (
-            # The built-in numbers first: a first isinstance() against numbers.Number walks the
-            # classes registered with it (numpy's among them), 0.02-0.12 ms of a first loop.
-            type(value) in strategies._PLAIN_NUMBERS
-            or is_number(value)
-            or (type(value).__module__ == "numpy" and not _is_numpy_array(value))
+            # is_number tells the built-in numbers first: a first isinstance() against
+            # numbers.Number walks the classes registered with it (numpy's among them).
+            is_number(value) or (type(value).__module__ == "numpy" and not _is_numpy_array(value))
         ),
         _NUMBER_RULES,
     ),
