@@ -91,17 +91,13 @@ from conftest import (
     LINUX_FACILITIES,
     last_json,
     lasting_new_segments,
+    plain_and_paraloop,
     run_plain,
     run_source,
 )
 from test_shared import _cleaners as cleaner_pids
 
 pytestmark = pytest.mark.once
-
-
-def _plain_and_paraloop(tmp_path: Path, source: str, **extra: str) -> tuple[object, object]:
-    plain = last_json(run_plain(tmp_path, source))
-    return plain, last_json(run_source(tmp_path, source, **extra))
 
 
 # Where the program took a class's own module out of sys.modules, pickle finds another class of
@@ -182,7 +178,7 @@ print(json.dumps([attempt(f) for f in (decimal_sum, commuted, largest, product)]
 
 @pytest.mark.parametrize("backend", ["processes", "threads", "sequential"])
 def test_fraction_and_decimal_updates_after_the_program_unloads_numbers(tmp_path: Path, backend: str) -> None:
-    plain, parallel = _plain_and_paraloop(tmp_path, UNLOADED_NUMBERS, PARALOOP_BACKEND=backend)
+    plain, parallel = plain_and_paraloop(tmp_path, UNLOADED_NUMBERS, PARALOOP_BACKEND=backend)
     assert plain == ["6.428571428571428571428571429", "7381/2520", "3", "1/10"]
     if backend == "processes":
         _as_plain_or_refused(parallel, plain)
@@ -209,7 +205,7 @@ except Exception as error:
 
 
 def test_a_fraction_sum_after_patch_dict_of_sys_modules(tmp_path: Path) -> None:
-    plain, parallel = _plain_and_paraloop(tmp_path, PATCHED_MODULES)
+    plain, parallel = plain_and_paraloop(tmp_path, PATCHED_MODULES)
     assert plain == "86021/27720"
     _as_plain_or_refused(parallel, plain)
 
@@ -237,7 +233,7 @@ except Exception as error:
 
 
 def test_a_list_of_fractions_updated_per_element_after_the_program_unloads_numbers(tmp_path: Path) -> None:
-    plain, parallel = _plain_and_paraloop(tmp_path, UNLOADED_ELEMENTS)
+    plain, parallel = plain_and_paraloop(tmp_path, UNLOADED_ELEMENTS)
     assert plain == [f"1/{i + 1}" if i else "1" for i in range(10)]
     if isinstance(parallel, str):
         _as_plain_or_refused(parallel, plain)
@@ -308,7 +304,7 @@ print(json.dumps([total, numbers.Number(3).value]))
 
 def test_a_project_module_named_numbers_with_its_own_number_class(tmp_path: Path) -> None:
     (tmp_path / "numbers.py").write_text(textwrap.dedent(PROJECT_NUMBERS))
-    plain, parallel = _plain_and_paraloop(tmp_path, USES_PROJECT_NUMBERS)
+    plain, parallel = plain_and_paraloop(tmp_path, USES_PROJECT_NUMBERS)
     assert plain == [190, 3]
     assert parallel == plain
 
@@ -476,7 +472,7 @@ def test_numbers_half_imported_by_another_thread_as_a_loop_starts(
     tmp_path: Path, case: str, backend: str
 ) -> None:
     source = _half_imported(COMMUTED_FLOAT if case == "commuted_float" else NEGATIVE_INDEX)
-    plain, parallel = _plain_and_paraloop(tmp_path, source, PARALOOP_BACKEND=backend)
+    plain, parallel = plain_and_paraloop(tmp_path, source, PARALOOP_BACKEND=backend)
     assert plain == [True, 22.5 if case == "commuted_float" else [1, 1, 1, 1, 0, 2]]
     # Under paraloop the program's thread finds numbers whole (the runtime imported it with the
     # marked module), so it never pauses in it: the result is what counts.
@@ -485,7 +481,7 @@ def test_numbers_half_imported_by_another_thread_as_a_loop_starts(
 
 @pytest.mark.parametrize("backend", ["processes", "threads"])
 def test_decimal_half_imported_by_another_thread_as_a_loop_starts(tmp_path: Path, backend: str) -> None:
-    plain, parallel = _plain_and_paraloop(tmp_path, _half_imported(DECIMAL), PARALOOP_BACKEND=backend)
+    plain, parallel = plain_and_paraloop(tmp_path, _half_imported(DECIMAL), PARALOOP_BACKEND=backend)
     assert plain == [True, 45]
     assert parallel == plain
 
@@ -536,7 +532,7 @@ print(json.dumps([paused.is_set(), total, rows[38:]]))
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="fork")
 def test_a_fork_pool_started_while_numbers_was_half_imported(tmp_path: Path) -> None:
-    plain, parallel = _plain_and_paraloop(tmp_path, FORKED_HALF, PARALOOP_START_METHOD="fork")
+    plain, parallel = plain_and_paraloop(tmp_path, FORKED_HALF, PARALOOP_START_METHOD="fork")
     assert plain == [True, 780, [0, 2]]
     assert parallel[1:] == plain[1:]  # numbers came whole with the runtime: no pause (see above)
 
@@ -671,7 +667,7 @@ print(json.dumps([str(total), str(d), round(m.v, 9), type(m).__name__, rows, val
     ids=["fork", "spawn", "threads", "sequential"],
 )
 def test_held_numbers_imported_in_the_body_and_between_loops(tmp_path: Path, setting: dict[str, str]) -> None:
-    plain, parallel = _plain_and_paraloop(tmp_path, NUMBERS_AT_MOMENTS, **setting)
+    plain, parallel = plain_and_paraloop(tmp_path, NUMBERS_AT_MOMENTS, **setting)
     assert plain[:4] == ["86021/27720", "9.428571428571428571428571429", 6.6, "Meters"]
     assert plain[5] == [-60, -50, -40, -30, -20, -10]
     assert parallel == plain
@@ -691,7 +687,7 @@ for i in ParaLoop(range(20), num_processes=2, chunksize=2):
     rows[i] = rows[i] + 1
 print(json.dumps([total, rows]))
 """
-    plain, parallel = _plain_and_paraloop(tmp_path, source)
+    plain, parallel = plain_and_paraloop(tmp_path, source)
     assert plain == [380, [1] * 20]
     assert parallel == plain
 
@@ -778,7 +774,7 @@ print(json.dumps([first, run()]))
 def test_held_large_captured_arrays_before_and_after_an_unload(tmp_path: Path, method: str) -> None:
     before = set(os.listdir("/dev/shm"))
     cleaners = set(cleaner_pids())
-    plain, parallel = _plain_and_paraloop(
+    plain, parallel = plain_and_paraloop(
         tmp_path, LARGE_CAPTURED, PARALOOP_START_METHOD=method, PARALOOP_CALLER_RUNS="0"
     )
     assert plain == [31996000.0, 31996000.0]
@@ -818,7 +814,7 @@ print(json.dumps(np.asarray(out).tolist()))
 )
 def test_held_shared_array_writes(tmp_path: Path, setting: dict[str, str]) -> None:
     before = set(os.listdir("/dev/shm"))
-    plain, parallel = _plain_and_paraloop(tmp_path, SHARED_WRITES, **setting)
+    plain, parallel = plain_and_paraloop(tmp_path, SHARED_WRITES, **setting)
     assert plain == [[i * i, i] for i in range(12)]
     assert parallel == plain
     assert lasting_new_segments(before) == []
@@ -858,6 +854,6 @@ print(json.dumps([before, middle, blas_threads(), total]))
 
 @pytest.mark.parametrize("backend", ["processes", "threads", "sequential"])
 def test_held_openblas_threads_back_after_the_loops(tmp_path: Path, backend: str) -> None:
-    plain, parallel = _plain_and_paraloop(tmp_path, OPENBLAS, PARALOOP_BACKEND=backend)
+    plain, parallel = plain_and_paraloop(tmp_path, OPENBLAS, PARALOOP_BACKEND=backend)
     assert plain[3] == 96000000.0
     assert parallel == plain
