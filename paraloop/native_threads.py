@@ -261,8 +261,7 @@ def _direct() -> Any:
             except OSError:  # pragma: no cover - no /proc after all
                 return None
         # Imported here: a program with no OpenBLAS (most) never needs it.
-        from . import openblas_direct
-
+        openblas_direct = loaded_modules.import_own("paraloop.openblas_direct")
         made = _direct_made = (key, openblas_direct.controller(paths))
     return made[1]
 

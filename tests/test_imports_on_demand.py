@@ -371,3 +371,91 @@ def test_a_ctrl_c_traceback_takes_the_installed_packages_for_libraries(site: boo
     assert seen["site"] is site
     for name, place in seen["places"].items():
         assert any((place.rstrip("/") + "/").startswith(prefix) for prefix in seen["library"]), (name, seen)
+
+
+NUMPY_LOOPS = """
+    # paraloop: enable
+    import json, os, sys
+    import numpy
+    from paraloop import ParaLoop
+
+    def products(matrix):
+        total = 0.0
+        for i in ParaLoop(range(10)):
+            total += float((matrix @ matrix)[0, 0]) + i
+        return total
+
+    def plain(matrix):
+        total = 0.0
+        for i in range(10):
+            total += float((matrix @ matrix)[0, 0]) + i
+        return total
+
+    if __name__ == "__main__":
+        matrix = numpy.ones((50, 50))
+        results = [products(matrix)]
+        opened = []
+        real_open = os.open
+
+        def spy(path, *args, **kwargs):
+            opened.append(os.fsdecode(path))
+            return real_open(path, *args, **kwargs)
+
+        os.open = spy
+        results.append(products(matrix))
+        os.open = real_open
+        print(json.dumps({
+            "results": results,
+            "plain": plain(matrix),
+            "opened": opened,
+            "direct": "paraloop.openblas_direct" in sys.modules,
+        }))
+"""
+
+
+def test_a_numpy_loop_after_the_first_reads_no_map_of_the_process_again(tmp_path: Path) -> None:
+    """The first numpy loop finds OpenBLAS (reading /proc/self/maps) and imports paraloop's own
+    controller of it; that import must not make the next loop look again (0.2 ms of a loop of
+    about 1 ms): nothing the program loaded changed.  Both loops give the plain loop's result.
+    (Where Linux's facilities are hidden, PARALOOP_PORTABLE=1, no map is read at all.)"""
+    script = tmp_path / "program.py"
+    script.write_text(textwrap.dedent(NUMPY_LOOPS))
+    result = run_program(script)
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout.splitlines()[-1])
+    assert seen["results"] == [seen["plain"], seen["plain"]]
+    assert "/proc/self/maps" not in seen["opened"], seen["opened"]
+
+
+STATE = """
+    import json, sys
+    import paraloop.runtime
+    from paraloop import loaded_modules
+
+    before = loaded_modules.state()
+    loaded_modules.import_own("paraloop.openblas_direct")
+    own = loaded_modules.state()
+    # The threads backend imports queue, which the runtime does not: more than itself changed.
+    loaded_modules.import_own("paraloop.backends.threads")
+    brought = loaded_modules.state()
+    import colorsys
+    other = loaded_modules.state()
+    del sys.modules["colorsys"]
+    print(json.dumps([before == own, own == brought, brought == other, brought == loaded_modules.state()]))
+"""
+
+
+def test_only_paraloops_own_import_on_demand_leaves_the_modules_state_as_it_was() -> None:
+    """loaded_modules.state() keys what paraloop learnt from sys.modules (the walk of the
+    program's modules, the look for native libraries): one of paraloop's modules imported where a
+    loop needs it leaves it as it was; that import bringing another module, or a module of the
+    program's, changes it; taking that module out again gives the state before it."""
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(STATE)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=product_environment(),
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == [True, False, False, True]
