@@ -658,7 +658,8 @@ def execute_chunk(
     ending: Callable[[], None] | None = None,
     starting: Callable[[], None] | None = None,
 ) -> Outcome:
-    """Run one chunk on private copies; with ``queue``, also measure its time queued for a CPU.
+    """Run one chunk on private copies; with ``queue``, also measure its CPU time (the process's)
+    and its time queued for a CPU.
 
     ``state`` (NOTE_STATE or LANE_STATE) watches process-wide state around the chunk.
     ``continued`` gives replayed names their running values, for a chunk that follows
@@ -738,9 +739,12 @@ def _execute(
     if starting is not None:
         starting()
     began = time.perf_counter()
-    began_cpu = time.process_time()
-    # The process's CPU time, but not an import's in a thread meanwhile (see background_import).
-    began_import = background_import.cpu()
+    # The process's CPU time, but not an import's in a thread meanwhile (see background_import);
+    # only where it is asked for with the queued time (a worker process's chunk, the caller's):
+    # a chunk in a thread of the threads backend or a lane (which counts its thread's own) would
+    # read the clocks of other threads' work, two system calls of a chunk of a few microseconds.
+    began_cpu = time.process_time() if queue else 0.0
+    began_import = background_import.cpu() if queue else 0.0
     # An iteration that forks (a helper process) carries on in the child too, whose random
     # generators Python reseeds (random's own at-fork hook): no iteration's draw.
     pid = os.getpid() if generators is not None else 0
@@ -755,9 +759,10 @@ def _execute(
     if ending is not None and kind != DONE:
         ending()
     seconds = time.perf_counter() - began
-    cpu = max(0.0, time.process_time() - began_cpu - (background_import.cpu() - began_import))
+    cpu = 0.0
     queued = 0.0
     if queue:
+        cpu = max(0.0, time.process_time() - began_cpu - (background_import.cpu() - began_import))
         ended_queued, ended_runs = queued_and_runs()
         queued = ended_queued - began_queued
     if others:
