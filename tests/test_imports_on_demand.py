@@ -441,21 +441,33 @@ STATE = """
     import colorsys
     other = loaded_modules.state()
     del sys.modules["colorsys"]
-    print(json.dumps([before == own, own == brought, brought == other, brought == loaded_modules.state()]))
+    restored = loaded_modules.state()
+    # A module whose import replaces another entry (as import hooks and lazy loaders do): only
+    # itself added, yet sys.modules changed.
+    sys.path.insert(0, ".")
+    loaded_modules.import_own("swapper")
+    print(json.dumps([
+        before == own, own == brought, brought == other, brought == restored, restored == loaded_modules.state(),
+    ]))
 """
 
 
-def test_only_paraloops_own_import_on_demand_leaves_the_modules_state_as_it_was() -> None:
+def test_only_paraloops_own_import_on_demand_leaves_the_modules_state_as_it_was(tmp_path: Path) -> None:
     """loaded_modules.state() keys what paraloop learnt from sys.modules (the walk of the
     program's modules, the look for native libraries): one of paraloop's modules imported where a
-    loop needs it leaves it as it was; that import bringing another module, or a module of the
-    program's, changes it; taking that module out again gives the state before it."""
+    loop needs it leaves it as it was; that import bringing another module, or replacing another
+    entry, or a module of the program's, changes it; taking that module out again gives the state
+    before it."""
+    (tmp_path / "swapper.py").write_text(
+        "import sys, types\nsys.modules['json.decoder'] = types.ModuleType('json.decoder')\n"
+    )
     result = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(STATE)],
         capture_output=True,
         text=True,
         timeout=60,
         env=product_environment(),
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout) == [True, False, False, True]
+    assert json.loads(result.stdout) == [True, False, False, True, False]
