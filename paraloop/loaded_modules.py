@@ -127,7 +127,7 @@ def state() -> tuple[int, Any, int]:
     or one taken out and another put in, as tests and reloads do); but not a module of
     paraloop's own imported on demand (see :func:`import_own`)."""
     now = _raw_state()
-    return _same.get(now, now)
+    return _same.get(now, now) if _same else now
 
 
 def _raw_state() -> tuple[int, Any, int]:
@@ -137,7 +137,7 @@ def _raw_state() -> tuple[int, Any, int]:
 
 
 # Raw states of sys.modules that differ from an earlier one only by a module import_own added:
-# that state, to which state() answers as to the earlier one.
+# that state, to which state() answers as to the earlier one (an entry per module so imported).
 _same: dict[tuple[int, Any, int], tuple[int, Any, int]] = {}
 
 

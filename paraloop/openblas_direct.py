@@ -56,7 +56,7 @@ class _Library:
 def _openblas_file(name: str) -> bool:
     """Whether the file ``name`` is one threadpoolctl's OpenBLAS controller recognises (on Linux):
     ``^(?:lib)?(?:scipy_)?openblas[^/]*\\.so[^/]*$``, told without a regular expression, whose
-    compiling (0.2-0.3 ms) a program's first numpy loop paid for this module's import."""
+    compiling (about 0.06 ms) a program's first numpy loop paid for this module's import."""
     name = name.removeprefix("lib").removeprefix("scipy_")
     return "/" not in name and name.startswith("openblas") and ".so" in name[len("openblas") :]
 
