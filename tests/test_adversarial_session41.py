@@ -12,7 +12,8 @@ loop); each was a strict xfail that failed 3 of 3, and passes since the runtime 
 what paraloop does must not be looked up when a loop asks: the program may have taken it out of
 ``sys.modules``, or be importing it in another thread; paraloop/number_types.py).  4 and 7 were
 older and are fixed (number_types tells the built-in numbers by type; runtime._watching takes a
-half-imported decimal for one whose context nobody set).  5 is older and open (strict xfail):
+half-imported decimal for one whose context nobody set).  5 is older, fixed in session 42 (a fork
+worker lets go of the program's sockets and pipes the program closed: backends/processes/inherited.py):
 
 1. A program that unloads what an import brought (``sys.modules`` set back to a snapshot taken
    before it, as a plugin host does, or ``with mock.patch.dict(sys.modules, ...)`` around the
@@ -42,7 +43,7 @@ half-imported decimal for one whose context nobody set).  5 is older and open (s
    to the workers, ``a.close()`` of a socket does not end the peer's stream, and
    ``child.stdin.close(); child.wait()`` of a subprocess waits for ever (the child never reads the
    end of its input); plain, spawn and forkserver: the stream ends.  (Default settings; the loop
-   does not use the socket or the pipe.)
+   does not use the socket or the pipe.)  Fixed in session 42.
 6. A module of numbers half imported by another thread of the program (a background import of
    numpy, statistics, fractions; the test holds it at one line with a tracer) as a loop starts:
    ``Number`` is defined and ``float`` not yet registered, so ``total = i * 0.5 + total`` raises
@@ -310,7 +311,7 @@ def test_a_project_module_named_numbers_with_its_own_number_class(tmp_path: Path
 
 
 # ---------------------------------------------------------------------------------------------
-# Finding 5 (not today's change): a fork pool holds the program's descriptors open.
+# Finding 5 (not today's change; fixed in session 42): a fork pool held the program's descriptors open.
 
 OPEN_DESCRIPTORS = """
 import json, socket, subprocess, sys, time
@@ -360,13 +361,6 @@ print(json.dumps([total, end]))
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="fork")
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="finding 5 (also at f845328): fork workers keep every descriptor the program had "
-    "open when the pool started: closing a socket or a child's stdin after the loop does not "
-    "end the stream (the peer's recv, the child's read, wait for ever)",
-)
 @pytest.mark.parametrize("kind", ["socket", "pipe"])
 def test_a_stream_the_program_closes_after_a_loop_ends(tmp_path: Path, kind: str) -> None:
     plain = last_json(run_plain(tmp_path, OPEN_DESCRIPTORS, kind))

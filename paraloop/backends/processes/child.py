@@ -38,6 +38,7 @@ from ...execute import DONE, NOTE_STATE, RAISED, Job, Outcome, execute_chunk, st
 from ...hook import typeguard_workers
 from ...lifeline import alive, die_with
 from ...wire import encode_outcome, job_failure
+from . import inherited
 from .lanes import InLanes, finish_lanes, start_lanes
 from .protocol import CHECK, CHUNK, HEADER, JOB, QUIT, WATCHED, Checked
 from .watch import Watch
@@ -217,10 +218,12 @@ def _serve(connection: Any, clock: Any, owner: int | None, folder: str | None = 
     child = _Child(connection, clock, leave)
     while True:
         # Poll with a timeout: a sibling forked later may hold our pipe open,
-        # so EOF alone does not prove the parent is alive.
-        if not connection.poll(1.0):
+        # so EOF alone does not prove the parent is alive.  A fork worker that holds the
+        # program's streams looks more often whether the program closed them (see inherited.py).
+        if not connection.poll(inherited.INTERVAL if inherited.watched() else 1.0):
             if os.getppid() != parent:
                 return False
+            inherited.let_go_closed()
             continue
         try:
             message = connection.recv_bytes()

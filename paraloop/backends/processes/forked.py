@@ -27,6 +27,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from . import inherited
+
 __all__ = ["Channel", "ForkedProcess", "channel_pair", "wait"]
 
 # A message's length, before its bytes.
@@ -188,6 +190,10 @@ class ForkedProcess:
             self._ends[0].close()
             code = 1
             try:
+                # The program's sockets and pipes this child holds from now on: let go of those
+                # the program closes (see inherited.py), but never its own ends.
+                own = self._ends[1]
+                inherited.note({child_sentinel, own._reading, own._writing})
                 code = self._run()
             finally:
                 os._exit(code)
