@@ -314,7 +314,7 @@ def test_a_project_module_named_numbers_with_its_own_number_class(tmp_path: Path
 # Finding 5 (not today's change; fixed in session 42): a fork pool held the program's descriptors open.
 
 OPEN_DESCRIPTORS = """
-import json, socket, subprocess, sys, time
+import json, os, socket, subprocess, sys, time
 from paraloop import ParaLoop
 
 if sys.argv[1] == "socket":
@@ -349,6 +349,8 @@ if sys.argv[1] == "socket":
         end = "the connection stayed open after a.close()"
 else:
     child.stdin.close()  # the child reads to the end of its input, prints and ends
+    if sys.argv[1] == "pipe-replaced":
+        replacement = os.pipe()  # likely to take the closed end's number: the old stream ends all the same
     try:
         child.wait(timeout=10)
         end = child.stdout.read().strip()
@@ -361,7 +363,7 @@ print(json.dumps([total, end]))
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="fork")
-@pytest.mark.parametrize("kind", ["socket", "pipe"])
+@pytest.mark.parametrize("kind", ["socket", "pipe", "pipe-replaced"])
 def test_a_stream_the_program_closes_after_a_loop_ends(tmp_path: Path, kind: str) -> None:
     plain = last_json(run_plain(tmp_path, OPEN_DESCRIPTORS, kind))
     parallel = last_json(run_source(tmp_path, OPEN_DESCRIPTORS, kind, PARALOOP_START_METHOD="fork"))
@@ -369,12 +371,13 @@ def test_a_stream_the_program_closes_after_a_loop_ends(tmp_path: Path, kind: str
     assert parallel == plain
 
 
+@pytest.mark.parametrize("kind", ["pipe", "pipe-replaced"])
 @pytest.mark.parametrize("method", ["spawn", "forkserver"])
 def test_held_a_stream_the_program_closes_after_a_loop_on_spawn_and_forkserver(
-    tmp_path: Path, method: str
+    tmp_path: Path, method: str, kind: str
 ) -> None:
-    plain = last_json(run_plain(tmp_path, OPEN_DESCRIPTORS, "pipe"))
-    parallel = last_json(run_source(tmp_path, OPEN_DESCRIPTORS, "pipe", PARALOOP_START_METHOD=method))
+    plain = last_json(run_plain(tmp_path, OPEN_DESCRIPTORS, kind))
+    parallel = last_json(run_source(tmp_path, OPEN_DESCRIPTORS, kind, PARALOOP_START_METHOD=method))
     assert plain == [780, "5"]
     assert parallel == plain
 
