@@ -461,13 +461,8 @@ def test_only_paraloops_own_import_on_demand_leaves_the_modules_state_as_it_was(
     (tmp_path / "swapper.py").write_text(
         "import sys, types\nsys.modules['json.decoder'] = types.ModuleType('json.decoder')\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(STATE)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=product_environment(),
-        cwd=tmp_path,
-    )
+    script = tmp_path / "state.py"
+    script.write_text(textwrap.dedent(STATE))
+    result = run_program(script)
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout) == [True, False, False, True, False]
+    assert json.loads(result.stdout.splitlines()[-1]) == [True, False, False, True, False]
