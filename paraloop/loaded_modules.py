@@ -136,8 +136,8 @@ def _raw_state() -> tuple[int, Any, int]:
     return (len(modules), last, id(modules.get(last)) if last is not None else 0)
 
 
-# Raw states of sys.modules that differ from an earlier one only by a module import_own added:
-# that state, to which state() answers as to the earlier one (an entry per module so imported).
+# The raw state of sys.modules that differs from an earlier one only by the modules import_own
+# added: that state, to which state() answers as to the earlier one (one entry, the latest).
 _same: dict[tuple[int, Any, int], tuple[int, Any, int]] = {}
 
 
@@ -155,6 +155,9 @@ def import_own(name: str) -> Any:
     module = sys.modules[name]
     now = list(sys.modules.items())
     if len(now) == len(entries) + 1 and now[-1] == (name, module) and all(map(_same_entry, now, entries)):
+        # One at a time: ``before`` already answers for an earlier one, and a program that takes
+        # the module out again and again (mock.patch.dict around each loop) leaves no trail.
+        _same.clear()
         _same[_raw_state()] = before
     return module
 

@@ -260,10 +260,21 @@ def _direct() -> Any:
                 paths = _note_paths(_read_all("/proc/self/maps"))
             except OSError:  # pragma: no cover - no /proc after all
                 return None
-        # Imported here: a program with no OpenBLAS (most) never needs it.
-        openblas_direct = loaded_modules.import_own("paraloop.openblas_direct")
-        made = _direct_made = (key, openblas_direct.controller(paths))
+        made = _direct_made = (key, _openblas_direct().controller(paths))
     return made[1]
+
+
+# paraloop.openblas_direct, once imported (see _openblas_direct).
+_openblas_module: list[Any] = []
+
+
+def _openblas_direct() -> Any:
+    """paraloop.openblas_direct, imported here (a program with no OpenBLAS, most, never needs it)
+    and kept: a program that takes it out of sys.modules again (mock.patch.dict around a loop)
+    does not make each loop import it anew."""
+    if not _openblas_module:
+        _openblas_module.append(loaded_modules.import_own("paraloop.openblas_direct"))
+    return _openblas_module[0]
 
 
 def _threadpoolctl() -> Any:

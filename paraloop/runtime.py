@@ -428,6 +428,14 @@ def _adopting(job: Job) -> Callable[[str, Any], None]:
     return adopt
 
 
+# The threads and Dask backends, imported by the first loop that uses each and kept: a program
+# that takes them out of sys.modules again (``mock.patch.dict(sys.modules)`` around a loop, a
+# snapshot of it restored) imported a copy for each loop, and each copy of the threads backend
+# registered an exit handler that kept it (and its queue module) to the program's end.
+_run_threads: Callable[[Job, Chunker, int], Iterator[Outcome]] | None = None
+_run_dask: Callable[..., Iterator[Outcome]] | None = None
+
+
 def _outcomes(loop: ParaLoop[Any], job: Job, chunker: Chunker, between: bool = False) -> Iterator[Outcome]:
     """Run the job's chunks on the loop's backend; outcomes arrive in any order.
 
@@ -435,6 +443,7 @@ def _outcomes(loop: ParaLoop[Any], job: Job, chunker: Chunker, between: bool = F
     over ParaLoop), so the caller neither runs chunks itself (see backends/processes/caller.py)
     nor holds its native pools at the workers' share (see native_threads.Hold).
     """
+    global _run_threads, _run_dask
     backend = _backend(loop)
     chosen = loop.resolved_num_processes()
     count = chosen or available_cpus()
@@ -453,13 +462,17 @@ def _outcomes(loop: ParaLoop[Any], job: Job, chunker: Chunker, between: bool = F
     if backend == "threads":
         # Imported by the loops that use it: queue and heapq, which it needs, cost a program
         # whose loops never do 1 ms.
-        from .backends.threads import run_threads
+        if _run_threads is None:
+            from .backends.threads import run_threads
 
-        return run_threads(job, chunker, count)
+            _run_threads = run_threads
+        return _run_threads(job, chunker, count)
     if backend == "dask":
-        from .backends.dask import run_dask
+        if _run_dask is None:
+            from .backends.dask import run_dask
 
-        return run_dask(job, chunker, loop.scheduler, chosen)
+            _run_dask = run_dask
+        return _run_dask(job, chunker, loop.scheduler, chosen)
     # With no count given, a loop whose iterations mostly wait may get more workers.
     grow_to = waiting_iterations() if chosen is None else None
     recycle = loop.max_iterations_per_worker
