@@ -220,7 +220,8 @@ def _serve(connection: Any, clock: Any, owner: int | None, folder: str | None = 
         # Poll with a timeout: a sibling forked later may hold our pipe open,
         # so EOF alone does not prove the parent is alive.  A fork worker that holds the
         # program's streams looks more often whether the program closed them (see inherited.py).
-        if not connection.poll(inherited.INTERVAL if inherited.watched() else 1.0):
+        look = inherited.waiting_look()
+        if not connection.poll(1.0 if look is None else min(look, 1.0)):
             if os.getppid() != parent:
                 return False
             inherited.let_go_closed()
@@ -236,6 +237,8 @@ def _serve(connection: Any, clock: Any, owner: int | None, folder: str | None = 
         if kind == CHECK:
             child.check(loop_id)
         elif kind == JOB:
+            # A stream the program closed before it started this loop ends before its chunks run.
+            inherited.let_go_closed()
             child.load(loop_id, payload)
         elif kind == CHUNK:
             child.chunk(loop_id, index, start, lanes, payload)

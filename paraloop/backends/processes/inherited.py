@@ -7,40 +7,49 @@ never reads the end of the stream, and a program that closes a child's input and
 waited for ever (``multiprocessing.Pool``'s fork workers do the same while the pool lives; under
 forkserver and spawn a worker inherits none of them).
 
-So a fork worker notes, as it starts, the sockets and pipes it inherited from the program (not
-its own channel to the program, nor the standard streams), and while it waits for work it looks,
-every :data:`INTERVAL` seconds, whether the program still holds each of them at the same number
-(``/proc/<program>/fd``): one the program closed, or put another file in place of, is let go here
-too.  Its number is not freed but points at ``/dev/null`` from then on, so that a file the worker
-opens later cannot take it and be written to through an object of the program's that still
-names it; such an object reads nothing and writes into nothing, as its stream is over.  A stream
-the program keeps open stays the worker's, for the bodies that use it (a ``multiprocessing``
-queue's pipe, a logging socket).  Never while a chunk runs: only the waiting worker looks.
+So a fork worker notes, as it starts, the program's pipes and stream sockets it inherited (not
+its own channel to the program, nor the standard streams, nor datagram sockets, which carry no
+stream to end), and looks whether the program still holds each at the same number
+(``/proc/<program>/fd/<n>``, the same file): as a loop's job arrives (the program closed it
+before it started the loop), and every :data:`INTERVAL` seconds while it waits for work (less
+often where a look takes longer than :data:`LOOK_SHARE` of that).  One the program closed, or
+put another file in place of, is let go here too.  Its number is not freed (a file the worker
+opens later would take it, and be written to through an object of the program's that still
+names it): a pipe's points at ``/dev/null`` from then on, a socket's at a new socket of the same
+kind, unconnected.
+An object of the program's that still names it (a logging handler the workers kept from their
+start) reads nothing and fails to send, as its stream is over.  A stream the program keeps open
+stays the worker's, for the bodies that use it (a ``multiprocessing`` queue's pipe, a socket).
+Never while a chunk runs.
 """
 
 from __future__ import annotations
 
 import os
 import stat
+import time
 
 from ...linux import linux_facilities
 
-__all__ = ["INTERVAL", "let_go_closed", "note", "watched"]
+__all__ = ["INTERVAL", "let_go_closed", "note", "waiting_look"]
 
 # How often a waiting worker looks: a program that closes a stream and waits for its peer waits
-# about this long at most.
+# about this long at most...
 INTERVAL = 0.1
+# ...unless a look takes more than this share of it (a program with thousands of connections).
+LOOK_SHARE = 0.02
 
-# The program's pid, and its streams this worker inherited: descriptor -> what it names
-# ("socket:[inode]", "pipe:[inode]"), as the worker's own /proc entry showed when it started.
+# The program's pid, and its streams this worker inherited: descriptor -> (device, inode) of the
+# file it names as the worker started.
 _program = 0
-_streams: dict[int, str] = {}
-_null = -1
+_streams: dict[int, tuple[int, int]] = {}
+# How long the waiting worker waits before its next look (see LOOK_SHARE).
+_interval = [INTERVAL]
 
 
 def note(own: set[int]) -> None:
-    """In a fork worker as it starts: note the program's sockets and pipes it inherited, but
-    ``own`` (its own ends, which the program closes at once) and the standard streams."""
+    """In a fork worker as it starts: note the program's pipes and stream sockets it inherited,
+    but ``own`` (its own ends, which the program closes at once) and the standard streams."""
     global _program
     _streams.clear()
     if not linux_facilities():
@@ -54,31 +63,51 @@ def note(own: set[int]) -> None:
         if number <= 2 or number in own:
             continue
         try:
-            mode = os.fstat(number).st_mode
-            if stat.S_ISSOCK(mode) or stat.S_ISFIFO(mode):
-                _streams[number] = os.readlink(f"/proc/self/fd/{number}")
+            found = os.fstat(number)
+            if stat.S_ISFIFO(found.st_mode) or (stat.S_ISSOCK(found.st_mode) and _streaming(number)):
+                _streams[number] = (found.st_dev, found.st_ino)
         except OSError:
             continue  # the listing's own descriptor, gone since
 
 
-def watched() -> bool:
-    """Whether this worker holds streams of the program's to look after."""
-    return bool(_streams)
+def _streaming(number: int) -> bool:
+    """Whether the socket at ``number`` is not a datagram socket (whose peer waits for no end)."""
+    import socket  # here: in a fork worker that inherited sockets, not in every program's caller
+
+    probe = socket.socket(fileno=number)
+    try:
+        return probe.type != socket.SOCK_DGRAM
+    finally:
+        probe.detach()
+
+
+def waiting_look() -> float | None:
+    """How long the waiting worker waits for work before it looks again, None if it need not."""
+    return _interval[0] if _streams else None
 
 
 def let_go_closed() -> None:
     """Let go of the program's streams it closed (or replaced) since this worker started."""
-    global _null
-    for number, name in list(_streams.items()):
+    if not _streams:
+        return
+    began = time.perf_counter()
+    _let_go_closed()
+    _interval[0] = max(INTERVAL, (time.perf_counter() - began) / LOOK_SHARE)
+
+
+def _let_go_closed() -> None:
+    for number, identity in list(_streams.items()):
         try:
-            if os.readlink(f"/proc/self/fd/{number}") != name:
-                del _streams[number]  # the worker's own code closed or replaced it: its own business
-                continue
+            mine = os.fstat(number)
         except OSError:
             del _streams[number]
             continue
+        if (mine.st_dev, mine.st_ino) != identity:
+            del _streams[number]  # the worker's own code closed or replaced it: its own business
+            continue
         try:
-            held = os.readlink(f"/proc/{_program}/fd/{number}") == name
+            theirs = os.stat(f"/proc/{_program}/fd/{number}")
+            held = (theirs.st_dev, theirs.st_ino) == identity
         except FileNotFoundError:
             held = False
         except OSError:
@@ -87,7 +116,28 @@ def let_go_closed() -> None:
             return
         if held:
             continue
-        if _null < 0:
-            _null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
-        os.dup2(_null, number, inheritable=False)
+        _replace(number, mine.st_mode)
         del _streams[number]
+
+
+def _replace(number: int, mode: int) -> None:
+    """Point ``number`` at a file that holds no stream of the program's (see the module's text)."""
+    if stat.S_ISSOCK(mode):
+        import socket
+
+        old = socket.socket(fileno=number)
+        try:
+            family, kind = old.family, old.type
+        finally:
+            old.detach()
+        try:
+            with socket.socket(family, kind) as placeholder:
+                os.dup2(placeholder.fileno(), number, inheritable=False)
+            return
+        except OSError:
+            pass  # a kind of socket this process cannot make: /dev/null then
+    null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+    try:
+        os.dup2(null, number, inheritable=False)
+    finally:
+        os.close(null)
