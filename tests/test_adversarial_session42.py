@@ -68,7 +68,19 @@ import re
 import pytest
 from conftest import last_json, run_plain, run_source
 
+from paraloop.native_threads import ENVIRONMENT
 from paraloop.openblas_direct import _openblas_file
+
+
+@pytest.fixture(autouse=True)
+def _no_native_thread_counts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The programs run with no native thread count from the environment, whatever an earlier
+    test of this process left there (a Dask cluster started in it sets OMP_NUM_THREADS,
+    OPENBLAS_NUM_THREADS and MKL_NUM_THREADS to 1): paraloop limits the libraries itself then,
+    which is what these tests look at."""
+    for name in ENVIRONMENT:
+        monkeypatch.delenv(name, raising=False)
+
 
 pytestmark = pytest.mark.once
 
