@@ -59,13 +59,49 @@ from conftest import last_json, lasting_new_segments, run_plain, run_source
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="fork workers")
 
+
+# Program text the programs below share: a child that prints how long its input was, once it read
+# it to its end; and its end, waited for (up to 10 s: a child that never reads the end of its input
+# says so).
+def _open_finding(reason: str) -> pytest.MarkDecorator:
+    """A finding left open (documented in docs/semantics.md): a strict xfail."""
+    return pytest.mark.xfail(strict=True, reason=reason)
+
+
+# The messages of the log records a DatagramHandler sent to ``receiver`` (until none came for 2 s).
+RECEIVED = """receiver.settimeout(2)
+messages = []
+try:
+    while True:
+        record = pickle.loads(receiver.recv(65536)[4:])
+        messages.append(record["msg"] % tuple(record["args"] or ()))
+except TimeoutError:
+    pass
+"""
+COUNTING_CHILD = """child = subprocess.Popen(
+    [sys.executable, "-c", "import sys; print(len(sys.stdin.read()))"],
+    stdin=subprocess.PIPE,
+    stdout=subprocess.PIPE,
+    text=True,
+)
+"""
+CHILDS_END = """try:
+    child.wait(timeout=10)
+    end = child.stdout.read().strip()
+except subprocess.TimeoutExpired:
+    child.kill()
+    child.wait()
+    end = "the child still waits for the end of its input"
+"""
+
 METHODS = ["fork", "forkserver", "spawn"]
 
 
 # ---------------------------------------------------------------------------------------------
 # Finding 1: a logging handler the program configured again.
 
-RECONFIGURED_LOGGING = """
+RECONFIGURED_LOGGING = (
+    """
 import json, logging, logging.config, pickle, socket, sys, time
 from paraloop import ParaLoop
 
@@ -102,16 +138,11 @@ else:
 log.info("again")
 time.sleep(0.5)  # the workers wait for work meanwhile
 totals.append(run(10))
-receiver.settimeout(2)
-messages = []
-try:
-    while True:
-        record = pickle.loads(receiver.recv(65536)[4:])
-        messages.append(record["msg"] % tuple(record["args"] or ()))
-except TimeoutError:
-    pass
-print(json.dumps([totals, sorted(messages, key=lambda m: (len(m), m))]))
 """
+    + RECEIVED
+    + """print(json.dumps([totals, sorted(messages, key=lambda m: (len(m), m))]))
+"""
+)
 
 
 @pytest.mark.parametrize("how", ["dictConfig", "replaced"])
@@ -186,11 +217,10 @@ print(json.dumps([totals, sorted(set(range(20)) - items)]))
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding 1 (open, documented): after the program replaced its SocketHandler, the first "
+@_open_finding(
+    "finding 1 (open, documented): after the program replaced its SocketHandler, the first "
     "record each fork worker logs through its old copy is lost without a word (the stream it "
-    "names is over; the handler reconnects for the next)",
+    "names is over; the handler reconnects for the next)"
 )
 def test_tcp_log_records_reach_the_server_after_the_program_replaced_its_handler(tmp_path: Path) -> None:
     plain = last_json(run_plain(tmp_path, RECONFIGURED_TCP_LOGGING))
@@ -200,7 +230,8 @@ def test_tcp_log_records_reach_the_server_after_the_program_replaced_its_handler
 
 # The attack that held: a handler the program keeps, across loops with the workers waiting
 # between them (they look at the program's streams meanwhile and leave this one alone).
-KEPT_LOGGING = """
+KEPT_LOGGING = (
+    """
 import json, logging, logging.handlers, pickle, socket, time
 from paraloop import ParaLoop
 
@@ -221,16 +252,11 @@ for first in (0, 10, 20):
         total += i
     totals.append(total)
     time.sleep(0.4)
-receiver.settimeout(2)
-messages = []
-try:
-    while True:
-        record = pickle.loads(receiver.recv(65536)[4:])
-        messages.append(record["msg"] % tuple(record["args"] or ()))
-except TimeoutError:
-    pass
-print(json.dumps([totals, len(messages), len(set(messages))]))
 """
+    + RECEIVED
+    + """print(json.dumps([totals, len(messages), len(set(messages))]))
+"""
+)
 
 
 def test_held_a_logging_handler_the_program_keeps_serves_the_bodies_of_every_loop(tmp_path: Path) -> None:
@@ -297,17 +323,14 @@ def test_held_a_loop_right_after_the_program_closed_a_childs_input_elsewhere(
 # ---------------------------------------------------------------------------------------------
 # Finding 3: loops back to back while a thread of the program waits for a child's answer.
 
-BACK_TO_BACK = """
+BACK_TO_BACK = (
+    """
 import json, subprocess, sys, threading, time
 from paraloop import ParaLoop
 
-child = subprocess.Popen(
-    [sys.executable, "-c", "import sys; print(len(sys.stdin.read()))"],
-    stdin=subprocess.PIPE,
-    stdout=subprocess.PIPE,
-    text=True,
-)
-total = 0
+"""
+    + COUNTING_CHILD
+    + """total = 0
 for i in ParaLoop(range(20), num_processes=2):  # the pool's workers start here
     time.sleep(0.01)
     total += i
@@ -335,6 +358,7 @@ if not done.wait(10):
     done.wait(10)
 print(json.dumps([answer, answered]))
 """
+)
 
 
 def test_loops_back_to_back_do_not_keep_a_closed_childs_input_open(tmp_path: Path) -> None:
@@ -346,7 +370,8 @@ def test_loops_back_to_back_do_not_keep_a_closed_childs_input_open(tmp_path: Pat
 # ---------------------------------------------------------------------------------------------
 # Finding 4: a pipe the program put on its standard output for a while.
 
-ON_STDOUT = """
+ON_STDOUT = (
+    """
 import json, os, subprocess, sys, time
 from paraloop import ParaLoop
 
@@ -371,22 +396,17 @@ print("total", total)
 sys.stdout.flush()
 os.dup2(saved, 1)  # the program's output is its own again: the child reads the end of its input
 os.close(saved)
-try:
-    child.wait(timeout=10)
-    end = child.stderr.read().strip()
-except subprocess.TimeoutExpired:
-    child.kill()
-    child.wait()
-    end = "the child still waits for the end of its input"
-print(json.dumps([total, end]))
 """
+    + CHILDS_END.replace("child.stdout", "child.stderr")
+    + """print(json.dumps([total, end]))
+"""
+)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding 4 (open, documented): a pipe the program put on its descriptor 1 and replaced after a loop stays "
-    "open in the workers (and the fork server) under every start method: the child reading it "
-    "waits for ever",
+@_open_finding(
+    "finding 4 (open, documented): a pipe the program put on its descriptor 1 and replaced after "
+    "a loop stays open in the workers (and the fork server) under every start method: the child "
+    "reading it waits for ever"
 )
 @pytest.mark.parametrize("method", METHODS)
 def test_a_pipe_the_program_put_on_its_stdout_ends_once_it_took_its_stdout_back(
@@ -400,7 +420,8 @@ def test_a_pipe_the_program_put_on_its_stdout_ends_once_it_took_its_stdout_back(
 # ---------------------------------------------------------------------------------------------
 # Finding 5: a named pipe whose path is gone.
 
-NAMED_PIPE = """
+NAMED_PIPE = (
+    """
 import json, os, subprocess, sys, tempfile, time
 from paraloop import ParaLoop
 
@@ -421,15 +442,11 @@ with tempfile.TemporaryDirectory() as folder:
     if sys.argv[1] == "kept":
         time.sleep(0.5)
 # the folder is gone, and the program's end of the pipe closed: the child reads the end
-try:
-    child.wait(timeout=10)
-    end = child.stdout.read().strip()
-except subprocess.TimeoutExpired:
-    child.kill()
-    child.wait()
-    end = "the child still waits for the end of its input"
-print(json.dumps([total, end]))
 """
+    + CHILDS_END
+    + """print(json.dumps([total, end]))
+"""
+)
 
 
 def test_a_named_pipe_whose_path_is_gone_ends_for_its_reader(tmp_path: Path) -> None:
@@ -470,11 +487,10 @@ print(json.dumps([total, state]))
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding 6 (open, documented): a server the program closes and opens again on its port between loops: "
-    "'OSError: [Errno 98] Address already in use', the fork workers still hold the listening "
-    "socket (they let go of it up to 0.1 s later)",
+@_open_finding(
+    "finding 6 (open, documented): a server the program closes and opens again on its port "
+    "between loops: 'OSError: [Errno 98] Address already in use', the fork workers still hold "
+    "the listening socket (they let go of it at their next look, up to 0.1 s later)"
 )
 def test_a_server_restarted_on_its_port_between_loops_listens_again(tmp_path: Path) -> None:
     plain = last_json(run_plain(tmp_path, RESTARTED_SERVER))
@@ -486,17 +502,14 @@ def test_a_server_restarted_on_its_port_between_loops_listens_again(tmp_path: Pa
 # Attacks that held.
 
 # A child's input "closed" by putting /dev/null on its number (os.dup2 onto the same number).
-DUP2_ONTO = """
+DUP2_ONTO = (
+    """
 import json, os, subprocess, sys, time
 from paraloop import ParaLoop
 
-child = subprocess.Popen(
-    [sys.executable, "-c", "import sys; print(len(sys.stdin.read()))"],
-    stdin=subprocess.PIPE,
-    stdout=subprocess.PIPE,
-    text=True,
-)
-child.stdin.write("hello")
+"""
+    + COUNTING_CHILD
+    + """child.stdin.write("hello")
 child.stdin.flush()
 total = 0
 for i in ParaLoop(range(20), num_processes=2):
@@ -505,16 +518,12 @@ for i in ParaLoop(range(20), num_processes=2):
 null = os.open(os.devnull, os.O_WRONLY)
 os.dup2(null, child.stdin.fileno())  # the same number, another file
 os.close(null)
-try:
-    child.wait(timeout=10)
-    end = child.stdout.read().strip()
-except subprocess.TimeoutExpired:
-    child.kill()
-    child.wait()
-    end = "the child still waits for the end of its input"
-child.stdin.close()
+"""
+    + CHILDS_END
+    + """child.stdin.close()
 print(json.dumps([total, end]))
 """
+)
 
 
 def test_held_a_childs_input_replaced_by_dup2_onto_its_number_ends(tmp_path: Path) -> None:
@@ -566,17 +575,14 @@ def test_held_loops_after_a_worker_crashed_and_a_socket_closed_after_them(tmp_pa
 
 # Both start methods in one program: a fork pool beside the fork server (whose pipe the fork
 # workers inherit and the program keeps), a child's input closed after them.
-BOTH_METHODS = """
+BOTH_METHODS = (
+    """
 import json, subprocess, sys, time
 from paraloop import ParaLoop
 
-child = subprocess.Popen(
-    [sys.executable, "-c", "import sys; print(len(sys.stdin.read()))"],
-    stdin=subprocess.PIPE,
-    stdout=subprocess.PIPE,
-    text=True,
-)
-child.stdin.write("hello")
+"""
+    + COUNTING_CHILD
+    + """child.stdin.write("hello")
 child.stdin.flush()
 totals = []
 for method in ("forkserver", "fork", "forkserver", "fork"):
@@ -587,15 +593,11 @@ for method in ("forkserver", "fork", "forkserver", "fork"):
     totals.append(total)
     time.sleep(0.3)
 child.stdin.close()
-try:
-    child.wait(timeout=10)
-    end = child.stdout.read().strip()
-except subprocess.TimeoutExpired:
-    child.kill()
-    child.wait()
-    end = "the child still waits for the end of its input"
-print(json.dumps([totals, end]))
 """
+    + CHILDS_END
+    + """print(json.dumps([totals, end]))
+"""
+)
 
 
 def test_held_fork_and_forkserver_loops_in_one_program(tmp_path: Path) -> None:
@@ -605,17 +607,14 @@ def test_held_fork_and_forkserver_loops_in_one_program(tmp_path: Path) -> None:
 # A thread of the program closes a child's input and waits for it while the main thread runs a
 # loop whose iterations wait (lanes: threads inside the workers): the child ends by the loop's end
 # at the latest (docs/semantics.md); a socket shut down (not closed) ends at once.
-THREAD_CLOSES = """
+THREAD_CLOSES = (
+    """
 import json, socket, subprocess, sys, threading, time
 from paraloop import ParaLoop
 
-child = subprocess.Popen(
-    [sys.executable, "-c", "import sys; print(len(sys.stdin.read()))"],
-    stdin=subprocess.PIPE,
-    stdout=subprocess.PIPE,
-    text=True,
-)
-a, b = socket.socketpair()
+"""
+    + COUNTING_CHILD
+    + """a, b = socket.socketpair()
 total = 0
 for i in ParaLoop(range(20), num_processes=2):  # the pool's workers start here
     time.sleep(0.01)
@@ -647,6 +646,7 @@ except TimeoutError:
     got += b" and no end"
 print(json.dumps([total, waited, answer, got.decode()]))
 """
+)
 
 
 def test_held_a_thread_closes_a_childs_input_while_a_waiting_loop_runs(tmp_path: Path) -> None:
