@@ -333,7 +333,7 @@ done.wait(30)
 import helper
 
 try:
-    for i in ParaLoop(range(12), num_processes=2, chunksize=2):
+    for i in ParaLoop(range(12), num_processes=2, chunksize=2, caller_runs=False):  # in the workers
         helper.bump()
     outcome = helper.counter
 except Exception as error:
