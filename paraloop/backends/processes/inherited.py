@@ -72,11 +72,18 @@ def note(own: set[int]) -> None:
 
 def _streaming(number: int) -> bool:
     """Whether the socket at ``number`` is not a datagram socket (whose peer waits for no end)."""
+    import socket
+
+    return _socket_kind(number)[1] != socket.SOCK_DGRAM
+
+
+def _socket_kind(number: int) -> tuple[int, int]:
+    """The family and type of the socket at ``number``, which stays open."""
     import socket  # here: in a fork worker that inherited sockets, not in every program's caller
 
     probe = socket.socket(fileno=number)
     try:
-        return probe.type != socket.SOCK_DGRAM
+        return probe.family, probe.type
     finally:
         probe.detach()
 
@@ -125,11 +132,7 @@ def _replace(number: int, mode: int) -> None:
     if stat.S_ISSOCK(mode):
         import socket
 
-        old = socket.socket(fileno=number)
-        try:
-            family, kind = old.family, old.type
-        finally:
-            old.detach()
+        family, kind = _socket_kind(number)
         try:
             with socket.socket(family, kind) as placeholder:
                 os.dup2(placeholder.fileno(), number, inheritable=False)
