@@ -725,8 +725,9 @@ def _execute(
     # in the caller while other threads of the program run (its top level, in the main thread,
     # binds them meanwhile); a worker compares them (its lanes run the loop's own iterations).
     scripts = not job.shared_process and (alone or serialize.in_worker_process)
-    # Functions that arrived by value (their globals their own) are a worker's or a Dask task's.
-    arrived = args if serialize.in_worker_process or job.shared_process else ()
+    # Functions that arrived by value (their globals their own) are a worker's or a Dask task's;
+    # the body's own among them: globals()["z"] = i in the body stores there.
+    arrived = (job.function, *args) if serialize.in_worker_process or job.shared_process else ()
     stores = module_stores.snapshot(scripts, arrived) if job.copied else None
     began_queued, began_runs = queued_and_runs() if queue else (0.0, 0)
     # In the caller, other threads may hold the GIL queued for a CPU (see waited_for_the_gil):
