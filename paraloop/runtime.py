@@ -47,6 +47,7 @@ from .execute import (
     Job,
     Outcome,
 )
+from .frame_names import frame_names, sorted_names
 from .guard import GENERATOR_MODULES, reached
 from .items import COPY, INLINE, SHARE, is_file, length
 from .live_names import LiveNames, LiveNamespace, LiveScope
@@ -80,7 +81,9 @@ __all__ = [
     "LoopResult",
     "Use",
     "comprehension",
+    "frame_names",
     "run",
+    "sorted_names",
 ]
 
 

@@ -333,12 +333,7 @@ _LEFT_NAMES = _program(
 )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding 6: the rewriter's del of its own names after a statement in a function is skipped "
-    "when the statement raises (caught in the function) or returns inside try/finally: locals() "
-    "then shows '__paraloop_body_N__' (and '__paraloop_rN__' after a for loop)",
-)
+# Finding 6, fixed: locals() in such a function leaves paraloop's names out (paraloop/frame_names.py).
 def test_locals_after_a_statement_that_raised_are_the_plain_ones(tmp_path) -> None:
     plain, out = plain_and_paraloop(tmp_path, _LEFT_NAMES, **_WORKERS)
     assert plain == [["r"], ["i", "out"]]
@@ -360,11 +355,7 @@ _RETURN_FINALLY = """
     """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding 6b: 'return [comprehension over ParaLoop]' inside try: its finally's locals() "
-    "shows '__paraloop_body_N__' (no del after a return)",
-)
+# Finding 6b, fixed as finding 6.
 def test_locals_in_finally_after_a_returned_comprehension_are_the_plain_ones(tmp_path) -> None:
     plain, out = plain_and_paraloop(tmp_path, _RETURN_FINALLY, **_WORKERS)
     assert plain == []
@@ -404,13 +395,7 @@ _BODY_FRAME = _program(
 )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding 7: locals()/vars()/eval() in a for statement's body over ParaLoop in a function "
-    "read the worker function's frame: KeyError 'name' for '{name}'.format(**locals()), NameError "
-    "for eval('k * x'), and locals() lists __paraloop_chunk__, __paraloop_it__, "
-    "__paraloop_log_total__; neither refused nor documented",
-)
+# Finding 7, fixed: the worker reads the function's names (paraloop/frame_names.py).
 def test_locals_and_eval_in_a_for_body_see_the_function_s_names(tmp_path) -> None:
     plain, out = plain_and_paraloop(tmp_path, _BODY_FRAME, **_WORKERS)
     assert plain == [["n-0", "n-1", "n-2"], [0, 3, 6], ["i", "total"]]

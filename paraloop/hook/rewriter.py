@@ -40,6 +40,8 @@ from __future__ import annotations
 
 import ast
 import copy
+import sys
+import textwrap
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -47,7 +49,7 @@ from typing import Any
 
 from .._version import REWRITER_VERSION
 from ..errors import UnsupportedLoopError
-from ..plan import Use
+from ..plan import Kind, Use
 from .flow import read_before_assigned
 from .names import block_names, function_locals, module_bound
 from .uses import Site, analyse
@@ -283,6 +285,68 @@ def _explicit_super(body: list[ast.stmt], first: str) -> None:
             ]
 
 
+# Forms of a use that leave a name's value in an iteration the plain loop's: read, called on, or
+# overwritten whole before use.  Any other is an accumulation (paraloop.frame_names.Accumulated).
+_NOT_ACCUMULATED = frozenset({Kind.READ, Kind.OWN_READ, Kind.INVOKE, Kind.SCRATCH})
+
+# Calls that read the caller's frame: locals(), vars(), dir() with no argument, eval() and exec()
+# with no namespace.  The number of arguments each takes then.
+_FRAME_READERS = {"locals": 0, "vars": 0, "dir": 0, "eval": 1, "exec": 1}
+# Comprehensions a function's frame holds on this Python (PEP 709: 3.12 inlines list, set and
+# dict comprehensions; a generator expression keeps a frame of its own).
+_INLINED = (ast.ListComp, ast.SetComp, ast.DictComp) if sys.version_info >= (3, 12) else ()
+
+
+def _frame_reader_calls(body: list[ast.stmt], skip: Callable[[ast.expr], bool]) -> list[ast.Call]:
+    """The calls in ``body`` that read the frame they run in (see :data:`_FRAME_READERS`): not
+    inside a nested function, class, lambda or a comprehension with a frame of its own, nor
+    inside a nested ParaLoop loop (its own worker's)."""
+    found = []
+    stack: list[ast.AST] = list(reversed(body))
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+            wanted = _FRAME_READERS.get(node.func.id)
+            if (
+                wanted is not None
+                and len(node.args) == wanted
+                and not node.keywords
+                and not any(isinstance(arg, ast.Starred) for arg in node.args)
+            ):
+                found.append(node)
+        if isinstance(node, _NESTED_SCOPES) or (isinstance(node, ast.For) and skip(node.iter)):
+            continue
+        if isinstance(node, (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)) and not isinstance(
+            node, _INLINED
+        ):
+            continue
+        stack.extend(reversed(list(ast.iter_child_nodes(node))))
+    return found
+
+
+def _frame_order(function: ast.FunctionDef | ast.AsyncFunctionDef, outer: Iterable[str]) -> tuple[str, ...]:
+    """The function's variables in the order its frame's ``locals()`` lists them: compiled
+    (inside a function binding the names of the functions around it, its free variables), its
+    arguments and locals, then its cells and free variables.  Empty if it does not compile
+    alone."""
+    holder = "def __paraloop_order__():\n"
+    holder += "".join(f"    {name} = None\n" for name in sorted(outer))
+    plain = copy.copy(function)
+    plain.decorator_list = []
+    holder += textwrap.indent(ast.unparse(plain), "    ")
+    try:
+        module = compile(holder, "<paraloop frame order>", "exec", dont_inherit=True)
+    except (SyntaxError, ValueError):
+        return ()
+    codes = [c for c in module.co_consts if hasattr(c, "co_consts")]
+    inner = [c for code in codes for c in code.co_consts if getattr(c, "co_name", None) == function.name]
+    if not inner:
+        return ()
+    code = inner[0]
+    cells = [name for name in code.co_cellvars if name not in code.co_varnames]
+    return (*code.co_varnames, *cells, *code.co_freevars)
+
+
 def _same_scope_nodes(
     body: list[ast.stmt], skip: Callable[[ast.expr], bool] | None = None
 ) -> Iterable[ast.AST]:
@@ -497,6 +561,8 @@ class _Rewriter:
         declaration means nothing and is dropped.
         """
         for node in _same_scope_nodes(loop.body):
+            if isinstance(node, _NESTED_SCOPES):
+                continue  # a function defined in the body keeps its own declarations
             for block_name in ("body", "orelse", "finalbody"):
                 block = getattr(node, block_name, None)
                 if isinstance(block, list):
@@ -624,10 +690,17 @@ class _Rewriter:
 
     def inner_blocks(self, statement: ast.stmt, scopes: list[ast.AST]) -> None:
         inner_scopes = [*scopes, statement] if isinstance(statement, (*_FUNCTIONS, ast.ClassDef)) else scopes
+        count = self.count
+        user_function = isinstance(statement, _FUNCTIONS) and not statement.name.startswith(RESERVED_PREFIX)
+        # The function's own calls, found before the code made for its loops joins them.
+        frame_calls = _frame_reader_calls(statement.body, self.paraloop.matches) if user_function else []  # type: ignore[attr-defined]
         for name in ("body", "orelse", "finalbody"):
             block = getattr(statement, name, None)
             if isinstance(block, list) and block and isinstance(block[0], ast.stmt):
                 setattr(statement, name, self.block(block, inner_scopes))
+        if self.count != count and frame_calls:
+            assert isinstance(statement, _FUNCTIONS)
+            self.plain_frame(frame_calls, statement, inner_scopes)
         lifted = self.declarations.pop(id(statement), None)
         if lifted:
             statement.body[:0] = lifted  # type: ignore[attr-defined]
@@ -763,6 +836,12 @@ class _Rewriter:
         # starts unbound in every chunk, so "bound in this chunk" is exact.
         early = read_before_assigned(loop.target, loop.body)
         reads -= {n for n in binds if n not in early}
+        frame_calls = self.frame_readers(loop, scopes)
+        if frame_calls:
+            # locals(), eval("k * x")... read every variable of the function, not only those the
+            # body spells out: the worker gets them all (paraloop.frame_names).
+            assert isinstance(innermost, _FUNCTIONS)
+            reads |= self.function_names(innermost, scopes) - set(binds) - targets
 
         params, local, free = self.captured(reads, set(binds), scopes)
         scope_name = self.scope_name(worker, scopes)
@@ -770,6 +849,9 @@ class _Rewriter:
         # Before the body is moved and its returns rewritten: errors quote the user's code.
         found, sites = analyse(loop.target, loop.body)
         uses = tuple(found)
+        if frame_calls:
+            assert isinstance(innermost, _FUNCTIONS)
+            self.read_frame_names(frame_calls, innermost, scopes, uses, loop)
         # Inside a class, the compiler mangles __private names; the keys must match.
         mangle = _mangler(scopes)
         logs = self.update_sites(loop, sites, mangle)
@@ -907,6 +989,125 @@ class _Rewriter:
         # Nested ParaLoop loops inside the body run inside this worker.
         inner_for.body = self.block(inner_for.body, [definition])
         return definition
+
+    def frame_readers(self, loop: ast.For, scopes: list[ast.AST]) -> list[ast.Call]:
+        """The body's calls of the built-ins that read its frame (locals(), eval(src)...), in a
+        loop whose scope is a function of the program's; none where a name of the program's
+        stands for the built-in."""
+        innermost = scopes[-1] if scopes else None
+        in_function = isinstance(innermost, _FUNCTIONS)
+        shadowed = self.module_bound
+        if in_function:
+            assert isinstance(innermost, _FUNCTIONS)
+            shadowed = shadowed | self.function_names(innermost, scopes)
+        for node in ast.walk(ast.Module(body=loop.body, type_ignores=[])):
+            # globals()[name], globals().get(name), name in globals(): a lookup of a global the
+            # body does not name.  (Handed on whole, exec(code, globals()), it is the namespace
+            # the code runs in, which needs none of the module's.)
+            looked_up = (
+                node.value
+                if isinstance(node, (ast.Subscript, ast.Attribute))
+                else node.comparators[0]
+                if isinstance(node, ast.Compare) and isinstance(node.ops[0], (ast.In, ast.NotIn))
+                else None
+            )
+            if (
+                isinstance(looked_up, ast.Call)
+                and isinstance(looked_up.func, ast.Name)
+                and looked_up.func.id == "globals"
+                and "globals" not in shadowed
+                and not looked_up.args
+            ):
+                raise self.refuse(
+                    "globals() in a ParaLoop body: an iteration in a worker process has the "
+                    "module's globals the body names, not all of them, and what it stores there "
+                    "stays in the worker. Name the global itself (SCALE, or 'global total' to "
+                    "assign it), or look values up in a dict made before the loop "
+                    "(handlers = {'fit': fit, 'plot': plot})",
+                    looked_up,
+                )
+        calls = _frame_reader_calls(loop.body, self.paraloop.matches)
+        calls = [call for call in calls if call.func.id not in shadowed]  # type: ignore[attr-defined]
+        if not calls or (in_function and innermost.name.startswith(RESERVED_PREFIX)):  # type: ignore[union-attr]
+            return []
+        if not in_function:
+            call = next((c for c in calls if c.func.id in ("locals", "vars", "dir")), None)  # type: ignore[attr-defined]
+            if call is None:
+                return []  # eval(src) at the top of a module: the module's globals, as the body names them
+            spelled = call.func.id  # type: ignore[attr-defined]
+            where = "a class body" if isinstance(innermost, ast.ClassDef) else "a module"
+            raise self.refuse(
+                f"{spelled}() in a ParaLoop body at the top of {where} shows all of its names, and an "
+                "iteration in a worker process has only those the body names. Name what it needs "
+                '("{name}-{i}".format(name=name, i=i)), or put the loop in a function, where '
+                f"{spelled}() shows the function's variables",
+                call,
+            )
+        return calls
+
+    def function_names(
+        self, function: ast.FunctionDef | ast.AsyncFunctionDef, scopes: list[ast.AST]
+    ) -> set[str]:
+        """What the plain frame of ``function`` holds: its variables, and those of the functions
+        around it that it reads (its free variables)."""
+        names = block_names(function.body)
+        own = (function_locals(function, names) - names.global_decls) | names.nonlocal_decls
+        return own | (names.loads & self.outer_function_names(scopes[:-1]))
+
+    def read_frame_names(
+        self,
+        calls: list[ast.Call],
+        function: ast.FunctionDef | ast.AsyncFunctionDef,
+        scopes: list[ast.AST],
+        uses: tuple[Use, ...],
+        loop: ast.For,
+    ) -> None:
+        """Each call of ``calls`` reads :func:`paraloop.frame_names.frame_names` instead of the
+        worker's frame: the function's names in their order, a name the loop accumulates as a
+        stand-in that refuses to be used."""
+        accumulated = tuple(sorted({use.name for use in uses if use.form.kind not in _NOT_ACCUMULATED}))
+        order = _frame_order(function, self.outer_function_names(scopes[:-1]))
+        where = f"{self.filename}, line {loop.lineno}"
+        for call in calls:
+            spelled = call.func.id  # type: ignore[attr-defined]
+            names = ast.parse(
+                f"{RUNTIME}.frame_names(locals(), {order!r}, {accumulated!r}, {where!r})", mode="eval"
+            ).body
+            _place([names], call)
+            if spelled in ("locals", "vars"):
+                call.func, call.args = names.func, names.args  # type: ignore[attr-defined]
+            elif spelled == "dir":
+                # dir() lists a function's names sorted.
+                call.func = ast.copy_location(
+                    ast.Attribute(ast.Name(RUNTIME, ast.Load()), "sorted_names", ast.Load()), call
+                )
+                call.args = [names]
+            else:
+                # eval(src) and exec(src): the worker's globals (None: the current ones), the
+                # plain frame's names.
+                call.args = [call.args[0], ast.copy_location(ast.Constant(None), call), names]
+            ast.fix_missing_locations(call)
+
+    def plain_frame(
+        self, calls: list[ast.Call], function: ast.FunctionDef | ast.AsyncFunctionDef, scopes: list[ast.AST]
+    ) -> None:
+        """``locals()``, ``vars()`` and ``dir()`` (``calls``) in a function with loops over ParaLoop
+        leave out the names of the code made for them: its ``del`` after a loop does not run when
+        the loop raised (caught in the function), nor after a ``return`` (a ``finally`` then sees
+        them)."""
+        shadowed = self.module_bound | self.function_names(function, scopes)
+        for call in calls:
+            spelled = call.func.id  # type: ignore[attr-defined]
+            if spelled not in ("locals", "vars", "dir") or spelled in shadowed:
+                continue
+            names = ast.parse(f"{RUNTIME}.frame_names(locals(), (), (), '')", mode="eval").body
+            _place([names], call)
+            if spelled == "dir":
+                call.func = ast.Attribute(ast.Name(RUNTIME, ast.Load()), "sorted_names", ast.Load())
+                call.args = [names]
+            else:
+                call.func, call.args = names.func, names.args  # type: ignore[attr-defined]
+            ast.fix_missing_locations(ast.copy_location(call.func, call))
 
     def returns_to_outcomes(self, body: list[ast.stmt], loop: ast.For) -> None:
         for node in _same_scope_nodes(body, skip=self.paraloop.matches):
