@@ -223,3 +223,56 @@ def test_a_global_the_body_s_own_functions_rebind_is_refused_not_lost(tmp_path, 
 def test_a_global_the_body_s_own_functions_rebind_sequentially_is_the_plain_result(tmp_path) -> None:
     result = run_source(tmp_path, _GLOBAL_STORES, PARALOOP_BACKEND="sequential")
     assert last_json(result) == [2, 20]
+
+
+# nonlocal in a function the body defines. ----------------------------------------------------------
+
+_NONLOCAL_OUTSIDE = """
+from paraloop import ParaLoop
+
+def counted(rows):
+    count = 0
+    for i in ParaLoop(rows):
+        def bump():
+            nonlocal count
+            count += 1
+        bump()
+    return count
+"""
+
+_NONLOCAL_INSIDE = """
+from paraloop import ParaLoop
+
+def per_iteration(rows):
+    out = []
+    for i in ParaLoop(rows):
+        acc = i
+        def bump(by):
+            nonlocal acc
+            acc += by
+        bump(10)
+        out.append(acc)
+    return out, acc
+"""
+
+
+def test_a_body_s_function_rebinding_a_variable_from_outside_the_loop_is_refused(load_module) -> None:
+    """Before: the rewriter moved the declaration out of the function ('no binding for nonlocal',
+    reported as a bug of paraloop's), then, kept, 9 where the plain loop counts 10, silently."""
+    with pytest.raises(paraloop.UnsupportedLoopError) as caught:
+        load_module(_NONLOCAL_OUTSIDE)
+    # The marker line, the source's first (empty) line, then 'nonlocal count' on its 7th.
+    assert caught.value.lineno == 9
+    assert caught.value.text.strip() == "nonlocal count"
+    assert "declares 'nonlocal count'" in str(caught.value)
+    followed = load_module(
+        _NONLOCAL_OUTSIDE.replace(
+            "def bump():\n            nonlocal count\n            count += 1\n        bump()", "count += 1"
+        )
+    )
+    assert followed.counted(list(range(10))) == 10
+
+
+def test_a_body_s_function_rebinding_the_iteration_s_own_variable_runs(every_backend, load_module) -> None:
+    module = load_module(_NONLOCAL_INSIDE)
+    assert module.per_iteration(list(range(6))) == ([10, 11, 12, 13, 14, 15], 15)

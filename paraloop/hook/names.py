@@ -12,7 +12,7 @@ import ast
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-__all__ = ["BlockNames", "block_names", "function_locals", "module_bound"]
+__all__ = ["BlockNames", "block_names", "function_locals", "module_bound", "own_stores"]
 
 _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
 
@@ -196,3 +196,18 @@ def module_bound(tree: ast.Module) -> set[str]:
         if isinstance(node, ast.Global):
             bound.update(node.names)
     return bound
+
+
+class _OwnCollector(_Collector):
+    """As :class:`_Collector`, without the stores nested functions make through ``nonlocal``."""
+
+    def _absorb(self, inner: BlockNames, local: set[str]) -> None:
+        self.names.loads |= (inner.loads | inner.stores) - local - inner.global_decls
+
+
+def own_stores(body: list[ast.stmt]) -> set[str]:
+    """The names a block binds itself (a nested function's ``nonlocal`` store is not one)."""
+    collector = _OwnCollector()
+    for node in body:
+        collector.visit(node)
+    return collector.names.stores

@@ -51,7 +51,7 @@ from .._version import REWRITER_VERSION
 from ..errors import UnsupportedLoopError
 from ..plan import Kind, Use
 from .flow import read_before_assigned
-from .names import block_names, function_locals, module_bound
+from .names import block_names, function_locals, module_bound, own_stores
 from .uses import Site, analyse
 
 __all__ = ["RESERVED_PREFIX", "REWRITER_VERSION", "LoopFacts", "rewrite", "show"]
@@ -322,6 +322,32 @@ def _frame_reader_calls(body: list[ast.stmt], skip: Callable[[ast.expr], bool]) 
             continue
         stack.extend(reversed(list(ast.iter_child_nodes(node))))
     return found
+
+
+def _outer_nonlocals(target: ast.expr, body: list[ast.stmt]) -> tuple[ast.Nonlocal, str] | None:
+    """A ``nonlocal`` of a function defined in ``body`` (a loop's) naming a variable bound outside
+    the loop: none of the body's own names, nor of the functions between."""
+
+    def search(statements: list[ast.stmt], bound: set[str]) -> tuple[ast.Nonlocal, str] | None:
+        for node in _same_scope_nodes(statements):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                names = block_names(node.body)
+                for inner in _same_scope_nodes(node.body):
+                    if isinstance(inner, ast.Nonlocal):
+                        outside = [name for name in inner.names if name not in bound]
+                        if outside:
+                            return inner, outside[0]
+                found = search(node.body, bound | function_locals(node, names))
+                if found is not None:
+                    return found
+            elif isinstance(node, ast.ClassDef):
+                found = search(node.body, bound)
+                if found is not None:
+                    return found
+        return None
+
+    targets = {n.id for n in ast.walk(target) if isinstance(n, ast.Name)}
+    return search(body, own_stores(body) | targets)
 
 
 def _frame_order(function: ast.FunctionDef | ast.AsyncFunctionDef, outer: Iterable[str]) -> tuple[str, ...]:
@@ -739,6 +765,16 @@ class _Rewriter:
                 )
             if isinstance(node, ast.Return) and not in_function:
                 raise self.refuse("'return' outside function", node)
+        escaping = _outer_nonlocals(loop.target, loop.body)
+        if escaping is not None:
+            declaration, name = escaping
+            raise self.refuse(
+                f"a function defined in a ParaLoop body declares 'nonlocal {name}': it rebinds a "
+                "variable of the function around the loop, of which iterations in worker processes "
+                f"each have their own copy. Assign or update {name} in the body itself ({name} = "
+                f"value, {name} += 1), which paraloop combines",
+                declaration,
+            )
 
     def captured(
         self, reads: set[str], binds: set[str], scopes: list[ast.AST], class_visible: bool = True
