@@ -13,7 +13,6 @@ assertion is on timings.
 
 from __future__ import annotations
 
-import sys
 import textwrap
 
 import pytest
@@ -426,13 +425,7 @@ _INLINED = _program(
 )
 
 
-@pytest.mark.xfail(
-    sys.version_info >= (3, 12),
-    strict=True,
-    reason="finding 8: on Python 3.12+ (PEP 709) a list comprehension in a method may call super() "
-    "and eval() sees the function's variables: plain [[1, 2, 3], [0, 3, 6]]; paraloop's worker "
-    "frame gives TypeError (super(type, obj)) and NameError 'k', as Python 3.11 does",
-)
+# Finding 8, fixed: on 3.12+ the worker reads the function's names and super() names the class.
 def test_a_list_comprehension_behaves_as_the_running_python_s(tmp_path) -> None:
     """Python 3.11 and before: both raise, and paraloop matches."""
     plain, out = plain_and_paraloop(tmp_path, _INLINED, **_WORKERS)

@@ -650,7 +650,32 @@ class _Rewriter:
             # A generator expression's chunks are built as lists and yielded lazily.
             per_chunk = ast.ListComp(elt=node.elt, generators=generators)
         ast.copy_location(per_chunk, node)
+        innermost = scopes[-1] if scopes else None
+        frame_calls: list[ast.Call] = []
+        if (
+            isinstance(node, _INLINED)
+            and isinstance(innermost, _FUNCTIONS)
+            and not innermost.name.startswith(RESERVED_PREFIX)
+        ):
+            # Python 3.12+ runs a list, set or dict comprehension in its function's frame: super()
+            # and what reads the frame (eval("k * x")) see the function's.
+            method_self = _method_self(scopes)
+            if method_self is not None:
+                _explicit_super([ast.Expr(per_chunk)], method_self)
+            shadowed = self.module_bound | self.function_names(innermost, scopes)
+            frame_calls = [
+                call
+                for call in _frame_reader_calls([ast.Expr(per_chunk)], self.paraloop.matches)
+                if call.func.id not in shadowed  # type: ignore[attr-defined]
+            ]
         reads = {n for n in block_names([ast.Expr(per_chunk)]).loads if not n.startswith(RESERVED_PREFIX)}
+        if frame_calls:
+            assert isinstance(innermost, _FUNCTIONS)
+            iteration_names = {
+                n.id for g in generators for n in ast.walk(g.target) if isinstance(n, ast.Name)
+            }
+            reads |= self.function_names(innermost, scopes) - iteration_names
+            self.read_frame_names(frame_calls, innermost, scopes, (), first.iter)
         params, local, free = self.captured(reads, set(), scopes, class_visible=False)
         name = self.scope_name(worker, scopes)
         if self.decisions is not None:
@@ -1096,14 +1121,14 @@ class _Rewriter:
         function: ast.FunctionDef | ast.AsyncFunctionDef,
         scopes: list[ast.AST],
         uses: tuple[Use, ...],
-        loop: ast.For,
+        loop: ast.AST,
     ) -> None:
         """Each call of ``calls`` reads :func:`paraloop.frame_names.frame_names` instead of the
         worker's frame: the function's names in their order, a name the loop accumulates as a
         stand-in that refuses to be used."""
         accumulated = tuple(sorted({use.name for use in uses if use.form.kind not in _NOT_ACCUMULATED}))
         order = _frame_order(function, self.outer_function_names(scopes[:-1]))
-        where = f"{self.filename}, line {loop.lineno}"
+        where = f"{self.filename}, line {loop.lineno}"  # type: ignore[attr-defined]
         for call in calls:
             spelled = call.func.id  # type: ignore[attr-defined]
             names = ast.parse(
