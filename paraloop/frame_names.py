@@ -23,19 +23,18 @@ directly in the body is refused when the loop starts.  Example::
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any, NoReturn
 
 from .errors import ParaLoopError
 
-__all__ = ["Accumulated", "frame_names", "sorted_names"]
+__all__ = ["Accumulated", "StandIn", "Withheld", "frame_names", "sorted_names", "withheld"]
 
 _RESERVED = "__paraloop"
 
 
-class Accumulated:
-    """Stands for a name the loop accumulates in what :func:`frame_names` shows: its value inside
-    an iteration is not the plain loop's, so any use of it raises ParaLoopError."""
+class StandIn:
+    """Stands, in what :func:`frame_names` shows, for a name whose value an iteration cannot be
+    given: any use of it raises ParaLoopError (its ``message``)."""
 
     __slots__ = ("name", "where")
 
@@ -44,14 +43,14 @@ class Accumulated:
         self.where = where
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (Accumulated, (self.name, self.where))
+        return (type(self), (self.name, self.where))
+
+    def message(self) -> str:
+        raise NotImplementedError
 
     def _refuse(self, *args: Any) -> NoReturn:
         raise ParaLoopError(
-            f"{self.where}: the body read {self.name!r} through locals(), vars() or eval(); the loop "
-            f"accumulates {self.name!r}, and inside an iteration its value is not the plain loop's "
-            "(the iterations before it ran elsewhere). Read it after the loop, or keep what an "
-            "iteration needs in a name of its own"
+            f"{self.where}: the body read {self.name!r} through locals(), vars() or eval(); {self.message()}"
         )
 
     def __repr__(self) -> str:
@@ -59,7 +58,6 @@ class Accumulated:
 
     __str__ = __format__ = __bool__ = __len__ = __iter__ = __getitem__ = __contains__ = _refuse
     __eq__ = __ne__ = __lt__ = __le__ = __gt__ = __ge__ = __index__ = __int__ = __float__ = _refuse
-    __call__ = _refuse
 
     def __getattr__(self, attribute: str) -> Any:
         if attribute.startswith("__"):
@@ -70,33 +68,98 @@ class Accumulated:
     __hash__ = object.__hash__
 
 
+class Accumulated(StandIn):
+    """A name the loop accumulates: its value inside an iteration is not the plain loop's."""
+
+    __slots__ = ()
+
+    def message(self) -> str:
+        return (
+            f"the loop accumulates {self.name!r}, and inside an iteration its value is not the plain "
+            "loop's (the iterations before it ran elsewhere). Read it after the loop, or keep what an "
+            "iteration needs in a name of its own"
+        )
+
+
+class Withheld(StandIn):
+    """A variable of the function the body names only through its frame, whose value cannot go to
+    a worker (an open file, a lock, an iterator): the loop runs without it."""
+
+    __slots__ = ()
+
+    def message(self) -> str:
+        return (
+            f"{self.name!r}, a variable of the function that the body does not name, holds what a "
+            "worker cannot be given (an open file, a lock, an iterator), so the iterations have it "
+            f"only in name. Name it in the body, or read what the body needs from it before the loop "
+            "into a name of its own"
+        )
+
+
+def withheld(params: tuple[str, ...], values: list[Any], seen: tuple[str, ...], where: str) -> list[Any]:
+    """``values`` of the worker's ``params`` with those of the names in ``seen`` (read only through
+    the frame) that cannot go to a worker replaced by :class:`Withheld` stand-ins: the body that
+    calls ``locals()`` does not need them, and they would refuse the loop."""
+    from .items import bound_to_this_process, is_file
+
+    changed = list(values)
+    for index, name in enumerate(params):
+        if name in seen:
+            value = changed[index]
+            if bound_to_this_process(value) or is_file(value) or hasattr(type(value), "__next__"):
+                changed[index] = Withheld(name, where)
+    return changed
+
+
 # Arithmetic on the stand-in, reflected and in place too, and the unary operators.
 _OPERATORS = ("add", "sub", "mul", "matmul", "truediv", "floordiv", "mod", "divmod", "pow", "lshift",
               "rshift", "and", "xor", "or")  # fmt: skip
 for _operator in _OPERATORS:
     for _spelled in (f"__{_operator}__", f"__r{_operator}__", f"__i{_operator}__"):
-        setattr(Accumulated, _spelled, Accumulated._refuse)
+        setattr(StandIn, _spelled, StandIn._refuse)
 for _spelled in ("__neg__", "__pos__", "__abs__", "__invert__", "__round__"):
-    setattr(Accumulated, _spelled, Accumulated._refuse)
+    setattr(StandIn, _spelled, StandIn._refuse)
+
+
+class _Frame(dict):  # type: ignore[type-arg]
+    """What :func:`frame_names` returns: a dict whose stores (``exec("y = 2")``) reach the worker's
+    own ``locals()`` too, where the next call finds them, as the plain frame's dict keeps them (up
+    to Python 3.12; from 3.13 ``locals()`` is a new snapshot each time, in both)."""
+
+    __slots__ = ("_names",)
+    _names: dict[str, Any]
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        super().__setitem__(name, value)
+        self._names[name] = value
+
+    def __delitem__(self, name: str) -> None:
+        super().__delitem__(name)
+        self._names.pop(name, None)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # A copy, or an iteration's result (return locals()), is the dict the plain loop's is.
+        return (dict, (dict(self),))
 
 
 def frame_names(
-    names: Mapping[str, Any], order: tuple[str, ...], accumulated: tuple[str, ...], where: str
+    names: dict[str, Any], order: tuple[str, ...], accumulated: tuple[str, ...], where: str
 ) -> dict[str, Any]:
     """The worker function's ``names`` (its ``locals()``) as the plain function's frame shows
     them: in ``order`` (the function's variables as its code lists them), paraloop's own left
     out, each name in ``accumulated`` an :class:`Accumulated` stand-in (``where``: the loop's
     file and line)."""
-    shown: dict[str, Any] = {}
+    shown = _Frame()
+    shown._names = names
     for name in order:
         if name in names:
-            shown[name] = names[name]
+            dict.__setitem__(shown, name, names[name])
     for name, value in names.items():
         if name not in shown and not name.startswith(_RESERVED):
-            shown[name] = value
+            dict.__setitem__(shown, name, value)
     for name in accumulated:
         if name in shown:
-            shown[name] = Accumulated(name, where)
+            dict.__setitem__(shown, name, Accumulated(name, where))
     return shown
 
 

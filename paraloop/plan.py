@@ -103,6 +103,8 @@ class LoopPlan(NamedTuple):
     after: tuple[str, ...] = ()  # of those, the ones code after the loop may read
     wrapped: tuple[str, ...] = ()  # names the body uses as Variables (``v.value``)
     uses: tuple[Use, ...] = ()  # each use of each outer name
+    # Captured names the body reads only through its frame (locals(), eval()): paraloop.frame_names.
+    seen: tuple[str, ...] = ()
 
 
 # The plans read so far, by their spelling (equal spellings are equal plans).
@@ -130,7 +132,7 @@ def read(spelled: LoopPlan | tuple[Any, ...]) -> LoopPlan:
     plan = _READ.get(spelled)
     if plan is None:
         fields: tuple[Any, ...] = spelled
-        line, name, kind, local, stored, after, wrapped, uses = fields
+        line, name, kind, local, stored, after, wrapped, uses, *seen = fields
         plan = LoopPlan(
             line,
             name,
@@ -140,6 +142,7 @@ def read(spelled: LoopPlan | tuple[Any, ...]) -> LoopPlan:
             after,
             wrapped,
             tuple(Use(who, at, Form(Kind(what), detail), source) for who, at, what, detail, source in uses),
+            *seen,
         )
         if len(_READ) >= _KEPT:
             _READ.clear()

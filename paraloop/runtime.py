@@ -47,7 +47,7 @@ from .execute import (
     Job,
     Outcome,
 )
-from .frame_names import frame_names, sorted_names
+from .frame_names import Withheld, frame_names, sorted_names, withheld
 from .guard import GENERATOR_MODULES, reached
 from .items import COPY, INLINE, SHARE, is_file, length
 from .live_names import LiveNames, LiveNamespace, LiveScope
@@ -374,9 +374,14 @@ def _body_watch(
         # The variables of the functions around the loop (or the expression): watched as globals are.
         namespace = LiveNamespace(scope, module)
         live = namespace.names
+    # Not the variables withheld from a body that reads them through its frame only (they stand
+    # for the program's, which the iterator may well advance: the loop's own file).
+    watched = [
+        (name, value) for name, value in zip(job.params, job.values) if not isinstance(value, Withheld)
+    ]
     return IterableWatch.of(
-        job.params,
-        job.values,
+        tuple(name for name, _ in watched),
+        [value for _, value in watched],
         job.tracked,
         lambda name: name in live or _global_name(name, scope, local, module),
         namespace,
@@ -689,6 +694,8 @@ def _run(
             log.debug("loop at line %d changes %s: no lanes", line, shared)
             lanes = False
     params, values = _capture(worker, scope, local)
+    if plan.seen:
+        values = withheld(params, values, plan.seen, f"{worker.__code__.co_filename}, line {line}")
     if lanes is None and _one_per_thread(values):
         lanes = False
     variables = {name: v for name, v in zip(params, values) if isinstance(v, Variable)}
@@ -804,6 +811,10 @@ def comprehension(
 
         def setup() -> tuple[Generator[Iterable[Any], None, None], BetweenItems | None]:
             params, values = _capture(worker, names, local)
+            if plan.seen:
+                values = withheld(
+                    params, values, plan.seen, f"{worker.__code__.co_filename}, line {plan.line}"
+                )
             job = _plain_job(loop, worker, values, params, plan.line)
             # A generator expression whose body reads what the program may change between its
             # items (see _between_items); the sequential backend then computes each item when it

@@ -305,28 +305,41 @@ def _frame_reader_calls(body: list[ast.stmt], skip: Callable[[ast.expr], bool]) 
     stack: list[ast.AST] = list(reversed(body))
     while stack:
         node = stack.pop()
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
-            wanted = _FRAME_READERS.get(node.func.id)
-            if (
-                wanted is not None
-                and len(node.args) == wanted
-                and not node.keywords
-                and not any(isinstance(arg, ast.Starred) for arg in node.args)
-            ):
-                found.append(node)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and _reads_the_frame(node):
+            found.append(node)
         if isinstance(node, _NESTED_SCOPES) or (isinstance(node, ast.For) and skip(node.iter)):
             continue
         if isinstance(node, (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)) and not isinstance(
             node, _INLINED
         ):
+            # Its first iterable is evaluated in the frame around it.
+            stack.append(node.generators[0].iter)
             continue
         stack.extend(reversed(list(ast.iter_child_nodes(node))))
     return found
 
 
-def _outer_nonlocals(target: ast.expr, body: list[ast.stmt]) -> tuple[ast.Nonlocal, str] | None:
-    """A ``nonlocal`` of a function defined in ``body`` (a loop's) naming a variable bound outside
-    the loop: none of the body's own names, nor of the functions between."""
+def _reads_the_frame(call: ast.Call) -> bool:
+    """``locals()``, ``vars()``, ``dir()``; ``eval(src)``, ``exec(src)`` and the same with None for
+    the namespaces (``eval(src, None)``: Python's own default)."""
+    wanted = _FRAME_READERS.get(call.func.id)  # type: ignore[attr-defined]
+    if wanted is None or call.keywords or any(isinstance(arg, ast.Starred) for arg in call.args):
+        return False
+    if not wanted:
+        return not call.args
+    return 1 <= len(call.args) <= 3 and all(
+        isinstance(arg, ast.Constant) and arg.value is None for arg in call.args[1:]
+    )
+
+
+def _outer_nonlocals(
+    target: ast.expr, body: list[ast.stmt], outside: set[str]
+) -> tuple[ast.Nonlocal, str] | None:
+    """A ``nonlocal`` of a function defined in ``body`` (a loop's) naming a variable that may hold,
+    when the function runs, a value from outside the iteration: one the body does not bind (nor
+    the functions between), or one bound outside the loop too (``outside``) that the body binds
+    only on some paths, or after the function's statement.  (One the body assigns at its top
+    before it is the iteration's own, as in the plain loop.)"""
 
     def search(statements: list[ast.stmt], bound: set[str]) -> tuple[ast.Nonlocal, str] | None:
         for node in _same_scope_nodes(statements):
@@ -334,9 +347,9 @@ def _outer_nonlocals(target: ast.expr, body: list[ast.stmt]) -> tuple[ast.Nonloc
                 names = block_names(node.body)
                 for inner in _same_scope_nodes(node.body):
                     if isinstance(inner, ast.Nonlocal):
-                        outside = [name for name in inner.names if name not in bound]
-                        if outside:
-                            return inner, outside[0]
+                        escaping = [name for name in inner.names if name not in bound]
+                        if escaping:
+                            return inner, escaping[0]
                 found = search(node.body, bound | function_locals(node, names))
                 if found is not None:
                     return found
@@ -346,8 +359,21 @@ def _outer_nonlocals(target: ast.expr, body: list[ast.stmt]) -> tuple[ast.Nonloc
                     return found
         return None
 
-    targets = {n.id for n in ast.walk(target) if isinstance(n, ast.Name)}
-    return search(body, own_stores(body) | targets)
+    bound = {n.id for n in ast.walk(target) if isinstance(n, ast.Name)}
+    for statement in body:
+        found = search([statement], bound | (own_stores(body) - outside))
+        if found is not None:
+            return found
+        # Bound from here on in every iteration: a plain assignment at the body's top.
+        if (
+            isinstance(statement, (ast.Assign, ast.AnnAssign))
+            and getattr(statement, "value", None) is not None
+        ):
+            for assigned in statement.targets if isinstance(statement, ast.Assign) else [statement.target]:
+                bound |= {n.id for n in ast.walk(assigned) if isinstance(n, ast.Name)}
+        elif isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound.add(statement.name)
+    return None
 
 
 def _frame_order(function: ast.FunctionDef | ast.AsyncFunctionDef, outer: Iterable[str]) -> tuple[str, ...]:
@@ -652,6 +678,17 @@ class _Rewriter:
         ast.copy_location(per_chunk, node)
         innermost = scopes[-1] if scopes else None
         frame_calls: list[ast.Call] = []
+        seen: set[str] = set()
+        self.refuse_globals([ast.Expr(per_chunk)], self.module_bound)
+        if (
+            isinstance(node, _INLINED)
+            and not isinstance(innermost, _FUNCTIONS)
+            and sys.version_info[:2] == (3, 12)
+        ):
+            # 3.12: at the top of a module or class body, locals() there is its whole namespace (3.13
+            # shows the comprehension's own names there again, PEP 667).
+            found = _frame_reader_calls([ast.Expr(per_chunk)], self.paraloop.matches)
+            self.refuse_top_level_frame([c for c in found if c.func.id not in self.module_bound], innermost)  # type: ignore[attr-defined]
         if (
             isinstance(node, _INLINED)
             and isinstance(innermost, _FUNCTIONS)
@@ -674,7 +711,8 @@ class _Rewriter:
             iteration_names = {
                 n.id for g in generators for n in ast.walk(g.target) if isinstance(n, ast.Name)
             }
-            reads |= self.function_names(innermost, scopes) - iteration_names
+            seen = self.function_names(innermost, scopes) - iteration_names - reads
+            reads |= seen
             self.read_frame_names(frame_calls, innermost, scopes, (), first.iter)
         params, local, free = self.captured(reads, set(), scopes, class_visible=False)
         name = self.scope_name(worker, scopes)
@@ -699,7 +737,12 @@ class _Rewriter:
         mangle = _mangler(scopes)
         # The functions' variables (the scope's readers cover them): unbound, NameError where read.
         plan = self.plan(
-            number, line=first.iter.lineno, name=name, kind=kind, local=tuple(map(mangle, local + free))
+            number,
+            line=first.iter.lineno,
+            name=name,
+            kind=kind,
+            local=tuple(map(mangle, local + free)),
+            seen=tuple(mangle(name) for name in sorted(seen) if name in params),
         )
         if in_class_body:
             # The variables of the functions around the class, if any (not the class's names).
@@ -761,7 +804,7 @@ class _Rewriter:
             case.body = self.block(case.body, scopes)
 
     # One loop.
-    def check_body(self, loop: ast.For, in_function: bool) -> None:
+    def check_body(self, loop: ast.For, in_function: bool, scopes: list[ast.AST]) -> None:
         for node in ast.walk(loop.target):
             if isinstance(node, (ast.Attribute, ast.Subscript)):
                 raise self.refuse(
@@ -790,7 +833,7 @@ class _Rewriter:
                 )
             if isinstance(node, ast.Return) and not in_function:
                 raise self.refuse("'return' outside function", node)
-        escaping = _outer_nonlocals(loop.target, loop.body)
+        escaping = _outer_nonlocals(loop.target, loop.body, self.bound_outside(loop, scopes))
         if escaping is not None:
             declaration, name = escaping
             raise self.refuse(
@@ -885,7 +928,7 @@ class _Rewriter:
         result = f"__paraloop_r{number}__"
         function = next((s for s in reversed(scopes) if isinstance(s, _FUNCTIONS)), None)
         innermost = scopes[-1] if scopes else None
-        self.check_body(loop, in_function=function is not None)
+        self.check_body(loop, function is not None, scopes)
         self.consumed.add(id(loop.iter))
 
         body = block_names([ast.Assign(targets=[loop.target], value=ast.Constant(None)), *loop.body])
@@ -898,11 +941,13 @@ class _Rewriter:
         early = read_before_assigned(loop.target, loop.body)
         reads -= {n for n in binds if n not in early}
         frame_calls = self.frame_readers(loop, scopes)
+        seen: set[str] = set()
         if frame_calls:
             # locals(), eval("k * x")... read every variable of the function, not only those the
             # body spells out: the worker gets them all (paraloop.frame_names).
             assert isinstance(innermost, _FUNCTIONS)
-            reads |= self.function_names(innermost, scopes) - set(binds) - targets
+            seen = self.function_names(innermost, scopes) - set(binds) - targets - reads
+            reads |= seen
 
         params, local, free = self.captured(reads, set(binds), scopes)
         scope_name = self.scope_name(worker, scopes)
@@ -955,6 +1000,7 @@ class _Rewriter:
             after=tuple(map(mangle, after)),
             wrapped=tuple(map(mangle, wrapped)),
             uses=tuple(Use(mangle(use.name), use.line, use.form, use.source) for use in uses),
+            seen=tuple(mangle(name) for name in sorted(seen) if name in params),
         )
         call = f"{result} = {RUNTIME}.run(__paraloop_loop__, {worker}, {scope}, {plan})\n"
         for name in binds:
@@ -993,6 +1039,7 @@ class _Rewriter:
         after: tuple[str, ...] = (),
         wrapped: tuple[str, ...] = (),
         uses: tuple[Use, ...] = (),
+        seen: tuple[str, ...] = (),
     ) -> str:
         """The name of a new module-level plan of loop ``number`` (see :class:`paraloop.plan.LoopPlan`).
 
@@ -1009,7 +1056,9 @@ class _Rewriter:
             *(repr(tuple(names)) for names in (local, stored, after, wrapped)),
         )
         variable = f"{PLAN_PREFIX}{number}__"
-        self.plans[number] = f"{variable} = ({', '.join(fields)}, ({spelled}))\n"
+        # The names seen only through the frame, after the uses, where a loop has some.
+        extra = f", {tuple(seen)!r}" if seen else ""
+        self.plans[number] = f"{variable} = ({', '.join(fields)}, ({spelled}){extra})\n"
         return variable
 
     def update_sites(self, loop: ast.For, sites: list[Site], mangle: Callable[[str], str]) -> list[str]:
@@ -1051,6 +1100,23 @@ class _Rewriter:
         inner_for.body = self.block(inner_for.body, [definition])
         return definition
 
+    def bound_outside(self, loop: ast.For, scopes: list[ast.AST]) -> set[str]:
+        """The variables of the function around ``loop`` bound outside its body: parameters, the
+        function's own stores elsewhere, and those of the functions around it."""
+        innermost = scopes[-1] if scopes else None
+        if not isinstance(innermost, _FUNCTIONS):
+            return set()
+        inside = {id(n) for statement in loop.body for n in ast.walk(statement)}
+        elsewhere = [s for s in innermost.body if id(s) not in inside]
+        stores = {
+            n.id
+            for n in _same_scope_nodes(elsewhere)
+            if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load) and id(n) not in inside
+        }
+        names = block_names(innermost.body)
+        parameters = function_locals(innermost, names) - names.stores
+        return stores | parameters | self.outer_function_names(scopes[:-1])
+
     def frame_readers(self, loop: ast.For, scopes: list[ast.AST]) -> list[ast.Call]:
         """The body's calls of the built-ins that read its frame (locals(), eval(src)...), in a
         loop whose scope is a function of the program's; none where a name of the program's
@@ -1061,50 +1127,62 @@ class _Rewriter:
         if in_function:
             assert isinstance(innermost, _FUNCTIONS)
             shadowed = shadowed | self.function_names(innermost, scopes)
-        for node in ast.walk(ast.Module(body=loop.body, type_ignores=[])):
-            # globals()[name], globals().get(name), name in globals(): a lookup of a global the
-            # body does not name.  (Handed on whole, exec(code, globals()), it is the namespace
-            # the code runs in, which needs none of the module's.)
-            looked_up = (
-                node.value
-                if isinstance(node, (ast.Subscript, ast.Attribute))
-                else node.comparators[0]
-                if isinstance(node, ast.Compare) and isinstance(node.ops[0], (ast.In, ast.NotIn))
-                else None
-            )
-            if (
-                isinstance(looked_up, ast.Call)
-                and isinstance(looked_up.func, ast.Name)
-                and looked_up.func.id == "globals"
-                and "globals" not in shadowed
-                and not looked_up.args
-            ):
+        self.refuse_globals(loop.body, shadowed)
+        calls = _frame_reader_calls(loop.body, self.paraloop.matches)
+        calls = [call for call in calls if call.func.id not in shadowed]  # type: ignore[attr-defined]
+        if not calls or (in_function and innermost.name.startswith(RESERVED_PREFIX)):  # type: ignore[union-attr]
+            return []
+        if not in_function:
+            self.refuse_top_level_frame(calls, innermost)
+            return []  # eval(src) at the top of a module: the module's globals, as the body names them
+        return calls
+
+    def refuse_top_level_frame(self, calls: list[ast.Call], innermost: ast.AST | None) -> None:
+        """locals(), vars() or dir() among ``calls``, at the top of a module or class body: its
+        whole namespace, which a worker has only in part."""
+        call = next((c for c in calls if c.func.id in ("locals", "vars", "dir")), None)  # type: ignore[attr-defined]
+        if call is None:
+            return
+        spelled = call.func.id  # type: ignore[attr-defined]
+        where = "a class body" if isinstance(innermost, ast.ClassDef) else "a module"
+        raise self.refuse(
+            f"{spelled}() in a ParaLoop body at the top of {where} shows all of its names, and an "
+            "iteration in a worker process has only those the body names. Name what it needs "
+            '("{name}-{i}".format(name=name, i=i)), or put the loop in a function, where '
+            f"{spelled}() shows the function's variables",
+            call,
+        )
+
+    def refuse_globals(self, nodes: list[ast.stmt], shadowed: set[str]) -> None:
+        """globals() in a body, but as the namespace of exec() or eval(): a worker has the module's
+        globals the body names, not all (globals()[name], namespace = globals(); namespace.get(k))."""
+        calls = [
+            node
+            for node in ast.walk(ast.Module(body=nodes, type_ignores=[]))
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "globals"
+        ]
+        if not calls or "globals" in shadowed:
+            return
+        # Handed to exec(code, globals()) or eval: the namespace the code runs in, which needs none
+        # of the module's other globals.
+        namespaces = {
+            id(argument)
+            for node in ast.walk(ast.Module(body=nodes, type_ignores=[]))
+            if isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id in ("exec", "eval")
+            for argument in [*node.args[1:2], *(k.value for k in node.keywords if k.arg == "globals")]
+        }
+        for call in calls:
+            if id(call) not in namespaces and not call.args:
                 raise self.refuse(
                     "globals() in a ParaLoop body: an iteration in a worker process has the "
                     "module's globals the body names, not all of them, and what it stores there "
                     "stays in the worker. Name the global itself (SCALE, or 'global total' to "
                     "assign it), or look values up in a dict made before the loop "
                     "(handlers = {'fit': fit, 'plot': plot})",
-                    looked_up,
+                    call,
                 )
-        calls = _frame_reader_calls(loop.body, self.paraloop.matches)
-        calls = [call for call in calls if call.func.id not in shadowed]  # type: ignore[attr-defined]
-        if not calls or (in_function and innermost.name.startswith(RESERVED_PREFIX)):  # type: ignore[union-attr]
-            return []
-        if not in_function:
-            call = next((c for c in calls if c.func.id in ("locals", "vars", "dir")), None)  # type: ignore[attr-defined]
-            if call is None:
-                return []  # eval(src) at the top of a module: the module's globals, as the body names them
-            spelled = call.func.id  # type: ignore[attr-defined]
-            where = "a class body" if isinstance(innermost, ast.ClassDef) else "a module"
-            raise self.refuse(
-                f"{spelled}() in a ParaLoop body at the top of {where} shows all of its names, and an "
-                "iteration in a worker process has only those the body names. Name what it needs "
-                '("{name}-{i}".format(name=name, i=i)), or put the loop in a function, where '
-                f"{spelled}() shows the function's variables",
-                call,
-            )
-        return calls
 
     def function_names(
         self, function: ast.FunctionDef | ast.AsyncFunctionDef, scopes: list[ast.AST]
@@ -1147,6 +1225,7 @@ class _Rewriter:
                 # eval(src) and exec(src): the worker's globals (None: the current ones), the
                 # plain frame's names.
                 call.args = [call.args[0], ast.copy_location(ast.Constant(None), call), names]
+                call.keywords = []
             ast.fix_missing_locations(call)
 
     def plain_frame(
@@ -1158,7 +1237,9 @@ class _Rewriter:
         them)."""
         shadowed = self.module_bound | self.function_names(function, scopes)
         for call in calls:
-            spelled = call.func.id  # type: ignore[attr-defined]
+            if not isinstance(call.func, ast.Name):
+                continue  # in a comprehension over ParaLoop, rewritten with its worker (3.12+)
+            spelled = call.func.id
             if spelled not in ("locals", "vars", "dir") or spelled in shadowed:
                 continue
             names = ast.parse(f"{RUNTIME}.frame_names(locals(), (), (), '')", mode="eval").body
