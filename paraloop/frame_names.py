@@ -27,7 +27,7 @@ from typing import Any, NoReturn
 
 from .errors import ParaLoopError
 
-__all__ = ["Accumulated", "StandIn", "Withheld", "frame_names", "sorted_names", "withheld"]
+__all__ = ["Accumulated", "StandIn", "Withheld", "frame_names", "module_frame", "sorted_names", "withheld"]
 
 _RESERVED = "__paraloop"
 
@@ -161,6 +161,40 @@ def frame_names(
         if name in shown:
             dict.__setitem__(shown, name, Accumulated(name, where))
     return shown
+
+
+class _ModuleFrame(dict):  # type: ignore[type-arg]
+    """What eval() and exec() in a body at the top of a module read their names from
+    (:func:`module_frame`): the loop's own names, which the plain loop has as globals; what exec()
+    stores goes to the module's globals, as there."""
+
+    __slots__ = ("_module",)
+    _module: dict[str, Any]
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        super().__setitem__(name, value)
+        self._module[name] = value
+
+    def __delitem__(self, name: str) -> None:
+        super().__delitem__(name)
+        self._module.pop(name, None)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (dict, (dict(self),))
+
+
+def module_frame(
+    names: dict[str, Any], module: dict[str, Any], accumulated: tuple[str, ...], where: str
+) -> dict[str, Any]:
+    """The worker function's ``names`` (the loop's own, paraloop's left out) for eval() and exec()
+    in a body at the top of a module, its stores going to ``module`` (the body's globals); each
+    name in ``accumulated`` an :class:`Accumulated` stand-in."""
+    frame = _ModuleFrame()
+    frame._module = module
+    for name, value in names.items():
+        if not name.startswith(_RESERVED):
+            dict.__setitem__(frame, name, Accumulated(name, where) if name in accumulated else value)
+    return frame
 
 
 def sorted_names(shown: dict[str, Any]) -> list[str]:

@@ -47,7 +47,7 @@ from .execute import (
     Job,
     Outcome,
 )
-from .frame_names import Withheld, frame_names, sorted_names, withheld
+from .frame_names import Withheld, frame_names, module_frame, sorted_names, withheld
 from .guard import GENERATOR_MODULES, reached
 from .items import COPY, INLINE, SHARE, is_file, length
 from .live_names import LiveNames, LiveNamespace, LiveScope
@@ -82,6 +82,7 @@ __all__ = [
     "Use",
     "comprehension",
     "frame_names",
+    "module_frame",
     "run",
     "sorted_names",
 ]

@@ -252,11 +252,7 @@ _MODULE_EXEC = _program(
 )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding 7: exec('y = i * 10') in a body at the top of a module: the plain loop's 20, "
-    "paraloop's -1 silently (the store goes into the worker function's locals)",
-)
+# Finding 7, fixed: exec() there stores in the module's globals (refused on worker processes, which have the module in part).
 @pytest.mark.parametrize("backend", ["fork", "threads", "sequential"])
 def test_f7_exec_at_the_top_of_a_module_assigns_the_module_s_name(tmp_path, backend) -> None:
     result = run_source(tmp_path, _MODULE_EXEC, **_BACKENDS[backend])
@@ -279,12 +275,8 @@ _MODULE_EVAL_GLOBALS = _program(
 )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding 8: eval('i * 10', globals()) in a body at the top of a module (globals() handed "
-    "on whole, documented as allowed): NameError 'i' on every backend, the plain loop's [0, 10, 20]",
-)
-@pytest.mark.parametrize("backend", ["threads", "sequential"])
+# Finding 8, fixed: eval(src, globals()) there sees the loop's own names.
+@pytest.mark.parametrize("backend", ["fork", "threads", "sequential"])
 def test_f8_eval_with_globals_at_the_top_of_a_module(tmp_path, backend) -> None:
     _same(tmp_path, _MODULE_EVAL_GLOBALS, _BACKENDS[backend])
 

@@ -958,6 +958,8 @@ class _Rewriter:
         if frame_calls:
             assert isinstance(innermost, _FUNCTIONS)
             self.read_frame_names(frame_calls, innermost, scopes, uses, loop)
+        elif innermost is None:
+            self.module_namespaces(loop, uses)
         # Inside a class, the compiler mangles __private names; the keys must match.
         mangle = _mangler(scopes)
         logs = self.update_sites(loop, sites, mangle)
@@ -1134,8 +1136,50 @@ class _Rewriter:
             return []
         if not in_function:
             self.refuse_top_level_frame(calls, innermost)
-            return []  # eval(src) at the top of a module: the module's globals, as the body names them
+            return []
         return calls
+
+    def module_namespaces(self, loop: ast.For, uses: tuple[Use, ...]) -> None:
+        """eval() and exec() in a body at the top of a module, given no namespace or the module's
+        (``exec(src)``, ``eval(src, globals())``): the plain loop runs them in the module's
+        namespace, where the loop's own names are globals; the worker's are its function's.  They
+        get those names, and what exec() stores goes to the module's globals, as in the plain loop
+        (where a worker process has the module only in part: compared after each chunk, and
+        refused, as any global an iteration rebinds).  A name the loop accumulates is a stand-in
+        there, as in a function's frame (paraloop.frame_names)."""
+        shadowed = self.module_bound
+        accumulated = tuple(sorted({use.name for use in uses if use.form.kind not in _NOT_ACCUMULATED}))
+        where = f"{self.filename}, line {loop.lineno}"
+        for node in list(ast.walk(ast.Module(body=loop.body, type_ignores=[]))):
+            if not (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id in ("eval", "exec")
+                and node.func.id not in shadowed
+                and not node.keywords
+                and 1 <= len(node.args) <= 3
+                and not any(isinstance(arg, ast.Starred) for arg in node.args)
+            ):
+                continue
+            rest = node.args[1:]
+            plain = all(isinstance(arg, ast.Constant) and arg.value is None for arg in rest)
+            module = (
+                len(rest) == 1
+                and isinstance(rest[0], ast.Call)
+                and isinstance(rest[0].func, ast.Name)
+                and rest[0].func.id == "globals"
+                and not rest[0].args
+                and "globals" not in shadowed
+            )
+            if not (plain or module):
+                continue
+            namespaces = ast.parse(
+                f"(globals(), {RUNTIME}.module_frame(locals(), globals(), {accumulated!r}, {where!r}))",
+                mode="eval",
+            ).body
+            _place([namespaces], node)
+            node.args = [node.args[0], *namespaces.elts]  # type: ignore[attr-defined]
+            ast.fix_missing_locations(node)
 
     def refuse_top_level_frame(self, calls: list[ast.Call], innermost: ast.AST | None) -> None:
         """locals(), vars() or dir() among ``calls``, at the top of a module or class body: its
