@@ -36,21 +36,23 @@ class StandIn:
     """Stands, in what :func:`frame_names` shows, for a name whose value an iteration cannot be
     given: any use of it raises ParaLoopError (its ``message``)."""
 
-    __slots__ = ("name", "where")
+    # Spelled so that no attribute a program reads (a file's .name) is one of them.
+    __slots__ = ("_paraloop_name", "_paraloop_where")
 
     def __init__(self, name: str, where: str) -> None:
-        self.name = name
-        self.where = where
+        self._paraloop_name = name
+        self._paraloop_where = where
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.name, self.where))
+        return (type(self), (self._paraloop_name, self._paraloop_where))
 
     def message(self) -> str:
         raise NotImplementedError
 
     def _refuse(self, *args: Any) -> NoReturn:
         raise ParaLoopError(
-            f"{self.where}: the body read {self.name!r} through locals(), vars() or eval(); {self.message()}"
+            f"{self._paraloop_where}: the body read {self._paraloop_name!r} through locals(), vars() "
+            f"or eval(); {self.message()}"
         )
 
     def __repr__(self) -> str:
@@ -58,6 +60,7 @@ class StandIn:
 
     __str__ = __format__ = __bool__ = __len__ = __iter__ = __getitem__ = __contains__ = _refuse
     __eq__ = __ne__ = __lt__ = __le__ = __gt__ = __ge__ = __index__ = __int__ = __float__ = _refuse
+    __enter__ = __exit__ = _refuse
 
     def __getattr__(self, attribute: str) -> Any:
         if attribute.startswith("__"):
@@ -75,9 +78,9 @@ class Accumulated(StandIn):
 
     def message(self) -> str:
         return (
-            f"the loop accumulates {self.name!r}, and inside an iteration its value is not the plain "
-            "loop's (the iterations before it ran elsewhere). Read it after the loop, or keep what an "
-            "iteration needs in a name of its own"
+            f"the loop accumulates {self._paraloop_name!r}, and inside an iteration its value is not "
+            "the plain loop's (the iterations before it ran elsewhere). Read it after the loop, or "
+            "keep what an iteration needs in a name of its own"
         )
 
 
@@ -89,7 +92,7 @@ class Withheld(StandIn):
 
     def message(self) -> str:
         return (
-            f"{self.name!r}, a variable of the function that the body does not name, holds what a "
+            f"{self._paraloop_name!r}, a variable of the function that the body does not name, holds what a "
             "worker cannot be given (an open file, a lock, an iterator), so the iterations have it "
             f"only in name. Name it in the body, or read what the body needs from it before the loop "
             "into a name of its own"
@@ -143,19 +146,25 @@ class _Frame(dict):  # type: ignore[type-arg]
 
 
 def frame_names(
-    names: dict[str, Any], order: tuple[str, ...], accumulated: tuple[str, ...], where: str
+    names: dict[str, Any],
+    order: tuple[str, ...],
+    accumulated: tuple[str, ...],
+    where: str,
+    hidden: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """The worker function's ``names`` (its ``locals()``) as the plain function's frame shows
-    them: in ``order`` (the function's variables as its code lists them), paraloop's own left
-    out, each name in ``accumulated`` an :class:`Accumulated` stand-in (``where``: the loop's
-    file and line)."""
+    them: in ``order`` (the function's variables as its code lists them), paraloop's own and
+    ``hidden`` (globals the worker has as parameters) left out, each name in ``accumulated`` an
+    :class:`Accumulated` stand-in (``where``: the loop's file and line)."""
     shown = _Frame()
     shown._names = names
     for name in order:
         if name in names:
             dict.__setitem__(shown, name, names[name])
+    # The worker's other names (what exec() stored there), but the module's globals the body
+    # names, which the worker has as parameters and the plain frame as globals.
     for name, value in names.items():
-        if name not in shown and not name.startswith(_RESERVED):
+        if name not in shown and name not in hidden and not name.startswith(_RESERVED):
             dict.__setitem__(shown, name, value)
     for name in accumulated:
         if name in shown:
@@ -168,16 +177,21 @@ class _ModuleFrame(dict):  # type: ignore[type-arg]
     (:func:`module_frame`): the loop's own names, which the plain loop has as globals; what exec()
     stores goes to the module's globals, as there."""
 
-    __slots__ = ("_module",)
+    __slots__ = ("_module", "_names")
     _module: dict[str, Any]
+    _names: dict[str, Any]
 
     def __setitem__(self, name: str, value: Any) -> None:
         super().__setitem__(name, value)
         self._module[name] = value
+        # And in the worker's own locals(), where the iteration's next eval() finds it (up to 3.12)
+        # rather than the module's, which iterations beside it on threads rebind too.
+        self._names[name] = value
 
     def __delitem__(self, name: str) -> None:
         super().__delitem__(name)
         self._module.pop(name, None)
+        self._names.pop(name, None)
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (dict, (dict(self),))
@@ -191,6 +205,7 @@ def module_frame(
     name in ``accumulated`` an :class:`Accumulated` stand-in."""
     frame = _ModuleFrame()
     frame._module = module
+    frame._names = names
     for name, value in names.items():
         if not name.startswith(_RESERVED):
             dict.__setitem__(frame, name, Accumulated(name, where) if name in accumulated else value)

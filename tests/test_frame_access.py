@@ -276,3 +276,88 @@ def test_a_body_s_function_rebinding_a_variable_from_outside_the_loop_is_refused
 def test_a_body_s_function_rebinding_the_iteration_s_own_variable_runs(every_backend, load_module) -> None:
     module = load_module(_NONLOCAL_INSIDE)
     assert module.per_iteration(list(range(6))) == ([10, 11, 12, 13, 14, 15], 15)
+
+
+# Loops from real scripts (public repositories, found by searching for '.format(**locals()))'),
+# each put in a function and given ParaLoop: the plain loop's output, on every backend. ----------------
+
+_REAL_SCRIPTS = """
+import contextlib
+import io
+from paraloop import ParaLoop
+
+def print_graph(vertices):
+    # A knowledge-base tool's graph printer (hash() replaced by len(): see test_hash_randomization).
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        print("graph {")
+        for pair, count in ParaLoop(list(vertices.items())):
+            a, b = map(len, pair)
+            line = '  {a:d} -- {b:d};'
+            print(line.format(**locals()))
+        print("}")
+    return out.getvalue()
+
+def shingles_graph(db):
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        print("digraph { ")
+        for trigram, entities in ParaLoop(list(db.items())):
+            for entity in entities:
+                eid = len(entity)
+                print(u'  "{trigram}" -> {eid:d};'.format(**locals()))
+        print("}")
+    return out.getvalue()
+
+def copy_commands(sources, path):
+    # A deployment script's copy step (subprocess.call(cmd) replaced by collecting cmd).
+    target = path + "/puppet-bastion/"
+    commands = []
+    for source in ParaLoop(sources):
+        cmd = ('cp', '-r', '{source}'.format(**locals()), '{target}'.format(**locals()))
+        commands.append(cmd)
+    return commands
+
+def run_commands(commands):
+    # A voice assistant's loop: an exception reported through locals().
+    messages = []
+    for c in ParaLoop(commands):
+        try:
+            if c.startswith("bad"):
+                raise ValueError(c)
+            messages.append("ran " + c)
+        except Exception as exc:
+            messages.append("Received an exception while running: {exc}"
+                            "\\nRestarting...".format(**locals()))
+    return messages
+
+def wrapper_classes(names):
+    # A binding generator's template filled from the function's names.
+    module = "core"
+    template = "class {name}Array({module}.Array):\\n    item = {item!r}\\n"
+    code = []
+    for name in ParaLoop(names):
+        item = name.lower()
+        code.append(template.format(**locals()))
+    return code
+"""
+
+_REAL_CALLS = {
+    "print_graph": ({("ab", "cde"): 1, ("f", "gh"): 2, ("ijkl", "m"): 3},),
+    "shingles_graph": ({"abc": ["x", "yy"], "bcd": ["zzz"], "cde": []},),
+    "copy_commands": (["/src/a", "/src/b", "/src/modules"], "/tmp/out"),
+    "run_commands": (["ls", "bad one", "pwd", "bad two"],),
+    "wrapper_classes": (["Point", "Rect", "Colour"],),
+}
+
+
+def test_loops_from_real_scripts_give_the_plain_output(every_backend, load_module) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", paraloop.ParaLoopWarning)
+        plain = load_module(_REAL_SCRIPTS, marked=False)
+        expected = {name: getattr(plain, name)(*args) for name, args in _REAL_CALLS.items()}
+    module = load_module(_REAL_SCRIPTS)
+    for name, args in _REAL_CALLS.items():
+        assert getattr(module, name)(*args) == expected[name], name
+    assert "  2 -- 3;" in expected["print_graph"]
+    assert expected["run_commands"][1] == "Received an exception while running: bad one\nRestarting..."

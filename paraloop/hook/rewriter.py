@@ -321,14 +321,19 @@ def _frame_reader_calls(body: list[ast.stmt], skip: Callable[[ast.expr], bool]) 
 
 def _reads_the_frame(call: ast.Call) -> bool:
     """``locals()``, ``vars()``, ``dir()``; ``eval(src)``, ``exec(src)`` and the same with None for
-    the namespaces (``eval(src, None)``: Python's own default)."""
+    the namespaces, by position or (3.13) by keyword (``eval(src, None)``: Python's own default)."""
     wanted = _FRAME_READERS.get(call.func.id)  # type: ignore[attr-defined]
-    if wanted is None or call.keywords or any(isinstance(arg, ast.Starred) for arg in call.args):
+    if wanted is None or any(isinstance(arg, ast.Starred) for arg in call.args):
         return False
     if not wanted:
-        return not call.args
-    return 1 <= len(call.args) <= 3 and all(
-        isinstance(arg, ast.Constant) and arg.value is None for arg in call.args[1:]
+        return not call.args and not call.keywords
+    if any(keyword.arg not in ("globals", "locals") for keyword in call.keywords):
+        return False
+    namespaces = [*call.args[1:], *(keyword.value for keyword in call.keywords)]
+    return (
+        1 <= len(call.args)
+        and len(namespaces) <= 2
+        and all(isinstance(arg, ast.Constant) and arg.value is None for arg in namespaces)
     )
 
 
@@ -337,43 +342,62 @@ def _outer_nonlocals(
 ) -> tuple[ast.Nonlocal, str] | None:
     """A ``nonlocal`` of a function defined in ``body`` (a loop's) naming a variable that may hold,
     when the function runs, a value from outside the iteration: one the body does not bind (nor
-    the functions between), or one bound outside the loop too (``outside``) that the body binds
-    only on some paths, or after the function's statement.  (One the body assigns at its top
-    before it is the iteration's own, as in the plain loop.)"""
+    the functions between), or one bound outside the loop too (``outside``) that no assignment
+    on the way to the function's statement binds (``n = 0`` earlier in its block or a block
+    around it, in the body), as in the plain loop an earlier iteration's value would be."""
 
-    def search(statements: list[ast.stmt], bound: set[str]) -> tuple[ast.Nonlocal, str] | None:
-        for node in _same_scope_nodes(statements):
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                names = block_names(node.body)
-                for inner in _same_scope_nodes(node.body):
-                    if isinstance(inner, ast.Nonlocal):
-                        escaping = [name for name in inner.names if name not in bound]
-                        if escaping:
-                            return inner, escaping[0]
-                found = search(node.body, bound | function_locals(node, names))
+    def in_function(
+        node: ast.FunctionDef | ast.AsyncFunctionDef, bound: set[str]
+    ) -> tuple[ast.Nonlocal, str] | None:
+        for inner in _same_scope_nodes(node.body):
+            if isinstance(inner, ast.Nonlocal):
+                escaping = [name for name in inner.names if name not in bound]
+                if escaping:
+                    return inner, escaping[0]
+        return in_block(node.body, bound | function_locals(node, block_names(node.body)))
+
+    def in_block(statements: list[ast.stmt], bound: set[str]) -> tuple[ast.Nonlocal, str] | None:
+        bound = set(bound)
+        for statement in statements:
+            if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                found = in_function(statement, bound)
                 if found is not None:
                     return found
-            elif isinstance(node, ast.ClassDef):
-                found = search(node.body, bound)
+                bound.add(statement.name)
+                continue
+            if isinstance(statement, ast.ClassDef):
+                found = in_block(statement.body, bound)
                 if found is not None:
                     return found
+                bound.add(statement.name)
+                continue
+            blocks = [getattr(statement, name, None) for name in ("body", "orelse", "finalbody")]
+            blocks += [handler.body for handler in getattr(statement, "handlers", ())]
+            blocks += [case.body for case in getattr(statement, "cases", ())]
+            for block in blocks:
+                if isinstance(block, list) and block and isinstance(block[0], ast.stmt):
+                    found = in_block(block, bound)
+                    if found is not None:
+                        return found
+            if isinstance(statement, (ast.With, ast.AsyncWith)):
+                # Its block runs whole on the way past it (or the iteration ends).
+                bound |= _assigned(statement.body)
+            elif isinstance(statement, (ast.Assign, ast.AnnAssign)) and statement.value is not None:
+                bound |= _assigned([statement])
         return None
 
-    bound = {n.id for n in ast.walk(target) if isinstance(n, ast.Name)}
-    for statement in body:
-        found = search([statement], bound | (own_stores(body) - outside))
-        if found is not None:
-            return found
-        # Bound from here on in every iteration: a plain assignment at the body's top.
-        if (
-            isinstance(statement, (ast.Assign, ast.AnnAssign))
-            and getattr(statement, "value", None) is not None
-        ):
+    targets = {n.id for n in ast.walk(target) if isinstance(n, ast.Name)}
+    return in_block(body, targets | (own_stores(body) - outside))
+
+
+def _assigned(statements: list[ast.stmt]) -> set[str]:
+    """Names plain assignments among ``statements`` (at their own level) bind."""
+    names: set[str] = set()
+    for statement in statements:
+        if isinstance(statement, (ast.Assign, ast.AnnAssign)) and statement.value is not None:
             for assigned in statement.targets if isinstance(statement, ast.Assign) else [statement.target]:
-                bound |= {n.id for n in ast.walk(assigned) if isinstance(n, ast.Name)}
-        elif isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            bound.add(statement.name)
-    return None
+                names |= {n.id for n in ast.walk(assigned) if isinstance(n, ast.Name)}
+    return names
 
 
 def _frame_order(function: ast.FunctionDef | ast.AsyncFunctionDef, outer: Iterable[str]) -> tuple[str, ...]:
@@ -713,8 +737,11 @@ class _Rewriter:
             }
             seen = self.function_names(innermost, scopes) - iteration_names - reads
             reads |= seen
-            self.read_frame_names(frame_calls, innermost, scopes, (), first.iter)
         params, local, free = self.captured(reads, set(), scopes, class_visible=False)
+        if frame_calls:
+            assert isinstance(innermost, _FUNCTIONS)
+            hidden = set(params) - set(local) - set(free)
+            self.read_frame_names(frame_calls, innermost, scopes, (), first.iter, hidden)
         name = self.scope_name(worker, scopes)
         if self.decisions is not None:
             targets = tuple(sorted(n.id for n in ast.walk(first.target) if isinstance(n, ast.Name)))
@@ -957,7 +984,9 @@ class _Rewriter:
         uses = tuple(found)
         if frame_calls:
             assert isinstance(innermost, _FUNCTIONS)
-            self.read_frame_names(frame_calls, innermost, scopes, uses, loop)
+            self.read_frame_names(
+                frame_calls, innermost, scopes, uses, loop, set(params) - set(local) - set(free)
+            )
         elif innermost is None:
             self.module_namespaces(loop, uses)
         # Inside a class, the compiler mangles __private names; the keys must match.
@@ -1207,14 +1236,14 @@ class _Rewriter:
         ]
         if not calls or "globals" in shadowed:
             return
-        # Handed to exec(code, globals()) or eval: the namespace the code runs in, which needs none
-        # of the module's other globals.
+        # Handed to exec(code, globals()), eval or __import__: the namespace the code runs in (or
+        # the package is found from), which needs none of the module's other globals.
         namespaces = {
             id(argument)
             for node in ast.walk(ast.Module(body=nodes, type_ignores=[]))
             if isinstance(node, ast.Call)
             and isinstance(node.func, ast.Name)
-            and node.func.id in ("exec", "eval")
+            and node.func.id in ("exec", "eval", "__import__")
             for argument in [*node.args[1:2], *(k.value for k in node.keywords if k.arg == "globals")]
         }
         for call in calls:
@@ -1244,6 +1273,7 @@ class _Rewriter:
         scopes: list[ast.AST],
         uses: tuple[Use, ...],
         loop: ast.AST,
+        hidden: Iterable[str] = (),
     ) -> None:
         """Each call of ``calls`` reads :func:`paraloop.frame_names.frame_names` instead of the
         worker's frame: the function's names in their order, a name the loop accumulates as a
@@ -1253,9 +1283,8 @@ class _Rewriter:
         where = f"{self.filename}, line {loop.lineno}"  # type: ignore[attr-defined]
         for call in calls:
             spelled = call.func.id  # type: ignore[attr-defined]
-            names = ast.parse(
-                f"{RUNTIME}.frame_names(locals(), {order!r}, {accumulated!r}, {where!r})", mode="eval"
-            ).body
+            arguments = f"locals(), {order!r}, {accumulated!r}, {where!r}, {tuple(sorted(hidden))!r}"
+            names = ast.parse(f"{RUNTIME}.frame_names({arguments})", mode="eval").body
             _place([names], call)
             if spelled in ("locals", "vars"):
                 call.func, call.args = names.func, names.args  # type: ignore[attr-defined]
