@@ -12,35 +12,10 @@ on the Python versions where they show); the attacks that held are plain tests.
 from __future__ import annotations
 
 import sys
-import textwrap
 
 import pytest
+from case_programs import BACKENDS, FORK, SEQUENTIAL, SPAWN, THREADS, program
 from conftest import last_json, plain_and_paraloop, run_plain, run_source
-
-# Worker processes run every iteration (the caller's own chunks off), fork: the quickest.
-_FORK = {"PARALOOP_BACKEND": "processes", "PARALOOP_START_METHOD": "fork", "PARALOOP_CALLER_RUNS": "0"}
-_SPAWN = {**_FORK, "PARALOOP_START_METHOD": "spawn"}
-_THREADS = {"PARALOOP_BACKEND": "threads"}
-_SEQUENTIAL = {"PARALOOP_BACKEND": "sequential"}
-_BACKENDS = {"fork": _FORK, "threads": _THREADS, "sequential": _SEQUENTIAL}
-
-# Each case of a program is run on its own, its outcome (value, or exception type) collected.
-_RUNNER = """
-    out = []
-    for case in CASES:
-        try:
-            out.append(case())
-        except Exception as error:
-            out.append(type(error).__name__)
-    print(json.dumps(out))
-    """
-
-
-def _program(body: str, cases: str = "") -> str:
-    text = "# paraloop: enable\nimport json\nfrom paraloop import ParaLoop\n" + textwrap.dedent(body)
-    if cases:
-        text += f"CASES = [{cases}]\n" + textwrap.dedent(_RUNNER)
-    return text
 
 
 def _same(tmp_path, source: str, env: dict[str, str]) -> None:
@@ -50,7 +25,7 @@ def _same(tmp_path, source: str, env: dict[str, str]) -> None:
 
 # Finding 1. A name the body binds, read through locals()/eval() before the iteration binds it. ----------
 
-_PREVIOUS_ITERATION = _program(
+_PREVIOUS_ITERATION = program(
     """
     def first_flags():
         flags = []
@@ -85,7 +60,7 @@ _PREVIOUS_ITERATION = _program(
     "neither the plain value nor a loop-carried refusal",
 )
 def test_f1_names_of_the_previous_iteration_seen_through_the_frame(tmp_path) -> None:
-    plain, got = plain_and_paraloop(tmp_path, _PREVIOUS_ITERATION, **_FORK)
+    plain, got = plain_and_paraloop(tmp_path, _PREVIOUS_ITERATION, **FORK)
     assert plain == [[True, False, False, False, False, False], ["none", 0, 1, 2, 3, 4], [-1, 0, 1, 2]]
     if got != plain:
         # A refusal naming the loop-carried read would keep the contract too.
@@ -94,7 +69,7 @@ def test_f1_names_of_the_previous_iteration_seen_through_the_frame(tmp_path) -> 
 
 # Finding 2. exec(src) then locals() in one iteration (Python 3.10 to 3.12). --------------------------------
 
-_EXEC_THEN_LOCALS = _program(
+_EXEC_THEN_LOCALS = program(
     """
     def exec_then_locals():
         out = []
@@ -109,12 +84,12 @@ _EXEC_THEN_LOCALS = _program(
 
 # Finding 2, fixed: what exec() stores reaches the worker's own locals() (paraloop/frame_names._Frame).
 def test_f2_exec_then_locals_in_one_iteration(tmp_path) -> None:
-    _same(tmp_path, _EXEC_THEN_LOCALS, _FORK)
+    _same(tmp_path, _EXEC_THEN_LOCALS, FORK)
 
 
 # Finding 3. locals() in the first iterable of a comprehension in the body (run in the body's frame). -----
 
-_COMPREHENSION_ITERABLE = _program(
+_COMPREHENSION_ITERABLE = program(
     """
     def names_of_a_comprehension():
         k = 3
@@ -129,12 +104,12 @@ _COMPREHENSION_ITERABLE = _program(
 
 # Finding 3, fixed: a comprehension's first iterable is read in the body's frame.
 def test_f3_locals_in_a_comprehension_s_first_iterable(tmp_path) -> None:
-    _same(tmp_path, _COMPREHENSION_ITERABLE, _FORK)
+    _same(tmp_path, _COMPREHENSION_ITERABLE, FORK)
 
 
 # Finding 4. The stand-in of an accumulated name changes what isinstance() and callable() say. ------------
 
-_STAND_IN_CHECKS = _program(
+_STAND_IN_CHECKS = program(
     """
     def ints_of_the_frame():
         total = 0
@@ -170,14 +145,14 @@ _STAND_IN_CHECKS = _program(
     "int for isinstance(): filtering locals() by type silently drops 'total' (documented)",
 )
 def test_f4_the_stand_in_answers_isinstance_and_callable_silently(tmp_path) -> None:
-    plain, got = plain_and_paraloop(tmp_path, _STAND_IN_CHECKS, **_FORK)
+    plain, got = plain_and_paraloop(tmp_path, _STAND_IN_CHECKS, **FORK)
     if got != plain:
         assert all(outcome == "ParaLoopError" for outcome in got), got
 
 
 # Finding 5. A ParaLoop loop inside a ParaLoop body: its body's locals(). -------------------------------
 
-_NESTED_PARALOOP = _program(
+_NESTED_PARALOOP = program(
     """
     def nested():
         k = 2
@@ -197,12 +172,12 @@ _NESTED_PARALOOP = _program(
     "'__paraloop_chunk__', '__paraloop_it__' and misses 'i' and 'k'",
 )
 def test_f5_locals_in_a_nested_paraloop_body(tmp_path) -> None:
-    _same(tmp_path, _NESTED_PARALOOP, _FORK)
+    _same(tmp_path, _NESTED_PARALOOP, FORK)
 
 
 # Finding 6. A body's function whose nonlocal names a variable the body binds only on some paths. ----------
 
-_NONLOCAL_SOMETIMES_BOUND = _program(
+_NONLOCAL_SOMETIMES_BOUND = program(
     """
     def counted():
         count = 0
@@ -223,7 +198,7 @@ _NONLOCAL_SOMETIMES_BOUND = _program(
 @pytest.mark.parametrize("backend", ["fork", "sequential"])
 def test_f6_nonlocal_of_a_name_the_body_binds_only_sometimes(tmp_path, backend) -> None:
     assert last_json(run_plain(tmp_path, _NONLOCAL_SOMETIMES_BOUND)) == [10]
-    result = run_source(tmp_path, _NONLOCAL_SOMETIMES_BOUND, **_BACKENDS[backend])
+    result = run_source(tmp_path, _NONLOCAL_SOMETIMES_BOUND, **BACKENDS[backend])
     assert result.returncode == 1
     assert "UnsupportedLoopError: a function defined in a ParaLoop body declares 'nonlocal count'" in (
         result.stderr
@@ -233,7 +208,7 @@ def test_f6_nonlocal_of_a_name_the_body_binds_only_sometimes(tmp_path, backend) 
 def test_f6_the_refusal_the_always_bound_case_gets(tmp_path) -> None:
     source = _NONLOCAL_SOMETIMES_BOUND.replace("        if i < 0:\n            count = 0\n", "")
     assert source != _NONLOCAL_SOMETIMES_BOUND
-    result = run_source(tmp_path, source, **_FORK)
+    result = run_source(tmp_path, source, **FORK)
     assert result.returncode == 1
     assert "UnsupportedLoopError: a function defined in a ParaLoop body declares 'nonlocal count'" in (
         result.stderr
@@ -242,7 +217,7 @@ def test_f6_the_refusal_the_always_bound_case_gets(tmp_path) -> None:
 
 # Finding 7. exec(src) at the top of a module: what it assigns is lost. ---------------------------------
 
-_MODULE_EXEC = _program(
+_MODULE_EXEC = program(
     """
     y = -1
     for i in ParaLoop(range(3), chunksize=1):
@@ -255,7 +230,7 @@ _MODULE_EXEC = _program(
 # Finding 7, fixed: exec() there stores in the module's globals (refused on worker processes, which have the module in part).
 @pytest.mark.parametrize("backend", ["fork", "threads", "sequential"])
 def test_f7_exec_at_the_top_of_a_module_assigns_the_module_s_name(tmp_path, backend) -> None:
-    result = run_source(tmp_path, _MODULE_EXEC, **_BACKENDS[backend])
+    result = run_source(tmp_path, _MODULE_EXEC, **BACKENDS[backend])
     assert last_json(run_plain(tmp_path, _MODULE_EXEC)) == 20
     if result.returncode == 0:
         assert last_json(result) == 20
@@ -265,7 +240,7 @@ def test_f7_exec_at_the_top_of_a_module_assigns_the_module_s_name(tmp_path, back
 
 # Finding 8. eval(src, globals()) at the top of a module: the loop's own name. -----------------------------
 
-_MODULE_EVAL_GLOBALS = _program(
+_MODULE_EVAL_GLOBALS = program(
     """
     got = []
     for i in ParaLoop(range(3), chunksize=1):
@@ -278,12 +253,12 @@ _MODULE_EVAL_GLOBALS = _program(
 # Finding 8, fixed: eval(src, globals()) there sees the loop's own names.
 @pytest.mark.parametrize("backend", ["fork", "threads", "sequential"])
 def test_f8_eval_with_globals_at_the_top_of_a_module(tmp_path, backend) -> None:
-    _same(tmp_path, _MODULE_EVAL_GLOBALS, _BACKENDS[backend])
+    _same(tmp_path, _MODULE_EVAL_GLOBALS, BACKENDS[backend])
 
 
 # Finding 9. An unrelated variable of the function, sent because the body calls locals(). -------------------
 
-_UNRELATED_FILE = _program(
+_UNRELATED_FILE = program(
     """
     def lines_with_locals(path):
         out = []
@@ -298,7 +273,7 @@ _UNRELATED_FILE = _program(
     "lambda: lines_with_locals('data.txt')",
 )
 
-_UNRELATED_GENERATOR = _program(
+_UNRELATED_GENERATOR = program(
     """
     def an_unused_generator():
         pending = (x for x in range(3))
@@ -313,7 +288,7 @@ _UNRELATED_GENERATOR = _program(
 
 # Finding 9, fixed: a variable the body reads only through its frame that cannot travel is a stand-in.
 def test_f9_the_file_the_loop_iterates_is_refused_for_locals(tmp_path) -> None:
-    _same(tmp_path, _UNRELATED_FILE, _FORK)
+    _same(tmp_path, _UNRELATED_FILE, FORK)
 
 
 def test_f9_the_threads_advice_works_for_the_file(tmp_path) -> None:
@@ -326,12 +301,12 @@ def test_f9_the_threads_advice_works_for_the_file(tmp_path) -> None:
 # Finding 9b, fixed as finding 9.
 @pytest.mark.parametrize("backend", ["fork", "threads"])
 def test_f9b_an_unused_generator_is_refused_for_locals(tmp_path, backend) -> None:
-    _same(tmp_path, _UNRELATED_GENERATOR, _BACKENDS[backend])
+    _same(tmp_path, _UNRELATED_GENERATOR, BACKENDS[backend])
 
 
 # Finding 10. Python 3.12+: locals()/vars()/dir() in a comprehension over ParaLoop in a function. ----------
 
-_COMPREHENSION_LOCALS = _program(
+_COMPREHENSION_LOCALS = program(
     """
     def names():
         k = 3
@@ -351,12 +326,12 @@ _COMPREHENSION_LOCALS = _program(
 
 # Finding 10, fixed: the comprehension's calls are rewritten once.
 def test_f10_locals_in_a_comprehension_over_paraloop(tmp_path) -> None:
-    _same(tmp_path, _COMPREHENSION_LOCALS, _FORK)
+    _same(tmp_path, _COMPREHENSION_LOCALS, FORK)
 
 
 # Finding 11. Python 3.12+: locals() in a generator expression over ParaLoop. -------------------------------
 
-_GENERATOR_LOCALS = _program(
+_GENERATOR_LOCALS = program(
     """
     def lazily():
         k = 3
@@ -374,12 +349,12 @@ _GENERATOR_LOCALS = _program(
     "comprehensions, inlined, not rewritten)",
 )
 def test_f11_locals_in_a_generator_expression_over_paraloop(tmp_path) -> None:
-    _same(tmp_path, _GENERATOR_LOCALS, _FORK)
+    _same(tmp_path, _GENERATOR_LOCALS, FORK)
 
 
 # Finding 12. Python 3.12: locals() in a comprehension over ParaLoop at the top of a module. -----------------
 
-_MODULE_COMPREHENSION = _program(
+_MODULE_COMPREHENSION = program(
     """
     SCALE = 3
     print(json.dumps(["SCALE" in locals() for x in ParaLoop(range(2), chunksize=1)]))
@@ -390,7 +365,7 @@ _MODULE_COMPREHENSION = _program(
 # Finding 12, fixed: refused on 3.12 as a for loop's body is.
 def test_f12_locals_in_a_module_s_comprehension_over_paraloop(tmp_path) -> None:
     plain = last_json(run_plain(tmp_path, _MODULE_COMPREHENSION))
-    result = run_source(tmp_path, _MODULE_COMPREHENSION, **_FORK)
+    result = run_source(tmp_path, _MODULE_COMPREHENSION, **FORK)
     if sys.version_info[:2] == (3, 12):
         # The module's names there (PEP 709), which a worker has only in part: refused.
         assert plain == [True, True]
@@ -402,7 +377,7 @@ def test_f12_locals_in_a_module_s_comprehension_over_paraloop(tmp_path) -> None:
 
 # Finding 13. eval(src, None) and exec(src, None): the current frame, as eval(src). ---------------------------
 
-_EVAL_NONE = _program(
+_EVAL_NONE = program(
     """
     def eval_none():
         k = 5
@@ -424,12 +399,12 @@ _EVAL_NONE = _program(
 
 # Finding 13, fixed: eval(src, None) and eval(src, None, None) read the frame as eval(src).
 def test_f13_eval_with_none_namespaces(tmp_path) -> None:
-    _same(tmp_path, _EVAL_NONE, _FORK)
+    _same(tmp_path, _EVAL_NONE, FORK)
 
 
 # Finding 14. Threads: a global rebound by a function the body defines. -------------------------------------
 
-_GLOBAL_BY_A_BODY_FUNCTION = _program(
+_GLOBAL_BY_A_BODY_FUNCTION = program(
     """
     import time
 
@@ -456,12 +431,12 @@ _GLOBAL_BY_A_BODY_FUNCTION = _program(
     "was moved out); refused on processes and Dask, silent on threads",
 )
 def test_f14_a_body_function_s_global_store_on_threads(tmp_path) -> None:
-    _same(tmp_path, _GLOBAL_BY_A_BODY_FUNCTION, {**_THREADS, "PARALOOP_WORKERS": "4"})
+    _same(tmp_path, _GLOBAL_BY_A_BODY_FUNCTION, {**THREADS, "PARALOOP_WORKERS": "4"})
 
 
 # Finding 15. globals() under another name: the import-time refusal of lookups bypassed. ---------------------
 
-_GLOBALS_ALIAS = _program(
+_GLOBALS_ALIAS = program(
     """
     SCALE = 7
 
@@ -483,7 +458,7 @@ _GLOBALS_ALIAS = _program(
 
 
 # Finding 15, fixed: globals() in a body is refused but as exec's or eval's namespace.
-@pytest.mark.parametrize("env", [_FORK, _SPAWN], ids=["fork", "spawn"])
+@pytest.mark.parametrize("env", [FORK, SPAWN], ids=["fork", "spawn"])
 def test_f15_globals_under_another_name(tmp_path, env) -> None:
     assert last_json(run_plain(tmp_path, _GLOBALS_ALIAS)) == [[0, 7, 14], [True, True]]
     result = run_source(tmp_path, _GLOBALS_ALIAS, **env)
@@ -493,7 +468,7 @@ def test_f15_globals_under_another_name(tmp_path, env) -> None:
 
 # Finding 16. An assignment expression in a comprehension in the body, read after it. ------------------------
 
-_WALRUS_IN_BODY = _program(
+_WALRUS_IN_BODY = program(
     """
     def walrus():
         res = []
@@ -512,12 +487,12 @@ _WALRUS_IN_BODY = _program(
     "an earlier iteration; the advice (assign it before reading it) is what the body does",
 )
 def test_f16_an_assignment_expression_in_a_comprehension_of_the_body(tmp_path) -> None:
-    _same(tmp_path, _WALRUS_IN_BODY, _SEQUENTIAL)
+    _same(tmp_path, _WALRUS_IN_BODY, SEQUENTIAL)
 
 
 # Attacks that held. --------------------------------------------------------------------------------------
 
-_HELD = _program(
+_HELD = program(
     """
     import asyncio
 
@@ -684,14 +659,14 @@ _HELD = _program(
 
 @pytest.mark.parametrize("backend", ["fork", "threads", "sequential"])
 def test_held_frame_readers_in_functions(tmp_path, backend) -> None:
-    plain, got = plain_and_paraloop(tmp_path, _HELD, **_BACKENDS[backend])
+    plain, got = plain_and_paraloop(tmp_path, _HELD, **BACKENDS[backend])
     # The accumulated name's use: the documented refusal, where the plain loop counts 3.
     assert plain[12] == 3
     assert got[12] == "ParaLoopError"
     assert got[:12] + got[13:] == plain[:12] + plain[13:]
 
 
-_HELD_COMPREHENSIONS = _program(
+_HELD_COMPREHENSIONS = program(
     """
     def evaluated():
         k = 3
@@ -726,7 +701,7 @@ _HELD_COMPREHENSIONS = _program(
 
 
 def test_held_comprehensions_reading_the_frame(tmp_path) -> None:
-    _same(tmp_path, _HELD_COMPREHENSIONS, _FORK)
+    _same(tmp_path, _HELD_COMPREHENSIONS, FORK)
 
 
 @pytest.mark.parametrize(
@@ -742,7 +717,7 @@ def test_held_comprehensions_reading_the_frame(tmp_path) -> None:
     ids=["subscript", "get", "in", "in-a-lambda", "module-vars", "module-dir"],
 )
 def test_held_refusals_at_import(tmp_path, body, message) -> None:
-    source = _program(
+    source = program(
         f"""
         SCALE = 3
         out = []
@@ -751,13 +726,13 @@ def test_held_refusals_at_import(tmp_path, body, message) -> None:
         print(json.dumps(out))
         """
     )
-    result = run_source(tmp_path, source, **_FORK)
+    result = run_source(tmp_path, source, **FORK)
     assert result.returncode == 1
     assert f"UnsupportedLoopError: {message}" in result.stderr
 
 
 def test_held_exec_into_globals_is_refused_on_processes(tmp_path) -> None:
-    source = _program(
+    source = program(
         """
         z = -1
         for i in ParaLoop(range(3), chunksize=1):
@@ -765,7 +740,7 @@ def test_held_exec_into_globals_is_refused_on_processes(tmp_path) -> None:
         print(json.dumps(z))
         """
     )
-    result = run_source(tmp_path, source, **_FORK)
+    result = run_source(tmp_path, source, **FORK)
     assert result.returncode == 1
     assert "an iteration rebound the global 'z'" in result.stderr
-    assert last_json(run_source(tmp_path, source, **_THREADS)) == 5
+    assert last_json(run_source(tmp_path, source, **THREADS)) == 5

@@ -13,34 +13,10 @@ that held are plain tests.
 from __future__ import annotations
 
 import sys
-import textwrap
 
 import pytest
+from case_programs import BACKENDS, FORK, SPAWN, THREADS, program
 from conftest import last_json, plain_and_paraloop, run_plain, run_source
-
-_FORK = {"PARALOOP_BACKEND": "processes", "PARALOOP_START_METHOD": "fork", "PARALOOP_CALLER_RUNS": "0"}
-_SPAWN = {**_FORK, "PARALOOP_START_METHOD": "spawn"}
-_THREADS = {"PARALOOP_BACKEND": "threads", "PARALOOP_WORKERS": "4"}
-_SEQUENTIAL = {"PARALOOP_BACKEND": "sequential"}
-_BACKENDS = {"fork": _FORK, "threads": _THREADS, "sequential": _SEQUENTIAL}
-
-# Each case of a program runs on its own; its value, or its exception's type, is collected.
-_RUNNER = """
-    out = []
-    for case in CASES:
-        try:
-            out.append(case())
-        except Exception as error:
-            out.append(type(error).__name__)
-    print(json.dumps(out))
-    """
-
-
-def _program(body: str, cases: str = "") -> str:
-    text = "# paraloop: enable\nimport json\nfrom paraloop import ParaLoop\n" + textwrap.dedent(body)
-    if cases:
-        text += f"CASES = [{cases}]\n" + textwrap.dedent(_RUNNER)
-    return text
 
 
 def _plain_or_refused(plain: list, got: list) -> None:
@@ -90,15 +66,15 @@ _NONLOCAL_IN_A_BLOCK = {
 # Finding 1, fixed: an assignment on the way to the function (its block, or one around it) binds.
 @pytest.mark.parametrize("block", sorted(_NONLOCAL_IN_A_BLOCK))
 def test_f1_nonlocal_of_a_name_assigned_first_in_a_block(tmp_path, block) -> None:
-    source = _program(_NONLOCAL_IN_A_BLOCK[block], "lambda: counts([[1, 2], [3, 4], [5]])")
-    plain, got = plain_and_paraloop(tmp_path, source, **_FORK)
+    source = program(_NONLOCAL_IN_A_BLOCK[block], "lambda: counts([[1, 2], [3, 4], [5]])")
+    plain, got = plain_and_paraloop(tmp_path, source, **FORK)
     assert plain == [[3, 7, 5]]
     assert got == plain
 
 
 # Finding 2. globals() handed to __import__ (for the package only): refused, the advice beside it. --------
 
-_IMPORT_WITH_GLOBALS = _program(
+_IMPORT_WITH_GLOBALS = program(
     """
     def load():
         out = []
@@ -112,7 +88,7 @@ _IMPORT_WITH_GLOBALS = _program(
 
 
 # Finding 2, fixed: globals() handed to __import__ is left alone.
-@pytest.mark.parametrize("env", [_FORK, _SPAWN], ids=["fork", "spawn"])
+@pytest.mark.parametrize("env", [FORK, SPAWN], ids=["fork", "spawn"])
 def test_f2_globals_handed_to_import(tmp_path, env) -> None:
     plain, got = plain_and_paraloop(tmp_path, _IMPORT_WITH_GLOBALS, **env)
     assert plain == [["json", "posixpath"]]
@@ -121,7 +97,7 @@ def test_f2_globals_handed_to_import(tmp_path, env) -> None:
 
 # Finding 3. A Withheld stand-in answers .name (and .where) with paraloop's own slots. ---------------------
 
-_WITHHELD_FILE_NAME = _program(
+_WITHHELD_FILE_NAME = program(
     """
     def tagged(path):
         out = []
@@ -140,14 +116,14 @@ _WITHHELD_FILE_NAME = _program(
 # Finding 3, fixed: the stand-in's own attributes are spelled _paraloop_*.
 @pytest.mark.parametrize("backend", ["fork", "threads", "sequential"])
 def test_f3_a_withheld_file_s_name(tmp_path, backend) -> None:
-    plain, got = plain_and_paraloop(tmp_path, _WITHHELD_FILE_NAME, **_BACKENDS[backend])
+    plain, got = plain_and_paraloop(tmp_path, _WITHHELD_FILE_NAME, **BACKENDS[backend])
     assert plain == [["data.txt:a", "data.txt:b"]]
     _plain_or_refused(plain, got)
 
 
 # Finding 4. A Withheld stand-in used through a special method Python looks up on its type. ----------------
 
-_WITHHELD_PROTOCOLS = _program(
+_WITHHELD_PROTOCOLS = program(
     """
     import threading
 
@@ -179,14 +155,14 @@ _WITHHELD_PROTOCOLS = _program(
 )
 @pytest.mark.parametrize("backend", ["fork", "threads", "sequential"])
 def test_f4_a_withheld_value_s_protocols(tmp_path, backend) -> None:
-    plain, got = plain_and_paraloop(tmp_path, _WITHHELD_PROTOCOLS, **_BACKENDS[backend])
+    plain, got = plain_and_paraloop(tmp_path, _WITHHELD_PROTOCOLS, **BACKENDS[backend])
     assert plain == [[100, 101, 102], [0, 1, 2]]
     _plain_or_refused(plain, got)
 
 
 # Finding 5. json.dumps(locals()) with an accumulated name: TypeError, not ParaLoopError. ------------------
 
-_JSON_OF_THE_FRAME = _program(
+_JSON_OF_THE_FRAME = program(
     """
     def log_lines():
         lines = []
@@ -206,14 +182,14 @@ _JSON_OF_THE_FRAME = _program(
     "docs promise for a use of the stand-in)",
 )
 def test_f5_json_of_the_frame(tmp_path) -> None:
-    plain, got = plain_and_paraloop(tmp_path, _JSON_OF_THE_FRAME, **_FORK)
+    plain, got = plain_and_paraloop(tmp_path, _JSON_OF_THE_FRAME, **FORK)
     assert plain == [3]
     _plain_or_refused(plain, got)
 
 
 # Finding 6. The Accumulated stand-in leaves the loop: returned, or kept in a result. ----------------------
 
-_STAND_IN_LEAVES = _program(
+_STAND_IN_LEAVES = program(
     """
     def returned():
         seen = []
@@ -241,7 +217,7 @@ _STAND_IN_LEAVES = _program(
     "({'seen': [0, 1, 2], 'i': 2}); json.dumps of it after the loop raises TypeError",
 )
 def test_f6_the_stand_in_leaves_the_loop(tmp_path) -> None:
-    plain, got = plain_and_paraloop(tmp_path, _STAND_IN_LEAVES, **_FORK)
+    plain, got = plain_and_paraloop(tmp_path, _STAND_IN_LEAVES, **FORK)
     assert plain == [
         '{"seen": [0, 1, 2], "i": 2}',
         '[{"total": 0, "i": 0}, {"total": 1, "i": 1}, {"total": 3, "i": 2}]',
@@ -251,7 +227,7 @@ def test_f6_the_stand_in_leaves_the_loop(tmp_path) -> None:
 
 # Finding 7. Python 3.13+: eval() given its namespaces by keyword reads the worker's frame. ----------------
 
-_EVAL_KEYWORDS = _program(
+_EVAL_KEYWORDS = program(
     """
     def scaled():
         k = 5
@@ -274,14 +250,14 @@ _EVAL_KEYWORDS = _program(
 @pytest.mark.skipif(sys.version_info < (3, 13), reason="eval() takes its namespaces by keyword from 3.13")
 # Finding 7, fixed: eval(src, globals=None, locals=None) reads the frame as eval(src) (3.13+).
 def test_f7_eval_with_keyword_namespaces(tmp_path) -> None:
-    plain, got = plain_and_paraloop(tmp_path, _EVAL_KEYWORDS, **_FORK)
+    plain, got = plain_and_paraloop(tmp_path, _EVAL_KEYWORDS, **FORK)
     assert plain == [[0, 5, 10], 4]
     _plain_or_refused(plain, got)
 
 
 # Finding 8. Threads: exec() at the top of a module stores into the globals the iterations share. -----------
 
-_MODULE_EXEC_THEN_READ = _program(
+_MODULE_EXEC_THEN_READ = program(
     """
     import time
 
@@ -305,14 +281,14 @@ _MODULE_EXEC_THEN_READ = _program(
     "reads the module's y, which the iterations beside it rebind",
 )
 def test_f8_module_exec_on_threads_is_shared(tmp_path) -> None:
-    plain, got = plain_and_paraloop(tmp_path, _MODULE_EXEC_THEN_READ, **_THREADS)
+    plain, got = plain_and_paraloop(tmp_path, _MODULE_EXEC_THEN_READ, **THREADS)
     assert plain == [[0, 10, 20, 30], 30]
     assert got == plain
 
 
 # Finding 9. locals() in a body lists the module's globals the body names. -------------------------------
 
-_GLOBALS_IN_THE_FRAME = _program(
+_GLOBALS_IN_THE_FRAME = program(
     """
     import copy
 
@@ -343,14 +319,14 @@ _GLOBALS_IN_THE_FRAME = _program(
 # Finding 9, fixed: the module's globals the worker has as parameters are left out.
 @pytest.mark.parametrize("backend", ["fork", "sequential"])
 def test_f9_the_module_s_globals_in_locals(tmp_path, backend) -> None:
-    plain, got = plain_and_paraloop(tmp_path, _GLOBALS_IN_THE_FRAME, **_BACKENDS[backend])
+    plain, got = plain_and_paraloop(tmp_path, _GLOBALS_IN_THE_FRAME, **BACKENDS[backend])
     assert plain == [[[["i", "k", "out"], 0], [["i", "k", "out"], 2]], [0, 4, 8]]
     _plain_or_refused(plain, got)
 
 
 # Finding 10. The globals() refusal's advice (a dict made before the loop) for a namespace. -----------------
 
-_ADVICE_FOR_A_NAMESPACE = _program(
+_ADVICE_FOR_A_NAMESPACE = program(
     """
     import timeit
 
@@ -381,7 +357,7 @@ _ADVICE_FOR_A_NAMESPACE = _program(
     "(look values up in a dict made before the loop) is refused in turn: Python adds "
     "'__builtins__' to a namespace dict, and the loop raises 'an iteration changed names'",
 )
-@pytest.mark.parametrize("env", [_FORK, _SPAWN], ids=["fork", "spawn"])
+@pytest.mark.parametrize("env", [FORK, SPAWN], ids=["fork", "spawn"])
 def test_f10_the_globals_advice_for_a_namespace(tmp_path, env) -> None:
     plain, got = plain_and_paraloop(tmp_path, _ADVICE_FOR_A_NAMESPACE, **env)
     assert plain == [[True, True, True], [0, 1, 4]]
@@ -390,7 +366,7 @@ def test_f10_the_globals_advice_for_a_namespace(tmp_path, env) -> None:
 
 # Attacks that held. --------------------------------------------------------------------------------------
 
-_HELD = _program(
+_HELD = program(
     """
     import itertools
 
@@ -443,7 +419,7 @@ _HELD = _program(
 
 @pytest.mark.parametrize("backend", ["fork", "threads", "sequential"])
 def test_held_frames_and_stand_ins(tmp_path, backend) -> None:
-    plain, got = plain_and_paraloop(tmp_path, _HELD, **_BACKENDS[backend])
+    plain, got = plain_and_paraloop(tmp_path, _HELD, **BACKENDS[backend])
     assert got == plain
 
 
@@ -458,7 +434,7 @@ def test_held_frames_and_stand_ins(tmp_path, backend) -> None:
     ids=["timeit", "template", "debugging", "spread"],
 )
 def test_held_globals_refused_at_import(tmp_path, body) -> None:
-    source = _program(
+    source = program(
         f"""
         import string
         import timeit
@@ -478,14 +454,14 @@ def test_held_globals_refused_at_import(tmp_path, body) -> None:
         "run",
     )
     assert last_json(run_plain(tmp_path, source)) == [[True, True, True]]
-    result = run_source(tmp_path, source, **_FORK)
+    result = run_source(tmp_path, source, **FORK)
     assert result.returncode == 1
     assert "UnsupportedLoopError: globals() in a ParaLoop body" in result.stderr
 
 
 @pytest.mark.parametrize("backend", ["fork", "threads", "sequential"])
 def test_held_module_exec_refused_or_stored(tmp_path, backend) -> None:
-    source = _program(
+    source = program(
         """
         y = -1
         got = []
@@ -496,7 +472,7 @@ def test_held_module_exec_refused_or_stored(tmp_path, backend) -> None:
         """
     )
     assert last_json(run_plain(tmp_path, source)) == [[0, 1, 2], 20]
-    result = run_source(tmp_path, source, **_BACKENDS[backend])
+    result = run_source(tmp_path, source, **BACKENDS[backend])
     if result.returncode == 0:
         assert last_json(result) == [[0, 1, 2], 20]
     else:
