@@ -1,17 +1,21 @@
 """What ``locals()``, ``vars()``, ``dir()`` and ``eval()``/``exec()`` without namespaces show in
-the body of a loop in a function.
+a loop's body (docs/semantics.md, "What a body's frame shows").
 
-In the plain loop they read the function's frame: its variables, the loop's own names.  The
-rewritten body runs in a worker function of its own, whose frame holds the names the body spells
-out and paraloop's (``__paraloop_chunk__``...).  So the rewriter hands such a body every variable
-of the function (as it hands it the names it reads) and turns those calls into calls that read
-:func:`frame_names`: the function's names in the plain frame's order, the worker's own left out.
+In the plain loop they read the frame the loop runs in: a function's variables, the loop's own
+names.  The rewritten body runs in a worker function of its own, whose frame holds the names the
+body spells out and paraloop's (``__paraloop_chunk__``...).  So the rewriter hands such a body
+every variable of the function (as it hands it the names it reads) and turns those calls into
+calls that read :func:`frame_names`: the function's names in the plain frame's order, the
+worker's own left out.  At the top of a module, ``eval`` and ``exec`` read :func:`module_frame`:
+the loop's names, which the plain loop has as globals, and ``exec`` stores in the module.
 
-A name the loop accumulates (``total += x``, ``out.append(x)``) holds, inside an iteration, only
-what the chunk so far added (on a worker) where the plain loop has every earlier iteration's: it
-is there, as in the plain frame, but as an :class:`Accumulated` stand-in whose use (printing it,
-formatting it, arithmetic) raises :class:`~paraloop.ParaLoopError` naming it, as reading it
-directly in the body is refused when the loop starts.  Example::
+Two stand-ins take the place of values an iteration cannot be given; any use of one raises
+:class:`~paraloop.ParaLoopError` naming it.  A name the loop accumulates (``total += x``,
+``out.append(x)``) holds, inside an iteration, only what the chunk so far added (on a worker),
+where the plain loop has every earlier iteration's: :class:`Accumulated`, as reading it directly
+in the body is refused when the loop starts.  A variable the body reads only through its frame
+that cannot go to a worker (an open file, a lock, an iterator): :class:`Withheld`, rather than a
+refusal of a loop that does not use it.  Example::
 
     def report(rows):
         name = "run"
@@ -26,6 +30,7 @@ from __future__ import annotations
 from typing import Any, NoReturn
 
 from .errors import ParaLoopError
+from .items import bound_to_this_process, is_file
 
 __all__ = ["Accumulated", "StandIn", "Withheld", "frame_names", "module_frame", "sorted_names", "withheld"]
 
@@ -103,8 +108,6 @@ def withheld(params: tuple[str, ...], values: list[Any], seen: tuple[str, ...], 
     """``values`` of the worker's ``params`` with those of the names in ``seen`` (read only through
     the frame) that cannot go to a worker replaced by :class:`Withheld` stand-ins: the body that
     calls ``locals()`` does not need them, and they would refuse the loop."""
-    from .items import bound_to_this_process, is_file
-
     changed = list(values)
     for index, name in enumerate(params):
         if name in seen:
@@ -125,20 +128,23 @@ for _spelled in ("__neg__", "__pos__", "__abs__", "__invert__", "__round__"):
 
 
 class _Frame(dict):  # type: ignore[type-arg]
-    """What :func:`frame_names` returns: a dict whose stores (``exec("y = 2")``) reach the worker's
-    own ``locals()`` too, where the next call finds them, as the plain frame's dict keeps them (up
-    to Python 3.12; from 3.13 ``locals()`` is a new snapshot each time, in both)."""
+    """What :func:`frame_names` and :func:`module_frame` return: a dict whose stores
+    (``exec("y = 2")``) reach the worker's own ``locals()`` too, where the iteration's next call
+    finds them, as the plain frame's dict keeps them (up to Python 3.12; from 3.13 ``locals()`` is
+    a new snapshot each time, in both), and, at the top of a module, the module's globals."""
 
-    __slots__ = ("_names",)
-    _names: dict[str, Any]
+    __slots__ = ("_into",)
+    _into: tuple[dict[str, Any], ...]
 
     def __setitem__(self, name: str, value: Any) -> None:
         super().__setitem__(name, value)
-        self._names[name] = value
+        for namespace in self._into:
+            namespace[name] = value
 
     def __delitem__(self, name: str) -> None:
         super().__delitem__(name)
-        self._names.pop(name, None)
+        for namespace in self._into:
+            namespace.pop(name, None)
 
     def __reduce__(self) -> tuple[Any, ...]:
         # A copy, or an iteration's result (return locals()), is the dict the plain loop's is.
@@ -157,7 +163,7 @@ def frame_names(
     ``hidden`` (globals the worker has as parameters) left out, each name in ``accumulated`` an
     :class:`Accumulated` stand-in (``where``: the loop's file and line)."""
     shown = _Frame()
-    shown._names = names
+    shown._into = (names,)
     for name in order:
         if name in names:
             dict.__setitem__(shown, name, names[name])
@@ -172,40 +178,16 @@ def frame_names(
     return shown
 
 
-class _ModuleFrame(dict):  # type: ignore[type-arg]
-    """What eval() and exec() in a body at the top of a module read their names from
-    (:func:`module_frame`): the loop's own names, which the plain loop has as globals; what exec()
-    stores goes to the module's globals, as there."""
-
-    __slots__ = ("_module", "_names")
-    _module: dict[str, Any]
-    _names: dict[str, Any]
-
-    def __setitem__(self, name: str, value: Any) -> None:
-        super().__setitem__(name, value)
-        self._module[name] = value
-        # And in the worker's own locals(), where the iteration's next eval() finds it (up to 3.12)
-        # rather than the module's, which iterations beside it on threads rebind too.
-        self._names[name] = value
-
-    def __delitem__(self, name: str) -> None:
-        super().__delitem__(name)
-        self._module.pop(name, None)
-        self._names.pop(name, None)
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (dict, (dict(self),))
-
-
 def module_frame(
     names: dict[str, Any], module: dict[str, Any], accumulated: tuple[str, ...], where: str
 ) -> dict[str, Any]:
     """The worker function's ``names`` (the loop's own, paraloop's left out) for eval() and exec()
     in a body at the top of a module, its stores going to ``module`` (the body's globals); each
     name in ``accumulated`` an :class:`Accumulated` stand-in."""
-    frame = _ModuleFrame()
-    frame._module = module
-    frame._names = names
+    # The worker's own locals too: the iteration's next eval() finds a store there (up to 3.12)
+    # rather than in the module, which iterations beside it on threads rebind.
+    frame = _Frame()
+    frame._into = (module, names)
     for name, value in names.items():
         if not name.startswith(_RESERVED):
             dict.__setitem__(frame, name, Accumulated(name, where) if name in accumulated else value)
