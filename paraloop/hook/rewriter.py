@@ -379,11 +379,10 @@ def _outer_nonlocals(
                     found = in_block(block, bound)
                     if found is not None:
                         return found
-            if isinstance(statement, (ast.With, ast.AsyncWith)):
-                # Its block runs whole on the way past it (or the iteration ends).
-                bound |= _assigned(statement.body)
-            elif isinstance(statement, (ast.Assign, ast.AnnAssign)) and statement.value is not None:
-                bound |= _assigned([statement])
+            # A with-statement's block runs whole on the way past it (or the iteration ends).
+            bound |= _assigned(
+                statement.body if isinstance(statement, (ast.With, ast.AsyncWith)) else [statement]
+            )
         return None
 
     targets = {n.id for n in ast.walk(target) if isinstance(n, ast.Name)}
@@ -398,6 +397,44 @@ def _assigned(statements: list[ast.stmt]) -> set[str]:
             for assigned in statement.targets if isinstance(statement, ast.Assign) else [statement.target]:
                 names |= {n.id for n in ast.walk(assigned) if isinstance(n, ast.Name)}
     return names
+
+
+def _accumulated(uses: Iterable[Use]) -> tuple[str, ...]:
+    """The names the loop accumulates (paraloop.frame_names.Accumulated stands for them)."""
+    return tuple(sorted({use.name for use in uses if use.form.kind not in _NOT_ACCUMULATED}))
+
+
+def _bare_globals(node: ast.AST) -> bool:
+    """Whether ``node`` is a call ``globals()`` (of whatever the name stands for)."""
+    return (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id == "globals"
+        and not node.args
+    )
+
+
+def _read_frame(call: ast.Call, arguments: str) -> None:
+    """Make ``call`` (``locals()``, ``vars()``, ``dir()``, ``eval(src)``, ``exec(src)``) read
+    ``frame_names(arguments)`` instead of the frame it runs in."""
+    spelled = call.func.id  # type: ignore[attr-defined]
+    names = ast.parse(f"{RUNTIME}.frame_names({arguments})", mode="eval").body
+    _place([names], call)
+    assert isinstance(names, ast.Call)
+    if spelled in ("locals", "vars"):
+        call.func, call.args = names.func, names.args
+    elif spelled == "dir":
+        # dir() lists a function's names sorted.
+        call.func = ast.copy_location(
+            ast.Attribute(ast.Name(RUNTIME, ast.Load()), "sorted_names", ast.Load()), call
+        )
+        call.args = [names]
+    else:
+        # eval(src) and exec(src): the worker's globals (None: the current ones), the plain
+        # frame's names.
+        call.args = [call.args[0], ast.copy_location(ast.Constant(None), call), names]
+        call.keywords = []
+    ast.fix_missing_locations(call)
 
 
 def _frame_order(function: ast.FunctionDef | ast.AsyncFunctionDef, outer: Iterable[str]) -> tuple[str, ...]:
@@ -703,7 +740,7 @@ class _Rewriter:
         innermost = scopes[-1] if scopes else None
         frame_calls: list[ast.Call] = []
         seen: set[str] = set()
-        self.refuse_globals([ast.Expr(per_chunk)], self.module_bound)
+        self.refuse_globals([ast.Expr(per_chunk)], lambda: self.module_bound)
         if (
             isinstance(node, _INLINED)
             and not isinstance(innermost, _FUNCTIONS)
@@ -860,7 +897,11 @@ class _Rewriter:
                 )
             if isinstance(node, ast.Return) and not in_function:
                 raise self.refuse("'return' outside function", node)
-        escaping = _outer_nonlocals(loop.target, loop.body, self.bound_outside(loop, scopes))
+        # (Most bodies define no function that declares nonlocal: the function is not walked for them.)
+        declares = any(isinstance(n, ast.Nonlocal) for statement in loop.body for n in ast.walk(statement))
+        escaping = (
+            _outer_nonlocals(loop.target, loop.body, self.bound_outside(loop, scopes)) if declares else None
+        )
         if escaping is not None:
             declaration, name = escaping
             raise self.refuse(
@@ -1154,13 +1195,19 @@ class _Rewriter:
         stands for the built-in."""
         innermost = scopes[-1] if scopes else None
         in_function = isinstance(innermost, _FUNCTIONS)
-        shadowed = self.module_bound
-        if in_function:
+
+        def shadowed() -> set[str]:
+            # Walked for a body that calls one of the built-ins only.
+            if not in_function:
+                return self.module_bound
             assert isinstance(innermost, _FUNCTIONS)
-            shadowed = shadowed | self.function_names(innermost, scopes)
+            return self.module_bound | self.function_names(innermost, scopes)
+
         self.refuse_globals(loop.body, shadowed)
         calls = _frame_reader_calls(loop.body, self.paraloop.matches)
-        calls = [call for call in calls if call.func.id not in shadowed]  # type: ignore[attr-defined]
+        if calls:
+            bound = shadowed()
+            calls = [call for call in calls if call.func.id not in bound]  # type: ignore[attr-defined]
         if not calls or (in_function and innermost.name.startswith(RESERVED_PREFIX)):  # type: ignore[union-attr]
             return []
         if not in_function:
@@ -1177,7 +1224,7 @@ class _Rewriter:
         refused, as any global an iteration rebinds).  A name the loop accumulates is a stand-in
         there, as in a function's frame (paraloop.frame_names)."""
         shadowed = self.module_bound
-        accumulated = tuple(sorted({use.name for use in uses if use.form.kind not in _NOT_ACCUMULATED}))
+        accumulated = _accumulated(uses)
         where = f"{self.filename}, line {loop.lineno}"
         for node in list(ast.walk(ast.Module(body=loop.body, type_ignores=[]))):
             if not (
@@ -1192,14 +1239,7 @@ class _Rewriter:
                 continue
             rest = node.args[1:]
             plain = all(isinstance(arg, ast.Constant) and arg.value is None for arg in rest)
-            module = (
-                len(rest) == 1
-                and isinstance(rest[0], ast.Call)
-                and isinstance(rest[0].func, ast.Name)
-                and rest[0].func.id == "globals"
-                and not rest[0].args
-                and "globals" not in shadowed
-            )
+            module = len(rest) == 1 and _bare_globals(rest[0]) and "globals" not in shadowed
             if not (plain or module):
                 continue
             namespaces = ast.parse(
@@ -1226,28 +1266,26 @@ class _Rewriter:
             call,
         )
 
-    def refuse_globals(self, nodes: list[ast.stmt], shadowed: set[str]) -> None:
+    def refuse_globals(self, nodes: list[ast.stmt], shadowed: Callable[[], set[str]]) -> None:
         """globals() in a body, but as the namespace of exec() or eval(): a worker has the module's
         globals the body names, not all (globals()[name], namespace = globals(); namespace.get(k))."""
-        calls = [
-            node
-            for node in ast.walk(ast.Module(body=nodes, type_ignores=[]))
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "globals"
-        ]
-        if not calls or "globals" in shadowed:
-            return
+        calls: list[ast.AST] = []
         # Handed to exec(code, globals()), eval or __import__: the namespace the code runs in (or
         # the package is found from), which needs none of the module's other globals.
-        namespaces = {
-            id(argument)
-            for node in ast.walk(ast.Module(body=nodes, type_ignores=[]))
-            if isinstance(node, ast.Call)
-            and isinstance(node.func, ast.Name)
-            and node.func.id in ("exec", "eval", "__import__")
-            for argument in [*node.args[1:2], *(k.value for k in node.keywords if k.arg == "globals")]
-        }
+        namespaces: set[int] = set()
+        for node in ast.walk(ast.Module(body=nodes, type_ignores=[])):
+            if _bare_globals(node):
+                calls.append(node)
+            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in (
+                "exec", "eval", "__import__"
+            ):  # fmt: skip
+                namespaces |= {
+                    id(a) for a in [*node.args[1:2], *(k.value for k in node.keywords if k.arg == "globals")]
+                }
+        if not calls or "globals" in shadowed():
+            return
         for call in calls:
-            if id(call) not in namespaces and not call.args:
+            if id(call) not in namespaces:
                 raise self.refuse(
                     "globals() in a ParaLoop body: an iteration in a worker process has the "
                     "module's globals the body names, not all of them, and what it stores there "
@@ -1278,28 +1316,11 @@ class _Rewriter:
         """Each call of ``calls`` reads :func:`paraloop.frame_names.frame_names` instead of the
         worker's frame: the function's names in their order, a name the loop accumulates as a
         stand-in that refuses to be used."""
-        accumulated = tuple(sorted({use.name for use in uses if use.form.kind not in _NOT_ACCUMULATED}))
         order = _frame_order(function, self.outer_function_names(scopes[:-1]))
         where = f"{self.filename}, line {loop.lineno}"  # type: ignore[attr-defined]
+        arguments = f"locals(), {order!r}, {_accumulated(uses)!r}, {where!r}, {tuple(sorted(hidden))!r}"
         for call in calls:
-            spelled = call.func.id  # type: ignore[attr-defined]
-            arguments = f"locals(), {order!r}, {accumulated!r}, {where!r}, {tuple(sorted(hidden))!r}"
-            names = ast.parse(f"{RUNTIME}.frame_names({arguments})", mode="eval").body
-            _place([names], call)
-            if spelled in ("locals", "vars"):
-                call.func, call.args = names.func, names.args  # type: ignore[attr-defined]
-            elif spelled == "dir":
-                # dir() lists a function's names sorted.
-                call.func = ast.copy_location(
-                    ast.Attribute(ast.Name(RUNTIME, ast.Load()), "sorted_names", ast.Load()), call
-                )
-                call.args = [names]
-            else:
-                # eval(src) and exec(src): the worker's globals (None: the current ones), the
-                # plain frame's names.
-                call.args = [call.args[0], ast.copy_location(ast.Constant(None), call), names]
-                call.keywords = []
-            ast.fix_missing_locations(call)
+            _read_frame(call, arguments)
 
     def plain_frame(
         self, calls: list[ast.Call], function: ast.FunctionDef | ast.AsyncFunctionDef, scopes: list[ast.AST]
@@ -1315,14 +1336,7 @@ class _Rewriter:
             spelled = call.func.id
             if spelled not in ("locals", "vars", "dir") or spelled in shadowed:
                 continue
-            names = ast.parse(f"{RUNTIME}.frame_names(locals(), (), (), '')", mode="eval").body
-            _place([names], call)
-            if spelled == "dir":
-                call.func = ast.Attribute(ast.Name(RUNTIME, ast.Load()), "sorted_names", ast.Load())
-                call.args = [names]
-            else:
-                call.func, call.args = names.func, names.args  # type: ignore[attr-defined]
-            ast.fix_missing_locations(ast.copy_location(call.func, call))
+            _read_frame(call, "locals(), (), (), ''")
 
     def returns_to_outcomes(self, body: list[ast.stmt], loop: ast.For) -> None:
         for node in _same_scope_nodes(body, skip=self.paraloop.matches):
