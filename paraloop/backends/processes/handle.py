@@ -21,6 +21,7 @@ from ... import log, serialize
 from ...chunks import Chunk
 from ...linux import linux_facilities
 from ...signal_errors import ctrl_c_deferred, getsignal, python_handlers
+from . import fork_server
 from .protocol import CHUNK, HEADER, QUIT
 
 __all__ = [
@@ -89,6 +90,8 @@ def main_hidden(method: str) -> Iterator[None]:
         yield
         return
     _filter_preparation()
+    if method == "forkserver":
+        fork_server.install(lambda: getattr(_starting, "active", False))
     _starting.active = True
     try:
         yield

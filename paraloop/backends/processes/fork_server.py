@@ -1,0 +1,147 @@
+"""multiprocess's fork server, forked from the program rather than started as a new interpreter.
+
+Python draws a new hash secret in every interpreter it starts (hash randomization).  A fork
+server that multiprocess starts is such an interpreter, and so is each worker it forks: there
+``hash("a")`` is not the program's, and a body that shards by ``hash(key) % n``, or whose result
+follows the order of a set of strings (``for word in set(words): counts[word] += 1`` builds a
+dict whose key order is that order), gave another result than the plain loop, silently.  The
+secret cannot be handed to a new interpreter (``PYTHONHASHSEED`` holds 32 bits of it, and the
+program's was not drawn from one), but a process forked from the program shares it.
+
+So the fork server of paraloop's workers is the program itself, forked as the first worker
+starts, and then made what multiprocess's new interpreter would be: only the listening socket
+and the "alive" pipe of the program's descriptors (the others point at ``/dev/null`` under
+their numbers, so that no object of the program's that names one writes to a file opened
+later), the interpreter's own signal handlers and standard streams, its garbage collector kept
+off the program's objects (they are frozen: a collection would write to all of their pages).
+It then runs multiprocess's own server (``forkserver.main``), which forks each worker, sends
+the program its pid and its exit status, and ends when the program does, as before.
+
+Only while the program runs one thread (a fork with other threads could copy a lock one of
+them held, and the server's workers would wait for it for ever), on Linux (the descriptors are
+listed from ``/proc/self/fd``), and for paraloop's own workers: a program that starts a fork
+server of its own gets multiprocess's.  Otherwise, and under the spawn start method, a worker
+is a new interpreter and hashes strings its own way (docs/semantics.md, Known differences).
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import signal
+import sys
+import threading
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from ... import log
+from ...linux import linux_facilities
+from ...signal_errors import HANDLED_SIGNALS, getsignal
+
+__all__ = ["install"]
+
+# How multiprocess's fork server is started (the command its new interpreter runs).
+_COMMAND = "from multiprocess.forkserver import main;"
+
+# Set by install: whether this thread is starting one of paraloop's workers.
+_ours: Callable[[], bool] = lambda: False  # noqa: E731 - replaced once
+
+
+def install(ours: Callable[[], bool]) -> None:
+    """Have multiprocess start a fork server that ``ours()`` says is paraloop's by forking
+    this process (once; see the module's docstring)."""
+    global _ours
+    from multiprocess import util
+
+    if getattr(util.spawnv_passfds, "paraloop", False):
+        return
+    _ours = ours
+    original = util.spawnv_passfds
+
+    def spawnv_passfds(path: str, args: list[str], passfds: Any) -> int:
+        command = args[-1] if args else ""
+        if isinstance(command, str) and command.startswith(_COMMAND) and _may_fork():
+            return _fork(command, {int(fd) for fd in passfds})
+        return int(original(path, args, passfds))
+
+    spawnv_passfds.paraloop = True  # type: ignore[attr-defined]
+    util.spawnv_passfds = spawnv_passfds
+
+
+def _may_fork() -> bool:
+    return _ours() and threading.active_count() == 1 and linux_facilities()
+
+
+def _fork(command: str, keep: set[int]) -> int:
+    """Fork this process into multiprocess's fork server (running ``command``); its pid."""
+    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+        # What the program printed and Python still holds would be printed again by each worker.
+        try:
+            if stream is not None:
+                stream.flush()
+        except Exception:  # noqa: BLE001 - a stream that cannot flush loses nothing more here
+            pass
+    gc.freeze()
+    try:
+        pid = os.fork()
+    except BaseException:
+        gc.unfreeze()
+        raise
+    if pid:
+        gc.unfreeze()
+        log.debug("forked the fork server (pid %s) from the program", pid)
+        return pid
+    code = 1
+    try:
+        _as_a_new_interpreter(keep)
+        exec(compile(command, "<paraloop fork server>", "exec"), {"__name__": "__paraloop_fork_server__"})
+        code = 0
+    except SystemExit:
+        code = 0  # the program ended: multiprocess's server ends so
+    except BaseException:  # noqa: BLE001 - the server's own end; its workers are its children
+        try:
+            traceback.print_exc()
+            sys.stderr.flush()
+        finally:
+            os._exit(1)
+    os._exit(code)
+
+
+def _as_a_new_interpreter(keep: set[int]) -> None:
+    """In the forked server: what a new interpreter started with only ``keep`` would have."""
+    # The program's handlers are its own (a SIGTERM handler that saves its work): a new
+    # interpreter has Python's, and the server's workers get them from it.
+    signal.set_wakeup_fd(-1)
+    for number in HANDLED_SIGNALS:
+        try:
+            current = getsignal(number)
+        except (OSError, ValueError):
+            continue
+        if callable(current):
+            signal.signal(number, signal.default_int_handler if number == signal.SIGINT else signal.SIG_DFL)
+    sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
+    _only(keep)
+    # The lock multiprocess held to start this server, copied held: a worker that started a fork
+    # server of its own would wait for it for ever.
+    from multiprocess import forkserver
+
+    forkserver._forkserver._lock = threading.Lock()
+
+
+def _only(keep: set[int]) -> None:
+    """Every descriptor but the standard streams and ``keep`` points at ``/dev/null``.
+
+    Not closed: an object of the program's that names one (a file, a socket) would close it
+    again when it is collected, by then maybe a connection the server accepted."""
+    numbers = [int(name) for name in os.listdir("/proc/self/fd")]
+    null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+    try:
+        for number in numbers:
+            if number > 2 and number not in keep and number != null:
+                try:
+                    os.dup2(null, number, inheritable=False)
+                except OSError:
+                    pass  # the listing's own descriptor, closed since
+    finally:
+        os.close(null)
