@@ -31,7 +31,6 @@ import os
 import signal
 import sys
 import threading
-import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -101,6 +100,8 @@ def _fork(command: str, keep: set[int]) -> int:
         code = 0  # the program ended: multiprocess's server ends so
     except BaseException:  # noqa: BLE001 - the server's own end; its workers are its children
         try:
+            import traceback  # on this error only (imports on demand: see pool.py)
+
             traceback.print_exc()
             sys.stderr.flush()
         finally:
