@@ -460,8 +460,59 @@ class Merge(AggregationStrategy):
         return accumulated
 
 
+class _AddedInOrder(set):  # type: ignore[type-arg]
+    """A chunk's private set that remembers the order its elements first came in.
+
+    A set's iteration order follows the order its elements were added (where two collide in
+    its table, the first added takes the place both wanted): a set united chunk by chunk
+    (``accumulated |= partial``, the partial in its own order) iterated in another order
+    than the plain loop's, which added the elements one by one, on every backend (a
+    vocabulary numbered in set order after the loop came out numbered otherwise).  So the
+    caller adds a chunk's elements in the order the chunk first added them: the plain loop's
+    own sequence of additions, and its set's order.
+    """
+
+    __slots__ = ("order",)
+
+    def __init__(self, elements: typing.Iterable[Value] = ()) -> None:
+        super().__init__()
+        self.order: dict[Value, None] = {}
+        self.update(elements)
+
+    def add(self, element: Value) -> None:
+        if element not in self:
+            self.order[element] = None
+            set.add(self, element)
+
+    def update(self, *others: typing.Iterable[Value]) -> None:
+        for other in others:
+            for element in other:
+                self.add(element)
+
+    def __ior__(self, other: typing.AbstractSet[Value]) -> _AddedInOrder:
+        if not isinstance(other, (set, frozenset)):
+            return NotImplemented
+        self.update(other)
+        return self
+
+    def __or__(self, other: typing.AbstractSet[Value]) -> _AddedInOrder:
+        if not isinstance(other, (set, frozenset)):
+            return NotImplemented
+        united = _AddedInOrder(self.order)
+        united.update(other)
+        return united
+
+    def __reduce__(self) -> tuple[Value, ...]:
+        return (_AddedInOrder, (list(self.order),))
+
+
 class Union(AggregationStrategy):
-    """Unites sets: ``s.add(x)``, ``s |= other``."""
+    """Unites sets: ``s.add(x)``, ``s |= other``.
+
+    The result iterates in the plain loop's order where the body adds elements one by one
+    (``s.add(x)``, ``s.update(items)``): each chunk's new elements are added to the result in
+    the order the chunk added them.
+    """
 
     readable_in_body = False
 
@@ -471,13 +522,17 @@ class Union(AggregationStrategy):
         return f"Union combines sets, not {type(value).__name__}"
 
     def start(self, value: Value) -> Value:
+        if type(value) is set:
+            return _AddedInOrder()
         return _empty_like(value)
 
     def combine(self, accumulated: Value, partial: Value) -> Value:
+        added = list(partial.order) if isinstance(partial, _AddedInOrder) else partial
         if isinstance(accumulated, set):
-            accumulated |= partial
+            # update, not |=: an _AddedInOrder (a worker uniting its own chunks) notes them too.
+            accumulated.update(added)
             return accumulated
-        return accumulated | partial
+        return accumulated.union(added)
 
 
 class _Extremum(AggregationStrategy):

@@ -732,7 +732,11 @@ class _Rewriter:
         if isinstance(node, ast.DictComp):
             per_chunk = ast.DictComp(key=node.key, value=node.value, generators=generators)
         elif isinstance(node, ast.SetComp):
-            per_chunk = ast.SetComp(elt=node.elt, generators=generators)
+            # A dict of the chunk's elements in the order they came: the caller adds them in that
+            # order, as the plain comprehension did (a set's iteration order follows the order of
+            # its additions; chunks' sets united gave another order).
+            nothing = ast.copy_location(ast.Constant(value=None), node.elt)
+            per_chunk = ast.DictComp(key=node.elt, value=nothing, generators=generators)
         else:
             # A generator expression's chunks are built as lists and yielded lazily.
             per_chunk = ast.ListComp(elt=node.elt, generators=generators)
