@@ -328,6 +328,16 @@ def _cluster_environment(security: Any, dashboard: bool, folder: str) -> dict[st
     routes = DASHBOARD_ROUTES if dashboard else HEALTH_ROUTES
     settings["DASK_DISTRIBUTED__SCHEDULER__HTTP__ROUTES"] = json.dumps(routes)
     settings["DASK_DISTRIBUTED__WORKER__HTTP__ROUTES"] = json.dumps(HEALTH_ROUTES)
+    seed = os.environ.get("PYTHONHASHSEED")
+    if seed not in (None, "0"):
+        # Dask's nannies start their workers with PYTHONHASHSEED=6640 (for hashes that agree
+        # between workers) unless their configuration gives one: a program run with a seed of
+        # its own has its workers hash strings as it does.  Not 0 (no randomization), which
+        # Dask replaces with its own (docs/semantics.md, Known differences).
+        import dask
+
+        environ = {**dask.config.get("distributed.nanny.pre-spawn-environ", {}), "PYTHONHASHSEED": seed}
+        settings["DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON"] = repr(environ)
     # Each of them leaves once this program is gone, however it ended (SIGKILL too).
     settings["PARALOOP_OWNER"] = str(os.getpid())
     for kind in ("SCHEDULER", "NANNY", "WORKER"):
