@@ -69,7 +69,13 @@ def install(ours: Callable[[], bool]) -> None:
 
 
 def _may_fork() -> bool:
-    return _ours() and threading.active_count() == 1 and linux_facilities()
+    # The main thread: the server sets its signal handlers, which only the main thread may.
+    return (
+        _ours()
+        and threading.active_count() == 1
+        and threading.current_thread() is threading.main_thread()
+        and linux_facilities()
+    )
 
 
 def _fork(command: str, keep: set[int]) -> int:
