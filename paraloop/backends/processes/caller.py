@@ -93,6 +93,7 @@ from ...replay import Continued
 from ...resources import handles_exist
 from ...wire import arrived, encode_outcome, unreadable
 from ..running import running_chunk
+from . import fork_server
 
 __all__ = [
     "CALLER_SECONDS",
@@ -125,6 +126,8 @@ FINISH_SECONDS = 0.008
 # The fork server's own start, the first time a program starts workers with it (a new Python
 # that imports paraloop and what the script imports): about 80 ms here, all of it in the caller.
 FORK_SERVER_SECONDS = 0.100
+# The same server forked from the program (see fork_server.py): a fork.
+FORKED_SERVER_SECONDS = 0.003
 # Importing multiprocess (and dill), which a program's first spawn or forkserver worker needs
 # (see pool.py's imports on demand; fork workers need neither, see forked.py): 25-30 ms here.
 # Without it, 100 iterations of 0.2 ms (20 ms) went to two workers that took 50-60 ms to start.
@@ -223,7 +226,15 @@ def start_seconds(method: str) -> float:
     if method == "forkserver":
         # Not imported yet: no fork server was started (nor is one imported to find out).
         forkserver = sys.modules.get("multiprocess.forkserver")
-        if forkserver is None or getattr(forkserver._forkserver, "_forkserver_pid", None) is None:
+        server = None if forkserver is None else getattr(forkserver._forkserver, "_forkserver_pid", None)
+        if (server is None and fork_server.would_fork()) or fork_server.forked(server):
+            # A fork server forked from the program (see fork_server.py): one fork, and its
+            # workers start as fork workers do (two at 30 and 36 ms from a cold start here, the
+            # 25 ms of multiprocess's import included; 87 and 90 with a new interpreter).
+            seconds += START_SECONDS["fork"] - START_SECONDS["forkserver"]
+            if server is None:
+                seconds += FORKED_SERVER_SECONDS
+        elif server is None:
             seconds += FORK_SERVER_SECONDS
     return seconds
 

@@ -34,11 +34,11 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from ... import log
+from ... import background_import, log
 from ...linux import linux_facilities
 from ...signal_errors import HANDLED_SIGNALS, getsignal
 
-__all__ = ["install"]
+__all__ = ["forked", "install", "would_fork"]
 
 # How multiprocess's fork server is started (the command its new interpreter runs).
 _COMMAND = "from multiprocess.forkserver import main;"
@@ -68,14 +68,29 @@ def install(ours: Callable[[], bool]) -> None:
     util.spawnv_passfds = spawnv_passfds
 
 
-def _may_fork() -> bool:
+# The pid of the fork server this process forked, if it did.
+_forked: int | None = None
+
+
+def would_fork(now: bool = False) -> bool:
+    """Whether a fork server paraloop starts would be forked from this process: ``now``, or once
+    paraloop's own import thread ended (a start waits for it)."""
+    others = 0 if now or background_import.native_id() is None else 1
     # The main thread: the server sets its signal handlers, which only the main thread may.
     return (
-        _ours()
-        and threading.active_count() == 1
+        threading.active_count() == 1 + others
         and threading.current_thread() is threading.main_thread()
         and linux_facilities()
     )
+
+
+def forked(pid: int | None) -> bool:
+    """Whether the fork server ``pid`` is one this process forked."""
+    return pid is not None and pid == _forked
+
+
+def _may_fork() -> bool:
+    return _ours() and would_fork(now=True)
 
 
 def _fork(command: str, keep: set[int]) -> int:
@@ -94,6 +109,8 @@ def _fork(command: str, keep: set[int]) -> int:
         gc.unfreeze()
         raise
     if pid:
+        global _forked
+        _forked = pid
         gc.unfreeze()
         log.debug("forked the fork server (pid %s) from the program", pid)
         return pid
