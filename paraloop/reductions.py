@@ -204,6 +204,9 @@ _RULES: tuple[tuple[Callable[[object], bool], tuple[_Rule, ...]], ...] = (
         (
             _Rule(_ITEM_ADDITIVE | {Form(Kind.CALL, "update")}, strategies.Sum),
             _exactly(strategies.Merge, _ITEM),
+            # c += Counter(words): replayed in the caller (see replay_operation), as Counter's
+            # += drops the counts that are not positive after each addition.
+            _Rule(_ADDITIVE, strategies.Sum),
         ),
     ),
     (
@@ -281,6 +284,11 @@ def replay_operation(strategy: AggregationStrategy, value: object, forms: Set[Fo
         # Numbers, whole ones included: a later term may be a float.  (Told apart from a mapping
         # by type first: an isinstance() against the Mapping ABC after any ABC was registered
         # walks all its subclasses, 0.1 ms of a 10-iteration loop.)
+        if isinstance(value, Counter):
+            # c += d drops the counts that are not positive after each addition: the plain
+            # loop's result only comes of the same additions, in order (a sum of the chunks'
+            # partial Counters kept a count the plain loop had dropped).
+            return operation
         return (
             None if type(value) not in strategies._PLAIN_NUMBERS and isinstance(value, Mapping) else operation
         )
@@ -317,7 +325,7 @@ _COMBINED = {
     "deque": "x.append(v), x.extend(vs), x += vs",
     "dict": "x[k] = v, x.update(m), x[k] += v on numbers, x[k].append(v) on a defaultdict(list)",
     "set": "x.add(v), x.update(vs), x |= vs",
-    "Counter": "x[k] += n, x.update(vs)",
+    "Counter": "x[k] += n, x.update(vs), x += c, x -= c",
     "ndarray": "x += a, x *= a, x[i] = v, x[i] += v, x[i] = f(x[i]) at the loop's own index",
     "str": "x += s",
     "bool": "x = x or v, x = x and v, x |= v, x &= v",

@@ -33,10 +33,11 @@ Expected: the plain result on fork, forkserver, threads and sequential; under sp
 result that follows the workers' hashes differs (strict xfail).  Found here (session 44): the sets
 paraloop unites (``s.add(x)``) came out in another order than the plain loop's, on every backend
 (onehotencoding; fixed, tests/test_set_order.py); and paraloop's own Dask cluster gave its workers
-Dask's seed (6640), not the program's ``PYTHONHASHSEED`` (fixed).  Kept open, each a strict xfail
+Dask's seed (6640), not the program's ``PYTHONHASHSEED`` (fixed); NLPractice's
+``word_count += Counter(sntc)`` was refused (now replayed: tests/test_counter_additions.py).  Kept open, each a strict xfail
 with its reason (``_FOUND``): a set that a worker process sends back is rebuilt in another order
-(MinHash's shingle sets; documented); two counting idioms are refused (CS419's
-``if term not in frequency``, NLPractice's ``word_count += Counter(sntc)``); a Dask cluster the user
+(MinHash's shingle sets; documented); CS419's counting idiom ``if term not in frequency: ... = 1 else: ... += 1`` is refused (with
+advice that works); a Dask cluster the user
 provides hashes with Dask's seed whatever the program's.
 """
 
@@ -394,13 +395,6 @@ _FOUND = {
         "else: frequency[term] += 1' is a per-key count from zero, as idf.get(word, 0) + 1, which "
         "paraloop combines",
     ),
-    # Refused on every backend: section 4 names x += e on a Counter among the inferred reductions.
-    "nlpractice-word_indices": (
-        BACKENDS,
-        "finding: refused (ParaLoopError 'cannot combine these updates of word_count (a Counter) ... "
-        "word_count += Counter(sntc)', paraloop combines x[k] += n and x.update(vs) only), though "
-        "CONTRACT section 4 lists x += e on a Counter",
-    ),
     # On worker processes a set made in an iteration comes back as pickle rebuilds it
     # (set(list(s))): same elements, but a set of 20-40 large ints (hash() values) is iterated in
     # another order than the one the plain loop made, in about half of the 48 documents; so
@@ -416,7 +410,7 @@ _FOUND = {
 # Loops whose result follows only a set the caller fills (Union adds each chunk's elements in the
 # caller, in their order), hashed there: the same on new interpreters too.  Its Union finding
 # (the chunks' sets united in their own order) was fixed in session 44 (tests/test_set_order.py).
-_SETS_IN_THE_CALLER = {"wordembeddings-onehot"}
+_SETS_IN_THE_CALLER = {"wordembeddings-onehot", "nlpractice-word_indices"}
 
 
 def _case(source: str, backend: str) -> Any:
