@@ -41,7 +41,7 @@ def open_bar(iterable: object, filename: str, line: int, options: Mapping[str, A
     before = set(instances) if instances is not None else set()
     bar = None
     try:
-        bar = tqdm(**settings)
+        bar = _without_monitor(tqdm)(**settings)
         # A value tqdm takes but cannot use (mininterval="1", file=an int) fails at the first
         # update: found here, before the loop runs, rather than in the middle of it.
         bar.update(0)
@@ -59,6 +59,24 @@ def open_bar(iterable: object, filename: str, line: int, options: Mapping[str, A
             "progress={'desc': 'files', 'unit': 'file'}"
         ) from None
     return bar
+
+
+_quiet: dict[type, type] = {}
+
+
+def _without_monitor(tqdm: type) -> type:
+    """``tqdm`` without its monitor thread (``monitor_interval = 0``), for paraloop's bars.
+
+    tqdm starts a thread with its first bar, which wakes every 10 seconds to tune bars that stalled:
+    paraloop's bar is updated as chunks end, and a thread beside the program as its first loop
+    starts its workers keeps the fork server from being forked from the program (see
+    backends/processes/fork_server.py), whose workers then hashed strings their own way."""
+    quiet = _quiet.get(tqdm)
+    if quiet is None:
+        quiet = _quiet[tqdm] = type(
+            tqdm.__name__, (tqdm,), {"monitor_interval": 0, "__module__": tqdm.__module__}
+        )
+    return quiet
 
 
 def _forget(tqdm: Any, bar: Any, before: set[Any]) -> None:

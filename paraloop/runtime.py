@@ -16,6 +16,7 @@ import copy
 import functools
 import itertools
 import sys
+import threading
 import time
 import types
 import warnings
@@ -336,10 +337,19 @@ def _plan_replay(
 
 
 def _backend(loop: ParaLoop[Any]) -> str:
-    """The loop's backend; a loop nested in a worker (process or thread) runs sequentially."""
+    """The loop's backend; a loop nested in a worker (process or thread) runs sequentially, and
+    so does one of processes or Dask while the program exits.
+
+    In an ``atexit`` function (the main thread has ended then), workers would start after the
+    exit's clean-up ran, or in the middle of it: under forkserver the fork server's folder was
+    gone (the loop raised, and Python ignores an exit function's error: its work was lost), and
+    under Python 3.13 such workers kept the program from ending."""
     if _in_worker_process() or in_worker_thread():
         return "sequential"
-    return loop.resolved_backend()
+    backend = loop.resolved_backend()
+    if backend in ("processes", "dask") and not threading.main_thread().is_alive():
+        return "sequential"
+    return backend
 
 
 _ITEM_MODES = {"sequential": INLINE, "threads": SHARE}

@@ -716,6 +716,8 @@ def _pickler_class() -> type:
         dispatch[_LOCK] = save_lock
         dispatch[_RLOCK] = save_lock
         dispatch[types.CodeType] = save_code_settled
+        for kind in _FILE_TYPES:
+            dispatch[kind] = _save_file
         _pickler = type(
             "_Pickler",
             (dill.Pickler,),
@@ -723,6 +725,46 @@ def _pickler_class() -> type:
             {"dispatch": dispatch, "paraloop": True, "reducer_override": _reduce_shared},
         )
     return _pickler
+
+
+# The types of the objects ``open()`` makes, which dill would carry by opening their path again.
+_FILE_TYPES = (io.TextIOWrapper, io.BufferedReader, io.BufferedWriter, io.BufferedRandom, io.FileIO)
+
+
+def _save_file(pickler: Any, file: Any) -> None:
+    """A file travels as a closed file of the same name, made without opening its path; an open
+    one cannot travel.
+
+    dill opens the file's path again where it arrives, in the file's mode: a name a loop body
+    bound with ``with open(path, "w") as f``, sent back to the caller, emptied the file the
+    iteration had just written (and a copy of an open file would be another file).
+    """
+    if not file.closed:
+        raise pickle.PicklingError(
+            f"{type(file).__module__}.{type(file).__qualname__} {getattr(file, 'name', '?')!r} is an "
+            "open file: it belongs to the process that opened it"
+        )
+    mode = getattr(file, "mode", "r")
+    pickler.save_reduce(closed_file, (getattr(file, "name", None), mode, type(file).__name__), obj=file)
+
+
+def closed_file(name: Any, mode: str, kind: str) -> Any:
+    """A closed file of type ``kind`` (see _FILE_TYPES) named ``name``: ``/dev/null`` opened and
+    closed (no path of the program's is opened), as a closed file of that name looks."""
+    raw = io.FileIO(_DEVNULL, "r+")
+    if name is not None:
+        raw.name = name
+    file: Any = raw
+    if kind == "TextIOWrapper":
+        file = io.TextIOWrapper(io.BufferedRandom(raw))
+        file.mode = mode
+    elif kind in ("BufferedReader", "BufferedWriter", "BufferedRandom"):
+        file = getattr(io, kind)(raw)
+    file.close()
+    return file
+
+
+_DEVNULL = "/dev/null"
 
 
 def _reduce_shared(pickler: Any, obj: Any) -> Any:

@@ -56,9 +56,10 @@ def in_worker() -> bool:
 def _load_job(payload: memoryview) -> Job:
     """Load a job, first taking the parent's ``sys.path`` (it may have grown since we started)
     and sizing native thread pools (before the job's modules, numpy maybe, load)."""
-    environment, directory, globals_, path, threads, importing, measure, hooks, whole, filters, pipe, data = (
+    environment, where, globals_, path, threads, importing, measure, hooks, whole, filters, pipe, data = (
         pickle.loads(payload)
     )
+    directory, mask = where
     warnings_relay.apply(filters)
     broken_pipe.take(pipe)
     coverage_workers.start(measure)
@@ -67,6 +68,8 @@ def _load_job(payload: memoryview) -> Job:
         importlib.invalidate_caches()
     native_threads.apply(threads)
     _take_process_state(environment, directory, managed=threads is not None)
+    if mask is not None:
+        os.umask(mask)
     # Modules whose top level runs the loop in the caller: never imported here (see serialize).
     serialize.stand_in(importing)
     typeguard_workers.install(hooks)

@@ -49,6 +49,7 @@ from ...cpus import available_cpus, waiting_workers
 from ...errors import ParaLoopError
 from ...execute import DONE, Job, Outcome
 from ...hook import typeguard_workers
+from ...linux import linux_facilities
 from ...records import Record
 from ...sharing import Segments, sharing
 from ...wire import arrived, job_bytes, unreadable
@@ -119,10 +120,12 @@ class JobMessage(Record):
             whole = {name: True for name, whole in self.job.whole_terms().items() if whole}
             self._message = pickle.dumps(
                 (
-                    # The environment and directory as the loop starts: a worker that ran an
-                    # earlier loop (or was forked from the fork server) has those of then.
+                    # The environment, directory and file mode mask as the loop starts: a worker
+                    # that ran an earlier loop (or was forked from the fork server) has those of
+                    # then (a mask the program narrowed since left the workers' files readable
+                    # by other users).
                     dict(os.environ),
-                    _directory(),
+                    (_directory(), _mask()),
                     self.globals(),
                     sys.path,
                     self.job.native_threads,
@@ -444,6 +447,24 @@ def _needed(method: str) -> tuple[str, ...]:
     if method == "fork":
         return ()
     return tuple(name for name in ("multiprocess.connection", _WORKER_SIDE) if name not in sys.modules)
+
+
+def _mask() -> int | None:
+    """The process's file mode mask, from ``/proc/self/status`` on Linux 4.7 and later; else
+    through ``os.umask`` (set and put back at once: a file another thread creates meanwhile gets
+    the mask it sets), where there is no other way to read it."""
+    try:
+        with open("/proc/self/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    if linux_facilities():
+        return None  # Linux without the line (before 4.7): the workers keep theirs
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
 
 
 def _directory() -> str | None:

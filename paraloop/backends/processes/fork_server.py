@@ -17,11 +17,16 @@ off the program's objects (they are frozen: a collection would write to all of t
 It then runs multiprocess's own server (``forkserver.main``), which forks each worker, sends
 the program its pid and its exit status, and ends when the program does, as before.
 
-Only while the program runs one thread (a fork with other threads could copy a lock one of
-them held, and the server's workers would wait for it for ever), on Linux (the descriptors are
-listed from ``/proc/self/fd``), and for paraloop's own workers: a program that starts a fork
-server of its own gets multiprocess's.  Otherwise, and under the spawn start method, a worker
-is a new interpreter and hashes strings its own way (docs/semantics.md, Known differences).
+Only while the program runs one thread of Python (a fork with other threads could copy a lock
+one of them held, and the server's workers would wait for it for ever; those ``_thread`` starts
+count too, and paraloop's own progress bar starts none), from its main thread, on Linux (the
+descriptors are listed from ``/proc/self/fd``), and for paraloop's own workers: a program that
+starts a fork server of its own gets multiprocess's.  Otherwise, and under the spawn start
+method, a worker is a new interpreter and hashes strings its own way (docs/semantics.md, Known
+differences).  Threads without Python (a BLAS pool, faulthandler's watchdog) are not seen: a
+fork copies them away, as under the fork start method (BLAS pools mend themselves after a fork;
+a watchdog armed with ``faulthandler.dump_traceback_later`` leaves its lock held, and a worker
+that arms one waits for ever: open, tests/test_adversarial_session44.py).
 """
 
 from __future__ import annotations
@@ -76,9 +81,12 @@ def would_fork(now: bool = False) -> bool:
     """Whether a fork server paraloop starts would be forked from this process: ``now``, or once
     paraloop's own import thread ended (a start waits for it)."""
     others = 0 if now or background_import.native_id() is None else 1
-    # The main thread: the server sets its signal handlers, which only the main thread may.
+    # Every thread that runs Python, those started with _thread (which threading does not
+    # count) included: one inside an import held the module's lock, which the server's workers
+    # then waited for, for ever.  The main thread: the server sets its signal handlers, which
+    # only the main thread may.
     return (
-        threading.active_count() == 1 + others
+        max(len(sys._current_frames()), threading.active_count()) == 1 + others
         and threading.current_thread() is threading.main_thread()
         and linux_facilities()
     )
@@ -102,16 +110,21 @@ def _fork(command: str, keep: set[int]) -> int:
                 stream.flush()
         except Exception:  # noqa: BLE001 - a stream that cannot flush loses nothing more here
             pass
+    # The program's objects out of the server's collector (see handle.frozen_for_fork), which
+    # stays so there; in the program as they were.
+    own = gc.get_freeze_count()
     gc.freeze()
     try:
         pid = os.fork()
     except BaseException:
-        gc.unfreeze()
+        if not own:
+            gc.unfreeze()
         raise
     if pid:
         global _forked
         _forked = pid
-        gc.unfreeze()
+        if not own:
+            gc.unfreeze()
         log.debug("forked the fork server (pid %s) from the program", pid)
         return pid
     code = 1

@@ -27,6 +27,7 @@ from .protocol import CHUNK, HEADER, QUIT
 __all__ = [
     "Worker",
     "ctrl_c_held",
+    "frozen_for_fork",
     "main_hidden",
     "wait",
 ]
@@ -182,11 +183,24 @@ def _frozen(method: str) -> Iterator[None]:
     if method != "fork":
         yield
         return
+    with frozen_for_fork():
+        yield
+
+
+@contextmanager
+def frozen_for_fork() -> Iterator[None]:
+    """The objects of the process out of the garbage collector's reach around a fork (see
+    :func:`_frozen`); afterwards as they were, in the parent.  A program that froze objects
+    of its own keeps them frozen: ``gc.unfreeze()`` takes back every frozen object, so then
+    those frozen for the fork stay so too (the program's count grows; an unfreeze undid the
+    program's own freeze, and its own forks copied its heap again)."""
+    own = gc.get_freeze_count()
     gc.freeze()
     try:
         yield
     finally:
-        gc.unfreeze()
+        if not own:
+            gc.unfreeze()
 
 
 def _clock(context: Any, method: str) -> Any:
