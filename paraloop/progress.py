@@ -73,6 +73,10 @@ def _without_monitor(tqdm: type) -> type:
     backends/processes/fork_server.py), whose workers then hashed strings their own way."""
     quiet = _quiet.get(tqdm)
     if quiet is None:
+        # The lock made now on tqdm's class: made on first use by the subclass, it would be the
+        # subclass's own, beside the one of the program's bars (and tqdm's bookkeeping through
+        # the base class, paraloop's cleanup of a refused bar included, would find none).
+        tqdm.get_lock()  # type: ignore[attr-defined]
         quiet = _quiet[tqdm] = type(
             tqdm.__name__, (tqdm,), {"monitor_interval": 0, "__module__": tqdm.__module__}
         )

@@ -717,7 +717,7 @@ def _pickler_class() -> type:
         dispatch[_RLOCK] = save_lock
         dispatch[types.CodeType] = save_code_settled
         for kind in _FILE_TYPES:
-            dispatch[kind] = _save_file
+            dispatch[kind] = functools.partial(_save_file, dispatch.get(kind))
         _pickler = type(
             "_Pickler",
             (dill.Pickler,),
@@ -731,14 +731,21 @@ def _pickler_class() -> type:
 _FILE_TYPES = (io.TextIOWrapper, io.BufferedReader, io.BufferedWriter, io.BufferedRandom, io.FileIO)
 
 
-def _save_file(pickler: Any, file: Any) -> None:
+def _save_file(dills: Any, pickler: Any, file: Any) -> None:
     """A file travels as a closed file of the same name, made without opening its path; an open
-    one cannot travel.
+    one cannot travel, but the standard streams, which dill sends by name (``dills``: dill's
+    own way for this type).
 
     dill opens the file's path again where it arrives, in the file's mode: a name a loop body
     bound with ``with open(path, "w") as f``, sent back to the caller, emptied the file the
     iteration had just written (and a copy of an open file would be another file).
     """
+    if dills is not None and any(
+        file is stream
+        for stream in (sys.stdin, sys.stdout, sys.stderr, sys.__stdin__, sys.__stdout__, sys.__stderr__)
+    ):
+        dills(pickler, file)
+        return
     if not file.closed:
         raise pickle.PicklingError(
             f"{type(file).__module__}.{type(file).__qualname__} {getattr(file, 'name', '?')!r} is an "
