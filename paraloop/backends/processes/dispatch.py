@@ -54,6 +54,7 @@ from ...records import Record
 from ...sharing import Segments, sharing
 from ...wire import arrived, job_bytes, unreadable
 from . import caller as _caller
+from . import fork_server
 from .caller import READY_SECONDS, CallerWorker, first_chunks, loop_running, may_run, start_seconds
 from .endings import crashed, final_check, lost, overdue, retire, until_deadline
 from .handle import Worker, wait
@@ -398,6 +399,8 @@ class _ImportTimer:
     def start(cls, loop: Loop, caller: CallerWorker) -> _ImportTimer | None:
         """The timer of this loop's first chunk, or None if it needs none."""
         names = _needed(loop.pool.method)
+        if loop.to_start and loop.pool.method == "forkserver":
+            fork_server.prepare()
         if not loop.to_start or not names:
             return None
         left = loop.chunker.left()
@@ -410,6 +413,10 @@ class _ImportTimer:
         return timer
 
     def _run(self) -> None:
+        with fork_server.harmless():
+            self._wait()
+
+    def _wait(self) -> None:
         try:
             # Only while the first iteration still runs: a first chunk past it (one that went on
             # past the budget, or that a busy machine kept from looking at its clock) runs quick
