@@ -124,13 +124,16 @@ def forked(pid: int | None) -> bool:
 
 def waiting() -> bool:
     """Whether a fork server forked as the program started waits to become the server."""
-    return _early is not None and _early[2] == os.getpid()
+    return _early is not None and _early[3] == os.getpid()
 
 
 # The fork server forked as the program started (see fork_early), while it waits for
-# multiprocess's command: its pid, the program's end of their socket, and the program's pid (a
-# child the program forks has a copy of this, but the server is not its to use).
-_early: tuple[int, Any, int] | None = None
+# multiprocess's command: its pid, the program's end of their socket (a descriptor, not a socket
+# object: one the program never used was reported unclosed at its exit), which file that is
+# (device, inode: a program that closes descriptors it did not open may have put a file of its
+# own at the number), and the program's pid (a child the program forks has a copy of this, but
+# the server is not its to use).
+_early: tuple[int, int, tuple[int, int], int] | None = None
 
 
 def fork_early() -> None:
@@ -151,7 +154,8 @@ def fork_early() -> None:
     pid = os.fork()
     if pid:
         theirs.close()
-        _early = (pid, ours, os.getpid())
+        state = os.fstat(ours.fileno())
+        _early = (pid, ours.detach(), (state.st_dev, state.st_ino), os.getpid())
         log.debug("forked the fork server (pid %s) as the program starts", pid)
         return
     code = 1
@@ -242,10 +246,23 @@ def prepare() -> None:
         return
     _prepared[0] = True
     import pickle
-    import socket
 
     with contextlib.suppress(OSError):  # gone (killed): the first worker's start finds out
-        socket.send_fds(early[1], [pickle.dumps(_PREPARE)], [])
+        _send(early, pickle.dumps(_PREPARE), [])
+
+
+def _send(early: tuple[int, int, tuple[int, int], int], data: bytes, fds: list[int]) -> None:
+    """Send ``data`` and ``fds`` to the early server, if its socket is still at its number."""
+    import socket
+
+    _, number, which, _ = early
+    if not _same_file(number, which):
+        raise ConnectionResetError("the early fork server's socket was closed by the program")
+    connection = socket.socket(fileno=number)
+    try:
+        socket.send_fds(connection, [data], fds)
+    finally:
+        connection.detach()
 
 
 def _place(fds: list[int], targets: list[int]) -> None:
@@ -265,23 +282,32 @@ def _hand_over(command: str, fds: list[int]) -> int | None:
     """Give multiprocess's command and descriptors to the early server (see fork_early); its pid,
     or None if there is none (or it is gone: killed meanwhile)."""
     global _early
-    if not waiting():
+    early = _early
+    if early is None or not waiting():
         return None
-    assert _early is not None
-    pid, connection, _ = _early
     _early = None
     import pickle
-    import socket
 
+    pid, number, which, _ = early
     try:
-        socket.send_fds(connection, [pickle.dumps((command, fds))], fds)
+        _send(early, pickle.dumps((command, fds)), fds)
     except OSError:
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)  # its status, or it stays a zombie
         return None
     finally:
-        connection.close()
+        if _same_file(number, which):
+            os.close(number)
     return pid
+
+
+def _same_file(number: int, which: tuple[int, int]) -> bool:
+    """Whether descriptor ``number`` is still the file ``which`` (device, inode)."""
+    try:
+        state = os.fstat(number)
+    except OSError:
+        return False
+    return (state.st_dev, state.st_ino) == which
 
 
 def _fork(command: str, keep: set[int]) -> int:
