@@ -351,10 +351,6 @@ def _run(locate: Callable[[], _Program]) -> int:
         # A syntax error in the program itself has no frames at all.
         _report(error, with_frames=False)
         return 1
-    if _forkserver_expected():
-        from .backends.processes import fork_server
-
-        fork_server.fork_early()
     sys.modules["__main__"] = program.module
     try:
         exec(code, program.module.__dict__)
@@ -490,25 +486,6 @@ def _dispatch(args: list[str]) -> int:
     elif first.startswith("-"):
         raise _UsageError(f"unknown option {first!r}; --help lists the options")
     return _run(lambda: _locate_script(args[0], args[1:]))
-
-
-def _forkserver_expected() -> bool:
-    """Whether the program's loops will start forkserver workers by default (the environment's
-    settings, else the platform's default start method): its fork server is then forked before
-    the program runs (see backends/processes/fork_server.py)."""
-    backend = os.environ.get("PARALOOP_BACKEND", "").strip()
-    if backend not in ("", "processes"):
-        return False
-    method = os.environ.get("PARALOOP_START_METHOD", "").strip()
-    if method:
-        return method == "forkserver"
-    multiprocess = sys.modules.get("multiprocess")
-    if multiprocess is not None:
-        # Imported before the program (a .pth file may set the default start method).
-        chosen = multiprocess.get_start_method(allow_none=True)
-        if chosen is not None:
-            return bool(chosen == "forkserver")
-    return sys.platform == "linux" and sys.version_info >= (3, 14)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -377,24 +377,6 @@ def run_source(
     return run_program(script, *args, timeout=timeout, **extra)
 
 
-def run_imported(
-    tmp_path: Path, source: str, timeout: float = 60, **extra: str
-) -> subprocess.CompletedProcess[str]:
-    """``source`` (marked) as the module ``work``, which ``python program.py`` imports after
-    ``import paraloop``: the import hook's way, without ``python -m paraloop`` (paraloop does
-    nothing before the program runs), with paraloop's defaults plus ``extra``."""
-    (tmp_path / "work.py").write_text(textwrap.dedent(source))
-    (tmp_path / "program.py").write_text("import paraloop\nimport work\n")
-    return subprocess.run(
-        [sys.executable, str(tmp_path / "program.py")],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=product_environment(**extra),
-        cwd=tmp_path,
-    )
-
-
 def run_plain(tmp_path: Path, source: str, *args: str) -> subprocess.CompletedProcess[str]:
     """``source`` (which imports ``ParaLoop`` with ``from paraloop import ParaLoop``) run by plain
     Python as ``plain_program.py``, ``ParaLoop`` the identity: what the plain loop does."""

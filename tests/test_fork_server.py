@@ -7,33 +7,17 @@ what a new interpreter would have been: it holds none of the program's pipes (a 
 reading the program's pipe sees its end when the program closes it), its workers' own
 standard streams are the interpreter's (not an object the program had put in their place when
 the server was forked), and it ends with the program, however that ends.
-
-Each test runs both ways the server is forked: ``python -m paraloop`` forks it before the program
-runs ("cli"); a program run by ``python`` that imports paraloop gets it forked as its first
-forkserver worker starts ("import", :func:`conftest.run_imported`).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import subprocess
-import sys
 import time
 
 import psutil
 import pytest
-from conftest import (
-    LINUX_FACILITIES,
-    last_json,
-    process_tree,
-    product_environment,
-    run_imported,
-    run_source,
-    start_program,
-    wait_for_line,
-)
+from conftest import LINUX_FACILITIES, last_json, process_tree, run_source, start_program, wait_for_line
 
 _FORKSERVER = {
     "PARALOOP_BACKEND": "processes",
@@ -42,15 +26,6 @@ _FORKSERVER = {
 }
 
 pytestmark = pytest.mark.skipif(not LINUX_FACILITIES, reason="the fork server is forked only on Linux")
-
-
-_HOW = ["cli", "import"]
-
-
-def _run(tmp_path, source: str, how: str, **extra: str):
-    """``source`` run the ``how`` way (see the module's docstring), under forkserver."""
-    run = run_source if how == "cli" else run_imported
-    return run(tmp_path, source, **{**_FORKSERVER, **extra})
 
 
 @pytest.fixture(autouse=True)
@@ -88,15 +63,13 @@ _SET_ORDER = """
     """
 
 
-@pytest.mark.parametrize("how", _HOW)
-def test_a_set_of_strings_is_in_the_programs_order_in_forkserver_workers(tmp_path, how) -> None:
+def test_a_set_of_strings_is_in_the_programs_order_in_forkserver_workers(tmp_path) -> None:
     """Document frequencies counted over each document's set of words: the dict's key order is
     the sets' order, which was the worker's own (the keys came in another order, silently)."""
-    assert last_json(_run(tmp_path, _SET_ORDER, how)) is True
+    assert last_json(run_source(tmp_path, _SET_ORDER, **_FORKSERVER)) is True
 
 
-@pytest.mark.parametrize("how", _HOW)
-def test_the_programs_pipes_end_when_it_closes_them(tmp_path, how) -> None:
+def test_the_programs_pipes_end_when_it_closes_them(tmp_path) -> None:
     """A child process reads the program's pipe to its end: the fork server, forked from the
     program while the pipe was open, must not hold it (the child waited for ever)."""
     source = """
@@ -115,11 +88,10 @@ def test_the_programs_pipes_end_when_it_closes_them(tmp_path, how) -> None:
         said = reader.stdout.read().strip()
         print(json.dumps([total, said, reader.wait(timeout=20)]))
         """
-    assert last_json(_run(tmp_path, source, how)) == [28, "ended", 0]
+    assert last_json(run_source(tmp_path, source, **_FORKSERVER)) == [28, "ended", 0]
 
 
-@pytest.mark.parametrize("how", _HOW)
-def test_a_stream_replaced_when_the_server_was_forked_is_not_the_workers_own(tmp_path, how) -> None:
+def test_a_stream_replaced_when_the_server_was_forked_is_not_the_workers_own(tmp_path) -> None:
     """The first loop runs with standard output sent to a StringIO (the server is forked then):
     a later loop's prints, with the stream back, reach the program's standard output."""
     source = """
@@ -135,66 +107,65 @@ def test_a_stream_replaced_when_the_server_was_forked_is_not_the_workers_own(tmp
             print("after", i)
         print(json.dumps(sorted(captured.getvalue().splitlines())))
         """
-    result = _run(tmp_path, source, how)
-    assert result.returncode == 0, result.stderr[-3000:]
-    # The workers' prints may come after the program's last line (they flush as they quit).
-    captured = next(line for line in result.stdout.splitlines() if line.startswith("["))
-    assert json.loads(captured) == [f"inside {i}" for i in range(4)]
+    result = run_source(tmp_path, source, **_FORKSERVER)
+    assert last_json(result) == [f"inside {i}" for i in range(4)]
     assert sorted(line for line in result.stdout.splitlines() if line.startswith("after")) == [
         f"after {i}" for i in range(4)
     ]
 
 
-_THREAD_AND_HASHES = """
-    # paraloop: enable
-    import json, os, threading
-    from paraloop import ParaLoop
-
-    stop = threading.Event()
-    if {thread}:
-        threading.Thread(target=stop.wait, daemon=True).start()
-    keys = [f"user-{{n}}" for n in range(40)]
-    shards = []
-    servers = set()
-    for key in ParaLoop(keys):
-        shards.append(hash(key) % 7)
-        with open(f"/proc/{{os.getppid()}}/cmdline", "rb") as command:
-            servers.add(b"multiprocess.forkserver" in command.read())
-    stop.set()
-    print(json.dumps([shards == [hash(key) % 7 for key in keys], sorted(servers)]))
-    """
-
-
-@pytest.mark.parametrize("how", _HOW)
 @pytest.mark.parametrize("thread", [False, True])
-def test_a_thread_running_as_the_first_loop_starts(tmp_path, thread, how) -> None:
-    """Forked before the program runs, the server does not care what threads it starts later.
-    Forked as the first worker starts, only while no other thread runs: with one, a fork could
-    copy a lock that thread held, so the server is multiprocess's new interpreter (the loop's
-    result is the plain one where it does not hash strings; see the next test)."""
-    result = last_json(_run(tmp_path, _THREAD_AND_HASHES.format(thread=thread), how))
-    new_interpreter = thread and how == "import"
-    assert result[1] == [new_interpreter]
-    if not new_interpreter:
-        assert result[0] is True
+def test_with_another_thread_running_the_server_is_a_new_interpreter(tmp_path, thread) -> None:
+    """A fork with another thread running could copy a lock that thread held: the server is then
+    multiprocess's new interpreter (the loop's result, strings not hashed, is the plain one)."""
+    source = f"""
+        # paraloop: enable
+        import json, os, threading
+        from paraloop import ParaLoop
+
+        stop = threading.Event()
+        if {thread}:
+            threading.Thread(target=stop.wait, daemon=True).start()
+        squares = []
+        servers = set()
+        for i in ParaLoop(range(6)):
+            squares.append(i * i)
+            with open(f"/proc/{{os.getppid()}}/cmdline", "rb") as command:
+                servers.add(b"multiprocess.forkserver" in command.read())
+        stop.set()
+        print(json.dumps([squares, sorted(servers)]))
+        """
+    assert last_json(run_source(tmp_path, source, **_FORKSERVER)) == [[i * i for i in range(6)], [thread]]
 
 
 @pytest.mark.xfail(
     strict=True,
-    reason="open: a program run by python (not python -m paraloop) that runs another thread as its "
-    "first loop starts gets a new interpreter as fork server, whose hash secret is its own "
-    "(docs/semantics.md, Known differences)",
+    reason="open: with another thread running as its first loop starts, the program's fork server is "
+    "a new interpreter, whose hash secret is its own (docs/semantics.md, Known differences)",
 )
 def test_a_program_running_another_thread_hashes_as_the_program(tmp_path) -> None:
-    assert last_json(_run(tmp_path, _THREAD_AND_HASHES.format(thread=True), "import"))[0] is True
+    source = """
+        # paraloop: enable
+        import json, threading
+        from paraloop import ParaLoop
+
+        stop = threading.Event()
+        threading.Thread(target=stop.wait, daemon=True).start()
+        keys = [f"user-{n}" for n in range(40)]
+        shards = []
+        for key in ParaLoop(keys):
+            shards.append(hash(key) % 7)
+        stop.set()
+        print(json.dumps(shards == [hash(key) % 7 for key in keys]))
+        """
+    assert last_json(run_source(tmp_path, source, **_FORKSERVER)) is True
 
 
-@pytest.mark.parametrize("way", _HOW)
 @pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM])
-def test_the_server_and_its_workers_end_with_the_program(tmp_path, how, way) -> None:
+def test_the_server_and_its_workers_end_with_the_program(tmp_path, how) -> None:
     """Killed in the middle of a loop, the program leaves no process behind: the fork server
     forked from it sees its end (its "alive" pipe) as multiprocess's own does."""
-    script = tmp_path / ("program.py" if way == "cli" else "work.py")
+    script = tmp_path / "program.py"
     script.write_text(
         "# paraloop: enable\n"
         "import time\n"
@@ -204,18 +175,7 @@ def test_the_server_and_its_workers_end_with_the_program(tmp_path, how, way) -> 
         "        print('running', flush=True)\n"
         "    time.sleep(0.05)\n"
     )
-    if way == "cli":
-        program = start_program(script, **_FORKSERVER)
-    else:
-        (tmp_path / "program.py").write_text("import paraloop\nimport work\n")
-        program = subprocess.Popen(
-            [sys.executable, str(tmp_path / "program.py")],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=product_environment(**_FORKSERVER),
-            cwd=tmp_path,
-        )
+    program = start_program(script, **_FORKSERVER)
     try:
         wait_for_line(program, "running")
         deadline = time.monotonic() + 30

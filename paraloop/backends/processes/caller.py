@@ -227,11 +227,7 @@ def start_seconds(method: str) -> float:
         # Not imported yet: no fork server was started (nor is one imported to find out).
         forkserver = sys.modules.get("multiprocess.forkserver")
         server = None if forkserver is None else getattr(forkserver._forkserver, "_forkserver_pid", None)
-        if fork_server.waiting():
-            # Forked as the program started (see fork_server.fork_early): it imports multiprocess
-            # as the first worker starts, then forks its workers.
-            seconds += START_SECONDS["fork"] - START_SECONDS["forkserver"] + IMPORT_SECONDS
-        elif (server is None and fork_server.would_fork()) or fork_server.forked(server):
+        if (server is None and fork_server.would_fork()) or fork_server.forked(server):
             # A fork server forked from the program (see fork_server.py): one fork, and its
             # workers start as fork workers do (two at 30 and 36 ms from a cold start here, the
             # 25 ms of multiprocess's import included; 87 and 90 with a new interpreter).

@@ -399,8 +399,6 @@ class _ImportTimer:
     def start(cls, loop: Loop, caller: CallerWorker) -> _ImportTimer | None:
         """The timer of this loop's first chunk, or None if it needs none."""
         names = _needed(loop.pool.method)
-        if loop.to_start and loop.pool.method == "forkserver":
-            fork_server.prepare()
         if not loop.to_start or not names:
             return None
         left = loop.chunker.left()
