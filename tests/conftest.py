@@ -377,6 +377,21 @@ def run_source(
     return run_program(script, *args, timeout=timeout, **extra)
 
 
+# Every iteration in a forkserver worker (the tests of paraloop's fork server, forked from the program).
+FORKSERVER = {
+    "PARALOOP_BACKEND": "processes",
+    "PARALOOP_CALLER_RUNS": "0",
+    "PARALOOP_START_METHOD": "forkserver",
+}
+
+
+@pytest.fixture
+def random_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The programs a test starts draw a hash secret of their own, as a user's do (tox sets
+    PYTHONHASHSEED, which would hide what differs between interpreters)."""
+    monkeypatch.delenv("PYTHONHASHSEED", raising=False)
+
+
 def run_plain(tmp_path: Path, source: str, *args: str) -> subprocess.CompletedProcess[str]:
     """``source`` (which imports ``ParaLoop`` with ``from paraloop import ParaLoop``) run by plain
     Python as ``plain_program.py``, ``ParaLoop`` the identity: what the plain loop does."""

@@ -9,28 +9,19 @@ loop dropped: each added Counter is replayed onto the program's, in order.
 
 from __future__ import annotations
 
-import textwrap
 from collections.abc import Callable
 from types import ModuleType
 
 import pytest
-from plain_loop import run_plain
+from plain_loop import assert_same_as_plain
 
 Loader = Callable[..., ModuleType]
 
 pytestmark = pytest.mark.usefixtures("every_backend")
 
 
-def _same(load_module: Loader, source: str, names: list[str]) -> None:
-    source = textwrap.dedent(source)
-    expected = run_plain(source)
-    module = load_module(source)
-    for name in names:
-        assert getattr(module, name) == expected[name], name
-
-
 def test_counters_added_in_the_body_give_the_plain_counter(load_module: Loader) -> None:
-    _same(
+    assert_same_as_plain(
         load_module,
         """
         from collections import Counter
@@ -50,7 +41,7 @@ def test_counters_added_in_the_body_give_the_plain_counter(load_module: Loader) 
 def test_counts_that_go_to_zero_or_below_are_dropped_as_in_the_plain_loop(load_module: Loader) -> None:
     """a: 1 - 5 drops a, later + 2 brings it back at the end of the order: a sum of partial
     Counters gave a: -2 kept or a's old place."""
-    _same(
+    assert_same_as_plain(
         load_module,
         """
         from collections import Counter

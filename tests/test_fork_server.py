@@ -17,21 +17,22 @@ import time
 
 import psutil
 import pytest
-from conftest import LINUX_FACILITIES, last_json, process_tree, run_source, start_program, wait_for_line
+from conftest import (
+    FORKSERVER,
+    LINUX_FACILITIES,
+    last_json,
+    process_tree,
+    run_source,
+    start_program,
+    wait_for_line,
+)
 
-_FORKSERVER = {
-    "PARALOOP_BACKEND": "processes",
-    "PARALOOP_CALLER_RUNS": "0",
-    "PARALOOP_START_METHOD": "forkserver",
-}
+_FORKSERVER = FORKSERVER
 
-pytestmark = pytest.mark.skipif(not LINUX_FACILITIES, reason="the fork server is forked only on Linux")
-
-
-@pytest.fixture(autouse=True)
-def _random_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The programs start as a user's do, with a hash secret of their own (tox sets PYTHONHASHSEED)."""
-    monkeypatch.delenv("PYTHONHASHSEED", raising=False)
+pytestmark = [
+    pytest.mark.skipif(not LINUX_FACILITIES, reason="the fork server is forked only on Linux"),
+    pytest.mark.usefixtures("random_hashes"),
+]
 
 
 _SET_ORDER = """

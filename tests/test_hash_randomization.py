@@ -29,11 +29,7 @@ _SHARDS = """
 
 _WORKERS = {"PARALOOP_BACKEND": "processes", "PARALOOP_CALLER_RUNS": "0"}
 
-
-@pytest.fixture(autouse=True)
-def _random_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The programs start as a user's do, with a secret of their own (tox sets PYTHONHASHSEED)."""
-    monkeypatch.delenv("PYTHONHASHSEED", raising=False)
+pytestmark = pytest.mark.usefixtures("random_hashes")
 
 
 @pytest.mark.parametrize("method", ["fork", "forkserver"])

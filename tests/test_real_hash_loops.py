@@ -48,6 +48,8 @@ from typing import Any
 import pytest
 from conftest import last_json, run_source
 
+pytestmark = pytest.mark.usefixtures("random_hashes")
+
 # The generated text: 2000 made-up words, documents of 20 to 40 of them (a set of 20 or more
 # strings per document, whose order two hash secrets all but never agree on; some 1000 words in
 # all, whose set comes out in another order when built in another order of insertions: in none of
@@ -423,12 +425,6 @@ def _case(source: str, backend: str) -> Any:
         reasons.append(_NEW_INTERPRETER)
     marks = [pytest.mark.xfail(strict=True, reason="; ".join(reasons))] if reasons else []
     return pytest.param(source, backend, marks=marks, id=f"{source}-{backend}")
-
-
-@pytest.fixture(autouse=True)
-def _random_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The programs start as a user's do, with a hash secret of their own (tox sets PYTHONHASHSEED)."""
-    monkeypatch.delenv("PYTHONHASHSEED", raising=False)
 
 
 def _environment(

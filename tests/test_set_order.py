@@ -17,7 +17,7 @@ from collections.abc import Callable
 from types import ModuleType
 
 import pytest
-from plain_loop import run_plain
+from plain_loop import assert_same_as_plain
 
 Loader = Callable[..., ModuleType]
 
@@ -30,11 +30,7 @@ _WORDS = """
 
 
 def _same_order(load_module: Loader, body: str, names: list[str]) -> None:
-    source = textwrap.dedent(_WORDS) + textwrap.dedent(body)
-    expected = run_plain(source)
-    module = load_module(source)
-    for name in names:
-        assert getattr(module, name) == expected[name], name
+    assert_same_as_plain(load_module, textwrap.dedent(_WORDS) + textwrap.dedent(body), names)
 
 
 def test_a_set_filled_by_add_iterates_in_the_plain_order(load_module: Loader) -> None:
