@@ -32,7 +32,6 @@ that arms one waits for ever: open, tests/test_adversarial_session44.py).
 from __future__ import annotations
 
 import contextlib
-import gc
 import os
 import signal
 import sys
@@ -121,28 +120,24 @@ def _may_fork() -> bool:
 
 def _fork(command: str, keep: set[int]) -> int:
     """Fork this process into multiprocess's fork server (running ``command``); its pid."""
-    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
-        # What the program printed and Python still holds would be printed again by each worker.
-        try:
-            if stream is not None:
-                stream.flush()
-        except Exception:  # noqa: BLE001 - a stream that cannot flush loses nothing more here
-            pass
-    # The program's objects out of the server's collector (see handle.frozen_for_fork), which
-    # stays so there; in the program as they were.
-    own = gc.get_freeze_count()
-    gc.freeze()
+    from .forked import _flush_std_streams
+    from .handle import freeze_for_fork
+
+    # What the program printed and Python still holds would be printed again by each worker; the
+    # interpreter's own streams too, which the server's workers write to (see below).
+    _flush_std_streams(sys.__stdout__, sys.__stderr__)
+    # The program's objects out of the server's collector, which stays so there; in the program
+    # as they were.
+    thaw = freeze_for_fork()
     try:
         pid = os.fork()
     except BaseException:
-        if not own:
-            gc.unfreeze()
+        thaw()
         raise
     if pid:
         global _forked
         _forked = pid
-        if not own:
-            gc.unfreeze()
+        thaw()
         log.debug("forked the fork server (pid %s) from the program", pid)
         return pid
     code = 1

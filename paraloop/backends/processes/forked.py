@@ -282,8 +282,9 @@ class ForkedProcess:
             self.sentinel = -1
 
 
-def _flush_std_streams() -> None:
-    for stream in (sys.stdout, sys.stderr):
+def _flush_std_streams(*also: Any) -> None:
+    """Flush ``sys.stdout``, ``sys.stderr`` and the streams ``also`` before a fork."""
+    for stream in (sys.stdout, sys.stderr, *also):
         try:
             if stream is not None:
                 stream.flush()

@@ -13,7 +13,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -27,6 +27,7 @@ from .protocol import CHUNK, HEADER, QUIT
 __all__ = [
     "Worker",
     "ctrl_c_held",
+    "freeze_for_fork",
     "frozen_for_fork",
     "main_hidden",
     "wait",
@@ -194,13 +195,19 @@ def frozen_for_fork() -> Iterator[None]:
     of its own keeps them frozen: ``gc.unfreeze()`` takes back every frozen object, so then
     those frozen for the fork stay so too (the program's count grows; an unfreeze undid the
     program's own freeze, and its own forks copied its heap again)."""
-    own = gc.get_freeze_count()
-    gc.freeze()
+    thaw = freeze_for_fork()
     try:
         yield
     finally:
-        if not own:
-            gc.unfreeze()
+        thaw()
+
+
+def freeze_for_fork() -> Callable[[], None]:
+    """Freeze the process's objects for a fork (see :func:`frozen_for_fork`); the function that
+    puts them back as they were, for the parent to call (a child that stays frozen never does)."""
+    own = gc.get_freeze_count()
+    gc.freeze()
+    return (lambda: None) if own else gc.unfreeze
 
 
 def _clock(context: Any, method: str) -> Any:
