@@ -9,7 +9,7 @@ import threading
 import time
 
 from .environment import variable
-from .linux import linux_facilities
+from .linux import linux_facilities, read_file
 
 __all__ = [
     "available_cpus",
@@ -83,7 +83,7 @@ def _cgroup_quota() -> float | None:
 def _read_cgroup_quota() -> float | None:
     """CPUs allowed by the cgroup's CPU quota (v2 ``cpu.max`` or v1 CFS), if any."""
     try:
-        quota, period = _read_small(CGROUP_V2).split()[:2]
+        quota, period = read_file(CGROUP_V2).split()[:2]
         if quota != b"max":
             return int(quota) / int(period)
         return None
@@ -91,21 +91,12 @@ def _read_cgroup_quota() -> float | None:
         pass
     try:
         # The period only where there is a quota ("-1": none, the usual case): one file less.
-        quota_us = int(_read_small(CGROUP_V1[0]))
-        if quota_us > 0 and (period_us := int(_read_small(CGROUP_V1[1]))) > 0:
+        quota_us = int(read_file(CGROUP_V1[0]))
+        if quota_us > 0 and (period_us := int(read_file(CGROUP_V1[1]))) > 0:
             return quota_us / period_us
     except (OSError, ValueError):
         pass
     return None
-
-
-def _read_small(path: str) -> bytes:
-    """A small file's bytes, without a file object (a text one took a loop's first 0.1 ms)."""
-    descriptor = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        return os.read(descriptor, 4096)
-    finally:
-        os.close(descriptor)
 
 
 def _python_override() -> int | None:

@@ -15,6 +15,8 @@ On Linux paraloop reads what only Linux offers, and elsewhere does without it:
   library loaded since the last look told by the size of its code mappings (``VmLib`` in
   ``/proc/self/status``); elsewhere
   threadpoolctl, and only a module imported since;
+* the file mode mask a loop's workers take, from ``/proc/self/status`` (``Umask``); elsewhere
+  ``os.umask`` set and put back at once (:mod:`paraloop.backends.processes.dispatch`);
 * a SharedArray's segment opened as ``/dev/shm/NAME`` in workers (:mod:`paraloop.shared`);
   elsewhere through ``shm_open``, as ``multiprocessing.shared_memory`` opens it;
 * large captured arrays sent through ``/dev/shm`` (:mod:`paraloop.sharing`); elsewhere
@@ -31,7 +33,7 @@ from __future__ import annotations
 import os
 import sys
 
-__all__ = ["PORTABLE", "linux_facilities"]
+__all__ = ["PORTABLE", "linux_facilities", "read_file"]
 
 # The environment variable that hides the Linux-only facilities.
 PORTABLE = "PARALOOP_PORTABLE"
@@ -46,3 +48,16 @@ def linux_facilities() -> bool:
     if _facilities is None:
         _facilities = sys.platform.startswith("linux") and os.environ.get(PORTABLE, "").strip() in ("", "0")
     return _facilities
+
+
+def read_file(path: str) -> bytes:
+    """A ``/proc`` or ``/sys`` file's bytes, read without a file object (the kernel makes them as
+    they are read; a buffered file object cost a loop's first chunk 0.1 ms)."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        parts = []
+        while part := os.read(descriptor, 1 << 16):
+            parts.append(part)
+    finally:
+        os.close(descriptor)
+    return b"".join(parts)

@@ -33,7 +33,7 @@ from typing import Any
 from . import loaded_modules
 from .cpus import available_cpus
 from .environment import variable
-from .linux import linux_facilities
+from .linux import linux_facilities, read_file
 from .signal_errors import despite_ctrl_c
 
 __all__ = [
@@ -53,18 +53,6 @@ ENVIRONMENT = (
 
 # The shared libraries threadpoolctl controls, by file name (its controllers' prefixes).
 _NATIVE = re.compile(rb"/(?:lib)?(?:\w*openblas|blis|flexiblas|mkl_rt|iomp|gomp|omp)[^/\n]*\.so")
-
-
-def _read_all(path: str) -> bytes:
-    """A /proc file's bytes, read without a buffered file object (the kernel makes them as read)."""
-    descriptor = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        parts = []
-        while part := os.read(descriptor, 1 << 16):
-            parts.append(part)
-    finally:
-        os.close(descriptor)
-    return b"".join(parts)
 
 
 # (pid, loaded_modules.state()) when the process's map was last read, and what it held.
@@ -91,7 +79,7 @@ def native_loaded() -> bool:
             _seen = (*key, False)
             return False
         try:
-            mapped = _read_all("/proc/self/maps")
+            mapped = read_file("/proc/self/maps")
         except OSError:  # pragma: no cover - no /proc after all
             pass
         else:
@@ -223,7 +211,7 @@ def _libraries_mark() -> int:
     if mapped is None or mapped[:2] != (_looks, pid):
         mark = -1
         try:
-            status = _read_all("/proc/self/status")
+            status = read_file("/proc/self/status")
             at = status.find(b"\nVmLib:")
             if at >= 0:
                 mark = int(status[at + 7 : status.index(b"kB", at)])
@@ -257,7 +245,7 @@ def _direct() -> Any:
             paths = read[2]  # native_loaded read the map since the last library was loaded
         else:
             try:
-                paths = _note_paths(_read_all("/proc/self/maps"))
+                paths = _note_paths(read_file("/proc/self/maps"))
             except OSError:  # pragma: no cover - no /proc after all
                 return None
         made = _direct_made = (key, _openblas_direct().controller(paths))

@@ -16,6 +16,7 @@ import importlib
 import io
 import itertools
 import marshal
+import os
 import pickle
 import sys
 import threading
@@ -771,7 +772,7 @@ def closed_file(name: Any, mode: str, kind: str) -> Any:
     return file
 
 
-_DEVNULL = "/dev/null"
+_DEVNULL = os.devnull
 
 
 def _reduce_shared(pickler: Any, obj: Any) -> Any:

@@ -49,7 +49,7 @@ from ...cpus import available_cpus, waiting_workers
 from ...errors import ParaLoopError
 from ...execute import DONE, Job, Outcome
 from ...hook import typeguard_workers
-from ...linux import linux_facilities
+from ...linux import linux_facilities, read_file
 from ...records import Record
 from ...sharing import Segments, sharing
 from ...wire import arrived, job_bytes, unreadable
@@ -458,15 +458,16 @@ def _mask() -> int | None:
     """The process's file mode mask, from ``/proc/self/status`` on Linux 4.7 and later; else
     through ``os.umask`` (set and put back at once: a file another thread creates meanwhile gets
     the mask it sets), where there is no other way to read it."""
-    try:
-        with open("/proc/self/status", "rb") as status:
-            for line in status:
-                if line.startswith(b"Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
     if linux_facilities():
-        return None  # Linux without the line (before 4.7): the workers keep theirs
+        try:
+            status = read_file("/proc/self/status")
+        except OSError:
+            return None  # no /proc after all: the workers keep theirs
+        _, found, rest = status.partition(b"\nUmask:")
+        try:
+            return int(rest.partition(b"\n")[0], 8) if found else None
+        except ValueError:
+            return None  # Linux before 4.7 (no such line) or one unreadable: the workers keep theirs
     mask = os.umask(0o077)
     os.umask(mask)
     return mask
