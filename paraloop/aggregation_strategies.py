@@ -704,11 +704,17 @@ class _Elements:
     sent to the caller.
     """
 
-    __slots__ = ("original", "rows")
+    __slots__ = ("first", "iteration", "original", "repeated", "rows")
 
-    def __init__(self, original: Value) -> None:
+    def __init__(self, original: Value, tracked: bool = False) -> None:
         self.original = original
         self.rows: dict[Value, Value] = {}
+        # With ``tracked`` (chunks that run at the same time): the chunk's iteration (counted by
+        # execute's numbering of the items) that first used each row, and the first row that a
+        # later iteration of the chunk used again (NOTHING: none).
+        self.first: dict[Value, int] | None = {} if tracked else None
+        self.iteration = 0
+        self.repeated: Value = NOTHING
 
     def _own(self, row: Value) -> Value:
         """The chunk's copy of row ``row``, made on first use."""
@@ -716,14 +722,21 @@ class _Elements:
             row = operator.index(row) + len(self.original)  # x[-1] is x[n - 1]
         rows = self.rows
         try:
-            return rows[row]
+            found = rows[row]
         except KeyError:
             pass
         except TypeError:
             raise _unhashable(row) from None
+        else:
+            first = self.first
+            if first is not None and first[row] != self.iteration and self.repeated is NOTHING:
+                self.repeated = row
+            return found
         value = self.original[row]  # an index out of range fails here, as in the plain loop
         copied = value.copy() if _is_numpy_array(value) else copy.copy(value)
         rows[row] = copied
+        if self.first is not None:
+            self.first[row] = self.iteration
         return copied
 
     def __getitem__(self, index: Value) -> Value:
@@ -754,13 +767,39 @@ def _unhashable(index: Value) -> TypeError:
     )
 
 
+class _Repeated:
+    """A chunk's partial where two of its iterations used the same element (see ElementUpdates)."""
+
+    __slots__ = ("index",)
+
+    def __init__(self, index: Value) -> None:
+        self.index = index
+
+    def __reduce__(self) -> tuple[Value, ...]:
+        return (_Repeated, (self.index,))
+
+
+def _repeated_error(index: Value) -> ParaLoopError:
+    return ParaLoopError(
+        f"element {index!r} is updated by two iterations: the loop's items repeat an index, so "
+        "an iteration would need the element as an earlier one left it, which paraloop does not "
+        "pass between iterations that may run at the same time (the loop is refused wherever the "
+        "two iterations fall, for the same answer every run). Give each iteration its own index; "
+        "for a sum per index write x[i] += e, which paraloop combines; or run the loop with "
+        "backend='sequential' (which runs it as the plain loop does)"
+    )
+
+
 class ElementUpdates(AggregationStrategy):
     """``x[i] = f(x[i])`` where ``i`` is the loop's own item: each iteration updates its own element.
 
     Iterations read their own element (as it was before the loop) and write it
-    back; the caller applies the writes in iteration order.  Two iterations
-    that update the same element in different chunks would need each other's
-    results: the loop is then refused with ``ParaLoopError``.
+    back; the caller applies the writes in iteration order.  Two iterations that
+    use the same element would need each other's results: on every backend that
+    runs chunks at the same time the loop is then refused with ``ParaLoopError``,
+    whether the two fell in one chunk or in two (so the outcome does not depend on
+    where the chunks were cut, which the time the iterations take decides); the
+    sequential backend runs such a loop as the plain loop does.
     """
 
     readable_in_body = True
@@ -777,20 +816,21 @@ class ElementUpdates(AggregationStrategy):
         return f"ElementUpdates updates a list, bytearray or numpy array, not {type(value).__name__}"
 
     def start(self, value: Value) -> Value:
-        return _Elements(value.original if isinstance(value, _Elements) else value)
+        return _Elements(value.original if isinstance(value, _Elements) else value, self.concurrent)
 
     def finish(self, private: Value) -> Value:
-        return private.rows if isinstance(private, _Elements) else private
+        if not isinstance(private, _Elements):
+            return private
+        return private.rows if private.repeated is NOTHING else _Repeated(private.repeated)
 
     def combine(self, accumulated: Value, partial: Value) -> Value:
+        if type(partial) is _Repeated:
+            raise _repeated_error(partial.index)
+        if self.concurrent:
+            for index in partial:
+                if index in self.updated:
+                    raise _repeated_error(index)
         for index, item in partial.items():
-            if self.concurrent and index in self.updated:
-                raise ParaLoopError(
-                    f"element {index!r} is updated by iterations in different chunks: the loop's "
-                    "items repeat an index, so a later iteration would read the element before an "
-                    "earlier one has written it. Give each iteration its own index, or run the "
-                    "loop with backend='sequential' (which runs it as the plain loop does)"
-                )
             accumulated[index] = item
         if self.concurrent:
             self.updated.update(partial)

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from . import background_import, module_stores, serialize
-from .aggregation_strategies import NOTHING, AggregationStrategy
+from .aggregation_strategies import NOTHING, AggregationStrategy, ElementUpdates
 from .chunks import Chunk
 from .cpus import others_queued, others_queued_since, queued_and_runs, waited_for_the_gil
 from .errors import IterationTimeoutError, ParaLoopError
@@ -227,6 +227,18 @@ class Job(Record):
             found = self.__dict__["_whole_terms"] = {}
         return found
 
+    def numbered(self) -> tuple[int, ...]:
+        """The positions among the parameters of the element updates whose chunks run at the same
+        time: their iterations are numbered (see :class:`Numbered`)."""
+        found: tuple[int, ...] | None = self.__dict__.get("_numbered")
+        if found is None:
+            found = self.__dict__["_numbered"] = tuple(
+                self.params.index(name)
+                for name in sorted(self.tracked)
+                if type(strategy := self.strategy(name)) is ElementUpdates and strategy.concurrent
+            )
+        return found
+
     def captured_ids(self) -> dict[int, Reference]:
         """The captured values that may come back as references (see paraloop.references)."""
         found: dict[int, Reference] | None = self.__dict__.get("_captured")
@@ -258,6 +270,7 @@ class Job(Record):
         state.pop("_guard", None)
         state.pop("_captured", None)
         state.pop("_whole_terms", None)
+        state.pop("_numbered", None)
         state.pop("_iterable_changes", None)
         return state
 
@@ -452,6 +465,38 @@ class ChunkIterator:
 
     def finished(self) -> None:
         """Called when the chunk has no more items."""
+
+
+class Numbered:
+    """Iterates the items for the body, numbering each iteration in the element updates' views
+    (``_Elements.iteration``), which tell by it an element that two iterations of a chunk use.
+    The length hint is the items' (a chunk stopped by an exception finds its index by it)."""
+
+    __slots__ = ("count", "elements", "inner")
+
+    def __init__(self, items: Iterable[Any], elements: list[Any]) -> None:
+        self.inner = iter(items)
+        self.elements = elements
+        self.count = 0
+
+    def __iter__(self) -> Numbered:
+        return self
+
+    def __next__(self) -> Any:
+        item = next(self.inner)
+        self.count += 1
+        for elements in self.elements:
+            elements.iteration = self.count
+        return item
+
+    def __length_hint__(self) -> int:
+        return operator.length_hint(self.inner)
+
+
+def _elements(job: Job, args: list[Any], where: int) -> Any:
+    """The chunk's view of the element update at parameter ``where`` (see :meth:`Job.numbered`)."""
+    private = args[where]
+    return private.value if job.params[where] in job.wrapped else private
 
 
 class Timed(ChunkIterator):
@@ -751,8 +796,11 @@ def _execute(
     pid = os.getpid() if generators is not None else 0
     outer = getattr(in_body, "active", False)
     in_body.active = True
+    numbered = [_elements(job, args, where) for where in job.numbered()]
     try:
-        kind, value, iterator, names = job.function(iterable, *args)
+        kind, value, iterator, names = job.function(
+            Numbered(iterable, numbered) if numbered else iterable, *args
+        )
     finally:
         in_body.active = outer
         if clock is not None:
