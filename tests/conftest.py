@@ -50,6 +50,15 @@ BACKEND_PARAMETERS = {
 }
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Ctrl-C as in a terminal's foreground job, where users run their programs: a test run started
+    in the background by a non-interactive shell inherits SIGINT ignored, which every program a
+    test starts would inherit too (Python then keeps ignoring it): the tests that send a program
+    Ctrl-C saw "no interrupt".  A handled signal is back at its default in a child after exec."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         callspec = getattr(item, "callspec", None)
