@@ -29,7 +29,7 @@ from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Mapping, MutableMapping
 
 from .errors import ParaLoopError
-from .number_types import is_integral, is_number
+from .number_types import is_number
 from .replay import Replay, Whole, combine_whole, replay
 
 # The strategy named Any below shadows typing.Any in this module.
@@ -699,35 +699,61 @@ class _Elements:
     """A worker's view of a list or array whose iterations each update their own element.
 
     An iteration's own element is ``x[i]``, or its own row ``x[i, ...]`` of a
-    numpy array, for ``i`` the loop's item.  The chunk works on copies of the
-    rows it touches, made on first use from the pre-loop value; the copies are
-    sent to the caller.
+    numpy array, for ``i`` the loop's item: an element's number (an ``int``, or
+    what ``operator.index`` takes, ``-1`` for the last).  The chunk works on
+    copies of the rows it touches, made on first use from the pre-loop value; the
+    copies are sent to the caller.
     """
 
-    __slots__ = ("first", "iteration", "original", "repeated", "rows")
+    __slots__ = ("array", "first", "in_place", "iteration", "original", "repeated", "rows")
 
     def __init__(self, original: Value, tracked: bool = False) -> None:
         self.original = original
-        self.rows: dict[Value, Value] = {}
+        self.rows: dict[int, Value] = {}
+        # x[i, j] is row i's element j only in a numpy array (a list takes no tuple); x[i] = row
+        # writes into the row only in an array of numbers (in a list, or an array of objects, it
+        # puts another object in the element's place).
+        self.array = _is_numpy_array(original)
+        self.in_place = self.array and not original.dtype.hasobject
         # With ``tracked`` (chunks that run at the same time): the chunk's iteration (counted by
         # execute's numbering of the items) that first used each row, and the first row that a
         # later iteration of the chunk used again (NOTHING: none).
-        self.first: dict[Value, int] | None = {} if tracked else None
+        self.first: dict[int, int] | None = {} if tracked else None
         self.iteration = 0
         self.repeated: Value = NOTHING
 
-    def _own(self, row: Value) -> Value:
-        """The chunk's copy of row ``row``, made on first use."""
-        if is_integral(row) and row < 0:
-            row = operator.index(row) + len(self.original)  # x[-1] is x[n - 1]
-        rows = self.rows
+    def _number(self, index: Value) -> int:
+        """The element ``index`` names, as its number from the start (``-1`` is ``n - 1``); an
+        index that names no single element fails as in the plain loop, or is refused."""
+        if type(index) is int and index >= 0:
+            return index
+        if self.array and (
+            isinstance(index, bool) or (type(index).__module__ == "numpy" and type(index).__name__ in _BOOLS)
+        ):
+            raise ParaLoopError(
+                f"x[{index!r}] on a numpy array selects the whole array (a boolean index), not the "
+                "iteration's own element, so the loop's writes cannot be combined. Give the loop "
+                "element numbers (int(i)), or update the whole array before or after the loop"
+            )
         try:
-            found = rows[row]
-        except KeyError:
-            pass
+            number = operator.index(index)
         except TypeError:
-            raise _unhashable(row) from None
-        else:
+            self.original[index]  # a float, or a tuple for a list: the plain loop's own error
+            raise ParaLoopError(
+                f"x[{index!r}] names no single element (a slice or an array of indexes), so the "
+                "iterations' writes cannot be told apart and combined. Read the part from the array "
+                "and write it into another one (out[s] = f(x[s]), with out made before the loop), "
+                "then copy it back after the loop"
+            ) from None
+        if -len(self.original) <= number < 0:
+            number += len(self.original)  # x[-1] is x[n - 1]; below -n fails as in the plain loop
+        return number
+
+    def _own(self, row: int) -> Value:
+        """The chunk's copy of row number ``row``, made on first use."""
+        rows = self.rows
+        found = rows.get(row, NOTHING)
+        if found is not NOTHING:
             first = self.first
             if first is not None and first[row] != self.iteration and self.repeated is NOTHING:
                 self.repeated = row
@@ -740,31 +766,27 @@ class _Elements:
         return copied
 
     def __getitem__(self, index: Value) -> Value:
-        if type(index) is tuple:
-            return self._own(index[0])[index[1:]]
-        return self._own(index)
+        if type(index) is tuple and self.array:
+            return self._own(self._number(index[0]))[index[1:]]
+        return self._own(self._number(index))
 
     def __setitem__(self, index: Value, value: Value) -> None:
-        if type(index) is tuple:
-            self._own(index[0])[index[1:]] = value
+        if type(index) is tuple and self.array:
+            self._own(self._number(index[0]))[index[1:]] = value
             return
-        current = self._own(index)
-        if _is_numpy_array(current):
+        row = self._number(index)
+        current = self._own(row)
+        if self.in_place and _is_numpy_array(current):
             current[...] = value  # a row of an array keeps its shape and dtype
         else:
-            if is_integral(index) and index < 0:
-                index = operator.index(index) + len(self.original)
-            self.rows[index] = value
+            self.rows[row] = value
 
     def __len__(self) -> int:
         return len(self.original)
 
 
-def _unhashable(index: Value) -> TypeError:
-    return TypeError(
-        f"paraloop: an update of the iteration's own element needs the index to be a number or "
-        f"a tuple of numbers, not {type(index).__name__}"
-    )
+# The names of numpy's boolean scalar type (``numpy.bool_``; ``numpy.bool`` since numpy 2).
+_BOOLS = frozenset({"bool_", "bool"})
 
 
 class _Repeated:

@@ -724,6 +724,14 @@ def _run(
                 if isinstance(strategy, (ElementUpdates, Scratch)):
                     strategy.concurrent = _backend(loop) != "sequential"
                 variables[reduced] = Variable._unchecked(_start_of(reduced, known[reduced], uses), strategy)
+    for variable in variables.values():
+        strategy = variable.aggregation_strategy
+        if type(strategy) is ElementUpdates:
+            # A Variable's own ElementUpdates serves each loop it is in: the elements this loop's
+            # chunks update are this loop's alone, and only chunks run at the same time are
+            # refused a repeated element (the sequential backend runs it as the plain loop).
+            strategy.updated = set()
+            strategy.concurrent = _backend(loop) != "sequential"
     _check_scratch(variables, params, values, worker.__code__.co_filename, line)
     if _backend(loop) != "sequential":
         _check_iterators(variables, params, values, worker.__code__.co_filename, line, loop.iterable)
