@@ -740,6 +740,9 @@ def _before_the_loop(load_module: Loader) -> tuple[list[str], list[str]]:
         def before(parallel):
             with warnings.catch_warnings(record=True) as seen:
                 warnings.simplefilter("default")
+                # Python 3.12+ warns at a fork of a process with threads (the test runner's, after
+                # a Dask test in the same process): paraloop's fork workers' (docs/semantics.md).
+                warnings.filterwarnings("ignore", "This process .* is multi-threaded", DeprecationWarning)
                 lib()
                 if parallel:
                     for i in ParaLoop(range(24), chunksize=3, num_processes=2):

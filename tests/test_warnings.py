@@ -555,6 +555,9 @@ def test_a_change_of_the_filters_in_the_body_makes_the_registries_forget_as_in_t
         def run(items, parallel):
             with warnings.catch_warnings(record=True) as seen:
                 warnings.simplefilter("default")
+                # Python 3.12+ warns at a fork of a process with threads (the test runner's, after
+                # a Dask test in the same process): paraloop's fork workers' (docs/semantics.md).
+                warnings.filterwarnings("ignore", "This process .* is multi-threaded", DeprecationWarning)
                 if parallel:
                     for i in ParaLoop(items, chunksize=4):
                         body(i)
