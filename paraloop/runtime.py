@@ -721,14 +721,14 @@ def _run(
                 # A plain name updated by the body is tracked like a Variable; the combined
                 # value is rebound to the name unless it was updated in place.
                 inferred[reduced] = known[reduced]
-                if isinstance(strategy, (ElementUpdates, Scratch)):
+                if isinstance(strategy, Scratch):
                     strategy.concurrent = _backend(loop) != "sequential"
                 variables[reduced] = Variable._unchecked(_start_of(reduced, known[reduced], uses), strategy)
     for variable in variables.values():
         strategy = variable.aggregation_strategy
         if type(strategy) is ElementUpdates:
-            # A Variable's own ElementUpdates serves each loop it is in: the elements this loop's
-            # chunks update are this loop's alone, and only chunks run at the same time are
+            # Inferred or a Variable's own (which serves each loop it is in): the elements this
+            # loop's chunks update are this loop's alone, and only chunks run at the same time are
             # refused a repeated element (the sequential backend runs it as the plain loop).
             strategy.updated = set()
             strategy.concurrent = _backend(loop) != "sequential"

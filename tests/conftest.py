@@ -393,6 +393,13 @@ FORKSERVER = {
     "PARALOOP_START_METHOD": "forkserver",
 }
 
+# The marks of the fork server's test files: on Linux, where it is forked from the program, with the
+# programs' own hash secrets (see random_hashes).
+FORK_SERVER_MARKS = [
+    pytest.mark.skipif(not LINUX_FACILITIES, reason="the fork server is forked only on Linux"),
+    pytest.mark.usefixtures("random_hashes"),
+]
+
 
 @pytest.fixture
 def random_hashes(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -14,8 +14,8 @@ from pathlib import Path
 import psutil
 import pytest
 from conftest import (
+    FORK_SERVER_MARKS,
     FORKSERVER,
-    LINUX_FACILITIES,
     last_json,
     process_tree,
     run_source,
@@ -23,12 +23,7 @@ from conftest import (
     wait_for_line,
 )
 
-_FORKSERVER = FORKSERVER
-
-pytestmark = [
-    pytest.mark.skipif(not LINUX_FACILITIES, reason="the fork server is forked only on Linux"),
-    pytest.mark.usefixtures("random_hashes"),
-]
+pytestmark = FORK_SERVER_MARKS
 
 
 # ----------------------------------------------------------------------------------------------
@@ -52,7 +47,7 @@ def test_a_progress_bar_on_the_first_loop_keeps_the_programs_hashes(tmp_path: Pa
             shards.append(hash(key) % 7)
         print(json.dumps(shards == [hash(key) % 7 for key in keys]))
         """
-    assert last_json(run_source(tmp_path, source, **_FORKSERVER)) is True
+    assert last_json(run_source(tmp_path, source, **FORKSERVER)) is True
 
 
 # Fixed in session 44; was: a thread started with _thread.start_new_thread is not counted by
@@ -95,7 +90,7 @@ def test_a_raw_thread_importing_as_the_server_is_forked_does_not_hang_the_worker
             builtins.ADV_GO.wait()
         VALUE = 42
         """
-    result = run_source(tmp_path, source, files={"slowmod.py": slowmod}, **_FORKSERVER)
+    result = run_source(tmp_path, source, files={"slowmod.py": slowmod}, **FORKSERVER)
     assert last_json(result) == [[0, 1, 4, 9], [42, 43, 44, 45]]
 
 
@@ -125,7 +120,7 @@ def test_a_faulthandler_watchdog_in_the_program_does_not_hang_the_workers(tmp_pa
         faulthandler.cancel_dump_traceback_later()
         print(json.dumps([first, out]))
         """
-    assert last_json(run_source(tmp_path, source, **_FORKSERVER)) == [[0, 1, 2, 3], [0, 1, 4, 9]]
+    assert last_json(run_source(tmp_path, source, **FORKSERVER)) == [[0, 1, 2, 3], [0, 1, 4, 9]]
 
 
 @pytest.mark.xfail(
@@ -156,7 +151,7 @@ def test_memory_the_program_frees_after_its_first_loop_is_given_back(tmp_path: P
 
         print(json.dumps([rss_mb(os.getpid()), max(rss_mb(pid) for pid in set(servers))]))
         """
-    program, server = last_json(run_source(tmp_path, source, **_FORKSERVER))
+    program, server = last_json(run_source(tmp_path, source, **FORKSERVER))
     assert program < 100
     assert server < 100
 
@@ -178,7 +173,7 @@ def test_the_programs_own_gc_freeze_survives_the_first_worker_start(tmp_path: Pa
             out.append(i)
         print(json.dumps([before > 0, gc.get_freeze_count() >= before, out]))
         """
-    assert last_json(run_source(tmp_path, source, **_FORKSERVER)) == [True, True, [0, 1, 2, 3]]
+    assert last_json(run_source(tmp_path, source, **FORKSERVER)) == [True, True, [0, 1, 2, 3]]
 
 
 # Fixed in session 44; was: (forkserver in general, not the fork of the server) a loop in an
@@ -205,7 +200,7 @@ def test_a_loop_in_an_atexit_handler_after_a_first_loop(tmp_path: Path) -> None:
             seen.append(i)
         print("main done")
         """
-    result = run_source(tmp_path, source, **_FORKSERVER)
+    result = run_source(tmp_path, source, **FORKSERVER)
     assert "FileNotFoundError" not in result.stderr, result.stderr[-2000:]
     assert last_json(result) == [0, 1, 4, 9, 16, 25]
 
@@ -229,7 +224,7 @@ def test_files_a_body_writes_keep_what_it_wrote(tmp_path: Path, method: str) -> 
                 f.write(f"data {i}")
         print(json.dumps([open(f"part{i}.txt").read() for i in range(4)]))
         """
-    assert last_json(run_source(tmp_path, source, **{**_FORKSERVER, "PARALOOP_START_METHOD": method})) == [
+    assert last_json(run_source(tmp_path, source, **{**FORKSERVER, "PARALOOP_START_METHOD": method})) == [
         f"data {i}" for i in range(4)
     ]
 
@@ -257,7 +252,7 @@ def test_a_umask_set_after_the_first_loop_is_the_workers(tmp_path: Path, method:
         print(json.dumps(modes))
         """
     assert (
-        last_json(run_source(tmp_path, source, **{**_FORKSERVER, "PARALOOP_START_METHOD": method}))
+        last_json(run_source(tmp_path, source, **{**FORKSERVER, "PARALOOP_START_METHOD": method}))
         == ["0o600"] * 4
     )
 
@@ -310,7 +305,7 @@ def test_the_scripts_globals_changed_after_the_first_loop_are_seen(tmp_path: Pat
             d.append(g(i))
         print(json.dumps([a, b, c, d]))
         """
-    assert last_json(run_source(tmp_path, source, **_FORKSERVER)) == [
+    assert last_json(run_source(tmp_path, source, **FORKSERVER)) == [
         [2, 3, 4, 5],
         [1100, 1110, 1120, 1130],
         ["late"] * 4,
@@ -354,7 +349,7 @@ def test_process_state_changed_after_the_first_loop_is_seen(tmp_path: Path) -> N
             ])
         print(json.dumps([first, second]))
         """
-    assert last_json(run_source(tmp_path, source, **_FORKSERVER)) == [
+    assert last_json(run_source(tmp_path, source, **FORKSERVER)) == [
         [None] * 4,
         [["set", "sub", "/nonexistent/adv44", "0.14286", "raised"]] * 4,
     ]
@@ -421,7 +416,7 @@ def test_a_first_loop_in_a_signal_handler_under_catch_warnings(tmp_path: Path) -
                 out.append("raised")
         print(json.dumps([res, out]))
         """
-    assert last_json(run_source(tmp_path, source, **_FORKSERVER)) == [{"handler": [1, 2, 3, 4]}, [0, 1, 2, 3]]
+    assert last_json(run_source(tmp_path, source, **FORKSERVER)) == [{"handler": [1, 2, 3, 4]}, [0, 1, 2, 3]]
 
 
 def test_a_new_server_after_the_first_was_killed_hashes_as_the_program(tmp_path: Path) -> None:
@@ -448,7 +443,7 @@ def test_a_new_server_after_the_first_was_killed_hashes_as_the_program(tmp_path:
             shards.append(hash(key) % 7)
         print(json.dumps(shards == [hash(key) % 7 for key in keys]))
         """
-    assert last_json(run_source(tmp_path, source, **_FORKSERVER)) is True
+    assert last_json(run_source(tmp_path, source, **FORKSERVER)) is True
 
 
 def test_a_raw_thread_holding_a_lock_of_a_user_module(tmp_path: Path) -> None:
@@ -486,7 +481,7 @@ def test_a_raw_thread_holding_a_lock_of_a_user_module(tmp_path: Path) -> None:
             with LOCK:
                 return x * 2
         """
-    result = run_source(tmp_path, source, files={"helper.py": helper}, **_FORKSERVER)
+    result = run_source(tmp_path, source, files={"helper.py": helper}, **FORKSERVER)
     assert last_json(result) == [[0, 1, 2, 3], [0, 2, 4, 6]]
 
 
@@ -511,7 +506,7 @@ def test_a_first_loop_inside_an_atexit_handler(tmp_path: Path) -> None:
 
         atexit.register(at_end)
         """
-    assert last_json(run_source(tmp_path, source, timeout=10, **_FORKSERVER)) is True
+    assert last_json(run_source(tmp_path, source, timeout=10, **FORKSERVER)) is True
 
 
 def test_hashes_with_pythonhashseed_set(tmp_path: Path) -> None:
@@ -529,7 +524,7 @@ def test_hashes_with_pythonhashseed_set(tmp_path: Path) -> None:
             [hash(k) % 11, hash(k.encode()) % 11, list(frozenset(k.split("-")))] for k in keys
         ]))
         """
-    assert last_json(run_source(tmp_path, source, PYTHONHASHSEED="123", **_FORKSERVER)) is True
+    assert last_json(run_source(tmp_path, source, PYTHONHASHSEED="123", **FORKSERVER)) is True
 
 
 def test_sigterm_runs_the_programs_handler_once_and_leaves_nothing(tmp_path: Path) -> None:
@@ -551,7 +546,7 @@ def test_sigterm_runs_the_programs_handler_once_and_leaves_nothing(tmp_path: Pat
         "        print('running', flush=True)\n"
         "    time.sleep(0.02)\n"
     )
-    program = start_program(script, **_FORKSERVER)
+    program = start_program(script, **FORKSERVER)
     try:
         wait_for_line(program, "running")
         deadline = time.monotonic() + 30

@@ -25,8 +25,8 @@ from pathlib import Path
 import psutil
 import pytest
 from conftest import (
+    FORK_SERVER_MARKS,
     FORKSERVER,
-    LINUX_FACILITIES,
     last_json,
     process_tree,
     product_environment,
@@ -35,12 +35,7 @@ from conftest import (
     wait_for_line,
 )
 
-_FORKSERVER = FORKSERVER
-
-pytestmark = [
-    pytest.mark.skipif(not LINUX_FACILITIES, reason="the fork server is forked only on Linux"),
-    pytest.mark.usefixtures("random_hashes"),
-]
+pytestmark = FORK_SERVER_MARKS
 
 
 def _eof_within(stream, seconds: float) -> bool:
@@ -109,7 +104,7 @@ def test_a_program_that_reaps_all_its_children_does_not_hang(tmp_path: Path) -> 
             total += i
         print(json.dumps([sorted(codes) if isinstance(codes, list) else codes, total]))
         """
-    assert last_json(run_source(tmp_path, source, **_FORKSERVER)) == [[0, 1, 2], 45]
+    assert last_json(run_source(tmp_path, source, **FORKSERVER)) == [[0, 1, 2], 45]
 
 
 # Found against the early server (taken back): the early fork server holds the program's stdout
@@ -132,7 +127,7 @@ def test_a_program_that_detaches_its_standard_streams_ends_the_pipe(tmp_path: Pa
         "while not os.path.exists('stop') and time.monotonic() < deadline:\n"
         "    time.sleep(0.02)\n"
     )
-    program = start_program(script, **_FORKSERVER)
+    program = start_program(script, **FORKSERVER)
     try:
         wait_for_line(program, "detached", seconds=30)
         assert program.stdout is not None
@@ -209,7 +204,7 @@ def test_workers_write_where_the_program_redirected_stdout(tmp_path: Path) -> No
         print(json.dumps(sorted(open("redirected.log").read().splitlines())))
         """
     expected = sorted([f"raw {i}" for i in range(4)] + [f"child {i}" for i in range(4)])
-    assert last_json(run_source(tmp_path, source, **_FORKSERVER)) == expected
+    assert last_json(run_source(tmp_path, source, **FORKSERVER)) == expected
 
 
 # Found against the early server (taken back): the early fork server is forked before the script
@@ -235,7 +230,7 @@ def test_process_attributes_set_before_the_first_loop_are_the_workers(tmp_path: 
             seen.append([resource.getrlimit(resource.RLIMIT_NOFILE)[0], os.nice(0), sorted(os.sched_getaffinity(0))])
         print(json.dumps(seen == [mine] * 4))
         """
-    assert last_json(run_source(tmp_path, source, **_FORKSERVER)) is True
+    assert last_json(run_source(tmp_path, source, **FORKSERVER)) is True
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="dropping privileges needs root")
@@ -266,7 +261,7 @@ def test_privileges_dropped_before_the_first_loop_are_dropped_in_the_workers(tmp
             ids.append([os.getuid(), os.geteuid(), os.getgid()])
         print(json.dumps(ids))
         """
-    assert last_json(run_source(tmp_path, source, **_FORKSERVER)) == [[65534, 65534, 65534]] * 4
+    assert last_json(run_source(tmp_path, source, **FORKSERVER)) == [[65534, 65534, 65534]] * 4
 
 
 # Found against the early server (taken back): the early fork server stays in the process group
@@ -287,7 +282,7 @@ def test_workers_follow_the_program_into_its_own_process_group(tmp_path: Path) -
             groups.append(os.getpgid(0))
         print(json.dumps([g == group for g in groups]))
         """
-    assert last_json(run_source(tmp_path, source, **_FORKSERVER)) == [True] * 4
+    assert last_json(run_source(tmp_path, source, **FORKSERVER)) == [True] * 4
 
 
 # Found against the early server (taken back): interpreter settings the program makes before its
@@ -312,7 +307,7 @@ def test_interpreter_settings_made_before_the_first_loop_are_the_workers(tmp_pat
             seen.append([sys.getrecursionlimit(), sys.get_int_max_str_digits(), socket.getdefaulttimeout(), time.tzname[0]])
         print(json.dumps(seen))
         """
-    assert last_json(run_source(tmp_path, source, **_FORKSERVER)) == [[5000, 100000, 7.5, "JST"]] * 4
+    assert last_json(run_source(tmp_path, source, **FORKSERVER)) == [[5000, 100000, 7.5, "JST"]] * 4
 
 
 # ----------------------------------------------------------------------------------------------
@@ -337,7 +332,7 @@ def test_a_program_that_closes_every_descriptor_runs_its_loops(tmp_path: Path) -
             nexts.append(i + 1)
         print(json.dumps([squares, nexts]))
         """
-    assert last_json(run_source(tmp_path, source, **_FORKSERVER)) == [
+    assert last_json(run_source(tmp_path, source, **FORKSERVER)) == [
         [i * i for i in range(8)],
         [i + 1 for i in range(8)],
     ]
@@ -367,7 +362,7 @@ def test_sockets_at_the_early_servers_old_number_get_nothing_of_paraloops(tmp_pa
                     break
         print(json.dumps([squares, got]))
         """
-    result = run_source(tmp_path, source, timeout=30, **_FORKSERVER)
+    result = run_source(tmp_path, source, timeout=30, **FORKSERVER)
     assert last_json(result) == [[i * i for i in range(8)], ["mine"] * 8]
 
 
@@ -390,7 +385,7 @@ def test_a_file_put_at_the_early_servers_number_stays_the_programs(tmp_path: Pat
             os.write(n, b"%d\\n" % n)
         print(json.dumps([squares, open("numbers.log").read().split() == [str(n) for n in numbers]]))
         """
-    assert last_json(run_source(tmp_path, source, **_FORKSERVER)) == [[i * i for i in range(8)], True]
+    assert last_json(run_source(tmp_path, source, **FORKSERVER)) == [[i * i for i in range(8)], True]
 
 
 def test_environment_directory_mask_and_path_set_before_the_first_loop(tmp_path: Path) -> None:
@@ -417,7 +412,7 @@ def test_environment_directory_mask_and_path_set_before_the_first_loop(tmp_path:
             seen.append([os.environ.get("ADV44B"), os.getcwd() == extra, mask, advmod44b.VALUE])
         print(json.dumps(seen))
         """
-    assert last_json(run_source(tmp_path, source, **_FORKSERVER)) == [["42", True, 0o027, 7]] * 4
+    assert last_json(run_source(tmp_path, source, **FORKSERVER)) == [["42", True, 0o027, 7]] * 4
 
 
 @pytest.mark.parametrize("how", ["os._exit", "sys.exit", "raise"])
@@ -455,7 +450,7 @@ def test_sigkill_of_the_program_leaves_nothing(tmp_path: Path, moment: str) -> N
         "    while time.process_time() < end:\n"
         "        pass\n"
     )
-    program = start_program(script, moment, **_FORKSERVER)
+    program = start_program(script, moment, **FORKSERVER)
     wait_for_line(program, "started", seconds=60)
     # The early server alone below the program, or the server and its workers too.
     wanted = 2 if moment == "before the loop" else 4
@@ -483,7 +478,7 @@ def test_an_exec_after_a_loop_leaves_no_server_behind(tmp_path: Path) -> None:
         print(out, flush=True)
         os.execv(sys.executable, [sys.executable, "-c", "print('exec ran')"])
         """
-    result = run_source(tmp_path, source, **_FORKSERVER)
+    result = run_source(tmp_path, source, **FORKSERVER)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.splitlines()[-1] == "exec ran"
     assert _left_running(str(tmp_path)) == []
@@ -509,7 +504,7 @@ def test_standard_input_read_across_the_first_loop(tmp_path: Path) -> None:
         capture_output=True,
         text=True,
         timeout=60,
-        env=product_environment(**_FORKSERVER),
+        env=product_environment(**FORKSERVER),
         cwd=tmp_path,
     )
     assert last_json(result) == ["0\n", 19999, list(range(6))]
@@ -544,7 +539,7 @@ def test_two_threads_starting_the_first_workers_at_once_hash_as_the_program(tmp_
         mine = [hash(w) % 5 for w in words]
         print(json.dumps([results["a"] == mine, results["b"] == mine]))
         """
-    assert last_json(run_source(tmp_path, source, **_FORKSERVER)) == [True, True]
+    assert last_json(run_source(tmp_path, source, **FORKSERVER)) == [True, True]
 
 
 def test_a_nested_loop_in_the_body_hashes_as_the_program(tmp_path: Path) -> None:
@@ -562,7 +557,7 @@ def test_a_nested_loop_in_the_body_hashes_as_the_program(tmp_path: Path) -> None
             rows.append(row)
         print(json.dumps(rows == [[hash(f"k{i}{n}") % 11 for n in range(5)] for i in range(4)]))
         """
-    assert last_json(run_source(tmp_path, source, **_FORKSERVER)) is True
+    assert last_json(run_source(tmp_path, source, **FORKSERVER)) is True
 
 
 def test_the_programs_own_forkserver_pool_between_loops(tmp_path: Path) -> None:
@@ -589,7 +584,7 @@ def test_the_programs_own_forkserver_pool_between_loops(tmp_path: Path) -> None:
             mine = [hash(w) % 13 for w in words]
             print(json.dumps([first == mine, second == mine, squares]))
         """
-    assert last_json(run_source(tmp_path, source, **_FORKSERVER)) == [True, True, [x * x for x in range(10)]]
+    assert last_json(run_source(tmp_path, source, **FORKSERVER)) == [True, True, [x * x for x in range(10)]]
 
 
 def test_sigchld_ignored_before_the_first_loop(tmp_path: Path) -> None:
@@ -607,7 +602,7 @@ def test_sigchld_ignored_before_the_first_loop(tmp_path: Path) -> None:
             shards.append(hash(word) % 7)
         print(json.dumps(shards == [hash(w) % 7 for w in words]))
         """
-    assert last_json(run_source(tmp_path, source, **_FORKSERVER)) is True
+    assert last_json(run_source(tmp_path, source, **FORKSERVER)) is True
 
 
 def test_a_program_without_loops_ends_its_pipe_with_it(tmp_path: Path) -> None:

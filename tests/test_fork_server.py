@@ -18,8 +18,8 @@ import time
 import psutil
 import pytest
 from conftest import (
+    FORK_SERVER_MARKS,
     FORKSERVER,
-    LINUX_FACILITIES,
     last_json,
     process_tree,
     run_source,
@@ -27,12 +27,7 @@ from conftest import (
     wait_for_line,
 )
 
-_FORKSERVER = FORKSERVER
-
-pytestmark = [
-    pytest.mark.skipif(not LINUX_FACILITIES, reason="the fork server is forked only on Linux"),
-    pytest.mark.usefixtures("random_hashes"),
-]
+pytestmark = FORK_SERVER_MARKS
 
 
 _SET_ORDER = """
@@ -67,7 +62,7 @@ _SET_ORDER = """
 def test_a_set_of_strings_is_in_the_programs_order_in_forkserver_workers(tmp_path) -> None:
     """Document frequencies counted over each document's set of words: the dict's key order is
     the sets' order, which was the worker's own (the keys came in another order, silently)."""
-    assert last_json(run_source(tmp_path, _SET_ORDER, **_FORKSERVER)) is True
+    assert last_json(run_source(tmp_path, _SET_ORDER, **FORKSERVER)) is True
 
 
 def test_the_programs_pipes_end_when_it_closes_them(tmp_path) -> None:
@@ -89,7 +84,7 @@ def test_the_programs_pipes_end_when_it_closes_them(tmp_path) -> None:
         said = reader.stdout.read().strip()
         print(json.dumps([total, said, reader.wait(timeout=20)]))
         """
-    assert last_json(run_source(tmp_path, source, **_FORKSERVER)) == [28, "ended", 0]
+    assert last_json(run_source(tmp_path, source, **FORKSERVER)) == [28, "ended", 0]
 
 
 def test_a_stream_replaced_when_the_server_was_forked_is_not_the_workers_own(tmp_path) -> None:
@@ -108,7 +103,7 @@ def test_a_stream_replaced_when_the_server_was_forked_is_not_the_workers_own(tmp
             print("after", i)
         print(json.dumps(sorted(captured.getvalue().splitlines())))
         """
-    result = run_source(tmp_path, source, **_FORKSERVER)
+    result = run_source(tmp_path, source, **FORKSERVER)
     assert last_json(result) == [f"inside {i}" for i in range(4)]
     assert sorted(line for line in result.stdout.splitlines() if line.startswith("after")) == [
         f"after {i}" for i in range(4)
@@ -136,7 +131,7 @@ def test_with_another_thread_running_the_server_is_a_new_interpreter(tmp_path, t
         stop.set()
         print(json.dumps([squares, sorted(servers)]))
         """
-    assert last_json(run_source(tmp_path, source, **_FORKSERVER)) == [[i * i for i in range(6)], [thread]]
+    assert last_json(run_source(tmp_path, source, **FORKSERVER)) == [[i * i for i in range(6)], [thread]]
 
 
 @pytest.mark.xfail(
@@ -159,7 +154,7 @@ def test_a_program_running_another_thread_hashes_as_the_program(tmp_path) -> Non
         stop.set()
         print(json.dumps(shards == [hash(key) % 7 for key in keys]))
         """
-    assert last_json(run_source(tmp_path, source, **_FORKSERVER)) is True
+    assert last_json(run_source(tmp_path, source, **FORKSERVER)) is True
 
 
 @pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM])
@@ -176,7 +171,7 @@ def test_the_server_and_its_workers_end_with_the_program(tmp_path, how) -> None:
         "        print('running', flush=True)\n"
         "    time.sleep(0.05)\n"
     )
-    program = start_program(script, **_FORKSERVER)
+    program = start_program(script, **FORKSERVER)
     try:
         wait_for_line(program, "running")
         deadline = time.monotonic() + 30
