@@ -159,10 +159,10 @@ def sweep(step: int = 1) -> tuple[int, int]:
     """The first call a sweep of injected faults tries (a Ctrl-C, a collection at each Python
     call in turn, ``step`` apart) and how far apart its tries are.
 
-    tox's py310 to py312 and portable environments set ``SWEEP_SHARES=3``: each tries a third
-    of the calls, the third its minor version chooses, so that the three versions together try
-    every one (the sweeps took a fifth of each version's time); py313, and a run without tox,
-    try every one.
+    tox's test environments set ``SWEEP_SHARES=3``: each tries a third of the calls, the third
+    its minor version chooses, so that py310 to py312 together try every one (the sweeps took a
+    fifth of each version's time; py313's third is py310's, under a newer Python); a run without
+    tox tries every one.
     """
     shares = int(os.environ.get("SWEEP_SHARES", "1"))
     return step * (1 + sys.version_info.minor % shares), step * shares
