@@ -155,16 +155,20 @@ def _mapped_in_dev_shm() -> set[str]:
     return mapped
 
 
-def sweep(step: int = 1) -> tuple[int, int]:
+def sweep(request: pytest.FixtureRequest, step: int = 1) -> tuple[int, int]:
     """The first call a sweep of injected faults tries (a Ctrl-C, a collection at each Python
     call in turn, ``step`` apart) and how far apart its tries are.
 
     tox's test environments set ``SWEEP_SHARES=3``: each tries a third of the calls, the third
     its minor version chooses, so that py310 to py312 together try every one (the sweeps took a
-    fifth of each version's time; py313's third is py310's, under a newer Python); a run without
-    tox tries every one.
+    fifth of each version's time; py313's third is py310's, under a newer Python).  A test that
+    not every version runs tries every call where it runs last: marked ``once`` (py313 only), or
+    ``spawn`` under py313 (py310 and py313 only).  A run without tox tries every one.
     """
     shares = int(os.environ.get("SWEEP_SHARES", "1"))
+    marked = {mark.name for mark in request.node.iter_markers()}
+    if "once" in marked or ("spawn" in marked and sys.version_info >= (3, 13)):
+        shares = 1
     return step * (1 + sys.version_info.minor % shares), step * shares
 
 

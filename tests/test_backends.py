@@ -391,7 +391,7 @@ def test_a_chunk_that_never_comes_back_is_an_error_not_a_short_result() -> None:
     ],
 )
 def test_a_loop_the_garbage_collector_finalizes_during_the_next_one_hangs_nothing(
-    tmp_path: Path, options: str, step: int, where: str
+    request: pytest.FixtureRequest, tmp_path: Path, options: str, step: int, where: str
 ) -> None:
     """Fault injection: a generator expression over a loop, left half read in a reference cycle,
     is finalized by the garbage collector (which may run at any allocation) at each point of the
@@ -403,7 +403,7 @@ def test_a_loop_the_garbage_collector_finalizes_during_the_next_one_hangs_nothin
     the next loop runs in the main thread, or in another (the garbage collector finalizes the
     main thread's loop there: its fork loop failed with "dictionary changed size during
     iteration", in the caller's turns at forks)."""
-    first, step = sweep(step)
+    first, step = sweep(request, step)
     result = run_source(
         tmp_path,
         f"""
@@ -528,7 +528,9 @@ def test_a_ctrl_c_as_the_pool_leases_a_worker_leaves_it_to_later_loops(tmp_path:
 
 
 @pytest.mark.parametrize("method", ["fork", "forkserver"])
-def test_ctrl_c_twice_stops_the_loop_s_workers(tmp_path: Path, method: str) -> None:
+def test_ctrl_c_twice_stops_the_loop_s_workers(
+    request: pytest.FixtureRequest, tmp_path: Path, method: str
+) -> None:
     """Ctrl-C pressed twice: an iteration sends the caller SIGINT, and the second Ctrl-C comes at
     each Python call of the loop's cleanup in turn (by a profile function the first Ctrl-C's
     handler sets).  The program, which catches KeyboardInterrupt and goes on, has no more live
@@ -539,7 +541,7 @@ def test_ctrl_c_twice_stops_the_loop_s_workers(tmp_path: Path, method: str) -> N
     program's SIGINT handler is its own after each loop (a second Ctrl-C as the loop's handler
     wrapper was taken off left the wrapper in place: after 3 to 8 of the cut loops)."""
     head = "# paraloop: enable\nimport json, os, signal, sys, time\nfrom paraloop import ParaLoop\n"
-    first, step = sweep()
+    first, step = sweep(request)
     result = run_source(
         tmp_path,
         head

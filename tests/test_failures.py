@@ -197,7 +197,7 @@ print(json.dumps({"tried": state["at"], "foreign": sorted(foreign), "after": loo
     ],
 )
 def test_a_ctrl_c_at_any_call_of_a_loop_shows_the_programs_frames_only(
-    tmp_path: Path, method: str, caller_runs: str, form: str
+    request: pytest.FixtureRequest, tmp_path: Path, method: str, caller_runs: str, form: str
 ) -> None:
     """Whatever call of paraloop's a Ctrl-C lands in (its wait for the workers, a lock, a context
     manager's exit, os.environ), the traceback shows the program's frames, as the plain loop's
@@ -206,7 +206,7 @@ def test_a_ctrl_c_at_any_call_of_a_loop_shows_the_programs_frames_only(
     killed the fork server and left a child waiting for ever, which the program's exit waited for
     (Python 3.13), and the start after it was refused (the fork server still ending)."""
     script = tmp_path / "program.py"
-    first, step = sweep()
+    first, step = sweep(request)
     swept = CTRL_C_AT_EACH_CALL.replace("SWEEP_FIRST", str(first)).replace("SWEEP_STEP", str(step))
     script.write_text(textwrap.dedent(swept))
     # In a process group of its own: what it leaves behind is found by the group.

@@ -346,7 +346,7 @@ def test_the_program_s_other_threads_keep_their_pools_while_a_fork_loop_runs(tmp
 @BOTH_PRELUDES
 @pytest.mark.parametrize("options", ['start_method="fork"', 'backend="threads"'])
 def test_ctrl_c_twice_leaves_the_caller_s_pools_as_they_were(
-    tmp_path: Path, options: str, prelude: str
+    request: pytest.FixtureRequest, tmp_path: Path, options: str, prelude: str
 ) -> None:
     """Ctrl-C pressed twice: an iteration sends the caller SIGINT, and the second Ctrl-C comes
     as the loop cleans up (two presses, or a SIGINT that GNU timeout forwards to a process
@@ -356,7 +356,7 @@ def test_ctrl_c_twice_leaves_the_caller_s_pools_as_they_were(
     and its next loop runs.  (A second Ctrl-C at the cleanup's first call left the caller's
     pools at the workers' share for the rest of the program: under fork, and in a threads
     loop, whose holder the interrupted cleanup's traceback kept alive.)"""
-    first, step = sweep()
+    first, step = sweep(request)
     seen = _run(
         tmp_path,
         """
