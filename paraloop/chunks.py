@@ -4,8 +4,10 @@ A chunk is the unit sent to a worker.  One message per iteration is far too
 slow for cheap bodies, one huge chunk balances badly for expensive ones, so the
 size adapts to the iteration time the workers measure, aiming at chunks of a
 few tens of milliseconds.  Sizes depend on measured times only, never on the
-number of workers.  The iterable is read one chunk at a time, when a worker is
-free to take it, so read-ahead is bounded by the number of chunks in flight.
+number of workers (but for the threads backend's many threads, which ask for chunks of two
+where waiting iterations are many: see ``Chunker.next``).  The iterable is read one chunk
+at a time, when a worker is free to take it, so read-ahead is bounded by the number of
+chunks in flight.
 
 A chunk of items copied into worker processes also ends where its items' bytes
 reach MAX_CHUNK_BYTES, however small the items before them were: a sequence's
@@ -322,16 +324,22 @@ class Chunker:
         """Whether the items come from an iterator (the program's code may run as they are read)."""
         return self._iterator is not None
 
-    def next(self, minimum: int = 1, maximum: int | None = None) -> Chunk | None:
+    def next(self, minimum: int = 1, maximum: int | None = None, paired_above: int = 0) -> Chunk | None:
         """The next chunk, of ``minimum`` to ``maximum`` items, or None; a fixed size (``chunksize=``)
-        ignores ``minimum``, and ``maximum`` cuts it too (``max_iterations_per_worker``)."""
+        ignores ``minimum``, and ``maximum`` cuts it too (``max_iterations_per_worker``).
+        ``paired_above``: where more items than this are left of a sequence, the chunk holds two
+        at least (the threads backend's many threads, see there)."""
         with self._lock:
-            return self._next(minimum, maximum)
+            return self._next(minimum, maximum, paired_above)
 
-    def _next(self, minimum: int, maximum: int | None) -> Chunk | None:
+    def _next(self, minimum: int, maximum: int | None, paired_above: int = 0) -> Chunk | None:
         if self.exhausted or self.stopped:
             return None
         size = self.size
+        if paired_above and not self.fixed and self._sequence is not None:
+            known = length(self._sequence)
+            if known is not None and known - self.position > paired_above:
+                minimum = max(minimum, 2)
         if not self.fixed:
             known = length(self._sequence) if self._sequence is not None and self._measured else None
             if known is not None:

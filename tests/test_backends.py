@@ -193,6 +193,80 @@ def test_a_threads_chunk_after_the_one_that_raised_starts_no_more_iterations(
     assert max(started) < 32, started
 
 
+def test_more_threads_than_cpus_take_waiting_iterations_two_at_a_time_but_the_last_ones(
+    load_module: Loader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Waiting iterations on more threads than CPUs go two to a chunk (half the chunks' own CPU,
+    which holds the GIL the other threads' answers wait for), but for the last two rounds of
+    the threads, which go one by one as before; at no more threads than CPUs, one by one
+    throughout.  Iterations of 30 ms, so the measured time alone would give chunks of one."""
+    from paraloop.chunks import Chunker
+    from paraloop.cpus import available_cpus
+
+    many = available_cpus() + 1
+    module = load_module("""
+        import time
+        from paraloop import ParaLoop
+        def run(count):
+            done = []
+            for i in ParaLoop(list(range(24)), num_processes=count, backend="threads"):
+                time.sleep(0.03)
+                done.append(i)
+            return done
+    """)
+    cut: list[tuple[int, int]] = []
+    original = Chunker.next
+
+    def next_chunk(self: Chunker, *args: Any, **kwargs: Any) -> Any:
+        chunk = original(self, *args, **kwargs)
+        if chunk is not None:
+            cut.append((chunk.start, len(chunk.items)))
+        return chunk
+
+    monkeypatch.setattr(Chunker, "next", next_chunk)
+    assert module.run(many) == list(range(24))
+    last = 24 - 2 * many
+    assert sorted(cut) == [(start, 2) for start in range(0, last, 2)] + [
+        (start, 1) for start in range(last, 24)
+    ]
+    cut.clear()
+    assert module.run(available_cpus()) == list(range(24))
+    assert sorted(cut) == [(start, 1) for start in range(24)]
+
+
+def test_a_break_in_a_pair_of_waiting_iterations_starts_neither_its_partner_nor_another_pairs(
+    load_module: Loader, tmp_path: Path
+) -> None:
+    """Chunks of two on more threads than CPUs keep the break: the breaking iteration's partner
+    in its chunk does not start, nor does the second iteration of a chunk another thread runs
+    then (the plain loop never runs either).  Each iteration notes its start in a file."""
+    from paraloop.cpus import available_cpus
+
+    module = load_module(f"""
+        import time
+        from paraloop import ParaLoop
+        def note(i):
+            with open({str(tmp_path / "started.txt")!r}, "a") as handle:
+                handle.write(f"{{i}}\\n")
+        def run():
+            done = []
+            for i in ParaLoop(list(range(40)), num_processes={available_cpus() + 1}, backend="threads"):
+                note(i)
+                if i == 6:
+                    break
+                time.sleep(0.1)
+                done.append(i)
+            return done
+    """)
+    assert module.run() == [0, 1, 2, 3, 4, 5]
+    for thread in threading.enumerate():
+        if thread.name.startswith("paraloop-thread-"):
+            thread.join(timeout=10)
+    started = sorted(int(line) for line in (tmp_path / "started.txt").read_text().split())
+    assert 7 not in started, started
+    assert [i for i in started if i > 6 and i % 2] == [], started
+
+
 ENDS_AFTER_AN_EXCEPTION = """
     # paraloop: enable
     import warnings

@@ -197,3 +197,36 @@ def test_chunks_grow_again_after_large_items() -> None:
         sizes.append(len(chunk.items))
     assert sum(sizes) == 50_020
     assert max(sizes) == 10_000
+
+
+def test_paired_chunks_hold_two_items_until_the_last_ones_then_follow_the_time() -> None:
+    """``paired_above`` (the threads backend's many threads): while more items than that are
+    left of a sequence, a chunk holds two at least, from the first chunk on; the last ones go one
+    by one as the measured time says (iterations of 30 ms against a 20 ms target)."""
+    chunker = Chunker(list(range(40)))
+    chunks = []
+    while (chunk := chunker.next(paired_above=6)) is not None:
+        chunks.append((chunk.start, len(chunk.items)))
+        chunker.observe(len(chunk.items), 0.03 * len(chunk.items))
+    assert chunks == [(start, 2) for start in range(0, 34, 2)] + [(start, 1) for start in range(34, 40)]
+
+
+@pytest.mark.parametrize(
+    ("chunker", "seconds"),
+    [
+        (Chunker(range(10_000)), 1e-6),  # fast iterations: larger chunks than two already
+        (Chunker(iter(range(40))), 0.03),  # an iterator: its length unknown, no pairs
+        (Chunker(range(40), chunksize=1), 0.03),  # a chunksize given is kept
+    ],
+)
+def test_paired_chunks_change_nothing_where_chunks_are_larger_or_the_length_unknown(
+    chunker: Chunker, seconds: float
+) -> None:
+    sizes = []
+    while (chunk := chunker.next(paired_above=6)) is not None:
+        sizes.append(len(chunk.items))
+        chunker.observe(len(chunk.items), seconds * len(chunk.items))
+    if seconds < 1e-3:
+        assert sizes[0] == 2 and max(sizes) > 2, sizes
+    else:
+        assert sizes == [1] * 40

@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..chunks import Chunk, Chunker
+from ..cpus import available_cpus
 from ..execute import DONE, RAISED, Job, Outcome, execute_chunk, timeout_error
 from ..native_threads import limited, openmp_here
 from ..resources import hand_back, release_thread
@@ -64,11 +65,12 @@ def run_threads(job: Job, chunker: Chunker, count: int) -> Iterator[Outcome]:
     # Per thread: the running iteration's start (0: none), its index, and its chunk.
     clocks: list[list[Any]] = [[0.0, -1, None] for _ in range(count)]
     running = _Running(count)
+    paired = _paired(count)
 
     threads = [
         threading.Thread(
             target=_work,
-            args=(n, job, chunker, clocks[n], results, stop, room, running),
+            args=(n, job, chunker, clocks[n], results, stop, room, running, paired),
             name=f"paraloop-thread-{n + 1}",
             daemon=True,
         )
@@ -189,6 +191,7 @@ def _work(
     stop: threading.Event,
     room: queue.SimpleQueue[None],
     running: _Running,
+    paired: int,
 ) -> None:
     """One thread of the loop: take chunks and run them until the chunker or the caller stops.
 
@@ -206,7 +209,7 @@ def _work(
                 room.get(timeout=ROOM_POLL_SECONDS)
             except queue.Empty:
                 continue  # look at stop again: the caller may have gone
-            chunk = chunker.next()
+            chunk = chunker.next(paired_above=paired)
             if chunk is None:
                 break
             chunk = _own_list(chunk)
@@ -239,6 +242,22 @@ def _work(
         # those it handed back, which are the caller's.
         release_thread()
         results.put((number, _FINISHED))
+
+
+def _paired(count: int) -> int:
+    """Past how many items left of a sequence a chunk holds two iterations at least (0: never).
+
+    More threads than CPUs are for iterations that mostly wait (a request, a read); one that
+    waits past the chunks' 20 ms target gets a chunk of its own.  That chunk's own CPU (the
+    private copies, the outcome, the caller taking it in order), 40-50 us, is then more than the
+    iteration's, and holds the GIL that the other threads' answers wait for: 256 requests of 20 ms on 64
+    threads took 113.8 ms in chunks of one, 109.9 ms in chunks of two but for the last 128
+    iterations, and ThreadPoolExecutor(64) 109.5 (medians of 13 fresh runs; benchmarks/README.md,
+    session 46).  The last two rounds of the threads (twice their number of iterations) still go
+    one by one, so the loop ends as balanced as before: a slow iteration delays at most the one
+    paired with it.  At no more threads than CPUs, chunks follow the measured time alone.
+    """
+    return 2 * count if count > available_cpus() else 0
 
 
 # A range's or tuple's chunk up to this many items runs over a list of its own (see _work);
