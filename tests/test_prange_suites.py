@@ -43,6 +43,7 @@ from conftest import settings_for
 from plain_loop import run_plain
 
 import paraloop
+from paraloop.cpus import available_cpus
 
 Loader = Callable[..., ModuleType]
 
@@ -50,6 +51,8 @@ SUITES = Path(__file__).parent / "prange_suites"
 
 #: (num_processes, chunksize): every case runs with each, on every backend but Dask.
 SETTINGS = [(2, None), (3, 1), (2, 7)]
+#: ...and on threads, more of them than CPUs, whose chunks hold two iterations while many are left.
+MANY_THREADS = (available_cpus() + 2, None)
 
 EXPECTATIONS = ("exact", "exact-or-refused")
 
@@ -282,7 +285,7 @@ def test_plain_loop_runs_as_translated(case: Case) -> None:
 def test_suite_loop_gives_the_plain_outcome(case: Case, every_backend: str, load_module: Loader) -> None:
     """The translated loop, through paraloop, gives exactly what the plain loop gives."""
     plain = plain_outcome(case)
-    settings = settings_for(every_backend, SETTINGS)
+    settings = settings_for(every_backend, SETTINGS) + ([MANY_THREADS] if every_backend == "threads" else [])
     outcomes: dict[tuple[int, int | None], Outcome] = {}
     try:
         module = load_module(case.source, marked=False)
