@@ -131,6 +131,27 @@ def _process_wide(
     return None
 
 
+def _shared_on_threads(shared: str, filename: str, line: int) -> ParaLoopError:
+    """The refusal of a loop on the threads backend whose body changes process-wide state: its
+    iterations run side by side in threads of one process, where each would see the others'
+    changes (another iteration's seed between an iteration's ``random.seed(i)`` and its draw),
+    which no plain loop does.  ``lanes=True`` says the body is safe so, and runs it; so does one
+    thread (``num_processes=1``), which runs the iterations one after another."""
+    advice = (
+        "give each iteration a generator of its own (rng = random.Random(i), or "
+        "numpy.random.default_rng(i)) and draw from it"
+        if "random generator" in shared
+        else "keep the change out of the body"
+    )
+    return ParaLoopError(
+        f"{filename}, line {line}: the body changes {shared}, which every thread of a process "
+        "shares: with backend='threads' its iterations run side by side and would see each other's "
+        "changes. Run it without backend='threads' (worker processes run one iteration at a time "
+        f"each), on one thread (num_processes=1) or with backend='sequential'; or {advice}; or, if "
+        "iterations cannot meet there, say so with ParaLoop(..., lanes=True)"
+    )
+
+
 def _global_random(
     uses: tuple[Use, ...],
     scope: Mapping[str, Any] | None,
@@ -699,9 +720,15 @@ def _run(
     if draws and not seeds and _backend(loop) != "sequential":
         loop = _without_global_random(loop, draws, worker.__code__.co_filename, line)
     lanes = loop.resolved_lanes()
-    if lanes is None:
+    if lanes is not True:
         shared = _process_wide(uses, scope, local, worker.__globals__)
-        if shared is not None:
+        if (
+            shared is not None
+            and _backend(loop) == "threads"
+            and (loop.resolved_num_processes() or available_cpus()) > 1
+        ):
+            raise _shared_on_threads(shared, worker.__code__.co_filename, line)
+        if shared is not None and lanes is None:
             log.debug("loop at line %d changes %s: no lanes", line, shared)
             lanes = False
     params, values = _capture(worker, scope, local)

@@ -410,16 +410,12 @@ def test_an_environment_value_an_earlier_iteration_set_in_the_body_is_plain_or_r
     assert done.stdout.strip() == str([None, *[str(i) for i in range(11)]])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known, open: on threads the environment is the process's, shared by the iterations running side by side (docs/semantics.md, known differences)",
-)
 def test_each_iteration_sees_its_own_environment_change_on_threads(load_module: Loader) -> None:
     """docs/semantics.md: an iteration that sets ``os.environ[...]`` sees its own change, 'such
-    loops never run iterations side by side in threads'.  With ``backend="threads"`` they do:
+    loops never run iterations side by side in threads'.  With ``backend="threads"`` they did:
     an iteration that sets X, sleeps, reads X got another thread's value
     (['2', '3', ..., '11', '11', '11']), silently.  Expected: the plain list, or a refusal
-    naming the environment."""
+    naming the environment (refused since session 46)."""
     module = load_module("""
         import os, time
         from paraloop import ParaLoop
@@ -432,11 +428,10 @@ def test_each_iteration_sees_its_own_environment_change_on_threads(load_module: 
             return out
     """)
     try:
-        try:
-            result = module.run()
-        except paraloop.ParaLoopError:
-            return
-        assert result == [str(i) for i in range(8)]
+        with pytest.raises(
+            paraloop.ParaLoopError, match=r"line \d+: the body changes the environment \(line \d+"
+        ):
+            module.run()
     finally:
         os.environ.pop("PARALOOP_ADV13B_OWN", None)
 
