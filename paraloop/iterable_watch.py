@@ -291,11 +291,16 @@ class IterableWatch:
         if name in self._names.kept:
             # No yield of the value helps, nor the sequential backend, which combines the body's
             # total as every backend does: the iterations go on from the value the iterable set.
+            # Or a function the body calls rebound it (global total) where iterations run in the
+            # program (threads, sequential, the caller's chunks), between two reads of items.
             return ParaLoopError(
-                f"{self._where}: the loop's iterable changed {what}, which the body combines into, "
-                f"before it yielded item {index}: the iterations after it go on from the value the "
-                "iterable set, so the loop is sequential by nature.  Run it as a plain for loop "
-                "(without ParaLoop), or set the name before or after the loop, not in the iterable"
+                f"{self._where}: {what}, which the body combines into, was rebound before item "
+                f"{index} was read: the loop's iterable changed it, or a function the body calls "
+                f"did (global {name}).  The loop's own result would overwrite that change: if the "
+                "iterable sets it, the loop is sequential by nature.  Run it as a plain for loop "
+                "(without ParaLoop), or set the name before or after the loop, not in the iterable; "
+                f"if a function the body calls changes it, have it return its part and update {name} "
+                "in the body"
             )
         return ParaLoopError(
             f"{self._where}: the loop's iterable changed {what}, which the body reads, before it "

@@ -340,6 +340,51 @@ def _combined(value: object) -> str:
     return f"for a {type(value).__name__}, paraloop combines {forms}"
 
 
+def _running_extreme(name: str, stores: list[Use], reads: list[Use]) -> str | None:
+    """The refusal of a running maximum or minimum written with ``if`` (``if v > m: m = v``), which
+    carries ``m`` from one iteration to the next as written, but is ``m = max(m, v)``, which
+    paraloop combines (ties keep the earlier value, as the ``if`` does); None for other loops."""
+    if len(stores) != 1:
+        return None
+    import ast  # here: a refusal's wording, not worth its import for every program
+
+    for read in reads:
+        line = read.source.partition("\n")[0]
+        test = line.removeprefix("if ").removeprefix("elif ").removesuffix(":")
+        if test == line or not line.endswith(":"):
+            continue
+        try:
+            compare = ast.parse(test, mode="eval").body
+        except SyntaxError:
+            continue
+        if not (isinstance(compare, ast.Compare) and len(compare.ops) == 1):
+            continue
+        left, op, right = compare.left, compare.ops[0], compare.comparators[0]
+        if isinstance(right, ast.Name) and right.id == name:
+            other, larger = left, isinstance(op, ast.Gt)  # v > m: m = v keeps the larger
+            if not isinstance(op, (ast.Gt, ast.Lt)):
+                continue
+        elif isinstance(left, ast.Name) and left.id == name:
+            other, larger = right, isinstance(op, ast.Lt)  # m < v: m = v keeps the larger
+            if not isinstance(op, (ast.Gt, ast.Lt)):
+                continue
+        else:
+            continue
+        value = ast.unparse(other)
+        # The if holds that one store and nothing else (an argmax's second name would still
+        # be carried): its source, as the rewriter spells it, is whole.
+        if stores[0].source != f"{name} = {value}" or read.source != f"{line}\n    {name} = {value}":
+            continue
+        function = "max" if larger else "min"
+        return (
+            f"{name!r} is a running {'maximum' if larger else 'minimum'} written with if, which "
+            f"carries {name} from one iteration to the next as written; write it "
+            f"{name} = {function}({name}, {value}) instead, which paraloop combines (the plain "
+            "loop's result, ties included)"
+        )
+    return None
+
+
 def _refuse(filename: str, use: Use, message: str) -> ParaLoopError:
     return ParaLoopError(f"{filename}, line {use.line}: {message} (in '{use.source}')")
 
@@ -489,6 +534,9 @@ def _infer(name: str, value: Any, group: list[Use], filename: str) -> Aggregatio
         )
     updates = by_kind.get(None, [])
     if Kind.ASSIGN in by_kind:
+        extreme = _running_extreme(name, by_kind[Kind.ASSIGN], by_kind.get(Kind.READ, []))
+        if extreme is not None:
+            raise _refuse(filename, by_kind[Kind.ASSIGN][0], extreme)
         raise _refuse(
             filename,
             by_kind[Kind.ASSIGN][0],

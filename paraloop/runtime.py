@@ -760,6 +760,12 @@ def _run(
             strategy.updated = set()
             strategy.concurrent = _backend(loop) != "sequential"
     _check_scratch(variables, params, values, worker.__code__.co_filename, line)
+    # The module globals among the names the loop combines, as they are now (see _rebound).
+    globals_now = {
+        name: worker.__globals__[name]
+        for name in inferred
+        if (scope is None or name not in scope) and name not in local and name in worker.__globals__
+    }
     if _backend(loop) != "sequential":
         _check_iterators(variables, params, values, worker.__code__.co_filename, line, loop.iterable)
     # Sequentially too: the writes are combined at the loop's end, after the items were read.
@@ -824,7 +830,37 @@ def _run(
         result = combiner.finish()
     finally:
         job.release_guard([*combiner.result.bound.values(), combiner.result.value])
+    if result.error is None:
+        result.error = _rebound(globals_now, worker.__globals__, result.bound, uses, job)
     return result
+
+
+def _rebound(
+    before: Mapping[str, Any],
+    globs: Mapping[str, Any],
+    bound: Mapping[str, Any],
+    uses: tuple[Use, ...],
+    job: Job,
+) -> BaseException | None:
+    """A refusal where a module global the loop combines (``cnt += 1`` in the body) was rebound while
+    the loop ran by other code (a function the body calls, with ``global cnt``): the loop's own
+    result, bound to it next, would overwrite that change, which the plain loop keeps.  In worker
+    processes such a function rebinds a copy of the module, which is refused as it happens; on
+    threads, sequentially and in the caller's own chunks it rebinds the program's."""
+    for name, value in before.items():
+        if name in bound and globs.get(name, UNBOUND) is not value:
+            source = next((use.source for use in uses if use.name == name), name)
+            return hidden(
+                ParaLoopError(
+                    f"{job.filename}, line {job.line}: other code rebound the global {name!r} while "
+                    f"the loop ran (a function the body calls, with global {name}), which the body "
+                    f"updates itself ('{source}'): the loop's own result would overwrite that change. "
+                    f"Have that function return its part and update {name} in the body (or collect "
+                    "the parts in a list the body appends to), or run it as a plain loop (without "
+                    "ParaLoop)"
+                )
+            )
+    return None
 
 
 def comprehension(

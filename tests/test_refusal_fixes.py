@@ -250,6 +250,57 @@ CASES: dict[str, tuple[str, list[str], str, list[str]]] = {
         """,
         ["result"],
     ),
+    "a running maximum written with if becomes max()": (
+        """
+        biggest = 0
+        for v in ParaLoop([3, 9, 2, 9, 7, 1]):
+            if v > biggest:
+                biggest = v
+        """,
+        ["'biggest' is a running maximum written with if", "biggest = max(biggest, v)"],
+        """
+        biggest = 0
+        for v in ParaLoop([3, 9, 2, 9, 7, 1]):
+            biggest = max(biggest, v)
+        """,
+        ["biggest"],
+    ),
+    "a running minimum written with if becomes min()": (
+        """
+        least = 100.0
+        for v in ParaLoop([3.5, 9.0, 2.25, 9.0, 7.0, 1.5]):
+            if least > v:
+                least = v
+        """,
+        ["'least' is a running minimum written with if", "least = min(least, v)"],
+        """
+        least = 100.0
+        for v in ParaLoop([3.5, 9.0, 2.25, 9.0, 7.0, 1.5]):
+            least = min(least, v)
+        """,
+        ["least"],
+    ),
+    "a global a called function rebinds, besides the body's own update": (
+        """
+        cnt = 0
+        def bump():
+            global cnt
+            cnt += 1
+        for x in ParaLoop(range(6)):
+            cnt += 1
+            bump()
+        """,
+        ["rebound the global 'cnt'"],
+        """
+        cnt = 0
+        def bump():
+            return 1
+        for x in ParaLoop(range(6)):
+            cnt += 1
+            cnt += bump()
+        """,
+        ["cnt"],
+    ),
     "whole-number entries that turn float: start them as floats": (
         """
         sums = defaultdict(int)
