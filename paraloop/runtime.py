@@ -63,6 +63,7 @@ from .resources import PerWorker
 from .signal_errors import HandlerRaised, despite_ctrl_c, released, unwrap_handlers, wrap_handlers
 from .tracebacks import hidden
 from .variable import Variable
+from .walk_watch import WalkWatch, walk_of
 
 if TYPE_CHECKING:
     from .iterable_watch import BetweenItems, IterableWatch
@@ -796,6 +797,12 @@ def _run(
         and name not in job.wrapped
         and type(variables[name].value) in CONTINUED_TYPES
     }
+    walk = None
+    if _backend(loop) != "sequential" and walk_of(loop.iterable):
+        # The body may prune the walk (see paraloop.walk_watch): read through a watch.
+        walk = WalkWatch(loop.iterable, job.filename, line)
+        loop = copy.copy(loop)
+        loop.iterable = walk.items()
     chunker = _chunker(loop)
     _watch_iterable(chunker, loop, job, scope, local)
     combiner = Combiner(variables, job, inferred, chunker.held)
@@ -808,6 +815,9 @@ def _run(
         driving = _drive(outcomes, chunker, inline, bar)
         for outcome in driving:
             if combiner.add(outcome):
+                break
+            if walk is not None and (pruned := walk.check(outcome.start + outcome.size)) is not None:
+                combiner.result.error = hidden(pruned)
                 break
     except BaseException as error:  # noqa: BLE001 - handed to the generated code
         # The iterable raised, a worker died, an iteration timed out, Ctrl-C, a signal
