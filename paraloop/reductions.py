@@ -340,11 +340,13 @@ def _combined(value: object) -> str:
     return f"for a {type(value).__name__}, paraloop combines {forms}"
 
 
-def _running_extreme(name: str, stores: list[Use], reads: list[Use]) -> str | None:
+def _running_extreme(name: str, value: Any, stores: list[Use], reads: list[Use]) -> str | None:
     """The refusal of a running maximum or minimum written with ``if`` (``if v > m: m = v``), which
     carries ``m`` from one iteration to the next as written, but is ``m = max(m, v)``, which
-    paraloop combines (ties keep the earlier value, as the ``if`` does); None for other loops."""
-    if len(stores) != 1:
+    paraloop combines (ties keep the earlier value, as the ``if`` does); None for other loops:
+    ``m`` not a number (paraloop combines max() of numbers only), or read elsewhere in the body
+    (the running value, which max() would not give either)."""
+    if len(stores) != 1 or len(reads) != 1 or not is_number(value):
         return None
     import ast  # here: a refusal's wording, not worth its import for every program
 
@@ -534,7 +536,7 @@ def _infer(name: str, value: Any, group: list[Use], filename: str) -> Aggregatio
         )
     updates = by_kind.get(None, [])
     if Kind.ASSIGN in by_kind:
-        extreme = _running_extreme(name, by_kind[Kind.ASSIGN], by_kind.get(Kind.READ, []))
+        extreme = _running_extreme(name, value, by_kind[Kind.ASSIGN], by_kind.get(Kind.READ, []))
         if extreme is not None:
             raise _refuse(filename, by_kind[Kind.ASSIGN][0], extreme)
         raise _refuse(

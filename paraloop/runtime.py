@@ -138,18 +138,23 @@ def _shared_on_threads(shared: str, filename: str, line: int) -> ParaLoopError:
     changes (another iteration's seed between an iteration's ``random.seed(i)`` and its draw),
     which no plain loop does.  ``lanes=True`` says the body is safe so, and runs it; so does one
     thread (``num_processes=1``), which runs the iterations one after another."""
-    advice = (
-        "give each iteration a generator of its own (rng = random.Random(i), or "
-        "numpy.random.default_rng(i)) and draw from it"
-        if "random generator" in shared
-        else "keep the change out of the body"
-    )
+    if "random generator" in shared:
+        # Not "without threads": a seed the body calls by its own name (from random import seed)
+        # is refused on processes as a method of the generator changed (session 46's adversary).
+        advice = (
+            "Give each iteration a generator of its own (rng = random.Random(i), or "
+            "numpy.random.default_rng(i)) and draw from it, or run it with backend='sequential'"
+        )
+    else:
+        advice = (
+            "Run it without backend='threads' (worker processes run one iteration at a time each), "
+            "on one thread (num_processes=1) or with backend='sequential'; or keep the change out "
+            "of the body"
+        )
     return ParaLoopError(
         f"{filename}, line {line}: the body changes {shared}, which every thread of a process "
         "shares: with backend='threads' its iterations run side by side and would see each other's "
-        "changes. Run it without backend='threads' (worker processes run one iteration at a time "
-        f"each), on one thread (num_processes=1) or with backend='sequential'; or {advice}; or, if "
-        "iterations cannot meet there, say so with ParaLoop(..., lanes=True)"
+        f"changes. {advice}; or, if iterations cannot meet there, say so with ParaLoop(..., lanes=True)"
     )
 
 
@@ -814,10 +819,12 @@ def _run(
         outcomes = _outcomes(loop, job, chunker)
         driving = _drive(outcomes, chunker, inline, bar)
         for outcome in driving:
-            if combiner.add(outcome):
-                break
+            ended = combiner.add(outcome)
+            # Also where the chunk broke or raised: the plain walk, pruned, may not have got there.
             if walk is not None and (pruned := walk.check(outcome.start + outcome.size)) is not None:
                 combiner.result.error = hidden(pruned)
+                break
+            if ended:
                 break
     except BaseException as error:  # noqa: BLE001 - handed to the generated code
         # The iterable raised, a worker died, an iteration timed out, Ctrl-C, a signal
@@ -840,15 +847,23 @@ def _run(
         result = combiner.finish()
     finally:
         job.release_guard([*combiner.result.bound.values(), combiner.result.value])
-    if result.error is None:
-        result.error = _rebound(globals_now, worker.__globals__, result.bound, uses, job)
+    rebound = _rebound(globals_now, worker.__globals__, uses, job)
+    # Not in place of a refusal already made (the iterable watch's, which sees the same rebinding
+    # as an item is read), nor of a Ctrl-C.
+    raised = result.error
+    if rebound is not None and (
+        raised is None or (isinstance(raised, Exception) and not isinstance(raised, ParaLoopError))
+    ):
+        # Before an iteration's exception too: the plain loop raised it with the function's
+        # changes kept, which the result would have overwritten (the refusal names both).
+        rebound.__context__ = result.error
+        result.error = rebound
     return result
 
 
 def _rebound(
     before: Mapping[str, Any],
     globs: Mapping[str, Any],
-    bound: Mapping[str, Any],
     uses: tuple[Use, ...],
     job: Job,
 ) -> BaseException | None:
@@ -857,14 +872,17 @@ def _rebound(
     result, bound to it next, would overwrite that change, which the plain loop keeps.  In worker
     processes such a function rebinds a copy of the module, which is refused as it happens; on
     threads, sequentially and in the caller's own chunks it rebinds the program's."""
+    # Each of them: one the loop rebinds (cnt += 1) as one it updates in place (seen.append(i),
+    # whose appends then went to the list the function replaced).
     for name, value in before.items():
-        if name in bound and globs.get(name, UNBOUND) is not value:
+        if globs.get(name, UNBOUND) is not value:
             source = next((use.source for use in uses if use.name == name), name)
             return hidden(
                 ParaLoopError(
                     f"{job.filename}, line {job.line}: other code rebound the global {name!r} while "
-                    f"the loop ran (a function the body calls, with global {name}), which the body "
-                    f"updates itself ('{source}'): the loop's own result would overwrite that change. "
+                    f"the loop ran (a function the body calls, with global {name}, or the loop's "
+                    f"iterable), which the body updates itself ('{source}'): the loop's own result "
+                    "would overwrite that change. "
                     f"Have that function return its part and update {name} in the body (or collect "
                     "the parts in a list the body appends to), or run it as a plain loop (without "
                     "ParaLoop)"

@@ -11,8 +11,9 @@ list in its body::
 paraloop reads items ahead of the iterations (a chunk at a time, while others run): the walk has
 gone into those folders before the body changed the list, and the loop would visit what the plain
 loop skips, silently (a public script counted 91 to 262 lines for the plain loop's 92).  So, for a
-loop over a top-down ``os.walk`` or ``os.fwalk`` on a backend that reads ahead (every one but the
-sequential backend, which reads each item just before its iteration, as the plain loop does),
+loop over a top-down ``os.walk``, ``os.fwalk`` or ``pathlib.Path.walk`` on a backend that reads
+ahead (every one but the sequential backend, which reads each item just before its iteration, as
+the plain loop does),
 :class:`WalkWatch` keeps each yielded ``dirs`` list with a copy of its names, and once the chunk
 of its iteration is combined (the list changed in place by the body on threads, or written back
 from a worker's copy), a list that changed refuses the loop from there on, with advice that works:
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import collections
 import os
+import sys
 import types
 from collections.abc import Iterator
 from typing import Any
@@ -41,11 +43,25 @@ _WALKS = frozenset(
 
 
 def walk_of(iterable: Any) -> bool:
-    """Whether ``iterable`` is a top-down ``os.walk`` or ``os.fwalk`` not finished yet."""
-    if type(iterable) is not types.GeneratorType or iterable.gi_code not in _WALKS:
+    """Whether ``iterable`` is a top-down ``os.walk``, ``os.fwalk`` or ``pathlib.Path.walk`` (Python
+    3.12+) not finished yet."""
+    if type(iterable) is not types.GeneratorType:
+        return False
+    code = iterable.gi_code
+    if code not in _WALKS and code is not _path_walk():
         return False
     frame = iterable.gi_frame
-    return frame is not None and frame.f_locals.get("topdown", True) is not False
+    if frame is None:
+        return False
+    local = frame.f_locals
+    return local.get("topdown", True) is not False and local.get("top_down", True) is not False
+
+
+def _path_walk() -> Any:
+    """The code of ``pathlib.Path.walk``, where pathlib is imported (a loop over one imported it)."""
+    pathlib = sys.modules.get("pathlib")
+    walk = getattr(getattr(pathlib, "Path", None), "walk", None)
+    return getattr(walk, "__code__", None)
 
 
 class WalkWatch:
@@ -62,6 +78,7 @@ class WalkWatch:
         """The walk's items, as it yields them, each ``dirs`` list noted."""
         for item in self._walk:
             if type(item) is tuple and len(item) >= 3 and type(item[1]) is list:
+                # (root, dirs, files), and fwalk's descriptor after them
                 self._yielded.append((self._index, item[0], item[1], list(item[1])))
             self._index += 1
             yield item

@@ -227,9 +227,12 @@ def test_seeding_each_iteration_gives_the_plain_draws_on_threads_or_is_refused(
         _load(load_module, source, threads)
     message = str(refused.value)
     assert ", line 6: the body changes the global random generator (line 7: random.seed(i))" in message
-    assert "without backend='threads'" in message
-    # The advice: without backend='threads' (worker processes), or sequentially.
-    assert _load(load_module, source.replace(', backend="threads"', ""), threads).result == expected
+    assert "rng = random.Random(i)" in message and "backend='sequential'" in message
+    # The advice: a generator of each iteration's own, or sequentially.
+    own = source.replace("random.seed(i)", "rng = random.Random(i)").replace(
+        "random.random()", "rng.random()"
+    )
+    assert _load(load_module, own, threads).result == _plain(own)
     sequential = source.replace('backend="threads"', 'backend="sequential"')
     assert _load(load_module, sequential, threads).result == expected
 
