@@ -28,18 +28,16 @@ from __future__ import annotations
 
 import ast
 import re
-import struct
 import warnings
-from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import numpy as np
 import pytest
 from conftest import settings_for
+from differences import difference, short
 from plain_loop import run_plain
 
 import paraloop
@@ -166,68 +164,6 @@ def plain_outcome(case: Case) -> Outcome:
         assert outcome.kind != "refused", f"{case.id}: the plain run raised {outcome.value!r}"
         _plain[case.id] = outcome
     return _plain[case.id]
-
-
-def short(value: Any, limit: int = 300) -> str:
-    if isinstance(value, np.ndarray):
-        text = f"array({np.array2string(value, threshold=40, precision=17)}, dtype={value.dtype})"
-    else:
-        text = repr(value)
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def float_bits(value: float) -> bytes:
-    return struct.pack("<d", value)
-
-
-def difference(plain: Any, got: Any, where: str = "result") -> str | None:
-    """Where ``got`` differs from ``plain`` (type, value, float bits, dtype, key order), or None."""
-    if type(plain) is not type(got):
-        return f"{where}: {type(got).__name__} {short(got)} instead of {type(plain).__name__} {short(plain)}"
-    if isinstance(plain, float):
-        if float_bits(plain) != float_bits(got):
-            return f"{where}: {got!r} instead of {plain!r}"
-        return None
-    if isinstance(plain, complex):
-        if (float_bits(plain.real), float_bits(plain.imag)) != (float_bits(got.real), float_bits(got.imag)):
-            return f"{where}: {got!r} instead of {plain!r}"
-        return None
-    if isinstance(plain, np.ndarray):
-        if plain.dtype != got.dtype or plain.shape != got.shape:
-            return f"{where}: dtype {got.dtype} shape {got.shape} instead of {plain.dtype} {plain.shape}"
-        if plain.dtype.hasobject:
-            return difference(plain.tolist(), got.tolist(), where)
-        if np.ascontiguousarray(plain).tobytes() != np.ascontiguousarray(got).tobytes():
-            return f"{where}: {short(got)} instead of {short(plain)}"
-        return None
-    if isinstance(plain, np.generic):
-        if plain.dtype != got.dtype or plain.tobytes() != got.tobytes():
-            return f"{where}: {got!r} instead of {plain!r}"
-        return None
-    if isinstance(plain, (list, tuple, deque)):
-        if len(plain) != len(got):
-            return f"{where}: {len(got)} items {short(got)} instead of {len(plain)} {short(plain)}"
-        if isinstance(plain, deque) and plain.maxlen != got.maxlen:
-            return f"{where}: maxlen {got.maxlen} instead of {plain.maxlen}"
-        for index, (a, b) in enumerate(zip(plain, got)):
-            found = difference(a, b, f"{where}[{index}]")
-            if found:
-                return found
-        return None
-    if isinstance(plain, dict):
-        if list(plain) != list(got):
-            return f"{where}: keys {list(got)!r} instead of {list(plain)!r}"
-        if isinstance(plain, defaultdict) and plain.default_factory is not got.default_factory:
-            return f"{where}: default_factory {got.default_factory!r} instead of {plain.default_factory!r}"
-        for key in plain:
-            found = difference(plain[key], got[key], f"{where}[{key!r}]")
-            if found:
-                return found
-        return None
-    if plain != got:
-        return f"{where}: {short(got)} instead of {short(plain)}"
-    return None
 
 
 def first_line(error: BaseException) -> str:

@@ -58,7 +58,6 @@ from __future__ import annotations
 import os
 import random
 import re
-import struct
 import textwrap
 import traceback
 import warnings
@@ -70,6 +69,7 @@ from typing import Any
 import numpy as np
 import pytest
 from conftest import settings_for
+from differences import difference
 
 import paraloop
 
@@ -89,48 +89,6 @@ pytestmark = pytest.mark.timeout(120)
 # ---------------------------------------------------------------------------
 # Running a script plainly and through paraloop, and comparing what it leaves
 # ---------------------------------------------------------------------------
-
-
-def float_bits(value: float) -> bytes:
-    return struct.pack("<d", value)
-
-
-def difference(plain: Any, got: Any, where: str) -> str | None:
-    """Where ``got`` differs from ``plain``: type, value, repr (float bits, key and set order),
-    numpy dtype, shape and bytes; None when they are the same."""
-    if type(plain) is not type(got):
-        return f"{where}: {type(got).__name__} {got!r:.300} instead of {type(plain).__name__} {plain!r:.300}"
-    if isinstance(plain, np.ndarray):
-        if plain.dtype != got.dtype or plain.shape != got.shape:
-            return f"{where}: dtype {got.dtype} shape {got.shape} instead of {plain.dtype} {plain.shape}"
-        if np.ascontiguousarray(plain).tobytes() != np.ascontiguousarray(got).tobytes():
-            return f"{where}: {got!r:.300} instead of {plain!r:.300}"
-        return None
-    if isinstance(plain, np.generic):
-        if plain.dtype != got.dtype or plain.tobytes() != got.tobytes():
-            return f"{where}: {got!r} instead of {plain!r}"
-        return None
-    if isinstance(plain, float):
-        return None if float_bits(plain) == float_bits(got) else f"{where}: {got!r} instead of {plain!r}"
-    if isinstance(plain, (list, tuple)):
-        if len(plain) != len(got):
-            return f"{where}: {len(got)} items {got!r:.300} instead of {len(plain)} {plain!r:.300}"
-        for index, (a, b) in enumerate(zip(plain, got)):
-            found = difference(a, b, f"{where}[{index}]")
-            if found:
-                return found
-        return None
-    if isinstance(plain, dict):
-        if list(plain) != list(got):
-            return f"{where}: keys {list(got)!r:.400} instead of {list(plain)!r:.400}"
-        for key in plain:
-            found = difference(plain[key], got[key], f"{where}[{key!r}]")
-            if found:
-                return found
-        return None
-    if plain != got or repr(plain) != repr(got):
-        return f"{where}: {got!r:.400} instead of {plain!r:.400}"
-    return None
 
 
 def plain_run(source: str, capsys: pytest.CaptureFixture[str]) -> tuple[dict[str, Any], str]:
