@@ -336,15 +336,15 @@ class Chunker:
         if self.exhausted or self.stopped:
             return None
         size = self.size
-        if paired_above and not self.fixed and self._sequence is not None:
-            known = length(self._sequence)
-            if known is not None and known - self.position > paired_above:
-                minimum = max(minimum, 2)
         if not self.fixed:
-            known = length(self._sequence) if self._sequence is not None and self._measured else None
+            wanted = self._sequence is not None and (self._measured or paired_above)
+            known = length(self._sequence) if wanted else None
             if known is not None:
                 left = known - self.position
-                size = min(size, max(self._floor, -(-left // TAIL_SHARE)))
+                if self._measured:
+                    size = min(size, max(self._floor, -(-left // TAIL_SHARE)))
+                if paired_above and left > paired_above:
+                    minimum = max(minimum, 2)
             # A minimum asked for (the caller finishing a loop itself) may pass MAX_CHUNK for a
             # sequence, whose items are there already (MAX_CHUNK_BYTES still bounds them below);
             # an iterator's read-ahead stays bounded.

@@ -350,41 +350,38 @@ def _running_extreme(name: str, value: Any, stores: list[Use], reads: list[Use])
         return None
     import ast  # here: a refusal's wording, not worth its import for every program
 
-    for read in reads:
-        line = read.source.partition("\n")[0]
-        test = line.removeprefix("if ").removeprefix("elif ").removesuffix(":")
-        if test == line or not line.endswith(":"):
-            continue
-        try:
-            compare = ast.parse(test, mode="eval").body
-        except SyntaxError:
-            continue
-        if not (isinstance(compare, ast.Compare) and len(compare.ops) == 1):
-            continue
-        left, op, right = compare.left, compare.ops[0], compare.comparators[0]
-        if isinstance(right, ast.Name) and right.id == name:
-            other, larger = left, isinstance(op, ast.Gt)  # v > m: m = v keeps the larger
-            if not isinstance(op, (ast.Gt, ast.Lt)):
-                continue
-        elif isinstance(left, ast.Name) and left.id == name:
-            other, larger = right, isinstance(op, ast.Lt)  # m < v: m = v keeps the larger
-            if not isinstance(op, (ast.Gt, ast.Lt)):
-                continue
-        else:
-            continue
-        value = ast.unparse(other)
-        # The if holds that one store and nothing else (an argmax's second name would still
-        # be carried): its source, as the rewriter spells it, is whole.
-        if stores[0].source != f"{name} = {value}" or read.source != f"{line}\n    {name} = {value}":
-            continue
-        function = "max" if larger else "min"
-        return (
-            f"{name!r} is a running {'maximum' if larger else 'minimum'} written with if, which "
-            f"carries {name} from one iteration to the next as written; write it "
-            f"{name} = {function}({name}, {value}) instead, which paraloop combines (the plain "
-            "loop's result, ties included)"
-        )
-    return None
+    read = reads[0]
+    line = read.source.partition("\n")[0]
+    test = line.removeprefix("if ").removeprefix("elif ").removesuffix(":")
+    if test == line or not line.endswith(":"):
+        return None
+    try:
+        compare = ast.parse(test, mode="eval").body
+    except SyntaxError:
+        return None
+    if not (isinstance(compare, ast.Compare) and len(compare.ops) == 1):
+        return None
+    left, op, right = compare.left, compare.ops[0], compare.comparators[0]
+    if not isinstance(op, (ast.Gt, ast.Lt)):
+        return None
+    if isinstance(right, ast.Name) and right.id == name:
+        other, larger = left, isinstance(op, ast.Gt)  # v > m: m = v keeps the larger
+    elif isinstance(left, ast.Name) and left.id == name:
+        other, larger = right, isinstance(op, ast.Lt)  # m < v: m = v keeps the larger
+    else:
+        return None
+    value = ast.unparse(other)
+    # The if holds that one store and nothing else (an argmax's second name would still be
+    # carried): its source, as the rewriter spells it, is whole.
+    if stores[0].source != f"{name} = {value}" or read.source != f"{line}\n    {name} = {value}":
+        return None
+    function = "max" if larger else "min"
+    return (
+        f"{name!r} is a running {'maximum' if larger else 'minimum'} written with if, which "
+        f"carries {name} from one iteration to the next as written; write it "
+        f"{name} = {function}({name}, {value}) instead, which paraloop combines (the plain "
+        "loop's result, ties included)"
+    )
 
 
 def _refuse(filename: str, use: Use, message: str) -> ParaLoopError:

@@ -11,10 +11,10 @@ from paraloop import ParaLoopError, serialize
 from paraloop.chunks import MAX_CHUNK, MAX_CHUNK_BYTES, PIECE, TAIL_SHARE, Chunker
 
 
-def cut(chunker: Chunker, seconds_per_item: float) -> list[tuple[int, int]]:
+def cut(chunker: Chunker, seconds_per_item: float, paired_above: int = 0) -> list[tuple[int, int]]:
     """Every chunk as (start, size), each measured as it comes back."""
     chunks = []
-    while (chunk := chunker.next()) is not None:
+    while (chunk := chunker.next(paired_above=paired_above)) is not None:
         chunks.append((chunk.start, len(chunk.items)))
         chunker.observe(len(chunk.items), seconds_per_item * len(chunk.items))
     return chunks
@@ -203,11 +203,7 @@ def test_paired_chunks_hold_two_items_until_the_last_ones_then_follow_the_time()
     """``paired_above`` (the threads backend's many threads): while more items than that are
     left of a sequence, a chunk holds two at least, from the first chunk on; the last ones go one
     by one as the measured time says (iterations of 30 ms against a 20 ms target)."""
-    chunker = Chunker(list(range(40)))
-    chunks = []
-    while (chunk := chunker.next(paired_above=6)) is not None:
-        chunks.append((chunk.start, len(chunk.items)))
-        chunker.observe(len(chunk.items), 0.03 * len(chunk.items))
+    chunks = cut(Chunker(list(range(40))), 0.03, paired_above=6)
     assert chunks == [(start, 2) for start in range(0, 34, 2)] + [(start, 1) for start in range(34, 40)]
 
 
@@ -222,10 +218,7 @@ def test_paired_chunks_hold_two_items_until_the_last_ones_then_follow_the_time()
 def test_paired_chunks_change_nothing_where_chunks_are_larger_or_the_length_unknown(
     chunker: Chunker, seconds: float
 ) -> None:
-    sizes = []
-    while (chunk := chunker.next(paired_above=6)) is not None:
-        sizes.append(len(chunk.items))
-        chunker.observe(len(chunk.items), seconds * len(chunk.items))
+    sizes = [size for _, size in cut(chunker, seconds, paired_above=6)]
     if seconds < 1e-3:
         assert sizes[0] == 2 and max(sizes) > 2, sizes
     else:
